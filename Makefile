@@ -1,0 +1,44 @@
+# Tollway: `make run` runs the gateway on 127.0.0.1:8080 (SQLite); `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+CONFIG ?= examples/quickstart.yaml
+export TOLLWAY_ADMIN_TOKEN ?= dev-admin-token
+
+.PHONY: run test lint typecheck unit clean venv dev-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.run-installed
+
+venv: $(VENV)/.run-installed
+dev-venv: $(VENV)/.dev-installed
+
+run: venv
+	$(BIN)/tollway serve --config $(CONFIG) --host $(HOST) --port $(PORT)
+
+lint: dev-venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: dev-venv
+	$(BIN)/mypy
+
+unit: dev-venv
+	$(BIN)/pytest -q tests/unit
+
+test: lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tollway.db .tollway

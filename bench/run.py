@@ -1,0 +1,720 @@
+#!/usr/bin/env python3
+"""Tollway benchmark harness (stdlib only).
+
+Starts a fast upstream (nginx returning a fixed chat.completion), then, one at a
+time, each target in front of it, and drives every target with the same wrk
+load (same POST body, same Lua script, same durations):
+
+    direct       wrk -> nginx                                   (the floor)
+    passthrough  wrk -> bare Python ASGI pass-through -> nginx  (100% reference)
+    tollway      wrk -> tollway serve (auth + metering on) -> nginx
+    litellm      wrk -> LiteLLM proxy (production settings) -> nginx
+
+Every Python server is a single worker process pinned to core 0 with taskset;
+nginx and wrk share core 1. Each load run is bounded by wrk's -d duration and a
+subprocess timeout; all traffic stays on 127.0.0.1.
+
+    python3 bench/run.py                 # main comparison, prints a markdown table
+    python3 bench/run.py --write         # ... and updates docs/benchmarks.md
+    python3 bench/run.py --candidates    # server/client candidates for the pass-through
+    python3 bench/run.py --candidates --write   # ... and updates docs/decisions.md
+
+Run bench/setup.sh first (nginx, wrk, bench/.venv, bench/.venv-litellm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DOCS = REPO / "docs"
+RESULTS = BENCH / "results"
+
+BODY = '{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
+PATH = "/v1/chat/completions"
+UPSTREAM_KEY = "sk-upstream"
+TOLLWAY_KEY = "bench-key"
+LITELLM_KEY = "sk-bench-master"
+
+TARGET_CORE = "0"  # Python servers under test
+LOAD_CORE = "1"  # nginx + wrk
+
+# The server/client pair chosen in docs/decisions.md; the main run's reference.
+DEFAULT_PASSTHROUGH = "granian+aiohttp"
+
+SERVERS = ("uvicorn", "granian")
+CLIENTS = ("aiohttp", "httpx")
+
+RESULTS_START = "<!-- bench:results:start -->"
+RESULTS_END = "<!-- bench:results:end -->"
+CAND_START = "<!-- bench:candidates:start -->"
+CAND_END = "<!-- bench:candidates:end -->"
+
+
+# --------------------------------------------------------------------------- utils
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ncpu() -> int:
+    return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def pinned(core: str, argv: list[str]) -> list[str]:
+    if shutil.which("taskset") and ncpu() >= 2:
+        return ["taskset", "-c", core, *argv]
+    return argv
+
+
+def http(method: str, url: str, body: str | None, headers: dict[str, str], timeout: float = 5.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Proc:
+    """A child process in its own session, stopped by its own process group id."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None, logdir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.logfile = logdir / f"{name}.log"
+        self._fh = self.logfile.open("wb")
+        full_env = os.environ.copy()
+        full_env.update(env or {})
+        self.p = subprocess.Popen(
+            argv, stdout=self._fh, stderr=subprocess.STDOUT, env=full_env, start_new_session=True, cwd=str(BENCH)
+        )
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def tail(self, n: int = 25) -> str:
+        try:
+            lines = self.logfile.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 8.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.p.pid, sig)  # the group this Popen created, nothing else
+                except ProcessLookupError:
+                    break
+                try:
+                    self.p.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self._fh.close()
+
+
+# --------------------------------------------------------------------------- upstream
+
+
+def compact_json(path: Path) -> str:
+    text = json.dumps(json.loads(path.read_text()), separators=(",", ":"))
+    if "'" in text or "\\" in text:
+        raise SystemExit(f"{path}: keep single quotes and backslashes out of the fixed body")
+    return text
+
+
+def start_nginx(tmp: Path, logdir: Path) -> tuple[Proc, int]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("nginx is not installed: run bench/setup.sh")
+    port = free_port()
+    conf = (BENCH / "upstream" / "nginx.conf.tmpl").read_text()
+    for key, val in {
+        "{tmp}": str(tmp),
+        "{port}": str(port),
+        "{completion}": compact_json(BENCH / "upstream" / "chat_completion.json"),
+        "{models}": compact_json(BENCH / "upstream" / "models.json"),
+    }.items():
+        conf = conf.replace(key, val)
+    conf_path = tmp / "nginx.conf"
+    conf_path.write_text(conf)
+    argv = pinned(LOAD_CORE, [nginx, "-e", str(tmp / "nginx-error.log"), "-p", str(tmp), "-c", str(conf_path)])
+    proc = Proc("nginx", argv, None, logdir)
+    return proc, port
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass
+class Target:
+    name: str  # short id: direct, passthrough, tollway, litellm, or a candidate
+    label: str  # what the table shows
+    key: str  # bearer token wrk sends
+    url: str = ""
+    proc: Proc | None = None
+    note: str = ""
+
+
+def wait_ready(target: Target, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {target.key}"}
+    while time.monotonic() < deadline:
+        if target.proc is not None and not target.proc.alive():
+            raise RuntimeError(f"{target.name} exited early (rc={target.proc.p.returncode}):\n{target.proc.tail()}")
+        try:
+            status, body = http("POST", target.url + PATH, BODY, headers, timeout=10)
+            if status == 200 and b'"usage"' in body:
+                return
+            last = f"HTTP {status}: {body[:300]!r}"
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.25)
+    tail = target.proc.tail() if target.proc else ""
+    raise RuntimeError(f"{target.name} not ready after {timeout:.0f}s (last: {last})\n{tail}")
+
+
+def passthrough_argv(server: str, port: int) -> list[str]:
+    venv = BENCH / ".venv" / "bin"
+    if server == "uvicorn":
+        return [
+            str(venv / "uvicorn"), "passthrough:app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    if server == "granian":
+        return [
+            str(venv / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--http", "1",
+            "--no-ws", "--log-level", "warning", "passthrough:app",
+        ]  # fmt: skip
+    raise ValueError(server)
+
+
+def start_passthrough(name: str, server: str, client: str, upstream: str, logdir: Path) -> Target:
+    venv = BENCH / ".venv" / "bin"
+    if not (venv / server).exists():
+        raise RuntimeError(f"bench/.venv lacks {server}: run bench/setup.sh")
+    port = free_port()
+    env = {"BENCH_CLIENT": client, "BENCH_UPSTREAM": upstream + "/v1", "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    proc = Proc(name, pinned(TARGET_CORE, passthrough_argv(server, port)), env, logdir)
+    label = f"bare pass-through ({server} + {client})"
+    return Target(name, label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
+
+
+def tollway_bin(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("TOLLWAY_BIN") or REPO / ".venv" / "bin" / "tollway")
+
+
+def start_tollway(binary: Path, upstream: str, tmp: Path, logdir: Path) -> Target:
+    port = free_port()
+    cfg = tmp / "tollway.yaml"
+    cfg.write_text(
+        "providers:\n"
+        f'  - {{name: upstream, type: openai, base_url: "{upstream}/v1", api_key: "{UPSTREAM_KEY}"}}\n'
+        "models:\n"
+        "  - {name: bench, targets: [{provider: upstream, model: gpt-4o-mini}]}\n"
+        "consumers:\n"
+        f"  - {{username: bench-user, keys: [{TOLLWAY_KEY}]}}\n"
+    )
+    state = tmp / "tollway"
+    (state / "journal").mkdir(parents=True, exist_ok=True)
+    env = {
+        "TOLLWAY_DATABASE_URL": f"sqlite:///{state}/bench.db",
+        "TOLLWAY_JOURNAL_DIR": str(state / "journal"),
+        "TOLLWAY_ADMIN_TOKEN": "bench",
+    }
+    argv = [str(binary), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+    proc = Proc("tollway", pinned(TARGET_CORE, argv), env, logdir)
+    return Target("tollway", "Tollway (1 worker, auth + metering)", TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
+
+
+LITELLM_ENV = {
+    # Production recommendations from LiteLLM's "Best Practices for Production"
+    # page (docs.litellm.ai/docs/proxy/prod): no FastAPI info logs, no .env
+    # loading; plus: the bundled model cost map (no network at startup), and the
+    # no-Redis banner off since it runs one worker on purpose.
+    "LITELLM_LOG": "ERROR",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_DISABLE_NO_REDIS_WARNING": "true",
+    "DATABASE_URL": "",
+}
+
+
+def litellm_config(upstream: str) -> str:
+    return f"""\
+# LiteLLM proxy config for the benchmark, following its production best practices
+# (docs.litellm.ai/docs/proxy/prod): master key set (auth on, like Tollway),
+# batched spend writes, spend/error logs off, debug logging off.
+model_list:
+  - model_name: bench
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: {upstream}/v1
+      api_key: {UPSTREAM_KEY}
+
+general_settings:
+  master_key: {LITELLM_KEY}
+  proxy_batch_write_at: 60
+  disable_spend_logs: true
+  disable_error_logs: true
+
+litellm_settings:
+  request_timeout: 600
+  set_verbose: false
+  json_logs: true
+"""
+
+
+def start_litellm(upstream: str, tmp: Path, logdir: Path) -> Target:
+    binary = BENCH / ".venv-litellm" / "bin" / "litellm"
+    if not binary.exists():
+        raise RuntimeError("bench/.venv-litellm/bin/litellm missing: run bench/setup.sh")
+    port = free_port()
+    cfg = tmp / "litellm.yaml"
+    cfg.write_text(litellm_config(upstream))
+    # One Uvicorn worker, as its docs suggest ("1 Uvicorn worker per pod").
+    argv = [str(binary), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    env = dict(LITELLM_ENV)
+    proc = Proc("litellm", pinned(TARGET_CORE, argv), env, logdir)
+    return Target("litellm", f"LiteLLM proxy {litellm_version()} (1 worker)", LITELLM_KEY, f"http://127.0.0.1:{port}", proc)
+
+
+def litellm_version() -> str:
+    site = BENCH / ".venv-litellm" / "lib"
+    for meta in site.glob("python*/site-packages/litellm-*.dist-info/METADATA"):
+        for line in meta.read_text(errors="replace").splitlines():
+            if line.startswith("Version:"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class WrkResult:
+    connections: int
+    duration_s: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int = 0
+    socket_errors: int = 0
+
+
+@dataclass
+class Row:
+    name: str
+    label: str
+    c1: list[WrkResult] = field(default_factory=list)
+    cn: list[WrkResult] = field(default_factory=list)
+    skipped: str = ""
+    note: str = ""
+
+    def p50_c1(self) -> float:
+        return statistics.median(r.p50_ms for r in self.c1)
+
+    def p99_c1(self) -> float:
+        return statistics.median(r.p99_ms for r in self.c1)
+
+    def rps_c1(self) -> float:
+        return statistics.median(r.rps for r in self.c1)
+
+    def rps(self) -> float:
+        return statistics.median(r.rps for r in self.cn)
+
+    def p50_cn(self) -> float:
+        return statistics.median(r.p50_ms for r in self.cn)
+
+    def p99_cn(self) -> float:
+        return statistics.median(r.p99_ms for r in self.cn)
+
+    def errors(self) -> int:
+        return sum(r.non_2xx + r.socket_errors for r in self.c1 + self.cn)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not m:
+        raise ValueError(f"cannot parse wrk latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out: str, connections: int, duration: float) -> WrkResult:
+    def grab(pattern: str) -> str:
+        m = re.search(pattern, out, re.M)
+        if not m:
+            raise ValueError(f"wrk output lacks {pattern!r}:\n{out}")
+        return m.group(1)
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkResult(
+        connections=connections,
+        duration_s=duration,
+        rps=float(grab(r"^Requests/sec:\s+([\d.]+)")),
+        p50_ms=_ms(grab(r"^\s+50%\s+(\S+)")),
+        p99_ms=_ms(grab(r"^\s+99%\s+(\S+)")),
+        requests=int(grab(r"^\s+(\d+) requests in")),
+        non_2xx=int(non2xx.group(1)) if non2xx else 0,
+        socket_errors=sum(int(x) for x in sock.groups()) if sock else 0,
+    )
+
+
+def wrk_script(tmp: Path, key: str) -> Path:
+    path = tmp / f"post-{key}.lua"
+    body = BODY.replace("\\", "\\\\").replace('"', '\\"')
+    path.write_text(
+        "-- POST the same chat completion on every request (generated by bench/run.py)\n"
+        'wrk.method = "POST"\n'
+        f'wrk.body = "{body}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    return path
+
+
+def run_wrk(url: str, script: Path, connections: int, duration: float) -> tuple[WrkResult, str]:
+    argv = pinned(
+        LOAD_CORE,
+        [
+            "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "--latency",
+            "-s", str(script), url + PATH,
+        ],
+    )  # fmt: skip
+    # Bounded twice: wrk's own -d, and a hard timeout here.
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+    return parse_wrk(proc.stdout, connections, duration), proc.stdout
+
+
+def measure(target: Target, tmp: Path, args: argparse.Namespace, row: Row, raw: list[str]) -> None:
+    script = wrk_script(tmp, target.key)
+    if args.warmup > 0:
+        log(f"  warm-up {args.warmup:g}s at c={args.connections}")
+        run_wrk(target.url, script, args.connections, args.warmup)
+    log(f"  c=1 for {args.duration:g}s")
+    res, out = run_wrk(target.url, script, 1, args.duration)
+    row.c1.append(res)
+    raw.append(f"## {target.name} c=1\n{out}")
+    log(f"  c={args.connections} for {args.duration:g}s")
+    res, out = run_wrk(target.url, script, args.connections, args.duration)
+    row.cn.append(res)
+    raw.append(f"## {target.name} c={args.connections}\n{out}")
+    if row.errors():
+        log(f"  WARNING: {row.errors()} non-2xx/socket errors")
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def fmt_ms(v: float) -> str:
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def table(rows: list[Row], ref: str, connections: int) -> str:
+    ref_row = next((r for r in rows if r.name == ref and not r.skipped), None)
+    direct = next((r for r in rows if r.name == "direct" and not r.skipped), None)
+    head = (
+        f"| target | req/s (c={connections}) | p50 ms (c=1) | p99 ms (c=1) | p50 ms (c={connections}) "
+        f"| p99 ms (c={connections}) | throughput vs pass-through | added p50 vs direct (c=1) "
+        "| added p50 vs pass-through (c=1) | errors |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in rows:
+        if r.skipped:
+            lines.append(f"| {r.label} | skipped: {r.skipped} | | | | | | | | |")
+            continue
+        ratio = f"{r.rps() / ref_row.rps():.0%}" if ref_row else "n/a"
+        added = f"{r.p50_c1() - direct.p50_c1():+.3f} ms" if direct else "n/a"
+        added_pt = f"{r.p50_c1() - ref_row.p50_c1():+.3f} ms" if ref_row else "n/a"
+        lines.append(
+            f"| {r.label} | {r.rps():,.0f} | {fmt_ms(r.p50_c1())} | {fmt_ms(r.p99_c1())} | {fmt_ms(r.p50_cn())} "
+            f"| {fmt_ms(r.p99_cn())} | {ratio} | {added} | {added_pt} | {r.errors()} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def verdicts(rows: list[Row], ref: str) -> str:
+    by = {r.name: r for r in rows if not r.skipped}
+    tw, pt, direct, ll = by.get("tollway"), by.get(ref), by.get("direct"), by.get("litellm")
+    out = []
+
+    def line(ok: bool, text: str) -> None:
+        out.append(f"- {'PASS' if ok else 'FAIL'}: {text}")
+
+    if tw and pt:
+        ratio = tw.rps() / pt.rps()
+        line(ratio >= 0.60, f"Tollway keeps {ratio:.0%} of the bare pass-through's throughput (target >= 60%)")
+    if tw and direct:
+        added = tw.p50_c1() - direct.p50_c1()
+        line(added <= 0.5, f"Tollway adds {added:.3f} ms p50 at c=1 over the direct upstream (target <= 0.5 ms)")
+    if tw and ll:
+        x = tw.rps() / ll.rps()
+        line(x >= 30, f"Tollway does {x:.1f}x the LiteLLM proxy's throughput (target >= 30x)")
+    if not tw:
+        out.append("- not judged: Tollway was not measured in this run")
+    if tw and tw.errors():
+        out.append(f"- WARNING: Tollway answered {tw.errors()} requests with non-2xx or socket errors")
+    return "\n".join(out) + "\n"
+
+
+def machine_line() -> str:
+    return f"{ncpu()} cores ({cpu_model()}), {platform.system()} {platform.release()}, Python {platform.python_version()} (harness)"
+
+
+def replace_between(path: Path, start: str, end: str, content: str, skeleton: str) -> None:
+    text = path.read_text() if path.exists() else skeleton
+    if start not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n{start}\n{end}\n"
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{before}{start}\n{content.rstrip()}\n{end}{after}")
+
+
+BENCHMARKS_SKELETON = """# Benchmarks
+
+How fast Tollway's hot path is, measured by `bench/run.py` against peers on the
+same fast upstream with the same load generator. See "Method" below.
+
+<!-- bench:results:start -->
+<!-- bench:results:end -->
+"""
+
+DECISIONS_SKELETON = """# Decisions
+
+<!-- bench:candidates:start -->
+<!-- bench:candidates:end -->
+"""
+
+
+# --------------------------------------------------------------------------- main
+
+
+def environment_notes(args: argparse.Namespace) -> str:
+    return (
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
+        f"- machine: {machine_line()}\n"
+        f"- wrk {args.wrk_version}, nginx {args.nginx_version}; {args.duration:g} s per run after a "
+        f"{args.warmup:g} s warm-up, median of {args.repeat} run(s); c=1 for latency, c={args.connections} "
+        "for throughput\n"
+        f"- pinning: targets on core {TARGET_CORE}; nginx and wrk on core {LOAD_CORE}\n"
+        f"- command: `{args.command}`\n"
+    )
+
+
+def tool_versions(args: argparse.Namespace) -> None:
+    def first_line(argv: list[str]) -> str:
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+        return (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "?"
+
+    m = re.search(r"wrk ([\d.]+)", first_line(["wrk", "--version"]))
+    args.wrk_version = m.group(1) if m else "?"
+    m = re.search(r"nginx/([\d.]+)", first_line([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]))
+    args.nginx_version = m.group(1) if m else "?"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run (default 10)")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load per target (default 3)")
+    ap.add_argument("--connections", type=int, default=64, help="concurrency for the throughput run (default 64)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds over all targets; medians are reported")
+    ap.add_argument("--targets", default="direct,passthrough,tollway,litellm", help="comma list (main mode)")
+    ap.add_argument(
+        "--passthrough", default=DEFAULT_PASSTHROUGH, help=f"server+client of the reference (default {DEFAULT_PASSTHROUGH})"
+    )
+    ap.add_argument("--tollway-bin", default=None, help="path of the tollway CLI (default: REPO/.venv/bin/tollway)")
+    ap.add_argument("--candidates", action="store_true", help="compare pass-through server/client candidates")
+    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md (or docs/decisions.md)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    args = ap.parse_args()
+    args.command = "python3 bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    args.command = args.command.strip()
+
+    for tool in ("wrk",):
+        if not shutil.which(tool):
+            log(f"{tool} is not installed: run bench/setup.sh")
+            return 2
+    tool_versions(args)
+    if ncpu() < 2:
+        log("fewer than 2 cores: running unpinned, figures are not comparable")
+
+    tmp = Path(tempfile.mkdtemp(prefix="tollway-bench-"))
+    logdir = tmp / "logs"
+    logdir.mkdir()
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw: list[str] = []
+    procs: list[Proc] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+
+    try:
+        nginx, nport = start_nginx(tmp, logdir)
+        procs.append(nginx)
+        upstream = f"http://127.0.0.1:{nport}"
+        wait_ready(Target("nginx", "nginx", UPSTREAM_KEY, upstream, nginx), 10)
+        log(f"nginx upstream on {upstream} (core {LOAD_CORE})")
+
+        plan: list[tuple[str, str]] = []  # (name, label) in order
+        if args.candidates:
+            plan.append(("direct", "direct upstream (nginx)"))
+            for server in SERVERS:
+                for client in CLIENTS:
+                    plan.append((f"{server}+{client}", f"{server} + {client}"))
+            ref = f"{DEFAULT_PASSTHROUGH}"
+        else:
+            wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
+            labels = {"direct": "direct upstream (nginx)", "passthrough": "bare pass-through", "tollway": "Tollway", "litellm": "LiteLLM proxy"}
+            for t in wanted:
+                if t not in labels:
+                    log(f"unknown target {t!r}; choose from {', '.join(labels)}")
+                    return 2
+                plan.append((t, labels[t]))
+            ref = "passthrough"
+
+        rows = {name: Row(name, label) for name, label in plan}
+        for rnd in range(args.repeat):
+            for name, _label in plan:
+                row = rows[name]
+                if row.skipped:
+                    continue
+                log(f"[round {rnd + 1}/{args.repeat}] {name}")
+                target: Target | None = None
+                try:
+                    if name == "direct":
+                        target = Target("direct", "direct upstream (nginx)", UPSTREAM_KEY, upstream)
+                    elif name == "tollway":
+                        binary = tollway_bin(args.tollway_bin)
+                        if not binary.exists():
+                            row.skipped = f"`{binary}` not found (build the gateway: make install)"
+                            log(f"  SKIP tollway: {binary} not found")
+                            continue
+                        target = start_tollway(binary, upstream, tmp, logdir)
+                    elif name == "litellm":
+                        target = start_litellm(upstream, tmp, logdir)
+                    else:
+                        server, client = (args.passthrough if name == "passthrough" else name).split("+")
+                        target = start_passthrough(name.replace("+", "-"), server, client, upstream, logdir)
+                    if target.proc:
+                        procs.append(target.proc)
+                    wait_ready(target, 120 if name == "litellm" else 30)
+                    row.label = target.label
+                    measure(target, tmp, args, row, raw)
+                    log(
+                        f"  -> {row.cn[-1].rps:,.0f} req/s at c={args.connections}, "
+                        f"p50 {row.c1[-1].p50_ms:.3f} ms at c=1"
+                    )
+                except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+                    row.skipped = str(exc).splitlines()[0][:160]
+                    log(f"  FAILED {name}: {exc}")
+                finally:
+                    if target is not None and target.proc is not None:
+                        target.proc.stop()
+                        procs.remove(target.proc)
+                        # keep the log for the post-mortem
+                        shutil.copy(target.proc.logfile, RESULTS / f"{stamp}-{target.proc.name}.log")
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        for p in procs:
+            p.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"kept {tmp}")
+
+    ordered = [rows[name] for name, _ in plan]
+    if args.candidates:
+        # order candidates by throughput, direct first
+        ordered = [rows["direct"]] + sorted(
+            (r for r in ordered if r.name != "direct"), key=lambda r: -(r.rps() if not r.skipped else 0)
+        )
+    tbl = table(ordered, ref, args.connections)
+    env_md = environment_notes(args)
+    out = f"{env_md}\n{tbl}"
+    if not args.candidates:
+        out += "\n" + verdicts(ordered, ref)
+    print(out)
+
+    (RESULTS / f"{stamp}{'-candidates' if args.candidates else ''}.json").write_text(
+        json.dumps(
+            {
+                "command": args.command,
+                "machine": machine_line(),
+                "rows": [asdict(r) for r in ordered],
+            },
+            indent=2,
+        )
+    )
+    (RESULTS / f"{stamp}{'-candidates' if args.candidates else ''}-wrk.txt").write_text("\n".join(raw))
+    log(f"raw results in {RESULTS}/{stamp}*")
+
+    if args.write:
+        if args.candidates:
+            replace_between(DOCS / "decisions.md", CAND_START, CAND_END, out, DECISIONS_SKELETON)
+            log("updated docs/decisions.md")
+        else:
+            replace_between(DOCS / "benchmarks.md", RESULTS_START, RESULTS_END, out, BENCHMARKS_SKELETON)
+            log("updated docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""SQL storage (SQLAlchemy Core): one schema, Alembic migrations, SQLite and PostgreSQL."""

@@ -1,0 +1,49 @@
+"""Engines for SQLite and PostgreSQL from one URL, with the settings each needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tollway.errors import ConfigError
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people write (`postgres://`, `postgresql://`) and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_sql_engine(url: str, *, pool_size: int = 5) -> Engine:
+    normalized = normalize_url(url)
+    try:
+        parsed = make_url(normalized)
+    except ArgumentError:
+        raise ConfigError([f"TOLLWAY_DATABASE_URL: cannot parse {url!r}"]) from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(normalized, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            normalized,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 5},
+        )
+    raise ConfigError([f"TOLLWAY_DATABASE_URL: unsupported database {parsed.get_backend_name()!r}"])
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

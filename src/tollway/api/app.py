@@ -1,0 +1,26 @@
+"""The management application: FastAPI, admin-authenticated, OpenAPI at /openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from tollway import __version__
+from tollway.api.auth import admin_guard
+from tollway.api.errors import install_error_handlers
+from tollway.api.meters import meters_router
+from tollway.metering.service import MeteringService
+
+
+def create_management_app(*, metering: MeteringService, admin_token: str | None) -> FastAPI:
+    app = FastAPI(
+        title="Tollway management API",
+        version=__version__,
+        description="Meters, usage queries and billing. Authenticate with `Authorization: Bearer $TOLLWAY_ADMIN_TOKEN`.",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    guard = Depends(admin_guard(admin_token))
+    app.include_router(meters_router(metering), dependencies=[guard])
+    return app

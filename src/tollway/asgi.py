@@ -1,0 +1,99 @@
+"""The process's ASGI entry: gateway paths on the hot path, probes and metrics, then the management API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from tollway.gateway.app import Gateway, new_request_id
+from tollway.gateway.http import Message, Receive, Scope, Send, send_bytes
+from tollway.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger("tollway")
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+READY_TIMEOUT_S = 2.0
+
+
+class TollwayApp:
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        management: ASGIApp,
+        metrics: GatewayMetrics,
+        ready: Callable[[], Awaitable[None]],
+        startup: Callable[[], Awaitable[None]],
+        shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.gateway = gateway
+        self._management = management
+        self._metrics = metrics
+        self._ready = ready
+        self._startup = startup
+        self._shutdown = shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            if path.startswith("/v1/"):
+                await self.gateway(scope, receive, send)
+            elif path == "/healthz":
+                await send_bytes(send, 200, b'{"status":"ok"}', new_request_id().encode())
+            elif path == "/readyz":
+                await self._readyz(send)
+            elif path == "/metrics":
+                await send_bytes(
+                    send, 200, self._metrics.render(), new_request_id().encode(), b"text/plain; version=0.0.4"
+                )
+            else:
+                await self._management(scope, receive, _with_request_id(send))
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _readyz(self, send: Send) -> None:
+        try:
+            await asyncio.wait_for(self._ready(), READY_TIMEOUT_S)
+        except Exception as exc:
+            body = orjson.dumps({"status": "unavailable", "detail": f"store unreachable: {exc}"})
+            await send_bytes(send, 503, body, new_request_id().encode())
+            return
+        await send_bytes(send, 200, b'{"status":"ready"}', new_request_id().encode())
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self._shutdown()
+                except Exception as exc:
+                    log.exception("shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _with_request_id(send: Send) -> Send:
+    request_id = new_request_id().encode()
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+        await send(message)
+
+    return sender

@@ -1,0 +1,213 @@
+"""`tollway`: serve the gateway, manage the database, look at usage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tollway import __version__
+from tollway.errors import ConfigError, DomainError
+
+app = typer.Typer(
+    name="tollway",
+    help="Tollway: a self-hosted AI gateway that meters every LLM token and turns usage into invoices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (providers, models, consumers).")
+]
+
+
+def _fail(problems: list[str]) -> None:
+    for line in problems:
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _load(config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
+    from tollway.config.loader import load_config
+    from tollway.config.schema import TollwayConfig
+    from tollway.settings import Settings
+
+    try:
+        settings = Settings.from_env(**overrides)
+        path = config or (Path(settings.config) if settings.config else None)
+        loaded = load_config(path, settings.env) if path else TollwayConfig()
+    except ConfigError as exc:
+        _fail(exc.problems)
+        raise  # unreachable
+    return settings.with_overrides(config=str(path) if path else None), loaded
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"tollway {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [env TOLLWAY_HOST, default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env TOLLWAY_PORT, default 8080].")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each with its own journal).")] = 1,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Run the gateway and the management API (migrates the database first)."""
+    import uvicorn
+
+    from tollway.adapters.sql.engine import create_sql_engine
+    from tollway.adapters.sql.migrate import upgrade
+    from tollway.bootstrap import build_app, build_runtime
+
+    settings, loaded = _load(config, host=host, port=port, log_level=log_level)
+    level = settings.log_level.lower()
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        engine = create_sql_engine(settings.database_url)
+        upgrade(engine)
+        engine.dispose()
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except Exception as exc:
+        _fail([f"database {settings.database_url}: {exc.__class__.__name__}: {exc}"])
+    err.print(
+        f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
+        f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, database {settings.database_url})",
+        highlight=False,
+    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "server_header": False,
+        "log_level": level,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        # Each worker builds its own app from the environment (uvicorn imports the factory).
+        for name, value in (("CONFIG", settings.config), ("HOST", settings.host), ("PORT", str(settings.port))):
+            if value:
+                os.environ["TOLLWAY_" + name] = value
+        uvicorn.run("tollway.bootstrap:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        return
+    uvicorn.run(build_app(build_runtime(settings, loaded)), **options)  # type: ignore[arg-type]
+
+
+@app.command()
+def check(config: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
+    """Validate a config file and print a summary (exit code 2 with one line per problem)."""
+    _, loaded = _load(config)
+    typer.echo(
+        f"{config}: ok ({len(loaded.providers)} providers, {len(loaded.models)} models, "
+        f"{len(loaded.consumers)} consumers)"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply database migrations (TOLLWAY_DATABASE_URL)."""
+    from tollway.adapters.sql.engine import create_sql_engine
+    from tollway.adapters.sql.migrate import current_revision, upgrade
+
+    settings, _ = _load(None)
+    try:
+        engine = create_sql_engine(settings.database_url)
+        upgrade(engine, revision)
+        typer.echo(f"database at revision {current_revision(engine)}")
+        engine.dispose()
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except Exception as exc:
+        _fail([f"database {settings.database_url}: {exc.__class__.__name__}: {exc}"])
+
+
+@app.command()
+def usage(
+    meter: Annotated[str, typer.Argument(help="Meter slug.")] = "llm_tokens",
+    subject: Annotated[list[str] | None, typer.Option("--subject", "-s", help="Filter by subject (repeatable).")] = None,
+    group_by: Annotated[list[str] | None, typer.Option("--group-by", "-g", help="Group by dimension (repeatable).")] = None,
+    window: Annotated[str | None, typer.Option(help="MINUTE, HOUR, DAY or MONTH.")] = None,
+    tz: Annotated[str, typer.Option(help="IANA time zone for windows.")] = "UTC",
+    since: Annotated[datetime | None, typer.Option("--from", help="Start (inclusive), ISO 8601 with offset.")] = None,
+    until: Annotated[datetime | None, typer.Option("--to", help="End (exclusive), ISO 8601 with offset.")] = None,
+) -> None:
+    """Query a meter from the database and print a table."""
+    from tollway.adapters.sql.engine import create_sql_engine
+    from tollway.adapters.sql.store import SqlEventStore
+    from tollway.api.encoding import decimal_text
+    from tollway.clock import SystemClock
+    from tollway.metering.aggregation import MeterQuery, parse_zone
+    from tollway.metering.events import format_time
+    from tollway.metering.meters import BUILT_IN_METERS, WindowSize
+    from tollway.metering.service import MeteringService
+
+    settings, _ = _load(None)
+    for moment, name in ((since, "--from"), (until, "--to")):
+        if moment is not None and moment.tzinfo is None:
+            _fail([f"{name}: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
+    try:
+        query = MeterQuery(
+            start=since,
+            end=until,
+            window_size=WindowSize(window.upper()) if window else None,
+            window_tz=parse_zone(tz),
+            subjects=tuple(subject) if subject else None,
+            group_by=tuple(group_by or ()),
+        )
+    except ValueError as exc:
+        _fail([str(exc)])
+        raise
+    clock = SystemClock()
+    store = SqlEventStore(create_sql_engine(settings.database_url), clock)
+    service = MeteringService(store, BUILT_IN_METERS, clock)
+    try:
+        rows = asyncio.run(service.query(meter, query))
+    except DomainError as exc:
+        _fail([exc.message])
+        raise
+    table = Table(title=f"{meter}")
+    table.add_column("window start")
+    table.add_column("window end")
+    if query.subjects is not None or "subject" in query.group_by:
+        table.add_column("subject")
+    dims = [g for g in query.group_by if g != "subject"]
+    for name in dims:
+        table.add_column(name)
+    table.add_column("value", justify="right")
+    for row in rows:
+        cells = [format_time(row.window_start), format_time(row.window_end)]
+        if query.subjects is not None or "subject" in query.group_by:
+            cells.append(row.subject or "")
+        cells.extend(row.group_by.get(name) or "" for name in dims)
+        cells.append(decimal_text(row.value))
+        table.add_row(*cells)
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,88 @@
+"""Load the YAML configuration: `${VAR}` substitution, then validation with one line per problem."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from tollway.config.schema import TollwayConfig
+from tollway.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(path: str | Path, env: Mapping[str, str]) -> TollwayConfig:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{file}: cannot read: {exc}"]) from None
+    return parse_config(text, env, source=str(file))
+
+
+def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") -> TollwayConfig:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{source}: {where}invalid YAML: {problem}"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping (providers:, models:, consumers:)"])
+    problems: list[str] = []
+    expanded = _expand(raw, env, "", problems)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    try:
+        return TollwayConfig.model_validate(expanded)
+    except pydantic.ValidationError as exc:
+        raise ConfigError([f"{source}: {line}" for line in _describe(exc)]) from None
+
+
+def _expand(value: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = env.get(name)
+            if found is None or found == "":
+                if default is not None:
+                    return default
+                problems.append(f"{path or '<root>'}: environment variable {name} is not set")
+                return ""
+            return found
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _describe(exc: pydantic.ValidationError) -> list[str]:
+    lines: list[str] = []
+    for error in exc.errors():
+        path = ""
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if "\n" in message:
+            lines.extend(message.splitlines())
+        else:
+            lines.append(f"{path or '<root>'}: {message}")
+    return lines

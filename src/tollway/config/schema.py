@@ -1,0 +1,136 @@
+"""Pydantic schema of the YAML configuration (see DESIGN.md "Declarative config")."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
+ProviderType = Literal["openai", "simulator"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: ProviderType
+    api_key: str | None = None
+    base_url: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    # simulator only
+    tokens_per_second: float = Field(default=0, ge=0)
+    reply_tokens: int = Field(default=24, ge=1, le=100_000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _type_rules(self) -> ProviderConfig:
+        if self.type == "simulator" and (self.api_key or self.base_url):
+            raise ValueError("a simulator provider takes no api_key or base_url")
+        return self
+
+
+class ModelPrice(_Strict):
+    """Provider cost per token, in USD, overriding the built-in price book."""
+
+    input: Decimal = Field(default=Decimal(0), ge=0)
+    output: Decimal = Field(default=Decimal(0), ge=0)
+    cache_read: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
+
+
+class TargetConfig(_Strict):
+    provider: str
+    model: str = Field(min_length=1)
+
+
+class ModelConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    targets: list[TargetConfig] = Field(min_length=1)
+    price: ModelPrice | None = None
+
+
+class ConsumerConfig(_Strict):
+    username: str = Field(pattern=NAME_PATTERN)
+    keys: list[str] = Field(default_factory=list)
+    key_hashes: list[str] = Field(default_factory=list)
+    models: list[str] | None = None
+
+    @field_validator("keys")
+    @classmethod
+    def _key_shape(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) < 8:
+                raise ValueError("each key must be at least 8 characters")
+        return keys
+
+    @field_validator("key_hashes")
+    @classmethod
+    def _hash_shape(cls, hashes: list[str]) -> list[str]:
+        for value in hashes:
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+                raise ValueError("each key hash must look like sha256:<64 hex digits>")
+        return hashes
+
+    @model_validator(mode="after")
+    def _has_key(self) -> ConsumerConfig:
+        if not self.keys and not self.key_hashes:
+            raise ValueError("a consumer needs at least one entry in keys or key_hashes")
+        return self
+
+
+class TollwayConfig(_Strict):
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    consumers: list[ConsumerConfig] = Field(default_factory=list)
+    # Sections owned by later capabilities; accepted so one file can describe the whole deployment.
+    meters: list[dict[str, Any]] = Field(default_factory=list)
+    features: list[dict[str, Any]] = Field(default_factory=list)
+    plans: list[dict[str, Any]] = Field(default_factory=list)
+    customers: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> TollwayConfig:
+        problems: list[str] = []
+        provider_names = _unique([p.name for p in self.providers], "providers", "name", problems)
+        model_names = _unique([m.name for m in self.models], "models", "name", problems)
+        _unique([c.username for c in self.consumers], "consumers", "username", problems)
+        for i, model in enumerate(self.models):
+            for j, target in enumerate(model.targets):
+                if target.provider not in provider_names:
+                    problems.append(
+                        f"models[{i}].targets[{j}].provider: unknown provider {target.provider!r}"
+                        f" (defined: {', '.join(sorted(provider_names)) or 'none'})"
+                    )
+        seen_keys: set[str] = set()
+        for i, consumer in enumerate(self.consumers):
+            for name in consumer.models or []:
+                if name not in model_names:
+                    problems.append(f"consumers[{i}].models: unknown model {name!r}")
+            for key in consumer.keys:
+                if key in seen_keys:
+                    problems.append(f"consumers[{i}].keys: key is already used by another consumer")
+                seen_keys.add(key)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _unique(names: list[str], section: str, field: str, problems: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append(f"{section}[{i}].{field}: duplicate {name!r}")
+        seen.add(name)
+    return seen

@@ -1,0 +1,427 @@
+"""The gateway's hot path (pure ASGI): authenticate, route, proxy, capture usage, emit events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tollway.clock import Clock
+from tollway.gateway.auth import Consumer, presented_key
+from tollway.gateway.http import (
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    RequestError,
+    Scope,
+    Send,
+    openai_error,
+    read_body,
+    send_bytes,
+)
+from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
+from tollway.gateway.requests import (
+    ChatRequest,
+    parse_chat_request,
+    parse_embeddings_request,
+    upstream_body,
+    upstream_chat_body,
+)
+from tollway.gateway.routing import Route, Target
+from tollway.gateway.state import GatewayState
+from tollway.gateway.streaming import ChatStreamTracker, SSEFramer
+from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_openai_chat
+from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
+from tollway.metering.pipeline import UsagePipeline
+
+log = logging.getLogger("tollway.gateway")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayLimits:
+    max_body_bytes: int
+    drain_timeout_s: float
+
+
+@dataclass(slots=True)
+class Call:
+    """One request in flight."""
+
+    request_id: str
+    route: str
+    started: float
+    consumer: Consumer | None = None
+    model: str = "-"
+
+    @property
+    def id_bytes(self) -> bytes:
+        return self.request_id.encode()
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class Gateway:
+    def __init__(
+        self,
+        state: GatewayState,
+        pipeline: UsagePipeline,
+        metrics: GatewayMetrics,
+        clock: Clock,
+        limits: GatewayLimits,
+    ) -> None:
+        self.state = state
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._clock = clock
+        self._limits = limits
+        self.routes = {
+            "/v1/chat/completions": ("POST", self.chat_completions),
+            "/v1/embeddings": ("POST", self.embeddings),
+            "/v1/models": ("GET", self.list_models),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        call = Call(request_id=new_request_id(), route=path, started=time.perf_counter())
+        entry = self.routes.get(path)
+        try:
+            if entry is None:
+                raise RequestError(404, f"Unknown request URL: {scope['method']} {path}.", code="unknown_url")
+            method, handler = entry
+            if scope["method"] != method:
+                raise RequestError(405, f"Method {scope['method']} is not allowed for {path}; use {method}.")
+            call.consumer = self._authenticate(scope)
+            await handler(scope, receive, send, call)
+        except RequestError as error:
+            await send_bytes(send, error.status, error.body(), call.id_bytes, extra=_auth_challenge(error))
+            self._observe(call, error.status)
+        except ClientGone:
+            self._observe(call, 499)
+
+    # handlers -------------------------------------------------------------------------------------
+
+    async def list_models(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        assert call.consumer is not None
+        created = int(self._clock.now().timestamp())
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "tollway"}
+            for name in self.state.router.visible_to(call.consumer)
+        ]
+        await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), call.id_bytes)
+        self._observe(call, 200)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        body = await self._read(scope, receive)
+        payload, model = parse_embeddings_request(body)
+        route = self._route(call, model)
+        started_at = self._clock.now()
+        target, response = await self._send_upstream(
+            call,
+            route,
+            lambda t: upstream_body(payload, model, t.model, body),
+            "/embeddings",
+            stream=False,
+            started_at=started_at,
+        )
+        await self._finish_unary(call, route, target, response, started_at, lambda parsed: 0, send)
+
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        body = await self._read(scope, receive)
+        request = parse_chat_request(body)
+        route = self._route(call, request.model)
+        started_at = self._clock.now()
+        target, response = await self._send_upstream(
+            call,
+            route,
+            lambda t: upstream_chat_body(request, t.model, body),
+            "/chat/completions",
+            stream=request.stream,
+            started_at=started_at,
+        )
+        if request.stream and response.status == 200:
+            await self._relay_stream(call, route, target, request, response, started_at, receive, send)
+            return
+        await self._finish_unary(call, route, target, response, started_at, _completion_chars, send)
+
+    # steps ----------------------------------------------------------------------------------------
+
+    def _authenticate(self, scope: Scope) -> Consumer:
+        key = presented_key(scope["headers"])
+        if key is None:
+            raise RequestError(
+                401,
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>', 'x-api-key' or 'apikey'.",
+                code="missing_api_key",
+            )
+        consumer = self.state.keys.authenticate(key)
+        if consumer is None:
+            raise RequestError(401, "Incorrect API key provided.", code="invalid_api_key")
+        return consumer
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        try:
+            return await read_body(scope, receive, self._limits.max_body_bytes)
+        except BodyTooLarge:
+            raise RequestError(
+                413, f"The request body is larger than the limit of {self._limits.max_body_bytes} bytes."
+            ) from None
+
+    def _route(self, call: Call, model: str) -> Route:
+        assert call.consumer is not None
+        route = self.state.router.resolve(call.consumer, model)
+        if route is None:
+            raise RequestError(
+                404,
+                f"The model '{model}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        call.model = model
+        return route
+
+    async def _send_upstream(
+        self,
+        call: Call,
+        route: Route,
+        build: Callable[[Target], tuple[bytes, dict[str, Any]]],
+        path: str,
+        *,
+        stream: bool,
+        started_at: datetime,
+    ) -> tuple[Target, UpstreamResponse]:
+        """Try each target in order; fall through on connection failures and retryable statuses."""
+        last_error: UpstreamError | None = None
+        for index, target in enumerate(route.targets):
+            body, payload = build(target)
+            request = UpstreamRequest(
+                path=path, body=body, payload=payload, stream=stream, request_id=call.request_id
+            )
+            try:
+                response = await target.provider.send(request)
+            except UpstreamError as error:
+                last_error = error
+                self._metrics.upstream_errors.inc((target.provider.name, "timeout" if error.timeout else "unreachable"))
+                continue
+            if response.status in RETRYABLE_STATUSES and index + 1 < len(route.targets):
+                self._metrics.upstream_errors.inc((target.provider.name, str(response.status)))
+                await response.read()
+                continue
+            return target, response
+        target = route.targets[-1]
+        status = 504 if last_error is not None and last_error.timeout else 502
+        self._record(call, route, target, status, stream, None, started_at=started_at)
+        message = f"The upstream provider could not be reached: {last_error}" if last_error else "upstream failed"
+        raise RequestError(status, message, code="upstream_unavailable")
+
+    async def _finish_unary(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        response: UpstreamResponse,
+        started_at: datetime,
+        output_chars: Callable[[dict[str, Any] | None], int],
+        send: Send,
+    ) -> None:
+        try:
+            raw = await response.read()
+        except UpstreamError as error:
+            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
+            self._record(call, route, target, 502, False, None, started_at=started_at)
+            raise RequestError(502, f"The upstream provider broke the connection: {error}") from None
+        status = response.status
+        usage: TokenUsage | None = None
+        estimated = False
+        body = raw
+        if status >= 400:
+            self._metrics.upstream_errors.inc((target.provider.name, str(status)))
+            body = _as_openai_error(raw, status)
+        else:
+            parsed = _json_object(raw)
+            reported = parsed.get("usage") if parsed is not None else None
+            if isinstance(reported, dict):
+                usage = from_openai_chat(reported)
+            else:
+                usage = TokenUsage(output=estimate_tokens_from_text(output_chars(parsed)))
+                estimated = True
+        self._record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
+        await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
+        self._observe(call, status)
+
+    async def _relay_stream(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        request: ChatRequest,
+        response: UpstreamResponse,
+        started_at: datetime,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*SSE_HEADERS, (b"x-request-id", call.id_bytes)],
+            }
+        )
+        tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
+        framer = SSEFramer()
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        cut = False
+        client_gone = False
+        chunks: AsyncIterator[bytes] = response.iter_chunks()
+        loop = asyncio.get_running_loop()
+        drain_deadline = 0.0
+        try:
+            while True:
+                try:
+                    if client_gone:
+                        remaining = drain_deadline - loop.time()
+                        if remaining <= 0 or tracker.usage is not None:
+                            break
+                        chunk = await asyncio.wait_for(anext(chunks), remaining)
+                    else:
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    break
+                except UpstreamError:
+                    cut = True
+                    self._metrics.upstream_errors.inc((target.provider.name, "broken_stream"))
+                    break
+                out = b"".join([tracker.relay(event) for event in framer.feed(chunk)])
+                if not client_gone and gone.is_set():
+                    client_gone = True
+                    drain_deadline = loop.time() + self._limits.drain_timeout_s
+                if out and not client_gone:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        finally:
+            watcher.cancel()
+            if client_gone or cut:
+                response.close()
+        if gone.is_set():
+            client_gone = True
+        partial = client_gone or cut or not tracker.done
+        usage = tracker.usage
+        estimated = usage is None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+            usage = TokenUsage(
+                input=estimate_prompt_tokens(request.payload),
+                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
+            )
+        self._record(
+            call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated
+        )
+        if not client_gone:
+            tail = b""
+            if cut or (not tracker.done and tracker.error is None):
+                tail = b"data: " + openai_error(
+                    "The upstream provider ended the stream before it was complete.", "api_error"
+                ) + b"\n\n"
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        self._observe(call, 200 if not client_gone else 499)
+
+    # usage and metrics ----------------------------------------------------------------------------
+
+    def _record(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        status: int,
+        streamed: bool,
+        usage: TokenUsage | None,
+        *,
+        started_at: datetime,
+        partial: bool = False,
+        estimated: bool = False,
+    ) -> None:
+        assert call.consumer is not None
+        provider = target.provider.name
+        self._pipeline.emit(
+            llm_call_events(
+                LlmCall(
+                    request_id=call.request_id,
+                    subject=call.consumer.username,
+                    time=started_at,
+                    model=route.model,
+                    upstream_model=target.model,
+                    provider=provider,
+                    route=call.route,
+                    status_code=status,
+                    streamed=streamed,
+                    usage=usage,
+                    partial=partial,
+                    estimated=estimated,
+                    price=self.state.prices.get(route.model),
+                )
+            )
+        )
+        if usage is not None:
+            for token_type, tokens in usage.by_type().items():
+                if tokens:
+                    self._metrics.tokens.inc((route.model, provider, token_type), tokens)
+
+    def _observe(self, call: Call, status: int) -> None:
+        self._metrics.requests.inc((call.route, call.model, str(status)))
+        self._metrics.latency.observe(time.perf_counter() - call.started, (call.route, call.model))
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _completion_chars(parsed: dict[str, Any] | None) -> int:
+    total = 0
+    for choice in (parsed or {}).get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            total += len(message["content"])
+    return total
+
+
+def _as_openai_error(raw: bytes, status: int) -> bytes:
+    """Upstream errors reach the client in OpenAI's shape, whatever the upstream sent."""
+    parsed = _json_object(raw)
+    if parsed is not None and isinstance(parsed.get("error"), dict):
+        return raw
+    detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    return openai_error(f"The upstream provider answered {status}: {detail}", "api_error", code="upstream_error")
+
+
+def _auth_challenge(error: RequestError) -> list[tuple[bytes, bytes]] | None:
+    return [(b"www-authenticate", b'Bearer realm="tollway"')] if error.status == 401 else None

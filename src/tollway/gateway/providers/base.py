@@ -1,0 +1,69 @@
+"""The provider port: what the gateway needs from an upstream, whatever speaks behind it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One call to an upstream. `body` is the exact bytes to send; `payload` is the same, parsed."""
+
+    path: str  # below the provider's base URL, e.g. "/chat/completions"
+    body: bytes
+    payload: dict[str, Any]
+    stream: bool
+    request_id: str
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    content_type: str
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives. Raises UpstreamError if the connection breaks."""
+        ...
+
+    async def read(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Provider(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        """Send a request. Raises UpstreamError when no response could be had."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached, timed out, or broke the connection."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class BufferedResponse:
+    """An UpstreamResponse whose body is already in memory (or produced by a generator)."""
+
+    def __init__(self, status: int, content_type: str, chunks: AsyncIterator[bytes]) -> None:
+        self.status = status
+        self.content_type = content_type
+        self._chunks = chunks
+
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self._chunks])
+
+    def close(self) -> None:
+        """Nothing to release: the body lives in this process."""

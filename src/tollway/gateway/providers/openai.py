@@ -1,0 +1,89 @@
+"""OpenAI and every OpenAI-compatible server (vLLM, Ollama, llama.cpp server, Together, Groq...)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+
+from tollway.gateway.providers.base import UpstreamError, UpstreamRequest
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.content_type = response.headers.get("Content-Type", "application/json")
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise UpstreamError(f"upstream connection broke: {exc!r}") from exc
+        finally:
+            self._response.release()
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise UpstreamError(f"upstream connection broke: {exc!r}") from exc
+        finally:
+            self._response.release()
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class OpenAIProvider:
+    """Forwards the request bytes to `<base_url><path>` with the provider's own credentials."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        timeout_s: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._timeout_s = timeout_s
+        fixed = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        fixed.update(headers or {})
+        if api_key:
+            fixed["Authorization"] = f"Bearer {api_key}"
+        self._headers = fixed
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._timeout_s)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",)
+            )
+
+    async def send(self, request: UpstreamRequest) -> AiohttpResponse:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        try:
+            response = await self._session.post(
+                self._base_url + request.path, data=request.body, headers=self._headers
+            )
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError("upstream timed out", timeout=True) from exc
+        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+            raise UpstreamError(f"upstream unreachable: {exc}") from exc
+        return AiohttpResponse(response)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,23 @@
+"""Build providers from configuration: one module per provider type."""
+
+from __future__ import annotations
+
+from tollway.clock import Clock
+from tollway.config.schema import ProviderConfig
+from tollway.gateway.providers.base import Provider
+from tollway.gateway.providers.openai import OpenAIProvider
+from tollway.gateway.providers.simulator import SimulatorProvider
+
+
+def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: float) -> Provider:
+    if config.type == "simulator":
+        return SimulatorProvider(
+            config.name, clock=clock, tokens_per_second=config.tokens_per_second, reply_tokens=config.reply_tokens
+        )
+    return OpenAIProvider(
+        config.name,
+        base_url=config.base_url,
+        api_key=config.api_key,
+        timeout_s=config.timeout_s or default_timeout_s,
+        headers=config.headers,
+    )

@@ -1,0 +1,16 @@
+"""What the hot path reads per request, built once from configuration and swapped whole on change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tollway.gateway.auth import KeyIndex
+from tollway.gateway.routing import Router
+from tollway.metering.llm import TokenPrice
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    keys: KeyIndex
+    router: Router
+    prices: dict[str, TokenPrice]  # by client-facing model name

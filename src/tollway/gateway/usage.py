@@ -1,0 +1,61 @@
+"""Usage extraction: provider usage blocks -> disjoint token counts (pure functions).
+
+Token types are disjoint (DESIGN.md): `input` excludes cached tokens, `output` includes reasoning
+tokens; reasoning is also kept on its own for reporting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tollway.metering.llm import TokenUsage
+
+
+def _count(value: Any) -> int:
+    """A token count as reported; anything that is not a non-negative integer counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
+
+
+def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    details = usage.get(key)
+    return details if isinstance(details, Mapping) else {}
+
+
+def from_openai_chat(usage: Mapping[str, Any]) -> TokenUsage:
+    """OpenAI chat completions / embeddings usage (`prompt_tokens`, `completion_tokens`, details)."""
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    cached = min(_count(_details(usage, "prompt_tokens_details").get("cached_tokens")), prompt)
+    reasoning = _count(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
+    return TokenUsage(
+        input=prompt - cached,
+        output=completion,
+        cache_read=cached,
+        reasoning=min(reasoning, completion),
+    )
+
+
+def estimate_tokens_from_text(characters: int) -> int:
+    """About four characters per token for English text (OpenAI's rule of thumb), rounded up."""
+    return (characters + 3) // 4
+
+
+def estimate_prompt_tokens(payload: Mapping[str, Any]) -> int:
+    """A documented estimate of a chat prompt's size, used only when the upstream reported none."""
+    total = 3
+    messages = payload.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, Mapping):
+            continue
+        total += 3
+        content = message.get("content")
+        if isinstance(content, str):
+            total += estimate_tokens_from_text(len(content))
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                    total += estimate_tokens_from_text(len(part["text"]))
+    return total

@@ -1,0 +1,77 @@
+"""Usage events: CloudEvents 1.0 with a JSON object as data, deduplicated on (source, id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+SPEC_VERSION = "1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime  # event time: when the usage happened (aware UTC)
+    data: dict[str, Any]
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        return {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.subject,
+            "time": format_time(self.time),
+            "datacontenttype": "application/json",
+            "data": self.data,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_cloudevent())
+
+    @classmethod
+    def from_cloudevent(cls, raw: dict[str, Any]) -> Event:
+        """Rebuild an event this process wrote (journal replay). Outside input is validated elsewhere."""
+        return cls(
+            id=str(raw["id"]),
+            source=str(raw["source"]),
+            type=str(raw["type"]),
+            subject=str(raw["subject"]),
+            time=parse_time(str(raw["time"])),
+            data=dict(raw.get("data") or {}),
+        )
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` and microseconds only when there are some."""
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse RFC 3339; the result is aware UTC. Raises ValueError."""
+    value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("time must carry a UTC offset or Z")
+    return value.astimezone(UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,126 @@
+"""LLM traffic as usage events: one `llm.tokens` event per token type, one `llm.request` per call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tollway.metering.events import Event
+
+GATEWAY_SOURCE = "tollway/gateway"
+TOKENS_EVENT = "llm.tokens"
+REQUEST_EVENT = "llm.request"
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Disjoint token counts: `input` excludes cached tokens, `output` includes reasoning."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def by_type(self) -> dict[str, int]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+        }
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrice:
+    """Provider cost per token in USD for each token type (cache prices default to the input price)."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    def per_type(self) -> dict[str, Decimal]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.input if self.cache_read is None else self.cache_read,
+            "cache_write": self.input if self.cache_write is None else self.cache_write,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LlmCall:
+    """What the gateway knows about one finished call."""
+
+    request_id: str
+    subject: str
+    time: datetime
+    model: str
+    upstream_model: str
+    provider: str
+    route: str
+    status_code: int
+    streamed: bool
+    usage: TokenUsage | None  # None: the upstream failed before reporting any usage
+    partial: bool = False
+    estimated: bool = False
+    price: TokenPrice | None = None
+
+
+def llm_call_events(call: LlmCall) -> list[Event]:
+    """The events of one call. Ids derive from the request id, so a replay deduplicates."""
+    common: dict[str, object] = {
+        "model": call.model,
+        "upstream_model": call.upstream_model,
+        "provider": call.provider,
+        "status_code": call.status_code,
+        "route": call.route,
+        "streamed": call.streamed,
+        "partial": call.partial,
+        "estimated": call.estimated,
+    }
+    usage = call.usage or TokenUsage()
+    prices = call.price.per_type() if call.price is not None else None
+    events: list[Event] = []
+    total_cost = Decimal(0)
+    for token_type, tokens in usage.by_type().items():
+        if tokens == 0 and token_type not in ("input", "output"):
+            continue
+        data: dict[str, object] = {"tokens": tokens, "type": token_type, **common}
+        if token_type == "output":
+            data["reasoning_tokens"] = usage.reasoning
+        if prices is not None:
+            cost = prices[token_type] * tokens
+            total_cost += cost
+            data["cost_usd"] = _decimal_text(cost)
+        events.append(_event(call, f"{call.request_id}:{token_type}", TOKENS_EVENT, data))
+    request_data: dict[str, object] = {
+        **common,
+        "input_tokens": usage.input,
+        "output_tokens": usage.output,
+        "cache_read_tokens": usage.cache_read,
+        "cache_write_tokens": usage.cache_write,
+        "reasoning_tokens": usage.reasoning,
+    }
+    if prices is not None:
+        request_data["cost_usd"] = _decimal_text(total_cost)
+    events.append(_event(call, f"{call.request_id}:request", REQUEST_EVENT, request_data))
+    return events
+
+
+def _event(call: LlmCall, event_id: str, event_type: str, data: dict[str, object]) -> Event:
+    return Event(
+        id=event_id, source=GATEWAY_SOURCE, type=event_type, subject=call.subject, time=call.time, data=data
+    )
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return "0" if text in {"-0", ""} else text

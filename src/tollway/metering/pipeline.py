@@ -1,0 +1,121 @@
+"""The usage pipeline: the gateway appends events; a background task stores them in batches.
+
+`emit` is the only thing the request path does: write the records to the local journal (one
+`write` system call) and keep them in memory. The flusher stores batches in the event store and
+then deletes the journal segments they came from. A crash loses nothing the journal holds: the
+next start replays it, and (source, id) deduplication makes the replay harmless. A store outage
+loses nothing either: events stay in memory and in the journal until a flush succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import orjson
+
+from tollway.metering.events import Event
+from tollway.metering.ports import EventStore, Journal
+
+log = logging.getLogger("tollway.metering.pipeline")
+
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 5.0
+
+
+class UsagePipeline:
+    def __init__(
+        self,
+        store: EventStore,
+        journal: Journal,
+        *,
+        batch_size: int = 2000,
+        interval_s: float = 0.25,
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._buffer: list[Event] = []
+        self._pending: list[Event] = []  # taken for a flush that failed; retried first
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._retry_s = 0.0
+        self.flushed_total = 0
+        self.flush_failures_total = 0
+        self.replayed_total = 0
+        self.unreadable_records_total = 0
+
+    @property
+    def backlog(self) -> int:
+        """Events emitted but not yet stored."""
+        return len(self._buffer) + len(self._pending)
+
+    def emit(self, events: Sequence[Event]) -> None:
+        self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
+        self._buffer.extend(events)
+        if len(self._buffer) >= self._batch_size:
+            self._wake.set()
+
+    async def start(self) -> None:
+        """Adopt what a dead process left in the journal, try to store it, then start flushing."""
+        for record in self._journal.recover():
+            try:
+                self._buffer.append(Event.from_cloudevent(orjson.loads(record)))
+                self.replayed_total += 1
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                self.unreadable_records_total += 1
+                log.warning("journal: skipped an unreadable record (%d bytes)", len(record))
+        if self._buffer:
+            log.warning("journal: replaying %d events left by a previous process", len(self._buffer))
+            await self.flush()
+        self._task = asyncio.create_task(self._run(), name="tollway-usage-flusher")
+
+    async def flush(self) -> bool:
+        """Store everything emitted so far. False if the store failed (events are kept for a retry)."""
+        async with self._lock:
+            if not self._buffer and not self._pending:
+                return True
+            mark = self._journal.seal()
+            batch, self._buffer = self._pending + self._buffer, []
+            self._pending = []
+            try:
+                for offset in range(0, len(batch), self._batch_size):
+                    await self._store.insert_events(batch[offset : offset + self._batch_size])
+            except Exception as exc:
+                self._pending = batch
+                self.flush_failures_total += 1
+                self._retry_s = min(max(self._retry_s * 2, RETRY_MIN_S), RETRY_MAX_S)
+                log.warning("usage flush failed, %d events kept for retry: %s", len(batch), exc)
+                return False
+            self._retry_s = 0.0
+            self.flushed_total += len(batch)
+            self._journal.release(mark)
+            return True
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._retry_s or self._interval_s)
+            self._wake.clear()
+            await self.flush()
+
+    async def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop the flusher and store what is left, retrying until `timeout_s`. True if nothing is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not await self.flush():
+            if loop.time() >= deadline:
+                log.error("shutdown: %d events not stored; the journal keeps them for the next start", self.backlog)
+                break
+            await asyncio.sleep(min(RETRY_MAX_S, max(0.0, deadline - loop.time()), self._retry_s or 0.1))
+        self._journal.close()
+        return self.backlog == 0

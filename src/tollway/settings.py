@@ -1,0 +1,84 @@
+"""The one Settings object. Environment variables are read here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tollway.errors import ConfigError
+
+ENV_PREFIX = "TOLLWAY_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings. Each field `x` is read from the environment variable `TOLLWAY_X`."""
+
+    config: str | None = None
+    database_url: str = "sqlite:///./tollway.db"
+    redis_url: str | None = None
+    admin_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    journal_dir: str = "./.tollway/journal"
+    max_body_bytes: int = 20 * 1024 * 1024
+    flush_interval_s: float = 0.25
+    flush_batch_size: int = 2000
+    drain_timeout_s: float = 60.0
+    upstream_timeout_s: float = 600.0
+    log_level: str = "warning"
+    require_services: bool = False
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `environ` (default: the process environment) plus explicit overrides."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            if f.name == "env":
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = _coerce(f.name, raw, f.type)
+            except ValueError as exc:
+                problems.append(f"{ENV_PREFIX}{f.name.upper()}: {exc}")
+        if problems:
+            raise ConfigError(problems)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(env=env, **values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.journal_dir)
+
+
+def _coerce(name: str, raw: str, annotation: object) -> Any:
+    kind = str(annotation)
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+    if kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"expected true/false, got {raw!r}")
+    return raw
