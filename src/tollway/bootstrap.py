@@ -93,16 +93,18 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     clock = clock or SystemClock()
     store = SqlEventStore(create_sql_engine(settings.database_url), clock)
     journal = FileJournal(settings.journal_path)
-    pipeline = UsagePipeline(
-        store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
-    )
+    pipeline = UsagePipeline(store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s)
     providers = {
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
     }
     metrics = GatewayMetrics()
-    metrics.add_gauge("tollway_usage_backlog_events", "Usage events not yet stored (journal backlog).", lambda: pipeline.backlog)
     metrics.add_gauge(
-        "tollway_usage_flush_failures", "Failed attempts to store usage events since start.", lambda: pipeline.flush_failures_total
+        "tollway_usage_backlog_events", "Usage events not yet stored (journal backlog).", lambda: pipeline.backlog
+    )
+    metrics.add_gauge(
+        "tollway_usage_flush_failures",
+        "Failed attempts to store usage events since start.",
+        lambda: pipeline.flush_failures_total,
     )
     gateway = Gateway(
         gateway_state(config, providers),

@@ -15,7 +15,9 @@ def create_management_app(*, metering: MeteringService, admin_token: str | None)
     app = FastAPI(
         title="Tollway management API",
         version=__version__,
-        description="Meters, usage queries and billing. Authenticate with `Authorization: Bearer $TOLLWAY_ADMIN_TOKEN`.",
+        description=(
+            "Meters, usage queries and billing. Authenticate with `Authorization: Bearer $TOLLWAY_ADMIN_TOKEN`."
+        ),
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",

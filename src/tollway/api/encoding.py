@@ -9,5 +9,4 @@ def decimal_text(value: Decimal) -> str:
     """A decimal as plain text: no exponent, no trailing zeros ("1200", "0.000003")."""
     if value == value.to_integral_value():
         return str(value.quantize(Decimal(1)))
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")

@@ -8,14 +8,17 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tollway import __version__
+from tollway.config.loader import load_config
+from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
+from tollway.settings import Settings
 
 app = typer.Typer(
     name="tollway",
@@ -39,11 +42,7 @@ def _fail(problems: list[str]) -> None:
     raise typer.Exit(2)
 
 
-def _load(config: Path | None, **overrides: object):  # type: ignore[no-untyped-def]
-    from tollway.config.loader import load_config
-    from tollway.config.schema import TollwayConfig
-    from tollway.settings import Settings
-
+def _load(config: Path | None, **overrides: Any) -> tuple[Settings, TollwayConfig]:
     try:
         settings = Settings.from_env(**overrides)
         path = config or (Path(settings.config) if settings.config else None)
@@ -94,7 +93,7 @@ def serve(
         f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, database {settings.database_url})",
         highlight=False,
     )
-    options = {
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
@@ -110,9 +109,9 @@ def serve(
         for name, value in (("CONFIG", settings.config), ("HOST", settings.host), ("PORT", str(settings.port))):
             if value:
                 os.environ["TOLLWAY_" + name] = value
-        uvicorn.run("tollway.bootstrap:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        uvicorn.run("tollway.bootstrap:app_from_env", factory=True, workers=workers, **options)
         return
-    uvicorn.run(build_app(build_runtime(settings, loaded)), **options)  # type: ignore[arg-type]
+    uvicorn.run(build_app(build_runtime(settings, loaded)), **options)
 
 
 @app.command()
@@ -146,8 +145,12 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @app.command()
 def usage(
     meter: Annotated[str, typer.Argument(help="Meter slug.")] = "llm_tokens",
-    subject: Annotated[list[str] | None, typer.Option("--subject", "-s", help="Filter by subject (repeatable).")] = None,
-    group_by: Annotated[list[str] | None, typer.Option("--group-by", "-g", help="Group by dimension (repeatable).")] = None,
+    subject: Annotated[
+        list[str] | None, typer.Option("--subject", "-s", help="Filter by subject (repeatable).")
+    ] = None,
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", "-g", help="Group by dimension (repeatable).")
+    ] = None,
     window: Annotated[str | None, typer.Option(help="MINUTE, HOUR, DAY or MONTH.")] = None,
     tz: Annotated[str, typer.Option(help="IANA time zone for windows.")] = "UTC",
     since: Annotated[datetime | None, typer.Option("--from", help="Start (inclusive), ISO 8601 with offset.")] = None,

@@ -210,9 +210,7 @@ class Gateway:
         last_error: UpstreamError | None = None
         for index, target in enumerate(route.targets):
             body, payload = build(target)
-            request = UpstreamRequest(
-                path=path, body=body, payload=payload, stream=stream, request_id=call.request_id
-            )
+            request = UpstreamRequest(path=path, body=body, payload=payload, stream=stream, request_id=call.request_id)
             try:
                 response = await target.provider.send(request)
             except UpstreamError as error:
@@ -331,15 +329,15 @@ class Gateway:
                 input=estimate_prompt_tokens(request.payload),
                 output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
             )
-        self._record(
-            call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated
-        )
+        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
         if not client_gone:
             tail = b""
             if cut or (not tracker.done and tracker.error is None):
-                tail = b"data: " + openai_error(
-                    "The upstream provider ended the stream before it was complete.", "api_error"
-                ) + b"\n\n"
+                tail = (
+                    b"data: "
+                    + openai_error("The upstream provider ended the stream before it was complete.", "api_error")
+                    + b"\n\n"
+                )
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         self._observe(call, 200 if not client_gone else 499)
 

@@ -84,9 +84,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise RequestError(400, "'messages' must be a non-empty array", param="messages")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise RequestError(
-                400, f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]"
-            )
+            raise RequestError(400, f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]")
     stream = payload.get("stream", False)
     if stream is None:
         stream = False
@@ -128,7 +126,9 @@ def upstream_chat_body(request: ChatRequest, upstream_model: str, original: byte
     return orjson.dumps(payload), payload
 
 
-def upstream_body(payload: dict[str, Any], model: str, upstream_model: str, original: bytes) -> tuple[bytes, dict[str, Any]]:
+def upstream_body(
+    payload: dict[str, Any], model: str, upstream_model: str, original: bytes
+) -> tuple[bytes, dict[str, Any]]:
     if upstream_model == model:
         return original, payload
     rewritten = {**payload, "model": upstream_model}

@@ -116,9 +116,7 @@ def llm_call_events(call: LlmCall) -> list[Event]:
 
 
 def _event(call: LlmCall, event_id: str, event_type: str, data: dict[str, object]) -> Event:
-    return Event(
-        id=event_id, source=GATEWAY_SOURCE, type=event_type, subject=call.subject, time=call.time, data=data
-    )
+    return Event(id=event_id, source=GATEWAY_SOURCE, type=event_type, subject=call.subject, time=call.time, data=data)
 
 
 def _decimal_text(value: Decimal) -> str:

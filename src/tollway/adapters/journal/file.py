@@ -94,10 +94,7 @@ class FileJournal:
         keep: list[_Segment] = []
         for segment in self._sealed:
             if segment.seq <= mark:
-                try:
-                    segment.path.unlink()
-                except FileNotFoundError:
-                    pass
+                segment.path.unlink(missing_ok=True)
                 os.close(segment.fd)
             else:
                 keep.append(segment)

@@ -12,10 +12,10 @@ from sqlalchemy import Engine, and_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from tollway.adapters.sql.schema import events
 from tollway.clock import Clock
 from tollway.errors import UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
-from tollway.adapters.sql.schema import events
 
 
 class SqlEventStore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -22,7 +21,7 @@ class AiohttpResponse:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamError(f"upstream connection broke: {exc!r}") from exc
         finally:
             self._response.release()
@@ -30,7 +29,7 @@ class AiohttpResponse:
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamError(f"upstream connection broke: {exc!r}") from exc
         finally:
             self._response.release()
@@ -74,10 +73,8 @@ class OpenAIProvider:
             await self.start()
         assert self._session is not None
         try:
-            response = await self._session.post(
-                self._base_url + request.path, data=request.body, headers=self._headers
-            )
-        except asyncio.TimeoutError as exc:
+            response = await self._session.post(self._base_url + request.path, data=request.body, headers=self._headers)
+        except TimeoutError as exc:
             raise UpstreamError("upstream timed out", timeout=True) from exc
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:
             raise UpstreamError(f"upstream unreachable: {exc}") from exc

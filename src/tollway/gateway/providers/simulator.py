@@ -20,10 +20,36 @@ from tollway.clock import Clock
 from tollway.gateway.providers.base import BufferedResponse, UpstreamRequest
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
-_WORDS = (
-    "the gateway meters every token and turns usage into invoices so each consumer pays for what"
-    " it uses while budgets stop runaway spend before it happens streaming included"
-).split()
+_WORDS = [
+    "the",
+    "gateway",
+    "meters",
+    "every",
+    "token",
+    "and",
+    "turns",
+    "usage",
+    "into",
+    "invoices",
+    "so",
+    "each",
+    "consumer",
+    "pays",
+    "for",
+    "what",
+    "it",
+    "uses",
+    "while",
+    "budgets",
+    "stop",
+    "runaway",
+    "spend",
+    "before",
+    "it",
+    "happens",
+    "streaming",
+    "included",
+]
 MESSAGE_OVERHEAD = 3
 REPLY_PRIMING = 3
 IMAGE_TOKENS = 85
