@@ -115,13 +115,17 @@ def http(method: str, url: str, body: str | None, headers: dict[str, str], timeo
 class Proc:
     """A child process in its own session, stopped by its own process group id."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None, logdir: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str | None] | None, logdir: Path) -> None:
         self.name = name
         self.argv = argv
         self.logfile = logdir / f"{name}.log"
         self._fh = self.logfile.open("wb")
         full_env = os.environ.copy()
-        full_env.update(env or {})
+        for key, val in (env or {}).items():
+            if val is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = val
         self.p = subprocess.Popen(
             argv, stdout=self._fh, stderr=subprocess.STDOUT, env=full_env, start_new_session=True, cwd=str(BENCH)
         )
@@ -268,7 +272,7 @@ def start_tollway(binary: Path, upstream: str, tmp: Path, logdir: Path) -> Targe
     return Target("tollway", "Tollway (1 worker, auth + metering)", TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
 
 
-LITELLM_ENV = {
+LITELLM_ENV: dict[str, str | None] = {
     # Production recommendations from LiteLLM's "Best Practices for Production"
     # page (docs.litellm.ai/docs/proxy/prod): no FastAPI info logs, no .env
     # loading; plus: the bundled model cost map (no network at startup), and the
@@ -277,7 +281,7 @@ LITELLM_ENV = {
     "LITELLM_MODE": "PRODUCTION",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_DISABLE_NO_REDIS_WARNING": "true",
-    "DATABASE_URL": "",
+    "DATABASE_URL": None,  # no database: master-key auth only, nothing written per request
 }
 
 
@@ -559,7 +563,7 @@ def tool_versions(args: argparse.Namespace) -> None:
             return "?"
         return (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "?"
 
-    m = re.search(r"wrk ([\d.]+)", first_line(["wrk", "--version"]))
+    m = re.search(r"wrk (?:debian/)?([\w.+~-]+)", first_line(["wrk", "--version"]))
     args.wrk_version = m.group(1) if m else "?"
     m = re.search(r"nginx/([\d.]+)", first_line([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]))
     args.nginx_version = m.group(1) if m else "?"
@@ -661,7 +665,9 @@ def main() -> int:
                         f"p50 {row.c1[-1].p50_ms:.3f} ms at c=1"
                     )
                 except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
-                    row.skipped = str(exc).splitlines()[0][:160]
+                    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+                    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+                    row.skipped = " / ".join(lines[:1] + lines[-1:])[:300].replace("|", "/")
                     log(f"  FAILED {name}: {exc}")
                 finally:
                     if target is not None and target.proc is not None:

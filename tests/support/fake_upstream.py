@@ -1,0 +1,201 @@
+"""A fake OpenAI-compatible upstream: a real HTTP server on loopback, speaking OpenAI's documented wire format.
+
+Tests script its replies (status, body, SSE chunks, delays, a connection cut) and read back what it
+received (to check what the gateway forwarded). It runs its own event loop in a thread, so sync
+and async tests can use it alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.support.net import free_port
+
+DEFAULT_USAGE: dict[str, Any] = {
+    "prompt_tokens": 1200,
+    "completion_tokens": 300,
+    "total_tokens": 1500,
+    "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 128,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+
+
+@dataclass
+class Reply:
+    """One scripted answer. With `stream`, `chunks` are sent as SSE events."""
+
+    status: int = 200
+    body: Any = None  # dict -> JSON; bytes -> raw
+    content: str = "Hello from the fake upstream."
+    usage: dict[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_USAGE))
+    stream_pieces: list[str] | None = None
+    delay_s: float = 0.0  # before the response starts
+    chunk_delay_s: float = 0.0  # between stream events
+    cut_after: int | None = None  # stream: abort the connection after this many events
+    send_usage_chunk: bool = True  # stream: honour include_usage
+    send_done: bool = True
+    content_type: str = "application/json"
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def completion_body(model: str, reply: Reply) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    if reply.usage is not None:
+        body["usage"] = reply.usage
+    return body
+
+
+def chunk_event(model: str, delta: dict[str, Any], finish: str | None, with_usage_field: bool) -> bytes:
+    chunk: dict[str, Any] = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+    if with_usage_field:
+        chunk["usage"] = None
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.received: list[Received] = []
+        self._script: deque[Reply] = deque()
+        self.default = Reply()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def start(self) -> FakeOpenAI:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def enqueue(self, *replies: Reply) -> None:
+        self._script.extend(replies)
+
+    def _next(self) -> Reply:
+        return self._script.popleft() if self._script else self.default
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        body = orjson.loads(raw) if raw else {}
+        self.received.append(Received(request.path, dict(request.headers), body))
+        return body  # type: ignore[no-any-return]
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        reply = self._next()
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.status != 200 or reply.body is not None:
+            return _plain(reply)
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        usage = reply.usage or {"prompt_tokens": 0, "total_tokens": 0}
+        payload = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i, _ in enumerate(items)],
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": usage["prompt_tokens"], "total_tokens": usage["prompt_tokens"]},
+        }
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        reply = self._next()
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.status != 200 or reply.body is not None:
+            return _plain(reply)
+        model = str(body.get("model"))
+        if not body.get("stream"):
+            return web.Response(body=orjson.dumps(completion_body(model, reply)), content_type="application/json")
+        options = body.get("stream_options") or {}
+        include_usage = options.get("include_usage") is True and reply.send_usage_chunk
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        pieces = reply.stream_pieces if reply.stream_pieces is not None else reply.content.split(" ")
+        events = [chunk_event(model, {"role": "assistant", "content": ""}, None, include_usage)]
+        for i, piece in enumerate(pieces):
+            events.append(chunk_event(model, {"content": piece if i == 0 else " " + piece}, None, include_usage))
+        events.append(chunk_event(model, {}, "stop", include_usage))
+        if include_usage and reply.usage is not None:
+            usage_chunk = {
+                "id": "chatcmpl-fake123",
+                "object": "chat.completion.chunk",
+                "created": 1_700_000_000,
+                "model": model,
+                "choices": [],
+                "usage": reply.usage,
+            }
+            events.append(b"data: " + orjson.dumps(usage_chunk) + b"\n\n")
+        if reply.send_done:
+            events.append(b"data: [DONE]\n\n")
+        for index, event in enumerate(events):
+            if reply.cut_after is not None and index >= reply.cut_after:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await response.write(event)
+            if reply.chunk_delay_s:
+                await asyncio.sleep(reply.chunk_delay_s)
+        await response.write_eof()
+        return response
+
+
+def _plain(reply: Reply) -> web.Response:
+    body = reply.body
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(status=reply.status, body=raw, content_type=reply.content_type)
