@@ -49,12 +49,14 @@ def test_non_streaming_chat_meters_exact_tokens_per_type(tollway: TollwayProcess
     client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
     completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert completion.choices[0].message.content == "Hello from the fake upstream."
-    assert completion.usage is not None and completion.usage.prompt_tokens == 1200
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == 1200
     # 1200 prompt of which 1024 cached; 300 completion of which 128 reasoning.
     expect_tokens(tollway, "acme-corp", {"input": 176, "cache_read": 1024, "output": 300})
     forwarded = fake_openai.received[-1]
     assert forwarded.headers["Authorization"] == "Bearer sk-upstream-secret"
-    assert KEY not in str(forwarded.headers) and KEY not in str(forwarded.body)
+    assert KEY not in str(forwarded.headers)
+    assert KEY not in str(forwarded.body)
     assert forwarded.body["model"] == "gpt-4o-2024-08-06"
 
 
@@ -82,7 +84,8 @@ def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess)
     )
     chunks = list(stream)
     assert chunks[-1].choices == []
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == DEFAULT_USAGE["total_tokens"]
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == DEFAULT_USAGE["total_tokens"]
     expect_tokens(tollway, "acme-corp", {"input": 176, "cache_read": 1024, "output": 300})
 
 
@@ -134,5 +137,6 @@ def test_unknown_or_missing_key_gets_401_in_openai_shape(tollway: TollwayProcess
         client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
     assert caught.value.status_code == 401
     body = caught.value.body
-    assert isinstance(body, dict) and body["code"] == "invalid_api_key"
+    assert isinstance(body, dict)
+    assert body["code"] == "invalid_api_key"
     assert caught.value.response.headers["x-request-id"].startswith("req_")

@@ -132,7 +132,7 @@ class FakeOpenAI:
         raw = await request.read()
         body = orjson.loads(raw) if raw else {}
         self.received.append(Received(request.path, dict(request.headers), body))
-        return body  # type: ignore[no-any-return]
+        return body
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
