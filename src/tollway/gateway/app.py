@@ -101,8 +101,11 @@ class Gateway:
         path = scope["path"]
         call = Call(request_id=new_request_id(), route=path, started=time.perf_counter())
         entry = self.routes.get(path)
+        if entry is None and path.startswith("/v1/models/"):
+            entry, call.route = ("GET", self.retrieve_model), "/v1/models/{model}"
         try:
             if entry is None:
+                call.route = "unknown"  # keeps metric labels bounded
                 raise RequestError(404, f"Unknown request URL: {scope['method']} {path}.", code="unknown_url")
             method, handler = entry
             if scope["method"] != method:
@@ -127,6 +130,21 @@ class Gateway:
         await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), call.id_bytes)
         self._observe(call, 200)
 
+    async def retrieve_model(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        assert call.consumer is not None
+        name = scope["path"][len("/v1/models/") :]
+        if self.state.router.resolve(call.consumer, name) is None:
+            raise RequestError(
+                404,
+                f"The model '{name}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        created = int(self._clock.now().timestamp())
+        model = {"id": name, "object": "model", "created": created, "owned_by": "tollway"}
+        await send_bytes(send, 200, orjson.dumps(model), call.id_bytes)
+        self._observe(call, 200)
+
     async def embeddings(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         body = await self._read(scope, receive)
         payload, model = parse_embeddings_request(body)
@@ -140,7 +158,9 @@ class Gateway:
             stream=False,
             started_at=started_at,
         )
-        await self._finish_unary(call, route, target, response, started_at, lambda parsed: 0, send)
+        await self._finish_unary(
+            call, route, target, response, started_at, lambda _: TokenUsage(input=_input_chars(payload) // 4), send
+        )
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         body = await self._read(scope, receive)
@@ -158,7 +178,18 @@ class Gateway:
         if request.stream and response.status == 200:
             await self._relay_stream(call, route, target, request, response, started_at, receive, send)
             return
-        await self._finish_unary(call, route, target, response, started_at, _completion_chars, send)
+        await self._finish_unary(
+            call,
+            route,
+            target,
+            response,
+            started_at,
+            lambda parsed: TokenUsage(
+                input=estimate_prompt_tokens(request.payload),
+                output=estimate_tokens_from_text(_completion_chars(parsed)),
+            ),
+            send,
+        )
 
     # steps ----------------------------------------------------------------------------------------
 
@@ -235,9 +266,10 @@ class Gateway:
         target: Target,
         response: UpstreamResponse,
         started_at: datetime,
-        output_chars: Callable[[dict[str, Any] | None], int],
+        estimate: Callable[[dict[str, Any]], TokenUsage],
         send: Send,
     ) -> None:
+        """Send a complete upstream answer on, after recording its usage (estimated if it reported none)."""
         try:
             raw = await response.read()
         except UpstreamError as error:
@@ -248,17 +280,21 @@ class Gateway:
         usage: TokenUsage | None = None
         estimated = False
         body = raw
+        parsed = _json_object(raw)
+        if status < 400 and parsed is None:
+            status = 502
+            raw = b"a response that is not a JSON object: " + raw[:200]
         if status >= 400:
             self._metrics.upstream_errors.inc((target.provider.name, str(status)))
             body = _as_openai_error(raw, status)
         else:
-            parsed = _json_object(raw)
-            reported = parsed.get("usage") if parsed is not None else None
+            assert parsed is not None
+            reported = parsed.get("usage")
             if isinstance(reported, dict):
                 usage = from_openai_chat(reported)
             else:
-                usage = TokenUsage(output=estimate_tokens_from_text(output_chars(parsed)))
-                estimated = True
+                self._metrics.usage_estimated.inc((target.provider.name,))
+                usage, estimated = estimate(parsed), True
         self._record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
         await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
         self._observe(call, status)
@@ -403,9 +439,14 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _completion_chars(parsed: dict[str, Any] | None) -> int:
+def _input_chars(payload: dict[str, Any]) -> int:
+    items = payload.get("input")
+    return sum(len(i) for i in (items if isinstance(items, list) else [items]) if isinstance(i, str))
+
+
+def _completion_chars(parsed: dict[str, Any]) -> int:
     total = 0
-    for choice in (parsed or {}).get("choices") or ():
+    for choice in parsed.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             total += len(message["content"])
