@@ -18,6 +18,7 @@ from tollway.config.schema import TollwayConfig
 from tollway.gateway.app import Gateway, GatewayLimits
 from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.pricebook import lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.routing import Route, Router, Target
@@ -47,16 +48,21 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
         )
         entries.extend((hash_key(key), identity) for key in consumer.keys)
         entries.extend((digest, identity) for digest in consumer.key_hashes)
-    prices = {
-        model.name: TokenPrice(
-            input=model.price.input,
-            output=model.price.output,
-            cache_read=model.price.cache_read,
-            cache_write=model.price.cache_write,
-        )
-        for model in config.models
-        if model.price is not None
-    }
+    provider_types = {p.name: p.type for p in config.providers}
+    prices: dict[tuple[str, str], TokenPrice] = {}
+    for model in config.models:
+        for target in model.targets:
+            if model.price is not None:
+                price: TokenPrice | None = TokenPrice(
+                    input=model.price.input,
+                    output=model.price.output,
+                    cache_read=model.price.cache_read,
+                    cache_write=model.price.cache_write,
+                )
+            else:
+                price = lookup_price(provider_types[target.provider], target.model)
+            if price is not None:
+                prices[(target.provider, target.model)] = price
     return GatewayState(keys=KeyIndex.build(entries), router=Router(routes), prices=prices)
 
 

@@ -409,7 +409,7 @@ class Gateway:
                     usage=usage,
                     partial=partial,
                     estimated=estimated,
-                    price=self.state.prices.get(route.model),
+                    price=self.state.prices.get((provider, target.model)),
                 )
             )
         )
