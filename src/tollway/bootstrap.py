@@ -117,7 +117,11 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         pipeline,
         metrics,
         clock,
-        GatewayLimits(max_body_bytes=settings.max_body_bytes, drain_timeout_s=settings.drain_timeout_s),
+        GatewayLimits(
+            max_body_bytes=settings.max_body_bytes,
+            drain_timeout_s=settings.drain_timeout_s,
+            max_buffered_response_bytes=settings.max_buffered_response_bytes,
+        ),
     )
     metering = MeteringService(store, BUILT_IN_METERS, clock)
     return Runtime(

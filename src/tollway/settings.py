@@ -25,6 +25,7 @@ class Settings:
     port: int = 8080
     journal_dir: str = "./.tollway/journal"
     max_body_bytes: int = 20 * 1024 * 1024
+    max_buffered_response_bytes: int = 8 * 1024 * 1024
     flush_interval_s: float = 0.25
     flush_batch_size: int = 2000
     drain_timeout_s: float = 60.0

@@ -47,3 +47,12 @@ def test_estimates() -> None:
     assert estimate_tokens_from_text(8) == 2
     payload = {"messages": [{"role": "user", "content": "abcdefgh"}, {"role": "user", "content": [{"text": "abcd"}]}]}
     assert estimate_prompt_tokens(payload) == 3 + (3 + 2) + (3 + 1)
+
+
+def test_usage_block_from_tail() -> None:
+    from tollway.gateway.usage import usage_block_from_tail
+
+    tail = b'.3]}],"model":"m","usage":{"prompt_tokens":7,"total_tokens":7}}'
+    assert usage_block_from_tail(tail) == {"prompt_tokens": 7, "total_tokens": 7}
+    assert usage_block_from_tail(b'"data":[1,2]}') is None
+    assert usage_block_from_tail(b'"usage": nul') is None

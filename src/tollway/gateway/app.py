@@ -38,7 +38,12 @@ from tollway.gateway.requests import (
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.streaming import ChatStreamTracker, SSEFramer
-from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_openai_chat
+from tollway.gateway.usage import (
+    estimate_prompt_tokens,
+    estimate_tokens_from_text,
+    from_openai_chat,
+    usage_block_from_tail,
+)
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
 from tollway.metering.pipeline import UsagePipeline
 
@@ -50,12 +55,14 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RESPONSE_TAIL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayLimits:
     max_body_bytes: int
     drain_timeout_s: float
+    max_buffered_response_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -269,9 +276,16 @@ class Gateway:
         estimate: Callable[[dict[str, Any]], TokenUsage],
         send: Send,
     ) -> None:
-        """Send a complete upstream answer on, after recording its usage (estimated if it reported none)."""
+        """Send a complete upstream answer on, after recording its usage (estimated if it reported none).
+
+        Answers up to `max_buffered_response_bytes` are read whole; a larger one is relayed as it
+        arrives, keeping only a tail in memory to find its usage block (OpenAI puts it last).
+        """
         try:
-            raw = await response.read()
+            raw, rest = await _read_up_to(response, self._limits.max_buffered_response_bytes)
+            if rest is not None and response.status < 400:
+                await self._relay_large_unary(call, route, target, response.status, raw, rest, started_at, send)
+                return
         except UpstreamError as error:
             self._metrics.upstream_errors.inc((target.provider.name, "broken"))
             self._record(call, route, target, 502, False, None, started_at=started_at)
@@ -297,6 +311,48 @@ class Gateway:
                 usage, estimated = estimate(parsed), True
         self._record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
         await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
+        self._observe(call, status)
+
+    async def _relay_large_unary(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        status: int,
+        head: bytes,
+        rest: AsyncIterator[bytes],
+        started_at: datetime,
+        send: Send,
+    ) -> None:
+        headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        tail = head
+        broken = False
+        try:
+            async for chunk in rest:
+                tail += chunk
+                if len(tail) > RESPONSE_TAIL_BYTES:
+                    await send({"type": "http.response.body", "body": tail[:-RESPONSE_TAIL_BYTES], "more_body": True})
+                    tail = tail[-RESPONSE_TAIL_BYTES:]
+        except UpstreamError:
+            broken = True
+            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
+        reported = None if broken else usage_block_from_tail(tail)
+        usage = from_openai_chat(reported) if reported is not None else None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+        self._record(
+            call,
+            route,
+            target,
+            status,
+            False,
+            usage or TokenUsage(),
+            started_at=started_at,
+            partial=broken,
+            estimated=usage is None,
+        )
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
         self._observe(call, status)
 
     async def _relay_stream(
@@ -421,6 +477,19 @@ class Gateway:
     def _observe(self, call: Call, status: int) -> None:
         self._metrics.requests.inc((call.route, call.model, str(status)))
         self._metrics.latency.observe(time.perf_counter() - call.started, (call.route, call.model))
+
+
+async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
+    chunks = response.iter_chunks()
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), chunks
+    return b"".join(parts), None
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
