@@ -182,7 +182,7 @@ class Gateway:
             stream=request.stream,
             started_at=started_at,
         )
-        if request.stream and response.status == 200:
+        if request.stream and response.status == 200 and "event-stream" in response.content_type:
             await self._relay_stream(call, route, target, request, response, started_at, receive, send)
             return
         await self._finish_unary(
