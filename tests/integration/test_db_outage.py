@@ -6,6 +6,8 @@ open ones reset) and brings back, as when the database host goes away for a whil
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,36 @@ def test_database_outage_loses_nothing_and_stores_everything_once(
         gateway.stop()
     assert journal_segments(workdir / "journal") == {}
     assert len(stored_events(postgres_url)) == 4 + EVENTS_DURING
+
+
+def test_sigterm_while_a_flush_hangs_on_the_database_still_stores_everything(
+    workdir: Path, fake_openai: FakeOpenAI, postgres_url: str, proxy: TcpProxy
+) -> None:
+    """A graceful stop that interrupts a flush stuck on the database must not forget that flush's batch."""
+    gateway = TollwayProcess(workdir, config_for(fake_openai), database_url=through(proxy, postgres_url)).start()
+    try:
+        proxy.stall()
+        seen = proxy.bytes_seen
+        fake_openai.enqueue(*(Reply(usage=u) for u in DURING))
+        with client(gateway) as sdk:
+            for _ in DURING:
+                sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        wait_until(lambda: proxy.bytes_seen > seen)  # the flusher is now waiting on the database
+        assert metric(gateway, "tollway_usage_backlog_events") == EVENTS_DURING, "events in flight are backlog"
+
+        assert gateway.process is not None
+        gateway.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "Waiting for application shutdown." in gateway.log())
+        time.sleep(0.3)  # the shutdown has interrupted the flush that hangs
+        # The hung connections die; the database is reachable again for the shutdown's own flush.
+        proxy.down()
+        proxy.resume()
+        proxy.up()
+        gateway.process.wait(20)
+    finally:
+        proxy.resume()
+        gateway.stop()
+    assert journal_segments(workdir / "journal") == {}, "a graceful stop leaves no journal segment behind"
+    events = stored_events(postgres_url)
+    assert len(events) == EVENTS_DURING
+    assert tokens_by_type(events) == metered(DURING)

@@ -1,7 +1,8 @@
 """A TCP proxy on loopback that a test can take down and bring back, to simulate a database outage.
 
 While down, new connections are refused and open ones are reset, as when the database host goes
-away; when back up, connections are forwarded to the target again on the same port.
+away; when back up, connections are forwarded to the target again on the same port. While stalled,
+connections are accepted and bytes are read but nothing is forwarded, as on a hung network path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class TcpProxy:
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self.bytes_seen = 0  # from clients, forwarded or not
 
     def up(self) -> TcpProxy:
         asyncio.run_coroutine_threadsafe(self._up(), self._loop).result(10)
@@ -29,6 +33,12 @@ class TcpProxy:
 
     def down(self) -> None:
         asyncio.run_coroutine_threadsafe(self._down(), self._loop).result(10)
+
+    def stall(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)
 
     def close(self) -> None:
         self.down()
@@ -55,19 +65,21 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, upstream_writer))
-        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        await asyncio.gather(self._pipe(reader, upstream_writer, count=True), self._pipe(upstream_reader, writer))
         self._writers.discard(writer)
         self._writers.discard(upstream_writer)
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool = False) -> None:
+        try:
+            while data := await reader.read(65536):
+                if count:
+                    self.bytes_seen += len(data)
+                await self._flowing.wait()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
