@@ -56,6 +56,7 @@ SSE_HEADERS = [
 ]
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 RESPONSE_TAIL_BYTES = 64 * 1024
+CHALLENGE = [(b"www-authenticate", b'Bearer realm="tollway"')]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +117,15 @@ class Gateway:
                 raise RequestError(404, f"Unknown request URL: {scope['method']} {path}.", code="unknown_url")
             method, handler = entry
             if scope["method"] != method:
-                raise RequestError(405, f"Method {scope['method']} is not allowed for {path}; use {method}.")
+                raise RequestError(
+                    405,
+                    f"Method {scope['method']} is not allowed for {path}; use {method}.",
+                    headers=[(b"allow", method.encode())],
+                )
             call.consumer = self._authenticate(scope)
             await handler(scope, receive, send, call)
         except RequestError as error:
-            await send_bytes(send, error.status, error.body(), call.id_bytes, extra=_auth_challenge(error))
+            await send_bytes(send, error.status, error.body(), call.id_bytes, extra=error.headers)
             self._observe(call, error.status)
         except ClientGone:
             self._observe(call, 499)
@@ -207,10 +212,11 @@ class Gateway:
                 401,
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>', 'x-api-key' or 'apikey'.",
                 code="missing_api_key",
+                headers=CHALLENGE,
             )
         consumer = self.state.keys.authenticate(key)
         if consumer is None:
-            raise RequestError(401, "Incorrect API key provided.", code="invalid_api_key")
+            raise RequestError(401, "Incorrect API key provided.", code="invalid_api_key", headers=CHALLENGE)
         return consumer
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
@@ -529,7 +535,3 @@ def _as_openai_error(raw: bytes, status: int) -> bytes:
         return raw
     detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
     return openai_error(f"The upstream provider answered {status}: {detail}", "api_error", code="upstream_error")
-
-
-def _auth_challenge(error: RequestError) -> list[tuple[bytes, bytes]] | None:
-    return [(b"www-authenticate", b'Bearer realm="tollway"')] if error.status == 401 else None
