@@ -30,6 +30,7 @@ class Settings:
     flush_batch_size: int = 2000
     drain_timeout_s: float = 60.0
     upstream_timeout_s: float = 600.0
+    shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut
     log_level: str = "warning"
     require_services: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

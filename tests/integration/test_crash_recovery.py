@@ -6,16 +6,19 @@ journal when the gateway dies: what the meter shows afterwards came back through
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
-from tests.support.scenario import SUBJECT, client, config_for, metered, usage_block
+from tests.support.scenario import KEY, SUBJECT, client, config_for, metered, usage_block
 from tests.support.stored import journal_segments, request_records, stored_events, tokens_by_type
 from tests.support.tollway_process import TollwayProcess
 
@@ -128,3 +131,39 @@ def test_sigterm_flushes_everything_before_exit(
     assert tokens_by_type(events) == metered(USAGES)
 
     assert_exactly_once(launch(), workdir)
+
+
+def test_stream_cut_by_a_graceful_stop_is_still_recorded_once(workdir: Path, fake_openai: FakeOpenAI) -> None:
+    """A stream still running when the stop's grace period ends is cancelled: its tokens are recorded anyway."""
+    fake_openai.enqueue(Reply(stream_pieces=[f"w{i}" for i in range(200)], chunk_delay_s=0.02))
+    gateway = TollwayProcess(
+        workdir, config_for(fake_openai), env={**NO_PERIODIC_FLUSH, "TOLLWAY_SHUTDOWN_GRACE_S": "0.5"}
+    ).start()
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    contents = 0
+    try:
+        with (
+            httpx.Client(base_url=gateway.base_url, headers={"Authorization": f"Bearer {KEY}"}) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            request_id = response.headers["x-request-id"]
+            with contextlib.suppress(httpx.HTTPError):
+                for line in response.iter_lines():
+                    if line.startswith("data: {") and orjson.loads(line[6:])["choices"][0]["delta"].get("content"):
+                        contents += 1
+                        if contents == 5:
+                            assert gateway.process is not None
+                            gateway.process.send_signal(signal.SIGTERM)
+        assert gateway.process is not None
+        gateway.process.wait(20)
+    finally:
+        gateway.stop()
+    assert 5 <= contents < 200, "the stream was cut by the stop"
+    assert "timeout graceful shutdown exceeded" in gateway.log()
+
+    events = [e for e in stored_events(sqlite_url(workdir)) if e.request_id == request_id]
+    (record,) = request_records(events)
+    assert record.data["partial"] is True
+    assert record.data["estimated"] is True
+    assert record.data["output_tokens"] == contents, "one token per content chunk the client received"
+    assert journal_segments(workdir / "journal") == {}

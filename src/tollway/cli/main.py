@@ -123,7 +123,7 @@ def serve(
         "server_header": False,
         "log_level": level,
         "lifespan": "on",
-        "timeout_graceful_shutdown": 30,
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
     if workers > 1:
         # Each worker builds its own app from the environment (uvicorn imports the factory).

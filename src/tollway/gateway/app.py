@@ -412,6 +412,12 @@ class Gateway:
                     drain_deadline = loop.time() + self._limits.drain_timeout_s
                 if out and not client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
+        except asyncio.CancelledError:
+            # The server cut this request (a stop whose grace period ran out): what was streamed was
+            # still spent, so it is recorded (partial) before the cancellation goes on.
+            response.close()
+            self._record_stream(call, route, target, request, tracker, started_at, partial=True)
+            raise
         finally:
             watcher.cancel()
             if client_gone or cut:
@@ -419,15 +425,7 @@ class Gateway:
         if gone.is_set():
             client_gone = True
         partial = client_gone or cut or not tracker.done
-        usage = tracker.usage
-        estimated = usage is None
-        if usage is None:
-            self._metrics.usage_estimated.inc((target.provider.name,))
-            usage = TokenUsage(
-                input=estimate_prompt_tokens(request.payload),
-                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
-            )
-        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
+        self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
         if not client_gone:
             tail = b""
             if cut or (not tracker.done and tracker.error is None):
@@ -440,6 +438,28 @@ class Gateway:
         self._observe(call, 200 if not client_gone else 499)
 
     # usage and metrics ----------------------------------------------------------------------------
+
+    def _record_stream(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        request: ChatRequest,
+        tracker: ChatStreamTracker,
+        started_at: datetime,
+        *,
+        partial: bool,
+    ) -> None:
+        """Record a relayed stream: the upstream's usage, or an estimate (marked so) when it sent none."""
+        usage = tracker.usage
+        estimated = usage is None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+            usage = TokenUsage(
+                input=estimate_prompt_tokens(request.payload),
+                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
+            )
+        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
 
     def _record(
         self,
