@@ -36,7 +36,10 @@ TOTAL_EVENTS = sum(EVENTS_PER_REQUEST.values())
 
 def traffic(tollway: TollwayProcess, fake: FakeOpenAI) -> list[dict[str, Any]]:
     """Three unary calls and two streams (one asking for usage, one not); returns the usage each reported."""
-    fake.enqueue(*(Reply(usage=u) for u in USAGES))
+    # The last stream lingers after its [DONE] before the upstream closes it: the client has its whole
+    # answer (the SDK stops at [DONE]) while the gateway still waits for the end of the upstream body.
+    fake.enqueue(*(Reply(usage=u) for u in USAGES[:-1]))
+    fake.enqueue(Reply(usage=USAGES[-1], stream_pieces=["Hello from the fake upstream."], chunk_delay_s=0.25))
     reported: list[dict[str, Any]] = []
     messages: Any = [{"role": "user", "content": "Hi"}]
     with client(tollway) as sdk:

@@ -388,6 +388,7 @@ class Gateway:
         chunks: AsyncIterator[bytes] = response.iter_chunks()
         loop = asyncio.get_running_loop()
         drain_deadline = 0.0
+        recorded = False
         try:
             while True:
                 try:
@@ -410,13 +411,19 @@ class Gateway:
                 if not client_gone and gone.is_set():
                     client_gone = True
                     drain_deadline = loop.time() + self._limits.drain_timeout_s
+                if tracker.done and not recorded:
+                    # [DONE]: the answer is complete. Record it before the client can see the end (the SDK
+                    # stops there), not after the upstream closes the body: a SIGKILL in between lost it.
+                    self._record_stream(call, route, target, request, tracker, started_at, partial=client_gone)
+                    recorded = True
                 if out and not client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
         except asyncio.CancelledError:
             # The server cut this request (a stop whose grace period ran out): what was streamed was
             # still spent, so it is recorded (partial) before the cancellation goes on.
             response.close()
-            self._record_stream(call, route, target, request, tracker, started_at, partial=True)
+            if not recorded:
+                self._record_stream(call, route, target, request, tracker, started_at, partial=True)
             raise
         finally:
             watcher.cancel()
@@ -424,8 +431,9 @@ class Gateway:
                 response.close()
         if gone.is_set():
             client_gone = True
-        partial = client_gone or cut or not tracker.done
-        self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
+        if not recorded:
+            partial = client_gone or cut or not tracker.done
+            self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
         if not client_gone:
             tail = b""
             if cut or (not tracker.done and tracker.error is None):
