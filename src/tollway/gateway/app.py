@@ -414,6 +414,10 @@ class Gateway:
                 if tracker.done and not recorded:
                     # [DONE]: the answer is complete. Record it before the client can see the end (the SDK
                     # stops there), not after the upstream closes the body: a SIGKILL in between lost it.
+                    # Yield once first: when the upstream's bytes are all buffered this loop never waits,
+                    # and the disconnect watcher would not yet have seen a client that is already gone.
+                    await asyncio.sleep(0)
+                    client_gone = client_gone or gone.is_set()
                     self._record_stream(call, route, target, request, tracker, started_at, partial=client_gone)
                     recorded = True
                 if out and not client_gone:
