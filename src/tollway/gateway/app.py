@@ -45,7 +45,7 @@ from tollway.gateway.usage import (
     usage_block_from_tail,
 )
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
-from tollway.metering.pipeline import UsagePipeline
+from tollway.metering.sink import UsageSink
 
 log = logging.getLogger("tollway.gateway")
 
@@ -89,7 +89,7 @@ class Gateway:
     def __init__(
         self,
         state: GatewayState,
-        pipeline: UsagePipeline,
+        pipeline: UsageSink,
         metrics: GatewayMetrics,
         clock: Clock,
         limits: GatewayLimits,
