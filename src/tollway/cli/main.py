@@ -121,6 +121,7 @@ def serve(
         "http": "httptools",
         "access_log": False,
         "server_header": False,
+        "proxy_headers": False,  # the gateway reads no X-Forwarded-*; the middleware would cost every request
         "log_level": level,
         "lifespan": "on",
         "timeout_graceful_shutdown": settings.shutdown_grace_s,

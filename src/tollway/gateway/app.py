@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -85,6 +86,17 @@ def new_request_id() -> str:
     return "req_" + os.urandom(12).hex()
 
 
+class RequestIds:
+    """Request ids without a system call each: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + os.urandom(8).hex()
+        self._next = itertools.count()
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._next):08x}"
+
+
 class Gateway:
     def __init__(
         self,
@@ -96,6 +108,7 @@ class Gateway:
     ) -> None:
         self.state = state
         self._pipeline = pipeline
+        self._ids = RequestIds()
         self._metrics = metrics
         self._clock = clock
         self._limits = limits
@@ -107,7 +120,7 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        call = Call(request_id=new_request_id(), route=path, started=time.perf_counter())
+        call = Call(request_id=self._ids.new(), route=path, started=time.perf_counter())
         entry = self.routes.get(path)
         if entry is None and path.startswith("/v1/models/"):
             entry, call.route = ("GET", self.retrieve_model), "/v1/models/{model}"
@@ -517,6 +530,8 @@ class Gateway:
 
 async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
     """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
+    if response.content_length is not None and response.content_length <= limit:
+        return await response.read(), None
     chunks = response.iter_chunks()
     parts: list[bytes] = []
     size = 0

@@ -21,6 +21,7 @@ class UpstreamRequest:
 class UpstreamResponse(Protocol):
     status: int
     content_type: str
+    content_length: int | None  # when the upstream declared it
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives. Raises UpstreamError if the connection breaks."""
@@ -57,6 +58,7 @@ class BufferedResponse:
     def __init__(self, status: int, content_type: str, chunks: AsyncIterator[bytes]) -> None:
         self.status = status
         self.content_type = content_type
+        self.content_length: int | None = None
         self._chunks = chunks
 
     def iter_chunks(self) -> AsyncIterator[bytes]:

@@ -16,6 +16,7 @@ class AiohttpResponse:
         self._response = response
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "application/json")
+        self.content_length = response.content_length
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:
