@@ -34,7 +34,6 @@ class Settings:
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut
     log_level: str = "warning"
-    require_services: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
