@@ -42,3 +42,13 @@ test: lint typecheck
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tollway.db .tollway
+
+.PHONY: bench bench-candidates
+# Benchmarks (not part of `make test`): see docs/benchmarks.md. `make bench BENCH_ARGS=--write` updates the doc.
+bench: venv
+	bash bench/setup.sh
+	$(PYTHON) bench/run.py --repeat 3 $(BENCH_ARGS)
+
+bench-candidates:
+	bash bench/setup.sh
+	$(PYTHON) bench/run.py --candidates --repeat 5 --duration 5 $(BENCH_ARGS)
