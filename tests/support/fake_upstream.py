@@ -47,6 +47,7 @@ class Reply:
     send_usage_chunk: bool = True  # stream: honour include_usage
     send_done: bool = True
     content_type: str = "application/json"
+    tool_calls: list[dict[str, Any]] | None = None  # [{"id", "type": "function", "function": {"name", "arguments"}}]
 
 
 @dataclass
@@ -72,6 +73,10 @@ def completion_body(model: str, reply: Reply) -> dict[str, Any]:
             }
         ],
     }
+    if reply.tool_calls:
+        body["choices"][0]["message"]["tool_calls"] = reply.tool_calls
+        body["choices"][0]["message"]["content"] = reply.content or None
+        body["choices"][0]["finish_reason"] = "tool_calls"
     if reply.usage is not None:
         body["usage"] = reply.usage
     return body
@@ -168,9 +173,24 @@ class FakeOpenAI:
         await response.prepare(request)
         pieces = reply.stream_pieces if reply.stream_pieces is not None else reply.content.split(" ")
         events = [chunk_event(model, {"role": "assistant", "content": ""}, None, include_usage)]
-        for i, piece in enumerate(pieces):
+        for i, piece in enumerate(pieces if reply.content else []):
             events.append(chunk_event(model, {"content": piece if i == 0 else " " + piece}, None, include_usage))
-        events.append(chunk_event(model, {}, "stop", include_usage))
+        for i, call in enumerate(reply.tool_calls or []):
+            head = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            events.append(chunk_event(model, {"tool_calls": [head]}, None, include_usage))
+            arguments = call["function"]["arguments"]
+            for part in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                events.append(
+                    chunk_event(
+                        model, {"tool_calls": [{"index": i, "function": {"arguments": part}}]}, None, include_usage
+                    )
+                )
+        events.append(chunk_event(model, {}, "tool_calls" if reply.tool_calls else "stop", include_usage))
         if include_usage and reply.usage is not None:
             usage_chunk = {
                 "id": "chatcmpl-fake123",

@@ -15,6 +15,7 @@ import orjson
 
 from tollway.clock import Clock
 from tollway.gateway.auth import Consumer, presented_key
+from tollway.gateway.endpoints import install_endpoints
 from tollway.gateway.http import (
     BodyTooLarge,
     ClientGone,
@@ -37,7 +38,7 @@ from tollway.gateway.requests import (
 )
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
-from tollway.gateway.streaming import ChatStreamTracker, SSEFramer
+from tollway.gateway.streaming import ChatStreamTracker, SSEFramer, StreamTracker
 from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_openai_chat
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
 from tollway.metering.pipeline import UsagePipeline
@@ -96,6 +97,8 @@ class Gateway:
             "/v1/embeddings": ("POST", self.embeddings),
             "/v1/models": ("GET", self.list_models),
         }
+        self.error_shapes: dict[str, Callable[[RequestError], bytes]] = {}
+        install_endpoints(self)  # /v1/messages and /v1/responses: gateway/endpoints/
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -110,7 +113,9 @@ class Gateway:
             call.consumer = self._authenticate(scope)
             await handler(scope, receive, send, call)
         except RequestError as error:
-            await send_bytes(send, error.status, error.body(), call.id_bytes, extra=_auth_challenge(error))
+            shape = self.error_shapes.get(path)
+            body = shape(error) if shape is not None else error.body()
+            await send_bytes(send, error.status, body, call.id_bytes, extra=_auth_challenge(error))
             self._observe(call, error.status)
         except ClientGone:
             self._observe(call, 499)
@@ -237,6 +242,9 @@ class Gateway:
         started_at: datetime,
         output_chars: Callable[[dict[str, Any] | None], int],
         send: Send,
+        *,
+        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
+        error_shape: Callable[[bytes, int], bytes] | None = None,
     ) -> None:
         try:
             raw = await response.read()
@@ -250,12 +258,12 @@ class Gateway:
         body = raw
         if status >= 400:
             self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-            body = _as_openai_error(raw, status)
+            body = (error_shape or _as_openai_error)(raw, status)
         else:
             parsed = _json_object(raw)
             reported = parsed.get("usage") if parsed is not None else None
             if isinstance(reported, dict):
-                usage = from_openai_chat(reported)
+                usage = usage_of(reported)
             else:
                 usage = TokenUsage(output=estimate_tokens_from_text(output_chars(parsed)))
                 estimated = True
@@ -273,6 +281,9 @@ class Gateway:
         started_at: datetime,
         receive: Receive,
         send: Send,
+        *,
+        tracker: StreamTracker | None = None,
+        cut_tail: bytes | None = None,
     ) -> None:
         await send(
             {
@@ -281,7 +292,8 @@ class Gateway:
                 "headers": [*SSE_HEADERS, (b"x-request-id", call.id_bytes)],
             }
         )
-        tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
+        if tracker is None:
+            tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
         framer = SSEFramer()
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
@@ -332,7 +344,9 @@ class Gateway:
         self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
         if not client_gone:
             tail = b""
-            if cut or (not tracker.done and tracker.error is None):
+            if (cut or (not tracker.done and tracker.error is None)) and cut_tail is not None:
+                tail = cut_tail
+            elif cut or (not tracker.done and tracker.error is None):
                 tail = (
                     b"data: "
                     + openai_error("The upstream provider ended the stream before it was complete.", "api_error")

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
@@ -33,6 +35,9 @@ class UpstreamResponse(Protocol):
 
 class Provider(Protocol):
     name: str
+    # The request paths this provider speaks natively. Every provider also accepts "/chat/completions"
+    # (OpenAI chat is the pivot format): natively, or translated to its own API.
+    native_paths: frozenset[str]
 
     async def start(self) -> None: ...
 
@@ -67,3 +72,22 @@ class BufferedResponse:
 
     def close(self) -> None:
         """Nothing to release: the body lives in this process."""
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def json_response(status: int, body: bytes) -> BufferedResponse:
+    """A response produced in this process, e.g. an error for a path a provider does not serve."""
+    return BufferedResponse(status, "application/json", _once(body))
+
+
+def not_served(name: str, path: str) -> BufferedResponse:
+    error = {
+        "message": f"The provider '{name}' does not serve {path}.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unsupported_endpoint",
+    }
+    return json_response(400, orjson.dumps({"error": error}))

@@ -41,6 +41,8 @@ class AiohttpResponse:
 class OpenAIProvider:
     """Forwards the request bytes to `<base_url><path>` with the provider's own credentials."""
 
+    native_paths = frozenset({"/chat/completions", "/embeddings", "/responses"})
+
     def __init__(
         self,
         name: str,
