@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 def install_endpoints(gateway: Gateway) -> None:
     from tollway.gateway.endpoints.messages import MessagesEndpoint
+    from tollway.gateway.endpoints.responses import ResponsesEndpoint
 
     messages = MessagesEndpoint(gateway)
     gateway.routes[messages.path] = ("POST", messages)
     gateway.error_shapes[messages.path] = messages.error_shape
+    responses = ResponsesEndpoint(gateway)
+    gateway.routes[responses.path] = ("POST", responses)
