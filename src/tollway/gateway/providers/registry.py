@@ -6,6 +6,7 @@ from tollway.clock import Clock
 from tollway.config.schema import ProviderConfig
 from tollway.gateway.providers.anthropic import AnthropicProvider
 from tollway.gateway.providers.base import Provider
+from tollway.gateway.providers.gemini import GeminiProvider
 from tollway.gateway.providers.openai import OpenAIProvider
 from tollway.gateway.providers.simulator import SimulatorProvider
 
@@ -18,6 +19,15 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
     timeout_s = config.timeout_s or default_timeout_s
     if config.type == "anthropic":
         return AnthropicProvider(
+            config.name,
+            base_url=config.base_url,
+            api_key=config.api_key,
+            timeout_s=timeout_s,
+            clock=clock,
+            headers=config.headers,
+        )
+    if config.type == "gemini":
+        return GeminiProvider(
             config.name,
             base_url=config.base_url,
             api_key=config.api_key,
