@@ -100,12 +100,15 @@ def to_openai_chat(usage: TokenUsage) -> dict[str, Any]:
 
 
 def to_anthropic(usage: TokenUsage) -> dict[str, Any]:
-    return {
+    block: dict[str, Any] = {
         "input_tokens": usage.input,
         "output_tokens": usage.output,
         "cache_creation_input_tokens": usage.cache_write,
         "cache_read_input_tokens": usage.cache_read,
     }
+    if usage.reasoning:
+        block["output_tokens_details"] = {"thinking_tokens": usage.reasoning}
+    return block
 
 
 def to_responses(usage: TokenUsage) -> dict[str, Any]:
