@@ -429,3 +429,14 @@ def test_cut_claude_stream_to_an_openai_client(
     wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
     event = request_events(tollway.workdir / "tollway.db")[0]
     assert (event["partial"], event["estimated"], event["provider"]) == (True, True, "claude")
+
+
+def test_embeddings_for_a_claude_model_are_refused_before_any_upstream_call(
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.embeddings.create(model="claude-sonnet", input="hello")
+    assert caught.value.code == "unsupported_endpoint"
+    assert fake_anthropic.received == []
+    oai.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)  # only the chat call is recorded

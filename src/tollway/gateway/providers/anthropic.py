@@ -49,7 +49,7 @@ class AnthropicProvider:
         if request.path == "/messages":
             return await self._http.send(request)
         if request.path != "/chat/completions":
-            return not_served(self.name, request.path)
+            raise not_served(self.name, request.path)
         payload = chat_to_anthropic_request(request.payload)
         options = request.payload.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True

@@ -43,7 +43,7 @@ class AzureOpenAIProvider:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if request.path not in DEPLOYMENT_PATHS:
-            return not_served(self.name, request.path)
+            raise not_served(self.name, request.path)
         deployment = quote(str(request.payload.get("model")), safe="")
         path = f"/deployments/{deployment}{request.path}{self._query}"
         routed = UpstreamRequest(

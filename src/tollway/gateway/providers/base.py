@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
+from tollway.gateway.http import RequestError
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +74,11 @@ class BufferedResponse:
         """Nothing to release: the body lives in this process."""
 
 
-async def _once(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
-def json_response(status: int, body: bytes) -> BufferedResponse:
-    """A response produced in this process, e.g. an error for a path a provider does not serve."""
-    return BufferedResponse(status, "application/json", _once(body))
-
-
-def not_served(name: str, path: str) -> BufferedResponse:
-    error = {
-        "message": f"The provider '{name}' does not serve {path}.",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "unsupported_endpoint",
-    }
-    return json_response(400, orjson.dumps({"error": error}))
+def not_served(name: str, path: str) -> RequestError:
+    """The 400 for an endpoint a provider cannot serve (raised before any upstream call; records nothing)."""
+    return RequestError(
+        400,
+        f"The model's provider '{name}' does not serve {path}; see docs/providers.md for which endpoints reach "
+        "which providers.",
+        code="unsupported_endpoint",
+    )

@@ -44,7 +44,7 @@ class GeminiProvider:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if request.path != "/chat/completions":
-            return not_served(self.name, request.path)
+            raise not_served(self.name, request.path)
         model = str(request.payload["model"])
         payload = chat_to_gemini_request(request.payload)
         method = ":streamGenerateContent?alt=sse" if request.stream else ":generateContent"
