@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -440,3 +441,27 @@ def test_embeddings_for_a_claude_model_are_refused_before_any_upstream_call(
     assert fake_anthropic.received == []
     oai.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
     wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)  # only the chat call is recorded
+
+
+def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.enqueue(text_reply("one two three four five six seven eight", chunk_delay_s=0.05))
+    body = {
+        "model": "claude-sonnet",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    with (
+        httpx.Client(base_url=tollway.base_url, headers={"x-api-key": KEY}) as client,
+        client.stream("POST", "/v1/messages", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("event: content_block_delta"):
+                break  # the client leaves mid-stream
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
+    event = request_events(tollway.workdir / "tollway.db")[0]
+    # Tollway kept reading the upstream until its usage arrived: exact counts, flagged partial.
+    assert (event["partial"], event["estimated"], event["status_code"]) == (True, False, 200)
+    expect_tokens(tollway, CLAUDE_TOKENS)

@@ -32,6 +32,7 @@ class AnthropicReply:
     stop_reason: str = "end_turn"
     usage: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_USAGE))
     cut_after: int | None = None
+    chunk_delay_s: float = 0.0  # stream: pause between events
 
 
 def text_reply(text: str, **kwargs: Any) -> AnthropicReply:
@@ -96,7 +97,7 @@ class FakeAnthropic(LoopbackServer[AnthropicReply]):
             )
         )
         events.append(sse({"type": "message_stop"}, "message_stop"))
-        return await write_events(request, events, cut_after=reply.cut_after)
+        return await write_events(request, events, cut_after=reply.cut_after, chunk_delay_s=reply.chunk_delay_s)
 
 
 def _block_events(index: int, block: dict[str, Any]) -> list[bytes]:
