@@ -248,3 +248,28 @@ def test_chat_stream_to_responses_events_and_tracker() -> None:
         tracker.relay(event)
     assert tracker.done
     assert tracker.usage == TokenUsage(input=10, output=3)
+
+
+def test_gemini_thought_signatures_round_trip_in_the_tool_call_id() -> None:
+    body = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [{"functionCall": {"name": "look", "args": {"q": 1}}, "thoughtSignature": "CiQB0e2Kb"}],
+                },
+                "finishReason": "STOP",
+            }
+        ]
+    }
+    call = gemini_to_chat_response(body, model="g", created=0)["choices"][0]["message"]["tool_calls"][0]
+    history = [
+        {"role": "user", "content": "Look"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": '{"seen": true}'},
+    ]
+    contents = chat_to_gemini_request({"model": "g", "messages": history})["contents"]
+    assert contents[1]["parts"] == [
+        {"functionCall": {"name": "look", "args": {"q": 1}}, "thoughtSignature": "CiQB0e2Kb"}
+    ]
+    assert contents[2]["parts"] == [{"functionResponse": {"name": "look", "response": {"seen": True}}}]

@@ -27,6 +27,9 @@ FINISH = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
 }
+# Gemini's thinking models sign each function call and want the signature back with the call in the next
+# turn. OpenAI chat has no field for it, so it travels inside the tool call id, which clients echo verbatim.
+SIGNATURE_MARK = "__thought__"
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 _CARRIED = frozenset(
     {
@@ -155,7 +158,11 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                     raise RequestError(400, f"{where}.tool_calls[{j}].function.arguments is not valid JSON") from None
                 names[str(call.get("id"))] = str(function.get("name"))
                 function_call = {"name": function.get("name"), "args": arguments}
-                parts.append({"functionCall": function_call})
+                part: dict[str, Any] = {"functionCall": function_call}
+                signature = _signature_of(str(call.get("id")))
+                if signature:
+                    part["thoughtSignature"] = signature
+                parts.append(part)
             _append(contents, "model", parts)
         elif role == "tool":
             call_id = str(message.get("tool_call_id"))
@@ -175,6 +182,11 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
         else:
             raise unsupported(f"{where}.role", f"role '{role}' has no Gemini equivalent")
     return system, contents
+
+
+def _signature_of(call_id: str) -> str | None:
+    _, mark, signature = call_id.partition(SIGNATURE_MARK)
+    return signature if mark and signature else None
 
 
 def _append(contents: list[dict[str, Any]], role: str, parts: list[dict[str, Any]]) -> None:
@@ -226,6 +238,8 @@ def _split(parts: Any, first_call: int) -> tuple[str, str, list[dict[str, Any]]]
         elif isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
             call_id = call.get("id") or f"call_{first_call + len(calls)}"
+            if isinstance(part.get("thoughtSignature"), str):
+                call_id = f"{call_id}{SIGNATURE_MARK}{part['thoughtSignature']}"
             arguments = orjson.dumps(call.get("args") or {}).decode()
             calls.append(
                 {"id": call_id, "type": "function", "function": {"name": call.get("name"), "arguments": arguments}}
