@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from tollway.adapters.journal.file import FileJournal
 from tollway.adapters.sql.engine import create_sql_engine
@@ -15,9 +18,11 @@ from tollway.asgi import TollwayApp
 from tollway.clock import Clock, SystemClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
+from tollway.errors import ConfigError
 from tollway.gateway.app import Gateway, GatewayLimits
 from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.pricebook import lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.routing import Route, Router, Target
@@ -47,16 +52,21 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
         )
         entries.extend((hash_key(key), identity) for key in consumer.keys)
         entries.extend((digest, identity) for digest in consumer.key_hashes)
-    prices = {
-        model.name: TokenPrice(
-            input=model.price.input,
-            output=model.price.output,
-            cache_read=model.price.cache_read,
-            cache_write=model.price.cache_write,
-        )
-        for model in config.models
-        if model.price is not None
-    }
+    provider_types = {p.name: p.type for p in config.providers}
+    prices: dict[tuple[str, str], TokenPrice] = {}
+    for model in config.models:
+        for target in model.targets:
+            if model.price is not None:
+                price: TokenPrice | None = TokenPrice(
+                    input=model.price.input,
+                    output=model.price.output,
+                    cache_read=model.price.cache_read,
+                    cache_write=model.price.cache_write,
+                )
+            else:
+                price = lookup_price(provider_types[target.provider], target.model)
+            if price is not None:
+                prices[(target.provider, target.model)] = price
     return GatewayState(keys=KeyIndex.build(entries), router=Router(routes), prices=prices)
 
 
@@ -73,20 +83,83 @@ class Runtime:
     gateway: Gateway
     metrics: GatewayMetrics
     providers: dict[str, Provider] = field(default_factory=dict)
+    _background: set[asyncio.Task[object]] = field(default_factory=set)
+    _retired: list[Provider] = field(default_factory=list)
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
+        if self.settings.config:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
 
     async def stop(self) -> None:
+        if self.settings.config:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         stored = await self.pipeline.stop(timeout_s=10.0)
         if not stored:
             log.error("usage backlog kept in the journal: %d events", self.pipeline.backlog)
-        for provider in self.providers.values():
+        for task in self._background:
+            task.cancel()
+        for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
         await self.store.close()
+
+    def _reload_soon(self) -> None:
+        self._spawn(self.reload())
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reload(self) -> bool:
+        """Re-read the config file and swap the gateway's keys, routes and prices (on SIGHUP).
+
+        Providers whose settings did not change are kept with their connection pools; replaced
+        ones are closed once requests still using them have had time to finish. An invalid file
+        changes nothing.
+        """
+        if not self.settings.config:
+            return False
+        try:
+            config = await asyncio.to_thread(load_config, self.settings.config, self.settings.env)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("config reload refused: %s", line)
+            return False
+        previous = {p.name: p for p in self.config.providers}
+        providers: dict[str, Provider] = {}
+        for provider_config in config.providers:
+            kept = self.providers.get(provider_config.name)
+            if kept is not None and previous.get(provider_config.name) == provider_config:
+                providers[provider_config.name] = kept
+                continue
+            fresh = build_provider(
+                provider_config, clock=self.clock, default_timeout_s=self.settings.upstream_timeout_s
+            )
+            await fresh.start()
+            providers[provider_config.name] = fresh
+        retired = [p for name, p in self.providers.items() if providers.get(name) is not p]
+        self.gateway.state = gateway_state(config, providers)
+        self.config, self.providers = config, providers
+        if retired:
+            self._retired.extend(retired)
+            self._spawn(self._close_later(retired, self.settings.upstream_timeout_s))
+        log.warning(
+            "config reloaded: %d models, %d consumers, %d providers replaced",
+            len(config.models),
+            len(config.consumers),
+            len(retired),
+        )
+        return True
+
+    async def _close_later(self, providers: list[Provider], grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        for provider in providers:
+            self._retired.remove(provider)
+            await provider.close()
 
 
 def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
@@ -111,7 +184,11 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         pipeline,
         metrics,
         clock,
-        GatewayLimits(max_body_bytes=settings.max_body_bytes, drain_timeout_s=settings.drain_timeout_s),
+        GatewayLimits(
+            max_body_bytes=settings.max_body_bytes,
+            drain_timeout_s=settings.drain_timeout_s,
+            max_buffered_response_bytes=settings.max_buffered_response_bytes,
+        ),
     )
     metering = MeteringService(store, BUILT_IN_METERS, clock)
     return Runtime(

@@ -25,10 +25,12 @@ class Settings:
     port: int = 8080
     journal_dir: str = "./.tollway/journal"
     max_body_bytes: int = 20 * 1024 * 1024
+    max_buffered_response_bytes: int = 8 * 1024 * 1024
     flush_interval_s: float = 0.25
     flush_batch_size: int = 2000
     drain_timeout_s: float = 60.0
     upstream_timeout_s: float = 600.0
+    shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut
     log_level: str = "warning"
     require_services: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

@@ -42,6 +42,26 @@ def _fail(problems: list[str]) -> None:
     raise typer.Exit(2)
 
 
+def _shown_url(url: str) -> str:
+    """The database URL as it may be printed: the password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "TOLLWAY_DATABASE_URL"
+
+
+def _database_problem(url: str, exc: Exception) -> str:
+    """One line: the database (password hidden) and the driver's first line, without SQLAlchemy's footer."""
+    from sqlalchemy.exc import DBAPIError
+
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return f"database {_shown_url(url)}: {cause.__class__.__name__}: {lines[0] if lines else 'failed'}"
+
+
 def _load(config: Path | None, **overrides: Any) -> tuple[Settings, TollwayConfig]:
     try:
         settings = Settings.from_env(**overrides)
@@ -87,10 +107,11 @@ def serve(
     except ConfigError as exc:
         _fail(exc.problems)
     except Exception as exc:
-        _fail([f"database {settings.database_url}: {exc.__class__.__name__}: {exc}"])
+        _fail([_database_problem(settings.database_url, exc)])
     err.print(
         f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
-        f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, database {settings.database_url})",
+        f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, "
+        f"database {_shown_url(settings.database_url)})",
         highlight=False,
     )
     options: dict[str, Any] = {
@@ -102,7 +123,7 @@ def serve(
         "server_header": False,
         "log_level": level,
         "lifespan": "on",
-        "timeout_graceful_shutdown": 30,
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
     if workers > 1:
         # Each worker builds its own app from the environment (uvicorn imports the factory).
@@ -139,7 +160,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     except ConfigError as exc:
         _fail(exc.problems)
     except Exception as exc:
-        _fail([f"database {settings.database_url}: {exc.__class__.__name__}: {exc}"])
+        _fail([_database_problem(settings.database_url, exc)])
 
 
 @app.command()

@@ -81,8 +81,8 @@ def _describe(exc: pydantic.ValidationError) -> list[str]:
             message = "unknown field (check the spelling)"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        if "\n" in message:
-            lines.extend(message.splitlines())
+        if not path:
+            lines.extend(message.splitlines())  # whole-file checks name their own paths
         else:
-            lines.append(f"{path or '<root>'}: {message}")
+            lines.append(f"{path}: {message}")
     return lines

@@ -39,7 +39,12 @@ from tollway.gateway.requests import (
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.streaming import ChatStreamTracker, SSEFramer, StreamTracker
-from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_openai_chat
+from tollway.gateway.usage import (
+    estimate_prompt_tokens,
+    estimate_tokens_from_text,
+    from_openai_chat,
+    usage_block_from_tail,
+)
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
 from tollway.metering.pipeline import UsagePipeline
 
@@ -51,12 +56,15 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+RESPONSE_TAIL_BYTES = 64 * 1024
+CHALLENGE = [(b"www-authenticate", b'Bearer realm="tollway"')]
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayLimits:
     max_body_bytes: int
     drain_timeout_s: float
+    max_buffered_response_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -104,18 +112,25 @@ class Gateway:
         path = scope["path"]
         call = Call(request_id=new_request_id(), route=path, started=time.perf_counter())
         entry = self.routes.get(path)
+        if entry is None and path.startswith("/v1/models/"):
+            entry, call.route = ("GET", self.retrieve_model), "/v1/models/{model}"
         try:
             if entry is None:
+                call.route = "unknown"  # keeps metric labels bounded
                 raise RequestError(404, f"Unknown request URL: {scope['method']} {path}.", code="unknown_url")
             method, handler = entry
             if scope["method"] != method:
-                raise RequestError(405, f"Method {scope['method']} is not allowed for {path}; use {method}.")
+                raise RequestError(
+                    405,
+                    f"Method {scope['method']} is not allowed for {path}; use {method}.",
+                    headers=[(b"allow", method.encode())],
+                )
             call.consumer = self._authenticate(scope)
             await handler(scope, receive, send, call)
         except RequestError as error:
             shape = self.error_shapes.get(path)
             body = shape(error) if shape is not None else error.body()
-            await send_bytes(send, error.status, body, call.id_bytes, extra=_auth_challenge(error))
+            await send_bytes(send, error.status, body, call.id_bytes, extra=error.headers)
             self._observe(call, error.status)
         except ClientGone:
             self._observe(call, 499)
@@ -132,6 +147,21 @@ class Gateway:
         await send_bytes(send, 200, orjson.dumps({"object": "list", "data": data}), call.id_bytes)
         self._observe(call, 200)
 
+    async def retrieve_model(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        assert call.consumer is not None
+        name = scope["path"][len("/v1/models/") :]
+        if self.state.router.resolve(call.consumer, name) is None:
+            raise RequestError(
+                404,
+                f"The model '{name}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
+        created = int(self._clock.now().timestamp())
+        model = {"id": name, "object": "model", "created": created, "owned_by": "tollway"}
+        await send_bytes(send, 200, orjson.dumps(model), call.id_bytes)
+        self._observe(call, 200)
+
     async def embeddings(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         body = await self._read(scope, receive)
         payload, model = parse_embeddings_request(body)
@@ -145,7 +175,9 @@ class Gateway:
             stream=False,
             started_at=started_at,
         )
-        await self._finish_unary(call, route, target, response, started_at, lambda parsed: 0, send)
+        await self._finish_unary(
+            call, route, target, response, started_at, lambda _: TokenUsage(input=_input_chars(payload) // 4), send
+        )
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         body = await self._read(scope, receive)
@@ -160,10 +192,21 @@ class Gateway:
             stream=request.stream,
             started_at=started_at,
         )
-        if request.stream and response.status == 200:
+        if request.stream and response.status == 200 and "event-stream" in response.content_type:
             await self._relay_stream(call, route, target, request, response, started_at, receive, send)
             return
-        await self._finish_unary(call, route, target, response, started_at, _completion_chars, send)
+        await self._finish_unary(
+            call,
+            route,
+            target,
+            response,
+            started_at,
+            lambda parsed: TokenUsage(
+                input=estimate_prompt_tokens(request.payload),
+                output=estimate_tokens_from_text(_completion_chars(parsed)),
+            ),
+            send,
+        )
 
     # steps ----------------------------------------------------------------------------------------
 
@@ -174,10 +217,11 @@ class Gateway:
                 401,
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>', 'x-api-key' or 'apikey'.",
                 code="missing_api_key",
+                headers=CHALLENGE,
             )
         consumer = self.state.keys.authenticate(key)
         if consumer is None:
-            raise RequestError(401, "Incorrect API key provided.", code="invalid_api_key")
+            raise RequestError(401, "Incorrect API key provided.", code="invalid_api_key", headers=CHALLENGE)
         return consumer
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
@@ -240,14 +284,24 @@ class Gateway:
         target: Target,
         response: UpstreamResponse,
         started_at: datetime,
-        output_chars: Callable[[dict[str, Any] | None], int],
+        estimate: Callable[[dict[str, Any]], TokenUsage],
         send: Send,
         *,
         usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
         error_shape: Callable[[bytes, int], bytes] | None = None,
     ) -> None:
+        """Send a complete upstream answer on, after recording its usage (estimated if it reported none).
+
+        Answers up to `max_buffered_response_bytes` are read whole; a larger one is relayed as it
+        arrives, keeping only a tail in memory to find its usage block (OpenAI puts it last).
+        """
         try:
-            raw = await response.read()
+            raw, rest = await _read_up_to(response, self._limits.max_buffered_response_bytes)
+            if rest is not None and response.status < 400:
+                await self._relay_large_unary(
+                    call, route, target, response.status, raw, rest, started_at, send, usage_of=usage_of
+                )
+                return
         except UpstreamError as error:
             self._metrics.upstream_errors.inc((target.provider.name, "broken"))
             self._record(call, route, target, 502, False, None, started_at=started_at)
@@ -256,19 +310,67 @@ class Gateway:
         usage: TokenUsage | None = None
         estimated = False
         body = raw
+        parsed = _json_object(raw)
+        if status < 400 and parsed is None:
+            status = 502
+            raw = b"a response that is not a JSON object: " + raw[:200]
         if status >= 400:
             self._metrics.upstream_errors.inc((target.provider.name, str(status)))
             body = (error_shape or _as_openai_error)(raw, status)
         else:
-            parsed = _json_object(raw)
-            reported = parsed.get("usage") if parsed is not None else None
+            assert parsed is not None
+            reported = parsed.get("usage")
             if isinstance(reported, dict):
                 usage = usage_of(reported)
             else:
-                usage = TokenUsage(output=estimate_tokens_from_text(output_chars(parsed)))
-                estimated = True
+                self._metrics.usage_estimated.inc((target.provider.name,))
+                usage, estimated = estimate(parsed), True
         self._record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
         await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
+        self._observe(call, status)
+
+    async def _relay_large_unary(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        status: int,
+        head: bytes,
+        rest: AsyncIterator[bytes],
+        started_at: datetime,
+        send: Send,
+        *,
+        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
+    ) -> None:
+        headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        tail = head
+        broken = False
+        try:
+            async for chunk in rest:
+                tail += chunk
+                if len(tail) > RESPONSE_TAIL_BYTES:
+                    await send({"type": "http.response.body", "body": tail[:-RESPONSE_TAIL_BYTES], "more_body": True})
+                    tail = tail[-RESPONSE_TAIL_BYTES:]
+        except UpstreamError:
+            broken = True
+            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
+        reported = None if broken else usage_block_from_tail(tail)
+        usage = usage_of(dict(reported)) if reported is not None else None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+        self._record(
+            call,
+            route,
+            target,
+            status,
+            False,
+            usage or TokenUsage(),
+            started_at=started_at,
+            partial=broken,
+            estimated=usage is None,
+        )
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
         self._observe(call, status)
 
     async def _relay_stream(
@@ -302,6 +404,7 @@ class Gateway:
         chunks: AsyncIterator[bytes] = response.iter_chunks()
         loop = asyncio.get_running_loop()
         drain_deadline = 0.0
+        recorded = False
         try:
             while True:
                 try:
@@ -324,24 +427,29 @@ class Gateway:
                 if not client_gone and gone.is_set():
                     client_gone = True
                     drain_deadline = loop.time() + self._limits.drain_timeout_s
+                if tracker.done and not recorded:
+                    # [DONE]: the answer is complete. Record it before the client can see the end (the SDK
+                    # stops there), not after the upstream closes the body: a SIGKILL in between lost it.
+                    self._record_stream(call, route, target, request, tracker, started_at, partial=client_gone)
+                    recorded = True
                 if out and not client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
+        except asyncio.CancelledError:
+            # The server cut this request (a stop whose grace period ran out): what was streamed was
+            # still spent, so it is recorded (partial) before the cancellation goes on.
+            response.close()
+            if not recorded:
+                self._record_stream(call, route, target, request, tracker, started_at, partial=True)
+            raise
         finally:
             watcher.cancel()
             if client_gone or cut:
                 response.close()
         if gone.is_set():
             client_gone = True
-        partial = client_gone or cut or not tracker.done
-        usage = tracker.usage
-        estimated = usage is None
-        if usage is None:
-            self._metrics.usage_estimated.inc((target.provider.name,))
-            usage = TokenUsage(
-                input=estimate_prompt_tokens(request.payload),
-                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
-            )
-        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
+        if not recorded:
+            partial = client_gone or cut or not tracker.done
+            self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
         if not client_gone:
             tail = b""
             if (cut or (not tracker.done and tracker.error is None)) and cut_tail is not None:
@@ -356,6 +464,28 @@ class Gateway:
         self._observe(call, 200 if not client_gone else 499)
 
     # usage and metrics ----------------------------------------------------------------------------
+
+    def _record_stream(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        request: ChatRequest,
+        tracker: StreamTracker,
+        started_at: datetime,
+        *,
+        partial: bool,
+    ) -> None:
+        """Record a relayed stream: the upstream's usage, or an estimate (marked so) when it sent none."""
+        usage = tracker.usage
+        estimated = usage is None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+            usage = TokenUsage(
+                input=estimate_prompt_tokens(request.payload),
+                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
+            )
+        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
 
     def _record(
         self,
@@ -387,7 +517,7 @@ class Gateway:
                     usage=usage,
                     partial=partial,
                     estimated=estimated,
-                    price=self.state.prices.get(route.model),
+                    price=self.state.prices.get((provider, target.model)),
                 )
             )
         )
@@ -399,6 +529,19 @@ class Gateway:
     def _observe(self, call: Call, status: int) -> None:
         self._metrics.requests.inc((call.route, call.model, str(status)))
         self._metrics.latency.observe(time.perf_counter() - call.started, (call.route, call.model))
+
+
+async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
+    chunks = response.iter_chunks()
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), chunks
+    return b"".join(parts), None
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
@@ -417,9 +560,14 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _completion_chars(parsed: dict[str, Any] | None) -> int:
+def _input_chars(payload: dict[str, Any]) -> int:
+    items = payload.get("input")
+    return sum(len(i) for i in (items if isinstance(items, list) else [items]) if isinstance(i, str))
+
+
+def _completion_chars(parsed: dict[str, Any]) -> int:
     total = 0
-    for choice in (parsed or {}).get("choices") or ():
+    for choice in parsed.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             total += len(message["content"])
@@ -433,7 +581,3 @@ def _as_openai_error(raw: bytes, status: int) -> bytes:
         return raw
     detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
     return openai_error(f"The upstream provider answered {status}: {detail}", "api_error", code="upstream_error")
-
-
-def _auth_challenge(error: RequestError) -> list[tuple[bytes, bytes]] | None:
-    return [(b"www-authenticate", b'Bearer realm="tollway"')] if error.status == 401 else None

@@ -95,12 +95,21 @@ ERROR_KIND_BY_STATUS = {
 class RequestError(Exception):
     """A request the gateway refuses before any upstream call. Records no usage."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Headers | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
         self.code = code
+        self.headers = headers
 
     def body(self) -> bytes:
         kind = ERROR_KIND_BY_STATUS.get(self.status, "invalid_request_error")

@@ -13,4 +13,4 @@ from tollway.metering.llm import TokenPrice
 class GatewayState:
     keys: KeyIndex
     router: Router
-    prices: dict[str, TokenPrice]  # by client-facing model name
+    prices: dict[tuple[str, str], TokenPrice]  # by (provider name, upstream model)

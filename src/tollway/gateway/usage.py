@@ -6,6 +6,7 @@ tokens; reasoning is also kept on its own for reporting.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -146,3 +147,22 @@ def estimate_prompt_tokens(payload: Mapping[str, Any]) -> int:
                 if isinstance(part, Mapping) and isinstance(part.get("text"), str):
                     total += estimate_tokens_from_text(len(part["text"]))
     return total
+
+
+def usage_block_from_tail(tail: bytes) -> Mapping[str, Any] | None:
+    """The last `"usage": {...}` object in the end of a JSON document, or None.
+
+    Used for answers too large to hold in memory: OpenAI-compatible servers write usage last.
+    """
+    key = tail.rfind(b'"usage"')
+    if key < 0:
+        return None
+    colon = tail.find(b":", key + 7)
+    if colon < 0:
+        return None
+    text = tail[colon + 1 :].decode("utf-8", "replace").lstrip()
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

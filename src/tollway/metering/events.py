@@ -33,7 +33,20 @@ class Event:
         }
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_cloudevent())
+        """The CloudEvent as JSON (orjson writes the aware UTC time as RFC 3339 with a Z)."""
+        return orjson.dumps(
+            {
+                "specversion": SPEC_VERSION,
+                "id": self.id,
+                "source": self.source,
+                "type": self.type,
+                "subject": self.subject,
+                "time": self.time,
+                "datacontenttype": "application/json",
+                "data": self.data,
+            },
+            option=orjson.OPT_UTC_Z,
+        )
 
     @classmethod
     def from_cloudevent(cls, raw: dict[str, Any]) -> Event:
@@ -50,10 +63,11 @@ class Event:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z` and microseconds only when there are some."""
-    moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    text = moment.replace(tzinfo=None).isoformat()
     if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"
 
 

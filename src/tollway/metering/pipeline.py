@@ -80,17 +80,20 @@ class UsagePipeline:
             if not self._buffer and not self._pending:
                 return True
             mark = self._journal.seal()
+            # The batch stays in `_pending` until it is stored: it counts as backlog while in flight, and
+            # it is kept when the store fails or when the flush is cancelled (a graceful stop cancels the
+            # flusher, then flushes what is left, this batch included).
             batch, self._buffer = self._pending + self._buffer, []
-            self._pending = []
+            self._pending = batch
             try:
                 for offset in range(0, len(batch), self._batch_size):
                     await self._store.insert_events(batch[offset : offset + self._batch_size])
             except Exception as exc:
-                self._pending = batch
                 self.flush_failures_total += 1
                 self._retry_s = min(max(self._retry_s * 2, RETRY_MIN_S), RETRY_MAX_S)
                 log.warning("usage flush failed, %d events kept for retry: %s", len(batch), exc)
                 return False
+            self._pending = []
             self._retry_s = 0.0
             self.flushed_total += len(batch)
             self._journal.release(mark)

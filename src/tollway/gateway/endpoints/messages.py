@@ -11,7 +11,8 @@ from tollway.gateway.requests import ChatRequest, parse_json_object, require_mod
 from tollway.gateway.translate.anthropic import anthropic_to_chat_request, chat_to_anthropic_response
 from tollway.gateway.translate.anthropic_stream import AnthropicStreamTracker, ChatToAnthropic, anthropic_stream_error
 from tollway.gateway.translate.common import request_error_as_anthropic, to_anthropic_error
-from tollway.gateway.usage import from_anthropic
+from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_anthropic
+from tollway.metering.llm import TokenUsage
 
 if TYPE_CHECKING:
     from tollway.gateway.app import Call, Gateway
@@ -57,7 +58,7 @@ class MessagesEndpoint:
             stream=stream,
             started_at=started_at,
         )
-        if stream and response.status == 200:
+        if stream and response.status == 200 and "event-stream" in response.content_type:
             await gateway._relay_stream(
                 call,
                 route,
@@ -77,7 +78,9 @@ class MessagesEndpoint:
             target,
             response,
             started_at,
-            _text_chars,
+            lambda parsed: TokenUsage(
+                input=estimate_prompt_tokens(payload), output=estimate_tokens_from_text(_text_chars(parsed))
+            ),
             send,
             usage_of=from_anthropic,
             error_shape=to_anthropic_error,

@@ -19,7 +19,8 @@ from tollway.gateway.translate.responses import (
     responses_stream_error,
     responses_to_chat_request,
 )
-from tollway.gateway.usage import from_responses
+from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_responses
+from tollway.metering.llm import TokenUsage
 
 if TYPE_CHECKING:
     from tollway.gateway.app import Call, Gateway
@@ -68,7 +69,7 @@ class ResponsesEndpoint:
             stream=stream,
             started_at=started_at,
         )
-        if stream and response.status == 200:
+        if stream and response.status == 200 and "event-stream" in response.content_type:
             await gateway._relay_stream(
                 call,
                 route,
@@ -83,7 +84,17 @@ class ResponsesEndpoint:
             )
             return
         await gateway._finish_unary(
-            call, route, target, response, started_at, _output_chars, send, usage_of=from_responses
+            call,
+            route,
+            target,
+            response,
+            started_at,
+            lambda parsed: TokenUsage(
+                input=estimate_prompt_tokens(prompt_view(payload)),
+                output=estimate_tokens_from_text(_output_chars(parsed)),
+            ),
+            send,
+            usage_of=from_responses,
         )
 
 

@@ -1,0 +1,122 @@
+"""A newcomer's mistake in the config or the environment: one clear line naming where, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run_tollway
+from tests.support.net import free_port
+
+VALID = """\
+providers:
+  - {name: local, type: simulator}
+  - {name: openai, type: openai, api_key: "${OPENAI_API_KEY}"}
+models:
+  - {name: demo, targets: [{provider: local, model: demo}]}
+consumers:
+  - {username: acme-corp, keys: [acme-secret-key], models: [demo]}
+"""
+ENV = {"OPENAI_API_KEY": "sk-test"}
+
+
+@pytest.mark.parametrize(
+    ("mistake", "env", "line"),
+    [
+        (
+            ("", ""),
+            ENV,
+            "tollway.yaml: ok (2 providers, 1 models, 1 consumers)",
+        ),
+        (
+            ("type: simulator}", "type: simulator, tokens_per_secnd: 5}"),
+            ENV,
+            "error: tollway.yaml: providers[0].tokens_per_secnd: unknown field (check the spelling)",
+        ),
+        (("models:", "model:"), ENV, "error: tollway.yaml: model: unknown field (check the spelling)"),
+        (
+            ("provider: local,", "provider: locl,"),
+            ENV,
+            "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'locl' (defined: local, openai)",
+        ),
+        (
+            ("models: [demo]", "models: [dmo]"),
+            ENV,
+            "error: tollway.yaml: consumers[0].models: unknown model 'dmo'",
+        ),
+        (
+            ("type: openai", "type: opneai"),
+            ENV,
+            "error: tollway.yaml: providers[1].type: Input should be "
+            "'openai', 'anthropic', 'gemini', 'azure_openai' or 'simulator'",
+        ),
+        (
+            ("", ""),
+            {},
+            "error: tollway.yaml: providers[1].api_key: environment variable OPENAI_API_KEY is not set",
+        ),
+        (
+            ("models:\n", "models:\n  - {name: demo\n"),
+            ENV,
+            "error: tollway.yaml: line 6, column 5: invalid YAML: expected ',' or '}', but got '{'",
+        ),
+    ],
+    ids=[
+        "valid",
+        "unknown-field",
+        "unknown-section",
+        "unknown-provider",
+        "unknown-model",
+        "bad-provider-type",
+        "missing-env-var",
+        "invalid-yaml",
+    ],
+)
+def test_check_prints_one_line_per_mistake(
+    tmp_path: Path, mistake: tuple[str, str], env: dict[str, str], line: str
+) -> None:
+    before, after = mistake
+    assert before in VALID
+    (tmp_path / "tollway.yaml").write_text(VALID.replace(before, after, 1))
+    result = run_tollway("check", "tollway.yaml", cwd=tmp_path, env=env)
+    if line.startswith("error: "):
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [line]
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [line]
+
+
+def test_serve_refuses_a_bad_config_with_the_same_line(tmp_path: Path) -> None:
+    (tmp_path / "tollway.yaml").write_text(VALID.replace("provider: local,", "provider: locl,"))
+    result = run_tollway("serve", "--config", "tollway.yaml", "--port", str(free_port()), cwd=tmp_path, env=ENV)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'locl' (defined: local, openai)"
+    ]
+    assert not (tmp_path / "tollway.db").exists(), "nothing is created for a config that is refused"
+
+
+def test_missing_config_file_and_bad_setting(tmp_path: Path) -> None:
+    result = run_tollway("check", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: nope.yaml: no such file"]
+    (tmp_path / "tollway.yaml").write_text(VALID)
+    result = run_tollway("check", "tollway.yaml", cwd=tmp_path, env={**ENV, "TOLLWAY_PORT": "80a"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: TOLLWAY_PORT: expected an integer, got '80a'"]
+
+
+def test_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    (tmp_path / "tollway.yaml").write_text(VALID)
+    closed = free_port()
+    url = f"postgresql://tollway:hunter2@127.0.0.1:{closed}/tollway"
+    result = run_tollway("serve", "--config", "tollway.yaml", cwd=tmp_path, env={**ENV, "TOLLWAY_DATABASE_URL": url})
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: database postgresql://tollway:***@127.0.0.1:{closed}/tollway: ")
+    assert "Connection refused" in lines[0]
+    assert "hunter2" not in result.stderr

@@ -1,0 +1,56 @@
+"""Read what Tollway stored, straight from its database and journal (not through its API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+
+from tollway.adapters.sql.engine import create_sql_engine
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: str
+    type: str
+    subject: str
+    data: dict[str, Any]
+
+    @property
+    def request_id(self) -> str:
+        return self.id.rsplit(":", 1)[0]
+
+
+def stored_events(database_url: str) -> list[StoredEvent]:
+    """Every row of the `events` table, in insertion order."""
+    engine = create_sql_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, type, subject, data FROM events ORDER BY seq")).all()
+    finally:
+        engine.dispose()
+    return [StoredEvent(id=r.id, type=r.type, subject=r.subject, data=orjson.loads(r.data)) for r in rows]
+
+
+def request_records(events: list[StoredEvent]) -> list[StoredEvent]:
+    """The `llm.request` events: one per gateway call."""
+    return [e for e in events if e.type == "llm.request"]
+
+
+def tokens_by_type(events: list[StoredEvent], request_id: str | None = None) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for event in events:
+        if event.type == "llm.tokens" and (request_id is None or event.request_id == request_id):
+            kind = str(event.data["type"])
+            totals[kind] = totals.get(kind, 0) + int(event.data["tokens"])
+    return totals
+
+
+def journal_segments(directory: Path) -> dict[str, int]:
+    """Journal segment files and their sizes in bytes."""
+    if not directory.exists():
+        return {}
+    return {path.name: path.stat().st_size for path in sorted(directory.glob("*.jsonl"))}
