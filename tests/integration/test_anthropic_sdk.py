@@ -465,3 +465,48 @@ def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
     # Tollway kept reading the upstream until its usage arrived: exact counts, flagged partial.
     assert (event["partial"], event["estimated"], event["status_code"]) == (True, False, 200)
     expect_tokens(tollway, CLAUDE_TOKENS)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind", "words"),
+    [
+        (b"{not json", 400, "invalid_request_error", "not valid JSON"),
+        (
+            b'{"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}',
+            400,
+            "invalid_request_error",
+            "max_tokens",
+        ),
+        (b'{"model": "demo", "max_tokens": 5, "messages": []}', 400, "invalid_request_error", "messages"),
+        (
+            b'{"model": "demo", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}',
+            400,
+            "invalid_request_error",
+            "role",
+        ),
+        (
+            b'{"model": "demo", "max_tokens": 5, "stream": "yes", "messages": [{"role": "user", "content": "x"}]}',
+            400,
+            "invalid_request_error",
+            "stream",
+        ),
+        (
+            b'{"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}',
+            404,
+            "not_found_error",
+            "nope",
+        ),
+    ],
+)
+def test_bad_messages_requests_get_anthropic_errors_and_record_nothing(
+    tollway: TollwayProcess, body: bytes, status: int, kind: str, words: str
+) -> None:
+    with httpx.Client(base_url=tollway.base_url, headers={"x-api-key": KEY}) as client:
+        response = client.post("/v1/messages", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    payload = response.json()
+    assert payload["type"] == "error"
+    assert payload["error"]["type"] == kind
+    assert words in payload["error"]["message"]
+    assert response.headers["x-request-id"].startswith("req_")
+    assert request_events(tollway.workdir / "tollway.db") == []
