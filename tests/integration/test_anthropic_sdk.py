@@ -510,3 +510,15 @@ def test_bad_messages_requests_get_anthropic_errors_and_record_nothing(
     assert words in payload["error"]["message"]
     assert response.headers["x-request-id"].startswith("req_")
     assert request_events(tollway.workdir / "tollway.db") == []
+
+
+def test_anthropic_beta_header_reaches_claude_natively_only(
+    claude: anthropic.Anthropic, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    beta = {"anthropic-beta": "fine-grained-tool-streaming-2025-05-14"}
+    messages: Any = [{"role": "user", "content": "Hi"}]
+    claude.messages.create(model="claude-sonnet", max_tokens=10, messages=messages, extra_headers=beta)
+    assert fake_anthropic.received[-1].headers["anthropic-beta"] == "fine-grained-tool-streaming-2025-05-14"
+    assert fake_anthropic.received[-1].headers["anthropic-version"] == "2023-06-01"
+    claude.messages.create(model="gpt-4o", max_tokens=10, messages=messages, extra_headers=beta)
+    assert "anthropic-beta" not in {k.lower() for k in fake_openai.received[-1].headers}

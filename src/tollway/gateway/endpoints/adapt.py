@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -41,8 +42,19 @@ class FormatAdapter:
         await self._inner.close()
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        if self._path in self._inner.native_paths:
+        if self.speaks_natively:
             return await self._inner.send(request)
+        return await self.translate(request)
+
+    @property
+    def speaks_natively(self) -> bool:
+        return self._path in self._inner.native_paths
+
+    def with_headers(self, headers: tuple[tuple[str, str], ...]) -> Provider:
+        """This adapter for one request whose client headers go upstream on the native path."""
+        return _WithHeaders(self, headers)
+
+    async def translate(self, request: UpstreamRequest) -> UpstreamResponse:
         payload = self._to_chat(request.payload)
         chat = UpstreamRequest(
             path="/chat/completions",
@@ -61,6 +73,25 @@ class FormatAdapter:
         )
 
 
+class _WithHeaders:
+    def __init__(self, adapter: FormatAdapter, headers: tuple[tuple[str, str], ...]) -> None:
+        self.name = adapter.name
+        self.native_paths = adapter.native_paths
+        self._adapter = adapter
+        self._headers = headers
+
+    async def start(self) -> None:
+        await self._adapter.start()
+
+    async def close(self) -> None:
+        await self._adapter.close()
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        if self._adapter.speaks_natively:
+            return await self._adapter.send(replace(request, headers=self._headers))
+        return await self._adapter.send(request)
+
+
 class AdaptedRoutes:
     """Caches one adapter per provider; routes are rebuilt cheaply per request from them."""
 
@@ -68,10 +99,16 @@ class AdaptedRoutes:
         self._make = make
         self._adapters: dict[int, tuple[Provider, Provider]] = {}
 
-    def adapt(self, route: Route) -> Route:
-        return Route(
-            model=route.model, targets=tuple(Target(self._adapter(t.provider), t.model) for t in route.targets)
-        )
+    def adapt(self, route: Route, headers: tuple[tuple[str, str], ...] = ()) -> Route:
+        """The route with each provider seen through this endpoint's format; `headers` (client headers to
+        pass on) reach only providers that speak the format natively."""
+        targets = []
+        for target in route.targets:
+            adapter = self._adapter(target.provider)
+            if headers and isinstance(adapter, FormatAdapter):
+                adapter = adapter.with_headers(headers)
+            targets.append(Target(adapter, target.model))
+        return Route(model=route.model, targets=tuple(targets))
 
     def _adapter(self, provider: Provider) -> Provider:
         found = self._adapters.get(id(provider))

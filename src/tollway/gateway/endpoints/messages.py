@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from tollway.gateway.app import Call, Gateway
 
 STREAM_CUT = "The upstream provider ended the stream before it was complete."
+# Client headers passed on to providers that speak the Messages API natively (Claude Code opts into
+# features this way). Credentials and anthropic-version stay the provider's own.
+PASSED_ON = (b"anthropic-beta",)
 
 
 def messages_adapter(provider: Provider) -> Provider:
@@ -48,7 +51,7 @@ class MessagesEndpoint:
         payload = parse_json_object(body)
         model = require_model(payload)
         stream = _check(payload)
-        route = self._routes.adapt(gateway._route(call, model))
+        route = self._routes.adapt(gateway._route(call, model), _passed_on(scope))
         started_at = gateway._clock.now()
         target, response = await gateway._send_upstream(
             call,
@@ -85,6 +88,12 @@ class MessagesEndpoint:
             usage_of=from_anthropic,
             error_shape=to_anthropic_error,
         )
+
+
+def _passed_on(scope: Scope) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"] if name in PASSED_ON
+    )
 
 
 def _check(payload: dict[str, Any]) -> bool:

@@ -18,6 +18,8 @@ class UpstreamRequest:
     payload: dict[str, Any]
     stream: bool
     request_id: str
+    # Client headers the gateway chose to pass on (an allowlist per endpoint, e.g. anthropic-beta).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class UpstreamResponse(Protocol):

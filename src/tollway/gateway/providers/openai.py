@@ -75,7 +75,8 @@ class OpenAIProvider:
             await self.start()
         assert self._session is not None
         try:
-            response = await self._session.post(self._base_url + request.path, data=request.body, headers=self._headers)
+            headers = {**self._headers, **dict(request.headers)} if request.headers else self._headers
+            response = await self._session.post(self._base_url + request.path, data=request.body, headers=headers)
         except TimeoutError as exc:
             raise UpstreamError("upstream timed out", timeout=True) from exc
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:
