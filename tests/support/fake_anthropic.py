@@ -52,6 +52,11 @@ class FakeAnthropic(LoopbackServer[AnthropicReply]):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        await self.record(request)
+        return web.Response(body=b'{"input_tokens": 2095}', content_type="application/json")
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)

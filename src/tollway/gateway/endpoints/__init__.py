@@ -13,11 +13,14 @@ if TYPE_CHECKING:
 
 
 def install_endpoints(gateway: Gateway) -> None:
-    from tollway.gateway.endpoints.messages import MessagesEndpoint
+    from tollway.gateway.endpoints.messages import CountTokensEndpoint, MessagesEndpoint
     from tollway.gateway.endpoints.responses import ResponsesEndpoint
 
     messages = MessagesEndpoint(gateway)
     gateway.routes[messages.path] = ("POST", messages)
     gateway.error_shapes[messages.path] = messages.error_shape
+    count = CountTokensEndpoint(gateway)
+    gateway.routes[count.path] = ("POST", count)
+    gateway.error_shapes[count.path] = messages.error_shape
     responses = ResponsesEndpoint(gateway)
     gateway.routes[responses.path] = ("POST", responses)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tollway.gateway.endpoints.adapt import AdaptedRoutes, FormatAdapter
-from tollway.gateway.http import Receive, RequestError, Scope, Send
-from tollway.gateway.providers.base import Provider
+from tollway.gateway.http import Receive, RequestError, Scope, Send, send_bytes
+from tollway.gateway.providers.base import Provider, UpstreamError, UpstreamRequest
 from tollway.gateway.requests import ChatRequest, parse_json_object, require_model, upstream_body
 from tollway.gateway.translate.anthropic import anthropic_to_chat_request, chat_to_anthropic_response
 from tollway.gateway.translate.anthropic_stream import AnthropicStreamTracker, ChatToAnthropic, anthropic_stream_error
@@ -120,3 +120,49 @@ def _text_chars(parsed: dict[str, Any] | None) -> int:
         if isinstance(block, dict) and isinstance(block.get("text"), str):
             total += len(block["text"])
     return total
+
+
+class CountTokensEndpoint:
+    """POST /v1/messages/count_tokens: Anthropic's free token count, for models served by Anthropic natively.
+
+    Nothing is metered (no tokens are generated or billed upstream). Other providers have no such call:
+    the request gets a 400 rather than an invented count.
+    """
+
+    path = "/v1/messages/count_tokens"
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        gateway = self._gateway
+        body = await gateway._read(scope, receive)
+        payload = parse_json_object(body)
+        model = require_model(payload)
+        route = gateway._route(call, model)
+        target = next((t for t in route.targets if "/messages/count_tokens" in t.provider.native_paths), None)
+        if target is None:
+            raise RequestError(
+                400,
+                f"Token counting is available only for models served by Anthropic natively; '{model}' is not.",
+                param="model",
+                code="unsupported_endpoint",
+            )
+        outgoing, rewritten = upstream_body(payload, model, target.model, body)
+        request = UpstreamRequest(
+            path="/messages/count_tokens",
+            body=outgoing,
+            payload=rewritten,
+            stream=False,
+            request_id=call.request_id,
+            headers=_passed_on(scope),
+        )
+        try:
+            response = await target.provider.send(request)
+            raw = await response.read()
+        except UpstreamError as error:
+            raise RequestError(502, f"The upstream provider could not be reached: {error}") from None
+        status = response.status
+        out = to_anthropic_error(raw, status) if status >= 400 else raw
+        await send_bytes(send, status, out, call.id_bytes)
+        gateway._observe(call, status)

@@ -16,7 +16,7 @@ API_VERSION = "2023-06-01"
 
 
 class AnthropicProvider:
-    native_paths = frozenset({"/messages"})
+    native_paths = frozenset({"/messages", "/messages/count_tokens"})
 
     def __init__(
         self,
@@ -46,7 +46,7 @@ class AnthropicProvider:
         await self._http.close()
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        if request.path == "/messages":
+        if request.path in self.native_paths:
             return await self._http.send(request)
         if request.path != "/chat/completions":
             raise not_served(self.name, request.path)
