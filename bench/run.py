@@ -59,7 +59,7 @@ TARGET_CORE = "0"  # Python servers under test
 LOAD_CORE = "1"  # nginx + wrk
 
 # The server/client pair chosen in docs/decisions.md; the main run's reference.
-DEFAULT_PASSTHROUGH = "granian+aiohttp"
+DEFAULT_PASSTHROUGH = "uvicorn+aiohttp"
 
 SERVERS = ("uvicorn", "granian")
 CLIENTS = ("aiohttp", "httpx")
@@ -110,6 +110,21 @@ def http(method: str, url: str, body: str | None, headers: dict[str, str], timeo
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime + stime of every live process in process group `pgid` (threads included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is state (field 3); pgrp is field 5, utime 14, stime 15
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 class Proc:
@@ -194,8 +209,8 @@ class Target:
     label: str  # what the table shows
     key: str  # bearer token wrk sends
     url: str = ""
-    proc: Proc | None = None
-    note: str = ""
+    proc: Proc | None = None  # started for this target, stopped after it
+    meter: Proc | None = None  # whose CPU to count when proc is None (direct: nginx)
 
 
 def wait_ready(target: Target, timeout: float) -> None:
@@ -321,7 +336,9 @@ def start_litellm(upstream: str, tmp: Path, logdir: Path) -> Target:
     argv = [str(binary), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
     env = dict(LITELLM_ENV)
     proc = Proc("litellm", pinned(TARGET_CORE, argv), env, logdir)
-    return Target("litellm", f"LiteLLM proxy {litellm_version()} (1 worker)", LITELLM_KEY, f"http://127.0.0.1:{port}", proc)
+    return Target(
+        "litellm", f"LiteLLM proxy {litellm_version()} (1 worker)", LITELLM_KEY, f"http://127.0.0.1:{port}", proc
+    )
 
 
 def litellm_version() -> str:
@@ -346,6 +363,7 @@ class WrkResult:
     requests: int
     non_2xx: int = 0
     socket_errors: int = 0
+    cpu_us_per_req: float = 0.0  # CPU the server under test spent per request (all its processes)
 
 
 @dataclass
@@ -374,6 +392,15 @@ class Row:
 
     def p99_cn(self) -> float:
         return statistics.median(r.p99_ms for r in self.cn)
+
+    def cpu_us(self) -> float:
+        return statistics.median(r.cpu_us_per_req for r in self.cn)
+
+    def rps_range(self) -> str:
+        if len(self.cn) < 2:
+            return ""
+        lo, hi = min(r.rps for r in self.cn), max(r.rps for r in self.cn)
+        return f" ({lo:,.0f}–{hi:,.0f})"
 
     def errors(self) -> int:
         return sum(r.non_2xx + r.socket_errors for r in self.c1 + self.cn)
@@ -423,7 +450,9 @@ def wrk_script(tmp: Path, key: str) -> Path:
     return path
 
 
-def run_wrk(url: str, script: Path, connections: int, duration: float) -> tuple[WrkResult, str]:
+def run_wrk(
+    url: str, script: Path, connections: int, duration: float, server: Proc | None = None
+) -> tuple[WrkResult, str]:
     argv = pinned(
         LOAD_CORE,
         [
@@ -431,15 +460,21 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> tuple[
             "-s", str(script), url + PATH,
         ],
     )  # fmt: skip
+    cpu0 = group_cpu_seconds(server.p.pid) if server else 0.0
     # Bounded twice: wrk's own -d, and a hard timeout here.
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+    cpu1 = group_cpu_seconds(server.p.pid) if server else 0.0
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
-    return parse_wrk(proc.stdout, connections, duration), proc.stdout
+    res = parse_wrk(proc.stdout, connections, duration)
+    if server and res.requests:
+        res.cpu_us_per_req = (cpu1 - cpu0) * 1e6 / res.requests
+    return res, proc.stdout
 
 
 def measure(target: Target, tmp: Path, args: argparse.Namespace, row: Row, raw: list[str]) -> None:
     script = wrk_script(tmp, target.key)
+    server = target.proc or target.meter
     if args.warmup > 0:
         log(f"  warm-up {args.warmup:g}s at c={args.connections}")
         run_wrk(target.url, script, args.connections, args.warmup)
@@ -448,11 +483,48 @@ def measure(target: Target, tmp: Path, args: argparse.Namespace, row: Row, raw: 
     row.c1.append(res)
     raw.append(f"## {target.name} c=1\n{out}")
     log(f"  c={args.connections} for {args.duration:g}s")
-    res, out = run_wrk(target.url, script, args.connections, args.duration)
+    spy = start_profiler(target, args) if args.profile and target.proc else None
+    res, out = run_wrk(target.url, script, args.connections, args.duration, server)
+    if spy is not None:
+        finish_profiler(spy, target, args)
     row.cn.append(res)
     raw.append(f"## {target.name} c={args.connections}\n{out}")
     if row.errors():
         log(f"  WARNING: {row.errors()} non-2xx/socket errors")
+
+
+def start_profiler(target: Target, args: argparse.Namespace) -> subprocess.Popen[bytes] | None:
+    spy = BENCH / ".venv" / "bin" / "py-spy"
+    if not spy.exists() or target.proc is None:
+        log("  no bench/.venv/bin/py-spy: not profiling")
+        return None
+    out = RESULTS / f"{args.stamp}-{target.name.replace('+', '-')}.folded"
+    argv = [str(spy), "record", "--nonblocking", "--subprocesses", "-r", "250", "-f", "raw"]
+    argv += ["-d", f"{max(1, int(args.duration) - 1)}", "-o", str(out), "-p", str(target.proc.p.pid)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def finish_profiler(spy: subprocess.Popen[bytes], target: Target, args: argparse.Namespace) -> None:
+    try:
+        spy.wait(timeout=args.duration + 30)
+    except subprocess.TimeoutExpired:
+        os.killpg(spy.pid, signal.SIGKILL)
+        spy.wait()
+    folded = RESULTS / f"{args.stamp}-{target.name.replace('+', '-')}.folded"
+    if not folded.exists():
+        return
+    own: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+    top = sorted(own.items(), key=lambda kv: -kv[1])[:15]
+    summary = "\n".join(f"{n / total:6.1%}  {frame}" for frame, n in top)
+    log(f"  profile ({total} samples, self time) -> {folded.name}\n{summary}")
 
 
 # --------------------------------------------------------------------------- reporting
@@ -465,25 +537,34 @@ def fmt_ms(v: float) -> str:
 def table(rows: list[Row], ref: str, connections: int) -> str:
     ref_row = next((r for r in rows if r.name == ref and not r.skipped), None)
     direct = next((r for r in rows if r.name == "direct" and not r.skipped), None)
+    c = connections
     head = (
-        f"| target | req/s (c={connections}) | p50 ms (c=1) | p99 ms (c=1) | p50 ms (c={connections}) "
-        f"| p99 ms (c={connections}) | throughput vs pass-through | added p50 vs direct (c=1) "
-        "| added p50 vs pass-through (c=1) | errors |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| target | req/s (c={c}) | vs pass-through | CPU µs/req (c={c}) | vs pass-through, by CPU "
+        f"| p50 ms (c=1) | p99 ms (c=1) | p50 ms (c={c}) | p99 ms (c={c}) "
+        "| added p50 vs direct (c=1) | added p50 vs pass-through (c=1) | errors |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
         if r.skipped:
-            lines.append(f"| {r.label} | skipped: {r.skipped} | | | | | | | | |")
+            lines.append(f"| {r.label} | skipped: {r.skipped} | | | | | | | | | | |")
             continue
         ratio = f"{r.rps() / ref_row.rps():.0%}" if ref_row else "n/a"
+        cpu_ratio = f"{ref_row.cpu_us() / r.cpu_us():.0%}" if ref_row and r.cpu_us() else "n/a"
         added = f"{r.p50_c1() - direct.p50_c1():+.3f} ms" if direct else "n/a"
         added_pt = f"{r.p50_c1() - ref_row.p50_c1():+.3f} ms" if ref_row else "n/a"
         lines.append(
-            f"| {r.label} | {r.rps():,.0f} | {fmt_ms(r.p50_c1())} | {fmt_ms(r.p99_c1())} | {fmt_ms(r.p50_cn())} "
-            f"| {fmt_ms(r.p99_cn())} | {ratio} | {added} | {added_pt} | {r.errors()} |"
+            f"| {r.label} | {r.rps():,.0f}{r.rps_range()} | {ratio} | {r.cpu_us():,.0f} | {cpu_ratio} "
+            f"| {fmt_ms(r.p50_c1())} | {fmt_ms(r.p99_c1())} | {fmt_ms(r.p50_cn())} | {fmt_ms(r.p99_cn())} "
+            f"| {added} | {added_pt} | {r.errors()} |"
         )
-    return head + "\n".join(lines) + "\n"
+    notes = (
+        "\nreq/s: median over rounds (min–max in brackets). CPU µs/req: CPU time the server under test "
+        "(all its processes and threads) spent per request during the throughput run; it moves much less "
+        'than req/s when something else shares the machine. "vs pass-through, by CPU" = pass-through '
+        "CPU/req ÷ this target's CPU/req, i.e. the throughput ratio on a quiet, CPU-bound core.\n"
+    )
+    return head + "\n".join(lines) + "\n" + notes
 
 
 def verdicts(rows: list[Row], ref: str) -> str:
@@ -496,13 +577,22 @@ def verdicts(rows: list[Row], ref: str) -> str:
 
     if tw and pt:
         ratio = tw.rps() / pt.rps()
-        line(ratio >= 0.60, f"Tollway keeps {ratio:.0%} of the bare pass-through's throughput (target >= 60%)")
+        cpu_ratio = pt.cpu_us() / tw.cpu_us() if tw.cpu_us() else 0.0
+        line(
+            ratio >= 0.60,
+            f"Tollway keeps {ratio:.0%} of the bare pass-through's throughput "
+            f"({cpu_ratio:.0%} by CPU per request) (target >= 60%)",
+        )
     if tw and direct:
         added = tw.p50_c1() - direct.p50_c1()
         line(added <= 0.5, f"Tollway adds {added:.3f} ms p50 at c=1 over the direct upstream (target <= 0.5 ms)")
     if tw and ll:
         x = tw.rps() / ll.rps()
-        line(x >= 30, f"Tollway does {x:.1f}x the LiteLLM proxy's throughput (target >= 30x)")
+        x_cpu = ll.cpu_us() / tw.cpu_us() if tw.cpu_us() else 0.0
+        line(
+            x >= 30,
+            f"Tollway does {x:.1f}x the LiteLLM proxy's throughput ({x_cpu:.1f}x by CPU per request) (target >= 30x)",
+        )
     if not tw:
         out.append("- not judged: Tollway was not measured in this run")
     if tw and tw.errors():
@@ -511,7 +601,8 @@ def verdicts(rows: list[Row], ref: str) -> str:
 
 
 def machine_line() -> str:
-    return f"{ncpu()} cores ({cpu_model()}), {platform.system()} {platform.release()}, Python {platform.python_version()} (harness)"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{ncpu()} cores ({cpu_model()}), {system}, Python {platform.python_version()} (harness)"
 
 
 def replace_between(path: Path, start: str, end: str, content: str, skeleton: str) -> None:
@@ -543,14 +634,29 @@ DECISIONS_SKELETON = """# Decisions
 # --------------------------------------------------------------------------- main
 
 
+def tollway_revision() -> str:
+    def git(*argv: str) -> str:
+        try:
+            p = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return p.stdout.strip() if p.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " + uncommitted changes in src/" if git("status", "--porcelain", "--", "src") else ""
+    return f"{head}{dirty}"
+
+
 def environment_notes(args: argparse.Namespace) -> str:
     return (
-        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}\n"
         f"- machine: {machine_line()}\n"
+        f"- Tollway: git {tollway_revision()}\n"
         f"- wrk {args.wrk_version}, nginx {args.nginx_version}; {args.duration:g} s per run after a "
         f"{args.warmup:g} s warm-up, median of {args.repeat} run(s); c=1 for latency, c={args.connections} "
         "for throughput\n"
-        f"- pinning: targets on core {TARGET_CORE}; nginx and wrk on core {LOAD_CORE}\n"
+        f"- pinning: targets on core {TARGET_CORE}; nginx and wrk on core {LOAD_CORE}; 1-min load average "
+        f"before the run: {args.loadavg:.2f} (anything else running on the machine skews the figures)\n"
         f"- command: `{args.command}`\n"
     )
 
@@ -577,12 +683,19 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds over all targets; medians are reported")
     ap.add_argument("--targets", default="direct,passthrough,tollway,litellm", help="comma list (main mode)")
     ap.add_argument(
-        "--passthrough", default=DEFAULT_PASSTHROUGH, help=f"server+client of the reference (default {DEFAULT_PASSTHROUGH})"
+        "--passthrough",
+        default=DEFAULT_PASSTHROUGH,
+        help=f"server+client of the reference (default {DEFAULT_PASSTHROUGH})",
     )
     ap.add_argument("--tollway-bin", default=None, help="path of the tollway CLI (default: REPO/.venv/bin/tollway)")
     ap.add_argument("--candidates", action="store_true", help="compare pass-through server/client candidates")
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md (or docs/decisions.md)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy each Python target during its throughput run (flame data in bench/results; skews figures)",
+    )
     args = ap.parse_args()
     args.command = "python3 bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     args.command = args.command.strip()
@@ -592,6 +705,9 @@ def main() -> int:
             log(f"{tool} is not installed: run bench/setup.sh")
             return 2
     tool_versions(args)
+    args.loadavg = os.getloadavg()[0]
+    if args.loadavg > 0.5:
+        log(f"load average is {args.loadavg:.2f}: something else is using the CPU, figures will be noisy")
     if ncpu() < 2:
         log("fewer than 2 cores: running unpinned, figures are not comparable")
 
@@ -600,6 +716,7 @@ def main() -> int:
     logdir.mkdir()
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.stamp = stamp
     raw: list[str] = []
     procs: list[Proc] = []
 
@@ -624,7 +741,12 @@ def main() -> int:
             ref = f"{DEFAULT_PASSTHROUGH}"
         else:
             wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
-            labels = {"direct": "direct upstream (nginx)", "passthrough": "bare pass-through", "tollway": "Tollway", "litellm": "LiteLLM proxy"}
+            labels = {
+                "direct": "direct upstream (nginx)",
+                "passthrough": "bare pass-through",
+                "tollway": "Tollway",
+                "litellm": "LiteLLM proxy",
+            }
             for t in wanted:
                 if t not in labels:
                     log(f"unknown target {t!r}; choose from {', '.join(labels)}")
@@ -642,11 +764,11 @@ def main() -> int:
                 target: Target | None = None
                 try:
                     if name == "direct":
-                        target = Target("direct", "direct upstream (nginx)", UPSTREAM_KEY, upstream)
+                        target = Target("direct", "direct upstream (nginx)", UPSTREAM_KEY, upstream, meter=nginx)
                     elif name == "tollway":
                         binary = tollway_bin(args.tollway_bin)
                         if not binary.exists():
-                            row.skipped = f"`{binary}` not found (build the gateway: make install)"
+                            row.skipped = f"`{binary}` not found (build the gateway: make venv)"
                             log(f"  SKIP tollway: {binary} not found")
                             continue
                         target = start_tollway(binary, upstream, tmp, logdir)
@@ -689,9 +811,8 @@ def main() -> int:
     ordered = [rows[name] for name, _ in plan]
     if args.candidates:
         # order candidates by throughput, direct first
-        ordered = [rows["direct"]] + sorted(
-            (r for r in ordered if r.name != "direct"), key=lambda r: -(r.rps() if not r.skipped else 0)
-        )
+        by_rps = sorted((r for r in ordered if r.name != "direct"), key=lambda r: -(r.rps() if not r.skipped else 0))
+        ordered = [rows["direct"], *by_rps]
     tbl = table(ordered, ref, args.connections)
     env_md = environment_notes(args)
     out = f"{env_md}\n{tbl}"

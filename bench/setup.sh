@@ -9,7 +9,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PY="${PYTHON:-python3}"
-LITELLM_SPEC="${LITELLM_SPEC:-litellm[proxy]}"
+# The version behind the figures in docs/benchmarks.md; override to try another.
+LITELLM_SPEC="${LITELLM_SPEC:-litellm[proxy]==1.106.2}"
 
 log() { printf '[bench/setup] %s\n' "$*"; }
 
@@ -36,27 +37,31 @@ else
 fi
 
 # ---- candidates venv -------------------------------------------------------
+# A stamp of what was installed makes re-runs no-ops until the pins change.
+want="$(sha256sum "$HERE/requirements-candidates.txt" | cut -d' ' -f1)"
 if [ ! -x "$HERE/.venv/bin/python" ]; then
   log "creating bench/.venv"
   "$PY" -m venv "$HERE/.venv"
 fi
-if ! "$HERE/.venv/bin/python" -c 'import uvicorn, uvloop, httptools, granian, httpx, aiohttp, orjson' 2>/dev/null; then
+if [ "$(cat "$HERE/.venv/.bench-installed" 2>/dev/null)" != "$want" ]; then
   log "installing candidates into bench/.venv"
   "$HERE/.venv/bin/pip" install -q -r "$HERE/requirements-candidates.txt"
+  echo "$want" > "$HERE/.venv/.bench-installed"
 else
   log "bench/.venv ready"
 fi
 
 # ---- LiteLLM proxy venv ----------------------------------------------------
-if [ ! -x "$HERE/.venv-litellm/bin/litellm" ]; then
-  if [ ! -x "$HERE/.venv-litellm/bin/python" ]; then
-    log "creating bench/.venv-litellm"
-    "$PY" -m venv "$HERE/.venv-litellm"
-  fi
+if [ ! -x "$HERE/.venv-litellm/bin/python" ]; then
+  log "creating bench/.venv-litellm"
+  "$PY" -m venv "$HERE/.venv-litellm"
+fi
+if [ "$(cat "$HERE/.venv-litellm/.bench-installed" 2>/dev/null)" != "$LITELLM_SPEC" ]; then
   log "installing $LITELLM_SPEC into bench/.venv-litellm (takes a few minutes)"
   "$HERE/.venv-litellm/bin/pip" install -q "$LITELLM_SPEC"
+  echo "$LITELLM_SPEC" > "$HERE/.venv-litellm/.bench-installed"
 else
-  log "bench/.venv-litellm ready ($("$HERE/.venv-litellm/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))'))"
+  log "bench/.venv-litellm ready ($LITELLM_SPEC)"
 fi
 
-log "done. Tollway itself comes from the repo's .venv (make install / the Makefile)."
+log "done. Tollway itself comes from the repo's .venv (make venv)."

@@ -31,6 +31,8 @@ from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import BUILT_IN_METERS
 from tollway.metering.pipeline import UsagePipeline
 from tollway.metering.service import MeteringService
+from tollway.metering.sink import UsageSink
+from tollway.metering.spool import HandOffSink, JournalIngester
 from tollway.settings import Settings
 
 log = logging.getLogger("tollway")
@@ -78,7 +80,7 @@ class Runtime:
     config: TollwayConfig
     clock: Clock
     store: SqlEventStore
-    pipeline: UsagePipeline
+    pipeline: UsageSink
     metering: MeteringService
     gateway: Gateway
     metrics: GatewayMetrics
@@ -166,18 +168,27 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     clock = clock or SystemClock()
     store = SqlEventStore(create_sql_engine(settings.database_url), clock)
     journal = FileJournal(settings.journal_path)
-    pipeline = UsagePipeline(store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s)
     providers = {
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
     }
     metrics = GatewayMetrics()
+    pipeline: UsageSink
+    if settings.ingest == "external":
+        pipeline = HandOffSink(journal, interval_s=settings.flush_interval_s)
+    else:
+        inline = UsagePipeline(
+            store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
+        )
+        metrics.add_gauge(
+            "tollway_usage_flush_failures",
+            "Failed attempts to store usage events since start.",
+            lambda: inline.flush_failures_total,
+        )
+        pipeline = inline
     metrics.add_gauge(
-        "tollway_usage_backlog_events", "Usage events not yet stored (journal backlog).", lambda: pipeline.backlog
-    )
-    metrics.add_gauge(
-        "tollway_usage_flush_failures",
-        "Failed attempts to store usage events since start.",
-        lambda: pipeline.flush_failures_total,
+        "tollway_usage_backlog_events",
+        "Usage events not yet stored (inline) or not yet handed to the worker (external).",
+        lambda: pipeline.backlog,
     )
     gateway = Gateway(
         gateway_state(config, providers),
@@ -221,3 +232,30 @@ def app_from_env() -> TollwayApp:
     settings = Settings.from_env()
     config = load_config(settings.config, settings.env) if settings.config else TollwayConfig()
     return build_app(build_runtime(settings, config))
+
+
+@dataclass
+class Worker:
+    """`tollway worker`: stores the usage that gateways on this host hand over through the journal."""
+
+    store: SqlEventStore
+    ingester: JournalIngester
+
+    async def run(self) -> None:
+        await asyncio.to_thread(upgrade, self.store.engine)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.ingester.run(stop)
+        finally:
+            await self.store.close()
+
+
+def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
+    store = SqlEventStore(create_sql_engine(settings.database_url), clock or SystemClock())
+    ingester = JournalIngester(
+        store, settings.journal_path, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
+    )
+    return Worker(store=store, ingester=ingester)

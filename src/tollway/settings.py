@@ -11,6 +11,7 @@ from typing import Any
 from tollway.errors import ConfigError
 
 ENV_PREFIX = "TOLLWAY_"
+INGEST_MODES = ("inline", "external")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Settings:
     journal_dir: str = "./.tollway/journal"
     max_body_bytes: int = 20 * 1024 * 1024
     max_buffered_response_bytes: int = 8 * 1024 * 1024
+    ingest: str = "inline"  # inline: the gateway stores usage itself; external: `tollway worker` does
     flush_interval_s: float = 0.25
     flush_batch_size: int = 2000
     drain_timeout_s: float = 60.0
@@ -51,6 +53,8 @@ class Settings:
                 values[f.name] = _coerce(f.name, raw, f.type)
             except ValueError as exc:
                 problems.append(f"{ENV_PREFIX}{f.name.upper()}: {exc}")
+        if values.get("ingest", "inline") not in INGEST_MODES:
+            problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")
         if problems:
             raise ConfigError(problems)
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -69,6 +69,8 @@ def assert_exactly_once(tollway: TollwayProcess, workdir: Path) -> None:
     expected = metered(USAGES)
     assert expected == {"input": 1200 - 1024 + 57 + 402 - 256 + 31 + 999 - 3, "cache_read": 1283, "output": 409}
     assert tollway.tokens_by_type(SUBJECT) == expected
+    requests = tollway.query("llm_requests", subject=SUBJECT, groupBy="status_code")["data"]
+    assert [(r["groupBy"]["status_code"], r["value"]) for r in requests] == [("200", str(len(USAGES)))]
     events = stored_events(sqlite_url(workdir))
     assert len(events) == TOTAL_EVENTS
     assert len(request_records(events)) == len(USAGES)

@@ -7,11 +7,14 @@ record is estimated. An upstream error: the record carries the status code and z
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
@@ -193,3 +196,41 @@ def test_unreachable_provider_is_a_502_recorded_without_tokens(gateway: TollwayP
     assert record["status_code"] == 502
     assert record["provider"] == "gone"
     assert tokens_by_type(events) == {"input": 0, "output": 0}
+
+
+def test_client_gone_before_the_first_byte_is_recorded_once_marked_partial(
+    gateway: TollwayProcess, fake: FakeOpenAI
+) -> None:
+    """The user pressed stop while the model was thinking: the whole answer is spent, never delivered."""
+    fake.enqueue(Reply(usage=usage_block(64, 32), delay_s=0.8))
+    body = orjson.dumps({"model": "gpt-4o", "messages": MESSAGES, "stream": True})
+    calls_before = len(fake.received)
+    with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: tollway\r\nAuthorization: Bearer "
+            + KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        wait_until(lambda: len(fake.received) == calls_before + 1)
+        time.sleep(0.3)  # the upstream is still thinking when the client leaves
+    # The socket is closed before the upstream has answered anything.
+    request_id = ""
+
+    def recorded() -> bool:
+        nonlocal request_id
+        records = [e for e in stored_events(database(gateway)) if e.type == "llm.request"]
+        matching = [e for e in records if e.data["input_tokens"] == 64 and e.data["output_tokens"] == 32]
+        if matching:
+            request_id = matching[0].request_id
+        return bool(matching)
+
+    wait_until(recorded, timeout_s=15)
+    assert len(fake.received) == calls_before + 1
+    events = records_of(gateway, request_id)
+    record = request_record(events)
+    assert record["partial"] is True, "the client received none of it"
+    assert record["estimated"] is False
+    assert tokens_by_type(events) == {"input": 64, "output": 32}

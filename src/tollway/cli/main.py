@@ -136,6 +136,29 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Store the usage that gateways on this host hand over (with TOLLWAY_INGEST=external).
+
+    Reads closed journal segments from TOLLWAY_JOURNAL_DIR, stores their events in
+    TOLLWAY_DATABASE_URL and deletes them. Stops on SIGTERM or Ctrl-C after a last pass.
+    """
+    from tollway.bootstrap import build_worker
+
+    settings, _ = _load(None)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err.print(
+        f"tollway worker: journal {settings.journal_dir} -> database {_shown_url(settings.database_url)}",
+        highlight=False,
+    )
+    try:
+        asyncio.run(build_worker(settings).run())
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except Exception as exc:
+        _fail([_database_problem(settings.database_url, exc)])
+
+
+@app.command()
 def check(config: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
     """Validate a config file and print a summary (exit code 2 with one line per problem)."""
     _, loaded = _load(config)

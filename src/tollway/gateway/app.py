@@ -46,7 +46,7 @@ from tollway.gateway.usage import (
     usage_block_from_tail,
 )
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
-from tollway.metering.pipeline import UsagePipeline
+from tollway.metering.sink import UsageSink
 
 log = logging.getLogger("tollway.gateway")
 
@@ -90,7 +90,7 @@ class Gateway:
     def __init__(
         self,
         state: GatewayState,
-        pipeline: UsagePipeline,
+        pipeline: UsageSink,
         metrics: GatewayMetrics,
         clock: Clock,
         limits: GatewayLimits,
@@ -430,6 +430,10 @@ class Gateway:
                 if tracker.done and not recorded:
                     # [DONE]: the answer is complete. Record it before the client can see the end (the SDK
                     # stops there), not after the upstream closes the body: a SIGKILL in between lost it.
+                    # Yield once first: when the upstream's bytes are all buffered this loop never waits,
+                    # and the disconnect watcher would not yet have seen a client that is already gone.
+                    await asyncio.sleep(0)
+                    client_gone = client_gone or gone.is_set()
                     self._record_stream(call, route, target, request, tracker, started_at, partial=client_gone)
                     recorded = True
                 if out and not client_gone:

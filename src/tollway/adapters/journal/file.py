@@ -39,38 +39,40 @@ class FileJournal:
     def recover(self) -> list[bytes]:
         self._directory.mkdir(parents=True, exist_ok=True)
         records: list[bytes] = []
-        for path in sorted(self._directory.glob("*" + SUFFIX)):
-            if path.name.startswith(self._prefix):
-                continue
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                continue  # released meanwhile by its (live) owner
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)  # a live process owns it
-                continue
-            if not path.exists():
-                os.close(fd)
-                continue
-            with open(path, "rb") as handle:
-                content = handle.read()
-            lines = content.split(b"\n")
-            if lines and lines[-1]:
-                log.warning("journal %s: dropped a torn final record of %d bytes", path.name, len(lines[-1]))
-            records.extend(line for line in lines[:-1] if line)
-            self._sealed.append(_Segment(path=path, fd=fd, seq=0, size=len(content)))
+        for claimed in claim_segments(self._directory, exclude_prefix=self._prefix):
+            records.extend(claimed.records)
+            self._sealed.append(_Segment(path=claimed.path, fd=claimed.fd, seq=0, size=claimed.size))
         self._open_segment()
         return records
 
     def _open_segment(self) -> None:
+        """Create the next segment, locked before it gets a name that other processes look at."""
         self._directory.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         path = self._directory / f"{self._prefix}{self._seq:010d}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        hidden = path.with_suffix(".new")
+        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(hidden, path)
         self._current = _Segment(path=path, fd=fd, seq=self._seq)
+
+    def open(self) -> None:
+        """Start writing, without adopting anything (the `tollway worker` does that in hand-off mode)."""
+        if self._current is None:
+            self._open_segment()
+
+    def hand_off(self) -> bool:
+        """Close the current segment, if it holds records, so that an ingest worker can take it.
+
+        Used when another process stores the journal's events (`TOLLWAY_INGEST=external`): closing
+        the file drops its lock, which is what tells the worker the segment is complete.
+        """
+        current = self._current
+        if current is None or current.size == 0:
+            return False
+        self._open_segment()
+        os.close(current.fd)
+        return True
 
     def append(self, data: bytes) -> None:
         if self._current is None:
@@ -112,3 +114,53 @@ class FileJournal:
     @property
     def pending_segments(self) -> int:
         return len(self._sealed) + (1 if self._current is not None and self._current.size else 0)
+
+
+@dataclass
+class ClaimedSegment:
+    """A segment taken from a process that no longer writes it. Holds its lock until `done` or `give_back`."""
+
+    path: Path
+    fd: int
+    records: list[bytes]
+    size: int
+
+    def done(self) -> None:
+        """Its records are stored: delete it."""
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+    def give_back(self) -> None:
+        """Storing failed: leave it for a later claim."""
+        os.close(self.fd)
+
+
+def claim_segments(directory: Path, *, exclude_prefix: str = "", limit: int | None = None) -> list[ClaimedSegment]:
+    """Lock and read the segments no live writer holds (closed ones, and those of dead processes)."""
+    claimed: list[ClaimedSegment] = []
+    if not directory.exists():
+        return claimed
+    for path in sorted(directory.glob("*" + SUFFIX)):
+        if limit is not None and len(claimed) >= limit:
+            break
+        if exclude_prefix and path.name.startswith(exclude_prefix):
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # taken and stored meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # a live process owns it
+            continue
+        if not path.exists():
+            os.close(fd)  # stored and deleted between our open and our lock
+            continue
+        with open(path, "rb") as handle:
+            content = handle.read()
+        lines = content.split(b"\n")
+        if lines and lines[-1]:
+            log.warning("journal %s: dropped a torn final record of %d bytes", path.name, len(lines[-1]))
+        claimed.append(ClaimedSegment(path, fd, [line for line in lines[:-1] if line], len(content)))
+    return claimed

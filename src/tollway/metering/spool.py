@@ -1,0 +1,138 @@
+"""Usage storage in a separate process: the journal is the hand-off between gateway and worker.
+
+With `TOLLWAY_INGEST=external` the gateway only appends to its journal (`HandOffSink`) and closes
+a segment every flush interval; `tollway worker` (`JournalIngester`) takes closed segments, and
+segments of dead processes, stores their events, and deletes them. The database and its CPU cost
+leave the gateway's process. Nothing is lost: a segment is deleted only after its events are
+stored, a worker that dies leaves it for the next claim, and (source, id) deduplication makes a
+second storing harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+from tollway.adapters.journal.file import ClaimedSegment, FileJournal, claim_segments
+from tollway.metering.events import Event
+from tollway.metering.ports import EventStore
+
+log = logging.getLogger("tollway.metering.spool")
+
+RETRY_MAX_S = 5.0
+
+
+class HandOffSink:
+    """The gateway side: journal every call, hand a segment over every `interval_s`."""
+
+    def __init__(self, journal: FileJournal, *, interval_s: float) -> None:
+        self._journal = journal
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._unhanded = 0
+
+    @property
+    def backlog(self) -> int:
+        return self._unhanded
+
+    def emit(self, events: Sequence[Event]) -> None:
+        self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
+        self._unhanded += len(events)
+
+    async def start(self) -> None:
+        self._journal.open()
+        self._task = asyncio.create_task(self._run(), name="tollway-journal-hand-off")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            if self._journal.hand_off():
+                self._unhanded = 0
+
+    async def stop(self, timeout_s: float = 10.0) -> bool:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._journal.hand_off()
+        self._journal.close()
+        self._unhanded = 0
+        return True
+
+
+class JournalIngester:
+    """The worker side: store the events of closed journal segments, then delete the segments."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        directory: Path,
+        *,
+        batch_size: int = 5000,
+        interval_s: float = 0.25,
+        claim: Callable[[Path], list[ClaimedSegment]] | None = None,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._claim = claim or (lambda d: claim_segments(d, limit=64))
+        self.stored_total = 0
+        self.failures_total = 0
+        self.unreadable_records_total = 0
+
+    async def run_once(self) -> int:
+        """Store what is ready now. Returns the number of events stored; raises if the store failed."""
+        segments = await asyncio.to_thread(self._claim, self._directory)
+        stored = 0
+        group: list[ClaimedSegment] = []
+        try:
+            while segments:
+                group = []
+                events: list[Event] = []
+                while segments and (not events or len(events) + len(segments[0].records) <= self._batch_size):
+                    segment = segments.pop(0)
+                    group.append(segment)
+                    events.extend(self._parse(segment.records))
+                for offset in range(0, len(events), self._batch_size):
+                    await self._store.insert_events(events[offset : offset + self._batch_size])
+                for segment in group:
+                    segment.done()
+                stored += len(events)
+                self.stored_total += len(events)
+        except BaseException:
+            for segment in [*group, *segments]:
+                segment.give_back()
+            raise
+        return stored
+
+    def _parse(self, records: list[bytes]) -> list[Event]:
+        events = []
+        for record in records:
+            try:
+                events.append(Event.from_cloudevent(orjson.loads(record)))
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                self.unreadable_records_total += 1
+                log.warning("journal: skipped an unreadable record (%d bytes)", len(record))
+        return events
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Store until `stop` is set, retrying with backoff while the store is unreachable."""
+        delay = self._interval_s
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                delay = self._interval_s
+            except Exception as exc:
+                self.failures_total += 1
+                delay = min(max(delay * 2, 0.1), RETRY_MAX_S)
+                log.warning("ingest failed, retrying in %.1fs: %s", delay, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        with contextlib.suppress(Exception):
+            await self.run_once()  # what was handed over during the last interval

@@ -1,0 +1,73 @@
+"""A flush interrupted while the store hangs keeps its batch: counted as backlog, stored by the next flush."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from tollway.adapters.memory.journal import MemoryJournal
+from tollway.adapters.memory.store import MemoryEventStore
+from tollway.metering.events import Event
+from tollway.metering.pipeline import UsagePipeline
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def event(n: int) -> Event:
+    return Event(id=f"req{n}:input", source="tollway/gateway", type="llm.tokens", subject="acme", time=T0, data={})
+
+
+class HangingStore(MemoryEventStore):
+    """Hangs on insert until `release` is set, as a database behind a dead network path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def insert_events(self, events: Sequence[Event]) -> int:
+        self.entered.set()
+        await self.release.wait()
+        return await super().insert_events(events)
+
+
+async def test_cancelled_flush_keeps_its_batch_in_the_backlog_and_the_next_flush_stores_it() -> None:
+    store = HangingStore()
+    journal = MemoryJournal()
+    pipeline = UsagePipeline(store, journal, interval_s=3600)
+    journal.recover()
+    pipeline.emit([event(1), event(2)])
+    flush = asyncio.create_task(pipeline.flush())
+    await store.entered.wait()
+    assert pipeline.backlog == 2, "events in flight are still backlog"
+    pipeline.emit([event(3)])
+    assert pipeline.backlog == 3
+
+    flush.cancel()  # what a graceful stop does to the flusher
+    await asyncio.gather(flush, return_exceptions=True)
+    assert pipeline.backlog == 3
+    assert len(journal.records) == 3, "nothing released"
+
+    store.release.set()
+    assert await pipeline.flush()
+    assert pipeline.backlog == 0
+    assert journal.records == []
+    stored = await store.load_events("llm.tokens", None, None, None)
+    assert sorted(e.id for e in stored) == ["req1:input", "req2:input", "req3:input"]
+
+
+async def test_stop_during_a_hanging_flush_stores_everything_once_the_store_answers() -> None:
+    store = HangingStore()
+    journal = MemoryJournal()
+    pipeline = UsagePipeline(store, journal, interval_s=0.01)
+    await pipeline.start()
+    pipeline.emit([event(1), event(2)])
+    await store.entered.wait()  # the background flusher hangs on the store
+    stopping = asyncio.create_task(pipeline.stop(timeout_s=5))
+    await asyncio.sleep(0.05)
+    store.release.set()
+    assert await stopping
+    assert journal.records == []
+    stored = await store.load_events("llm.tokens", None, None, None)
+    assert sorted(e.id for e in stored) == ["req1:input", "req2:input"]
