@@ -211,6 +211,7 @@ class Target:
     url: str = ""
     proc: Proc | None = None  # started for this target, stopped after it
     meter: Proc | None = None  # whose CPU to count when proc is None (direct: nginx)
+    helpers: list[Proc] = field(default_factory=list)  # started with it, stopped with it, CPU not counted
 
 
 def wait_ready(target: Target, timeout: float) -> None:
@@ -264,7 +265,9 @@ def tollway_bin(arg: str | None) -> Path:
     return Path(arg or os.environ.get("TOLLWAY_BIN") or REPO / ".venv" / "bin" / "tollway")
 
 
-def start_tollway(binary: Path, upstream: str, tmp: Path, logdir: Path) -> Target:
+def start_tollway(binary: Path, upstream: str, tmp: Path, logdir: Path, *, split: bool = False) -> Target:
+    """Tollway, one gateway worker. With `split`, usage is stored by `tollway worker` (TOLLWAY_INGEST=external)
+    pinned to the load core, so the gateway's core does only the request path and the journal append."""
     port = free_port()
     cfg = tmp / "tollway.yaml"
     cfg.write_text(
@@ -283,8 +286,15 @@ def start_tollway(binary: Path, upstream: str, tmp: Path, logdir: Path) -> Targe
         "TOLLWAY_ADMIN_TOKEN": "bench",
     }
     argv = [str(binary), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
-    proc = Proc("tollway", pinned(TARGET_CORE, argv), env, logdir)
-    return Target("tollway", "Tollway (1 worker, auth + metering)", TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
+    if not split:
+        proc = Proc("tollway", pinned(TARGET_CORE, argv), env, logdir)
+        label = "Tollway (1 worker, auth + metering, usage stored in-process)"
+        return Target("tollway", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
+    env["TOLLWAY_INGEST"] = "external"
+    proc = Proc("tollway-split", pinned(TARGET_CORE, argv), env, logdir)
+    worker = Proc("tollway-worker", pinned(LOAD_CORE, [str(binary), "worker"]), env, logdir)
+    label = "Tollway (1 gateway worker, auth + metering; usage stored by `tollway worker` on the load core)"
+    return Target("tollway-split", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc, helpers=[worker])
 
 
 LITELLM_ENV: dict[str, str | None] = {
@@ -569,34 +579,37 @@ def table(rows: list[Row], ref: str, connections: int) -> str:
 
 def verdicts(rows: list[Row], ref: str) -> str:
     by = {r.name: r for r in rows if not r.skipped}
-    tw, pt, direct, ll = by.get("tollway"), by.get(ref), by.get("direct"), by.get("litellm")
+    pt, direct, ll = by.get(ref), by.get("direct"), by.get("litellm")
     out = []
 
     def line(ok: bool, text: str) -> None:
         out.append(f"- {'PASS' if ok else 'FAIL'}: {text}")
 
-    if tw and pt:
-        ratio = tw.rps() / pt.rps()
-        cpu_ratio = pt.cpu_us() / tw.cpu_us() if tw.cpu_us() else 0.0
-        line(
-            ratio >= 0.60,
-            f"Tollway keeps {ratio:.0%} of the bare pass-through's throughput "
-            f"({cpu_ratio:.0%} by CPU per request) (target >= 60%)",
-        )
-    if tw and direct:
-        added = tw.p50_c1() - direct.p50_c1()
-        line(added <= 0.5, f"Tollway adds {added:.3f} ms p50 at c=1 over the direct upstream (target <= 0.5 ms)")
-    if tw and ll:
-        x = tw.rps() / ll.rps()
-        x_cpu = ll.cpu_us() / tw.cpu_us() if tw.cpu_us() else 0.0
-        line(
-            x >= 30,
-            f"Tollway does {x:.1f}x the LiteLLM proxy's throughput ({x_cpu:.1f}x by CPU per request) (target >= 30x)",
-        )
-    if not tw:
+    judged = [(name, by[name]) for name in ("tollway", "tollway-split") if name in by]
+    for name, tw in judged:
+        who = "Tollway" if name == "tollway" else "Tollway (ingest worker apart)"
+        if pt:
+            ratio = tw.rps() / pt.rps()
+            cpu_ratio = pt.cpu_us() / tw.cpu_us() if tw.cpu_us() else 0.0
+            line(
+                ratio >= 0.60,
+                f"{who} keeps {ratio:.0%} of the bare pass-through's throughput "
+                f"({cpu_ratio:.0%} by CPU per request) (target >= 60%)",
+            )
+        if direct:
+            added = tw.p50_c1() - direct.p50_c1()
+            line(added <= 0.5, f"{who} adds {added:.3f} ms p50 at c=1 over the direct upstream (target <= 0.5 ms)")
+        if ll:
+            x = tw.rps() / ll.rps()
+            x_cpu = ll.cpu_us() / tw.cpu_us() if tw.cpu_us() else 0.0
+            line(
+                x >= 30,
+                f"{who} does {x:.1f}x the LiteLLM proxy's throughput ({x_cpu:.1f}x by CPU per request) (target >= 30x)",
+            )
+        if tw.errors():
+            out.append(f"- WARNING: {who} answered {tw.errors()} requests with non-2xx or socket errors")
+    if not judged:
         out.append("- not judged: Tollway was not measured in this run")
-    if tw and tw.errors():
-        out.append(f"- WARNING: Tollway answered {tw.errors()} requests with non-2xx or socket errors")
     return "\n".join(out) + "\n"
 
 
@@ -745,6 +758,7 @@ def main() -> int:
                 "direct": "direct upstream (nginx)",
                 "passthrough": "bare pass-through",
                 "tollway": "Tollway",
+                "tollway-split": "Tollway with its ingest worker on the load core",
                 "litellm": "LiteLLM proxy",
             }
             for t in wanted:
@@ -772,6 +786,12 @@ def main() -> int:
                             log(f"  SKIP tollway: {binary} not found")
                             continue
                         target = start_tollway(binary, upstream, tmp, logdir)
+                    elif name == "tollway-split":
+                        binary = tollway_bin(args.tollway_bin)
+                        if not binary.exists():
+                            row.skipped = f"`{binary}` not found (build the gateway: make venv)"
+                            continue
+                        target = start_tollway(binary, upstream, tmp, logdir, split=True)
                     elif name == "litellm":
                         target = start_litellm(upstream, tmp, logdir)
                     else:
@@ -792,6 +812,9 @@ def main() -> int:
                     row.skipped = " / ".join(lines[:1] + lines[-1:])[:300].replace("|", "/")
                     log(f"  FAILED {name}: {exc}")
                 finally:
+                    for helper in target.helpers if target is not None else []:
+                        helper.stop()
+                        shutil.copy(helper.logfile, RESULTS / f"{stamp}-{helper.name}.log")
                     if target is not None and target.proc is not None:
                         target.proc.stop()
                         procs.remove(target.proc)

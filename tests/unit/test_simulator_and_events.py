@@ -102,3 +102,42 @@ def test_failed_call_has_zero_tokens_not_invented_ones() -> None:
     assert sorted(e.id for e in events) == ["r:input", "r:output", "r:request"]
     assert all(e.data.get("tokens", 0) == 0 for e in events)
     assert all(e.data["status_code"] == 502 for e in events)
+
+
+def test_call_record_round_trips_and_expands_to_the_same_events() -> None:
+    from tollway.metering.llm import call_record, llm_event_count
+    from tollway.metering.records import decode_record
+
+    call = LlmCall(
+        request_id="req_9",
+        subject="acme",
+        time=CLOCK.now(),
+        model="gpt-4o",
+        upstream_model="gpt-4o-x",
+        provider="openai",
+        route="/v1/chat/completions",
+        status_code=200,
+        streamed=True,
+        usage=TokenUsage(input=1, output=2, cache_read=3, cache_write=4, reasoning=1),
+        partial=True,
+        estimated=False,
+        price=TokenPrice(input=Decimal("0.0000025"), output=Decimal("0.00001"), cache_write=Decimal("0.000003")),
+    )
+    assert decode_record(call_record(call)) == llm_call_events(call)
+    assert llm_event_count(call) == len(llm_call_events(call)) == 5
+    failed = LlmCall(
+        request_id="r", subject="a", time=CLOCK.now(), model="m", upstream_model="m", provider="p",
+        route="/v1/embeddings", status_code=502, streamed=False, usage=None,
+    )  # fmt: skip
+    assert decode_record(call_record(failed)) == llm_call_events(failed)
+    assert llm_event_count(failed) == 3
+
+
+def test_decode_record_refuses_garbage() -> None:
+    import pytest
+
+    from tollway.metering.records import decode_record
+
+    for line in (b"{not json", b"[]", b'{"record": "llm.call"}', b'{"id": 1}'):
+        with pytest.raises(ValueError, match="unreadable"):
+            decode_record(line)

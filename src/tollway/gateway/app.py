@@ -45,7 +45,7 @@ from tollway.gateway.usage import (
     from_openai_chat,
     usage_block_from_tail,
 )
-from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
+from tollway.metering.llm import LlmCall, TokenUsage
 from tollway.metering.sink import UsageSink
 
 log = logging.getLogger("tollway.gateway")
@@ -506,23 +506,21 @@ class Gateway:
     ) -> None:
         assert call.consumer is not None
         provider = target.provider.name
-        self._pipeline.emit(
-            llm_call_events(
-                LlmCall(
-                    request_id=call.request_id,
-                    subject=call.consumer.username,
-                    time=started_at,
-                    model=route.model,
-                    upstream_model=target.model,
-                    provider=provider,
-                    route=call.route,
-                    status_code=status,
-                    streamed=streamed,
-                    usage=usage,
-                    partial=partial,
-                    estimated=estimated,
-                    price=self.state.prices.get((provider, target.model)),
-                )
+        self._pipeline.record_call(
+            LlmCall(
+                request_id=call.request_id,
+                subject=call.consumer.username,
+                time=started_at,
+                model=route.model,
+                upstream_model=target.model,
+                provider=provider,
+                route=call.route,
+                status_code=status,
+                streamed=streamed,
+                usage=usage,
+                partial=partial,
+                estimated=estimated,
+                price=self.state.prices.get((provider, target.model)),
             )
         )
         if usage is not None:

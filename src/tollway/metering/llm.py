@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from tollway.metering.events import Event
+import orjson
+
+from tollway.metering.events import Event, parse_time
 
 GATEWAY_SOURCE = "tollway/gateway"
 TOKENS_EVENT = "llm.tokens"
@@ -72,6 +75,79 @@ class LlmCall:
     partial: bool = False
     estimated: bool = False
     price: TokenPrice | None = None
+
+
+CALL_RECORD = "llm.call"
+
+
+def call_record(call: LlmCall) -> bytes:
+    """The call as one journal line (what the request path writes; expanded to events when stored)."""
+    usage, price = call.usage, call.price
+    return orjson.dumps(
+        {
+            "record": CALL_RECORD,
+            "request_id": call.request_id,
+            "subject": call.subject,
+            "time": call.time,
+            "model": call.model,
+            "upstream_model": call.upstream_model,
+            "provider": call.provider,
+            "route": call.route,
+            "status_code": call.status_code,
+            "streamed": call.streamed,
+            "partial": call.partial,
+            "estimated": call.estimated,
+            "usage": None
+            if usage is None
+            else [usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning],
+            "price": None
+            if price is None
+            else [
+                str(price.input),
+                str(price.output),
+                _optional_text(price.cache_read),
+                _optional_text(price.cache_write),
+            ],
+        },
+        option=orjson.OPT_UTC_Z,
+    )
+
+
+def call_from_record(raw: dict[str, Any]) -> LlmCall:
+    """Read a journal line written by `call_record`. Raises KeyError / ValueError / TypeError."""
+    usage, price = raw["usage"], raw["price"]
+    return LlmCall(
+        request_id=str(raw["request_id"]),
+        subject=str(raw["subject"]),
+        time=parse_time(str(raw["time"])),
+        model=str(raw["model"]),
+        upstream_model=str(raw["upstream_model"]),
+        provider=str(raw["provider"]),
+        route=str(raw["route"]),
+        status_code=int(raw["status_code"]),
+        streamed=bool(raw["streamed"]),
+        partial=bool(raw["partial"]),
+        estimated=bool(raw["estimated"]),
+        usage=None if usage is None else TokenUsage(*(int(n) for n in usage)),
+        price=None
+        if price is None
+        else TokenPrice(
+            Decimal(price[0]),
+            Decimal(price[1]),
+            None if price[2] is None else Decimal(price[2]),
+            None if price[3] is None else Decimal(price[3]),
+        ),
+    )
+
+
+def llm_event_count(call: LlmCall) -> int:
+    """How many events `llm_call_events(call)` gives (input, output, the request, cache types when used)."""
+    usage = call.usage
+    return 3 + (0 if usage is None else (usage.cache_read > 0) + (usage.cache_write > 0))
+
+
+def _optional_text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def llm_call_events(call: LlmCall) -> list[Event]:

@@ -14,10 +14,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-import orjson
-
 from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall, call_record, llm_call_events, llm_event_count
 from tollway.metering.ports import EventStore, Journal
+from tollway.metering.records import decode_record
 
 log = logging.getLogger("tollway.metering.pipeline")
 
@@ -38,7 +38,8 @@ class UsagePipeline:
         self._journal = journal
         self._batch_size = batch_size
         self._interval_s = interval_s
-        self._buffer: list[Event] = []
+        self._buffer: list[Event | LlmCall] = []  # calls are expanded to events when flushed
+        self._buffered_events = 0
         self._pending: list[Event] = []  # taken for a flush that failed; retried first
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -52,23 +53,35 @@ class UsagePipeline:
     @property
     def backlog(self) -> int:
         """Events emitted but not yet stored."""
-        return len(self._buffer) + len(self._pending)
+        return self._buffered_events + len(self._pending)
 
     def emit(self, events: Sequence[Event]) -> None:
         self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
         self._buffer.extend(events)
-        if len(self._buffer) >= self._batch_size:
+        self._buffered(len(events))
+
+    def record_call(self, call: LlmCall) -> None:
+        self._journal.append(call_record(call) + b"\n")
+        self._buffer.append(call)
+        self._buffered(llm_event_count(call))
+
+    def _buffered(self, events: int) -> None:
+        self._buffered_events += events
+        if self._buffered_events >= self._batch_size:
             self._wake.set()
 
     async def start(self) -> None:
         """Adopt what a dead process left in the journal, try to store it, then start flushing."""
         for record in self._journal.recover():
             try:
-                self._buffer.append(Event.from_cloudevent(orjson.loads(record)))
-                self.replayed_total += 1
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                events = decode_record(record)
+            except ValueError:
                 self.unreadable_records_total += 1
                 log.warning("journal: skipped an unreadable record (%d bytes)", len(record))
+                continue
+            self._buffer.extend(events)
+            self._buffered_events += len(events)
+            self.replayed_total += len(events)
         if self._buffer:
             log.warning("journal: replaying %d events left by a previous process", len(self._buffer))
             await self.flush()
@@ -83,7 +96,8 @@ class UsagePipeline:
             # The batch stays in `_pending` until it is stored: it counts as backlog while in flight, and
             # it is kept when the store fails or when the flush is cancelled (a graceful stop cancels the
             # flusher, then flushes what is left, this batch included).
-            batch, self._buffer = self._pending + self._buffer, []
+            batch = self._pending + _expand(self._buffer)
+            self._buffer, self._buffered_events = [], 0
             self._pending = batch
             try:
                 for offset in range(0, len(batch), self._batch_size):
@@ -122,3 +136,13 @@ class UsagePipeline:
             await asyncio.sleep(min(RETRY_MAX_S, max(0.0, deadline - loop.time()), self._retry_s or 0.1))
         self._journal.close()
         return self.backlog == 0
+
+
+def _expand(items: list[Event | LlmCall]) -> list[Event]:
+    events: list[Event] = []
+    for item in items:
+        if isinstance(item, LlmCall):
+            events.extend(llm_call_events(item))
+        else:
+            events.append(item)
+    return events

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall
 
 
 class UsageSink(Protocol):
@@ -16,7 +17,11 @@ class UsageSink(Protocol):
         ...
 
     def emit(self, events: Sequence[Event]) -> None:
-        """Take the events of one finished call. Durable against a kill of this process once it returns."""
+        """Take events. Durable against a kill of this process once it returns."""
+        ...
+
+    def record_call(self, call: LlmCall) -> None:
+        """Take one finished LLM call (journaled as one small record, expanded to events when stored)."""
         ...
 
     async def start(self) -> None: ...

@@ -16,11 +16,11 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import orjson
-
 from tollway.adapters.journal.file import ClaimedSegment, FileJournal, claim_segments
 from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall, call_record, llm_event_count
 from tollway.metering.ports import EventStore
+from tollway.metering.records import decode_record
 
 log = logging.getLogger("tollway.metering.spool")
 
@@ -43,6 +43,10 @@ class HandOffSink:
     def emit(self, events: Sequence[Event]) -> None:
         self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
         self._unhanded += len(events)
+
+    def record_call(self, call: LlmCall) -> None:
+        self._journal.append(call_record(call) + b"\n")
+        self._unhanded += llm_event_count(call)
 
     async def start(self) -> None:
         self._journal.open()
@@ -112,11 +116,11 @@ class JournalIngester:
         return stored
 
     def _parse(self, records: list[bytes]) -> list[Event]:
-        events = []
+        events: list[Event] = []
         for record in records:
             try:
-                events.append(Event.from_cloudevent(orjson.loads(record)))
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                events.extend(decode_record(record))
+            except ValueError:
                 self.unreadable_records_total += 1
                 log.warning("journal: skipped an unreadable record (%d bytes)", len(record))
         return events
