@@ -48,7 +48,8 @@ ENV = {"OPENAI_API_KEY": "sk-test"}
         (
             ("type: openai", "type: opneai"),
             ENV,
-            "error: tollway.yaml: providers[1].type: Input should be 'openai' or 'simulator'",
+            "error: tollway.yaml: providers[1].type: Input should be "
+            "'openai', 'anthropic', 'gemini', 'azure_openai' or 'simulator'",
         ),
         (
             ("", ""),

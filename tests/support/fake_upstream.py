@@ -47,6 +47,7 @@ class Reply:
     send_usage_chunk: bool = True  # stream: honour include_usage
     send_done: bool = True
     content_type: str = "application/json"
+    tool_calls: list[dict[str, Any]] | None = None  # [{"id", "type": "function", "function": {"name", "arguments"}}]
 
 
 @dataclass
@@ -72,6 +73,10 @@ def completion_body(model: str, reply: Reply) -> dict[str, Any]:
             }
         ],
     }
+    if reply.tool_calls:
+        body["choices"][0]["message"]["tool_calls"] = reply.tool_calls
+        body["choices"][0]["message"]["content"] = reply.content or None
+        body["choices"][0]["finish_reason"] = "tool_calls"
     if reply.usage is not None:
         body["usage"] = reply.usage
     return body
@@ -111,6 +116,7 @@ class FakeOpenAI:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", self._responses)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -152,6 +158,9 @@ class FakeOpenAI:
         }
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
 
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await _responses_handler(self, request)
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
         reply = self._next()
@@ -168,9 +177,24 @@ class FakeOpenAI:
         await response.prepare(request)
         pieces = reply.stream_pieces if reply.stream_pieces is not None else reply.content.split(" ")
         events = [chunk_event(model, {"role": "assistant", "content": ""}, None, include_usage)]
-        for i, piece in enumerate(pieces):
+        for i, piece in enumerate(pieces if reply.content else []):
             events.append(chunk_event(model, {"content": piece if i == 0 else " " + piece}, None, include_usage))
-        events.append(chunk_event(model, {}, "stop", include_usage))
+        for i, call in enumerate(reply.tool_calls or []):
+            head = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            events.append(chunk_event(model, {"tool_calls": [head]}, None, include_usage))
+            arguments = call["function"]["arguments"]
+            for part in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                events.append(
+                    chunk_event(
+                        model, {"tool_calls": [{"index": i, "function": {"arguments": part}}]}, None, include_usage
+                    )
+                )
+        events.append(chunk_event(model, {}, "tool_calls" if reply.tool_calls else "stop", include_usage))
         if include_usage and reply.usage is not None:
             usage_chunk = {
                 "id": "chatcmpl-fake123",
@@ -199,3 +223,132 @@ def _plain(reply: Reply) -> web.Response:
     body = reply.body
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     return web.Response(status=reply.status, body=raw, content_type=reply.content_type)
+
+
+# The Responses API (platform.openai.com/docs/api-reference/responses), added beside chat completions.
+
+DEFAULT_RESPONSES_USAGE: dict[str, Any] = {
+    "input_tokens": 1200,
+    "input_tokens_details": {"cached_tokens": 1024},
+    "output_tokens": 300,
+    "output_tokens_details": {"reasoning_tokens": 128},
+    "total_tokens": 1500,
+}
+
+
+def response_object(model: str, text: str, usage: dict[str, Any] | None, status: str = "completed") -> dict[str, Any]:
+    message = {
+        "type": "message",
+        "id": "msg_67ccd2bf17f0819081ff3bb2cf6508e60bb6a6b452d3795b",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    return {
+        "id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",
+        "object": "response",
+        "created_at": 1741476542,
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "model": model,
+        "output": [message] if status == "completed" else [],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage if status == "completed" else None,
+        "user": None,
+        "metadata": {},
+    }
+
+
+def response_events(model: str, reply: Reply) -> list[bytes]:
+    usage = dict(DEFAULT_RESPONSES_USAGE) if reply.usage is not None else None
+    start = response_object(model, reply.content, None, "in_progress")
+    final = response_object(model, reply.content, usage)
+    item = final["output"][0]
+    item_id = item["id"]
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": start},
+        {"type": "response.in_progress", "response": start},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
+        {
+            "type": "response.content_part.added",
+            "item_id": item_id,
+            "output_index": 0,
+            "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []},
+        },
+    ]
+    for i, piece in enumerate(reply.content.split(" ")):
+        delta = piece if i == 0 else " " + piece
+        events.append(
+            {
+                "type": "response.output_text.delta",
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": delta,
+                "logprobs": [],
+            }
+        )
+    events += [
+        {
+            "type": "response.output_text.done",
+            "item_id": item_id,
+            "output_index": 0,
+            "content_index": 0,
+            "text": reply.content,
+            "logprobs": [],
+        },
+        {
+            "type": "response.content_part.done",
+            "item_id": item_id,
+            "output_index": 0,
+            "content_index": 0,
+            "part": item["content"][0],
+        },
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": final},
+    ]
+    out = []
+    for number, event in enumerate(events):
+        event["sequence_number"] = number
+        out.append(b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n")
+    return out
+
+
+async def _responses_handler(fake: FakeOpenAI, request: web.Request) -> web.StreamResponse:
+    body = await fake._record(request)
+    reply = fake._next()
+    if reply.status != 200 or reply.body is not None:
+        return _plain(reply)
+    model = str(body.get("model"))
+    if not body.get("stream"):
+        usage = dict(DEFAULT_RESPONSES_USAGE) if reply.usage is not None else None
+        return web.Response(
+            body=orjson.dumps(response_object(model, reply.content, usage)), content_type="application/json"
+        )
+    response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for index, event in enumerate(response_events(model, reply)):
+        if reply.cut_after is not None and index >= reply.cut_after:
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        await response.write(event)
+    await response.write_eof()
+    return response

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
-ProviderType = Literal["openai", "simulator"]
+ProviderType = Literal["openai", "anthropic", "gemini", "azure_openai", "simulator"]
 
 
 class _Strict(BaseModel):
@@ -23,6 +23,8 @@ class ProviderConfig(_Strict):
     base_url: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
+    # azure_openai only: the api-version query parameter (the target's model is the deployment name)
+    api_version: str | None = None
     # simulator only
     tokens_per_second: float = Field(default=0, ge=0)
     reply_tokens: int = Field(default=24, ge=1, le=100_000)
@@ -38,6 +40,12 @@ class ProviderConfig(_Strict):
     def _type_rules(self) -> ProviderConfig:
         if self.type == "simulator" and (self.api_key or self.base_url):
             raise ValueError("a simulator provider takes no api_key or base_url")
+        if self.type == "azure_openai" and not (self.base_url and self.api_version):
+            raise ValueError(
+                "an azure_openai provider needs base_url (https://<resource>.openai.azure.com) and api_version"
+            )
+        if self.type != "azure_openai" and self.api_version is not None:
+            raise ValueError("api_version applies only to azure_openai providers")
         return self
 
 

@@ -16,6 +16,7 @@ import orjson
 
 from tollway.clock import Clock
 from tollway.gateway.auth import Consumer, presented_key
+from tollway.gateway.endpoints import install_endpoints
 from tollway.gateway.http import (
     BodyTooLarge,
     ClientGone,
@@ -38,7 +39,7 @@ from tollway.gateway.requests import (
 )
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
-from tollway.gateway.streaming import ChatStreamTracker, SSEFramer
+from tollway.gateway.streaming import ChatStreamTracker, SSEFramer, StreamTracker
 from tollway.gateway.usage import (
     estimate_prompt_tokens,
     estimate_tokens_from_text,
@@ -117,6 +118,8 @@ class Gateway:
             "/v1/embeddings": ("POST", self.embeddings),
             "/v1/models": ("GET", self.list_models),
         }
+        self.error_shapes: dict[str, Callable[[RequestError], bytes]] = {}
+        install_endpoints(self)  # /v1/messages and /v1/responses: gateway/endpoints/
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -138,7 +141,9 @@ class Gateway:
             call.consumer = self._authenticate(scope)
             await handler(scope, receive, send, call)
         except RequestError as error:
-            await send_bytes(send, error.status, error.body(), call.id_bytes, extra=error.headers)
+            shape = self.error_shapes.get(path)
+            body = shape(error) if shape is not None else error.body()
+            await send_bytes(send, error.status, body, call.id_bytes, extra=error.headers)
             self._observe(call, error.status)
         except ClientGone:
             self._observe(call, 499)
@@ -294,6 +299,9 @@ class Gateway:
         started_at: datetime,
         estimate: Callable[[dict[str, Any]], TokenUsage],
         send: Send,
+        *,
+        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
+        error_shape: Callable[[bytes, int], bytes] | None = None,
     ) -> None:
         """Send a complete upstream answer on, after recording its usage (estimated if it reported none).
 
@@ -303,7 +311,9 @@ class Gateway:
         try:
             raw, rest = await _read_up_to(response, self._limits.max_buffered_response_bytes)
             if rest is not None and response.status < 400:
-                await self._relay_large_unary(call, route, target, response.status, raw, rest, started_at, send)
+                await self._relay_large_unary(
+                    call, route, target, response.status, raw, rest, started_at, send, usage_of=usage_of
+                )
                 return
         except UpstreamError as error:
             self._metrics.upstream_errors.inc((target.provider.name, "broken"))
@@ -319,12 +329,12 @@ class Gateway:
             raw = b"a response that is not a JSON object: " + raw[:200]
         if status >= 400:
             self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-            body = _as_openai_error(raw, status)
+            body = (error_shape or _as_openai_error)(raw, status)
         else:
             assert parsed is not None
             reported = parsed.get("usage")
             if isinstance(reported, dict):
-                usage = from_openai_chat(reported)
+                usage = usage_of(reported)
             else:
                 self._metrics.usage_estimated.inc((target.provider.name,))
                 usage, estimated = estimate(parsed), True
@@ -342,6 +352,8 @@ class Gateway:
         rest: AsyncIterator[bytes],
         started_at: datetime,
         send: Send,
+        *,
+        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
     ) -> None:
         headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes)]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -357,7 +369,7 @@ class Gateway:
             broken = True
             self._metrics.upstream_errors.inc((target.provider.name, "broken"))
         reported = None if broken else usage_block_from_tail(tail)
-        usage = from_openai_chat(reported) if reported is not None else None
+        usage = usage_of(dict(reported)) if reported is not None else None
         if usage is None:
             self._metrics.usage_estimated.inc((target.provider.name,))
         self._record(
@@ -384,6 +396,9 @@ class Gateway:
         started_at: datetime,
         receive: Receive,
         send: Send,
+        *,
+        tracker: StreamTracker | None = None,
+        cut_tail: bytes | None = None,
     ) -> None:
         await send(
             {
@@ -392,7 +407,8 @@ class Gateway:
                 "headers": [*SSE_HEADERS, (b"x-request-id", call.id_bytes)],
             }
         )
-        tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
+        if tracker is None:
+            tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
         framer = SSEFramer()
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
@@ -453,7 +469,9 @@ class Gateway:
             self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
         if not client_gone:
             tail = b""
-            if cut or (not tracker.done and tracker.error is None):
+            if (cut or (not tracker.done and tracker.error is None)) and cut_tail is not None:
+                tail = cut_tail
+            elif cut or (not tracker.done and tracker.error is None):
                 tail = (
                     b"data: "
                     + openai_error("The upstream provider ended the stream before it was complete.", "api_error")
@@ -470,7 +488,7 @@ class Gateway:
         route: Route,
         target: Target,
         request: ChatRequest,
-        tracker: ChatStreamTracker,
+        tracker: StreamTracker,
         started_at: datetime,
         *,
         partial: bool,

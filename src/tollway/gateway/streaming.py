@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -55,6 +55,18 @@ def event_data(event: bytes) -> bytes | None:
             value = line[5:]
             parts.append(value[1:] if value.startswith(b" ") else value)
     return b"\n".join(parts) if parts else None
+
+
+class StreamTracker(Protocol):
+    """What the stream relay needs from a watcher of one API format's stream."""
+
+    usage: TokenUsage | None
+    done: bool
+    content_chunks: int
+    content_chars: int
+    error: Mapping[str, Any] | None
+
+    def relay(self, event: bytes) -> bytes: ...
 
 
 @dataclass

@@ -30,13 +30,100 @@ def from_openai_chat(usage: Mapping[str, Any]) -> TokenUsage:
     prompt = _count(usage.get("prompt_tokens"))
     completion = _count(usage.get("completion_tokens"))
     cached = min(_count(_details(usage, "prompt_tokens_details").get("cached_tokens")), prompt)
+    # Cache writes have no OpenAI field; translated Anthropic usage (and LiteLLM) report them here,
+    # counted inside prompt_tokens.
+    written = min(_count(usage.get("cache_creation_input_tokens")), prompt - cached)
     reasoning = _count(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
     return TokenUsage(
-        input=prompt - cached,
+        input=prompt - cached - written,
         output=completion,
         cache_read=cached,
+        cache_write=written,
         reasoning=min(reasoning, completion),
     )
+
+
+def from_anthropic(usage: Mapping[str, Any]) -> TokenUsage:
+    """Anthropic Messages usage: `input_tokens` already excludes both kinds of cache tokens."""
+    reasoning = _count(_details(usage, "output_tokens_details").get("thinking_tokens"))
+    output = _count(usage.get("output_tokens"))
+    return TokenUsage(
+        input=_count(usage.get("input_tokens")),
+        output=output,
+        cache_read=_count(usage.get("cache_read_input_tokens")),
+        cache_write=_count(usage.get("cache_creation_input_tokens")),
+        reasoning=min(reasoning, output),
+    )
+
+
+def from_gemini(metadata: Mapping[str, Any]) -> TokenUsage:
+    """Gemini `usageMetadata`: promptTokenCount includes cached tokens; thoughts are not in candidates."""
+    prompt = _count(metadata.get("promptTokenCount")) + _count(metadata.get("toolUsePromptTokenCount"))
+    cached = min(_count(metadata.get("cachedContentTokenCount")), prompt)
+    thoughts = _count(metadata.get("thoughtsTokenCount"))
+    return TokenUsage(
+        input=prompt - cached,
+        output=_count(metadata.get("candidatesTokenCount")) + thoughts,
+        cache_read=cached,
+        reasoning=thoughts,
+    )
+
+
+def from_responses(usage: Mapping[str, Any]) -> TokenUsage:
+    """OpenAI Responses usage (`input_tokens`, `output_tokens` and their details)."""
+    prompt = _count(usage.get("input_tokens"))
+    output = _count(usage.get("output_tokens"))
+    cached = min(_count(_details(usage, "input_tokens_details").get("cached_tokens")), prompt)
+    written = min(_count(usage.get("cache_creation_input_tokens")), prompt - cached)
+    reasoning = _count(_details(usage, "output_tokens_details").get("reasoning_tokens"))
+    return TokenUsage(
+        input=prompt - cached - written,
+        output=output,
+        cache_read=cached,
+        cache_write=written,
+        reasoning=min(reasoning, output),
+    )
+
+
+def to_openai_chat(usage: TokenUsage) -> dict[str, Any]:
+    """The same counts as an OpenAI chat usage block (cache writes in `cache_creation_input_tokens`)."""
+    prompt = usage.input + usage.cache_read + usage.cache_write
+    block: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output,
+        "total_tokens": prompt + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+    }
+    if usage.cache_write:
+        block["cache_creation_input_tokens"] = usage.cache_write
+    return block
+
+
+def to_anthropic(usage: TokenUsage) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "input_tokens": usage.input,
+        "output_tokens": usage.output,
+        "cache_creation_input_tokens": usage.cache_write,
+        "cache_read_input_tokens": usage.cache_read,
+    }
+    if usage.reasoning:
+        block["output_tokens_details"] = {"thinking_tokens": usage.reasoning}
+    return block
+
+
+def to_responses(usage: TokenUsage) -> dict[str, Any]:
+    prompt = usage.input + usage.cache_read + usage.cache_write
+    block: dict[str, Any] = {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": usage.cache_read},
+        "output_tokens": usage.output,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "total_tokens": prompt + usage.output,
+    }
+    if usage.cache_write:
+        block["cache_creation_input_tokens"] = usage.cache_write
+    return block
 
 
 def estimate_tokens_from_text(characters: int) -> int:

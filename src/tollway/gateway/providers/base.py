@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tollway.gateway.http import RequestError
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
@@ -16,6 +18,8 @@ class UpstreamRequest:
     payload: dict[str, Any]
     stream: bool
     request_id: str
+    # Client headers the gateway chose to pass on (an allowlist per endpoint, e.g. anthropic-beta).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class UpstreamResponse(Protocol):
@@ -34,6 +38,9 @@ class UpstreamResponse(Protocol):
 
 class Provider(Protocol):
     name: str
+    # The request paths this provider speaks natively. Every provider also accepts "/chat/completions"
+    # (OpenAI chat is the pivot format): natively, or translated to its own API.
+    native_paths: frozenset[str]
 
     async def start(self) -> None: ...
 
@@ -69,3 +76,13 @@ class BufferedResponse:
 
     def close(self) -> None:
         """Nothing to release: the body lives in this process."""
+
+
+def not_served(name: str, path: str) -> RequestError:
+    """The 400 for an endpoint a provider cannot serve (raised before any upstream call; records nothing)."""
+    return RequestError(
+        400,
+        f"The model's provider '{name}' does not serve {path}; see docs/providers.md for which endpoints reach "
+        "which providers.",
+        code="unsupported_endpoint",
+    )

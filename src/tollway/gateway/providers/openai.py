@@ -42,6 +42,8 @@ class AiohttpResponse:
 class OpenAIProvider:
     """Forwards the request bytes to `<base_url><path>` with the provider's own credentials."""
 
+    native_paths = frozenset({"/chat/completions", "/embeddings", "/responses"})
+
     def __init__(
         self,
         name: str,
@@ -74,7 +76,8 @@ class OpenAIProvider:
             await self.start()
         assert self._session is not None
         try:
-            response = await self._session.post(self._base_url + request.path, data=request.body, headers=self._headers)
+            headers = {**self._headers, **dict(request.headers)} if request.headers else self._headers
+            response = await self._session.post(self._base_url + request.path, data=request.body, headers=headers)
         except TimeoutError as exc:
             raise UpstreamError("upstream timed out", timeout=True) from exc
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from tollway.clock import Clock
 from tollway.config.schema import ProviderConfig
+from tollway.gateway.providers.anthropic import AnthropicProvider
+from tollway.gateway.providers.azure_openai import AzureOpenAIProvider
 from tollway.gateway.providers.base import Provider
+from tollway.gateway.providers.gemini import GeminiProvider
 from tollway.gateway.providers.openai import OpenAIProvider
 from tollway.gateway.providers.simulator import SimulatorProvider
 
@@ -13,6 +16,36 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
     if config.type == "simulator":
         return SimulatorProvider(
             config.name, clock=clock, tokens_per_second=config.tokens_per_second, reply_tokens=config.reply_tokens
+        )
+    timeout_s = config.timeout_s or default_timeout_s
+    if config.type == "anthropic":
+        return AnthropicProvider(
+            config.name,
+            base_url=config.base_url,
+            api_key=config.api_key,
+            timeout_s=timeout_s,
+            clock=clock,
+            headers=config.headers,
+        )
+    if config.type == "gemini":
+        return GeminiProvider(
+            config.name,
+            base_url=config.base_url,
+            api_key=config.api_key,
+            timeout_s=timeout_s,
+            clock=clock,
+            headers=config.headers,
+        )
+    if config.type == "azure_openai":
+        assert config.base_url is not None  # the schema requires both for azure_openai
+        assert config.api_version is not None
+        return AzureOpenAIProvider(
+            config.name,
+            base_url=config.base_url,
+            api_version=config.api_version,
+            api_key=config.api_key,
+            timeout_s=timeout_s,
+            headers=config.headers,
         )
     return OpenAIProvider(
         config.name,

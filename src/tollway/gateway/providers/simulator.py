@@ -91,6 +91,8 @@ def prompt_tokens(payload: dict[str, Any]) -> int:
 
 
 class SimulatorProvider:
+    native_paths = frozenset({"/chat/completions", "/embeddings"})
+
     def __init__(self, name: str, *, clock: Clock, tokens_per_second: float, reply_tokens: int) -> None:
         self.name = name
         self._clock = clock

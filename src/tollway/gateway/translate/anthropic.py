@@ -1,0 +1,485 @@
+"""OpenAI chat <-> Anthropic Messages: requests and whole (non-streamed) responses.
+
+Each direction takes only what it can carry faithfully; any other field gets a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from tollway.gateway.http import RequestError
+from tollway.gateway.translate.common import neutral, unsupported
+from tollway.gateway.usage import from_anthropic, from_openai_chat, to_anthropic, to_openai_chat
+
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often leave it out.
+
+STOP_TO_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+FINISH_TO_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
+
+# OpenAI chat fields carried to Anthropic (others are checked one by one below).
+_CHAT_CARRIED = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+    }
+)
+# Fields accepted only at a value that changes nothing.
+_CHAT_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "n": (1,),
+    "frequency_penalty": (0, 0.0),
+    "presence_penalty": (0, 0.0),
+    "logprobs": (False,),
+    "store": (False,),
+}
+
+
+# OpenAI chat -> Anthropic ---------------------------------------------------------------------------
+
+
+def chat_to_anthropic_request(payload: dict[str, Any]) -> dict[str, Any]:
+    for key, value in payload.items():
+        if key in _CHAT_CARRIED:
+            continue
+        if key in _CHAT_NEUTRAL and neutral(value, *_CHAT_NEUTRAL[key]):
+            continue
+        raise unsupported(key, "the Anthropic Messages API has no equivalent")
+    out: dict[str, Any] = {"model": payload["model"]}
+    system, messages = _chat_messages_to_anthropic(payload["messages"])
+    if system:
+        out["system"] = system
+    out["messages"] = messages
+    limit = payload.get("max_completion_tokens", payload.get("max_tokens"))
+    out["max_tokens"] = DEFAULT_MAX_TOKENS if limit is None else limit
+    temperature = payload.get("temperature")
+    if temperature is not None:
+        if not isinstance(temperature, int | float) or temperature > 1:
+            raise unsupported("temperature", "Anthropic accepts 0 to 1, OpenAI 0 to 2")
+        out["temperature"] = temperature
+    if payload.get("top_p") is not None:
+        out["top_p"] = payload["top_p"]
+    stop = payload.get("stop")
+    if stop is not None:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+    if payload.get("stream"):
+        out["stream"] = True
+    if isinstance(payload.get("user"), str):
+        out["metadata"] = {"user_id": payload["user"]}
+    tools = payload.get("tools")
+    if tools:
+        out["tools"] = [_chat_tool_to_anthropic(i, tool) for i, tool in enumerate(tools)]
+    choice = _chat_tool_choice(payload.get("tool_choice"), payload.get("parallel_tool_calls"))
+    if choice is not None:
+        out["tool_choice"] = choice
+    return out
+
+
+def _chat_tool_to_anthropic(index: int, tool: Any) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+        raise unsupported(f"tools[{index}]", "only function tools translate")
+    for key in function:
+        if key not in ("name", "description", "parameters", "strict"):
+            raise unsupported(f"tools[{index}].function.{key}")
+    converted: dict[str, Any] = {
+        "name": function.get("name"),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        converted["description"] = function["description"]
+    if function.get("strict"):
+        converted["strict"] = True
+    return converted
+
+
+def _chat_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    converted: dict[str, Any] | None
+    if choice is None:
+        converted = None if parallel is not False else {"type": "auto"}
+    elif choice == "auto":
+        converted = {"type": "auto"}
+    elif choice == "none":
+        converted = {"type": "none"}
+    elif choice == "required":
+        converted = {"type": "any"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        converted = {"type": "tool", "name": choice["function"].get("name")}
+    else:
+        raise unsupported("tool_choice")
+    if parallel is False and converted is not None and converted["type"] != "none":
+        converted["disable_parallel_tool_use"] = True
+    return converted
+
+
+def _chat_messages_to_anthropic(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        role = message["role"]
+        where = f"messages[{index}]"
+        for key in message:
+            if key not in ("role", "content", "tool_calls", "tool_call_id", "refusal", "name"):
+                raise unsupported(f"{where}.{key}")
+        if message.get("name") is not None and role != "tool":
+            raise unsupported(f"{where}.name", "Anthropic messages carry no participant names")
+        if role in ("system", "developer"):
+            if out:
+                raise unsupported(where, "a system message translates only before the conversation starts")
+            system.extend(_text_blocks(message.get("content"), where))
+            continue
+        if role == "user":
+            _append(out, "user", _user_blocks(message.get("content"), where))
+        elif role == "assistant":
+            blocks = _text_blocks(message.get("content"), where) if message.get("content") is not None else []
+            if message.get("refusal"):
+                raise unsupported(f"{where}.refusal")
+            for j, call in enumerate(message.get("tool_calls") or []):
+                blocks.append(_tool_call_to_tool_use(call, f"{where}.tool_calls[{j}]"))
+            if not blocks:
+                raise RequestError(400, f"{where} has neither content nor tool_calls", param=where)
+            _append(out, "assistant", blocks)
+        elif role == "tool":
+            content = message.get("content")
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.get("tool_call_id")}
+            result["content"] = content if isinstance(content, str) else _text_blocks(content, where)
+            _append(out, "user", [result])
+        else:
+            raise unsupported(f"{where}.role", f"role '{role}' has no Anthropic equivalent")
+    return system, out
+
+
+def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Consecutive turns of one role merge into one Anthropic message (tool results included)."""
+    if out and out[-1]["role"] == role:
+        out[-1]["content"].extend(blocks)
+    else:
+        out.append({"role": role, "content": blocks})
+
+
+def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise RequestError(400, f"{where}.content must be a string or an array of parts", param=f"{where}.content")
+    blocks = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise unsupported(f"{where}.content[{j}]", "only text parts translate here")
+        blocks.append({"type": "text", "text": part["text"]})
+    return blocks
+
+
+def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise RequestError(400, f"{where}.content must be a string or an array of parts", param=f"{where}.content")
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url" and isinstance(part.get("image_url"), dict):
+            blocks.append(_image_block(part["image_url"].get("url"), f"{where}.content[{j}]"))
+        else:
+            raise unsupported(f"{where}.content[{j}]", f"content part type {kind!r} has no Anthropic equivalent")
+    return blocks
+
+
+def _image_block(url: Any, where: str) -> dict[str, Any]:
+    if not isinstance(url, str):
+        raise RequestError(400, f"{where}.image_url.url must be a string", param=where)
+    match = _DATA_URL.match(url)
+    if match:
+        source = {"type": "base64", "media_type": match["type"], "data": match["data"]}
+        return {"type": "image", "source": source}
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise unsupported(where, "images must be https URLs or base64 data URLs")
+
+
+def _tool_call_to_tool_use(call: Any, where: str) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or call.get("type", "function") != "function":
+        raise unsupported(where, "only function tool calls translate")
+    arguments = function.get("arguments") or "{}"
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, f"{where}.function.arguments is not valid JSON", param=where) from None
+    if not isinstance(parsed, dict):
+        raise unsupported(f"{where}.function.arguments", "Anthropic tool input must be a JSON object")
+    return {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": parsed}
+
+
+def anthropic_to_chat_response(message: dict[str, Any]) -> dict[str, Any]:
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in message.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text", ""))
+        elif kind == "thinking":
+            reasoning.append(block.get("thinking", ""))
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": arguments},
+                }
+            )
+    reply: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    reply["refusal"] = None
+    if calls:
+        reply["tool_calls"] = calls
+    if reasoning:
+        reply["reasoning_content"] = "".join(reasoning)
+    body: dict[str, Any] = {
+        "id": message.get("id"),
+        "object": "chat.completion",
+        "created": 0,
+        "model": message.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "logprobs": None,
+                "finish_reason": STOP_TO_FINISH.get(str(message.get("stop_reason")), "stop"),
+            }
+        ],
+    }
+    usage = message.get("usage")
+    if isinstance(usage, dict):
+        body["usage"] = to_openai_chat(from_anthropic(usage))
+    return body
+
+
+# Anthropic -> OpenAI chat ---------------------------------------------------------------------------
+
+_MESSAGES_CARRIED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop_sequences",
+        "stream",
+        "tools",
+        "tool_choice",
+        "metadata",
+    }
+)
+
+
+def anthropic_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
+    for key, value in payload.items():
+        if key in _MESSAGES_CARRIED:
+            continue
+        if key == "thinking" and isinstance(value, dict) and value.get("type") == "disabled":
+            continue
+        raise unsupported(key, "OpenAI chat completions have no equivalent")
+    out: dict[str, Any] = {"model": payload["model"]}
+    messages: list[dict[str, Any]] = []
+    system = payload.get("system")
+    if system:
+        messages.append({"role": "system", "content": _anthropic_text(system, "system")})
+    for index, message in enumerate(payload["messages"]):
+        messages.extend(_anthropic_message_to_chat(message, f"messages[{index}]"))
+    out["messages"] = messages
+    if payload.get("max_tokens") is not None:
+        out["max_completion_tokens"] = payload["max_tokens"]
+    for key in ("temperature", "top_p"):
+        if payload.get(key) is not None:
+            out[key] = payload[key]
+    if payload.get("stop_sequences"):
+        out["stop"] = payload["stop_sequences"]
+    if payload.get("stream"):
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    metadata = payload.get("metadata")
+    if isinstance(metadata, dict):
+        for key in metadata:
+            if key != "user_id":
+                raise unsupported(f"metadata.{key}")
+        if isinstance(metadata.get("user_id"), str):
+            out["user"] = metadata["user_id"]
+    tools = payload.get("tools")
+    if tools:
+        out["tools"] = [_anthropic_tool_to_chat(i, tool) for i, tool in enumerate(tools)]
+    choice = payload.get("tool_choice")
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "auto":
+            out["tool_choice"] = "auto"
+        elif kind == "any":
+            out["tool_choice"] = "required"
+        elif kind == "none":
+            out["tool_choice"] = "none"
+        elif kind == "tool":
+            out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+        else:
+            raise unsupported("tool_choice.type")
+        if choice.get("disable_parallel_tool_use") is True and tools:
+            out["parallel_tool_calls"] = False
+    elif choice is not None:
+        raise RequestError(400, "tool_choice must be an object", param="tool_choice")
+    return out
+
+
+def _anthropic_tool_to_chat(index: int, tool: Any) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        raise unsupported(f"tools[{index}]", f"server tool {kind!r} runs only on Anthropic")
+    for key in tool:
+        if key not in ("name", "description", "input_schema", "type", "cache_control", "strict"):
+            raise unsupported(f"tools[{index}].{key}")
+    function: dict[str, Any] = {"name": tool.get("name"), "parameters": tool.get("input_schema") or {"type": "object"}}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    if tool.get("strict"):
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def _anthropic_text(content: Any, where: str) -> str:
+    """Text-only content (a string or text blocks) as one string. cache_control hints are dropped:
+    OpenAI-compatible providers cache prompts automatically."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise RequestError(400, f"{where} must be a string or an array of blocks", param=where)
+    parts = []
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise unsupported(f"{where}[{j}]", "only text blocks translate here")
+        parts.append(block["text"])
+    return "".join(parts)
+
+
+def _anthropic_message_to_chat(message: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        raise RequestError(400, f"{where}.role must be 'user' or 'assistant'", param=f"{where}.role")
+    role = message["role"]
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if not isinstance(content, list):
+        raise RequestError(400, f"{where}.content must be a string or an array", param=f"{where}.content")
+    if role == "assistant":
+        text: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for j, block in enumerate(content):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "text":
+                text.append(block.get("text", ""))
+            elif kind == "tool_use":
+                arguments = orjson.dumps(block.get("input") or {}).decode()
+                calls.append(
+                    {
+                        "id": block.get("id"),
+                        "type": "function",
+                        "function": {"name": block.get("name"), "arguments": arguments},
+                    }
+                )
+            else:
+                raise unsupported(f"{where}.content[{j}]", f"block type {kind!r} has no OpenAI chat equivalent")
+        reply: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
+        if calls:
+            reply["tool_calls"] = calls
+        return [reply]
+    results: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        here = f"{where}.content[{j}]"
+        if kind == "text":
+            parts.append({"type": "text", "text": block.get("text", "")})
+        elif kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(block.get("source"), here)}})
+        elif kind == "tool_result":
+            result = block.get("content")
+            output = "" if result is None else _anthropic_text(result, f"{here}.content")
+            if block.get("is_error") is True:
+                output = "Error: " + output
+            results.append({"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": output})
+        else:
+            raise unsupported(here, f"block type {kind!r} has no OpenAI chat equivalent")
+    messages = list(results)
+    if parts:
+        only_text = all(p["type"] == "text" for p in parts)
+        body: Any = "".join(p["text"] for p in parts) if only_text and len(parts) == 1 else parts
+        messages.append({"role": "user", "content": body})
+    return messages
+
+
+def _image_url(source: Any, where: str) -> str:
+    if isinstance(source, dict) and source.get("type") == "base64":
+        return f"data:{source.get('media_type')};base64,{source.get('data')}"
+    if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
+        return str(source["url"])
+    raise unsupported(f"{where}.source", "only base64 and url image sources translate")
+
+
+def chat_to_anthropic_response(completion: dict[str, Any]) -> dict[str, Any]:
+    choices = completion.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    reply = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    if isinstance(reply.get("content"), str) and reply["content"]:
+        content.append({"type": "text", "text": reply["content"]})
+    for call in reply.get("tool_calls") or []:
+        function = call.get("function") or {}
+        try:
+            arguments = orjson.loads(function.get("arguments") or "{}")
+        except orjson.JSONDecodeError:
+            arguments = {}
+        content.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": arguments})
+    usage = completion.get("usage")
+    return {
+        "id": _message_id(completion.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": completion.get("model"),
+        "content": content,
+        "stop_reason": FINISH_TO_STOP.get(str(choice.get("finish_reason")), "end_turn"),
+        "stop_sequence": None,
+        "usage": to_anthropic(from_openai_chat(usage if isinstance(usage, dict) else {})),
+    }
+
+
+def _message_id(upstream: Any) -> str:
+    text = str(upstream or "tollway")
+    return text if text.startswith("msg_") else "msg_" + text

@@ -1,0 +1,160 @@
+"""Plumbing shared by the translators: a response whose body is translated as it is read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+
+from tollway.gateway.http import ERROR_KIND_BY_STATUS, RequestError, openai_error
+from tollway.gateway.providers.base import UpstreamResponse
+from tollway.gateway.streaming import SSEFramer, event_data
+
+
+class EventTranslator(Protocol):
+    def feed(self, event: bytes) -> bytes:
+        """Translate one complete upstream SSE event into zero or more client events."""
+        ...
+
+    def finish(self) -> bytes:
+        """Called when the upstream stream ended cleanly (not when it broke)."""
+        ...
+
+
+class TranslatedResponse:
+    """Wraps an upstream response and translates its body: unary JSON, SSE streams and error bodies."""
+
+    def __init__(
+        self,
+        inner: UpstreamResponse,
+        *,
+        unary: Callable[[dict[str, Any]], dict[str, Any]],
+        stream: Callable[[], EventTranslator] | None,
+        error: Callable[[bytes, int], bytes],
+    ) -> None:
+        self._inner = inner
+        self._unary = unary
+        self._stream = stream if inner.status < 400 else None
+        self._error = error
+        self.status = inner.status
+        self.content_type = "text/event-stream; charset=utf-8" if self._stream is not None else "application/json"
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self._stream is None:
+            yield await self.read()
+            return
+        translator = self._stream()
+        framer = SSEFramer()
+        async for chunk in self._inner.iter_chunks():
+            out = b"".join([translator.feed(event) for event in framer.feed(chunk)])
+            if out:
+                yield out
+        tail = translator.feed(framer.rest() + b"\n\n") if framer.rest().strip() else b""
+        tail += translator.finish()
+        if tail:
+            yield tail
+
+    async def read(self) -> bytes:
+        raw = await self._inner.read()
+        if self.status >= 400:
+            return self._error(raw, self.status)
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw
+        if not isinstance(parsed, dict):
+            return raw
+        return orjson.dumps(self._unary(parsed))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def sse(data: Mapping[str, Any], event: str | None = None) -> bytes:
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def sse_json(event: bytes) -> dict[str, Any] | None:
+    """The JSON object carried by one SSE event, or None."""
+    data = event_data(event)
+    if data is None or data == b"[DONE]":
+        return None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def error_message(raw: bytes, status: int) -> tuple[str, str | None]:
+    """The message and type of an upstream error body in any of the known shapes."""
+    parsed = json_object(raw)
+    error = parsed.get("error") if parsed else None
+    if isinstance(error, dict):
+        message = error.get("message")
+        kind = error.get("type") or error.get("status")
+        if isinstance(message, str):
+            return message, kind if isinstance(kind, str) else None
+    detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    return f"The upstream provider answered {status}: {detail}", None
+
+
+def to_openai_error(raw: bytes, status: int) -> bytes:
+    message, _ = error_message(raw, status)
+    return openai_error(message, ERROR_KIND_BY_STATUS.get(status, "api_error"), code="upstream_error")
+
+
+ANTHROPIC_KIND_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error(status: int, message: str) -> bytes:
+    """Anthropic's error body: {"type": "error", "error": {"type", "message"}}."""
+    kind = ANTHROPIC_KIND_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+
+def to_anthropic_error(raw: bytes, status: int) -> bytes:
+    parsed = json_object(raw)
+    if parsed is not None and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict):
+        return raw
+    message, _ = error_message(raw, status)
+    return anthropic_error(status, message)
+
+
+def request_error_as_anthropic(error: RequestError) -> bytes:
+    return anthropic_error(error.status, error.message)
+
+
+def unsupported(field: str, why: str = "") -> RequestError:
+    """The 400 for a field that cannot be translated faithfully for the chosen model's provider."""
+    detail = f": {why}" if why else ""
+    return RequestError(
+        400,
+        f"'{field}' cannot be translated for this model's provider{detail}. Remove it or use a model whose "
+        "provider speaks this API natively.",
+        param=field,
+        code="untranslatable_field",
+    )
+
+
+def neutral(value: Any, *defaults: Any) -> bool:
+    """True when a field holds a value that changes nothing (so dropping it is faithful)."""
+    return value is None or any(value == d and type(value) is type(d) for d in defaults)

@@ -1,0 +1,174 @@
+"""The openai SDK's Responses API through Tollway: natively to OpenAI, translated to Claude and the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.support.fake_anthropic import FakeAnthropic, tool_reply
+from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.net import wait_until
+from tests.support.tollway_process import TollwayProcess
+from tests.support.usage_events import request_events
+
+KEY = "acme-secret-key"
+GPT_TOKENS = {"input": 176, "cache_read": 1024, "output": 300}
+CLAUDE_TOKENS = {"input": 472, "cache_write": 2048, "cache_read": 1536, "output": 503}
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def tollway(workdir: Path, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> Iterator[TollwayProcess]:
+    config: dict[str, Any] = {
+        "providers": [
+            {"name": "claude", "type": "anthropic", "base_url": fake_anthropic.base_url, "api_key": "sk-ant-upstream"},
+            {"name": "up", "type": "openai", "base_url": fake_openai.base_url, "api_key": "sk-upstream-secret"},
+            {"name": "local", "type": "simulator"},
+        ],
+        "models": [
+            {"name": "claude-sonnet", "targets": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}]},
+            {"name": "gpt-4o", "targets": [{"provider": "up", "model": "gpt-4o-2024-08-06"}]},
+            {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
+        ],
+        "consumers": [{"username": "acme-corp", "keys": [KEY]}],
+    }
+    process = TollwayProcess(workdir, config).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def oai(tollway: TollwayProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY, max_retries=0) as client:
+        yield client
+
+
+def expect_tokens(tollway: TollwayProcess, expected: dict[str, int]) -> None:
+    wait_until(lambda: tollway.tokens_by_type("acme-corp") == expected, timeout_s=10)
+
+
+def test_responses_to_openai_natively(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
+    response = oai.responses.create(model="gpt-4o", input="Tell me a three sentence bedtime story.")
+    assert response.output_text == "Hello from the fake upstream."
+    assert response.usage is not None
+    assert response.usage.input_tokens_details.cached_tokens == 1024
+    forwarded = fake_openai.received[-1]
+    assert forwarded.path == "/v1/responses"
+    assert forwarded.body["model"] == "gpt-4o-2024-08-06"
+    assert forwarded.headers["Authorization"] == "Bearer sk-upstream-secret"
+    expect_tokens(tollway, GPT_TOKENS)
+
+
+def test_streamed_responses_meter_from_response_completed(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+    with oai.responses.stream(model="gpt-4o", input="Hi") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == "Hello from the fake upstream."
+    assert final.usage is not None
+    assert final.usage.output_tokens_details.reasoning_tokens == 128
+    expect_tokens(tollway, GPT_TOKENS)
+
+
+def test_responses_to_claude_are_translated(
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI
+) -> None:
+    response = oai.responses.create(
+        model="claude-sonnet", instructions="Be brief.", input="Hello", max_output_tokens=100
+    )
+    assert response.output_text == "Hello from Claude."
+    assert response.status == "completed"
+    assert response.usage is not None
+    assert response.usage.input_tokens == 472 + 2048 + 1536
+    assert response.usage.input_tokens_details.cached_tokens == 1536
+    assert response.usage.output_tokens == 503
+    sent = fake_anthropic.received[-1].body
+    assert sent["system"] == [{"type": "text", "text": "Be brief."}]
+    assert sent["max_tokens"] == 100
+    expect_tokens(tollway, CLAUDE_TOKENS)
+
+
+def test_streamed_responses_from_claude(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+    with oai.responses.stream(model="claude-sonnet", input="Hello") as stream:
+        types = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    assert final.output_text == "Hello from Claude."
+    assert final.usage is not None
+    assert final.usage.total_tokens == 472 + 2048 + 1536 + 503
+    expect_tokens(tollway, CLAUDE_TOKENS)
+
+
+def test_responses_function_calls_from_claude(fake_anthropic: FakeAnthropic, oai: openai.OpenAI) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Get the weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+        }
+    ]
+    fake_anthropic.enqueue(tool_reply("get_weather", {"location": "Paris"}))
+    with oai.responses.stream(model="claude-sonnet", input="Weather in Paris?", tools=tools) as stream:
+        final = stream.get_final_response()
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert len(calls) == 1
+    assert (calls[0].name, calls[0].arguments) == ("get_weather", '{"location":"Paris"}')
+    followup: Any = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather", "arguments": calls[0].arguments},
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"},
+    ]
+    oai.responses.create(model="claude-sonnet", input=followup, tools=tools)
+    assert fake_anthropic.received[-1].body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": calls[0].call_id, "name": "get_weather", "input": {"location": "Paris"}}
+            ],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": calls[0].call_id, "content": "sunny"}]},
+    ]
+
+
+def test_responses_to_the_simulator(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+    response = oai.responses.create(model="demo", input="Hi there")
+    assert response.output_text.startswith("Simulated reply from demo")
+    with oai.responses.stream(model="demo", input="Hi there") as stream:
+        streamed = stream.get_final_response()
+    assert streamed.output_text == response.output_text
+    assert response.usage is not None
+    expect_tokens(tollway, {"input": response.usage.input_tokens * 2, "output": response.usage.output_tokens * 2})
+
+
+def test_untranslatable_responses_fields_are_named(oai: openai.OpenAI, fake_anthropic: FakeAnthropic) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.responses.create(model="claude-sonnet", input="Hi", previous_response_id="resp_123")
+    assert caught.value.param == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as tool:
+        oai.responses.create(model="demo", input="Hi", tools=[{"type": "web_search_preview"}])
+    assert tool.value.param == "tools[0]"
+    assert fake_anthropic.received == []
+
+
+def test_cut_responses_stream_is_partial(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
+    fake_openai.enqueue(Reply(content="one two three four five", cut_after=6))
+    with oai.responses.stream(model="gpt-4o", input="Count") as stream:
+        events = list(stream)
+    # The documented Responses `error` event ends the stream; the SDK yields it rather than raising.
+    assert events[-1].type == "error"
+    assert events[-1].code == "stream_incomplete"
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
+    event = request_events(tollway.workdir / "tollway.db")[0]
+    assert (event["partial"], event["estimated"], event["route"]) == (True, True, "/v1/responses")
