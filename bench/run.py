@@ -694,7 +694,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load per target (default 3)")
     ap.add_argument("--connections", type=int, default=64, help="concurrency for the throughput run (default 64)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds over all targets; medians are reported")
-    ap.add_argument("--targets", default="direct,passthrough,tollway,tollway-split,litellm", help="comma list (main mode)")
+    ap.add_argument(
+        "--targets", default="direct,passthrough,tollway,tollway-split,litellm", help="comma list (main mode)"
+    )
     ap.add_argument(
         "--passthrough",
         default=DEFAULT_PASSTHROUGH,

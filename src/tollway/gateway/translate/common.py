@@ -34,6 +34,7 @@ class TranslatedResponse:
         error: Callable[[bytes, int], bytes],
     ) -> None:
         self._inner = inner
+        self.content_length: int | None = None  # the translated body has its own length
         self._unary = unary
         self._stream = stream if inner.status < 400 else None
         self._error = error
