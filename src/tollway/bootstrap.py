@@ -19,12 +19,13 @@ from tollway.clock import Clock, SystemClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError
-from tollway.gateway.app import Gateway, GatewayLimits
+from tollway.gateway.app import Gateway
 from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.pricebook import lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
+from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.llm import TokenPrice

@@ -15,7 +15,8 @@ from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_t
 from tollway.metering.llm import TokenUsage
 
 if TYPE_CHECKING:
-    from tollway.gateway.app import Call, Gateway
+    from tollway.gateway.app import Gateway
+    from tollway.gateway.relay import Call
 
 STREAM_CUT = "The upstream provider ended the stream before it was complete."
 # Client headers passed on to providers that speak the Messages API natively (Claude Code opts into

@@ -1,0 +1,379 @@
+"""After the upstream answered: relay the answer (whole, large, or streamed) and record its usage.
+
+`Relay` is the half of the Gateway that runs once a provider response is in hand; app.py holds the
+other half (dispatch, authentication, routing, the upstream call). Memory per request stays bounded:
+large unary answers and streams are relayed as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tollway.gateway.auth import Consumer
+from tollway.gateway.http import Receive, RequestError, Send, openai_error, send_bytes
+from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.providers.base import UpstreamError, UpstreamResponse
+from tollway.gateway.requests import ChatRequest
+from tollway.gateway.routing import Route, Target
+from tollway.gateway.state import GatewayState
+from tollway.gateway.streaming import ChatStreamTracker, SSEFramer, StreamTracker
+from tollway.gateway.usage import (
+    estimate_prompt_tokens,
+    estimate_tokens_from_text,
+    from_openai_chat,
+    usage_block_from_tail,
+)
+from tollway.metering.llm import LlmCall, TokenUsage
+from tollway.metering.sink import UsageSink
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+RESPONSE_TAIL_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayLimits:
+    max_body_bytes: int
+    drain_timeout_s: float
+    max_buffered_response_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Call:
+    """One request in flight."""
+
+    request_id: str
+    route: str
+    started: float
+    consumer: Consumer | None = None
+    model: str = "-"
+
+    @property
+    def id_bytes(self) -> bytes:
+        return self.request_id.encode()
+
+
+class Relay:
+    state: GatewayState
+    _pipeline: UsageSink
+    _metrics: GatewayMetrics
+    _limits: GatewayLimits
+
+    async def _finish_unary(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        response: UpstreamResponse,
+        started_at: datetime,
+        estimate: Callable[[dict[str, Any]], TokenUsage],
+        send: Send,
+        *,
+        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
+        error_shape: Callable[[bytes, int], bytes] | None = None,
+    ) -> None:
+        """Send a complete upstream answer on, after recording its usage (estimated if it reported none).
+
+        Answers up to `max_buffered_response_bytes` are read whole; a larger one is relayed as it
+        arrives, keeping only a tail in memory to find its usage block (OpenAI puts it last).
+        """
+        try:
+            raw, rest = await _read_up_to(response, self._limits.max_buffered_response_bytes)
+            if rest is not None and response.status < 400:
+                await self._relay_large_unary(
+                    call, route, target, response.status, raw, rest, started_at, send, usage_of=usage_of
+                )
+                return
+        except UpstreamError as error:
+            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
+            self._record(call, route, target, 502, False, None, started_at=started_at)
+            raise RequestError(502, f"The upstream provider broke the connection: {error}") from None
+        status = response.status
+        usage: TokenUsage | None = None
+        estimated = False
+        body = raw
+        parsed = _json_object(raw)
+        if status < 400 and parsed is None:
+            status = 502
+            raw = b"a response that is not a JSON object: " + raw[:200]
+        if status >= 400:
+            self._metrics.upstream_errors.inc((target.provider.name, str(status)))
+            body = (error_shape or _as_openai_error)(raw, status)
+        else:
+            assert parsed is not None
+            reported = parsed.get("usage")
+            if isinstance(reported, dict):
+                usage = usage_of(reported)
+            else:
+                self._metrics.usage_estimated.inc((target.provider.name,))
+                usage, estimated = estimate(parsed), True
+        self._record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
+        await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
+        self._observe(call, status)
+
+    async def _relay_large_unary(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        status: int,
+        head: bytes,
+        rest: AsyncIterator[bytes],
+        started_at: datetime,
+        send: Send,
+        *,
+        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
+    ) -> None:
+        headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes)]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        tail = head
+        broken = False
+        try:
+            async for chunk in rest:
+                tail += chunk
+                if len(tail) > RESPONSE_TAIL_BYTES:
+                    await send({"type": "http.response.body", "body": tail[:-RESPONSE_TAIL_BYTES], "more_body": True})
+                    tail = tail[-RESPONSE_TAIL_BYTES:]
+        except UpstreamError:
+            broken = True
+            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
+        reported = None if broken else usage_block_from_tail(tail)
+        usage = usage_of(dict(reported)) if reported is not None else None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+        self._record(
+            call,
+            route,
+            target,
+            status,
+            False,
+            usage or TokenUsage(),
+            started_at=started_at,
+            partial=broken,
+            estimated=usage is None,
+        )
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        self._observe(call, status)
+
+    async def _relay_stream(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        request: ChatRequest,
+        response: UpstreamResponse,
+        started_at: datetime,
+        receive: Receive,
+        send: Send,
+        *,
+        tracker: StreamTracker | None = None,
+        cut_tail: bytes | None = None,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*SSE_HEADERS, (b"x-request-id", call.id_bytes)],
+            }
+        )
+        if tracker is None:
+            tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
+        framer = SSEFramer()
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        cut = False
+        client_gone = False
+        chunks: AsyncIterator[bytes] = response.iter_chunks()
+        loop = asyncio.get_running_loop()
+        drain_deadline = 0.0
+        recorded = False
+        try:
+            while True:
+                try:
+                    if client_gone:
+                        remaining = drain_deadline - loop.time()
+                        if remaining <= 0 or tracker.usage is not None:
+                            break
+                        chunk = await asyncio.wait_for(anext(chunks), remaining)
+                    else:
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    break
+                except UpstreamError:
+                    cut = True
+                    self._metrics.upstream_errors.inc((target.provider.name, "broken_stream"))
+                    break
+                out = b"".join([tracker.relay(event) for event in framer.feed(chunk)])
+                if not client_gone and gone.is_set():
+                    client_gone = True
+                    drain_deadline = loop.time() + self._limits.drain_timeout_s
+                if tracker.done and not recorded:
+                    # [DONE]: the answer is complete. Record it before the client can see the end (the SDK
+                    # stops there), not after the upstream closes the body: a SIGKILL in between lost it.
+                    # Yield once first: when the upstream's bytes are all buffered this loop never waits,
+                    # and the disconnect watcher would not yet have seen a client that is already gone.
+                    await asyncio.sleep(0)
+                    client_gone = client_gone or gone.is_set()
+                    self._record_stream(call, route, target, request, tracker, started_at, partial=client_gone)
+                    recorded = True
+                if out and not client_gone:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except asyncio.CancelledError:
+            # The server cut this request (a stop whose grace period ran out): what was streamed was
+            # still spent, so it is recorded (partial) before the cancellation goes on.
+            response.close()
+            if not recorded:
+                self._record_stream(call, route, target, request, tracker, started_at, partial=True)
+            raise
+        finally:
+            watcher.cancel()
+            if client_gone or cut:
+                response.close()
+        if gone.is_set():
+            client_gone = True
+        if not recorded:
+            partial = client_gone or cut or not tracker.done
+            self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
+        if not client_gone:
+            tail = b""
+            if (cut or (not tracker.done and tracker.error is None)) and cut_tail is not None:
+                tail = cut_tail
+            elif cut or (not tracker.done and tracker.error is None):
+                tail = (
+                    b"data: "
+                    + openai_error("The upstream provider ended the stream before it was complete.", "api_error")
+                    + b"\n\n"
+                )
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        self._observe(call, 200 if not client_gone else 499)
+
+    # usage and metrics ----------------------------------------------------------------------------
+
+    def _record_stream(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        request: ChatRequest,
+        tracker: StreamTracker,
+        started_at: datetime,
+        *,
+        partial: bool,
+    ) -> None:
+        """Record a relayed stream: the upstream's usage, or an estimate (marked so) when it sent none."""
+        usage = tracker.usage
+        estimated = usage is None
+        if usage is None:
+            self._metrics.usage_estimated.inc((target.provider.name,))
+            usage = TokenUsage(
+                input=estimate_prompt_tokens(request.payload),
+                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
+            )
+        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
+
+    def _record(
+        self,
+        call: Call,
+        route: Route,
+        target: Target,
+        status: int,
+        streamed: bool,
+        usage: TokenUsage | None,
+        *,
+        started_at: datetime,
+        partial: bool = False,
+        estimated: bool = False,
+    ) -> None:
+        assert call.consumer is not None
+        provider = target.provider.name
+        self._pipeline.record_call(
+            LlmCall(
+                request_id=call.request_id,
+                subject=call.consumer.username,
+                time=started_at,
+                model=route.model,
+                upstream_model=target.model,
+                provider=provider,
+                route=call.route,
+                status_code=status,
+                streamed=streamed,
+                usage=usage,
+                partial=partial,
+                estimated=estimated,
+                price=self.state.prices.get((provider, target.model)),
+            )
+        )
+        if usage is not None:
+            for token_type, tokens in usage.by_type().items():
+                if tokens:
+                    self._metrics.tokens.inc((route.model, provider, token_type), tokens)
+
+    def _observe(self, call: Call, status: int) -> None:
+        self._metrics.requests.inc((call.route, call.model, str(status)))
+        self._metrics.latency.observe(time.perf_counter() - call.started, (call.route, call.model))
+
+
+async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
+    if response.content_length is not None and response.content_length <= limit:
+        return await response.read(), None
+    chunks = response.iter_chunks()
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), chunks
+    return b"".join(parts), None
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def input_chars(payload: dict[str, Any]) -> int:
+    items = payload.get("input")
+    return sum(len(i) for i in (items if isinstance(items, list) else [items]) if isinstance(i, str))
+
+
+def completion_chars(parsed: dict[str, Any]) -> int:
+    total = 0
+    for choice in parsed.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            total += len(message["content"])
+    return total
+
+
+def _as_openai_error(raw: bytes, status: int) -> bytes:
+    """Upstream errors reach the client in OpenAI's shape, whatever the upstream sent."""
+    parsed = _json_object(raw)
+    if parsed is not None and isinstance(parsed.get("error"), dict):
+        return raw
+    detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    return openai_error(f"The upstream provider answered {status}: {detail}", "api_error", code="upstream_error")
