@@ -132,3 +132,20 @@ def test_journal_write_is_one_syscall_per_emit(tmp_path: Path) -> None:
     journal.close()
     (name,) = segments(tmp_path)
     assert os.path.getsize(tmp_path / name) == 100_001
+
+
+async def test_a_long_outage_seals_once_not_once_per_retry(tmp_path: Path) -> None:
+    store = MemoryEventStore()
+    journal = FileJournal(tmp_path)
+    pipeline = UsagePipeline(store, journal, batch_size=10, interval_s=60)
+    await pipeline.start()
+    store.available = False
+    for n in range(20):
+        pipeline.emit([event(n)])
+        assert not await pipeline.flush()
+    assert len(segments(tmp_path)) == 2, "one sealed batch and the open segment, whatever the retries"
+    store.available = True
+    assert await pipeline.flush()
+    assert len(store.events) == 20
+    assert await pipeline.stop()
+    assert segments(tmp_path) == []

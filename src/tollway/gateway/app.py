@@ -4,7 +4,9 @@ What happens once the upstream answered (relaying and recording usage) is in rel
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from tollway.gateway.http import (
     RequestError,
     Scope,
     Send,
+    openai_error,
     read_body,
     send_bytes,
 )
@@ -43,6 +46,8 @@ from tollway.gateway.usage import (
 )
 from tollway.metering.llm import TokenUsage
 from tollway.metering.sink import UsageSink
+
+log = logging.getLogger("tollway.gateway")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="tollway"')]
@@ -112,6 +117,12 @@ class Gateway(Relay):
             self._observe(call, error.status)
         except ClientGone:
             self._observe(call, 499)
+        except Exception:
+            log.exception("unexpected error on %s (request %s)", call.route, call.request_id)
+            body = openai_error("The gateway failed on this request; see its log.", "api_error", code="internal_error")
+            with contextlib.suppress(Exception):  # fails when the response had already started
+                await send_bytes(send, 500, body, call.id_bytes)
+            self._observe(call, 500)
 
     # handlers -------------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class UsagePipeline:
         self._interval_s = interval_s
         self._buffer: list[Event | LlmCall] = []  # calls are expanded to events when flushed
         self._buffered_events = 0
+        self._mark: int | None = None  # journal mark of the batch being stored, kept across retries
         self._pending: list[Event] = []  # taken for a flush that failed; retried first
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -92,7 +93,16 @@ class UsagePipeline:
         async with self._lock:
             if not self._buffer and not self._pending:
                 return True
-            mark = self._journal.seal()
+            # Seal once per batch, not once per retry: during a long outage new records keep going to
+            # the one open segment instead of opening a file (and holding its descriptor) per attempt.
+            if self._mark is None:
+                try:
+                    self._mark = self._journal.seal()
+                except OSError as exc:
+                    self.flush_failures_total += 1
+                    log.error("journal: cannot seal a segment: %s", exc)
+                    return False
+            mark = self._mark
             # The batch stays in `_pending` until it is stored: it counts as backlog while in flight, and
             # it is kept when the store fails or when the flush is cancelled (a graceful stop cancels the
             # flusher, then flushes what is left, this batch included).
@@ -108,9 +118,14 @@ class UsagePipeline:
                 log.warning("usage flush failed, %d events kept for retry: %s", len(batch), exc)
                 return False
             self._pending = []
+            self._mark = None
             self._retry_s = 0.0
             self.flushed_total += len(batch)
             self._journal.release(mark)
+            if not self._buffer:
+                # Nothing arrived while storing: the open segment holds only stored records (those a
+                # retry took after the batch's seal), so it can go too.
+                self._journal.release(self._journal.seal())
             return True
 
     async def _run(self) -> None:

@@ -35,7 +35,15 @@ def create_sql_engine(url: str, *, pool_size: int = 5) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": 5},
+            # A dead network path must fail a flush in seconds, not after the OS gives up (~15 min).
+            connect_args={
+                "connect_timeout": 5,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 30_000,
+            },
         )
     raise ConfigError([f"TOLLWAY_DATABASE_URL: unsupported database {parsed.get_backend_name()!r}"])
 
