@@ -16,15 +16,17 @@ from tests.support.stored import request_records, stored_events, tokens_by_type
 from tests.support.tollway_process import TollwayProcess
 
 
-def start_worker(tollway: TollwayProcess, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(tollway: TollwayProcess, log: Path, started: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(
+        worker = subprocess.Popen(
             [sys.executable, "-m", "tollway", "worker"],
             cwd=tollway.workdir,
             env=tollway.env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    started.append(worker)
+    return worker
 
 
 def segments(tollway: TollwayProcess) -> list[str]:
@@ -34,6 +36,7 @@ def segments(tollway: TollwayProcess) -> list[str]:
 def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: FakeOpenAI) -> None:
     tollway = TollwayProcess(workdir, gateway_config(fake_openai), env={"TOLLWAY_INGEST": "external"}).start()
     worker_log = workdir / "worker.log"
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
         for _ in range(3):
@@ -41,7 +44,7 @@ def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: F
         wait_until(lambda: len(segments(tollway)) >= 1)
         assert tollway.tokens_by_type("acme-corp") == {}, "nothing is stored without a worker"
 
-        worker = start_worker(tollway, worker_log)
+        worker = start_worker(tollway, worker_log, workers)
         try:
             wait_until(lambda: tollway.tokens_by_type("acme-corp") == {"input": 528, "cache_read": 3072, "output": 900})
             stream = client.chat.completions.create(
@@ -57,11 +60,11 @@ def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: F
 
         # A worker killed mid-way leaves its claims for the next one; replays count once.
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
-        worker = start_worker(tollway, worker_log)
+        worker = start_worker(tollway, worker_log, workers)
         wait_until(lambda: tollway.tokens_by_type("acme-corp")["output"] == 1500)
         worker.kill()
         worker.wait(10)
-        worker = start_worker(tollway, worker_log)
+        worker = start_worker(tollway, worker_log, workers)
         tollway.stop()  # a graceful stop hands over its last segment
         wait_until(lambda: segments(tollway) == [])
         events = stored_events(tollway.env["TOLLWAY_DATABASE_URL"])
@@ -71,4 +74,8 @@ def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: F
         worker.wait(20)
     finally:
         tollway.stop()
+        for leftover in workers:
+            if leftover.poll() is None:
+                leftover.kill()
+                leftover.wait(10)
         print(worker_log.read_text() if worker_log.exists() else "", file=sys.stderr)
