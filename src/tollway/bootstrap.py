@@ -23,7 +23,7 @@ from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.llm import TokenPrice
-from tollway.metering.meters import BUILT_IN_METERS
+from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
 from tollway.metering.service import MeteringService
 from tollway.settings import Settings
@@ -76,6 +76,7 @@ class Runtime:
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
+        await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
@@ -113,7 +114,27 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         clock,
         GatewayLimits(max_body_bytes=settings.max_body_bytes, drain_timeout_s=settings.drain_timeout_s),
     )
-    metering = MeteringService(store, BUILT_IN_METERS, clock)
+    stats = store.stats
+    for name, help_text, read in (
+        ("tollway_events_stored", "Events stored since start (new ones).", lambda: stats.inserted_total),
+        (
+            "tollway_events_duplicates",
+            "Events skipped as duplicates of a stored (source, id).",
+            lambda: stats.duplicates_total,
+        ),
+        (
+            "tollway_events_conflicts",
+            "Events whose (source, id) was stored with different content (first copy kept).",
+            lambda: stats.conflicts_total,
+        ),
+        (
+            "tollway_meter_skipped_values",
+            "Events a meter skipped: value missing, or not a number where one is needed.",
+            lambda: stats.skipped_values_total,
+        ),
+    ):
+        metrics.add_gauge(name, help_text, read)
+    metering = MeteringService(store, clock)
     return Runtime(
         settings=settings,
         config=config,

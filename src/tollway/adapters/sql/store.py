@@ -1,38 +1,89 @@
-"""SqlEventStore: the EventStore port on SQLite or PostgreSQL. Blocking calls run in worker threads."""
+"""SqlEventStore: the EventStore and MeterStore ports on SQLite or PostgreSQL (blocking calls in threads).
+
+One write transaction per batch: insert the events (dedup on (source, id) by the unique key),
+record new subjects, and fold the new events into every matching meter's rollups. Writers are
+serialized (SQLite by its write lock, PostgreSQL by a transaction-level advisory lock), so the
+rollups' read-merge-write is safe under concurrent submission and the ingestion sequence orders
+LATEST ties exactly as the reference does.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, and_, select, text
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql.schema import events
+from tollway.adapters.sql.rollups import apply_contribution, rebuild_rollups
+from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
 from tollway.clock import Clock
-from tollway.errors import UnavailableError
+from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
+from tollway.metering.meters import Meter
+from tollway.metering.ports import IngestStats, Subject
+from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute, partial_from_row
+
+log = logging.getLogger("tollway.metering.store")
+
+ADVISORY_LOCK = 0x746F6C6C  # "toll": serializes metering writers on PostgreSQL
+CHUNK = 500
+T = TypeVar("T")
 
 
 class SqlEventStore:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
-        dialect = engine.dialect.name
-        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(events)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        self._meter_cache: dict[str, Meter] = {}
+        self._stats = IngestStats()
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def stats(self) -> IngestStats:
+        return self._stats
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _lock(self, connection: Connection) -> None:
+        if self._postgres:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self._engine.begin() as connection:
+                self._lock(connection)
+                return work(connection)
+        except DomainError:
+            raise
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+
     async def insert_events(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
+        return await asyncio.to_thread(self._write, lambda connection: self._ingest(connection, list(batch)))
+
+    def _ingest(self, connection: Connection, batch: list[Event]) -> int:
         ingested = to_micros(self._clock.now())
+        first: dict[tuple[str, str], Event] = {}
+        repeats: list[Event] = []
+        for event in batch:
+            key = (event.source, event.id)
+            if key in first:
+                repeats.append(event)
+            else:
+                first[key] = event
         rows = [
             {
                 "source": e.source,
@@ -43,17 +94,192 @@ class SqlEventStore:
                 "ingested_us": ingested,
                 "data": orjson.dumps(e.data).decode(),
             }
-            for e in batch
+            for e in first.values()
         ]
-        return await asyncio.to_thread(self._insert_rows, rows)
+        statement = (
+            self._dialect_insert(events)
+            .on_conflict_do_nothing(index_elements=["source", "id"])
+            .returning(events.c.seq, events.c.source, events.c.id)
+        )
+        seq_by_key = {(r.source, r.id): r.seq for r in connection.execute(statement, rows)}
+        stored_before = [e for key, e in first.items() if key not in seq_by_key]
+        conflicts = self._count_conflicts(connection, stored_before, first, repeats)
+        fresh = sorted(((e, seq_by_key[key]) for key, e in first.items() if key in seq_by_key), key=lambda p: p[1])
+        skipped = 0
+        if fresh:
+            self._add_subjects(connection, fresh, ingested)
+            types = {e.type for e, _ in fresh}
+            for meter in self._meters(connection):
+                if meter.event_type in types:
+                    contribution = contribute(meter, fresh)
+                    skipped += contribution.skipped
+                    apply_contribution(connection, self._dialect_insert, meter.slug, contribution)
+        self._stats.inserted_total += len(fresh)
+        self._stats.duplicates_total += len(batch) - len(fresh) - conflicts
+        self._stats.conflicts_total += conflicts
+        self._stats.skipped_values_total += skipped
+        return len(fresh)
 
-    def _insert_rows(self, rows: list[dict[str, Any]]) -> int:
-        statement = self._insert.on_conflict_do_nothing(index_elements=["source", "id"]).returning(events.c.seq)
-        try:
-            with self._engine.begin() as connection:
-                return len(connection.execute(statement, rows).all())
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+    def _count_conflicts(
+        self,
+        connection: Connection,
+        stored_before: list[Event],
+        first: dict[tuple[str, str], Event],
+        repeats: list[Event],
+    ) -> int:
+        """Duplicates whose content differs from the copy that is kept: counted and logged, never merged."""
+        kept: dict[tuple[str, str], tuple[str, str, int, Any]] = {
+            key: (e.type, e.subject, to_micros(e.time), e.data) for key, e in first.items()
+        }
+        for offset in range(0, len(stored_before), CHUNK):
+            chunk = stored_before[offset : offset + CHUNK]
+            query = select(
+                events.c.source, events.c.id, events.c.type, events.c.subject, events.c.time_us, events.c.data
+            )
+            query = query.where(tuple_(events.c.source, events.c.id).in_([(e.source, e.id) for e in chunk]))
+            for row in connection.execute(query):
+                kept[(row.source, row.id)] = (row.type, row.subject, row.time_us, orjson.loads(row.data))
+        conflicts = 0
+        for event in [*stored_before, *repeats]:
+            original = kept.get((event.source, event.id))
+            if original is not None and original != (event.type, event.subject, to_micros(event.time), event.data):
+                conflicts += 1
+                log.warning(
+                    "event %r from %r arrived again with different content; the first copy is kept",
+                    event.id,
+                    event.source,
+                )
+        return conflicts
+
+    def _add_subjects(self, connection: Connection, fresh: list[tuple[Event, int]], ingested: int) -> None:
+        keys = sorted({e.subject for e, _ in fresh})
+        statement = self._dialect_insert(subjects).on_conflict_do_nothing(index_elements=["key"])
+        connection.execute(statement, [{"key": key, "first_seen_us": ingested} for key in keys])
+
+    def _meters(self, connection: Connection) -> list[Meter]:
+        found = []
+        for row in connection.execute(select(meters.c.record)):
+            meter = self._meter_cache.get(row.record)
+            if meter is None:
+                meter = self._meter_cache[row.record] = Meter.from_record(orjson.loads(row.record))
+            found.append(meter)
+        return found
+
+    # -- meters -----------------------------------------------------------------------------
+
+    async def list_meters(self) -> list[Meter]:
+        rows = await asyncio.to_thread(
+            self._fetch, select(meters.c.record, meters.c.created_us, meters.c.updated_us).order_by(meters.c.slug)
+        )
+        return [
+            Meter.from_record(
+                orjson.loads(r.record), created_at=from_micros(r.created_us), updated_at=from_micros(r.updated_us)
+            )
+            for r in rows
+        ]
+
+    async def create_meter(self, meter: Meter) -> None:
+        def work(connection: Connection) -> None:
+            exists = connection.execute(select(meters.c.slug).where(meters.c.slug == meter.slug)).first()
+            if exists is not None:
+                raise ConflictError(f"meter {meter.slug!r} already exists", field="slug")
+            self._put_meter(connection, meter, created=True)
+            rebuild_rollups(connection, self._dialect_insert, meter)
+
+        await asyncio.to_thread(self._write, work)
+
+    def _put_meter(self, connection: Connection, meter: Meter, *, created: bool) -> None:
+        now = to_micros(self._clock.now())
+        record = orjson.dumps(meter.to_record()).decode()
+        if created:
+            connection.execute(
+                meters.insert().values(
+                    slug=meter.slug, record=record, managed_by=meter.managed_by, created_us=now, updated_us=now
+                )
+            )
+        else:
+            connection.execute(
+                meters.update()
+                .where(meters.c.slug == meter.slug)
+                .values(record=record, managed_by=meter.managed_by, updated_us=now)
+            )
+
+    async def delete_meter(self, slug: str) -> bool:
+        def work(connection: Connection) -> bool:
+            deleted = connection.execute(delete(meters).where(meters.c.slug == slug)).rowcount
+            connection.execute(delete(meter_rollups).where(meter_rollups.c.meter == slug))
+            connection.execute(delete(meter_rollup_values).where(meter_rollup_values.c.meter == slug))
+            return bool(deleted)
+
+        return await asyncio.to_thread(self._write, work)
+
+    async def sync_meters(self, wanted: Sequence[Meter]) -> None:
+        def work(connection: Connection) -> None:
+            stored = {
+                row.slug: (Meter.from_record(orjson.loads(row.record)), row.managed_by)
+                for row in connection.execute(select(meters.c.slug, meters.c.record, meters.c.managed_by))
+            }
+            for meter in wanted:
+                current = stored.get(meter.slug)
+                if current is None:
+                    self._put_meter(connection, meter, created=True)
+                    rebuild_rollups(connection, self._dialect_insert, meter)
+                    continue
+                if current[0].to_record() != meter.to_record():
+                    self._put_meter(connection, meter, created=False)
+                if current[0].definition_key() != meter.definition_key():
+                    log.warning("meter %s changed definition: rebuilding its rollups", meter.slug)
+                    rebuild_rollups(connection, self._dialect_insert, meter)
+            names = {m.slug for m in wanted}
+            for slug, (_, managed_by) in stored.items():
+                if managed_by in ("builtin", "config") and slug not in names:
+                    connection.execute(delete(meters).where(meters.c.slug == slug))
+                    connection.execute(delete(meter_rollups).where(meter_rollups.c.meter == slug))
+                    connection.execute(delete(meter_rollup_values).where(meter_rollup_values.c.meter == slug))
+
+        await asyncio.to_thread(self._write, work)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def rollup_span(self, slug: str) -> tuple[int, int] | None:
+        query = select(func.min(meter_rollups.c.bucket_us), func.max(meter_rollups.c.bucket_us)).where(
+            meter_rollups.c.meter == slug, meter_rollups.c.level_us == DAY_US
+        )
+        rows = await asyncio.to_thread(self._fetch, query)
+        low, high = rows[0]
+        return None if low is None else (int(low), int(high) + DAY_US)
+
+    def _range(self, table: Any, slug: str, level_us: int, start_us: int | None, end_us: int | None) -> list[Any]:
+        conditions = [table.c.meter == slug, table.c.level_us == level_us]
+        if start_us is not None:
+            conditions.append(table.c.bucket_us >= start_us)
+        if end_us is not None:
+            conditions.append(table.c.bucket_us < end_us)
+        return conditions
+
+    async def load_partials(
+        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
+    ) -> list[PartialRow]:
+        conditions = self._range(meter_rollups, slug, level_us, start_us, end_us)
+        if subjects is not None:
+            conditions.append(meter_rollups.c.subject.in_(list(subjects)))
+        rows = await asyncio.to_thread(self._fetch, select(meter_rollups).where(and_(*conditions)))
+        return [PartialRow(r.bucket_us, r.subject, r.dims, partial_from_row(r)) for r in rows]
+
+    async def load_uniques(
+        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
+    ) -> list[UniqueRow]:
+        table = meter_rollup_values
+        conditions = self._range(table, slug, level_us, start_us, end_us)
+        if subjects is not None:
+            conditions.append(table.c.subject.in_(list(subjects)))
+        query = select(table.c.bucket_us, table.c.subject, table.c.dims, table.c.digest).where(and_(*conditions))
+        rows = await asyncio.to_thread(self._fetch, query)
+        return [UniqueRow(r.bucket_us, r.subject, r.dims, r.digest) for r in rows]
+
+    async def list_subjects(self) -> list[Subject]:
+        rows = await asyncio.to_thread(self._fetch, select(subjects).order_by(subjects.c.key))
+        return [Subject(key=r.key, first_seen=from_micros(r.first_seen_us)) for r in rows]
 
     async def load_events(
         self,
