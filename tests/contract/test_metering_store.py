@@ -204,7 +204,9 @@ def make_query(spec: dict[str, object]) -> MeterQuery:
 
 
 def check_against_reference(
-    store_factory: Callable[[], Store], raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
+    store_factory: Callable[[], Store],
+    raw: list[tuple[int, int, str, str | None, object, str]],
+    spec: dict[str, object],
 ) -> None:
     aggregation = spec["aggregation"]
     assert isinstance(aggregation, Aggregation)
