@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -185,11 +185,13 @@ def build_events(raw: list[tuple[int, int, str, str | None, object, str]]) -> li
 
 
 def make_query(spec: dict[str, object]) -> MeterQuery:
-    start = end = None
-    if spec["start"] is not None:
-        start = BASE + timedelta(minutes=int(spec["start"]), seconds=int(spec["start_seconds"]))  # type: ignore[call-overload]
-    if spec["length"] is not None:
-        end = (start or BASE) + timedelta(minutes=int(spec["length"]))  # type: ignore[call-overload]
+    start: datetime | None = None
+    end: datetime | None = None
+    start_minute, start_seconds, length = spec["start"], spec["start_seconds"], spec["length"]
+    if isinstance(start_minute, int) and isinstance(start_seconds, int):
+        start = BASE + timedelta(minutes=start_minute, seconds=start_seconds)
+    if isinstance(length, int):
+        end = (start or BASE) + timedelta(minutes=length)
     window = spec["window"]
     assert window is None or isinstance(window, WindowSize)
     return MeterQuery(
