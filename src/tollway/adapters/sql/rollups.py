@@ -6,19 +6,18 @@ partials are stored as decimal text and merged in Python with Decimal.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, tuple_
 
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups
 from tollway.metering.events import Event, from_micros
 from tollway.metering.meters import Meter
 from tollway.metering.rollup import Contribution, Partial, RollupKey, contribute, partial_from_row, partial_to_row
 
-CHUNK = 500
+CHUNK = 1000
 REBUILD_CHUNK = 20_000
 ROLLUP_KEY = ["meter", "level_us", "bucket_us", "subject", "dims"]
 
@@ -53,29 +52,18 @@ def apply_contribution(
 def _merge_with_stored(
     connection: Connection, slug: str, partials: dict[RollupKey, Partial]
 ) -> dict[RollupKey, Partial]:
-    wanted: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for level, bucket, subject, _ in partials:
-        wanted[(level, subject)].append(bucket)
+    """The stored buckets these partials land in (looked up by their full key), merged with them."""
     merged: dict[RollupKey, Partial] = {}
-    by_level: dict[int, tuple[set[int], set[str]]] = defaultdict(lambda: (set(), set()))
-    for (level, subject), buckets in wanted.items():
-        by_level[level][0].update(buckets)
-        by_level[level][1].add(subject)
-    for level, (bucket_set, subject_set) in by_level.items():
-        buckets = sorted(bucket_set)
-        subject_list = sorted(subject_set)
-        for offset in range(0, len(buckets), CHUNK):
-            for s_offset in range(0, len(subject_list), CHUNK):
-                query = select(meter_rollups).where(
-                    meter_rollups.c.meter == slug,
-                    meter_rollups.c.level_us == level,
-                    meter_rollups.c.bucket_us.in_(buckets[offset : offset + CHUNK]),
-                    meter_rollups.c.subject.in_(subject_list[s_offset : s_offset + CHUNK]),
-                )
-                for row in connection.execute(query):
-                    key = (level, row.bucket_us, row.subject, row.dims)
-                    if key in partials:
-                        merged[key] = partial_from_row(row)
+    keys = list(partials)
+    key_columns = tuple_(
+        meter_rollups.c.level_us, meter_rollups.c.bucket_us, meter_rollups.c.subject, meter_rollups.c.dims
+    )
+    for offset in range(0, len(keys), CHUNK):
+        query = select(meter_rollups).where(
+            meter_rollups.c.meter == slug, key_columns.in_(keys[offset : offset + CHUNK])
+        )
+        for row in connection.execute(query):
+            merged[(row.level_us, row.bucket_us, row.subject, row.dims)] = partial_from_row(row)
     for key, partial in partials.items():
         stored = merged.get(key)
         if stored is None:
