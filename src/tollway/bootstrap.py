@@ -26,6 +26,7 @@ from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
 from tollway.metering.service import MeteringService
+from tollway.metering.worker import RollupWorker
 from tollway.settings import Settings
 
 log = logging.getLogger("tollway")
@@ -72,16 +73,19 @@ class Runtime:
     metering: MeteringService
     gateway: Gateway
     metrics: GatewayMetrics
+    rollups: RollupWorker
     providers: dict[str, Provider] = field(default_factory=dict)
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
+        self.rollups.start()
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
 
     async def stop(self) -> None:
+        await self.rollups.stop()
         stored = await self.pipeline.stop(timeout_s=10.0)
         if not stored:
             log.error("usage backlog kept in the journal: %d events", self.pipeline.backlog)
@@ -135,6 +139,10 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     ):
         metrics.add_gauge(name, help_text, read)
     metering = MeteringService(store, clock)
+    rollups = RollupWorker(store)
+    metrics.add_gauge(
+        "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
+    )
     return Runtime(
         settings=settings,
         config=config,
@@ -144,6 +152,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         metering=metering,
         gateway=gateway,
         metrics=metrics,
+        rollups=rollups,
         providers=providers,
     )
 

@@ -93,6 +93,7 @@ async def test_meter_lifecycle_and_backfill(store: Store) -> None:
     service = service_for(store)
     await service.sync_meters([])
     await store.insert_events([ev(i, minutes=i) for i in range(1, 6)])
+    await store.roll_up()
     created = await service.create_meter(Meter("calls_sum", "api.call", Aggregation.SUM, "$.value"))
     assert created.managed_by == "api"
     rows = await service.query("calls_sum", MeterQuery())
@@ -116,6 +117,7 @@ async def test_missing_and_non_numeric_values_are_skipped_and_counted(store: Sto
     await store.insert_events(
         [ev(1, data={"value": "2.5"}), ev(2, data={}), ev(3, data={"value": "lots"}), ev(4, data={"value": 3})]
     )
+    await store.roll_up()
     rows = await service.query("calls", MeterQuery())
     assert [r.value for r in rows] == [Decimal("5.5")]
     assert store.stats.skipped_values_total == 2
@@ -125,6 +127,7 @@ async def test_config_meter_definition_change_rebuilds_rollups(store: Store) -> 
     service = service_for(store)
     await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])
     await store.insert_events([ev(1), ev(2)])
+    await store.roll_up()
     await service.sync_meters([Meter("calls", "api.call", Aggregation.MAX, "$.value", managed_by="config")])
     assert [r.value for r in await service.query("calls", MeterQuery())] == [Decimal(2)]
     await service.sync_meters([])
@@ -159,6 +162,7 @@ query_strategy = st.fixed_dictionaries(
         "group_by": st.sampled_from([(), ("kind",), ("subject",), ("subject", "kind")]),
         "subjects": st.sampled_from([None, ("acme",), ("acme", "globex")]),
         "filter": st.sampled_from([{}, {"kind": ("a",)}]),
+        "roll_all": st.booleans(),
     }
 )
 
@@ -223,7 +227,11 @@ def check_against_reference(
         await service.sync_meters([meter])
         half = len(events) // 2
         await store.insert_events(events[:half])
+        await store.roll_up()  # part in rollups, part past the watermark (read raw)
         await store.insert_events(events[half:])
+        if spec["roll_all"]:
+            await store.roll_up(limit=7)
+            await store.roll_up()
         got = await service.query("prop", query)
         expected = aggregate(meter, query, sorted(events, key=lambda e: e.time), now=NOW)
         assert got == expected

@@ -23,6 +23,13 @@ class IngestStats:
 
 
 @dataclass(frozen=True)
+class RollupSnapshot:
+    partials: list[PartialRow]
+    uniques: list[UniqueRow]
+    rolled_seq: int  # the meter's watermark these buckets reflect: later events must be read raw
+
+
+@dataclass(frozen=True)
 class Subject:
     key: str
     first_seen: datetime
@@ -70,17 +77,37 @@ class MeterStore(Protocol):
         """Make the stored builtin and config meters exactly `meters`: add, rebuild changed ones, drop the rest."""
         ...
 
-    async def rollup_span(self, slug: str) -> tuple[int, int] | None:
-        """[first day bucket, last day bucket end) of the meter's rollups (UTC micros), None when empty."""
+    async def roll_up(self, limit: int = 50_000) -> int:
+        """Fold up to `limit` stored events into the rollups of meters behind them. Returns events read."""
         ...
 
-    async def load_partials(
-        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
-    ) -> list[PartialRow]: ...
+    async def event_span(self, event_type: str) -> tuple[int, int] | None:
+        """[first day, last day end) holding events of the type (UTC micros, whole days), None when none."""
+        ...
 
-    async def load_uniques(
-        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
-    ) -> list[UniqueRow]: ...
+    async def load_rollups(
+        self,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subjects: Sequence[str] | None,
+        *,
+        uniques: bool,
+    ) -> RollupSnapshot:
+        """Buckets of one level in [start_us, end_us), read consistently with the meter's watermark."""
+        ...
+
+    async def load_events_after(
+        self,
+        event_type: str,
+        after_seq: int,
+        start: datetime | None,
+        end: datetime | None,
+        subjects: Sequence[str] | None,
+    ) -> list[tuple[Event, int]]:
+        """Events past a watermark (not yet in rollups) with start <= time < end, with their sequence."""
+        ...
 
     async def list_subjects(self) -> list[Subject]: ...
 

@@ -9,9 +9,9 @@ from typing import Any, Protocol
 from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow, aggregate
-from tollway.metering.events import Event
+from tollway.metering.events import Event, from_micros
 from tollway.metering.ingest import parse_events
-from tollway.metering.meters import BUILT_IN_METERS, Meter
+from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
 from tollway.metering.ports import EventStore, MeterStore, Subject
 from tollway.metering.query import assemble, plan_query
 from tollway.metering.rollup import MINUTE_US, PartialRow, UniqueRow, contribute
@@ -98,22 +98,37 @@ class MeteringService:
         if customer is not None:
             query = await self._narrow_to_customer(query, customer)
         now = self._clock.now()
-        span = await self._store.rollup_span(slug)
+        span = await self._store.event_span(meter.event_type)
         plan = plan_query(query, span)
         if plan.level_us is None:
             events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
             return aggregate(meter, query, events, now=now, stats=AggregationStats())
-        partials: list[PartialRow] = await self._store.load_partials(
-            slug, plan.level_us, plan.start_us, plan.end_us, query.subjects
+        snapshot = await self._store.load_rollups(
+            slug,
+            plan.level_us,
+            plan.start_us,
+            plan.end_us,
+            query.subjects,
+            uniques=meter.aggregation is Aggregation.UNIQUE_COUNT,
         )
-        uniques: list[UniqueRow] = []
-        if meter.aggregation.value == "UNIQUE_COUNT":
-            uniques = await self._store.load_uniques(slug, plan.level_us, plan.start_us, plan.end_us, query.subjects)
+        partials: list[PartialRow] = list(snapshot.partials)
+        uniques: list[UniqueRow] = list(snapshot.uniques)
+        # Events not yet rolled up, inside the rollup range, read raw (the worker keeps this tail short).
+        tail = await self._store.load_events_after(
+            meter.event_type,
+            snapshot.rolled_seq,
+            from_micros(plan.start_us) if plan.start_us is not None else None,
+            from_micros(plan.end_us) if plan.end_us is not None else None,
+            query.subjects,
+        )
+        edges = list(tail)
         for start, end in plan.raw_ranges:
-            events = await self._store.load_events(meter.event_type, start, end, query.subjects)
-            edge = contribute(meter, [(e, i) for i, e in enumerate(events)], (MINUTE_US,))
-            partials.extend(PartialRow(k[1], k[2], k[3], p) for k, p in edge.partials.items())
-            uniques.extend(UniqueRow(u[1], u[2], u[3], u[4]) for u in edge.uniques)
+            fragment = await self._store.load_events(meter.event_type, start, end, query.subjects)
+            edges.extend((e, -1) for e in fragment)  # disjoint in time from the rest: seq only breaks ties inside
+        if edges:
+            extra = contribute(meter, edges, (MINUTE_US,))
+            partials.extend(PartialRow(k[1], k[2], k[3], p) for k, p in extra.partials.items())
+            uniques.extend(UniqueRow(u[1], u[2], u[3], u[4]) for u in extra.uniques)
         return assemble(meter, query, partials, uniques, now=now)
 
     async def _narrow_to_customer(self, query: MeterQuery, customer: str) -> MeterQuery:

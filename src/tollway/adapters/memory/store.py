@@ -1,7 +1,7 @@
 """MemoryEventStore: the EventStore and MeterStore ports in memory, with the same dedup and rollup rules.
 
-Rollups are computed on demand from the raw events with the same pure functions the SQL adapter
-stores, so the contract suite holds both to the same answers.
+Rollups are computed on demand from the raw events before the watermark with the same pure
+functions the SQL adapter stores, so the contract suite holds both to the same answers.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from datetime import datetime
 
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, UnavailableError
-from tollway.metering.events import Event
+from tollway.metering.events import Event, to_micros
 from tollway.metering.meters import Meter
-from tollway.metering.ports import IngestStats, Subject
+from tollway.metering.ports import IngestStats, RollupSnapshot, Subject
 from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute
 
 
@@ -25,6 +25,7 @@ class MemoryEventStore:
         self._meters: dict[str, Meter] = {}
         self._subjects: dict[str, datetime] = {}
         self._stats = IngestStats()
+        self._rolled = 0
         self.available = True
 
     @property
@@ -102,47 +103,67 @@ class MemoryEventStore:
         for meter in meters:
             self._meters[meter.slug] = meter
 
-    def _contribution(self, slug: str, level_us: int, subjects: Sequence[str] | None) -> list[tuple[Event, int]]:
-        meter = self._meters[slug]
+    async def roll_up(self, limit: int = 50_000) -> int:
+        """Move the watermark (shared by every meter here): events before it are answered as rollups."""
+        self._check()
+        moved = min(limit, len(self._events) - self._rolled)
+        self._rolled += moved
+        return moved
+
+    async def event_span(self, event_type: str) -> tuple[int, int] | None:
+        self._check()
+        times = [to_micros(e.time) for e in self._events if e.type == event_type]
+        if not times:
+            return None
+        return min(times) - min(times) % DAY_US, max(times) - max(times) % DAY_US + DAY_US
+
+    async def load_rollups(
+        self,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subjects: Sequence[str] | None,
+        *,
+        uniques: bool,
+    ) -> RollupSnapshot:
+        self._check()
+        meter = self._meters.get(slug)
+        if meter is None:
+            return RollupSnapshot([], [], self._rolled)
+        chosen = [
+            (e, seq)
+            for seq, e in enumerate(self._events[: self._rolled], start=1)
+            if subjects is None or e.subject in subjects
+        ]
+        found = contribute(meter, chosen, (level_us,))
+
+        def inside(bucket: int) -> bool:
+            return (start_us is None or bucket >= start_us) and (end_us is None or bucket < end_us)
+
+        return RollupSnapshot(
+            [PartialRow(k[1], k[2], k[3], p) for k, p in found.partials.items() if inside(k[1])],
+            [UniqueRow(u[1], u[2], u[3], u[4]) for u in found.uniques if inside(u[1])] if uniques else [],
+            self._rolled,
+        )
+
+    async def load_events_after(
+        self,
+        event_type: str,
+        after_seq: int,
+        start: datetime | None,
+        end: datetime | None,
+        subjects: Sequence[str] | None,
+    ) -> list[tuple[Event, int]]:
+        self._check()
         return [
             (e, seq)
-            for seq, e in enumerate(self._events)
-            if e.type == meter.event_type and (subjects is None or e.subject in subjects)
-        ]
-
-    async def rollup_span(self, slug: str) -> tuple[int, int] | None:
-        self._check()
-        if slug not in self._meters:
-            return None
-        buckets = [
-            k[1] for k in contribute(self._meters[slug], self._contribution(slug, DAY_US, None), (DAY_US,)).partials
-        ]
-        return (min(buckets), max(buckets) + DAY_US) if buckets else None
-
-    async def load_partials(
-        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
-    ) -> list[PartialRow]:
-        self._check()
-        if slug not in self._meters:
-            return []
-        found = contribute(self._meters[slug], self._contribution(slug, level_us, subjects), (level_us,))
-        return [
-            PartialRow(bucket, subject, dims, partial)
-            for (_, bucket, subject, dims), partial in found.partials.items()
-            if (start_us is None or bucket >= start_us) and (end_us is None or bucket < end_us)
-        ]
-
-    async def load_uniques(
-        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
-    ) -> list[UniqueRow]:
-        self._check()
-        if slug not in self._meters:
-            return []
-        found = contribute(self._meters[slug], self._contribution(slug, level_us, subjects), (level_us,))
-        return [
-            UniqueRow(bucket, subject, dims, digest)
-            for (_, bucket, subject, dims, digest) in found.uniques
-            if (start_us is None or bucket >= start_us) and (end_us is None or bucket < end_us)
+            for seq, e in enumerate(self._events, start=1)
+            if seq > after_seq
+            and e.type == event_type
+            and (start is None or e.time >= start)
+            and (end is None or e.time < end)
+            and (subjects is None or e.subject in subjects)
         ]
 
     async def list_subjects(self) -> list[Subject]:

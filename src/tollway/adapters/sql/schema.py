@@ -33,6 +33,9 @@ meters = Table(
     Column("managed_by", String(16), nullable=False, comment="builtin | config | api"),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    Column(
+        "rolled_seq", BigInteger, nullable=False, server_default="0", comment="events up to this seq are in rollups"
+    ),
 )
 
 subjects = Table(

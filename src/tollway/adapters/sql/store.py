@@ -1,10 +1,10 @@
 """SqlEventStore: the EventStore and MeterStore ports on SQLite or PostgreSQL (blocking calls in threads).
 
-One write transaction per batch: insert the events (dedup on (source, id) by the unique key),
-record new subjects, and fold the new events into every matching meter's rollups. Writers are
-serialized (SQLite by its write lock, PostgreSQL by a transaction-level advisory lock), so the
-rollups' read-merge-write is safe under concurrent submission and the ingestion sequence orders
-LATEST ties exactly as the reference does.
+Ingest is one short write transaction per batch: insert the events (dedup on (source, id) by the
+unique key) and record new subjects. Event writers are serialized (SQLite by its write lock,
+PostgreSQL by a transaction-level advisory lock), so sequence numbers commit in order. Rollups
+follow incrementally (`roll_up`, driven by the RollupWorker): each meter's watermark says which
+events its rollups hold, and a query adds the few events past it, read raw, in one consistent view.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select, text, tup
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql.rollups import apply_contribution, rebuild_rollups
+from tollway.adapters.sql.rollups import rebuild_rollups, roll_up
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
 from tollway.clock import Clock
 from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
 from tollway.metering.meters import Meter
-from tollway.metering.ports import IngestStats, Subject
-from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute, partial_from_row
+from tollway.metering.ports import IngestStats, RollupSnapshot, Subject
+from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, partial_from_row
 
 log = logging.getLogger("tollway.metering.store")
 
-ADVISORY_LOCK = 0x746F6C6C  # "toll": serializes metering writers on PostgreSQL
+INGEST_LOCK = 0x746F6C6C  # "toll": serializes event writers on PostgreSQL
+ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
 CHUNK = 500
 T = TypeVar("T")
 
@@ -55,14 +56,17 @@ class SqlEventStore:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def _lock(self, connection: Connection) -> None:
+    def _lock(self, connection: Connection, key: int) -> None:
         if self._postgres:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif key == ROLLUP_LOCK:
+            # A write statement first takes SQLite's write lock, so what follows reads the latest data.
+            connection.execute(meters.update().where(meters.c.slug == "").values(rolled_seq=0))
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
+    def _write(self, work: Callable[[Connection], T], lock: int = ROLLUP_LOCK) -> T:
         try:
             with self._engine.begin() as connection:
-                self._lock(connection)
+                self._lock(connection, lock)
                 return work(connection)
         except DomainError:
             raise
@@ -72,7 +76,9 @@ class SqlEventStore:
     async def insert_events(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
-        return await asyncio.to_thread(self._write, lambda connection: self._ingest(connection, list(batch)))
+        return await asyncio.to_thread(
+            self._write, lambda connection: self._ingest(connection, list(batch)), INGEST_LOCK
+        )
 
     def _ingest(self, connection: Connection, batch: list[Event]) -> int:
         ingested = to_micros(self._clock.now())
@@ -104,21 +110,13 @@ class SqlEventStore:
         seq_by_key = {(r.source, r.id): r.seq for r in connection.execute(statement, rows)}
         stored_before = [e for key, e in first.items() if key not in seq_by_key]
         conflicts = self._count_conflicts(connection, stored_before, first, repeats)
-        fresh = sorted(((e, seq_by_key[key]) for key, e in first.items() if key in seq_by_key), key=lambda p: p[1])
-        skipped = 0
+        fresh = len(seq_by_key)
         if fresh:
-            self._add_subjects(connection, fresh, ingested)
-            types = {e.type for e, _ in fresh}
-            for meter in self._meters(connection):
-                if meter.event_type in types:
-                    contribution = contribute(meter, fresh)
-                    skipped += contribution.skipped
-                    apply_contribution(connection, self._dialect_insert, meter.slug, contribution)
-        self._stats.inserted_total += len(fresh)
-        self._stats.duplicates_total += len(batch) - len(fresh) - conflicts
+            self._add_subjects(connection, [e for key, e in first.items() if key in seq_by_key], ingested)
+        self._stats.inserted_total += fresh
+        self._stats.duplicates_total += len(batch) - fresh - conflicts
         self._stats.conflicts_total += conflicts
-        self._stats.skipped_values_total += skipped
-        return len(fresh)
+        return fresh
 
     def _count_conflicts(
         self,
@@ -151,19 +149,26 @@ class SqlEventStore:
                 )
         return conflicts
 
-    def _add_subjects(self, connection: Connection, fresh: list[tuple[Event, int]], ingested: int) -> None:
-        keys = sorted({e.subject for e, _ in fresh})
+    def _add_subjects(self, connection: Connection, fresh: list[Event], ingested: int) -> None:
+        keys = sorted({e.subject for e in fresh})
         statement = self._dialect_insert(subjects).on_conflict_do_nothing(index_elements=["key"])
         connection.execute(statement, [{"key": key, "first_seen_us": ingested} for key in keys])
 
-    def _meters(self, connection: Connection) -> list[Meter]:
-        found = []
-        for row in connection.execute(select(meters.c.record)):
-            meter = self._meter_cache.get(row.record)
-            if meter is None:
-                meter = self._meter_cache[row.record] = Meter.from_record(orjson.loads(row.record))
-            found.append(meter)
-        return found
+    def _meter_of(self, record: str) -> Meter:
+        meter = self._meter_cache.get(record)
+        if meter is None:
+            meter = self._meter_cache[record] = Meter.from_record(orjson.loads(record))
+        return meter
+
+    async def roll_up(self, limit: int = 50_000) -> int:
+        """Fold up to `limit` stored events into the rollups of the meters behind them. Returns events read."""
+
+        def work(connection: Connection) -> int:
+            done, skipped = roll_up(connection, self._dialect_insert, self._meter_of, limit)
+            self._stats.skipped_values_total += skipped
+            return done
+
+        return await asyncio.to_thread(self._write, work)
 
     # -- meters -----------------------------------------------------------------------------
 
@@ -241,13 +246,70 @@ class SqlEventStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def rollup_span(self, slug: str) -> tuple[int, int] | None:
-        query = select(func.min(meter_rollups.c.bucket_us), func.max(meter_rollups.c.bucket_us)).where(
-            meter_rollups.c.meter == slug, meter_rollups.c.level_us == DAY_US
-        )
+    async def event_span(self, event_type: str) -> tuple[int, int] | None:
+        query = select(func.min(events.c.time_us), func.max(events.c.time_us)).where(events.c.type == event_type)
         rows = await asyncio.to_thread(self._fetch, query)
         low, high = rows[0]
-        return None if low is None else (int(low), int(high) + DAY_US)
+        return None if low is None else (int(low) - int(low) % DAY_US, int(high) - int(high) % DAY_US + DAY_US)
+
+    async def load_rollups(
+        self,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subjects: Sequence[str] | None,
+        *,
+        uniques: bool,
+    ) -> RollupSnapshot:
+        def read() -> RollupSnapshot:
+            with self._engine.connect() as connection:
+                for _ in range(20):
+                    before = self._watermark(connection, slug)
+                    snapshot = self._read_rollups(connection, slug, level_us, start_us, end_us, subjects, uniques)
+                    if self._watermark(connection, slug) == before:
+                        return RollupSnapshot(snapshot[0], snapshot[1], before)
+                    connection.rollback()
+            raise UnavailableError("rollups kept changing during the query; try again")
+
+        try:
+            return await asyncio.to_thread(read)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"event store read failed: {exc.__class__.__name__}") from exc
+
+    def _watermark(self, connection: Connection, slug: str) -> int:
+        connection.rollback()  # a fresh snapshot for each read (PostgreSQL READ COMMITTED per statement)
+        value = connection.execute(select(meters.c.rolled_seq).where(meters.c.slug == slug)).scalar()
+        return int(value or 0)
+
+    def _read_rollups(
+        self,
+        connection: Connection,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subject_keys: Sequence[str] | None,
+        with_uniques: bool,
+    ) -> tuple[list[PartialRow], list[UniqueRow]]:
+        conditions = self._range(meter_rollups, slug, level_us, start_us, end_us)
+        if subject_keys is not None:
+            conditions.append(meter_rollups.c.subject.in_(list(subject_keys)))
+        partials = [
+            PartialRow(r.bucket_us, r.subject, r.dims, partial_from_row(r))
+            for r in connection.execute(select(meter_rollups).where(and_(*conditions)))
+        ]
+        found: list[UniqueRow] = []
+        if with_uniques:
+            table = meter_rollup_values
+            unique_conditions = self._range(table, slug, level_us, start_us, end_us)
+            if subject_keys is not None:
+                unique_conditions.append(table.c.subject.in_(list(subject_keys)))
+            query = select(table.c.bucket_us, table.c.subject, table.c.dims, table.c.digest).where(
+                and_(*unique_conditions)
+            )
+            found = [UniqueRow(r.bucket_us, r.subject, r.dims, r.digest) for r in connection.execute(query)]
+        return partials, found
 
     def _range(self, table: Any, slug: str, level_us: int, start_us: int | None, end_us: int | None) -> list[Any]:
         conditions = [table.c.meter == slug, table.c.level_us == level_us]
@@ -257,25 +319,37 @@ class SqlEventStore:
             conditions.append(table.c.bucket_us < end_us)
         return conditions
 
-    async def load_partials(
-        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
-    ) -> list[PartialRow]:
-        conditions = self._range(meter_rollups, slug, level_us, start_us, end_us)
-        if subjects is not None:
-            conditions.append(meter_rollups.c.subject.in_(list(subjects)))
-        rows = await asyncio.to_thread(self._fetch, select(meter_rollups).where(and_(*conditions)))
-        return [PartialRow(r.bucket_us, r.subject, r.dims, partial_from_row(r)) for r in rows]
-
-    async def load_uniques(
-        self, slug: str, level_us: int, start_us: int | None, end_us: int | None, subjects: Sequence[str] | None
-    ) -> list[UniqueRow]:
-        table = meter_rollup_values
-        conditions = self._range(table, slug, level_us, start_us, end_us)
-        if subjects is not None:
-            conditions.append(table.c.subject.in_(list(subjects)))
-        query = select(table.c.bucket_us, table.c.subject, table.c.dims, table.c.digest).where(and_(*conditions))
-        rows = await asyncio.to_thread(self._fetch, query)
-        return [UniqueRow(r.bucket_us, r.subject, r.dims, r.digest) for r in rows]
+    async def load_events_after(
+        self,
+        event_type: str,
+        after_seq: int,
+        start: datetime | None,
+        end: datetime | None,
+        subject_keys: Sequence[str] | None,
+    ) -> list[tuple[Event, int]]:
+        conditions = [events.c.seq > after_seq, events.c.type == event_type]
+        if start is not None:
+            conditions.append(events.c.time_us >= to_micros(start))
+        if end is not None:
+            conditions.append(events.c.time_us < to_micros(end))
+        if subject_keys is not None:
+            conditions.append(events.c.subject.in_(list(subject_keys)))
+        query = select(events.c.seq, events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data)
+        rows = await asyncio.to_thread(self._fetch, query.where(and_(*conditions)).order_by(events.c.seq))
+        return [
+            (
+                Event(
+                    id=r.id,
+                    source=r.source,
+                    type=event_type,
+                    subject=r.subject,
+                    time=from_micros(r.time_us),
+                    data=orjson.loads(r.data),
+                ),
+                int(r.seq),
+            )
+            for r in rows
+        ]
 
     async def list_subjects(self) -> list[Subject]:
         rows = await asyncio.to_thread(self._fetch, select(subjects).order_by(subjects.c.key))

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("managed_by", sa.String(16), nullable=False),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.Column("updated_us", sa.BigInteger(), nullable=False),
+        sa.Column("rolled_seq", sa.BigInteger(), nullable=False, server_default="0"),
     )
     op.create_table(
         "subjects",
