@@ -30,14 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tollway.adapters.sql.engine import create_sql_engine  # noqa: E402
-from tollway.adapters.sql.migrate import upgrade  # noqa: E402
-from tollway.adapters.sql.store import SqlEventStore  # noqa: E402
-from tollway.clock import SystemClock  # noqa: E402
-from tollway.metering.aggregation import MeterQuery  # noqa: E402
-from tollway.metering.events import Event  # noqa: E402
-from tollway.metering.meters import WindowSize  # noqa: E402
-from tollway.metering.service import MeteringService  # noqa: E402
+from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.migrate import upgrade
+from tollway.adapters.sql.store import SqlEventStore
+from tollway.clock import SystemClock
+from tollway.metering.aggregation import MeterQuery, parse_zone
+from tollway.metering.events import Event
+from tollway.metering.meters import WindowSize
+from tollway.metering.service import MeteringService
 
 POSTGRES_URL = os.environ.get("TOLLWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -46,17 +46,21 @@ MODELS = ("gpt-4o", "claude-sonnet", "demo")
 TYPES = ("input", "output", "cache_read", "cache_write")
 
 
-def make_events(start: int, count: int, subjects: int, rng: random.Random) -> list[Event]:
+def make_events(
+    start: int, count: int, subjects: int, rng: random.Random, *, spread_s: int = MONTH_S, step_s: int = 1
+) -> list[Event]:
+    """LLM token events; event times uniform over `spread_s` seconds from MONTH_START, on multiples of `step_s`."""
     found = []
     for n in range(start, start + count):
         token_type = TYPES[n % 4]
+        offset = rng.randrange(spread_s)
         found.append(
             Event(
                 id=f"bench-{n}:{token_type}",
                 source="bench",
                 type="llm.tokens",
                 subject=f"customer-{rng.randrange(subjects)}",
-                time=MONTH_START + timedelta(seconds=rng.randrange(MONTH_S)),
+                time=MONTH_START + timedelta(seconds=offset - offset % step_s),
                 data={
                     "tokens": rng.randrange(1, 4000),
                     "type": token_type,
@@ -91,28 +95,40 @@ def fresh_store(db: str, schema: str) -> SqlEventStore:
 
 
 async def bench_ingest(db: str, total: int) -> None:
-    rng = random.Random(7)
-    for batch in (100, 1000):
-        store = fresh_store(db, f"bench_ingest_{batch}")
-        service = MeteringService(store, SystemClock())
-        await service.sync_meters([])
-        events = make_events(0, total, 1000, rng)
-        duplicates = max(1, batch // 10)
-        started = time.perf_counter()
-        sent = 0
-        for offset in range(0, total, batch - duplicates):
-            chunk = events[offset : offset + batch - duplicates]
-            if offset:
-                chunk = chunk + events[offset - duplicates : offset]  # already stored: dedup path
-            await store.insert_events(chunk)
-            sent += len(chunk)
-        elapsed = time.perf_counter() - started
-        print(
-            f"ingest db={db} batch={batch}: {sent} events ({total} new) in {elapsed:.2f}s = "
-            f"{sent / elapsed:,.0f} events/s sent, {total / elapsed:,.0f} new events/s",
-            flush=True,
-        )
-        await store.close()
+    shapes = {
+        # Event times as a live stream at 50k events/s would have them (what the gateway sends).
+        "stream": max(1, total // 50_000),
+        # Worst case for rollups: times uniform over a month, so almost every event opens its own minute bucket.
+        "month": MONTH_S,
+    }
+    for shape, spread_s in shapes.items():
+        for batch in (100, 1000):
+            rng = random.Random(7)
+            store = fresh_store(db, f"bench_ingest_{batch}")
+            service = MeteringService(store, SystemClock())
+            await service.sync_meters([])
+            events = make_events(0, total, 1000, rng, spread_s=spread_s)
+            duplicates = max(1, batch // 10)
+            started = time.perf_counter()
+            sent = 0
+            for offset in range(0, total, batch - duplicates):
+                chunk = events[offset : offset + batch - duplicates]
+                if offset:
+                    chunk = chunk + events[offset - duplicates : offset]  # already stored: the dedup path
+                await store.insert_events(chunk)
+                sent += len(chunk)
+            elapsed = time.perf_counter() - started
+            started = time.perf_counter()
+            rolled = 0
+            while done := await store.roll_up(50_000):
+                rolled += done
+            roll_s = time.perf_counter() - started
+            print(
+                f"| {db} | {shape} | {batch} | {sent:,} ({total:,} new) | {sent / elapsed:,.0f} | "
+                f"{total / elapsed:,.0f} | {rolled / roll_s:,.0f} |",
+                flush=True,
+            )
+            await store.close()
 
 
 async def bench_http(url: str, token: str, total: int) -> None:
@@ -135,37 +151,56 @@ async def bench_http(url: str, token: str, total: int) -> None:
         events = [{**e, "id": e["id"] + "-again"} for e in events]
 
 
-async def bench_query(db: str, sizes: list[int], subjects: int, runs: int) -> None:
+async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int) -> None:
     store = fresh_store(db, "bench_query")
     service = MeteringService(store, SystemClock())
     await service.sync_meters([])
     rng = random.Random(3)
     stored = 0
-    query = MeterQuery(
-        start=MONTH_START,
-        end=MONTH_START + timedelta(days=31),
-        window_size=WindowSize.DAY,
-        subjects=("customer-7",),
-        group_by=("type", "model"),
-    )
+    queries = {
+        "DAY windows, UTC": MeterQuery(
+            start=MONTH_START,
+            end=MONTH_START + timedelta(days=31),
+            window_size=WindowSize.DAY,
+            subjects=("customer-7",),
+            group_by=("type", "model"),
+        ),
+        "DAY windows, America/New_York": MeterQuery(
+            start=datetime(2026, 10, 1, 4, tzinfo=UTC),
+            end=datetime(2026, 11, 1, 4, tzinfo=UTC),
+            window_size=WindowSize.DAY,
+            window_tz=parse_zone("America/New_York"),
+            subjects=("customer-7",),
+            group_by=("type", "model"),
+        ),
+        "whole month, no window": MeterQuery(
+            start=MONTH_START, end=MONTH_START + timedelta(days=31), subjects=("customer-7",), group_by=("type",)
+        ),
+    }
     for size in sizes:
-        load_started = time.perf_counter()
+        started = time.perf_counter()
         while stored < size:
-            count = min(5000, size - stored)
-            await store.insert_events(make_events(stored, count, subjects, rng))
+            count = min(10_000, size - stored)
+            await store.insert_events(make_events(stored, count, subjects, rng, step_s=step_s))
             stored += count
-        load_s = time.perf_counter() - load_started
-        timings = []
-        rows = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            rows = await service.query("llm_tokens", query)
-            timings.append((time.perf_counter() - started) * 1000)
-        print(
-            f"query db={db} stored={stored:,} (loaded in {load_s:.0f}s): {len(rows)} rows, "
-            f"p50 {statistics.median(timings):.1f} ms, min {min(timings):.1f} ms, max {max(timings):.1f} ms",
-            flush=True,
-        )
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        while await store.roll_up(100_000):
+            pass
+        roll_s = time.perf_counter() - started
+        print(f"stored={stored:,}: inserted in {load_s:.0f}s, rolled up in {roll_s:.0f}s", flush=True)
+        for name, query in queries.items():
+            timings = []
+            rows = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                rows = await service.query("llm_tokens", query)
+                timings.append((time.perf_counter() - started) * 1000)
+            print(
+                f"| {db} | {stored:,} | {name} | {len(rows)} | {statistics.median(timings):.1f} | "
+                f"{min(timings):.1f} | {max(timings):.1f} |",
+                flush=True,
+            )
     await store.close()
 
 
@@ -184,13 +219,16 @@ def main() -> None:
     query.add_argument("--sizes", default="1000000,10000000")
     query.add_argument("--subjects", type=int, default=1000)
     query.add_argument("--runs", type=int, default=20)
+    query.add_argument("--step-s", type=int, default=1, help="event times on multiples of this many seconds")
     args = parser.parse_args()
     if args.command == "ingest":
         asyncio.run(bench_ingest(args.db, args.events))
     elif args.command == "http":
         asyncio.run(bench_http(args.url, args.token, args.events))
     else:
-        asyncio.run(bench_query(args.db, [int(s) for s in args.sizes.split(",")], args.subjects, args.runs))
+        asyncio.run(
+            bench_query(args.db, [int(s) for s in args.sizes.split(",")], args.subjects, args.runs, args.step_s)
+        )
 
 
 if __name__ == "__main__":

@@ -7,20 +7,20 @@ partials are stored as decimal text and merged in Python with Decimal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, tuple_
+from sqlalchemy import Connection, delete, func, select
 
+from tollway.adapters.sql import bulk
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters
 from tollway.metering.events import Event, from_micros
 from tollway.metering.meters import Meter
-from tollway.metering.rollup import Contribution, Partial, RollupKey, contribute, partial_from_row, partial_to_row
+from tollway.metering.rollup import Contribution, Partial, contribute
 
-CHUNK = 1000
 REBUILD_CHUNK = 20_000
-ROLLUP_KEY = ["meter", "level_us", "bucket_us", "subject", "dims"]
 
 
 def apply_contribution(
@@ -28,50 +28,42 @@ def apply_contribution(
 ) -> None:
     partials = contribution.partials
     if partials:
-        merged = _merge_with_stored(connection, slug, partials)
-        statement = dialect_insert(meter_rollups)
-        statement = statement.on_conflict_do_update(
-            index_elements=ROLLUP_KEY,
-            set_={name: statement.excluded[name] for name in partial_to_row(Partial())},
-        )
-        rows = [
-            {"meter": slug, "level_us": k[0], "bucket_us": k[1], "subject": k[2], "dims": k[3], **partial_to_row(p)}
-            for k, p in merged.items()
-        ]
-        for offset in range(0, len(rows), 5_000):
-            connection.execute(statement, rows[offset : offset + 5_000])
+        merged = dict(partials)
+        for row in bulk.load_rollups_by_key(connection, slug, list(partials)):
+            key = (int(row[0]), int(row[1]), row[2], row[3])
+            stored = _partial(row[4:])
+            stored.merge(partials[key])
+            merged[key] = stored
+        bulk.upsert_rollups(connection, [(slug, *key, *_values(p)) for key, p in merged.items()])
     if contribution.uniques:
-        unique_statement = dialect_insert(meter_rollup_values).on_conflict_do_nothing()
-        values = [
-            {"meter": slug, "level_us": u[0], "bucket_us": u[1], "subject": u[2], "dims": u[3], "digest": u[4]}
-            for u in contribution.uniques
-        ]
-        for offset in range(0, len(values), 5_000):
-            connection.execute(unique_statement, values[offset : offset + 5_000])
+        bulk.insert_values(connection, [(slug, *u) for u in contribution.uniques])
 
 
-def _merge_with_stored(
-    connection: Connection, slug: str, partials: dict[RollupKey, Partial]
-) -> dict[RollupKey, Partial]:
-    """The stored buckets these partials land in (looked up by their full key), merged with them."""
-    merged: dict[RollupKey, Partial] = {}
-    keys = list(partials)
-    key_columns = tuple_(
-        meter_rollups.c.level_us, meter_rollups.c.bucket_us, meter_rollups.c.subject, meter_rollups.c.dims
+def _partial(values: Sequence[Any]) -> Partial:
+    count, total, minimum, maximum, latest, latest_us, latest_seq, first_us = values
+    return Partial(
+        count=int(count),
+        total=Decimal(total),
+        minimum=None if minimum is None else Decimal(minimum),
+        maximum=None if maximum is None else Decimal(maximum),
+        latest=None if latest is None else Decimal(latest),
+        latest_us=latest_us,
+        latest_seq=latest_seq,
+        first_us=first_us,
     )
-    for offset in range(0, len(keys), CHUNK):
-        query = select(meter_rollups).where(
-            meter_rollups.c.meter == slug, key_columns.in_(keys[offset : offset + CHUNK])
-        )
-        for row in connection.execute(query):
-            merged[(row.level_us, row.bucket_us, row.subject, row.dims)] = partial_from_row(row)
-    for key, partial in partials.items():
-        stored = merged.get(key)
-        if stored is None:
-            merged[key] = partial
-        else:
-            stored.merge(partial)
-    return merged
+
+
+def _values(p: Partial) -> tuple[Any, ...]:
+    return (
+        p.count,
+        str(p.total),
+        None if p.minimum is None else str(p.minimum),
+        None if p.maximum is None else str(p.maximum),
+        None if p.latest is None else str(p.latest),
+        p.latest_us,
+        p.latest_seq,
+        p.first_us,
+    )
 
 
 def _events_after(

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select, text, tup
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from tollway.adapters.sql import bulk
 from tollway.adapters.sql.rollups import rebuild_rollups, roll_up
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
 from tollway.clock import Clock
@@ -59,7 +60,7 @@ class SqlEventStore:
     def _lock(self, connection: Connection, key: int) -> None:
         if self._postgres:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-        elif key == ROLLUP_LOCK:
+        else:
             # A write statement first takes SQLite's write lock, so what follows reads the latest data.
             connection.execute(meters.update().where(meters.c.slug == "").values(rolled_seq=0))
 
@@ -91,23 +92,10 @@ class SqlEventStore:
             else:
                 first[key] = event
         rows = [
-            {
-                "source": e.source,
-                "id": e.id,
-                "type": e.type,
-                "subject": e.subject,
-                "time_us": to_micros(e.time),
-                "ingested_us": ingested,
-                "data": orjson.dumps(e.data).decode(),
-            }
+            (e.source, e.id, e.type, e.subject, to_micros(e.time), ingested, orjson.dumps(e.data).decode())
             for e in first.values()
         ]
-        statement = (
-            self._dialect_insert(events)
-            .on_conflict_do_nothing(index_elements=["source", "id"])
-            .returning(events.c.seq, events.c.source, events.c.id)
-        )
-        seq_by_key = {(r.source, r.id): r.seq for r in connection.execute(statement, rows)}
+        seq_by_key = bulk.insert_events(connection, rows)
         stored_before = [e for key, e in first.items() if key not in seq_by_key]
         conflicts = self._count_conflicts(connection, stored_before, first, repeats)
         fresh = len(seq_by_key)
@@ -150,9 +138,7 @@ class SqlEventStore:
         return conflicts
 
     def _add_subjects(self, connection: Connection, fresh: list[Event], ingested: int) -> None:
-        keys = sorted({e.subject for e in fresh})
-        statement = self._dialect_insert(subjects).on_conflict_do_nothing(index_elements=["key"])
-        connection.execute(statement, [{"key": key, "first_seen_us": ingested} for key in keys])
+        bulk.insert_subjects(connection, sorted({e.subject for e in fresh}), ingested)
 
     def _meter_of(self, record: str) -> Meter:
         meter = self._meter_cache.get(record)
