@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ import httpx
 import openmeter
 import pytest
 
+from tests.support.net import wait_until
 from tests.support.tollway_process import ADMIN_TOKEN, TollwayProcess
 
 BATCH = "application/cloudevents-batch+json"
@@ -331,3 +334,56 @@ def test_openmeter_sdk_ingests_defines_and_queries(tollway: TollwayProcess) -> N
     assert got == [(1, "pdf", 12.0), (2, "docx", 8.0), (2, "pdf", 6.0)]
     assert result.window_size == "DAY"
     assert "pages" in [m.slug for m in client.meters.list()]
+
+
+def test_rollup_worker_catches_up_and_answers_stay_equal(tollway: TollwayProcess, admin: httpx.Client) -> None:
+    post(admin, [event(f"w{i}", subject="worker", data={"calls": i, "tool": "t"}) for i in range(100)])
+    before = total(admin, "tool_calls", subject="worker", windowSize="HOUR")
+
+    def rolled() -> float:
+        metrics = httpx.get(tollway.base_url + "/metrics").text
+        line = next(m for m in metrics.splitlines() if m.startswith("tollway_rollup_events"))
+        return float(line.split()[-1])
+
+    wait_until(lambda: rolled() >= 100, timeout_s=10)
+    assert total(admin, "tool_calls", subject="worker", windowSize="HOUR") == before
+    assert [r["value"] for r in before] == [str(sum(range(100)))]
+
+
+def test_cli_usage_prints_the_same_as_a_table(tollway: TollwayProcess, admin: httpx.Client) -> None:
+    post(admin, [event("cli1", subject="cli", data={"calls": 3, "tool": "search"})])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tollway",
+            "usage",
+            "tool_calls",
+            "--subject",
+            "cli",
+            "--group-by",
+            "tool",
+            "--window",
+            "DAY",
+        ],
+        env={**tollway.env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2026-10-05T00:00:00Z" in result.stdout
+    assert "search" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "search" in line)
+    assert row.rstrip(" │|").split()[-1] == "3"
+    bad = subprocess.run(
+        [sys.executable, "-m", "tollway", "usage", "tool_calls", "--group-by", "nope"],
+        env=tollway.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "groupBy" in bad.stderr
