@@ -2,7 +2,8 @@
 
 Queries stay exact whatever its lag (events past a meter's watermark are read raw); the worker
 only keeps that tail short so a query costs about the number of windows. Several processes may
-run one each: the store serializes rollup writers.
+run one each: the store serializes rollup writers. Small chunks keep each rollup transaction short,
+so ingestion (which shares SQLite's single write lock) never waits long.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ log = logging.getLogger("tollway.metering.worker")
 
 
 class RollupWorker:
-    def __init__(self, store: Store, *, interval_s: float = 0.5, chunk: int = 50_000) -> None:
+    def __init__(self, store: Store, *, interval_s: float = 0.5, chunk: int = 5_000, pause_s: float = 0.005) -> None:
         self._store = store
         self._interval_s = interval_s
         self._chunk = chunk
+        self._pause_s = pause_s  # between chunks, so event writers waiting for the write lock get it
         self._task: asyncio.Task[None] | None = None
         self.rolled_total = 0
         self.failures_total = 0
@@ -31,9 +33,10 @@ class RollupWorker:
         while True:
             done = await self._store.roll_up(self._chunk)
             total += done
+            self.rolled_total += done
             if done < self._chunk:
-                self.rolled_total += total
                 return total
+            await asyncio.sleep(self._pause_s)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tollway-rollup-worker")

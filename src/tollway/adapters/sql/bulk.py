@@ -117,14 +117,16 @@ def load_rollups_by_key(
             (*_columns(keys, 4), slug),
         )
         return list(cursor.fetchall())
-    found: list[tuple[Any, ...]] = []
-    for offset in range(0, len(keys), 200):
-        chunk = keys[offset : offset + 200]
-        placeholders = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-        cursor.execute(
-            f"SELECT {columns} FROM meter_rollups WHERE meter = ? AND (level_us, bucket_us, subject, dims) "
-            f"IN (VALUES {placeholders})",
-            (slug, *[value for key in chunk for value in key]),
-        )
-        found.extend(cursor.fetchall())
-    return found
+    # SQLite plans a row-value IN (VALUES ...) as a scan; a join with a temporary key table uses the primary key.
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS rollup_keys (level_us INTEGER, bucket_us INTEGER, subject TEXT, dims TEXT)"
+    )
+    cursor.execute("DELETE FROM temp.rollup_keys")
+    cursor.executemany("INSERT INTO temp.rollup_keys VALUES (?, ?, ?, ?)", keys)
+    cursor.execute(
+        f"SELECT {', '.join('r.' + c.strip() for c in columns.split(','))} FROM temp.rollup_keys k "
+        "CROSS JOIN meter_rollups r ON r.meter = ? AND r.level_us = k.level_us AND r.bucket_us = k.bucket_us "
+        "AND r.subject = k.subject AND r.dims = k.dims",
+        (slug,),
+    )
+    return list(cursor.fetchall())

@@ -57,18 +57,18 @@ class SqlEventStore:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def _lock(self, connection: Connection, key: int) -> None:
-        if self._postgres:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-        else:
-            # A write statement first takes SQLite's write lock, so what follows reads the latest data.
-            connection.execute(meters.update().where(meters.c.slug == "").values(rolled_seq=0))
-
     def _write(self, work: Callable[[Connection], T], lock: int = ROLLUP_LOCK) -> T:
         try:
-            with self._engine.begin() as connection:
-                self._lock(connection, lock)
-                return work(connection)
+            with self._engine.connect() as connection:
+                if self._postgres:
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+                else:
+                    # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction
+                    # that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                result = work(connection)
+                connection.commit()
+                return result
         except DomainError:
             raise
         except SQLAlchemyError as exc:
