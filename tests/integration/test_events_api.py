@@ -261,6 +261,8 @@ def test_query_windows_groups_filters_and_csv(admin: httpx.Client) -> None:
         ({"groupBy": "nope"}, "groupBy"),
         ({"filterGroupBy[nope]": "x"}, "groupBy"),
         ({"filterGroupBy": "novalue"}, "filterGroupBy"),
+        ({"filterGroupBy": "{'tool': 5}"}, "filterGroupBy"),
+        ({"filterGroupBy": "{broken"}, "filterGroupBy"),
         ({"subject": ""}, "subject"),
         ({"customer": "acme"}, "customer"),
     ],
@@ -333,6 +335,8 @@ def test_openmeter_sdk_ingests_defines_and_queries(tollway: TollwayProcess) -> N
     got = [(r.window_start.day, r.group_by["format"], r.value) for r in result.data]
     assert got == [(1, "pdf", 12.0), (2, "docx", 8.0), (2, "pdf", 6.0)]
     assert result.window_size == "DAY"
+    filtered = client.meters.query_json("pages", subject=["sdk-customer"], filter_group_by={"format": "pdf"})
+    assert [r.value for r in filtered.data] == [18.0]
     assert "pages" in [m.slug for m in client.meters.list()]
 
 

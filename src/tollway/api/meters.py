@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 from datetime import datetime
@@ -93,8 +94,11 @@ def parse_meter_query(request: Request) -> MeterQuery:
     for key in params:
         if key.startswith("filterGroupBy[") and key.endswith("]"):
             filters[key[len("filterGroupBy[") : -1]] = tuple(params.getlist(key))
-    # OpenMeter's SDK sends filterGroupBy as "name=value" pairs joined by commas.
     for raw in params.getlist("filterGroupBy"):
+        if raw.startswith("{"):
+            for name, values in _filter_object(raw).items():
+                filters[name] = (*filters.get(name, ()), *values)
+            continue
         for pair in raw.split(","):
             name, sep, value = pair.partition("=")
             if not sep or not name:
@@ -180,3 +184,25 @@ def _field_of(message: str) -> str:
         if message.lower().startswith(name.lower()) or name in message:
             return name
     return "valueProperty" if "JSONPath" in message else "body"
+
+
+def _filter_object(raw: str) -> dict[str, tuple[str, ...]]:
+    """filterGroupBy as one object: JSON, or the Python dict repr that openmeter==1.0.0b236 sends."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            parsed = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parsed = None
+    if not isinstance(parsed, dict):
+        raise ValidationError(
+            "filterGroupBy must be name=value pairs or an object of names to values", field="filterGroupBy"
+        )
+    found: dict[str, tuple[str, ...]] = {}
+    for name, value in parsed.items():
+        values = value if isinstance(value, list) else [value]
+        if not isinstance(name, str) or not all(isinstance(v, str) for v in values):
+            raise ValidationError("filterGroupBy values must be strings", field="filterGroupBy")
+        found[name] = tuple(values)
+    return found
