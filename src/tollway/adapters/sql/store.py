@@ -61,7 +61,10 @@ class SqlEventStore:
         try:
             with self._engine.connect() as connection:
                 if self._postgres:
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+                    # Keyed by schema too, so deployments sharing one database do not serialize each other.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": lock}
+                    )
                 else:
                     # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction
                     # that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
