@@ -76,18 +76,20 @@ def make_events(
     return found
 
 
-def fresh_store(db: str, schema: str) -> SqlEventStore:
+def fresh_store(db: str, schema: str, *, reuse: bool = False) -> SqlEventStore:
     if db == "sqlite":
         path = Path(f"/tmp/tollway-bench-{schema}.db")
         for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+            if not reuse:
+                Path(str(path) + suffix).unlink(missing_ok=True)
         url = f"sqlite:///{path}"
     else:
         import psycopg
 
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            admin.execute(f'CREATE SCHEMA "{schema}"')
+            if not reuse:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     engine = create_sql_engine(url)
     upgrade(engine)
@@ -152,12 +154,18 @@ async def bench_http(url: str, token: str, total: int) -> None:
         events = [{**e, "id": e["id"] + "-again"} for e in events]
 
 
-async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int) -> None:
-    store = fresh_store(db, "bench_query")
+async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int, reuse: bool) -> None:
+    """With `reuse`, keep the events a previous run stored (and generate only what is missing)."""
+    store = fresh_store(db, "bench_query", reuse=reuse)
     service = MeteringService(store, SystemClock())
     await service.sync_meters([])
     rng = random.Random(3)
     stored = 0
+    if reuse:
+        from sqlalchemy import text as sql_text
+
+        with store.engine.connect() as connection:
+            stored = int(connection.execute(sql_text("SELECT count(*) FROM events")).scalar() or 0)
     queries = {
         "DAY windows, UTC": MeterQuery(
             start=MONTH_START,
@@ -221,6 +229,7 @@ def main() -> None:
     query.add_argument("--subjects", type=int, default=1000)
     query.add_argument("--runs", type=int, default=20)
     query.add_argument("--step-s", type=int, default=1, help="event times on multiples of this many seconds")
+    query.add_argument("--reuse", action="store_true", help="keep the events of the previous run")
     args = parser.parse_args()
     if args.command == "ingest":
         asyncio.run(bench_ingest(args.db, args.events))
@@ -228,7 +237,9 @@ def main() -> None:
         asyncio.run(bench_http(args.url, args.token, args.events))
     else:
         asyncio.run(
-            bench_query(args.db, [int(s) for s in args.sizes.split(",")], args.subjects, args.runs, args.step_s)
+            bench_query(
+                args.db, [int(s) for s in args.sizes.split(",")], args.subjects, args.runs, args.step_s, args.reuse
+            )
         )
 
 
