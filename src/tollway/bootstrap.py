@@ -18,7 +18,7 @@ from tollway.asgi import TollwayApp
 from tollway.clock import Clock, SystemClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
-from tollway.errors import ConfigError
+from tollway.errors import ConfigError, DomainError
 from tollway.gateway.app import Gateway
 from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.metrics import GatewayMetrics
@@ -29,11 +29,12 @@ from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.llm import TokenPrice
-from tollway.metering.meters import BUILT_IN_METERS
+from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
 from tollway.metering.service import MeteringService
 from tollway.metering.sink import UsageSink
 from tollway.metering.spool import HandOffSink, JournalIngester
+from tollway.metering.worker import RollupWorker
 from tollway.settings import Settings
 
 log = logging.getLogger("tollway")
@@ -85,12 +86,16 @@ class Runtime:
     metering: MeteringService
     gateway: Gateway
     metrics: GatewayMetrics
+    rollups: RollupWorker
     providers: dict[str, Provider] = field(default_factory=dict)
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
+        await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
+        if self.settings.ingest == "inline":
+            self.rollups.start()  # with external ingest, `tollway worker` rolls up
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
@@ -100,6 +105,7 @@ class Runtime:
     async def stop(self) -> None:
         if self.settings.config:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await self.rollups.stop()
         stored = await self.pipeline.stop(timeout_s=10.0)
         if not stored:
             log.error("usage backlog kept in the journal: %d events", self.pipeline.backlog)
@@ -145,6 +151,14 @@ class Runtime:
             await fresh.start()
             providers[provider_config.name] = fresh
         retired = [p for name, p in self.providers.items() if providers.get(name) is not p]
+        try:
+            await self.metering.sync_meters([Meter.from_record(m.record()) for m in config.meters])
+        except DomainError as exc:
+            log.error("config reload refused: meters: %s", exc.message)
+            for fresh in providers.values():
+                if fresh not in self.providers.values():
+                    await fresh.close()
+            return False
         self.gateway.state = gateway_state(config, providers)
         self.config, self.providers = config, providers
         if retired:
@@ -202,7 +216,31 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
             max_buffered_response_bytes=settings.max_buffered_response_bytes,
         ),
     )
-    metering = MeteringService(store, BUILT_IN_METERS, clock)
+    stats = store.stats
+    for name, help_text, read in (
+        ("tollway_events_stored", "Events stored since start (new ones).", lambda: stats.inserted_total),
+        (
+            "tollway_events_duplicates",
+            "Events skipped as duplicates of a stored (source, id).",
+            lambda: stats.duplicates_total,
+        ),
+        (
+            "tollway_events_conflicts",
+            "Events whose (source, id) was stored with different content (first copy kept).",
+            lambda: stats.conflicts_total,
+        ),
+        (
+            "tollway_meter_skipped_values",
+            "Events a meter skipped: value missing, or not a number where one is needed.",
+            lambda: stats.skipped_values_total,
+        ),
+    ):
+        metrics.add_gauge(name, help_text, read)
+    metering = MeteringService(store, clock)
+    rollups = RollupWorker(store)
+    metrics.add_gauge(
+        "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
+    )
     return Runtime(
         settings=settings,
         config=config,
@@ -212,6 +250,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         metering=metering,
         gateway=gateway,
         metrics=metrics,
+        rollups=rollups,
         providers=providers,
     )
 
@@ -237,10 +276,12 @@ def app_from_env() -> TollwayApp:
 
 @dataclass
 class Worker:
-    """`tollway worker`: stores the usage that gateways on this host hand over through the journal."""
+    """`tollway worker`: stores the usage that gateways on this host hand over through the journal,
+    and keeps meter rollups up to date."""
 
     store: SqlEventStore
     ingester: JournalIngester
+    rollups: RollupWorker
 
     async def run(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
@@ -248,9 +289,11 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        self.rollups.start()
         try:
             await self.ingester.run(stop)
         finally:
+            await self.rollups.stop()
             await self.store.close()
 
 
@@ -259,4 +302,4 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
     ingester = JournalIngester(
         store, settings.journal_path, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
     )
-    return Worker(store=store, ingester=ingester)
+    return Worker(store=store, ingester=ingester, rollups=RollupWorker(store))

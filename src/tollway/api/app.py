@@ -7,7 +7,9 @@ from fastapi import Depends, FastAPI
 from tollway import __version__
 from tollway.api.auth import admin_guard
 from tollway.api.errors import install_error_handlers
+from tollway.api.events import events_router
 from tollway.api.meters import meters_router
+from tollway.api.subjects import subjects_router
 from tollway.metering.service import MeteringService
 
 
@@ -24,5 +26,7 @@ def create_management_app(*, metering: MeteringService, admin_token: str | None)
     )
     install_error_handlers(app)
     guard = Depends(admin_guard(admin_token))
+    app.include_router(events_router(metering), dependencies=[guard])
     app.include_router(meters_router(metering), dependencies=[guard])
+    app.include_router(subjects_router(metering), dependencies=[guard])
     return app

@@ -1,10 +1,14 @@
-"""/api/v1/meters: list, get, and query meters (OpenMeter's shapes)."""
+"""/api/v1/meters: create, list, get, delete and query meters (OpenMeter's shapes; CSV on request)."""
 
 from __future__ import annotations
 
+import ast
+import csv
+import io
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -26,7 +30,27 @@ def meter_json(meter: Meter) -> dict[str, Any]:
         "valueProperty": meter.value_property,
         "groupBy": dict(meter.group_by),
         "builtIn": meter.built_in,
+        "managedBy": meter.managed_by,
+        "createdAt": format_time(meter.created_at) if meter.created_at else None,
+        "updatedAt": format_time(meter.updated_at) if meter.updated_at else None,
     }
+
+
+def rows_csv(rows: list[QueryRow], group_names: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["window_start", "window_end", "subject", *group_names, "value"])
+    for row in rows:
+        writer.writerow(
+            [
+                format_time(row.window_start),
+                format_time(row.window_end),
+                row.subject or "",
+                *(row.group_by.get(name) or "" for name in group_names),
+                decimal_text(row.value),
+            ]
+        )
+    return buffer.getvalue()
 
 
 def row_json(row: QueryRow) -> dict[str, Any]:
@@ -70,6 +94,22 @@ def parse_meter_query(request: Request) -> MeterQuery:
     for key in params:
         if key.startswith("filterGroupBy[") and key.endswith("]"):
             filters[key[len("filterGroupBy[") : -1]] = tuple(params.getlist(key))
+    for raw in params.getlist("filterGroupBy"):
+        if raw.startswith("{"):
+            for name, values in _filter_object(raw).items():
+                filters[name] = (*filters.get(name, ()), *values)
+            continue
+        for pair in raw.split(","):
+            name, sep, value = pair.partition("=")
+            if not sep or not name:
+                raise ValidationError(
+                    f"filterGroupBy must be name=value (or filterGroupBy[name]=value), got {pair!r}",
+                    field="filterGroupBy",
+                )
+            filters[name] = (*filters.get(name, ()), value)
+    for name in ("subject", "groupBy"):
+        if any(not value for value in params.getlist(name)):
+            raise ValidationError(f"{name} must not be empty", field=name)
     return MeterQuery(
         start=_time_param(request, "from"),
         end=_time_param(request, "to"),
@@ -86,16 +126,49 @@ def meters_router(service: MeteringService) -> APIRouter:
 
     @router.get("", summary="List meters")
     async def list_meters() -> list[dict[str, Any]]:
-        return [meter_json(m) for m in service.meters()]
+        return [meter_json(m) for m in await service.meters()]
+
+    @router.post("", summary="Create a meter", status_code=201)
+    async def create_meter(request: Request) -> dict[str, Any]:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"the body is not valid JSON: {exc}", field="body") from None
+        if not isinstance(body, dict):
+            raise ValidationError("expected a meter object", field="body")
+        unknown = set(body) - {"slug", "name", "description", "eventType", "aggregation", "valueProperty", "groupBy"}
+        if unknown:
+            raise ValidationError(f"unknown fields: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        for name in ("slug", "eventType", "aggregation"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                raise ValidationError(f"{name} is required (a string)", field=name)
+        try:
+            meter = Meter.from_record({**body, "managedBy": "api"})
+        except ValueError as exc:
+            raise ValidationError(str(exc), field=_field_of(str(exc))) from None
+        return meter_json(await service.create_meter(meter))
 
     @router.get("/{slug}", summary="Get a meter")
     async def get_meter(slug: str) -> dict[str, Any]:
-        return meter_json(service.meter(slug))
+        return meter_json(await service.meter(slug))
+
+    @router.delete("/{slug}", summary="Delete a meter", status_code=204, response_class=Response)
+    async def delete_meter(slug: str) -> Response:
+        await service.delete_meter(slug)
+        return Response(status_code=204)
 
     @router.get("/{slug}/query", summary="Query a meter", response_model=None)
     async def query_meter(slug: str, request: Request) -> dict[str, Any] | Response:
         query = parse_meter_query(request)
-        rows = await service.query(slug, query)
+        customer = request.query_params.get("customer")
+        rows = await service.query(slug, query, customer=customer)
+        if "text/csv" in request.headers.get("accept", ""):
+            names = [g for g in query.group_by if g != "subject"]
+            return Response(
+                rows_csv(rows, names),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'},
+            )
         return {
             "from": format_time(query.start) if query.start else None,
             "to": format_time(query.end) if query.end else None,
@@ -104,3 +177,32 @@ def meters_router(service: MeteringService) -> APIRouter:
         }
 
     return router
+
+
+def _field_of(message: str) -> str:
+    for name in ("slug", "eventType", "aggregation", "valueProperty", "groupBy"):
+        if message.lower().startswith(name.lower()) or name in message:
+            return name
+    return "valueProperty" if "JSONPath" in message else "body"
+
+
+def _filter_object(raw: str) -> dict[str, tuple[str, ...]]:
+    """filterGroupBy as one object: JSON, or the Python dict repr that openmeter==1.0.0b236 sends."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            parsed = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parsed = None
+    if not isinstance(parsed, dict):
+        raise ValidationError(
+            "filterGroupBy must be name=value pairs or an object of names to values", field="filterGroupBy"
+        )
+    found: dict[str, tuple[str, ...]] = {}
+    for name, value in parsed.items():
+        values = value if isinstance(value, list) else [value]
+        if not isinstance(name, str) or not all(isinstance(v, str) for v in values):
+            raise ValidationError("filterGroupBy values must be strings", field="filterGroupBy")
+        found[name] = tuple(values)
+    return found

@@ -200,21 +200,31 @@ def usage(
     tz: Annotated[str, typer.Option(help="IANA time zone for windows.")] = "UTC",
     since: Annotated[datetime | None, typer.Option("--from", help="Start (inclusive), ISO 8601 with offset.")] = None,
     until: Annotated[datetime | None, typer.Option("--to", help="End (exclusive), ISO 8601 with offset.")] = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", "-f", help="Keep only name=value of a dimension (repeatable).")
+    ] = None,
 ) -> None:
     """Query a meter from the database and print a table."""
     from tollway.adapters.sql.engine import create_sql_engine
+    from tollway.adapters.sql.migrate import upgrade
     from tollway.adapters.sql.store import SqlEventStore
     from tollway.api.encoding import decimal_text
     from tollway.clock import SystemClock
     from tollway.metering.aggregation import MeterQuery, parse_zone
     from tollway.metering.events import format_time
-    from tollway.metering.meters import BUILT_IN_METERS, WindowSize
+    from tollway.metering.meters import WindowSize
     from tollway.metering.service import MeteringService
 
     settings, _ = _load(None)
     for moment, name in ((since, "--from"), (until, "--to")):
         if moment is not None and moment.tzinfo is None:
             _fail([f"{name}: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
+    filter_group_by: dict[str, tuple[str, ...]] = {}
+    for item in filters or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail([f"--filter: expected name=value, got {item!r}"])
+        filter_group_by[name] = (*filter_group_by.get(name, ()), value)
     try:
         query = MeterQuery(
             start=since,
@@ -223,15 +233,24 @@ def usage(
             window_tz=parse_zone(tz),
             subjects=tuple(subject) if subject else None,
             group_by=tuple(group_by or ()),
+            filter_group_by=filter_group_by,
         )
     except ValueError as exc:
         _fail([str(exc)])
         raise
     clock = SystemClock()
-    store = SqlEventStore(create_sql_engine(settings.database_url), clock)
-    service = MeteringService(store, BUILT_IN_METERS, clock)
+    engine = create_sql_engine(settings.database_url)
+    store = SqlEventStore(engine, clock)
+    service = MeteringService(store, clock)
+
+    async def run() -> list[Any]:
+        if not await store.list_meters():
+            await service.sync_meters([])  # a fresh database: the built-in meters
+        return await service.query(meter, query)
+
     try:
-        rows = asyncio.run(service.query(meter, query))
+        upgrade(engine)
+        rows = asyncio.run(run())
     except DomainError as exc:
         _fail([exc.message])
         raise
@@ -252,6 +271,7 @@ def usage(
         cells.append(decimal_text(row.value))
         table.add_row(*cells)
     Console().print(table)
+    engine.dispose()
 
 
 def main() -> None:

@@ -98,12 +98,43 @@ class ConsumerConfig(_Strict):
         return self
 
 
+class MeterConfig(_Strict):
+    """A meter defined in the config file (see docs/metering.md); applied at start, not deletable by the API."""
+
+    slug: str
+    event_type: str
+    aggregation: str
+    value_property: str | None = None
+    group_by: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "eventType": self.event_type,
+            "aggregation": self.aggregation,
+            "valueProperty": self.value_property,
+            "groupBy": self.group_by,
+            "description": self.description,
+            "managedBy": "config",
+        }
+
+    @model_validator(mode="after")
+    def _valid_meter(self) -> MeterConfig:
+        from tollway.metering.meters import BUILT_IN_METERS, Meter
+
+        if self.slug in {m.slug for m in BUILT_IN_METERS}:
+            raise ValueError(f"meter {self.slug!r} is built in and cannot be redefined")
+        Meter.from_record(self.record())
+        return self
+
+
 class TollwayConfig(_Strict):
     providers: list[ProviderConfig] = Field(default_factory=list)
     models: list[ModelConfig] = Field(default_factory=list)
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    meters: list[MeterConfig] = Field(default_factory=list)
     # Sections owned by later capabilities; accepted so one file can describe the whole deployment.
-    meters: list[dict[str, Any]] = Field(default_factory=list)
     features: list[dict[str, Any]] = Field(default_factory=list)
     plans: list[dict[str, Any]] = Field(default_factory=list)
     customers: list[dict[str, Any]] = Field(default_factory=list)
@@ -114,6 +145,7 @@ class TollwayConfig(_Strict):
         provider_names = _unique([p.name for p in self.providers], "providers", "name", problems)
         model_names = _unique([m.name for m in self.models], "models", "name", problems)
         _unique([c.username for c in self.consumers], "consumers", "username", problems)
+        _unique([m.slug for m in self.meters], "meters", "slug", problems)
         for i, model in enumerate(self.models):
             for j, target in enumerate(model.targets):
                 if target.provider not in provider_names:

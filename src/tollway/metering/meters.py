@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+import orjson
 
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.llm import REQUEST_EVENT, TOKENS_EVENT
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
+GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MANAGED_BY = ("builtin", "config", "api")
 
 
 class Aggregation(StrEnum):
@@ -38,7 +44,9 @@ class Meter:
     value_property: str | None = None
     group_by: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
-    built_in: bool = False
+    managed_by: str = "api"  # builtin | config | api: who owns the definition (only api meters are deletable)
+    created_at: datetime | None = field(default=None, compare=False)
+    updated_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not SLUG.match(self.slug):
@@ -47,10 +55,67 @@ class Meter:
             raise ValueError(f"valueProperty is required for {self.aggregation.value}")
         if self.value_property:
             compile_path(self.value_property)
+        if not self.event_type or len(self.event_type) > 255:
+            raise ValueError("eventType must be 1 to 255 characters")
+        if len(self.group_by) > 32:
+            raise ValueError("at most 32 groupBy dimensions")
         for name, path in self.group_by.items():
             if name == "subject":
                 raise ValueError("groupBy name 'subject' is reserved")
+            if not GROUP_NAME.match(name):
+                raise ValueError(f"groupBy name {name!r} must be letters, digits and '_'")
             compile_path(path)
+        if self.managed_by not in MANAGED_BY:
+            raise ValueError(f"managed_by must be one of {', '.join(MANAGED_BY)}")
+
+    @property
+    def built_in(self) -> bool:
+        return self.managed_by == "builtin"
+
+    def definition(self) -> dict[str, Any]:
+        """What decides the meter's rollups: a change here means its rollups must be rebuilt."""
+        return {
+            "eventType": self.event_type,
+            "aggregation": self.aggregation.value,
+            "valueProperty": self.value_property if self.aggregation is not Aggregation.COUNT else None,
+            "groupBy": dict(sorted(self.group_by.items())),
+        }
+
+    def definition_key(self) -> str:
+        return orjson.dumps(self.definition()).decode()
+
+    def to_record(self) -> dict[str, Any]:
+        return {**self.definition(), "slug": self.slug, "description": self.description, "managedBy": self.managed_by}
+
+    @classmethod
+    def from_record(
+        cls, record: Mapping[str, Any], *, created_at: datetime | None = None, updated_at: datetime | None = None
+    ) -> Meter:
+        """Build a meter from its stored (or API / config) shape. Raises ValueError naming the problem."""
+        try:
+            aggregation = Aggregation(str(record.get("aggregation", "")).upper())
+        except ValueError:
+            known = ", ".join(a.value for a in Aggregation)
+            raise ValueError(f"aggregation must be one of {known}") from None
+        group_by = record.get("groupBy") or {}
+        if not isinstance(group_by, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in group_by.items()
+        ):
+            raise ValueError("groupBy must map names to JSONPath strings")
+        value_property = record.get("valueProperty")
+        if value_property is not None and not isinstance(value_property, str):
+            raise ValueError("valueProperty must be a JSONPath string")
+        return cls(
+            slug=str(record.get("slug", "")),
+            event_type=str(record.get("eventType", "")),
+            aggregation=aggregation,
+            value_property=value_property or None,
+            group_by=dict(group_by),
+            description=str(record.get("description") or ""),
+            managed_by=str(record.get("managedBy") or "api"),
+            created_at=created_at,
+            updated_at=updated_at,
+        )
 
 
 LLM_DIMENSIONS = {
@@ -68,7 +133,7 @@ BUILT_IN_METERS = (
         value_property="$.tokens",
         group_by=LLM_DIMENSIONS,
         description="LLM tokens through the gateway, by model, provider, token type and status code.",
-        built_in=True,
+        managed_by="builtin",
     ),
     Meter(
         slug="llm_requests",
@@ -76,6 +141,6 @@ BUILT_IN_METERS = (
         aggregation=Aggregation.COUNT,
         group_by={k: v for k, v in LLM_DIMENSIONS.items() if k != "type"} | {"route": "$.route"},
         description="LLM requests through the gateway, by model, provider, status code and route.",
-        built_in=True,
+        managed_by="builtin",
     ),
 )

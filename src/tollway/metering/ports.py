@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from tollway.metering.events import Event
+from tollway.metering.meters import Meter
+from tollway.metering.rollup import PartialRow, UniqueRow
+
+
+@dataclass
+class IngestStats:
+    """Counters an event store keeps since start (exported as metrics)."""
+
+    inserted_total: int = 0
+    duplicates_total: int = 0  # same (source, id) and the same content: harmless retries and replays
+    conflicts_total: int = 0  # same (source, id), different content: the first stored copy wins
+    skipped_values_total: int = 0  # events a meter could not use (missing / non-numeric value)
+
+
+@dataclass(frozen=True)
+class RollupSnapshot:
+    partials: list[PartialRow]
+    uniques: list[UniqueRow]
+    rolled_seq: int  # the meter's watermark these buckets reflect: later events must be read raw
+
+
+@dataclass(frozen=True)
+class Subject:
+    key: str
+    first_seen: datetime
 
 
 class EventStore(Protocol):
@@ -24,11 +50,66 @@ class EventStore(Protocol):
         """Events of one type with start <= time < end, oldest first (ties in ingestion order)."""
         ...
 
+    @property
+    def stats(self) -> IngestStats: ...
+
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
         ...
 
     async def close(self) -> None: ...
+
+
+class MeterStore(Protocol):
+    """Meter definitions and their rollups. Rollups change in the same transaction as the events they count."""
+
+    async def list_meters(self) -> list[Meter]: ...
+
+    async def create_meter(self, meter: Meter) -> None:
+        """Store a new meter and build its rollups from the stored events. ConflictError if the slug is taken."""
+        ...
+
+    async def delete_meter(self, slug: str) -> bool:
+        """Remove a meter and its rollups. False if there was none."""
+        ...
+
+    async def sync_meters(self, meters: Sequence[Meter]) -> None:
+        """Make the stored builtin and config meters exactly `meters`: add, rebuild changed ones, drop the rest."""
+        ...
+
+    async def roll_up(self, limit: int = 50_000) -> int:
+        """Fold up to `limit` stored events into the rollups of meters behind them. Returns events read."""
+        ...
+
+    async def event_span(self, event_type: str) -> tuple[int, int] | None:
+        """[first day, last day end) holding events of the type (UTC micros, whole days), None when none."""
+        ...
+
+    async def load_rollups(
+        self,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subjects: Sequence[str] | None,
+        *,
+        uniques: bool,
+    ) -> RollupSnapshot:
+        """Buckets of one level in [start_us, end_us), read consistently with the meter's watermark."""
+        ...
+
+    async def load_events_after(
+        self,
+        event_type: str,
+        after_seq: int,
+        start: datetime | None,
+        end: datetime | None,
+        subjects: Sequence[str] | None,
+    ) -> list[tuple[Event, int]]:
+        """Events past a watermark (not yet in rollups) with start <= time < end, with their sequence."""
+        ...
+
+    async def list_subjects(self) -> list[Subject]: ...
 
 
 class Journal(Protocol):

@@ -1,47 +1,148 @@
-"""Metering use cases: list meters and answer meter queries."""
+"""Metering use cases: ingest events, manage meters, answer meter queries from rollups, list subjects."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from tollway.clock import Clock
-from tollway.errors import NotFoundError, ValidationError
+from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow, aggregate
-from tollway.metering.meters import Meter
-from tollway.metering.ports import EventStore
+from tollway.metering.events import Event, from_micros
+from tollway.metering.ingest import parse_events
+from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
+from tollway.metering.ports import EventStore, MeterStore, Subject
+from tollway.metering.query import assemble, plan_query
+from tollway.metering.rollup import MINUTE_US, PartialRow, UniqueRow, contribute
 
 log = logging.getLogger("tollway.metering")
 
 
+class Store(EventStore, MeterStore, Protocol):
+    """One adapter holds events, meters and rollups (they change in one transaction)."""
+
+
+class CustomerResolver(Protocol):
+    """The seam for the billing catalog: a customer key -> the subjects whose usage it pays for."""
+
+    async def subjects_of(self, customer: str) -> list[str]: ...
+
+
 class MeteringService:
-    def __init__(self, store: EventStore, meters: Iterable[Meter], clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, customers: CustomerResolver | None = None) -> None:
         self._store = store
-        self._meters = {meter.slug: meter for meter in meters}
         self._clock = clock
-        self.skipped_values_total = 0
+        self._customers = customers
 
-    def meters(self) -> list[Meter]:
-        return sorted(self._meters.values(), key=lambda m: m.slug)
+    @property
+    def store(self) -> Store:
+        return self._store
 
-    def meter(self, slug: str) -> Meter:
-        meter = self._meters.get(slug)
-        if meter is None:
-            raise NotFoundError(f"meter {slug!r} not found")
-        return meter
+    # -- events -------------------------------------------------------------------------------
 
-    async def query(self, slug: str, query: MeterQuery) -> list[QueryRow]:
-        meter = self.meter(slug)
+    async def ingest(self, body: Any) -> tuple[int, int]:
+        """Validate CloudEvents (one or a batch, all-or-nothing) and store them. Returns (received, new)."""
+        events = parse_events(body, now=self._clock.now())
+        inserted = await self._store.insert_events(events)
+        return len(events), inserted
+
+    async def insert(self, events: Sequence[Event]) -> int:
+        return await self._store.insert_events(events)
+
+    async def subjects(self) -> list[Subject]:
+        return await self._store.list_subjects()
+
+    # -- meters -------------------------------------------------------------------------------
+
+    async def sync_meters(self, configured: Sequence[Meter]) -> None:
+        """Built-in meters plus those of the config file; api-created meters are left alone."""
+        built_in = {m.slug for m in BUILT_IN_METERS}
+        for meter in configured:
+            if meter.slug in built_in:
+                raise ValidationError(f"meter {meter.slug!r} is built in and cannot be redefined", field="slug")
+        await self._store.sync_meters([*BUILT_IN_METERS, *configured])
+
+    async def meters(self) -> list[Meter]:
+        return await self._store.list_meters()
+
+    async def meter(self, slug: str) -> Meter:
+        for meter in await self._store.list_meters():
+            if meter.slug == slug:
+                return meter
+        raise NotFoundError(f"meter {slug!r} not found")
+
+    async def create_meter(self, meter: Meter) -> Meter:
+        if meter.managed_by != "api":
+            meter = Meter.from_record({**meter.to_record(), "managedBy": "api"})
+        await self._store.create_meter(meter)
+        return await self.meter(meter.slug)
+
+    async def delete_meter(self, slug: str) -> None:
+        meter = await self.meter(slug)
+        if meter.managed_by != "api":
+            where = "built in" if meter.built_in else "defined in the config file"
+            raise ConflictError(f"meter {slug!r} is {where} and cannot be deleted", field="slug")
+        await self._store.delete_meter(slug)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def query(self, slug: str, query: MeterQuery, customer: str | None = None) -> list[QueryRow]:
+        meter = await self.meter(slug)
         if query.start is not None and query.end is not None and query.start >= query.end:
             raise ValidationError("'from' must be before 'to'", field="from")
         for name in (*query.group_by, *query.filter_group_by):
             if name != "subject" and name not in meter.group_by:
-                known = ", ".join(["subject", *meter.group_by]) or "none"
+                known = ", ".join(["subject", *meter.group_by])
                 raise ValidationError(f"meter {slug!r} has no groupBy {name!r} (known: {known})", field="groupBy")
-        events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
-        stats = AggregationStats()
-        rows = aggregate(meter, query, events, now=self._clock.now(), stats=stats)
-        if stats.skipped_values:
-            self.skipped_values_total += stats.skipped_values
-            log.info("meter %s: %d events without a usable value", slug, stats.skipped_values)
-        return rows
+        if customer is not None:
+            query = await self._narrow_to_customer(query, customer)
+        now = self._clock.now()
+        span = await self._store.event_span(meter.event_type)
+        plan = plan_query(query, span)
+        if plan.level_us is None:
+            events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
+            return aggregate(meter, query, events, now=now, stats=AggregationStats())
+        snapshot = await self._store.load_rollups(
+            slug,
+            plan.level_us,
+            plan.start_us,
+            plan.end_us,
+            query.subjects,
+            uniques=meter.aggregation is Aggregation.UNIQUE_COUNT,
+        )
+        partials: list[PartialRow] = list(snapshot.partials)
+        uniques: list[UniqueRow] = list(snapshot.uniques)
+        # Events not yet rolled up, inside the rollup range, read raw (the worker keeps this tail short).
+        tail = await self._store.load_events_after(
+            meter.event_type,
+            snapshot.rolled_seq,
+            from_micros(plan.start_us) if plan.start_us is not None else None,
+            from_micros(plan.end_us) if plan.end_us is not None else None,
+            query.subjects,
+        )
+        edges = list(tail)
+        for start, end in plan.raw_ranges:
+            fragment = await self._store.load_events(meter.event_type, start, end, query.subjects)
+            edges.extend((e, -1) for e in fragment)  # disjoint in time from the rest: seq only breaks ties inside
+        if edges:
+            extra = contribute(meter, edges, (MINUTE_US,))
+            partials.extend(PartialRow(k[1], k[2], k[3], p) for k, p in extra.partials.items())
+            uniques.extend(UniqueRow(u[1], u[2], u[3], u[4]) for u in extra.uniques)
+        return assemble(meter, query, partials, uniques, now=now)
+
+    async def _narrow_to_customer(self, query: MeterQuery, customer: str) -> MeterQuery:
+        if self._customers is None:
+            raise ValidationError("customers are not available yet; filter by subject instead", field="customer")
+        subjects = await self._customers.subjects_of(customer)
+        if query.subjects is not None:
+            subjects = [s for s in subjects if s in query.subjects]
+        return MeterQuery(
+            start=query.start,
+            end=query.end,
+            window_size=query.window_size,
+            window_tz=query.window_tz,
+            subjects=tuple(subjects),
+            group_by=query.group_by,
+            filter_group_by=query.filter_group_by,
+        )

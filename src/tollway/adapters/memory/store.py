@@ -1,19 +1,36 @@
-"""MemoryEventStore: the EventStore port in memory, with the same dedup and ordering rules."""
+"""MemoryEventStore: the EventStore and MeterStore ports in memory, with the same dedup and rollup rules.
+
+Rollups are computed on demand from the raw events before the watermark with the same pure
+functions the SQL adapter stores, so the contract suite holds both to the same answers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from tollway.errors import UnavailableError
-from tollway.metering.events import Event
+from tollway.clock import Clock, SystemClock
+from tollway.errors import ConflictError, UnavailableError
+from tollway.metering.events import Event, to_micros
+from tollway.metering.meters import Meter
+from tollway.metering.ports import IngestStats, RollupSnapshot, Subject
+from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute
 
 
 class MemoryEventStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._events: list[Event] = []
-        self._keys: set[tuple[str, str]] = set()
+        self._keys: dict[tuple[str, str], Event] = {}
+        self._meters: dict[str, Meter] = {}
+        self._subjects: dict[str, datetime] = {}
+        self._stats = IngestStats()
+        self._rolled = 0
         self.available = True
+
+    @property
+    def stats(self) -> IngestStats:
+        return self._stats
 
     def _check(self) -> None:
         if not self.available:
@@ -24,11 +41,26 @@ class MemoryEventStore:
         inserted = 0
         for event in events:
             key = (event.source, event.id)
-            if key in self._keys:
+            kept = self._keys.get(key)
+            if kept is not None:
+                if (kept.type, kept.subject, kept.time, kept.data) != (
+                    event.type,
+                    event.subject,
+                    event.time,
+                    event.data,
+                ):
+                    self._stats.conflicts_total += 1
+                else:
+                    self._stats.duplicates_total += 1
                 continue
-            self._keys.add(key)
+            self._keys[key] = event
             self._events.append(event)
+            self._subjects.setdefault(event.subject, self._clock.now())
+            for meter in self._meters.values():
+                if meter.event_type == event.type:
+                    self._stats.skipped_values_total += contribute(meter, [(event, 0)], ()).skipped
             inserted += 1
+        self._stats.inserted_total += inserted
         return inserted
 
     async def load_events(
@@ -48,6 +80,95 @@ class MemoryEventStore:
             and (subjects is None or e.subject in subjects)
         ]
         return sorted(chosen, key=lambda e: e.time)
+
+    async def list_meters(self) -> list[Meter]:
+        self._check()
+        return [self._meters[slug] for slug in sorted(self._meters)]
+
+    async def create_meter(self, meter: Meter) -> None:
+        self._check()
+        if meter.slug in self._meters:
+            raise ConflictError(f"meter {meter.slug!r} already exists", field="slug")
+        self._meters[meter.slug] = meter
+
+    async def delete_meter(self, slug: str) -> bool:
+        self._check()
+        return self._meters.pop(slug, None) is not None
+
+    async def sync_meters(self, meters: Sequence[Meter]) -> None:
+        self._check()
+        names = {m.slug for m in meters}
+        for slug in [s for s, m in self._meters.items() if m.managed_by != "api" and s not in names]:
+            del self._meters[slug]
+        for meter in meters:
+            self._meters[meter.slug] = meter
+
+    async def roll_up(self, limit: int = 50_000) -> int:
+        """Move the watermark (shared by every meter here): events before it are answered as rollups."""
+        self._check()
+        moved = min(limit, len(self._events) - self._rolled)
+        self._rolled += moved
+        return moved
+
+    async def event_span(self, event_type: str) -> tuple[int, int] | None:
+        self._check()
+        times = [to_micros(e.time) for e in self._events if e.type == event_type]
+        if not times:
+            return None
+        return min(times) - min(times) % DAY_US, max(times) - max(times) % DAY_US + DAY_US
+
+    async def load_rollups(
+        self,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subjects: Sequence[str] | None,
+        *,
+        uniques: bool,
+    ) -> RollupSnapshot:
+        self._check()
+        meter = self._meters.get(slug)
+        if meter is None:
+            return RollupSnapshot([], [], self._rolled)
+        chosen = [
+            (e, seq)
+            for seq, e in enumerate(self._events[: self._rolled], start=1)
+            if subjects is None or e.subject in subjects
+        ]
+        found = contribute(meter, chosen, (level_us,))
+
+        def inside(bucket: int) -> bool:
+            return (start_us is None or bucket >= start_us) and (end_us is None or bucket < end_us)
+
+        return RollupSnapshot(
+            [PartialRow(k[1], k[2], k[3], p) for k, p in found.partials.items() if inside(k[1])],
+            [UniqueRow(u[1], u[2], u[3], u[4]) for u in found.uniques if inside(u[1])] if uniques else [],
+            self._rolled,
+        )
+
+    async def load_events_after(
+        self,
+        event_type: str,
+        after_seq: int,
+        start: datetime | None,
+        end: datetime | None,
+        subjects: Sequence[str] | None,
+    ) -> list[tuple[Event, int]]:
+        self._check()
+        return [
+            (e, seq)
+            for seq, e in enumerate(self._events, start=1)
+            if seq > after_seq
+            and e.type == event_type
+            and (start is None or e.time >= start)
+            and (end is None or e.time < end)
+            and (subjects is None or e.subject in subjects)
+        ]
+
+    async def list_subjects(self) -> list[Subject]:
+        self._check()
+        return [Subject(key=k, first_seen=v) for k, v in sorted(self._subjects.items())]
 
     async def ping(self) -> None:
         self._check()

@@ -1,59 +1,375 @@
-"""SqlEventStore: the EventStore port on SQLite or PostgreSQL. Blocking calls run in worker threads."""
+"""SqlEventStore: the EventStore and MeterStore ports on SQLite or PostgreSQL (blocking calls in threads).
+
+Ingest is one short write transaction per batch: insert the events (dedup on (source, id) by the
+unique key) and record new subjects. Event writers are serialized (SQLite by its write lock,
+PostgreSQL by a transaction-level advisory lock), so sequence numbers commit in order. Rollups
+follow incrementally (`roll_up`, driven by the RollupWorker): each meter's watermark says which
+events its rollups hold, and a query adds the few events past it, read raw, in one consistent view.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Engine, and_, select, text
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql.schema import events
+from tollway.adapters.sql import bulk
+from tollway.adapters.sql.rollups import rebuild_rollups, roll_up
+from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
 from tollway.clock import Clock
-from tollway.errors import UnavailableError
+from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
+from tollway.metering.meters import Meter
+from tollway.metering.ports import IngestStats, RollupSnapshot, Subject
+from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, partial_from_row
+
+log = logging.getLogger("tollway.metering.store")
+
+INGEST_LOCK = 0x746F6C6C  # "toll": serializes event writers on PostgreSQL
+ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
+CHUNK = 500
+TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
+T = TypeVar("T")
 
 
 class SqlEventStore:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
-        dialect = engine.dialect.name
-        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(events)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        self._meter_cache: dict[str, Meter] = {}
+        self._stats = IngestStats()
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def stats(self) -> IngestStats:
+        return self._stats
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Connection], T], lock: int = ROLLUP_LOCK) -> T:
+        try:
+            with self._engine.connect() as connection:
+                if self._postgres:
+                    # Keyed by schema too, so deployments sharing one database do not serialize each other.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": lock}
+                    )
+                else:
+                    # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction
+                    # that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                result = work(connection)
+                connection.commit()
+                return result
+        except DomainError:
+            raise
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+
     async def insert_events(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
-        ingested = to_micros(self._clock.now())
-        rows = [
-            {
-                "source": e.source,
-                "id": e.id,
-                "type": e.type,
-                "subject": e.subject,
-                "time_us": to_micros(e.time),
-                "ingested_us": ingested,
-                "data": orjson.dumps(e.data).decode(),
-            }
-            for e in batch
-        ]
-        return await asyncio.to_thread(self._insert_rows, rows)
+        return await asyncio.to_thread(
+            self._write, lambda connection: self._ingest(connection, list(batch)), INGEST_LOCK
+        )
 
-    def _insert_rows(self, rows: list[dict[str, Any]]) -> int:
-        statement = self._insert.on_conflict_do_nothing(index_elements=["source", "id"]).returning(events.c.seq)
+    def _ingest(self, connection: Connection, batch: list[Event]) -> int:
+        ingested = to_micros(self._clock.now())
+        first: dict[tuple[str, str], Event] = {}
+        repeats: list[Event] = []
+        for event in batch:
+            key = (event.source, event.id)
+            if key in first:
+                repeats.append(event)
+            else:
+                first[key] = event
+        rows = [
+            (e.source, e.id, e.type, e.subject, to_micros(e.time), ingested, orjson.dumps(e.data).decode())
+            for e in first.values()
+        ]
+        seq_by_key = bulk.insert_events(connection, rows)
+        stored_before = [e for key, e in first.items() if key not in seq_by_key]
+        conflicts = self._count_conflicts(connection, stored_before, first, repeats)
+        fresh = len(seq_by_key)
+        if fresh:
+            self._add_subjects(connection, [e for key, e in first.items() if key in seq_by_key], ingested)
+        self._stats.inserted_total += fresh
+        self._stats.duplicates_total += len(batch) - fresh - conflicts
+        self._stats.conflicts_total += conflicts
+        return fresh
+
+    def _count_conflicts(
+        self,
+        connection: Connection,
+        stored_before: list[Event],
+        first: dict[tuple[str, str], Event],
+        repeats: list[Event],
+    ) -> int:
+        """Duplicates whose content differs from the copy that is kept: counted and logged, never merged."""
+        kept: dict[tuple[str, str], tuple[str, str, int, Any]] = {
+            key: (e.type, e.subject, to_micros(e.time), e.data) for key, e in first.items()
+        }
+        for offset in range(0, len(stored_before), CHUNK):
+            chunk = stored_before[offset : offset + CHUNK]
+            query = select(
+                events.c.source, events.c.id, events.c.type, events.c.subject, events.c.time_us, events.c.data
+            )
+            query = query.where(tuple_(events.c.source, events.c.id).in_([(e.source, e.id) for e in chunk]))
+            for row in connection.execute(query):
+                kept[(row.source, row.id)] = (row.type, row.subject, row.time_us, orjson.loads(row.data))
+        conflicts = 0
+        for event in [*stored_before, *repeats]:
+            original = kept.get((event.source, event.id))
+            if original is not None and original != (event.type, event.subject, to_micros(event.time), event.data):
+                conflicts += 1
+                log.warning(
+                    "event %r from %r arrived again with different content; the first copy is kept",
+                    event.id,
+                    event.source,
+                )
+        return conflicts
+
+    def _add_subjects(self, connection: Connection, fresh: list[Event], ingested: int) -> None:
+        bulk.insert_subjects(connection, sorted({e.subject for e in fresh}), ingested)
+
+    def _meter_of(self, record: str) -> Meter:
+        meter = self._meter_cache.get(record)
+        if meter is None:
+            meter = self._meter_cache[record] = Meter.from_record(orjson.loads(record))
+        return meter
+
+    async def roll_up(self, limit: int = 50_000) -> int:
+        """Fold up to `limit` stored events into the rollups of the meters behind them. Returns events read."""
+
+        def work(connection: Connection) -> int:
+            done, skipped = roll_up(connection, self._dialect_insert, self._meter_of, limit)
+            self._stats.skipped_values_total += skipped
+            return done
+
+        return await asyncio.to_thread(self._write, work)
+
+    # -- meters -----------------------------------------------------------------------------
+
+    async def list_meters(self) -> list[Meter]:
+        rows = await asyncio.to_thread(
+            self._fetch, select(meters.c.record, meters.c.created_us, meters.c.updated_us).order_by(meters.c.slug)
+        )
+        return [
+            Meter.from_record(
+                orjson.loads(r.record), created_at=from_micros(r.created_us), updated_at=from_micros(r.updated_us)
+            )
+            for r in rows
+        ]
+
+    async def create_meter(self, meter: Meter) -> None:
+        def work(connection: Connection) -> None:
+            exists = connection.execute(select(meters.c.slug).where(meters.c.slug == meter.slug)).first()
+            if exists is not None:
+                raise ConflictError(f"meter {meter.slug!r} already exists", field="slug")
+            self._put_meter(connection, meter, created=True)
+            rebuild_rollups(connection, self._dialect_insert, meter)
+
+        await asyncio.to_thread(self._write, work)
+
+    def _put_meter(self, connection: Connection, meter: Meter, *, created: bool) -> None:
+        now = to_micros(self._clock.now())
+        record = orjson.dumps(meter.to_record()).decode()
+        if created:
+            connection.execute(
+                meters.insert().values(
+                    slug=meter.slug, record=record, managed_by=meter.managed_by, created_us=now, updated_us=now
+                )
+            )
+        else:
+            connection.execute(
+                meters.update()
+                .where(meters.c.slug == meter.slug)
+                .values(record=record, managed_by=meter.managed_by, updated_us=now)
+            )
+
+    async def delete_meter(self, slug: str) -> bool:
+        def work(connection: Connection) -> bool:
+            deleted = connection.execute(delete(meters).where(meters.c.slug == slug)).rowcount
+            connection.execute(delete(meter_rollups).where(meter_rollups.c.meter == slug))
+            connection.execute(delete(meter_rollup_values).where(meter_rollup_values.c.meter == slug))
+            return bool(deleted)
+
+        return await asyncio.to_thread(self._write, work)
+
+    async def sync_meters(self, wanted: Sequence[Meter]) -> None:
+        def work(connection: Connection) -> None:
+            stored = {
+                row.slug: (Meter.from_record(orjson.loads(row.record)), row.managed_by)
+                for row in connection.execute(select(meters.c.slug, meters.c.record, meters.c.managed_by))
+            }
+            for meter in wanted:
+                current = stored.get(meter.slug)
+                if current is None:
+                    self._put_meter(connection, meter, created=True)
+                    rebuild_rollups(connection, self._dialect_insert, meter)
+                    continue
+                if current[0].to_record() != meter.to_record():
+                    self._put_meter(connection, meter, created=False)
+                if current[0].definition_key() != meter.definition_key():
+                    log.warning("meter %s changed definition: rebuilding its rollups", meter.slug)
+                    rebuild_rollups(connection, self._dialect_insert, meter)
+            names = {m.slug for m in wanted}
+            for slug, (_, managed_by) in stored.items():
+                if managed_by in ("builtin", "config") and slug not in names:
+                    connection.execute(delete(meters).where(meters.c.slug == slug))
+                    connection.execute(delete(meter_rollups).where(meter_rollups.c.meter == slug))
+                    connection.execute(delete(meter_rollup_values).where(meter_rollup_values.c.meter == slug))
+
+        await asyncio.to_thread(self._write, work)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def event_span(self, event_type: str) -> tuple[int, int] | None:
+        query = select(func.min(events.c.time_us), func.max(events.c.time_us)).where(events.c.type == event_type)
+        rows = await asyncio.to_thread(self._fetch, query)
+        low, high = rows[0]
+        return None if low is None else (int(low) - int(low) % DAY_US, int(high) - int(high) % DAY_US + DAY_US)
+
+    async def load_rollups(
+        self,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subjects: Sequence[str] | None,
+        *,
+        uniques: bool,
+    ) -> RollupSnapshot:
+        def read() -> RollupSnapshot:
+            with self._engine.connect() as connection:
+                for _ in range(20):
+                    before = self._watermark(connection, slug)
+                    snapshot = self._read_rollups(connection, slug, level_us, start_us, end_us, subjects, uniques)
+                    if self._watermark(connection, slug) == before:
+                        return RollupSnapshot(snapshot[0], snapshot[1], before)
+                    connection.rollback()
+            raise UnavailableError("rollups kept changing during the query; try again")
+
         try:
-            with self._engine.begin() as connection:
-                return len(connection.execute(statement, rows).all())
+            return await asyncio.to_thread(read)
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"event store read failed: {exc.__class__.__name__}") from exc
+
+    def _watermark(self, connection: Connection, slug: str) -> int:
+        connection.rollback()  # a fresh snapshot for each read (PostgreSQL READ COMMITTED per statement)
+        value = connection.execute(select(meters.c.rolled_seq).where(meters.c.slug == slug)).scalar()
+        return int(value or 0)
+
+    def _read_rollups(
+        self,
+        connection: Connection,
+        slug: str,
+        level_us: int,
+        start_us: int | None,
+        end_us: int | None,
+        subject_keys: Sequence[str] | None,
+        with_uniques: bool,
+    ) -> tuple[list[PartialRow], list[UniqueRow]]:
+        conditions = self._range(meter_rollups, slug, level_us, start_us, end_us)
+        if subject_keys is not None:
+            conditions.append(meter_rollups.c.subject.in_(list(subject_keys)))
+        partials = [
+            PartialRow(r.bucket_us, r.subject, r.dims, partial_from_row(r))
+            for r in connection.execute(select(meter_rollups).where(and_(*conditions)))
+        ]
+        found: list[UniqueRow] = []
+        if with_uniques:
+            table = meter_rollup_values
+            unique_conditions = self._range(table, slug, level_us, start_us, end_us)
+            if subject_keys is not None:
+                unique_conditions.append(table.c.subject.in_(list(subject_keys)))
+            query = select(table.c.bucket_us, table.c.subject, table.c.dims, table.c.digest).where(
+                and_(*unique_conditions)
+            )
+            found = [UniqueRow(r.bucket_us, r.subject, r.dims, r.digest) for r in connection.execute(query)]
+        return partials, found
+
+    def _range(self, table: Any, slug: str, level_us: int, start_us: int | None, end_us: int | None) -> list[Any]:
+        conditions = [table.c.meter == slug, table.c.level_us == level_us]
+        if start_us is not None:
+            conditions.append(table.c.bucket_us >= start_us)
+        if end_us is not None:
+            conditions.append(table.c.bucket_us < end_us)
+        return conditions
+
+    async def load_events_after(
+        self,
+        event_type: str,
+        after_seq: int,
+        start: datetime | None,
+        end: datetime | None,
+        subject_keys: Sequence[str] | None,
+    ) -> list[tuple[Event, int]]:
+        def read() -> list[Any]:
+            with self._engine.connect() as connection:
+                high = connection.execute(select(func.max(events.c.seq))).scalar()
+                if high is None or high <= after_seq:
+                    return []  # the usual case: the worker has caught up
+                conditions = [events.c.seq > after_seq, events.c.type == event_type]
+                if high - after_seq > TAIL_SCAN_LIMIT:
+                    # A long tail (the worker is behind): let the database narrow it by time and subject.
+                    if start is not None:
+                        conditions.append(events.c.time_us >= to_micros(start))
+                    if end is not None:
+                        conditions.append(events.c.time_us < to_micros(end))
+                    if subject_keys is not None:
+                        conditions.append(events.c.subject.in_(list(subject_keys)))
+                # A short tail is read by sequence (primary key) and narrowed here: its cost stays the
+                # tail's length, not the number of the subject's stored events.
+                query = select(
+                    events.c.seq, events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data
+                )
+                return list(connection.execute(query.where(and_(*conditions)).order_by(events.c.seq)))
+
+        try:
+            found = await asyncio.to_thread(read)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"event store read failed: {exc.__class__.__name__}") from exc
+        start_us = to_micros(start) if start is not None else None
+        end_us = to_micros(end) if end is not None else None
+        wanted = set(subject_keys) if subject_keys is not None else None
+        rows = [
+            r
+            for r in found
+            if (start_us is None or r.time_us >= start_us)
+            and (end_us is None or r.time_us < end_us)
+            and (wanted is None or r.subject in wanted)
+        ]
+        return [
+            (
+                Event(
+                    id=r.id,
+                    source=r.source,
+                    type=event_type,
+                    subject=r.subject,
+                    time=from_micros(r.time_us),
+                    data=orjson.loads(r.data),
+                ),
+                int(r.seq),
+            )
+            for r in rows
+        ]
+
+    async def list_subjects(self) -> list[Subject]:
+        rows = await asyncio.to_thread(self._fetch, select(subjects).order_by(subjects.c.key))
+        return [Subject(key=r.key, first_seen=from_micros(r.first_seen_us)) for r in rows]
 
     async def load_events(
         self,

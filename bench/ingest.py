@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Metering benchmark: event ingestion throughput and meter query latency at 1M / 10M stored events.
+
+    .venv/bin/python bench/ingest.py ingest --db sqlite --events 100000
+    .venv/bin/python bench/ingest.py ingest --db postgres --events 100000
+    .venv/bin/python bench/ingest.py query --db postgres --sizes 1000000,10000000
+
+`ingest` stores `--events` LLM token events through SqlEventStore.insert_events (the port the
+gateway and POST /api/v1/events use: dedup on (source, id), subjects, rollups of llm_tokens and
+llm_requests in the same transaction), in batches of 100 and of 1000; 10% of each batch repeats
+an already-stored event so the dedup path runs. It also sends the same events over HTTP to a
+running `tollway serve` (POST /api/v1/events, batch content type) when `--http URL` is given.
+
+`query` loads events spread over one month and 1000 subjects (through the same store path, in
+batches of 5000) until the store holds each size, then times the llm_tokens query of one subject
+for the month with DAY windows grouped by type and model (the customer-month an invoice reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.migrate import upgrade
+from tollway.adapters.sql.store import SqlEventStore
+from tollway.clock import SystemClock
+from tollway.metering.aggregation import MeterQuery, parse_zone
+from tollway.metering.events import Event
+from tollway.metering.meters import WindowSize
+from tollway.metering.service import MeteringService
+
+POSTGRES_URL = os.environ.get("TOLLWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
+MONTH_S = 31 * 86_400
+MODELS = ("gpt-4o", "claude-sonnet", "demo")
+TYPES = ("input", "output", "cache_read", "cache_write")
+
+
+def make_events(
+    start: int, count: int, subjects: int, rng: random.Random, *, spread_s: int = MONTH_S, step_s: int = 1
+) -> list[Event]:
+    """LLM token events; event times uniform over `spread_s` seconds from MONTH_START, on multiples of `step_s`."""
+    found = []
+    for n in range(start, start + count):
+        token_type = TYPES[n % 4]
+        offset = rng.randrange(spread_s)
+        found.append(
+            Event(
+                id=f"bench-{n}:{token_type}",
+                source="bench",
+                type="llm.tokens",
+                subject=f"customer-{rng.randrange(subjects)}",
+                time=MONTH_START + timedelta(seconds=offset - offset % step_s),
+                data={
+                    "tokens": rng.randrange(1, 4000),
+                    "type": token_type,
+                    "model": MODELS[n % 3],
+                    "provider": "openai",
+                    "status_code": 200,
+                    "route": "/v1/chat/completions",
+                    "streamed": False,
+                    "partial": False,
+                },
+            )
+        )
+    return found
+
+
+def fresh_store(db: str, schema: str, *, reuse: bool = False) -> SqlEventStore:
+    if db == "sqlite":
+        path = Path(f"/tmp/tollway-bench-{schema}.db")
+        for suffix in ("", "-wal", "-shm"):
+            if not reuse:
+                Path(str(path) + suffix).unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    else:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            if not reuse:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    engine = create_sql_engine(url)
+    upgrade(engine)
+    return SqlEventStore(engine, SystemClock())
+
+
+async def bench_ingest(db: str, total: int) -> None:
+    shapes = {
+        # Event times as a live stream at 50k events/s would have them (what the gateway sends).
+        "stream": max(1, total // 50_000),
+        # Worst case for rollups: times uniform over a month, so almost every event opens its own minute bucket.
+        "month": MONTH_S,
+    }
+    for shape, spread_s in shapes.items():
+        for batch in (100, 1000):
+            rng = random.Random(7)
+            store = fresh_store(db, f"bench_ingest_{batch}")
+            service = MeteringService(store, SystemClock())
+            await service.sync_meters([])
+            events = make_events(0, total, 1000, rng, spread_s=spread_s)
+            duplicates = max(1, batch // 10)
+            started = time.perf_counter()
+            sent = 0
+            for offset in range(0, total, batch - duplicates):
+                chunk = events[offset : offset + batch - duplicates]
+                if offset:
+                    chunk = chunk + events[offset - duplicates : offset]  # already stored: the dedup path
+                await store.insert_events(chunk)
+                sent += len(chunk)
+            elapsed = time.perf_counter() - started
+            started = time.perf_counter()
+            rolled = 0
+            while done := await store.roll_up(50_000):
+                rolled += done
+            roll_s = time.perf_counter() - started
+            print(
+                f"| {db} | {shape} | {batch} | {sent:,} ({total:,} new) | {sent / elapsed:,.0f} | "
+                f"{total / elapsed:,.0f} | {rolled / roll_s:,.0f} |",
+                flush=True,
+            )
+            await store.close()
+
+
+async def bench_http(url: str, token: str, total: int) -> None:
+    import httpx
+    import orjson
+
+    rng = random.Random(11)
+    events = [e.to_cloudevent() for e in make_events(10_000_000, total, 1000, rng)]
+    for batch in (100, 1000):
+        bodies = [orjson.dumps(events[i : i + batch]) for i in range(0, total, batch)]
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            started = time.perf_counter()
+            for body in bodies:
+                response = await client.post(
+                    "/api/v1/events", content=body, headers={"content-type": "application/cloudevents-batch+json"}
+                )
+                if response.status_code != 204:
+                    raise SystemExit(f"HTTP {response.status_code}: {response.text}")
+            elapsed = time.perf_counter() - started
+        print(f"http batch={batch}: {total} events in {elapsed:.2f}s = {total / elapsed:,.0f} events/s", flush=True)
+        events = [{**e, "id": e["id"] + "-again"} for e in events]
+
+
+async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int, reuse: bool) -> None:
+    """With `reuse`, keep the events a previous run stored (and generate only what is missing)."""
+    store = fresh_store(db, "bench_query", reuse=reuse)
+    service = MeteringService(store, SystemClock())
+    await service.sync_meters([])
+    rng = random.Random(3)
+    stored = 0
+    if reuse:
+        from sqlalchemy import text as sql_text
+
+        with store.engine.connect() as connection:
+            stored = int(connection.execute(sql_text("SELECT count(*) FROM events")).scalar() or 0)
+    queries = {
+        "DAY windows, UTC": MeterQuery(
+            start=MONTH_START,
+            end=MONTH_START + timedelta(days=31),
+            window_size=WindowSize.DAY,
+            subjects=("customer-7",),
+            group_by=("type", "model"),
+        ),
+        "DAY windows, America/New_York": MeterQuery(
+            start=datetime(2026, 10, 1, 4, tzinfo=UTC),
+            end=datetime(2026, 11, 1, 4, tzinfo=UTC),
+            window_size=WindowSize.DAY,
+            window_tz=parse_zone("America/New_York"),
+            subjects=("customer-7",),
+            group_by=("type", "model"),
+        ),
+        "whole month, no window": MeterQuery(
+            start=MONTH_START, end=MONTH_START + timedelta(days=31), subjects=("customer-7",), group_by=("type",)
+        ),
+    }
+    for size in sizes:
+        started = time.perf_counter()
+        while stored < size:
+            count = min(10_000, size - stored)
+            await store.insert_events(make_events(stored, count, subjects, rng, step_s=step_s))
+            stored += count
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        while await store.roll_up(100_000):
+            pass
+        roll_s = time.perf_counter() - started
+        print(f"stored={stored:,}: inserted in {load_s:.0f}s, rolled up in {roll_s:.0f}s", flush=True)
+        for name, query in queries.items():
+            timings = []
+            rows = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                rows = await service.query("llm_tokens", query)
+                timings.append((time.perf_counter() - started) * 1000)
+            print(
+                f"| {db} | {stored:,} | {name} | {len(rows)} | {statistics.median(timings):.1f} | "
+                f"{min(timings):.1f} | {max(timings):.1f} |",
+                flush=True,
+            )
+    await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ingest = sub.add_parser("ingest")
+    ingest.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ingest.add_argument("--events", type=int, default=100_000)
+    http = sub.add_parser("http")
+    http.add_argument("--url", required=True)
+    http.add_argument("--token", required=True)
+    http.add_argument("--events", type=int, default=100_000)
+    query = sub.add_parser("query")
+    query.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    query.add_argument("--sizes", default="1000000,10000000")
+    query.add_argument("--subjects", type=int, default=1000)
+    query.add_argument("--runs", type=int, default=20)
+    query.add_argument("--step-s", type=int, default=1, help="event times on multiples of this many seconds")
+    query.add_argument("--reuse", action="store_true", help="keep the events of the previous run")
+    args = parser.parse_args()
+    if args.command == "ingest":
+        asyncio.run(bench_ingest(args.db, args.events))
+    elif args.command == "http":
+        asyncio.run(bench_http(args.url, args.token, args.events))
+    else:
+        asyncio.run(
+            bench_query(
+                args.db, [int(s) for s in args.sizes.split(",")], args.subjects, args.runs, args.step_s, args.reuse
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""POST /api/v1/events: CloudEvents 1.0 ingestion (OpenMeter's shape; its SDK expects 204 No Content).
+
+`application/cloudevents+json` carries one event, `application/cloudevents-batch+json` an array,
+`application/json` either. A request is all-or-nothing: any invalid event answers 400 with one
+error per field and stores nothing. Events already stored (same source and id) are accepted and
+skipped. Headers report what happened: `Tollway-Events-Received` and `Tollway-Events-Stored`.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tollway.api.errors import problem
+from tollway.errors import TooLargeError
+from tollway.metering.ingest import EventValidationError
+from tollway.metering.service import MeteringService
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_BATCH_EVENTS = 10_000
+SINGLE = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+EITHER = ("application/json", "")
+
+
+def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+    @router.post("", summary="Ingest CloudEvents", status_code=204, response_class=Response)
+    async def ingest(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > max_body_bytes:
+                raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in (SINGLE, BATCH, *EITHER):
+            return problem(415, f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json")
+        try:
+            parsed = orjson.loads(bytes(body))
+        except orjson.JSONDecodeError as exc:
+            return problem(400, f"the body is not valid JSON: {exc}", errors=[{"field": "body", "message": str(exc)}])
+        if media == SINGLE and not isinstance(parsed, dict):
+            return problem(400, f"{SINGLE} carries one event object", errors=[{"field": "body", "message": "object"}])
+        if media == BATCH and not isinstance(parsed, list):
+            return problem(400, f"{BATCH} carries an array of events", errors=[{"field": "body", "message": "array"}])
+        if isinstance(parsed, list) and len(parsed) > MAX_BATCH_EVENTS:
+            raise TooLargeError(f"at most {MAX_BATCH_EVENTS} events per batch")
+        try:
+            received, stored = await service.ingest(parsed)
+        except EventValidationError as exc:
+            errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+            return problem(400, exc.message, errors=errors)
+        return Response(
+            status_code=204, headers={"Tollway-Events-Received": str(received), "Tollway-Events-Stored": str(stored)}
+        )
+
+    return router

@@ -1,0 +1,116 @@
+"""Validate CloudEvents 1.0 from outside services, with one error per bad field (pure).
+
+Rules: specversion "1.0"; id, source, type, subject non-empty strings of at most 255 characters;
+time RFC 3339 with an offset (default: now), at most 5 minutes in the future (late events are
+fine); data a JSON object (absent or null reads as {}); datacontenttype, if given, JSON.
+A batch is all-or-nothing: one bad event rejects the whole request and nothing is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tollway.errors import ValidationError
+from tollway.metering.events import SPEC_VERSION, Event, parse_time
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_TEXT = 255
+JSON_CONTENT_TYPES = ("application/json", "text/json")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class EventValidationError(ValidationError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"invalid event: {shown}{more}", field=errors[0].field if errors else None)
+        self.errors = errors
+
+
+def parse_events(body: Any, *, now: datetime) -> list[Event]:
+    """One event (a JSON object) or a batch (a JSON array). Raises EventValidationError."""
+    if isinstance(body, dict):
+        items, prefix = [body], [""]
+    elif isinstance(body, list):
+        if not body:
+            raise EventValidationError([FieldError("body", "the batch is empty")])
+        items, prefix = body, [f"[{i}]." for i in range(len(body))]
+    else:
+        raise EventValidationError([FieldError("body", "expected a CloudEvent object or an array of them")])
+    errors: list[FieldError] = []
+    events: list[Event] = []
+    for item, where in zip(items, prefix, strict=True):
+        event = _parse_one(item, where, now, errors)
+        if event is not None:
+            events.append(event)
+    if errors:
+        raise EventValidationError(errors)
+    return events
+
+
+def _text(raw: dict[str, Any], name: str, where: str, errors: list[FieldError]) -> str:
+    value = raw.get(name)
+    if value is None:
+        errors.append(FieldError(where + name, "required"))
+        return ""
+    if not isinstance(value, str):
+        errors.append(FieldError(where + name, "must be a string"))
+        return ""
+    if not value.strip():
+        errors.append(FieldError(where + name, "must not be empty"))
+        return ""
+    if len(value) > MAX_TEXT:
+        errors.append(FieldError(where + name, f"at most {MAX_TEXT} characters"))
+        return ""
+    return value
+
+
+def _parse_one(raw: Any, where: str, now: datetime, errors: list[FieldError]) -> Event | None:
+    if not isinstance(raw, dict):
+        errors.append(FieldError(where.rstrip(".") or "body", "must be a CloudEvent object"))
+        return None
+    before = len(errors)
+    version = raw.get("specversion")
+    if version is None:
+        errors.append(FieldError(where + "specversion", "required"))
+    elif version != SPEC_VERSION:
+        errors.append(FieldError(where + "specversion", f"must be {SPEC_VERSION!r}"))
+    event_id = _text(raw, "id", where, errors)
+    source = _text(raw, "source", where, errors)
+    event_type = _text(raw, "type", where, errors)
+    subject = _text(raw, "subject", where, errors)
+    moment = now
+    raw_time = raw.get("time")
+    if raw_time is not None:
+        if not isinstance(raw_time, str):
+            errors.append(FieldError(where + "time", "must be an RFC 3339 string"))
+        else:
+            try:
+                moment = parse_time(raw_time)
+            except ValueError:
+                errors.append(FieldError(where + "time", "must be RFC 3339 with an offset, e.g. 2026-11-23T10:00:00Z"))
+            else:
+                if moment > now + MAX_FUTURE:
+                    errors.append(FieldError(where + "time", "more than 5 minutes in the future"))
+    content_type = raw.get("datacontenttype")
+    if content_type is not None and (
+        not isinstance(content_type, str) or content_type.split(";")[0].strip().lower() not in JSON_CONTENT_TYPES
+    ):
+        errors.append(FieldError(where + "datacontenttype", "only application/json data is supported"))
+    if "data_base64" in raw:
+        errors.append(FieldError(where + "data_base64", "binary data is not supported; send a JSON object in data"))
+    data = raw.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, dict):
+        errors.append(FieldError(where + "data", "must be a JSON object"))
+    if len(errors) > before:
+        return None
+    return Event(id=event_id, source=source, type=event_type, subject=subject, time=moment, data=data)

@@ -1,0 +1,61 @@
+"""RollupWorker: a background task that folds newly stored events into meter rollups.
+
+Queries stay exact whatever its lag (events past a meter's watermark are read raw); the worker
+only keeps that tail short so a query costs about the number of windows. Several processes may
+run one each: the store serializes rollup writers. Small chunks keep each rollup transaction short,
+so ingestion (which shares SQLite's single write lock) never waits long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tollway.metering.service import Store
+
+log = logging.getLogger("tollway.metering.worker")
+
+
+class RollupWorker:
+    def __init__(self, store: Store, *, interval_s: float = 0.5, chunk: int = 5_000, pause_s: float = 0.005) -> None:
+        self._store = store
+        self._interval_s = interval_s
+        self._chunk = chunk
+        self._pause_s = pause_s  # between chunks, so event writers waiting for the write lock get it
+        self._task: asyncio.Task[None] | None = None
+        self.rolled_total = 0
+        self.failures_total = 0
+
+    async def run_once(self) -> int:
+        """Roll up until caught up. Returns how many events were read."""
+        total = 0
+        while True:
+            done = await self._store.roll_up(self._chunk)
+            total += done
+            self.rolled_total += done
+            if done < self._chunk:
+                return total
+            await asyncio.sleep(self._pause_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tollway-rollup-worker")
+
+    async def _run(self) -> None:
+        delay = self._interval_s
+        while True:
+            try:
+                await self.run_once()
+                delay = self._interval_s
+            except Exception as exc:
+                self.failures_total += 1
+                delay = min(max(delay * 2, self._interval_s), 30.0)
+                log.warning("rollup worker: %s (retrying in %.1fs)", exc, delay)
+            await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

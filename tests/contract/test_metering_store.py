@@ -1,0 +1,278 @@
+"""One contract suite for the metering store: memory fake, SQLite and PostgreSQL give the same answers.
+
+Hypothesis drives random events, meters and queries; every answer must equal the reference
+aggregation (tollway.metering.aggregation) over the raw events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tollway.adapters.memory.store import MemoryEventStore
+from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.migrate import upgrade
+from tollway.adapters.sql.store import SqlEventStore
+from tollway.clock import FrozenClock
+from tollway.errors import ConflictError
+from tollway.metering.aggregation import MeterQuery, aggregate, parse_zone
+from tollway.metering.events import Event
+from tollway.metering.meters import Aggregation, Meter, WindowSize
+from tollway.metering.service import MeteringService, Store
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+BASE = datetime(2026, 3, 1, tzinfo=UTC)  # spans both DST changes of 2026
+ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    clock = FrozenClock(NOW)
+    if request.param == "memory":
+        yield MemoryEventStore(clock)
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_sql_engine(url)
+    await asyncio.to_thread(upgrade, engine)
+    sql = SqlEventStore(engine, clock)
+    yield sql
+    await sql.close()
+
+
+def service_for(store: Store) -> MeteringService:
+    return MeteringService(store, FrozenClock(NOW))
+
+
+def ev(n: int, *, subject: str = "acme", minutes: float = 0, data: dict[str, object] | None = None) -> Event:
+    return Event(
+        id=f"e{n}",
+        source="test",
+        type="api.call",
+        subject=subject,
+        time=BASE + timedelta(minutes=minutes),
+        data=data if data is not None else {"value": n, "kind": "a"},
+    )
+
+
+async def test_dedup_on_source_and_id_and_conflicts_are_counted(store: Store) -> None:
+    service = service_for(store)
+    await service.sync_meters([])
+    first = ev(1)
+    assert await store.insert_events([first, ev(2)]) == 2
+    assert await store.insert_events([first, ev(2)]) == 0
+    changed = replace(first, data={"value": 99, "kind": "a"})
+    assert await store.insert_events([changed]) == 0
+    assert store.stats.conflicts_total == 1
+    assert store.stats.duplicates_total == 2
+    other_source = replace(first, source="elsewhere")
+    assert await store.insert_events([other_source]) == 1
+
+
+async def test_within_batch_duplicates_keep_the_first(store: Store) -> None:
+    service = service_for(store)
+    await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])
+    dup = replace(ev(1), data={"value": 50, "kind": "a"})
+    assert await store.insert_events([ev(1), dup]) == 1
+    rows = await service.query("calls", MeterQuery())
+    assert [r.value for r in rows] == [Decimal(1)]
+    assert store.stats.conflicts_total == 1
+
+
+async def test_meter_lifecycle_and_backfill(store: Store) -> None:
+    service = service_for(store)
+    await service.sync_meters([])
+    await store.insert_events([ev(i, minutes=i) for i in range(1, 6)])
+    await store.roll_up()
+    created = await service.create_meter(Meter("calls_sum", "api.call", Aggregation.SUM, "$.value"))
+    assert created.managed_by == "api"
+    rows = await service.query("calls_sum", MeterQuery())
+    assert [r.value for r in rows] == [Decimal(15)]  # events stored before the meter was created count
+    with pytest.raises(ConflictError):
+        await service.create_meter(Meter("calls_sum", "api.call", Aggregation.COUNT))
+    with pytest.raises(ConflictError):
+        await service.delete_meter("llm_tokens")
+    await service.delete_meter("calls_sum")
+    assert "calls_sum" not in {m.slug for m in await service.meters()}
+
+
+async def test_subjects_created_on_first_sight(store: Store) -> None:
+    await store.insert_events([ev(1, subject="b"), ev(2, subject="a"), ev(3, subject="a")])
+    assert [s.key for s in await store.list_subjects()] == ["a", "b"]
+
+
+async def test_missing_and_non_numeric_values_are_skipped_and_counted(store: Store) -> None:
+    service = service_for(store)
+    await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])
+    await store.insert_events(
+        [ev(1, data={"value": "2.5"}), ev(2, data={}), ev(3, data={"value": "lots"}), ev(4, data={"value": 3})]
+    )
+    await store.roll_up()
+    rows = await service.query("calls", MeterQuery())
+    assert [r.value for r in rows] == [Decimal("5.5")]
+    assert store.stats.skipped_values_total == 2
+
+
+async def test_config_meter_definition_change_rebuilds_rollups(store: Store) -> None:
+    service = service_for(store)
+    await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])
+    await store.insert_events([ev(1), ev(2)])
+    await store.roll_up()
+    await service.sync_meters([Meter("calls", "api.call", Aggregation.MAX, "$.value", managed_by="config")])
+    assert [r.value for r in await service.query("calls", MeterQuery())] == [Decimal(2)]
+    await service.sync_meters([])
+    assert "calls" not in {m.slug for m in await service.meters()}
+
+
+# -- properties: rollup answers equal the reference over raw events --------------------------------
+
+event_strategy = st.builds(
+    lambda minute, second, subject, kind, value, tag: (minute, second, subject, kind, value, tag),
+    st.integers(min_value=0, max_value=60 * 24 * 70),
+    st.integers(min_value=0, max_value=59),
+    st.sampled_from(["acme", "globex", "initech"]),
+    st.sampled_from(["a", "b", None]),
+    st.one_of(
+        st.integers(min_value=-1000, max_value=10**6),
+        st.decimals(min_value=-1000, max_value=1000, places=3, allow_nan=False, allow_infinity=False).map(str),
+        st.none(),
+        st.just("n/a"),
+    ),
+    st.sampled_from(["x", "y", "z", "w"]),
+)
+
+query_strategy = st.fixed_dictionaries(
+    {
+        "aggregation": st.sampled_from(list(Aggregation)),
+        "window": st.sampled_from([None, *WindowSize]),
+        "zone": st.sampled_from(ZONES),
+        "start": st.one_of(st.none(), st.integers(min_value=-60, max_value=60 * 24 * 40)),
+        "length": st.one_of(st.none(), st.integers(min_value=1, max_value=60 * 24 * 45)),
+        "start_seconds": st.sampled_from([0, 0, 17]),
+        "group_by": st.sampled_from([(), ("kind",), ("subject",), ("subject", "kind")]),
+        "subjects": st.sampled_from([None, ("acme",), ("acme", "globex")]),
+        "filter": st.sampled_from([{}, {"kind": ("a",)}]),
+        "roll_all": st.booleans(),
+    }
+)
+
+
+def build_events(raw: list[tuple[int, int, str, str | None, object, str]]) -> list[Event]:
+    found = []
+    for n, (minute, second, subject, kind, value, tag) in enumerate(raw):
+        data: dict[str, object] = {"tag": tag}
+        if kind is not None:
+            data["kind"] = kind
+        if value is not None:
+            data["value"] = value
+        found.append(
+            Event(
+                id=f"p{n}",
+                source="prop",
+                type="api.call",
+                subject=subject,
+                time=BASE + timedelta(minutes=minute, seconds=second),
+                data=data,
+            )
+        )
+    return found
+
+
+def make_query(spec: dict[str, object]) -> MeterQuery:
+    start: datetime | None = None
+    end: datetime | None = None
+    start_minute, start_seconds, length = spec["start"], spec["start_seconds"], spec["length"]
+    if isinstance(start_minute, int) and isinstance(start_seconds, int):
+        start = BASE + timedelta(minutes=start_minute, seconds=start_seconds)
+    if isinstance(length, int):
+        end = (start or BASE) + timedelta(minutes=length)
+    window = spec["window"]
+    assert window is None or isinstance(window, WindowSize)
+    return MeterQuery(
+        start=start,
+        end=end,
+        window_size=window,
+        window_tz=parse_zone(str(spec["zone"])),
+        subjects=spec["subjects"],  # type: ignore[arg-type]
+        group_by=spec["group_by"],  # type: ignore[arg-type]
+        filter_group_by=spec["filter"],  # type: ignore[arg-type]
+    )
+
+
+def check_against_reference(
+    store_factory: Callable[[], Store],
+    raw: list[tuple[int, int, str, str | None, object, str]],
+    spec: dict[str, object],
+) -> None:
+    aggregation = spec["aggregation"]
+    assert isinstance(aggregation, Aggregation)
+    value_property = "$.tag" if aggregation is Aggregation.UNIQUE_COUNT else "$.value"
+    meter = Meter("prop", "api.call", aggregation, value_property, {"kind": "$.kind"}, managed_by="config")
+    events = build_events(raw)
+    query = make_query(spec)
+
+    async def run() -> None:
+        store = store_factory()
+        service = service_for(store)
+        await service.sync_meters([meter])
+        half = len(events) // 2
+        await store.insert_events(events[:half])
+        await store.roll_up()  # part in rollups, part past the watermark (read raw)
+        await store.insert_events(events[half:])
+        if spec["roll_all"]:
+            await store.roll_up(limit=7)
+            await store.roll_up()
+        got = await service.query("prop", query)
+        expected = aggregate(meter, query, sorted(events, key=lambda e: e.time), now=NOW)
+        assert got == expected
+
+    asyncio.run(run())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(event_strategy, max_size=40), query_strategy)
+def test_rollup_queries_equal_reference_memory(
+    raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
+) -> None:
+    check_against_reference(lambda: MemoryEventStore(FrozenClock(NOW)), raw, spec)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(event_strategy, max_size=30), query_strategy)
+def test_rollup_queries_equal_reference_sqlite(
+    tmp_path: Path, raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
+) -> None:
+    path = tmp_path / "prop.db"
+    path.unlink(missing_ok=True)
+    engine = create_sql_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    try:
+        check_against_reference(lambda: SqlEventStore(engine, FrozenClock(NOW)), raw, spec)
+    finally:
+        engine.dispose()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(event_strategy, max_size=30), query_strategy)
+def test_rollup_queries_equal_reference_postgres(
+    postgres_url: str, raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
+) -> None:
+    engine = create_sql_engine(postgres_url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        for table in ("meter_rollup_values", "meter_rollups", "meters", "subjects", "events"):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    try:
+        check_against_reference(lambda: SqlEventStore(engine, FrozenClock(NOW)), raw, spec)
+    finally:
+        engine.dispose()
