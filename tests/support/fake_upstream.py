@@ -8,15 +8,13 @@ and async tests can use it alike.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.support.net import free_port
+from tests.support.loopback import LoopbackServer
 
 DEFAULT_USAGE: dict[str, Any] = {
     "prompt_tokens": 1200,
@@ -48,13 +46,6 @@ class Reply:
     send_done: bool = True
     content_type: str = "application/json"
     tool_calls: list[dict[str, Any]] | None = None  # [{"id", "type": "function", "function": {"name", "arguments"}}]
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
 
 
 def completion_body(model: str, reply: Reply) -> dict[str, Any]:
@@ -96,53 +87,23 @@ def chunk_event(model: str, delta: dict[str, Any], finish: str | None, with_usag
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer[Reply]):
     def __init__(self) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.received: list[Received] = []
-        self._script: deque[Reply] = deque()
-        self.default = Reply()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        super().__init__(Reply())
+        self.base_url = self.origin + "/v1"
 
-    def start(self) -> FakeOpenAI:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    def enqueue(self, *replies: Reply) -> None:
-        self._script.extend(replies)
-
-    def _next(self) -> Reply:
-        return self._script.popleft() if self._script else self.default
-
-    async def _record(self, request: web.Request) -> dict[str, Any]:
-        raw = await request.read()
-        body = orjson.loads(raw) if raw else {}
-        self.received.append(Received(request.path, dict(request.headers), body))
-        return body
+    def start(self) -> FakeOpenAI:
+        super().start()
+        return self
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
-        reply = self._next()
+        body = await self.record(request)
+        reply = self.next_reply()
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.status != 200 or reply.body is not None:
@@ -162,8 +123,8 @@ class FakeOpenAI:
         return await _responses_handler(self, request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
-        reply = self._next()
+        body = await self.record(request)
+        reply = self.next_reply()
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.status != 200 or reply.body is not None:
@@ -332,8 +293,8 @@ def response_events(model: str, reply: Reply) -> list[bytes]:
 
 
 async def _responses_handler(fake: FakeOpenAI, request: web.Request) -> web.StreamResponse:
-    body = await fake._record(request)
-    reply = fake._next()
+    body = await fake.record(request)
+    reply = fake.next_reply()
     if reply.status != 200 or reply.body is not None:
         return _plain(reply)
     model = str(body.get("model"))
