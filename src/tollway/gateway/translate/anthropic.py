@@ -5,13 +5,12 @@ Each direction takes only what it can carry faithfully; any other field gets a 4
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
 from tollway.gateway.http import RequestError
-from tollway.gateway.translate.common import neutral, unsupported
+from tollway.gateway.translate.common import DATA_URL, neutral, unsupported
 from tollway.gateway.usage import from_anthropic, from_openai_chat, to_anthropic, to_openai_chat
 
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI clients often leave it out.
@@ -32,7 +31,6 @@ FINISH_TO_STOP = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 
 # OpenAI chat fields carried to Anthropic (others are checked one by one below).
 _CHAT_CARRIED = frozenset(
@@ -217,7 +215,7 @@ def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
 def _image_block(url: Any, where: str) -> dict[str, Any]:
     if not isinstance(url, str):
         raise RequestError(400, f"{where}.image_url.url must be a string", param=where)
-    match = _DATA_URL.match(url)
+    match = DATA_URL.match(url)
     if match:
         source = {"type": "base64", "media_type": match["type"], "data": match["data"]}
         return {"type": "image", "source": source}

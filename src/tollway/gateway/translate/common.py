@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
@@ -10,6 +11,9 @@ import orjson
 from tollway.gateway.http import ERROR_KIND_BY_STATUS, RequestError, openai_error
 from tollway.gateway.providers.base import UpstreamResponse
 from tollway.gateway.streaming import SSEFramer, event_data
+
+# An image passed inline as `data:<media type>;base64,<data>` (OpenAI image_url parts).
+DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 
 
 class EventTranslator(Protocol):

@@ -7,14 +7,13 @@ Gemini: `contents` of role user/model with `parts` (text, inlineData, functionCa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from tollway.gateway.http import RequestError
-from tollway.gateway.translate.common import neutral, sse, sse_json, unsupported
+from tollway.gateway.translate.common import DATA_URL, neutral, sse, sse_json, unsupported
 from tollway.gateway.usage import from_gemini, to_openai_chat
 
 FINISH = {
@@ -30,7 +29,6 @@ FINISH = {
 # Gemini's thinking models sign each function call and want the signature back with the call in the next
 # turn. OpenAI chat has no field for it, so it travels inside the tool call id, which clients echo verbatim.
 SIGNATURE_MARK = "__thought__"
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 _CARRIED = frozenset(
     {
         "model",
@@ -207,7 +205,7 @@ def _parts(content: Any, where: str, *, images: bool) -> list[dict[str, Any]]:
         if kind == "text" and isinstance(part.get("text"), str):
             parts.append({"text": part["text"]})
         elif kind == "image_url" and images and isinstance(part.get("image_url"), dict):
-            match = _DATA_URL.match(str(part["image_url"].get("url")))
+            match = DATA_URL.match(str(part["image_url"].get("url")))
             if match is None:
                 raise unsupported(f"{where}.content[{j}]", "Gemini takes images inline: send a base64 data URL")
             parts.append({"inlineData": {"mimeType": match["type"], "data": match["data"]}})
