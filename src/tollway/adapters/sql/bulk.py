@@ -52,6 +52,20 @@ def insert_events(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> di
     return {(source, event_id): seq for seq, source, event_id in cursor.fetchall()}
 
 
+def stored_by_key(connection: Connection, keys: Sequence[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    """(source, id, type, subject, time_us, data) of the stored events with these (source, id) keys.
+
+    PostgreSQL joins an unnest of the keys (an index lookup per key; a row-value IN list of this
+    size is planned as a scan of the whole table). Only used on PostgreSQL."""
+    cursor = _cursor(connection)
+    cursor.execute(
+        "SELECT e.source, e.id, e.type, e.subject, e.time_us, e.data FROM events e "
+        "JOIN unnest(%b::text[], %b::text[]) AS k(source, id) ON e.source = k.source AND e.id = k.id",
+        _columns(keys, 2),
+    )
+    return list(cursor.fetchall())
+
+
 def insert_subjects(connection: Connection, keys: Sequence[str], first_seen_us: int) -> None:
     cursor = _cursor(connection)
     if connection.dialect.name == "postgresql":

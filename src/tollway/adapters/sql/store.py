@@ -121,8 +121,16 @@ class SqlEventStore:
         kept: dict[tuple[str, str], tuple[str, str, int, Any]] = {
             key: (e.type, e.subject, to_micros(e.time), e.data) for key, e in first.items()
         }
-        for offset in range(0, len(stored_before), CHUNK):
-            chunk = stored_before[offset : offset + CHUNK]
+        if self._postgres and stored_before:
+            for source, event_id, kind, subject, time_us, data in bulk.stored_by_key(
+                connection, [(e.source, e.id) for e in stored_before]
+            ):
+                kept[(source, event_id)] = (kind, subject, time_us, orjson.loads(data))
+            stored_before_sqlite: list[Event] = []
+        else:
+            stored_before_sqlite = stored_before
+        for offset in range(0, len(stored_before_sqlite), CHUNK):
+            chunk = stored_before_sqlite[offset : offset + CHUNK]
             query = select(
                 events.c.source, events.c.id, events.c.type, events.c.subject, events.c.time_us, events.c.data
             )
