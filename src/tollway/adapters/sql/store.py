@@ -39,6 +39,10 @@ TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtere
 T = TypeVar("T")
 
 
+NEW_SUBJECTS = "tollway_new_subjects"
+KNOWN_SUBJECTS_MAX = 1_000_000
+
+
 class SqlEventStore:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
@@ -47,6 +51,7 @@ class SqlEventStore:
         self._dialect_insert = postgresql.insert if self._postgres else sqlite.insert
         self._meter_cache: dict[str, Meter] = {}
         self._stats = IngestStats()
+        self._known_subjects: set[str] = set()  # stored subjects: no insert for them per batch
 
     @property
     def engine(self) -> Engine:
@@ -70,8 +75,14 @@ class SqlEventStore:
                     # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction
                     # that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
-                result = work(connection)
-                connection.commit()
+                try:
+                    result = work(connection)
+                    connection.commit()
+                    if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
+                        self._known_subjects.clear()
+                    self._known_subjects.update(connection.info.get(NEW_SUBJECTS, ()))
+                finally:
+                    connection.info.pop(NEW_SUBJECTS, None)
                 return result
         except DomainError:
             raise
@@ -150,7 +161,10 @@ class SqlEventStore:
         return conflicts
 
     def _add_subjects(self, connection: Connection, fresh: list[Event], ingested: int) -> None:
-        bulk.insert_subjects(connection, sorted({e.subject for e in fresh}), ingested)
+        names = {e.subject for e in fresh} - self._known_subjects
+        if names:
+            bulk.insert_subjects(connection, sorted(names), ingested)
+            connection.info[NEW_SUBJECTS] = names  # remembered once the transaction commits
 
     def _meter_of(self, record: str) -> Meter:
         meter = self._meter_cache.get(record)
