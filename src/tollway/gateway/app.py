@@ -31,7 +31,7 @@ from tollway.gateway.http import (
 )
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
-from tollway.gateway.relay import Call, GatewayLimits, Relay, completion_chars, input_chars
+from tollway.gateway.relay import Call, GatewayLimits, Relay, completion_chars, input_chars, is_event_stream
 from tollway.gateway.requests import (
     parse_chat_request,
     parse_embeddings_request,
@@ -181,7 +181,7 @@ class Gateway(Relay):
             stream=request.stream,
             started_at=started_at,
         )
-        if request.stream and response.status == 200 and "event-stream" in response.content_type:
+        if request.stream and is_event_stream(response):
             await self._relay_stream(call, route, target, request, response, started_at, receive, send)
             return
         await self._finish_unary(

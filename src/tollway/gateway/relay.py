@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from tollway.gateway.auth import Consumer
+from tollway.gateway.decode import json_object
 from tollway.gateway.http import Receive, RequestError, Send, openai_error, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamError, UpstreamResponse
@@ -63,6 +62,11 @@ class Call:
         return self.request_id.encode()
 
 
+def is_event_stream(response: UpstreamResponse) -> bool:
+    """A successful answer that streams (an upstream may answer a stream request with plain JSON)."""
+    return response.status == 200 and "event-stream" in response.content_type
+
+
 class Relay:
     state: GatewayState
     _pipeline: UsageSink
@@ -102,7 +106,7 @@ class Relay:
         usage: TokenUsage | None = None
         estimated = False
         body = raw
-        parsed = _json_object(raw)
+        parsed = json_object(raw)
         if status < 400 and parsed is None:
             status = 502
             raw = b"a response that is not a JSON object: " + raw[:200]
@@ -348,14 +352,6 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
             return
 
 
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
 def input_chars(payload: dict[str, Any]) -> int:
     items = payload.get("input")
     return sum(len(i) for i in (items if isinstance(items, list) else [items]) if isinstance(i, str))
@@ -372,7 +368,7 @@ def completion_chars(parsed: dict[str, Any]) -> int:
 
 def _as_openai_error(raw: bytes, status: int) -> bytes:
     """Upstream errors reach the client in OpenAI's shape, whatever the upstream sent."""
-    parsed = _json_object(raw)
+    parsed = json_object(raw)
     if parsed is not None and isinstance(parsed.get("error"), dict):
         return raw
     detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tollway.gateway.decode import json_object
 from tollway.gateway.usage import from_openai_chat
 from tollway.metering.llm import TokenUsage
 
@@ -92,11 +93,8 @@ class ChatStreamTracker:
         if data == b"[DONE]":
             self.done = True
             return event
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event
-        if not isinstance(chunk, dict):
+        chunk = json_object(data)
+        if chunk is None:
             return event
         if isinstance(chunk.get("error"), Mapping):
             self.error = chunk["error"]

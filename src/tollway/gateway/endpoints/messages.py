@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from tollway.gateway.endpoints.adapt import AdaptedRoutes, FormatAdapter
 from tollway.gateway.http import Receive, RequestError, Scope, Send, send_bytes
 from tollway.gateway.providers.base import Provider, UpstreamError, UpstreamRequest
+from tollway.gateway.relay import is_event_stream
 from tollway.gateway.requests import ChatRequest, parse_json_object, require_model, upstream_body
 from tollway.gateway.translate.anthropic import anthropic_to_chat_request, chat_to_anthropic_response
 from tollway.gateway.translate.anthropic_stream import AnthropicStreamTracker, ChatToAnthropic, anthropic_stream_error
@@ -62,7 +63,7 @@ class MessagesEndpoint:
             stream=stream,
             started_at=started_at,
         )
-        if stream and response.status == 200 and "event-stream" in response.content_type:
+        if stream and is_event_stream(response):
             await gateway._relay_stream(
                 call,
                 route,

@@ -9,6 +9,7 @@ from tollway.clock import Clock
 from tollway.gateway.endpoints.adapt import AdaptedRoutes, FormatAdapter
 from tollway.gateway.http import Receive, RequestError, Scope, Send
 from tollway.gateway.providers.base import Provider
+from tollway.gateway.relay import is_event_stream
 from tollway.gateway.requests import ChatRequest, parse_json_object, require_model, upstream_body
 from tollway.gateway.translate.common import to_openai_error
 from tollway.gateway.translate.responses import (
@@ -70,7 +71,7 @@ class ResponsesEndpoint:
             stream=stream,
             started_at=started_at,
         )
-        if stream and response.status == 200 and "event-stream" in response.content_type:
+        if stream and is_event_stream(response):
             await gateway._relay_stream(
                 call,
                 route,

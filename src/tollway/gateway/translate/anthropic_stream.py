@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from tollway.gateway.decode import json_object
 from tollway.gateway.streaming import event_data
 from tollway.gateway.translate.anthropic import FINISH_TO_STOP, STOP_TO_FINISH
 from tollway.gateway.translate.common import sse, sse_json
@@ -146,11 +145,8 @@ class ChatToAnthropic:
             return b""
         if raw == b"[DONE]":
             return self._close()
-        try:
-            chunk = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return b""
-        if not isinstance(chunk, dict):
+        chunk = json_object(raw)
+        if chunk is None:
             return b""
         if isinstance(chunk.get("error"), Mapping):
             error = chunk["error"]

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tollway.gateway.decode import json_object
 from tollway.gateway.http import ERROR_KIND_BY_STATUS, RequestError, openai_error
 from tollway.gateway.providers.base import UpstreamResponse
 from tollway.gateway.streaming import SSEFramer, event_data
@@ -64,13 +65,8 @@ class TranslatedResponse:
         raw = await self._inner.read()
         if self.status >= 400:
             return self._error(raw, self.status)
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw
-        if not isinstance(parsed, dict):
-            return raw
-        return orjson.dumps(self._unary(parsed))
+        parsed = json_object(raw)
+        return raw if parsed is None else orjson.dumps(self._unary(parsed))
 
     def close(self) -> None:
         self._inner.close()
@@ -86,19 +82,7 @@ def sse_json(event: bytes) -> dict[str, Any] | None:
     data = event_data(event)
     if data is None or data == b"[DONE]":
         return None
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
+    return json_object(data)
 
 
 def error_message(raw: bytes, status: int) -> tuple[str, str | None]:

@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from tollway.gateway.decode import json_object
 from tollway.gateway.http import RequestError
 from tollway.gateway.streaming import event_data
 from tollway.gateway.translate.common import neutral, sse, sse_json, unsupported
@@ -252,11 +251,8 @@ class ChatToResponses:
             return b""
         if raw == b"[DONE]":
             return self._close()
-        try:
-            chunk = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return b""
-        if not isinstance(chunk, dict):
+        chunk = json_object(raw)
+        if chunk is None:
             return b""
         if isinstance(chunk.get("error"), Mapping):
             error = chunk["error"]
