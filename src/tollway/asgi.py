@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from tollway.gateway.app import Gateway, new_request_id
+from tollway.gateway.app import Gateway, RequestIds
 from tollway.gateway.http import Message, Receive, Scope, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 
@@ -35,6 +35,7 @@ class TollwayApp:
         self._ready = ready
         self._startup = startup
         self._shutdown = shutdown
+        self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -43,15 +44,15 @@ class TollwayApp:
             if path.startswith("/v1/"):
                 await self.gateway(scope, receive, send)
             elif path == "/healthz":
-                await send_bytes(send, 200, b'{"status":"ok"}', new_request_id().encode())
+                await send_bytes(send, 200, b'{"status":"ok"}', self._ids.new().encode())
             elif path == "/readyz":
                 await self._readyz(send)
             elif path == "/metrics":
                 await send_bytes(
-                    send, 200, self._metrics.render(), new_request_id().encode(), b"text/plain; version=0.0.4"
+                    send, 200, self._metrics.render(), self._ids.new().encode(), b"text/plain; version=0.0.4"
                 )
             else:
-                await self._management(scope, receive, _with_request_id(send))
+                await self._management(scope, receive, _with_request_id(send, self._ids.new().encode()))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
@@ -62,9 +63,9 @@ class TollwayApp:
             await asyncio.wait_for(self._ready(), READY_TIMEOUT_S)
         except Exception as exc:
             body = orjson.dumps({"status": "unavailable", "detail": f"store unreachable: {exc}"})
-            await send_bytes(send, 503, body, new_request_id().encode())
+            await send_bytes(send, 503, body, self._ids.new().encode())
             return
-        await send_bytes(send, 200, b'{"status":"ready"}', new_request_id().encode())
+        await send_bytes(send, 200, b'{"status":"ready"}', self._ids.new().encode())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -88,8 +89,7 @@ class TollwayApp:
                 return
 
 
-def _with_request_id(send: Send) -> Send:
-    request_id = new_request_id().encode()
+def _with_request_id(send: Send, request_id: bytes) -> Send:
 
     async def sender(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -53,10 +53,6 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHALLENGE = [(b"www-authenticate", b'Bearer realm="tollway"')]
 
 
-def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
-
-
 class RequestIds:
     """Request ids without a system call each: a random per-process prefix and a counter."""
 
