@@ -233,6 +233,7 @@ def check_against_reference(
             await store.roll_up(limit=7)
             await store.roll_up()
         got = await service.query("prop", query)
+        await store.close()
         expected = aggregate(meter, query, sorted(events, key=lambda e: e.time), now=NOW)
         assert got == expected
 

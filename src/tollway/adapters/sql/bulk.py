@@ -1,4 +1,4 @@
-"""Bulk statements on the driver connection: the ingest and rollup hot paths.
+"""Bulk statements on the driver connection: the rollup hot path (ingest has its own module, ingest.py).
 
 SQLAlchemy's per-row parameter handling costs more than the database work for batches of
 thousands of rows, so these few statements go to the DBAPI cursor of the same transaction:
@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-EVENT_COLUMNS = "source, id, type, subject, time_us, ingested_us, data"
 ROLLUP_COLUMNS = (
     "meter, level_us, bucket_us, subject, dims, count, total, minimum, maximum, latest, latest_us, latest_seq, first_us"
 )
@@ -31,52 +30,6 @@ def _cursor(connection: Connection) -> Any:
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def insert_events(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], int]:
-    """Insert (source, id, type, subject, time_us, ingested_us, data) rows, skipping stored (source, id).
-
-    Returns the sequence number of each row that was new."""
-    cursor = _cursor(connection)
-    if connection.dialect.name == "postgresql":
-        cursor.execute(
-            f"INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM unnest("
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[]) "
-            "ON CONFLICT (source, id) DO NOTHING RETURNING seq, source, id",
-            _columns(rows, 7),
-        )
-        return {(source, event_id): seq for seq, source, event_id in cursor.fetchall()}
-    before = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-    cursor.executemany(f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    cursor.execute("SELECT seq, source, id FROM events WHERE seq > ?", (before,))
-    return {(source, event_id): seq for seq, source, event_id in cursor.fetchall()}
-
-
-def stored_by_key(connection: Connection, keys: Sequence[tuple[str, str]]) -> list[tuple[Any, ...]]:
-    """(source, id, type, subject, time_us, data) of the stored events with these (source, id) keys.
-
-    PostgreSQL joins an unnest of the keys (an index lookup per key; a row-value IN list of this
-    size is planned as a scan of the whole table). Only used on PostgreSQL."""
-    cursor = _cursor(connection)
-    cursor.execute(
-        "SELECT e.source, e.id, e.type, e.subject, e.time_us, e.data FROM events e "
-        "JOIN unnest(%b::text[], %b::text[]) AS k(source, id) ON e.source = k.source AND e.id = k.id",
-        _columns(keys, 2),
-    )
-    return list(cursor.fetchall())
-
-
-def insert_subjects(connection: Connection, keys: Sequence[str], first_seen_us: int) -> None:
-    cursor = _cursor(connection)
-    if connection.dialect.name == "postgresql":
-        cursor.execute(
-            "INSERT INTO subjects (key, first_seen_us) SELECT unnest(%b::text[]), %s ON CONFLICT DO NOTHING",
-            (list(keys), first_seen_us),
-        )
-        return
-    cursor.executemany(
-        "INSERT OR IGNORE INTO subjects (key, first_seen_us) VALUES (?, ?)", [(k, first_seen_us) for k in keys]
-    )
 
 
 def upsert_rollups(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:

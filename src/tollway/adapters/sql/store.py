@@ -1,8 +1,9 @@
 """SqlEventStore: the EventStore and MeterStore ports on SQLite or PostgreSQL (blocking calls in threads).
 
-Ingest is one short write transaction per batch: insert the events (dedup on (source, id) by the
-unique key) and record new subjects. Event writers are serialized (SQLite by its write lock,
-PostgreSQL by a transaction-level advisory lock), so sequence numbers commit in order. Rollups
+Ingest is one short write transaction per batch (see ingest.py): insert the events (dedup on
+(source, id) by the unique key) and record new subjects; concurrent callers share transactions
+(group commit, see writer.py). Event writers are serialized (SQLite by its write lock, PostgreSQL by
+a transaction-level advisory lock), so sequence numbers commit in order. Rollups
 follow incrementally (`roll_up`, driven by the RollupWorker): each meter's watermark says which
 events its rollups hold, and a query adds the few events past it, read raw, in one consistent view.
 """
@@ -16,13 +17,15 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, text, tuple_
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql import bulk
+from tollway.adapters.sql import ingest
+from tollway.adapters.sql.ingest import EventKey, EventRow, StoredCopy
 from tollway.adapters.sql.rollups import rebuild_rollups, roll_up
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
+from tollway.adapters.sql.writer import GroupCommit, WriterConnection
 from tollway.clock import Clock
 from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
@@ -32,14 +35,13 @@ from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, partial_from_
 
 log = logging.getLogger("tollway.metering.store")
 
-INGEST_LOCK = 0x746F6C6C  # "toll": serializes event writers on PostgreSQL
 ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
 CHUNK = 500
+GROUP_COMMIT_MAX = 10_000  # events per shared ingest transaction
 TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
 T = TypeVar("T")
 
 
-NEW_SUBJECTS = "tollway_new_subjects"
 KNOWN_SUBJECTS_MAX = 1_000_000
 
 
@@ -52,6 +54,8 @@ class SqlEventStore:
         self._meter_cache: dict[str, Meter] = {}
         self._stats = IngestStats()
         self._known_subjects: set[str] = set()  # stored subjects: no insert for them per batch
+        self._writer = WriterConnection(engine)
+        self._group_commit: GroupCommit[Event] = GroupCommit(self._ingest_batches, max_items=GROUP_COMMIT_MAX)
 
     @property
     def engine(self) -> Engine:
@@ -64,6 +68,7 @@ class SqlEventStore:
     # -- writes ---------------------------------------------------------------------------
 
     def _write(self, work: Callable[[Connection], T], lock: int = ROLLUP_LOCK) -> T:
+        """Run `work` in a write transaction (rollups, meters), serialized with the other rollup writers."""
         try:
             with self._engine.connect() as connection:
                 if self._postgres:
@@ -75,14 +80,8 @@ class SqlEventStore:
                     # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction
                     # that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    result = work(connection)
-                    connection.commit()
-                    if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
-                        self._known_subjects.clear()
-                    self._known_subjects.update(connection.info.get(NEW_SUBJECTS, ()))
-                finally:
-                    connection.info.pop(NEW_SUBJECTS, None)
+                result = work(connection)
+                connection.commit()
                 return result
         except DomainError:
             raise
@@ -92,79 +91,57 @@ class SqlEventStore:
     async def insert_events(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
-        return await asyncio.to_thread(
-            self._write, lambda connection: self._ingest(connection, list(batch)), INGEST_LOCK
-        )
+        return await self._group_commit.submit(batch)
 
-    def _ingest(self, connection: Connection, batch: list[Event]) -> int:
+    def _ingest_batches(self, batches: list[Sequence[Event]]) -> list[int]:
+        """Store several callers' batches in one transaction; how many of each caller's events were new.
+
+        An event repeated within the group counts for the first caller that sent it."""
         ingested = to_micros(self._clock.now())
-        first: dict[tuple[str, str], Event] = {}
-        repeats: list[Event] = []
-        for event in batch:
-            key = (event.source, event.id)
-            if key in first:
-                repeats.append(event)
-            else:
-                first[key] = event
-        rows = [
-            (e.source, e.id, e.type, e.subject, to_micros(e.time), ingested, orjson.dumps(e.data).decode())
-            for e in first.values()
-        ]
-        seq_by_key = bulk.insert_events(connection, rows)
-        stored_before = [e for key, e in first.items() if key not in seq_by_key]
-        conflicts = self._count_conflicts(connection, stored_before, first, repeats)
-        fresh = len(seq_by_key)
-        if fresh:
-            self._add_subjects(connection, [e for key, e in first.items() if key in seq_by_key], ingested)
+        first: dict[EventKey, EventRow] = {}
+        repeats: list[EventRow] = []
+        owners: list[list[EventKey]] = []
+        for batch in batches:
+            mine: list[EventKey] = []
+            for event in batch:
+                key = (event.source, event.id)
+                row = (event.source, event.id, event.type, event.subject, to_micros(event.time), dumps(event.data))
+                if key in first:
+                    repeats.append(row)
+                else:
+                    first[key] = row
+                    mine.append(key)
+            owners.append(mine)
+        rows = list(first.values())
+        names = sorted({row[3] for row in rows} - self._known_subjects)
+        write = ingest.write_postgres if self._postgres else ingest.write_sqlite
+        outcome = self._writer.run(lambda driver: write(driver, rows, names, ingested))
+        if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
+            self._known_subjects.clear()
+        self._known_subjects.update(names)
+        conflicts = self._count_conflicts(outcome, first, repeats)
+        fresh = len(outcome.new_keys)
         self._stats.inserted_total += fresh
-        self._stats.duplicates_total += len(batch) - fresh - conflicts
+        self._stats.duplicates_total += len(rows) + len(repeats) - fresh - conflicts
         self._stats.conflicts_total += conflicts
-        return fresh
+        return [sum(1 for key in mine if key in outcome.new_keys) for mine in owners]
 
     def _count_conflicts(
-        self,
-        connection: Connection,
-        stored_before: list[Event],
-        first: dict[tuple[str, str], Event],
-        repeats: list[Event],
+        self, outcome: ingest.BatchOutcome, first: dict[EventKey, EventRow], repeats: list[EventRow]
     ) -> int:
         """Duplicates whose content differs from the copy that is kept: counted and logged, never merged."""
-        kept: dict[tuple[str, str], tuple[str, str, int, Any]] = {
-            key: (e.type, e.subject, to_micros(e.time), e.data) for key, e in first.items()
-        }
-        if self._postgres and stored_before:
-            for source, event_id, kind, subject, time_us, data in bulk.stored_by_key(
-                connection, [(e.source, e.id) for e in stored_before]
-            ):
-                kept[(source, event_id)] = (kind, subject, time_us, orjson.loads(data))
-            stored_before_sqlite: list[Event] = []
-        else:
-            stored_before_sqlite = stored_before
-        for offset in range(0, len(stored_before_sqlite), CHUNK):
-            chunk = stored_before_sqlite[offset : offset + CHUNK]
-            query = select(
-                events.c.source, events.c.id, events.c.type, events.c.subject, events.c.time_us, events.c.data
-            )
-            query = query.where(tuple_(events.c.source, events.c.id).in_([(e.source, e.id) for e in chunk]))
-            for row in connection.execute(query):
-                kept[(row.source, row.id)] = (row.type, row.subject, row.time_us, orjson.loads(row.data))
         conflicts = 0
-        for event in [*stored_before, *repeats]:
-            original = kept.get((event.source, event.id))
-            if original is not None and original != (event.type, event.subject, to_micros(event.time), event.data):
+        for key, kept in outcome.stored.items():
+            if not _same_content(kept, first[key][2:]):
                 conflicts += 1
-                log.warning(
-                    "event %r from %r arrived again with different content; the first copy is kept",
-                    event.id,
-                    event.source,
-                )
+                _log_conflict(key)
+        for row in repeats:
+            key = (row[0], row[1])
+            kept = outcome.stored.get(key) or first[key][2:]
+            if not _same_content(kept, row[2:]):
+                conflicts += 1
+                _log_conflict(key)
         return conflicts
-
-    def _add_subjects(self, connection: Connection, fresh: list[Event], ingested: int) -> None:
-        names = {e.subject for e in fresh} - self._known_subjects
-        if names:
-            bulk.insert_subjects(connection, sorted(names), ingested)
-            connection.info[NEW_SUBJECTS] = names  # remembered once the transaction commits
 
     def _meter_of(self, record: str) -> Meter:
         meter = self._meter_cache.get(record)
@@ -443,4 +420,20 @@ class SqlEventStore:
         await asyncio.to_thread(check)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._writer.close)
         await asyncio.to_thread(self._engine.dispose)
+
+
+def _log_conflict(key: EventKey) -> None:
+    log.warning("event %r from %r arrived again with different content; the first copy is kept", key[1], key[0])
+
+
+def dumps(data: Any) -> str:
+    return orjson.dumps(data).decode()
+
+
+def _same_content(kept: StoredCopy, incoming: StoredCopy) -> bool:
+    """Same type, subject, time and data (as JSON values: key order and spacing do not matter)."""
+    if kept[:3] != incoming[:3]:
+        return False
+    return kept[3] == incoming[3] or bool(orjson.loads(kept[3]) == orjson.loads(incoming[3]))

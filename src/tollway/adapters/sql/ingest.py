@@ -1,0 +1,128 @@
+"""Event ingest on SQL: each batch in one short write transaction, with the fewest round trips.
+
+PostgreSQL: one pipelined exchange per batch — take the ingest advisory lock, insert the new events
+and read back the stored copies of the duplicates (one statement, which also records unseen
+subjects), commit. SQLite: `BEGIN IMMEDIATE`, `INSERT OR IGNORE`, the new rows read back by
+sequence, the duplicates looked up by key (index probes), commit.
+
+Event writers are serialized (the advisory lock; SQLite's write lock), so sequence numbers commit in
+order and a rollup watermark is a gap-free prefix. The functions here take the driver connection
+(psycopg or sqlite3) and raise the driver's own errors; the store translates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+EventKey = tuple[str, str]  # (source, id)
+EventRow = tuple[str, str, str, str, int, str]  # source, id, type, subject, time_us, data (JSON text)
+StoredCopy = tuple[str, str, int, str]  # type, subject, time_us, data (JSON text) of an event already stored
+
+INGEST_LOCK = 0x746F6C6C  # "toll": serializes event writers on PostgreSQL
+
+# The stored copies of the duplicates are read in the statement's snapshot, which does not see the rows
+# its own INSERT adds: the anti-join keeps only keys that were not inserted, and LIMIT 1 keeps the lookup
+# a per-key probe of the unique index whatever the planner thinks of the batch's size.
+POSTGRES_INSERT = """
+WITH batch AS (
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])
+        AS b(source, id, type, subject, time_us, data)
+), inserted AS (
+    INSERT INTO events (source, id, type, subject, time_us, ingested_us, data)
+    SELECT source, id, type, subject, time_us, %s, data FROM batch
+    ON CONFLICT (source, id) DO NOTHING
+    RETURNING source, id
+), subjects_added AS (
+    INSERT INTO subjects (key, first_seen_us) SELECT unnest(%b::text[]), %s ON CONFLICT DO NOTHING
+)
+SELECT true, source, id, NULL, NULL, NULL::bigint, NULL FROM inserted
+UNION ALL
+SELECT false, d.source, d.id, s.type, s.subject, s.time_us, s.data
+FROM (SELECT b.source, b.id FROM batch b
+      WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.source = b.source AND i.id = b.id)) d
+CROSS JOIN LATERAL (
+    SELECT e.type, e.subject, e.time_us, e.data FROM events e WHERE e.source = d.source AND e.id = d.id LIMIT 1
+) s
+"""
+POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
+
+SQLITE_INSERT = (
+    "INSERT OR IGNORE INTO events (source, id, type, subject, time_us, ingested_us, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SQLITE_KEYS_PER_LOOKUP = 500  # below SQLite's bound on host parameters
+
+
+@dataclass
+class BatchOutcome:
+    """Which keys were stored by this batch, and the stored copies of those that were already there."""
+
+    new_keys: set[EventKey] = field(default_factory=set)
+    stored: dict[EventKey, StoredCopy] = field(default_factory=dict)
+
+
+def write_postgres(
+    connection: Any, rows: Sequence[EventRow], new_subjects: Sequence[str], ingested_us: int
+) -> BatchOutcome:
+    """Store `rows` on a psycopg connection (not in a transaction) and commit."""
+    columns: list[list[Any]] = [list(column) for column in zip(*rows, strict=True)]
+    outcome = BatchOutcome()
+    with connection.pipeline():
+        lock, insert = connection.cursor(), connection.cursor()
+        lock.execute(POSTGRES_LOCK, (INGEST_LOCK,))
+        insert.execute(POSTGRES_INSERT, (*columns, ingested_us, list(new_subjects), ingested_us))
+        connection.commit()
+        for is_new, source, event_id, kind, subject, time_us, data in insert.fetchall():
+            if is_new:
+                outcome.new_keys.add((source, event_id))
+            else:
+                outcome.stored[(source, event_id)] = (kind, subject, int(time_us), data)
+    return outcome
+
+
+def write_sqlite(
+    connection: Any, rows: Sequence[EventRow], new_subjects: Sequence[str], ingested_us: int
+) -> BatchOutcome:
+    """Store `rows` on a sqlite3 connection and commit (rolls back and re-raises on error)."""
+    cursor = connection.cursor()
+    outcome = BatchOutcome()
+    try:
+        # Take the write lock up front (waiting out busy_timeout): a deferred transaction that reads first
+        # and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
+        cursor.execute("BEGIN IMMEDIATE")
+        before = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        cursor.executemany(SQLITE_INSERT, [(s, i, t, subj, tu, ingested_us, d) for s, i, t, subj, tu, d in rows])
+        for source, event_id in cursor.execute("SELECT source, id FROM events WHERE seq > ?", (before,)):
+            outcome.new_keys.add((source, event_id))
+        if len(outcome.new_keys) < len(rows):
+            _sqlite_stored(cursor, [(r[0], r[1]) for r in rows if (r[0], r[1]) not in outcome.new_keys], outcome)
+        if new_subjects:
+            cursor.executemany(
+                "INSERT OR IGNORE INTO subjects (key, first_seen_us) VALUES (?, ?)",
+                [(name, ingested_us) for name in new_subjects],
+            )
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        cursor.close()
+    return outcome
+
+
+def _sqlite_stored(cursor: Any, keys: list[EventKey], outcome: BatchOutcome) -> None:
+    """Stored copies by key: `source = ? AND id IN (...)` is a probe of the unique index per key
+    (a row-value IN list would be planned as a scan of the whole table)."""
+    by_source: dict[str, list[str]] = {}
+    for source, event_id in keys:
+        by_source.setdefault(source, []).append(event_id)
+    for source, ids in by_source.items():
+        for offset in range(0, len(ids), SQLITE_KEYS_PER_LOOKUP):
+            chunk = ids[offset : offset + SQLITE_KEYS_PER_LOOKUP]
+            query = (
+                "SELECT id, type, subject, time_us, data FROM events "
+                f"WHERE source = ? AND id IN ({', '.join('?' * len(chunk))})"
+            )
+            for event_id, kind, subject, time_us, data in cursor.execute(query, (source, *chunk)):
+                outcome.stored[(source, event_id)] = (kind, subject, int(time_us), data)
