@@ -1,0 +1,192 @@
+"""Rollup folding in the database: a meter's new events grouped into minute partials by one SELECT.
+
+The database reads the JSON values and groups the events, so Python handles one row per distinct
+(minute, subject, dimensions) instead of one per event. It must give exactly what the pure
+reference (tollway.metering.rollup) gives, so it only takes events whose values it reads the same
+way ("eligible"): the meter's value a JSON integer of at most 18 digits (PostgreSQL also: a plain
+decimal string such as "0.0025"), each group-by value a string, boolean, such an integer, null or
+absent, the event time not before 1970. Every other event is left to the Python fold
+(`python_rows`), which also counts the values it has to skip; the grouped query reports how many
+there are, so the second read happens only when there are some. UNIQUE_COUNT meters and JSONPath
+steps the database cannot spell are folded in Python entirely (`sql_foldable` is False).
+
+Dimension keys are built as the same compact JSON array orjson writes (`["gpt-4o",null,"input"]`),
+so buckets folded either way meet under one key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tollway.metering.jsonpath import compile_path
+from tollway.metering.meters import Aggregation, Meter
+from tollway.metering.rollup import MINUTE_US
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PG_INTEGER = "'^-?[0-9]{1,18}$'"
+_PG_DECIMAL = "'^-?[0-9]{1,30}([.][0-9]{1,30})?$'"
+
+
+@dataclass(frozen=True)
+class FoldQuery:
+    """`grouped`: (eligible, bucket, subject, dims, count, sum, min, max, first time, latest value,
+    latest time, latest seq) per minute group, plus one row with eligible false counting the rest;
+    `others`: the raw rows of the rest (seq, id, source, subject, time_us, data). Both take the
+    parameters `params` plus low / high (the sequence range, low exclusive) and type."""
+
+    grouped: str
+    others: str
+    params: dict[str, Any]
+
+
+def sql_foldable(meter: Meter) -> bool:
+    if meter.aggregation is Aggregation.UNIQUE_COUNT:
+        return False
+    paths = [*meter.group_by.values(), *([meter.value_property] if meter.value_property else [])]
+    return all(_sqlite_path(path) is not None for path in paths)
+
+
+def fold_query(meter: Meter, dialect: str) -> FoldQuery:
+    return _postgres(meter) if dialect == "postgresql" else _sqlite(meter)
+
+
+def _uses_value(meter: Meter) -> bool:
+    return meter.value_property is not None and meter.aggregation is not Aggregation.COUNT
+
+
+def _statements(meter: Meter, rows: str, params: dict[str, Any], modulo: str = "%") -> FoldQuery:
+    """`rows`: a query of the range with seq, id, source, subject, time_us, data, ok, v, dims.
+
+    It is materialized once: inlined, every mention of a column would read the JSON again."""
+    keyed = (
+        "(SELECT seq, time_us, ok, CASE WHEN ok THEN subject END AS subject, "
+        f"CASE WHEN ok THEN time_us - time_us {modulo} {MINUTE_US} END AS bucket, "
+        "CASE WHEN ok THEN v END AS v, CASE WHEN ok THEN dims END AS dims FROM r)"
+    )
+    latest = "NULL, NULL, NULL"
+    if meter.aggregation is Aggregation.LATEST:  # each group's last event by (event time, sequence)
+        keyed = (
+            "(SELECT k.*, row_number() OVER (PARTITION BY ok, bucket, subject, dims "
+            f"ORDER BY time_us DESC, seq DESC) AS rn FROM {keyed} k)"
+        )
+        latest = (
+            "max(CASE WHEN rn = 1 THEN v END), max(CASE WHEN rn = 1 THEN time_us END), "
+            "max(CASE WHEN rn = 1 THEN seq END)"
+        )
+    grouped = (
+        f"WITH r AS MATERIALIZED ({rows}) "
+        "SELECT ok, bucket, subject, dims, count(*), sum(v), min(v), max(v), min(time_us), "
+        f"{latest} FROM {keyed} g GROUP BY ok, bucket, subject, dims"
+    )
+    others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    others += " ORDER BY seq"
+    return FoldQuery(grouped, others, params)
+
+
+# -- SQLite ------------------------------------------------------------------------------------------
+
+
+def _sqlite_path(path: str) -> str | None:
+    spelled = "$"
+    for step in compile_path(path):
+        if isinstance(step, int):
+            spelled += f"[{step}]"
+        elif _PLAIN_NAME.fullmatch(step):
+            spelled += "." + step
+        elif '"' not in step and "\\" not in step:
+            spelled += f'."{step}"'
+        else:
+            return None
+    return spelled
+
+
+def _sqlite(meter: Meter) -> FoldQuery:
+    params: dict[str, Any] = {}
+    # SQLite's text values end at a NUL: an event with a \u0000 anywhere goes to the Python fold.
+    eligible = ["time_us >= 0", "instr(data, char(92) || 'u0000') = 0"]
+    value = "NULL"
+    if _uses_value(meter):
+        assert meter.value_property is not None
+        params["vp"] = _sqlite_path(meter.value_property)
+        value = "json_extract(data, :vp)"
+        eligible.append("json_type(data, :vp) = 'integer' AND typeof(json_extract(data, :vp)) = 'integer'")
+    dims = []
+    for n, path in enumerate(meter.group_by.values()):
+        name = f"d{n}"
+        params[name] = _sqlite_path(path)
+        kind = f"json_type(data, :{name})"
+        dims.append(
+            f"CASE {kind} WHEN 'text' THEN json_extract(data, :{name}) WHEN 'true' THEN 'true' "
+            f"WHEN 'false' THEN 'false' WHEN 'integer' THEN CAST(json_extract(data, :{name}) AS TEXT) END"
+        )
+        eligible.append(
+            f"({kind} IS NULL OR {kind} IN ('text', 'true', 'false', 'null') OR "
+            f"({kind} = 'integer' AND typeof(json_extract(data, :{name})) = 'integer'))"
+        )
+    dims_key = f"json_array({', '.join(dims)})" if dims else "'[]'"
+    rows = (
+        f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, "
+        f"{value} AS v, {dims_key} AS dims FROM events WHERE seq > :low AND seq <= :high AND type = :type"
+    )
+    return _statements(meter, rows, params)
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------------
+
+
+def _pg_path(steps: tuple[str | int, ...], params: dict[str, Any], prefix: str) -> str:
+    expression = "j"
+    for n, step in enumerate(steps):
+        if isinstance(step, int):
+            expression += f" -> {int(step)}"  # an array index; on an object it reads NULL, as in Python
+        else:
+            params[f"{prefix}_{n}"] = step
+            expression += f" -> %({prefix}_{n})s::text"
+    return f"({expression})"
+
+
+def _postgres(meter: Meter) -> FoldQuery:
+    params: dict[str, Any] = {}
+    # jsonb keeps a number's value, not its spelling: 1e16 reads back as 10000000000000000, which the
+    # reference (a float) spells 1e+16. An event with an exponent anywhere goes to the Python fold, so
+    # that a jsonb number spelled as an integer was written as one. \u0000 is valid JSON but not a
+    # valid jsonb string: such events go to Python too.
+    needs_json = bool(meter.group_by) or _uses_value(meter)
+    eligible = ["time_us >= 0"]
+    if needs_json:
+        eligible += ["strpos(data, chr(92) || 'u0000') = 0", "data !~ '[0-9][eE]'"]
+    value = "NULL::numeric"
+    if _uses_value(meter):
+        assert meter.value_property is not None
+        path = _pg_path(compile_path(meter.value_property), params, "vp")
+        text = f"({path} #>> '{{}}')"
+        usable = (
+            f"(jsonb_typeof({path}) = 'number' AND {text} ~ {_PG_INTEGER} OR "
+            f"jsonb_typeof({path}) = 'string' AND {text} ~ {_PG_DECIMAL})"
+        )
+        value = f"CASE WHEN {usable} THEN {text}::numeric END"
+        eligible.append(usable)
+    dims = []
+    for n, raw_path in enumerate(meter.group_by.values()):
+        path = _pg_path(compile_path(raw_path), params, f"d{n}")
+        kind = f"jsonb_typeof({path})"
+        text = f"CASE WHEN {kind} IN ('string', 'boolean', 'number') THEN {path} #>> '{{}}' END"
+        dims.append(f"COALESCE(to_json({text})::text, 'null')")
+        eligible.append(
+            f"({kind} IS NULL OR {kind} IN ('string', 'boolean', 'null') OR "
+            f"({kind} = 'number' AND ({path} #>> '{{}}') ~ {_PG_INTEGER}))"
+        )
+    dims_key = f"'[' || concat_ws(',', {', '.join(dims)}) || ']'" if dims else "'[]'"
+    parsed = "NULL::jsonb"
+    if needs_json:
+        parsed = "CASE WHEN strpos(data, chr(92) || 'u0000') > 0 OR data ~ '[0-9][eE]' THEN NULL ELSE data::jsonb END"
+    # OFFSET 0 keeps the parse in its subquery: pulled up, each mention of j would parse the JSON again.
+    rows = (
+        f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, false) AS ok, "
+        f"{value} AS v, {dims_key} AS dims FROM "
+        f"(SELECT seq, id, source, subject, time_us, data, {parsed} AS j FROM events "
+        "WHERE seq > %(low)s AND seq <= %(high)s AND type = %(type)s OFFSET 0) e"
+    )
+    return _statements(meter, rows, params, modulo="%%")  # psycopg's placeholders: a literal % is %%
