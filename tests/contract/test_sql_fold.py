@@ -1,10 +1,11 @@
-"""The database's rollup fold (adapters/sql/fold.py) gives exactly the pure Python fold's partials.
+"""The database's rollup fold (adapters/sql/fold.py) stores exactly the pure Python fold's partials.
 
 Hypothesis sends events whose values and group-by values are every JSON kind (big and negative
 integers, floats, numeric strings, booleans, null, unicode with control characters and NUL,
 nested objects, arrays, absent), times before and after 1970, and every aggregation; the database
-folds what it can read exactly and leaves the rest to Python, and the sum must equal
-`contribute` over all the events, bucket by bucket, with the same count of skipped values.
+folds what it can read exactly and leaves the rest to Python, in two steps (the second merges
+into what the first stored), and the stored rollups must equal `contribute` over all the events,
+bucket by bucket, with the same count of skipped values.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.fold import sql_foldable
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.rollups import _events_between, fold
+from tollway.adapters.sql.schema import meter_rollups
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.metering.meters import Aggregation, Meter
-from tollway.metering.rollup import Contribution, contribute
+from tollway.metering.rollup import Partial, RollupKey, contribute, partial_from_row
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BASE = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
@@ -63,6 +66,7 @@ events_strategy = st.lists(
 )
 aggregations = st.sampled_from([a for a in Aggregation if a is not Aggregation.UNIQUE_COUNT])
 before_1970 = st.booleans()
+splits = st.integers(min_value=0, max_value=25)  # events folded in the first of two steps
 
 
 def build(raw: list[tuple[Any, ...]], early: bool) -> list[Event]:
@@ -90,15 +94,16 @@ def build(raw: list[tuple[Any, ...]], early: bool) -> list[Event]:
     return found
 
 
-def signature(contribution: Contribution, aggregation: Aggregation) -> dict[Any, tuple[Any, ...]]:
+def signature(partials: dict[RollupKey, Partial], aggregation: Aggregation) -> dict[RollupKey, tuple[Any, ...]]:
     found = {}
-    for key, p in contribution.partials.items():
+    for key, p in partials.items():
         latest = (p.latest, p.latest_us, p.latest_seq) if aggregation is Aggregation.LATEST else ()
         found[key] = (p.count, p.total, p.minimum, p.maximum, p.first_us, *latest)
     return found
 
 
-def check(engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, early: bool) -> None:
+def check(engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, early: bool, split: int) -> None:
+    """Fold in two steps (the second merges into what the first stored), compare with one Python fold."""
     meter = Meter("m", "t", aggregation, None if aggregation is Aggregation.COUNT else "$.v", GROUP_BY)
     assert sql_foldable(meter)
     store = SqlEventStore(engine, FrozenClock(NOW))
@@ -108,12 +113,17 @@ def check(engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, 
         await store.close()
 
     asyncio.run(insert())
-    with engine.connect() as connection:
-        high = 10**12
-        got = fold(connection, meter, 0, high)
-        expected = contribute(meter, _events_between(connection, 0, high, "t"))
-    assert signature(got, aggregation) == signature(expected, aggregation)
-    assert got.skipped == expected.skipped
+    insert_for = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    with engine.begin() as connection:
+        stored = _events_between(connection, 0, 10**12, "t")
+        middle = stored[min(split, len(stored)) - 1][1] if stored and split else 0
+        skipped = fold(connection, insert_for, meter, 0, middle)
+        skipped += fold(connection, insert_for, meter, middle, 10**12)
+        rows = connection.execute(select(meter_rollups).where(meter_rollups.c.meter == "m")).all()
+    got = {(r.level_us, r.bucket_us, r.subject, r.dims): partial_from_row(r) for r in rows}
+    expected = contribute(meter, stored)
+    assert signature(got, aggregation) == signature(expected.partials, aggregation)
+    assert skipped == expected.skipped
 
 
 @pytest.fixture
@@ -135,24 +145,25 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
 def clear(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM events")
+        connection.exec_driver_sql("DELETE FROM meter_rollups")
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events_strategy, aggregations, before_1970)
+@given(events_strategy, aggregations, before_1970, splits)
 def test_sqlite_fold_equals_python_fold(
-    sqlite_engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, early: bool
+    sqlite_engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, early: bool, split: int
 ) -> None:
     clear(sqlite_engine)
-    check(sqlite_engine, raw, aggregation, early)
+    check(sqlite_engine, raw, aggregation, early, split)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events_strategy, aggregations, before_1970)
+@given(events_strategy, aggregations, before_1970, splits)
 def test_postgres_fold_equals_python_fold(
-    postgres_engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, early: bool
+    postgres_engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, early: bool, split: int
 ) -> None:
     clear(postgres_engine)
-    check(postgres_engine, raw, aggregation, early)
+    check(postgres_engine, raw, aggregation, early, split)
 
 
 def test_meters_the_database_cannot_fold_exactly_go_to_python() -> None:

@@ -21,6 +21,31 @@ ROLLUP_UPDATE = ", ".join(
     for c in ("count", "total", "minimum", "maximum", "latest", "latest_us", "latest_seq", "first_us")
 )
 ROLLUP_KEY = "meter, level_us, bucket_us, subject, dims"
+_LATER = (
+    "excluded.latest_us IS NOT NULL AND (meter_rollups.latest_us IS NULL OR "
+    "(excluded.latest_us, COALESCE(excluded.latest_seq, 0)) >= "
+    "(meter_rollups.latest_us, COALESCE(meter_rollups.latest_seq, 0)))"
+)
+# PostgreSQL merges a new partial into the stored one itself, in exact numeric arithmetic, with the
+# rules of Partial.merge: counts and sums add, extremes and the first time keep the smaller/larger,
+# the latest value is the one with the later (event time, sequence).
+POSTGRES_MERGE = ", ".join(
+    [
+        "count = meter_rollups.count + excluded.count",
+        "total = (meter_rollups.total::numeric + excluded.total::numeric)::text",
+        *(
+            f"{column} = CASE WHEN meter_rollups.{column} IS NULL OR "
+            f"excluded.{column}::numeric {wins} meter_rollups.{column}::numeric "
+            f"THEN excluded.{column} ELSE meter_rollups.{column} END"
+            for column, wins in (("minimum", "<"), ("maximum", ">"))
+        ),
+        *(
+            f"{column} = CASE WHEN {_LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
+            for column in ("latest", "latest_us", "latest_seq")
+        ),
+        "first_us = LEAST(meter_rollups.first_us, excluded.first_us)",
+    ]
+)
 VALUE_COLUMNS = "meter, level_us, bucket_us, subject, dims, digest"
 
 
@@ -30,6 +55,19 @@ def _cursor(connection: Connection) -> Any:
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def merge_rollups_postgres(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Merge partial rows into the stored ones (PostgreSQL: no read-back needed)."""
+    if not rows:
+        return
+    _cursor(connection).execute(
+        f"INSERT INTO meter_rollups ({ROLLUP_COLUMNS}) SELECT * FROM unnest("
+        "%b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], "
+        "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) "
+        f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {POSTGRES_MERGE}",
+        _columns(rows, 13),
+    )
 
 
 def upsert_rollups(connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -20,9 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tollway.adapters.sql.bulk import POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.meters import Aggregation, Meter
-from tollway.metering.rollup import MINUTE_US
+from tollway.metering.rollup import LEVELS, MINUTE_US
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PG_INTEGER = "'^-?[0-9]{1,18}$'"
@@ -31,10 +32,9 @@ _PG_DECIMAL = "'^-?[0-9]{1,30}([.][0-9]{1,30})?$'"
 
 @dataclass(frozen=True)
 class FoldQuery:
-    """`grouped`: (eligible, bucket, subject, dims, count, sum, min, max, first time, latest value,
-    latest time, latest seq) per minute group, plus one row with eligible false counting the rest;
-    `others`: the raw rows of the rest (seq, id, source, subject, time_us, data). Both take the
-    parameters `params` plus low / high (the sequence range, low exclusive) and type."""
+    """`grouped` folds the eligible events (see sqlite_fold and postgres_fold); `others` reads the
+    raw rows of the rest (seq, id, source, subject, time_us, data). Both take `params` plus low and
+    high (the sequence range, low exclusive) and type."""
 
     grouped: str
     others: str
@@ -48,21 +48,17 @@ def sql_foldable(meter: Meter) -> bool:
     return all(_sqlite_path(path) is not None for path in paths)
 
 
-def fold_query(meter: Meter, dialect: str) -> FoldQuery:
-    return _postgres(meter) if dialect == "postgresql" else _sqlite(meter)
-
-
 def _uses_value(meter: Meter) -> bool:
     return meter.value_property is not None and meter.aggregation is not Aggregation.COUNT
 
 
-def _statements(meter: Meter, rows: str, params: dict[str, Any], modulo: str = "%") -> FoldQuery:
+def _statements(meter: Meter, rows: str, params: dict[str, Any]) -> FoldQuery:
     """`rows`: a query of the range with seq, id, source, subject, time_us, data, ok, v, dims.
 
     It is materialized once: inlined, every mention of a column would read the JSON again."""
     keyed = (
         "(SELECT seq, time_us, ok, CASE WHEN ok THEN subject END AS subject, "
-        f"CASE WHEN ok THEN time_us - time_us {modulo} {MINUTE_US} END AS bucket, "
+        f"CASE WHEN ok THEN time_us - time_us % {MINUTE_US} END AS bucket, "
         "CASE WHEN ok THEN v END AS v, CASE WHEN ok THEN dims END AS dims FROM r)"
     )
     latest = "NULL, NULL, NULL"
@@ -102,7 +98,9 @@ def _sqlite_path(path: str) -> str | None:
     return spelled
 
 
-def _sqlite(meter: Meter) -> FoldQuery:
+def sqlite_fold(meter: Meter) -> FoldQuery:
+    """SQLite: `grouped` answers minute partials, which Python widens to hours and days and merges
+    (SQLite has no exact decimal arithmetic to merge them itself)."""
     params: dict[str, Any] = {}
     # SQLite's text values end at a NUL: an event with a \u0000 anywhere goes to the Python fold.
     eligible = ["time_us >= 0", "instr(data, char(92) || 'u0000') = 0"]
@@ -147,7 +145,30 @@ def _pg_path(steps: tuple[str | int, ...], params: dict[str, Any], prefix: str) 
     return f"({expression})"
 
 
-def _postgres(meter: Meter) -> FoldQuery:
+def postgres_fold(meter: Meter) -> FoldQuery:
+    """PostgreSQL folds straight into the stored rollups: `grouped` inserts or merges the day, hour and
+    minute partials of the eligible events (also taking :slug) and answers how many it left to Python."""
+    rows, params = _postgres_rows(meter)
+    latest = "NULL, NULL::bigint, NULL::bigint"
+    if meter.aggregation is Aggregation.LATEST:
+        order = "ORDER BY r.time_us DESC, r.seq DESC"
+        latest = f"((array_agg(r.v {order}))[1])::text, max(r.time_us), (array_agg(r.seq {order}))[1]"
+    levels = ", ".join(f"({level}::bigint)" for level in LEVELS)
+    grouped = (
+        f"WITH r AS MATERIALIZED ({rows}), merged AS ("
+        f"INSERT INTO meter_rollups ({ROLLUP_COLUMNS}) "
+        "SELECT %(slug)s, lv.level, r.time_us - r.time_us %% lv.level, r.subject, r.dims, count(*), "
+        f"COALESCE(sum(r.v), 0)::text, min(r.v)::text, max(r.v)::text, {latest}, min(r.time_us) "
+        f"FROM r CROSS JOIN (VALUES {levels}) AS lv(level) WHERE r.ok "
+        "GROUP BY lv.level, r.time_us - r.time_us %% lv.level, r.subject, r.dims "
+        f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {POSTGRES_MERGE} RETURNING 1) "
+        "SELECT (SELECT count(*) FROM r WHERE NOT r.ok), (SELECT count(*) FROM merged)"
+    )
+    others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    return FoldQuery(grouped, others + " ORDER BY seq", params)
+
+
+def _postgres_rows(meter: Meter) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     # jsonb keeps a number's value, not its spelling: 1e16 reads back as 10000000000000000, which the
     # reference (a float) spells 1e+16. An event with an exponent anywhere goes to the Python fold, so
@@ -189,4 +210,4 @@ def _postgres(meter: Meter) -> FoldQuery:
         f"(SELECT seq, id, source, subject, time_us, data, {parsed} AS j FROM events "
         "WHERE seq > %(low)s AND seq <= %(high)s AND type = %(type)s OFFSET 0) e"
     )
-    return _statements(meter, rows, params, modulo="%%")  # psycopg's placeholders: a literal % is %%
+    return rows, params

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import Connection, delete, func, select
 
 from tollway.adapters.sql import bulk
-from tollway.adapters.sql.fold import fold_query, sql_foldable
+from tollway.adapters.sql.fold import postgres_fold, sql_foldable, sqlite_fold
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters
 from tollway.metering.events import Event, from_micros
 from tollway.metering.meters import Meter
@@ -29,7 +29,9 @@ def apply_contribution(
     connection: Connection, dialect_insert: Callable[..., Any], slug: str, contribution: Contribution
 ) -> None:
     partials = contribution.partials
-    if partials:
+    if partials and connection.dialect.name == "postgresql":
+        bulk.merge_rollups_postgres(connection, [(slug, *key, *_values(p)) for key, p in partials.items()])
+    elif partials:
         merged = dict(partials)
         for row in bulk.load_rollups_by_key(connection, slug, list(partials)):
             key = (int(row[0]), int(row[1]), row[2], row[3])
@@ -91,23 +93,44 @@ def _as_events(rows: Iterable[Any], event_type: str) -> list[tuple[Event, int]]:
     ]
 
 
-def fold(connection: Connection, meter: Meter, low: int, high: int) -> Contribution:
-    """What the meter's events with low < seq <= high add to its rollups.
+def fold(connection: Connection, dialect_insert: Callable[..., Any], meter: Meter, low: int, high: int) -> int:
+    """Add the meter's events with low < seq <= high to its rollups. Returns the values skipped.
 
-    The database groups the events it reads exactly like the reference (fold.py); the rest, and
-    meters it cannot fold, go through the pure Python fold."""
+    The database folds the events it reads exactly like the reference (fold.py): PostgreSQL
+    straight into the stored rollups, SQLite into minute partials that Python widens and merges.
+    The other events, and meters the database cannot fold, go through the pure Python fold."""
     if not sql_foldable(meter):
-        return contribute(meter, _events_between(connection, low, high, meter.event_type))
-    query = fold_query(meter, connection.dialect.name)
-    params = {**query.params, "low": low, "high": high, "type": meter.event_type}
+        contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
+        apply_contribution(connection, dialect_insert, meter.slug, contribution)
+        return contribution.skipped
     cursor = connection.connection.cursor()
-    try:
-        grouped = cursor.execute(query.grouped, params).fetchall()
-    except sqlite3.OperationalError as exc:  # SQLite's sum() of integers overflowed: fold in Python
-        if "overflow" not in str(exc):
-            raise
-        return contribute(meter, _events_between(connection, low, high, meter.event_type))
+    params = {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
     minute: dict[RollupKey, Partial] = {}
+    if connection.dialect.name == "postgresql":
+        statement = postgres_fold(meter)
+        others = int(cursor.execute(statement.grouped, {**statement.params, **params}).fetchone()[0])
+    else:
+        statement = sqlite_fold(meter)
+        try:
+            grouped = cursor.execute(statement.grouped, {**statement.params, **params}).fetchall()
+        except sqlite3.OperationalError as exc:  # sum() of integers overflowed: fold in Python
+            if "overflow" not in str(exc):
+                raise
+            contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
+            apply_contribution(connection, dialect_insert, meter.slug, contribution)
+            return contribution.skipped
+        others = _minute_partials(grouped, minute)
+    rest = Contribution({}, set())
+    if others:
+        found = cursor.execute(statement.others, {**statement.params, **params}).fetchall()
+        rest = contribute(meter, _as_events(found, meter.event_type))
+    merge_into(rest.partials, widen(minute))
+    apply_contribution(connection, dialect_insert, meter.slug, rest)
+    return rest.skipped
+
+
+def _minute_partials(grouped: Iterable[Sequence[Any]], minute: dict[RollupKey, Partial]) -> int:
+    """Minute partials from the grouped rows; returns how many events the database left to Python."""
     others = 0
     for ok, bucket, subject, dims, count, total, minimum, maximum, first_us, latest, latest_us, latest_seq in grouped:
         if not ok:
@@ -123,11 +146,7 @@ def fold(connection: Connection, meter: Meter, low: int, high: int) -> Contribut
             latest_seq=None if latest_seq is None else int(latest_seq),
             first_us=int(first_us),
         )
-    rest = Contribution({}, set())
-    if others:
-        rest = contribute(meter, _as_events(cursor.execute(query.others, params).fetchall(), meter.event_type))
-    merge_into(rest.partials, widen(minute))
-    return rest
+    return others
 
 
 def roll_up(
@@ -152,9 +171,7 @@ def roll_up(
         if watermark >= high:
             continue
         meter = meter_of(row.record)
-        contribution = fold(connection, meter, watermark, high)
-        skipped += contribution.skipped
-        apply_contribution(connection, dialect_insert, meter.slug, contribution)
+        skipped += fold(connection, dialect_insert, meter, watermark, high)
         connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=high))
     return high - low, skipped
 
@@ -168,6 +185,6 @@ def rebuild_rollups(connection: Connection, dialect_insert: Callable[..., Any], 
     low = -1
     while low < high:
         step = min(high, low + REBUILD_CHUNK)
-        apply_contribution(connection, dialect_insert, meter.slug, fold(connection, meter, low, step))
+        fold(connection, dialect_insert, meter, low, step)
         low = step
     connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=high))
