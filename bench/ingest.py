@@ -47,9 +47,16 @@ TYPES = ("input", "output", "cache_read", "cache_write")
 
 
 def make_events(
-    start: int, count: int, subjects: int, rng: random.Random, *, spread_s: int = MONTH_S, step_s: int = 1
+    start: int,
+    count: int,
+    subjects: int,
+    rng: random.Random,
+    *,
+    spread_s: int = MONTH_S,
+    step_s: int = 1,
+    origin: datetime = MONTH_START,
 ) -> list[Event]:
-    """LLM token events; event times uniform over `spread_s` seconds from MONTH_START, on multiples of `step_s`."""
+    """LLM token events; event times uniform over `spread_s` seconds from `origin`, on multiples of `step_s`."""
     found = []
     for n in range(start, start + count):
         token_type = TYPES[n % 4]
@@ -60,7 +67,7 @@ def make_events(
                 source="bench",
                 type="llm.tokens",
                 subject=f"customer-{rng.randrange(subjects)}",
-                time=MONTH_START + timedelta(seconds=offset - offset % step_s),
+                time=origin + timedelta(seconds=offset - offset % step_s),
                 data={
                     "tokens": rng.randrange(1, 4000),
                     "type": token_type,
@@ -133,25 +140,44 @@ async def bench_ingest(db: str, total: int) -> None:
             await store.close()
 
 
-async def bench_http(url: str, token: str, total: int) -> None:
+async def bench_http(url: str, token: str, total: int, shape: str, concurrency: list[int]) -> None:
+    """POST /api/v1/events (batch content type) from `concurrency` clients at once, each sending
+    its share of the batches in sequence; events/s counts every event sent (all new)."""
     import httpx
     import orjson
 
     rng = random.Random(11)
-    events = [e.to_cloudevent() for e in make_events(10_000_000, total, 1000, rng)]
-    for batch in (100, 1000):
-        bodies = [orjson.dumps(events[i : i + batch]) for i in range(0, total, batch)]
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
-            started = time.perf_counter()
-            for body in bodies:
-                response = await client.post(
-                    "/api/v1/events", content=body, headers={"content-type": "application/cloudevents-batch+json"}
-                )
-                if response.status_code != 204:
-                    raise SystemExit(f"HTTP {response.status_code}: {response.text}")
-            elapsed = time.perf_counter() - started
-        print(f"http batch={batch}: {total} events in {elapsed:.2f}s = {total / elapsed:,.0f} events/s", flush=True)
-        events = [{**e, "id": e["id"] + "-again"} for e in events]
+    now = datetime.now(UTC).replace(microsecond=0)
+    for level in concurrency:
+        for batch in (100, 1000):
+            start = 10_000_000 + rng.randrange(10**12) * 10
+            if shape == "stream":  # the last minute: what live producers send
+                events = make_events(start, total, 1000, rng, spread_s=60, origin=now - timedelta(seconds=61))
+            else:
+                events = make_events(start, total, 1000, rng)
+            bodies = [orjson.dumps([e.to_cloudevent() for e in events[i : i + batch]]) for i in range(0, total, batch)]
+            limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+            async with httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120, limits=limits
+            ) as client:
+
+                async def send(mine: list[bytes], client: httpx.AsyncClient = client) -> None:
+                    for body in mine:
+                        response = await client.post(
+                            "/api/v1/events",
+                            content=body,
+                            headers={"content-type": "application/cloudevents-batch+json"},
+                        )
+                        if response.status_code != 204:
+                            raise SystemExit(f"HTTP {response.status_code}: {response.text}")
+
+                started = time.perf_counter()
+                await asyncio.gather(*(send(bodies[n::level]) for n in range(level)))
+                elapsed = time.perf_counter() - started
+            print(
+                f"| http | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |",
+                flush=True,
+            )
 
 
 async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int, reuse: bool) -> None:
@@ -223,6 +249,8 @@ def main() -> None:
     http.add_argument("--url", required=True)
     http.add_argument("--token", required=True)
     http.add_argument("--events", type=int, default=100_000)
+    http.add_argument("--shape", choices=["stream", "month"], default="stream")
+    http.add_argument("--concurrency", default="1,8", help="clients sending at once, e.g. 1,8")
     query = sub.add_parser("query")
     query.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     query.add_argument("--sizes", default="1000000,10000000")
@@ -234,7 +262,8 @@ def main() -> None:
     if args.command == "ingest":
         asyncio.run(bench_ingest(args.db, args.events))
     elif args.command == "http":
-        asyncio.run(bench_http(args.url, args.token, args.events))
+        levels = [int(c) for c in args.concurrency.split(",")]
+        asyncio.run(bench_http(args.url, args.token, args.events, args.shape, levels))
     else:
         asyncio.run(
             bench_query(

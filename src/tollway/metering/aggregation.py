@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,19 +56,35 @@ def dimension_text(value: Any) -> str | None:
     return None
 
 
+# Sums are exact: within these bounds EXACT never rounds (a sum of 10^20 values of up to 37 integer
+# and 36 fractional digits needs at most 93), where the default context would round past 28 digits.
+MAX_INTEGER_DIGITS = 37
+MAX_FRACTION_DIGITS = 36
+EXACT = Context(prec=120, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
+
+
 def numeric_value(value: Any) -> Decimal | None:
-    """A meter value as Decimal: JSON numbers and numeric strings; anything else is None."""
+    """A meter value as Decimal: JSON numbers and numeric strings, finite, below 10^37 in magnitude and
+    with at most 36 decimal places; anything else is None (not a usable number)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float | str):
+        number = Decimal(value)
+    elif isinstance(value, float | str):
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
             return None
-        return number if number.is_finite() else None
-    return None
+        if not number.is_finite():
+            return None
+    else:
+        return None
+    exponent = number.as_tuple().exponent
+    if number and (
+        number.adjusted() >= MAX_INTEGER_DIGITS or (isinstance(exponent, int) and exponent < -MAX_FRACTION_DIGITS)
+    ):
+        return None
+    return number
 
 
 def window_bounds(moment: datetime, size: WindowSize, zone: tzinfo) -> tuple[datetime, datetime]:
@@ -196,7 +212,7 @@ def aggregate(
         first_seen = event.time if first_seen is None or event.time < first_seen else first_seen
         accumulator.count += 1
         if number is not None:
-            accumulator.total += number
+            accumulator.total = EXACT.add(accumulator.total, number)
             if accumulator.minimum is None or number < accumulator.minimum:
                 accumulator.minimum = number
             if accumulator.maximum is None or number > accumulator.maximum:

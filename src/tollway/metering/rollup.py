@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tollway.metering.aggregation import dimension_text, numeric_value
+from tollway.metering.aggregation import EXACT, dimension_text, numeric_value
 from tollway.metering.events import Event, to_micros
 from tollway.metering.jsonpath import compile_path, extract
 from tollway.metering.meters import Aggregation, Meter
@@ -48,7 +48,7 @@ class Partial:
             self.first_us = time_us
         if number is None:
             return
-        self.total += number
+        self.total = EXACT.add(self.total, number)
         if self.minimum is None or number < self.minimum:
             self.minimum = number
         if self.maximum is None or number > self.maximum:
@@ -58,7 +58,7 @@ class Partial:
 
     def merge(self, other: Partial) -> None:
         self.count += other.count
-        self.total += other.total
+        self.total = EXACT.add(self.total, other.total)
         if other.first_us is not None and (self.first_us is None or other.first_us < self.first_us):
             self.first_us = other.first_us
         if other.minimum is not None and (self.minimum is None or other.minimum < self.minimum):

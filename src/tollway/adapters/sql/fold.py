@@ -10,6 +10,10 @@ absent, the event time not before 1970. Every other event is left to the Python 
 there are, so the second read happens only when there are some. UNIQUE_COUNT meters and JSONPath
 steps the database cannot spell are folded in Python entirely (`sql_foldable` is False).
 
+The range is read by sequence (the primary key) and narrowed to the meter's event type after: an
+index on the type would have the database walk every stored event of that type (`+type` on SQLite,
+a fenced subquery on PostgreSQL keep it off).
+
 Dimension keys are built as the same compact JSON array orjson writes (`["gpt-4o",null,"input"]`),
 so buckets folded either way meet under one key.
 """
@@ -126,7 +130,7 @@ def sqlite_fold(meter: Meter) -> FoldQuery:
     dims_key = f"json_array({', '.join(dims)})" if dims else "'[]'"
     rows = (
         f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, "
-        f"{value} AS v, {dims_key} AS dims FROM events WHERE seq > :low AND seq <= :high AND type = :type"
+        f"{value} AS v, {dims_key} AS dims FROM events WHERE seq > :low AND seq <= :high AND +type = :type"
     )
     return _statements(meter, rows, params)
 
@@ -169,45 +173,46 @@ def postgres_fold(meter: Meter) -> FoldQuery:
 
 
 def _postgres_rows(meter: Meter) -> tuple[str, dict[str, Any]]:
+    """Four fenced levels (OFFSET 0 keeps each a subquery: pulled up, every mention of a column would
+    be evaluated again): the range with a guard, the parsed JSON, each path read once (its JSON kind
+    and text), then eligibility, value and dimension key."""
     params: dict[str, Any] = {}
+    needs_json = bool(meter.group_by) or _uses_value(meter)
     # jsonb keeps a number's value, not its spelling: 1e16 reads back as 10000000000000000, which the
     # reference (a float) spells 1e+16. An event with an exponent anywhere goes to the Python fold, so
     # that a jsonb number spelled as an integer was written as one. \u0000 is valid JSON but not a
     # valid jsonb string: such events go to Python too.
-    needs_json = bool(meter.group_by) or _uses_value(meter)
-    eligible = ["time_us >= 0"]
-    if needs_json:
-        eligible += ["strpos(data, chr(92) || 'u0000') = 0", "data !~ '[0-9][eE]'"]
+    guard = "strpos(data, chr(92) || 'u0000') > 0 OR data ~ '[0-9][eE]'" if needs_json else "false"
+    base = "seq, id, source, subject, time_us, data"
+    reads: list[str] = []
+    eligible = ["NOT bad", "time_us >= 0"]
     value = "NULL::numeric"
     if _uses_value(meter):
         assert meter.value_property is not None
         path = _pg_path(compile_path(meter.value_property), params, "vp")
-        text = f"({path} #>> '{{}}')"
-        usable = (
-            f"(jsonb_typeof({path}) = 'number' AND {text} ~ {_PG_INTEGER} OR "
-            f"jsonb_typeof({path}) = 'string' AND {text} ~ {_PG_DECIMAL})"
-        )
-        value = f"CASE WHEN {usable} THEN {text}::numeric END"
+        reads += [f"jsonb_typeof({path}) AS vk", f"{path} #>> '{{}}' AS vt"]
+        usable = f"(vk = 'number' AND vt ~ {_PG_INTEGER} OR vk = 'string' AND vt ~ {_PG_DECIMAL})"
+        value = f"CASE WHEN {usable} THEN vt::numeric END"
         eligible.append(usable)
     dims = []
     for n, raw_path in enumerate(meter.group_by.values()):
         path = _pg_path(compile_path(raw_path), params, f"d{n}")
-        kind = f"jsonb_typeof({path})"
-        text = f"CASE WHEN {kind} IN ('string', 'boolean', 'number') THEN {path} #>> '{{}}' END"
-        dims.append(f"COALESCE(to_json({text})::text, 'null')")
+        reads += [f"jsonb_typeof({path}) AS d{n}k", f"{path} #>> '{{}}' AS d{n}t"]
+        dims.append(
+            f"COALESCE(to_json(CASE WHEN d{n}k IN ('string', 'boolean', 'number') THEN d{n}t END)::text, 'null')"
+        )
         eligible.append(
-            f"({kind} IS NULL OR {kind} IN ('string', 'boolean', 'null') OR "
-            f"({kind} = 'number' AND ({path} #>> '{{}}') ~ {_PG_INTEGER}))"
+            f"(d{n}k IS NULL OR d{n}k IN ('string', 'boolean', 'null') OR (d{n}k = 'number' AND d{n}t ~ {_PG_INTEGER}))"
         )
     dims_key = f"'[' || concat_ws(',', {', '.join(dims)}) || ']'" if dims else "'[]'"
-    parsed = "NULL::jsonb"
-    if needs_json:
-        parsed = "CASE WHEN strpos(data, chr(92) || 'u0000') > 0 OR data ~ '[0-9][eE]' THEN NULL ELSE data::jsonb END"
-    # OFFSET 0 keeps the parse in its subquery: pulled up, each mention of j would parse the JSON again.
+    guarded = (
+        f"(SELECT {base}, {guard} AS bad FROM "
+        f"(SELECT {base}, type FROM events WHERE seq > %(low)s AND seq <= %(high)s OFFSET 0) range "
+        "WHERE type = %(type)s OFFSET 0) g"
+    )
+    parsed = f"(SELECT {base}, bad, CASE WHEN bad THEN NULL ELSE data::jsonb END AS j FROM {guarded} OFFSET 0) p"
+    read = f"(SELECT {', '.join([base, 'bad', *reads])} FROM {parsed} OFFSET 0) x"
     rows = (
-        f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, false) AS ok, "
-        f"{value} AS v, {dims_key} AS dims FROM "
-        f"(SELECT seq, id, source, subject, time_us, data, {parsed} AS j FROM events "
-        "WHERE seq > %(low)s AND seq <= %(high)s AND type = %(type)s OFFSET 0) e"
+        f"SELECT {base}, COALESCE({' AND '.join(eligible)}, false) AS ok, {value} AS v, {dims_key} AS dims FROM {read}"
     )
     return rows, params

@@ -321,8 +321,9 @@ class SqlEventStore:
                 high = connection.execute(select(func.max(events.c.seq))).scalar()
                 if high is None or high <= after_seq:
                     return []  # the usual case: the worker has caught up
-                conditions = [events.c.seq > after_seq, events.c.type == event_type]
+                conditions = [events.c.seq > after_seq]
                 if high - after_seq > TAIL_SCAN_LIMIT:
+                    conditions.append(events.c.type == event_type)
                     # A long tail (the worker is behind): let the database narrow it by time and subject.
                     if start is not None:
                         conditions.append(events.c.time_us >= to_micros(start))
@@ -330,10 +331,16 @@ class SqlEventStore:
                         conditions.append(events.c.time_us < to_micros(end))
                     if subject_keys is not None:
                         conditions.append(events.c.subject.in_(list(subject_keys)))
-                # A short tail is read by sequence (primary key) and narrowed here: its cost stays the
-                # tail's length, not the number of the subject's stored events.
+                # A short tail is read by sequence (primary key) and narrowed here, type included: its
+                # cost stays the tail's length, not the number of the type's or subject's stored events.
                 query = select(
-                    events.c.seq, events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data
+                    events.c.seq,
+                    events.c.id,
+                    events.c.source,
+                    events.c.subject,
+                    events.c.time_us,
+                    events.c.data,
+                    events.c.type,
                 )
                 return list(connection.execute(query.where(and_(*conditions)).order_by(events.c.seq)))
 
@@ -347,7 +354,8 @@ class SqlEventStore:
         rows = [
             r
             for r in found
-            if (start_us is None or r.time_us >= start_us)
+            if r.type == event_type
+            and (start_us is None or r.time_us >= start_us)
             and (end_us is None or r.time_us < end_us)
             and (wanted is None or r.subject in wanted)
         ]
