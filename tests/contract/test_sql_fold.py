@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,32 @@ def test_meters_the_database_cannot_fold_exactly_go_to_python() -> None:
     assert not sql_foldable(Meter("u", "t", Aggregation.UNIQUE_COUNT, "$.v"))
     assert not sql_foldable(Meter("q", "t", Aggregation.SUM, "$['a\"b']"))
     assert sql_foldable(Meter("s", "t", Aggregation.SUM, "$.v", {"k": "$['a b']", "i": "$.x[0]"}))
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_folds_merge_near_64_bits_and_decimals_exactly(db: str, request: pytest.FixtureRequest) -> None:
+    """Each event folded on its own: sums grow past 18 digits and 64 bits, a decimal joins an integer sum."""
+    engine: Engine = request.getfixturevalue(f"{db}_engine")
+    values: list[object] = [999_999_999_999_999_999, 5, 9_000_000_000_000_000_000, "0.25", -3, 7]
+    meter = Meter("m", "t", Aggregation.SUM, "$.v", {"model": "$.model"})
+    store = SqlEventStore(engine, FrozenClock(NOW))
+    events = [
+        Event(id=f"n{n}", source="s", type="t", subject="acme", time=BASE, data={"v": v, "model": "x"})
+        for n, v in enumerate(values)
+    ]
+
+    async def insert() -> None:
+        await store.insert_events(events)
+        await store.close()
+
+    asyncio.run(insert())
+    insert_for = postgresql.insert if db == "postgres" else sqlite.insert
+    with engine.begin() as connection:
+        stored = _events_between(connection, 0, 10**12, "t")
+        low = 0
+        for _, seq in stored:
+            fold(connection, insert_for, meter, low, seq)
+            low = seq
+        rows = connection.execute(select(meter_rollups).where(meter_rollups.c.meter == "m")).all()
+    assert {partial_from_row(r).total for r in rows} == {Decimal("10000000000000000008.25")}
+    assert len(rows) == 3  # day, hour, minute

@@ -176,19 +176,6 @@ def merge_into(target: dict[RollupKey, Partial], extra: dict[RollupKey, Partial]
             kept.merge(partial)
 
 
-def widen(minutes: dict[RollupKey, Partial], levels: tuple[int, ...] = LEVELS) -> dict[RollupKey, Partial]:
-    """Minute partials and, merged from them, those of the coarser levels (an hour is its minutes)."""
-    widened: dict[RollupKey, Partial] = {}
-    for (_, bucket_us, subject, dims), partial in minutes.items():
-        for level in levels:
-            key = (level, bucket_us - bucket_us % level, subject, dims)
-            kept = widened.get(key)
-            if kept is None:
-                kept = widened[key] = Partial()
-            kept.merge(partial)
-    return widened
-
-
 def partial_to_row(partial: Partial) -> dict[str, Any]:
     return {
         "count": partial.count,

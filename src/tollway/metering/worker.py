@@ -18,7 +18,7 @@ log = logging.getLogger("tollway.metering.worker")
 
 
 class RollupWorker:
-    def __init__(self, store: Store, *, interval_s: float = 0.5, chunk: int = 5_000, pause_s: float = 0.005) -> None:
+    def __init__(self, store: Store, *, interval_s: float = 0.5, chunk: int = 50_000, pause_s: float = 0.005) -> None:
         self._store = store
         self._interval_s = interval_s
         self._chunk = chunk

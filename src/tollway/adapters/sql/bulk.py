@@ -21,7 +21,7 @@ ROLLUP_UPDATE = ", ".join(
     for c in ("count", "total", "minimum", "maximum", "latest", "latest_us", "latest_seq", "first_us")
 )
 ROLLUP_KEY = "meter, level_us, bucket_us, subject, dims"
-_LATER = (
+LATER = (
     "excluded.latest_us IS NOT NULL AND (meter_rollups.latest_us IS NULL OR "
     "(excluded.latest_us, COALESCE(excluded.latest_seq, 0)) >= "
     "(meter_rollups.latest_us, COALESCE(meter_rollups.latest_seq, 0)))"
@@ -40,7 +40,7 @@ POSTGRES_MERGE = ", ".join(
             for column, wins in (("minimum", "<"), ("maximum", ">"))
         ),
         *(
-            f"{column} = CASE WHEN {_LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
+            f"{column} = CASE WHEN {LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
             for column in ("latest", "latest_us", "latest_seq")
         ),
         "first_us = LEAST(meter_rollups.first_us, excluded.first_us)",

@@ -1,7 +1,5 @@
-"""Rollup folding in the database: a meter's new events grouped into minute partials by one SELECT.
-
-The database reads the JSON values and groups the events, so Python handles one row per distinct
-(minute, subject, dimensions) instead of one per event. It must give exactly what the pure
+"""Rollup folding in the database: a meter's new events grouped into day, hour and minute partials
+and merged into the stored rollups by SQL, so no event passes through Python. It must give exactly what the pure
 reference (tollway.metering.rollup) gives, so it only takes events whose values it reads the same
 way ("eligible"): the meter's value a JSON integer of at most 18 digits (PostgreSQL also: a plain
 decimal string such as "0.0025"), each group-by value a string, boolean, such an integer, null or
@@ -24,10 +22,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tollway.adapters.sql.bulk import POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY
+from tollway.adapters.sql.bulk import LATER, POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.meters import Aggregation, Meter
-from tollway.metering.rollup import LEVELS, MINUTE_US
+from tollway.metering.rollup import LEVELS
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PG_INTEGER = "'^-?[0-9]{1,18}$'"
@@ -56,35 +54,6 @@ def _uses_value(meter: Meter) -> bool:
     return meter.value_property is not None and meter.aggregation is not Aggregation.COUNT
 
 
-def _statements(meter: Meter, rows: str, params: dict[str, Any]) -> FoldQuery:
-    """`rows`: a query of the range with seq, id, source, subject, time_us, data, ok, v, dims.
-
-    It is materialized once: inlined, every mention of a column would read the JSON again."""
-    keyed = (
-        "(SELECT seq, time_us, ok, CASE WHEN ok THEN subject END AS subject, "
-        f"CASE WHEN ok THEN time_us - time_us % {MINUTE_US} END AS bucket, "
-        "CASE WHEN ok THEN v END AS v, CASE WHEN ok THEN dims END AS dims FROM r)"
-    )
-    latest = "NULL, NULL, NULL"
-    if meter.aggregation is Aggregation.LATEST:  # each group's last event by (event time, sequence)
-        keyed = (
-            "(SELECT k.*, row_number() OVER (PARTITION BY ok, bucket, subject, dims "
-            f"ORDER BY time_us DESC, seq DESC) AS rn FROM {keyed} k)"
-        )
-        latest = (
-            "max(CASE WHEN rn = 1 THEN v END), max(CASE WHEN rn = 1 THEN time_us END), "
-            "max(CASE WHEN rn = 1 THEN seq END)"
-        )
-    grouped = (
-        f"WITH r AS MATERIALIZED ({rows}) "
-        "SELECT ok, bucket, subject, dims, count(*), sum(v), min(v), max(v), min(time_us), "
-        f"{latest} FROM {keyed} g GROUP BY ok, bucket, subject, dims"
-    )
-    others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
-    others += " ORDER BY seq"
-    return FoldQuery(grouped, others, params)
-
-
 # -- SQLite ------------------------------------------------------------------------------------------
 
 
@@ -102,9 +71,59 @@ def _sqlite_path(path: str) -> str | None:
     return spelled
 
 
-def sqlite_fold(meter: Meter) -> FoldQuery:
-    """SQLite: `grouped` answers minute partials, which Python widens to hours and days and merges
-    (SQLite has no exact decimal arithmetic to merge them itself)."""
+SQLITE_STAGE_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS fold_rows (plain INTEGER, level_us INTEGER, bucket_us INTEGER, subject TEXT, "
+    "dims TEXT, count INTEGER, total INTEGER, minimum INTEGER, maximum INTEGER, latest INTEGER, latest_us INTEGER, "
+    "latest_seq INTEGER, first_us INTEGER)"
+)
+_FOLD_COLUMNS = (
+    "level_us, bucket_us, subject, dims, count, total, minimum, maximum, latest, latest_us, latest_seq, first_us"
+)
+
+
+def _sqlite_plain(column: str) -> str:
+    """A stored value SQLite can merge exactly: NULL, or an integer of at most 18 characters (no
+    decimal point, no exponent), so that a sum of two stays within 64 bits."""
+    return f"({column} IS NULL OR ({column} NOT GLOB '*[^0-9-]*' AND length({column}) <= 18))"
+
+
+_SQLITE_MERGE = ", ".join(
+    [
+        "count = meter_rollups.count + excluded.count",
+        "total = CAST(CAST(meter_rollups.total AS INTEGER) + CAST(excluded.total AS INTEGER) AS TEXT)",
+        *(
+            f"{column} = CASE WHEN meter_rollups.{column} IS NULL OR "
+            f"CAST(excluded.{column} AS INTEGER) {wins} CAST(meter_rollups.{column} AS INTEGER) "
+            f"THEN excluded.{column} ELSE meter_rollups.{column} END"
+            for column, wins in (("minimum", "<"), ("maximum", ">"))
+        ),
+        *(
+            f"{column} = CASE WHEN {LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
+            for column in ("latest", "latest_us", "latest_seq")
+        ),
+        "first_us = CASE WHEN meter_rollups.first_us IS NULL OR excluded.first_us < meter_rollups.first_us "
+        "THEN excluded.first_us ELSE meter_rollups.first_us END",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SqliteFold:
+    """SQLite folds in three steps through a per-connection temporary table (`SQLITE_STAGE_TABLE`):
+    `stage` groups the eligible events into day, hour and minute partials and marks each `plain`
+    (1) when SQLite can merge it into the stored row exactly in integer arithmetic, or not (0: Python
+    merges it in Decimal); a row with plain -1 counts the events left to the Python fold. `merge`
+    inserts or merges the plain rows; `leftovers` reads the others back. `others` reads the raw rows
+    of the ineligible events. All take `params` plus low, high, type and slug."""
+
+    stage: str
+    merge: str
+    leftovers: str
+    others: str
+    params: dict[str, Any]
+
+
+def sqlite_fold(meter: Meter) -> SqliteFold:
     params: dict[str, Any] = {}
     # SQLite's text values end at a NUL: an event with a \u0000 anywhere goes to the Python fold.
     eligible = ["time_us >= 0", "instr(data, char(92) || 'u0000') = 0"]
@@ -132,7 +151,42 @@ def sqlite_fold(meter: Meter) -> FoldQuery:
         f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, "
         f"{value} AS v, {dims_key} AS dims FROM events WHERE seq > :low AND seq <= :high AND +type = :type"
     )
-    return _statements(meter, rows, params)
+    latest = "NULL AS latest, NULL AS latest_us, NULL AS latest_seq"
+    ranked = ""
+    if meter.aggregation is Aggregation.LATEST:  # each group's last event by (event time, sequence)
+        ranked = (
+            ", row_number() OVER (PARTITION BY level, time_us - time_us % level, subject, dims "
+            "ORDER BY time_us DESC, seq DESC) AS rn"
+        )
+        latest = (
+            "max(CASE WHEN rn = 1 THEN v END) AS latest, max(CASE WHEN rn = 1 THEN time_us END) AS latest_us, "
+            "max(CASE WHEN rn = 1 THEN seq END) AS latest_seq"
+        )
+    levels = ", ".join(f"({level})" for level in LEVELS)
+    stored = [_sqlite_plain(f"s.{c}") for c in ("total", "minimum", "maximum", "latest")]
+    plain = f"s.meter IS NULL OR ({' AND '.join(stored)} AND length(CAST(COALESCE(g.total, 0) AS TEXT)) <= 18)"
+    stage = (
+        f"WITH r AS MATERIALIZED ({rows}), lv(level) AS (VALUES {levels}), "
+        f"e AS (SELECT level, time_us - time_us % level AS bucket, subject, dims, v, time_us, seq{ranked} "
+        "FROM r, lv WHERE ok), "
+        "g AS (SELECT level, bucket, subject, dims, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi, "
+        f"{latest}, min(time_us) AS first_us FROM e GROUP BY level, bucket, subject, dims) "
+        f"INSERT INTO temp.fold_rows (plain, {_FOLD_COLUMNS}) "
+        f"SELECT CASE WHEN {plain} THEN 1 ELSE 0 END, g.level, g.bucket, g.subject, g.dims, g.n, g.total, g.lo, "
+        "g.hi, g.latest, g.latest_us, g.latest_seq, g.first_us FROM g LEFT JOIN meter_rollups s "
+        "ON s.meter = :slug AND s.level_us = g.level AND s.bucket_us = g.bucket AND s.subject = g.subject "
+        "AND s.dims = g.dims "
+        "UNION ALL SELECT -1, 0, 0, NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM r WHERE NOT ok"
+    )
+    merge = (
+        f"INSERT INTO meter_rollups ({ROLLUP_COLUMNS}) SELECT :slug, level_us, bucket_us, subject, dims, count, "
+        "CAST(COALESCE(total, 0) AS TEXT), CAST(minimum AS TEXT), CAST(maximum AS TEXT), CAST(latest AS TEXT), "
+        "latest_us, latest_seq, first_us FROM temp.fold_rows WHERE plain = 1 "
+        f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {_SQLITE_MERGE}"
+    )
+    leftovers = f"SELECT plain, {_FOLD_COLUMNS} FROM temp.fold_rows WHERE plain <= 0"
+    others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    return SqliteFold(stage, merge, leftovers, others + " ORDER BY seq", params)
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ import orjson
 from sqlalchemy import Connection, delete, func, select
 
 from tollway.adapters.sql import bulk
-from tollway.adapters.sql.fold import postgres_fold, sql_foldable, sqlite_fold
+from tollway.adapters.sql.fold import SQLITE_STAGE_TABLE, postgres_fold, sql_foldable, sqlite_fold
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters
 from tollway.metering.events import Event, from_micros
 from tollway.metering.meters import Meter
-from tollway.metering.rollup import MINUTE_US, Contribution, Partial, RollupKey, contribute, merge_into, widen
+from tollway.metering.rollup import Contribution, Partial, RollupKey, contribute, merge_into
 
 REBUILD_CHUNK = 50_000  # sequence numbers folded per step of a rebuild
 
@@ -100,47 +100,68 @@ def _as_events(rows: Iterable[Any], event_type: str) -> list[tuple[Event, int]]:
 def fold(connection: Connection, dialect_insert: Callable[..., Any], meter: Meter, low: int, high: int) -> int:
     """Add the meter's events with low < seq <= high to its rollups. Returns the values skipped.
 
-    The database folds the events it reads exactly like the reference (fold.py): PostgreSQL
-    straight into the stored rollups, SQLite into minute partials that Python widens and merges.
-    The other events, and meters the database cannot fold, go through the pure Python fold."""
+    The database folds the events it reads exactly like the reference, straight into the stored
+    rollups (fold.py; SQLite hands back the few partials it cannot merge exactly in integers). The
+    other events, and meters the database cannot fold, go through the pure Python fold."""
     if not sql_foldable(meter):
         contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
         apply_contribution(connection, dialect_insert, meter.slug, contribution)
         return contribution.skipped
     cursor = connection.connection.cursor()
     params = {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
-    minute: dict[RollupKey, Partial] = {}
     if connection.dialect.name == "postgresql":
         statement = postgres_fold(meter)
-        others = int(cursor.execute(statement.grouped, {**statement.params, **params}).fetchone()[0])
+        params.update(statement.params)
+        others = int(cursor.execute(statement.grouped, params).fetchone()[0])
+        rest = Contribution({}, set())
+        others_query = statement.others
     else:
-        statement = sqlite_fold(meter)
+        sqlite = sqlite_fold(meter)
+        params.update(sqlite.params)
+        cursor.execute(SQLITE_STAGE_TABLE)
+        cursor.execute("DELETE FROM temp.fold_rows")
         try:
-            grouped = cursor.execute(statement.grouped, {**statement.params, **params}).fetchall()
+            cursor.execute(sqlite.stage, params)
         except sqlite3.OperationalError as exc:  # sum() of integers overflowed: fold in Python
             if "overflow" not in str(exc):
                 raise
             contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
             apply_contribution(connection, dialect_insert, meter.slug, contribution)
             return contribution.skipped
-        others = _minute_partials(grouped, minute)
-    rest = Contribution({}, set())
+        cursor.execute(sqlite.merge, params)
+        others, rest = _leftovers(cursor.execute(sqlite.leftovers).fetchall())
+        others_query = sqlite.others
     if others:
-        found = cursor.execute(statement.others, {**statement.params, **params}).fetchall()
-        rest = contribute(meter, _as_events(found, meter.event_type))
-    merge_into(rest.partials, widen(minute))
+        extra = contribute(meter, _as_events(cursor.execute(others_query, params).fetchall(), meter.event_type))
+        merge_into(rest.partials, extra.partials)
+        rest.skipped = extra.skipped
     apply_contribution(connection, dialect_insert, meter.slug, rest)
     return rest.skipped
 
 
-def _minute_partials(grouped: Iterable[Sequence[Any]], minute: dict[RollupKey, Partial]) -> int:
-    """Minute partials from the grouped rows; returns how many events the database left to Python."""
+def _leftovers(rows: Iterable[Sequence[Any]]) -> tuple[int, Contribution]:
+    """SQLite's staged rows it could not merge itself (as partials), and how many events it left to Python."""
     others = 0
-    for ok, bucket, subject, dims, count, total, minimum, maximum, first_us, latest, latest_us, latest_seq in grouped:
-        if not ok:
+    partials: dict[RollupKey, Partial] = {}
+    for (
+        plain,
+        level_us,
+        bucket,
+        subject,
+        dims,
+        count,
+        total,
+        minimum,
+        maximum,
+        latest,
+        latest_us,
+        latest_seq,
+        first,
+    ) in rows:
+        if plain < 0:
             others += int(count)
             continue
-        minute[(MINUTE_US, int(bucket), subject, dims)] = Partial(
+        partials[(int(level_us), int(bucket), subject, dims)] = Partial(
             count=int(count),
             total=Decimal(0) if total is None else Decimal(total),
             minimum=None if minimum is None else Decimal(minimum),
@@ -148,9 +169,9 @@ def _minute_partials(grouped: Iterable[Sequence[Any]], minute: dict[RollupKey, P
             latest=None if latest is None else Decimal(latest),
             latest_us=None if latest_us is None else int(latest_us),
             latest_seq=None if latest_seq is None else int(latest_seq),
-            first_us=int(first_us),
+            first_us=int(first),
         )
-    return others
+    return others, Contribution(partials, set())
 
 
 def roll_up(
