@@ -72,9 +72,9 @@ def _sqlite_path(path: str) -> str | None:
 
 
 SQLITE_STAGE_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS fold_rows (plain INTEGER, level_us INTEGER, bucket_us INTEGER, subject TEXT, "
-    "dims TEXT, count INTEGER, total INTEGER, minimum INTEGER, maximum INTEGER, latest INTEGER, latest_us INTEGER, "
-    "latest_seq INTEGER, first_us INTEGER)"
+    "CREATE TEMP TABLE IF NOT EXISTS fold_rows (meter TEXT, plain INTEGER, level_us INTEGER, bucket_us INTEGER, "
+    "subject TEXT, dims TEXT, count INTEGER, total INTEGER, minimum INTEGER, maximum INTEGER, latest INTEGER, "
+    "latest_us INTEGER, latest_seq INTEGER, first_us INTEGER)"
 )
 _FOLD_COLUMNS = (
     "level_us, bucket_us, subject, dims, count, total, minimum, maximum, latest, latest_us, latest_seq, first_us"
@@ -171,20 +171,21 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
         "FROM r, lv WHERE ok), "
         "g AS (SELECT level, bucket, subject, dims, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi, "
         f"{latest}, min(time_us) AS first_us FROM e GROUP BY level, bucket, subject, dims) "
-        f"INSERT INTO temp.fold_rows (plain, {_FOLD_COLUMNS}) "
-        f"SELECT CASE WHEN {plain} THEN 1 ELSE 0 END, g.level, g.bucket, g.subject, g.dims, g.n, g.total, g.lo, "
+        f"INSERT INTO temp.fold_rows (meter, plain, {_FOLD_COLUMNS}) "
+        f"SELECT :slug, CASE WHEN {plain} THEN 1 ELSE 0 END, g.level, g.bucket, g.subject, g.dims, g.n, g.total, g.lo, "
         "g.hi, g.latest, g.latest_us, g.latest_seq, g.first_us FROM g LEFT JOIN meter_rollups s "
         "ON s.meter = :slug AND s.level_us = g.level AND s.bucket_us = g.bucket AND s.subject = g.subject "
         "AND s.dims = g.dims "
-        "UNION ALL SELECT -1, 0, 0, NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM r WHERE NOT ok"
+        "UNION ALL SELECT :slug, -1, 0, 0, NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+        "FROM r WHERE NOT ok"
     )
     merge = (
         f"INSERT INTO meter_rollups ({ROLLUP_COLUMNS}) SELECT :slug, level_us, bucket_us, subject, dims, count, "
         "CAST(COALESCE(total, 0) AS TEXT), CAST(minimum AS TEXT), CAST(maximum AS TEXT), CAST(latest AS TEXT), "
-        "latest_us, latest_seq, first_us FROM temp.fold_rows WHERE plain = 1 "
+        "latest_us, latest_seq, first_us FROM temp.fold_rows WHERE meter = :slug AND plain = 1 "
         f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {_SQLITE_MERGE}"
     )
-    leftovers = f"SELECT plain, {_FOLD_COLUMNS} FROM temp.fold_rows WHERE plain <= 0"
+    leftovers = f"SELECT plain, {_FOLD_COLUMNS} FROM temp.fold_rows WHERE meter = :slug AND plain <= 0"
     others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
     return SqliteFold(stage, merge, leftovers, others + " ORDER BY seq", params)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from tollway.adapters.sql.fold import SQLITE_STAGE_TABLE, postgres_fold, sql_fol
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters
 from tollway.metering.events import Event, from_micros
 from tollway.metering.meters import Meter
-from tollway.metering.rollup import Contribution, Partial, RollupKey, contribute, merge_into
+from tollway.metering.rollup import Contribution, Partial, contribute, merge_into
 
 REBUILD_CHUNK = 50_000  # sequence numbers folded per step of a rebuild
 
@@ -103,33 +104,58 @@ def fold(connection: Connection, dialect_insert: Callable[..., Any], meter: Mete
     The database folds the events it reads exactly like the reference, straight into the stored
     rollups (fold.py; SQLite hands back the few partials it cannot merge exactly in integers). The
     other events, and meters the database cannot fold, go through the pure Python fold."""
+    staged = stage_sqlite(connection, meter, low, high) if connection.dialect.name == "sqlite" else True
+    return _finish(connection, dialect_insert, meter, low, high, staged)
+
+
+def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int) -> bool:
+    """SQLite's heavy step, into the connection's temporary table: it needs no write lock, so it may run
+    before the write transaction (ingest goes on meanwhile). False: fold this meter in Python."""
     if not sql_foldable(meter):
+        return False
+    cursor = connection.connection.cursor()
+    cursor.execute(SQLITE_STAGE_TABLE)
+    cursor.execute("DELETE FROM temp.fold_rows WHERE meter = ?", (meter.slug,))
+    statement = sqlite_fold(meter)
+    try:
+        cursor.execute(statement.stage, {**statement.params, **_range(meter, low, high)})
+    except sqlite3.OperationalError as exc:  # sum() of integers overflowed: fold in Python
+        if "overflow" not in str(exc):
+            raise
+        cursor.execute("DELETE FROM temp.fold_rows WHERE meter = ?", (meter.slug,))
+        return False
+    return True
+
+
+def _range(meter: Meter, low: int, high: int) -> dict[str, Any]:
+    return {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
+
+
+def _finish(
+    connection: Connection, dialect_insert: Callable[..., Any], meter: Meter, low: int, high: int, staged: bool
+) -> int:
+    """The write step of a fold (inside the rollup write transaction). Returns the values skipped."""
+    if not staged or not sql_foldable(meter):
         contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
         apply_contribution(connection, dialect_insert, meter.slug, contribution)
         return contribution.skipped
     cursor = connection.connection.cursor()
-    params = {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
+    params = _range(meter, low, high)
+    rest = Contribution({}, set())
     if connection.dialect.name == "postgresql":
         statement = postgres_fold(meter)
         params.update(statement.params)
         others = int(cursor.execute(statement.grouped, params).fetchone()[0])
-        rest = Contribution({}, set())
         others_query = statement.others
     else:
         sqlite = sqlite_fold(meter)
         params.update(sqlite.params)
-        cursor.execute(SQLITE_STAGE_TABLE)
-        cursor.execute("DELETE FROM temp.fold_rows")
-        try:
-            cursor.execute(sqlite.stage, params)
-        except sqlite3.OperationalError as exc:  # sum() of integers overflowed: fold in Python
-            if "overflow" not in str(exc):
-                raise
-            contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
-            apply_contribution(connection, dialect_insert, meter.slug, contribution)
-            return contribution.skipped
         cursor.execute(sqlite.merge, params)
-        others, rest = _leftovers(cursor.execute(sqlite.leftovers).fetchall())
+        leftovers = cursor.execute(sqlite.leftovers, params).fetchall()
+        if not any(row[0] < 0 for row in leftovers):  # the stage always writes its count row
+            raise RuntimeError(f"rollups of {meter.slug!r}: staged rows missing (another connection staged them?)")
+        others = _leftovers(leftovers, rest)
+        cursor.execute("DELETE FROM temp.fold_rows WHERE meter = ?", (meter.slug,))
         others_query = sqlite.others
     if others:
         extra = contribute(meter, _as_events(cursor.execute(others_query, params).fetchall(), meter.event_type))
@@ -139,66 +165,66 @@ def fold(connection: Connection, dialect_insert: Callable[..., Any], meter: Mete
     return rest.skipped
 
 
-def _leftovers(rows: Iterable[Sequence[Any]]) -> tuple[int, Contribution]:
-    """SQLite's staged rows it could not merge itself (as partials), and how many events it left to Python."""
+def _leftovers(rows: Iterable[Sequence[Any]], rest: Contribution) -> int:
+    """SQLite's staged rows it could not merge itself, as partials into `rest`; returns how many
+    events it left to the Python fold."""
     others = 0
-    partials: dict[RollupKey, Partial] = {}
-    for (
-        plain,
-        level_us,
-        bucket,
-        subject,
-        dims,
-        count,
-        total,
-        minimum,
-        maximum,
-        latest,
-        latest_us,
-        latest_seq,
-        first,
-    ) in rows:
+    for plain, level_us, bucket, subject, dims, count, total, *values in rows:
         if plain < 0:
             others += int(count)
-            continue
-        partials[(int(level_us), int(bucket), subject, dims)] = Partial(
-            count=int(count),
-            total=Decimal(0) if total is None else Decimal(total),
-            minimum=None if minimum is None else Decimal(minimum),
-            maximum=None if maximum is None else Decimal(maximum),
-            latest=None if latest is None else Decimal(latest),
-            latest_us=None if latest_us is None else int(latest_us),
-            latest_seq=None if latest_seq is None else int(latest_seq),
-            first_us=int(first),
-        )
-    return others, Contribution(partials, set())
+        else:
+            key = (int(level_us), int(bucket), subject, dims)
+            rest.partials[key] = _partial((count, 0 if total is None else total, *values))
+    return others
 
 
-def roll_up(
-    connection: Connection, dialect_insert: Callable[..., Any], meter_of: Callable[[str], Meter], limit: int
-) -> tuple[int, int]:
-    """Fold the events past each meter's watermark, up to `limit` sequence numbers past the lowest one.
+@dataclass
+class RollupStep:
+    """One step of the rollup worker: the sequence range and the meters behind its end."""
 
-    Returns (sequence numbers covered, values skipped). Event inserts commit in sequence order
-    (writers are serialized), so every sequence number up to the highest stored one is either
-    committed or never will be: what this folds past a watermark is a gap-free prefix."""
+    low: int
+    high: int
+    meters: list[tuple[Meter, int, bool]] = field(default_factory=list)  # (meter, watermark, staged)
+
+
+def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: int) -> RollupStep | None:
+    """The events past each meter's watermark, up to `limit` sequence numbers past the lowest one.
+
+    Event inserts commit in sequence order (writers are serialized), so every sequence number up to
+    the highest stored one is either committed or never will be: what a step folds past a
+    watermark is a gap-free prefix."""
     stored = list(connection.execute(select(meters.c.slug, meters.c.record, meters.c.rolled_seq)))
     if not stored:
-        return 0, 0
+        return None
     top = connection.execute(select(func.max(events.c.seq))).scalar()
     low = min(int(r.rolled_seq) for r in stored)
     if top is None or top <= low:
-        return 0, 0
-    high = min(int(top), low + limit)
-    skipped = 0
+        return None
+    step = RollupStep(low, min(int(top), low + limit))
     for row in stored:
-        watermark = int(row.rolled_seq)
-        if watermark >= high:
+        if int(row.rolled_seq) < step.high:
+            step.meters.append((meter_of(row.record), int(row.rolled_seq), False))
+    return step
+
+
+def stage_step(connection: Connection, step: RollupStep) -> None:
+    """SQLite: stage every meter of the step before the write transaction."""
+    step.meters = [(m, mark, stage_sqlite(connection, m, mark, step.high)) for m, mark, _ in step.meters]
+
+
+def finish_step(connection: Connection, dialect_insert: Callable[..., Any], step: RollupStep) -> int:
+    """Fold the step in the rollup write transaction; returns the values skipped. A meter whose
+    watermark moved since the step was planned (another process folded it) is left alone."""
+    skipped = 0
+    for meter, watermark, staged in step.meters:
+        current = connection.execute(select(meters.c.rolled_seq).where(meters.c.slug == meter.slug)).scalar()
+        if current is None or int(current) != watermark:
             continue
-        meter = meter_of(row.record)
-        skipped += fold(connection, dialect_insert, meter, watermark, high)
-        connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=high))
-    return high - low, skipped
+        if connection.dialect.name == "postgresql":
+            staged = True
+        skipped += _finish(connection, dialect_insert, meter, watermark, step.high, staged)
+        connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=step.high))
+    return skipped
 
 
 def rebuild_rollups(connection: Connection, dialect_insert: Callable[..., Any], meter: Meter) -> None:

@@ -21,9 +21,9 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql import ingest
+from tollway.adapters.sql import ingest, rollups
 from tollway.adapters.sql.ingest import EventKey, EventRow, StoredCopy
-from tollway.adapters.sql.rollups import rebuild_rollups, roll_up
+from tollway.adapters.sql.rollups import rebuild_rollups
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
 from tollway.adapters.sql.writer import GroupCommit, WriterConnection
 from tollway.clock import Clock
@@ -71,15 +71,7 @@ class SqlEventStore:
         """Run `work` in a write transaction (rollups, meters), serialized with the other rollup writers."""
         try:
             with self._engine.connect() as connection:
-                if self._postgres:
-                    # Keyed by schema too, so deployments sharing one database do not serialize each other.
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": lock}
-                    )
-                else:
-                    # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction
-                    # that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                self._begin_write(connection, lock)
                 result = work(connection)
                 connection.commit()
                 return result
@@ -87,6 +79,15 @@ class SqlEventStore:
             raise
         except SQLAlchemyError as exc:
             raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+
+    def _begin_write(self, connection: Connection, lock: int) -> None:
+        if self._postgres:
+            # Keyed by schema too, so deployments sharing one database do not serialize each other.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": lock})
+        else:
+            # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction that
+            # reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     async def insert_events(self, batch: Sequence[Event]) -> int:
         if not batch:
@@ -150,14 +151,38 @@ class SqlEventStore:
         return meter
 
     async def roll_up(self, limit: int = 50_000) -> int:
-        """Fold up to `limit` stored events into the rollups of the meters behind them. Returns events read."""
+        """Fold up to `limit` sequence numbers of stored events into the rollups of the meters behind
+        them. Returns how many sequence numbers the step covered (0: caught up).
 
-        def work(connection: Connection) -> int:
-            done, skipped = roll_up(connection, self._dialect_insert, self._meter_of, limit)
+        On SQLite the step's heavy part runs before the write transaction (SQLite has one writer:
+        ingest goes on meanwhile); a meter another process folded in between is left alone."""
+
+        def postgres_step(connection: Connection) -> int:
+            planned = rollups.plan_step(connection, self._meter_of, limit)
+            if planned is None:
+                return 0
+            self._stats.skipped_values_total += rollups.finish_step(connection, self._dialect_insert, planned)
+            return planned.high - planned.low
+
+        def sqlite_step() -> int:
+            try:
+                with self._engine.connect() as connection:  # one connection: the staged rows are its own
+                    planned = rollups.plan_step(connection, self._meter_of, limit)
+                    if planned is None:
+                        return 0
+                    rollups.stage_step(connection, planned)
+                    connection.commit()  # ends the read without the write lock; temporary rows stay
+                    self._begin_write(connection, ROLLUP_LOCK)
+                    skipped = rollups.finish_step(connection, self._dialect_insert, planned)
+                    connection.commit()
+            except SQLAlchemyError as exc:
+                raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
             self._stats.skipped_values_total += skipped
-            return done
+            return planned.high - planned.low
 
-        return await asyncio.to_thread(self._write, work)
+        if self._postgres:
+            return await asyncio.to_thread(self._write, postgres_step)
+        return await asyncio.to_thread(sqlite_step)
 
     # -- meters -----------------------------------------------------------------------------
 
