@@ -10,6 +10,8 @@ from sqlalchemy.exc import ArgumentError
 
 from tollway.errors import ConfigError
 
+SQLITE_AUTOCHECKPOINT_PAGES = 50_000  # about 200 MB of WAL
+
 
 def normalize_url(url: str) -> str:
     """Accept the URLs people write (`postgres://`, `postgresql://`) and pick the psycopg 3 driver."""
@@ -53,5 +55,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoints (copying the WAL into the database, with an fsync) would otherwise run inside whichever
+    # commit crosses 1000 pages: an ingest request. The rollup worker checkpoints after each step
+    # instead (SqlEventStore.roll_up); this bound only matters when no worker runs.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -155,7 +155,8 @@ class SqlEventStore:
         them. Returns how many sequence numbers the step covered (0: caught up).
 
         On SQLite the step's heavy part runs before the write transaction (SQLite has one writer:
-        ingest goes on meanwhile); a meter another process folded in between is left alone."""
+        ingest goes on meanwhile); a meter another process folded in between is left alone. Each
+        SQLite step ends with a passive WAL checkpoint, so that no ingest commit has to do one."""
 
         def postgres_step(connection: Connection) -> int:
             planned = rollups.plan_step(connection, self._meter_of, limit)
@@ -175,6 +176,8 @@ class SqlEventStore:
                     self._begin_write(connection, ROLLUP_LOCK)
                     skipped = rollups.finish_step(connection, self._dialect_insert, planned)
                     connection.commit()
+                    # Copy the WAL into the database here, off the ingest path; PASSIVE never waits.
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except SQLAlchemyError as exc:
                 raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
             self._stats.skipped_values_total += skipped
