@@ -3,16 +3,23 @@
 
     .venv/bin/python bench/ingest.py ingest --db sqlite --events 100000
     .venv/bin/python bench/ingest.py ingest --db postgres --events 100000
+    .venv/bin/python bench/ingest.py http --db sqlite --events 100000            # starts `tollway serve` itself
+    .venv/bin/python bench/ingest.py http --db postgres --events 100000 --ingest external
     .venv/bin/python bench/ingest.py query --db postgres --sizes 1000000,10000000
 
 `ingest` stores `--events` LLM token events through SqlEventStore.insert_events (the port the
-gateway and POST /api/v1/events use: dedup on (source, id), subjects, rollups of llm_tokens and
-llm_requests in the same transaction), in batches of 100 and of 1000; 10% of each batch repeats
-an already-stored event so the dedup path runs. It also sends the same events over HTTP to a
-running `tollway serve` (POST /api/v1/events, batch content type) when `--http URL` is given.
+gateway and POST /api/v1/events use: dedup on (source, id), subjects, one transaction per batch
+or per group of concurrent batches), in batches of 100 and of 1000, from 1 and from 4 concurrent
+producers; 10% of each batch repeats an already-stored event so the dedup path runs. Then it
+times the rollups catching up (events folded per second).
+
+`http` sends the same kind of events to POST /api/v1/events (batch content type) of a `tollway
+serve` it starts on a fresh database (or of `--url`), from 1 and from 8 concurrent clients, in
+batches of 100 and 1000. With `--ingest inline` (the default) the server's rollup worker runs in
+the same process, as in production; `--ingest external` leaves rollups out (ingestion alone).
 
 `query` loads events spread over one month and 1000 subjects (through the same store path, in
-batches of 5000) until the store holds each size, then times the llm_tokens query of one subject
+batches of 10000) until the store holds each size, then times the llm_tokens query of one subject
 for the month with DAY windows grouped by type and model (the customer-month an invoice reads).
 """
 
@@ -22,9 +29,12 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,7 +113,10 @@ def fresh_store(db: str, schema: str, *, reuse: bool = False) -> SqlEventStore:
     return SqlEventStore(engine, SystemClock())
 
 
-async def bench_ingest(db: str, total: int) -> None:
+async def bench_ingest(db: str, total: int, producers: list[int]) -> None:
+    """Store `total` new events through SqlEventStore.insert_events from 1 or more concurrent producers
+    (each sending its share of the batches in order; concurrent batches may share a transaction),
+    then time the rollups catching up (events/s folded)."""
     shapes = {
         # Event times as a live stream at 50k events/s would have them (what the gateway sends).
         "stream": max(1, total // 50_000),
@@ -112,35 +125,41 @@ async def bench_ingest(db: str, total: int) -> None:
     }
     for shape, spread_s in shapes.items():
         for batch in (100, 1000):
-            rng = random.Random(7)
-            store = fresh_store(db, f"bench_ingest_{batch}")
-            service = MeteringService(store, SystemClock())
-            await service.sync_meters([])
-            events = make_events(0, total, 1000, rng, spread_s=spread_s)
-            duplicates = max(1, batch // 10)
-            started = time.perf_counter()
-            sent = 0
-            for offset in range(0, total, batch - duplicates):
-                chunk = events[offset : offset + batch - duplicates]
-                if offset:
-                    chunk = chunk + events[offset - duplicates : offset]  # already stored: the dedup path
-                await store.insert_events(chunk)
-                sent += len(chunk)
-            elapsed = time.perf_counter() - started
-            started = time.perf_counter()
-            rolled = 0
-            while done := await store.roll_up(50_000):
-                rolled += done
-            roll_s = time.perf_counter() - started
-            print(
-                f"| {db} | {shape} | {batch} | {sent:,} ({total:,} new) | {sent / elapsed:,.0f} | "
-                f"{total / elapsed:,.0f} | {rolled / roll_s:,.0f} |",
-                flush=True,
-            )
-            await store.close()
+            for level in producers:
+                rng = random.Random(7)
+                store = fresh_store(db, f"bench_ingest_{batch}")
+                service = MeteringService(store, SystemClock())
+                await service.sync_meters([])
+                events = make_events(0, total, 1000, rng, spread_s=spread_s)
+                duplicates = max(1, batch // 10)
+                chunks = []
+                for offset in range(0, total, batch - duplicates):
+                    chunk = events[offset : offset + batch - duplicates]
+                    if offset:
+                        chunk = chunk + events[offset - duplicates : offset]  # already stored: the dedup path
+                    chunks.append(chunk)
+                sent = sum(len(c) for c in chunks)
+
+                async def produce(mine: list[list[Event]], store: SqlEventStore = store) -> None:
+                    for chunk in mine:
+                        await store.insert_events(chunk)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(produce(chunks[n::level]) for n in range(level)))
+                elapsed = time.perf_counter() - started
+                started = time.perf_counter()
+                while await store.roll_up(50_000):
+                    pass
+                roll_s = time.perf_counter() - started
+                print(
+                    f"| {db} | {shape} | {batch} | {level} | {sent:,} ({total:,} new) | {sent / elapsed:,.0f} | "
+                    f"{total / elapsed:,.0f} | {total / roll_s:,.0f} |",
+                    flush=True,
+                )
+                await store.close()
 
 
-async def bench_http(url: str, token: str, total: int, shape: str, concurrency: list[int]) -> None:
+async def bench_http(url: str, token: str, total: int, shape: str, concurrency: list[int], *, label: str) -> None:
     """POST /api/v1/events (batch content type) from `concurrency` clients at once, each sending
     its share of the batches in sequence; events/s counts every event sent (all new). The client is
     aiohttp (a fraction of httpx's CPU per request, which matters when client and server share cores)."""
@@ -170,7 +189,7 @@ async def bench_http(url: str, token: str, total: int, shape: str, concurrency: 
                 started = time.perf_counter()
                 await asyncio.gather(*(send(bodies[n::level]) for n in range(level)))
                 elapsed = time.perf_counter() - started
-            print(f"| http | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |", flush=True)
+            print(f"| {label} | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |", flush=True)
 
 
 async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int, reuse: bool) -> None:
@@ -232,15 +251,62 @@ async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_
     await store.close()
 
 
+def serve_for_bench(db: str, ingest: str) -> tuple[str, subprocess.Popen[bytes], Path]:
+    """A `tollway serve` on a fresh database and a free loopback port; returns (url, process, workdir)."""
+    import socket
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="tollway-bench-http-"))
+    if db == "sqlite":
+        url = f"sqlite:///{workdir / 'tollway.db'}"
+    else:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute('DROP SCHEMA IF EXISTS "bench_http" CASCADE')
+            admin.execute('CREATE SCHEMA "bench_http"')
+        url = f"{POSTGRES_URL}?options=-csearch_path%3Dbench_http"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "TOLLWAY_DATABASE_URL": url,
+        "TOLLWAY_ADMIN_TOKEN": "bench",
+        "TOLLWAY_INGEST": ingest,
+        "TOLLWAY_JOURNAL_DIR": str(workdir / "journal"),
+    }
+    tollway = Path(sys.executable).parent / "tollway"
+    log = (workdir / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [str(tollway), "serve", "--port", str(port)], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=1):
+                return base, process, workdir
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"tollway serve did not become ready: {(workdir / 'serve.log').read_text()[-2000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ingest = sub.add_parser("ingest")
     ingest.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     ingest.add_argument("--events", type=int, default=100_000)
+    ingest.add_argument("--producers", default="1,4", help="concurrent producers, e.g. 1,4")
     http = sub.add_parser("http")
-    http.add_argument("--url", required=True)
-    http.add_argument("--token", required=True)
+    http.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite", help="database of the server it starts")
+    http.add_argument(
+        "--ingest", choices=["inline", "external"], default="inline", help="TOLLWAY_INGEST of that server"
+    )
+    http.add_argument("--url", help="use this running server instead of starting one")
+    http.add_argument("--token", default="bench")
     http.add_argument("--events", type=int, default=100_000)
     http.add_argument("--shape", choices=["stream", "month"], default="stream")
     http.add_argument("--concurrency", default="1,8", help="clients sending at once, e.g. 1,8")
@@ -253,10 +319,20 @@ def main() -> None:
     query.add_argument("--reuse", action="store_true", help="keep the events of the previous run")
     args = parser.parse_args()
     if args.command == "ingest":
-        asyncio.run(bench_ingest(args.db, args.events))
+        asyncio.run(bench_ingest(args.db, args.events, [int(p) for p in args.producers.split(",")]))
     elif args.command == "http":
         levels = [int(c) for c in args.concurrency.split(",")]
-        asyncio.run(bench_http(args.url, args.token, args.events, args.shape, levels))
+        if args.url:
+            asyncio.run(bench_http(args.url, args.token, args.events, args.shape, levels, label=args.url))
+        else:
+            url, process, workdir = serve_for_bench(args.db, args.ingest)
+            try:
+                label = f"{args.db}, {args.ingest}"
+                asyncio.run(bench_http(url, args.token, args.events, args.shape, levels, label=label))
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+                shutil.rmtree(workdir, ignore_errors=True)
     else:
         asyncio.run(
             bench_query(
