@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.fold import sql_foldable
@@ -114,12 +113,11 @@ def check(engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, 
         await store.close()
 
     asyncio.run(insert())
-    insert_for = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with engine.begin() as connection:
         stored = _events_between(connection, 0, 10**12, "t")
         middle = stored[min(split, len(stored)) - 1][1] if stored and split else 0
-        skipped = fold(connection, insert_for, meter, 0, middle)
-        skipped += fold(connection, insert_for, meter, middle, 10**12)
+        skipped = fold(connection, meter, 0, middle)
+        skipped += fold(connection, meter, middle, 10**12)
         rows = connection.execute(select(meter_rollups).where(meter_rollups.c.meter == "m")).all()
     got = {(r.level_us, r.bucket_us, r.subject, r.dims): partial_from_row(r) for r in rows}
     expected = contribute(meter, stored)
@@ -190,12 +188,11 @@ def test_folds_merge_near_64_bits_and_decimals_exactly(db: str, request: pytest.
         await store.close()
 
     asyncio.run(insert())
-    insert_for = postgresql.insert if db == "postgres" else sqlite.insert
     with engine.begin() as connection:
         stored = _events_between(connection, 0, 10**12, "t")
         low = 0
         for _, seq in stored:
-            fold(connection, insert_for, meter, low, seq)
+            fold(connection, meter, low, seq)
             low = seq
         rows = connection.execute(select(meter_rollups).where(meter_rollups.c.meter == "m")).all()
     assert {partial_from_row(r).total for r in rows} == {Decimal("10000000000000000008.25")}

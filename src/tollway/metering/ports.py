@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from tollway.metering.events import Event
-from tollway.metering.meters import Meter
+from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.rollup import PartialRow, UniqueRow
 
 
@@ -93,9 +93,12 @@ class MeterStore(Protocol):
         end_us: int | None,
         subjects: Sequence[str] | None,
         *,
-        uniques: bool,
+        aggregation: Aggregation,
     ) -> RollupSnapshot:
-        """Buckets of one level in [start_us, end_us), read consistently with the meter's watermark."""
+        """Buckets of one level in [start_us, end_us), read consistently with the meter's watermark.
+
+        Only the partials' fields `aggregation` needs must be filled (count, sum and first time always;
+        extremes for MIN/MAX, the latest value for LATEST; distinct values for UNIQUE_COUNT)."""
         ...
 
     async def load_events_after(

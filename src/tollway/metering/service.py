@@ -11,7 +11,7 @@ from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow, aggregate
 from tollway.metering.events import Event, from_micros
 from tollway.metering.ingest import parse_events
-from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
+from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.ports import EventStore, MeterStore, Subject
 from tollway.metering.query import assemble, plan_query
 from tollway.metering.rollup import MINUTE_US, PartialRow, UniqueRow, contribute
@@ -109,7 +109,7 @@ class MeteringService:
             plan.start_us,
             plan.end_us,
             query.subjects,
-            uniques=meter.aggregation is Aggregation.UNIQUE_COUNT,
+            aggregation=meter.aggregation,
         )
         partials: list[PartialRow] = list(snapshot.partials)
         uniques: list[UniqueRow] = list(snapshot.uniques)

@@ -12,7 +12,7 @@ from datetime import datetime
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, UnavailableError
 from tollway.metering.events import Event, to_micros
-from tollway.metering.meters import Meter
+from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.ports import IngestStats, RollupSnapshot, Subject
 from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute
 
@@ -125,7 +125,7 @@ class MemoryEventStore:
         end_us: int | None,
         subjects: Sequence[str] | None,
         *,
-        uniques: bool,
+        aggregation: Aggregation,
     ) -> RollupSnapshot:
         self._check()
         meter = self._meters.get(slug)
@@ -143,7 +143,9 @@ class MemoryEventStore:
 
         return RollupSnapshot(
             [PartialRow(k[1], k[2], k[3], p) for k, p in found.partials.items() if inside(k[1])],
-            [UniqueRow(u[1], u[2], u[3], u[4]) for u in found.uniques if inside(u[1])] if uniques else [],
+            [UniqueRow(u[1], u[2], u[3], u[4]) for u in found.uniques if inside(u[1])]
+            if aggregation is Aggregation.UNIQUE_COUNT
+            else [],
             self._rolled,
         )
 

@@ -10,7 +10,8 @@ from sqlalchemy.exc import ArgumentError
 
 from tollway.errors import ConfigError
 
-SQLITE_AUTOCHECKPOINT_PAGES = 50_000  # about 200 MB of WAL
+SQLITE_CACHE_KIB = -65_536  # pages cached per connection, in KiB when negative: 64 MiB (SQLite's default: 2 MiB)
+SQLITE_AUTOCHECKPOINT_PAGES = 20_000  # about 80 MB of WAL: a backstop (the store checkpoints after writes)
 
 
 def normalize_url(url: str) -> str:
@@ -56,8 +57,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     # Checkpoints (copying the WAL into the database, with an fsync) would otherwise run inside whichever
-    # commit crosses 1000 pages: an ingest request. The rollup worker checkpoints after each step
-    # instead (SqlEventStore.roll_up); this bound only matters when no worker runs.
+    # commit crosses 1000 pages: an ingest request. SqlEventStore checkpoints between writes instead
+    # (see _after_ingest); this bound is a backstop. The WAL file is truncated back to 64 MB at most.
     cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+    cursor.execute("PRAGMA journal_size_limit=67108864")
+    cursor.execute(f"PRAGMA cache_size={SQLITE_CACHE_KIB}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

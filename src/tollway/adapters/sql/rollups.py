@@ -1,8 +1,11 @@
-"""Rollup maintenance in SQL: fold new events into stored buckets; rebuild a meter from its events.
+"""Rollup maintenance: fold new events into stored buckets in steps; rebuild a meter from its events.
 
-Callers hold the rollup write lock (see store.py), so read-merge-write is safe. Each meter keeps a
-watermark (`meters.rolled_seq`): events up to it are in its rollups, later ones are read raw. Sums stay exact:
-partials are stored as decimal text and merged in Python with Decimal.
+Each meter keeps a watermark (`meters.rolled_seq`): events up to it are in its rollups, later ones
+are read raw by queries. A step is planned (`plan_step`), on SQLite staged outside the write lock
+(`stage_step`), then finished inside the rollup write transaction (`finish_step`), which holds the
+rollup lock, so read-merge-write is safe. The SQL of the database's fold is in fold.py; what it
+leaves over goes through the pure Python fold here. Sums stay exact: partials are stored as
+decimal text and merged in `numeric`, in plain 64-bit integers, or in Python's Decimal.
 """
 
 from __future__ import annotations
@@ -26,9 +29,7 @@ from tollway.metering.rollup import Contribution, Partial, contribute, merge_int
 REBUILD_CHUNK = 50_000  # sequence numbers folded per step of a rebuild
 
 
-def apply_contribution(
-    connection: Connection, dialect_insert: Callable[..., Any], slug: str, contribution: Contribution
-) -> None:
+def apply_contribution(connection: Connection, slug: str, contribution: Contribution) -> None:
     partials = contribution.partials
     if partials and connection.dialect.name == "postgresql":
         bulk.merge_rollups_postgres(connection, [(slug, *key, *_values(p)) for key, p in partials.items()])
@@ -98,14 +99,14 @@ def _as_events(rows: Iterable[Any], event_type: str) -> list[tuple[Event, int]]:
     ]
 
 
-def fold(connection: Connection, dialect_insert: Callable[..., Any], meter: Meter, low: int, high: int) -> int:
+def fold(connection: Connection, meter: Meter, low: int, high: int) -> int:
     """Add the meter's events with low < seq <= high to its rollups. Returns the values skipped.
 
     The database folds the events it reads exactly like the reference, straight into the stored
     rollups (fold.py; SQLite hands back the few partials it cannot merge exactly in integers). The
     other events, and meters the database cannot fold, go through the pure Python fold."""
     staged = stage_sqlite(connection, meter, low, high) if connection.dialect.name == "sqlite" else True
-    return _finish(connection, dialect_insert, meter, low, high, staged)
+    return _finish(connection, meter, low, high, staged)
 
 
 def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int) -> bool:
@@ -131,13 +132,11 @@ def _range(meter: Meter, low: int, high: int) -> dict[str, Any]:
     return {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
 
 
-def _finish(
-    connection: Connection, dialect_insert: Callable[..., Any], meter: Meter, low: int, high: int, staged: bool
-) -> int:
+def _finish(connection: Connection, meter: Meter, low: int, high: int, staged: bool) -> int:
     """The write step of a fold (inside the rollup write transaction). Returns the values skipped."""
     if not staged or not sql_foldable(meter):
         contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
-        apply_contribution(connection, dialect_insert, meter.slug, contribution)
+        apply_contribution(connection, meter.slug, contribution)
         return contribution.skipped
     cursor = connection.connection.cursor()
     params = _range(meter, low, high)
@@ -161,7 +160,7 @@ def _finish(
         extra = contribute(meter, _as_events(cursor.execute(others_query, params).fetchall(), meter.event_type))
         merge_into(rest.partials, extra.partials)
         rest.skipped = extra.skipped
-    apply_contribution(connection, dialect_insert, meter.slug, rest)
+    apply_contribution(connection, meter.slug, rest)
     return rest.skipped
 
 
@@ -212,7 +211,7 @@ def stage_step(connection: Connection, step: RollupStep) -> None:
     step.meters = [(m, mark, stage_sqlite(connection, m, mark, step.high)) for m, mark, _ in step.meters]
 
 
-def finish_step(connection: Connection, dialect_insert: Callable[..., Any], step: RollupStep) -> int:
+def finish_step(connection: Connection, step: RollupStep) -> int:
     """Fold the step in the rollup write transaction; returns the values skipped. A meter whose
     watermark moved since the step was planned (another process folded it) is left alone."""
     skipped = 0
@@ -222,12 +221,12 @@ def finish_step(connection: Connection, dialect_insert: Callable[..., Any], step
             continue
         if connection.dialect.name == "postgresql":
             staged = True
-        skipped += _finish(connection, dialect_insert, meter, watermark, step.high, staged)
+        skipped += _finish(connection, meter, watermark, step.high, staged)
         connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=step.high))
     return skipped
 
 
-def rebuild_rollups(connection: Connection, dialect_insert: Callable[..., Any], meter: Meter) -> None:
+def rebuild_rollups(connection: Connection, meter: Meter) -> None:
     """Drop a meter's rollups and fold every stored event of its type back in, in ingestion order."""
     connection.execute(delete(meter_rollups).where(meter_rollups.c.meter == meter.slug))
     connection.execute(delete(meter_rollup_values).where(meter_rollup_values.c.meter == meter.slug))
@@ -236,6 +235,6 @@ def rebuild_rollups(connection: Connection, dialect_insert: Callable[..., Any], 
     low = -1
     while low < high:
         step = min(high, low + REBUILD_CHUNK)
-        fold(connection, dialect_insert, meter, low, step)
+        fold(connection, meter, low, step)
         low = step
     connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=high))

@@ -13,6 +13,7 @@ concurrent requests cost about as few commits as one big one. Each caller still 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.errors import UnavailableError
+
+log = logging.getLogger("tollway.metering.store")
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -82,9 +85,16 @@ class WriterConnection:
 class GroupCommit(Generic[Item]):
     """Batches submitted while a write is in flight are written together by the next one."""
 
-    def __init__(self, write: Callable[[list[Sequence[Item]]], list[int]], *, max_items: int = 10_000) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Sequence[Item]]], list[int]],
+        *,
+        max_items: int = 10_000,
+        after: Callable[[int], None] | None = None,
+    ) -> None:
         self._write = write  # blocking: runs in a thread; one answer per batch, in order
         self._max_items = max_items
+        self._after = after  # blocking upkeep after a group is answered (in a thread), given its size
         self._queue: list[tuple[Sequence[Item], asyncio.Future[int]]] = []
         self._draining: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,3 +133,8 @@ class GroupCommit(Generic[Item]):
             for (_, future), answer in zip(group, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
+            if self._after is not None:
+                try:
+                    await asyncio.to_thread(self._after, sum(len(batch) for batch, _ in group))
+                except Exception as exc:  # upkeep only: the next group retries it
+                    log.warning("after-write upkeep failed: %s", exc)
