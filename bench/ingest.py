@@ -192,9 +192,11 @@ async def bench_http(url: str, token: str, total: int, shape: str, concurrency: 
             print(f"| {label} | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |", flush=True)
 
 
-async def bench_query(db: str, sizes: list[int], subjects: int, runs: int, step_s: int, reuse: bool) -> None:
-    """With `reuse`, keep the events a previous run stored (and generate only what is missing)."""
-    store = fresh_store(db, "bench_query", reuse=reuse)
+async def bench_query(
+    db: str, sizes: list[int], subjects: int, runs: int, step_s: int, reuse: bool, name: str = "bench_query"
+) -> None:
+    """With `reuse`, keep the events a previous run stored under `name` (and generate only what is missing)."""
+    store = fresh_store(db, name, reuse=reuse)
     service = MeteringService(store, SystemClock())
     await service.sync_meters([])
     rng = random.Random(3)
@@ -317,6 +319,7 @@ def main() -> None:
     query.add_argument("--runs", type=int, default=20)
     query.add_argument("--step-s", type=int, default=1, help="event times on multiples of this many seconds")
     query.add_argument("--reuse", action="store_true", help="keep the events of the previous run")
+    query.add_argument("--name", default="bench_query", help="the PostgreSQL schema / SQLite file to load into")
     args = parser.parse_args()
     if args.command == "ingest":
         asyncio.run(bench_ingest(args.db, args.events, [int(p) for p in args.producers.split(",")]))
@@ -336,7 +339,13 @@ def main() -> None:
     else:
         asyncio.run(
             bench_query(
-                args.db, [int(s) for s in args.sizes.split(",")], args.subjects, args.runs, args.step_s, args.reuse
+                args.db,
+                [int(s) for s in args.sizes.split(",")],
+                args.subjects,
+                args.runs,
+                args.step_s,
+                args.reuse,
+                args.name,
             )
         )
 
