@@ -49,6 +49,7 @@ from tollway.metering.events import Event
 from tollway.metering.meters import WindowSize
 from tollway.metering.service import MeteringService
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 POSTGRES_URL = os.environ.get("TOLLWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_S = 31 * 86_400
@@ -277,11 +278,15 @@ def serve_for_bench(db: str, ingest: str) -> tuple[str, subprocess.Popen[bytes],
         "TOLLWAY_ADMIN_TOKEN": "bench",
         "TOLLWAY_INGEST": ingest,
         "TOLLWAY_JOURNAL_DIR": str(workdir / "journal"),
+        "PYTHONPATH": str(SRC),  # this checkout's Tollway, whatever the venv has installed
     }
-    tollway = Path(sys.executable).parent / "tollway"
     log = (workdir / "serve.log").open("wb")
     process = subprocess.Popen(
-        [str(tollway), "serve", "--port", str(port)], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "tollway", "serve", "--port", str(port)],
+        env=env,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

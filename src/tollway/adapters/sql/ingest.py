@@ -1,4 +1,4 @@
-"""Event ingest on SQL: each batch in one short write transaction, with the fewest round trips.
+"""Event ingest on SQL (EventWriter): each batch in one short write transaction, with the fewest round trips.
 
 PostgreSQL: one pipelined exchange per batch — take the ingest advisory lock, insert the new events
 and read back the stored copies of the duplicates (one statement, which also records unseen
@@ -12,9 +12,20 @@ order and a rollup watermark is a gap-free prefix. The functions here take the d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from tollway.adapters.sql.writer import GroupCommit, WriterConnection
+from tollway.clock import Clock
+from tollway.metering.events import Event, to_micros
+from tollway.metering.ports import IngestStats
+
+log = logging.getLogger("tollway.metering.store")
 
 EventKey = tuple[str, str]  # (source, id)
 EventRow = tuple[str, str, str, str, int, str]  # source, id, type, subject, time_us, data (JSON text)
@@ -52,6 +63,9 @@ SQLITE_INSERT = (
     "INSERT OR IGNORE INTO events (source, id, type, subject, time_us, ingested_us, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 SQLITE_KEYS_PER_LOOKUP = 500  # below SQLite's bound on host parameters
+GROUP_COMMIT_MAX = 10_000  # events per shared ingest transaction
+CHECKPOINT_EVENTS = 20_000  # SQLite: events between two WAL checkpoints by the ingest writer
+KNOWN_SUBJECTS_MAX = 1_000_000
 
 
 @dataclass
@@ -126,3 +140,106 @@ def _sqlite_stored(cursor: Any, keys: list[EventKey], outcome: BatchOutcome) -> 
             )
             for event_id, kind, subject, time_us, data in cursor.execute(query, (source, *chunk)):
                 outcome.stored[(source, event_id)] = (kind, subject, int(time_us), data)
+
+
+class EventWriter:
+    """The ingest path of SqlEventStore: rows from events, one transaction per group of concurrent
+    batches (GroupCommit) on the writer's own connection, duplicates and conflicts counted."""
+
+    def __init__(self, engine: Engine, clock: Clock, stats: IngestStats) -> None:
+        self._clock = clock
+        self._stats = stats
+        self._postgres = engine.dialect.name == "postgresql"
+        self._known_subjects: set[str] = set()  # stored subjects: no insert for them per batch
+        self._connection = WriterConnection(engine)
+        self._since_checkpoint = 0  # SQLite: events written since the writer last checkpointed
+        self._group_commit: GroupCommit[Event] = GroupCommit(
+            self._ingest_batches, max_items=GROUP_COMMIT_MAX, after=None if self._postgres else self._after_ingest
+        )
+
+    async def insert(self, batch: Sequence[Event]) -> int:
+        if not batch:
+            return 0
+        return await self._group_commit.submit(batch)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _after_ingest(self, events: int) -> None:
+        """SQLite, after a group is answered: every CHECKPOINT_EVENTS events, copy the WAL into the
+        database on the writer's own connection, between two writes. Left to SQLite's auto-checkpoint,
+        it runs inside an ingest commit (a 1000-event commit: 6.2 ms on average instead of 2.0 ms);
+        run from another connection while writes go on, it never finds the WAL fully copied, so the
+        WAL never restarts and keeps growing (seen: 90 MB after 300k events)."""
+        self._since_checkpoint += events
+        if self._since_checkpoint >= CHECKPOINT_EVENTS:
+            self._since_checkpoint = 0
+            self._connection.run(checkpoint_sqlite)
+
+    def _ingest_batches(self, batches: list[Sequence[Event]]) -> list[int]:
+        """Store several callers' batches in one transaction; how many of each caller's events were new.
+
+        An event repeated within the group counts for the first caller that sent it."""
+        ingested = to_micros(self._clock.now())
+        first: dict[EventKey, EventRow] = {}
+        repeats: list[EventRow] = []
+        owners: list[list[EventKey]] = []
+        for batch in batches:
+            mine: list[EventKey] = []
+            for event in batch:
+                key = (event.source, event.id)
+                row = (event.source, event.id, event.type, event.subject, to_micros(event.time), dumps(event.data))
+                if key in first:
+                    repeats.append(row)
+                else:
+                    first[key] = row
+                    mine.append(key)
+            owners.append(mine)
+        rows = list(first.values())
+        names = sorted({row[3] for row in rows} - self._known_subjects)
+        write = write_postgres if self._postgres else write_sqlite
+        outcome = self._connection.run(lambda driver: write(driver, rows, names, ingested))
+        if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
+            self._known_subjects.clear()
+        self._known_subjects.update(names)
+        conflicts = self._count_conflicts(outcome, first, repeats)
+        fresh = len(outcome.new_keys)
+        self._stats.inserted_total += fresh
+        self._stats.duplicates_total += len(rows) + len(repeats) - fresh - conflicts
+        self._stats.conflicts_total += conflicts
+        return [sum(1 for key in mine if key in outcome.new_keys) for mine in owners]
+
+    def _count_conflicts(self, outcome: BatchOutcome, first: dict[EventKey, EventRow], repeats: list[EventRow]) -> int:
+        """Duplicates whose content differs from the copy that is kept: counted and logged, never merged."""
+        conflicts = 0
+        for key, kept in outcome.stored.items():
+            if not _same_content(kept, first[key][2:]):
+                conflicts += 1
+                _log_conflict(key)
+        for row in repeats:
+            key = (row[0], row[1])
+            kept = outcome.stored.get(key) or first[key][2:]
+            if not _same_content(kept, row[2:]):
+                conflicts += 1
+                _log_conflict(key)
+        return conflicts
+
+
+def checkpoint_sqlite(connection: Any) -> None:
+    """A passive checkpoint (never waits for readers or writers) on a sqlite3 connection."""
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _log_conflict(key: EventKey) -> None:
+    log.warning("event %r from %r arrived again with different content; the first copy is kept", key[1], key[0])
+
+
+def dumps(data: Any) -> str:
+    return orjson.dumps(data).decode()
+
+
+def _same_content(kept: StoredCopy, incoming: StoredCopy) -> bool:
+    """Same type, subject, time and data (as JSON values: key order and spacing do not matter)."""
+    if kept[:3] != incoming[:3]:
+        return False
+    return kept[3] == incoming[3] or bool(orjson.loads(kept[3]) == orjson.loads(incoming[3]))

@@ -21,11 +21,10 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql import ingest, rollups
-from tollway.adapters.sql.ingest import EventKey, EventRow, StoredCopy
+from tollway.adapters.sql import rollups
+from tollway.adapters.sql.ingest import EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
-from tollway.adapters.sql.writer import GroupCommit, WriterConnection
 from tollway.clock import Clock
 from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
@@ -37,13 +36,8 @@ log = logging.getLogger("tollway.metering.store")
 
 ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
 CHUNK = 500
-GROUP_COMMIT_MAX = 10_000  # events per shared ingest transaction
-CHECKPOINT_EVENTS = 20_000  # SQLite: events between two WAL checkpoints by the ingest writer
 TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
 T = TypeVar("T")
-
-
-KNOWN_SUBJECTS_MAX = 1_000_000
 
 
 class SqlEventStore:
@@ -53,12 +47,7 @@ class SqlEventStore:
         self._postgres = engine.dialect.name == "postgresql"
         self._meter_cache: dict[str, Meter] = {}
         self._stats = IngestStats()
-        self._known_subjects: set[str] = set()  # stored subjects: no insert for them per batch
-        self._writer = WriterConnection(engine)
-        self._since_checkpoint = 0  # SQLite: events written since the writer last checkpointed
-        self._group_commit: GroupCommit[Event] = GroupCommit(
-            self._ingest_batches, max_items=GROUP_COMMIT_MAX, after=None if self._postgres else self._after_ingest
-        )
+        self._ingest = EventWriter(engine, clock, self._stats)
 
     @property
     def engine(self) -> Engine:
@@ -93,70 +82,7 @@ class SqlEventStore:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     async def insert_events(self, batch: Sequence[Event]) -> int:
-        if not batch:
-            return 0
-        return await self._group_commit.submit(batch)
-
-    def _after_ingest(self, events: int) -> None:
-        """SQLite, after a group is answered: every CHECKPOINT_EVENTS events, copy the WAL into the
-        database on the writer's own connection, between two writes. Left to SQLite's auto-checkpoint,
-        it would run inside an ingest commit; run from another connection while writes go on, it
-        never catches up, the WAL never restarts and every page lookup gets slower (measured: ingest
-        1.7x slower after 300k events)."""
-        self._since_checkpoint += events
-        if self._since_checkpoint >= CHECKPOINT_EVENTS:
-            self._since_checkpoint = 0
-            self._writer.run(checkpoint_sqlite)
-
-    def _ingest_batches(self, batches: list[Sequence[Event]]) -> list[int]:
-        """Store several callers' batches in one transaction; how many of each caller's events were new.
-
-        An event repeated within the group counts for the first caller that sent it."""
-        ingested = to_micros(self._clock.now())
-        first: dict[EventKey, EventRow] = {}
-        repeats: list[EventRow] = []
-        owners: list[list[EventKey]] = []
-        for batch in batches:
-            mine: list[EventKey] = []
-            for event in batch:
-                key = (event.source, event.id)
-                row = (event.source, event.id, event.type, event.subject, to_micros(event.time), dumps(event.data))
-                if key in first:
-                    repeats.append(row)
-                else:
-                    first[key] = row
-                    mine.append(key)
-            owners.append(mine)
-        rows = list(first.values())
-        names = sorted({row[3] for row in rows} - self._known_subjects)
-        write = ingest.write_postgres if self._postgres else ingest.write_sqlite
-        outcome = self._writer.run(lambda driver: write(driver, rows, names, ingested))
-        if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
-            self._known_subjects.clear()
-        self._known_subjects.update(names)
-        conflicts = self._count_conflicts(outcome, first, repeats)
-        fresh = len(outcome.new_keys)
-        self._stats.inserted_total += fresh
-        self._stats.duplicates_total += len(rows) + len(repeats) - fresh - conflicts
-        self._stats.conflicts_total += conflicts
-        return [sum(1 for key in mine if key in outcome.new_keys) for mine in owners]
-
-    def _count_conflicts(
-        self, outcome: ingest.BatchOutcome, first: dict[EventKey, EventRow], repeats: list[EventRow]
-    ) -> int:
-        """Duplicates whose content differs from the copy that is kept: counted and logged, never merged."""
-        conflicts = 0
-        for key, kept in outcome.stored.items():
-            if not _same_content(kept, first[key][2:]):
-                conflicts += 1
-                _log_conflict(key)
-        for row in repeats:
-            key = (row[0], row[1])
-            kept = outcome.stored.get(key) or first[key][2:]
-            if not _same_content(kept, row[2:]):
-                conflicts += 1
-                _log_conflict(key)
-        return conflicts
+        return await self._ingest.insert(batch)
 
     def _meter_of(self, record: str) -> Meter:
         meter = self._meter_cache.get(record)
@@ -486,25 +412,5 @@ class SqlEventStore:
         await asyncio.to_thread(check)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._writer.close)
+        await asyncio.to_thread(self._ingest.close)
         await asyncio.to_thread(self._engine.dispose)
-
-
-def checkpoint_sqlite(connection: Any) -> None:
-    """A passive checkpoint (never waits for readers or writers) on a sqlite3 connection."""
-    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-
-def _log_conflict(key: EventKey) -> None:
-    log.warning("event %r from %r arrived again with different content; the first copy is kept", key[1], key[0])
-
-
-def dumps(data: Any) -> str:
-    return orjson.dumps(data).decode()
-
-
-def _same_content(kept: StoredCopy, incoming: StoredCopy) -> bool:
-    """Same type, subject, time and data (as JSON values: key order and spacing do not matter)."""
-    if kept[:3] != incoming[:3]:
-        return False
-    return kept[3] == incoming[3] or bool(orjson.loads(kept[3]) == orjson.loads(incoming[3]))
