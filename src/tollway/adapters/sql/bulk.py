@@ -8,7 +8,7 @@ PostgreSQL gets one statement per batch with array parameters (`unnest`), SQLite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -26,25 +26,36 @@ LATER = (
     "(excluded.latest_us, COALESCE(excluded.latest_seq, 0)) >= "
     "(meter_rollups.latest_us, COALESCE(meter_rollups.latest_seq, 0)))"
 )
-# PostgreSQL merges a new partial into the stored one itself, in exact numeric arithmetic, with the
-# rules of Partial.merge: counts and sums add, extremes and the first time keep the smaller/larger,
-# the latest value is the one with the later (event time, sequence).
-POSTGRES_MERGE = ", ".join(
-    [
-        "count = meter_rollups.count + excluded.count",
-        "total = (meter_rollups.total::numeric + excluded.total::numeric)::text",
-        *(
-            f"{column} = CASE WHEN meter_rollups.{column} IS NULL OR "
-            f"excluded.{column}::numeric {wins} meter_rollups.{column}::numeric "
-            f"THEN excluded.{column} ELSE meter_rollups.{column} END"
-            for column, wins in (("minimum", "<"), ("maximum", ">"))
-        ),
-        *(
-            f"{column} = CASE WHEN {LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
-            for column in ("latest", "latest_us", "latest_seq")
-        ),
-        "first_us = LEAST(meter_rollups.first_us, excluded.first_us)",
-    ]
+
+
+def merge_assignments(number: Callable[[str], str], total: str) -> str:
+    """The SET clause of an upsert that merges the new partial (`excluded`) into the stored one with
+    the rules of Partial.merge: counts and sums add, extremes and the first time keep the smaller or
+    larger, the latest value is the one with the later (event time, sequence). `number(column)`
+    reads a stored decimal text as a number; `total` is the sum's expression."""
+    return ", ".join(
+        [
+            "count = meter_rollups.count + excluded.count",
+            f"total = {total}",
+            *(
+                f"{column} = CASE WHEN meter_rollups.{column} IS NULL OR "
+                f"{number('excluded.' + column)} {wins} {number('meter_rollups.' + column)} "
+                f"THEN excluded.{column} ELSE meter_rollups.{column} END"
+                for column, wins in (("minimum", "<"), ("maximum", ">"))
+            ),
+            *(
+                f"{column} = CASE WHEN {LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
+                for column in ("latest", "latest_us", "latest_seq")
+            ),
+            "first_us = CASE WHEN meter_rollups.first_us IS NULL OR excluded.first_us < meter_rollups.first_us "
+            "THEN excluded.first_us ELSE meter_rollups.first_us END",
+        ]
+    )
+
+
+# PostgreSQL merges in exact numeric arithmetic, whatever the stored text.
+POSTGRES_MERGE = merge_assignments(
+    lambda column: f"{column}::numeric", "(meter_rollups.total::numeric + excluded.total::numeric)::text"
 )
 VALUE_COLUMNS = "meter, level_us, bucket_us, subject, dims, digest"
 

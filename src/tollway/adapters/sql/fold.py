@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tollway.adapters.sql.bulk import LATER, POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY
+from tollway.adapters.sql.bulk import POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY, merge_assignments
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.rollup import LEVELS
@@ -87,23 +87,10 @@ def _sqlite_plain(column: str) -> str:
     return f"({column} IS NULL OR ({column} NOT GLOB '*[^0-9-]*' AND length({column}) <= 18))"
 
 
-_SQLITE_MERGE = ", ".join(
-    [
-        "count = meter_rollups.count + excluded.count",
-        "total = CAST(CAST(meter_rollups.total AS INTEGER) + CAST(excluded.total AS INTEGER) AS TEXT)",
-        *(
-            f"{column} = CASE WHEN meter_rollups.{column} IS NULL OR "
-            f"CAST(excluded.{column} AS INTEGER) {wins} CAST(meter_rollups.{column} AS INTEGER) "
-            f"THEN excluded.{column} ELSE meter_rollups.{column} END"
-            for column, wins in (("minimum", "<"), ("maximum", ">"))
-        ),
-        *(
-            f"{column} = CASE WHEN {LATER} THEN excluded.{column} ELSE meter_rollups.{column} END"
-            for column in ("latest", "latest_us", "latest_seq")
-        ),
-        "first_us = CASE WHEN meter_rollups.first_us IS NULL OR excluded.first_us < meter_rollups.first_us "
-        "THEN excluded.first_us ELSE meter_rollups.first_us END",
-    ]
+# SQLite merges in 64-bit integers, only rows whose stored and new values are plain (see above).
+_SQLITE_MERGE = merge_assignments(
+    lambda column: f"CAST({column} AS INTEGER)",
+    "CAST(CAST(meter_rollups.total AS INTEGER) + CAST(excluded.total AS INTEGER) AS TEXT)",
 )
 
 
