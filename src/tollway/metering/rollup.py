@@ -176,19 +176,6 @@ def merge_into(target: dict[RollupKey, Partial], extra: dict[RollupKey, Partial]
             kept.merge(partial)
 
 
-def partial_to_row(partial: Partial) -> dict[str, Any]:
-    return {
-        "count": partial.count,
-        "total": str(partial.total),
-        "minimum": None if partial.minimum is None else str(partial.minimum),
-        "maximum": None if partial.maximum is None else str(partial.maximum),
-        "latest": None if partial.latest is None else str(partial.latest),
-        "latest_us": partial.latest_us,
-        "latest_seq": partial.latest_seq,
-        "first_us": partial.first_us,
-    }
-
-
 def partial_from_row(row: Any) -> Partial:
     return Partial(
         count=int(row.count),

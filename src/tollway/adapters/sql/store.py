@@ -35,7 +35,6 @@ from tollway.metering.rollup import DAY_US, Partial, PartialRow, UniqueRow
 log = logging.getLogger("tollway.metering.store")
 
 ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
-CHUNK = 500
 TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
 T = TypeVar("T")
 
@@ -59,11 +58,11 @@ class SqlEventStore:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def _write(self, work: Callable[[Connection], T], lock: int = ROLLUP_LOCK) -> T:
+    def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in a write transaction (rollups, meters), serialized with the other rollup writers."""
         try:
             with self._engine.connect() as connection:
-                self._begin_write(connection, lock)
+                self._begin_write(connection)
                 result = work(connection)
                 connection.commit()
                 return result
@@ -72,10 +71,12 @@ class SqlEventStore:
         except SQLAlchemyError as exc:
             raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
 
-    def _begin_write(self, connection: Connection, lock: int) -> None:
+    def _begin_write(self, connection: Connection) -> None:
         if self._postgres:
             # Keyed by schema too, so deployments sharing one database do not serialize each other.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": lock})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": ROLLUP_LOCK}
+            )
         else:
             # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction that
             # reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
@@ -112,7 +113,7 @@ class SqlEventStore:
                         return 0
                     rollups.stage_step(connection, planned)
                     connection.commit()  # ends the read without the write lock; temporary rows stay
-                    self._begin_write(connection, ROLLUP_LOCK)
+                    self._begin_write(connection)
                     skipped = rollups.finish_step(connection, planned)
                     connection.commit()
                     checkpoint_sqlite(connection.connection.driver_connection)
