@@ -3,9 +3,9 @@ and merged into the stored rollups by SQL, so no event passes through Python. It
 reference (tollway.metering.rollup) gives, so it only takes events whose values it reads the same
 way ("eligible"): the meter's value a JSON integer of at most 18 digits (PostgreSQL also: a plain
 decimal string such as "0.0025"), each group-by value a string, boolean, such an integer, null or
-absent, the event time not before 1970. Every other event is left to the Python fold
-(`python_rows`), which also counts the values it has to skip; the grouped query reports how many
-there are, so the second read happens only when there are some. UNIQUE_COUNT meters and JSONPath
+absent, the event time not before 1970. Every other event is left to the Python fold, which also
+counts the values it has to skip; the folding statement reports how many there are, so they are
+read (`others`) only when there are some. UNIQUE_COUNT meters and JSONPath
 steps the database cannot spell are folded in Python entirely (`sql_foldable` is False).
 
 The range is read by sequence (the primary key) and narrowed to the meter's event type after: an
@@ -34,9 +34,9 @@ _PG_DECIMAL = "'^-?[0-9]{1,30}([.][0-9]{1,30})?$'"
 
 @dataclass(frozen=True)
 class FoldQuery:
-    """`grouped` folds the eligible events (see sqlite_fold and postgres_fold); `others` reads the
+    """PostgreSQL's fold (see postgres_fold): `grouped` folds the eligible events; `others` reads the
     raw rows of the rest (seq, id, source, subject, time_us, data). Both take `params` plus low and
-    high (the sequence range, low exclusive) and type."""
+    high (the sequence range, low exclusive), type and slug."""
 
     grouped: str
     others: str

@@ -57,6 +57,8 @@ CROSS JOIN LATERAL (
     SELECT e.type, e.subject, e.time_us, e.data FROM events e WHERE e.source = d.source AND e.id = d.id LIMIT 1
 ) s
 """
+# Keyed by schema too, so deployments sharing one database do not serialize each other. The rollup
+# writers take the same lock statement with their own key (store.py).
 POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 
 SQLITE_INSERT = (

@@ -105,8 +105,15 @@ def fold(connection: Connection, meter: Meter, low: int, high: int) -> int:
     The database folds the events it reads exactly like the reference, straight into the stored
     rollups (fold.py; SQLite hands back the few partials it cannot merge exactly in integers). The
     other events, and meters the database cannot fold, go through the pure Python fold."""
-    staged = stage_sqlite(connection, meter, low, high) if connection.dialect.name == "sqlite" else True
-    return _finish(connection, meter, low, high, staged)
+    return _finish(connection, meter, low, high, _in_sql(connection, meter, low, high))
+
+
+def _in_sql(connection: Connection, meter: Meter, low: int, high: int) -> bool:
+    """Whether the database folds this meter's step: PostgreSQL when it can spell the meter; SQLite
+    once the stage (done here, before any write lock) has succeeded."""
+    if connection.dialect.name == "sqlite":
+        return stage_sqlite(connection, meter, low, high)
+    return sql_foldable(meter)
 
 
 def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int) -> bool:
@@ -132,9 +139,10 @@ def _range(meter: Meter, low: int, high: int) -> dict[str, Any]:
     return {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
 
 
-def _finish(connection: Connection, meter: Meter, low: int, high: int, staged: bool) -> int:
-    """The write step of a fold (inside the rollup write transaction). Returns the values skipped."""
-    if not staged or not sql_foldable(meter):
+def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: bool) -> int:
+    """The write step of a fold (inside the rollup write transaction). Returns the values skipped.
+    `in_sql`: the database folds it (on SQLite: its stage is in the temporary table); else Python."""
+    if not in_sql:
         contribution = contribute(meter, _events_between(connection, low, high, meter.event_type))
         apply_contribution(connection, meter.slug, contribution)
         return contribution.skipped
@@ -183,7 +191,7 @@ class RollupStep:
 
     low: int
     high: int
-    meters: list[tuple[Meter, int, bool]] = field(default_factory=list)  # (meter, watermark, staged)
+    meters: list[tuple[Meter, int, bool]] = field(default_factory=list)  # (meter, watermark, folded in SQL)
 
 
 def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: int) -> RollupStep | None:
@@ -200,9 +208,11 @@ def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: i
     if top is None or top <= low:
         return None
     step = RollupStep(low, min(int(top), low + limit))
+    postgres = connection.dialect.name == "postgresql"
     for row in stored:
         if int(row.rolled_seq) < step.high:
-            step.meters.append((meter_of(row.record), int(row.rolled_seq), False))
+            meter = meter_of(row.record)  # SQLite's flag is set by stage_step
+            step.meters.append((meter, int(row.rolled_seq), postgres and sql_foldable(meter)))
     return step
 
 
@@ -215,13 +225,11 @@ def finish_step(connection: Connection, step: RollupStep) -> int:
     """Fold the step in the rollup write transaction; returns the values skipped. A meter whose
     watermark moved since the step was planned (another process folded it) is left alone."""
     skipped = 0
-    for meter, watermark, staged in step.meters:
+    for meter, watermark, in_sql in step.meters:
         current = connection.execute(select(meters.c.rolled_seq).where(meters.c.slug == meter.slug)).scalar()
         if current is None or int(current) != watermark:
             continue
-        if connection.dialect.name == "postgresql":
-            staged = True
-        skipped += _finish(connection, meter, watermark, step.high, staged)
+        skipped += _finish(connection, meter, watermark, step.high, in_sql)
         connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=step.high))
     return skipped
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.sql import rollups
-from tollway.adapters.sql.ingest import EventWriter, checkpoint_sqlite
+from tollway.adapters.sql.ingest import POSTGRES_LOCK, EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
 from tollway.clock import Clock
@@ -73,10 +73,7 @@ class SqlEventStore:
 
     def _begin_write(self, connection: Connection) -> None:
         if self._postgres:
-            # Keyed by schema too, so deployments sharing one database do not serialize each other.
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": ROLLUP_LOCK}
-            )
+            connection.exec_driver_sql(POSTGRES_LOCK, (ROLLUP_LOCK,))  # the event writers' lock, another key
         else:
             # Take SQLite's write lock up front (waiting out busy_timeout): a deferred transaction that
             # reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
