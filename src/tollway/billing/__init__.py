@@ -1,0 +1,1 @@
+"""Billing: features, plans and rate cards, customers, subscriptions, entitlements, invoices."""

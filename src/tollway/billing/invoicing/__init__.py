@@ -1,0 +1,1 @@
+"""Invoices: lines from rate cards and usage, preview, lifecycle, period close."""

@@ -1,0 +1,77 @@
+"""The price terms a rate card carries. Values only: the pricing functions live one per module beside this.
+
+Every amount and quantity is an exact `Decimal` (prices may carry up to 12 decimal places). Amounts are
+in the plan's currency, unrounded: an invoice line rounds once, to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+PaymentTerm = Literal["in_advance", "in_arrears"]
+TierMode = Literal["graduated", "volume"]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPrice:
+    """`amount` per unit of the feature's quantity."""
+
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """`up_to` is inclusive; the last tier has none. `flat_price` is charged once when the tier applies."""
+
+    up_to: Decimal | None
+    unit_price: Decimal = Decimal(0)
+    flat_price: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class TieredPrice:
+    """Graduated: each unit priced by the tier it falls in. Volume: every unit at the tier the total falls in."""
+
+    mode: TierMode
+    tiers: tuple[Tier, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PackagePrice:
+    """`amount` per started package of `quantity_per_package` units: ceil(quantity / per package) x amount."""
+
+    amount: Decimal
+    quantity_per_package: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicPrice:
+    """The quantity is itself money (e.g. the provider cost in USD): amount = quantity x multiplier."""
+
+    multiplier: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class FlatPrice:
+    """A fixed fee per billing period (or once, when the rate card has no billing cadence)."""
+
+    amount: Decimal
+    payment_term: PaymentTerm = "in_advance"
+
+
+UsagePrice = UnitPrice | TieredPrice | PackagePrice | DynamicPrice
+Price = UsagePrice | FlatPrice
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTerms:
+    """What applies to a usage-based line around its price model, in this order:
+    free quantity off the quantity -> price model -> percentage discount -> maximum cap -> minimum top-up."""
+
+    price: UsagePrice
+    free_quantity: Decimal = Decimal(0)  # discounts.usage: units taken off first
+    discount_percentage: Decimal = Decimal(0)  # 0..100, off the priced amount
+    minimum_amount: Decimal | None = None  # per period: the line is topped up to it
+    maximum_amount: Decimal | None = None  # per period: the line is capped at it
