@@ -75,3 +75,32 @@ class UsageTerms:
     discount_percentage: Decimal = Decimal(0)  # 0..100, off the priced amount
     minimum_amount: Decimal | None = None  # per period: the line is topped up to it
     maximum_amount: Decimal | None = None  # per period: the line is capped at it
+
+
+@dataclass(frozen=True, slots=True)
+class TierCharge:
+    """One tier's share of a tiered line, exact (tier breakdowns are shown unrounded)."""
+
+    tier: int  # 1-based position in the price's tiers
+    up_to: Decimal | None
+    quantity: Decimal  # units priced in this tier (volume: all units, in the tier the total falls in)
+    unit_price: Decimal
+    flat_price: Decimal  # charged when the tier applies (0 when it does not)
+    amount: Decimal  # quantity x unit_price + flat_price
+
+
+@dataclass(frozen=True, slots=True)
+class UsageCharge:
+    """A usage line priced step by step; every amount exact (the invoice line rounds `amount` once)."""
+
+    quantity: Decimal  # metered in the period
+    free_quantity: Decimal  # taken off first (at most `quantity`)
+    billable_quantity: Decimal  # quantity - free_quantity
+    priced_amount: Decimal  # the price model on the billable quantity
+    discount_amount: Decimal  # percentage discount off priced_amount (>= 0)
+    maximum_cut: Decimal  # taken off by the maximum spend (>= 0)
+    minimum_top_up: Decimal  # added by the minimum spend (>= 0)
+    amount: Decimal  # priced - discount - cut + top-up
+    unit_price: Decimal | None = None  # unit and volume prices; package: the package amount
+    tiers: tuple[TierCharge, ...] = ()
+    packages: Decimal | None = None  # package: packages started
