@@ -179,9 +179,33 @@ class Runtime:
             await provider.close()
 
 
-def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
+@dataclass
+class Services:
+    """The stores and use-case services over one database: what `serve`, `worker` and every CLI command use."""
+
+    settings: Settings
+    clock: Clock
+    store: SqlEventStore
+    metering: MeteringService
+
+    async def open(self) -> None:
+        """Migrate the database to the current schema."""
+        await asyncio.to_thread(upgrade, self.store.engine)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     store = SqlEventStore(create_sql_engine(settings.database_url), clock)
+    metering = MeteringService(store, clock)
+    return Services(settings=settings, clock=clock, store=store, metering=metering)
+
+
+def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
+    services = build_services(settings, clock)
+    clock, store = services.clock, services.store
     journal = FileJournal(settings.journal_path)
     providers = {
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
@@ -236,7 +260,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         ),
     ):
         metrics.add_gauge(name, help_text, read)
-    metering = MeteringService(store, clock)
+    metering = services.metering
     rollups = RollupWorker(store)
     metrics.add_gauge(
         "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
