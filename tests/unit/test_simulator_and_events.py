@@ -28,7 +28,9 @@ async def test_simulator_is_deterministic_and_counts_real_tokens() -> None:
     simulator = SimulatorProvider("local", clock=CLOCK, tokens_per_second=0, reply_tokens=24)
     first = orjson.loads(await (await simulator.send(request(False))).read())
     second = orjson.loads(await (await simulator.send(request(False))).read())
-    assert first == second
+    assert first["id"] != second["id"]  # unique per response, as real providers do
+    assert first["id"].startswith("chatcmpl-")
+    assert {k: v for k, v in first.items() if k != "id"} == {k: v for k, v in second.items() if k != "id"}
     usage = first["usage"]
     assert usage["prompt_tokens"] == 3 + 3 + 4
     assert usage["completion_tokens"] == count_tokens(first["choices"][0]["message"]["content"]) == 24
@@ -141,3 +143,4 @@ def test_decode_record_refuses_garbage() -> None:
     for line in (b"{not json", b"[]", b'{"record": "llm.call"}', b'{"id": 1}'):
         with pytest.raises(ValueError, match="unreadable"):
             decode_record(line)
+

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from tollway import __version__
 from tollway.config.loader import load_config
@@ -26,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: "[env TOLLWAY_HOST, ...]" must not be read as markup
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -159,7 +161,17 @@ def worker() -> None:
         _fail([_database_problem(settings.database_url, exc)])
 
 
-@app.command()
+class PlainUsage(TyperCommand):
+    """Usage lines in the usual form (`tollway check CONFIG`), without typer's braces around required arguments."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # typer vendors its own click Context
+        return [
+            piece[1:-1].upper() if piece.startswith("{") and piece.endswith("}") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
+@app.command(cls=PlainUsage)
 def check(config: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
     """Validate a config file and print a summary (exit code 2 with one line per problem)."""
     _, loaded = _load(config)

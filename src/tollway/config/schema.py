@@ -1,4 +1,4 @@
-"""Pydantic schema of the YAML configuration (see DESIGN.md "Declarative config")."""
+"""Pydantic schema of the YAML configuration (documented in docs/configuration.md)."""
 
 from __future__ import annotations
 

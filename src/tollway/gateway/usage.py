@@ -1,6 +1,6 @@
 """Usage extraction: provider usage blocks -> disjoint token counts (pure functions).
 
-Token types are disjoint (DESIGN.md): `input` excludes cached tokens, `output` includes reasoning
+Token types are disjoint (docs/architecture.md): `input` excludes cached tokens, `output` includes reasoning
 tokens; reasoning is also kept on its own for reporting.
 """
 

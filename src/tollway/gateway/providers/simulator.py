@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import struct
 from collections import OrderedDict
@@ -147,7 +148,7 @@ class SimulatorProvider:
                 "rejected_prediction_tokens": 0,
             },
         }
-        completion_id = "chatcmpl-sim" + prompt_key.hex()[:24]
+        completion_id = "chatcmpl-sim" + os.urandom(12).hex()  # unique per response, as real providers do
         created = int(self._clock.now().timestamp())
         if request.stream:
             options = payload.get("stream_options")
