@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from tollway.money import decimal_text
 
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as plain text: no exponent, no trailing zeros ("1200", "0.000003")."""
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
+__all__ = ["decimal_text"]
