@@ -34,6 +34,12 @@ class Settings:
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut
     log_level: str = "warning"
+    stripe_secret_key: str | None = None  # Stripe sync is on when set; issuing then enqueues the invoice for Stripe
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str | None = None  # the webhook endpoint's signing secret (whsec_...)
+    seller_name: str = "Tollway"
+    seller_address: str = ""
+    seller_email: str = ""
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
