@@ -1,0 +1,58 @@
+"""Invoice preview: the closing invoice of the period holding a moment, computed live from usage so far."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tollway.billing.invoicing.model import Invoice
+from tollway.billing.invoicing.rating import billing_period, invoice_total_minor, rate_closing_invoice
+from tollway.billing.invoicing.usage import UsageReader
+from tollway.billing.service import CatalogService
+from tollway.clock import Clock
+from tollway.errors import NotFoundError
+
+
+class InvoicePreview:
+    def __init__(self, catalog: CatalogService, reader: UsageReader, clock: Clock) -> None:
+        self._catalog = catalog
+        self._reader = reader
+        self._clock = clock
+
+    async def preview(self, customer: str, at: datetime | None = None) -> Invoice:
+        """What the invoice closing the period that holds `at` (default now) would be if the period closed
+        with the usage so far: usage up to min(at, period end), the period's fees and the next period's
+        in-advance fees. A draft without id or number. NotFoundError when no subscription is active at `at`."""
+        moment = at or self._clock.now()
+        found = await self._catalog.customer(customer)
+        subscription = await self._catalog.subscription_at(found.id, moment)
+        if subscription is None:
+            raise NotFoundError(
+                f"customer {found.key!r} has no subscription active at {moment.isoformat()}", field="customer"
+            )
+        plan = await self._catalog.plan(subscription.plan_id)
+        features = {feature.key: feature for feature in await self._catalog.features(include_archived=True)}
+        period_start, period_end = billing_period(subscription, moment)
+        start = max(period_start, subscription.active_from)
+        end = period_end if subscription.active_to is None else min(period_end, subscription.active_to)
+        lines = await rate_closing_invoice(
+            subscription=subscription,
+            plan=plan,
+            customer=found,
+            period_start=start,
+            period_end=end,
+            usage_until=moment,
+            reader=self._reader,
+            features=features,
+        )
+        return Invoice(
+            id="",
+            customer_id=found.id,
+            currency=subscription.currency,
+            status="draft",
+            period_start=start,
+            period_end=end,
+            lines=tuple(lines),
+            total_minor=invoice_total_minor(lines),
+            subscription_id=subscription.id,
+            created_at=self._clock.now(),
+        )
