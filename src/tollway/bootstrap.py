@@ -88,6 +88,7 @@ class Runtime:
     metrics: GatewayMetrics
     rollups: RollupWorker
     providers: dict[str, Provider] = field(default_factory=dict)
+    stop_report: str = ""  # one line on what the last stop did with pending usage
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
 
@@ -106,9 +107,16 @@ class Runtime:
         if self.settings.config:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await self.rollups.stop()
+        pending = self.pipeline.backlog
         stored = await self.pipeline.stop(timeout_s=10.0)
-        if not stored:
+        if stored:
+            self.stop_report = f"tollway stopped: {pending} pending usage events flushed, nothing left behind"
+        else:
             log.error("usage backlog kept in the journal: %d events", self.pipeline.backlog)
+            self.stop_report = (
+                f"tollway stopped: {self.pipeline.backlog} usage events kept in the journal "
+                "(stored at the next start or by `tollway worker`)"
+            )
         for task in self._background:
             task.cancel()
         for provider in [*self.providers.values(), *self._retired]:

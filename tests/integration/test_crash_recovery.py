@@ -127,8 +127,8 @@ def test_sigterm_flushes_everything_before_exit(
     traffic(gateway, fake_openai)
     assert stored_events(sqlite_url(workdir)) == [], "nothing may have been flushed before the stop"
 
-    # uvicorn re-raises the SIGTERM it handled once shutdown is complete, so the exit is "killed by SIGTERM".
-    assert gateway.stop() in (0, -signal.SIGTERM)
+    assert gateway.stop() == 0  # a graceful stop is a normal exit, not "killed by SIGTERM"
+    assert "tollway stopped:" in gateway.log()
     assert "Application shutdown complete." in gateway.log()
     assert journal_segments(workdir / "journal") == {}, "a graceful stop leaves no journal segment behind"
     events = stored_events(sqlite_url(workdir))

@@ -64,6 +64,26 @@ def _database_problem(url: str, exc: Exception) -> str:
     return f"database {_shown_url(url)}: {cause.__class__.__name__}: {lines[0] if lines else 'failed'}"
 
 
+def _require_database(url: str) -> None:
+    """Read-only commands refuse a SQLite file that does not exist (SQLite would create an empty one)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # reported by the engine with its own message
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if not Path(parsed.database).exists():
+        _fail(
+            [
+                f"no database at {url} (looked for {Path(parsed.database).resolve()}): run this where"
+                " `tollway serve` keeps its database, or set TOLLWAY_DATABASE_URL"
+            ]
+        )
+
+
 def _load(config: Path | None, **overrides: Any) -> tuple[Settings, TollwayConfig]:
     try:
         settings = Settings.from_env(**overrides)
@@ -98,6 +118,7 @@ def serve(
     from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import upgrade
     from tollway.bootstrap import build_app, build_runtime
+    from tollway.cli.serving import PortInUse, Server, listen, start_warnings
 
     settings, loaded = _load(config, host=host, port=port, log_level=log_level)
     level = settings.log_level.lower()
@@ -110,15 +131,9 @@ def serve(
         _fail(exc.problems)
     except Exception as exc:
         _fail([_database_problem(settings.database_url, exc)])
-    err.print(
-        f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
-        f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, "
-        f"database {_shown_url(settings.database_url)})",
-        highlight=False,
-    )
+    for line in start_warnings(settings, loaded):
+        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
@@ -128,14 +143,42 @@ def serve(
         "lifespan": "on",
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
+    try:
+        sock = listen(settings.host, settings.port)
+    except PortInUse as exc:
+        _fail([str(exc)])
+        raise
+    except OSError as exc:
+        _fail([f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"])
+        raise
+    banner = (
+        f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
+        f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, "
+        f"database {_shown_url(settings.database_url)})"
+    )
     if workers > 1:
+        sock.close()  # the port is free: uvicorn's supervisor binds it for its workers
         # Each worker builds its own app from the environment (uvicorn imports the factory).
         for name, value in (("CONFIG", settings.config), ("HOST", settings.host), ("PORT", str(settings.port))):
             if value:
                 os.environ["TOLLWAY_" + name] = value
-        uvicorn.run("tollway.bootstrap:app_from_env", factory=True, workers=workers, **options)
+        err.print(banner, highlight=False)
+        uvicorn.run(
+            "tollway.bootstrap:app_from_env",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            **options,
+        )
         return
-    uvicorn.run(build_app(build_runtime(settings, loaded)), **options)
+    runtime = build_runtime(settings, loaded)
+    server = Server(uvicorn.Config(build_app(runtime), **options))
+    err.print(banner, highlight=False)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)
+    err.print(runtime.stop_report or "tollway stopped", highlight=False)
 
 
 @app.command()
@@ -228,6 +271,7 @@ def usage(
     from tollway.metering.service import MeteringService
 
     settings, _ = _load(None)
+    _require_database(settings.database_url)
     for moment, name in ((since, "--from"), (until, "--to")):
         if moment is not None and moment.tzinfo is None:
             _fail([f"{name}: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
