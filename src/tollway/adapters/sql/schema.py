@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -73,4 +73,135 @@ meter_rollup_values = Table(
     Column("subject", String(255), primary_key=True),
     Column("dims", Text, primary_key=True),
     Column("digest", String(64), primary_key=True, comment="SHA-256 of a UNIQUE_COUNT value"),
+)
+
+# -- invoicing (migration 0005) ---------------------------------------------------------------
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("billing_key", String(255), nullable=True, comment="subscription:open | subscription:period start us"),
+    Column("customer_id", String(64), nullable=False),
+    Column("subscription_id", String(64)),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False, comment="draft | issued | paid | void | uncollectible"),
+    Column("number", String(32), comment="TW-YYYY-nnnnnn, assigned when issued"),
+    Column("period_start_us", BigInteger, nullable=False),
+    Column("period_end_us", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False, comment="sum of the lines' amount_minor"),
+    Column("issued_us", BigInteger),
+    Column("due_us", BigInteger),
+    Column("paid_us", BigInteger),
+    Column("voided_us", BigInteger),
+    Column("uncollectible_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("stripe_invoice_id", String(255)),
+    Column("stripe_status", String(32)),
+    Column("metadata", Text, nullable=False, comment="JSON object"),
+    UniqueConstraint("billing_key", name="uq_invoices_billing_key"),
+    UniqueConstraint("number", name="uq_invoices_number"),
+    Index("ix_invoices_customer", "customer_id", "created_us"),
+    Index("ix_invoices_status", "status", "created_us"),
+    Index("ix_invoices_subscription", "subscription_id", "period_end_us"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_id", String(64), ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("id", String(96), nullable=False),
+    Column("kind", String(16), nullable=False, comment="usage | flat | adjustment"),
+    Column("rate_card_key", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("period_start_us", BigInteger, nullable=False),
+    Column("period_end_us", BigInteger, nullable=False),
+    Column("amount", Text, nullable=False, comment="exact decimal"),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("feature_key", String(255)),
+    Column("subscription_id", String(64)),
+    Column("charge", Text, comment="usage lines: the priced steps, JSON"),
+    Column("slices", Text, nullable=False, comment="JSON array of {group_by, quantity}"),
+    Column("proration", Text),
+    Column("adjusts_invoice_id", String(64)),
+    Column("metadata", Text, nullable=False),
+    Column("stripe_invoice_item_id", String(255)),
+    UniqueConstraint("id", name="uq_invoice_lines_id"),
+    Index("ix_invoice_lines_adjusts", "adjusts_invoice_id"),
+)
+
+invoice_number_series = Table(
+    "invoice_number_series",
+    metadata,
+    Column("series", String(32), primary_key=True, comment="TW-YYYY"),
+    Column("last_number", BigInteger, nullable=False),
+)
+
+billing_claims = Table(
+    "billing_claims",
+    metadata,
+    Column("billing_key", String(255), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("claimed_until_us", BigInteger, nullable=False),
+)
+
+invoice_outbox = Table(
+    "invoice_outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("invoice_id", String(64), ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False, comment="stripe.sync | stripe.void"),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("done_us", BigInteger),
+    Column("last_error", Text),
+    UniqueConstraint("invoice_id", "kind", name="uq_invoice_outbox_invoice_kind"),
+    Index("ix_invoice_outbox_due", "done_us", "next_attempt_us"),
+)
+
+stripe_webhook_events = Table(
+    "stripe_webhook_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("received_us", BigInteger, nullable=False),
+)
+
+# -- identity: consumers, API keys (digests only) and the version counter gateways poll --------------------
+
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("username", String(128), primary_key=True),
+    Column("managed_by", String(16), nullable=False, comment="config | api"),
+    Column("models", Text, comment="allowed model names, JSON array; NULL: every model"),
+    Column("metadata", Text, nullable=False, comment="JSON object of strings"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(26), primary_key=True, comment="ULID"),
+    Column("username", String(128), nullable=False, comment="the consumer (kept after it is deleted)"),
+    Column("name", String(100)),
+    Column("prefix", String(16), comment="the first characters of the plain key"),
+    Column("digest", String(71), nullable=False, comment="sha256:<hex> of the plain key, which is never stored"),
+    Column("models", Text, comment="allowed model names, JSON array; NULL: the consumer's"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger),
+    Column("revoked_us", BigInteger),
+    Column("last_used_day", String(10), comment="UTC day of the last use, YYYY-MM-DD"),
+    UniqueConstraint("digest", name="uq_api_keys_digest"),
+    Index("ix_api_keys_username", "username", "created_us"),
+)
+
+identity_version = Table(
+    "identity_version",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False, comment="bumped with every consumer or key change"),
 )

@@ -39,6 +39,7 @@ class InvoiceLine:
     adjusts_invoice_id: str | None = None  # adjustment lines: the issued invoice whose period is re-rated
     id: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    stripe_invoice_item_id: str | None = None  # set by the Stripe sync once the line's invoice item exists
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Invoice:
     updated_at: datetime | None = None
     stripe_invoice_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # "{subscription_id}:open" (opening invoice) or "{subscription_id}:{period_start UTC micros}" (closing);
+    # unique among stored invoices, so a period is never invoiced twice. None on previews.
+    billing_key: str | None = None
+    stripe_status: str | None = None  # the Stripe invoice's status as last recorded by the sync (draft, open, ...)
 
     @property
     def subtotal_minor(self) -> int:
