@@ -1,0 +1,300 @@
+"""Validation rules of the catalog: keys, names, e-mail, metadata, plan phases and rate cards (pure).
+
+Each check raises ValidationError naming the offending field in the API's spelling
+(`phases[0].rateCards[1].featureKey`), so a client sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from tollway.billing.customers import Address
+from tollway.billing.entitlements import EntitlementTemplate
+from tollway.billing.features import Feature
+from tollway.billing.plans import Phase, RateCard
+from tollway.billing.pricing.model import (
+    DynamicPrice,
+    FlatPrice,
+    PackagePrice,
+    TieredPrice,
+    UnitPrice,
+    UsageTerms,
+)
+from tollway.errors import ValidationError
+from tollway.money import currency_exponent, parse_decimal
+
+KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+MAX_NAME = 256
+MAX_SUBJECT = 255
+ENTITLEMENT_AGGREGATIONS = ("SUM", "COUNT")  # a metered limit is a quantity summed over the usage period
+
+
+def check_key(value: object, field: str = "key") -> str:
+    if not isinstance(value, str) or not KEY.match(value):
+        raise ValidationError(
+            f"{field} must be 1 to 64 letters, digits, '-' or '_', starting with a letter or digit; got {value!r}",
+            field=field,
+        )
+    return value
+
+
+def check_name(value: object, field: str = "name") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} must be a non-empty string", field=field)
+    if len(value) > MAX_NAME:
+        raise ValidationError(f"{field} must be at most {MAX_NAME} characters", field=field)
+    return value
+
+
+def check_metadata(value: Mapping[str, Any] | None, field: str = "metadata") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValidationError(f"{field} must be an object with string keys", field=field)
+    check_json(value, field)
+    return dict(value)
+
+
+def check_json(value: object, field: str) -> None:
+    try:
+        orjson.dumps(value, default=_reject, option=_STRICT)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        raise ValidationError(
+            f"{field} must be plain JSON (objects, arrays, strings, numbers, booleans)", field=field
+        ) from None
+
+
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _reject(value: object) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def check_currency(code: object, field: str = "currency") -> str:
+    try:
+        currency_exponent(code)  # type: ignore[arg-type]  # validated here: anything not a known code raises
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field=field) from None
+    assert isinstance(code, str)
+    return code
+
+
+def check_email(value: str | None, field: str = "primaryEmail") -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
+        raise ValidationError(f"{field} must be an e-mail address like name@example.com; got {value!r}", field=field)
+    return value
+
+
+def check_address(address: Address | None, field: str = "billingAddress") -> Address | None:
+    if address is None:
+        return None
+    if address.country is not None and not COUNTRY.match(address.country):
+        raise ValidationError(
+            f"{field}.country must be an ISO 3166-1 alpha-2 code like 'US'; got {address.country!r}",
+            field=f"{field}.country",
+        )
+    return address
+
+
+def check_subjects(subjects: Sequence[str], field: str = "usageAttribution.subjectKeys") -> tuple[str, ...]:
+    """Each subject a non-empty string of at most 255 characters; repeats are dropped, order kept."""
+    if isinstance(subjects, str) or not isinstance(subjects, Sequence):
+        raise ValidationError(f"{field} must be a list of subject keys", field=field)
+    seen: dict[str, None] = {}
+    for subject in subjects:
+        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
+            raise ValidationError(
+                f"{field} entries must be 1 to {MAX_SUBJECT} characters; got {subject!r}", field=field
+            )
+        seen.setdefault(subject, None)
+    return tuple(seen)
+
+
+# -- plans -----------------------------------------------------------------------------------------
+
+Cadence = Callable[[str, str], object]  # (text, field) -> parsed duration; raises ValidationError naming field
+
+
+def check_phases(
+    phases: Sequence[Phase],
+    *,
+    features: Mapping[str, Feature],
+    meter_aggregations: Mapping[str, str],
+    parse_duration: Cadence,
+) -> None:
+    """The plan's phases: at least one, keys unique, only the last without a duration; every rate card valid.
+
+    `features`: the unarchived features by key; `meter_aggregations`: meter slug -> aggregation name.
+    """
+    if isinstance(phases, str) or not isinstance(phases, Sequence) or not phases:
+        raise ValidationError("a plan needs at least one phase", field="phases")
+    phase_keys: set[str] = set()
+    for index, phase in enumerate(phases):
+        where = f"phases[{index}]"
+        if not isinstance(phase, Phase):
+            raise ValidationError(f"{where} must be a phase", field=where)
+        check_key(phase.key, f"{where}.key")
+        if phase.key in phase_keys:
+            raise ValidationError(f"phase key {phase.key!r} is used twice", field=f"{where}.key")
+        phase_keys.add(phase.key)
+        if phase.duration is None:
+            if index != len(phases) - 1:
+                raise ValidationError("only the last phase may run without a duration", field=f"{where}.duration")
+        else:
+            parse_duration(phase.duration, f"{where}.duration")
+        card_keys: set[str] = set()
+        feature_keys: set[str] = set()
+        for position, card in enumerate(phase.rate_cards):
+            place = f"{where}.rateCards[{position}]"
+            if not isinstance(card, RateCard):
+                raise ValidationError(f"{place} must be a rate card", field=place)
+            check_key(card.key, f"{place}.key")
+            if card.key in card_keys:
+                raise ValidationError(f"rate card key {card.key!r} is used twice in the phase", field=f"{place}.key")
+            card_keys.add(card.key)
+            if card.feature_key is not None:
+                if card.feature_key in feature_keys:
+                    raise ValidationError(
+                        f"feature {card.feature_key!r} has two rate cards in the phase", field=f"{place}.featureKey"
+                    )
+                feature_keys.add(card.feature_key)
+            check_rate_card(
+                card,
+                place,
+                features=features,
+                meter_aggregations=meter_aggregations,
+                parse_duration=parse_duration,
+            )
+
+
+def check_rate_card(
+    card: RateCard,
+    place: str,
+    *,
+    features: Mapping[str, Feature],
+    meter_aggregations: Mapping[str, str],
+    parse_duration: Cadence,
+) -> None:
+    feature: Feature | None = None
+    if card.feature_key is not None:
+        feature = features.get(card.feature_key)
+        if feature is None:
+            raise ValidationError(f"unknown feature {card.feature_key!r}", field=f"{place}.featureKey")
+    if card.usage is not None and card.flat is not None:
+        raise ValidationError("a rate card has either a usage price or a flat price, not both", field=f"{place}.price")
+    if card.usage is not None:
+        if feature is None:
+            raise ValidationError("a usage-based price needs a feature", field=f"{place}.featureKey")
+        if feature.meter_slug is None:
+            raise ValidationError(
+                f"feature {feature.key!r} has no meter, so its usage cannot be priced", field=f"{place}.featureKey"
+            )
+        check_usage_terms(card.usage, f"{place}.price")
+    if card.flat is not None:
+        check_flat_price(card.flat, f"{place}.price")
+    if card.billing_cadence is not None:
+        parse_duration(card.billing_cadence, f"{place}.billingCadence")
+    if card.entitlement is not None:
+        check_entitlement(card.entitlement, feature, f"{place}.entitlementTemplate", meter_aggregations, parse_duration)
+    check_metadata(card.metadata, f"{place}.metadata")
+
+
+def check_entitlement(
+    template: EntitlementTemplate,
+    feature: Feature | None,
+    place: str,
+    meter_aggregations: Mapping[str, str],
+    parse_duration: Cadence,
+) -> None:
+    if feature is None:
+        raise ValidationError("an entitlement needs a feature", field=place)
+    if template.type == "metered":
+        if feature.meter_slug is None:
+            raise ValidationError(f"feature {feature.key!r} has no meter to count usage against", field=place)
+        aggregation = meter_aggregations.get(feature.meter_slug)
+        if aggregation not in ENTITLEMENT_AGGREGATIONS:
+            raise ValidationError(
+                f"a metered entitlement needs a SUM or COUNT meter; {feature.meter_slug!r} is {aggregation}",
+                field=place,
+            )
+        if template.limit is None:
+            raise ValidationError("a metered entitlement needs a limit", field=f"{place}.issueAfterReset")
+        parse_decimal(template.limit, field=f"{place}.issueAfterReset")
+        if template.usage_period is not None:
+            parse_duration(template.usage_period, f"{place}.usagePeriod")
+    elif template.type == "static":
+        check_json(template.config, f"{place}.config")
+    elif template.type != "boolean":
+        raise ValidationError(
+            f"entitlement type must be boolean, metered or static; got {template.type!r}", field=f"{place}.type"
+        )
+
+
+def check_flat_price(price: FlatPrice, place: str) -> None:
+    parse_decimal(price.amount, field=f"{place}.amount")
+    if price.payment_term not in ("in_advance", "in_arrears"):
+        raise ValidationError(
+            f"paymentTerm must be in_advance or in_arrears; got {price.payment_term!r}", field=f"{place}.paymentTerm"
+        )
+
+
+def check_usage_terms(terms: UsageTerms, place: str) -> None:
+    """Price model, free quantity, percentage discount, minimum and maximum spend."""
+    price = terms.price
+    if isinstance(price, UnitPrice):
+        parse_decimal(price.amount, field=f"{place}.amount")
+    elif isinstance(price, PackagePrice):
+        parse_decimal(price.amount, field=f"{place}.amount")
+        per = parse_decimal(price.quantity_per_package, field=f"{place}.quantityPerPackage")
+        if per <= 0:
+            raise ValidationError("quantityPerPackage must be more than 0", field=f"{place}.quantityPerPackage")
+    elif isinstance(price, DynamicPrice):
+        parse_decimal(price.multiplier, field=f"{place}.multiplier")
+    elif isinstance(price, TieredPrice):
+        check_tiers(price, place)
+    else:
+        raise ValidationError("unknown price type", field=f"{place}.type")
+    parse_decimal(terms.free_quantity, field=f"{place}.discounts.usage")
+    percentage = parse_decimal(terms.discount_percentage, field=f"{place}.discounts.percentage")
+    if percentage > 100:
+        raise ValidationError("a percentage discount is at most 100", field=f"{place}.discounts.percentage")
+    minimum = maximum = None
+    if terms.minimum_amount is not None:
+        minimum = parse_decimal(terms.minimum_amount, field=f"{place}.minimumAmount")
+    if terms.maximum_amount is not None:
+        maximum = parse_decimal(terms.maximum_amount, field=f"{place}.maximumAmount")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ValidationError("minimumAmount must not exceed maximumAmount", field=f"{place}.minimumAmount")
+
+
+def check_tiers(price: TieredPrice, place: str) -> None:
+    if price.mode not in ("graduated", "volume"):
+        raise ValidationError(f"tier mode must be graduated or volume; got {price.mode!r}", field=f"{place}.mode")
+    if not price.tiers:
+        raise ValidationError("a tiered price needs at least one tier", field=f"{place}.tiers")
+    previous: Decimal | None = None
+    last = len(price.tiers) - 1
+    for index, tier in enumerate(price.tiers):
+        where = f"{place}.tiers[{index}]"
+        parse_decimal(tier.unit_price, field=f"{where}.unitPrice")
+        parse_decimal(tier.flat_price, field=f"{where}.flatPrice")
+        if tier.up_to is None:
+            if index != last:
+                raise ValidationError("only the last tier may have no upTo", field=f"{where}.upTo")
+            continue
+        if index == last:
+            raise ValidationError("the last tier must have no upTo (it takes everything above)", field=f"{where}.upTo")
+        up_to = parse_decimal(tier.up_to, field=f"{where}.upTo")
+        if up_to <= 0 or (previous is not None and up_to <= previous):
+            raise ValidationError("tier upTo values must be positive and increasing", field=f"{where}.upTo")
+        previous = up_to
