@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
 from tollway.billing.customers import Customer
@@ -30,7 +30,7 @@ from tollway.billing.invoicing.usage import NO_USAGE, MeteredUsage, UsageReader
 from tollway.billing.periods import add_cadence, fraction, parse_cadence, period_containing
 from tollway.billing.plans import Plan, RateCard
 from tollway.billing.pricing.flat import price_flat
-from tollway.billing.pricing.model import DynamicPrice, PackagePrice, TieredPrice, UnitPrice, UsageCharge
+from tollway.billing.pricing.model import DynamicPrice, FlatPrice, PackagePrice, TieredPrice, UnitPrice, UsageCharge
 from tollway.billing.pricing.usage import charge_usage
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import NotFoundError
@@ -84,6 +84,20 @@ def rate_cards_at(plan: Plan, subscription: Subscription, at: datetime) -> tuple
             return phase.rate_cards
         start = end
     return plan.phases[-1].rate_cards
+
+
+def prorated(price: FlatPrice, part: tuple[datetime, datetime], period: tuple[datetime, datetime]) -> Decimal:
+    """The flat fee for `part` of `period`: amount x part / period by exact duration, dividing last (60 x 10/30
+    days is exactly 20, where multiplying by a rounded 1/3 is not)."""
+    if part == period:
+        return price_flat(price)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return price.amount * Decimal(_us(part[1] - part[0])) / Decimal(_us(period[1] - period[0]))
+
+
+def _us(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 # -- text -----------------------------------------------------------------------------------------
@@ -168,12 +182,14 @@ def flat_line(
     subscription_id: str | None = None,
     rating: str = PERIOD,
     credit: bool = False,
+    amount: Decimal | None = None,
 ) -> InvoiceLine:
-    """A flat fee for [period_start, period_end), `proration` of the whole period's amount (exact).
-    `credit`: the line gives that share back (a negative amount)."""
+    """A flat fee for [period_start, period_end): `amount` (default: `proration` of the whole period's amount,
+    exact), shown with its proration. `credit`: the line gives that amount back (negative)."""
     if card.flat is None:
         raise ValueError(f"rate card {card.key!r} has no flat price")
-    amount = price_flat(card.flat, proration)
+    if amount is None:
+        amount = price_flat(card.flat, proration)
     if credit:
         amount = -amount
     description = card.name or card.key
@@ -297,15 +313,16 @@ async def _period_lines(
         elif card.flat is not None and card.flat.payment_term == "in_arrears":
             if card.billing_cadence is None and not first:
                 continue
-            proration = Decimal(1) if card.billing_cadence is None else fraction(start, end, *period)
+            one_time = card.billing_cadence is None
             lines.append(
                 flat_line(
                     card=card,
                     currency=subscription.currency,
                     period_start=start,
                     period_end=end,
-                    proration=proration,
+                    proration=Decimal(1) if one_time else fraction(start, end, *period),
                     subscription_id=subscription.id,
+                    amount=price_flat(card.flat) if one_time else prorated(card.flat, (start, end), period),
                 )
             )
     return lines
@@ -355,27 +372,29 @@ async def rate_closing_invoice(
         for card in rate_cards_at(plan, subscription, start):
             if card.flat is None or card.flat.payment_term != "in_advance" or card.billing_cadence is None:
                 continue
-            served = price_flat(card.flat, fraction(start, end, *period))
+            served = prorated(card.flat, (start, end), period)
             if advance_charged is None:
-                charged = price_flat(card.flat, fraction(start, period[1], *period))
+                charged = prorated(card.flat, (start, period[1]), period)
             else:
                 charged = advance_charged.get(card.key, Decimal(0))
-            unused = charged - served
+            with localcontext() as ctx:
+                ctx.prec = 60
+                unused = charged - served
             if unused == 0:
                 continue
-            line = flat_line(
-                card=card,
-                currency=currency,
-                period_start=end,
-                period_end=period[1],
-                proration=fraction(end, period[1], *period),
-                subscription_id=subscription.id,
-                rating=CREDIT,
-                credit=True,
+            lines.append(
+                flat_line(
+                    card=card,
+                    currency=currency,
+                    period_start=end,
+                    period_end=period[1],
+                    proration=fraction(end, period[1], *period),
+                    subscription_id=subscription.id,
+                    rating=CREDIT,
+                    credit=True,
+                    amount=unused,
+                )
             )
-            if line.amount != -unused:  # charged in advance something other than the whole rest of the period
-                line = _with_amount(line, -unused, currency)
-            lines.append(line)
     else:
         following = billing_period(subscription, period[1])
         next_start, next_end = service_window(subscription, *following)
@@ -392,25 +411,10 @@ async def rate_closing_invoice(
                         proration=fraction(next_start, next_end, *following),
                         subscription_id=subscription.id,
                         rating=ADVANCE,
+                        amount=prorated(card.flat, (next_start, next_end), following),
                     )
                 )
     return lines
-
-
-def _with_amount(line: InvoiceLine, amount: Decimal, currency: str) -> InvoiceLine:
-    return InvoiceLine(
-        kind=line.kind,
-        rate_card_key=line.rate_card_key,
-        description=line.description,
-        period_start=line.period_start,
-        period_end=line.period_end,
-        amount=amount,
-        amount_minor=to_minor_units(amount, currency),
-        feature_key=line.feature_key,
-        subscription_id=line.subscription_id,
-        proration=line.proration,
-        metadata=dict(line.metadata),
-    )
 
 
 async def rate_opening_invoice(*, subscription: Subscription, plan: Plan) -> list[InvoiceLine]:
@@ -435,6 +439,7 @@ async def rate_opening_invoice(*, subscription: Subscription, plan: Plan) -> lis
                 proration=Decimal(1) if one_time else fraction(start, end, *period),
                 subscription_id=subscription.id,
                 rating=OPENING,
+                amount=price_flat(card.flat) if one_time else prorated(card.flat, (start, end), period),
             )
         )
     return lines
