@@ -1,0 +1,204 @@
+"""/api/v1/customers: billable entities and the subjects whose usage they pay for (OpenMeter's shapes)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from tollway.api.catalog_codec import (
+    Json,
+    body_schema,
+    decode_customer,
+    encode_customer,
+    encode_subscription,
+    one_of,
+    paginated,
+    parse_body,
+    parse_flag,
+    parse_page,
+    problem_responses,
+)
+from tollway.billing.customers import Customer
+from tollway.billing.service import CatalogService
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UsageAttributionIn(_Strict):
+    subjectKeys: list[str] = Field(description="Subjects whose usage this customer pays for (each at most one).")
+
+
+class AddressIn(_Strict):
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
+    postalCode: str | None = None
+    state: str | None = None
+    city: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    phoneNumber: str | None = None
+
+
+class CustomerIn(_Strict):
+    key: str
+    name: str
+    description: str | None = None
+    primaryEmail: str | None = None
+    currency: str | None = Field(None, description="ISO 4217; defaults to the plan's.")
+    billingAddress: AddressIn | None = None
+    usageAttribution: UsageAttributionIn | None = None
+    stripeCustomerId: str | None = Field(None, description="Tollway's extension: the linked Stripe customer.")
+    metadata: dict[str, str] | None = None
+
+
+def customers_router(catalog: CatalogService) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+
+    async def customer_json(customer: Customer, expand: list[str] | None = None) -> Json:
+        now = catalog.clock.now()
+        current = await catalog.subscription_at(customer.id, now)
+        subscriptions = None
+        if expand and "subscriptions" in expand:
+            subscriptions = [encode_subscription(s, now) for s in await catalog.subscriptions(customer=customer.id)]
+        return encode_customer(customer, current, subscriptions)
+
+    @router.post(
+        "",
+        summary="Create a customer",
+        status_code=201,
+        responses=problem_responses(400, 409),
+        openapi_extra=body_schema(CustomerIn),
+    )
+    async def create_customer(request: Request) -> Json:
+        given = decode_customer(parse_body(await request.body()))
+        customer = await catalog.create_customer(
+            key=given.key,
+            name=given.name,
+            subjects=given.subjects,
+            email=given.email,
+            currency=given.currency,
+            billing_address=given.billing_address,
+            description=given.description,
+            stripe_customer_id=given.stripe_customer_id,
+            metadata=given.metadata,
+        )
+        return await customer_json(customer)
+
+    @router.get("", summary="List customers", responses=problem_responses(400), response_model=None)
+    async def list_customers(
+        request: Request,
+        key: Annotated[str | None, Query()] = None,
+        subject: Annotated[str | None, Query(description="Customers whose usage attribution holds it.")] = None,
+        name: Annotated[str | None, Query(description="Case-insensitive, partial.")] = None,
+        primary_email: Annotated[str | None, Query(alias="primaryEmail")] = None,
+        plan_key: Annotated[str | None, Query(alias="planKey", description="With an active subscription.")] = None,
+        include_deleted: Annotated[str | None, Query(alias="includeDeleted")] = None,
+        order_by: Annotated[str | None, Query(alias="orderBy", description="id, name, createdAt")] = None,
+        order: Annotated[str | None, Query(description="ASC, DESC")] = None,
+        expand: Annotated[list[str] | None, Query(description="subscriptions")] = None,
+        page: Annotated[str | None, Query()] = None,
+        page_size: Annotated[str | None, Query(alias="pageSize")] = None,
+    ) -> Json:
+        params = request.query_params
+        pages = parse_page(params)
+        customers = await catalog.customers(include_deleted=parse_flag(params, "includeDeleted"))
+        if key is not None:
+            customers = [c for c in customers if c.key == key]
+        if subject is not None:
+            customers = [c for c in customers if subject in c.subjects]
+        if name is not None:
+            customers = [c for c in customers if name.lower() in c.name.lower()]
+        if primary_email is not None:
+            customers = [c for c in customers if c.email and primary_email.lower() in c.email.lower()]
+        if plan_key is not None:
+            now = catalog.clock.now()
+            on_plan = []
+            for customer in customers:
+                current = await catalog.subscription_at(customer.id, now)
+                if current is not None and current.plan_key == plan_key:
+                    on_plan.append(customer)
+            customers = on_plan
+        by = one_of(order_by or "id", ("id", "name", "createdAt"), "orderBy")
+        descending = one_of(order or "ASC", ("ASC", "DESC"), "order") == "DESC"
+        customers.sort(key=lambda c: _sort_key(c, by), reverse=descending)
+        start = (pages.page - 1) * pages.size
+        shown = {c.id: await customer_json(c, expand) for c in customers[start : start + pages.size]}
+        return paginated(customers, pages, lambda c: shown[c.id])
+
+    @router.get("/{customerIdOrKey}", summary="Get a customer (by id or key)", responses=problem_responses(404))
+    async def get_customer(
+        customerIdOrKey: str,
+        expand: Annotated[list[str] | None, Query(description="subscriptions")] = None,
+    ) -> Json:
+        return await customer_json(await catalog.customer(customerIdOrKey), expand)
+
+    @router.put(
+        "/{customerIdOrKey}",
+        summary="Replace a customer",
+        responses=problem_responses(400, 404, 409),
+        openapi_extra=body_schema(CustomerIn),
+    )
+    async def update_customer(customerIdOrKey: str, request: Request) -> Json:
+        given = decode_customer(parse_body(await request.body()))
+        stored = await catalog.customer(customerIdOrKey)
+        changed = dataclasses.replace(
+            stored,
+            key=given.key,
+            name=given.name,
+            subjects=given.subjects,
+            email=given.email,
+            currency=given.currency,
+            billing_address=given.billing_address,
+            description=given.description,
+            # the Stripe link is kept unless given: OpenMeter's clients do not know the field
+            stripe_customer_id=given.stripe_customer_id or stored.stripe_customer_id,
+            metadata=given.metadata,
+        )
+        return await customer_json(await catalog.update_customer(changed))
+
+    @router.delete(
+        "/{customerIdOrKey}",
+        summary="Delete a customer (refused while it has an active or scheduled subscription)",
+        status_code=204,
+        response_class=Response,
+        responses=problem_responses(404, 409),
+    )
+    async def delete_customer(customerIdOrKey: str) -> Response:
+        await catalog.delete_customer(customerIdOrKey)
+        return Response(status_code=204)
+
+    @router.get(
+        "/{customerIdOrKey}/subscriptions",
+        summary="List a customer's subscriptions",
+        responses=problem_responses(400, 404),
+    )
+    async def list_customer_subscriptions(
+        customerIdOrKey: str,
+        request: Request,
+        status: Annotated[list[str] | None, Query(description="active, inactive, canceled, scheduled")] = None,
+        page: Annotated[str | None, Query()] = None,
+        page_size: Annotated[str | None, Query(alias="pageSize")] = None,
+    ) -> Json:
+        pages = parse_page(request.query_params)
+        wanted = {one_of(s, ("active", "inactive", "canceled", "scheduled"), "status") for s in status or ()}
+        customer = await catalog.customer(customerIdOrKey)
+        now = catalog.clock.now()
+        subscriptions = await catalog.subscriptions(customer=customer.id)
+        subscriptions = [s for s in subscriptions if not wanted or s.status(now) in wanted]
+        return paginated(subscriptions, pages, lambda s: encode_subscription(s, now))
+
+    return router
+
+
+def _sort_key(customer: Customer, by: str) -> str:
+    if by == "name":
+        return customer.name.lower()
+    if by == "createdAt":
+        return (customer.created_at or datetime.min).isoformat()
+    return customer.id

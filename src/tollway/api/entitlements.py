@@ -1,0 +1,30 @@
+"""GET /api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/value: OpenMeter's entitlement value,
+from the customer's active subscription."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tollway.api.catalog_codec import Json, encode_entitlement_value, parse_moment, problem_responses
+from tollway.billing.service import CatalogService
+
+
+def entitlements_router(catalog: CatalogService) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/customers", tags=["entitlements"])
+
+    @router.get(
+        "/{customerIdOrKey}/entitlements/{featureKey}/value",
+        summary="A customer's access to a feature: hasAccess, and for a metered one balance, usage, overage",
+        responses=problem_responses(400, 404),
+    )
+    async def entitlement_value(
+        customerIdOrKey: str,
+        featureKey: str,
+        time: Annotated[str | None, Query(description="RFC 3339; default now.")] = None,
+    ) -> Json:
+        at = parse_moment(time, "time") if time else None
+        return encode_entitlement_value(await catalog.entitlement_value(customerIdOrKey, featureKey, at))
+
+    return router
