@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tollway.adapters.journal.file import FileJournal
 from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.identity import SqlIdentityStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.api.app import create_management_app
@@ -20,7 +21,7 @@ from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.app import Gateway
-from tollway.gateway.auth import Consumer, KeyIndex, hash_key
+from tollway.gateway.auth import KeyIndex
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.pricebook import lookup_price
 from tollway.gateway.providers.base import Provider
@@ -28,6 +29,8 @@ from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
+from tollway.identity.directory import KeyDirectory, config_entries
+from tollway.identity.service import IdentityService
 from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
@@ -48,14 +51,7 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
         )
         for model in config.models
     }
-    entries: list[tuple[str, Consumer]] = []
-    for consumer in config.consumers:
-        identity = Consumer(
-            username=consumer.username,
-            models=frozenset(consumer.models) if consumer.models is not None else None,
-        )
-        entries.extend((hash_key(key), identity) for key in consumer.keys)
-        entries.extend((digest, identity) for digest in consumer.key_hashes)
+    entries = config_entries(config.consumers)
     provider_types = {p.name: p.type for p in config.providers}
     prices: dict[tuple[str, str], TokenPrice] = {}
     for model in config.models:
@@ -87,6 +83,8 @@ class Runtime:
     gateway: Gateway
     metrics: GatewayMetrics
     rollups: RollupWorker
+    identity: IdentityService
+    keys: KeyDirectory
     providers: dict[str, Provider] = field(default_factory=dict)
     stop_report: str = ""  # one line on what the last stop did with pending usage
     _background: set[asyncio.Task[object]] = field(default_factory=set)
@@ -95,6 +93,11 @@ class Runtime:
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
+        await self.identity.sync_config(self.config.consumers)
+        self.identity.known_models = frozenset(m.name for m in self.config.models)
+        self.gateway.state = replace(self.gateway.state, keys=self.keys.set_config(self.config.consumers))
+        await self.keys.refresh()  # stored keys work from the first request
+        self.keys.start()
         if self.settings.ingest == "inline":
             self.rollups.start()  # with external ingest, `tollway worker` rolls up
         for provider in self.providers.values():
@@ -107,6 +110,7 @@ class Runtime:
         if self.settings.config:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await self.rollups.stop()
+        await self.keys.stop()
         pending = self.pipeline.backlog
         stored = await self.pipeline.stop(timeout_s=10.0)
         if stored:
@@ -167,7 +171,12 @@ class Runtime:
                 if fresh not in self.providers.values():
                     await fresh.close()
             return False
-        self.gateway.state = gateway_state(config, providers)
+        self.gateway.state = replace(gateway_state(config, providers), keys=self.keys.set_config(config.consumers))
+        self.identity.known_models = frozenset(m.name for m in config.models)
+        try:
+            await self.identity.sync_config(config.consumers)
+        except DomainError as exc:  # the file's keys work already; the store catches up on the next reload
+            log.error("config reload: consumers not synced to the database: %s", exc.message)
         self.config, self.providers = config, providers
         if retired:
             self._retired.extend(retired)
@@ -195,6 +204,7 @@ class Services:
     clock: Clock
     store: SqlEventStore
     metering: MeteringService
+    identity: IdentityService
 
     async def open(self) -> None:
         """Migrate the database to the current schema."""
@@ -208,7 +218,17 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     store = SqlEventStore(create_sql_engine(settings.database_url), clock)
     metering = MeteringService(store, clock)
-    return Services(settings=settings, clock=clock, store=store, metering=metering)
+    identity = IdentityService(SqlIdentityStore(store.engine), clock)
+    return Services(settings=settings, clock=clock, store=store, metering=metering, identity=identity)
+
+
+def publish_keys(gateway: Gateway) -> Callable[[KeyIndex], None]:
+    """How the key directory swaps a fresh key index into the gateway (the rest of its state kept)."""
+
+    def publish(index: KeyIndex) -> None:
+        gateway.state = replace(gateway.state, keys=index)
+
+    return publish
 
 
 def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
@@ -273,6 +293,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     metrics.add_gauge(
         "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
     )
+    keys = KeyDirectory(services.identity.store, clock, publish_keys(gateway))
     return Runtime(
         settings=settings,
         config=config,
@@ -283,12 +304,16 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         gateway=gateway,
         metrics=metrics,
         rollups=rollups,
+        identity=services.identity,
+        keys=keys,
         providers=providers,
     )
 
 
 def build_app(runtime: Runtime) -> TollwayApp:
-    management = create_management_app(metering=runtime.metering, admin_token=runtime.settings.admin_token)
+    management = create_management_app(
+        metering=runtime.metering, admin_token=runtime.settings.admin_token, identity=runtime.identity
+    )
     return TollwayApp(
         gateway=runtime.gateway,
         management=management,

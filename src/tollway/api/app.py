@@ -6,14 +6,18 @@ from fastapi import Depends, FastAPI
 
 from tollway import __version__
 from tollway.api.auth import admin_guard
+from tollway.api.consumers import consumers_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
 from tollway.api.meters import meters_router
 from tollway.api.subjects import subjects_router
+from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 
 
-def create_management_app(*, metering: MeteringService, admin_token: str | None) -> FastAPI:
+def create_management_app(
+    *, metering: MeteringService, admin_token: str | None, identity: IdentityService | None = None
+) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
         version=__version__,
@@ -29,4 +33,6 @@ def create_management_app(*, metering: MeteringService, admin_token: str | None)
     app.include_router(events_router(metering), dependencies=[guard])
     app.include_router(meters_router(metering), dependencies=[guard])
     app.include_router(subjects_router(metering), dependencies=[guard])
+    if identity is not None:
+        app.include_router(consumers_router(identity), dependencies=[guard])
     return app
