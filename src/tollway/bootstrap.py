@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +21,7 @@ from tollway.clock import Clock, SystemClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
+from tollway.gateway.access_log import AccessLog, AccessLogFormat
 from tollway.gateway.app import Gateway
 from tollway.gateway.auth import KeyIndex
 from tollway.gateway.metrics import GatewayMetrics
@@ -125,6 +127,7 @@ class Runtime:
             task.cancel()
         for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
+        self.gateway.close()
         await self.store.close()
 
     def _reload_soon(self) -> None:
@@ -231,6 +234,16 @@ def publish_keys(gateway: Gateway) -> Callable[[KeyIndex], None]:
     return publish
 
 
+def open_access_log(settings: Settings) -> AccessLog | None:
+    """The access log the settings ask for (TOLLWAY_ACCESS_LOG=text|json), on TOLLWAY_ACCESS_LOG_FILE or stderr."""
+    if settings.access_log == "off":
+        return None
+    fmt: AccessLogFormat = "json" if settings.access_log == "json" else "text"
+    if settings.access_log_file:
+        return AccessLog(open(settings.access_log_file, "a", encoding="utf-8"), fmt, owns_stream=True)
+    return AccessLog(sys.stderr, fmt)
+
+
 def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
     services = build_services(settings, clock)
     clock, store = services.clock, services.store
@@ -267,6 +280,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
             drain_timeout_s=settings.drain_timeout_s,
             max_buffered_response_bytes=settings.max_buffered_response_bytes,
         ),
+        access_log=open_access_log(settings),
     )
     stats = store.stats
     for name, help_text, read in (

@@ -12,6 +12,7 @@ from tollway.errors import ConfigError
 
 ENV_PREFIX = "TOLLWAY_"
 INGEST_MODES = ("inline", "external")
+ACCESS_LOG_MODES = ("off", "text", "json")
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,20 @@ class Settings:
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut
     log_level: str = "warning"
+    access_log: str = "off"  # off | text | json: one line per gateway request
+    access_log_file: str | None = None  # default: standard error
     stripe_secret_key: str | None = None  # Stripe sync is on when set; issuing then enqueues the invoice for Stripe
     stripe_api_base: str = "https://api.stripe.com"
     stripe_webhook_secret: str | None = None  # the webhook endpoint's signing secret (whsec_...)
     seller_name: str = "Tollway"
     seller_address: str = ""
     seller_email: str = ""
+    invoice_grace_s: float = 3600.0  # a billing period is invoiced this long after it ends (late usage lands)
+    invoice_auto_issue: bool = True  # the period closer issues the invoices it creates (false: drafts)
+    invoice_due_days: int = 30  # due date = issue date + this many days
+    invoice_lookback_days: int = 90  # late usage re-rates issued invoices whose period ended this recently
+    billing_worker: bool = True  # `tollway serve` runs the billing worker (period close, Stripe sync)
+    billing_interval_s: float = 30.0  # how often the billing worker looks for work
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -60,6 +69,10 @@ class Settings:
                 problems.append(f"{ENV_PREFIX}{f.name.upper()}: {exc}")
         if values.get("ingest", "inline") not in INGEST_MODES:
             problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")
+        if values.get("access_log", "off") not in ACCESS_LOG_MODES:
+            problems.append(
+                f"{ENV_PREFIX}ACCESS_LOG: expected one of {', '.join(ACCESS_LOG_MODES)}, got {values['access_log']!r}"
+            )
         if problems:
             raise ConfigError(problems)
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -111,6 +111,14 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [env TOLLWAY_PORT, default 8080].")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each with its own journal).")] = 1,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    access_log: Annotated[
+        str | None,
+        typer.Option(
+            "--access-log",
+            help="One line per gateway request, 'text' or 'json' (no keys, no prompts)"
+            " [env TOLLWAY_ACCESS_LOG, default off; file: TOLLWAY_ACCESS_LOG_FILE, default stderr].",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway and the management API (migrates the database first)."""
     import uvicorn
@@ -120,7 +128,9 @@ def serve(
     from tollway.bootstrap import build_app, build_runtime
     from tollway.cli.serving import PortInUse, Server, listen, start_warnings
 
-    settings, loaded = _load(config, host=host, port=port, log_level=log_level)
+    if access_log is not None and access_log not in ("off", "text", "json"):
+        _fail([f"--access-log: expected text, json or off, got {access_log!r}"])
+    settings, loaded = _load(config, host=host, port=port, log_level=log_level, access_log=access_log)
     level = settings.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -159,7 +169,12 @@ def serve(
     if workers > 1:
         sock.close()  # the port is free: uvicorn's supervisor binds it for its workers
         # Each worker builds its own app from the environment (uvicorn imports the factory).
-        for name, value in (("CONFIG", settings.config), ("HOST", settings.host), ("PORT", str(settings.port))):
+        for name, value in (
+            ("CONFIG", settings.config),
+            ("HOST", settings.host),
+            ("PORT", str(settings.port)),
+            ("ACCESS_LOG", settings.access_log),
+        ):
             if value:
                 os.environ["TOLLWAY_" + name] = value
         err.print(banner, highlight=False)

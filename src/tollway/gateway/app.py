@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from tollway.clock import Clock
+from tollway.gateway.access_log import AccessLog
 from tollway.gateway.auth import Consumer, presented_key
 from tollway.gateway.endpoints import install_endpoints
 from tollway.gateway.http import (
@@ -72,8 +73,10 @@ class Gateway(Relay):
         metrics: GatewayMetrics,
         clock: Clock,
         limits: GatewayLimits,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.state = state
+        self._access_log = access_log
         self._pipeline = pipeline
         self._ids = RequestIds()
         self._metrics = metrics
@@ -86,6 +89,11 @@ class Gateway(Relay):
         }
         self.error_shapes: dict[str, Callable[[RequestError], bytes]] = {}
         install_endpoints(self)  # /v1/messages and /v1/responses: gateway/endpoints/
+
+    def close(self) -> None:
+        """Write out and close the access log, if there is one."""
+        if self._access_log is not None:
+            self._access_log.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tollway.gateway.access_log import AccessLog
 from tollway.gateway.auth import Consumer
 from tollway.gateway.decode import json_object
 from tollway.gateway.http import Receive, RequestError, Send, openai_error, send_bytes
@@ -56,6 +57,8 @@ class Call:
     started: float
     consumer: Consumer | None = None
     model: str = "-"
+    provider: str = "-"  # the provider that served it, once recorded
+    usage: TokenUsage | None = None
 
     @property
     def id_bytes(self) -> bytes:
@@ -70,6 +73,7 @@ def is_event_stream(response: UpstreamResponse) -> bool:
 class Relay:
     state: GatewayState
     _pipeline: UsageSink
+    _access_log: AccessLog | None
     _metrics: GatewayMetrics
     _limits: GatewayLimits
 
@@ -302,6 +306,7 @@ class Relay:
     ) -> None:
         assert call.consumer is not None
         provider = target.provider.name
+        call.provider, call.usage = provider, usage
         self._pipeline.record_call(
             LlmCall(
                 request_id=call.request_id,
@@ -325,8 +330,20 @@ class Relay:
                     self._metrics.tokens.inc((route.model, provider, token_type), tokens)
 
     def _observe(self, call: Call, status: int) -> None:
+        elapsed = time.perf_counter() - call.started
         self._metrics.requests.inc((call.route, call.model, str(status)))
-        self._metrics.latency.observe(time.perf_counter() - call.started, (call.route, call.model))
+        self._metrics.latency.observe(elapsed, (call.route, call.model))
+        if self._access_log is not None:
+            self._access_log.write(
+                request_id=call.request_id,
+                route=call.route,
+                consumer=call.consumer.username if call.consumer is not None else "-",
+                model=call.model,
+                provider=call.provider,
+                status=status,
+                usage=call.usage,
+                latency_s=elapsed,
+            )
 
 
 async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
