@@ -1,0 +1,1 @@
+"""Stripe: invoices pushed through the official SDK (client, mapping, sync) and its webhooks verified and applied."""
