@@ -9,14 +9,20 @@ from tollway.api.auth import admin_guard
 from tollway.api.consumers import consumers_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
+from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
 from tollway.api.subjects import subjects_router
+from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 
 
 def create_management_app(
-    *, metering: MeteringService, admin_token: str | None, identity: IdentityService | None = None
+    *,
+    metering: MeteringService,
+    admin_token: str | None,
+    identity: IdentityService | None = None,
+    invoice_preview: InvoicePreview | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -35,4 +41,6 @@ def create_management_app(
     app.include_router(subjects_router(metering), dependencies=[guard])
     if identity is not None:
         app.include_router(consumers_router(identity), dependencies=[guard])
+    if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
+        app.include_router(invoices_preview_router(invoice_preview), dependencies=[guard])
     return app
