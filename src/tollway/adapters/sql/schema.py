@@ -205,3 +205,93 @@ identity_version = Table(
     Column("name", String(32), primary_key=True),
     Column("version", BigInteger, nullable=False, comment="bumped with every consumer or key change"),
 )
+
+# -- catalog: features, plans, customers, subscriptions (domain objects as JSON records, catalog_codec.py)
+
+catalog_features = Table(
+    "catalog_features",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("meter_slug", String(63)),
+    Column("managed_by", String(16), nullable=False, comment="api | config"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("archived_us", BigInteger),
+    Column("record", Text, nullable=False, comment="name, filters, metadata: JSON"),
+)
+Index(
+    "uq_catalog_features_live_key",
+    catalog_features.c.key,
+    unique=True,
+    sqlite_where=catalog_features.c.archived_us.is_(None),
+    postgresql_where=catalog_features.c.archived_us.is_(None),
+)
+
+catalog_plans = Table(
+    "catalog_plans",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False, comment="draft | published | archived"),
+    Column("managed_by", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("record", Text, nullable=False, comment="the plan version with its phases and rate cards: JSON"),
+    UniqueConstraint("key", "version", name="uq_catalog_plans_key_version"),
+)
+# at most one draft and one published version per key
+Index(
+    "uq_catalog_plans_draft",
+    catalog_plans.c.key,
+    unique=True,
+    sqlite_where=catalog_plans.c.status == "draft",
+    postgresql_where=catalog_plans.c.status == "draft",
+)
+Index(
+    "uq_catalog_plans_published",
+    catalog_plans.c.key,
+    unique=True,
+    sqlite_where=catalog_plans.c.status == "published",
+    postgresql_where=catalog_plans.c.status == "published",
+)
+
+catalog_customers = Table(
+    "catalog_customers",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("managed_by", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("deleted_us", BigInteger),
+    Column("record", Text, nullable=False, comment="the customer: JSON"),
+)
+Index(
+    "uq_catalog_customers_live_key",
+    catalog_customers.c.key,
+    unique=True,
+    sqlite_where=catalog_customers.c.deleted_us.is_(None),
+    postgresql_where=catalog_customers.c.deleted_us.is_(None),
+)
+
+catalog_customer_subjects = Table(
+    "catalog_customer_subjects",
+    metadata,
+    Column("subject", String(255), primary_key=True, comment="a subject belongs to one customer at most"),
+    Column("customer_id", String(26), ForeignKey("catalog_customers.id"), nullable=False),
+    Index("ix_catalog_customer_subjects_customer", "customer_id"),
+)
+
+catalog_subscriptions = Table(
+    "catalog_subscriptions",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("customer_id", String(26), ForeignKey("catalog_customers.id"), nullable=False),
+    Column("plan_id", String(26), ForeignKey("catalog_plans.id"), nullable=False),
+    Column("active_from_us", BigInteger, nullable=False),
+    Column("active_to_us", BigInteger),
+    Column("record", Text, nullable=False, comment="the subscription: JSON"),
+    Index("ix_catalog_subscriptions_customer", "customer_id", "active_from_us"),
+)

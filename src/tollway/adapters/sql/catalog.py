@@ -1,0 +1,434 @@
+"""SqlCatalogStore: the CatalogStore port on SQLite or PostgreSQL (blocking calls in threads).
+
+Uniqueness lives in the database (partial unique indexes on live keys, one draft and one published
+version per plan key, a primary key on each customer subject), so two processes racing cannot both
+win: the loser's IntegrityError becomes a ConflictError naming the field, found by reading what won.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Row, delete, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from tollway.adapters.sql import catalog_codec as codec
+from tollway.adapters.sql.schema import (
+    catalog_customer_subjects,
+    catalog_customers,
+    catalog_features,
+    catalog_plans,
+    catalog_subscriptions,
+)
+from tollway.billing.customers import Customer
+from tollway.billing.features import Feature
+from tollway.billing.plans import Plan
+from tollway.billing.subscriptions import Subscription
+from tollway.clock import Clock, SystemClock
+from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
+from tollway.metering.events import to_micros
+
+T = TypeVar("T")
+Diagnose = Callable[[Connection], ConflictError]
+
+SUBJECTS_FIELD = "usageAttribution.subjectKeys"
+
+
+class SqlCatalogStore:
+    """The engine belongs to whoever built it (the composition root shares it with the event store)."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Connection], T], diagnose: Diagnose) -> T:
+        """Run `work` in one transaction; a unique-key violation becomes the ConflictError `diagnose` finds."""
+        try:
+            try:
+                with self._engine.connect() as connection:
+                    if not self._postgres:
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: take the write lock up front
+                    result = work(connection)
+                    connection.commit()
+                    return result
+            except IntegrityError:
+                with self._engine.connect() as connection:
+                    raise diagnose(connection) from None
+        except DomainError:
+            raise
+        except OperationalError as exc:
+            raise UnavailableError(f"catalog store unavailable: {exc.__class__.__name__}") from exc
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"catalog store write failed: {exc.__class__.__name__}: {exc}") from exc
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self._engine.connect() as connection:
+                return work(connection)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"catalog store read failed: {exc.__class__.__name__}") from exc
+
+    def _us(self, moment: Any) -> int:
+        return to_micros(moment if moment is not None else self._clock.now())
+
+    @staticmethod
+    def _conflict(message: str, field: str = "id") -> Diagnose:
+        return lambda _connection: ConflictError(message, field=field)
+
+    # -- features ---------------------------------------------------------------------------------
+
+    def _feature_values(self, feature: Feature) -> dict[str, Any]:
+        return {
+            "key": feature.key,
+            "meter_slug": feature.meter_slug,
+            "managed_by": feature.managed_by,
+            "created_us": self._us(feature.created_at),
+            "updated_us": self._us(feature.updated_at),
+            "archived_us": to_micros(feature.archived_at) if feature.archived_at is not None else None,
+            "record": codec.dumps(codec.encode_feature(feature)),
+        }
+
+    def _feature_conflict(self, feature: Feature) -> Diagnose:
+        def diagnose(connection: Connection) -> ConflictError:
+            taken = connection.execute(
+                select(catalog_features.c.id).where(
+                    catalog_features.c.key == feature.key,
+                    catalog_features.c.archived_us.is_(None),
+                    catalog_features.c.id != feature.id,
+                )
+            ).first()
+            if taken is not None:
+                return ConflictError(f"feature {feature.key!r} already exists", field="key")
+            return ConflictError(f"feature id {feature.id!r} already exists", field="id")
+
+        return diagnose
+
+    async def insert_feature(self, feature: Feature) -> None:
+        values = {"id": feature.id, **self._feature_values(feature)}
+        await asyncio.to_thread(
+            self._write,
+            lambda c: c.execute(catalog_features.insert().values(**values)),
+            self._feature_conflict(feature),
+        )
+
+    async def update_feature(self, feature: Feature) -> None:
+        values = self._feature_values(feature)
+
+        def work(connection: Connection) -> None:
+            changed = connection.execute(
+                update(catalog_features).where(catalog_features.c.id == feature.id).values(**values)
+            ).rowcount
+            if not changed:
+                raise NotFoundError(f"feature {feature.id!r} not found", field="id")
+
+        await asyncio.to_thread(self._write, work, self._feature_conflict(feature))
+
+    @staticmethod
+    def _feature(row: Row[Any]) -> Feature:
+        return codec.decode_feature(
+            codec.loads(row.record),
+            id=row.id,
+            key=row.key,
+            meter_slug=row.meter_slug,
+            managed_by=row.managed_by,
+            created_us=row.created_us,
+            updated_us=row.updated_us,
+            archived_us=row.archived_us,
+        )
+
+    async def get_feature(self, id_or_key: str) -> Feature | None:
+        def work(connection: Connection) -> Feature | None:
+            row = connection.execute(select(catalog_features).where(catalog_features.c.id == id_or_key)).first()
+            if row is None:
+                row = connection.execute(
+                    select(catalog_features).where(
+                        catalog_features.c.key == id_or_key, catalog_features.c.archived_us.is_(None)
+                    )
+                ).first()
+            return None if row is None else self._feature(row)
+
+        return await asyncio.to_thread(self._read, work)
+
+    async def list_features(self, *, include_archived: bool = False) -> list[Feature]:
+        query = select(catalog_features).order_by(catalog_features.c.key, catalog_features.c.id)
+        if not include_archived:
+            query = query.where(catalog_features.c.archived_us.is_(None))
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [self._feature(row) for row in rows]
+
+    # -- plans ------------------------------------------------------------------------------------
+
+    def _plan_values(self, plan: Plan) -> dict[str, Any]:
+        return {
+            "key": plan.key,
+            "version": plan.version,
+            "status": plan.status,
+            "managed_by": plan.managed_by,
+            "created_us": self._us(plan.created_at),
+            "updated_us": self._us(plan.updated_at),
+            "record": codec.dumps(codec.encode_plan(plan)),
+        }
+
+    @staticmethod
+    def _plans_conflict(plans: Sequence[Plan]) -> Diagnose:
+        def diagnose(connection: Connection) -> ConflictError:
+            for plan in plans:
+                rows = connection.execute(
+                    select(catalog_plans.c.id, catalog_plans.c.version, catalog_plans.c.status).where(
+                        catalog_plans.c.key == plan.key, catalog_plans.c.id != plan.id
+                    )
+                ).all()
+                for row in rows:
+                    if row.version == plan.version:
+                        return ConflictError(f"plan {plan.key!r} version {plan.version} already exists", field="key")
+                    if row.status == plan.status:
+                        return ConflictError(
+                            f"plan {plan.key!r} already has a {plan.status} version (v{row.version})", field="key"
+                        )
+            return ConflictError("plan id already exists", field="id")
+
+        return diagnose
+
+    async def insert_plan(self, plan: Plan) -> None:
+        values = {"id": plan.id, **self._plan_values(plan)}
+        await asyncio.to_thread(
+            self._write, lambda c: c.execute(catalog_plans.insert().values(**values)), self._plans_conflict([plan])
+        )
+
+    async def update_plan(self, plan: Plan) -> None:
+        await self.update_plans([plan])
+
+    async def update_plans(self, plans: Sequence[Plan]) -> None:
+        """In order, in one transaction: archive the old published version before publishing the new one."""
+        changes = [(plan.id, self._plan_values(plan)) for plan in plans]
+
+        def work(connection: Connection) -> None:
+            for plan_id, values in changes:
+                changed = connection.execute(
+                    update(catalog_plans).where(catalog_plans.c.id == plan_id).values(**values)
+                ).rowcount
+                if not changed:
+                    raise NotFoundError(f"plan {plan_id!r} not found", field="id")
+
+        await asyncio.to_thread(self._write, work, self._plans_conflict(plans))
+
+    async def delete_plan(self, plan_id: str) -> bool:
+        def work(connection: Connection) -> bool:
+            return bool(connection.execute(delete(catalog_plans).where(catalog_plans.c.id == plan_id)).rowcount)
+
+        return await asyncio.to_thread(
+            self._write, work, self._conflict(f"plan {plan_id!r} has subscriptions", field="plan")
+        )
+
+    @staticmethod
+    def _plan(row: Row[Any]) -> Plan:
+        return codec.decode_plan(
+            codec.loads(row.record),
+            id=row.id,
+            key=row.key,
+            version=row.version,
+            status=row.status,
+            managed_by=row.managed_by,
+            created_us=row.created_us,
+            updated_us=row.updated_us,
+        )
+
+    async def get_plan(self, plan_id: str) -> Plan | None:
+        query = select(catalog_plans).where(catalog_plans.c.id == plan_id)
+        row = await asyncio.to_thread(self._read, lambda c: c.execute(query).first())
+        return None if row is None else self._plan(row)
+
+    async def list_plans(self, *, key: str | None = None) -> list[Plan]:
+        query = select(catalog_plans).order_by(catalog_plans.c.key, catalog_plans.c.version)
+        if key is not None:
+            query = query.where(catalog_plans.c.key == key)
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [self._plan(row) for row in rows]
+
+    # -- customers --------------------------------------------------------------------------------
+
+    def _customer_values(self, customer: Customer) -> dict[str, Any]:
+        return {
+            "key": customer.key,
+            "managed_by": customer.managed_by,
+            "created_us": self._us(customer.created_at),
+            "updated_us": self._us(customer.updated_at),
+            "deleted_us": to_micros(customer.deleted_at) if customer.deleted_at is not None else None,
+            "record": codec.dumps(codec.encode_customer(customer)),
+        }
+
+    @staticmethod
+    def _customer_conflict(customer: Customer) -> Diagnose:
+        def diagnose(connection: Connection) -> ConflictError:
+            if customer.deleted_at is None:
+                taken = connection.execute(
+                    select(catalog_customers.c.id).where(
+                        catalog_customers.c.key == customer.key,
+                        catalog_customers.c.deleted_us.is_(None),
+                        catalog_customers.c.id != customer.id,
+                    )
+                ).first()
+                if taken is not None:
+                    return ConflictError(f"customer {customer.key!r} already exists", field="key")
+            if customer.subjects:
+                owner = connection.execute(
+                    select(catalog_customer_subjects.c.subject, catalog_customers.c.key)
+                    .join(catalog_customers, catalog_customers.c.id == catalog_customer_subjects.c.customer_id)
+                    .where(
+                        catalog_customer_subjects.c.subject.in_(customer.subjects),
+                        catalog_customer_subjects.c.customer_id != customer.id,
+                    )
+                    .order_by(catalog_customer_subjects.c.subject)
+                ).first()
+                if owner is not None:
+                    return ConflictError(
+                        f"subject {owner.subject!r} already belongs to customer {owner.key!r}", field=SUBJECTS_FIELD
+                    )
+            return ConflictError(f"customer id {customer.id!r} already exists", field="id")
+
+        return diagnose
+
+    @staticmethod
+    def _put_subjects(connection: Connection, customer: Customer) -> None:
+        connection.execute(
+            delete(catalog_customer_subjects).where(catalog_customer_subjects.c.customer_id == customer.id)
+        )
+        if customer.deleted_at is None and customer.subjects:
+            connection.execute(
+                catalog_customer_subjects.insert(),
+                [{"subject": s, "customer_id": customer.id} for s in customer.subjects],
+            )
+
+    async def insert_customer(self, customer: Customer) -> None:
+        values = {"id": customer.id, **self._customer_values(customer)}
+
+        def work(connection: Connection) -> None:
+            connection.execute(catalog_customers.insert().values(**values))
+            self._put_subjects(connection, customer)
+
+        await asyncio.to_thread(self._write, work, self._customer_conflict(customer))
+
+    async def update_customer(self, customer: Customer) -> None:
+        """A deleted customer (deleted_at set) releases its subjects."""
+        values = self._customer_values(customer)
+
+        def work(connection: Connection) -> None:
+            changed = connection.execute(
+                update(catalog_customers).where(catalog_customers.c.id == customer.id).values(**values)
+            ).rowcount
+            if not changed:
+                raise NotFoundError(f"customer {customer.id!r} not found", field="id")
+            self._put_subjects(connection, customer)
+
+        await asyncio.to_thread(self._write, work, self._customer_conflict(customer))
+
+    @staticmethod
+    def _customer(row: Row[Any]) -> Customer:
+        return codec.decode_customer(
+            codec.loads(row.record),
+            id=row.id,
+            key=row.key,
+            managed_by=row.managed_by,
+            created_us=row.created_us,
+            updated_us=row.updated_us,
+            deleted_us=row.deleted_us,
+        )
+
+    async def get_customer(self, id_or_key: str) -> Customer | None:
+        def work(connection: Connection) -> Customer | None:
+            row = connection.execute(select(catalog_customers).where(catalog_customers.c.id == id_or_key)).first()
+            if row is None:
+                row = connection.execute(
+                    select(catalog_customers).where(
+                        catalog_customers.c.key == id_or_key, catalog_customers.c.deleted_us.is_(None)
+                    )
+                ).first()
+            return None if row is None else self._customer(row)
+
+        return await asyncio.to_thread(self._read, work)
+
+    async def list_customers(self, *, include_deleted: bool = False) -> list[Customer]:
+        query = select(catalog_customers).order_by(catalog_customers.c.key, catalog_customers.c.id)
+        if not include_deleted:
+            query = query.where(catalog_customers.c.deleted_us.is_(None))
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [self._customer(row) for row in rows]
+
+    async def customer_of_subject(self, subject: str) -> Customer | None:
+        query = (
+            select(catalog_customers)
+            .join(catalog_customer_subjects, catalog_customers.c.id == catalog_customer_subjects.c.customer_id)
+            .where(catalog_customer_subjects.c.subject == subject)
+        )
+        row = await asyncio.to_thread(self._read, lambda c: c.execute(query).first())
+        return None if row is None else self._customer(row)
+
+    # -- subscriptions ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _subscription_values(subscription: Subscription) -> dict[str, Any]:
+        return {
+            "customer_id": subscription.customer_id,
+            "plan_id": subscription.plan_id,
+            "active_from_us": to_micros(subscription.active_from),
+            "active_to_us": to_micros(subscription.active_to) if subscription.active_to is not None else None,
+            "record": codec.dumps(codec.encode_subscription(subscription)),
+        }
+
+    async def insert_subscription(self, subscription: Subscription) -> None:
+        await self.update_subscriptions((), (subscription,))
+
+    async def update_subscriptions(self, changed: Sequence[Subscription], added: Sequence[Subscription] = ()) -> None:
+        updates = [(s.id, self._subscription_values(s)) for s in changed]
+        inserts = [{"id": s.id, **self._subscription_values(s)} for s in added]
+
+        def work(connection: Connection) -> None:
+            for subscription_id, values in updates:
+                count = connection.execute(
+                    update(catalog_subscriptions).where(catalog_subscriptions.c.id == subscription_id).values(**values)
+                ).rowcount
+                if not count:
+                    raise NotFoundError(f"subscription {subscription_id!r} not found", field="id")
+            for values in inserts:
+                connection.execute(catalog_subscriptions.insert().values(**values))
+
+        await asyncio.to_thread(
+            self._write, work, self._conflict("subscription id already exists, or its customer or plan is unknown")
+        )
+
+    @staticmethod
+    def _subscription(row: Row[Any]) -> Subscription:
+        return codec.decode_subscription(
+            codec.loads(row.record),
+            id=row.id,
+            customer_id=row.customer_id,
+            plan_id=row.plan_id,
+            active_from_us=row.active_from_us,
+            active_to_us=row.active_to_us,
+        )
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        query = select(catalog_subscriptions).where(catalog_subscriptions.c.id == subscription_id)
+        row = await asyncio.to_thread(self._read, lambda c: c.execute(query).first())
+        return None if row is None else self._subscription(row)
+
+    async def list_subscriptions(self, *, customer_id: str | None = None) -> list[Subscription]:
+        query = select(catalog_subscriptions).order_by(
+            catalog_subscriptions.c.active_from_us, catalog_subscriptions.c.id
+        )
+        if customer_id is not None:
+            query = query.where(catalog_subscriptions.c.customer_id == customer_id)
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [self._subscription(row) for row in rows]
+
+    async def close(self) -> None:
+        return None
