@@ -32,24 +32,31 @@ ENV = {"OPENAI_API_KEY": "sk-test"}
         (
             ("type: simulator}", "type: simulator, tokens_per_secnd: 5}"),
             ENV,
-            "error: tollway.yaml: providers[0].tokens_per_secnd: unknown field (check the spelling)",
+            "error: tollway.yaml: providers[0].tokens_per_secnd: unknown field 'tokens_per_secnd';"
+            " did you mean 'tokens_per_second'?",
         ),
-        (("models:", "model:"), ENV, "error: tollway.yaml: model: unknown field (check the spelling)"),
+        (
+            ("models:", "model:"),
+            ENV,
+            "error: tollway.yaml: model: unknown field 'model'; did you mean 'models'?\n"
+            "error: tollway.yaml: consumers[0].models: unknown model 'demo'",
+        ),
         (
             ("provider: local,", "provider: locl,"),
             ENV,
-            "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'locl' (defined: local, openai)",
+            "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'locl' (defined: local, openai);"
+            " did you mean 'local'?",
         ),
         (
             ("models: [demo]", "models: [dmo]"),
             ENV,
-            "error: tollway.yaml: consumers[0].models: unknown model 'dmo'",
+            "error: tollway.yaml: consumers[0].models: unknown model 'dmo'; did you mean 'demo'?",
         ),
         (
             ("type: openai", "type: opneai"),
             ENV,
             "error: tollway.yaml: providers[1].type: Input should be "
-            "'openai', 'anthropic', 'gemini', 'azure_openai' or 'simulator'",
+            "'openai', 'anthropic', 'gemini', 'azure_openai' or 'simulator', got 'opneai'; did you mean 'openai'?",
         ),
         (
             ("", ""),
@@ -83,7 +90,7 @@ def test_check_prints_one_line_per_mistake(
     if line.startswith("error: "):
         assert result.returncode == 2
         assert result.stdout == ""
-        assert result.stderr.splitlines() == [line]
+        assert result.stderr.splitlines() == line.splitlines()
     else:
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [line]
@@ -94,7 +101,8 @@ def test_serve_refuses_a_bad_config_with_the_same_line(tmp_path: Path) -> None:
     result = run_tollway("serve", "--config", "tollway.yaml", "--port", str(free_port()), cwd=tmp_path, env=ENV)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'locl' (defined: local, openai)"
+        "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'locl' (defined: local, openai);"
+        " did you mean 'local'?"
     ]
     assert not (tmp_path / "tollway.db").exists(), "nothing is created for a config that is refused"
 
@@ -120,3 +128,16 @@ def test_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -
     assert lines[0].startswith(f"error: database postgresql://tollway:***@127.0.0.1:{closed}/tollway: ")
     assert "Connection refused" in lines[0]
     assert "hunter2" not in result.stderr
+
+
+def test_schema_and_reference_problems_come_in_one_round(tmp_path: Path) -> None:
+    """A short key (a schema problem) no longer hides an unknown provider (a cross-reference problem)."""
+    broken = VALID.replace("keys: [acme-secret-key]", "keys: [short]").replace("provider: local,", "provider: opnai,")
+    (tmp_path / "tollway.yaml").write_text(broken)
+    result = run_tollway("check", "tollway.yaml", cwd=tmp_path, env=ENV)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: tollway.yaml: consumers[0].keys: each key must be at least 8 characters",
+        "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'opnai' (defined: local, openai);"
+        " did you mean 'openai'?",
+    ]

@@ -75,5 +75,6 @@ def test_check_accepts_the_quickstart_and_names_the_path_of_a_typo(tmp_path: Pat
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "error: quickstart.yaml: providers[0].tokens_per_secnd: unknown field (check the spelling)"
+        "error: quickstart.yaml: providers[0].tokens_per_secnd: unknown field 'tokens_per_secnd';"
+        " did you mean 'tokens_per_second'?"
     ]

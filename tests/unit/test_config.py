@@ -48,14 +48,15 @@ def test_env_default_is_used() -> None:
 def test_unknown_field_is_one_line() -> None:
     text = GOOD.replace("type: simulator", "type: simulator, tokens_per_secnd: 5")
     assert problems(text, {"OPENAI_API_KEY": "k"}) == [
-        "c.yaml: providers[1].tokens_per_secnd: unknown field (check the spelling)"
+        "c.yaml: providers[1].tokens_per_secnd: unknown field 'tokens_per_secnd'; did you mean 'tokens_per_second'?"
     ]
 
 
 def test_unknown_provider_reference() -> None:
     text = GOOD.replace("provider: local", "provider: lokal")
     assert problems(text, {"OPENAI_API_KEY": "k"}) == [
-        "c.yaml: models[1].targets[0].provider: unknown provider 'lokal' (defined: local, openai)"
+        "c.yaml: models[1].targets[0].provider: unknown provider 'lokal' (defined: local, openai);"
+        " did you mean 'local'?"
     ]
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pydantic
 import yaml
+from pydantic import BaseModel
 
+from tollway.config.references import did_you_mean, reference_problems
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError
 
@@ -46,7 +48,11 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
     try:
         return TollwayConfig.model_validate(expanded)
     except pydantic.ValidationError as exc:
-        raise ConfigError([f"{source}: {line}" for line in _describe(exc)]) from None
+        lines = _describe(exc)
+        # The schema stopped before the cross-reference checks: run them on the raw file too, so every
+        # problem is reported in one round.
+        lines.extend(line for line in reference_problems(expanded) if line not in lines)
+        raise ConfigError([f"{source}: {line}" for line in lines]) from None
 
 
 def _expand(value: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:
@@ -70,6 +76,32 @@ def _expand(value: Any, env: Mapping[str, str], path: str, problems: list[str]) 
     return value
 
 
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the config model found at `loc` (for spelling suggestions)."""
+    model: type[BaseModel] = TollwayConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        found = _model_in(field.annotation)
+        if found is None:
+            return []
+        model = found
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _describe(exc: pydantic.ValidationError) -> list[str]:
     lines: list[str] = []
     for error in exc.errors():
@@ -78,7 +110,11 @@ def _describe(exc: pydantic.ValidationError) -> list[str]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling)"
+            name = str(error["loc"][-1])
+            message = f"unknown field {name!r}{did_you_mean(name, _fields_at(error['loc'][:-1]))}"
+        elif error["type"] == "literal_error" and isinstance(error.get("input"), str):
+            options = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+            message = f"{message}, got {error['input']!r}{did_you_mean(error['input'], options)}"
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         if not path:
