@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from tollway import __version__
+from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import admin_guard
 from tollway.api.consumers import consumers_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
+from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.identity.service import IdentityService
@@ -23,6 +25,7 @@ def create_management_app(
     admin_token: str | None,
     identity: IdentityService | None = None,
     invoice_preview: InvoicePreview | None = None,
+    stripe_webhooks: StripeWebhooks | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -43,4 +46,5 @@ def create_management_app(
         app.include_router(consumers_router(identity), dependencies=[guard])
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=[guard])
+    app.include_router(stripe_webhook_router(stripe_webhooks))  # no admin token: Stripe-Signature authenticates
     return app
