@@ -16,6 +16,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from tollway import __version__
+from tollway.cli.identity import consumers_app, keys_app
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(consumers_app, name="consumers")
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 
 ConfigOption = Annotated[

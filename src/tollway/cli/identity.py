@@ -1,0 +1,175 @@
+"""`tollway consumers ...` and `tollway keys ...`: gateway identities in the database (TOLLWAY_DATABASE_URL).
+
+Changes reach every running gateway within a second (they poll the database's identity version)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tollway.identity.service import IdentityService
+
+T = TypeVar("T")
+DURATION = re.compile(r"^(\d+)([smhdw])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+consumers_app = typer.Typer(help="Gateway consumers (API callers) stored in the database.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of consumers: create (shown once), list, revoke.", no_args_is_help=True)
+err = Console(stderr=True)
+
+ModelOption = Annotated[
+    list[str] | None, typer.Option("--model", "-m", help="A model it may use (repeatable; none: every model).")
+]
+
+
+def _fail(problems: list[str]) -> NoReturn:
+    for line in problems:
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _run(work: Callable[[IdentityService], Awaitable[T]]) -> T:
+    """Open the services (migrating the database), run `work` on the identity service, close."""
+    from tollway.bootstrap import build_services
+    from tollway.cli.main import _database_problem
+    from tollway.errors import ConfigError, DomainError
+    from tollway.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        _fail(exc.problems)
+
+    async def run() -> T:
+        services = build_services(settings)
+        try:
+            await services.open()
+            return await work(services.identity)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(run())
+    except DomainError as exc:
+        _fail([exc.message])
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except Exception as exc:
+        _fail([_database_problem(settings.database_url, exc)])
+
+
+def _models_text(models: frozenset[str] | None) -> str:
+    return ", ".join(sorted(models)) if models is not None else "(all)"
+
+
+def _time_text(moment: datetime | None) -> str:
+    from tollway.metering.events import format_time
+
+    return format_time(moment.replace(microsecond=0)) if moment is not None else "-"
+
+
+def parse_expiry(expires_in: str | None, expires_at: str | None, now: datetime) -> datetime | None:
+    """--expires-in 30d (s, m, h, d or w) or --expires-at RFC 3339; at most one."""
+    from tollway.metering.events import parse_time
+
+    if expires_in is not None and expires_at is not None:
+        _fail(["give --expires-in or --expires-at, not both"])
+    if expires_in is not None:
+        match = DURATION.fullmatch(expires_in.strip())
+        if match is None or int(match.group(1)) == 0:
+            _fail(
+                [f"--expires-in: expected a positive number and a unit (s, m, h, d, w), e.g. 30d; got {expires_in!r}"]
+            )
+        return now + timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    if expires_at is not None:
+        try:
+            return parse_time(expires_at)
+        except ValueError:
+            _fail([f"--expires-at: expected RFC 3339 with an offset, e.g. 2027-01-01T00:00:00Z; got {expires_at!r}"])
+    return None
+
+
+@consumers_app.command("list")
+def consumers_list() -> None:
+    """Print every consumer with its models and number of usable keys."""
+    summaries = _run(lambda identity: identity.list_consumers())
+    table = Table(title="consumers")
+    for column in ("username", "managed by", "models", "keys", "created"):
+        table.add_column(column, justify="right" if column == "keys" else "left")
+    for summary in summaries:
+        c = summary.consumer
+        table.add_row(
+            c.username, c.managed_by, _models_text(c.models), str(summary.key_count), _time_text(c.created_at)
+        )
+    Console(width=200).print(table)
+
+
+@consumers_app.command("create")
+def consumers_create(
+    username: Annotated[str, typer.Argument(help="The consumer's username (letters, digits, . _ : / @ -).")],
+    model: ModelOption = None,
+) -> None:
+    """Create a consumer (managed by the API: `consumers` in a config file are managed there)."""
+    consumer = _run(lambda identity: identity.create_consumer(username, models=model or None))
+    typer.echo(f"consumer {consumer.username} created (models: {_models_text(consumer.models)})")
+
+
+@keys_app.command("create")
+def keys_create(
+    username: Annotated[str, typer.Argument(help="The consumer the key belongs to.")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="A name to recognise the key by.")] = None,
+    expires_in: Annotated[str | None, typer.Option("--expires-in", help="Lifetime, e.g. 30d, 12h, 2w.")] = None,
+    expires_at: Annotated[str | None, typer.Option("--expires-at", help="Expiry, RFC 3339 with offset.")] = None,
+    model: ModelOption = None,
+) -> None:
+    """Create an API key and print it. It is shown this once: only its digest is stored."""
+    from tollway.clock import SystemClock
+
+    expiry = parse_expiry(expires_in, expires_at, SystemClock().now())
+    created = _run(lambda identity: identity.create_key(username, name=name, expires_at=expiry, models=model or None))
+    typer.echo(created.plain)
+    err.print(
+        f"key {created.key.id} ({created.key.prefix}...) created for {username}, expires {_time_text(expiry)}. "
+        "Store it now: it is shown only once.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@keys_app.command("list")
+def keys_list(username: Annotated[str, typer.Argument(help="The consumer.")]) -> None:
+    """Print a consumer's keys (metadata only: id, name, prefix, dates, models)."""
+    keys = _run(lambda identity: identity.keys(username))
+    table = Table(title=f"keys of {username}")
+    for column in ("id", "name", "prefix", "created", "last used", "expires", "revoked", "models"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name or "-",
+            key.prefix or "-",
+            _time_text(key.created_at),
+            key.last_used_day.isoformat() if key.last_used_day is not None else "-",
+            _time_text(key.expires_at),
+            _time_text(key.revoked_at),
+            _models_text(key.models) if key.models is not None else "(consumer's)",
+        )
+    Console(width=240).print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    username: Annotated[str, typer.Argument(help="The consumer.")],
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `tollway keys list`).")],
+) -> None:
+    """Revoke a key: every gateway refuses it within a second. Revoking twice is harmless."""
+    key = _run(lambda identity: identity.revoke_key(username, key_id))
+    typer.echo(f"key {key.id} of {username} revoked at {_time_text(key.revoked_at)}")
