@@ -33,7 +33,7 @@ def test_good_config_reads_env_and_keeps_decimal_prices() -> None:
     price = config.models[0].price
     assert price is not None
     assert str(price.input) == "0.0000025"
-    assert config.features[0]["key"] == "input-tokens"
+    assert config.features[0].key == "input-tokens"
 
 
 def test_missing_env_var_names_the_path() -> None:

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tollway.config.catalog import CustomerConfig, FeatureConfig, PlanConfig, catalog_problems
+from tollway.config.references import reference_problems
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
 ProviderType = Literal["openai", "anthropic", "gemini", "azure_openai", "simulator"]
 
@@ -134,43 +137,15 @@ class TollwayConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     consumers: list[ConsumerConfig] = Field(default_factory=list)
     meters: list[MeterConfig] = Field(default_factory=list)
-    # Sections owned by later capabilities; accepted so one file can describe the whole deployment.
-    features: list[dict[str, Any]] = Field(default_factory=list)
-    plans: list[dict[str, Any]] = Field(default_factory=list)
-    customers: list[dict[str, Any]] = Field(default_factory=list)
+    # The billing catalog (tollway.config.catalog), applied at start and by `tollway apply`.
+    features: list[FeatureConfig] = Field(default_factory=list)
+    plans: list[PlanConfig] = Field(default_factory=list)
+    customers: list[CustomerConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:
-        problems: list[str] = []
-        provider_names = _unique([p.name for p in self.providers], "providers", "name", problems)
-        model_names = _unique([m.name for m in self.models], "models", "name", problems)
-        _unique([c.username for c in self.consumers], "consumers", "username", problems)
-        _unique([m.slug for m in self.meters], "meters", "slug", problems)
-        for i, model in enumerate(self.models):
-            for j, target in enumerate(model.targets):
-                if target.provider not in provider_names:
-                    problems.append(
-                        f"models[{i}].targets[{j}].provider: unknown provider {target.provider!r}"
-                        f" (defined: {', '.join(sorted(provider_names)) or 'none'})"
-                    )
-        seen_keys: set[str] = set()
-        for i, consumer in enumerate(self.consumers):
-            for name in consumer.models or []:
-                if name not in model_names:
-                    problems.append(f"consumers[{i}].models: unknown model {name!r}")
-            for key in consumer.keys:
-                if key in seen_keys:
-                    problems.append(f"consumers[{i}].keys: key is already used by another consumer")
-                seen_keys.add(key)
+        problems = reference_problems(self.model_dump())
+        problems.extend(catalog_problems(self.features, self.plans, self.customers))
         if problems:
             raise ValueError("\n".join(problems))
         return self
-
-
-def _unique(names: list[str], section: str, field: str, problems: list[str]) -> set[str]:
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name in seen:
-            problems.append(f"{section}[{i}].{field}: duplicate {name!r}")
-        seen.add(name)
-    return seen
