@@ -178,7 +178,7 @@ def periods_between(
     return periods
 
 
-_FRACTION_CONTEXT: Final = Context(prec=60)
+_FRACTION_DIGITS: Final = 60
 
 
 def fraction(part_start: datetime, part_end: datetime, period_start: datetime, period_end: datetime) -> Decimal:
@@ -195,5 +195,6 @@ def fraction(part_start: datetime, part_end: datetime, period_start: datetime, p
         raise ValueError("the part must lie within the period and not end before it starts")
     if part_start == period_start and part_end == period_end:
         return Decimal(1)
-    share = _FRACTION_CONTEXT.divide(Decimal(_us(part_end - part_start)), Decimal(_us(period_end - period_start)))
+    part, whole = Decimal(_us(part_end - part_start)), Decimal(_us(period_end - period_start))
+    share = Context(prec=_FRACTION_DIGITS).divide(part, whole)
     return Decimal(0) if share.is_zero() else share
