@@ -7,6 +7,8 @@ quantities as decimal strings, times as RFC 3339 UTC.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from tollway.billing.customers import Address, Customer
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
@@ -949,9 +953,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def body_schema(model: type[Any]) -> dict[str, Any]:
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` describing a JSON request body by a pydantic model, self-contained (no $refs): the route
     decodes the body itself, to name the offending field of any refusal."""
+    return copy.deepcopy(_body_schema(model))
+
+
+@functools.cache  # a pure function of the model class; generating a schema costs ~20 ms
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
 
