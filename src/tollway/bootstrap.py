@@ -8,15 +8,24 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from tollway.adapters.journal.file import FileJournal
+from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
+from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.api.app import create_management_app
 from tollway.asgi import TollwayApp
+from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
+from tollway.billing.invoicing.preview import InvoicePreview
+from tollway.billing.invoicing.service import InvoiceService
+from tollway.billing.invoicing.usage import MeteringUsageReader
+from tollway.billing.invoicing.worker import BillingWorker, SyncStep
+from tollway.billing.service import CatalogService, CustomerSubjects
 from tollway.clock import Clock, SystemClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
@@ -87,14 +96,19 @@ class Runtime:
     rollups: RollupWorker
     identity: IdentityService
     keys: KeyDirectory
+    catalog: CatalogService
     providers: dict[str, Provider] = field(default_factory=dict)
+    invoice_preview: InvoicePreview | None = None
     stop_report: str = ""  # one line on what the last stop did with pending usage
+    invoices: InvoiceService | None = None
+    billing: BillingWorker | None = None  # period close + Stripe sync; started when settings.billing_worker
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
+        await self._apply_catalog(self.config)
         await self.identity.sync_config(self.config.consumers)
         self.identity.known_models = frozenset(m.name for m in self.config.models)
         self.gateway.state = replace(self.gateway.state, keys=self.keys.set_config(self.config.consumers))
@@ -105,12 +119,16 @@ class Runtime:
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
+        if self.billing is not None and self.settings.billing_worker:
+            self.billing.start()
         if self.settings.config:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
 
     async def stop(self) -> None:
         if self.settings.config:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.billing is not None:
+            await self.billing.stop()
         await self.rollups.stop()
         await self.keys.stop()
         pending = self.pipeline.backlog
@@ -153,6 +171,10 @@ class Runtime:
             for line in exc.problems:
                 log.error("config reload refused: %s", line)
             return False
+        if problems := await self._catalog_problems(config):
+            for line in problems:
+                log.error("config reload refused: catalog: %s", line)
+            return False
         previous = {p.name: p for p in self.config.providers}
         providers: dict[str, Provider] = {}
         for provider_config in config.providers:
@@ -174,6 +196,11 @@ class Runtime:
                 if fresh not in self.providers.values():
                     await fresh.close()
             return False
+        try:
+            await self._apply_catalog(config)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("config reload: %s", line)
         self.gateway.state = replace(gateway_state(config, providers), keys=self.keys.set_config(config.consumers))
         self.identity.known_models = frozenset(m.name for m in config.models)
         try:
@@ -192,11 +219,51 @@ class Runtime:
         )
         return True
 
+    async def _catalog_problems(self, config: TollwayConfig) -> list[str]:
+        """What forbids applying the file's catalog (checked against the store; nothing written)."""
+        if not _defines_catalog(config):
+            return []
+        from tollway.billing.apply import load_stored, plan_apply
+        from tollway.config.catalog import config_catalog
+
+        stored = await load_stored(self.catalog, self.metering)
+        return list(plan_apply(config_catalog(config), stored, self.clock.now()).problems)
+
+    async def _apply_catalog(self, config: TollwayConfig) -> None:
+        """Make the stored catalog what the file says (tollway.billing.apply); ConfigError, one line per problem.
+
+        A file without features, plans or customers leaves the stored catalog alone (`tollway apply` manages it).
+        """
+        if not _defines_catalog(config):
+            return
+        from tollway.billing.apply import ApplyFailed, apply_catalog
+        from tollway.config.catalog import config_catalog
+
+        desired = config_catalog(config)
+        for attempt in (1, 2):
+            try:
+                plan = await apply_catalog(desired, self.catalog, self.metering, self.clock.now())
+            except ApplyFailed as exc:
+                if attempt == 2:
+                    raise ConfigError([f"catalog: {exc}"]) from exc
+                continue  # another process applying the same file at once: plan again against what it wrote
+            if plan.problems:
+                for line in plan.problems:
+                    log.error("catalog: %s", line)
+                raise ConfigError([f"catalog: {line}" for line in plan.problems])
+            for line in (*plan.notes, *plan.lines):
+                log.warning("catalog: %s", line)
+            return
+
     async def _close_later(self, providers: list[Provider], grace_s: float) -> None:
         await asyncio.sleep(grace_s)
         for provider in providers:
             self._retired.remove(provider)
             await provider.close()
+
+
+def _defines_catalog(config: TollwayConfig) -> bool:
+    return bool({"features", "plans", "customers"} & config.model_fields_set)
 
 
 @dataclass
@@ -208,6 +275,9 @@ class Services:
     store: SqlEventStore
     metering: MeteringService
     identity: IdentityService
+    catalog: CatalogService
+    invoice_preview: InvoicePreview
+    invoices: InvoiceService
 
     async def open(self) -> None:
         """Migrate the database to the current schema."""
@@ -220,9 +290,47 @@ class Services:
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     store = SqlEventStore(create_sql_engine(settings.database_url), clock)
-    metering = MeteringService(store, clock)
+    catalog_store = SqlCatalogStore(store.engine, clock)
+    metering = MeteringService(store, clock, customers=CustomerSubjects(catalog_store))
     identity = IdentityService(SqlIdentityStore(store.engine), clock)
-    return Services(settings=settings, clock=clock, store=store, metering=metering, identity=identity)
+    catalog = CatalogService(catalog_store, metering, clock)
+    invoices = InvoiceService(
+        SqlInvoiceStore(store.engine, clock),
+        catalog_store,
+        clock,
+        due=timedelta(days=settings.invoice_due_days),
+        stripe=settings.stripe_secret_key is not None,
+    )
+    invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock)
+    return Services(
+        settings=settings,
+        clock=clock,
+        store=store,
+        metering=metering,
+        identity=identity,
+        catalog=catalog,
+        invoice_preview=invoice_preview,
+        invoices=invoices,
+    )
+
+
+def build_billing_worker(services: Services, sync: SyncStep | None = None) -> BillingWorker:
+    """The period closer over the services' stores, with the Stripe sync step when one is given."""
+    settings = services.settings
+    closer = PeriodCloser(
+        store=services.invoices.store,
+        catalog=services.catalog.store,
+        reader=MeteringUsageReader(services.metering),
+        clock=services.clock,
+        settings=CloseSettings(
+            grace=timedelta(seconds=settings.invoice_grace_s),
+            auto_issue=settings.invoice_auto_issue,
+            due=timedelta(days=settings.invoice_due_days),
+            lookback=timedelta(days=settings.invoice_lookback_days),
+            stripe=settings.stripe_secret_key is not None,
+        ),
+    )
+    return BillingWorker(closer, sync=sync, interval_s=settings.billing_interval_s)
 
 
 def publish_keys(gateway: Gateway) -> Callable[[KeyIndex], None]:
@@ -320,13 +428,21 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         rollups=rollups,
         identity=services.identity,
         keys=keys,
+        catalog=services.catalog,
         providers=providers,
+        invoices=services.invoices,
+        billing=build_billing_worker(services),
+        invoice_preview=services.invoice_preview,
     )
 
 
 def build_app(runtime: Runtime) -> TollwayApp:
     management = create_management_app(
-        metering=runtime.metering, admin_token=runtime.settings.admin_token, identity=runtime.identity
+        metering=runtime.metering,
+        admin_token=runtime.settings.admin_token,
+        identity=runtime.identity,
+        invoice_preview=runtime.invoice_preview,
+        invoices=runtime.invoices,
     )
     return TollwayApp(
         gateway=runtime.gateway,
@@ -348,11 +464,12 @@ def app_from_env() -> TollwayApp:
 @dataclass
 class Worker:
     """`tollway worker`: stores the usage that gateways on this host hand over through the journal,
-    and keeps meter rollups up to date."""
+    keeps meter rollups up to date, and runs the billing worker (period close, Stripe sync)."""
 
     store: SqlEventStore
     ingester: JournalIngester
     rollups: RollupWorker
+    billing: BillingWorker | None = None
 
     async def run(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
@@ -361,16 +478,21 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         self.rollups.start()
+        if self.billing is not None:
+            self.billing.start()
         try:
             await self.ingester.run(stop)
         finally:
+            if self.billing is not None:
+                await self.billing.stop()
             await self.rollups.stop()
             await self.store.close()
 
 
 def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
-    store = SqlEventStore(create_sql_engine(settings.database_url), clock or SystemClock())
+    services = build_services(settings, clock)
+    store = services.store
     ingester = JournalIngester(
         store, settings.journal_path, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
     )
-    return Worker(store=store, ingester=ingester, rollups=RollupWorker(store))
+    return Worker(store=store, ingester=ingester, rollups=RollupWorker(store), billing=build_billing_worker(services))

@@ -5,21 +5,28 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
+from tollway.api.app import create_management_app
 from tollway.billing.customers import Address
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
 from tollway.billing.service import CatalogService
+from tollway.bootstrap import build_services
 from tollway.clock import FrozenClock
 from tollway.errors import ConflictError, DomainError, NotFoundError, ValidationError
+from tollway.metering.aggregation import MeterQuery
 from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, llm_call_events
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.service import MeteringService
+from tollway.settings import Settings
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -330,7 +337,7 @@ async def test_customer_round_trip_and_update(world: World) -> None:
     other = await world.catalog.create_customer(key="other", name="Other", subjects=["acme-bot"])  # released
     assert other.subjects == ("acme-bot",)
     await expect(NotFoundError, "customer", world.catalog.update_customer(replace(acme, id="01NOPE")))
-    await expect(NotFoundError, "customer", world.catalog.subjects_of("ghost"))
+    await expect(ValidationError, "customer", world.catalog.subjects_of("ghost"))  # a bad query parameter
 
 
 @pytest.mark.parametrize(
@@ -649,11 +656,100 @@ async def test_entitlements_follow_plan_phases(world: World) -> None:
 async def test_customer_resolver_narrows_meter_queries(world: World) -> None:
     await metered_world(world)
     metering = MeteringService(world.events, world.clock, customers=world.catalog)
-    from tollway.metering.aggregation import MeterQuery
-
     rows = await metering.query(
         "llm_tokens",
         MeterQuery(start=datetime(2026, 11, 1, tzinfo=UTC), end=NOW, filter_group_by={"type": ("output",)}),
         customer="acme",
     )
     assert sum(r.value for r in rows) == Decimal(700 + 400 + 350 + 30)
+
+
+async def test_llm_cost_meter_sums_the_provider_cost_of_gateway_requests(world: World) -> None:
+    price = TokenPrice(input=Decimal("0.0000025"), output=Decimal("0.00001"))
+    calls = [
+        LlmCall(
+            "r1",
+            "acme-corp",
+            NOW - timedelta(hours=2),
+            "gpt-4o",
+            "gpt-4o",
+            "openai",
+            "/v1/chat/completions",
+            200,
+            False,
+            TokenUsage(input=1000, output=200),
+            price=price,
+        ),
+        LlmCall(
+            "r2",
+            "acme-corp",
+            NOW - timedelta(hours=1),
+            "gpt-4o",
+            "gpt-4o",
+            "openai",
+            "/v1/chat/completions",
+            200,
+            True,
+            TokenUsage(input=400, output=50),
+            price=price,
+        ),
+        LlmCall(
+            "r3",
+            "acme-corp",
+            NOW - timedelta(hours=1),
+            "demo",
+            "demo",
+            "local",
+            "/v1/messages",
+            200,
+            False,
+            TokenUsage(input=10, output=10),
+        ),  # no price: no cost recorded
+    ]
+    await world.events.insert_events([e for call in calls for e in llm_call_events(call)])
+    await world.events.roll_up()
+    feature = await world.catalog.create_feature(
+        key="provider-cost", meter_slug="llm_cost", filters={"provider": ["openai"]}
+    )
+    rows = await world.metering.query(
+        "llm_cost", MeterQuery(group_by=("model", "provider", "status_code"), filter_group_by=feature.filters)
+    )
+    # r1: 1000 x 0.0000025 + 200 x 0.00001 = 0.0045; r2: 400 x 0.0000025 + 50 x 0.00001 = 0.0015
+    assert [(r.value, r.group_by) for r in rows] == [
+        (Decimal("0.006"), {"model": "gpt-4o", "provider": "openai", "status_code": "200"})
+    ]
+    await expect(
+        ValidationError,
+        "meterGroupByFilters",
+        world.catalog.create_feature(key="by-type", meter_slug="llm_cost", filters={"type": ["input"]}),
+    )
+
+
+async def test_composition_root_wires_the_catalog_into_meter_queries(tmp_path: Path) -> None:
+    """build_services: the meter query's `customer` parameter resolves through the catalog (SQLite, real HTTP)."""
+    clock = FrozenClock(NOW)
+    services = build_services(Settings(database_url=f"sqlite:///{tmp_path / 'wired.db'}"), clock)
+    await services.open()
+    try:
+        await services.metering.sync_meters([])
+        await services.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp", "acme-bot"])
+        await services.metering.insert(
+            [
+                tokens(1, "acme-corp", NOW - timedelta(hours=3), 120),
+                tokens(2, "acme-bot", NOW - timedelta(hours=2), 80),
+                tokens(3, "globex", NOW - timedelta(hours=2), 999),
+            ]
+        )
+        app = create_management_app(metering=services.metering, admin_token="secret", catalog=services.catalog)
+        headers = {"Authorization": "Bearer secret"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            found = await client.get("/api/v1/meters/llm_tokens/query", params={"customer": "acme"}, headers=headers)
+            missing = await client.get("/api/v1/meters/llm_tokens/query", params={"customer": "x"}, headers=headers)
+        assert found.status_code == 200, found.text
+        assert sorted((r["subject"], r["value"]) for r in found.json()["data"]) == [
+            ("acme-bot", "80"),
+            ("acme-corp", "120"),
+        ]
+        assert (missing.status_code, missing.json()["field"]) == (400, "customer")
+    finally:
+        await services.close()

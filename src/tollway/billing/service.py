@@ -43,6 +43,28 @@ Timing = Literal["immediate", "next_billing_cycle"] | datetime
 PLAN_STATUSES = ("draft", "published", "archived")
 
 
+class CustomerSubjects:
+    """Metering's CustomerResolver over the catalog store: a customer id or key -> the subjects it pays for.
+
+    Built before MeteringService (which the CatalogService needs), so the composition root can hand it over."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self._store = store
+
+    async def customer(self, id_or_key: str) -> Customer:
+        found = await self._store.get_customer(id_or_key)
+        if found is None or found.deleted_at is not None:
+            raise NotFoundError(f"customer {id_or_key!r} not found", field="customer")
+        return found
+
+    async def subjects_of(self, customer: str) -> list[str]:
+        """An unknown or deleted customer is a bad query parameter (ValidationError, field customer)."""
+        try:
+            return list((await self.customer(customer)).subjects)
+        except NotFoundError as exc:
+            raise ValidationError(f"unknown customer {customer!r}", field="customer") from exc
+
+
 class CatalogService:
     def __init__(self, store: CatalogStore, metering: MeteringService, clock: Clock) -> None:
         self._store = store
@@ -52,6 +74,11 @@ class CatalogService:
     @property
     def store(self) -> CatalogStore:
         return self._store
+
+    @property
+    def clock(self) -> Clock:
+        """The service's clock (the API reads subscription statuses at its `now`)."""
+        return self._clock
 
     # -- features -----------------------------------------------------------------------------
 
@@ -401,14 +428,11 @@ class CatalogService:
         return found
 
     async def _live_customer(self, id_or_key: str) -> Customer:
-        found = await self.customer(id_or_key)
-        if found.deleted_at is not None:
-            raise NotFoundError(f"customer {id_or_key!r} was deleted", field="customer")
-        return found
+        return await CustomerSubjects(self._store).customer(id_or_key)
 
     async def subjects_of(self, customer: str) -> list[str]:
         """For the meter query's `customer` filter (metering's CustomerResolver)."""
-        return list((await self._live_customer(customer)).subjects)
+        return await CustomerSubjects(self._store).subjects_of(customer)
 
     # -- subscriptions ------------------------------------------------------------------------
 

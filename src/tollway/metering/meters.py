@@ -143,4 +143,14 @@ BUILT_IN_METERS = (
         description="LLM requests through the gateway, by model, provider, status code and route.",
         managed_by="builtin",
     ),
+    Meter(
+        slug="llm_cost",
+        event_type=REQUEST_EVENT,
+        aggregation=Aggregation.SUM,
+        value_property="$.cost_usd",
+        group_by={k: v for k, v in LLM_DIMENSIONS.items() if k != "type"},
+        description="Provider cost in USD of LLM requests through the gateway (from the price book), "
+        "by model, provider and status code. Requests without a known price are not counted.",
+        managed_by="builtin",
+    ),
 )
