@@ -10,11 +10,13 @@ from tollway.api.auth import admin_guard
 from tollway.api.consumers import consumers_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
+from tollway.api.invoice_documents import invoice_documents_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.billing.invoicing.preview import InvoicePreview
+from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 
@@ -26,6 +28,7 @@ def create_management_app(
     identity: IdentityService | None = None,
     invoice_preview: InvoicePreview | None = None,
     stripe_webhooks: StripeWebhooks | None = None,
+    invoice_documents: InvoiceDocuments | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -46,5 +49,7 @@ def create_management_app(
         app.include_router(consumers_router(identity), dependencies=[guard])
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=[guard])
+    if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id
+        app.include_router(invoice_documents_router(invoice_documents), dependencies=[guard])
     app.include_router(stripe_webhook_router(stripe_webhooks))  # no admin token: Stripe-Signature authenticates
     return app

@@ -1,0 +1,307 @@
+"""Invoice documents for customers: HTML (Jinja2, autoescaped) and PDF (fpdf2), from one view model.
+
+The document shows the seller and the customer, the number (or "Draft"), the billing period, issue and due
+dates, and for each line: what it charges, its service period, quantity, rate and amount, with the usage
+breakdown (model/type slices, free quantity, tiers, discount, maximum cap, minimum top-up) and proration.
+Amounts per line are the rounded minor units the invoice holds; breakdowns are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from tollway.billing.customers import Customer
+from tollway.billing.invoicing.model import Invoice, InvoiceLine
+from tollway.billing.invoicing.rating import price_text
+from tollway.errors import NotFoundError
+from tollway.money import format_money, format_quantity
+
+
+@dataclass(frozen=True)
+class Seller:
+    name: str = "Tollway"
+    address: str = ""  # may span lines ("\n" or ", ")
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Detail:
+    text: str
+    amount: str = ""
+
+
+@dataclass(frozen=True)
+class LineView:
+    title: str
+    description: str
+    period: str
+    quantity: str
+    rate: str
+    amount: str
+    details: tuple[Detail, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartyView:
+    name: str
+    key: str
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    number: str
+    status: str
+    currency: str
+    seller: Seller
+    customer: PartyView
+    period: str
+    issued: str
+    due: str
+    lines: tuple[LineView, ...]
+    subtotal: str
+    total: str
+
+
+def view(invoice: Invoice, customer: Customer, seller: Seller) -> InvoiceView:
+    money = _Money(invoice.currency)
+    return InvoiceView(
+        number=invoice.number or "Draft",
+        status=invoice.status,
+        currency=invoice.currency,
+        seller=seller,
+        customer=_party(customer),
+        period=period_text(invoice.period_start, invoice.period_end),
+        issued=_date(invoice.issued_at),
+        due=_date(invoice.due_at),
+        lines=tuple(_line(line, money) for line in invoice.lines),
+        subtotal=money.minor(invoice.subtotal_minor),
+        total=money.minor(invoice.total_minor),
+    )
+
+
+def period_text(start: datetime, end: datetime) -> str:
+    """ "1 Jan 2026 – 1 Feb 2026" (the end is exclusive, as Stripe shows periods); times only when not midnight."""
+    return f"{_instant(start)} – {_instant(end)}"
+
+
+# -- HTML ---------------------------------------------------------------------------------------------
+
+
+class HtmlRenderer:
+    def __init__(self) -> None:
+        self._env = Environment(
+            loader=PackageLoader("tollway.billing.invoicing", "templates"),
+            autoescape=select_autoescape(["html"], default=True),
+        )
+
+    def render(self, document: InvoiceView) -> str:
+        return self._env.get_template("invoice.html").render(doc=document)
+
+
+# -- PDF ------------------------------------------------------------------------------------------------
+
+
+def render_pdf(document: InvoiceView) -> bytes:
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"Invoice {document.number}")
+    pdf.set_author(_latin(document.seller.name))
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    width = pdf.epw
+
+    pdf.set_font("Helvetica", "B", 22)
+    pdf.set_text_color(37, 99, 235)
+    pdf.cell(width / 2, 10, "Invoice", new_x=XPos.RIGHT, new_y=YPos.TOP)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.set_text_color(31, 41, 51)
+    pdf.cell(width / 2, 10, _latin(document.seller.name), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "", 10)
+    seller_lines = [*_address_lines(document.seller.address), document.seller.email]
+    pdf.cell(width / 2, 5, _latin(f"{document.number} ({document.status})"), new_x=XPos.RIGHT, new_y=YPos.TOP)
+    pdf.multi_cell(
+        width / 2, 5, _latin("\n".join(x for x in seller_lines if x)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+    )
+    pdf.ln(6)
+
+    pdf.set_font("Helvetica", "B", 9)
+    pdf.cell(width, 5, "BILL TO", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(width, 6, _latin(document.customer.name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "", 10)
+    for row in document.customer.lines:
+        pdf.cell(width, 5, _latin(row), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(4)
+
+    with pdf.table(col_widths=(1, 1, 1, 1), text_align="LEFT", first_row_as_headings=True) as facts:
+        facts.row(("Billing period", "Issued", "Due", "Amount due"))
+        facts.row(tuple(_latin(x) for x in (document.period, document.issued, document.due, document.total)))
+    pdf.ln(4)
+
+    pdf.set_font("Helvetica", "", 9)
+    with pdf.table(
+        col_widths=(40, 22, 14, 12, 12),
+        text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT"),
+        first_row_as_headings=True,
+    ) as table:
+        table.row(("Description", "Service period", "Quantity", "Rate", "Amount"))
+        for line in document.lines:
+            table.row(
+                tuple(
+                    _latin(x)
+                    for x in (f"{line.title}\n{line.description}", line.period, line.quantity, line.rate, line.amount)
+                )
+            )
+            for detail in line.details:
+                detail_row = table.row()
+                detail_row.cell(_latin("    " + detail.text), colspan=4)
+                detail_row.cell(_latin(detail.amount))
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "", 10)
+    pdf.cell(width * 0.8, 6, "Subtotal", align="R", new_x=XPos.RIGHT, new_y=YPos.TOP)
+    pdf.cell(width * 0.2, 6, _latin(document.subtotal), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", "B", 12)
+    pdf.cell(width * 0.8, 8, _latin(f"Total ({document.currency})"), align="R", new_x=XPos.RIGHT, new_y=YPos.TOP)
+    pdf.cell(width * 0.2, 8, _latin(document.total), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    return bytes(pdf.output())
+
+
+# -- the use case: load, then render ---------------------------------------------------------------------
+
+
+class InvoiceSource(Protocol):
+    async def get_invoice(self, invoice_id: str) -> Invoice | None: ...
+
+
+class CustomerSource(Protocol):
+    async def customer(self, id_or_key: str) -> Customer: ...
+
+
+class InvoiceDocuments:
+    """GET /api/v1/invoices/{id}.html|.pdf and `tollway invoices pdf`."""
+
+    def __init__(self, *, invoices: InvoiceSource, customers: CustomerSource, seller: Seller) -> None:
+        self._invoices = invoices
+        self._customers = customers
+        self._seller = seller
+        self._html = HtmlRenderer()
+
+    async def view(self, invoice_id: str) -> InvoiceView:
+        invoice = await self._invoices.get_invoice(invoice_id)
+        if invoice is None:
+            raise NotFoundError(f"invoice {invoice_id!r} not found", field="id")
+        try:
+            customer = await self._customers.customer(invoice.customer_id)
+        except NotFoundError:  # deleted since: the invoice still renders, with the id it names
+            customer = Customer(id=invoice.customer_id, key=invoice.customer_id, name=invoice.customer_id)
+        return view(invoice, customer, self._seller)
+
+    async def html(self, invoice_id: str) -> str:
+        return self.render_html(await self.view(invoice_id))
+
+    async def pdf(self, invoice_id: str) -> bytes:
+        return render_pdf(await self.view(invoice_id))
+
+    def render_html(self, document: InvoiceView) -> str:
+        return self._html.render(document)
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Money:
+    currency: str
+
+    def minor(self, amount_minor: int) -> str:
+        return format_money(amount_minor, self.currency)
+
+    def exact(self, amount: Decimal) -> str:
+        return price_text(amount, self.currency)
+
+
+def _line(line: InvoiceLine, money: _Money) -> LineView:
+    title = line.feature_key or line.rate_card_key
+    if line.kind == "adjustment":
+        title = f"Adjustment: {title}"
+    quantity, rate = "", ""
+    details: list[Detail] = []
+    charge = line.charge
+    if charge is not None:
+        quantity = format_quantity(charge.quantity)
+        if charge.unit_price is not None:
+            rate = money.exact(charge.unit_price)
+        for part in line.slices:
+            dims = ", ".join(f"{k}={v if v is not None else '(none)'}" for k, v in sorted(part.group_by.items()))
+            details.append(Detail(f"{dims}: {format_quantity(part.quantity)}"))
+        if charge.free_quantity:
+            details.append(Detail(f"Free quantity: {format_quantity(charge.free_quantity)}"))
+        if charge.packages is not None:
+            details.append(Detail(f"Packages started: {format_quantity(charge.packages)}"))
+        for tier in charge.tiers:
+            bound = f"up to {format_quantity(tier.up_to)}" if tier.up_to is not None else "above"
+            text = f"Tier {tier.tier} ({bound}): {format_quantity(tier.quantity)} x {money.exact(tier.unit_price)}"
+            if tier.flat_price:
+                text += f" + {money.exact(tier.flat_price)} flat"
+            details.append(Detail(text, money.exact(tier.amount)))
+        if charge.discount_amount:
+            details.append(Detail("Discount", money.exact(-charge.discount_amount)))
+        if charge.maximum_cut:
+            details.append(Detail("Maximum spend cap", money.exact(-charge.maximum_cut)))
+        if charge.minimum_top_up:
+            details.append(Detail("Minimum spend top-up", money.exact(charge.minimum_top_up)))
+    if line.proration is not None and line.proration != 1:
+        details.append(Detail(f"Prorated: {format_quantity(line.proration * 100)}% of the period"))
+    if line.adjusts_invoice_id:
+        details.append(Detail(f"Re-rates invoice {line.adjusts_invoice_id}"))
+    return LineView(
+        title=title,
+        description=line.description,
+        period=period_text(line.period_start, line.period_end),
+        quantity=quantity,
+        rate=rate,
+        amount=money.minor(line.amount_minor),
+        details=tuple(details),
+    )
+
+
+def _party(customer: Customer) -> PartyView:
+    rows: list[str] = []
+    address = customer.billing_address
+    if address is not None:
+        rows.extend(x for x in (address.line1, address.line2) if x)
+        city = " ".join(x for x in (address.postal_code, address.city) if x)
+        rows.extend(x for x in (city, address.state, address.country) if x)
+    if customer.email:
+        rows.append(customer.email)
+    return PartyView(name=customer.name, key=customer.key, lines=tuple(rows))
+
+
+def _address_lines(address: str) -> Sequence[str]:
+    return [part.strip() for part in address.replace("\n", ",").split(",") if part.strip()]
+
+
+def _instant(at: datetime) -> str:
+    at = at.astimezone(UTC)
+    text = f"{at.day} {at:%b %Y}"
+    if (at.hour, at.minute, at.second, at.microsecond) != (0, 0, 0, 0):
+        text += f" {at:%H:%M} UTC"
+    return text
+
+
+def _date(at: datetime | None) -> str:
+    return _instant(at) if at is not None else "—"
+
+
+def _latin(text: str) -> str:
+    """The PDF's core fonts are Latin-1: currency signs outside it become their code, the rest '?'."""
+    text = text.replace("€", "EUR ").replace("–", "-").replace("—", "-")
+    return text.encode("latin-1", "replace").decode("latin-1")
