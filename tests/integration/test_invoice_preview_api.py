@@ -223,3 +223,83 @@ async def test_bad_requests_are_clear(
 async def test_preview_needs_the_admin_token(world: World) -> None:
     response = await world.client.get("/api/v1/invoices/preview", params={"customer": "acme"})
     assert response.status_code == 401
+
+
+# -- the CLI ------------------------------------------------------------------------------------------------
+
+
+async def cli_world(url: str) -> None:
+    from tollway.bootstrap import build_services
+    from tollway.settings import Settings
+
+    services = build_services(Settings(database_url=url), FrozenClock(at(15, 4)))
+    await services.open()
+    await services.metering.sync_meters([])
+    catalog = services.catalog
+    await catalog.create_feature(
+        key="output-tokens", name="output tokens", meter_slug="llm_tokens", filters={"type": ["output"]}
+    )
+    graduated = TieredPrice("graduated", (Tier(D(1000), D("0.01")), Tier(None, D("0.005"))))
+    plan = await catalog.create_plan(
+        key="pro",
+        name="Pro",
+        currency="USD",
+        billing_cadence="P1M",
+        phases=(
+            Phase(
+                key="default",
+                name="Default",
+                rate_cards=(
+                    RateCard(key="platform-fee", name="Platform fee", flat=FlatPrice(D(49)), billing_cadence="P1M"),
+                    RateCard(
+                        key="output-tokens",
+                        name="Output tokens",
+                        feature_key="output-tokens",
+                        usage=UsageTerms(graduated),
+                        billing_cadence="P1M",
+                    ),
+                ),
+            ),
+        ),
+    )
+    await catalog.publish_plan(plan.id)
+    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await catalog.create_subscription(customer="acme", plan_key="pro", active_from=at(1), billing_anchor=at(1))
+    await services.metering.ingest([tokens(1500, 12, "output", "gpt-4o")])
+    await services.close()
+
+
+def test_cli_prints_the_preview_as_a_table(tmp_path: Path) -> None:
+    """In process (typer's runner), with the environment a user would set."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from tollway.cli.main import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    asyncio.run(cli_world(url))
+    runner = CliRunner(env={"TOLLWAY_DATABASE_URL": url, "COLUMNS": "160"})
+
+    shown = runner.invoke(app, ["invoices", "preview", "acme", "--at", "2026-03-20T12:00:00Z"])
+    assert shown.exit_code == 0, shown.output
+    text = shown.stdout
+    # 1000 x 0.01 = 10 + 500 x 0.005 = 2.5 -> $12.50; April's fee $49; total $61.50
+    assert "1,500 output tokens (graduated tiers)" in text
+    assert "tier 1 (up to 1,000)" in text
+    assert "tier 2 (above)" in text
+    assert "$12.50" in text
+    assert "$49.00" in text
+    assert "$61.50" in text
+    assert "2026-03-01 to 2026-04-01" in " ".join(text.split())
+
+    as_json = runner.invoke(app, ["invoices", "preview", "acme", "--at", "2026-03-20T12:00:00Z", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert '"totalMinor": 6150' in as_json.stdout
+
+    missing = runner.invoke(app, ["invoices", "preview", "nobody"])
+    assert missing.exit_code == 2
+    assert "nobody" in missing.stderr
+    early = runner.invoke(app, ["invoices", "preview", "acme", "--at", "2026-02-01T00:00:00Z"])
+    assert early.exit_code == 2
+    assert "no subscription active" in early.stderr

@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from tollway import __version__
 from tollway.cli.identity import consumers_app, keys_app
+from tollway.cli.invoices import invoices_app
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
@@ -34,6 +35,7 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
+app.add_typer(invoices_app, name="invoices")
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
