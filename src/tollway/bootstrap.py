@@ -442,6 +442,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         admin_token=runtime.settings.admin_token,
         identity=runtime.identity,
         invoice_preview=runtime.invoice_preview,
+        catalog=runtime.catalog,
         invoices=runtime.invoices,
     )
     return TollwayApp(

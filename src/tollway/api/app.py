@@ -8,15 +8,21 @@ from tollway import __version__
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import admin_guard
 from tollway.api.consumers import consumers_router
+from tollway.api.customers import customers_router
+from tollway.api.entitlements import entitlements_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
+from tollway.api.features import features_router
 from tollway.api.invoice_documents import invoice_documents_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
+from tollway.api.plans import plans_router
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
+from tollway.api.subscriptions import subscriptions_router
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
+from tollway.billing.service import CatalogService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 
@@ -27,6 +33,7 @@ def create_management_app(
     admin_token: str | None,
     identity: IdentityService | None = None,
     invoice_preview: InvoicePreview | None = None,
+    catalog: CatalogService | None = None,
     stripe_webhooks: StripeWebhooks | None = None,
     invoice_documents: InvoiceDocuments | None = None,
 ) -> FastAPI:
@@ -47,6 +54,15 @@ def create_management_app(
     app.include_router(subjects_router(metering), dependencies=[guard])
     if identity is not None:
         app.include_router(consumers_router(identity), dependencies=[guard])
+    if catalog is not None:
+        for router in (
+            features_router(catalog),
+            plans_router(catalog),
+            customers_router(catalog),
+            subscriptions_router(catalog),
+            entitlements_router(catalog),
+        ):
+            app.include_router(router, dependencies=[guard])
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=[guard])
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id
