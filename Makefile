@@ -7,7 +7,7 @@ PORT ?= 8080
 CONFIG ?= examples/quickstart.yaml
 export TOLLWAY_ADMIN_TOKEN ?= dev-admin-token
 
-.PHONY: run test lint typecheck unit clean venv dev-venv
+.PHONY: run test lint typecheck unit clean venv dev-venv chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,13 @@ typecheck: dev-venv
 unit: dev-venv
 	$(BIN)/pytest -q tests/unit
 
-test: lint typecheck
+# Headless Chromium renders invoice HTML in the tests (a screenshot checked for content).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
+		echo "chromium could not be installed: the invoice screenshot test will skip"
+
+test: lint typecheck chromium
 	$(BIN)/pytest -q
 
 clean:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from tests.conftest import service_missing
+from tests.support.cli import run_tollway
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
@@ -25,9 +27,11 @@ from tollway.billing.invoicing.model import Invoice, InvoiceLine, UsageSlice
 from tollway.billing.invoicing.ports import IssueRequest
 from tollway.billing.invoicing.render import HtmlRenderer, InvoiceDocuments, Seller, render_pdf, view
 from tollway.billing.pricing.model import TierCharge, UsageCharge
+from tollway.bootstrap import build_services
 from tollway.clock import FrozenClock
 from tollway.errors import NotFoundError
 from tollway.metering.service import MeteringService
+from tollway.settings import Settings
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
@@ -283,3 +287,47 @@ def test_chromium_renders_the_html_to_a_page_that_is_not_blank(tmp_path: Path) -
     assert ink > 0.01 * len(pixels)  # text and rules, not an empty page
     blue = sum(1 for r, g, b in pixels if abs(r - 37) < 30 and abs(g - 99) < 30 and abs(b - 235) < 30)
     assert blue > 500  # the styled header rule and title rendered
+
+
+def test_tollway_invoices_pdf_writes_the_invoice_from_the_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tollway.db'}"
+
+    async def seed() -> str:
+        services = build_services(Settings(database_url=url), FrozenClock(FEB + timedelta(hours=1)))
+        await services.open()
+        try:
+            customer = await services.catalog.create_customer(key="acme", name="Acme Corp", email="ap@acme.test")
+            draft = Invoice(
+                id="inv01",
+                customer_id=customer.id,
+                currency="USD",
+                status="draft",
+                period_start=JAN,
+                period_end=FEB,
+                lines=invoice_lines(),
+                total_minor=3488,
+                billing_key="sub01:1",
+            )
+            issue = IssueRequest(issued_at=FEB + timedelta(hours=1), due_at=FEB + timedelta(days=14))
+            stored = await services.invoices.store.create_invoice(draft, issue=issue)
+            assert stored is not None
+            return stored.id
+        finally:
+            await services.close()
+
+    invoice_id = asyncio.run(seed())
+    env = {"TOLLWAY_DATABASE_URL": url, "TOLLWAY_SELLER_NAME": "Seller From Env"}
+
+    done = run_tollway("invoices", "pdf", invoice_id, "-o", "out.pdf", cwd=tmp_path, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("out.pdf (")
+    text = PdfReader(tmp_path / "out.pdf").pages[0].extract_text()
+    assert "TW-2026-000001" in text
+    assert "Seller From Env" in text
+    assert "Acme Corp" in text
+    assert "$34.88" in text
+
+    missing = run_tollway("invoices", "pdf", "nope", cwd=tmp_path, env=env)
+    assert missing.returncode == 2
+    assert "invoice 'nope' not found" in missing.stderr
