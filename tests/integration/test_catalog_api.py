@@ -829,3 +829,52 @@ async def test_openapi_describes_bodies_and_problems(api: httpx.AsyncClient) -> 
     assert "409" in paths["/api/v1/features/{featureId}"]["delete"]["responses"]
     assert "/api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/value" in paths
     assert "/api/v1/plans/{planIdOrKey}/next" in paths
+
+
+async def test_static_and_boolean_entitlement_values(api: httpx.AsyncClient) -> None:
+    ok(await api.post("/api/v1/features", json={"key": "limits", "name": "Limits"}), 201)
+    ok(await api.post("/api/v1/features", json={"key": "sso", "name": "SSO"}), 201)
+    ok(await api.post("/api/v1/features", json={"key": "audit", "name": "Audit log"}), 201)
+    cards = [
+        {
+            "type": "flat_fee",
+            "key": "limits",
+            "name": "Limits",
+            "featureKey": "limits",
+            "entitlementTemplate": {"type": "static", "config": '{"maxAgents": 3, "regions": ["eu"]}'},
+        },
+        {
+            "type": "flat_fee",
+            "key": "sso",
+            "name": "SSO",
+            "featureKey": "sso",
+            "entitlementTemplate": {"type": "boolean"},
+        },
+    ]
+    plan = await published(api, plan_body("team", cards))
+    assert plan["phases"][0]["rateCards"][0]["entitlementTemplate"] == {
+        "type": "static",
+        "config": '{"maxAgents": 3, "regions": ["eu"]}',
+    }
+    ok(await api.post("/api/v1/customers", json=ACME), 201)
+    url = "/api/v1/customers/acme/entitlements/{}/value"
+    assert ok(await api.get(url.format("sso"))) == {  # no subscription yet
+        "hasAccess": False,
+        "balance": None,
+        "usage": None,
+        "overage": None,
+        "config": None,
+    }
+    ok(await api.post("/api/v1/subscriptions", json={"customerKey": "acme", "plan": {"key": "team"}}), 201)
+    assert ok(await api.get(url.format("limits"))) == {
+        "hasAccess": True,
+        "balance": None,
+        "usage": None,
+        "overage": None,
+        "config": '{"maxAgents": 3, "regions": ["eu"]}',
+    }
+    assert ok(await api.get(url.format("sso")))["hasAccess"] is True
+    assert ok(await api.get(url.format("audit")))["hasAccess"] is False  # not in the plan
+    refused(await api.get(url.format("nope")), 404, "feature")
+    bad = plan_body("bad", [{**cards[0], "entitlementTemplate": {"type": "static", "config": "{not json"}}])
+    refused(await api.post("/api/v1/plans", json=bad), 400, "phases[0].rateCards[0].entitlementTemplate.config")

@@ -590,7 +590,7 @@ def encode_rate_card(card: RateCard, plan_cadence: str) -> Json:
         "price": None,
         "entitlementTemplate": None
         if card.entitlement is None
-        else encode_entitlement(card.entitlement, card.billing_cadence or plan_cadence),
+        else encode_entitlement(card.entitlement, plan_cadence),  # a usage period defaults to the plan's cadence
     }
     if card.flat is not None:
         out["price"] = {"type": "flat", "amount": decimal_text(card.flat.amount), "paymentTerm": card.flat.payment_term}
