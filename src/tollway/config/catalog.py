@@ -8,9 +8,10 @@ the API) are checked when the file is applied (tollway.billing.apply).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -34,6 +35,9 @@ from tollway.billing.pricing.model import (
 )
 from tollway.errors import ValidationError
 from tollway.money import currency_exponent, parse_decimal
+
+if TYPE_CHECKING:
+    from tollway.config.schema import TollwayConfig
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 FLOAT_HINT = 'write it in quotes, e.g. "0.000003": YAML reads an unquoted decimal as a float, which loses digits'
@@ -575,3 +579,12 @@ def desired_catalog(
         plans=tuple(p.desired(f"plans[{i}]") for i, p in enumerate(plans)),
         customers=tuple(c.desired(f"customers[{i}]") for i, c in enumerate(customers)),
     )
+
+
+def config_catalog(config: TollwayConfig) -> DesiredCatalog:
+    """Everything `tollway apply` and `serve` make the store hold: the built-in and config meters, then the
+    file's features, plans and customers."""
+    from tollway.metering.meters import BUILT_IN_METERS, Meter
+
+    meters = (*BUILT_IN_METERS, *(Meter.from_record(m.record()) for m in config.meters))
+    return replace(desired_catalog(config.features, config.plans, config.customers), meters=meters)

@@ -1,0 +1,79 @@
+"""`tollway apply FILE`: make the database's catalog (meters, features, plans, customers, subscriptions) what
+the config file says, idempotently, printing each change like a terraform plan."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from tollway.billing.apply import ApplyPlan
+
+err = Console(stderr=True)
+
+
+def _fail(problems: list[str], code: int = 2) -> NoReturn:
+    for line in problems:
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def apply_command(
+    file: Annotated[Path, typer.Argument(help="YAML config file whose catalog to apply.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes without making them.")] = False,
+) -> None:
+    """Apply the file's catalog to TOLLWAY_DATABASE_URL: print each change, then make them.
+
+    Everything is checked first (the file, then against the stored catalog); on any problem each is printed,
+    nothing changes and the exit code is 2. A second apply of the same file prints "No changes."
+    """
+    from tollway.billing.apply import ApplyFailed, execute, load_stored, plan_apply
+    from tollway.bootstrap import build_services
+    from tollway.cli.main import _database_problem, _load
+    from tollway.config.catalog import config_catalog
+    from tollway.errors import ConfigError, DomainError
+
+    settings, config = _load(file)
+    desired = config_catalog(config)
+
+    async def run() -> tuple[ApplyPlan, ApplyFailed | None]:
+        services = build_services(settings)
+        try:
+            await services.open()
+            now = services.clock.now()
+            plan = plan_apply(desired, await load_stored(services.catalog, services.metering), now)
+            if plan.problems or dry_run:
+                return plan, None
+            _show(plan)
+            try:
+                await execute(plan, services.catalog, services.metering, now)
+            except ApplyFailed as exc:
+                return plan, exc
+            return plan, None
+        finally:
+            await services.close()
+
+    try:
+        plan, failed = asyncio.run(run())
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except DomainError as exc:
+        _fail([exc.message])
+    except Exception as exc:
+        _fail([_database_problem(settings.database_url, exc)])
+    if plan.problems:
+        _fail([f"{file}: {line}" for line in plan.problems])
+    if failed is not None:
+        _fail([str(failed)], code=1)
+    if dry_run:
+        _show(plan)
+        typer.echo("(dry run: nothing changed)")
+
+
+def _show(plan: ApplyPlan) -> None:
+    for line in (*plan.notes, *plan.lines, plan.summary):
+        typer.echo(line)
