@@ -420,3 +420,24 @@ async def test_update_subscriptions_is_atomic(store: CatalogStore) -> None:
     assert await store.list_subscriptions() == [current]
     await store.update_subscriptions([ended], [following])
     assert await store.list_subscriptions(customer_id="C1") == [ended, following]
+
+
+async def test_overlapping_subscriptions_are_refused_even_in_a_race(store: CatalogStore) -> None:
+    await _owners(store)
+    results = await asyncio.gather(
+        *(
+            store.insert_subscription(subscription(f"S{n}", "C1", "P1", active_from=NOW + timedelta(days=n)))
+            for n in range(8)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, ConflictError) and r.field == "customer" for r in results) == 7
+    assert len(await store.list_subscriptions(customer_id="C1")) == 1
+    # back to back is fine, and so is a zero-length one (canceled before it began)
+    await store.insert_subscription(subscription("T1", "C2", "P1", active_to=NOW + timedelta(days=1)))
+    await store.insert_subscription(subscription("T2", "C2", "P1", active_from=NOW + timedelta(days=1)))
+    await store.insert_subscription(subscription("T3", "C2", "P2", active_to=NOW))
+    with pytest.raises(ConflictError) as caught:
+        await store.update_subscriptions([subscription("T1", "C2", "P1", active_to=NOW + timedelta(days=2))])
+    assert caught.value.field == "customer"
+    assert [s.id for s in await store.list_subscriptions(customer_id="C2")] == ["T1", "T3", "T2"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -25,7 +26,8 @@ from tollway.billing.pricing.model import (
     UnitPrice,
     UsageTerms,
 )
-from tollway.errors import ValidationError
+from tollway.billing.subscriptions import Subscription
+from tollway.errors import ConflictError, ValidationError
 from tollway.money import currency_exponent, parse_decimal
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -298,3 +300,28 @@ def check_tiers(price: TieredPrice, place: str) -> None:
         if up_to <= 0 or (previous is not None and up_to <= previous):
             raise ValidationError("tier upTo values must be positive and increasing", field=f"{where}.upTo")
         previous = up_to
+
+
+# -- subscriptions ---------------------------------------------------------------------------------
+
+
+def first_overlap(subscriptions: Sequence[Subscription]) -> tuple[Subscription, Subscription] | None:
+    """Two subscriptions (of one customer) active at a common instant, if any. Zero-length ones (canceled
+    before they began) are never active."""
+    live = sorted(
+        (s for s in subscriptions if s.active_to is None or s.active_to > s.active_from),
+        key=lambda s: (s.active_from, s.id),
+    )
+    for earlier, later in pairwise(live):
+        if earlier.active_to is None or earlier.active_to > later.active_from:
+            return earlier, later
+    return None
+
+
+def overlap_conflict(pair: tuple[Subscription, Subscription]) -> ConflictError:
+    earlier, later = pair
+    return ConflictError(
+        f"subscriptions {earlier.id} and {later.id} of one customer would be active at the same time "
+        f"(from {later.active_from.isoformat()})",
+        field="customer",
+    )

@@ -11,6 +11,7 @@ from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
 from tollway.billing.subscriptions import Subscription
+from tollway.billing.validation import first_overlap, overlap_conflict
 from tollway.errors import ConflictError, NotFoundError, UnavailableError
 
 
@@ -169,8 +170,14 @@ class MemoryCatalogStore:
         ids = [s.id for s in added]
         if len(set(ids)) != len(ids) or any(i in self._subscriptions for i in ids):
             raise ConflictError("subscription id already exists", field="id")
+        after = dict(self._subscriptions)
         for subscription in (*changed, *added):
-            self._subscriptions[subscription.id] = subscription
+            after[subscription.id] = subscription
+        for customer_id in {s.customer_id for s in (*changed, *added)}:
+            pair = first_overlap([s for s in after.values() if s.customer_id == customer_id])
+            if pair is not None:
+                raise overlap_conflict(pair)
+        self._subscriptions = after
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         self._check()

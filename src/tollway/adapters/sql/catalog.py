@@ -26,6 +26,7 @@ from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
 from tollway.billing.subscriptions import Subscription
+from tollway.billing.validation import first_overlap, overlap_conflict
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
 from tollway.metering.events import to_micros
@@ -391,7 +392,15 @@ class SqlCatalogStore:
         updates = [(s.id, self._subscription_values(s)) for s in changed]
         inserts = [{"id": s.id, **self._subscription_values(s)} for s in added]
 
+        customers = sorted({s.customer_id for s in (*changed, *added)})
+
         def work(connection: Connection) -> None:
+            # One writer per customer at a time (SQLite's write lock already serializes), so the overlap
+            # check below sees every committed subscription of the customer.
+            if self._postgres and customers:
+                connection.execute(
+                    select(catalog_customers.c.id).where(catalog_customers.c.id.in_(customers)).with_for_update()
+                ).all()
             for subscription_id, values in updates:
                 count = connection.execute(
                     update(catalog_subscriptions).where(catalog_subscriptions.c.id == subscription_id).values(**values)
@@ -400,6 +409,13 @@ class SqlCatalogStore:
                     raise NotFoundError(f"subscription {subscription_id!r} not found", field="id")
             for values in inserts:
                 connection.execute(catalog_subscriptions.insert().values(**values))
+            for customer_id in customers:
+                rows = connection.execute(
+                    select(catalog_subscriptions).where(catalog_subscriptions.c.customer_id == customer_id)
+                )
+                pair = first_overlap([self._subscription(row) for row in rows])
+                if pair is not None:
+                    raise overlap_conflict(pair)
 
         await asyncio.to_thread(
             self._write, work, self._conflict("subscription id already exists, or its customer or plan is unknown")
