@@ -14,6 +14,7 @@ from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
 from tollway.api.features import features_router
 from tollway.api.invoice_documents import invoice_documents_router
+from tollway.api.invoices import invoices_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
 from tollway.api.plans import plans_router
@@ -22,6 +23,7 @@ from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
+from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.service import CatalogService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
@@ -36,6 +38,7 @@ def create_management_app(
     catalog: CatalogService | None = None,
     stripe_webhooks: StripeWebhooks | None = None,
     invoice_documents: InvoiceDocuments | None = None,
+    invoices: InvoiceService | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -67,5 +70,7 @@ def create_management_app(
         app.include_router(invoices_preview_router(invoice_preview), dependencies=[guard])
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id
         app.include_router(invoice_documents_router(invoice_documents), dependencies=[guard])
+    if invoices is not None:
+        app.include_router(invoices_router(invoices), dependencies=[guard])
     app.include_router(stripe_webhook_router(stripe_webhooks))  # no admin token: Stripe-Signature authenticates
     return app

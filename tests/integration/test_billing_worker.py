@@ -1,0 +1,97 @@
+"""The billing worker as the composition root wires it (build_services + build_billing_worker): SQL catalog,
+SQL events and SQL invoices on one database (SQLite and PostgreSQL); a worker's round creates the invoices
+that are due, the background task does the same on its interval, and a failing round does not stop it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tollway.billing.plans import Phase, RateCard
+from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
+from tollway.bootstrap import Services, build_billing_worker, build_services
+from tollway.clock import FrozenClock
+from tollway.metering.events import Event
+from tollway.settings import Settings
+
+OCT = datetime(2026, 10, 1, tzinfo=UTC)
+NOV = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    url = f"sqlite:///{tmp_path / 'w.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    settings = Settings(database_url=url, invoice_grace_s=600, invoice_due_days=10, billing_interval_s=0.05)
+    built = build_services(settings, FrozenClock(datetime(2026, 9, 30, tzinfo=UTC)))
+    await built.open()
+    await built.metering.sync_meters([])
+    catalog = built.catalog
+    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    cards = (
+        RateCard(key="platform", name="Platform fee", flat=FlatPrice(Decimal("19.99")), billing_cadence="P1M"),
+        RateCard(
+            key="output",
+            name="Output tokens",
+            feature_key="output-tokens",
+            usage=UsageTerms(UnitPrice(Decimal("0.000015"))),
+            billing_cadence="P1M",
+        ),
+    )
+    plan = await catalog.create_plan(
+        key="basic", name="Basic", currency="USD", billing_cadence="P1M", phases=(Phase("d", "D", cards),)
+    )
+    await catalog.publish_plan(plan.id)
+    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-app"])
+    await catalog.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
+    data = {"tokens": 333_333, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
+    await built.metering.insert([Event("e1", "t", "llm.tokens", "acme-app", OCT + timedelta(days=3), data)])
+    yield built
+    await built.close()
+
+
+async def test_a_round_creates_what_is_due(services: Services) -> None:
+    assert isinstance(services.clock, FrozenClock)
+    services.clock.set(NOV + timedelta(seconds=599))
+    worker = build_billing_worker(services)
+    report = await worker.run_once()
+    assert report is not None
+    assert [i.metadata["kind"] for i in report.created] == ["opening"]  # October not closed within the grace
+    services.clock.set(NOV + timedelta(seconds=600))
+    report = await worker.run_once()
+    assert report is not None
+    (october,) = report.created
+    # 333,333 x 0.000015 = 4.999995 -> 5.00; November's fee in advance 19.99
+    assert [(line.kind, line.amount_minor) for line in october.lines] == [("usage", 500), ("flat", 1999)]
+    assert (october.number, october.total_minor) == ("TW-2026-000002", 2499)
+    assert october.due_at == NOV + timedelta(seconds=600) + timedelta(days=10)
+    listed = await services.invoices.list(customer="acme", status="issued")
+    assert [i.metadata["kind"] for i in listed] == ["opening", "closing"]
+    assert listed[1].id == october.id
+    assert worker.invoices_created_total == 2
+
+
+async def test_background_task_runs_rounds_and_survives_a_failing_sync(services: Services) -> None:
+    assert isinstance(services.clock, FrozenClock)
+    services.clock.set(NOV + timedelta(hours=1))
+    calls: list[int] = []
+
+    async def failing_sync() -> None:
+        calls.append(1)
+        raise RuntimeError("stripe down")
+
+    worker = build_billing_worker(services, sync=failing_sync)
+    worker.start()
+    try:
+        for _ in range(200):
+            if len(calls) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    assert len(calls) >= 2  # kept going after the sync failed
+    assert len(await services.invoices.list(customer="acme")) == 2  # period close unaffected, nothing twice
