@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from tollway import __version__
 from tollway.cli.apply import apply_command
+from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.invoices import invoices_app
 from tollway.config.loader import load_config
@@ -38,6 +39,7 @@ app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(invoices_app, name="invoices")
 app.command("apply")(apply_command)
+app.command("demo")(demo_command)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[

@@ -1,0 +1,37 @@
+"""`tollway demo`: the whole billing story, offline, in well under a minute (docs/demo.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def demo_command(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the invoice's HTML and PDF into this folder (kept after the demo)."),
+    ] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder (database, journal, logs).")] = False,
+    stripe: Annotated[
+        bool, typer.Option("--stripe/--no-stripe", help="Push the invoice to localstripe when it is installed.")
+    ] = True,
+) -> None:
+    """Run the whole story offline: gateway requests, metered usage, invoice preview, period close, Stripe,
+    HTML and PDF. Uses a temporary SQLite database and a clock the demo controls."""
+    from tollway.demo.story import DemoFailed, Story
+
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    story = Story(console, out=out.resolve() if out else None, keep=keep, stripe=stripe)
+    try:
+        asyncio.run(story.run())
+    except DemoFailed as exc:
+        err.print(f"[red]demo failed:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("demo interrupted")
+        raise typer.Exit(130) from None

@@ -1,0 +1,674 @@
+"""The demo's story, step by step: a gateway call becomes metered usage, a previewed and then issued invoice,
+a Stripe invoice that gets paid, and an HTML and PDF document. Everything runs offline in this process (plus
+localstripe when it is installed), through the composition root, on a clock the demo moves (see timeline.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from openai import AsyncOpenAI
+from rich.console import Console
+from rich.table import Table
+
+import tollway
+from tollway.adapters.stripe.client import StripeApi
+from tollway.adapters.stripe.sync import StripeSync
+from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.cli.serving import listen
+from tollway.clock import FrozenClock
+from tollway.config.loader import load_config, parse_config
+from tollway.config.schema import TollwayConfig
+from tollway.demo.localstripe import LocalStripe, localstripe_installed
+from tollway.demo.timeline import Timeline, month_timeline
+from tollway.metering.events import format_time
+from tollway.money import format_money, format_quantity
+from tollway.settings import Settings
+
+QUICKSTART = Path(tollway.__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+CUSTOMER = "acme"
+SUBJECT = "acme-corp"
+API_KEY = "acme-secret-key"
+MODEL = "demo"
+INPUT_FEATURE = "input-tokens"
+OUTPUT_FEATURE = "output-tokens"
+STRIPE_KEY = "sk_test_tollway_demo"
+USAGE_TIMEOUT_S = 20.0
+PAID_AFTER = timedelta(days=3)
+STRIPE_SKIPPED = "Stripe skipped: localstripe is not installed (pip install localstripe)"
+
+# The six requests: (question, streamed). Each question comes with a pasted log (see `prompt`).
+REQUESTS: tuple[tuple[str, bool], ...] = (
+    ("Summarise these support tickets in one paragraph.", False),
+    ("Which of these tickets are about billing?", True),
+    ("Draft a reply to the oldest ticket below.", False),
+    ("Group these tickets by product area.", True),
+    ("Which tickets below need an engineer?", False),
+    ("Write release notes that answer these tickets.", True),
+)
+TICKETS_PER_PROMPT = 150
+# The simulator answers at length and without a streaming delay here, so the amounts are not all zero cents.
+REPLY_TOKENS = 800
+
+
+def prompt(index: int, question: str) -> str:
+    """A question followed by a log of support tickets (a different slice of the log for each request)."""
+    lines = [
+        f"Ticket {index * TICKETS_PER_PROMPT + n:05d}: the customer reports that request {n} to model demo "
+        f"was slow at peak hours and asks for a refund of the tokens it used."
+        for n in range(TICKETS_PER_PROMPT)
+    ]
+    return question + "\n\n" + "\n".join(lines)
+
+
+# The quickstart's story, for an installation without the repository's examples/ folder.
+FALLBACK_CONFIG = """
+providers:
+  - {name: local, type: simulator, tokens_per_second: 200}
+models:
+  - {name: demo, targets: [{provider: local, model: demo}]}
+consumers:
+  - {username: acme-corp, keys: [acme-secret-key]}
+features:
+  - {key: input-tokens, meter: llm_tokens, filters: {type: input}}
+  - {key: output-tokens, meter: llm_tokens, filters: {type: output}}
+plans:
+  - key: starter
+    name: Starter
+    currency: USD
+    billing_cadence: P1M
+    rate_cards:
+      - {feature: input-tokens, price: {type: unit, amount: "0.000003"}}
+      - {feature: output-tokens, price: {type: unit, amount: "0.00001"}}
+customers:
+  - {key: acme, name: Acme Corp, usage_from: [acme-corp], subscription: {plan: starter}}
+"""
+
+
+class DemoFailed(Exception):
+    """A step could not be completed; the message says which and why, in one line."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    prompt: str
+    streamed: bool
+    answer: str
+    input_tokens: int  # prompt tokens not served from the provider's cache (Tollway's `input` type)
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    invoice_id: str
+    invoice_number: str
+    status: str
+    html: Path
+    pdf: Path
+    stripe_invoice_id: str | None = None
+
+
+class _Log(logging.Handler):
+    """Keeps the warnings of the components instead of printing them (the demo prints its own lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[_Log]:
+    root = logging.getLogger()
+    handler = _Log()
+    saved = (root.level, root.handlers[:])
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    try:
+        yield handler
+    finally:
+        root.setLevel(saved[0])
+        root.handlers = saved[1]
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn in a task of the demo's loop: Ctrl-C stays the demo's, not the server's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def load_demo_config() -> tuple[TollwayConfig, str]:
+    """The quickstart's config (gateway and catalog) when the repository's examples/ is here, else its copy;
+    its simulator providers answer with REPLY_TOKENS tokens, at once."""
+    config: TollwayConfig | None = None
+    source = "the built-in copy of examples/quickstart.yaml"
+    if QUICKSTART.exists():
+        config = load_config(QUICKSTART, {})
+        source = str(QUICKSTART)
+    if config is None or not any(c.key == CUSTOMER for c in config.customers):
+        config = parse_config(FALLBACK_CONFIG, {}, "<demo>")
+        source = "the built-in copy of examples/quickstart.yaml"
+    providers = [
+        p.model_copy(update={"reply_tokens": REPLY_TOKENS, "tokens_per_second": 0}) if p.type == "simulator" else p
+        for p in config.providers
+    ]
+    return config.model_copy(update={"providers": providers}), source
+
+
+class Story:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        out: Path | None = None,
+        keep: bool = False,
+        stripe: bool = True,
+        today: datetime | None = None,
+    ) -> None:
+        self.console = console
+        self.out = out
+        self.keep = keep
+        self.stripe_wanted = stripe
+        self.today = today or datetime.now(UTC)
+        self.steps = 8
+        self._step_no = 0
+        self.workdir: Path | None = None
+        self.localstripe: LocalStripe | None = None
+        self._started = time.monotonic()
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def step(self, title: str) -> None:
+        self._step_no += 1
+        self.console.print()
+        self.console.rule(f"[bold cyan]Step {self._step_no}/{self.steps}: {title}", align="left")
+
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    # -- the story -----------------------------------------------------------------------------------
+
+    async def run(self) -> DemoResult:
+        self._started = time.monotonic()
+        self.workdir = Path(tempfile.mkdtemp(prefix="tollway-demo-"))
+        try:
+            with captured_logs() as logs:
+                try:
+                    return await self._run(self.workdir)
+                except DemoFailed:
+                    raise
+                except Exception as exc:
+                    hint = f" (last warning: {logs.records[-1]})" if logs.records else ""
+                    raise DemoFailed(f"{exc.__class__.__name__}: {exc}{hint}") from exc
+        finally:
+            if self.localstripe is not None:
+                self.localstripe.stop()
+            if self.keep:
+                self.say(f"\nKept the demo's folder: {self.workdir}")
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _run(self, workdir: Path) -> DemoResult:
+        settings, timeline, config = self._workspace(workdir)
+        clock = FrozenClock(timeline.period_start)
+        runtime = build_runtime(settings, config, clock)
+        if runtime.billing is None or runtime.invoices is None:
+            raise DemoFailed("this build of Tollway has no billing worker")
+        runtime.billing.set_sync(None)  # the demo runs the close and the Stripe steps one at a time
+        self.step("Tollway, served in this process")
+        sock = listen("127.0.0.1", 0)
+        port = int(sock.getsockname()[1])
+        base = f"http://127.0.0.1:{port}"
+        server = _QuietServer(
+            uvicorn.Config(build_app(runtime), log_config=None, access_log=False, lifespan="on", log_level="error")
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                    raise DemoFailed("Tollway did not start")
+                await asyncio.sleep(0.02)
+            self.say(f"Tollway serves the gateway on {base}/v1 and the management API on {base}/api/v1.")
+            self.say(
+                f"Built by the composition root (tollway.bootstrap). The clock is the demo's: it started at "
+                f"{format_time(timeline.period_start)}, when the catalog was applied and Acme Corp's subscription "
+                "began."
+            )
+            admin = httpx.AsyncClient(
+                base_url=base, headers={"Authorization": f"Bearer {settings.admin_token}"}, timeout=30
+            )
+            try:
+                return await self._story(runtime, clock, timeline, base, admin, settings)
+            finally:
+                await admin.aclose()
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await serving
+            sock.close()
+
+    def _workspace(self, workdir: Path) -> tuple[Settings, Timeline, TollwayConfig]:
+        self.step("A workspace")
+        database = workdir / "tollway.db"
+        self.say(f"Temporary folder: {workdir}")
+        self.say(f"SQLite database:  {database}")
+        stripe: dict[str, Any] = {}
+        if self.stripe_wanted and localstripe_installed():
+            self.localstripe = LocalStripe(workdir).start()
+            stripe = {
+                "stripe_secret_key": STRIPE_KEY,
+                "stripe_api_base": self.localstripe.api_base,
+                "stripe_webhook_secret": "whsec_" + secrets.token_hex(16),
+            }
+            self.say(f"localstripe (a Stripe emulator) starting on {self.localstripe.api_base}")
+        settings = Settings(
+            database_url=f"sqlite:///{database}",
+            journal_dir=str(workdir / "journal"),
+            admin_token="demo-" + secrets.token_hex(8),
+            flush_interval_s=0.05,
+            log_level="error",
+            billing_worker=False,
+            **stripe,
+        )
+        timeline = month_timeline(self.today, timedelta(seconds=settings.invoice_grace_s))
+
+        self.step("The gateway and the catalog")
+        config, source = load_demo_config()
+        self.say(f"From {source} (the simulator answers with {REPLY_TOKENS} tokens here, without a delay):")
+        self.say(
+            "  gateway: "
+            + ", ".join(f"provider {p.name} ({p.type})" for p in config.providers)
+            + "; "
+            + ", ".join(f"model {m.name}" for m in config.models)
+            + "; "
+            + ", ".join(f"consumer {c.username}" for c in config.consumers)
+        )
+        for feature in config.features:
+            filters = ", ".join(f"{k}={v}" for k, v in feature.filters.items())
+            self.say(f"  feature {feature.key}: meter {feature.meter}" + (f" where {filters}" if filters else ""))
+        customer = next(c for c in config.customers if c.key == CUSTOMER)
+        plan_key = customer.subscription.plan if customer.subscription else None
+        plan = next((p for p in config.plans if p.key == plan_key), None)
+        if plan is None or customer.subscription is None:
+            raise DemoFailed(f"the config subscribes customer {CUSTOMER!r} to no plan it defines")
+        table = Table(title=f"Plan {plan.name} ({plan.currency}, billed every {plan.billing_cadence})")
+        table.add_column("rate card")
+        table.add_column("price", justify="right")
+        for card in plan.rate_cards or []:
+            price = card.price
+            what = f"{price.amount} {plan.currency} per unit" if price and price.type == "unit" else str(price)
+            table.add_row(card.feature or card.key or "", what)
+        self.console.print(table)
+        self.say(
+            f"  customer {customer.key} ({customer.name}) pays for the usage of {', '.join(customer.usage_from)}, "
+            f"subscribed to {plan.name} from {format_time(timeline.period_start)} "
+            f"(billing period {format_time(timeline.period_start)} to {format_time(timeline.period_end)})"
+        )
+        return settings, timeline, config
+
+    async def _story(
+        self,
+        runtime: Runtime,
+        clock: FrozenClock,
+        timeline: Timeline,
+        base: str,
+        admin: httpx.AsyncClient,
+        settings: Settings,
+    ) -> DemoResult:
+        replies = await self._requests(clock, timeline, base)
+        expected = {
+            INPUT_FEATURE: sum(r.input_tokens for r in replies),
+            OUTPUT_FEATURE: sum(r.output_tokens for r in replies),
+        }
+        preview = await self._preview(clock, timeline, admin, expected)
+        invoice = await self._close(runtime, clock, timeline, admin, preview)
+        invoice = await self._stripe(runtime, clock, admin, settings, invoice)
+        html, pdf = await self._documents(admin, invoice)
+        self.console.print()
+        self.console.rule("[bold green]Done", align="left")
+        self.say(
+            f"Invoice {invoice['number']} for {_count(expected[INPUT_FEATURE])} input and "
+            f"{_count(expected[OUTPUT_FEATURE])} output tokens, "
+            f"{format_money(int(invoice['totalMinor']), invoice['currency'])}: {invoice['status']}. "
+            f"({time.monotonic() - self._started:.1f} s)"
+        )
+        return DemoResult(
+            invoice_id=invoice["id"],
+            invoice_number=invoice["number"],
+            status=invoice["status"],
+            html=html,
+            pdf=pdf,
+            stripe_invoice_id=invoice.get("stripeInvoiceId"),
+        )
+
+    async def _requests(self, clock: FrozenClock, timeline: Timeline, base: str) -> list[Reply]:
+        self.step("Six requests through the gateway as acme-corp")
+        self.say(f'The official openai SDK: AsyncOpenAI(base_url="{base}/v1", api_key="{API_KEY}"), model "{MODEL}",')
+        self.say(
+            f"on {timeline.first_request:%Y-%m-%d} from {timeline.first_request:%H:%M} UTC (demo clock), one a minute; "
+            "each question comes with a pasted log of support tickets."
+        )
+        client = AsyncOpenAI(base_url=f"{base}/v1", api_key=API_KEY, max_retries=0)
+        replies: list[Reply] = []
+        table = Table()
+        table.add_column("#", justify="right")
+        table.add_column("time")
+        table.add_column("mode")
+        table.add_column("question (+ ticket log)", no_wrap=True, overflow="ellipsis", max_width=30)
+        table.add_column("input tokens", justify="right")
+        table.add_column("output tokens", justify="right")
+        try:
+            for index, (question, streamed) in enumerate(REQUESTS):
+                clock.set(timeline.request_at(index))
+                text = prompt(index, question)
+                reply = await (self._stream(client, text) if streamed else self._complete(client, text))
+                replies.append(reply)
+                table.add_row(
+                    str(index + 1),
+                    timeline.request_at(index).strftime("%H:%M"),
+                    "stream" if streamed else "plain",
+                    question,
+                    format_quantity(Decimal(reply.input_tokens)),
+                    format_quantity(Decimal(reply.output_tokens)),
+                )
+        finally:
+            await client.close()
+        self.console.print(table)
+        self.say(
+            f"The responses reported {_count(sum(r.input_tokens for r in replies))} input and "
+            f"{_count(sum(r.output_tokens for r in replies))} output tokens in all."
+        )
+        return replies
+
+    async def _complete(self, client: AsyncOpenAI, prompt: str) -> Reply:
+        completion = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": prompt}])
+        if completion.usage is None:
+            raise DemoFailed("the gateway answered without a usage block")
+        return Reply(
+            prompt=prompt,
+            streamed=False,
+            answer=completion.choices[0].message.content or "",
+            input_tokens=completion.usage.prompt_tokens - _cached(completion.usage),
+            output_tokens=completion.usage.completion_tokens,
+        )
+
+    async def _stream(self, client: AsyncOpenAI, prompt: str) -> Reply:
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        parts: list[str] = []
+        usage: Any = None
+        async for chunk in stream:
+            if chunk.choices:
+                parts.append(chunk.choices[0].delta.content or "")
+            if chunk.usage is not None:
+                usage = chunk.usage
+        if usage is None:
+            raise DemoFailed("the stream ended without a usage chunk")
+        return Reply(
+            prompt=prompt,
+            streamed=True,
+            answer="".join(parts),
+            input_tokens=usage.prompt_tokens - _cached(usage),
+            output_tokens=usage.completion_tokens,
+        )
+
+    async def _preview(
+        self, clock: FrozenClock, timeline: Timeline, admin: httpx.AsyncClient, expected: dict[str, int]
+    ) -> dict[str, Any]:
+        self.step("Invoice preview")
+        wanted = {"input": expected[INPUT_FEATURE], "output": expected[OUTPUT_FEATURE]}
+        params = {
+            "subject": SUBJECT,
+            "groupBy": "type",
+            "from": format_time(timeline.period_start),
+            "to": format_time(timeline.period_end),
+        }
+        deadline = time.monotonic() + USAGE_TIMEOUT_S
+        stored: dict[str, int] = {}
+        while True:
+            body = _json(await admin.get("/api/v1/meters/llm_tokens/query", params=params))
+            stored = {row["groupBy"]["type"]: int(Decimal(row["value"])) for row in body["data"]}
+            if all(stored.get(kind) == count for kind, count in wanted.items()):
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailed(
+                    f"usage not stored within {USAGE_TIMEOUT_S:.0f} s: metered {stored}, expected {wanted}"
+                )
+            await asyncio.sleep(0.1)
+        self.say(
+            f"Metered for {SUBJECT} (GET /api/v1/meters/llm_tokens/query): "
+            + ", ".join(f"{kind} {_count(count)}" for kind, count in sorted(stored.items()))
+        )
+        clock.set(timeline.preview_at)
+        preview = _json(await admin.get("/api/v1/invoices/preview", params={"customer": CUSTOMER}))
+        self.say(f"GET /api/v1/invoices/preview?customer={CUSTOMER} at {format_time(timeline.preview_at)}:")
+        self._lines_table(preview, "Preview (draft, usage so far)")
+        quantities = _quantities(preview)
+        self.say(
+            f"Preview: {_count(quantities.get(INPUT_FEATURE, 0))} input tokens, "
+            f"{_count(quantities.get(OUTPUT_FEATURE, 0))} output "
+            f"tokens, total {format_money(int(preview['totalMinor']), preview['currency'])}"
+        )
+        for key, count in expected.items():
+            if quantities.get(key) != count:
+                raise DemoFailed(f"the preview bills {quantities.get(key)} for {key}; the responses reported {count}")
+        self.say("[green]✓[/green] the preview's token counts equal what the six responses reported.")
+        return preview
+
+    async def _close(
+        self,
+        runtime: Runtime,
+        clock: FrozenClock,
+        timeline: Timeline,
+        admin: httpx.AsyncClient,
+        preview: dict[str, Any],
+    ) -> dict[str, Any]:
+        self.step("Period close")
+        clock.set(timeline.close_at)
+        self.say(
+            f"The demo clock moves to {format_time(timeline.close_at)}: past the period end "
+            f"({format_time(timeline.period_end)}) and the grace period. The billing worker's close step runs once."
+        )
+        assert runtime.billing is not None
+        report = await runtime.billing.run_once()
+        if report is None:
+            raise DemoFailed("the period closer failed")
+        listed = _json(await admin.get("/api/v1/invoices", params={"customer": CUSTOMER}))
+        invoices = listed["items"]
+        if len(invoices) != 1:
+            raise DemoFailed(f"expected one invoice for {CUSTOMER}, found {len(invoices)}")
+        invoice: dict[str, Any] = invoices[0]
+        self._lines_table(invoice, f"Invoice {invoice['number']} ({invoice['status']})")
+        quantities = _quantities(invoice)
+        total = format_money(int(invoice["totalMinor"]), invoice["currency"])
+        self.say(
+            f"Invoice {invoice['number']} {invoice['status']}: {_count(quantities.get(INPUT_FEATURE, 0))} input "
+            f"tokens, {_count(quantities.get(OUTPUT_FEATURE, 0))} output tokens, total {total}, due {invoice['dueAt']}"
+        )
+        if quantities != _quantities(preview) or invoice["total"] != preview["total"]:
+            raise DemoFailed("the issued invoice differs from the preview although no usage came in between")
+        self.say("[green]✓[/green] the same lines and total as the preview.")
+        return invoice
+
+    async def _stripe(
+        self,
+        runtime: Runtime,
+        clock: FrozenClock,
+        admin: httpx.AsyncClient,
+        settings: Settings,
+        invoice: dict[str, Any],
+    ) -> dict[str, Any]:
+        self.step("Stripe")
+        invoice_id = invoice["id"]
+        if self.localstripe is None or not settings.stripe_secret_key or not settings.stripe_webhook_secret:
+            self.say(STRIPE_SKIPPED if self.stripe_wanted else "Stripe skipped (--no-stripe)")
+            paid = _json(await admin.post(f"/api/v1/invoices/{invoice_id}/mark-paid"))
+            self.say(f"Marked paid through the API instead: POST /api/v1/invoices/{invoice_id}/mark-paid")
+            self.say(f"Invoice {paid['number']} is now {paid['status']}.")
+            return paid
+        await self.localstripe.ready()
+        self.say(f"TOLLWAY_STRIPE_API_BASE={settings.stripe_api_base} (localstripe), secret key {STRIPE_KEY}")
+        api = StripeApi(settings.stripe_secret_key, api_base=settings.stripe_api_base)
+        assert runtime.invoices is not None
+        sync = StripeSync(store=runtime.invoices.store, customers=runtime.catalog, api=api, clock=clock)
+        with captured_logs() as logs:
+            try:
+                completed = await sync.run_once()
+            finally:
+                await api.close()
+        customer = await runtime.catalog.customer(CUSTOMER)
+        if customer.stripe_customer_id:
+            self.say(f"Stripe customer for {customer.name}: {customer.stripe_customer_id}")
+        synced = _json(await admin.get(f"/api/v1/invoices/{invoice_id}"))
+        stripe_invoice: str | None = synced.get("stripeInvoiceId")
+        if completed and stripe_invoice:
+            self.say(f"Stripe invoice: {stripe_invoice} (one item per line, finalized)")
+        else:
+            reason = _reason(logs.records[-1]) if logs.records else "no reason given"
+            self.say(f"[yellow]Stripe sync did not complete:[/yellow] {reason}")
+            self.say(
+                "  localstripe creates invoices only for its own subscriptions; against Stripe's API the sync step "
+                "creates the invoice, adds one item per line and finalizes it."
+            )
+        # Stripe tells Tollway about the payment with a signed webhook; the demo plays Stripe's part.
+        clock.advance(PAID_AFTER)
+        self.say(f"Three days later ({format_time(clock.now())}) Acme Corp pays; Stripe sends invoice.paid.")
+        paid_at = int(clock.now().timestamp())
+        paid_invoice: dict[str, Any] = {
+            "object": "invoice",
+            "status": "paid",
+            "metadata": {"tollway_invoice_id": invoice_id},
+            "status_transitions": {"paid_at": paid_at},
+        }
+        if stripe_invoice:
+            paid_invoice["id"] = stripe_invoice
+        event = {
+            "id": "evt_" + secrets.token_hex(12),
+            "object": "event",
+            "type": "invoice.paid",
+            "created": paid_at,
+            "data": {"object": paid_invoice},
+        }
+        payload = json.dumps(event, separators=(",", ":")).encode()
+        signature = hmac.new(
+            settings.stripe_webhook_secret.encode(), f"{paid_at}.".encode() + payload, hashlib.sha256
+        ).hexdigest()
+        async with httpx.AsyncClient(base_url=admin.base_url, timeout=30) as stripe_side:  # no admin token
+            answer = _json(
+                await stripe_side.post(
+                    "/api/v1/stripe/webhook",
+                    content=payload,
+                    headers={"Content-Type": "application/json", "Stripe-Signature": f"t={paid_at},v1={signature}"},
+                )
+            )
+        self.say(
+            f"POST /api/v1/stripe/webhook: a signed invoice.paid event (Stripe-Signature t=…,v1=HMAC-SHA256) "
+            f"-> {answer.get('action')}"
+        )
+        paid = _json(await admin.get(f"/api/v1/invoices/{invoice_id}"))
+        if paid["status"] != "paid":
+            raise DemoFailed(f"the webhook left invoice {paid['number']} {paid['status']}")
+        self.say(f"Invoice {paid['number']} is now {paid['status']} (paid at {paid['paidAt']}).")
+        return paid
+
+    async def _documents(self, admin: httpx.AsyncClient, invoice: dict[str, Any]) -> tuple[Path, Path]:
+        self.step("Invoice documents")
+        assert self.workdir is not None
+        folder = self.out or self.workdir
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for suffix in ("html", "pdf"):
+            response = await admin.get(f"/api/v1/invoices/{invoice['id']}.{suffix}")
+            if response.status_code != 200:
+                raise DemoFailed(f"GET /api/v1/invoices/{invoice['id']}.{suffix}: HTTP {response.status_code}")
+            path = folder / f"{invoice['number']}.{suffix}"
+            path.write_bytes(response.content)
+            paths.append(path)
+            self.say(f"{suffix.upper()}: {path} ({len(response.content):,} bytes)")
+        if self.out is None and not self.keep:
+            self.say("(the temporary folder is removed when the demo ends: use --out DIR or --keep to keep them)")
+        return paths[0], paths[1]
+
+    # -- tables --------------------------------------------------------------------------------------
+
+    def _lines_table(self, invoice: dict[str, Any], title: str) -> None:
+        currency = invoice["currency"]
+        table = Table(title=title)
+        table.add_column("line")
+        table.add_column("quantity", justify="right")
+        table.add_column(f"rate ({currency})", justify="right")
+        table.add_column(f"amount ({currency})", justify="right")
+        for line in invoice["lines"]:
+            charge = line.get("charge") or {}
+            quantity = line.get("quantity")
+            table.add_row(
+                line.get("featureKey") or line.get("rateCardKey") or line["name"],
+                format_quantity(Decimal(quantity)) if quantity is not None else "",
+                charge.get("unitPrice") or "",
+                line["amount"],
+            )
+        table.add_section()
+        table.add_row("total", "", "", format_money(int(invoice["totalMinor"]), currency))
+        self.console.print(table)
+
+
+def _count(tokens: int) -> str:
+    return format_quantity(Decimal(tokens))
+
+
+def _reason(record: str) -> str:
+    """The first line of a failed sync's reason, without the logger's prefix."""
+    text = record.split("): ", 1)[-1] if "): " in record else record
+    return text.strip().splitlines()[0] if text.strip() else record
+
+
+def _cached(usage: Any) -> int:
+    details = getattr(usage, "prompt_tokens_details", None)
+    return int(getattr(details, "cached_tokens", 0) or 0)
+
+
+def _quantities(invoice: dict[str, Any]) -> dict[str, int]:
+    return {
+        line["featureKey"]: int(Decimal(line["quantity"]))
+        for line in invoice["lines"]
+        if line.get("featureKey") and line.get("quantity") is not None
+    }
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail") or response.text
+        except ValueError:
+            detail = response.text
+        raise DemoFailed(
+            f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}: {detail}"
+        )
+    body: dict[str, Any] = response.json()
+    return body
