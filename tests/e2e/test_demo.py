@@ -1,0 +1,81 @@
+"""`tollway demo` as a newcomer runs it: offline, every step printed, the invoice paid, its documents written."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from tests.support.cli import run_tollway
+
+HEADINGS = (
+    "Step 1/8: A workspace",
+    "Step 2/8: The gateway and the catalog",
+    "Step 3/8: Tollway, served in this process",
+    "Step 4/8: Six requests through the gateway as acme-corp",
+    "Step 5/8: Invoice preview",
+    "Step 6/8: Period close",
+    "Step 7/8: Stripe",
+    "Step 8/8: Invoice documents",
+    "Done",
+)
+CENT = Decimal("0.01")
+
+
+def tokens(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_demo_tells_the_whole_story_and_leaves_a_paid_invoice_as_html_and_pdf(tmp_path: Path) -> None:
+    out = tmp_path / "invoices"
+
+    result = run_tollway("demo", "--out", str(out), cwd=tmp_path, timeout_s=180)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout
+    assert "Traceback" not in text + result.stderr
+    positions = [text.find(heading) for heading in HEADINGS]
+    assert -1 not in positions, [h for h, at in zip(HEADINGS, positions, strict=True) if at == -1]
+    assert positions == sorted(positions)
+
+    reported = re.search(r"The responses reported ([\d,]+) input and ([\d,]+) output tokens in all\.", text)
+    preview = re.search(r"Preview: ([\d,]+) input tokens, ([\d,]+) output tokens, total \$(\d+\.\d\d)", text)
+    issued = re.search(
+        r"Invoice (TW-\d{4}-\d{6}) issued: ([\d,]+) input tokens, ([\d,]+) output tokens, total \$(\d+\.\d\d)", text
+    )
+    assert reported is not None, text
+    assert preview is not None, text
+    assert issued is not None, text
+    input_tokens, output_tokens = tokens(reported[1]), tokens(reported[2])
+    assert input_tokens > 0
+    assert output_tokens > 0
+    assert (tokens(preview[1]), tokens(preview[2])) == (input_tokens, output_tokens)
+    assert (tokens(issued[2]), tokens(issued[3])) == (input_tokens, output_tokens)
+    # Starter: $0.000003 per input token, $0.00001 per output token, each line rounded half-up to cents.
+    expected_total = (input_tokens * Decimal("0.000003")).quantize(CENT, ROUND_HALF_UP) + (
+        output_tokens * Decimal("0.00001")
+    ).quantize(CENT, ROUND_HALF_UP)
+    assert Decimal(preview[3]) == expected_total
+    assert Decimal(issued[4]) == expected_total
+    assert expected_total > 0
+
+    number = issued[1]
+    assert re.fullmatch(r"TW-\d{4}-\d{6}", number)
+    # localstripe is a dev dependency: the Stripe step runs (not skipped) and the signed webhook pays the invoice.
+    assert "Stripe skipped" not in text
+    assert "POST /api/v1/stripe/webhook: a signed invoice.paid event" in text
+    assert f"Invoice {number} is now paid" in text
+    assert text.rstrip().splitlines()[-1].startswith(f"Invoice {number} for ")
+    assert re.search(r": paid\. \(\d+\.\d s\)$", text.rstrip())
+
+    html = out / f"{number}.html"
+    pdf = out / f"{number}.pdf"
+    assert f"HTML: {html}" in text
+    assert f"PDF: {pdf}" in text
+    assert number in html.read_text()
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert pdf.stat().st_size > 0
+
+    workspace = re.search(r"Temporary folder: (\S+)", text)
+    assert workspace is not None
+    assert not Path(workspace[1]).exists()  # removed without --keep; the documents stay in --out
