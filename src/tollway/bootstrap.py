@@ -18,10 +18,14 @@ from tollway.adapters.sql.identity import SqlIdentityStore
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
+from tollway.adapters.stripe.client import StripeApi
+from tollway.adapters.stripe.sync import StripeSync
+from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.app import create_management_app
 from tollway.asgi import TollwayApp
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.preview import InvoicePreview
+from tollway.billing.invoicing.render import InvoiceDocuments, Seller
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.invoicing.worker import BillingWorker, SyncStep
@@ -314,6 +318,20 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
 
 
+def build_stripe_sync(services: Services) -> StripeSync | None:
+    """The Stripe sync step of the billing worker; None (nothing is sent to Stripe) without a secret key."""
+    settings = services.settings
+    if not settings.stripe_secret_key:
+        return None
+    api = StripeApi(settings.stripe_secret_key, api_base=settings.stripe_api_base)
+    return StripeSync(store=services.invoices.store, customers=services.catalog, api=api, clock=services.clock)
+
+
+def stripe_step(services: Services) -> SyncStep | None:
+    sync = build_stripe_sync(services)
+    return sync.run_once if sync is not None else None
+
+
 def build_billing_worker(services: Services, sync: SyncStep | None = None) -> BillingWorker:
     """The period closer over the services' stores, with the Stripe sync step when one is given."""
     settings = services.settings
@@ -431,12 +449,13 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         catalog=services.catalog,
         providers=providers,
         invoices=services.invoices,
-        billing=build_billing_worker(services),
+        billing=build_billing_worker(services, stripe_step(services)),
         invoice_preview=services.invoice_preview,
     )
 
 
 def build_app(runtime: Runtime) -> TollwayApp:
+    settings = runtime.settings
     management = create_management_app(
         metering=runtime.metering,
         admin_token=runtime.settings.admin_token,
@@ -444,6 +463,20 @@ def build_app(runtime: Runtime) -> TollwayApp:
         invoice_preview=runtime.invoice_preview,
         catalog=runtime.catalog,
         invoices=runtime.invoices,
+        stripe_webhooks=(
+            StripeWebhooks(secret=settings.stripe_webhook_secret, store=runtime.invoices.store, clock=runtime.clock)
+            if settings.stripe_webhook_secret and runtime.invoices is not None
+            else None
+        ),
+        invoice_documents=(
+            InvoiceDocuments(
+                invoices=runtime.invoices.store,
+                customers=runtime.catalog,
+                seller=Seller(settings.seller_name, settings.seller_address, settings.seller_email),
+            )
+            if runtime.invoices is not None
+            else None
+        ),
     )
     return TollwayApp(
         gateway=runtime.gateway,
@@ -496,4 +529,9 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
     ingester = JournalIngester(
         store, settings.journal_path, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
     )
-    return Worker(store=store, ingester=ingester, rollups=RollupWorker(store), billing=build_billing_worker(services))
+    return Worker(
+        store=store,
+        ingester=ingester,
+        rollups=RollupWorker(store),
+        billing=build_billing_worker(services, stripe_step(services)),
+    )

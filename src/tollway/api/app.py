@@ -9,6 +9,7 @@ from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import admin_guard
 from tollway.api.consumers import consumers_router
 from tollway.api.customers import customers_router
+from tollway.api.docs_pages import install_docs_pages
 from tollway.api.entitlements import entitlements_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
@@ -46,11 +47,12 @@ def create_management_app(
         description=(
             "Meters, usage queries and billing. Authenticate with `Authorization: Bearer $TOLLWAY_ADMIN_TOKEN`."
         ),
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs_pages, with local assets
         redoc_url=None,
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    install_docs_pages(app)
     guard = Depends(admin_guard(admin_token))
     app.include_router(events_router(metering), dependencies=[guard])
     app.include_router(meters_router(metering), dependencies=[guard])
