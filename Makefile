@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 CONFIG ?= examples/quickstart.yaml
+DEMO_OUT ?= .tollway/demo
 export TOLLWAY_ADMIN_TOKEN ?= dev-admin-token
 
-.PHONY: run test lint typecheck unit clean venv dev-venv chromium
+.PHONY: run demo test lint typecheck unit clean venv dev-venv chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +25,16 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.run-installed
 dev-venv: $(VENV)/.dev-installed
 
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@ $(VENV)/.run-installed
+
 run: venv
 	$(BIN)/tollway serve --config $(CONFIG) --host $(HOST) --port $(PORT)
+
+# The whole billing story offline (docs/demo.md); the invoice's HTML and PDF are kept in $(DEMO_OUT).
+demo: $(VENV)/.demo-installed
+	$(BIN)/tollway demo --out $(DEMO_OUT)
 
 lint: dev-venv
 	$(BIN)/ruff check src tests bench

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+DEMO_PACKAGES = ("openai", "httpx")  # the `demo` extra (localstripe is optional: without it Stripe is skipped)
+
 
 def demo_command(
     out: Annotated[
@@ -22,10 +24,20 @@ def demo_command(
 ) -> None:
     """Run the whole story offline: gateway requests, metered usage, invoice preview, period close, Stripe,
     HTML and PDF. Uses a temporary SQLite database and a clock the demo controls."""
-    from tollway.demo.story import DemoFailed, Story
+    err = Console(stderr=True, highlight=False)
+    try:
+        from tollway.demo.story import DemoFailed, Story
+    except ModuleNotFoundError as exc:
+        if exc.name not in DEMO_PACKAGES:
+            raise
+        err.print(
+            f"error: tollway demo needs {exc.name} (the demo's client side): pip install 'tollway[demo]'"
+            " (`make demo` installs it)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
 
     console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
     story = Story(console, out=out.resolve() if out else None, keep=keep, stripe=stripe)
     try:
         asyncio.run(story.run())
