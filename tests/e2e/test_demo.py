@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from tests.support.cli import run_tollway
+from tollway.demo.timeline import month_timeline
 
 HEADINGS = (
     "Step 1/8: A workspace",
@@ -79,3 +81,22 @@ def test_demo_tells_the_whole_story_and_leaves_a_paid_invoice_as_html_and_pdf(tm
     workspace = re.search(r"Temporary folder: (\S+)", text)
     assert workspace is not None
     assert not Path(workspace[1]).exists()  # removed without --keep; the documents stay in --out
+
+
+def test_the_demo_clock_covers_the_calendar_month_and_closes_after_the_grace() -> None:
+    december = month_timeline(datetime(2026, 12, 2, 5, 4, tzinfo=UTC), timedelta(hours=1))
+    assert december.period_start == datetime(2026, 12, 1, tzinfo=UTC)
+    assert december.period_end == datetime(2027, 1, 1, tzinfo=UTC)
+    assert [december.request_at(n) for n in (0, 5)] == [
+        datetime(2026, 12, 15, 12, 0, tzinfo=UTC),
+        datetime(2026, 12, 15, 12, 5, tzinfo=UTC),
+    ]
+    assert december.preview_at == datetime(2026, 12, 15, 18, 0, tzinfo=UTC)
+    assert december.close_at == datetime(2027, 1, 1, 1, 1, tzinfo=UTC)
+
+    february = month_timeline(datetime(2028, 2, 29, 23, 59, tzinfo=UTC), timedelta(seconds=30))
+    assert (february.period_start, february.period_end) == (
+        datetime(2028, 2, 1, tzinfo=UTC),
+        datetime(2028, 3, 1, tzinfo=UTC),
+    )
+    assert february.close_at == datetime(2028, 3, 1, 0, 1, 30, tzinfo=UTC)

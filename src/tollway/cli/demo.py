@@ -15,7 +15,9 @@ DEMO_PACKAGES = ("openai", "httpx")  # the `demo` extra (localstripe is optional
 def demo_command(
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write the invoice's HTML and PDF into this folder (kept after the demo)."),
+        typer.Option(
+            "--out", metavar="DIR", help="Write the invoice's HTML and PDF into this folder (kept after the demo)."
+        ),
     ] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder (database, journal, logs).")] = False,
     stripe: Annotated[
