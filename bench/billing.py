@@ -4,6 +4,7 @@
     .venv/bin/python bench/billing.py load --size 1000000 --name bench_billing_1m
     .venv/bin/python bench/billing.py preview --name bench_billing_1m --runs 50
     .venv/bin/python bench/billing.py entitlement --name bench_billing_1m --runs 200 [--profile]
+    .venv/bin/python bench/billing.py rollup --name bench_billing_10m     # after a load stopped part-way
     .venv/bin/python bench/billing.py drop --name bench_billing_1m
 
 `load` stores LLM traffic for October 2026 in a PostgreSQL schema of its own (`--name`; `--db sqlite` uses
@@ -198,6 +199,15 @@ async def load(db: str, name: str, size: int, customer_calls: int) -> None:
         f"{time.perf_counter() - started:.0f}s, rolled up; {load_note()}",
         flush=True,
     )
+    await store.close()
+
+
+async def roll_up_only(db: str, name: str) -> None:
+    """Bring a load that was stopped part-way to a consistent state: every stored event rolled up."""
+    store = open_store(db, name, reuse=True)
+    started = time.perf_counter()
+    await roll_up_all(store)
+    print(f"{name}: {stored_events(store):,} events, rolled up in {time.perf_counter() - started:.0f}s", flush=True)
     await store.close()
 
 
@@ -455,6 +465,7 @@ async def bench_entitlement(db: str, name: str, runs: int, profile: bool, at: da
             flush=True,
         )
     timer.enabled = False
+    await call_floor(store, runs)
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -465,6 +476,26 @@ async def bench_entitlement(db: str, name: str, runs: int, profile: bool, at: da
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
         print(out.getvalue(), flush=True)
     await store.close()
+
+
+async def call_floor(store: SqlEventStore, runs: int) -> None:
+    """What one store call costs before its query: the thread hop, the pool checkout (with its pre-ping), one
+    round trip, the rollback when the connection goes back to the pool."""
+
+    def checkout_select_one() -> None:
+        with store.engine.connect() as connection:
+            connection.execute(sql_text("SELECT 1"))
+
+    def select_one(connection: Any) -> None:
+        connection.execute(sql_text("SELECT 1"))
+
+    hop = await time_runs(functools.partial(asyncio.to_thread, lambda: None), runs)
+    checkout = await time_runs(functools.partial(asyncio.to_thread, checkout_select_one), runs)
+    with store.engine.connect() as held:
+        trip = await time_runs(functools.partial(asyncio.to_thread, select_one, held), runs)
+    print(f"floor: asyncio.to_thread(no-op) {hop.line()}", flush=True)
+    print(f"floor: to_thread + pool checkout (pre-ping) + SELECT 1 + return {checkout.line()}", flush=True)
+    print(f"floor: to_thread + SELECT 1 on a held connection {trip.line()}", flush=True)
 
 
 def drop(db: str, name: str) -> None:
@@ -482,7 +513,7 @@ def drop(db: str, name: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {name: sub.add_parser(name) for name in ("load", "preview", "entitlement", "drop")}
+    commands = {name: sub.add_parser(name) for name in ("load", "rollup", "preview", "entitlement", "drop")}
     for command in commands.values():
         command.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
         command.add_argument("--name", default="bench_billing", help="the PostgreSQL schema / SQLite file")
@@ -496,6 +527,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "load":
         asyncio.run(load(args.db, args.name, args.size, args.customer_calls))
+    elif args.command == "rollup":
+        asyncio.run(roll_up_only(args.db, args.name))
     elif args.command == "preview":
         asyncio.run(bench_preview(args.db, args.name, args.runs, args.at, args.analyze))
     elif args.command == "entitlement":
