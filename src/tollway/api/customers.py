@@ -10,19 +10,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from tollway.api.catalog_codec import (
-    Json,
-    body_schema,
-    decode_customer,
-    encode_customer,
-    encode_subscription,
-    one_of,
-    paginated,
-    parse_body,
-    parse_flag,
-    parse_page,
-    problem_responses,
-)
+from tollway.api.customer_codec import decode_customer, encode_customer
+from tollway.api.listing import paginated, parse_flag, parse_page
+from tollway.api.openapi import body_schema, problem_responses
+from tollway.api.subscription_codec import encode_subscription
+from tollway.api.wire import Json, one_of, parse_body
 from tollway.billing.customers import Customer
 from tollway.billing.service import CatalogService
 

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tollway.api.catalog_codec import Json, encode_entitlement_value, parse_moment, problem_responses
+from tollway.api.customer_codec import encode_entitlement_value
+from tollway.api.openapi import problem_responses
+from tollway.api.wire import Json, parse_moment
 from tollway.billing.service import CatalogService
 
 

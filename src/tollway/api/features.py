@@ -8,16 +8,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from tollway.api.catalog_codec import (
-    body_schema,
-    decode_feature,
-    encode_feature,
-    paginated,
-    parse_body,
-    parse_flag,
-    parse_page,
-    problem_responses,
-)
+from tollway.api.feature_codec import decode_feature, encode_feature
+from tollway.api.listing import paginated, parse_flag, parse_page
+from tollway.api.openapi import body_schema, problem_responses
+from tollway.api.wire import parse_body
 from tollway.billing.service import CatalogService
 
 

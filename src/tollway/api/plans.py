@@ -11,16 +11,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from tollway.api.catalog_codec import (
-    body_schema,
-    decode_plan,
-    encode_plan,
-    one_of,
-    paginated,
-    parse_body,
-    parse_page,
-    problem_responses,
-)
+from tollway.api.listing import paginated, parse_page
+from tollway.api.openapi import body_schema, problem_responses
+from tollway.api.plan_codec import decode_plan, encode_plan
+from tollway.api.wire import one_of, parse_body
 from tollway.billing.plans import Plan
 from tollway.billing.service import CatalogService
 from tollway.errors import NotFoundError

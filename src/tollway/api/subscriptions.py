@@ -10,17 +10,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tollway.api.catalog_codec import (
-    Json,
-    body_schema,
+from tollway.api.openapi import body_schema, problem_responses
+from tollway.api.subscription_codec import (
     decode_cancel,
     decode_change,
     decode_migrate,
     decode_subscription,
     encode_subscription,
-    parse_body,
-    problem_responses,
 )
+from tollway.api.wire import Json, parse_body
 from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription
 

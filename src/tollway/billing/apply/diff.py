@@ -1,290 +1,40 @@
-"""Apply a declarative catalog (the config file's meters, features, plans and customers) to the store.
-
-`plan_apply` is pure: the desired catalog and a snapshot of the stored one in, the list of changes (or the
-problems that forbid any) out. `execute` makes the changes through the CatalogService, in an order where a
-failure half-way leaves a consistent catalog that a second run completes:
-meters -> features -> plans (new version, then publish) -> customers -> subscriptions -> archives.
-
-Rules: what the file defines is marked managed_by "config"; API-managed features and plans are never
-changed; a published plan version is never edited (a different plan is a new version, published); a
-feature cannot change in place (archived and created again, only while no published plan uses it);
-config-managed features and plans no longer in the file are archived; customers are never deleted.
-"""
+"""The diff (pure): the desired catalog and a snapshot of the stored one in, the changes (or the problems that
+forbid any) out."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Literal
 
-from tollway.billing.customers import Address, Customer
-from tollway.billing.features import Feature
+from tollway.billing.apply.changes import (
+    ApplyPlan,
+    ArchiveFeature,
+    ArchivePlan,
+    Change,
+    ChangePlan,
+    CreateCustomer,
+    CreateFeature,
+    PublishPlan,
+    RenameFeature,
+    ReplaceFeature,
+    Subscribe,
+    SyncMeters,
+    UpdateCustomer,
+)
+from tollway.billing.apply.desired import (
+    DesiredCatalog,
+    DesiredCustomer,
+    DesiredPlan,
+    DesiredSubscription,
+    StoredCatalog,
+)
+from tollway.billing.customers import Customer
 from tollway.billing.periods import parse_cadence
 from tollway.billing.plans import Phase, Plan, RateCard
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription
-from tollway.errors import DomainError
 from tollway.metering.events import format_time
 from tollway.metering.meters import Meter
-from tollway.metering.service import MeteringService
-
-Effect = Literal["create", "update", "archive"]
-
-
-# -- the desired catalog (built from the config file) ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DesiredFeature:
-    key: str
-    name: str
-    meter_slug: str | None
-    filters: Mapping[str, tuple[str, ...]]
-    path: str = ""  # where the file defines it, for problem lines: "features[1]"
-
-
-@dataclass(frozen=True)
-class DesiredPlan:
-    key: str
-    name: str
-    currency: str
-    billing_cadence: str
-    phases: tuple[Phase, ...]
-    description: str = ""
-    path: str = ""
-    card_paths: tuple[tuple[str, ...], ...] = ()  # per phase, per rate card: "plans[1].rate_cards[0]"
-
-
-@dataclass(frozen=True)
-class DesiredSubscription:
-    plan_key: str
-    plan_version: int | None = None
-    start: datetime | None = None  # None: now, when first applied
-
-
-@dataclass(frozen=True)
-class DesiredCustomer:
-    key: str
-    name: str
-    subjects: tuple[str, ...] = ()
-    email: str | None = None
-    currency: str | None = None
-    billing_address: Address | None = None
-    description: str = ""
-    stripe_customer_id: str | None = None
-    subscription: DesiredSubscription | None = None
-    path: str = ""
-
-
-@dataclass(frozen=True)
-class DesiredCatalog:
-    features: tuple[DesiredFeature, ...] = ()
-    plans: tuple[DesiredPlan, ...] = ()
-    customers: tuple[DesiredCustomer, ...] = ()
-    meters: tuple[Meter, ...] | None = None  # every built-in and config meter; None: leave meters alone
-
-
-@dataclass(frozen=True)
-class StoredCatalog:
-    features: tuple[Feature, ...] = ()  # not archived
-    plans: tuple[Plan, ...] = ()  # every version
-    customers: tuple[Customer, ...] = ()  # not deleted
-    subscriptions: tuple[Subscription, ...] = ()
-    meters: tuple[Meter, ...] = ()
-
-
-# -- changes ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SyncMeters:
-    meters: tuple[Meter, ...]
-    created: tuple[str, ...]
-    updated: tuple[str, ...]
-    deleted: tuple[str, ...]
-
-    @property
-    def lines(self) -> list[str]:
-        return (
-            [f"+ meter {slug}" for slug in self.created]
-            + [f"~ meter {slug}" for slug in self.updated]
-            + [f"- meter {slug} (deleted with its rollups)" for slug in self.deleted]
-        )
-
-    @property
-    def counts(self) -> tuple[int, int, int]:
-        return len(self.created), len(self.updated), len(self.deleted)
-
-
-@dataclass(frozen=True)
-class CreateFeature:
-    feature: DesiredFeature
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"+ feature {self.feature.key}"]
-
-    counts = (1, 0, 0)
-
-
-@dataclass(frozen=True)
-class ReplaceFeature:
-    stored: Feature
-    feature: DesiredFeature
-    changed: tuple[str, ...]
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"-/+ feature {self.feature.key} ({', '.join(self.changed)}: archived and created again)"]
-
-    counts = (1, 0, 1)
-
-
-@dataclass(frozen=True)
-class RenameFeature:
-    stored: Feature
-    name: str
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"~ feature {self.stored.key} (name)"]
-
-    counts = (0, 1, 0)
-
-
-@dataclass(frozen=True)
-class ArchiveFeature:
-    stored: Feature
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"- feature {self.stored.key} (archived: no longer in the file)"]
-
-    counts = (0, 0, 1)
-
-
-@dataclass(frozen=True)
-class PublishPlan:
-    plan: DesiredPlan
-    version: int
-    previous: int | None  # the published version this one archives
-    stale_draft: Plan | None = None  # a draft left by an apply that failed before publishing: deleted first
-
-    @property
-    def lines(self) -> list[str]:
-        archived = f"; v{self.previous} archived" if self.previous is not None else ""
-        return [f"+ plan {self.plan.key} v{self.version} (published{archived})"]
-
-    counts = (1, 0, 0)
-
-
-@dataclass(frozen=True)
-class ArchivePlan:
-    stored: Plan
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"- plan {self.stored.key} v{self.stored.version} (archived: no longer in the file)"]
-
-    counts = (0, 0, 1)
-
-
-@dataclass(frozen=True)
-class CreateCustomer:
-    customer: DesiredCustomer
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"+ customer {self.customer.key}"]
-
-    counts = (1, 0, 0)
-
-
-@dataclass(frozen=True)
-class UpdateCustomer:
-    stored: Customer
-    customer: DesiredCustomer
-    changed: tuple[str, ...]
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"~ customer {self.customer.key} ({', '.join(self.changed)})"]
-
-    counts = (0, 1, 0)
-
-
-@dataclass(frozen=True)
-class Subscribe:
-    customer_key: str
-    plan_key: str
-    plan_version: int  # the version it will be on (shown)
-    pinned_version: int | None  # the version the file names, if any
-    active_from: datetime  # the file's start, else the time of the apply
-
-    @property
-    def lines(self) -> list[str]:
-        start = format_time(self.active_from)
-        return [f"+ subscription {self.customer_key} -> {self.plan_key} v{self.plan_version} from {start}"]
-
-    counts = (1, 0, 0)
-
-
-@dataclass(frozen=True)
-class ChangePlan:
-    customer_key: str
-    current: Subscription
-    plan_key: str
-    plan_version: int
-    pinned_version: int | None
-
-    @property
-    def lines(self) -> list[str]:
-        return [
-            f"~ subscription {self.customer_key}: {self.current.plan_key} v{self.current.plan_version} -> "
-            f"{self.plan_key} v{self.plan_version} (plan change, immediate)"
-        ]
-
-    counts = (0, 1, 0)
-
-
-Change = (
-    SyncMeters
-    | CreateFeature
-    | ReplaceFeature
-    | RenameFeature
-    | ArchiveFeature
-    | PublishPlan
-    | ArchivePlan
-    | CreateCustomer
-    | UpdateCustomer
-    | Subscribe
-    | ChangePlan
-)
-
-
-@dataclass(frozen=True)
-class ApplyPlan:
-    changes: tuple[Change, ...] = ()
-    notes: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()
-
-    @property
-    def lines(self) -> list[str]:
-        """One line per change, terraform-plan style."""
-        return [line for change in self.changes for line in change.lines]
-
-    @property
-    def summary(self) -> str:
-        if not self.changes:
-            return "No changes."
-        create = sum(change.counts[0] for change in self.changes)
-        update = sum(change.counts[1] for change in self.changes)
-        archive = sum(change.counts[2] for change in self.changes)
-        return f"Apply: {create} to create, {update} to update, {archive} to archive."
-
-
-# -- the diff (pure) ----------------------------------------------------------------------------------
 
 
 def _filters(filters: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
@@ -605,129 +355,3 @@ def _subscription_change(
             f"(v{target} is published; migrating a subscription is explicit)"
         )
     return None
-
-
-# -- reading the store and making the changes ---------------------------------------------------------
-
-
-async def load_stored(catalog: CatalogService, metering: MeteringService) -> StoredCatalog:
-    return StoredCatalog(
-        features=tuple(await catalog.features()),
-        plans=tuple(await catalog.plans()),
-        customers=tuple(await catalog.customers()),
-        subscriptions=tuple(await catalog.subscriptions()),
-        meters=tuple(await metering.meters()),
-    )
-
-
-class ApplyFailed(Exception):
-    """A write failed half-way: `done` of the plan's changes were made; running the apply again completes it."""
-
-    def __init__(self, change: Change, error: DomainError, done: int, total: int) -> None:
-        line = change.lines[0] if change.lines else type(change).__name__
-        super().__init__(
-            f"apply stopped at '{line}': {error.message} ({done} of {total} changes made; "
-            "what is stored is consistent: fix the cause and apply again to complete it)"
-        )
-        self.change = change
-        self.error = error
-        self.done = done
-
-
-async def execute(plan: ApplyPlan, catalog: CatalogService, metering: MeteringService, now: datetime) -> None:
-    """Make the plan's changes in order; ApplyFailed names the change that failed and how many were made."""
-    for done, change in enumerate(plan.changes):
-        try:
-            await _make(change, catalog, metering, now)
-        except DomainError as exc:
-            raise ApplyFailed(change, exc, done, len(plan.changes)) from exc
-
-
-async def _make(change: Change, catalog: CatalogService, metering: MeteringService, now: datetime) -> None:
-    if isinstance(change, SyncMeters):
-        await metering.sync_meters([m for m in change.meters if not m.built_in])
-    elif isinstance(change, CreateFeature | ReplaceFeature):
-        if isinstance(change, ReplaceFeature):
-            await catalog.archive_feature(change.stored.id)
-        feature = change.feature
-        await catalog.create_feature(
-            key=feature.key,
-            name=feature.name,
-            meter_slug=feature.meter_slug,
-            filters=feature.filters,
-            managed_by="config",
-        )
-    elif isinstance(change, RenameFeature):
-        await catalog.store.update_feature(replace(change.stored, name=change.name, updated_at=now))
-    elif isinstance(change, ArchiveFeature):
-        await catalog.archive_feature(change.stored.id)
-    elif isinstance(change, PublishPlan):
-        if change.stale_draft is not None:
-            await catalog.delete_plan(change.stale_draft.id)
-        desired = change.plan
-        draft = await catalog.create_plan(
-            key=desired.key,
-            name=desired.name,
-            currency=desired.currency,
-            billing_cadence=desired.billing_cadence,
-            phases=desired.phases,
-            description=desired.description,
-            managed_by="config",
-        )
-        await catalog.publish_plan(draft.id)
-    elif isinstance(change, ArchivePlan):
-        await catalog.archive_plan(change.stored.id)
-    elif isinstance(change, CreateCustomer):
-        customer = change.customer
-        await catalog.create_customer(
-            key=customer.key,
-            name=customer.name,
-            subjects=customer.subjects,
-            email=customer.email,
-            currency=customer.currency,
-            billing_address=customer.billing_address,
-            description=customer.description,
-            stripe_customer_id=customer.stripe_customer_id,
-            managed_by="config",
-        )
-    elif isinstance(change, UpdateCustomer):
-        customer = change.customer
-        await catalog.update_customer(
-            replace(
-                change.stored,
-                name=customer.name,
-                subjects=customer.subjects,
-                email=customer.email,
-                currency=customer.currency,
-                billing_address=customer.billing_address,
-                description=customer.description,
-                stripe_customer_id=customer.stripe_customer_id,
-                managed_by="config",
-            )
-        )
-    elif isinstance(change, Subscribe):
-        await catalog.create_subscription(
-            customer=change.customer_key,
-            plan_key=change.plan_key,
-            plan_version=change.pinned_version,
-            active_from=change.active_from,
-        )
-    else:
-        await catalog.change_subscription(
-            change.current.id, plan_key=change.plan_key, plan_version=change.pinned_version, timing="immediate"
-        )
-
-
-async def apply_catalog(
-    desired: DesiredCatalog,
-    catalog: CatalogService,
-    metering: MeteringService,
-    now: datetime,
-    *,
-    dry_run: bool = False,
-) -> ApplyPlan:
-    """Plan against the store and, unless `dry_run` or the plan has problems, make the changes."""
-    plan = plan_apply(desired, await load_stored(catalog, metering), now)
-    if not dry_run and not plan.problems:
-        await execute(plan, catalog, metering, now)
-    return plan
