@@ -1,0 +1,76 @@
+"""Entitlement values: what a customer's subscription grants for a feature, and the usage counted against it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from tollway.billing import periods
+from tollway.billing.catalog.subscriptions import SubscriptionCases
+from tollway.billing.customers import Customer
+from tollway.billing.entitlements import EntitlementValue
+from tollway.billing.features import Feature
+from tollway.billing.plans import Phase, Plan, RateCard
+from tollway.billing.subscriptions import Subscription
+from tollway.metering.aggregation import MeterQuery
+
+
+class EntitlementCases(SubscriptionCases):
+    async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
+        """From the customer's active subscription: the rate card for the feature that carries an entitlement.
+        Metered: usage in the current usage period from meter rollups (no scan of events).
+
+        The usage period is the template's (else the plan's billing cadence) anchored at the subscription's
+        billing anchor; usage counts from max(period start, subscription start) up to `at`."""
+        at = self._aware(at, "at") if at is not None else self._clock.now()
+        owner = await self._live_customer(customer)
+        wanted = await self.feature(feature)
+        subscription = await self.subscription_at(owner.id, at)
+        if subscription is None:
+            return EntitlementValue(has_access=False)
+        plan = await self._plan_by_id(subscription.plan_id)
+        card = self._entitled_card(plan, subscription, wanted.key, at)
+        if card is None or card.entitlement is None:
+            return EntitlementValue(has_access=False)
+        template = card.entitlement
+        if template.type == "boolean":
+            return EntitlementValue(has_access=True)
+        if template.type == "static":
+            return EntitlementValue(has_access=True, config=template.config)
+        limit = template.limit if template.limit is not None else Decimal(0)
+        cadence = periods.parse_cadence(template.usage_period or subscription.billing_cadence)
+        period_start, _ = periods.period_containing(subscription.billing_anchor, cadence, at)
+        usage = await self._usage(wanted, owner, max(period_start, subscription.active_from), at)
+        return EntitlementValue(
+            has_access=(not template.hard) or usage < limit,
+            balance=max(limit - usage, Decimal(0)),
+            usage=usage,
+            overage=max(usage - limit, Decimal(0)),
+        )
+
+    @staticmethod
+    def _entitled_card(plan: Plan, subscription: Subscription, feature_key: str, at: datetime) -> RateCard | None:
+        phase = EntitlementCases._phase_at(plan, subscription, at)
+        return next((c for c in phase.rate_cards if c.feature_key == feature_key and c.entitlement is not None), None)
+
+    @staticmethod
+    def _phase_at(plan: Plan, subscription: Subscription, at: datetime) -> Phase:
+        """The plan phase running at `at`: phases follow one another from the subscription's start."""
+        start = subscription.active_from
+        for phase in plan.phases:
+            if phase.duration is None:
+                return phase
+            end = periods.add_cadence(start, periods.parse_cadence(phase.duration), 1)
+            if at < end:
+                return phase
+            start = end
+        return plan.phases[-1]
+
+    async def _usage(self, feature: Feature, customer: Customer, start: datetime, end: datetime) -> Decimal:
+        if feature.meter_slug is None or not customer.subjects or start >= end:
+            return Decimal(0)
+        rows = await self._metering.query(
+            feature.meter_slug,
+            MeterQuery(start=start, end=end, subjects=customer.subjects, filter_group_by=feature.filters),
+        )
+        return sum((row.value for row in rows), Decimal(0))
