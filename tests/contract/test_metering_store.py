@@ -1,7 +1,9 @@
 """One contract suite for the metering store: memory fake, SQLite and PostgreSQL give the same answers.
 
-Hypothesis drives random events, meters and queries; every answer must equal the reference
-aggregation (tollway.metering.aggregation) over the raw events.
+Hypothesis drives random events, meters and queries; every answer must equal an independent
+reference over the raw events (tests/support/reference_meter.py: its own window arithmetic and number
+parsing, no helper shared with the stores or tollway.metering.aggregation). Explicit examples put
+events on the query's edges so an off-by-one at a window boundary fails on every run.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.support.reference_meter import reference_rows
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.errors import ConflictError
-from tollway.metering.aggregation import MeterQuery, aggregate, parse_zone
+from tollway.metering.aggregation import MeterQuery, parse_zone
 from tollway.metering.events import Event
 from tollway.metering.meters import Aggregation, Meter, WindowSize
 from tollway.metering.service import MeteringService, Store
@@ -167,6 +170,46 @@ query_strategy = st.fixed_dictionaries(
 )
 
 
+def edge_spec(window: WindowSize | None, zone: str, start: int, length: int) -> dict[str, object]:
+    return {
+        "aggregation": Aggregation.SUM,
+        "window": window,
+        "zone": zone,
+        "start": start,
+        "length": length,
+        "start_seconds": 0,
+        "group_by": (),
+        "subjects": None,
+        "filter": {},
+        "roll_all": True,
+    }
+
+
+# Events 1 s before, on and 5 s after both edges of [BASE + 1 h, BASE + 2 h) (values 1..32: each edge
+# event changes the sum), all folded into rollups: an end bucket read with <= (or a start with >) fails.
+EDGE_EVENTS = [
+    (59, 59, "acme", "a", 1, "x"),
+    (60, 0, "acme", "a", 2, "x"),
+    (60, 5, "acme", "a", 4, "x"),
+    (119, 59, "acme", "a", 8, "x"),
+    (120, 0, "acme", "a", 16, "x"),
+    (120, 5, "acme", "a", 32, "x"),
+]
+EDGE_EXAMPLES = [
+    (EDGE_EVENTS, edge_spec(None, "UTC", 60, 60)),
+    (EDGE_EVENTS, edge_spec(WindowSize.MINUTE, "UTC", 60, 60)),
+    (EDGE_EVENTS, edge_spec(WindowSize.HOUR, "UTC", 60, 60)),
+    (EDGE_EVENTS, edge_spec(WindowSize.HOUR, "Asia/Kathmandu", 60, 60)),
+    (EDGE_EVENTS, edge_spec(WindowSize.DAY, "America/New_York", 60, 60)),
+]
+
+
+def with_edge_examples(test: Callable[..., None]) -> Callable[..., None]:
+    for raw, spec in EDGE_EXAMPLES:
+        test = example(raw=raw, spec=spec)(test)
+    return test
+
+
 def build_events(raw: list[tuple[int, int, str, str | None, object, str]]) -> list[Event]:
     found = []
     for n, (minute, second, subject, kind, value, tag) in enumerate(raw):
@@ -234,7 +277,7 @@ def check_against_reference(
             await store.roll_up()
         got = await service.query("prop", query)
         await store.close()
-        expected = aggregate(meter, query, sorted(events, key=lambda e: e.time), now=NOW)
+        expected = reference_rows(meter, query, events, now=NOW)
         assert got == expected
 
     asyncio.run(run())
@@ -242,6 +285,7 @@ def check_against_reference(
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(event_strategy, max_size=40), query_strategy)
+@with_edge_examples
 def test_rollup_queries_equal_reference_memory(
     raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
 ) -> None:
@@ -250,6 +294,7 @@ def test_rollup_queries_equal_reference_memory(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(event_strategy, max_size=30), query_strategy)
+@with_edge_examples
 def test_rollup_queries_equal_reference_sqlite(
     tmp_path: Path, raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
 ) -> None:
@@ -265,6 +310,7 @@ def test_rollup_queries_equal_reference_sqlite(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(event_strategy, max_size=30), query_strategy)
+@with_edge_examples
 def test_rollup_queries_equal_reference_postgres(
     postgres_url: str, raw: list[tuple[int, int, str, str | None, object, str]], spec: dict[str, object]
 ) -> None:
