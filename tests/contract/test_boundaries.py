@@ -34,8 +34,8 @@ US = timedelta(microseconds=1)
 FIVE_S = timedelta(seconds=5)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
