@@ -404,6 +404,37 @@ def test_tiers_are_checked_with_their_path() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "line"),
+    [
+        (
+            'percentage: "10"',
+            'percentage: "100.5"',
+            "plans[0].rate_cards[1].discounts.percentage: must be between 0 and 100",
+        ),
+        ('usage: "100000"', 'usage: "-1"', "plans[0].rate_cards[1].discounts.usage: must be at least 0"),
+        (
+            'minimum_amount: "10"',
+            'minimum_amount: "10"\n        maximum_amount: "9.99"',
+            "plans[0].rate_cards[1].minimum_amount: must not exceed maximumAmount (9.99)",
+        ),
+        ('{up_to: "1000000",', '{up_to: "0",', "plans[0].rate_cards[1].price.tiers[0].up_to: must be > 0"),
+        (
+            'flat_price: "0"}',
+            'flat_price: "-1"}',
+            "plans[0].rate_cards[1].price.tiers[0].flat_price: must be at least 0",
+        ),
+    ],
+)
+def test_price_rules_name_the_file_path(before: str, after: str, line: str) -> None:
+    """The pricing validators name the API's fields; the file's problem lines name the file's keys."""
+    text = STARTER.replace("plans:\n", "plans:\n" + PRO.replace(before, after, 1))
+    assert text != STARTER.replace("plans:\n", "plans:\n" + PRO)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, {})
+    assert caught.value.problems == [f"<config>: {line}"]
+
+
 def test_file_level_duplicates_and_subjects() -> None:
     text = STARTER + "  - {key: acme, name: Again}\n  - {key: acme-2, name: Two, usage_from: [acme-corp]}\n"
     with pytest.raises(ConfigError) as caught:

@@ -211,11 +211,11 @@ BAD_TIERS = TieredPrice("graduated", (Tier(up_to=Decimal(10)), Tier(up_to=Decima
         ({"phases": phases(card("a", "input-tokens", usage=usage("-1")))}, "phases[0].rateCards[0].price.amount"),
         (
             {"phases": phases(card("a", "input-tokens", usage=UsageTerms(BAD_TIERS)))},
-            "phases[0].rateCards[0].price.tiers[1].upTo",
+            "phases[0].rateCards[0].price.tiers[1].upToAmount",
         ),
         (
             {"phases": phases(card("a", "input-tokens", usage=replace(usage("1"), discount_percentage=Decimal(101))))},
-            "phases[0].rateCards[0].price.discounts.percentage",
+            "phases[0].rateCards[0].discounts.percentage.percentage",
         ),
         (
             {

@@ -1,7 +1,8 @@
 """Plans on the wire (OpenMeter's shapes): plans, phases, rate cards, prices, tiers, entitlement templates.
 
-Decoding names the offending field (`phases[0].rateCards[1].price.tiers[2].upToAmount`); encoding writes
-camelCase, money and quantities as decimal strings, times as RFC 3339 UTC.
+Decoding reads shapes and types, naming the offending field (`phases[0].rateCards[1].price.tiers[2].upToAmount`);
+the price rules (tier order, percentages, minimum vs maximum) are the catalog service's, which names the same
+fields. Encoding writes camelCase, money and quantities as decimal strings, times as RFC 3339 UTC.
 """
 
 from __future__ import annotations
@@ -161,23 +162,18 @@ def decode_usage_terms(price: Obj, discounts: Obj | None) -> UsageTerms:
         )
         model = TieredPrice(mode=mode, tiers=decode_tiers(price))
     elif kind == "package":
-        per = price.req_decimal("quantityPerPackage")
-        if per <= 0:
-            raise price.error("quantityPerPackage", "must be above 0")
-        model = PackagePrice(amount=price.req_decimal("amount"), quantity_per_package=per)
+        model = PackagePrice(
+            amount=price.req_decimal("amount"), quantity_per_package=price.req_decimal("quantityPerPackage")
+        )
     else:
         multiplier = price.decimal("multiplier")
         model = DynamicPrice(multiplier=Decimal(1) if multiplier is None else multiplier)
     minimum, maximum = price.decimal("minimumAmount"), price.decimal("maximumAmount")
-    if minimum is not None and maximum is not None and minimum > maximum:
-        raise price.error("minimumAmount", "must not exceed maximumAmount")
     percentage = free = Decimal(0)
     if discounts is not None:
         pct = discounts.obj("percentage", {"percentage"}, unsupported={"correlationId"})
         if pct is not None:
             percentage = pct.req_decimal("percentage")
-            if percentage > 100:
-                raise pct.error("percentage", "must be at most 100")
         use = discounts.obj("usage", {"quantity"}, unsupported={"correlationId"})
         if use is not None:
             free = use.req_decimal("quantity")
@@ -187,22 +183,10 @@ def decode_usage_terms(price: Obj, discounts: Obj | None) -> UsageTerms:
 
 
 def decode_tiers(price: Obj) -> tuple[Tier, ...]:
-    raw = price.items("tiers", required=True)
-    if not raw:
-        raise price.error("tiers", "must hold at least one tier")
     tiers: list[Tier] = []
-    for i, value in enumerate(raw):
+    for i, value in enumerate(price.items("tiers", required=True)):
         tier = Obj(value, f"{price.at('tiers')}[{i}]", {"upToAmount", "unitPrice", "flatPrice"})
         up_to = tier.decimal("upToAmount")
-        last = i == len(raw) - 1
-        if last and up_to is not None:
-            raise tier.error("upToAmount", "must be absent on the last tier (it is open-ended)")
-        if not last and up_to is None:
-            raise tier.error("upToAmount", "is required on every tier but the last")
-        if up_to is not None and tiers and tiers[-1].up_to is not None and up_to <= tiers[-1].up_to:
-            raise tier.error("upToAmount", f"must be above the previous tier's ({decimal_text(tiers[-1].up_to)})")
-        if up_to is not None and up_to <= 0:
-            raise tier.error("upToAmount", "must be above 0")
         unit, flat = tier.obj("unitPrice", {"type", "amount"}), tier.obj("flatPrice", {"type", "amount"})
         if unit is None and flat is None:
             raise ValidationError(f"{tier.path} needs a unitPrice or a flatPrice", field=tier.path)

@@ -1,14 +1,14 @@
 """Validation rules of the catalog: keys, names, e-mail, metadata, plan phases and rate cards (pure).
 
 Each check raises ValidationError naming the offending field in the API's spelling
-(`phases[0].rateCards[1].featureKey`), so a client sees exactly what to fix.
+(`phases[0].rateCards[1].featureKey`), so a client sees exactly what to fix. Price terms are checked by the
+pricing package's validators (`tollway.billing.pricing`), the one set of price rules.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
@@ -18,14 +18,7 @@ from tollway.billing.customers import Address
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, RateCard
-from tollway.billing.pricing.model import (
-    DynamicPrice,
-    FlatPrice,
-    PackagePrice,
-    TieredPrice,
-    UnitPrice,
-    UsageTerms,
-)
+from tollway.billing.pricing import validate_flat_price, validate_usage_terms
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ConflictError, ValidationError
 from tollway.money import currency_exponent, parse_decimal
@@ -201,9 +194,9 @@ def check_rate_card(
             raise ValidationError(
                 f"feature {feature.key!r} has no meter, so its usage cannot be priced", field=f"{place}.featureKey"
             )
-        check_usage_terms(card.usage, f"{place}.price")
+        validate_usage_terms(card.usage, field=place)
     if card.flat is not None:
-        check_flat_price(card.flat, f"{place}.price")
+        validate_flat_price(card.flat, field=f"{place}.price")
     if card.billing_cadence is not None:
         parse_duration(card.billing_cadence, f"{place}.billingCadence")
     if card.entitlement is not None:
@@ -240,66 +233,6 @@ def check_entitlement(
         raise ValidationError(
             f"entitlement type must be boolean, metered or static; got {template.type!r}", field=f"{place}.type"
         )
-
-
-def check_flat_price(price: FlatPrice, place: str) -> None:
-    parse_decimal(price.amount, field=f"{place}.amount")
-    if price.payment_term not in ("in_advance", "in_arrears"):
-        raise ValidationError(
-            f"paymentTerm must be in_advance or in_arrears; got {price.payment_term!r}", field=f"{place}.paymentTerm"
-        )
-
-
-def check_usage_terms(terms: UsageTerms, place: str) -> None:
-    """Price model, free quantity, percentage discount, minimum and maximum spend."""
-    price = terms.price
-    if isinstance(price, UnitPrice):
-        parse_decimal(price.amount, field=f"{place}.amount")
-    elif isinstance(price, PackagePrice):
-        parse_decimal(price.amount, field=f"{place}.amount")
-        per = parse_decimal(price.quantity_per_package, field=f"{place}.quantityPerPackage")
-        if per <= 0:
-            raise ValidationError("quantityPerPackage must be more than 0", field=f"{place}.quantityPerPackage")
-    elif isinstance(price, DynamicPrice):
-        parse_decimal(price.multiplier, field=f"{place}.multiplier")
-    elif isinstance(price, TieredPrice):
-        check_tiers(price, place)
-    else:
-        raise ValidationError("unknown price type", field=f"{place}.type")
-    parse_decimal(terms.free_quantity, field=f"{place}.discounts.usage")
-    percentage = parse_decimal(terms.discount_percentage, field=f"{place}.discounts.percentage")
-    if percentage > 100:
-        raise ValidationError("a percentage discount is at most 100", field=f"{place}.discounts.percentage")
-    minimum = maximum = None
-    if terms.minimum_amount is not None:
-        minimum = parse_decimal(terms.minimum_amount, field=f"{place}.minimumAmount")
-    if terms.maximum_amount is not None:
-        maximum = parse_decimal(terms.maximum_amount, field=f"{place}.maximumAmount")
-    if minimum is not None and maximum is not None and minimum > maximum:
-        raise ValidationError("minimumAmount must not exceed maximumAmount", field=f"{place}.minimumAmount")
-
-
-def check_tiers(price: TieredPrice, place: str) -> None:
-    if price.mode not in ("graduated", "volume"):
-        raise ValidationError(f"tier mode must be graduated or volume; got {price.mode!r}", field=f"{place}.mode")
-    if not price.tiers:
-        raise ValidationError("a tiered price needs at least one tier", field=f"{place}.tiers")
-    previous: Decimal | None = None
-    last = len(price.tiers) - 1
-    for index, tier in enumerate(price.tiers):
-        where = f"{place}.tiers[{index}]"
-        parse_decimal(tier.unit_price, field=f"{where}.unitPrice")
-        parse_decimal(tier.flat_price, field=f"{where}.flatPrice")
-        if tier.up_to is None:
-            if index != last:
-                raise ValidationError("only the last tier may have no upTo", field=f"{where}.upTo")
-            continue
-        if index == last:
-            raise ValidationError("the last tier must have no upTo (it takes everything above)", field=f"{where}.upTo")
-        up_to = parse_decimal(tier.up_to, field=f"{where}.upTo")
-        if up_to <= 0 or (previous is not None and up_to <= previous):
-            raise ValidationError("tier upTo values must be positive and increasing", field=f"{where}.upTo")
-        previous = up_to
 
 
 # -- subscriptions ---------------------------------------------------------------------------------

@@ -53,23 +53,7 @@ def _decimal(value: object) -> Decimal:
         raise ValueError(exc.message.removeprefix("value ")) from None
 
 
-def _positive(value: object) -> Decimal:
-    number = _decimal(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
-    return number
-
-
-def _percentage(value: object) -> Decimal:
-    number = _decimal(value)
-    if number > 100:
-        raise ValueError("must be between 0 and 100")
-    return number
-
-
 Amount = Annotated[Decimal, PlainValidator(_decimal)]
-Positive = Annotated[Decimal, PlainValidator(_positive)]
-Percentage = Annotated[Decimal, PlainValidator(_percentage)]
 Key = Annotated[str, Field(pattern=KEY_PATTERN)]
 
 
@@ -94,9 +78,24 @@ def _raise(model: str, problems: list[tuple[Loc, str]]) -> None:
         )
 
 
+# The pricing validators name the API's fields; the file spells some of them differently.
+_FILE_SPELLING = (
+    (re.compile(r"\.upToAmount$"), ".upTo"),
+    (re.compile(r"\.(unitPrice|flatPrice)\.amount$"), r".\1"),
+    (re.compile(r"\.price\.(minimumAmount|maximumAmount)$"), r".\1"),  # on the rate card in the file
+    (re.compile(r"\.discounts\.percentage\.percentage$"), ".discounts.percentage"),
+    (re.compile(r"\.discounts\.usage\.quantity$"), ".discounts.usage"),
+)
+
+
 def _relative_loc(field: str | None, base: str) -> Loc:
-    """`price.tiers[1].upTo` (a domain ValidationError's field) -> ("tiers", 1, "up_to") below `price`."""
-    text = (field or "").removeprefix(base).lstrip(".")
+    """A domain ValidationError's field (the API's spelling) -> the file's path below `base`:
+    `price.tiers[1].upToAmount` -> ("tiers", 1, "up_to") below `price`;
+    `rate_card.discounts.percentage.percentage` -> ("discounts", "percentage") below `rate_card`."""
+    text = field or ""
+    for pattern, spelling in _FILE_SPELLING:
+        text = pattern.sub(spelling, text)
+    text = text.removeprefix(base).lstrip(".")
     loc: list[str | int] = []
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", text):
         if part.startswith("["):
@@ -155,7 +154,7 @@ class FeatureConfig(_Strict):
 
 
 class TierConfig(_Strict):
-    up_to: Positive | None = None
+    up_to: Amount | None = None
     unit_price: Amount = Decimal(0)
     flat_price: Amount = Decimal(0)
 
@@ -175,7 +174,7 @@ class PriceConfig(_Strict):
     amount: Amount | None = None
     mode: Literal["graduated", "volume"] | None = None
     tiers: list[TierConfig] | None = Field(default=None, min_length=1)
-    quantity_per_package: Positive | None = None
+    quantity_per_package: Amount | None = None
     multiplier: Amount | None = None
     payment_term: Literal["in_advance", "in_arrears"] | None = None
 
@@ -224,7 +223,7 @@ class PriceConfig(_Strict):
 
 
 class DiscountsConfig(_Strict):
-    percentage: Percentage = Decimal(0)
+    percentage: Amount = Decimal(0)
     usage: Amount = Decimal(0)  # free quantity, taken off first
 
 

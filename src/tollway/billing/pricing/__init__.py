@@ -22,6 +22,7 @@ from tollway.billing.pricing.model import (
     UsageTerms,
 )
 from tollway.errors import ValidationError
+from tollway.money import parse_decimal
 
 # 100 significant digits hold any product of two 10^18-bounded, 12-place decimals and a 60-digit fraction.
 EXACT_PRECISION = 100
@@ -40,84 +41,90 @@ def check_quantity(quantity: Decimal) -> None:
         raise ValueError(f"a quantity to price must be a finite decimal >= 0, got {quantity}")
 
 
-def _non_negative(value: Decimal, field: str, what: str = "must be >= 0") -> None:
+def _non_negative(value: Decimal, field: str) -> None:
     if not value.is_finite() or value < 0:
-        raise ValidationError(f"{field} {what}", field=field)
+        raise ValidationError(f"{field} must be >= 0", field=field)
+    _in_range(value, field)
+
+
+def _in_range(value: Decimal, field: str) -> None:
+    """At most 12 decimal places and 10^18 in magnitude, as every price and quantity on the wire."""
+    parse_decimal(value, field=field, minimum=None)
 
 
 def validate_tiers(tiers: Sequence[Tier], *, field: str) -> None:
     """Tiers of a tiered price, in order: at least one; `upTo` positive and strictly increasing; every tier but
-    the last has an `upTo` and the last has none; unit and flat prices >= 0. `field` names the price
-    (errors name e.g. f"{field}.tiers[1].upTo")."""
+    the last has an `upTo` and the last has none; unit and flat prices >= 0. `field` names the price; errors
+    name the API's fields, e.g. f"{field}.tiers[1].upToAmount", f"{field}.tiers[0].unitPrice.amount"."""
     if not tiers:
         raise ValidationError(f"{field}.tiers must list at least one tier", field=f"{field}.tiers")
     last = len(tiers) - 1
     previous: Decimal | None = None
     for i, tier in enumerate(tiers):
         here = f"{field}.tiers[{i}]"
+        up_to = f"{here}.upToAmount"
         if tier.up_to is None:
             if i != last:
-                raise ValidationError(
-                    f"{here}.upTo is required: only the last tier may leave it out", field=f"{here}.upTo"
-                )
+                raise ValidationError(f"{up_to} is required: only the last tier may leave it out", field=up_to)
         else:
             if i == last:
                 raise ValidationError(
-                    f"{here}.upTo must be left out: the last tier covers everything above the one before it",
-                    field=f"{here}.upTo",
+                    f"{up_to} must be left out: the last tier covers everything above the one before it",
+                    field=up_to,
                 )
             if not tier.up_to.is_finite() or tier.up_to <= 0:
-                raise ValidationError(f"{here}.upTo must be > 0", field=f"{here}.upTo")
+                raise ValidationError(f"{up_to} must be > 0", field=up_to)
             if previous is not None and tier.up_to <= previous:
                 raise ValidationError(
-                    f"{here}.upTo must be greater than the previous tier's upTo ({previous})", field=f"{here}.upTo"
+                    f"{up_to} must be greater than the previous tier's upTo ({previous})", field=up_to
                 )
+            _in_range(tier.up_to, up_to)
             previous = tier.up_to
-        _non_negative(tier.unit_price, f"{here}.unitPrice")
-        _non_negative(tier.flat_price, f"{here}.flatPrice")
+        _non_negative(tier.unit_price, f"{here}.unitPrice.amount")
+        _non_negative(tier.flat_price, f"{here}.flatPrice.amount")
 
 
 def validate_usage_terms(terms: UsageTerms, *, field: str) -> None:
-    """A usage rate card's terms. `field` names the rate card (errors name e.g. f"{field}.price.amount",
-    f"{field}.discounts.percentage", f"{field}.minimumAmount")."""
+    """A usage rate card's terms. `field` names the rate card; errors name the API's fields, e.g.
+    f"{field}.price.amount", f"{field}.price.minimumAmount", f"{field}.discounts.percentage.percentage",
+    f"{field}.discounts.usage.quantity"."""
     price = terms.price
+    where = f"{field}.price"
     if isinstance(price, UnitPrice):
-        _non_negative(price.amount, f"{field}.price.amount")
+        _non_negative(price.amount, f"{where}.amount")
     elif isinstance(price, TieredPrice):
         if price.mode not in ("graduated", "volume"):
             raise ValidationError(
-                f"{field}.price.mode must be 'graduated' or 'volume', got {price.mode!r}", field=f"{field}.price.mode"
+                f"{where}.mode must be 'graduated' or 'volume', got {price.mode!r}", field=f"{where}.mode"
             )
-        validate_tiers(price.tiers, field=f"{field}.price")
+        validate_tiers(price.tiers, field=where)
     elif isinstance(price, PackagePrice):
-        _non_negative(price.amount, f"{field}.price.amount")
-        per = price.quantity_per_package
+        _non_negative(price.amount, f"{where}.amount")
+        per, per_field = price.quantity_per_package, f"{where}.quantityPerPackage"
         if not per.is_finite() or per <= 0:
-            raise ValidationError(
-                f"{field}.price.quantityPerPackage must be > 0", field=f"{field}.price.quantityPerPackage"
-            )
+            raise ValidationError(f"{per_field} must be > 0", field=per_field)
+        _in_range(per, per_field)
     elif isinstance(price, DynamicPrice):
-        _non_negative(price.multiplier, f"{field}.price.multiplier")
+        _non_negative(price.multiplier, f"{where}.multiplier")
     else:
-        raise ValidationError(f"{field}.price is not a usage price", field=f"{field}.price")
-    _non_negative(terms.free_quantity, f"{field}.discounts.usage")
-    percentage = terms.discount_percentage
-    if not percentage.is_finite() or not 0 <= percentage <= 100:
-        raise ValidationError(
-            f"{field}.discounts.percentage must be between 0 and 100", field=f"{field}.discounts.percentage"
-        )
+        raise ValidationError(f"{where} is not a usage price", field=where)
+    _non_negative(terms.free_quantity, f"{field}.discounts.usage.quantity")
+    percentage = f"{field}.discounts.percentage.percentage"
+    if not terms.discount_percentage.is_finite() or not 0 <= terms.discount_percentage <= 100:
+        raise ValidationError(f"{percentage} must be between 0 and 100", field=percentage)
+    _in_range(terms.discount_percentage, percentage)
     if terms.minimum_amount is not None:
-        _non_negative(terms.minimum_amount, f"{field}.minimumAmount")
+        _non_negative(terms.minimum_amount, f"{where}.minimumAmount")
     if terms.maximum_amount is not None:
-        _non_negative(terms.maximum_amount, f"{field}.maximumAmount")
+        _non_negative(terms.maximum_amount, f"{where}.maximumAmount")
     if (
         terms.minimum_amount is not None
         and terms.maximum_amount is not None
         and terms.minimum_amount > terms.maximum_amount
     ):
         raise ValidationError(
-            f"{field}.minimumAmount must not exceed maximumAmount ({terms.maximum_amount})",
-            field=f"{field}.minimumAmount",
+            f"{where}.minimumAmount must not exceed maximumAmount ({terms.maximum_amount})",
+            field=f"{where}.minimumAmount",
         )
 
 
