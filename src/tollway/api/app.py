@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from tollway import __version__
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import admin_guard
+from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
 from tollway.api.consumers import consumers_router
 from tollway.api.customers import customers_router
 from tollway.api.docs_pages import install_docs_pages
@@ -40,6 +41,7 @@ def create_management_app(
     stripe_webhooks: StripeWebhooks | None = None,
     invoice_documents: InvoiceDocuments | None = None,
     invoices: InvoiceService | None = None,
+    max_body_bytes: int = MAX_MANAGEMENT_BODY_BYTES,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -52,6 +54,7 @@ def create_management_app(
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)  # chunked bodies too: FastAPI sets no limit
     install_docs_pages(app)
     guard = Depends(admin_guard(admin_token))
     app.include_router(events_router(metering), dependencies=[guard])
