@@ -52,8 +52,11 @@ chromium:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
 		echo "chromium could not be installed: the invoice screenshot test will skip"
 
+# The suite runs on every core (pytest-xdist, -n auto: 2 workers on a 2-core CI); PYTEST_WORKERS=0 runs it
+# in one process. Whole files go to one worker (--dist loadfile): a file's shared fixtures are built once.
+PYTEST_WORKERS ?= auto
 test: lint typecheck chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tollway.db .tollway

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import resource
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,6 +22,76 @@ def service_missing(reason: str) -> None:
     if SERVICES_REQUIRED:
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+# -- CPU time per test ------------------------------------------------------------------------------------
+# `--cpu-durations=N` lists the N tests that cost the most CPU: this process's own CPU plus that of the child
+# processes it waited for (a `tollway serve` or a CLI run), over setup, call and teardown. Wall time
+# (`--durations`) is inflated on a busy machine; CPU time is not. Works with xdist (the figures travel on
+# each report's user_properties).
+
+CPU_PROPERTY = "cpu_s"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-durations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show the N tests that used the most CPU (own + waited-for child processes); 0 for all",
+    )
+
+
+def _cpu_now() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    item.stash[_CPU_START] = _cpu_now()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, object]:
+    report = yield
+    if call.when == "teardown" and isinstance(report, pytest.TestReport):
+        report.user_properties.append((CPU_PROPERTY, _cpu_now() - item.stash[_CPU_START]))
+    return report
+
+
+_CPU_START = pytest.StashKey[float]()
+
+
+class CpuDurations:
+    """Collects the CPU figure of each finished test (on the xdist controller too) and lists the costliest."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.times: list[tuple[float, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            for name, value in report.user_properties:
+                if name == CPU_PROPERTY and isinstance(value, float):
+                    self.times.append((value, report.nodeid))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.times:
+            return
+        ranked = sorted(self.times, reverse=True)
+        total = sum(seconds for seconds, _ in ranked)
+        terminalreporter.write_sep("=", f"CPU time per test: {total:.1f} s over {len(ranked)} tests")
+        for seconds, nodeid in ranked if self.wanted == 0 else ranked[: self.wanted]:
+            terminalreporter.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    wanted = config.getoption("--cpu-durations")
+    if wanted is not None:
+        config.pluginmanager.register(CpuDurations(wanted), "tollway-cpu-durations")
 
 
 @pytest.fixture

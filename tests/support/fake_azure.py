@@ -26,7 +26,7 @@ class FakeAzureOpenAI(FakeOpenAI):
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure(self._embeddings))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self._runner, self._socket).start()
 
     def _azure(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from aiohttp import web
 
-from tests.support.net import free_port
+from tests.support.net import bound_socket
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 R = TypeVar("R")
@@ -30,7 +30,8 @@ class LoopbackServer(Generic[R]):
     """Scripted replies of type R; records what it received."""
 
     def __init__(self, default: R) -> None:
-        self.port = free_port()
+        self._socket = bound_socket()  # held from now on: the port is ours before the server starts
+        self.port = int(self._socket.getsockname()[1])
         self.origin = f"http://127.0.0.1:{self.port}"
         self.received: list[Received] = []
         self.default = default
@@ -52,7 +53,7 @@ class LoopbackServer(Generic[R]):
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self._runner, self._socket).start()
 
     def stop(self) -> None:
         if self._runner is not None:
@@ -60,6 +61,7 @@ class LoopbackServer(Generic[R]):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+        self._socket.close()
 
     def enqueue(self, *replies: R) -> None:
         self._script.extend(replies)

@@ -17,6 +17,10 @@ from tests.support.net import free_port, http_ok, wait_until
 ADMIN_TOKEN = "test-admin-token"
 
 
+class PortTaken(Exception):
+    """The port chosen for the process was taken before the process could bind it."""
+
+
 class TollwayProcess:
     def __init__(
         self,
@@ -43,7 +47,21 @@ class TollwayProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 30.0) -> TollwayProcess:
+    def start(self, timeout_s: float = 60.0) -> TollwayProcess:
+        """Start and wait for /healthz. The port was free when chosen, but another test process may bind it first:
+        on "port ... is in use" the start is retried on a new port (base_url follows)."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout_s)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+                self.base_url = f"http://127.0.0.1:{self.port}"
+                self.log_path = self.workdir / f"tollway-{self.port}.log"
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout_s: float) -> TollwayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tollway", "serve", "--config", str(self.config_path), "--port", str(self.port)],
@@ -52,11 +70,17 @@ class TollwayProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        process = self.process
         try:
-            wait_until(lambda: self._alive() and http_ok(self.base_url + "/healthz"), timeout_s)
+            # Stop waiting as soon as the process has exited: it will not become healthy.
+            wait_until(lambda: process.poll() is not None or http_ok(self.base_url + "/healthz"), timeout_s)
         except AssertionError:
             self.stop()
-            raise AssertionError(f"tollway did not start:\n{self.log()}") from None
+            raise AssertionError(f"tollway did not start within {timeout_s}s:\n{self.log()}") from None
+        if process.poll() is not None:
+            if f"port {self.port} is in use" in self.log():
+                raise PortTaken(self.port)
+            raise AssertionError(f"tollway exited with {process.returncode}:\n{self.log()}")
         return self
 
     def _alive(self) -> bool:
