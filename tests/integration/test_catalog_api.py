@@ -681,6 +681,32 @@ async def test_subscription_lifecycle_change_migrate_cancel(env: Env) -> None:
     assert [s["id"] for s in only["items"]] == [canceled["id"]]
 
 
+async def test_subscription_description_is_stored_and_carried_by_a_plan_change(env: Env) -> None:
+    api = env.client
+    await features(api)
+    await published(api, plan_body("starter"))
+    await published(api, plan_body("pro", [tiered_card()]))
+    ok(await api.post("/api/v1/customers", json=ACME), 201)
+    body = {"customerKey": "acme", "plan": {"key": "starter"}, "description": "Annual deal, signed by Ann"}
+    sub = ok(await api.post("/api/v1/subscriptions", json=body), 201)
+    assert sub["description"] == "Annual deal, signed by Ann"
+    assert ok(await api.get(f"/api/v1/subscriptions/{sub['id']}"))["description"] == "Annual deal, signed by Ann"
+    change = ok(
+        await api.post(
+            f"/api/v1/subscriptions/{sub['id']}/change", json={"timing": "immediate", "plan": {"key": "pro"}}
+        )
+    )
+    assert change["next"]["description"] == "Annual deal, signed by Ann"
+    refused(
+        await api.post(
+            f"/api/v1/subscriptions/{change['next']['id']}/change",
+            json={"timing": "immediate", "plan": {"key": "starter"}, "description": "other"},
+        ),
+        400,
+        "description",
+    )
+
+
 BAD_SUBSCRIPTIONS: list[tuple[dict[str, Any], int, str]] = [
     ({"customerKey": "acme", "plan": {"key": "nope"}}, 404, "plan.key"),
     ({"customerKey": "acme", "plan": {"key": "draft-only"}}, 400, "plan.key"),
@@ -693,6 +719,7 @@ BAD_SUBSCRIPTIONS: list[tuple[dict[str, Any], int, str]] = [
     ({"customerKey": "acme", "plan": {"key": "starter"}, "activeFrom": "2026-10-01"}, 400, "activeFrom"),
     ({"customerKey": "acme", "plan": {"key": "starter"}, "startingPhase": "main"}, 400, "startingPhase"),
     ({"customerKey": "acme", "plan": {"key": "starter"}, "colour": "red"}, 400, "colour"),
+    ({"customerKey": "acme", "plan": {"key": "starter"}, "description": 7}, 400, "description"),
 ]
 
 

@@ -411,6 +411,15 @@ async def test_subscription_defaults_and_single_active(world: World) -> None:
     assert await world.catalog.subscription_at("acme", NOW - timedelta(seconds=1)) is None
     assert await world.catalog.subscription_at("acme", NOW) == sub
     assert [s.id for s in await world.catalog.subscriptions(customer="acme")] == [sub.id]
+    assert sub.description == ""
+
+
+async def test_subscription_description_is_stored(world: World) -> None:
+    await published(world)
+    await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    sub = await world.catalog.create_subscription(customer="acme", plan_key="starter", description="Pilot, 3 months")
+    assert sub.description == "Pilot, 3 months"
+    assert (await world.catalog.subscription(sub.id)).description == "Pilot, 3 months"
 
 
 async def test_subscription_validation(world: World) -> None:

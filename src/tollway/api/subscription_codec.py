@@ -32,10 +32,12 @@ class SubscriptionInput:
     active_from: datetime | None
     billing_anchor: datetime | None
     name: str
+    description: str
     metadata: dict[str, Any]
 
 
-_SUBSCRIPTION_UNSUPPORTED = {"alignment", "startingPhase", "settlementMode", "costBasisMode", "description"}
+_SUBSCRIPTION_UNSUPPORTED = {"alignment", "startingPhase", "settlementMode", "costBasisMode"}
+_DESCRIBED = {"name", "description", "metadata"}  # set when subscribing; a plan change carries them over
 
 
 def decode_plan_reference(obj: Obj) -> tuple[str, int | None]:
@@ -49,7 +51,17 @@ def decode_subscription(body: object) -> SubscriptionInput:
     obj = Obj(
         body,
         "",
-        {"customerId", "customerKey", "plan", "timing", "activeFrom", "billingAnchor", "name", "metadata"},
+        {
+            "customerId",
+            "customerKey",
+            "plan",
+            "timing",
+            "activeFrom",
+            "billingAnchor",
+            "name",
+            "description",
+            "metadata",
+        },
         _SUBSCRIPTION_UNSUPPORTED,
     )
     customer_id, customer_key = obj.text("customerId"), obj.text("customerKey")
@@ -69,6 +81,7 @@ def decode_subscription(body: object) -> SubscriptionInput:
         active_from=active_from,
         billing_anchor=obj.time("billingAnchor"),
         name=obj.text("name", empty=True) or "",
+        description=obj.text("description", empty=True) or "",
         metadata=obj.metadata(),
     )
 
@@ -81,7 +94,9 @@ class ChangeInput:
 
 
 def decode_change(body: object) -> ChangeInput:
-    obj = Obj(body, "", {"timing", "plan"}, _SUBSCRIPTION_UNSUPPORTED | {"name", "metadata", "billingAnchor"})
+    obj = Obj(
+        body, "", {"timing", "plan"}, _SUBSCRIPTION_UNSUPPORTED | {"name", "description", "metadata", "billingAnchor"}
+    )
     if not obj.has("timing"):
         raise ValidationError("timing is required", field="timing")
     plan_key, plan_version = decode_plan_reference(obj)

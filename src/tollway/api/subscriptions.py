@@ -42,6 +42,7 @@ class SubscriptionCreate(_Strict):
     activeFrom: str | None = Field(None, description="An RFC 3339 start (older OpenMeter clients).")
     billingAnchor: str | None = Field(None, description="Default: the start.")
     name: str | None = None
+    description: str | None = None
     metadata: dict[str, str] | None = None
 
 
@@ -88,6 +89,7 @@ def subscriptions_router(catalog: CatalogService) -> APIRouter:
             active_from=given.active_from,
             billing_anchor=given.billing_anchor,
             name=given.name,
+            description=given.description,
             metadata=given.metadata,
         )
         return one(subscription)

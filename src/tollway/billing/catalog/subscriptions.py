@@ -38,6 +38,7 @@ class SubscriptionCases(CustomerCases):
         active_from: datetime | None = None,
         billing_anchor: datetime | None = None,
         name: str = "",
+        description: str = "",
         metadata: Mapping[str, Any] | None = None,
     ) -> Subscription:
         """On the published version (or the given one, which must be published). Start defaults to now;
@@ -46,6 +47,8 @@ class SubscriptionCases(CustomerCases):
         start = self._aware(active_from, "activeFrom") if active_from is not None else now
         anchor = self._aware(billing_anchor, "billingAnchor") if billing_anchor is not None else start
         meta = check_metadata(metadata)
+        if not isinstance(description, str):
+            raise ValidationError("description must be a string", field="description")
         owner = await self._live_customer(customer)
         plan = await self._published_plan(plan_key, plan_version)
         if owner.currency is not None and owner.currency != plan.currency:
@@ -71,6 +74,7 @@ class SubscriptionCases(CustomerCases):
             billing_anchor=anchor,
             active_from=start,
             name=name or plan.name,
+            description=description,
             metadata=meta,
             created_at=now,
             updated_at=now,
