@@ -8,12 +8,20 @@ events API gets a valid CloudEvents batch), so a route that read it without a li
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
+from fastapi import FastAPI
 
 from tests.support.composed import ADMIN_TOKEN, CONSUMER_KEY, Composed, composed_app, database_digest
+from tollway.adapters.memory.store import MemoryEventStore
+from tollway.api.errors import install_error_handlers
+from tollway.api.events import events_router
+from tollway.clock import FrozenClock
+from tollway.metering.service import MeteringService
 
 MANAGEMENT_LIMIT = 4 * 1024 * 1024  # the documented management body limit
 GATEWAY_LIMIT = 256 * 1024  # TOLLWAY_MAX_BODY_BYTES for this test
@@ -97,3 +105,20 @@ async def test_chunked_bodies_within_the_limit_are_read_whole(app: Composed) -> 
     gateway_headers = {"authorization": f"Bearer {CONSUMER_KEY}", "content-type": "application/json"}
     response = await app.client.post("/v1/chat/completions", headers=gateway_headers, content=chunks(exact))
     assert response.status_code != 413  # at the limit: read whole (then refused for having no messages)
+
+
+async def test_events_api_limits_a_chunked_body_on_its_own() -> None:
+    """The events router's own read-time check, without the management app's BodyLimit in front."""
+    clock = FrozenClock(datetime(2026, 5, 1, tzinfo=UTC))
+    store = MemoryEventStore(clock)
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(events_router(MeteringService(store, clock), max_body_bytes=20_000))
+    body = events_batch(20_000, over=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.post(
+            "/api/v1/events", headers={"content-type": "application/json"}, content=chunks(body)
+        )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413, response.text
+    assert await store.list_subjects() == []  # nothing stored
