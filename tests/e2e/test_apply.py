@@ -103,6 +103,31 @@ def test_apply_creates_then_no_changes_then_a_dry_run_changes_nothing(tmp_path: 
     assert migrated.stdout == note + "No changes.\n"
 
 
+def test_dry_run_on_a_missing_sqlite_file_plans_creates_and_makes_no_file(tmp_path: Path) -> None:
+    db = tmp_path / "nowhere" / "tollway.db"
+    (tmp_path / "quickstart.yaml").write_text(QUICKSTART)
+    dry = run_tollway("apply", "quickstart.yaml", "--dry-run", cwd=tmp_path, env=env_for(db))
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines[0] == f"note: no database at {db} yet: planned against an empty one"
+    assert lines[-1] == "(dry run: nothing changed)"
+    assert [line for line in lines if not line.startswith("+ meter ")][1:-2] == [
+        "+ feature input-tokens",
+        "+ feature output-tokens",
+        "+ plan starter v1 (published)",
+        "+ plan pro v1 (published)",
+        "+ customer acme",
+        lines[-3],
+    ]
+    assert lines[-3].startswith("+ subscription acme -> starter v1 from 20")
+    meters = [line for line in lines if line.startswith("+ meter ")]
+    assert {"+ meter llm_tokens", "+ meter llm_requests"} <= set(meters)
+    assert lines[-2] == f"Apply: {6 + len(meters)} to create, 0 to update, 0 to archive."
+    assert not db.exists()
+    assert not db.parent.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quickstart.yaml"]
+
+
 ACME = "  - {key: acme, name: Acme Corp, usage_from: [acme-corp], subscription: {plan: starter}}\n"
 BAD_INPUTS: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
     # problems of the file itself: every one reported in one round

@@ -30,17 +30,25 @@ def apply_command(
 
     Everything is checked first (the file, then against the stored catalog); on any problem each is printed,
     nothing changes and the exit code is 2. A second apply of the same file prints "No changes."
+    A dry run against a SQLite file that does not exist plans against an empty store and creates no file.
     """
-    from tollway.billing.apply import ApplyFailed, execute, load_stored, plan_apply
+    from tollway.adapters.sql.engine import missing_sqlite_file
+    from tollway.billing.apply import ApplyFailed, StoredCatalog, execute, load_stored, plan_apply
     from tollway.bootstrap import build_services
     from tollway.cli.main import _database_problem, _load
+    from tollway.clock import SystemClock
     from tollway.config.catalog import config_catalog
     from tollway.errors import ConfigError, DomainError
 
     settings, config = _load(file)
     desired = config_catalog(config)
 
+    missing = missing_sqlite_file(settings.database_url) if dry_run else None
+
     async def run() -> tuple[ApplyPlan, ApplyFailed | None]:
+        if missing is not None:  # nothing stored yet: everything is a create, and no file is made
+            typer.echo(f"note: no database at {missing} yet: planned against an empty one")
+            return plan_apply(desired, StoredCatalog(), SystemClock().now()), None
         services = build_services(settings)
         try:
             await services.open()

@@ -75,19 +75,13 @@ def _database_problem(url: str, exc: Exception) -> str:
 
 def _require_database(url: str) -> None:
     """Read-only commands refuse a SQLite file that does not exist (SQLite would create an empty one)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from tollway.adapters.sql.engine import missing_sqlite_file
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return  # reported by the engine with its own message
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    if not Path(parsed.database).exists():
+    missing = missing_sqlite_file(url)
+    if missing is not None:
         _fail(
             [
-                f"no database at {url} (looked for {Path(parsed.database).resolve()}): run this where"
+                f"no database at {url} (looked for {missing.resolve()}): run this where"
                 " `tollway serve` keeps its database, or set TOLLWAY_DATABASE_URL"
             ]
         )
