@@ -14,15 +14,24 @@ class ErrorKind(Enum):
     LIMIT_EXCEEDED = "limit_exceeded"
     TOO_LARGE = "too_large"
     UNAVAILABLE = "unavailable"
+    # the gateway's own: the request's method, an upstream that failed or timed out, an upstream's
+    # own rate limit or overload passed on, and a failure of the gateway itself
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    UPSTREAM = "upstream"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    OVERLOADED = "overloaded"
+    INTERNAL = "internal"
 
 
 class DomainError(Exception):
     kind: ErrorKind = ErrorKind.VALIDATION
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.code = code  # a machine-readable reason within the kind (e.g. "model_not_found"), or None
 
 
 class ValidationError(DomainError):
@@ -55,6 +64,28 @@ class TooLargeError(DomainError):
 
 class UnavailableError(DomainError):
     kind = ErrorKind.UNAVAILABLE
+
+
+class MethodNotAllowedError(DomainError):
+    kind = ErrorKind.METHOD_NOT_ALLOWED
+
+    def __init__(self, message: str, *, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class UpstreamFailedError(DomainError):
+    """An upstream could not be reached or broke its answer off."""
+
+    kind = ErrorKind.UPSTREAM
+
+
+class UpstreamTimeoutError(DomainError):
+    kind = ErrorKind.UPSTREAM_TIMEOUT
+
+
+class InternalError(DomainError):
+    kind = ErrorKind.INTERNAL
 
 
 class ConfigError(Exception):

@@ -3,8 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from tollway.error_shapes import status_of
+from tollway.errors import ValidationError
 from tollway.gateway.auth import Consumer, KeyIndex, hash_key, presented_key
-from tollway.gateway.http import RequestError
 from tollway.gateway.requests import parse_chat_request, upstream_chat_body
 
 
@@ -45,14 +46,14 @@ def body(**fields: object) -> bytes:
     ],
 )
 def test_bad_chat_requests(raw: bytes, status: int, param: str | None) -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(ValidationError) as caught:
         parse_chat_request(raw)
-    assert caught.value.status == status
-    assert caught.value.param == param
+    assert status_of(caught.value.kind) == status
+    assert caught.value.field == param
 
 
 def test_invalid_utf8_message() -> None:
-    with pytest.raises(RequestError, match="UTF-8"):
+    with pytest.raises(ValidationError, match="UTF-8"):
         parse_chat_request(b'{"model": "\xff"}')
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tollway.gateway.http import RequestError
+from tollway.error_shapes import status_of
+from tollway.errors import ValidationError
 from tollway.gateway.streaming import SSEFramer, event_data
 from tollway.gateway.translate.anthropic import (
     DEFAULT_MAX_TOKENS,
@@ -128,10 +129,10 @@ def test_chat_request_without_max_tokens_gets_the_default() -> None:
     ],
 )
 def test_untranslatable_chat_fields_get_a_400_naming_them(fields: dict[str, Any], param: str) -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(ValidationError) as caught:
         chat_to_anthropic_request(chat(**fields))
-    assert caught.value.status == 400
-    assert caught.value.param == param
+    assert status_of(caught.value.kind) == 400
+    assert caught.value.field == param
     assert param.split("[")[0] in caught.value.message
 
 
@@ -205,9 +206,9 @@ def test_anthropic_request_to_chat() -> None:
 )
 def test_untranslatable_anthropic_fields_get_a_400_naming_them(fields: dict[str, Any], param: str) -> None:
     payload = {"model": "gpt", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}], **fields}
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(ValidationError) as caught:
         anthropic_to_chat_request(payload)
-    assert caught.value.param == param
+    assert caught.value.field == param
 
 
 def test_responses_both_ways() -> None:

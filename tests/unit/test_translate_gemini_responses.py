@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tollway.gateway.http import RequestError
+from tollway.errors import ValidationError
 from tollway.gateway.streaming import SSEFramer, event_data
 from tollway.gateway.translate.gemini import GeminiToChat, chat_to_gemini_request, gemini_to_chat_response
 from tollway.gateway.translate.responses import (
@@ -80,9 +80,9 @@ def test_chat_to_gemini_request() -> None:
 )
 def test_untranslatable_chat_fields_for_gemini(fields: dict[str, Any], param: str) -> None:
     payload = {"model": "gemini", "messages": [{"role": "user", "content": "Hi"}], **fields}
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(ValidationError) as caught:
         chat_to_gemini_request(payload)
-    assert caught.value.param == param
+    assert caught.value.field == param
 
 
 def test_gemini_response_to_chat() -> None:
@@ -182,9 +182,9 @@ def test_responses_request_to_chat() -> None:
     ],
 )
 def test_untranslatable_responses_fields(fields: dict[str, Any], param: str) -> None:
-    with pytest.raises(RequestError) as caught:
+    with pytest.raises(ValidationError) as caught:
         responses_to_chat_request({"model": "m", "input": "Hi", **fields})
-    assert caught.value.param == param
+    assert caught.value.field == param
 
 
 def test_chat_completion_to_response() -> None:

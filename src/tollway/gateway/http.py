@@ -1,4 +1,6 @@
-"""Small pure-ASGI helpers for the hot path: bodies with a size limit, JSON responses, error shapes."""
+"""Small pure-ASGI helpers for the hot path: bodies with a size limit, JSON responses, OpenAI's error body.
+
+Which status and error type a failure gets is decided once, in tollway.error_shapes."""
 
 from __future__ import annotations
 
@@ -74,43 +76,3 @@ async def send_bytes(
 def openai_error(message: str, kind: str, *, param: str | None = None, code: str | None = None) -> bytes:
     """OpenAI's error body: {"error": {"message", "type", "param", "code"}}."""
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
-
-
-ERROR_KIND_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "api_error",
-    503: "api_error",
-    504: "api_error",
-}
-
-
-class RequestError(Exception):
-    """A request the gateway refuses before any upstream call. Records no usage."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: Headers | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers
-
-    def body(self) -> bytes:
-        kind = ERROR_KIND_BY_STATUS.get(self.status, "invalid_request_error")
-        return openai_error(self.message, kind, param=self.param, code=self.code)

@@ -1,7 +1,7 @@
 """After the upstream answered: relay the answer (whole, large, or streamed) and record its usage.
 
-`Relay` is the half of the Gateway that runs once a provider response is in hand; app.py holds the
-other half (dispatch, authentication, routing, the upstream call). Memory per request stays bounded:
+`Relay` is the half of the request flow (flow.py) that runs once a provider response is in hand.
+Memory per request stays bounded:
 large unary answers and streams are relayed as they arrive.
 """
 
@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tollway.errors import UpstreamFailedError
 from tollway.gateway.access_log import AccessLog
 from tollway.gateway.auth import Consumer
 from tollway.gateway.decode import json_object
-from tollway.gateway.http import Receive, RequestError, Send, openai_error, send_bytes
+from tollway.gateway.errors import OPENAI, as_openai_error
+from tollway.gateway.hooks import Reservation
+from tollway.gateway.http import Receive, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamError, UpstreamResponse
-from tollway.gateway.requests import ChatRequest
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
-from tollway.gateway.streaming import ChatStreamTracker, SSEFramer, StreamTracker
+from tollway.gateway.streaming import SSEFramer, StreamTracker
 from tollway.gateway.usage import (
     estimate_prompt_tokens,
     estimate_tokens_from_text,
@@ -59,6 +61,8 @@ class Call:
     model: str = "-"
     provider: str = "-"  # the provider that served it, once recorded
     usage: TokenUsage | None = None
+    reservation: Reservation | None = None  # once admitted; settled with the usage record
+    recorded: bool = False  # a usage record was written (at most one per call)
 
     @property
     def id_bytes(self) -> bytes:
@@ -77,7 +81,7 @@ class Relay:
     _metrics: GatewayMetrics
     _limits: GatewayLimits
 
-    async def _finish_unary(
+    async def finish_unary(
         self,
         call: Call,
         route: Route,
@@ -98,14 +102,14 @@ class Relay:
         try:
             raw, rest = await _read_up_to(response, self._limits.max_buffered_response_bytes)
             if rest is not None and response.status < 400:
-                await self._relay_large_unary(
+                await self.relay_large_unary(
                     call, route, target, response.status, raw, rest, started_at, send, usage_of=usage_of
                 )
                 return
         except UpstreamError as error:
             self._metrics.upstream_errors.inc((target.provider.name, "broken"))
-            self._record(call, route, target, 502, False, None, started_at=started_at)
-            raise RequestError(502, f"The upstream provider broke the connection: {error}") from None
+            self.record(call, route, target, 502, False, None, started_at=started_at)
+            raise UpstreamFailedError(f"The upstream provider broke the connection: {error}") from None
         status = response.status
         usage: TokenUsage | None = None
         estimated = False
@@ -116,7 +120,7 @@ class Relay:
             raw = b"a response that is not a JSON object: " + raw[:200]
         if status >= 400:
             self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-            body = (error_shape or _as_openai_error)(raw, status)
+            body = (error_shape or as_openai_error)(raw, status)
         else:
             assert parsed is not None
             reported = parsed.get("usage")
@@ -125,11 +129,11 @@ class Relay:
             else:
                 self._metrics.usage_estimated.inc((target.provider.name,))
                 usage, estimated = estimate(parsed), True
-        self._record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
+        self.record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
         await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
-        self._observe(call, status)
+        self.observe(call, status)
 
-    async def _relay_large_unary(
+    async def relay_large_unary(
         self,
         call: Call,
         route: Route,
@@ -159,7 +163,7 @@ class Relay:
         usage = usage_of(dict(reported)) if reported is not None else None
         if usage is None:
             self._metrics.usage_estimated.inc((target.provider.name,))
-        self._record(
+        self.record(
             call,
             route,
             target,
@@ -171,22 +175,23 @@ class Relay:
             estimated=usage is None,
         )
         await send({"type": "http.response.body", "body": tail, "more_body": False})
-        self._observe(call, status)
+        self.observe(call, status)
 
-    async def _relay_stream(
+    async def relay_stream(
         self,
         call: Call,
         route: Route,
         target: Target,
-        request: ChatRequest,
+        prompt: dict[str, Any],
         response: UpstreamResponse,
         started_at: datetime,
         receive: Receive,
         send: Send,
         *,
-        tracker: StreamTracker | None = None,
+        tracker: StreamTracker,
         cut_tail: bytes | None = None,
     ) -> None:
+        """Relay a stream as it arrives and record it once; `prompt` is what a prompt estimate reads."""
         await send(
             {
                 "type": "http.response.start",
@@ -194,8 +199,6 @@ class Relay:
                 "headers": [*SSE_HEADERS, (b"x-request-id", call.id_bytes)],
             }
         )
-        if tracker is None:
-            tracker = ChatStreamTracker(client_wants_usage=request.client_wants_usage)
         framer = SSEFramer()
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
@@ -234,16 +237,16 @@ class Relay:
                     # and the disconnect watcher would not yet have seen a client that is already gone.
                     await asyncio.sleep(0)
                     client_gone = client_gone or gone.is_set()
-                    self._record_stream(call, route, target, request, tracker, started_at, partial=client_gone)
+                    self.record_stream(call, route, target, prompt, tracker, started_at, partial=client_gone)
                     recorded = True
                 if out and not client_gone:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-        except asyncio.CancelledError:
-            # The server cut this request (a stop whose grace period ran out): what was streamed was
-            # still spent, so it is recorded (partial) before the cancellation goes on.
+        except BaseException:
+            # The server cut this request (a stop whose grace period ran out) or a translator failed:
+            # what was streamed was still spent, so it is recorded (partial) before the error goes on.
             response.close()
             if not recorded:
-                self._record_stream(call, route, target, request, tracker, started_at, partial=True)
+                self.record_stream(call, route, target, prompt, tracker, started_at, partial=True)
             raise
         finally:
             watcher.cancel()
@@ -253,28 +256,22 @@ class Relay:
             client_gone = True
         if not recorded:
             partial = client_gone or cut or not tracker.done
-            self._record_stream(call, route, target, request, tracker, started_at, partial=partial)
+            self.record_stream(call, route, target, prompt, tracker, started_at, partial=partial)
         if not client_gone:
             tail = b""
-            if (cut or (not tracker.done and tracker.error is None)) and cut_tail is not None:
-                tail = cut_tail
-            elif cut or (not tracker.done and tracker.error is None):
-                tail = (
-                    b"data: "
-                    + openai_error("The upstream provider ended the stream before it was complete.", "api_error")
-                    + b"\n\n"
-                )
+            if cut or (not tracker.done and tracker.error is None):
+                tail = OPENAI.stream_cut if cut_tail is None else cut_tail
             await send({"type": "http.response.body", "body": tail, "more_body": False})
-        self._observe(call, 200 if not client_gone else 499)
+        self.observe(call, 200 if not client_gone else 499)
 
     # usage and metrics ----------------------------------------------------------------------------
 
-    def _record_stream(
+    def record_stream(
         self,
         call: Call,
         route: Route,
         target: Target,
-        request: ChatRequest,
+        prompt: dict[str, Any],
         tracker: StreamTracker,
         started_at: datetime,
         *,
@@ -286,12 +283,12 @@ class Relay:
         if usage is None:
             self._metrics.usage_estimated.inc((target.provider.name,))
             usage = TokenUsage(
-                input=estimate_prompt_tokens(request.payload),
+                input=estimate_prompt_tokens(prompt),
                 output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
             )
-        self._record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
+        self.record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
 
-    def _record(
+    def record(
         self,
         call: Call,
         route: Route,
@@ -305,31 +302,35 @@ class Relay:
         estimated: bool = False,
     ) -> None:
         assert call.consumer is not None
+        if call.recorded:
+            return  # one usage record per call, whatever path reaches here twice
+        call.recorded = True
         provider = target.provider.name
         call.provider, call.usage = provider, usage
-        self._pipeline.record_call(
-            LlmCall(
-                request_id=call.request_id,
-                subject=call.consumer.username,
-                time=started_at,
-                model=route.model,
-                upstream_model=target.model,
-                provider=provider,
-                route=call.route,
-                status_code=status,
-                streamed=streamed,
-                usage=usage,
-                partial=partial,
-                estimated=estimated,
-                price=self.state.prices.get((provider, target.model)),
-            )
+        record = LlmCall(
+            request_id=call.request_id,
+            subject=call.consumer.username,
+            time=started_at,
+            model=route.model,
+            upstream_model=target.model,
+            provider=provider,
+            route=call.route,
+            status_code=status,
+            streamed=streamed,
+            usage=usage,
+            partial=partial,
+            estimated=estimated,
+            price=self.state.prices.get((provider, target.model)),
         )
+        self._pipeline.record_call(record)
+        if call.reservation is not None:
+            call.reservation.settle(record)
         if usage is not None:
             for token_type, tokens in usage.by_type().items():
                 if tokens:
                     self._metrics.tokens.inc((route.model, provider, token_type), tokens)
 
-    def _observe(self, call: Call, status: int) -> None:
+    def observe(self, call: Call, status: int) -> None:
         elapsed = time.perf_counter() - call.started
         self._metrics.requests.inc((call.route, call.model, str(status)))
         self._metrics.latency.observe(elapsed, (call.route, call.model))
@@ -367,26 +368,3 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
         if message["type"] == "http.disconnect":
             gone.set()
             return
-
-
-def input_chars(payload: dict[str, Any]) -> int:
-    items = payload.get("input")
-    return sum(len(i) for i in (items if isinstance(items, list) else [items]) if isinstance(i, str))
-
-
-def completion_chars(parsed: dict[str, Any]) -> int:
-    total = 0
-    for choice in parsed.get("choices") or ():
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            total += len(message["content"])
-    return total
-
-
-def _as_openai_error(raw: bytes, status: int) -> bytes:
-    """Upstream errors reach the client in OpenAI's shape, whatever the upstream sent."""
-    parsed = json_object(raw)
-    if parsed is not None and isinstance(parsed.get("error"), dict):
-        return raw
-    detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    return openai_error(f"The upstream provider answered {status}: {detail}", "api_error", code="upstream_error")

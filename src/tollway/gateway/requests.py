@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from tollway.gateway.http import RequestError
+from tollway.errors import ValidationError
 
 # Fields some SDKs and proxies use to pick an upstream or credentials. Tollway never lets a client do that.
 FORBIDDEN_FIELDS = frozenset(
@@ -38,23 +38,22 @@ FORBIDDEN_FIELDS = frozenset(
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
-        raise RequestError(400, "The request body is empty; expected a JSON object.")
+        raise ValidationError("The request body is empty; expected a JSON object.")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:
-            raise RequestError(400, "The request body is not valid UTF-8.") from None
-        raise RequestError(400, f"The request body is not valid JSON: {exc}") from None
+            raise ValidationError("The request body is not valid UTF-8.") from None
+        raise ValidationError(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise RequestError(400, "The request body must be a JSON object.")
+        raise ValidationError("The request body must be a JSON object.")
     for name in FORBIDDEN_FIELDS.intersection(payload):
-        raise RequestError(
-            400,
+        raise ValidationError(
             f"The field '{name}' is not allowed: the upstream and its credentials are set by the gateway's "
             "configuration, not by the request.",
-            param=name,
+            field=name,
         )
     return payload
 
@@ -62,9 +61,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 def require_model(payload: dict[str, Any]) -> str:
     model = payload.get("model")
     if model is None:
-        raise RequestError(400, "you must provide a model parameter", param="model")
+        raise ValidationError("you must provide a model parameter", field="model")
     if not isinstance(model, str) or not model:
-        raise RequestError(400, "'model' must be a non-empty string", param="model")
+        raise ValidationError("'model' must be a non-empty string", field="model")
     return model
 
 
@@ -81,21 +80,21 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     model = require_model(payload)
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise RequestError(400, "'messages' must be a non-empty array", param="messages")
+        raise ValidationError("'messages' must be a non-empty array", field="messages")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise RequestError(400, f"messages[{index}] must be an object with a 'role'", param=f"messages[{index}]")
+            raise ValidationError(f"messages[{index}] must be an object with a 'role'", field=f"messages[{index}]")
     stream = payload.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
-        raise RequestError(400, "'stream' must be a boolean", param="stream")
+        raise ValidationError("'stream' must be a boolean", field="stream")
     options = payload.get("stream_options")
     if options is not None and not isinstance(options, dict):
-        raise RequestError(400, "'stream_options' must be an object", param="stream_options")
+        raise ValidationError("'stream_options' must be an object", field="stream_options")
     include = options.get("include_usage") if options else None
     if include is not None and not isinstance(include, bool):
-        raise RequestError(400, "'stream_options.include_usage' must be a boolean", param="stream_options")
+        raise ValidationError("'stream_options.include_usage' must be a boolean", field="stream_options")
     return ChatRequest(payload=payload, model=model, stream=stream, client_wants_usage=include is True)
 
 
@@ -103,7 +102,7 @@ def parse_embeddings_request(body: bytes) -> tuple[dict[str, Any], str]:
     payload = parse_json_object(body)
     model = require_model(payload)
     if payload.get("input") in (None, "", []):
-        raise RequestError(400, "'input' must be a non-empty string or array", param="input")
+        raise ValidationError("'input' must be a non-empty string or array", field="input")
     return payload, model
 
 

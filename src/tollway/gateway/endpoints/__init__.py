@@ -1,26 +1,16 @@
-"""Endpoints in API formats other than OpenAI chat: Anthropic Messages and OpenAI Responses.
+"""The gateway's endpoints, each a declaration over the one request flow (tollway.gateway.flow).
 
-Each one adapts the route's providers to its format (natively where the provider speaks it, else
-by translation through OpenAI chat) and reuses the gateway's routing, fallback, relay and metering.
+OpenAI chat completions and embeddings, Anthropic Messages (and its count_tokens), OpenAI Responses
+and the model list. Adding an endpoint: declare it in a module here and list it below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from tollway.gateway.endpoint import Endpoint
+from tollway.gateway.endpoints.chat_completions import CHAT_COMPLETIONS
+from tollway.gateway.endpoints.embeddings import EMBEDDINGS
+from tollway.gateway.endpoints.messages import COUNT_TOKENS, MESSAGES
+from tollway.gateway.endpoints.models import MODEL, MODELS
+from tollway.gateway.endpoints.responses import RESPONSES
 
-if TYPE_CHECKING:
-    from tollway.gateway.app import Gateway
-
-
-def install_endpoints(gateway: Gateway) -> None:
-    from tollway.gateway.endpoints.messages import CountTokensEndpoint, MessagesEndpoint
-    from tollway.gateway.endpoints.responses import ResponsesEndpoint
-
-    messages = MessagesEndpoint(gateway)
-    gateway.routes[messages.path] = ("POST", messages)
-    gateway.error_shapes[messages.path] = messages.error_shape
-    count = CountTokensEndpoint(gateway)
-    gateway.routes[count.path] = ("POST", count)
-    gateway.error_shapes[count.path] = messages.error_shape
-    responses = ResponsesEndpoint(gateway)
-    gateway.routes[responses.path] = ("POST", responses)
+ENDPOINTS: tuple[Endpoint, ...] = (CHAT_COMPLETIONS, EMBEDDINGS, MESSAGES, COUNT_TOKENS, RESPONSES, MODELS, MODEL)

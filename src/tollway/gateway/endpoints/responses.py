@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tollway.clock import Clock
-from tollway.gateway.endpoints.adapt import AdaptedRoutes, FormatAdapter
-from tollway.gateway.http import Receive, RequestError, Scope, Send
+from tollway.errors import ValidationError
+from tollway.gateway.adapt import FormatAdapter
+from tollway.gateway.endpoint import LlmEndpoint, Parsed
+from tollway.gateway.errors import OPENAI, STREAM_CUT, ErrorFormat, to_openai_error
 from tollway.gateway.providers.base import Provider
-from tollway.gateway.relay import is_event_stream
-from tollway.gateway.requests import ChatRequest, parse_json_object, require_model, upstream_body
-from tollway.gateway.translate.common import to_openai_error
+from tollway.gateway.requests import parse_json_object, require_model, upstream_body
+from tollway.gateway.routing import Target
+from tollway.gateway.streaming import StreamTracker
 from tollway.gateway.translate.responses import (
     ChatToResponses,
     ResponsesStreamTracker,
@@ -23,11 +25,7 @@ from tollway.gateway.translate.responses import (
 from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_responses
 from tollway.metering.llm import TokenUsage
 
-if TYPE_CHECKING:
-    from tollway.gateway.app import Gateway
-    from tollway.gateway.relay import Call
-
-STREAM_CUT = "The upstream provider ended the stream before it was complete."
+RESPONSES_ERRORS = ErrorFormat(OPENAI.of_error, OPENAI.of_upstream, responses_stream_error(STREAM_CUT))
 
 
 def responses_adapter(clock: Clock) -> Callable[[Provider], Provider]:
@@ -44,60 +42,29 @@ def responses_adapter(clock: Clock) -> Callable[[Provider], Provider]:
     return make
 
 
-class ResponsesEndpoint:
-    path = "/v1/responses"
+def parse(body: bytes) -> Parsed:
+    payload = parse_json_object(body)
+    model = require_model(payload)
+    if payload.get("input") in (None, "", []):
+        raise ValidationError("'input' must be a non-empty string or array", field="input")
+    stream = payload.get("stream") or False
+    if not isinstance(stream, bool):
+        raise ValidationError("'stream' must be a boolean", field="stream")
+    return Parsed(payload, model, stream, prompt_view(payload))
 
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self._routes = AdaptedRoutes(responses_adapter(gateway._clock))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
-        gateway = self._gateway
-        body = await gateway._read(scope, receive)
-        payload = parse_json_object(body)
-        model = require_model(payload)
-        if payload.get("input") in (None, "", []):
-            raise RequestError(400, "'input' must be a non-empty string or array", param="input")
-        stream = payload.get("stream") or False
-        if not isinstance(stream, bool):
-            raise RequestError(400, "'stream' must be a boolean", param="stream")
-        route = self._routes.adapt(gateway._route(call, model))
-        started_at = gateway._clock.now()
-        target, response = await gateway._send_upstream(
-            call,
-            route,
-            lambda t: upstream_body(payload, model, t.model, body),
-            "/responses",
-            stream=stream,
-            started_at=started_at,
-        )
-        if stream and is_event_stream(response):
-            await gateway._relay_stream(
-                call,
-                route,
-                target,
-                ChatRequest(payload=prompt_view(payload), model=model, stream=True, client_wants_usage=True),
-                response,
-                started_at,
-                receive,
-                send,
-                tracker=ResponsesStreamTracker(),
-                cut_tail=responses_stream_error(STREAM_CUT),
-            )
-            return
-        await gateway._finish_unary(
-            call,
-            route,
-            target,
-            response,
-            started_at,
-            lambda parsed: TokenUsage(
-                input=estimate_prompt_tokens(prompt_view(payload)),
-                output=estimate_tokens_from_text(_output_chars(parsed)),
-            ),
-            send,
-            usage_of=from_responses,
-        )
+def build(parsed: Parsed, target: Target, body: bytes) -> tuple[bytes, dict[str, Any]]:
+    return upstream_body(parsed.payload, parsed.model, target.model, body)
+
+
+def tracker(_parsed: Parsed) -> StreamTracker:
+    return ResponsesStreamTracker()
+
+
+def estimate(parsed: Parsed, answer: dict[str, Any]) -> TokenUsage:
+    return TokenUsage(
+        input=estimate_prompt_tokens(parsed.prompt), output=estimate_tokens_from_text(_output_chars(answer))
+    )
 
 
 def _output_chars(parsed: dict[str, Any] | None) -> int:
@@ -107,3 +74,16 @@ def _output_chars(parsed: dict[str, Any] | None) -> int:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 total += len(part["text"])
     return total
+
+
+RESPONSES = LlmEndpoint(
+    path="/v1/responses",
+    upstream_path="/responses",
+    parse=parse,
+    build=build,
+    usage_of=from_responses,
+    estimate=estimate,
+    errors=RESPONSES_ERRORS,
+    tracker=tracker,
+    adapter=responses_adapter,
+)

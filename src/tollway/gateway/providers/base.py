@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tollway.gateway.http import RequestError
+from tollway.errors import ValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +78,9 @@ class BufferedResponse:
         """Nothing to release: the body lives in this process."""
 
 
-def not_served(name: str, path: str) -> RequestError:
+def not_served(name: str, path: str) -> ValidationError:
     """The 400 for an endpoint a provider cannot serve (raised before any upstream call; records nothing)."""
-    return RequestError(
-        400,
+    return ValidationError(
         f"The model's provider '{name}' does not serve {path}; see docs/providers.md for which endpoints reach "
         "which providers.",
         code="unsupported_endpoint",

@@ -7,9 +7,10 @@ from urllib.parse import quote
 import orjson
 
 from tollway.clock import Clock
+from tollway.gateway.errors import to_openai_error
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse, not_served
 from tollway.gateway.providers.openai import OpenAIProvider
-from tollway.gateway.translate.common import TranslatedResponse, to_openai_error
+from tollway.gateway.translate.common import TranslatedResponse
 from tollway.gateway.translate.gemini import GeminiToChat, chat_to_gemini_request, gemini_to_chat_response
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from tollway.gateway.http import RequestError
+from tollway.errors import ValidationError
 from tollway.gateway.translate.common import DATA_URL, neutral, unsupported
 from tollway.gateway.usage import from_anthropic, from_openai_chat, to_anthropic, to_openai_chat
 
@@ -162,7 +162,7 @@ def _chat_messages_to_anthropic(messages: list[Any]) -> tuple[list[dict[str, Any
             for j, call in enumerate(message.get("tool_calls") or []):
                 blocks.append(_tool_call_to_tool_use(call, f"{where}.tool_calls[{j}]"))
             if not blocks:
-                raise RequestError(400, f"{where} has neither content nor tool_calls", param=where)
+                raise ValidationError(f"{where} has neither content nor tool_calls", field=where)
             _append(out, "assistant", blocks)
         elif role == "tool":
             content = message.get("content")
@@ -186,7 +186,7 @@ def _text_blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
-        raise RequestError(400, f"{where}.content must be a string or an array of parts", param=f"{where}.content")
+        raise ValidationError(f"{where}.content must be a string or an array of parts", field=f"{where}.content")
     blocks = []
     for j, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
@@ -199,7 +199,7 @@ def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if not isinstance(content, list):
-        raise RequestError(400, f"{where}.content must be a string or an array of parts", param=f"{where}.content")
+        raise ValidationError(f"{where}.content must be a string or an array of parts", field=f"{where}.content")
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
@@ -214,7 +214,7 @@ def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
 
 def _image_block(url: Any, where: str) -> dict[str, Any]:
     if not isinstance(url, str):
-        raise RequestError(400, f"{where}.image_url.url must be a string", param=where)
+        raise ValidationError(f"{where}.image_url.url must be a string", field=where)
     match = DATA_URL.match(url)
     if match:
         source = {"type": "base64", "media_type": match["type"], "data": match["data"]}
@@ -232,7 +232,7 @@ def _tool_call_to_tool_use(call: Any, where: str) -> dict[str, Any]:
     try:
         parsed = orjson.loads(arguments)
     except orjson.JSONDecodeError:
-        raise RequestError(400, f"{where}.function.arguments is not valid JSON", param=where) from None
+        raise ValidationError(f"{where}.function.arguments is not valid JSON", field=where) from None
     if not isinstance(parsed, dict):
         raise unsupported(f"{where}.function.arguments", "Anthropic tool input must be a JSON object")
     return {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": parsed}
@@ -353,7 +353,7 @@ def anthropic_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
         if choice.get("disable_parallel_tool_use") is True and tools:
             out["parallel_tool_calls"] = False
     elif choice is not None:
-        raise RequestError(400, "tool_choice must be an object", param="tool_choice")
+        raise ValidationError("tool_choice must be an object", field="tool_choice")
     return out
 
 
@@ -378,7 +378,7 @@ def _anthropic_text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise RequestError(400, f"{where} must be a string or an array of blocks", param=where)
+        raise ValidationError(f"{where} must be a string or an array of blocks", field=where)
     parts = []
     for j, block in enumerate(content):
         if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
@@ -389,13 +389,13 @@ def _anthropic_text(content: Any, where: str) -> str:
 
 def _anthropic_message_to_chat(message: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-        raise RequestError(400, f"{where}.role must be 'user' or 'assistant'", param=f"{where}.role")
+        raise ValidationError(f"{where}.role must be 'user' or 'assistant'", field=f"{where}.role")
     role = message["role"]
     content = message.get("content")
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):
-        raise RequestError(400, f"{where}.content must be a string or an array", param=f"{where}.content")
+        raise ValidationError(f"{where}.content must be a string or an array", field=f"{where}.content")
     if role == "assistant":
         text: list[str] = []
         calls: list[dict[str, Any]] = []

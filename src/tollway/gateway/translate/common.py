@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from tollway.errors import ValidationError
 from tollway.gateway.decode import json_object
-from tollway.gateway.http import ERROR_KIND_BY_STATUS, RequestError, openai_error
 from tollway.gateway.providers.base import UpstreamResponse
 from tollway.gateway.streaming import SSEFramer, event_data
 
@@ -85,61 +85,13 @@ def sse_json(event: bytes) -> dict[str, Any] | None:
     return json_object(data)
 
 
-def error_message(raw: bytes, status: int) -> tuple[str, str | None]:
-    """The message and type of an upstream error body in any of the known shapes."""
-    parsed = json_object(raw)
-    error = parsed.get("error") if parsed else None
-    if isinstance(error, dict):
-        message = error.get("message")
-        kind = error.get("type") or error.get("status")
-        if isinstance(message, str):
-            return message, kind if isinstance(kind, str) else None
-    detail = raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    return f"The upstream provider answered {status}: {detail}", None
-
-
-def to_openai_error(raw: bytes, status: int) -> bytes:
-    message, _ = error_message(raw, status)
-    return openai_error(message, ERROR_KIND_BY_STATUS.get(status, "api_error"), code="upstream_error")
-
-
-ANTHROPIC_KIND_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
-
-
-def anthropic_error(status: int, message: str) -> bytes:
-    """Anthropic's error body: {"type": "error", "error": {"type", "message"}}."""
-    kind = ANTHROPIC_KIND_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
-
-
-def to_anthropic_error(raw: bytes, status: int) -> bytes:
-    parsed = json_object(raw)
-    if parsed is not None and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict):
-        return raw
-    message, _ = error_message(raw, status)
-    return anthropic_error(status, message)
-
-
-def request_error_as_anthropic(error: RequestError) -> bytes:
-    return anthropic_error(error.status, error.message)
-
-
-def unsupported(field: str, why: str = "") -> RequestError:
+def unsupported(field: str, why: str = "") -> ValidationError:
     """The 400 for a field that cannot be translated faithfully for the chosen model's provider."""
     detail = f": {why}" if why else ""
-    return RequestError(
-        400,
+    return ValidationError(
         f"'{field}' cannot be translated for this model's provider{detail}. Remove it or use a model whose "
         "provider speaks this API natively.",
-        param=field,
+        field=field,
         code="untranslatable_field",
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from tollway.gateway.http import RequestError
+from tollway.errors import ValidationError
 from tollway.gateway.translate.common import DATA_URL, neutral, sse, sse_json, unsupported
 from tollway.gateway.usage import from_gemini, to_openai_chat
 
@@ -153,7 +153,7 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                 try:
                     arguments = orjson.loads(function.get("arguments") or "{}")
                 except orjson.JSONDecodeError:
-                    raise RequestError(400, f"{where}.tool_calls[{j}].function.arguments is not valid JSON") from None
+                    raise ValidationError(f"{where}.tool_calls[{j}].function.arguments is not valid JSON") from None
                 names[str(call.get("id"))] = str(function.get("name"))
                 function_call = {"name": function.get("name"), "args": arguments}
                 part: dict[str, Any] = {"functionCall": function_call}
@@ -165,8 +165,8 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
         elif role == "tool":
             call_id = str(message.get("tool_call_id"))
             if call_id not in names:
-                raise RequestError(
-                    400, f"{where}.tool_call_id matches no earlier tool call", param=f"{where}.tool_call_id"
+                raise ValidationError(
+                    f"{where}.tool_call_id matches no earlier tool call", field=f"{where}.tool_call_id"
                 )
             text = message.get("content")
             if not isinstance(text, str):
@@ -198,7 +198,7 @@ def _parts(content: Any, where: str, *, images: bool) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     if not isinstance(content, list):
-        raise RequestError(400, f"{where}.content must be a string or an array of parts", param=f"{where}.content")
+        raise ValidationError(f"{where}.content must be a string or an array of parts", field=f"{where}.content")
     parts: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None

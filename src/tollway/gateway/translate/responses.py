@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tollway.errors import ValidationError
 from tollway.gateway.decode import json_object
-from tollway.gateway.http import RequestError
 from tollway.gateway.streaming import event_data
 from tollway.gateway.translate.common import neutral, sse, sse_json, unsupported
 from tollway.gateway.usage import from_openai_chat, from_responses, to_responses
@@ -59,7 +59,7 @@ def responses_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
         for index, item in enumerate(items):
             _item_to_chat(item, f"input[{index}]", messages)
     else:
-        raise RequestError(400, "'input' must be a string or an array of items", param="input")
+        raise ValidationError("'input' must be a string or an array of items", field="input")
     out: dict[str, Any] = {"model": payload["model"], "messages": messages}
     if payload.get("max_output_tokens") is not None:
         out["max_completion_tokens"] = payload["max_output_tokens"]
@@ -96,12 +96,12 @@ def _tool_to_chat(index: int, tool: Any) -> dict[str, Any]:
 
 def _item_to_chat(item: Any, where: str, messages: list[dict[str, Any]]) -> None:
     if not isinstance(item, dict):
-        raise RequestError(400, f"{where} must be an object", param=where)
+        raise ValidationError(f"{where} must be an object", field=where)
     kind = item.get("type", "message")
     if kind == "message":
         role = item.get("role")
         if role not in ("user", "system", "developer", "assistant"):
-            raise RequestError(400, f"{where}.role must be user, system, developer or assistant", param=where)
+            raise ValidationError(f"{where}.role must be user, system, developer or assistant", field=where)
         messages.append({"role": role, "content": _content(item.get("content"), f"{where}.content", role)})
     elif kind == "function_call":
         call = {
@@ -127,7 +127,7 @@ def _content(content: Any, where: str, role: str) -> Any:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise RequestError(400, f"{where} must be a string or an array", param=where)
+        raise ValidationError(f"{where} must be a string or an array", field=where)
     parts: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None

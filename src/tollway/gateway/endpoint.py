@@ -1,0 +1,95 @@
+"""An endpoint described as data: what the one request flow (flow.py) needs to know about one API.
+
+An LLM endpoint (chat completions, embeddings, messages, responses) names its parser, how it builds
+the upstream request for a target, how it watches a stream, where its usage is and how to estimate it,
+and how its errors look. A plain endpoint (models, count_tokens) is a handler over the flow's public
+steps. Endpoint modules import this module and flow.py's types; nothing here imports an endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from tollway.clock import Clock
+from tollway.gateway.errors import ErrorFormat
+from tollway.gateway.http import Receive, Scope, Send
+from tollway.gateway.providers.base import Provider
+from tollway.gateway.relay import Call
+from tollway.gateway.routing import Route, Target
+from tollway.gateway.state import GatewayState
+from tollway.gateway.streaming import StreamTracker
+from tollway.metering.llm import TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A client request read by an endpoint's parser."""
+
+    payload: dict[str, Any]
+    model: str
+    stream: bool
+    prompt: dict[str, Any]  # what a prompt-token estimate reads (the payload, or a view of it)
+    client_wants_usage: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LlmEndpoint:
+    path: str  # the client's path, e.g. "/v1/chat/completions"
+    upstream_path: str  # below the provider's base URL, e.g. "/chat/completions"
+    parse: Callable[[bytes], Parsed]  # raises a DomainError (validation) for a bad request
+    build: Callable[[Parsed, Target, bytes], tuple[bytes, dict[str, Any]]]  # the upstream body for a target
+    usage_of: Callable[[dict[str, Any]], TokenUsage]  # the answer's reported usage block
+    estimate: Callable[[Parsed, dict[str, Any]], TokenUsage]  # when a unary answer reported none
+    errors: ErrorFormat
+    tracker: Callable[[Parsed], StreamTracker] | None = None  # None: the endpoint never streams
+    # Providers seen through this endpoint's format (natively or translated), made once per provider.
+    adapter: Callable[[Clock], Callable[[Provider], Provider]] | None = None
+    passed_on: tuple[bytes, ...] = field(default=())  # client headers that reach native providers
+    method: str = "POST"
+
+
+class Steps(Protocol):
+    """The flow's steps a plain endpoint may use (flow.Flow provides them)."""
+
+    state: GatewayState
+
+    def now(self) -> datetime: ...
+
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        """The request body, within the size limit (TooLargeError past it)."""
+        ...
+
+    def resolve(self, call: Call, model: str) -> Route:
+        """The route for `model` for this call's consumer (NotFoundError when there is none)."""
+        ...
+
+    async def respond(self, send: Send, call: Call, status: int, body: bytes) -> None:
+        """Send a JSON answer and count the request."""
+        ...
+
+
+Handle = Callable[[Steps, Scope, Receive, Send, Call], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerEndpoint:
+    """An endpoint that is not an LLM call (listing models, counting tokens): a handler over the flow's steps."""
+
+    path: str  # exact path, or a prefix ending in "/" when `label` names the route template
+    handle: Handle
+    errors: ErrorFormat
+    method: str = "GET"
+    label: str | None = None  # for a prefix: the route label in metrics, e.g. "/v1/models/{model}"
+
+
+Endpoint = LlmEndpoint | HandlerEndpoint
+
+
+def passed_on(scope: Scope, names: tuple[bytes, ...]) -> tuple[tuple[str, str], ...]:
+    """The client headers in `names`, to pass on to providers that speak the endpoint's format natively."""
+    if not names:
+        return ()
+    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"] if name in names)

@@ -1,0 +1,184 @@
+"""The one request flow every LLM endpoint goes through.
+
+    read body -> parse -> resolve route -> admit -> send (target policy) -> relay -> record + settle
+                                              \\____________ release (finally) ___________________/
+
+Endpoints are declarations (endpoint.py); the flow knows no endpoint by name. Admission and the
+target policy are hooks (hooks.py): spend control adds its check in `Admission.admit` and its
+accounting in `Reservation.settle`; routing orders or filters targets in `TargetPolicy.targets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from tollway.clock import Clock
+from tollway.errors import NotFoundError, TooLargeError, UpstreamFailedError, UpstreamTimeoutError
+from tollway.gateway.access_log import AccessLog
+from tollway.gateway.adapt import AdaptedRoutes
+from tollway.gateway.endpoint import LlmEndpoint, passed_on
+from tollway.gateway.hooks import Admission, Admit, AdmitAll, InOrder, TargetPolicy
+from tollway.gateway.http import BodyTooLarge, Receive, Scope, Send, read_body, send_bytes
+from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
+from tollway.gateway.relay import Call, GatewayLimits, Relay, is_event_stream
+from tollway.gateway.routing import Route, Target
+from tollway.gateway.state import GatewayState
+from tollway.metering.sink import UsageSink
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
+
+
+class Flow(Relay):
+    def __init__(
+        self,
+        state: GatewayState,
+        pipeline: UsageSink,
+        metrics: GatewayMetrics,
+        clock: Clock,
+        limits: GatewayLimits,
+        access_log: AccessLog | None = None,
+        *,
+        admission: Admission | None = None,
+        policy: TargetPolicy | None = None,
+    ) -> None:
+        self.state = state
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._clock = clock
+        self._limits = limits
+        self._access_log = access_log
+        self._admission: Admission = admission or AdmitAll()
+        self._policy: TargetPolicy = policy or InOrder()
+        self._adapted: dict[str, AdaptedRoutes] = {}
+
+    # steps, public for endpoint handlers -----------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        try:
+            return await read_body(scope, receive, self._limits.max_body_bytes)
+        except BodyTooLarge:
+            raise TooLargeError(
+                f"The request body is larger than the limit of {self._limits.max_body_bytes} bytes."
+            ) from None
+
+    def resolve(self, call: Call, model: str) -> Route:
+        assert call.consumer is not None
+        route = self.state.router.resolve(call.consumer, model)
+        if route is None:
+            raise NotFoundError(
+                f"The model '{model}' does not exist or you do not have access to it.",
+                field="model",
+                code="model_not_found",
+            )
+        call.model = model
+        return route
+
+    async def respond(self, send: Send, call: Call, status: int, body: bytes) -> None:
+        await send_bytes(send, status, body, call.id_bytes)
+        self.observe(call, status)
+
+    # the flow --------------------------------------------------------------------------------------
+
+    async def run(self, endpoint: LlmEndpoint, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        body = await self.read(scope, receive)
+        parsed = endpoint.parse(body)
+        route = self.resolve(call, parsed.model)
+        if endpoint.adapter is not None:
+            route = self._adapter(endpoint).adapt(route, passed_on(scope, endpoint.passed_on))
+        assert call.consumer is not None
+        admit = Admit(call.request_id, call.consumer, parsed.model, endpoint.path, parsed.stream)
+        reservation = await self._admission.admit(admit)
+        call.reservation = reservation
+        target: Target | None = None
+        started_at = self._clock.now()
+        try:
+            target, response = await self.send_upstream(
+                call,
+                route,
+                self._policy.targets(route, admit),
+                lambda t: endpoint.build(parsed, t, body),
+                endpoint.upstream_path,
+                stream=parsed.stream,
+                started_at=started_at,
+            )
+            if parsed.stream and endpoint.tracker is not None and is_event_stream(response):
+                await self.relay_stream(
+                    call,
+                    route,
+                    target,
+                    parsed.prompt,
+                    response,
+                    started_at,
+                    receive,
+                    send,
+                    tracker=endpoint.tracker(parsed),
+                    cut_tail=endpoint.errors.stream_cut,
+                )
+                return
+            await self.finish_unary(
+                call,
+                route,
+                target,
+                response,
+                started_at,
+                lambda answer: endpoint.estimate(parsed, answer),
+                send,
+                usage_of=endpoint.usage_of,
+                error_shape=endpoint.errors.of_upstream,
+            )
+        except BaseException:
+            if target is not None and not call.recorded:
+                # The upstream answered but relaying it failed (e.g. a translator): the call happened.
+                self.record(call, route, target, FAILED, parsed.stream, None, started_at=started_at)
+            raise
+        finally:
+            reservation.release()
+
+    def _adapter(self, endpoint: LlmEndpoint) -> AdaptedRoutes:
+        adapted = self._adapted.get(endpoint.path)
+        if adapted is None:
+            assert endpoint.adapter is not None
+            adapted = self._adapted[endpoint.path] = AdaptedRoutes(endpoint.adapter(self._clock))
+        return adapted
+
+    async def send_upstream(
+        self,
+        call: Call,
+        route: Route,
+        targets: Sequence[Target],
+        build: Callable[[Target], tuple[bytes, dict[str, Any]]],
+        path: str,
+        *,
+        stream: bool,
+        started_at: datetime,
+    ) -> tuple[Target, UpstreamResponse]:
+        """Try each target in turn; fall through on connection failures and retryable statuses."""
+        last_error: UpstreamError | None = None
+        for index, target in enumerate(targets):
+            body, payload = build(target)
+            request = UpstreamRequest(path=path, body=body, payload=payload, stream=stream, request_id=call.request_id)
+            try:
+                response = await target.provider.send(request)
+            except UpstreamError as error:
+                last_error = error
+                self._metrics.upstream_errors.inc((target.provider.name, "timeout" if error.timeout else "unreachable"))
+                continue
+            if response.status in RETRYABLE_STATUSES and index + 1 < len(targets):
+                self._metrics.upstream_errors.inc((target.provider.name, str(response.status)))
+                await response.read()
+                continue
+            return target, response
+        target = targets[-1] if targets else route.targets[-1]
+        timeout = last_error is not None and last_error.timeout
+        self.record(call, route, target, 504 if timeout else 502, stream, None, started_at=started_at)
+        message = f"The upstream provider could not be reached: {last_error}" if last_error else "upstream failed"
+        if timeout:
+            raise UpstreamTimeoutError(message, code="upstream_unavailable")
+        raise UpstreamFailedError(message, code="upstream_unavailable")

@@ -1,0 +1,71 @@
+"""The flow's extension points: admission (spend control fills it) and the target policy (routing fills it).
+
+Defaults change nothing: every call is admitted with a reservation that does nothing, and the route's
+targets are tried in their configured order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tollway.gateway.auth import Consumer
+from tollway.gateway.routing import Route, Target
+from tollway.metering.llm import LlmCall
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """What admission sees of a call: who, which model (the name clients use), on which endpoint, streaming or not."""
+
+    request_id: str
+    consumer: Consumer
+    model: str
+    endpoint: str
+    stream: bool
+
+
+class Reservation(Protocol):
+    def settle(self, record: LlmCall) -> None:
+        """The call's usage record, once (never for a call refused before any upstream call)."""
+        ...
+
+    def release(self) -> None:
+        """Called exactly once for every admitted call, after settle if there was one, whatever happened."""
+        ...
+
+
+class Admission(Protocol):
+    async def admit(self, call: Admit) -> Reservation:
+        """A reservation for this call, or raise a DomainError (e.g. LimitExceededError) to refuse it."""
+        ...
+
+
+class TargetPolicy(Protocol):
+    def targets(self, route: Route, call: Admit) -> Sequence[Target]:
+        """The targets to try, in order; the flow falls through on unreachable targets and retryable statuses."""
+        ...
+
+
+class _NoReservation:
+    def settle(self, record: LlmCall) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+NO_RESERVATION: Reservation = _NoReservation()
+
+
+class AdmitAll:
+    async def admit(self, call: Admit) -> Reservation:
+        return NO_RESERVATION
+
+
+class InOrder:
+    """Today's fallback: the route's targets in their configured order."""
+
+    def targets(self, route: Route, call: Admit) -> Sequence[Target]:
+        return route.targets
