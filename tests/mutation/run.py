@@ -1,7 +1,7 @@
 """The mutation check: break the code one line at a time, run the tests that should notice, report.
 
-Each mutation replaces one exact line fragment (it must occur exactly once in its file) in a temporary
-copy of src/ and tests/, then runs only the named tests there (`-x`, first failure stops). A mutation
+Each mutation replaces one exact line fragment (found as often as the list says, usually once; the
+first is mutated) in a temporary copy of src/ and tests/, then runs only the named tests there (`-x`, first failure stops). A mutation
 is CAUGHT when the tests fail, SURVIVED when they pass, and STALE when its fragment is no longer in
 the file (the code moved: update the list). Run from the repository root:
 
@@ -32,6 +32,7 @@ class Mutation:
     old: str
     new: str
     tests: tuple[str, ...]
+    occurrences: int = 1  # how often `old` is in the file; the first one is mutated
 
 
 M = Mutation
@@ -79,6 +80,7 @@ MUTATIONS = [
         "        input=prompt - cached - written,",
         "        input=prompt - written,",
         ("tests/unit/test_usage_extraction.py", "tests/unit/test_provider_usage.py"),
+        occurrences=2,  # chat completions first, then Responses
     ),
     M(
         "journal-replay-skips-a-record",
@@ -158,9 +160,9 @@ MUTATIONS = [
 def run(mutation: Mutation, workspace: Path) -> tuple[str, float, str]:
     target = workspace / mutation.path
     original = (ROOT / mutation.path).read_text()
-    if original.count(mutation.old) != 1:
+    if original.count(mutation.old) != mutation.occurrences:
         return "STALE", 0.0, f"fragment found {original.count(mutation.old)} times"
-    target.write_text(original.replace(mutation.old, mutation.new))
+    target.write_text(original.replace(mutation.old, mutation.new, 1))
     started = time.monotonic()
     try:
         env = {**os.environ, "PYTHONPATH": str(workspace / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
