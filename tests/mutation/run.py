@@ -1,9 +1,10 @@
 """The mutation check: break the code one line at a time, run the tests that should notice, report.
 
 Each mutation replaces one exact line fragment (found as often as the list says, usually once; the
-first is mutated) in a temporary copy of src/ and tests/, then runs only the named tests there (`-x`, first failure stops). A mutation
-is CAUGHT when the tests fail, SURVIVED when they pass, and STALE when its fragment is no longer in
-the file (the code moved: update the list). Run from the repository root:
+first is mutated) in a temporary copy of src/ and tests/, then runs only the named tests there
+(`-x`, first failure stops). A mutation is CAUGHT when the tests fail, SURVIVED when they pass,
+and STALE when its fragment is no longer in the file (the code moved: update the list).
+Run from the repository root:
 
     .venv/bin/python -m tests.mutation.run            # every mutation
     .venv/bin/python -m tests.mutation.run auth rollup  # those whose name contains a word
