@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from tollway.errors import ConfigError, DomainError
 from tollway.gateway.app import Gateway, RequestIds
 from tollway.gateway.http import Message, Receive, Scope, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
@@ -73,6 +74,10 @@ class TollwayApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self._startup()
+                except (DomainError, ConfigError) as exc:  # a known reason (e.g. the file's catalog): one line
+                    log.error("startup failed: %s", _reason(exc))
+                    await send({"type": "lifespan.startup.failed", "message": ""})  # said once, above
+                    return
                 except Exception as exc:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -87,6 +92,10 @@ class TollwayApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _reason(exc: DomainError | ConfigError) -> str:
+    return exc.message if isinstance(exc, DomainError) else "; ".join(exc.problems)
 
 
 def _with_request_id(send: Send, request_id: bytes) -> Send:

@@ -251,9 +251,7 @@ class Runtime:
                 if attempt == 2:
                     raise ConfigError([f"catalog: {exc}"]) from exc
                 continue  # another process applying the same file at once: plan again against what it wrote
-            if plan.problems:
-                for line in plan.problems:
-                    log.error("catalog: %s", line)
+            if plan.problems:  # logged by the caller (start: the lifespan; reload: one line each)
                 raise ConfigError([f"catalog: {line}" for line in plan.problems])
             for line in (*plan.notes, *plan.lines):
                 log.warning("catalog: %s", line)

@@ -141,3 +141,18 @@ def test_schema_and_reference_problems_come_in_one_round(tmp_path: Path) -> None
         "error: tollway.yaml: models[0].targets[0].provider: unknown provider 'opnai' (defined: local, openai);"
         " did you mean 'openai'?",
     ]
+
+
+def test_serve_with_a_catalog_on_a_missing_meter_exits_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """The file is valid on its own; the reason shows when serve applies its catalog at start."""
+    (tmp_path / "tollway.yaml").write_text(VALID + "features:\n  - {key: input-tokens, meter: no-such-meter}\n")
+    env = {**ENV, "TOLLWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'tollway.db'}", "TOLLWAY_PORT": str(free_port())}
+    result = run_tollway("serve", "--config", "tollway.yaml", cwd=tmp_path, env=env)
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    reasons = [line for line in result.stderr.splitlines() if "no-such-meter" in line]
+    assert len(reasons) == 1, result.stderr
+    assert reasons[0].endswith(
+        "ERROR tollway: startup failed: catalog: features[0].meter: unknown meter 'no-such-meter' "
+        "(defined: llm_cost, llm_requests, llm_tokens)"
+    )
