@@ -33,6 +33,7 @@ SHAPES: Mapping[ErrorKind, ErrorShape] = MappingProxyType(
         ErrorKind.METHOD_NOT_ALLOWED: ErrorShape(405, "invalid_request_error", "invalid_request_error"),
         ErrorKind.CONFLICT: ErrorShape(409, "invalid_request_error", "invalid_request_error"),
         ErrorKind.TOO_LARGE: ErrorShape(413, "invalid_request_error", "request_too_large"),
+        ErrorKind.UNSUPPORTED_MEDIA_TYPE: ErrorShape(415, "invalid_request_error", "invalid_request_error"),
         ErrorKind.RATE_LIMITED: ErrorShape(429, "rate_limit_error", "rate_limit_error"),
         ErrorKind.LIMIT_EXCEEDED: ErrorShape(429, "insufficient_quota", "rate_limit_error", "insufficient_quota"),
         ErrorKind.INTERNAL: ErrorShape(500, "api_error", "api_error", "internal_error"),

@@ -17,6 +17,7 @@ class ErrorKind(Enum):
     # the gateway's own: the request's method, an upstream that failed or timed out, an upstream's
     # own rate limit or overload passed on, and a failure of the gateway itself
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
     UPSTREAM = "upstream"
     UPSTREAM_TIMEOUT = "upstream_timeout"
@@ -27,11 +28,19 @@ class ErrorKind(Enum):
 class DomainError(Exception):
     kind: ErrorKind = ErrorKind.VALIDATION
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        details: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.code = code  # a machine-readable reason within the kind (e.g. "model_not_found"), or None
+        self.details = details  # (field, message) per problem, when there are several
 
 
 class ValidationError(DomainError):
@@ -72,6 +81,10 @@ class MethodNotAllowedError(DomainError):
     def __init__(self, message: str, *, allowed: str) -> None:
         super().__init__(message)
         self.allowed = allowed
+
+
+class UnsupportedMediaTypeError(DomainError):
+    kind = ErrorKind.UNSUPPORTED_MEDIA_TYPE
 
 
 class UpstreamFailedError(DomainError):

@@ -1,4 +1,5 @@
-"""Map domain errors to HTTP once. Bodies are RFC 7807 problem details, as OpenMeter's API returns."""
+"""Domain errors as RFC 7807 problem details (as OpenMeter's API returns); the status comes from the one
+kind table in tollway.error_shapes, shared with the gateway's OpenAI and Anthropic error bodies."""
 
 from __future__ import annotations
 
@@ -10,18 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from tollway.errors import DomainError, ErrorKind
+from tollway.error_shapes import status_of
+from tollway.errors import DomainError
 
-STATUS_BY_KIND = {
-    ErrorKind.VALIDATION: 400,
-    ErrorKind.UNAUTHENTICATED: 401,
-    ErrorKind.FORBIDDEN: 403,
-    ErrorKind.NOT_FOUND: 404,
-    ErrorKind.CONFLICT: 409,
-    ErrorKind.TOO_LARGE: 413,
-    ErrorKind.LIMIT_EXCEEDED: 429,
-    ErrorKind.UNAVAILABLE: 503,
-}
 TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -34,7 +26,9 @@ TITLES = {
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    502: "Bad Gateway",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -47,8 +41,10 @@ def problem(status: int, detail: str, **extra: Any) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        extra = {"field": exc.field} if exc.field else {}
-        return problem(STATUS_BY_KIND[exc.kind], exc.message, **extra)
+        extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
+        if exc.details:
+            extra["errors"] = [{"field": field, "message": message} for field, message in exc.details]
+        return problem(status_of(exc.kind), exc.message, **extra)
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -12,9 +12,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tollway.api.errors import problem
-from tollway.errors import TooLargeError
-from tollway.metering.ingest import EventValidationError
+from tollway.errors import TooLargeError, UnsupportedMediaTypeError, ValidationError
 from tollway.metering.service import MeteringService
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -39,22 +37,22 @@ def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BY
                 raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in (SINGLE, BATCH, *EITHER):
-            return problem(415, f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json")
+            raise UnsupportedMediaTypeError(
+                f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json", field="content-type"
+            )
         try:
             parsed = orjson.loads(bytes(body))
         except orjson.JSONDecodeError as exc:
-            return problem(400, f"the body is not valid JSON: {exc}", errors=[{"field": "body", "message": str(exc)}])
+            raise ValidationError(
+                f"the body is not valid JSON: {exc}", field="body", details=(("body", str(exc)),)
+            ) from None
         if media == SINGLE and not isinstance(parsed, dict):
-            return problem(400, f"{SINGLE} carries one event object", errors=[{"field": "body", "message": "object"}])
+            raise ValidationError(f"{SINGLE} carries one event object", field="body", details=(("body", "object"),))
         if media == BATCH and not isinstance(parsed, list):
-            return problem(400, f"{BATCH} carries an array of events", errors=[{"field": "body", "message": "array"}])
+            raise ValidationError(f"{BATCH} carries an array of events", field="body", details=(("body", "array"),))
         if isinstance(parsed, list) and len(parsed) > MAX_BATCH_EVENTS:
             raise TooLargeError(f"at most {MAX_BATCH_EVENTS} events per batch")
-        try:
-            received, stored = await service.ingest(parsed)
-        except EventValidationError as exc:
-            errors = [{"field": e.field, "message": e.message} for e in exc.errors]
-            return problem(400, exc.message, errors=errors)
+        received, stored = await service.ingest(parsed)  # EventValidationError: one problem per field
         return Response(
             status_code=204, headers={"Tollway-Events-Received": str(received), "Tollway-Events-Stored": str(stored)}
         )

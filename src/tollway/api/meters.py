@@ -142,10 +142,7 @@ def meters_router(service: MeteringService) -> APIRouter:
         for name in ("slug", "eventType", "aggregation"):
             if not isinstance(body.get(name), str) or not body[name]:
                 raise ValidationError(f"{name} is required (a string)", field=name)
-        try:
-            meter = Meter.from_record({**body, "managedBy": "api"})
-        except ValueError as exc:
-            raise ValidationError(str(exc), field=_field_of(str(exc))) from None
+        meter = Meter.from_record({**body, "managedBy": "api"})  # MeterFieldError names its field
         return meter_json(await service.create_meter(meter))
 
     @router.get("/{slug}", summary="Get a meter")
@@ -177,13 +174,6 @@ def meters_router(service: MeteringService) -> APIRouter:
         }
 
     return router
-
-
-def _field_of(message: str) -> str:
-    for name in ("slug", "eventType", "aggregation", "valueProperty", "groupBy"):
-        if message.lower().startswith(name.lower()) or name in message:
-            return name
-    return "valueProperty" if "JSONPath" in message else "body"
 
 
 def _filter_object(raw: str) -> dict[str, tuple[str, ...]]:

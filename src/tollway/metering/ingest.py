@@ -30,7 +30,11 @@ class EventValidationError(ValidationError):
     def __init__(self, errors: list[FieldError]) -> None:
         shown = "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        super().__init__(f"invalid event: {shown}{more}", field=errors[0].field if errors else None)
+        super().__init__(
+            f"invalid event: {shown}{more}",
+            field=errors[0].field if errors else None,
+            details=tuple((e.field, e.message) for e in errors),
+        )
         self.errors = errors
 
 

@@ -11,8 +11,23 @@ from typing import Any
 
 import orjson
 
+from tollway.errors import ValidationError
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.llm import REQUEST_EVENT, TOKENS_EVENT
+
+
+class MeterFieldError(ValidationError, ValueError):
+    """An invalid meter definition; `field` names the offending field in the API's spelling.
+
+    Still a ValueError, for the callers that catch that (configuration loading)."""
+
+
+def _check_path(path: str, name: str) -> None:
+    try:
+        compile_path(path)
+    except ValueError as exc:
+        raise MeterFieldError(str(exc), field=name) from None
+
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -50,23 +65,23 @@ class Meter:
 
     def __post_init__(self) -> None:
         if not SLUG.match(self.slug):
-            raise ValueError("slug must be lowercase letters, digits, '_' or '-' (at most 63)")
+            raise MeterFieldError("slug must be lowercase letters, digits, '_' or '-' (at most 63)", field="slug")
         if self.aggregation is not Aggregation.COUNT and not self.value_property:
-            raise ValueError(f"valueProperty is required for {self.aggregation.value}")
+            raise MeterFieldError(f"valueProperty is required for {self.aggregation.value}", field="valueProperty")
         if self.value_property:
-            compile_path(self.value_property)
+            _check_path(self.value_property, "valueProperty")
         if not self.event_type or len(self.event_type) > 255:
-            raise ValueError("eventType must be 1 to 255 characters")
+            raise MeterFieldError("eventType must be 1 to 255 characters", field="eventType")
         if len(self.group_by) > 32:
-            raise ValueError("at most 32 groupBy dimensions")
+            raise MeterFieldError("at most 32 groupBy dimensions", field="groupBy")
         for name, path in self.group_by.items():
             if name == "subject":
-                raise ValueError("groupBy name 'subject' is reserved")
+                raise MeterFieldError("groupBy name 'subject' is reserved", field="groupBy")
             if not GROUP_NAME.match(name):
-                raise ValueError(f"groupBy name {name!r} must be letters, digits and '_'")
-            compile_path(path)
+                raise MeterFieldError(f"groupBy name {name!r} must be letters, digits and '_'", field="groupBy")
+            _check_path(path, "groupBy")
         if self.managed_by not in MANAGED_BY:
-            raise ValueError(f"managed_by must be one of {', '.join(MANAGED_BY)}")
+            raise MeterFieldError(f"managed_by must be one of {', '.join(MANAGED_BY)}", field="managedBy")
 
     @property
     def built_in(self) -> bool:
@@ -91,20 +106,21 @@ class Meter:
     def from_record(
         cls, record: Mapping[str, Any], *, created_at: datetime | None = None, updated_at: datetime | None = None
     ) -> Meter:
-        """Build a meter from its stored (or API / config) shape. Raises ValueError naming the problem."""
+        """Build a meter from its stored (or API / config) shape. Raises MeterFieldError (a ValueError) naming
+        the field."""
         try:
             aggregation = Aggregation(str(record.get("aggregation", "")).upper())
         except ValueError:
             known = ", ".join(a.value for a in Aggregation)
-            raise ValueError(f"aggregation must be one of {known}") from None
+            raise MeterFieldError(f"aggregation must be one of {known}", field="aggregation") from None
         group_by = record.get("groupBy") or {}
         if not isinstance(group_by, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in group_by.items()
         ):
-            raise ValueError("groupBy must map names to JSONPath strings")
+            raise MeterFieldError("groupBy must map names to JSONPath strings", field="groupBy")
         value_property = record.get("valueProperty")
         if value_property is not None and not isinstance(value_property, str):
-            raise ValueError("valueProperty must be a JSONPath string")
+            raise MeterFieldError("valueProperty must be a JSONPath string", field="valueProperty")
         return cls(
             slug=str(record.get("slug", "")),
             event_type=str(record.get("eventType", "")),
