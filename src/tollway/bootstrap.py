@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from tollway.adapters.journal.file import FileJournal
+from tollway.adapters.journal.file import FileJournal, claim_segments
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
@@ -106,6 +106,7 @@ class Runtime:
     stop_report: str = ""  # one line on what the last stop did with pending usage
     invoices: InvoiceService | None = None
     billing: BillingWorker | None = None  # period close + Stripe sync; started when settings.billing_worker
+    stripe: StripeApi | None = None  # the sync step's HTTP session, closed on stop
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
 
@@ -133,6 +134,8 @@ class Runtime:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.billing is not None:
             await self.billing.stop()
+        if self.stripe is not None:
+            await self.stripe.close()
         await self.rollups.stop()
         await self.keys.stop()
         pending = self.pipeline.backlog
@@ -325,11 +328,6 @@ def build_stripe_sync(services: Services) -> StripeSync | None:
     return StripeSync(store=services.invoices.store, customers=services.catalog, api=api, clock=services.clock)
 
 
-def stripe_step(services: Services) -> SyncStep | None:
-    sync = build_stripe_sync(services)
-    return sync.run_once if sync is not None else None
-
-
 def build_billing_worker(services: Services, sync: SyncStep | None = None) -> BillingWorker:
     """The period closer over the services' stores, with the Stripe sync step when one is given."""
     settings = services.settings
@@ -370,6 +368,7 @@ def open_access_log(settings: Settings) -> AccessLog | None:
 
 def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
     services = build_services(settings, clock)
+    stripe = build_stripe_sync(services)
     clock, store = services.clock, services.store
     journal = FileJournal(settings.journal_path)
     providers = {
@@ -387,6 +386,11 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
             "tollway_usage_flush_failures",
             "Failed attempts to store usage events since start.",
             lambda: inline.flush_failures_total,
+        )
+        metrics.add_gauge(
+            "tollway_internal_errors_total",
+            "Failures of usage storing that were not an outage (a bug; see the log): the batch is kept.",
+            lambda: inline.internal_errors_total,
         )
         pipeline = inline
     metrics.add_gauge(
@@ -447,7 +451,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         catalog=services.catalog,
         providers=providers,
         invoices=services.invoices,
-        billing=build_billing_worker(services, stripe_step(services)),
+        billing=build_billing_worker(services, stripe.run_once if stripe is not None else None),
+        stripe=stripe.api if stripe is not None else None,
         invoice_preview=services.invoice_preview,
     )
 
@@ -502,6 +507,7 @@ class Worker:
     ingester: JournalIngester
     rollups: RollupWorker
     billing: BillingWorker | None = None
+    stripe: StripeApi | None = None  # the sync step's HTTP session, closed on shutdown
 
     async def run(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
@@ -515,21 +521,33 @@ class Worker:
         try:
             await self.ingester.run(stop)
         finally:
-            if self.billing is not None:
-                await self.billing.stop()
-            await self.rollups.stop()
-            await self.store.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the background work and release the Stripe session and the database."""
+        if self.billing is not None:
+            await self.billing.stop()
+        if self.stripe is not None:
+            await self.stripe.close()
+        await self.rollups.stop()
+        await self.store.close()
 
 
 def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
     services = build_services(settings, clock)
     store = services.store
     ingester = JournalIngester(
-        store, settings.journal_path, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
+        store,
+        settings.journal_path,
+        claim=lambda directory: claim_segments(directory, limit=64),
+        batch_size=settings.flush_batch_size,
+        interval_s=settings.flush_interval_s,
     )
+    stripe = build_stripe_sync(services)
     return Worker(
         store=store,
         ingester=ingester,
         rollups=RollupWorker(store),
-        billing=build_billing_worker(services, stripe_step(services)),
+        billing=build_billing_worker(services, stripe.run_once if stripe is not None else None),
+        stripe=stripe.api if stripe is not None else None,
     )

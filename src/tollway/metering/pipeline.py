@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from tollway.errors import UnavailableError
 from tollway.metering.events import Event
 from tollway.metering.llm import LlmCall, call_record, llm_call_events, llm_event_count
 from tollway.metering.ports import EventStore, Journal
@@ -23,6 +24,9 @@ log = logging.getLogger("tollway.metering.pipeline")
 
 RETRY_MIN_S = 0.1
 RETRY_MAX_S = 5.0
+# After a failure that is not an outage (a bug): the batch is kept (memory and journal) and tried again
+# this rarely, or on the next start from the journal; never in a hot loop.
+PARKED_S = 300.0
 
 
 class UsagePipeline:
@@ -46,8 +50,10 @@ class UsagePipeline:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._retry_s = 0.0
+        self._parked_at = 0.0
         self.flushed_total = 0
         self.flush_failures_total = 0
+        self.internal_errors_total = 0  # failures that are not an outage: logged with their traceback
         self.replayed_total = 0
         self.unreadable_records_total = 0
 
@@ -112,10 +118,17 @@ class UsagePipeline:
             try:
                 for offset in range(0, len(batch), self._batch_size):
                     await self._store.insert_events(batch[offset : offset + self._batch_size])
-            except Exception as exc:
+            except UnavailableError as exc:
                 self.flush_failures_total += 1
                 self._retry_s = min(max(self._retry_s * 2, RETRY_MIN_S), RETRY_MAX_S)
                 log.warning("usage flush failed, %d events kept for retry: %s", len(batch), exc)
+                return False
+            except Exception:
+                self.flush_failures_total += 1
+                self.internal_errors_total += 1
+                self._retry_s = PARKED_S
+                self._parked_at = asyncio.get_running_loop().time()
+                log.exception("usage flush failed on a bug; %d events kept, retried in %.0fs", len(batch), PARKED_S)
                 return False
             self._pending = []
             self._mark = None
@@ -129,10 +142,14 @@ class UsagePipeline:
             return True
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._retry_s or self._interval_s)
             self._wake.clear()
+            if self._retry_s == PARKED_S:
+                # Parked after a bug: a full buffer must not wake a retry (and a traceback) per batch.
+                await asyncio.sleep(max(0.0, self._parked_at + PARKED_S - loop.time()))
             await self.flush()
 
     async def stop(self, timeout_s: float = 10.0) -> bool:

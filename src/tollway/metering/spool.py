@@ -15,8 +15,9 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from tollway.adapters.journal.file import ClaimedSegment, FileJournal, claim_segments
+from tollway.errors import UnavailableError
 from tollway.metering.events import Event
 from tollway.metering.llm import LlmCall, call_record, llm_event_count
 from tollway.metering.ports import EventStore
@@ -25,12 +26,37 @@ from tollway.metering.records import decode_record
 log = logging.getLogger("tollway.metering.spool")
 
 RETRY_MAX_S = 5.0
+PARKED_S = 300.0  # after a failure that is not an outage (a bug): segments stay, retried this rarely
+
+
+class HandOffJournal(Protocol):
+    """The gateway side's journal (adapters/journal/file.py's FileJournal): append, and hand segments over."""
+
+    def open(self) -> None: ...
+
+    def append(self, data: bytes) -> None: ...
+
+    def hand_off(self) -> bool:
+        """Close the open segment for the worker to take; True if there was something to hand over."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Claimed(Protocol):
+    """A journal segment this worker claimed: store its records, then `done()`; on failure `give_back()`."""
+
+    records: list[bytes]
+
+    def done(self) -> None: ...
+
+    def give_back(self) -> None: ...
 
 
 class HandOffSink:
     """The gateway side: journal every call, hand a segment over every `interval_s`."""
 
-    def __init__(self, journal: FileJournal, *, interval_s: float) -> None:
+    def __init__(self, journal: HandOffJournal, *, interval_s: float) -> None:
         self._journal = journal
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
@@ -77,24 +103,25 @@ class JournalIngester:
         store: EventStore,
         directory: Path,
         *,
+        claim: Callable[[Path], Sequence[Claimed]],
         batch_size: int = 5000,
         interval_s: float = 0.25,
-        claim: Callable[[Path], list[ClaimedSegment]] | None = None,
     ) -> None:
         self._store = store
         self._directory = directory
         self._batch_size = batch_size
         self._interval_s = interval_s
-        self._claim = claim or (lambda d: claim_segments(d, limit=64))
+        self._claim = claim
         self.stored_total = 0
         self.failures_total = 0
+        self.internal_errors_total = 0
         self.unreadable_records_total = 0
 
     async def run_once(self) -> int:
         """Store what is ready now. Returns the number of events stored; raises if the store failed."""
-        segments = await asyncio.to_thread(self._claim, self._directory)
+        segments = list(await asyncio.to_thread(self._claim, self._directory))
         stored = 0
-        group: list[ClaimedSegment] = []
+        group: list[Claimed] = []
         try:
             while segments:
                 group = []
@@ -132,11 +159,22 @@ class JournalIngester:
             try:
                 await self.run_once()
                 delay = self._interval_s
-            except Exception as exc:
+            except (UnavailableError, OSError) as exc:  # the store or the journal's disk: an outage
                 self.failures_total += 1
                 delay = min(max(delay * 2, 0.1), RETRY_MAX_S)
                 log.warning("ingest failed, retrying in %.1fs: %s", delay, exc)
+            except Exception:
+                # A bug, not an outage: the segments were given back (nothing lost); try again rarely.
+                self.failures_total += 1
+                self.internal_errors_total += 1
+                delay = PARKED_S
+                log.exception("ingest failed on a bug; segments kept, retrying in %.0fs", delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-        with contextlib.suppress(Exception):
+        try:
             await self.run_once()  # what was handed over during the last interval
+        except UnavailableError as exc:
+            log.warning("ingest at stop failed; the segments stay for the next start: %s", exc)
+        except Exception:
+            self.internal_errors_total += 1
+            log.exception("ingest at stop failed on a bug; the segments stay for the next start")

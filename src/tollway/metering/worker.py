@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import logging
 
+from tollway.errors import UnavailableError
 from tollway.metering.service import Store
 
 log = logging.getLogger("tollway.metering.worker")
+
+PARKED_S = 300.0  # after a failure that is not an outage (a bug): retried this rarely, not in a loop
 
 
 class RollupWorker:
@@ -26,6 +29,7 @@ class RollupWorker:
         self._task: asyncio.Task[None] | None = None
         self.rolled_total = 0
         self.failures_total = 0
+        self.internal_errors_total = 0
 
     async def run_once(self) -> int:
         """Roll up until caught up. Returns how many events were read."""
@@ -47,10 +51,17 @@ class RollupWorker:
             try:
                 await self.run_once()
                 delay = self._interval_s
-            except Exception as exc:
+            except UnavailableError as exc:
                 self.failures_total += 1
                 delay = min(max(delay * 2, self._interval_s), 30.0)
                 log.warning("rollup worker: %s (retrying in %.1fs)", exc, delay)
+            except Exception:
+                # A bug, not an outage. Events stay stored and queries stay exact (they read past the
+                # watermark), so nothing is lost; rolling up is tried again rarely.
+                self.failures_total += 1
+                self.internal_errors_total += 1
+                delay = PARKED_S
+                log.exception("rollup worker failed on a bug; retrying in %.0fs", delay)
             await asyncio.sleep(delay)
 
     async def stop(self) -> None:
