@@ -88,6 +88,11 @@ class StripeSync:
         self._first_retry_s = first_retry_s
         self._max_retry_s = max_retry_s
 
+    @property
+    def api(self) -> StripeApi:
+        """The Stripe client this sync sends through (its owner closes it on shutdown)."""
+        return self._api
+
     async def run_once(self) -> int:
         """Process the due outbox rows (one batch); returns how many completed. Errors are recorded on the
         rows (with the next attempt time), never raised, except the store's own."""
