@@ -22,7 +22,7 @@ from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.invoices import invoices_app
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
-from tollway.errors import ConfigError, DomainError
+from tollway.errors import ConfigError, DomainError, UnavailableError
 from tollway.settings import Settings
 
 app = typer.Typer(
@@ -62,6 +62,14 @@ def _shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "TOLLWAY_DATABASE_URL"
+
+
+def _database_failures() -> tuple[type[Exception], ...]:
+    """What means "the database is unreachable or refused": a store's outage, a driver or SQLAlchemy error,
+    a file system error (SQLite). Anything else is a bug and surfaces with its traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (UnavailableError, SQLAlchemyError, OSError)
 
 
 def _database_problem(url: str, exc: Exception) -> str:
@@ -142,7 +150,7 @@ def serve(
         engine.dispose()
     except ConfigError as exc:
         _fail(exc.problems)
-    except Exception as exc:
+    except _database_failures() as exc:
         _fail([_database_problem(settings.database_url, exc)])
     for line in start_warnings(settings, loaded):
         err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
@@ -218,7 +226,7 @@ def worker() -> None:
         asyncio.run(build_worker(settings).run())
     except ConfigError as exc:
         _fail(exc.problems)
-    except Exception as exc:
+    except _database_failures() as exc:
         _fail([_database_problem(settings.database_url, exc)])
 
 
@@ -256,7 +264,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
         engine.dispose()
     except ConfigError as exc:
         _fail(exc.problems)
-    except Exception as exc:
+    except _database_failures() as exc:
         _fail([_database_problem(settings.database_url, exc)])
 
 
@@ -278,15 +286,12 @@ def usage(
     ] = None,
 ) -> None:
     """Query a meter from the database and print a table."""
-    from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import upgrade
-    from tollway.adapters.sql.store import SqlEventStore
-    from tollway.api.encoding import decimal_text
-    from tollway.clock import SystemClock
+    from tollway.bootstrap import build_services
     from tollway.metering.aggregation import MeterQuery, parse_zone
     from tollway.metering.events import format_time
     from tollway.metering.meters import WindowSize
-    from tollway.metering.service import MeteringService
+    from tollway.money import decimal_text
 
     settings, _ = _load(None)
     _require_database(settings.database_url)
@@ -312,10 +317,8 @@ def usage(
     except ValueError as exc:
         _fail([str(exc)])
         raise
-    clock = SystemClock()
-    engine = create_sql_engine(settings.database_url)
-    store = SqlEventStore(engine, clock)
-    service = MeteringService(store, clock)
+    services = build_services(settings)
+    store, service = services.store, services.metering
 
     async def run() -> list[Any]:
         if not await store.list_meters():
@@ -323,7 +326,7 @@ def usage(
         return await service.query(meter, query)
 
     try:
-        upgrade(engine)
+        upgrade(store.engine)
         rows = asyncio.run(run())
     except DomainError as exc:
         _fail([exc.message])
@@ -345,7 +348,7 @@ def usage(
         cells.append(decimal_text(row.value))
         table.add_row(*cells)
     Console().print(table)
-    engine.dispose()
+    store.engine.dispose()
 
 
 def main() -> None:

@@ -124,19 +124,34 @@ class _Accumulator:
         self.unique: set[str] = set()
 
     def result(self, aggregation: Aggregation) -> Decimal:
-        if aggregation is Aggregation.COUNT:
-            return Decimal(self.count)
-        if aggregation is Aggregation.SUM:
-            return self.total
-        if aggregation is Aggregation.AVG:
-            return self.total / self.count if self.count else Decimal(0)
-        if aggregation is Aggregation.MIN:
-            return self.minimum if self.minimum is not None else Decimal(0)
-        if aggregation is Aggregation.MAX:
-            return self.maximum if self.maximum is not None else Decimal(0)
-        if aggregation is Aggregation.UNIQUE_COUNT:
-            return Decimal(len(self.unique))
-        return self.latest if self.latest is not None else Decimal(0)
+        return aggregated_value(
+            aggregation, self.count, self.total, self.minimum, self.maximum, len(self.unique), self.latest
+        )
+
+
+def aggregated_value(
+    aggregation: Aggregation,
+    count: int,
+    total: Decimal,
+    minimum: Decimal | None,
+    maximum: Decimal | None,
+    uniques: int,
+    latest: Decimal | None,
+) -> Decimal:
+    """A window's value from its partial aggregates (shared by raw aggregation and rollups)."""
+    if aggregation is Aggregation.COUNT:
+        return Decimal(count)
+    if aggregation is Aggregation.SUM:
+        return total
+    if aggregation is Aggregation.AVG:
+        return total / count if count else Decimal(0)
+    if aggregation is Aggregation.MIN:
+        return minimum if minimum is not None else Decimal(0)
+    if aggregation is Aggregation.MAX:
+        return maximum if maximum is not None else Decimal(0)
+    if aggregation is Aggregation.UNIQUE_COUNT:
+        return Decimal(uniques)
+    return latest if latest is not None else Decimal(0)
 
 
 def aggregate(

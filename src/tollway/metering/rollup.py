@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tollway.metering.aggregation import EXACT, dimension_text, numeric_value
+from tollway.metering.aggregation import EXACT, aggregated_value, dimension_text, numeric_value
 from tollway.metering.events import Event, to_micros
 from tollway.metering.jsonpath import compile_path, extract
 from tollway.metering.meters import Aggregation, Meter
@@ -71,19 +71,7 @@ class Partial:
             self.latest, self.latest_us, self.latest_seq = other.latest, other.latest_us, other.latest_seq
 
     def result(self, aggregation: Aggregation, uniques: int = 0) -> Decimal:
-        if aggregation is Aggregation.COUNT:
-            return Decimal(self.count)
-        if aggregation is Aggregation.SUM:
-            return self.total
-        if aggregation is Aggregation.AVG:
-            return self.total / self.count if self.count else Decimal(0)
-        if aggregation is Aggregation.MIN:
-            return self.minimum if self.minimum is not None else Decimal(0)
-        if aggregation is Aggregation.MAX:
-            return self.maximum if self.maximum is not None else Decimal(0)
-        if aggregation is Aggregation.UNIQUE_COUNT:
-            return Decimal(uniques)
-        return self.latest if self.latest is not None else Decimal(0)
+        return aggregated_value(aggregation, self.count, self.total, self.minimum, self.maximum, uniques, self.latest)
 
 
 def dims_key(values: Iterable[str | None]) -> str:
