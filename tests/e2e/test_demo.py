@@ -63,9 +63,16 @@ def test_demo_tells_the_whole_story_and_leaves_a_paid_invoice_as_html_and_pdf(tm
 
     number = issued[1]
     assert re.fullmatch(r"TW-\d{4}-\d{6}", number)
-    # localstripe is a dev dependency: the Stripe step runs (not skipped) and the signed webhook pays the invoice.
+    # Stripe is the local stand-in: the sync creates and finalizes one Stripe invoice, one item per line (two
+    # rate cards), and the signed webhook pays the invoice.
+    standin = re.search(r"Stripe: local stand-in at http://127\.0\.0\.1:(\d+) \(no real Stripe account is used\)", text)
+    assert standin is not None, text
     assert "Stripe skipped" not in text
+    assert re.search(r"Stripe customer for Acme Corp: cus_[0-9a-f]+\n", text), text
+    stripe_invoice = re.search(r"Stripe invoice: (in_[0-9a-f]+), 2 items \(one per line\), finalized: open\n", text)
+    assert stripe_invoice is not None, text
     assert "POST /api/v1/stripe/webhook: a signed invoice.paid event" in text
+    assert "-> paid" in text
     assert f"Invoice {number} is now paid" in text
     assert text.rstrip().splitlines()[-1].startswith(f"Invoice {number} for ")
     assert re.search(r": paid\. \(\d+\.\d s\)$", text.rstrip())

@@ -97,5 +97,6 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "voidedAt": _time(invoice.voided_at),
         "uncollectibleAt": _time(invoice.uncollectible_at),
         "stripeInvoiceId": invoice.stripe_invoice_id,
+        "stripeStatus": invoice.stripe_status,  # the Stripe invoice's status as last seen (draft, open, paid, ...)
         "metadata": invoice.metadata,
     }

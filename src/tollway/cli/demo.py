@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-DEMO_PACKAGES = ("openai", "httpx")  # the `demo` extra (localstripe is optional: without it Stripe is skipped)
+DEMO_PACKAGES = ("openai", "httpx")  # the `demo` extra (Stripe is Tollway's local stand-in: nothing to install)
 
 
 def demo_command(
@@ -21,7 +21,8 @@ def demo_command(
     ] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder (database, journal, logs).")] = False,
     stripe: Annotated[
-        bool, typer.Option("--stripe/--no-stripe", help="Push the invoice to localstripe when it is installed.")
+        bool,
+        typer.Option("--stripe/--no-stripe", help="Push the invoice to a local Stripe stand-in (no account)."),
     ] = True,
 ) -> None:
     """Run the whole story offline: gateway requests, metered usage, invoice preview, period close, Stripe,

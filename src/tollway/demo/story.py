@@ -1,6 +1,7 @@
 """The demo's story, step by step: a gateway call becomes metered usage, a previewed and then issued invoice,
-a Stripe invoice that gets paid, and an HTML and PDF document. Everything runs offline in this process (plus
-localstripe when it is installed), through the composition root, on a clock the demo moves (see timeline.py).
+a Stripe invoice that gets paid, and an HTML and PDF document. Everything runs offline in this process, through
+the composition root, on a clock the demo moves (see timeline.py); Stripe is the local stand-in
+(stripe_standin.py): no real Stripe account is used.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tollway.cli.serving import listen
 from tollway.clock import FrozenClock
 from tollway.config.loader import load_config, parse_config
 from tollway.config.schema import TollwayConfig
-from tollway.demo.localstripe import LocalStripe, localstripe_installed
+from tollway.demo.stripe_standin import StripeStandIn
 from tollway.demo.timeline import Timeline, month_timeline
 from tollway.metering.events import format_time
 from tollway.money import format_money, format_quantity
@@ -52,7 +53,6 @@ OUTPUT_FEATURE = "output-tokens"
 STRIPE_KEY = "sk_test_tollway_demo"
 USAGE_TIMEOUT_S = 20.0
 PAID_AFTER = timedelta(days=3)
-STRIPE_SKIPPED = "Stripe skipped: localstripe is not installed (pip install localstripe)"
 
 # The six requests: (question, streamed). Each question comes with a pasted log (see `prompt`).
 REQUESTS: tuple[tuple[str, bool], ...] = (
@@ -123,6 +123,7 @@ class DemoResult:
     html: Path
     pdf: Path
     stripe_invoice_id: str | None = None
+    stripe_status: str | None = None  # the Stripe invoice's status once the sync finalized it
 
 
 class _Log(logging.Handler):
@@ -194,7 +195,7 @@ class Story:
         self.steps = 8
         self._step_no = 0
         self.workdir: Path | None = None
-        self.localstripe: LocalStripe | None = None
+        self.stripe_standin: StripeStandIn | None = None
         self._started = time.monotonic()
 
     # -- output --------------------------------------------------------------------------------------
@@ -222,8 +223,8 @@ class Story:
                     hint = f" (last warning: {logs.records[-1]})" if logs.records else ""
                     raise DemoFailed(f"{exc.__class__.__name__}: {exc}{hint}") from exc
         finally:
-            if self.localstripe is not None:
-                self.localstripe.stop()
+            if self.stripe_standin is not None:
+                self.stripe_standin.stop()
             if self.keep:
                 self.say(f"\nKept the demo's folder: {self.workdir}")
             else:
@@ -275,14 +276,14 @@ class Story:
         self.say(f"Temporary folder: {workdir}")
         self.say(f"SQLite database:  {database}")
         stripe: dict[str, Any] = {}
-        if self.stripe_wanted and localstripe_installed():
-            self.localstripe = LocalStripe(workdir).start()
+        if self.stripe_wanted:
+            self.stripe_standin = StripeStandIn().start()
             stripe = {
                 "stripe_secret_key": STRIPE_KEY,
-                "stripe_api_base": self.localstripe.api_base,
+                "stripe_api_base": self.stripe_standin.origin,
                 "stripe_webhook_secret": "whsec_" + secrets.token_hex(16),
             }
-            self.say(f"localstripe (a Stripe emulator) starting on {self.localstripe.api_base}")
+            self.say(f"Stripe: local stand-in at {self.stripe_standin.origin} (no real Stripe account is used)")
         settings = Settings(
             database_url=f"sqlite:///{database}",
             journal_dir=str(workdir / "journal"),
@@ -361,6 +362,7 @@ class Story:
             html=html,
             pdf=pdf,
             stripe_invoice_id=invoice.get("stripeInvoiceId"),
+            stripe_status=invoice.get("stripeStatus"),
         )
 
     async def _requests(self, clock: FrozenClock, timeline: Timeline, base: str) -> list[Reply]:
@@ -526,14 +528,15 @@ class Story:
     ) -> dict[str, Any]:
         self.step("Stripe")
         invoice_id = invoice["id"]
-        if self.localstripe is None or not settings.stripe_secret_key or not settings.stripe_webhook_secret:
-            self.say(STRIPE_SKIPPED if self.stripe_wanted else "Stripe skipped (--no-stripe)")
+        if self.stripe_standin is None or not settings.stripe_secret_key or not settings.stripe_webhook_secret:
+            self.say("Stripe skipped (--no-stripe)")
             paid = _json(await admin.post(f"/api/v1/invoices/{invoice_id}/mark-paid"))
             self.say(f"Marked paid through the API instead: POST /api/v1/invoices/{invoice_id}/mark-paid")
             self.say(f"Invoice {paid['number']} is now {paid['status']}.")
             return paid
-        await self.localstripe.ready()
-        self.say(f"TOLLWAY_STRIPE_API_BASE={settings.stripe_api_base} (localstripe), secret key {STRIPE_KEY}")
+        self.say(
+            f"TOLLWAY_STRIPE_API_BASE={settings.stripe_api_base} (the local Stripe stand-in), secret key {STRIPE_KEY}"
+        )
         api = StripeApi(settings.stripe_secret_key, api_base=settings.stripe_api_base)
         assert runtime.invoices is not None
         sync = StripeSync(store=runtime.invoices.store, customers=runtime.catalog, api=api, clock=clock)
@@ -547,15 +550,13 @@ class Story:
             self.say(f"Stripe customer for {customer.name}: {customer.stripe_customer_id}")
         synced = _json(await admin.get(f"/api/v1/invoices/{invoice_id}"))
         stripe_invoice: str | None = synced.get("stripeInvoiceId")
-        if completed and stripe_invoice:
-            self.say(f"Stripe invoice: {stripe_invoice} (one item per line, finalized)")
-        else:
+        if not completed or not stripe_invoice:
             reason = _reason(logs.records[-1]) if logs.records else "no reason given"
-            self.say(f"[yellow]Stripe sync did not complete:[/yellow] {reason}")
-            self.say(
-                "  localstripe creates invoices only for its own subscriptions; against Stripe's API the sync step "
-                "creates the invoice, adds one item per line and finalizes it."
-            )
+            raise DemoFailed(f"the Stripe sync did not complete: {reason}")
+        items = len(self.stripe_standin.items_of(stripe_invoice))
+        self.say(
+            f"Stripe invoice: {stripe_invoice}, {items} items (one per line), finalized: {synced.get('stripeStatus')}"
+        )
         # Stripe tells Tollway about the payment with a signed webhook; the demo plays Stripe's part.
         clock.advance(PAID_AFTER)
         self.say(f"Three days later ({format_time(clock.now())}) Acme Corp pays; Stripe sends invoice.paid.")
@@ -566,8 +567,7 @@ class Story:
             "metadata": {"tollway_invoice_id": invoice_id},
             "status_transitions": {"paid_at": paid_at},
         }
-        if stripe_invoice:
-            paid_invoice["id"] = stripe_invoice
+        paid_invoice["id"] = stripe_invoice
         event = {
             "id": "evt_" + secrets.token_hex(12),
             "object": "event",
