@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tollway.billing.customers import Customer
@@ -111,6 +109,10 @@ class HtmlRenderer:
 
 
 def render_pdf(document: InvoiceView) -> bytes:
+    # fpdf2 is imported here, not at the top: it costs every `tollway` start (serve, CLI) about 0.4 s of CPU.
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
     pdf = FPDF(format="A4")
     pdf.set_title(f"Invoice {document.number}")
     pdf.set_author(_latin(document.seller.name))
