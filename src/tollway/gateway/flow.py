@@ -19,7 +19,7 @@ from tollway.errors import NotFoundError, TooLargeError, UpstreamFailedError, Up
 from tollway.gateway.access_log import AccessLog
 from tollway.gateway.adapt import AdaptedRoutes
 from tollway.gateway.endpoint import LlmEndpoint, passed_on
-from tollway.gateway.hooks import Admission, Admit, AdmitAll, InOrder, TargetPolicy
+from tollway.gateway.hooks import Admission, Admit, Reservation, TargetPolicy
 from tollway.gateway.http import BodyTooLarge, Receive, Scope, Send, read_body, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
@@ -51,8 +51,9 @@ class Flow(Relay):
         self._clock = clock
         self._limits = limits
         self._access_log = access_log
-        self._admission: Admission = admission or AdmitAll()
-        self._policy: TargetPolicy = policy or InOrder()
+        # None: the defaults (admit all, targets in order), skipped on the hot path rather than called
+        self._admission = admission
+        self._policy = policy
         self._adapted: dict[str, AdaptedRoutes] = {}
 
     # steps, public for endpoint handlers -----------------------------------------------------------
@@ -93,16 +94,21 @@ class Flow(Relay):
         if endpoint.adapter is not None:
             route = self._adapter(endpoint).adapt(route, passed_on(scope, endpoint.passed_on))
         assert call.consumer is not None
-        admit = Admit(call.request_id, call.consumer, parsed.model, endpoint.path, parsed.stream)
-        reservation = await self._admission.admit(admit)
-        call.reservation = reservation
+        targets: Sequence[Target] = route.targets
+        reservation: Reservation | None = None
+        if self._admission is not None or self._policy is not None:
+            admit = Admit(call.request_id, call.consumer, parsed.model, endpoint.path, parsed.stream)
+            if self._admission is not None:
+                reservation = call.reservation = await self._admission.admit(admit)
+            if self._policy is not None:
+                targets = self._policy.targets(route, admit)
         target: Target | None = None
         started_at = self._clock.now()
         try:
             target, response = await self.send_upstream(
                 call,
                 route,
-                self._policy.targets(route, admit),
+                targets,
                 lambda t: endpoint.build(parsed, t, body),
                 endpoint.upstream_path,
                 stream=parsed.stream,
@@ -139,7 +145,8 @@ class Flow(Relay):
                 self.record(call, route, target, FAILED, parsed.stream, None, started_at=started_at)
             raise
         finally:
-            reservation.release()
+            if reservation is not None:
+                reservation.release()
 
     def _adapter(self, endpoint: LlmEndpoint) -> AdaptedRoutes:
         adapted = self._adapted.get(endpoint.path)

@@ -1,7 +1,8 @@
 """The flow's extension points: admission (spend control fills it) and the target policy (routing fills it).
 
-Defaults change nothing: every call is admitted with a reservation that does nothing, and the route's
-targets are tried in their configured order.
+Defaults change nothing: every call is admitted, and the route's targets are tried in their configured
+order. The flow skips a hook left at its default (no call on the hot path); `AdmitAll` and `InOrder`
+spell the defaults out for code that composes hooks.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ from tollway.metering.llm import TokenUsage
 
 def parse(body: bytes) -> Parsed:
     request = parse_chat_request(body)
-    return Parsed(request.payload, request.model, request.stream, request.payload, request.client_wants_usage)
+    return Parsed(request.payload, request.model, request.stream, request.payload, request.client_wants_usage, request)
 
 
 def build(parsed: Parsed, target: Target, body: bytes) -> tuple[bytes, dict[str, Any]]:
-    request = ChatRequest(parsed.payload, parsed.model, parsed.stream, parsed.client_wants_usage)
+    request = parsed.chat or ChatRequest(parsed.payload, parsed.model, parsed.stream, parsed.client_wants_usage)
     return upstream_chat_body(request, target.model, body)
 
 
