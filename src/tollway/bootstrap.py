@@ -319,6 +319,16 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
 
 
+def invoice_documents(services: Services) -> InvoiceDocuments:
+    """Invoices as HTML and PDF documents, with the seller block from the TOLLWAY_SELLER_* settings."""
+    return _documents(services.settings, services.invoices, services.catalog)
+
+
+def _documents(settings: Settings, invoices: InvoiceService, catalog: CatalogService) -> InvoiceDocuments:
+    seller = Seller(settings.seller_name, settings.seller_address, settings.seller_email)
+    return InvoiceDocuments(invoices=invoices.store, customers=catalog, seller=seller)
+
+
 def build_stripe_sync(services: Services) -> StripeSync | None:
     """The Stripe sync step of the billing worker; None (nothing is sent to Stripe) without a secret key."""
     settings = services.settings
@@ -472,13 +482,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
             else None
         ),
         invoice_documents=(
-            InvoiceDocuments(
-                invoices=runtime.invoices.store,
-                customers=runtime.catalog,
-                seller=Seller(settings.seller_name, settings.seller_address, settings.seller_email),
-            )
-            if runtime.invoices is not None
-            else None
+            _documents(settings, runtime.invoices, runtime.catalog) if runtime.invoices is not None else None
         ),
     )
     return TollwayApp(

@@ -4,15 +4,16 @@ Changes reach every running gateway within a second (they poll the database's id
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from tollway.cli.services import err, fail, run_services
 
 if TYPE_CHECKING:
     from tollway.identity.service import IdentityService
@@ -23,47 +24,15 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 
 consumers_app = typer.Typer(help="Gateway consumers (API callers) stored in the database.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of consumers: create (shown once), list, revoke.", no_args_is_help=True)
-err = Console(stderr=True)
 
 ModelOption = Annotated[
     list[str] | None, typer.Option("--model", "-m", help="A model it may use (repeatable; none: every model).")
 ]
 
 
-def _fail(problems: list[str]) -> NoReturn:
-    for line in problems:
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 def _run(work: Callable[[IdentityService], Awaitable[T]]) -> T:
     """Open the services (migrating the database), run `work` on the identity service, close."""
-    from tollway.bootstrap import build_services
-    from tollway.cli.main import _database_problem
-    from tollway.errors import ConfigError, DomainError
-    from tollway.settings import Settings
-
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        _fail(exc.problems)
-
-    async def run() -> T:
-        services = build_services(settings)
-        try:
-            await services.open()
-            return await work(services.identity)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(run())
-    except DomainError as exc:
-        _fail([exc.message])
-    except ConfigError as exc:
-        _fail(exc.problems)
-    except Exception as exc:
-        _fail([_database_problem(settings.database_url, exc)])
+    return run_services(lambda services: work(services.identity))
 
 
 def _models_text(models: frozenset[str] | None) -> str:
@@ -81,19 +50,17 @@ def parse_expiry(expires_in: str | None, expires_at: str | None, now: datetime) 
     from tollway.metering.events import parse_time
 
     if expires_in is not None and expires_at is not None:
-        _fail(["give --expires-in or --expires-at, not both"])
+        fail(["give --expires-in or --expires-at, not both"])
     if expires_in is not None:
         match = DURATION.fullmatch(expires_in.strip())
         if match is None or int(match.group(1)) == 0:
-            _fail(
-                [f"--expires-in: expected a positive number and a unit (s, m, h, d, w), e.g. 30d; got {expires_in!r}"]
-            )
+            fail([f"--expires-in: expected a positive number and a unit (s, m, h, d, w), e.g. 30d; got {expires_in!r}"])
         return now + timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
     if expires_at is not None:
         try:
             return parse_time(expires_at)
         except ValueError:
-            _fail([f"--expires-at: expected RFC 3339 with an offset, e.g. 2027-01-01T00:00:00Z; got {expires_at!r}"])
+            fail([f"--expires-at: expected RFC 3339 with an offset, e.g. 2027-01-01T00:00:00Z; got {expires_at!r}"])
     return None
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import orjson
 import typer
@@ -17,18 +16,13 @@ from rich.table import Table
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.rating import price_text
 from tollway.billing.invoicing.service import InvoiceService
-from tollway.errors import ConfigError, DomainError
+from tollway.cli.services import err, fail, run_services
 from tollway.money import decimal_text, format_money, format_quantity
-from tollway.settings import Settings
+
+if TYPE_CHECKING:
+    from tollway.bootstrap import Services
 
 invoices_app = typer.Typer(help="Invoices: preview the current period, list, show, issue, void.", no_args_is_help=True)
-err = Console(stderr=True)
-
-
-def _fail(problems: list[str]) -> None:
-    for line in problems:
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _day(moment: datetime) -> str:
@@ -115,29 +109,10 @@ def preview(
 ) -> None:
     """Preview the invoice closing the current period: usage so far, fees, totals in the plan's currency."""
     from tollway.api.invoice_codec import invoice_json
-    from tollway.bootstrap import build_services
 
     if at is not None and at.tzinfo is None:
-        _fail(["--at: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        _fail(exc.problems)
-        raise
-    services = build_services(settings)
-
-    async def run() -> Invoice:
-        await services.open()
-        try:
-            return await services.invoice_preview.preview(customer, at)
-        finally:
-            await services.close()
-
-    try:
-        invoice = asyncio.run(run())
-    except DomainError as exc:
-        _fail([exc.message])
-        raise
+        fail(["--at: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
+    invoice = run_services(lambda services: services.invoice_preview.preview(customer, at))
     if as_json:
         typer.echo(orjson.dumps(invoice_json(invoice), option=orjson.OPT_INDENT_2).decode())
         return
@@ -152,28 +127,8 @@ T = TypeVar("T")
 
 
 def _run_invoices(work: Callable[[InvoiceService], Awaitable[T]]) -> T:
-    """Run one use case of the invoice service over the configured database; domain errors -> exit 2."""
-    from tollway.bootstrap import build_services
-
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        _fail(exc.problems)
-        raise
-    services = build_services(settings)
-
-    async def run() -> T:
-        await services.open()
-        try:
-            return await work(services.invoices)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(run())
-    except DomainError as exc:
-        _fail([exc.message])
-        raise
+    """Run one use case of the invoice service over the configured database."""
+    return run_services(lambda services: work(services.invoices))
 
 
 def invoice_table(invoice: Invoice) -> Table:
@@ -291,34 +246,14 @@ def invoice_pdf(
     ] = None,
 ) -> None:
     """Write an invoice as a PDF for the customer (seller block from TOLLWAY_SELLER_NAME/_ADDRESS/_EMAIL)."""
-    from tollway.billing.invoicing.render import InvoiceDocuments, Seller, render_pdf
-    from tollway.bootstrap import build_services
+    from tollway.billing.invoicing.render import render_pdf
+    from tollway.bootstrap import invoice_documents
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        _fail(exc.problems)
-        raise
-    services = build_services(settings)
-    documents = InvoiceDocuments(
-        invoices=services.invoices.store,
-        customers=services.catalog,
-        seller=Seller(settings.seller_name, settings.seller_address, settings.seller_email),
-    )
+    async def render(services: Services) -> tuple[str, bytes]:
+        document = await invoice_documents(services).view(invoice_id)
+        return document.number, render_pdf(document)
 
-    async def run() -> tuple[str, bytes]:
-        await services.open()
-        try:
-            document = await documents.view(invoice_id)
-            return document.number, render_pdf(document)
-        finally:
-            await services.close()
-
-    try:
-        number, pdf = asyncio.run(run())
-    except DomainError as exc:
-        _fail([exc.message])
-        raise
+    number, pdf = run_services(render)
     target = output or Path(f"invoice-{number if number != 'Draft' else invoice_id}.pdf")
     target.write_bytes(pdf)
     typer.echo(f"{target} ({len(pdf)} bytes)")

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, delete, select, update
+from sqlalchemy import Connection, Engine, Row, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tollway.adapters.sql import catalog_codec as codec
@@ -50,6 +50,28 @@ class SqlCatalogStore:
         return self._engine
 
     # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _get_by_id_or_live_key(
+        self, table: Table, gone: str, id_or_key: str, decode: Callable[[Row[Any]], T]
+    ) -> T | None:
+        """By id (archived or deleted too), else by key among the rows whose `gone` time is not set."""
+
+        def work(connection: Connection) -> T | None:
+            row = connection.execute(select(table).where(table.c.id == id_or_key)).first()
+            if row is None:
+                row = connection.execute(select(table).where(table.c.key == id_or_key, table.c[gone].is_(None))).first()
+            return None if row is None else decode(row)
+
+        return await asyncio.to_thread(self._read, work)
+
+    async def _list_by_key(
+        self, table: Table, gone: str, include_gone: bool, decode: Callable[[Row[Any]], T]
+    ) -> list[T]:
+        query = select(table).order_by(table.c.key, table.c.id)
+        if not include_gone:
+            query = query.where(table.c[gone].is_(None))
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [decode(row) for row in rows]
 
     def _write(self, work: Callable[[Connection], T], diagnose: Diagnose) -> T:
         """Run `work` in one transaction; a unique-key violation becomes the ConflictError `diagnose` finds."""
@@ -147,24 +169,10 @@ class SqlCatalogStore:
         )
 
     async def get_feature(self, id_or_key: str) -> Feature | None:
-        def work(connection: Connection) -> Feature | None:
-            row = connection.execute(select(catalog_features).where(catalog_features.c.id == id_or_key)).first()
-            if row is None:
-                row = connection.execute(
-                    select(catalog_features).where(
-                        catalog_features.c.key == id_or_key, catalog_features.c.archived_us.is_(None)
-                    )
-                ).first()
-            return None if row is None else self._feature(row)
-
-        return await asyncio.to_thread(self._read, work)
+        return await self._get_by_id_or_live_key(catalog_features, "archived_us", id_or_key, self._feature)
 
     async def list_features(self, *, include_archived: bool = False) -> list[Feature]:
-        query = select(catalog_features).order_by(catalog_features.c.key, catalog_features.c.id)
-        if not include_archived:
-            query = query.where(catalog_features.c.archived_us.is_(None))
-        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
-        return [self._feature(row) for row in rows]
+        return await self._list_by_key(catalog_features, "archived_us", include_archived, self._feature)
 
     # -- plans ------------------------------------------------------------------------------------
 
@@ -345,24 +353,10 @@ class SqlCatalogStore:
         )
 
     async def get_customer(self, id_or_key: str) -> Customer | None:
-        def work(connection: Connection) -> Customer | None:
-            row = connection.execute(select(catalog_customers).where(catalog_customers.c.id == id_or_key)).first()
-            if row is None:
-                row = connection.execute(
-                    select(catalog_customers).where(
-                        catalog_customers.c.key == id_or_key, catalog_customers.c.deleted_us.is_(None)
-                    )
-                ).first()
-            return None if row is None else self._customer(row)
-
-        return await asyncio.to_thread(self._read, work)
+        return await self._get_by_id_or_live_key(catalog_customers, "deleted_us", id_or_key, self._customer)
 
     async def list_customers(self, *, include_deleted: bool = False) -> list[Customer]:
-        query = select(catalog_customers).order_by(catalog_customers.c.key, catalog_customers.c.id)
-        if not include_deleted:
-            query = query.where(catalog_customers.c.deleted_us.is_(None))
-        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
-        return [self._customer(row) for row in rows]
+        return await self._list_by_key(catalog_customers, "deleted_us", include_deleted, self._customer)
 
     async def customer_of_subject(self, subject: str) -> Customer | None:
         query = (

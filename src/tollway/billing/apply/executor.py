@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import TypedDict
 
 from tollway.billing.apply.changes import (
     ApplyPlan,
@@ -19,11 +20,9 @@ from tollway.billing.apply.changes import (
     SyncMeters,
     UpdateCustomer,
 )
-from tollway.billing.apply.desired import (
-    DesiredCatalog,
-    StoredCatalog,
-)
+from tollway.billing.apply.desired import DesiredCatalog, DesiredCustomer, StoredCatalog
 from tollway.billing.apply.diff import plan_apply
+from tollway.billing.customers import Address
 from tollway.billing.service import CatalogService
 from tollway.errors import DomainError
 from tollway.metering.service import MeteringService
@@ -97,33 +96,9 @@ async def _make(change: Change, catalog: CatalogService, metering: MeteringServi
     elif isinstance(change, ArchivePlan):
         await catalog.archive_plan(change.stored.id)
     elif isinstance(change, CreateCustomer):
-        customer = change.customer
-        await catalog.create_customer(
-            key=customer.key,
-            name=customer.name,
-            subjects=customer.subjects,
-            email=customer.email,
-            currency=customer.currency,
-            billing_address=customer.billing_address,
-            description=customer.description,
-            stripe_customer_id=customer.stripe_customer_id,
-            managed_by="config",
-        )
+        await catalog.create_customer(key=change.customer.key, **_customer_fields(change.customer))
     elif isinstance(change, UpdateCustomer):
-        customer = change.customer
-        await catalog.update_customer(
-            replace(
-                change.stored,
-                name=customer.name,
-                subjects=customer.subjects,
-                email=customer.email,
-                currency=customer.currency,
-                billing_address=customer.billing_address,
-                description=customer.description,
-                stripe_customer_id=customer.stripe_customer_id,
-                managed_by="config",
-            )
-        )
+        await catalog.update_customer(replace(change.stored, **_customer_fields(change.customer)))
     elif isinstance(change, Subscribe):
         await catalog.create_subscription(
             customer=change.customer_key,
@@ -150,3 +125,29 @@ async def apply_catalog(
     if not dry_run and not plan.problems:
         await execute(plan, catalog, metering, now)
     return plan
+
+
+class _CustomerFields(TypedDict):
+    """What the file sets on a customer, created or updated."""
+
+    name: str
+    subjects: tuple[str, ...]
+    email: str | None
+    currency: str | None
+    billing_address: Address | None
+    description: str
+    stripe_customer_id: str | None
+    managed_by: str
+
+
+def _customer_fields(customer: DesiredCustomer) -> _CustomerFields:
+    return _CustomerFields(
+        name=customer.name,
+        subjects=customer.subjects,
+        email=customer.email,
+        currency=customer.currency,
+        billing_address=customer.billing_address,
+        description=customer.description,
+        stripe_customer_id=customer.stripe_customer_id,
+        managed_by="config",
+    )

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from tollway.billing import periods
 from tollway.billing.catalog.customers import CustomerCases
+from tollway.billing.customers import Customer
+from tollway.billing.plans import Plan
 from tollway.billing.subscriptions import Subscription
 from tollway.billing.validation import check_metadata
 from tollway.errors import ConflictError, NotFoundError, ValidationError
@@ -28,6 +30,25 @@ class SubscriptionCases(CustomerCases):
         if subscription.active_to is not None and subscription.active_to <= subscription.active_from:
             return False
         return subscription.active_to is None or subscription.active_to > start
+
+    @staticmethod
+    def _check_currency(owner: Customer, plan: Plan) -> None:
+        if owner.currency is not None and owner.currency != plan.currency:
+            raise ValidationError(
+                f"plan {plan.key!r} bills in {plan.currency} but customer {owner.key!r} pays in {owner.currency}",
+                field="plan.key",
+            )
+
+    async def _refuse_overlap(self, owner: Customer, start: datetime, *, replacing: str | None = None) -> None:
+        """ConflictError when another subscription of the customer (not `replacing`) is active at or after
+        `start`."""
+        for other in await self._store.list_subscriptions(customer_id=owner.id):
+            if other.id != replacing and self._overlaps(other, start):
+                raise ConflictError(
+                    f"customer {owner.key!r} already has subscription {other.id} from {other.active_from.isoformat()}"
+                    + (f" to {other.active_to.isoformat()}" if other.active_to else ""),
+                    field="customer",
+                )
 
     async def create_subscription(
         self,
@@ -51,18 +72,8 @@ class SubscriptionCases(CustomerCases):
             raise ValidationError("description must be a string", field="description")
         owner = await self._live_customer(customer)
         plan = await self._published_plan(plan_key, plan_version)
-        if owner.currency is not None and owner.currency != plan.currency:
-            raise ValidationError(
-                f"plan {plan.key!r} bills in {plan.currency} but customer {owner.key!r} pays in {owner.currency}",
-                field="plan.key",
-            )
-        for other in await self._store.list_subscriptions(customer_id=owner.id):
-            if self._overlaps(other, start):
-                raise ConflictError(
-                    f"customer {owner.key!r} already has subscription {other.id} from {other.active_from.isoformat()}"
-                    + (f" to {other.active_to.isoformat()}" if other.active_to else ""),
-                    field="customer",
-                )
+        self._check_currency(owner, plan)
+        await self._refuse_overlap(owner, start)
         subscription = Subscription(
             id=new_id(now),
             customer_id=owner.id,
@@ -143,17 +154,8 @@ class SubscriptionCases(CustomerCases):
                 f"subscription {current.id} ends at {current.active_to.isoformat()}, before the change", field="timing"
             )
         owner = await self._live_customer(current.customer_id)
-        if owner.currency is not None and owner.currency != plan.currency:
-            raise ValidationError(
-                f"plan {plan.key!r} bills in {plan.currency} but customer {owner.key!r} pays in {owner.currency}",
-                field="plan.key",
-            )
-        for other in await self._store.list_subscriptions(customer_id=current.customer_id):
-            if other.id != current.id and self._overlaps(other, at):
-                raise ConflictError(
-                    f"customer {owner.key!r} already has subscription {other.id} from {other.active_from.isoformat()}",
-                    field="customer",
-                )
+        self._check_currency(owner, plan)
+        await self._refuse_overlap(owner, at, replacing=current.id)
         keep_anchor = timing == "next_billing_cycle" and plan.billing_cadence == current.billing_cadence
         now = self._clock.now()
         following = Subscription(

@@ -313,19 +313,33 @@ async def _period_lines(
         elif card.flat is not None and card.flat.payment_term == "in_arrears":
             if card.billing_cadence is None and not first:
                 continue
-            one_time = card.billing_cadence is None
-            lines.append(
-                flat_line(
-                    card=card,
-                    currency=subscription.currency,
-                    period_start=start,
-                    period_end=end,
-                    proration=Decimal(1) if one_time else fraction(start, end, *period),
-                    subscription_id=subscription.id,
-                    amount=price_flat(card.flat) if one_time else prorated(card.flat, (start, end), period),
-                )
-            )
+            lines.append(period_fee_line(card, subscription, (start, end), period, rating=PERIOD))
     return lines
+
+
+def period_fee_line(
+    card: RateCard,
+    subscription: Subscription,
+    window: tuple[datetime, datetime],
+    period: tuple[datetime, datetime],
+    *,
+    rating: str,
+) -> InvoiceLine:
+    """A flat fee over the service `window` of its billing `period`: a one-time fee whole, a recurring one
+    prorated by the window's share of the period."""
+    assert card.flat is not None
+    start, end = window
+    one_time = card.billing_cadence is None
+    return flat_line(
+        card=card,
+        currency=subscription.currency,
+        period_start=start,
+        period_end=end,
+        proration=Decimal(1) if one_time else fraction(start, end, *period),
+        subscription_id=subscription.id,
+        rating=rating,
+        amount=price_flat(card.flat) if one_time else prorated(card.flat, window, period),
+    )
 
 
 async def rate_closing_invoice(
@@ -429,19 +443,7 @@ async def rate_opening_invoice(*, subscription: Subscription, plan: Plan) -> lis
     for card in rate_cards_at(plan, subscription, start):
         if card.flat is None or card.flat.payment_term != "in_advance":
             continue
-        one_time = card.billing_cadence is None
-        lines.append(
-            flat_line(
-                card=card,
-                currency=subscription.currency,
-                period_start=start,
-                period_end=end,
-                proration=Decimal(1) if one_time else fraction(start, end, *period),
-                subscription_id=subscription.id,
-                rating=OPENING,
-                amount=price_flat(card.flat) if one_time else prorated(card.flat, (start, end), period),
-            )
-        )
+        lines.append(period_fee_line(card, subscription, (start, end), period, rating=OPENING))
     return lines
 
 

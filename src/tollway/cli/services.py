@@ -1,0 +1,54 @@
+"""What the database commands share: run one piece of work over the services the composition root builds on
+TOLLWAY_DATABASE_URL (the database migrated first), and fail with one line per problem (exit 2)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from tollway.bootstrap import Services
+
+T = TypeVar("T")
+err = Console(stderr=True)
+
+
+def fail(problems: list[str]) -> NoReturn:
+    for line in problems:
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def run_services(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Settings from the environment, the services opened, `work` run, the services closed. A domain error,
+    a configuration problem or a database failure ends the command with one line naming it."""
+    from tollway.bootstrap import build_services
+    from tollway.cli.main import _database_problem
+    from tollway.errors import ConfigError, DomainError
+    from tollway.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        fail(exc.problems)
+
+    async def run() -> T:
+        services = build_services(settings)
+        try:
+            await services.open()
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(run())
+    except DomainError as exc:
+        fail([exc.message])
+    except ConfigError as exc:
+        fail(exc.problems)
+    except Exception as exc:
+        fail([_database_problem(settings.database_url, exc)])
