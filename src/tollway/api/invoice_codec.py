@@ -7,19 +7,15 @@ integer minor units (`amountMinor`).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from tollway.api.wire import optional_time
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.pricing.model import TierCharge, UsageCharge
 from tollway.metering.events import format_time
 from tollway.money import decimal_text, from_minor_units
 
 LINE_TYPES = {"usage": "usage_based", "flat": "flat_fee", "adjustment": "adjustment"}
-
-
-def _time(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
 
 
 def _money(minor: int, currency: str) -> str:
@@ -89,13 +85,13 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "totals": {"amount": total, "total": total, "totalMinor": invoice.total_minor},
         "total": total,
         "totalMinor": invoice.total_minor,
-        "createdAt": _time(invoice.created_at),
-        "updatedAt": _time(invoice.updated_at),
-        "issuedAt": _time(invoice.issued_at),
-        "dueAt": _time(invoice.due_at),
-        "paidAt": _time(invoice.paid_at),
-        "voidedAt": _time(invoice.voided_at),
-        "uncollectibleAt": _time(invoice.uncollectible_at),
+        "createdAt": optional_time(invoice.created_at),
+        "updatedAt": optional_time(invoice.updated_at),
+        "issuedAt": optional_time(invoice.issued_at),
+        "dueAt": optional_time(invoice.due_at),
+        "paidAt": optional_time(invoice.paid_at),
+        "voidedAt": optional_time(invoice.voided_at),
+        "uncollectibleAt": optional_time(invoice.uncollectible_at),
         "stripeInvoiceId": invoice.stripe_invoice_id,
         "stripeStatus": invoice.stripe_status,  # the Stripe invoice's status as last seen (draft, open, paid, ...)
         "metadata": invoice.metadata,
