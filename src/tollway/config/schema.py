@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tollway.config.catalog import CustomerConfig, FeatureConfig, PlanConfig, catalog_problems
+from tollway.config.catalog import CustomerConfig, FeatureConfig, catalog_problems
+from tollway.config.catalog_plans import PlanConfig
 from tollway.config.references import reference_problems
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
