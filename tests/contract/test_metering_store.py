@@ -137,6 +137,56 @@ async def test_config_meter_definition_change_rebuilds_rollups(store: Store) -> 
     assert "calls" not in {m.slug for m in await service.meters()}
 
 
+# Events around a range starting and ending mid-hour and mid-minute, [03-02 22:58:10, 03-05 01:02:30):
+# the plan reads raw seconds, minute, hour and day buckets at each edge; values are powers of two so
+# each event's presence shows in the sum.
+SPLIT_START = datetime(2026, 3, 2, 22, 58, 10, tzinfo=UTC)
+SPLIT_END = datetime(2026, 3, 5, 1, 2, 30, tzinfo=UTC)
+SPLIT_EVENTS = [
+    (datetime(2026, 3, 2, 22, 58, 9, tzinfo=UTC), 1),  # before `from`
+    (datetime(2026, 3, 2, 22, 58, 10, tzinfo=UTC), 2),  # raw edge
+    (datetime(2026, 3, 2, 22, 58, 50, tzinfo=UTC), 4),  # raw edge
+    (datetime(2026, 3, 2, 22, 59, 0, tzinfo=UTC), 8),  # minute bucket
+    (datetime(2026, 3, 2, 23, 30, 0, tzinfo=UTC), 16),  # hour bucket
+    (datetime(2026, 3, 3, 12, 0, 0, tzinfo=UTC), 32),  # day bucket
+    (datetime(2026, 3, 4, 23, 59, 59, tzinfo=UTC), 64),  # day bucket
+    (datetime(2026, 3, 5, 0, 59, 59, tzinfo=UTC), 128),  # hour bucket
+    (datetime(2026, 3, 5, 1, 1, 59, tzinfo=UTC), 256),  # minute bucket
+    (datetime(2026, 3, 5, 1, 2, 29, 999999, tzinfo=UTC), 512),  # raw edge
+    (datetime(2026, 3, 5, 1, 2, 30, tzinfo=UTC), 1024),  # `to`: excluded
+    (datetime(2026, 3, 5, 2, 0, 0, tzinfo=UTC), 2048),  # after
+]
+
+
+@pytest.mark.parametrize("rolled", [0, 5, len(SPLIT_EVENTS)])
+async def test_range_with_mid_hour_and_mid_minute_edges(store: Store, rolled: int) -> None:
+    service = service_for(store)
+    await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])
+    found = [
+        Event(id=f"s{n}", source="test", type="api.call", subject="acme", time=at, data={"value": value})
+        for n, (at, value) in enumerate(SPLIT_EVENTS)
+    ]
+    await store.insert_events(found[:rolled])
+    await store.roll_up()
+    await store.insert_events(found[rolled:])  # past the watermark: read raw
+    whole = await service.query("calls", MeterQuery(start=SPLIT_START, end=SPLIT_END))
+    assert [r.value for r in whole] == [Decimal(2 + 4 + 8 + 16 + 32 + 64 + 128 + 256 + 512)]
+    daily = await service.query("calls", MeterQuery(start=SPLIT_START, end=SPLIT_END, window_size=WindowSize.DAY))
+    assert [(r.window_start.day, r.value) for r in daily] == [
+        (2, Decimal(2 + 4 + 8 + 16)),
+        (3, Decimal(32)),
+        (4, Decimal(64)),
+        (5, Decimal(128 + 256 + 512)),
+    ]
+    hourly = await service.query("calls", MeterQuery(start=SPLIT_START, end=SPLIT_END, window_size=WindowSize.HOUR))
+    assert [r.value for r in hourly] == [Decimal(v) for v in (2 + 4 + 8, 16, 32, 64, 128, 256 + 512)]
+    # Month so far from the first, ending mid-hour: days, then hours, then minutes, then raw seconds.
+    month = await service.query(
+        "calls", MeterQuery(start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 3, 5, 1, 1, 59, tzinfo=UTC))
+    )
+    assert [r.value for r in month] == [Decimal(1 + 2 + 4 + 8 + 16 + 32 + 64 + 128)]
+
+
 # -- properties: rollup answers equal the reference over raw events --------------------------------
 
 event_strategy = st.builds(

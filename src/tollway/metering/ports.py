@@ -101,6 +101,17 @@ class MeterStore(Protocol):
         extremes for MIN/MAX, the latest value for LATEST; distinct values for UNIQUE_COUNT)."""
         ...
 
+    async def load_rollup_segments(
+        self,
+        slug: str,
+        segments: Sequence[tuple[int, int | None, int | None]],
+        subjects: Sequence[str] | None,
+        *,
+        aggregation: Aggregation,
+    ) -> RollupSnapshot:
+        """Buckets of several (level, start_us, end_us) ranges in one read, consistent with one watermark."""
+        ...
+
     async def load_events_after(
         self,
         event_type: str,

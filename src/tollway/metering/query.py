@@ -1,9 +1,13 @@
-"""Answer a meter query from rollups: pick a bucket level, then merge buckets into windows (pure).
+"""Answer a meter query from rollups: plan bucket segments, then merge buckets into windows (pure).
 
-The plan: the range's whole minutes come from rollups at the coarsest level (day, hour, minute)
-on which the range edges and every window boundary fall; the sub-minute edges, if `from` or `to`
-carry seconds, come from raw events. Windows whose boundaries are not whole UTC minutes (zones with
-historical second offsets) are answered from raw events entirely, by the reference aggregation.
+The plan: the range's whole minutes are cut at the range edges and every window boundary (none for
+UTC windows and window-less queries: UTC windows fall on their own unit); each piece is covered by
+day buckets for its whole days, hour buckets for the whole hours at its edges and minute buckets
+for the minutes left (only the levels no finer than the window size), so no bucket straddles a
+window or an edge. A month so far ending at 15:30 reads day buckets to 00:00, hours to 15:00 and
+minutes to 15:30. The sub-minute edges, if `from` or `to` carry seconds, come from raw events.
+Windows whose boundaries are not whole UTC minutes (zones with historical second offsets) are
+answered from raw events entirely, by the reference aggregation.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from itertools import pairwise
 
 from tollway.metering.aggregation import MeterQuery, QueryRow, _row_order, window_bounds
 from tollway.metering.events import from_micros, to_micros
@@ -18,14 +23,25 @@ from tollway.metering.meters import Meter, WindowSize
 from tollway.metering.rollup import HOUR_US, LEVELS, MINUTE_US, Partial, PartialRow, UniqueRow, parse_dims
 
 MAX_ENUMERATED_WINDOWS = 200_000
+MAX_SEGMENTS = 64  # more (many zoned windows): one level for the whole range, as fine as the boundaries need
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Buckets of one level in [start_us, end_us) (None: unbounded); edges are multiples of the level."""
+
+    level_us: int
+    start_us: int | None
+    end_us: int | None
 
 
 @dataclass(frozen=True)
 class QueryPlan:
-    level_us: int | None  # None: answer everything from raw events (the reference aggregation)
+    level_us: int | None  # the coarsest level read; None: answer everything from raw events
     start_us: int | None  # rollup buckets in [start_us, end_us); None is unbounded
     end_us: int | None
     raw_ranges: tuple[tuple[datetime, datetime], ...] = ()
+    segments: tuple[Segment, ...] = ()  # disjoint, in time order, covering [start_us, end_us)
 
 
 def _ceil(value: int, step: int) -> int:
@@ -58,10 +74,49 @@ def plan_query(query: MeterQuery, span: tuple[int, int] | None) -> QueryPlan:
             candidates = (MINUTE_US,)
         elif query.window_size is WindowSize.HOUR:
             candidates = (HOUR_US, MINUTE_US)
-    for level in candidates:
-        if all(point % level == 0 for point in points):
-            return QueryPlan(level, aligned_start, aligned_end, tuple(raw))
-    return QueryPlan(None, start_us, end_us)
+    if any(point % MINUTE_US for point in points):
+        return QueryPlan(None, start_us, end_us)
+    cuts = sorted({p for p in points if p not in (aligned_start, aligned_end)})
+    edges: list[int | None] = [aligned_start, *cuts, aligned_end]
+    segments: list[Segment] = []
+    for low_edge, high_edge in pairwise(edges):
+        segments.extend(_cover(low_edge, high_edge, candidates))
+    if len(segments) > MAX_SEGMENTS:
+        for level in candidates:
+            if all(point % level == 0 for point in points):
+                segments = [Segment(level, aligned_start, aligned_end)]
+                break
+    merged = _merge(segments)
+    coarsest = max(segment.level_us for segment in merged)
+    return QueryPlan(coarsest, aligned_start, aligned_end, tuple(raw), tuple(merged))
+
+
+def _cover(low: int | None, high: int | None, levels: tuple[int, ...]) -> list[Segment]:
+    """[low, high) (minute multiples or unbounded) as buckets, coarsest first: no bucket crosses an edge."""
+    if low is not None and high is not None and low >= high:
+        return []
+    level, finer = levels[0], levels[1:]
+    inner_low = _ceil(low, level) if low is not None else None
+    inner_high = high - high % level if high is not None else None
+    if finer and inner_low is not None and inner_high is not None and inner_low >= inner_high:
+        return _cover(low, high, finer)  # no whole bucket of this level inside: finer ones only
+    if not finer:
+        return [Segment(level, low, high)]
+    before = _cover(low, inner_low, finer) if low is not None and inner_low is not None else []
+    after = _cover(inner_high, high, finer) if high is not None and inner_high is not None else []
+    return [*before, Segment(level, inner_low, inner_high), *after]
+
+
+def _merge(segments: list[Segment]) -> list[Segment]:
+    """Join neighbours of the same level (one range read each)."""
+    merged: list[Segment] = []
+    for segment in segments:
+        last = merged[-1] if merged else None
+        if last is not None and last.level_us == segment.level_us and last.end_us == segment.start_us:
+            merged[-1] = Segment(last.level_us, last.start_us, segment.end_us)
+        else:
+            merged.append(segment)
+    return merged
 
 
 def _window_boundaries(size: WindowSize, zone: tzinfo, low: int | None, high: int | None) -> list[int] | None:

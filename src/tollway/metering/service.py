@@ -103,11 +103,9 @@ class MeteringService:
         if plan.level_us is None:
             events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
             return aggregate(meter, query, events, now=now, stats=AggregationStats())
-        snapshot = await self._store.load_rollups(
+        snapshot = await self._store.load_rollup_segments(
             slug,
-            plan.level_us,
-            plan.start_us,
-            plan.end_us,
+            [(segment.level_us, segment.start_us, segment.end_us) for segment in plan.segments],
             query.subjects,
             aggregation=meter.aggregation,
         )

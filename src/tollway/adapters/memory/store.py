@@ -149,6 +149,22 @@ class MemoryEventStore:
             self._rolled,
         )
 
+    async def load_rollup_segments(
+        self,
+        slug: str,
+        segments: Sequence[tuple[int, int | None, int | None]],
+        subjects: Sequence[str] | None,
+        *,
+        aggregation: Aggregation,
+    ) -> RollupSnapshot:
+        partials: list[PartialRow] = []
+        uniques: list[UniqueRow] = []
+        for level_us, start_us, end_us in segments:  # no await suspends in between: one watermark
+            part = await self.load_rollups(slug, level_us, start_us, end_us, subjects, aggregation=aggregation)
+            partials.extend(part.partials)
+            uniques.extend(part.uniques)
+        return RollupSnapshot(partials, uniques, self._rolled)
+
     async def load_events_after(
         self,
         event_type: str,

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, text
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.sql import rollups
@@ -219,11 +219,21 @@ class SqlEventStore:
         *,
         aggregation: Aggregation,
     ) -> RollupSnapshot:
+        return await self.load_rollup_segments(slug, [(level_us, start_us, end_us)], subjects, aggregation=aggregation)
+
+    async def load_rollup_segments(
+        self,
+        slug: str,
+        segments: Sequence[tuple[int, int | None, int | None]],
+        subjects: Sequence[str] | None,
+        *,
+        aggregation: Aggregation,
+    ) -> RollupSnapshot:
         def read() -> RollupSnapshot:
             with self._engine.connect() as connection:
                 for _ in range(20):
                     before = self._watermark(connection, slug)
-                    snapshot = self._read_rollups(connection, slug, level_us, start_us, end_us, subjects, aggregation)
+                    snapshot = self._read_rollups(connection, slug, segments, subjects, aggregation)
                     if self._watermark(connection, slug) == before:
                         return RollupSnapshot(snapshot[0], snapshot[1], before)
                     connection.rollback()
@@ -243,15 +253,10 @@ class SqlEventStore:
         self,
         connection: Connection,
         slug: str,
-        level_us: int,
-        start_us: int | None,
-        end_us: int | None,
+        segments: Sequence[tuple[int, int | None, int | None]],
         subject_keys: Sequence[str] | None,
         aggregation: Aggregation,
     ) -> tuple[list[PartialRow], list[UniqueRow]]:
-        conditions = self._range(meter_rollups, slug, level_us, start_us, end_us)
-        if subject_keys is not None:
-            conditions.append(meter_rollups.c.subject.in_(list(subject_keys)))
         # Only the columns the aggregation needs, as plain tuples: a month of hour buckets is thousands
         # of rows, and building full rows and Decimals for all of them cost more than the database read.
         t = meter_rollups.c
@@ -261,7 +266,8 @@ class SqlEventStore:
         columns += [t.minimum, t.maximum] if extremes else []
         columns += [t.latest, t.latest_us, t.latest_seq] if latest else []
         partials = []
-        for row in connection.execute(select(*columns).where(and_(*conditions))):
+        query = self._segments_query(meter_rollups, columns, slug, segments, subject_keys)
+        for row in connection.execute(query):
             partial = Partial(count=int(row[3]), total=Decimal(row[4]), first_us=row[5])
             if extremes:
                 partial.minimum = None if row[6] is None else Decimal(row[6])
@@ -272,15 +278,29 @@ class SqlEventStore:
             partials.append(PartialRow(row[0], row[1], row[2], partial))
         found: list[UniqueRow] = []
         if aggregation is Aggregation.UNIQUE_COUNT:
-            table = meter_rollup_values
-            unique_conditions = self._range(table, slug, level_us, start_us, end_us)
-            if subject_keys is not None:
-                unique_conditions.append(table.c.subject.in_(list(subject_keys)))
-            query = select(table.c.bucket_us, table.c.subject, table.c.dims, table.c.digest).where(
-                and_(*unique_conditions)
+            u = meter_rollup_values.c
+            unique_query = self._segments_query(
+                meter_rollup_values, [u.bucket_us, u.subject, u.dims, u.digest], slug, segments, subject_keys
             )
-            found = [UniqueRow(r.bucket_us, r.subject, r.dims, r.digest) for r in connection.execute(query)]
+            found = [UniqueRow(r[0], r[1], r[2], r[3]) for r in connection.execute(unique_query)]
         return partials, found
+
+    def _segments_query(
+        self,
+        table: Any,
+        columns: list[Any],
+        slug: str,
+        segments: Sequence[tuple[int, int | None, int | None]],
+        subject_keys: Sequence[str] | None,
+    ) -> Any:
+        """One SELECT per segment (each an index range: meter, level, subject, bucket), joined by UNION ALL."""
+        parts = []
+        for level_us, start_us, end_us in segments:
+            conditions = self._range(table, slug, level_us, start_us, end_us)
+            if subject_keys is not None:
+                conditions.append(table.c.subject.in_(list(subject_keys)))
+            parts.append(select(*columns).where(and_(*conditions)))
+        return parts[0] if len(parts) == 1 else union_all(*parts)
 
     def _range(self, table: Any, slug: str, level_us: int, start_us: int | None, end_us: int | None) -> list[Any]:
         conditions = [table.c.meter == slug, table.c.level_us == level_us]
