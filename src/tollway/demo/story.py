@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
-import logging
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,152 +23,44 @@ from openai import AsyncOpenAI
 from rich.console import Console
 from rich.table import Table
 
-import tollway
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.bootstrap import Runtime, build_app, build_runtime
 from tollway.cli.serving import listen
 from tollway.clock import FrozenClock
-from tollway.config.loader import load_config, parse_config
 from tollway.config.schema import TollwayConfig
+from tollway.demo.setup import (
+    API_KEY,
+    CUSTOMER,
+    INPUT_FEATURE,
+    MODEL,
+    OUTPUT_FEATURE,
+    PAID_AFTER,
+    REPLY_TOKENS,
+    REQUESTS,
+    STRIPE_KEY,
+    SUBJECT,
+    USAGE_TIMEOUT_S,
+    DemoFailed,
+    DemoResult,
+    QuietServer,
+    Reply,
+    cached_tokens,
+    captured_logs,
+    first_reason,
+    json_body,
+    line_quantities,
+    load_demo_config,
+    prompt,
+    token_count,
+)
 from tollway.demo.stripe_standin import StripeStandIn
 from tollway.demo.timeline import Timeline, month_timeline
 from tollway.metering.events import format_time
 from tollway.money import format_money, format_quantity
 from tollway.settings import Settings
 
-QUICKSTART = Path(tollway.__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
-CUSTOMER = "acme"
-SUBJECT = "acme-corp"
-API_KEY = "acme-secret-key"
-MODEL = "demo"
-INPUT_FEATURE = "input-tokens"
-OUTPUT_FEATURE = "output-tokens"
-STRIPE_KEY = "sk_test_tollway_demo"
-USAGE_TIMEOUT_S = 20.0
-PAID_AFTER = timedelta(days=3)
-
-# The six requests: (question, streamed). Each question comes with a pasted log (see `prompt`).
-REQUESTS: tuple[tuple[str, bool], ...] = (
-    ("Summarise these support tickets in one paragraph.", False),
-    ("Which of these tickets are about billing?", True),
-    ("Draft a reply to the oldest ticket below.", False),
-    ("Group these tickets by product area.", True),
-    ("Which tickets below need an engineer?", False),
-    ("Write release notes that answer these tickets.", True),
-)
-TICKETS_PER_PROMPT = 150
-# The simulator answers at length and without a streaming delay here, so the amounts are not all zero cents.
-REPLY_TOKENS = 800
-
-
-def prompt(index: int, question: str) -> str:
-    """A question followed by a log of support tickets (a different slice of the log for each request)."""
-    lines = [
-        f"Ticket {index * TICKETS_PER_PROMPT + n:05d}: the customer reports that request {n} to model demo "
-        f"was slow at peak hours and asks for a refund of the tokens it used."
-        for n in range(TICKETS_PER_PROMPT)
-    ]
-    return question + "\n\n" + "\n".join(lines)
-
-
-# The quickstart's story, for an installation without the repository's examples/ folder.
-FALLBACK_CONFIG = """
-providers:
-  - {name: local, type: simulator, tokens_per_second: 200}
-models:
-  - {name: demo, targets: [{provider: local, model: demo}]}
-consumers:
-  - {username: acme-corp, keys: [acme-secret-key]}
-features:
-  - {key: input-tokens, meter: llm_tokens, filters: {type: input}}
-  - {key: output-tokens, meter: llm_tokens, filters: {type: output}}
-plans:
-  - key: starter
-    name: Starter
-    currency: USD
-    billing_cadence: P1M
-    rate_cards:
-      - {feature: input-tokens, price: {type: unit, amount: "0.000003"}}
-      - {feature: output-tokens, price: {type: unit, amount: "0.00001"}}
-customers:
-  - {key: acme, name: Acme Corp, usage_from: [acme-corp], subscription: {plan: starter}}
-"""
-
-
-class DemoFailed(Exception):
-    """A step could not be completed; the message says which and why, in one line."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    prompt: str
-    streamed: bool
-    answer: str
-    input_tokens: int  # prompt tokens not served from the provider's cache (Tollway's `input` type)
-    output_tokens: int
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    invoice_id: str
-    invoice_number: str
-    status: str
-    html: Path
-    pdf: Path
-    stripe_invoice_id: str | None = None
-    stripe_status: str | None = None  # the Stripe invoice's status once the sync finalized it
-
-
-class _Log(logging.Handler):
-    """Keeps the warnings of the components instead of printing them (the demo prints its own lines)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(f"{record.name}: {record.getMessage()}")
-
-
-@contextlib.contextmanager
-def captured_logs() -> Iterator[_Log]:
-    root = logging.getLogger()
-    handler = _Log()
-    saved = (root.level, root.handlers[:])
-    root.handlers = [handler]
-    root.setLevel(logging.WARNING)
-    try:
-        yield handler
-    finally:
-        root.setLevel(saved[0])
-        root.handlers = saved[1]
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn in a task of the demo's loop: Ctrl-C stays the demo's, not the server's."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def load_demo_config() -> tuple[TollwayConfig, str]:
-    """The quickstart's config (gateway and catalog) when the repository's examples/ is here, else its copy;
-    its simulator providers answer with REPLY_TOKENS tokens, at once."""
-    config: TollwayConfig | None = None
-    source = "the built-in copy of examples/quickstart.yaml"
-    if QUICKSTART.exists():
-        config = load_config(QUICKSTART, {})
-        source = str(QUICKSTART)
-    if config is None or not any(c.key == CUSTOMER for c in config.customers):
-        config = parse_config(FALLBACK_CONFIG, {}, "<demo>")
-        source = "the built-in copy of examples/quickstart.yaml"
-    providers = [
-        p.model_copy(update={"reply_tokens": REPLY_TOKENS, "tokens_per_second": 0}) if p.type == "simulator" else p
-        for p in config.providers
-    ]
-    return config.model_copy(update={"providers": providers}), source
+__all__ = ["DemoFailed", "DemoResult", "Story"]
 
 
 class Story:
@@ -241,7 +127,7 @@ class Story:
         sock = listen("127.0.0.1", 0)
         port = int(sock.getsockname()[1])
         base = f"http://127.0.0.1:{port}"
-        server = _QuietServer(
+        server = QuietServer(
             uvicorn.Config(build_app(runtime), log_config=None, access_log=False, lifespan="on", log_level="error")
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -350,8 +236,8 @@ class Story:
         self.console.print()
         self.console.rule("[bold green]Done", align="left")
         self.say(
-            f"Invoice {invoice['number']} for {_count(expected[INPUT_FEATURE])} input and "
-            f"{_count(expected[OUTPUT_FEATURE])} output tokens, "
+            f"Invoice {invoice['number']} for {token_count(expected[INPUT_FEATURE])} input and "
+            f"{token_count(expected[OUTPUT_FEATURE])} output tokens, "
             f"{format_money(int(invoice['totalMinor']), invoice['currency'])}: {invoice['status']}. "
             f"({time.monotonic() - self._started:.1f} s)"
         )
@@ -399,8 +285,8 @@ class Story:
             await client.close()
         self.console.print(table)
         self.say(
-            f"The responses reported {_count(sum(r.input_tokens for r in replies))} input and "
-            f"{_count(sum(r.output_tokens for r in replies))} output tokens in all."
+            f"The responses reported {token_count(sum(r.input_tokens for r in replies))} input and "
+            f"{token_count(sum(r.output_tokens for r in replies))} output tokens in all."
         )
         return replies
 
@@ -412,7 +298,7 @@ class Story:
             prompt=prompt,
             streamed=False,
             answer=completion.choices[0].message.content or "",
-            input_tokens=completion.usage.prompt_tokens - _cached(completion.usage),
+            input_tokens=completion.usage.prompt_tokens - cached_tokens(completion.usage),
             output_tokens=completion.usage.completion_tokens,
         )
 
@@ -436,7 +322,7 @@ class Story:
             prompt=prompt,
             streamed=True,
             answer="".join(parts),
-            input_tokens=usage.prompt_tokens - _cached(usage),
+            input_tokens=usage.prompt_tokens - cached_tokens(usage),
             output_tokens=usage.completion_tokens,
         )
 
@@ -454,7 +340,7 @@ class Story:
         deadline = time.monotonic() + USAGE_TIMEOUT_S
         stored: dict[str, int] = {}
         while True:
-            body = _json(await admin.get("/api/v1/meters/llm_tokens/query", params=params))
+            body = json_body(await admin.get("/api/v1/meters/llm_tokens/query", params=params))
             stored = {row["groupBy"]["type"]: int(Decimal(row["value"])) for row in body["data"]}
             if all(stored.get(kind) == count for kind, count in wanted.items()):
                 break
@@ -465,16 +351,16 @@ class Story:
             await asyncio.sleep(0.1)
         self.say(
             f"Metered for {SUBJECT} (GET /api/v1/meters/llm_tokens/query): "
-            + ", ".join(f"{kind} {_count(count)}" for kind, count in sorted(stored.items()))
+            + ", ".join(f"{kind} {token_count(count)}" for kind, count in sorted(stored.items()))
         )
         clock.set(timeline.preview_at)
-        preview = _json(await admin.get("/api/v1/invoices/preview", params={"customer": CUSTOMER}))
+        preview = json_body(await admin.get("/api/v1/invoices/preview", params={"customer": CUSTOMER}))
         self.say(f"GET /api/v1/invoices/preview?customer={CUSTOMER} at {format_time(timeline.preview_at)}:")
         self._lines_table(preview, "Preview (draft, usage so far)")
-        quantities = _quantities(preview)
+        quantities = line_quantities(preview)
         self.say(
-            f"Preview: {_count(quantities.get(INPUT_FEATURE, 0))} input tokens, "
-            f"{_count(quantities.get(OUTPUT_FEATURE, 0))} output "
+            f"Preview: {token_count(quantities.get(INPUT_FEATURE, 0))} input tokens, "
+            f"{token_count(quantities.get(OUTPUT_FEATURE, 0))} output "
             f"tokens, total {format_money(int(preview['totalMinor']), preview['currency'])}"
         )
         for key, count in expected.items():
@@ -501,19 +387,20 @@ class Story:
         report = await runtime.billing.run_once()
         if report is None:
             raise DemoFailed("the period closer failed")
-        listed = _json(await admin.get("/api/v1/invoices", params={"customer": CUSTOMER}))
+        listed = json_body(await admin.get("/api/v1/invoices", params={"customer": CUSTOMER}))
         invoices = listed["items"]
         if len(invoices) != 1:
             raise DemoFailed(f"expected one invoice for {CUSTOMER}, found {len(invoices)}")
         invoice: dict[str, Any] = invoices[0]
         self._lines_table(invoice, f"Invoice {invoice['number']} ({invoice['status']})")
-        quantities = _quantities(invoice)
+        quantities = line_quantities(invoice)
         total = format_money(int(invoice["totalMinor"]), invoice["currency"])
         self.say(
-            f"Invoice {invoice['number']} {invoice['status']}: {_count(quantities.get(INPUT_FEATURE, 0))} input "
-            f"tokens, {_count(quantities.get(OUTPUT_FEATURE, 0))} output tokens, total {total}, due {invoice['dueAt']}"
+            f"Invoice {invoice['number']} {invoice['status']}: {token_count(quantities.get(INPUT_FEATURE, 0))} "
+            f"input tokens, {token_count(quantities.get(OUTPUT_FEATURE, 0))} output tokens, total {total}, "
+            f"due {invoice['dueAt']}"
         )
-        if quantities != _quantities(preview) or invoice["total"] != preview["total"]:
+        if quantities != line_quantities(preview) or invoice["total"] != preview["total"]:
             raise DemoFailed("the issued invoice differs from the preview although no usage came in between")
         self.say("[green]✓[/green] the same lines and total as the preview.")
         return invoice
@@ -530,7 +417,7 @@ class Story:
         invoice_id = invoice["id"]
         if self.stripe_standin is None or not settings.stripe_secret_key or not settings.stripe_webhook_secret:
             self.say("Stripe skipped (--no-stripe)")
-            paid = _json(await admin.post(f"/api/v1/invoices/{invoice_id}/mark-paid"))
+            paid = json_body(await admin.post(f"/api/v1/invoices/{invoice_id}/mark-paid"))
             self.say(f"Marked paid through the API instead: POST /api/v1/invoices/{invoice_id}/mark-paid")
             self.say(f"Invoice {paid['number']} is now {paid['status']}.")
             return paid
@@ -548,10 +435,10 @@ class Story:
         customer = await runtime.catalog.customer(CUSTOMER)
         if customer.stripe_customer_id:
             self.say(f"Stripe customer for {customer.name}: {customer.stripe_customer_id}")
-        synced = _json(await admin.get(f"/api/v1/invoices/{invoice_id}"))
+        synced = json_body(await admin.get(f"/api/v1/invoices/{invoice_id}"))
         stripe_invoice: str | None = synced.get("stripeInvoiceId")
         if not completed or not stripe_invoice:
-            reason = _reason(logs.records[-1]) if logs.records else "no reason given"
+            reason = first_reason(logs.records[-1]) if logs.records else "no reason given"
             raise DemoFailed(f"the Stripe sync did not complete: {reason}")
         items = len(self.stripe_standin.items_of(stripe_invoice))
         self.say(
@@ -560,38 +447,23 @@ class Story:
         # Stripe tells Tollway about the payment with a signed webhook; the demo plays Stripe's part.
         clock.advance(PAID_AFTER)
         self.say(f"Three days later ({format_time(clock.now())}) Acme Corp pays; Stripe sends invoice.paid.")
-        paid_at = int(clock.now().timestamp())
-        paid_invoice: dict[str, Any] = {
-            "object": "invoice",
-            "status": "paid",
-            "metadata": {"tollway_invoice_id": invoice_id},
-            "status_transitions": {"paid_at": paid_at},
-        }
-        paid_invoice["id"] = stripe_invoice
-        event = {
-            "id": "evt_" + secrets.token_hex(12),
-            "object": "event",
-            "type": "invoice.paid",
-            "created": paid_at,
-            "data": {"object": paid_invoice},
-        }
-        payload = json.dumps(event, separators=(",", ":")).encode()
-        signature = hmac.new(
-            settings.stripe_webhook_secret.encode(), f"{paid_at}.".encode() + payload, hashlib.sha256
-        ).hexdigest()
+        self.stripe_standin.pay(stripe_invoice, at=clock.now())
+        payload, signature = self.stripe_standin.webhook(
+            "invoice.paid", stripe_invoice, secret=settings.stripe_webhook_secret, at=clock.now()
+        )
         async with httpx.AsyncClient(base_url=admin.base_url, timeout=30) as stripe_side:  # no admin token
-            answer = _json(
+            answer = json_body(
                 await stripe_side.post(
                     "/api/v1/stripe/webhook",
                     content=payload,
-                    headers={"Content-Type": "application/json", "Stripe-Signature": f"t={paid_at},v1={signature}"},
+                    headers={"Content-Type": "application/json", "Stripe-Signature": signature},
                 )
             )
         self.say(
             f"POST /api/v1/stripe/webhook: a signed invoice.paid event (Stripe-Signature t=…,v1=HMAC-SHA256) "
             f"-> {answer.get('action')}"
         )
-        paid = _json(await admin.get(f"/api/v1/invoices/{invoice_id}"))
+        paid = json_body(await admin.get(f"/api/v1/invoices/{invoice_id}"))
         if paid["status"] != "paid":
             raise DemoFailed(f"the webhook left invoice {paid['number']} {paid['status']}")
         self.say(f"Invoice {paid['number']} is now {paid['status']} (paid at {paid['paidAt']}).")
@@ -636,39 +508,3 @@ class Story:
         table.add_section()
         table.add_row("total", "", "", format_money(int(invoice["totalMinor"]), currency))
         self.console.print(table)
-
-
-def _count(tokens: int) -> str:
-    return format_quantity(Decimal(tokens))
-
-
-def _reason(record: str) -> str:
-    """The first line of a failed sync's reason, without the logger's prefix."""
-    text = record.split("): ", 1)[-1] if "): " in record else record
-    return text.strip().splitlines()[0] if text.strip() else record
-
-
-def _cached(usage: Any) -> int:
-    details = getattr(usage, "prompt_tokens_details", None)
-    return int(getattr(details, "cached_tokens", 0) or 0)
-
-
-def _quantities(invoice: dict[str, Any]) -> dict[str, int]:
-    return {
-        line["featureKey"]: int(Decimal(line["quantity"]))
-        for line in invoice["lines"]
-        if line.get("featureKey") and line.get("quantity") is not None
-    }
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail") or response.text
-        except ValueError:
-            detail = response.text
-        raise DemoFailed(
-            f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}: {detail}"
-        )
-    body: dict[str, Any] = response.json()
-    return body

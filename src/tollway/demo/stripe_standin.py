@@ -16,11 +16,14 @@ a reply lost on the way back.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import re
 import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
@@ -294,6 +297,32 @@ class StripeStandIn:
             "amount_due": max(0, total),
             "lines": {"object": "list", "data": lines, "has_more": False},
         }
+
+    # -- Stripe's side of a payment (demos) ----------------------------------------------------------
+
+    def pay(self, invoice_id: str, *, at: datetime) -> dict[str, Any]:
+        """The customer pays an open invoice, as Stripe's collection would: status paid, `paid_at` recorded."""
+        invoice = _found(self.state.invoices, invoice_id, "invoice")
+        if invoice["status"] != "open":
+            raise StripeUserError(400, f"Invoice {invoice_id} is {invoice['status']}, not open")
+        invoice["status"] = "paid"
+        invoice["status_transitions"] = {"paid_at": int(at.timestamp())}
+        return self._export_invoice(invoice)
+
+    def webhook(self, event_type: str, invoice_id: str, *, secret: str, at: datetime) -> tuple[bytes, str]:
+        """The event Stripe sends a webhook endpoint about an invoice: its JSON body and its `Stripe-Signature`
+        header (`t=<unix time>,v1=<HMAC-SHA256 of "t.body" keyed with the endpoint's signing secret>`)."""
+        created = int(at.timestamp())
+        event = {
+            "id": "evt_" + secrets.token_hex(12),
+            "object": "event",
+            "type": event_type,
+            "created": created,
+            "data": {"object": self._export_invoice(_found(self.state.invoices, invoice_id, "invoice"))},
+        }
+        body = orjson.dumps(event)
+        signature = hmac.new(secret.encode(), f"{created}.".encode() + body, hashlib.sha256).hexdigest()
+        return body, f"t={created},v1={signature}"
 
     # -- for assertions ---------------------------------------------------------------------------
 
