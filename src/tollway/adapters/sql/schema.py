@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -61,7 +73,8 @@ meter_rollups = Table(
     Column("latest_us", BigInteger),
     Column("latest_seq", BigInteger),
     Column("first_us", BigInteger),
-    Index("ix_meter_rollups_subject", "meter", "level_us", "subject", "bucket_us"),
+    # Subject before bucket (migration 0006): a subject's range read is one key range, statistics or not.
+    PrimaryKeyConstraint("meter", "level_us", "subject", "bucket_us", "dims", name="meter_rollups_pkey"),
 )
 
 meter_rollup_values = Table(
@@ -73,6 +86,9 @@ meter_rollup_values = Table(
     Column("subject", String(255), primary_key=True),
     Column("dims", Text, primary_key=True),
     Column("digest", String(64), primary_key=True, comment="SHA-256 of a UNIQUE_COUNT value"),
+    PrimaryKeyConstraint(
+        "meter", "level_us", "subject", "bucket_us", "dims", "digest", name="meter_rollup_values_pkey"
+    ),
 )
 
 # -- invoicing (migration 0005) ---------------------------------------------------------------
