@@ -681,6 +681,34 @@ async def test_subscription_lifecycle_change_migrate_cancel(env: Env) -> None:
     assert [s["id"] for s in only["items"]] == [canceled["id"]]
 
 
+async def test_customer_list_filters_by_the_current_plan(env: Env) -> None:
+    api = env.client
+    await features(api)
+    await published(api, plan_body("starter"))
+    await published(api, plan_body("pro", [tiered_card()]))
+    globex_body = {"key": "globex", "name": "Globex", "usageAttribution": {"subjectKeys": ["globex-app"]}}
+    initech_body = {"key": "initech", "name": "Initech", "usageAttribution": {"subjectKeys": ["initech-app"]}}
+    acme = ok(await api.post("/api/v1/customers", json=ACME), 201)
+    globex = ok(await api.post("/api/v1/customers", json=globex_body), 201)
+    ok(await api.post("/api/v1/customers", json=initech_body), 201)  # no subscription
+    on_starter = ok(
+        await api.post("/api/v1/subscriptions", json={"customerKey": "acme", "plan": {"key": "starter"}}), 201
+    )
+    on_pro = ok(await api.post("/api/v1/subscriptions", json={"customerKey": "globex", "plan": {"key": "pro"}}), 201)
+
+    starter = ok(await api.get("/api/v1/customers", params={"planKey": "starter"}))
+    assert [(c["id"], c["currentSubscriptionId"]) for c in starter["items"]] == [(acme["id"], on_starter["id"])]
+    pro = ok(await api.get("/api/v1/customers", params={"planKey": "pro", "expand": "subscriptions"}))
+    assert [(c["id"], [s["id"] for s in c["subscriptions"]]) for c in pro["items"]] == [(globex["id"], [on_pro["id"]])]
+    everyone = ok(await api.get("/api/v1/customers", params={"orderBy": "name"}))
+    assert [(c["key"], c["currentSubscriptionId"]) for c in everyone["items"]] == [
+        ("acme", on_starter["id"]),
+        ("globex", on_pro["id"]),
+        ("initech", None),
+    ]
+    assert ok(await api.get("/api/v1/customers", params={"planKey": "enterprise"}))["items"] == []
+
+
 async def test_subscription_description_is_stored_and_carried_by_a_plan_change(env: Env) -> None:
     api = env.client
     await features(api)

@@ -17,6 +17,7 @@ from tollway.api.subscription_codec import encode_subscription
 from tollway.api.wire import Json, one_of, parse_body
 from tollway.billing.customers import Customer
 from tollway.billing.service import CatalogService
+from tollway.billing.subscriptions import Subscription, active_at
 
 
 class _Strict(BaseModel):
@@ -52,13 +53,15 @@ class CustomerIn(_Strict):
 def customers_router(catalog: CatalogService) -> APIRouter:
     router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
-    async def customer_json(customer: Customer, expand: list[str] | None = None) -> Json:
+    async def customer_json(
+        customer: Customer, expand: list[str] | None = None, stored: list[Subscription] | None = None
+    ) -> Json:
+        """`stored`: the customer's subscriptions when the caller has them already (one read for a list)."""
         now = catalog.clock.now()
-        current = await catalog.subscription_at(customer.id, now)
-        subscriptions = None
-        if expand and "subscriptions" in expand:
-            subscriptions = [encode_subscription(s, now) for s in await catalog.subscriptions(customer=customer.id)]
-        return encode_customer(customer, current, subscriptions)
+        if stored is None:
+            stored = await catalog.subscriptions(customer=customer.id)
+        shown = [encode_subscription(s, now) for s in stored] if expand and "subscriptions" in expand else None
+        return encode_customer(customer, active_at(stored, now), shown)
 
     @router.post(
         "",
@@ -108,19 +111,19 @@ def customers_router(catalog: CatalogService) -> APIRouter:
             customers = [c for c in customers if name.lower() in c.name.lower()]
         if primary_email is not None:
             customers = [c for c in customers if c.email and primary_email.lower() in c.email.lower()]
+        by_customer: dict[str, list[Subscription]] = {c.id: [] for c in customers}
+        for subscription in await catalog.subscriptions():  # one read for the whole list
+            by_customer.get(subscription.customer_id, []).append(subscription)
         if plan_key is not None:
             now = catalog.clock.now()
-            on_plan = []
-            for customer in customers:
-                current = await catalog.subscription_at(customer.id, now)
-                if current is not None and current.plan_key == plan_key:
-                    on_plan.append(customer)
-            customers = on_plan
+            customers = [
+                c for c in customers if (s := active_at(by_customer[c.id], now)) is not None and s.plan_key == plan_key
+            ]
         by = one_of(order_by or "id", ("id", "name", "createdAt"), "orderBy")
         descending = one_of(order or "ASC", ("ASC", "DESC"), "order") == "DESC"
         customers.sort(key=lambda c: _sort_key(c, by), reverse=descending)
         start = (pages.page - 1) * pages.size
-        shown = {c.id: await customer_json(c, expand) for c in customers[start : start + pages.size]}
+        shown = {c.id: await customer_json(c, expand, by_customer[c.id]) for c in customers[start : start + pages.size]}
         return paginated(customers, pages, lambda c: shown[c.id])
 
     @router.get("/{customerIdOrKey}", summary="Get a customer (by id or key)", responses=problem_responses(404))

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from tollway.api.listing import paginated, parse_page
 from tollway.api.openapi import body_schema, problem_responses
-from tollway.api.plan_codec import decode_plan, encode_plan
+from tollway.api.plan_codec import PLAN_STATUS_WIRE, decode_plan, encode_plan
 from tollway.api.wire import one_of, parse_body
 from tollway.billing.plans import Plan
 from tollway.billing.service import CatalogService
@@ -134,7 +134,7 @@ def plans_router(catalog: CatalogService) -> APIRouter:
             p
             for p in plans
             if (not key or p.key in key)
-            and (not wanted or _wire_status(p) in wanted)
+            and (not wanted or PLAN_STATUS_WIRE[p.status] in wanted)
             and (not plan_id or p.id in plan_id)
             and (not currency or p.currency in currency)
         ]
@@ -230,10 +230,6 @@ def plans_router(catalog: CatalogService) -> APIRouter:
         return encode_plan(plan)
 
     return router
-
-
-def _wire_status(plan: Plan) -> str:
-    return "active" if plan.status == "published" else plan.status
 
 
 async def _latest(catalog: CatalogService, key: str) -> Plan:

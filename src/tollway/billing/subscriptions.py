@@ -6,6 +6,7 @@ A plan change ends one subscription and starts another at the same instant; bill
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -33,6 +34,9 @@ class Subscription:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
+    def active_at(self, at: datetime) -> bool:
+        return self.active_from <= at and (self.active_to is None or at < self.active_to)
+
     def status(self, at: datetime) -> SubscriptionStatus:
         if at < self.active_from:
             return "scheduled"
@@ -41,3 +45,8 @@ class Subscription:
         if at < self.active_to:
             return "canceled" if self.canceled_at is not None and self.replaced_by is None else "active"
         return "inactive"
+
+
+def active_at(subscriptions: Iterable[Subscription], at: datetime) -> Subscription | None:
+    """The subscription active at `at` among one customer's (at most one is, by the catalog's invariant)."""
+    return next((s for s in subscriptions if s.active_at(at)), None)

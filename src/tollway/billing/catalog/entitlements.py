@@ -11,7 +11,7 @@ from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, Plan, RateCard
-from tollway.billing.subscriptions import Subscription
+from tollway.billing.subscriptions import Subscription, active_at
 from tollway.metering.aggregation import MeterQuery
 
 
@@ -25,7 +25,7 @@ class EntitlementCases(SubscriptionCases):
         at = self._aware(at, "at") if at is not None else self._clock.now()
         owner = await self._live_customer(customer)
         wanted = await self.feature(feature)
-        subscription = await self.subscription_at(owner.id, at)
+        subscription = active_at(await self._store.list_subscriptions(customer_id=owner.id), at)
         if subscription is None:
             return EntitlementValue(has_access=False)
         plan = await self._plan_by_id(subscription.plan_id)

@@ -15,7 +15,7 @@ from tollway.billing import periods
 from tollway.billing.catalog.customers import CustomerCases
 from tollway.billing.customers import Customer
 from tollway.billing.plans import Plan
-from tollway.billing.subscriptions import Subscription
+from tollway.billing.subscriptions import Subscription, active_at
 from tollway.billing.validation import check_metadata
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
@@ -200,7 +200,4 @@ class SubscriptionCases(CustomerCases):
     async def subscription_at(self, customer: str, at: datetime) -> Subscription | None:
         """The customer's subscription active at `at`, if any."""
         owner = await self.customer(customer)
-        for subscription in await self._store.list_subscriptions(customer_id=owner.id):
-            if subscription.active_from <= at and (subscription.active_to is None or at < subscription.active_to):
-                return subscription
-        return None
+        return active_at(await self._store.list_subscriptions(customer_id=owner.id), at)
