@@ -26,7 +26,7 @@ from decimal import Decimal, localcontext
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.invoicing.model import InvoiceLine
-from tollway.billing.invoicing.usage import NO_USAGE, MeteredUsage, UsageReader
+from tollway.billing.invoicing.usage import NO_USAGE, MeteredUsage, UsageReader, UsageRequest, read_usages
 from tollway.billing.periods import add_cadence, fraction, parse_cadence, period_containing
 from tollway.billing.plans import Plan, RateCard
 from tollway.billing.pricing.flat import price_flat
@@ -293,12 +293,17 @@ async def _period_lines(
     usage_end = end if usage_until is None else min(end, usage_until)
     first = start == subscription.active_from
     lines: list[InvoiceLine] = []
-    for card in rate_cards_at(plan, subscription, start):
+    cards = rate_cards_at(plan, subscription, start)
+    requests = [
+        UsageRequest(_feature(features, card), tuple(customer.subjects), start, usage_end)
+        for card in cards
+        if card.usage is not None and customer.subjects and start < usage_end
+    ]
+    usages = iter(await read_usages(reader, requests))  # one read per meter, in the cards' order
+    for card in cards:
         if card.usage is not None:
             feature = _feature(features, card)
-            usage = NO_USAGE
-            if customer.subjects and start < usage_end:
-                usage = await reader.read(feature, customer.subjects, start, usage_end)
+            usage = next(usages) if customer.subjects and start < usage_end else NO_USAGE
             lines.append(
                 usage_line(
                     card=card,
