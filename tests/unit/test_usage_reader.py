@@ -14,7 +14,7 @@ from tollway.billing.invoicing.usage import MeteringUsageReader, UsageRequest
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery, QueryRow
 from tollway.metering.events import Event
-from tollway.metering.meters import TOKENS_EVENT
+from tollway.metering.llm import TOKENS_EVENT
 from tollway.metering.service import MeteringService
 
 NOW = datetime(2026, 10, 20, 15, 30, tzinfo=UTC)
