@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from tollway.billing import periods
 from tollway.billing.catalog.subscriptions import SubscriptionCases
@@ -23,8 +25,12 @@ class EntitlementCases(SubscriptionCases):
         The usage period is the template's (else the plan's billing cadence) anchored at the subscription's
         billing anchor; usage counts from max(period start, subscription start) up to `at`."""
         at = self._aware(at, "at") if at is not None else self._clock.now()
-        owner = await self._live_customer(customer)
-        wanted = await self.feature(feature)
+        # Independent lookups, concurrently (each is a store round trip); the customer's error comes first.
+        found = await asyncio.gather(self._live_customer(customer), self.feature(feature), return_exceptions=True)
+        for failure in found:
+            if isinstance(failure, BaseException):
+                raise failure
+        owner, wanted = cast(tuple[Customer, Feature], tuple(found))
         subscription = active_at(await self._store.list_subscriptions(customer_id=owner.id), at)
         if subscription is None:
             return EntitlementValue(has_access=False)
