@@ -51,17 +51,7 @@ def decode_subscription(body: object) -> SubscriptionInput:
     obj = Obj(
         body,
         "",
-        {
-            "customerId",
-            "customerKey",
-            "plan",
-            "timing",
-            "activeFrom",
-            "billingAnchor",
-            "name",
-            "description",
-            "metadata",
-        },
+        {"customerId", "customerKey", "plan", "timing", "activeFrom", "billingAnchor"} | _DESCRIBED,
         _SUBSCRIPTION_UNSUPPORTED,
     )
     customer_id, customer_key = obj.text("customerId"), obj.text("customerKey")
@@ -94,9 +84,7 @@ class ChangeInput:
 
 
 def decode_change(body: object) -> ChangeInput:
-    obj = Obj(
-        body, "", {"timing", "plan"}, _SUBSCRIPTION_UNSUPPORTED | {"name", "description", "metadata", "billingAnchor"}
-    )
+    obj = Obj(body, "", {"timing", "plan"}, _SUBSCRIPTION_UNSUPPORTED | _DESCRIBED | {"billingAnchor"})
     if not obj.has("timing"):
         raise ValidationError("timing is required", field="timing")
     plan_key, plan_version = decode_plan_reference(obj)
