@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from tollway.metering.events import Event, parse_time
+from tollway.money import decimal_text
 
 GATEWAY_SOURCE = "tollway/gateway"
 TOKENS_EVENT = "llm.tokens"
@@ -175,7 +176,7 @@ def llm_call_events(call: LlmCall) -> list[Event]:
         if prices is not None:
             cost = prices[token_type] * tokens
             total_cost += cost
-            data["cost_usd"] = _decimal_text(cost)
+            data["cost_usd"] = decimal_text(cost)
         events.append(_event(call, f"{call.request_id}:{token_type}", TOKENS_EVENT, data))
     request_data: dict[str, object] = {
         **common,
@@ -186,15 +187,10 @@ def llm_call_events(call: LlmCall) -> list[Event]:
         "reasoning_tokens": usage.reasoning,
     }
     if prices is not None:
-        request_data["cost_usd"] = _decimal_text(total_cost)
+        request_data["cost_usd"] = decimal_text(total_cost)
     events.append(_event(call, f"{call.request_id}:request", REQUEST_EVENT, request_data))
     return events
 
 
 def _event(call: LlmCall, event_id: str, event_type: str, data: dict[str, object]) -> Event:
     return Event(id=event_id, source=GATEWAY_SOURCE, type=event_type, subject=call.subject, time=call.time, data=data)
-
-
-def _decimal_text(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return "0" if text in {"-0", ""} else text
