@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from tollway.billing.periods import parse_cadence
 from tollway.errors import ValidationError
 from tollway.metering.events import format_time, parse_time
 from tollway.money import decimal_text, parse_decimal
@@ -20,8 +21,6 @@ from tollway.money import decimal_text, parse_decimal
 T = TypeVar("T")
 Json = dict[str, Any]
 
-# ISO-8601 durations as plans use them: P1M, P1Y, P2W, P1D, PT1H, P1DT12H ...
-_DURATION = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -177,11 +176,9 @@ class Obj:
 
 
 def parse_duration(value: str, field: str) -> str:
-    match = _DURATION.fullmatch(value)
-    if match is None or value.endswith("T") or not any(match.groups()) or not any(int(g or 0) for g in match.groups()):
-        raise ValidationError(
-            f"{field} must be a positive ISO-8601 duration (P1M, P1Y, P1W, P1D, PT1H), got {value!r}", field=field
-        )
+    """An ISO-8601 duration as the catalog takes it (billing cadences, phase durations, usage periods): the
+    billing periods' own rule (tollway.billing.periods), so the API and the service agree."""
+    parse_cadence(value, field=field)
     return value
 
 
