@@ -35,6 +35,7 @@ from tollway.metering.rollup import DAY_US, Partial, PartialRow, UniqueRow
 log = logging.getLogger("tollway.metering.store")
 
 ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
+SUBJECTS_ONE_BY_ONE = 32  # rollup reads for up to this many subjects: one key range per subject
 TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
 T = TypeVar("T")
 
@@ -293,10 +294,17 @@ class SqlEventStore:
         segments: Sequence[tuple[int, int | None, int | None]],
         subject_keys: Sequence[str] | None,
     ) -> Any:
-        """One SELECT per segment (each an index range: meter, level, subject, bucket), joined by UNION ALL."""
+        """One SELECT per segment and subject, joined by UNION ALL: each is one range of the key (meter,
+        level_us, subject, bucket_us). PostgreSQL without statistics would take `subject IN (...)` on the
+        key as a filter over every subject's buckets; an equality per subject is one index range."""
         parts = []
+        one_by_one = subject_keys is not None and 0 < len(subject_keys) <= SUBJECTS_ONE_BY_ONE
         for level_us, start_us, end_us in segments:
             conditions = self._range(table, slug, level_us, start_us, end_us)
+            if subject_keys is not None and one_by_one:
+                for subject in dict.fromkeys(subject_keys):
+                    parts.append(select(*columns).where(and_(*conditions, table.c.subject == subject)))
+                continue
             if subject_keys is not None:
                 conditions.append(table.c.subject.in_(list(subject_keys)))
             parts.append(select(*columns).where(and_(*conditions)))
