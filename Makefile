@@ -53,10 +53,11 @@ chromium:
 		echo "chromium could not be installed: the invoice screenshot test will skip"
 
 # The suite runs on every core (pytest-xdist, -n auto: 2 workers on a 2-core CI); PYTEST_WORKERS=0 runs it
-# in one process. Whole files go to one worker (--dist loadfile): a file's shared fixtures are built once.
+# in one process. --dist worksteal: each worker starts on its own run of whole files (a file's module-scoped
+# servers start once) and an idle worker takes tests from a busy one, so one long file does not hold the end.
 PYTEST_WORKERS ?= auto
 test: lint typecheck chromium
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tollway.db .tollway

@@ -15,6 +15,8 @@ from tests.support.net import wait_until
 from tests.support.stored import request_records, stored_events, tokens_by_type
 from tests.support.tollway_process import TollwayProcess
 
+STARTS_WITHIN_S = 60.0  # a wait that includes starting a `tollway worker` process
+
 
 def start_worker(tollway: TollwayProcess, log: Path, started: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
@@ -46,7 +48,11 @@ def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: F
 
         worker = start_worker(tollway, worker_log, workers)
         try:
-            wait_until(lambda: tollway.tokens_by_type("acme-corp") == {"input": 528, "cache_read": 3072, "output": 900})
+            # The wait includes the worker process's start: allow for a busy machine (a parallel suite).
+            wait_until(
+                lambda: tollway.tokens_by_type("acme-corp") == {"input": 528, "cache_read": 3072, "output": 900},
+                timeout_s=STARTS_WITHIN_S,
+            )
             stream = client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], stream=True
             )
@@ -61,12 +67,12 @@ def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: F
         # A worker killed mid-way leaves its claims for the next one; replays count once.
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
         worker = start_worker(tollway, worker_log, workers)
-        wait_until(lambda: tollway.tokens_by_type("acme-corp")["output"] == 1500)
+        wait_until(lambda: tollway.tokens_by_type("acme-corp")["output"] == 1500, timeout_s=STARTS_WITHIN_S)
         worker.kill()
         worker.wait(10)
         worker = start_worker(tollway, worker_log, workers)
         tollway.stop()  # a graceful stop hands over its last segment
-        wait_until(lambda: segments(tollway) == [])
+        wait_until(lambda: segments(tollway) == [], timeout_s=STARTS_WITHIN_S)
         events = stored_events(tollway.env["TOLLWAY_DATABASE_URL"])
         assert tokens_by_type(events) == {"input": 880, "cache_read": 5120, "output": 1500}
         assert len(request_records(events)) == 5
