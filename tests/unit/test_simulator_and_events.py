@@ -143,4 +143,3 @@ def test_decode_record_refuses_garbage() -> None:
     for line in (b"{not json", b"[]", b'{"record": "llm.call"}', b'{"id": 1}'):
         with pytest.raises(ValueError, match="unreadable"):
             decode_record(line)
-
