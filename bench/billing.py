@@ -136,24 +136,26 @@ def stored_events(store: SqlEventStore) -> int:
 
 
 def rollup_reads(store: SqlEventStore, subjects: tuple[str, ...], at: datetime) -> str:
-    """The rollup level a month-to-`at` llm_tokens query of `subjects` reads, and how many buckets that is."""
+    """The rollup segments a month-to-`at` llm_tokens query of `subjects` reads, and how many buckets that is."""
     plan = plan_query(MeterQuery(start=MONTH_START, end=at, subjects=subjects), None)
     if plan.level_us is None:
         return "raw events (no rollup level)"
+    names = {60_000_000: "minute", 3_600_000_000: "hour", 86_400_000_000: "day"}
+    parts = []
     with store.engine.connect() as connection:
-        rows = connection.execute(
-            select(func.count())
-            .select_from(meter_rollups)
-            .where(
+        for segment in plan.segments:
+            conditions = [
                 meter_rollups.c.meter == "llm_tokens",
-                meter_rollups.c.level_us == plan.level_us,
-                meter_rollups.c.bucket_us >= plan.start_us,
-                meter_rollups.c.bucket_us < plan.end_us,
+                meter_rollups.c.level_us == segment.level_us,
                 meter_rollups.c.subject.in_(subjects),
-            )
-        ).scalar()
-    level = {60_000_000: "minute", 3_600_000_000: "hour", 86_400_000_000: "day"}.get(plan.level_us, plan.level_us)
-    return f"{level} buckets, {rows:,} llm_tokens rollup rows per read, {len(plan.raw_ranges)} raw edge(s)"
+            ]
+            if segment.start_us is not None:
+                conditions.append(meter_rollups.c.bucket_us >= segment.start_us)
+            if segment.end_us is not None:
+                conditions.append(meter_rollups.c.bucket_us < segment.end_us)
+            rows = connection.execute(select(func.count()).select_from(meter_rollups).where(*conditions)).scalar()
+            parts.append(f"{names.get(segment.level_us, segment.level_us)} {rows:,}")
+    return f"llm_tokens rollup rows per read: {' + '.join(parts)}; {len(plan.raw_ranges)} raw edge(s)"
 
 
 def load_note() -> str:
