@@ -187,6 +187,42 @@ async def test_range_with_mid_hour_and_mid_minute_edges(store: Store, rolled: in
     assert [r.value for r in month] == [Decimal(1 + 2 + 4 + 8 + 16 + 32 + 64 + 128)]
 
 
+async def test_many_subjects_and_zoned_windows_in_one_read(store: Store) -> None:
+    # 30 subjects x 12 Kolkata days (about 25 bucket segments): more SELECTs than SQLite's compound limit
+    # if each segment and subject were its own; the store must still answer in one read.
+    service = service_for(store)
+    await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])
+    subjects = [f"s{n:02d}" for n in range(30)]
+    start = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)  # 2026-03-02 00:00 in Kolkata (+05:30)
+    found = [
+        Event(
+            id=f"k{n}-{day}",
+            source="test",
+            type="api.call",
+            subject=subject,
+            time=start + timedelta(days=day, hours=6),
+            data={"value": 1},
+        )
+        for n, subject in enumerate(subjects)
+        for day in range(12)
+    ]
+    await store.insert_events(found)
+    await store.roll_up()
+    query = MeterQuery(
+        start=start,
+        end=start + timedelta(days=12),
+        window_size=WindowSize.DAY,
+        window_tz=parse_zone("Asia/Kolkata"),
+        subjects=tuple(subjects),
+    )
+    rows = await service.query("calls", query)
+    per_day: dict[datetime, Decimal] = {}
+    for row in rows:  # one row per subject and window
+        per_day[row.window_start] = per_day.get(row.window_start, Decimal(0)) + row.value
+    assert len(rows) == 30 * 12
+    assert per_day == {start + timedelta(days=day): Decimal(30) for day in range(12)}
+
+
 # -- properties: rollup answers equal the reference over raw events --------------------------------
 
 event_strategy = st.builds(

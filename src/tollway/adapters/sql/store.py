@@ -36,6 +36,7 @@ log = logging.getLogger("tollway.metering.store")
 
 ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
 SUBJECTS_ONE_BY_ONE = 32  # rollup reads for up to this many subjects: one key range per subject
+MAX_UNION_PARTS = 256  # SELECTs in one UNION ALL (SQLite allows 500 by default)
 TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
 T = TypeVar("T")
 
@@ -298,7 +299,8 @@ class SqlEventStore:
         level_us, subject, bucket_us). PostgreSQL without statistics would take `subject IN (...)` on the
         key as a filter over every subject's buckets; an equality per subject is one index range."""
         parts = []
-        one_by_one = subject_keys is not None and 0 < len(subject_keys) <= SUBJECTS_ONE_BY_ONE
+        wanted = len(set(subject_keys)) if subject_keys is not None else 0
+        one_by_one = 0 < wanted <= SUBJECTS_ONE_BY_ONE and wanted * len(segments) <= MAX_UNION_PARTS
         for level_us, start_us, end_us in segments:
             conditions = self._range(table, slug, level_us, start_us, end_us)
             if subject_keys is not None and one_by_one:
