@@ -71,15 +71,26 @@ def status_with(gateway: TollwayProcess, key: str, model: str = "demo") -> int:
     return response.status_code
 
 
+def models_status(client: httpx.Client, key: str) -> int:
+    """An authenticated request that costs the gateway nothing but the key check (no upstream call)."""
+    return client.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code
+
+
 def seconds_until_refused(gateways: tuple[TollwayProcess, ...], key: str, since: float) -> list[float]:
-    """Poll every gateway until the key gets 401; the time each took, counted from `since`."""
+    """Poll every gateway until the key gets 401; the time each took, counted from `since` (the moment the
+    revocation was committed: its response had arrived)."""
     took: dict[int, float] = {}
     deadline = since + 5.0
-    while len(took) < len(gateways) and time.monotonic() < deadline:
-        for i, gateway in enumerate(gateways):
-            if i not in took and status_with(gateway, key) == 401:
-                took[i] = time.monotonic() - since
-        time.sleep(0.01)
+    clients = [httpx.Client(base_url=gateway.base_url, timeout=5) for gateway in gateways]
+    try:
+        while len(took) < len(gateways) and time.monotonic() < deadline:
+            for i, client in enumerate(clients):
+                if i not in took and models_status(client, key) == 401:
+                    took[i] = time.monotonic() - since
+            time.sleep(0.01)
+    finally:
+        for client in clients:
+            client.close()
     assert len(took) == len(gateways), f"still accepted after 5 s by gateways {set(range(len(gateways))) - set(took)}"
     return [took[i] for i in range(len(gateways))]
 
@@ -129,8 +140,8 @@ def test_an_api_key_works_on_every_gateway_and_revocation_reaches_all_within_a_s
         assert hashlib.sha256(key.encode()).hexdigest() not in keys.text
 
     with a.admin() as admin:
-        started = time.monotonic()
         assert admin.delete(f"/api/v1/consumers/globex/keys/{key_id}").status_code == 204
+        started = time.monotonic()
     took = seconds_until_refused(gateways, key, started)
     assert max(took) < PROPAGATION_LIMIT_S, f"revocation took {took} s on the two gateways"
     for gateway in gateways:
@@ -165,8 +176,8 @@ def test_deleting_a_consumer_and_expiry_refuse_keys_on_every_gateway(
     assert all(status_with(g, other) == 200 for g in gateways), "the consumer's other key still works"
 
     with b.admin() as admin:
-        started = time.monotonic()
         assert admin.delete("/api/v1/consumers/initech").status_code == 204
+        started = time.monotonic()
     took = seconds_until_refused(gateways, other, started)
     assert max(took) < PROPAGATION_LIMIT_S, took
     with a.admin() as admin:
