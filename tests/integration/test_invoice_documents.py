@@ -23,7 +23,7 @@ from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
 from tollway.billing.customers import Address, Customer
-from tollway.billing.invoicing.model import Invoice, InvoiceLine, UsageSlice
+from tollway.billing.invoicing.model import Invoice, InvoiceLine, InvoiceStatus, UsageSlice
 from tollway.billing.invoicing.ports import IssueRequest
 from tollway.billing.invoicing.render import HtmlRenderer, InvoiceDocuments, Seller, render_pdf, view
 from tollway.billing.pricing.model import TierCharge, UsageCharge
@@ -331,3 +331,41 @@ def test_tollway_invoices_pdf_writes_the_invoice_from_the_database(tmp_path: Pat
     missing = run_tollway("invoices", "pdf", "nope", cwd=tmp_path, env=env)
     assert missing.returncode == 2
     assert "invoice 'nope' not found" in missing.stderr
+
+
+def test_nothing_is_due_on_a_paid_invoice_while_its_total_stays() -> None:
+    def rendered(status: InvoiceStatus) -> tuple[str, str]:
+        invoice = Invoice(
+            id="inv7",
+            customer_id="cus01",
+            currency="USD",
+            status=status,
+            period_start=JAN,
+            period_end=FEB,
+            lines=(
+                InvoiceLine(
+                    kind="flat",
+                    rate_card_key="platform-fee",
+                    description="Platform fee",
+                    period_start=JAN,
+                    period_end=FEB,
+                    amount=Decimal("12.34"),
+                    amount_minor=1234,
+                ),
+            ),
+            total_minor=1234,
+            number="TW-2026-000007",
+        )
+        document = view(invoice, CUSTOMER, SELLER)
+        pdf_text = PdfReader(BytesIO(render_pdf(document))).pages[0].extract_text()
+        return HtmlRenderer().render(document), pdf_text
+
+    issued_html, issued_pdf = rendered("issued")
+    assert "Amount due</div><strong>$12.34</strong>" in issued_html
+    settled: tuple[InvoiceStatus, ...] = ("paid", "void")
+    for status in settled:
+        html, pdf_text = rendered(status)
+        assert "Amount due</div><strong>$0.00</strong>" in html
+        assert "$12.34" in html  # the total is still shown
+        assert "$0.00" in pdf_text
+    assert "$0.00" not in issued_pdf

@@ -67,6 +67,7 @@ class InvoiceView:
     lines: tuple[LineView, ...]
     subtotal: str
     total: str
+    amount_due: str  # nothing is due on a paid or void invoice
 
 
 def view(invoice: Invoice, customer: Customer, seller: Seller) -> InvoiceView:
@@ -83,6 +84,7 @@ def view(invoice: Invoice, customer: Customer, seller: Seller) -> InvoiceView:
         lines=tuple(_line(line, money) for line in invoice.lines),
         subtotal=money.minor(invoice.subtotal_minor),
         total=money.minor(invoice.total_minor),
+        amount_due=money.minor(0 if invoice.status in ("paid", "void") else invoice.total_minor),
     )
 
 
@@ -145,7 +147,7 @@ def render_pdf(document: InvoiceView) -> bytes:
 
     with pdf.table(col_widths=(1, 1, 1, 1), text_align="LEFT", first_row_as_headings=True) as facts:
         facts.row(("Billing period", "Issued", "Due", "Amount due"))
-        facts.row(tuple(_latin(x) for x in (document.period, document.issued, document.due, document.total)))
+        facts.row(tuple(_latin(x) for x in (document.period, document.issued, document.due, document.amount_due)))
     pdf.ln(4)
 
     pdf.set_font("Helvetica", "", 9)
