@@ -6,11 +6,13 @@ import os
 import resource
 import time
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.support.closing import Client, Closing
 from tests.support.fake_upstream import FakeOpenAI
 
 POSTGRES_URL = os.environ.get("TOLLWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -92,6 +94,18 @@ def pytest_configure(config: pytest.Config) -> None:
     wanted = config.getoption("--cpu-durations")
     if wanted is not None:
         config.pluginmanager.register(CpuDurations(wanted), "tollway-cpu-durations")
+
+
+@pytest.fixture
+def closing() -> Iterator[Closing]:
+    """Closes every client passed through it when the test ends (see tests/support/closing.py)."""
+    with ExitStack() as stack:
+
+        def enter(client: Client) -> Client:
+            stack.enter_context(client)
+            return client
+
+        yield enter
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ import openai
 import pytest
 import stripe
 
+from tests.support.closing import Closing
 from tests.support.fake_stripe import FakeStripe
 from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
@@ -94,7 +95,7 @@ def fake_stripe() -> Iterator[FakeStripe]:
 
 
 def test_usage_becomes_a_previewed_then_closed_invoice_synced_to_stripe_and_paid_by_webhook(
-    workdir: Path, fake_stripe: FakeStripe
+    workdir: Path, fake_stripe: FakeStripe, closing: Closing
 ) -> None:
     gateway = TollwayProcess(
         workdir,
@@ -140,7 +141,7 @@ def test_usage_becomes_a_previewed_then_closed_invoice_synced_to_stripe_and_paid
         wait_until(lambda: gateway.tokens_by_type("acme-corp", **window) == past, timeout_s=10)
 
         # 2. Gateway traffic in the current period, as the official SDKs send it.
-        sdk = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-key", max_retries=0)
+        sdk = closing(openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-key", max_retries=0))
         long_prompt = "Summarise these tickets.\n" + ticket_log(0)
         prompts = [
             (long_prompt, False),
@@ -166,7 +167,7 @@ def test_usage_becomes_a_previewed_then_closed_invoice_synced_to_stripe_and_paid
                 assert completion.usage is not None
                 usages.append(completion.usage)
         sdk.close()
-        claude = anthropic.Anthropic(base_url=gateway.base_url, api_key="acme-secret-key", max_retries=0)
+        claude = closing(anthropic.Anthropic(base_url=gateway.base_url, api_key="acme-secret-key", max_retries=0))
         message = claude.messages.create(
             model="demo",
             max_tokens=4096,

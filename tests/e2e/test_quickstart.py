@@ -9,16 +9,19 @@ import openai
 import yaml
 
 from tests.support.cli import run_tollway
+from tests.support.closing import Closing
 from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
 
 
-def test_quickstart_answers_streamed_and_not_and_meters_exactly_what_it_reported(workdir: Path) -> None:
+def test_quickstart_answers_streamed_and_not_and_meters_exactly_what_it_reported(
+    workdir: Path, closing: Closing
+) -> None:
     gateway = TollwayProcess(workdir, yaml.safe_load(QUICKSTART.read_text())).start()
     try:
-        sdk = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-key", max_retries=0)
+        sdk = closing(openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-key", max_retries=0))
         reported: list[Any] = []
         hello: Any = [{"role": "user", "content": "Hello"}]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.support.closing import Closing
 from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
 
@@ -19,20 +20,20 @@ CONFIG = {
 PROMPT = "the prompt canary 7f3e9a"
 
 
-def test_json_access_log_has_one_line_per_request_without_secrets(workdir: Path) -> None:
+def test_json_access_log_has_one_line_per_request_without_secrets(workdir: Path, closing: Closing) -> None:
     log_file = workdir / "access.log"
     gateway = TollwayProcess(
         workdir, CONFIG, env={"TOLLWAY_ACCESS_LOG": "json", "TOLLWAY_ACCESS_LOG_FILE": str(log_file)}
     ).start()
     try:
-        sdk = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-canary-key", max_retries=0)
+        sdk = closing(openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-canary-key", max_retries=0))
         reply = sdk.chat.completions.with_raw_response.create(
             model="demo", messages=[{"role": "user", "content": PROMPT}]
         )
         usage = reply.parse().usage
         assert usage is not None
         request_id = reply.headers["x-request-id"]
-        bad = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="wrong-key-canary-123", max_retries=0)
+        bad = closing(openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="wrong-key-canary-123", max_retries=0))
         with pytest.raises(openai.AuthenticationError):
             bad.chat.completions.create(model="demo", messages=[{"role": "user", "content": PROMPT}])
         wait_until(lambda: log_file.exists() and len(log_file.read_text().splitlines()) >= 2, 10)
@@ -58,10 +59,10 @@ def test_json_access_log_has_one_line_per_request_without_secrets(workdir: Path)
     assert refused["consumer"] == "-"
 
 
-def test_access_log_is_off_by_default(workdir: Path) -> None:
+def test_access_log_is_off_by_default(workdir: Path, closing: Closing) -> None:
     gateway = TollwayProcess(workdir, CONFIG).start()
     try:
-        sdk = openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-canary-key", max_retries=0)
+        sdk = closing(openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="acme-secret-canary-key", max_retries=0))
         sdk.chat.completions.create(model="demo", messages=[{"role": "user", "content": PROMPT}])
     finally:
         gateway.stop()

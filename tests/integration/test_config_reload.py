@@ -9,15 +9,16 @@ import openai
 import yaml
 
 from tests.integration.test_openai_sdk import KEY, gateway_config
+from tests.support.closing import Closing
 from tests.support.fake_upstream import FakeOpenAI
 from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
 
 
 def can_use(base_url: str, key: str, model: str = "demo") -> bool:
-    client = openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
     try:
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
+        with openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0) as client:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}])
     except (openai.AuthenticationError, openai.NotFoundError):
         return False
     return True
@@ -46,10 +47,10 @@ def test_sighup_swaps_consumers_and_models(workdir: Path, fake_openai: FakeOpenA
         tollway.stop()
 
 
-def test_reload_keeps_usage_exact(workdir: Path, fake_openai: FakeOpenAI) -> None:
+def test_reload_keeps_usage_exact(workdir: Path, fake_openai: FakeOpenAI, closing: Closing) -> None:
     tollway = TollwayProcess(workdir, gateway_config(fake_openai)).start()
     try:
-        client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+        client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
         first = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
         assert tollway.process is not None
         tollway.process.send_signal(signal.SIGHUP)

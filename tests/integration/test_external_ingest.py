@@ -10,6 +10,7 @@ from pathlib import Path
 import openai
 
 from tests.integration.test_openai_sdk import KEY, gateway_config
+from tests.support.closing import Closing
 from tests.support.fake_upstream import FakeOpenAI
 from tests.support.net import wait_until
 from tests.support.stored import request_records, stored_events, tokens_by_type
@@ -35,12 +36,12 @@ def segments(tollway: TollwayProcess) -> list[str]:
     return sorted(p.name for p in (tollway.workdir / "journal").glob("*.jsonl"))
 
 
-def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: FakeOpenAI) -> None:
+def test_worker_stores_what_the_gateway_hands_over(workdir: Path, fake_openai: FakeOpenAI, closing: Closing) -> None:
     tollway = TollwayProcess(workdir, gateway_config(fake_openai), env={"TOLLWAY_INGEST": "external"}).start()
     worker_log = workdir / "worker.log"
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+        client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
         for _ in range(3):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
         wait_until(lambda: len(segments(tollway)) >= 1)

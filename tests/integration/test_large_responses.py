@@ -7,18 +7,21 @@ from pathlib import Path
 import openai
 
 from tests.integration.test_openai_sdk import KEY, gateway_config
+from tests.support.closing import Closing
 from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
 
 
-def test_large_embeddings_answer_is_streamed_through_and_metered(workdir: Path, fake_openai: FakeOpenAI) -> None:
+def test_large_embeddings_answer_is_streamed_through_and_metered(
+    workdir: Path, fake_openai: FakeOpenAI, closing: Closing
+) -> None:
     tollway = TollwayProcess(
         workdir, gateway_config(fake_openai), env={"TOLLWAY_MAX_BUFFERED_RESPONSE_BYTES": "2048"}
     ).start()
     try:
         fake_openai.enqueue(Reply(usage={"prompt_tokens": 777, "total_tokens": 777}))
-        client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+        client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
         raw = client.embeddings.with_raw_response.create(model="embed", input=[f"text {i}" for i in range(3000)])
         assert "content-length" not in raw.headers, "relayed as it arrived, not buffered"
         result = raw.parse()

@@ -9,6 +9,7 @@ from typing import Any
 import openai
 import pytest
 
+from tests.support.closing import Closing
 from tests.support.fake_upstream import DEFAULT_USAGE, FakeOpenAI, Reply
 from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
@@ -45,8 +46,10 @@ def expect_tokens(tollway: TollwayProcess, subject: str, expected: dict[str, int
     wait_until(lambda: tollway.tokens_by_type(subject) == expected, timeout_s=10)
 
 
-def test_non_streaming_chat_meters_exact_tokens_per_type(tollway: TollwayProcess, fake_openai: FakeOpenAI) -> None:
-    client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+def test_non_streaming_chat_meters_exact_tokens_per_type(
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing
+) -> None:
+    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
     completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert completion.choices[0].message.content == "Hello from the fake upstream."
     assert completion.usage is not None
@@ -61,9 +64,9 @@ def test_non_streaming_chat_meters_exact_tokens_per_type(tollway: TollwayProcess
 
 
 def test_streaming_without_include_usage_hides_the_usage_chunk(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing
 ) -> None:
-    client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
     stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], stream=True)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -74,8 +77,8 @@ def test_streaming_without_include_usage_hides_the_usage_chunk(
     expect_tokens(tollway, "acme-corp", {"input": 176, "cache_read": 1024, "output": 300})
 
 
-def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess) -> None:
-    client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess, closing: Closing) -> None:
+    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
     stream = client.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "user", "content": "Hi"}],
@@ -104,35 +107,37 @@ async def test_async_client_streaming_and_not(tollway: TollwayProcess) -> None:
     expect_tokens(tollway, "acme-corp", {"input": expected_input, "output": expected_output})
 
 
-def test_embeddings_are_metered_as_input(tollway: TollwayProcess, fake_openai: FakeOpenAI) -> None:
+def test_embeddings_are_metered_as_input(tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing) -> None:
     fake_openai.enqueue(Reply(usage={"prompt_tokens": 42, "total_tokens": 42}))
-    client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
     result = client.embeddings.create(model="embed", input=["a", "b"])
     assert len(result.data) == 2
     expect_tokens(tollway, "acme-corp", {"input": 42, "output": 0})
 
 
-def test_models_lists_only_what_the_consumer_may_use(tollway: TollwayProcess) -> None:
-    acme = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+def test_models_lists_only_what_the_consumer_may_use(tollway: TollwayProcess, closing: Closing) -> None:
+    acme = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
     assert sorted(m.id for m in acme.models.list()) == ["demo", "embed", "gpt-4o"]
-    globex = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="globex-secret-key")
+    globex = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="globex-secret-key"))
     assert [m.id for m in globex.models.list()] == ["demo"]
     with pytest.raises(openai.NotFoundError):
         globex.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
 
 
 @pytest.mark.parametrize("header", ["Authorization", "x-api-key", "apikey"])
-def test_key_accepted_in_each_header(tollway: TollwayProcess, header: str) -> None:
+def test_key_accepted_in_each_header(tollway: TollwayProcess, header: str, closing: Closing) -> None:
     value = f"Bearer {KEY}" if header == "Authorization" else KEY
-    client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="unused", default_headers={header: value})
+    client = closing(
+        openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="unused", default_headers={header: value})
+    )
     if header != "Authorization":
         client = client.with_options(default_headers={"Authorization": ""})
     completion = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
     assert completion.choices[0].message.content
 
 
-def test_unknown_or_missing_key_gets_401_in_openai_shape(tollway: TollwayProcess) -> None:
-    client = openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="wrong-key-123")
+def test_unknown_or_missing_key_gets_401_in_openai_shape(tollway: TollwayProcess, closing: Closing) -> None:
+    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="wrong-key-123"))
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
     assert caught.value.status_code == 401
