@@ -43,9 +43,35 @@ class Admission(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one try of one target went, as the flow saw it (the target policy learns from these).
+
+    cause: "ok" (an answer the client gets, whatever its status), "status" (a retryable status, tried
+    elsewhere), "timeout", "unreachable", "skipped" (the target could not take the request faithfully).
+    ttfb_s: seconds until the upstream's first byte (None when none came); total_s: until the answer was
+    relayed in full or the try was given up; retry_after_s: the upstream's Retry-After, when it sent one.
+    """
+
+    target: Target
+    cause: str
+    status: int | None
+    ttfb_s: float | None
+    total_s: float
+    retry_after_s: float | None = None
+
+
 class TargetPolicy(Protocol):
     def targets(self, route: Route, call: Admit) -> Sequence[Target]:
         """The targets to try, in order; the flow falls through on unreachable targets and retryable statuses."""
+        ...
+
+    def started(self, target: Target) -> None:
+        """A try of `target` begins (in-flight accounting); always followed by one `finished`."""
+        ...
+
+    def finished(self, attempt: Attempt) -> None:
+        """A try of `attempt.target` is over: feeds breakers, latency statistics and cool-downs."""
         ...
 
 
@@ -70,3 +96,9 @@ class InOrder:
 
     def targets(self, route: Route, call: Admit) -> Sequence[Target]:
         return route.targets
+
+    def started(self, target: Target) -> None:
+        return None
+
+    def finished(self, attempt: Attempt) -> None:
+        return None
