@@ -2,6 +2,12 @@
 
 Tokens are counted with a simple, documented tokenizer (words and single punctuation marks), so
 the usage it reports is exactly the number of pieces in the prompt and in the reply it streams.
+
+It plays an agent's counterpart (docs/providers.md, "The simulator and tools"): with `tools` it calls
+a tool when `tool_choice` is "required" or names one, or, with "auto" (the default), when the last user
+message mentions a tool by name; the arguments are a minimal instance of the tool's JSON schema. After
+a tool result it answers in text (unless `tool_choice` names a tool). With `response_format`
+json_object / json_schema it answers with JSON (an instance of the schema).
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import re
 import struct
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tollway.clock import Clock
 from tollway.gateway.providers.base import BufferedResponse, UpstreamRequest
+from tollway.gateway.providers.schema_instance import schema_instance
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
 _WORDS = [
@@ -88,7 +96,107 @@ def prompt_tokens(payload: dict[str, Any]) -> int:
             total += count_tokens(orjson.dumps(call).decode())
     if payload.get("tools"):
         total += count_tokens(orjson.dumps(payload["tools"]).decode())
+    if isinstance(payload.get("response_format"), dict):
+        total += count_tokens(orjson.dumps(payload["response_format"]).decode())
     return total
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str  # JSON text
+
+
+def tool_call_for(payload: dict[str, Any], prompt_key: bytes) -> ToolCall | None:
+    """The tool call the simulator answers with, or None for a text (or JSON) answer; BadRequest for bad tools."""
+    tools = payload.get("tools")
+    choice = payload.get("tool_choice")
+    if tools is None or tools == []:
+        if choice not in (None, "none", "auto"):
+            raise BadRequest("'tool_choice' is only allowed when 'tools' are specified.", "tool_choice")
+        return None
+    schemas = _tool_schemas(tools)
+    messages = payload["messages"]
+    last = messages[-1] if isinstance(messages[-1], dict) else {}
+    named: str | None = None
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        named = function.get("name") if isinstance(function, dict) else None
+        if choice.get("type") != "function" or not isinstance(named, str):
+            raise BadRequest("tool_choice must be 'none', 'auto', 'required' or a named function.", "tool_choice")
+        if named not in schemas:
+            raise BadRequest(f"Invalid value for 'tool_choice': no tool named '{named}' in 'tools'.", "tool_choice")
+    elif choice not in (None, "none", "auto", "required"):
+        raise BadRequest("tool_choice must be 'none', 'auto', 'required' or a named function.", "tool_choice")
+    if choice == "none" or (named is None and last.get("role") == "tool"):
+        return None
+    if named is None:
+        named = _mentioned(_text_of(last), schemas) if last.get("role") == "user" else None
+        if named is None and choice == "required":
+            named = next(iter(schemas))
+    if named is None:
+        return None
+    arguments = orjson.dumps(schema_instance(schemas[named])).decode()
+    call_id = "call_" + hashlib.sha256(prompt_key + named.encode()).hexdigest()[:24]
+    return ToolCall(call_id, named, arguments)
+
+
+def json_answer(payload: dict[str, Any], text: str) -> str | None:
+    """The JSON text answered for `response_format` json_object / json_schema; None for plain text."""
+    response_format = payload.get("response_format")
+    if response_format is None:
+        return None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return orjson.dumps({"reply": text}).decode()
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict):
+            raise BadRequest("response_format.json_schema must be an object.", "response_format")
+        return orjson.dumps(schema_instance(spec.get("schema") or {})).decode()
+    raise BadRequest("response_format.type must be 'text', 'json_object' or 'json_schema'.", "response_format")
+
+
+def _tool_schemas(tools: Any) -> dict[str, Any]:
+    if not isinstance(tools, list):
+        raise BadRequest("'tools' must be an array.", "tools")
+    schemas: dict[str, Any] = {}
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(name, str) or not name:
+            raise BadRequest(f"tools[{index}] must be a function tool with a name.", f"tools[{index}]")
+        assert isinstance(function, dict)
+        parameters = function.get("parameters")
+        schemas[name] = parameters if isinstance(parameters, dict) else {"type": "object"}
+    return schemas
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _mentioned(text: str, schemas: dict[str, Any]) -> str | None:
+    """The first tool (in `tools` order) whose name the text mentions as a whole word."""
+    for name in schemas:
+        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+            return name
+    return None
 
 
 class SimulatorProvider:
@@ -130,16 +238,26 @@ class SimulatorProvider:
         prompt_key = hashlib.sha256(orjson.dumps(messages)).digest()
         prompt = prompt_tokens(payload)
         pieces = self._reply(prompt_key, model)
+        try:
+            structured = json_answer(payload, "".join(pieces))
+            call = tool_call_for(payload, prompt_key)
+        except BadRequest as bad:
+            return _error(400, bad.message, "invalid_request_error", bad.param)
+        fixed = 0  # tokens of the reply that are not streamed piece by piece (a tool call's name)
         finish = "stop"
-        if limit is not None and len(pieces) > limit:
-            pieces, finish = pieces[:limit], "length"
+        if call is not None:
+            pieces, fixed, finish = split_tokens(call.arguments), count_tokens(call.name), "tool_calls"
+        elif structured is not None:
+            pieces = split_tokens(structured)
+        if limit is not None and fixed + len(pieces) > limit:
+            pieces, finish = pieces[: max(limit - fixed, 0)], "length"
         cached = self._cached(prompt_key, prompt)
         effort = payload.get("reasoning_effort")
         reasoning = REASONING_BY_EFFORT.get(effort, 0) if isinstance(effort, str) else 0
         usage = {
             "prompt_tokens": prompt,
-            "completion_tokens": len(pieces) + reasoning,
-            "total_tokens": prompt + len(pieces) + reasoning,
+            "completion_tokens": fixed + len(pieces) + reasoning,
+            "total_tokens": prompt + fixed + len(pieces) + reasoning,
             "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": reasoning,
@@ -153,8 +271,13 @@ class SimulatorProvider:
         if request.stream:
             options = payload.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            chunks = self._stream(completion_id, created, model, pieces, finish, usage, include_usage)
+            chunks = self._stream(completion_id, created, model, pieces, finish, usage, include_usage, call)
             return BufferedResponse(200, "text/event-stream; charset=utf-8", chunks)
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces), "refusal": None}
+        if call is not None:
+            function = {"name": call.name, "arguments": "".join(pieces)}
+            message["content"] = None
+            message["tool_calls"] = [{"id": call.call_id, "type": "function", "function": function}]
         body = {
             "id": completion_id,
             "object": "chat.completion",
@@ -163,7 +286,7 @@ class SimulatorProvider:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(pieces), "refusal": None},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": finish,
                 }
@@ -201,6 +324,7 @@ class SimulatorProvider:
         finish: str,
         usage: dict[str, Any],
         include_usage: bool,
+        call: ToolCall | None = None,
     ) -> AsyncIterator[bytes]:
         base: dict[str, Any] = {
             "id": completion_id,
@@ -216,11 +340,19 @@ class SimulatorProvider:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
 
-        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        if call is None:
+            yield chunk({"role": "assistant", "content": "", "refusal": None})
+        else:  # as OpenAI streams a tool call: id and name first, then the arguments in fragments
+            function = {"name": call.name, "arguments": ""}
+            first = {"index": 0, "id": call.call_id, "type": "function", "function": function}
+            yield chunk({"role": "assistant", "content": None, "tool_calls": [first], "refusal": None})
         for piece in pieces:
             if self._delay:
                 await asyncio.sleep(self._delay)
-            yield chunk({"content": piece})
+            if call is None:
+                yield chunk({"content": piece})
+            else:
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
         yield chunk({}, finish)
         if include_usage:
             yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
