@@ -42,7 +42,7 @@ class TollwayApp:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith("/v1/"):
+            if path.startswith(("/v1/", "/v1beta/")):  # /v1beta: Gemini-format clients
                 await self.gateway(scope, receive, send)
             elif path == "/healthz":
                 await send_bytes(send, 200, b'{"status":"ok"}', self._ids.new().encode())

@@ -16,7 +16,7 @@ import time
 from tollway.clock import Clock
 from tollway.errors import DomainError, InternalError, MethodNotAllowedError, NotFoundError, UnauthenticatedError
 from tollway.gateway.access_log import AccessLog
-from tollway.gateway.auth import Consumer, presented_key
+from tollway.gateway.auth import Consumer, key_from_query, presented_key
 from tollway.gateway.endpoint import Endpoint, HandlerEndpoint, LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.errors import OPENAI, ErrorFormat, headers_of, status_of
@@ -78,7 +78,7 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         call = Call(request_id=self._ids.new(), route=path, started=time.perf_counter())
-        endpoint = self._exact.get(path) or self._prefixed_endpoint(path, call)
+        endpoint = self._exact.get(path) or self._prefixed_endpoint(path, scope["method"], call)
         errors: ErrorFormat = endpoint.errors if endpoint is not None else OPENAI
         flow = self.flow
         try:
@@ -90,6 +90,8 @@ class Gateway:
                     f"Method {scope['method']} is not allowed for {path}; use {endpoint.method}.",
                     allowed=endpoint.method,
                 )
+            if isinstance(endpoint, HandlerEndpoint) and endpoint.key_in_query:
+                scope = key_from_query(scope)
             call.consumer = self._authenticate(scope)
             if isinstance(endpoint, LlmEndpoint):
                 await flow.run(endpoint, scope, receive, send, call)
@@ -108,13 +110,18 @@ class Gateway:
                 await send_bytes(send, status_of(failed), OPENAI.of_error(failed), call.id_bytes)
             flow.observe(call, status_of(failed))
 
-    def _prefixed_endpoint(self, path: str, call: Call) -> HandlerEndpoint | None:
+    def _prefixed_endpoint(self, path: str, method: str, call: Call) -> HandlerEndpoint | None:
+        """The endpoint for a path under a prefix; where several share it, the one for this method."""
+        found: HandlerEndpoint | None = None
         for endpoint in self._prefixed:
-            if path.startswith(endpoint.path):
-                assert endpoint.label is not None
-                call.route = endpoint.label
-                return endpoint
-        return None
+            if path.startswith(endpoint.path) and (found is None or endpoint.method == method):
+                found = endpoint
+                if endpoint.method == method:
+                    break
+        if found is not None:
+            assert found.label is not None
+            call.route = found.label
+        return found
 
     def _authenticate(self, scope: Scope) -> Consumer:
         key = presented_key(scope["headers"])

@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,9 @@ class KeyIndex:
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The key from `Authorization: Bearer`, `x-api-key` or `apikey`, in that order of preference."""
-    bearer = api_key = kong = None
+    """The key from `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` (Google's clients) or `apikey`,
+    in that order of preference."""
+    bearer = api_key = goog = kong = None
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
@@ -97,6 +100,27 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
                 bearer = token.strip()
         elif name == b"x-api-key":
             api_key = value.strip()
+        elif name == b"x-goog-api-key":
+            goog = value.strip()
         elif name == b"apikey":
             kong = value.strip()
-    return bearer or api_key or kong
+    return bearer or api_key or goog or kong
+
+
+def key_from_query(scope: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The scope with a `?key=` query parameter (Google's clients) moved into an `x-goog-api-key` header, and
+    gone from the query string, so nothing that logs or echoes the URL sees it."""
+    query: bytes = scope.get("query_string") or b""
+    if b"key=" not in query:
+        return scope
+    kept: list[bytes] = []
+    key: bytes | None = None
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if name == b"key" and key is None:
+            key = unquote_to_bytes(value.replace(b"+", b" "))
+        else:
+            kept.append(pair)
+    if key is None:
+        return scope
+    return {**scope, "query_string": b"&".join(kept), "headers": [*scope["headers"], (b"x-goog-api-key", key)]}

@@ -72,6 +72,10 @@ class Steps(Protocol):
         """Send a JSON answer and count the request."""
         ...
 
+    async def run(self, endpoint: LlmEndpoint, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
+        """The one request flow, for an LLM endpoint a handler chose (e.g. by the model in its path)."""
+        ...
+
 
 Handle = Callable[[Steps, Scope, Receive, Send, Call], Awaitable[None]]
 
@@ -85,6 +89,7 @@ class HandlerEndpoint:
     errors: ErrorFormat
     method: str = "GET"
     label: str | None = None  # for a prefix: the route label in metrics, e.g. "/v1/models/{model}"
+    key_in_query: bool = False  # the API key may come as `?key=` (Google's clients); it is moved to a header
 
 
 Endpoint = LlmEndpoint | HandlerEndpoint

@@ -123,7 +123,7 @@ class Relay:
             body = (error_shape or as_openai_error)(raw, status)
         else:
             assert parsed is not None
-            reported = parsed.get("usage")
+            reported = parsed.get("usage", parsed.get("usageMetadata"))  # Gemini-format answers: usageMetadata
             if isinstance(reported, dict):
                 usage = usage_of(reported)
             else:
