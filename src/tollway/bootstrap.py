@@ -37,6 +37,9 @@ from tollway.errors import ConfigError, DomainError
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
 from tollway.gateway.app import Gateway
 from tollway.gateway.auth import KeyIndex
+from tollway.gateway.balancing.health import HealthChecks
+from tollway.gateway.balancing.policy import BalancingPolicy
+from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.pricebook import lookup_price
 from tollway.gateway.providers.base import Provider
@@ -109,6 +112,8 @@ class Runtime:
     stripe: StripeApi | None = None  # the sync step's HTTP session, closed on stop
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
+    policy: BalancingPolicy | None = None  # routing: balancing, breakers, budgets (kept across reloads)
+    health_checks: HealthChecks | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
@@ -124,6 +129,8 @@ class Runtime:
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
+        if self.health_checks is not None:
+            self.health_checks.start(self.providers)
         if self.billing is not None and self.settings.billing_worker:
             self.billing.start()
         if self.settings.config:
@@ -150,6 +157,8 @@ class Runtime:
             )
         for task in self._background:
             task.cancel()
+        if self.health_checks is not None:
+            await self.health_checks.stop()
         for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
         self.gateway.close()
@@ -208,7 +217,12 @@ class Runtime:
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("config reload: %s", line)
-        self.gateway.state = replace(gateway_state(config, providers), keys=self.keys.set_config(config.consumers))
+        state = gateway_state(config, providers)
+        if self.policy is not None:  # targets that did not change keep their breaker and latency figures
+            self.policy.configure(config.models, config.providers, state.prices)
+        self.gateway.state = replace(state, keys=self.keys.set_config(config.consumers))
+        if self.health_checks is not None:
+            await self.health_checks.restart(providers)
         self.identity.known_models = frozenset(m.name for m in config.models)
         try:
             await self.identity.sync_config(config.consumers)
@@ -408,9 +422,13 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         "Usage events not yet stored (inline) or not yet handed to the worker (external).",
         lambda: pipeline.backlog,
     )
+    state = gateway_state(config, providers)
+    policy = BalancingPolicy(clock)
+    policy.configure(config.models, config.providers, state.prices)
+    metrics.add_source(policy.metrics.render)
     gateway = Gateway(
-        gateway_state(config, providers),
-        pipeline,
+        state,
+        TokenCounting(pipeline, policy),
         metrics,
         clock,
         GatewayLimits(
@@ -419,6 +437,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
             max_buffered_response_bytes=settings.max_buffered_response_bytes,
         ),
         access_log=open_access_log(settings),
+        policy=policy,
     )
     stats = store.stats
     for name, help_text, read in (
@@ -464,6 +483,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         billing=build_billing_worker(services, stripe.run_once if stripe is not None else None),
         stripe=stripe.api if stripe is not None else None,
         invoice_preview=services.invoice_preview,
+        policy=policy,
+        health_checks=HealthChecks(policy),
     )
 
 
@@ -492,6 +513,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         ready=runtime.store.ping,
         startup=runtime.start,
         shutdown=runtime.stop,
+        unusable_models=runtime.policy.unusable_models if runtime.policy is not None else None,
     )
 
 

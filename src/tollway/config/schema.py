@@ -8,6 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tollway.config.balancing import (
+    BalanceConfig,
+    BreakerConfig,
+    BudgetConfig,
+    HealthCheckConfig,
+    balance_shorthand,
+    shared_target_problems,
+)
 from tollway.config.catalog import CustomerConfig, FeatureConfig, catalog_problems
 from tollway.config.catalog_plans import PlanConfig
 from tollway.config.references import reference_problems
@@ -65,12 +73,23 @@ class ModelPrice(_Strict):
 class TargetConfig(_Strict):
     provider: str
     model: str = Field(min_length=1)
+    weight: int = Field(default=1, ge=1, le=10_000)  # balance: weighted
+    group: int = Field(default=0, ge=0)  # lower groups first; the next group when a whole group is unusable
+    budget: BudgetConfig | None = None
 
 
 class ModelConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     targets: list[TargetConfig] = Field(min_length=1)
     price: ModelPrice | None = None
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    breaker: BreakerConfig | None = None
+    health_check: HealthCheckConfig | None = None
+
+    @field_validator("balance", mode="before")
+    @classmethod
+    def _balance_shorthand(cls, value: Any) -> Any:
+        return balance_shorthand(value)
 
 
 class ConsumerConfig(_Strict):
@@ -146,6 +165,7 @@ class TollwayConfig(_Strict):
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:
         problems = reference_problems(self.model_dump())
+        problems.extend(shared_target_problems([m.model_dump() for m in self.models]))
         problems.extend(catalog_problems(self.features, self.plans, self.customers))
         if problems:
             raise ValueError("\n".join(problems))

@@ -49,6 +49,21 @@ class Gauge:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {self._read()}"]
 
 
+class LabelledGauge:
+    """Gauge values per label set, read when metrics are scraped."""
+
+    def __init__(
+        self, name: str, help_text: str, labels: tuple[str, ...], read: Callable[[], list[tuple[LabelValues, float]]]
+    ) -> None:
+        self.name, self.help, self.label_names, self._read = name, help_text, labels, read
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
+        for labels, value in sorted(self._read()):
+            lines.append(f"{self.name}{_labels(self.label_names, labels)} {_number(value)}")
+        return lines
+
+
 class Histogram:
     def __init__(
         self,
@@ -115,9 +130,14 @@ class GatewayMetrics:
             ("provider",),
         )
         self._gauges: list[Gauge] = []
+        self._sources: list[Callable[[], list[str]]] = []
 
     def add_gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self._gauges.append(Gauge(name, help_text, read))
+
+    def add_source(self, render: Callable[[], list[str]]) -> None:
+        """More exposition lines, rendered at each scrape (e.g. the per-target routing metrics)."""
+        self._sources.append(render)
 
     def render(self) -> bytes:
         lines: list[str] = []
@@ -125,4 +145,6 @@ class GatewayMetrics:
             lines.extend(metric.render())
         for gauge in self._gauges:
             lines.extend(gauge.render())
+        for source in self._sources:
+            lines.extend(source())
         return ("\n".join(lines) + "\n").encode()

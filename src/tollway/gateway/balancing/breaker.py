@@ -1,0 +1,129 @@
+"""A circuit breaker per upstream target: closed -> open -> half-open (one probe) -> closed.
+
+Time is in seconds on the injected clock (the caller passes `now`), so tests drive it with a frozen clock.
+Every state change is logged once, never per request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tollway.config.balancing import BreakerConfig
+
+log = logging.getLogger("tollway.gateway.breaker")
+
+CLOSED, HALF_OPEN, OPEN = 0, 1, 2  # also the values of the tollway_target_breaker_state gauge
+STATE_NAMES = ("closed", "half_open", "open")
+BUCKETS = 10  # the failure-rate window is kept as this many buckets of window_s / BUCKETS each
+
+
+class Breaker:
+    __slots__ = (
+        "_bucket_s",
+        "_buckets",
+        "_cooldown_s",
+        "_failure_rate",
+        "_failures",
+        "_min_requests",
+        "_probe_since",
+        "consecutive",
+        "name",
+        "opened_at",
+        "state",
+    )
+
+    def __init__(self, settings: BreakerConfig, name: str) -> None:
+        self.name = name  # "provider/model", for the log
+        self._failures = settings.failures
+        self._failure_rate = settings.failure_rate
+        self._min_requests = settings.min_requests
+        self._cooldown_s = settings.cooldown_s
+        self._bucket_s = settings.window_s / BUCKETS
+        # per bucket: [bucket number, tries, failures]
+        self._buckets: list[list[float]] = [[-1.0, 0.0, 0.0] for _ in range(BUCKETS)]
+        self.state = CLOSED
+        self.consecutive = 0
+        self.opened_at = 0.0
+        self._probe_since: float | None = None  # half-open: when the one probe was handed out
+
+    # asked when choosing targets ------------------------------------------------------------------------
+
+    def usable(self, now: float) -> bool:
+        """Whether the target may be tried now without claiming anything (closed, or open past its cool-down
+        with no probe out)."""
+        if self.state == CLOSED:
+            return True
+        return self._probe_free(now)
+
+    def wants_probe(self, now: float) -> bool:
+        return self.state != CLOSED and self._probe_free(now)
+
+    def claim_probe(self, now: float) -> None:
+        """The one half-open probe is handed out (the target goes first in this request's order)."""
+        if self.state == OPEN:
+            self._move(HALF_OPEN, "half-open: one probe request after the cool-down")
+        self._probe_since = now
+
+    def reopens_at(self) -> float:
+        """When an open breaker lets a probe through."""
+        return self.opened_at + self._cooldown_s
+
+    def _probe_free(self, now: float) -> bool:
+        if now < self.opened_at + self._cooldown_s:
+            return False
+        # a probe handed out but never reported (its request skipped the target) is taken back after a cool-down
+        return self._probe_since is None or now - self._probe_since >= self._cooldown_s
+
+    # fed by finished tries and health checks --------------------------------------------------------------
+
+    def success(self, now: float) -> None:
+        self.consecutive = 0
+        self._count(now, failed=False)
+        if self.state != CLOSED:
+            self._probe_since = None
+            self._move(CLOSED, "closed: the probe succeeded")
+
+    def failure(self, now: float) -> None:
+        self.consecutive += 1
+        tries, failures = self._count(now, failed=True)
+        if self.state != CLOSED:
+            self._probe_since = None
+            self.opened_at = now
+            self._move(OPEN, "open again: the probe failed")
+            return
+        if self.consecutive >= self._failures:
+            self._open(now, f"open after {self.consecutive} consecutive failures")
+        elif self._failure_rate is not None and tries >= self._min_requests and failures / tries >= self._failure_rate:
+            self._open(now, f"open: {int(failures)} of the last {int(tries)} tries failed")
+
+    def released(self) -> None:
+        """The probe's try ended neither way (the target was skipped): another request may probe."""
+        self._probe_since = None
+
+    def _open(self, now: float, why: str) -> None:
+        self.opened_at = now
+        self._move(OPEN, why)
+
+    def _move(self, state: int, why: str) -> None:
+        if state != self.state:
+            self.state = state
+            log.warning("breaker %s %s", self.name, why)
+
+    def _count(self, now: float, *, failed: bool) -> tuple[float, float]:
+        """Count one try in the window; return (tries, failures) over the window."""
+        number = now // self._bucket_s
+        bucket = self._buckets[int(number) % BUCKETS]
+        if bucket[0] != number:
+            bucket[0], bucket[1], bucket[2] = number, 0.0, 0.0
+        bucket[1] += 1
+        if failed:
+            bucket[2] += 1
+        if self._failure_rate is None:
+            return 0.0, 0.0
+        oldest = number - BUCKETS + 1
+        tries = failures = 0.0
+        for start, count, failed_count in self._buckets:
+            if start >= oldest:
+                tries += count
+                failures += failed_count
+        return tries, failures

@@ -1,0 +1,256 @@
+"""The gateway's target policy: which targets a request tries, in which order, and what each try taught us.
+
+Per model, the targets are split into priority groups (lowest first); within a group the model's
+strategy orders the usable ones. A target is skipped without a network call while its breaker is
+open, while it cools down after a 429 with Retry-After, or while it is over its budget for the
+minute. A half-open target's one probe goes first in the order of the request that carries it
+(the flow fails over to the next target if the probe fails). When no target of a model is usable,
+the request fails fast with a 503 in the caller's shape and nothing is recorded (no upstream call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from tollway.clock import Clock
+from tollway.config.balancing import BalanceConfig, BudgetConfig, HealthCheckConfig
+from tollway.config.schema import ModelConfig, ProviderConfig
+from tollway.errors import UnavailableError
+from tollway.gateway.balancing.breaker import CLOSED, Breaker
+from tollway.gateway.balancing.budgets import Budget
+from tollway.gateway.balancing.metrics import TargetMetrics
+from tollway.gateway.balancing.state import TargetKey, TargetState
+from tollway.gateway.balancing.strategies import (
+    UNKNOWN_COST,
+    Entry,
+    LowestLatency,
+    Strategy,
+    cheapest,
+    least_busy,
+    priority,
+    weighted,
+)
+from tollway.gateway.hooks import Admit, Attempt
+from tollway.gateway.routing import Route, Target
+from tollway.metering.llm import TokenPrice
+
+
+class Plan:
+    """One model's targets, grouped, with its strategy."""
+
+    __slots__ = ("entries", "groups", "model", "plain", "strategy")
+
+    def __init__(self, model: str, entries: list[Entry], strategy: Strategy) -> None:
+        self.model = model
+        self.entries = entries
+        numbers = sorted({entry.group for entry in entries})
+        self.groups = tuple([e for e in entries if e.group == number] for number in numbers)
+        self.strategy = strategy
+        # the configured order, unless a target is unusable: nothing to compute per request
+        self.plain = strategy is priority and len(self.groups) == 1
+
+    def order(self, now: float, stream: bool) -> list[Entry] | None:
+        """The entries to try in order; None: all of them, as configured."""
+        if self.plain and all(entry.state.ready(now) for entry in self.entries):
+            return None
+        probe: Entry | None = None
+        ordered: list[Entry] = []
+        for group in self.groups:
+            usable: list[Entry] = []
+            for entry in group:
+                state = entry.state
+                if not state.usable(now):
+                    continue
+                if state.breaker is not None and state.breaker.state != CLOSED:
+                    if probe is None:  # one probe per request; another recovering target waits for the next
+                        probe = entry
+                    continue
+                usable.append(entry)
+            if usable:
+                ordered.extend(self.strategy(usable, stream))
+        if probe is not None:
+            breaker = probe.state.breaker
+            assert breaker is not None
+            breaker.claim_probe(now)
+            ordered.insert(0, probe)
+        return ordered
+
+
+@dataclass(frozen=True, slots=True)
+class HealthTarget:
+    """A target to check actively: its state, provider name, upstream model and check settings."""
+
+    state: TargetState
+    provider: str
+    model: str
+    settings: HealthCheckConfig
+
+
+class BalancingPolicy:
+    """The TargetPolicy routing fills (tollway.gateway.hooks); reconfigured in place on reload."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._plans: dict[str, Plan] = {}
+        self._states: dict[TargetKey, TargetState] = {}
+        self.health_targets: tuple[HealthTarget, ...] = ()
+        self.metrics = TargetMetrics(lambda: list(self._states.values()), self.now)
+
+    def now(self) -> float:
+        return self._clock.now().timestamp()
+
+    # configuration ---------------------------------------------------------------------------------------
+
+    def configure(
+        self,
+        models: Sequence[ModelConfig],
+        providers: Sequence[ProviderConfig],
+        prices: Mapping[tuple[str, str], TokenPrice],
+    ) -> None:
+        """Build the plans for these models. A target whose provider (type, URL), breaker, budget and
+        balancing settings did not change keeps its state (breaker, latency averages, cool-down)."""
+        provider_configs = {p.name: p for p in providers}
+        states: dict[TargetKey, TargetState] = {}
+        plans: dict[str, Plan] = {}
+        health: list[HealthTarget] = []
+        for model in models:
+            entries: list[Entry] = []
+            for index, target in enumerate(model.targets):
+                key = (target.provider, target.model)
+                state = states.get(key)
+                if state is None:
+                    state = states[key] = self._state(key, model, target.budget, provider_configs.get(target.provider))
+                    if model.health_check is not None:
+                        health.append(HealthTarget(state, target.provider, target.model, model.health_check))
+                cost = _cost(prices.get(key), model.balance)
+                entries.append(Entry(index, state, weight=target.weight, group=target.group, cost=cost))
+            plans[model.name] = Plan(model.name, entries, _strategy(model.balance))
+        self._plans, self._states, self.health_targets = plans, states, tuple(health)
+
+    def _state(
+        self, key: TargetKey, model: ModelConfig, budget: BudgetConfig | None, provider: ProviderConfig | None
+    ) -> TargetState:
+        where: Hashable = (provider.type, provider.base_url, provider.api_version) if provider else None
+        fingerprint = (where, model.breaker, budget, model.balance.ewma_alpha)
+        kept = self._states.get(key)
+        if kept is not None and kept.fingerprint == fingerprint:
+            return kept
+        return TargetState(
+            key,
+            fingerprint,
+            breaker=Breaker(model.breaker, f"{key[0]}/{key[1]}") if model.breaker is not None else None,
+            budget=Budget(budget) if budget is not None else None,
+            alpha=model.balance.ewma_alpha,
+        )
+
+    # the TargetPolicy hooks (hot path) -------------------------------------------------------------------
+
+    def targets(self, route: Route, call: Admit) -> Sequence[Target]:
+        plan = self._plans.get(route.model)
+        if plan is None or len(plan.entries) != len(route.targets):
+            return route.targets
+        now = self._clock.now().timestamp()
+        order = plan.order(now, call.stream)
+        if order is None:
+            return route.targets
+        if not order:
+            wait = min(entry.state.usable_at(now) for entry in plan.entries) - now
+            raise UnavailableError(
+                f"No target of the model '{route.model}' can take a request now (circuit open, cooling down "
+                f"after a rate limit, or over its budget); try again in {max(1, round(wait))} s.",
+                code="no_usable_target",
+            )
+        targets = route.targets
+        return [targets[entry.index] for entry in order]
+
+    def started(self, target: Target) -> None:
+        state = self._states.get((target.provider.name, target.model))
+        if state is None:
+            return
+        state.in_flight += 1
+        if state.budget is not None:
+            state.budget.take_request(self._clock.now().timestamp())
+        self.metrics.attempts.inc(state.key)
+
+    def finished(self, attempt: Attempt) -> None:
+        target = attempt.target
+        state = self._states.get((target.provider.name, target.model))
+        if state is None:
+            return
+        if state.in_flight > 0:
+            state.in_flight -= 1
+        cause = attempt.cause
+        breaker = state.breaker
+        metrics = self.metrics
+        if cause == "skipped":
+            if breaker is not None:
+                breaker.released()
+            return
+        if attempt.ttfb_s is not None:
+            metrics.ttfb.observe(attempt.ttfb_s, state.key)
+        metrics.duration.observe(attempt.total_s, state.key)
+        if cause == "ok":
+            state.observe_latency(attempt.ttfb_s, attempt.total_s)
+            if breaker is not None:
+                breaker.success(self._clock.now().timestamp())
+            return
+        metrics.failures.inc((*state.key, cause))
+        now = self._clock.now().timestamp()
+        if cause == "timeout":
+            state.observe_latency(attempt.total_s, attempt.total_s)  # at least this slow
+        if attempt.retry_after_s is not None and attempt.retry_after_s > 0:
+            state.cool_until = max(state.cool_until, now + attempt.retry_after_s)
+        if attempt.status == 429:
+            # rate limited, not broken: the cool-down (or the budget) handles it, the breaker does not count it
+            if breaker is not None:
+                breaker.released()
+            return
+        if breaker is not None:
+            breaker.failure(now)
+
+    def spent(self, provider: str, model: str, tokens: int) -> None:
+        """Tokens a target's answer used (for tokens_per_minute budgets)."""
+        state = self._states.get((provider, model))
+        if state is not None and state.budget is not None:
+            state.budget.take_tokens(self._clock.now().timestamp(), tokens)
+
+    # health checks and visibility ------------------------------------------------------------------------
+
+    def health(self, state: TargetState, ok: bool) -> None:
+        """An active health check's outcome, fed to the target's breaker."""
+        if state.breaker is None:
+            return
+        now = self._clock.now().timestamp()
+        if ok:
+            if state.breaker.state != CLOSED and now < state.breaker.reopens_at():
+                return  # an open breaker waits out its cool-down; the probe after it decides
+            state.breaker.success(now)
+        else:
+            state.breaker.failure(now)
+
+    def unusable_models(self) -> list[str]:
+        """Models none of whose targets may take a request now (for /readyz)."""
+        now = self._clock.now().timestamp()
+        return sorted(name for name, plan in self._plans.items() if not any(e.state.usable(now) for e in plan.entries))
+
+    def states(self) -> Iterator[TargetState]:
+        return iter(self._states.values())
+
+
+def _strategy(balance: BalanceConfig) -> Strategy:
+    if balance.strategy == "weighted":
+        return weighted
+    if balance.strategy == "least_busy":
+        return least_busy
+    if balance.strategy == "cost":
+        return cheapest
+    if balance.strategy == "lowest_latency":
+        return LowestLatency(balance.explore, balance.seed)
+    return priority
+
+
+def _cost(price: TokenPrice | None, balance: BalanceConfig) -> float:
+    if price is None:
+        return UNKNOWN_COST
+    return float(price.input * balance.expected_input_tokens + price.output * balance.expected_output_tokens)

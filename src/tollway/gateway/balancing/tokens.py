@@ -1,0 +1,36 @@
+"""Counts the tokens each target's answers used against its tokens_per_minute budget, on the way to the sink."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tollway.gateway.balancing.policy import BalancingPolicy
+from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall
+from tollway.metering.sink import UsageSink
+
+
+class TokenCounting:
+    """A UsageSink that tells the policy each call's tokens, then hands the call on unchanged."""
+
+    def __init__(self, inner: UsageSink, policy: BalancingPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+
+    @property
+    def backlog(self) -> int:
+        return self._inner.backlog
+
+    def emit(self, events: Sequence[Event]) -> None:
+        self._inner.emit(events)
+
+    def record_call(self, call: LlmCall) -> None:
+        if call.usage is not None:
+            self._policy.spent(call.provider, call.upstream_model, call.usage.total)
+        self._inner.record_call(call)
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def stop(self, timeout_s: float = 10.0) -> bool:
+        return await self._inner.stop(timeout_s)
