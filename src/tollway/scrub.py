@@ -1,0 +1,92 @@
+"""Secrets never leave the process: every known credential is cut out of relayed errors and log lines.
+
+One `Scrubber` is built at the composition root from the secrets Tollway holds (each provider's API
+key, the admin token) and is given to the gateway's relay, its error edge and the log handlers. The
+key a consumer presented on a request is scrubbed as well: the gateway passes it per request (so keys
+added at run time through the API count too), and the log filter reads it from the request's context.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterable
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_LENGTH = 8  # a shorter value would cut ordinary words out of answers
+# The key the consumer presented on the request being handled, for log lines written while handling it.
+PRESENTED: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("tollway_presented_key", default=None)
+
+
+class Scrubber:
+    """Replaces each known secret in a string or bytes with `[REDACTED]`."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._text: tuple[str, ...] = ()
+        self._bytes: tuple[bytes, ...] = ()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str | None]) -> None:
+        """Replace the set of secrets (a config reload may change provider keys)."""
+        unique = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        ordered = tuple(sorted(unique, key=len, reverse=True))  # longest first: one secret may contain another
+        self._text = ordered
+        self._bytes = tuple(s.encode() for s in ordered)
+
+    def text(self, value: str, extra: bytes | str | None = None) -> str:
+        """`value` without any known secret nor `extra` (the consumer's presented key)."""
+        if isinstance(extra, bytes):
+            extra = extra.decode("utf-8", "replace")
+        secrets = (extra, *self._text) if extra and len(extra) >= MIN_SECRET_LENGTH else self._text
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def bytes(self, value: bytes, extra: bytes | None = None) -> bytes:
+        """`value` without any known secret nor `extra` (the consumer's presented key)."""
+        secrets = (extra, *self._bytes) if extra and len(extra) >= MIN_SECRET_LENGTH else self._bytes
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED.encode())
+        return value
+
+
+class ScrubbingFilter(logging.Filter):
+    """A log handler filter: the message, its arguments and a traceback are scrubbed before formatting."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__()
+        self._scrubber = scrubber
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        presented = PRESENTED.get()
+        scrub = self._scrubber.text
+        message = record.getMessage()
+        cleaned = scrub(message, presented)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, presented)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, presented)
+        return True
+
+
+LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def scrub_logs(scrubber: Scrubber) -> Callable[[], None]:
+    """Put a scrubbing filter on the handlers of the root and uvicorn loggers; returns its removal."""
+    scrubbing = ScrubbingFilter(scrubber)
+    handlers = {id(h): h for name in LOGGERS for h in logging.getLogger(name).handlers}
+    for handler in handlers.values():
+        handler.addFilter(scrubbing)
+
+    def remove() -> None:
+        for handler in handlers.values():
+            handler.removeFilter(scrubbing)
+
+    return remove
