@@ -29,11 +29,13 @@ class TollwayApp:
         ready: Callable[[], Awaitable[None]],
         startup: Callable[[], Awaitable[None]],
         shutdown: Callable[[], Awaitable[None]],
+        unusable_models: Callable[[], list[str]] | None = None,
     ) -> None:
         self.gateway = gateway
         self._management = management
         self._metrics = metrics
         self._ready = ready
+        self._unusable_models = unusable_models  # models none of whose targets can take a request now
         self._startup = startup
         self._shutdown = shutdown
         self._ids = RequestIds()
@@ -65,6 +67,12 @@ class TollwayApp:
         except Exception as exc:
             body = orjson.dumps({"status": "unavailable", "detail": f"store unreachable: {exc}"})
             await send_bytes(send, 503, body, self._ids.new().encode())
+            return
+        unusable = self._unusable_models() if self._unusable_models is not None else []
+        if unusable:
+            # still 200: the process serves its other models; every replica would see the same upstreams
+            body = orjson.dumps({"status": "degraded", "models_without_usable_target": unusable})
+            await send_bytes(send, 200, body, self._ids.new().encode())
             return
         await send_bytes(send, 200, b'{"status":"ready"}', self._ids.new().encode())
 
