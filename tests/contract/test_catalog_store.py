@@ -441,3 +441,40 @@ async def test_overlapping_subscriptions_are_refused_even_in_a_race(store: Catal
         await store.update_subscriptions([subscription("T1", "C2", "P1", active_to=NOW + timedelta(days=2))])
     assert caught.value.field == "customer"
     assert [s.id for s in await store.list_subscriptions(customer_id="C2")] == ["T1", "T3", "T2"]
+
+
+# -- the version every cache of catalog reads checks --------------------------------------------------
+
+
+async def test_version_moves_with_every_write_and_only_with_writes(store: CatalogStore) -> None:
+    seen = [await store.version()]
+
+    async def moved() -> bool:
+        now = await store.version()
+        changed = now != seen[-1]
+        seen.append(now)
+        return changed
+
+    await store.insert_feature(feature("F1", "output-tokens"))
+    assert await moved()
+    await store.update_feature(replace(feature("F1", "output-tokens"), name="Output"))
+    assert await moved()
+    await store.insert_plan(plan("P1"))
+    assert await moved()
+    await store.update_plans([replace(plan("P1"), name="Pro v1")])
+    assert await moved()
+    await store.insert_customer(customer("C1", "acme", ("acme-corp",)))
+    assert await moved()
+    await store.update_customer(customer("C1", "acme", ("acme-corp", "acme-bot")))
+    assert await moved()
+    await store.insert_subscription(subscription("S1", "C1", "P1"))
+    assert await moved()
+    # reads, and writes refused before they change anything, leave it alone
+    await store.get_customer("acme")
+    await store.list_subscriptions(customer_id="C1")
+    with pytest.raises(ConflictError):
+        await store.insert_customer(customer("C2", "acme"))
+    with pytest.raises(NotFoundError):
+        await store.update_feature(feature("F9", "ghost"))
+    assert not await moved()
+    assert len(set(seen)) == 8

@@ -21,6 +21,7 @@ class MemoryCatalogStore:
         self._plans: dict[str, Plan] = {}
         self._customers: dict[str, Customer] = {}
         self._subscriptions: dict[str, Subscription] = {}
+        self._version = 0  # bumped by every write
         self.available = True
 
     def _check(self) -> None:
@@ -42,6 +43,7 @@ class MemoryCatalogStore:
             raise ConflictError(f"feature id {feature.id!r} already exists", field="id")
         self._check_feature(feature)
         self._features[feature.id] = feature
+        self._version += 1
 
     async def update_feature(self, feature: Feature) -> None:
         self._check()
@@ -49,6 +51,7 @@ class MemoryCatalogStore:
             raise NotFoundError(f"feature {feature.id!r} not found", field="id")
         self._check_feature(feature)
         self._features[feature.id] = feature
+        self._version += 1
 
     async def get_feature(self, id_or_key: str) -> Feature | None:
         self._check()
@@ -84,6 +87,7 @@ class MemoryCatalogStore:
         self._check()
         self._check_plans([plan], inserting=True)
         self._plans[plan.id] = plan
+        self._version += 1
 
     async def update_plan(self, plan: Plan) -> None:
         await self.update_plans([plan])
@@ -93,9 +97,11 @@ class MemoryCatalogStore:
         self._check_plans(plans, inserting=False)
         for plan in plans:
             self._plans[plan.id] = plan
+        self._version += 1
 
     async def delete_plan(self, plan_id: str) -> bool:
         self._check()
+        self._version += 1
         return self._plans.pop(plan_id, None) is not None
 
     async def get_plan(self, plan_id: str) -> Plan | None:
@@ -130,6 +136,7 @@ class MemoryCatalogStore:
             raise ConflictError(f"customer id {customer.id!r} already exists", field="id")
         self._check_customer(customer)
         self._customers[customer.id] = customer
+        self._version += 1
 
     async def update_customer(self, customer: Customer) -> None:
         self._check()
@@ -137,6 +144,7 @@ class MemoryCatalogStore:
             raise NotFoundError(f"customer {customer.id!r} not found", field="id")
         self._check_customer(customer)
         self._customers[customer.id] = customer
+        self._version += 1
 
     async def get_customer(self, id_or_key: str) -> Customer | None:
         self._check()
@@ -178,6 +186,7 @@ class MemoryCatalogStore:
             if pair is not None:
                 raise overlap_conflict(pair)
         self._subscriptions = after
+        self._version += 1
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         self._check()
@@ -187,6 +196,10 @@ class MemoryCatalogStore:
         self._check()
         found = [s for s in self._subscriptions.values() if customer_id is None or s.customer_id == customer_id]
         return sorted(found, key=lambda s: (s.active_from, s.id))
+
+    async def version(self) -> int:
+        self._check()
+        return self._version
 
     async def close(self) -> None:
         return None

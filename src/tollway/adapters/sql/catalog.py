@@ -21,6 +21,7 @@ from tollway.adapters.sql.schema import (
     catalog_features,
     catalog_plans,
     catalog_subscriptions,
+    identity_version,
 )
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
@@ -35,6 +36,7 @@ T = TypeVar("T")
 Diagnose = Callable[[Connection], ConflictError]
 
 SUBJECTS_FIELD = "usageAttribution.subjectKeys"
+VERSION_ROW = "catalog"  # its row in the version table (migration 0007), bumped by every catalog write
 
 
 class SqlCatalogStore:
@@ -81,6 +83,12 @@ class SqlCatalogStore:
                     if not self._postgres:
                         connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: take the write lock up front
                     result = work(connection)
+                    # Last, so the version row's lock is the last one a catalog write takes (no lock cycles).
+                    connection.execute(
+                        update(identity_version)
+                        .where(identity_version.c.name == VERSION_ROW)
+                        .values(version=identity_version.c.version + 1)
+                    )
                     connection.commit()
                     return result
             except IntegrityError:
@@ -99,6 +107,11 @@ class SqlCatalogStore:
                 return work(connection)
         except SQLAlchemyError as exc:
             raise UnavailableError(f"catalog store read failed: {exc.__class__.__name__}") from exc
+
+    async def version(self) -> int:
+        query = select(identity_version.c.version).where(identity_version.c.name == VERSION_ROW)
+        value = await asyncio.to_thread(self._read, lambda c: c.execute(query).scalar_one())
+        return int(value)
 
     def _us(self, moment: Any) -> int:
         return to_micros(moment if moment is not None else self._clock.now())

@@ -1,8 +1,18 @@
-"""Entitlement values: what a customer's subscription grants for a feature, and the usage counted against it."""
+"""Entitlement values: what a customer's subscription grants for a feature, and the usage counted against it.
+
+A value is read often (a gateway checks it before calls), so it costs two small store reads when
+nothing changed: the catalog's version (the customer, feature, subscriptions and plans behind a value
+are kept per (customer, feature) and read again only when a catalog write, from any process, moved the
+version) and the meter definition; the usage itself comes from a running total (a kept snapshot of the
+period's rollups plus the few events after it, tollway.metering.running_totals).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import cast
@@ -13,11 +23,40 @@ from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, Plan, RateCard
+from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
+from tollway.clock import Clock
 from tollway.metering.aggregation import MeterQuery
+from tollway.metering.running_totals import RunningTotals
+from tollway.metering.service import MeteringService
+
+MAX_KEPT_CONTEXTS = 10_000
+
+
+@dataclass(frozen=True)
+class EntitlementContext:
+    """The catalog rows one (customer, feature) value needs, as of one catalog version."""
+
+    version: int
+    customer: Customer
+    feature: Feature
+    subscriptions: tuple[Subscription, ...]
+    plans: Mapping[str, Plan]
 
 
 class EntitlementCases(SubscriptionCases):
+    def __init__(
+        self,
+        store: CatalogStore,
+        metering: MeteringService,
+        clock: Clock,
+        *,
+        running_totals: RunningTotals | None = None,
+    ) -> None:
+        super().__init__(store, metering, clock)
+        self._contexts: OrderedDict[tuple[str, str], EntitlementContext] = OrderedDict()
+        self._running_totals = running_totals or RunningTotals(metering.store, clock)
+
     async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
         """From the customer's active subscription: the rate card for the feature that carries an entitlement.
         Metered: usage in the current usage period from meter rollups (no scan of events).
@@ -25,16 +64,12 @@ class EntitlementCases(SubscriptionCases):
         The usage period is the template's (else the plan's billing cadence) anchored at the subscription's
         billing anchor; usage counts from max(period start, subscription start) up to `at`."""
         at = self._aware(at, "at") if at is not None else self._clock.now()
-        # Independent lookups, concurrently (each is a store round trip); the customer's error comes first.
-        found = await asyncio.gather(self._live_customer(customer), self.feature(feature), return_exceptions=True)
-        for failure in found:
-            if isinstance(failure, BaseException):
-                raise failure
-        owner, wanted = cast(tuple[Customer, Feature], tuple(found))
-        subscription = active_at(await self._store.list_subscriptions(customer_id=owner.id), at)
+        context = await self._context(customer, feature)
+        owner, wanted = context.customer, context.feature
+        subscription = active_at(list(context.subscriptions), at)
         if subscription is None:
             return EntitlementValue(has_access=False)
-        plan = await self._plan_by_id(subscription.plan_id)
+        plan = context.plans[subscription.plan_id]
         card = self._entitled_card(plan, subscription, wanted.key, at)
         if card is None or card.entitlement is None:
             return EntitlementValue(has_access=False)
@@ -72,9 +107,36 @@ class EntitlementCases(SubscriptionCases):
             start = end
         return plan.phases[-1]
 
+    async def _context(self, customer: str, feature: str) -> EntitlementContext:
+        """The kept context when the catalog has not changed since it was read, else a fresh read."""
+        version = await self._store.version()
+        key = (customer, feature)
+        kept = self._contexts.get(key)
+        if kept is not None and kept.version == version:
+            self._contexts.move_to_end(key)
+            return kept
+        # Independent lookups, concurrently (each is a store round trip); the customer's error comes first.
+        found = await asyncio.gather(self._live_customer(customer), self.feature(feature), return_exceptions=True)
+        for failure in found:
+            if isinstance(failure, BaseException):
+                raise failure
+        owner, wanted = cast(tuple[Customer, Feature], tuple(found))
+        subscriptions = tuple(await self._store.list_subscriptions(customer_id=owner.id))
+        plans = {plan_id: await self._plan_by_id(plan_id) for plan_id in {s.plan_id for s in subscriptions}}
+        # Read after `version`: a write in between makes the next call read again, never keep a stale context.
+        context = EntitlementContext(version, owner, wanted, subscriptions, plans)
+        self._contexts[key] = context
+        while len(self._contexts) > MAX_KEPT_CONTEXTS:
+            self._contexts.popitem(last=False)
+        return context
+
     async def _usage(self, feature: Feature, customer: Customer, start: datetime, end: datetime) -> Decimal:
         if feature.meter_slug is None or not customer.subjects or start >= end:
             return Decimal(0)
+        meter = await self._metering.meter(feature.meter_slug)
+        total = await self._running_totals.total(meter, customer.subjects, feature.filters, start, end)
+        if total is not None:
+            return total
         rows = await self._metering.query(
             feature.meter_slug,
             MeterQuery(start=start, end=end, subjects=customer.subjects, filter_group_by=feature.filters),
