@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,10 +22,31 @@ class UpstreamRequest:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+# Upstream headers a client sees on the answer (success, relayed error, stream): its rate limits and when to
+# retry. OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens}, Anthropic's anthropic-ratelimit-*.
+RELAYED_HEADER_NAMES = frozenset({b"retry-after", b"retry-after-ms"})
+RELAYED_HEADER_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
+
+
+def relayed_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The rate-limit and retry headers among an upstream's response headers (names lower-cased)."""
+    found = []
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered in RELAYED_HEADER_NAMES or lowered.startswith(RELAYED_HEADER_PREFIXES):
+            found.append((lowered, value))
+    return found
+
+
 class UpstreamResponse(Protocol):
     status: int
     content_type: str
     content_length: int | None  # when the upstream declared it
+
+    @property
+    def relayed_headers(self) -> list[tuple[bytes, bytes]]:
+        """Upstream headers to pass on to the client (rate limits, Retry-After); see `relayed_headers`."""
+        ...
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives. Raises UpstreamError if the connection breaks."""
@@ -66,6 +87,7 @@ class BufferedResponse:
         self.status = status
         self.content_type = content_type
         self.content_length: int | None = None
+        self.relayed_headers: list[tuple[bytes, bytes]] = []
         self._chunks = chunks
 
     def iter_chunks(self) -> AsyncIterator[bytes]:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from tollway.gateway.providers.base import UpstreamError, UpstreamRequest
+from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, relayed_headers
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -17,6 +17,10 @@ class AiohttpResponse:
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "application/json")
         self.content_length = response.content_length
+
+    @property
+    def relayed_headers(self) -> list[tuple[bytes, bytes]]:
+        return relayed_headers(self._response.raw_headers)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -46,6 +46,10 @@ class TranslatedResponse:
         self.status = inner.status
         self.content_type = "text/event-stream; charset=utf-8" if self._stream is not None else "application/json"
 
+    @property
+    def relayed_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._inner.relayed_headers
+
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         if self._stream is None:
             yield await self.read()
