@@ -8,10 +8,10 @@ skipped. Headers report what happened: `Tollway-Events-Received` and `Tollway-Ev
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from tollway import bounded_json
 from tollway.errors import TooLargeError, UnsupportedMediaTypeError, ValidationError
 from tollway.metering.service import MeteringService
 
@@ -41,11 +41,9 @@ def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BY
                 f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json", field="content-type"
             )
         try:
-            parsed = orjson.loads(bytes(body))
-        except orjson.JSONDecodeError as exc:
-            raise ValidationError(
-                f"the body is not valid JSON: {exc}", field="body", details=(("body", str(exc)),)
-            ) from None
+            parsed = bounded_json.decode(bytes(body))  # depth, duplicate keys, 64-bit integers, finite numbers
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field=exc.field, details=((exc.field or "body", exc.message),)) from None
         if media == SINGLE and not isinstance(parsed, dict):
             raise ValidationError(f"{SINGLE} carries one event object", field="body", details=(("body", "object"),))
         if media == BATCH and not isinstance(parsed, list):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 
+from tollway import bounded_json
 from tollway.api.invoice_codec import invoice_json
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.errors import ValidationError
@@ -25,8 +25,8 @@ def _moment(raw: object, name: str) -> datetime | None:
         raise ValidationError(f"'{name}' must be an RFC 3339 time with an offset", field=name)
     try:
         return parse_time(raw)
-    except ValueError:
-        raise ValidationError(f"'{name}' must be an RFC 3339 time with an offset, got {raw!r}", field=name) from None
+    except ValueError as exc:
+        raise ValidationError(f"'{name}' {exc}", field=name) from None
 
 
 def invoices_preview_router(preview: InvoicePreview) -> APIRouter:
@@ -52,10 +52,7 @@ def invoices_preview_router(preview: InvoicePreview) -> APIRouter:
         raw = await request.body()
         body: Any = {}
         if raw.strip():
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise ValidationError("the body must be a JSON object", field="body") from None
+            body = bounded_json.decode(raw)
         if not isinstance(body, dict):
             raise ValidationError("the body must be a JSON object", field="body")
         if body.get("lines"):

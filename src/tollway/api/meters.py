@@ -8,10 +8,10 @@ import io
 from datetime import datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from tollway import bounded_json
 from tollway.api.encoding import decimal_text
 from tollway.errors import ValidationError
 from tollway.metering.aggregation import MeterQuery, QueryRow, parse_zone
@@ -69,8 +69,8 @@ def _time_param(request: Request, name: str) -> datetime | None:
         return None
     try:
         return parse_time(raw)
-    except ValueError:
-        raise ValidationError(f"'{name}' must be an RFC 3339 time with an offset, got {raw!r}", field=name) from None
+    except ValueError as exc:
+        raise ValidationError(f"'{name}' {exc}", field=name) from None
 
 
 def parse_meter_query(request: Request) -> MeterQuery:
@@ -130,10 +130,7 @@ def meters_router(service: MeteringService) -> APIRouter:
 
     @router.post("", summary="Create a meter", status_code=201)
     async def create_meter(request: Request) -> dict[str, Any]:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
-            raise ValidationError(f"the body is not valid JSON: {exc}", field="body") from None
+        body = bounded_json.decode(await request.body())
         if not isinstance(body, dict):
             raise ValidationError("expected a meter object", field="body")
         unknown = set(body) - {"slug", "name", "description", "eventType", "aggregation", "valueProperty", "groupBy"}
@@ -179,8 +176,8 @@ def meters_router(service: MeteringService) -> APIRouter:
 def _filter_object(raw: str) -> dict[str, tuple[str, ...]]:
     """filterGroupBy as one object: JSON, or the Python dict repr that openmeter==1.0.0b236 sends."""
     try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        parsed = bounded_json.decode(raw, field="filterGroupBy")
+    except ValidationError:
         try:
             parsed = ast.literal_eval(raw)
         except (ValueError, SyntaxError, MemoryError, RecursionError):

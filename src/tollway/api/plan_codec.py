@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from tollway import bounded_json
 from tollway.api.wire import Json, Obj, one_of, optional_decimal, optional_time
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, Plan, RateCard
@@ -216,10 +217,7 @@ def decode_entitlement(value: object, path: str) -> EntitlementTemplate:
         if config is None:
             raise obj.error("config", "is required (a JSON string)")
         if isinstance(config, str):
-            try:
-                config = json.loads(config, parse_float=Decimal)
-            except ValueError:
-                raise obj.error("config", "must hold valid JSON") from None
+            config = bounded_json.decode(config, field=obj.at("config"), what=obj.at("config"), decimals=True)
         return EntitlementTemplate(type="static", config=_plain(config))
     obj = Obj(
         value,

@@ -6,13 +6,13 @@ Decoding refuses unknown fields and reads JSON numbers as exact decimals.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from tollway import bounded_json
 from tollway.billing.periods import parse_cadence
 from tollway.errors import ValidationError
 from tollway.metering.events import format_time, parse_time
@@ -31,14 +31,7 @@ def parse_body(raw: bytes) -> object:
     """A request body as JSON, numbers with a fraction read as exact Decimals (never floats)."""
     if not raw.strip():
         raise ValidationError("a JSON body is required", field="body")
-    try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"the body is not valid JSON: {exc}", field="body") from None
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON value")
+    return bounded_json.decode(raw, decimals=True)  # depth, duplicate keys, 64-bit integers, no NaN
 
 
 class Obj:
@@ -185,8 +178,8 @@ def parse_duration(value: str, field: str) -> str:
 def parse_moment(value: str, field: str) -> datetime:
     try:
         return parse_time(value)
-    except ValueError:
-        raise ValidationError(f"{field} must be an RFC 3339 time with an offset, got {value!r}", field=field) from None
+    except ValueError as exc:
+        raise ValidationError(f"{field} {exc}", field=field) from None
 
 
 def one_of(value: object, allowed: Sequence[T], field: str) -> T:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from tollway import bounded_json
 from tollway.errors import ValidationError
 
 # Fields some SDKs and proxies use to pick an upstream or credentials. Tollway never lets a client do that.
@@ -39,14 +40,7 @@ FORBIDDEN_FIELDS = frozenset(
 def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise ValidationError("The request body is empty; expected a JSON object.")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValidationError("The request body is not valid UTF-8.") from None
-        raise ValidationError(f"The request body is not valid JSON: {exc}") from None
+    payload = bounded_json.decode(body, field=None)  # depth, duplicate keys, 64-bit integers, finite numbers
     if not isinstance(payload, dict):
         raise ValidationError("The request body must be a JSON object.")
     for name in FORBIDDEN_FIELDS.intersection(payload):

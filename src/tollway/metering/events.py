@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,9 @@ class Event:
     subject: str
     time: datetime  # event time: when the usage happened (aware UTC)
     data: dict[str, Any]
+    # The sender gave no time and the ingest time stands in: a retry of the event is the same event even
+    # though its defaulted time differs (deduplication ignores the time then). Not stored.
+    time_defaulted: bool = field(default=False, compare=False)
 
     def to_cloudevent(self) -> dict[str, Any]:
         return {
@@ -72,11 +75,26 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """Parse RFC 3339; the result is aware UTC. Raises ValueError."""
-    value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    """Parse RFC 3339; the result is aware UTC, in [EARLIEST, LATEST). Raises ValueError saying what is wrong.
+
+    The window is checked before any other date arithmetic, so a time near the ends of what datetime can
+    hold (0001-01-01T00:00:00+01:00) is refused here rather than overflowing later.
+    """
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"must be an RFC 3339 time with an offset, e.g. 2026-11-23T10:00:00Z, got {text[:64]!r}"
+        ) from None
     if value.tzinfo is None:
-        raise ValueError("time must carry a UTC offset or Z")
-    return value.astimezone(UTC)
+        raise ValueError(f"must be an RFC 3339 time with an offset (Z or +hh:mm), got {text[:64]!r}")
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(OUT_OF_WINDOW) from None
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(OUT_OF_WINDOW)
+    return moment
 
 
 def to_micros(moment: datetime) -> int:
@@ -89,3 +107,7 @@ def from_micros(micros: int) -> datetime:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The times Tollway takes from a client (event times, query bounds, dates in the management API).
+EARLIEST = EPOCH
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+OUT_OF_WINDOW = "must lie between 1970-01-01T00:00:00Z and 2200-01-01T00:00:00Z (exclusive)"

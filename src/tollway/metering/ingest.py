@@ -1,13 +1,15 @@
 """Validate CloudEvents 1.0 from outside services, with one error per bad field (pure).
 
-Rules: specversion "1.0"; id, source, type, subject non-empty strings of at most 255 characters;
-time RFC 3339 with an offset (default: now), at most 5 minutes in the future (late events are
-fine); data a JSON object (absent or null reads as {}); datacontenttype, if given, JSON.
+Rules: specversion "1.0"; id, source, type, subject non-empty strings of at most 255 characters
+without control characters; time an RFC 3339 string with an offset (default: now), from
+1970-01-01T00:00:00Z and at most 5 minutes in the future (late events are fine); data a JSON
+object (absent or null reads as {}); datacontenttype, if given, JSON.
 A batch is all-or-nothing: one bad event rejects the whole request and nothing is stored.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from tollway.metering.events import SPEC_VERSION, Event, parse_time
 MAX_FUTURE = timedelta(minutes=5)
 MAX_TEXT = 255
 JSON_CONTENT_TYPES = ("application/json", "text/json")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # PostgreSQL text cannot hold U+0000; none belongs in an id
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def _text(raw: dict[str, Any], name: str, where: str, errors: list[FieldError]) 
     if len(value) > MAX_TEXT:
         errors.append(FieldError(where + name, f"at most {MAX_TEXT} characters"))
         return ""
+    if _CONTROL.search(value):
+        errors.append(FieldError(where + name, "must not contain control characters (U+0000 to U+001F, U+007F)"))
+        return ""
     return value
 
 
@@ -94,12 +100,12 @@ def _parse_one(raw: Any, where: str, now: datetime, errors: list[FieldError]) ->
     raw_time = raw.get("time")
     if raw_time is not None:
         if not isinstance(raw_time, str):
-            errors.append(FieldError(where + "time", "must be an RFC 3339 string"))
+            errors.append(FieldError(where + "time", "must be an RFC 3339 string, e.g. 2026-11-23T10:00:00Z"))
         else:
             try:
                 moment = parse_time(raw_time)
-            except ValueError:
-                errors.append(FieldError(where + "time", "must be RFC 3339 with an offset, e.g. 2026-11-23T10:00:00Z"))
+            except ValueError as exc:
+                errors.append(FieldError(where + "time", str(exc)))
             else:
                 if moment > now + MAX_FUTURE:
                     errors.append(FieldError(where + "time", "more than 5 minutes in the future"))
@@ -117,4 +123,12 @@ def _parse_one(raw: Any, where: str, now: datetime, errors: list[FieldError]) ->
         errors.append(FieldError(where + "data", "must be a JSON object"))
     if len(errors) > before:
         return None
-    return Event(id=event_id, source=source, type=event_type, subject=subject, time=moment, data=data)
+    return Event(
+        id=event_id,
+        source=source,
+        type=event_type,
+        subject=subject,
+        time=moment,
+        data=data,
+        time_defaulted=raw_time is None,
+    )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow, aggregate
-from tollway.metering.events import Event, from_micros
+from tollway.metering.events import EARLIEST, LATEST, Event, from_micros, to_micros
 from tollway.metering.ingest import parse_events
 from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.ports import EventStore, MeterStore, Subject
@@ -99,6 +100,7 @@ class MeteringService:
             query = await self._narrow_to_customer(query, customer)
         now = self._clock.now()
         span = await self._store.event_span(meter.event_type)
+        query, span = _within_window(query, span)
         plan = plan_query(query, span)
         if plan.level_us is None:
             events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
@@ -144,3 +146,15 @@ class MeteringService:
             group_by=query.group_by,
             filter_group_by=query.filter_group_by,
         )
+
+
+def _within_window(query: MeterQuery, span: tuple[int, int] | None) -> tuple[MeterQuery, tuple[int, int] | None]:
+    """The query and the stored span cut to the event-time window (1970 to 2200) when events outside it are
+    stored (accepted before the window was enforced): date arithmetic in a window's zone near year 1 or 9999
+    would overflow, and no such event counts."""
+    floor, ceiling = to_micros(EARLIEST), to_micros(LATEST)
+    if span is None or (span[0] >= floor and span[1] <= ceiling):
+        return query, span
+    start = query.start if query.start is not None and query.start >= EARLIEST else EARLIEST
+    end = query.end if query.end is not None and query.end <= LATEST else (LATEST if span[1] > ceiling else query.end)
+    return replace(query, start=start, end=end), (max(span[0], floor), min(span[1], ceiling))

@@ -43,11 +43,8 @@ class MemoryEventStore:
             key = (event.source, event.id)
             kept = self._keys.get(key)
             if kept is not None:
-                if (kept.type, kept.subject, kept.time, kept.data) != (
-                    event.type,
-                    event.subject,
-                    event.time,
-                    event.data,
+                if (kept.type, kept.subject, kept.data) != (event.type, event.subject, event.data) or (
+                    kept.time != event.time and not event.time_defaulted  # a retry without a time: same event
                 ):
                     self._stats.conflicts_total += 1
                 else:

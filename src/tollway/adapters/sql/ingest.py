@@ -30,6 +30,7 @@ log = logging.getLogger("tollway.metering.store")
 EventKey = tuple[str, str]  # (source, id)
 EventRow = tuple[str, str, str, str, int, str]  # source, id, type, subject, time_us, data (JSON text)
 StoredCopy = tuple[str, str, int, str]  # type, subject, time_us, data (JSON text) of an event already stored
+Prepared = tuple[EventRow, bool]  # a row, and whether its time was defaulted (the sender gave none)
 
 INGEST_LOCK = 0x746F6C6C  # "toll": serializes event writers on PostgreSQL
 
@@ -155,14 +156,17 @@ class EventWriter:
         self._known_subjects: set[str] = set()  # stored subjects: no insert for them per batch
         self._connection = WriterConnection(engine)
         self._since_checkpoint = 0  # SQLite: events written since the writer last checkpointed
-        self._group_commit: GroupCommit[Event] = GroupCommit(
+        self._group_commit: GroupCommit[Prepared] = GroupCommit(
             self._ingest_batches, max_items=GROUP_COMMIT_MAX, after=None if self._postgres else self._after_ingest
         )
 
     async def insert(self, batch: Sequence[Event]) -> int:
         if not batch:
             return 0
-        return await self._group_commit.submit(batch)
+        # Encoded in the caller's task: an event that cannot be encoded fails its own request, never the
+        # transaction it would have shared with other callers' batches.
+        prepared = [(_row(event), event.time_defaulted) for event in batch]
+        return await self._group_commit.submit(prepared)
 
     def close(self) -> None:
         self._connection.close()
@@ -178,23 +182,25 @@ class EventWriter:
             self._since_checkpoint = 0
             self._connection.run(checkpoint_sqlite)
 
-    def _ingest_batches(self, batches: list[Sequence[Event]]) -> list[int]:
+    def _ingest_batches(self, batches: list[Sequence[Prepared]]) -> list[int]:
         """Store several callers' batches in one transaction; how many of each caller's events were new.
 
         An event repeated within the group counts for the first caller that sent it."""
         ingested = to_micros(self._clock.now())
         first: dict[EventKey, EventRow] = {}
-        repeats: list[EventRow] = []
+        defaulted: set[EventKey] = set()  # first copies whose time was defaulted
+        repeats: list[Prepared] = []
         owners: list[list[EventKey]] = []
         for batch in batches:
             mine: list[EventKey] = []
-            for event in batch:
-                key = (event.source, event.id)
-                row = (event.source, event.id, event.type, event.subject, to_micros(event.time), dumps(event.data))
+            for row, time_defaulted in batch:
+                key = (row[0], row[1])
                 if key in first:
-                    repeats.append(row)
+                    repeats.append((row, time_defaulted))
                 else:
                     first[key] = row
+                    if time_defaulted:
+                        defaulted.add(key)
                     mine.append(key)
             owners.append(mine)
         rows = list(first.values())
@@ -204,24 +210,32 @@ class EventWriter:
         if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
             self._known_subjects.clear()
         self._known_subjects.update(names)
-        conflicts = self._count_conflicts(outcome, first, repeats)
+        conflicts = self._count_conflicts(outcome, first, defaulted, repeats)
         fresh = len(outcome.new_keys)
         self._stats.inserted_total += fresh
         self._stats.duplicates_total += len(rows) + len(repeats) - fresh - conflicts
         self._stats.conflicts_total += conflicts
         return [sum(1 for key in mine if key in outcome.new_keys) for mine in owners]
 
-    def _count_conflicts(self, outcome: BatchOutcome, first: dict[EventKey, EventRow], repeats: list[EventRow]) -> int:
-        """Duplicates whose content differs from the copy that is kept: counted and logged, never merged."""
+    def _count_conflicts(
+        self,
+        outcome: BatchOutcome,
+        first: dict[EventKey, EventRow],
+        defaulted: set[EventKey],
+        repeats: list[Prepared],
+    ) -> int:
+        """Duplicates whose content differs from the copy that is kept: counted and logged, never merged.
+
+        A copy whose time was defaulted (a retry of an event sent without one) is compared without its time."""
         conflicts = 0
         for key, kept in outcome.stored.items():
-            if not _same_content(kept, first[key][2:]):
+            if not _same_content(kept, first[key][2:], with_time=key not in defaulted):
                 conflicts += 1
                 _log_conflict(key)
-        for row in repeats:
+        for row, time_defaulted in repeats:
             key = (row[0], row[1])
             kept = outcome.stored.get(key) or first[key][2:]
-            if not _same_content(kept, row[2:]):
+            if not _same_content(kept, row[2:], with_time=not time_defaulted):
                 conflicts += 1
                 _log_conflict(key)
         return conflicts
@@ -240,8 +254,13 @@ def dumps(data: Any) -> str:
     return orjson.dumps(data).decode()
 
 
-def _same_content(kept: StoredCopy, incoming: StoredCopy) -> bool:
-    """Same type, subject, time and data (as JSON values: key order and spacing do not matter)."""
-    if kept[:3] != incoming[:3]:
+def _row(event: Event) -> EventRow:
+    return (event.source, event.id, event.type, event.subject, to_micros(event.time), dumps(event.data))
+
+
+def _same_content(kept: StoredCopy, incoming: StoredCopy, *, with_time: bool = True) -> bool:
+    """Same type, subject, time (unless `with_time` is off) and data (as JSON values: key order and spacing do
+    not matter)."""
+    if kept[:2] != incoming[:2] or (with_time and kept[2] != incoming[2]):
         return False
     return kept[3] == incoming[3] or bool(orjson.loads(kept[3]) == orjson.loads(incoming[3]))

@@ -1,0 +1,176 @@
+"""The one decoder for JSON a client sends: the gateway's request bodies, events, management API bodies.
+
+A body is refused (ValidationError, a 400 in the caller's shape) unless everything in it can be
+written back exactly by the encoder (orjson) when Tollway rewrites, translates or stores it:
+
+- nesting at most MAX_DEPTH (128) arrays/objects deep (orjson writes at most 254 levels; the margin
+  leaves room for the envelopes Tollway wraps a client's JSON in);
+- no object with the same key twice, at any depth (the refusal names the key);
+- integers within 64 bits (-2^63 .. 2^64-1): kept exact, never turned into floats; larger ones are
+  refused rather than rounded;
+- finite numbers only: NaN, Infinity and numbers that overflow a double (1e400) are refused;
+- UTF-8 text without lone surrogates (`"\\ud800"`).
+
+Decoding uses the standard library's C scanner (it reports duplicate keys and keeps big integers
+exact, where orjson keeps the last key and rounds); bodies with more brackets than MAX_DEPTH get one
+walk over their containers for the depth, and every body one orjson encode as the final check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from tollway.errors import ValidationError
+
+MAX_DEPTH = 128
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _NotFinite(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+_FLOATS = json.JSONDecoder(object_pairs_hook=_unique, parse_float=_finite_float, parse_constant=_no_constant)
+_DECIMALS = json.JSONDecoder(object_pairs_hook=_unique, parse_float=Decimal, parse_constant=_no_constant)
+
+
+def decode(
+    raw: bytes | str, *, field: str | None = "body", what: str = "The request body", decimals: bool = False
+) -> Any:
+    """`raw` as JSON under the rules above; numbers with a fraction as floats, or as exact Decimals.
+
+    Raises ValidationError with what is wrong, naming the offending key or path where there is one, else
+    `field` (None for the gateway, whose OpenAI errors name no `param` for a body that does not parse).
+    """
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(f"{what} is not valid UTF-8.", field=field) from None
+    decoder = _DECIMALS if decimals else _FLOATS
+    try:
+        value = decoder.decode(text)
+    except _DuplicateKey as exc:
+        raise ValidationError(
+            f"{what} is not valid: the key {exc.key!r} appears twice in one JSON object.", field=exc.key
+        ) from None
+    except _NotFinite as exc:
+        raise ValidationError(
+            f"{what} is not valid: {exc.text[:40]} is not a finite JSON number.", field=field
+        ) from None
+    except RecursionError:
+        raise _too_deep(field, what) from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise ValidationError(f"{what} is not valid JSON: {exc}", field=field) from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise _too_deep(field, what)
+    try:
+        orjson.dumps(value, default=_decimal_text if decimals else None)
+    except orjson.JSONEncodeError:
+        raise _unwritable(value, field, what) from None
+    return value
+
+
+def _too_deep(field: str | None, what: str) -> ValidationError:
+    return ValidationError(
+        f"{what} is nested too deeply: at most {MAX_DEPTH} levels of arrays and objects.", field=field
+    )
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than `limit` deep: one walk, level by level, over containers only."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for container in level:
+            for item in container.values() if type(container) is dict else container:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    below.append(item)
+        if not below:
+            return False
+        level = below
+    return bool(level)
+
+
+def _unwritable(value: Any, field: str | None, what: str) -> ValidationError:
+    """Why orjson cannot write a decoded value: an integer beyond 64 bits or a lone surrogate, named by path."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not _writable_text(key):
+                    return _bad_text(path or field or "body", what)
+                stack.append((child, f"{path}.{key}" if path else key))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, int) and not isinstance(item, bool) and not INT_MIN <= item <= INT_MAX:
+            where = path or field or "body"
+            return ValidationError(
+                f"{what} is not valid: {where} is an integer beyond 64 bits "
+                f"({INT_MIN} to {INT_MAX}); send it as a string.",
+                field=where,
+            )
+        elif isinstance(item, str) and not _writable_text(item):
+            return _bad_text(path or field or "body", what)
+    return ValidationError(f"{what} holds a value that cannot be encoded as JSON.", field=field)
+
+
+def _writable_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_text(where: str, what: str) -> ValidationError:
+    return ValidationError(
+        f"{what} is not valid: {where} holds a lone UTF-16 surrogate escape, which is not Unicode text.",
+        field=where,
+    )
