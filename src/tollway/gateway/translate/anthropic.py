@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from tollway import bounded_json
 from tollway.errors import ValidationError
 from tollway.gateway.translate.common import DATA_URL, neutral, unsupported
 from tollway.gateway.usage import from_anthropic, from_openai_chat, to_anthropic, to_openai_chat
@@ -229,10 +230,9 @@ def _tool_call_to_tool_use(call: Any, where: str) -> dict[str, Any]:
     if not isinstance(function, dict) or call.get("type", "function") != "function":
         raise unsupported(where, "only function tool calls translate")
     arguments = function.get("arguments") or "{}"
-    try:
-        parsed = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise ValidationError(f"{where}.function.arguments is not valid JSON", field=where) from None
+    if not isinstance(arguments, str):
+        raise ValidationError(f"{where}.function.arguments must be a string of JSON", field=where)
+    parsed = bounded_json.decode(arguments, field=where, what=f"{where}.function.arguments")
     if not isinstance(parsed, dict):
         raise unsupported(f"{where}.function.arguments", "Anthropic tool input must be a JSON object")
     return {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": parsed}

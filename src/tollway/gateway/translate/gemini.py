@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from tollway import bounded_json
 from tollway.errors import ValidationError
 from tollway.gateway.translate.common import DATA_URL, neutral, sse, sse_json, unsupported
 from tollway.gateway.usage import from_gemini, to_openai_chat
@@ -150,10 +151,12 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict):
                     raise unsupported(f"{where}.tool_calls[{j}]", "only function tool calls translate")
-                try:
-                    arguments = orjson.loads(function.get("arguments") or "{}")
-                except orjson.JSONDecodeError:
-                    raise ValidationError(f"{where}.tool_calls[{j}].function.arguments is not valid JSON") from None
+                text_arguments = function.get("arguments") or "{}"
+                if not isinstance(text_arguments, str):
+                    raise ValidationError(f"{where}.tool_calls[{j}].function.arguments must be a string of JSON")
+                arguments = bounded_json.decode(
+                    text_arguments, field=None, what=f"{where}.tool_calls[{j}].function.arguments"
+                )
                 names[str(call.get("id"))] = str(function.get("name"))
                 function_call = {"name": function.get("name"), "args": arguments}
                 part: dict[str, Any] = {"functionCall": function_call}
@@ -172,9 +175,9 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
             if not isinstance(text, str):
                 text = "".join(p["text"] for p in _parts(text, where, images=False))
             try:
-                result = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                result = None
+                result = bounded_json.decode(text)
+            except ValidationError:
+                result = None  # not JSON the encoder can write back: sent as text
             response = result if isinstance(result, dict) else {"content": text}
             _append(contents, "user", [{"functionResponse": {"name": names[call_id], "response": response}}])
         else:
