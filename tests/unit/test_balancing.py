@@ -7,14 +7,16 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError as PydanticError
 
 from tollway.clock import FrozenClock
+from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
-from tollway.errors import UnavailableError
+from tollway.errors import ConfigError, UnavailableError
 from tollway.gateway.auth import Consumer
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.hooks import Admit, Attempt
@@ -396,11 +398,36 @@ def test_config_shapes_and_their_errors() -> None:
         config({"name": "smart", "targets": [{"provider": "a", "model": "m", "budget": {}}]})
     with pytest.raises(PydanticError, match="weight"):
         config({"name": "smart", "targets": [{"provider": "a", "model": "m", "weight": 0}]})
-    with pytest.raises(PydanticError, match="a/m is also a target of model 'one'"):
+    with pytest.raises(PydanticError, match="model 'two': target a/m is also a target of model 'one'"):
         config(
             {"name": "one", "breaker": {"failures": 3}, "targets": targets("a")},
             {"name": "two", "breaker": {"failures": 5}, "targets": targets("a")},
         )
+
+
+def test_tollway_check_reports_every_balancing_problem_on_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "tollway.yaml"
+    path.write_text(
+        "providers: [{name: a, type: openai, base_url: 'http://a.example/v1'}]\n"
+        "models:\n"
+        "  - name: smart\n"
+        "    balance: fastest\n"
+        "    breaker: {failures: 0}\n"
+        "    health_check: {interval_s: 0}\n"
+        "    targets: [{provider: a, model: m, weight: 0, group: -1, budget: {}}]\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, {})
+    problems = "\n".join(raised.value.problems)
+    for where in (
+        "models[0].balance.strategy",
+        "models[0].breaker.failures",
+        "models[0].health_check.interval_s",
+        "models[0].targets[0].weight",
+        "models[0].targets[0].group",
+        "models[0].targets[0].budget: a budget needs requests_per_minute or tokens_per_minute",
+    ):
+        assert where in problems
 
 
 def test_metrics_show_tries_failures_breaker_and_in_flight_per_target() -> None:

@@ -83,7 +83,7 @@ def shared_target_problems(models: list[Mapping[str, Any]]) -> list[str]:
             first = seen.setdefault(key, (str(model.get("name")), settings))
             if first[1] != settings:
                 problems.append(
-                    f"models[name={model.get('name')}]: target {key[0]}/{key[1]} is also a target of model "
+                    f"model {model.get('name')!r}: target {key[0]}/{key[1]} is also a target of model "
                     f"{first[0]!r} with a different breaker, health_check or budget; one upstream target has "
                     "one of each, so make them the same"
                 )
