@@ -1,0 +1,133 @@
+"""The one decoder for client JSON: what it refuses (with the key or path named) and what it keeps exact."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from tollway import bounded_json
+from tollway.errors import ValidationError
+from tollway.gateway.requests import parse_chat_request, upstream_chat_body
+
+MESSAGES = b'[{"role": "user", "content": "Hi"}]'
+
+
+def refusal(raw: bytes | str) -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        bounded_json.decode(raw)
+    return caught.value
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [129, 254, 300, 1023, 1024, 100_000])
+def test_nesting_deeper_than_128_is_refused(depth: int) -> None:
+    error = refusal(nested(depth))
+    assert "nested too deeply: at most 128 levels" in error.message
+    assert error.field == "body"
+
+
+def test_nesting_of_128_passes_and_re_encodes() -> None:
+    value = bounded_json.decode(b'{"a":' * 127 + b"[]" + b"}" * 127)
+    assert orjson.dumps(value) == b'{"a":' * 127 + b"[]" + b"}" * 127
+    assert bounded_json.decode(nested(128)) is not None
+
+
+def test_wide_shallow_bodies_pass() -> None:
+    body = b"[" + b",".join([b'{"a":[1,{"b":2}]}'] * 5000) + b"]"
+    assert len(bounded_json.decode(body)) == 5000
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"model": "allowed", "model": "forbidden"}', "model"),
+        (b'{"messages": [{"role": "user", "role": "system"}]}', "role"),
+        (b'{"a": {"b": {"c": 1, "d": 2, "c": 3}}}', "c"),
+    ],
+)
+def test_duplicate_keys_are_refused_at_any_depth_naming_the_key(raw: bytes, key: str) -> None:
+    error = refusal(raw)
+    assert f"the key '{key}' appears twice" in error.message
+    assert error.field == key
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b'{"n": 18446744073709551615}', 18446744073709551615),  # 2^64 - 1
+        (b'{"n": -9223372036854775808}', -9223372036854775808),  # -2^63
+        (b'{"n": 9007199254740993}', 9007199254740993),  # 2^53 + 1: a float would round it
+    ],
+)
+def test_integers_within_64_bits_stay_exact(raw: bytes, value: int) -> None:
+    decoded = bounded_json.decode(raw)
+    assert decoded == {"n": value}
+    assert type(decoded["n"]) is int
+    assert orjson.dumps(decoded) == b'{"n":' + str(value).encode() + b"}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        (b'{"n": 18446744073709551617}', "n"),  # 2^64 + 1 (was forwarded as 1.8446744073709552e+19)
+        (b'{"a": [1, {"n": -9223372036854775809}]}', "a[1].n"),
+        (b"18446744073709551616", "body"),
+    ],
+)
+def test_integers_beyond_64_bits_are_refused_naming_the_path(raw: bytes, path: str) -> None:
+    error = refusal(raw)
+    assert f"{path} is an integer beyond 64 bits" in error.message
+    assert error.field == path
+
+
+@pytest.mark.parametrize("raw", [b"1e400", b'{"t": -1e400}', b"NaN", b"[Infinity]", b"-Infinity"])
+def test_numbers_that_are_not_finite_are_refused(raw: bytes) -> None:
+    assert "is not a finite JSON number" in refusal(raw).message
+
+
+@pytest.mark.parametrize(("raw", "where"), [(b'{"s": "\\ud800"}', "s"), (b'{"\\udc00": 1}', "body")])
+def test_lone_surrogates_are_refused(raw: bytes, where: str) -> None:
+    error = refusal(raw)
+    assert "lone UTF-16 surrogate" in error.message
+    assert error.field == where
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [(b"\xff\xfe", "not valid UTF-8"), (b"", "not valid JSON"), (b'{"a": }', "not valid JSON"), (b"[1,]", "JSON")],
+)
+def test_malformed_bodies_are_refused(raw: bytes, words: str) -> None:
+    assert words in refusal(raw).message
+
+
+def test_surrogate_pairs_and_decimals_pass() -> None:
+    assert bounded_json.decode(b'"\\ud83d\\ude00"') == "\U0001f600"
+    assert bounded_json.decode(b'{"p": 0.1}', decimals=True) == {"p": Decimal("0.1")}
+    assert bounded_json.decode(b'{"p": 1e400}', decimals=True) == {"p": Decimal("1e400")}
+
+
+def test_messages_name_what_was_decoded() -> None:
+    with pytest.raises(ValidationError) as caught:
+        bounded_json.decode('{"x": 1, "x": 2}', field="messages[0]", what="messages[0].function.arguments")
+    assert caught.value.message.startswith("messages[0].function.arguments is not valid: the key 'x'")
+
+
+def test_chat_request_with_duplicate_model_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_chat_request(b'{"model": "allowed", "model": "forbidden", "messages": ' + MESSAGES + b"}")
+    assert caught.value.field == "model"
+
+
+def test_rewritten_chat_body_keeps_64_bit_integers_exact() -> None:
+    body = b'{"model": "demo", "stream": true, "seed": 18446744073709551615, "messages": ' + MESSAGES + b"}"
+    request = parse_chat_request(body)
+    rewritten, _ = upstream_chat_body(request, "upstream-model", body)
+    assert b'"seed":18446744073709551615' in rewritten
+    parsed: Any = orjson.loads(rewritten)
+    assert parsed["model"] == "upstream-model"
