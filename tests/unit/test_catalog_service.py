@@ -762,3 +762,20 @@ async def test_composition_root_wires_the_catalog_into_meter_queries(tmp_path: P
         assert (missing.status_code, missing.json()["field"]) == (400, "customer")
     finally:
         await services.close()
+
+
+async def test_kept_catalog_reads_follow_writes_made_through_another_service(world: World) -> None:
+    """A second service on the same stores stands for another worker process: it keeps the customer's
+    catalog rows between values, and still sees the first one's writes on its very next read."""
+    await metered_world(world)
+    other = CatalogService(world.store, world.metering, world.clock)
+    assert (await other.entitlement_value("acme", "output-tokens")).usage == Decimal(780)
+    acme = await world.catalog.customer("acme")
+    await world.catalog.update_customer(replace(acme, subjects=("acme-corp",)))  # acme-bot's 350 no longer counts
+    assert (await other.entitlement_value("acme", "output-tokens")).usage == Decimal(430)
+    [subscription] = await world.catalog.subscriptions(customer="acme")
+    await world.catalog.cancel_subscription(subscription.id)
+    assert await other.entitlement_value("acme", "output-tokens") == EntitlementValue(has_access=False)
+    await world.catalog.delete_customer("acme")
+    with pytest.raises(NotFoundError):
+        await other.entitlement_value("acme", "output-tokens")

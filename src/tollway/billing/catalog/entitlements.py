@@ -1,24 +1,18 @@
 """Entitlement values: what a customer's subscription grants for a feature, and the usage counted against it.
 
-A value is read often (a gateway checks it before calls), so it costs two small store reads when
-nothing changed: the catalog's version (the customer, feature, subscriptions and plans behind a value
-are kept per (customer, feature) and read again only when a catalog write, from any process, moved the
-version) and the meter definition; the usage itself comes from a running total (a kept snapshot of the
-period's rollups plus the few events after it, tollway.metering.running_totals).
+A value is read often (a gateway checks it before calls), so when nothing changed it costs the
+catalog's version (the customer's catalog rows are kept, see kept.py) and the meter definition, and
+the usage comes from a running total (a kept snapshot of the period's rollups plus the few events
+after it, tollway.metering.running_totals).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
 
 from tollway.billing import periods
-from tollway.billing.catalog.subscriptions import SubscriptionCases
+from tollway.billing.catalog.kept import KeptCases
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature
@@ -30,21 +24,8 @@ from tollway.metering.aggregation import MeterQuery
 from tollway.metering.running_totals import RunningTotals
 from tollway.metering.service import MeteringService
 
-MAX_KEPT_CONTEXTS = 10_000
 
-
-@dataclass(frozen=True)
-class EntitlementContext:
-    """The catalog rows one (customer, feature) value needs, as of one catalog version."""
-
-    version: int
-    customer: Customer
-    feature: Feature
-    subscriptions: tuple[Subscription, ...]
-    plans: Mapping[str, Plan]
-
-
-class EntitlementCases(SubscriptionCases):
+class EntitlementCases(KeptCases):
     def __init__(
         self,
         store: CatalogStore,
@@ -54,7 +35,6 @@ class EntitlementCases(SubscriptionCases):
         running_totals: RunningTotals | None = None,
     ) -> None:
         super().__init__(store, metering, clock)
-        self._contexts: OrderedDict[tuple[str, str], EntitlementContext] = OrderedDict()
         self._running_totals = running_totals or RunningTotals(metering.store, clock)
 
     async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
@@ -64,8 +44,8 @@ class EntitlementCases(SubscriptionCases):
         The usage period is the template's (else the plan's billing cadence) anchored at the subscription's
         billing anchor; usage counts from max(period start, subscription start) up to `at`."""
         at = self._aware(at, "at") if at is not None else self._clock.now()
-        context = await self._context(customer, feature)
-        owner, wanted = context.customer, context.feature
+        context = await self.customer_context(customer)
+        owner, wanted = context.customer, context.feature(feature)
         subscription = active_at(list(context.subscriptions), at)
         if subscription is None:
             return EntitlementValue(has_access=False)
@@ -106,29 +86,6 @@ class EntitlementCases(SubscriptionCases):
                 return phase
             start = end
         return plan.phases[-1]
-
-    async def _context(self, customer: str, feature: str) -> EntitlementContext:
-        """The kept context when the catalog has not changed since it was read, else a fresh read."""
-        version = await self._store.version()
-        key = (customer, feature)
-        kept = self._contexts.get(key)
-        if kept is not None and kept.version == version:
-            self._contexts.move_to_end(key)
-            return kept
-        # Independent lookups, concurrently (each is a store round trip); the customer's error comes first.
-        found = await asyncio.gather(self._live_customer(customer), self.feature(feature), return_exceptions=True)
-        for failure in found:
-            if isinstance(failure, BaseException):
-                raise failure
-        owner, wanted = cast(tuple[Customer, Feature], tuple(found))
-        subscriptions = tuple(await self._store.list_subscriptions(customer_id=owner.id))
-        plans = {plan_id: await self._plan_by_id(plan_id) for plan_id in {s.plan_id for s in subscriptions}}
-        # Read after `version`: a write in between makes the next call read again, never keep a stale context.
-        context = EntitlementContext(version, owner, wanted, subscriptions, plans)
-        self._contexts[key] = context
-        while len(self._contexts) > MAX_KEPT_CONTEXTS:
-            self._contexts.popitem(last=False)
-        return context
 
     async def _usage(self, feature: Feature, customer: Customer, start: datetime, end: datetime) -> Decimal:
         if feature.meter_slug is None or not customer.subjects or start >= end:

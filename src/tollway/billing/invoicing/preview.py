@@ -8,6 +8,7 @@ from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.rating import billing_period, invoice_total_minor, rate_closing_invoice
 from tollway.billing.invoicing.usage import UsageReader
 from tollway.billing.service import CatalogService
+from tollway.billing.subscriptions import active_at
 from tollway.clock import Clock
 from tollway.errors import NotFoundError
 
@@ -23,14 +24,15 @@ class InvoicePreview:
         with the usage so far: usage up to min(at, period end), the period's fees and the next period's
         in-advance fees. A draft without id or number. NotFoundError when no subscription is active at `at`."""
         moment = at or self._clock.now()
-        found = await self._catalog.customer(customer)
-        subscription = await self._catalog.subscription_at(found.id, moment)
+        context = await self._catalog.customer_context(customer, live=False)
+        found = context.customer
+        subscription = active_at(context.subscriptions, moment)
         if subscription is None:
             raise NotFoundError(
                 f"customer {found.key!r} has no subscription active at {moment.isoformat()}", field="customer"
             )
-        plan = await self._catalog.plan(subscription.plan_id)
-        features = {feature.key: feature for feature in await self._catalog.features(include_archived=True)}
+        plan = context.plans[subscription.plan_id]
+        features = context.features_by_key()
         period_start, period_end = billing_period(subscription, moment)
         start = max(period_start, subscription.active_from)
         end = period_end if subscription.active_to is None else min(period_end, subscription.active_to)

@@ -8,6 +8,7 @@ The quantity is the sum of the meter's rows (one per subject and slice): meters 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,35 +82,45 @@ class MeteringUsageReader:
             slug = request.feature.meter_slug
             if slug is not None and request.subjects and request.start < request.end:
                 shared.setdefault((slug, request.subjects, request.start, request.end), []).append(index)
-        for (slug, subjects, start, end), indexes in shared.items():
-            meter = await self._metering.meter(slug)
-            dimensions = {index: self._dimensions(requests[index].feature, meter.group_by) for index in indexes}
-            additive = meter.aggregation in (Aggregation.SUM, Aggregation.COUNT)
-            known = all(name in meter.group_by for index in indexes for name in requests[index].feature.filters)
-            if not additive or not known or len(indexes) == 1:
-                for index in indexes:  # not additive over finer groups: each feature's own query
-                    feature = requests[index].feature
-                    query = MeterQuery(
-                        start=start,
-                        end=end,
-                        subjects=subjects,
-                        group_by=dimensions[index],
-                        filter_group_by=dict(feature.filters),
-                    )
-                    rows = await self._metering.query(slug, query)
-                    found[index] = _usage(rows, feature, dimensions[index])
-                continue
-            names = {name for index in indexes for name in (*dimensions[index], *requests[index].feature.filters)}
-            query = MeterQuery(
-                start=start,
-                end=end,
-                subjects=subjects,
-                group_by=tuple(name for name in meter.group_by if name in names),
-            )
-            rows = await self._metering.query(slug, query)
-            for index in indexes:
-                found[index] = _usage(rows, requests[index].feature, dimensions[index])
+        # Each meter's read is independent of the others': concurrently.
+        await asyncio.gather(*(self._read_shared(requests, found, key, indexes) for key, indexes in shared.items()))
         return found
+
+    async def _read_shared(
+        self,
+        requests: Sequence[UsageRequest],
+        found: list[MeteredUsage],
+        key: tuple[str, tuple[str, ...], datetime, datetime],
+        indexes: list[int],
+    ) -> None:
+        slug, subjects, start, end = key
+        meter = await self._metering.meter(slug)
+        dimensions = {index: self._dimensions(requests[index].feature, meter.group_by) for index in indexes}
+        additive = meter.aggregation in (Aggregation.SUM, Aggregation.COUNT)
+        known = all(name in meter.group_by for index in indexes for name in requests[index].feature.filters)
+        if not additive or not known or len(indexes) == 1:
+            for index in indexes:  # not additive over finer groups: each feature's own query
+                feature = requests[index].feature
+                query = MeterQuery(
+                    start=start,
+                    end=end,
+                    subjects=subjects,
+                    group_by=dimensions[index],
+                    filter_group_by=dict(feature.filters),
+                )
+                rows = await self._metering.query(slug, query)
+                found[index] = _usage(rows, feature, dimensions[index])
+            return
+        names = {name for index in indexes for name in (*dimensions[index], *requests[index].feature.filters)}
+        query = MeterQuery(
+            start=start,
+            end=end,
+            subjects=subjects,
+            group_by=tuple(name for name in meter.group_by if name in names),
+        )
+        rows = await self._metering.query(slug, query)
+        for index in indexes:
+            found[index] = _usage(rows, requests[index].feature, dimensions[index])
 
     def _dimensions(self, feature: Feature, group_by: Collection[str]) -> tuple[str, ...]:
         # A dimension the feature pins to one value (type: output) says nothing on the invoice.
