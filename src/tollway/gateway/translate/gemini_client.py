@@ -19,9 +19,7 @@ from tollway.gateway.usage import from_gemini, from_openai_chat
 from tollway.metering.llm import TokenUsage
 
 TO_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP"}
-_CARRIED = frozenset(
-    {"contents", "systemInstruction", "system_instruction", "generationConfig", "tools", "toolConfig", "model"}
-)
+_CARRIED = frozenset({"contents", "systemInstruction", "generationConfig", "tools", "toolConfig", "model"})
 # Accepted and not passed on: hints with no chat equivalent that change what is said, not what is billed.
 IGNORED = frozenset({"safetySettings", "labels", "cachedContent"})
 _CONFIG = {
@@ -34,13 +32,26 @@ _CONFIG = {
 _CONFIG_IGNORED = frozenset({"thinkingConfig", "responseModalities", "topK", "mediaResolution"})
 
 
+def camel(value: Any) -> Any:
+    """An object with its keys in camelCase: Google's APIs take proto field names (function_call) too."""
+    if not isinstance(value, dict):
+        return value
+    return {_camel_key(k): v for k, v in value.items()}
+
+
+def _camel_key(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
 def gemini_to_chat_request(payload: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
     """A generateContent body (the model from the URL) as an OpenAI chat request; a ValidationError when bad."""
+    payload = camel(payload)
     for key in payload:
         if key not in _CARRIED and key not in IGNORED:
             raise unsupported(key, "it has no equivalent outside Gemini")
     messages: list[dict[str, Any]] = []
-    system = payload.get("systemInstruction", payload.get("system_instruction"))
+    system = payload.get("systemInstruction")
     if system is not None:
         instruction = _system_text(system)
         if instruction:
@@ -56,6 +67,7 @@ def gemini_to_chat_request(payload: dict[str, Any], model: str, stream: bool) ->
         where = f"contents[{index}]"
         if not isinstance(content, dict):
             raise ValidationError(f"{where}: must be an object", field=where)
+        content = camel(content)
         role = content.get("role") or "user"
         parts = content.get("parts")
         if not isinstance(parts, list) or not parts:
@@ -66,6 +78,7 @@ def gemini_to_chat_request(payload: dict[str, Any], model: str, stream: bool) ->
             for j, part in enumerate(parts):
                 if not isinstance(part, dict):
                     raise ValidationError(f"{where}.parts[{j}]: must be an object", field=f"{where}.parts")
+                part = camel(part)
                 if part.get("thought") is True:
                     continue  # the model's own thoughts are not sent back to another model
                 if isinstance(part.get("text"), str):
@@ -93,6 +106,7 @@ def gemini_to_chat_request(payload: dict[str, Any], model: str, stream: bool) ->
             for j, part in enumerate(parts):
                 if not isinstance(part, dict):
                     raise ValidationError(f"{where}.parts[{j}]: must be an object", field=f"{where}.parts")
+                part = camel(part)
                 if isinstance(part.get("functionResponse"), dict):
                     answer = part["functionResponse"]
                     name = str(answer.get("name"))
@@ -109,7 +123,7 @@ def gemini_to_chat_request(payload: dict[str, Any], model: str, stream: bool) ->
                 elif isinstance(part.get("text"), str):
                     user.append({"type": "text", "text": part["text"]})
                 elif isinstance(part.get("inlineData"), dict):
-                    data = part["inlineData"]
+                    data = camel(part["inlineData"])
                     url = f"data:{data.get('mimeType')};base64,{data.get('data')}"
                     user.append({"type": "image_url", "image_url": {"url": url}})
                 else:
@@ -147,6 +161,7 @@ def _config(config: Any, out: dict[str, Any]) -> None:
         return
     if not isinstance(config, dict):
         raise ValidationError("generationConfig: must be an object", field="generationConfig")
+    config = camel(config)
     for key, value in config.items():
         if value is None or key in _CONFIG_IGNORED:
             continue
@@ -159,11 +174,11 @@ def _config(config: Any, out: dict[str, Any]) -> None:
         elif key == "candidateCount":
             if value != 1:
                 raise unsupported("generationConfig.candidateCount", "one candidate only")
-        elif key in ("responseMimeType", "responseSchema", "responseJsonSchema", "response_json_schema"):
+        elif key in ("responseMimeType", "responseSchema", "responseJsonSchema"):
             continue
         else:
             raise unsupported(f"generationConfig.{key}")
-    schema = config.get("responseJsonSchema") or config.get("response_json_schema")
+    schema = config.get("responseJsonSchema")
     if schema is None and config.get("responseSchema") is not None:
         schema = _lower_types(config["responseSchema"])
     mime = config.get("responseMimeType")
@@ -198,9 +213,11 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         raise ValidationError("tools: must be an array", field="tools")
     out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or set(tool) - {"functionDeclarations", "function_declarations"}:
+        tool = camel(tool)
+        if not isinstance(tool, dict) or set(tool) - {"functionDeclarations"}:
             raise unsupported(f"tools[{i}]", "only functionDeclarations translate")
-        for declaration in tool.get("functionDeclarations") or tool.get("function_declarations") or []:
+        for declaration in tool.get("functionDeclarations") or []:
+            declaration = camel(declaration)
             if not isinstance(declaration, dict) or not isinstance(declaration.get("name"), str):
                 raise ValidationError(f"tools[{i}]: each function declaration needs a name", field="tools")
             function: dict[str, Any] = {"name": declaration["name"]}
@@ -217,9 +234,10 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
 
 
 def _tool_choice(config: Any) -> Any:
-    calling = config.get("functionCallingConfig") if isinstance(config, dict) else None
+    calling = camel(config).get("functionCallingConfig") if isinstance(config, dict) else None
     if not isinstance(calling, dict):
         return None
+    calling = camel(calling)
     mode = str(calling.get("mode") or "AUTO").upper()
     names = calling.get("allowedFunctionNames")
     if mode == "NONE":
