@@ -66,9 +66,12 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
         model.name: Route(
             model=model.name,
             targets=tuple(Target(provider=providers[t.provider], model=t.model) for t in model.targets),
+            strict=model.translation == "strict",
         )
         for model in config.models
     }
+    aliases = {alias: model.name for model in config.models for alias in model.aliases}
+    patterns = [(model.pattern, model.name) for model in config.models if model.pattern is not None]
     entries = config_entries(config.consumers)
     provider_types = {p.name: p.type for p in config.providers}
     prices: dict[tuple[str, str], TokenPrice] = {}
@@ -85,7 +88,7 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
                 price = lookup_price(provider_types[target.provider], target.model)
             if price is not None:
                 prices[(target.provider, target.model)] = price
-    return GatewayState(keys=KeyIndex.build(entries), router=Router(routes), prices=prices)
+    return GatewayState(keys=KeyIndex.build(entries), router=Router(routes, aliases, patterns), prices=prices)
 
 
 @dataclass

@@ -198,7 +198,9 @@ def test_anthropic_request_to_chat() -> None:
     ("fields", "param"),
     [
         ({"top_k": 5}, "top_k"),
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
+        ({"thinking": {"type": "adaptive"}}, "thinking"),  # the messages endpoint drops it first (lenient)
+        ({"context_management": {"edits": [{"type": "clear_thinking_20251015"}]}}, "context_management"),
+        ({"output_config": {"format": {"type": "json_schema"}}}, "output_config"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
         ({"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages[0].content[0]"),
         ({"metadata": {"tenant": "x"}}, "metadata.tenant"),

@@ -25,6 +25,7 @@ def reference_problems(data: Mapping[str, Any]) -> list[str]:
     model_names = _unique([m.get("name") for m in models], "models", "name", problems)
     _unique([c.get("username") for c in consumers], "consumers", "username", problems)
     _unique([m.get("slug") for m in _entries(data, "meters")], "meters", "slug", problems)
+    alias_names = _alias_problems(models, model_names, problems)
     for i, model in enumerate(models):
         targets = model.get("targets")
         for j, target in enumerate(targets if isinstance(targets, list) else []):
@@ -38,7 +39,7 @@ def reference_problems(data: Mapping[str, Any]) -> list[str]:
     for i, consumer in enumerate(consumers):
         allowed = consumer.get("models")
         for name in allowed if isinstance(allowed, list) else []:
-            if isinstance(name, str) and name not in model_names:
+            if isinstance(name, str) and name not in model_names and name not in alias_names:
                 problems.append(f"consumers[{i}].models: unknown model {name!r}{did_you_mean(name, model_names)}")
         keys = consumer.get("keys")
         for key in keys if isinstance(keys, list) else []:
@@ -47,6 +48,30 @@ def reference_problems(data: Mapping[str, Any]) -> list[str]:
             if isinstance(key, str):
                 seen_keys.add(key)
     return problems
+
+
+def _alias_problems(models: list[dict[str, Any]], model_names: set[str], problems: list[str]) -> set[str]:
+    """Each alias names one model and is no model's name; no two models share a pattern. A pattern that
+    also matches exact names or aliases is fine (exact names win, then aliases, then patterns)."""
+    owner: dict[str, str] = {}
+    patterns: dict[str, str] = {}
+    for i, model in enumerate(models):
+        name = model.get("name")
+        aliases = model.get("aliases")
+        for alias in aliases if isinstance(aliases, list) else []:
+            if not isinstance(alias, str):
+                continue
+            if alias in model_names:
+                problems.append(f"models[{i}].aliases: {alias!r} is already a model's name")
+            elif alias in owner and owner[alias] != name:
+                problems.append(f"models[{i}].aliases: {alias!r} is already an alias of model {owner[alias]!r}")
+            owner.setdefault(alias, str(name))
+        pattern = model.get("pattern")
+        if isinstance(pattern, str):
+            if pattern in patterns:
+                problems.append(f"models[{i}].pattern: {pattern!r} is already model {patterns[pattern]!r}'s pattern")
+            patterns.setdefault(pattern, str(name))
+    return set(owner)
 
 
 def _entries(data: Mapping[str, Any], section: str) -> list[dict[str, Any]]:

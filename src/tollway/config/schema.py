@@ -82,6 +82,28 @@ class ModelConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     targets: list[TargetConfig] = Field(min_length=1)
     price: ModelPrice | None = None
+    # Other names clients may ask for (exact), and a glob (`claude-*`) for any name that matches.
+    aliases: list[str] = Field(default_factory=list)
+    pattern: str | None = None
+    # lenient: request fields a translation has no place for are dropped (named in x-tollway-dropped);
+    # strict: they get a 400 instead.
+    translation: Literal["lenient", "strict"] = "lenient"
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_names(cls, aliases: list[str]) -> list[str]:
+        for alias in aliases:
+            if not re.match(NAME_PATTERN, alias):
+                raise ValueError(f"alias {alias!r} must match {NAME_PATTERN}")
+        return aliases
+
+    @field_validator("pattern")
+    @classmethod
+    def _glob(cls, pattern: str | None) -> str | None:
+        if pattern is not None and not re.fullmatch(r"[A-Za-z0-9*?][A-Za-z0-9._:/@*?-]{0,127}", pattern):
+            raise ValueError("must be a glob of model-name characters and * or ? (e.g. 'claude-*')")
+        return pattern
+
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     breaker: BreakerConfig | None = None
     health_check: HealthCheckConfig | None = None

@@ -108,7 +108,7 @@ class AdaptedRoutes:
             if headers and isinstance(adapter, FormatAdapter):
                 adapter = adapter.with_headers(headers)
             targets.append(Target(adapter, target.model))
-        return Route(model=route.model, targets=tuple(targets))
+        return replace(route, targets=tuple(targets))
 
     def _adapter(self, provider: Provider) -> Provider:
         found = self._adapters.get(id(provider))

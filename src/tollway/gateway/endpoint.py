@@ -35,6 +35,8 @@ class Parsed:
     prompt: dict[str, Any]  # what a prompt-token estimate reads (the payload, or a view of it)
     client_wants_usage: bool = True
     chat: ChatRequest | None = None  # the chat endpoint's own parse, kept for its request builder
+    strict: bool = False  # the route's translation setting: a field a translation would drop is a 400
+    dropped: tuple[str, ...] = ()  # request fields the builder dropped for the target (x-tollway-dropped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from tollway.gateway.access_log import AccessLog
 from tollway.gateway.adapt import AdaptedRoutes
 from tollway.gateway.endpoint import LlmEndpoint, passed_on
 from tollway.gateway.hooks import Admission, Admit, Reservation, TargetPolicy
-from tollway.gateway.http import BodyTooLarge, Receive, Scope, Send, read_body, send_bytes
+from tollway.gateway.http import BodyTooLarge, Message, Receive, Scope, Send, read_body, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import Call, GatewayLimits, Relay, is_event_stream
@@ -28,6 +28,7 @@ from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.sink import UsageSink
 
+DROPPED_HEADER = b"x-tollway-dropped"  # request fields a translation dropped for the target
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
 
@@ -78,7 +79,7 @@ class Flow(Relay):
                 field="model",
                 code="model_not_found",
             )
-        call.model = model
+        call.model, call.requested_model = route.model, model
         return route
 
     async def respond(self, send: Send, call: Call, status: int, body: bytes) -> None:
@@ -91,6 +92,7 @@ class Flow(Relay):
         body = await self.read(scope, receive)
         parsed = endpoint.parse(body)
         route = self.resolve(call, parsed.model)
+        parsed.strict = route.strict
         if endpoint.adapter is not None:
             route = self._adapter(endpoint).adapt(route, passed_on(scope, endpoint.passed_on))
         assert call.consumer is not None
@@ -114,6 +116,8 @@ class Flow(Relay):
                 stream=parsed.stream,
                 started_at=started_at,
             )
+            if parsed.dropped:
+                send = _with_header(send, DROPPED_HEADER, ", ".join(parsed.dropped).encode())
             if parsed.stream and endpoint.tracker is not None and is_event_stream(response):
                 await self.relay_stream(
                     call,
@@ -189,3 +193,14 @@ class Flow(Relay):
         if timeout:
             raise UpstreamTimeoutError(message, code="upstream_unavailable")
         raise UpstreamFailedError(message, code="upstream_unavailable")
+
+
+def _with_header(send: Send, name: bytes, value: bytes) -> Send:
+    """`send` adding one header to the response's start."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (name, value)]}
+        await send(message)
+
+    return sending

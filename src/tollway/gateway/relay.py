@@ -58,7 +58,8 @@ class Call:
     route: str
     started: float
     consumer: Consumer | None = None
-    model: str = "-"
+    model: str = "-"  # the model entry's name (metric labels); the client may have asked by another name
+    requested_model: str = "-"  # the name the client asked for
     provider: str = "-"  # the provider that served it, once recorded
     usage: TokenUsage | None = None
     reservation: Reservation | None = None  # once admitted; settled with the usage record
@@ -321,6 +322,7 @@ class Relay:
             partial=partial,
             estimated=estimated,
             price=self.state.prices.get((provider, target.model)),
+            requested_model=None if call.requested_model in (route.model, "-") else call.requested_model,
         )
         self._pipeline.record_call(record)
         if call.reservation is not None:

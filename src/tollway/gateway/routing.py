@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tollway.gateway.auth import Consumer
@@ -17,19 +19,50 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    model: str  # the name clients use
+    model: str  # the model entry's name (what usage is recorded under); clients may reach it by other names
     targets: tuple[Target, ...]
+    strict: bool = False  # translation: strict (fields a translation would drop get a 400)
 
 
 class Router:
-    def __init__(self, routes: Mapping[str, Route]) -> None:
+    """Names to routes: a model's exact name wins over an alias, an alias over a pattern; among patterns
+    the most specific wins (most literal characters, then the longest, then the first configured)."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        aliases: Mapping[str, str] | None = None,
+        patterns: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self._routes = dict(routes)
+        self._aliases = {alias: self._routes[name] for alias, name in (aliases or {}).items()}
+        ranked = sorted(enumerate(patterns), key=lambda item: (-_literal_chars(item[1][0]), -len(item[1][0]), item[0]))
+        self._patterns = [(re.compile(fnmatch.translate(glob)), self._routes[name]) for _, (glob, name) in ranked]
 
     def resolve(self, consumer: Consumer, model: str) -> Route | None:
-        """The route for `model`, or None when it does not exist or the consumer may not use it."""
-        if consumer.models is not None and model not in consumer.models:
+        """The route for the name `model`, or None when no model answers to it or the consumer may not use it.
+
+        A consumer's allow-list may name a model (then every name reaching that model is allowed) or
+        an alias (then only that alias)."""
+        route = self._routes.get(model) or self._aliases.get(model) or self._match(model)
+        if route is None:
             return None
-        return self._routes.get(model)
+        if consumer.models is not None and model not in consumer.models and route.model not in consumer.models:
+            return None
+        return route
+
+    def _match(self, model: str) -> Route | None:
+        for pattern, route in self._patterns:
+            if pattern.match(model):
+                return route
+        return None
 
     def visible_to(self, consumer: Consumer) -> list[str]:
-        return sorted(name for name in self._routes if consumer.models is None or name in consumer.models)
+        """The exact names (models and aliases) the consumer may ask for; patterns are not listed."""
+        allowed = consumer.models
+        names = [(name, route.model) for name, route in (*self._routes.items(), *self._aliases.items())]
+        return sorted(name for name, owner in names if allowed is None or name in allowed or owner in allowed)
+
+
+def _literal_chars(glob: str) -> int:
+    return sum(1 for char in glob if char not in "*?")

@@ -76,6 +76,7 @@ class LlmCall:
     partial: bool = False
     estimated: bool = False
     price: TokenPrice | None = None
+    requested_model: str | None = None  # the name the client asked for (an alias or a pattern match); None: `model`
 
 
 CALL_RECORD = "llm.call"
@@ -91,6 +92,7 @@ def call_record(call: LlmCall) -> bytes:
             "subject": call.subject,
             "time": call.time,
             "model": call.model,
+            "requested_model": call.requested_model,
             "upstream_model": call.upstream_model,
             "provider": call.provider,
             "route": call.route,
@@ -122,6 +124,7 @@ def call_from_record(raw: dict[str, Any]) -> LlmCall:
         subject=str(raw["subject"]),
         time=parse_time(str(raw["time"])),
         model=str(raw["model"]),
+        requested_model=None if raw.get("requested_model") is None else str(raw["requested_model"]),
         upstream_model=str(raw["upstream_model"]),
         provider=str(raw["provider"]),
         route=str(raw["route"]),
@@ -155,6 +158,7 @@ def llm_call_events(call: LlmCall) -> list[Event]:
     """The events of one call. Ids derive from the request id, so a replay deduplicates."""
     common: dict[str, object] = {
         "model": call.model,
+        "requested_model": call.requested_model or call.model,
         "upstream_model": call.upstream_model,
         "provider": call.provider,
         "status_code": call.status_code,

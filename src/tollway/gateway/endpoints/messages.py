@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from tollway.clock import Clock
 from tollway.errors import UpstreamFailedError, ValidationError
 from tollway.gateway.adapt import FormatAdapter
@@ -17,14 +19,21 @@ from tollway.gateway.relay import Call
 from tollway.gateway.requests import parse_json_object, require_model, upstream_body
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker
-from tollway.gateway.translate.anthropic import anthropic_to_chat_request, chat_to_anthropic_response
+from tollway.gateway.translate.anthropic import (
+    anthropic_to_chat_request,
+    chat_to_anthropic_response,
+    relax_for_chat,
+)
 from tollway.gateway.translate.anthropic_stream import AnthropicStreamTracker, ChatToAnthropic, anthropic_stream_error
+from tollway.gateway.translate.common import unsupported
 from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_anthropic
 from tollway.metering.llm import TokenUsage
 
 # Client headers passed on to providers that speak the Messages API natively (Claude Code opts into
 # features this way). Credentials and anthropic-version stay the provider's own.
 PASSED_ON = (b"anthropic-beta",)
+NATIVE_PATH = "/messages"
+CHAT_PATH = "/chat/completions"
 ANTHROPIC = ErrorFormat(anthropic_body, to_anthropic_error, anthropic_stream_error(STREAM_CUT))
 
 
@@ -32,7 +41,7 @@ def messages_adapter(_clock: Clock) -> Callable[[Provider], Provider]:
     def make(provider: Provider) -> Provider:
         return FormatAdapter(
             provider,
-            path="/messages",
+            path=NATIVE_PATH,
             to_chat=anthropic_to_chat_request,
             from_chat=chat_to_anthropic_response,
             stream=lambda _: ChatToAnthropic(),
@@ -49,7 +58,20 @@ def parse(body: bytes) -> Parsed:
 
 
 def build(parsed: Parsed, target: Target, body: bytes) -> tuple[bytes, dict[str, Any]]:
-    return upstream_body(parsed.payload, parsed.model, target.model, body)
+    """Natively the client's request as sent; translated, without what only Claude uses (named in
+    x-tollway-dropped), or a 400 naming it when the model's translation is strict."""
+    if NATIVE_PATH in target.provider.native_paths:
+        return upstream_body(parsed.payload, parsed.model, target.model, body)
+    # A provider that does not take OpenAI chat either is reached through a second translation (Gemini),
+    # which has no end-user field.
+    payload, dropped = relax_for_chat(parsed.payload, end_user=CHAT_PATH in target.provider.native_paths)
+    if dropped and parsed.strict:
+        raise unsupported(dropped[0], "this model's translation is strict (translation: strict)")
+    parsed.dropped = tuple(dropped)
+    if payload is parsed.payload:
+        return upstream_body(payload, parsed.model, target.model, body)
+    rewritten = {**payload, "model": target.model}
+    return orjson.dumps(rewritten), rewritten
 
 
 def tracker(_parsed: Parsed) -> StreamTracker:
@@ -67,8 +89,11 @@ def _check(payload: dict[str, Any]) -> bool:
     if not isinstance(messages, list) or not messages:
         raise ValidationError("messages: must be a non-empty array", field="messages")
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise ValidationError(f"messages.{index}.role: must be 'user' or 'assistant'", field="messages")
+        # "system": a mid-conversation system message (beta mid-conversation-system-2026-04-07)
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+            raise ValidationError(
+                f"messages.{index}.role: Input should be 'user', 'assistant' or 'system'", field="messages"
+            )
     limit = payload.get("max_tokens")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValidationError("max_tokens: Field required (a positive integer)", field="max_tokens")

@@ -302,14 +302,80 @@ _MESSAGES_CARRIED = frozenset(
 )
 
 
+# Anthropic thinking budgets as OpenAI reasoning efforts (budget below the bound -> effort).
+BUDGET_TO_EFFORT = ((4096, "low"), (16384, "medium"))
+# Anthropic output_config.effort -> OpenAI reasoning_effort.
+EFFORT_TO_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+# What `relax_for_chat` may drop, as named in x-tollway-dropped.
+DROPPED_THINKING = "thinking"
+DROPPED_CONTEXT_MANAGEMENT = "context_management"
+DROPPED_THINKING_BLOCKS = "messages.content.thinking"
+DROPPED_USER_ID = "metadata.user_id"
+
+
+def relax_for_chat(payload: dict[str, Any], *, end_user: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """The request without what only Claude can use and a translation may drop without changing the answer:
+    adaptive thinking (the target's model decides how much to reason, as Claude would), context
+    management edits that only clear earlier thinking, and earlier thinking blocks (signed by Claude,
+    meaningless to another model); with `end_user` False (a target with no end-user field), also
+    metadata.user_id. Returns the request and the names of what was dropped; anything else stays for
+    the translator, which carries it or refuses it.
+    """
+    out = payload
+    dropped: list[str] = []
+    metadata = payload.get("metadata")
+    if not end_user and isinstance(metadata, dict) and set(metadata) == {"user_id"}:
+        out = {k: v for k, v in out.items() if k != "metadata"}
+        dropped.append(DROPPED_USER_ID)
+    thinking = payload.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "adaptive":
+        out = {k: v for k, v in out.items() if k != "thinking"}
+        dropped.append(DROPPED_THINKING)
+    management = payload.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    if (
+        isinstance(management, dict)
+        and isinstance(edits, list)
+        and set(management) <= {"edits"}
+        and all(isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking_") for e in edits)
+    ):
+        out = {k: v for k, v in out.items() if k != "context_management"}
+        dropped.append(DROPPED_CONTEXT_MANAGEMENT)
+    messages = payload.get("messages")
+    if isinstance(messages, list) and any(_has_thinking(m) for m in messages):
+        out = {**out, "messages": [_without_thinking(m) for m in messages]}
+        dropped.append(DROPPED_THINKING_BLOCKS)
+    return out, dropped
+
+
+def _has_thinking(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(_is_thinking(block) for block in content)
+
+
+def _is_thinking(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking")
+
+
+def _without_thinking(message: Any) -> Any:
+    if not _has_thinking(message):
+        return message
+    return {**message, "content": [block for block in message["content"] if not _is_thinking(block)]}
+
+
 def anthropic_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
     for key, value in payload.items():
         if key in _MESSAGES_CARRIED:
             continue
-        if key == "thinking" and isinstance(value, dict) and value.get("type") == "disabled":
+        if key == "thinking" and isinstance(value, dict) and value.get("type") in ("disabled", "enabled"):
+            continue
+        if key == "output_config" and isinstance(value, dict) and set(value) <= {"effort"}:
             continue
         raise unsupported(key, "OpenAI chat completions have no equivalent")
     out: dict[str, Any] = {"model": payload["model"]}
+    effort = _reasoning_effort(payload.get("thinking"), payload.get("output_config"))
+    if effort is not None:
+        out["reasoning_effort"] = effort
     messages: list[dict[str, Any]] = []
     system = payload.get("system")
     if system:
@@ -357,6 +423,24 @@ def anthropic_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _reasoning_effort(thinking: Any, output_config: Any) -> str | None:
+    """output_config.effort when given, else the effort of thinking's budget (None: the model's default)."""
+    if isinstance(output_config, dict) and "effort" in output_config:
+        effort = EFFORT_TO_EFFORT.get(output_config["effort"]) if isinstance(output_config["effort"], str) else None
+        if effort is None:
+            raise ValidationError(
+                f"output_config.effort: Input should be one of {', '.join(map(repr, EFFORT_TO_EFFORT))}",
+                field="output_config.effort",
+            )
+        return effort
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValidationError("thinking.enabled.budget_tokens: Field required (a positive integer)", field="thinking")
+    return next((effort for bound, effort in BUDGET_TO_EFFORT if budget < bound), "high")
+
+
 def _anthropic_tool_to_chat(index: int, tool: Any) -> dict[str, Any]:
     if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
         kind = tool.get("type") if isinstance(tool, dict) else None
@@ -388,10 +472,12 @@ def _anthropic_text(content: Any, where: str) -> str:
 
 
 def _anthropic_message_to_chat(message: Any, where: str) -> list[dict[str, Any]]:
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-        raise ValidationError(f"{where}.role must be 'user' or 'assistant'", field=f"{where}.role")
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+        raise ValidationError(f"{where}.role must be 'user', 'assistant' or 'system'", field=f"{where}.role")
     role = message["role"]
     content = message.get("content")
+    if role == "system":  # a mid-conversation system message: a system message at the same place
+        return [{"role": "system", "content": _anthropic_text(content, f"{where}.content")}]
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):

@@ -47,8 +47,12 @@ _CARRIED = frozenset(
         "presence_penalty",
         "frequency_penalty",
         "response_format",
+        "reasoning_effort",
     }
 )
+# OpenAI reasoning_effort -> Gemini thinkingConfig.thinkingBudget (the budgets Google's OpenAI-compatible
+# endpoint uses for Gemini 2.5; "none" turns thinking off where the model allows it).
+THINKING_BUDGET = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "n": (1,),
     "logprobs": (False,),
@@ -94,6 +98,11 @@ def chat_to_gemini_request(payload: dict[str, Any]) -> dict[str, Any]:
             config["responseJsonSchema"] = response_format["json_schema"].get("schema") or {}
         elif kind != "text":
             raise unsupported("response_format")
+    effort = payload.get("reasoning_effort")
+    if effort is not None:
+        if effort not in THINKING_BUDGET:
+            raise unsupported("reasoning_effort", f"Gemini takes {', '.join(THINKING_BUDGET)}")
+        config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGET[effort]}
     if config:
         out["generationConfig"] = config
     tools = payload.get("tools")
@@ -141,7 +150,14 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                 raise unsupported(f"{where}.{key}")
         if role in ("system", "developer"):
             if contents:
-                raise unsupported(where, "a system message translates only before the conversation starts")
+                # Anthropic's wording for a model without mid-conversation system messages: clients that
+                # send them (Claude Code) recognise it and retry without.
+                raise ValidationError(
+                    f"role '{role}' is not supported on this model: Gemini takes system instructions only "
+                    f"before the conversation starts ({where})",
+                    field=f"{where}.role",
+                    code="untranslatable_field",
+                )
             system.extend(_parts(message.get("content"), where, images=False))
         elif role == "user":
             _append(contents, "user", _parts(message.get("content"), where, images=True))
