@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +18,10 @@ from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, UnavailableError
 from tollway.gateway.auth import Consumer
+from tollway.gateway.balancing.health import check_once
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.hooks import Admit, Attempt
+from tollway.gateway.providers.base import BufferedResponse, UpstreamError, UpstreamRequest, UpstreamResponse
 from tollway.gateway.routing import Route, Target
 from tollway.metering.llm import TokenPrice
 
@@ -403,6 +405,59 @@ def test_config_shapes_and_their_errors() -> None:
             {"name": "one", "breaker": {"failures": 3}, "targets": targets("a")},
             {"name": "two", "breaker": {"failures": 5}, "targets": targets("a")},
         )
+
+
+class Answering(Named):
+    """A provider whose answers a test sets: a status, or no answer at all."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.status: int | None = 200
+        self.sent: list[UpstreamRequest] = []
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        self.sent.append(request)
+        if self.status is None:
+            raise UpstreamError("connection refused")
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"{}"
+
+        return BufferedResponse(self.status, "application/json", body())
+
+
+async def test_health_checks_feed_the_breaker() -> None:
+    harness = Harness(
+        {
+            "name": "smart",
+            "breaker": {"failures": 2, "cooldown_s": 30},
+            "health_check": {"interval_s": 10, "timeout_s": 1},
+            "targets": targets("a", "b"),
+        }
+    )
+    provider = Answering("a")
+    (checked_a, _) = harness.policy.health_targets
+    assert (checked_a.provider, checked_a.model) == ("a", "m")
+
+    async def check() -> None:
+        harness.policy.health(checked_a.state, await check_once(provider, "m", 1.0))
+
+    provider.status = None
+    await check()
+    provider.status = 503
+    await check()
+    assert harness.order() == ["b"]  # two failed checks open the breaker, no client request needed
+    assert provider.sent[0].payload == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+    }
+    provider.status = 200
+    await check()
+    assert harness.order() == ["b"], "a passing check does not cut the cool-down short"
+    harness.later(30)
+    await check()
+    assert harness.order() == ["a", "b"], "after the cool-down a passing check closes the breaker"
 
 
 def test_tollway_check_reports_every_balancing_problem_on_its_own_line(tmp_path: Path) -> None:
