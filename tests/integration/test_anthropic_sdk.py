@@ -524,16 +524,18 @@ def test_anthropic_beta_header_reaches_claude_natively_only(
     assert "anthropic-beta" not in {k.lower() for k in fake_openai.received[-1].headers}
 
 
-def test_count_tokens_for_claude_natively_and_a_400_elsewhere(
+def test_count_tokens_for_claude_natively_and_estimated_elsewhere(
     tollway: TollwayProcess, claude: anthropic.Anthropic, fake_anthropic: FakeAnthropic
 ) -> None:
     messages: Any = [{"role": "user", "content": "Hello, world"}]
-    counted = claude.messages.count_tokens(model="claude-sonnet", messages=messages)
-    assert counted.input_tokens == 2095
+    raw = claude.messages.with_raw_response.count_tokens(model="claude-sonnet", messages=messages)
+    assert raw.parse().input_tokens == 2095
+    assert raw.headers["x-tollway-token-count"] == "exact"
     assert fake_anthropic.received[-1].path == "/v1/messages/count_tokens"
     assert fake_anthropic.received[-1].body["model"] == "claude-sonnet-4-5-20250929"
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        claude.messages.count_tokens(model="gpt-4o", messages=messages)
-    assert "natively" in caught.value.body["error"]["message"]  # type: ignore[index]
+    # no count upstream for GPT: the estimate, 3 + (3 + ceil(12 characters / 4)) = 9
+    raw = claude.messages.with_raw_response.count_tokens(model="gpt-4o", messages=messages)
+    assert raw.parse().input_tokens == 9
+    assert raw.headers["x-tollway-token-count"] == "estimate"
     claude.messages.create(model="demo", max_tokens=5, messages=messages)
     wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)  # counting is not metered

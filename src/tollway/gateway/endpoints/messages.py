@@ -19,6 +19,7 @@ from tollway.gateway.relay import Call
 from tollway.gateway.requests import parse_json_object, require_model, upstream_body
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker
+from tollway.gateway.token_count import EXACT, count_input_tokens, with_header
 from tollway.gateway.translate.anthropic import (
     anthropic_to_chat_request,
     chat_to_anthropic_response,
@@ -128,10 +129,10 @@ MESSAGES = LlmEndpoint(
 
 
 async def count_tokens(flow: Steps, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
-    """Anthropic's free token count, for models served by Anthropic natively.
+    """Anthropic's free token count, for every model: Anthropic's own where a target serves the Messages API
+    natively, else counted here (token_count.py); the x-tollway-token-count header says how.
 
     Nothing is metered (no tokens are generated or billed upstream), so nothing is admitted either.
-    Other providers have no such call: the request gets a 400 rather than an invented count.
     """
     body = await flow.read(scope, receive)
     payload = parse_json_object(body)
@@ -139,11 +140,9 @@ async def count_tokens(flow: Steps, scope: Scope, receive: Receive, send: Send, 
     route = flow.resolve(call, model)
     target = next((t for t in route.targets if "/messages/count_tokens" in t.provider.native_paths), None)
     if target is None:
-        raise ValidationError(
-            f"Token counting is available only for models served by Anthropic natively; '{model}' is not.",
-            field="model",
-            code="unsupported_endpoint",
-        )
+        count, how = count_input_tokens(route, payload)
+        await flow.respond(with_header(send, how), call, 200, orjson.dumps({"input_tokens": count}))
+        return
     outgoing, rewritten = upstream_body(payload, model, target.model, body)
     request = UpstreamRequest(
         path="/messages/count_tokens",
@@ -159,7 +158,8 @@ async def count_tokens(flow: Steps, scope: Scope, receive: Receive, send: Send, 
     except UpstreamError as error:
         raise UpstreamFailedError(f"The upstream provider could not be reached: {error}") from None
     status = response.status
-    await flow.respond(send, call, status, to_anthropic_error(raw, status) if status >= 400 else raw)
+    answer = to_anthropic_error(raw, status) if status >= 400 else raw
+    await flow.respond(with_header(send, EXACT) if status < 400 else send, call, status, answer)
 
 
 COUNT_TOKENS = HandlerEndpoint(path="/v1/messages/count_tokens", handle=count_tokens, errors=ANTHROPIC, method="POST")

@@ -18,7 +18,7 @@ import os
 import re
 import struct
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,7 @@ def split_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def prompt_tokens(payload: dict[str, Any]) -> int:
+def prompt_tokens(payload: Mapping[str, Any]) -> int:
     total = REPLY_PRIMING
     for message in payload.get("messages") or []:
         if not isinstance(message, dict):
@@ -208,6 +208,10 @@ class SimulatorProvider:
         self._delay = 1.0 / tokens_per_second if tokens_per_second > 0 else 0.0
         self._reply_tokens = reply_tokens
         self._seen_prompts: OrderedDict[bytes, None] = OrderedDict()
+
+    def count_prompt_tokens(self, payload: Mapping[str, Any]) -> int:
+        """A chat prompt's tokens exactly as this provider will report them (for count_tokens)."""
+        return prompt_tokens(payload)
 
     async def start(self) -> None:
         return None
