@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -30,8 +31,10 @@ class TollwayApp:
         startup: Callable[[], Awaitable[None]],
         shutdown: Callable[[], Awaitable[None]],
         unusable_models: Callable[[], list[str]] | None = None,
+        metrics_token: str | None = None,
     ) -> None:
         self.gateway = gateway
+        self._metrics_token = metrics_token.encode() if metrics_token else None
         self._management = management
         self._metrics = metrics
         self._ready = ready
@@ -51,15 +54,33 @@ class TollwayApp:
             elif path == "/readyz":
                 await self._readyz(send)
             elif path == "/metrics":
-                await send_bytes(
-                    send, 200, self._metrics.render(), self._ids.new().encode(), b"text/plain; version=0.0.4"
-                )
+                await self._metrics_page(scope, send)
             else:
                 await self._management(scope, receive, _with_request_id(send, self._ids.new().encode()))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
             await send({"type": "websocket.close", "code": 1000})
+
+    async def _metrics_page(self, scope: Scope, send: Send) -> None:
+        """Prometheus text; with TOLLWAY_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`."""
+        request_id = self._ids.new().encode()
+        if self._metrics_token is not None:
+            authorization = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, presented = authorization.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(presented.strip(), self._metrics_token):
+                body = orjson.dumps(
+                    {
+                        "type": "about:blank",
+                        "title": "Unauthorized",
+                        "status": 401,
+                        "detail": "missing or invalid metrics token (Authorization: Bearer <TOLLWAY_METRICS_TOKEN>)",
+                    }
+                )
+                realm = [(b"www-authenticate", b'Bearer realm="tollway-metrics"')]
+                await send_bytes(send, 401, body, request_id, b"application/problem+json", realm)
+                return
+        await send_bytes(send, 200, self._metrics.render(), request_id, b"text/plain; version=0.0.4")
 
     async def _readyz(self, send: Send) -> None:
         try:

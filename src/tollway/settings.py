@@ -13,6 +13,7 @@ from tollway.errors import ConfigError
 ENV_PREFIX = "TOLLWAY_"
 INGEST_MODES = ("inline", "external")
 ACCESS_LOG_MODES = ("off", "text", "json")
+API_DOCS_MODES = ("admin", "open", "off")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Settings:
     database_url: str = "sqlite:///./tollway.db"
     redis_url: str | None = None
     admin_token: str | None = None
+    api_docs: str = "admin"  # admin | open | off: who may read /openapi.json, /docs and /redoc
+    metrics_token: str | None = None  # when set, /metrics answers only `Authorization: Bearer <token>`
     host: str = "127.0.0.1"
     port: int = 8080
     journal_dir: str = "./.tollway/journal"
@@ -72,6 +75,10 @@ class Settings:
         if values.get("access_log", "off") not in ACCESS_LOG_MODES:
             problems.append(
                 f"{ENV_PREFIX}ACCESS_LOG: expected one of {', '.join(ACCESS_LOG_MODES)}, got {values['access_log']!r}"
+            )
+        if values.get("api_docs", "admin") not in API_DOCS_MODES:
+            problems.append(
+                f"{ENV_PREFIX}API_DOCS: expected one of {', '.join(API_DOCS_MODES)}, got {values['api_docs']!r}"
             )
         if problems:
             raise ConfigError(problems)

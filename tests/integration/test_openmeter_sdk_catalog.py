@@ -34,7 +34,12 @@ class Server:
         self.metering = MeteringService(MemoryEventStore(clock), clock)
         asyncio.run(self.metering.sync_meters([]))  # built-in meters (llm_tokens)
         catalog = CatalogService(MemoryCatalogStore(), self.metering, clock)
-        app = create_management_app(metering=self.metering, admin_token=TOKEN, catalog=catalog)
+        app = create_management_app(
+            metering=self.metering,
+            admin_token=TOKEN,
+            catalog=catalog,
+            api_docs="open",  # waited for, below
+        )
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")

@@ -1,4 +1,4 @@
-"""The management application: FastAPI, admin-authenticated, OpenAPI at /openapi.json."""
+"""The management application: FastAPI, admin-authenticated, OpenAPI at /openapi.json (TOLLWAY_API_DOCS)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from tollway.api.invoice_documents import invoice_documents_router
 from tollway.api.invoices import invoices_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
+from tollway.api.openapi import install_openapi
 from tollway.api.plans import plans_router
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
+from tollway.auth_failures import AuthFailures
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
@@ -42,6 +44,8 @@ def create_management_app(
     invoice_documents: InvoiceDocuments | None = None,
     invoices: InvoiceService | None = None,
     max_body_bytes: int = MAX_MANAGEMENT_BODY_BYTES,
+    auth_failures: AuthFailures | None = None,
+    api_docs: str = "admin",
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -49,14 +53,15 @@ def create_management_app(
         description=(
             "Meters, usage queries and billing. Authenticate with `Authorization: Bearer $TOLLWAY_ADMIN_TOKEN`."
         ),
-        docs_url=None,  # served by install_docs_pages, with local assets
+        docs_url=None,  # these three are served by install_docs_pages (local assets, TOLLWAY_API_DOCS)
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,
+        redirect_slashes=False,  # its redirect's Location is built from the Host header: a wrong slash is a 404
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)  # chunked bodies too: FastAPI sets no limit
-    install_docs_pages(app)
-    guard = Depends(admin_guard(admin_token))
+    guard = Depends(admin_guard(admin_token, auth_failures))
+    install_docs_pages(app, access=api_docs, guard=guard)
     app.include_router(events_router(metering), dependencies=[guard])
     app.include_router(meters_router(metering), dependencies=[guard])
     app.include_router(subjects_router(metering), dependencies=[guard])
@@ -78,4 +83,5 @@ def create_management_app(
     if invoices is not None:
         app.include_router(invoices_router(invoices), dependencies=[guard])
     app.include_router(stripe_webhook_router(stripe_webhooks))  # no admin token: Stripe-Signature authenticates
+    install_openapi(app)
     return app

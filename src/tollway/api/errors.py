@@ -10,9 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from tollway.error_shapes import status_of
-from tollway.errors import DomainError
+from tollway.errors import DomainError, RateLimitedError
 
 TITLES = {
     400: "Bad Request",
@@ -32,10 +33,25 @@ TITLES = {
 }
 
 
-def problem(status: int, detail: str, **extra: Any) -> Response:
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": 'Bearer realm="tollway-admin"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="tollway-admin"')
     return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this request's path (a 405's `Allow`): one route per method, so
+    the route Starlette matched partially lists only its own."""
+    return [
+        method
+        for method in PROBED_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -44,7 +60,10 @@ def install_error_handlers(app: FastAPI) -> None:
         extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
         if exc.details:
             extra["errors"] = [{"field": field, "message": message} for field, message in exc.details]
-        return problem(status_of(exc.kind), exc.message, **extra)
+        response = problem(status_of(exc.kind), exc.message, **extra)
+        if isinstance(exc, RateLimitedError):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -55,9 +74,12 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
         return problem(400, detail, errors=errors)
 
-    async def http_error(_request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return problem(exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # TRACE, OPTIONS or any method the path does not serve
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem(exc.status_code, str(exc.detail), headers=headers)
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -1,4 +1,6 @@
-"""OpenAPI descriptions of the management routes: RFC 7807 problem responses and request-body schemas."""
+"""OpenAPI descriptions of the management routes: RFC 7807 problem responses, request-body schemas, and the
+document itself (`install_openapi`), completed with what every route shares: the admin bearer token, the
+400 for a bad parameter or body, the 404 for an unknown path id, the 413 for an oversized body."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import copy
 import functools
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from tollway.api.wire import Json
@@ -19,6 +23,15 @@ _PROBLEM_SCHEMA: Json = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "field": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "One entry per invalid field.",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["field", "message"],
+            },
+        },
     },
     "required": ["type", "title", "status", "detail"],
 }
@@ -27,17 +40,22 @@ _PROBLEM_TEXT = {
     401: "Missing or wrong admin token.",
     404: "Not found.",
     409: "Conflict with the stored state (named field); nothing was changed.",
+    413: "The request body is over the size limit; nothing was stored.",
+    415: "Unsupported content type; nothing was stored.",
+    503: "Not configured on this server.",
 }
+SECURITY_SCHEME = "adminToken"
+PUBLIC: Json = {"security": []}  # `openapi_extra` of a route that takes no admin token
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """RFC 7807 error responses for a route's OpenAPI description (401 always)."""
+def problem_responses(*statuses: int, public: bool = False) -> dict[int | str, dict[str, Any]]:
+    """RFC 7807 error responses for a route's OpenAPI description (401 too, unless public)."""
     return {
         status: {
             "description": _PROBLEM_TEXT[status],
-            "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+            "content": {"application/problem+json": {"schema": copy.deepcopy(_PROBLEM_SCHEMA)}},
         }
-        for status in sorted({401, *statuses})
+        for status in sorted({*statuses} if public else {401, *statuses})
     }
 
 
@@ -63,3 +81,63 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
         return node
 
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make `app.openapi()` (served at /openapi.json) the completed description of the app's routes."""
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = complete(spec)
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+def complete(spec: dict[str, Any]) -> dict[str, Any]:
+    """What FastAPI's generated document leaves out or gets wrong for these routes, filled in on every operation:
+    the security scheme; a problem+json 401 (unless public), 400 (when it takes parameters or a body), 404 (when
+    its path names something), 413 (when it takes a body); no 422 (validation failures answer 400); optional
+    query parameters as their own type (FastAPI writes `anyOf: [type, null]`, but a query has no null)."""
+    components = spec.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer $TOLLWAY_ADMIN_TOKEN`",
+    }
+    spec["security"] = [{SECURITY_SCHEME: []}]
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            parameters = operation.get("parameters", [])
+            for parameter in parameters:
+                parameter["schema"] = _without_null(parameter.get("schema", {}))
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            statuses = set()
+            if operation.get("security") != []:
+                statuses.add(401)
+            if parameters or "requestBody" in operation:
+                statuses.add(400)
+            if any(p.get("in") == "path" for p in parameters):
+                statuses.add(404)
+            if "requestBody" in operation:
+                statuses.add(413)
+            for status, response in problem_responses(*statuses, public=True).items():
+                responses.setdefault(str(status), response)
+    schemas = components.get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    if not schemas:
+        components.pop("schemas", None)
+    return spec
+
+
+def _without_null(schema: Json) -> Json:
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1:
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            return {**kept[0], **rest}
+    return schema

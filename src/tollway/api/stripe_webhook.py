@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tollway.adapters.stripe.webhooks import SIGNATURE_HEADER, StripeWebhooks
+from tollway.api.openapi import PUBLIC, problem_responses
 from tollway.errors import UnavailableError
 
 
@@ -20,6 +21,20 @@ def stripe_webhook_router(webhooks: StripeWebhooks | None) -> APIRouter:
         description="invoice.paid, invoice.voided, invoice.marked_uncollectible and invoice.payment_failed update "
         "the Tollway invoice named by the Stripe invoice's tollway_invoice_id metadata. Authenticated by the "
         "Stripe-Signature header; each event id is applied once.",
+        responses=problem_responses(400, 503, public=True),
+        openapi_extra={
+            **PUBLIC,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "parameters": [
+                {
+                    "name": SIGNATURE_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "description": "t=<unix time>,v1=<HMAC-SHA256 of `t.payload` with the endpoint's secret>",
+                    "schema": {"type": "string"},
+                }
+            ],
+        },
     )
     async def receive(request: Request) -> dict[str, Any]:
         if webhooks is None:
