@@ -265,27 +265,41 @@ def tollway_bin(arg: str | None) -> Path:
     return Path(arg or os.environ.get("TOLLWAY_BIN") or REPO / ".venv" / "bin" / "tollway")
 
 
-def start_tollway(binary: Path, upstream: str, tmp: Path, logdir: Path, *, split: bool = False) -> Target:
+def start_tollway(
+    binary: Path, upstream: str, tmp: Path, logdir: Path, *, split: bool = False, weighted: bool = False
+) -> Target:
     """Tollway, one gateway worker. With `split`, usage is stored by `tollway worker` (TOLLWAY_INGEST=external)
-    pinned to the load core, so the gateway's core does only the request path and the journal append."""
+    pinned to the load core, so the gateway's core does only the request path and the journal append.
+    With `weighted`, the model has two targets (two providers, both the same nginx) balanced 3:1."""
     port = free_port()
     cfg = tmp / "tollway.yaml"
+    if weighted:
+        providers = "".join(
+            f'  - {{name: {name}, type: openai, base_url: "{upstream}/v1", api_key: "{UPSTREAM_KEY}"}}\n'
+            for name in ("upstream-a", "upstream-b")
+        )
+        model = (
+            "  - {name: bench, balance: weighted, targets: [{provider: upstream-a, model: gpt-4o-mini, weight: 3},"
+            " {provider: upstream-b, model: gpt-4o-mini, weight: 1}]}\n"
+        )
+    else:
+        providers = f'  - {{name: upstream, type: openai, base_url: "{upstream}/v1", api_key: "{UPSTREAM_KEY}"}}\n'
+        model = "  - {name: bench, targets: [{provider: upstream, model: gpt-4o-mini}]}\n"
     cfg.write_text(
-        "providers:\n"
-        f'  - {{name: upstream, type: openai, base_url: "{upstream}/v1", api_key: "{UPSTREAM_KEY}"}}\n'
-        "models:\n"
-        "  - {name: bench, targets: [{provider: upstream, model: gpt-4o-mini}]}\n"
-        "consumers:\n"
-        f"  - {{username: bench-user, keys: [{TOLLWAY_KEY}]}}\n"
+        f"providers:\n{providers}models:\n{model}consumers:\n  - {{username: bench-user, keys: [{TOLLWAY_KEY}]}}\n"
     )
     state = tmp / "tollway"
     (state / "journal").mkdir(parents=True, exist_ok=True)
-    env = {
+    env: dict[str, str | None] = {
         "TOLLWAY_DATABASE_URL": f"sqlite:///{state}/bench.db",
         "TOLLWAY_JOURNAL_DIR": str(state / "journal"),
         "TOLLWAY_ADMIN_TOKEN": "bench",
     }
     argv = [str(binary), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+    if weighted:
+        proc = Proc("tollway-weighted", pinned(TARGET_CORE, argv), env, logdir)
+        label = "Tollway, a two-target model balanced 3:1 (weighted)"
+        return Target("tollway-weighted", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
     if not split:
         proc = Proc("tollway", pinned(TARGET_CORE, argv), env, logdir)
         label = "Tollway (1 worker, auth + metering, usage stored in-process)"
@@ -761,6 +775,7 @@ def main() -> int:
                 "passthrough": "bare pass-through",
                 "tollway": "Tollway",
                 "tollway-split": "Tollway with its ingest worker on the load core",
+                "tollway-weighted": "Tollway, two-target weighted model",
                 "litellm": "LiteLLM proxy",
             }
             for t in wanted:
@@ -794,6 +809,12 @@ def main() -> int:
                             row.skipped = f"`{binary}` not found (build the gateway: make venv)"
                             continue
                         target = start_tollway(binary, upstream, tmp, logdir, split=True)
+                    elif name == "tollway-weighted":
+                        binary = tollway_bin(args.tollway_bin)
+                        if not binary.exists():
+                            row.skipped = f"`{binary}` not found (build the gateway: make venv)"
+                            continue
+                        target = start_tollway(binary, upstream, tmp, logdir, weighted=True)
                     elif name == "litellm":
                         target = start_litellm(upstream, tmp, logdir)
                     else:
