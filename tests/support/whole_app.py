@@ -1,0 +1,68 @@
+"""The whole Tollway app (gateway and management API) in process on SQLite, with its runtime at hand: a simulator
+upstream, one consumer key, and one event meter (`calls`, SUM of `$.n` over `api.call` events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.composed import ADMIN_TOKEN, CONSUMER_KEY
+from tests.support.stored import journal_segments, stored_events
+from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.config.loader import load_config
+from tollway.settings import Settings
+
+CONFIG = {
+    "providers": [{"name": "local", "type": "simulator"}],
+    "models": [{"name": "demo", "targets": [{"provider": "local", "model": "demo"}]}],
+    "consumers": [{"username": "acme-corp", "keys": [CONSUMER_KEY]}],
+    "meters": [
+        {"slug": "calls", "event_type": "api.call", "aggregation": "SUM", "value_property": "$.n"},
+    ],
+}
+GATEWAY = {"authorization": f"Bearer {CONSUMER_KEY}", "content-type": "application/json"}
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass
+class App:
+    client: httpx.AsyncClient
+    runtime: Runtime
+    directory: Path
+    asgi: Any
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.directory / 'tollway.db'}"
+
+    def usage(self) -> list[Any]:
+        """Gateway usage: journal bytes not yet stored, and llm.* events stored."""
+        journal = [size for size in journal_segments(self.directory / "journal").values() if size]
+        return journal + [e for e in stored_events(self.database_url) if e.type.startswith("llm.")]
+
+
+@asynccontextmanager
+async def running(directory: Path) -> AsyncIterator[App]:
+    config_path = directory / "tollway.yaml"
+    config_path.write_text(json.dumps(CONFIG))
+    settings = Settings(
+        config=str(config_path),
+        database_url=f"sqlite:///{directory / 'tollway.db'}",
+        admin_token=ADMIN_TOKEN,
+        journal_dir=str(directory / "journal"),
+        billing_worker=False,
+    )
+    runtime = build_runtime(settings, load_config(config_path, {}))
+    app = build_app(runtime)
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as client:
+            yield App(client, runtime, directory, app)
+    finally:
+        await runtime.stop()
