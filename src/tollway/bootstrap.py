@@ -45,6 +45,7 @@ from tollway.gateway.pricebook import lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.relay import GatewayLimits
+from tollway.gateway.resilience import target_resilience
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.identity.directory import KeyDirectory, config_entries
@@ -62,10 +63,14 @@ log = logging.getLogger("tollway")
 
 
 def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> GatewayState:
+    provider_configs = {p.name: p for p in config.providers}
     routes = {
         model.name: Route(
             model=model.name,
-            targets=tuple(Target(provider=providers[t.provider], model=t.model) for t in model.targets),
+            targets=tuple(
+                Target(providers[t.provider], t.model, *target_resilience(t, model, provider_configs[t.provider]))
+                for t in model.targets
+            ),
             strict=model.translation == "strict",
         )
         for model in config.models
@@ -508,7 +513,6 @@ def build_app(runtime: Runtime) -> TollwayApp:
         invoice_documents=(
             _documents(settings, runtime.invoices, runtime.catalog) if runtime.invoices is not None else None
         ),
-        api_docs=settings.api_docs,
     )
     return TollwayApp(
         gateway=runtime.gateway,
@@ -517,7 +521,6 @@ def build_app(runtime: Runtime) -> TollwayApp:
         ready=runtime.store.ping,
         startup=runtime.start,
         shutdown=runtime.stop,
-        metrics_token=settings.metrics_token,
         unusable_models=runtime.policy.unusable_models if runtime.policy is not None else None,
     )
 

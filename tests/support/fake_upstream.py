@@ -39,7 +39,9 @@ class Reply:
     content: str = "Hello from the fake upstream."
     usage: dict[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_USAGE))
     stream_pieces: list[str] | None = None
-    delay_s: float = 0.0  # before the response starts
+    delay_s: float = 0.0  # before the response starts (a hang before the first byte)
+    first_chunk_delay_s: float = 0.0  # stream: after the head, before the first event (a slow first token)
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (e.g. Retry-After)
     chunk_delay_s: float = 0.0  # between stream events
     cut_after: int | None = None  # stream: abort the connection after this many events
     send_usage_chunk: bool = True  # stream: honour include_usage
@@ -134,8 +136,10 @@ class FakeOpenAI(LoopbackServer[Reply]):
             return web.Response(body=orjson.dumps(completion_body(model, reply)), content_type="application/json")
         options = body.get("stream_options") or {}
         include_usage = options.get("include_usage") is True and reply.send_usage_chunk
-        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", **reply.headers})
         await response.prepare(request)
+        if reply.first_chunk_delay_s:
+            await asyncio.sleep(reply.first_chunk_delay_s)
         pieces = reply.stream_pieces if reply.stream_pieces is not None else reply.content.split(" ")
         events = [chunk_event(model, {"role": "assistant", "content": ""}, None, include_usage)]
         for i, piece in enumerate(pieces if reply.content else []):
@@ -183,7 +187,7 @@ class FakeOpenAI(LoopbackServer[Reply]):
 def _plain(reply: Reply) -> web.Response:
     body = reply.body
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return web.Response(status=reply.status, body=raw, content_type=reply.content_type)
+    return web.Response(status=reply.status, body=raw, content_type=reply.content_type, headers=reply.headers)
 
 
 # The Responses API (platform.openai.com/docs/api-reference/responses), added beside chat completions.

@@ -66,6 +66,12 @@ class LoopbackServer(Generic[R]):
     def enqueue(self, *replies: R) -> None:
         self._script.extend(replies)
 
+    def drop_script(self) -> int:
+        """Forget the replies still scripted; how many there were (a test that left some did not use them)."""
+        left = len(self._script)
+        self._script.clear()
+        return left
+
     def next_reply(self) -> R:
         return self._script.popleft() if self._script else self.default
 

@@ -4,7 +4,7 @@ exactly once, and a call leaves exactly one usage record (settled with the same 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -287,8 +287,16 @@ def _broken_adapter(_clock: Any) -> Any:
 
 
 class BrokenStream:
+    """Passes `passed` events on, then fails: a bug in a stream translator."""
+
+    def __init__(self, passed: int = 1) -> None:
+        self._passed = passed
+
     def feed(self, event: bytes) -> bytes:
-        raise RuntimeError("a bug in a stream translator")
+        if self._passed <= 0:
+            raise RuntimeError("a bug in a stream translator")
+        self._passed -= 1
+        return event
 
     def finish(self) -> bytes:
         return b""
@@ -321,7 +329,8 @@ async def test_translator_failing_on_the_answer_is_one_failed_record_then_releas
 async def test_translator_failing_mid_stream_is_one_partial_record_then_released() -> None:
     ledger = Ledger()
     chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}}]}
-    provider = Scripted((200, "text/event-stream", [b"data: " + orjson.dumps(chunk) + b"\n\n"]))
+    event = b"data: " + orjson.dumps(chunk) + b"\n\n"
+    provider = Scripted((200, "text/event-stream", [event, event]))  # the first event passes, the second fails
     status, _, _ = await post(build(ledger, provider, endpoints=(BROKEN,)), "/v1/broken", STREAM)
     assert status == 200  # the stream had started when the translator failed
     record = assert_one_record_settled(ledger)
@@ -343,3 +352,33 @@ async def test_limit_exceeded_reaches_openai_and_anthropic_clients_with_the_same
     assert orjson.loads(body) == {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
     assert len(ledger.admitted) == 2
     assert ledger.events == [], "a refused call is never reserved, so nothing is settled or released"
+
+
+async def test_translator_failing_on_the_first_event_is_a_500_and_one_failed_record() -> None:
+    # The stream's first chunk is read before anything is sent (failover waits for it): nothing started yet.
+    ledger = Ledger()
+    chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}}]}
+    provider = Scripted((200, "text/event-stream", [b"data: " + orjson.dumps(chunk) + b"\n\n"]))
+    app = build(ledger, provider, endpoints=(_endpoint_failing_at_once(),))
+    status, body, _ = await post(app, "/v1/broken", STREAM)
+    assert status == 500
+    assert orjson.loads(body)["error"]["code"] == "internal_error"
+    record = assert_one_record_settled(ledger)
+    assert (record.status_code, record.usage, record.partial) == (500, None, False)
+
+
+def _endpoint_failing_at_once() -> LlmEndpoint:
+    def adapter(_clock: Any) -> Any:
+        def make(provider: Provider) -> Provider:
+            return FormatAdapter(
+                provider,
+                path="/broken",
+                to_chat=lambda payload: payload,
+                from_chat=lambda body: body,
+                stream=lambda _: BrokenStream(passed=0),
+                error=lambda raw, status: raw,
+            )
+
+        return make
+
+    return replace(BROKEN, adapter=adapter)

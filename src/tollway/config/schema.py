@@ -19,6 +19,7 @@ from tollway.config.balancing import (
 from tollway.config.catalog import CustomerConfig, FeatureConfig, catalog_problems
 from tollway.config.catalog_plans import PlanConfig
 from tollway.config.references import reference_problems
+from tollway.config.resilience import RetryConfig, TimeoutsConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
 ProviderType = Literal["openai", "anthropic", "gemini", "azure_openai", "simulator"]
@@ -33,8 +34,10 @@ class ProviderConfig(_Strict):
     type: ProviderType
     api_key: str | None = None
     base_url: str | None = None
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)  # idle timeout, and total of a unary call (compat)
     headers: dict[str, str] = Field(default_factory=dict)
+    retry: RetryConfig | None = None
+    timeouts: TimeoutsConfig | None = None
     # azure_openai only: the api-version query parameter (the target's model is the deployment name)
     api_version: str | None = None
     # simulator only
@@ -76,12 +79,16 @@ class TargetConfig(_Strict):
     weight: int = Field(default=1, ge=1, le=10_000)  # balance: weighted
     group: int = Field(default=0, ge=0)  # lower groups first; the next group when a whole group is unusable
     budget: BudgetConfig | None = None
+    retry: RetryConfig | None = None
+    timeouts: TimeoutsConfig | None = None
 
 
 class ModelConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     targets: list[TargetConfig] = Field(min_length=1)
     price: ModelPrice | None = None
+    retry: RetryConfig | None = None
+    timeouts: TimeoutsConfig | None = None
     # Other names clients may ask for (exact), and a glob (`claude-*`) for any name that matches.
     aliases: list[str] = Field(default_factory=list)
     pattern: str | None = None

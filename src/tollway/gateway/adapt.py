@@ -62,6 +62,7 @@ class FormatAdapter:
             payload=payload,
             stream=request.stream,
             request_id=request.request_id,
+            timeouts=request.timeouts,
         )
         response = await self._inner.send(chat)
         original = request.payload
@@ -107,7 +108,7 @@ class AdaptedRoutes:
             adapter = self._adapter(target.provider)
             if headers and isinstance(adapter, FormatAdapter):
                 adapter = adapter.with_headers(headers)
-            targets.append(Target(adapter, target.model))
+            targets.append(Target(adapter, target.model, target.retry, target.timeouts))
         return replace(route, targets=tuple(targets))
 
     def _adapter(self, provider: Provider) -> Provider:

@@ -150,6 +150,8 @@ class Failover(Relay):
             made += 1
             status = answer.response.status
             if status not in target.retry.statuses:
+                if held is not None:
+                    self._drop(held, failed)
                 call.attempts = tuple(failed)
                 return answer
             # a retryable status: held (served if nothing better comes), the try reported as failed

@@ -10,30 +10,30 @@ accounting in `Reservation.settle`; routing orders or filters targets in `Target
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from random import Random
 
 from tollway.clock import Clock
-from tollway.errors import NotFoundError, TooLargeError, UpstreamFailedError, UpstreamTimeoutError
+from tollway.errors import NotFoundError, TooLargeError
 from tollway.gateway.access_log import AccessLog
 from tollway.gateway.adapt import AdaptedRoutes
 from tollway.gateway.endpoint import LlmEndpoint, passed_on
-from tollway.gateway.hooks import Admission, Admit, Reservation, TargetPolicy
+from tollway.gateway.failover import Answer, Failover, Sleep
+from tollway.gateway.hooks import Admission, Admit, Attempt, Reservation, TargetPolicy
 from tollway.gateway.http import BodyTooLarge, Message, Receive, Scope, Send, read_body, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
-from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
-from tollway.gateway.relay import Call, GatewayLimits, Relay, is_event_stream
+from tollway.gateway.relay import Call, GatewayLimits, is_event_stream
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.sink import UsageSink
 
 DROPPED_HEADER = b"x-tollway-dropped"  # request fields a translation dropped for the target
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
 
 
-class Flow(Relay):
+class Flow(Failover):
     def __init__(
         self,
         state: GatewayState,
@@ -45,6 +45,8 @@ class Flow(Relay):
         *,
         admission: Admission | None = None,
         policy: TargetPolicy | None = None,
+        rng: Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.state = state
         self._pipeline = pipeline
@@ -55,6 +57,8 @@ class Flow(Relay):
         # None: the defaults (admit all, targets in order), skipped on the hot path rather than called
         self._admission = admission
         self._policy = policy
+        self._rng = rng or Random()  # jitter of the backoff between tries of one target
+        self._sleep = sleep
         self._adapted: dict[str, AdaptedRoutes] = {}
 
     # steps, public for endpoint handlers -----------------------------------------------------------
@@ -105,9 +109,10 @@ class Flow(Relay):
             if self._policy is not None:
                 targets = self._policy.targets(route, admit)
         target: Target | None = None
+        answer: Answer | None = None
         started_at = self._clock.now()
         try:
-            target, response = await self.send_upstream(
+            answer = await self.send_upstream(
                 call,
                 route,
                 targets,
@@ -116,6 +121,7 @@ class Flow(Relay):
                 stream=parsed.stream,
                 started_at=started_at,
             )
+            target, response = answer.target, answer.response
             if parsed.dropped:
                 send = _with_header(send, DROPPED_HEADER, ", ".join(parsed.dropped).encode())
             if parsed.stream and endpoint.tracker is not None and is_event_stream(response):
@@ -130,6 +136,7 @@ class Flow(Relay):
                     send,
                     tracker=endpoint.tracker(parsed),
                     cut_tail=endpoint.errors.stream_cut,
+                    head=(answer.head, answer.rest),
                 )
                 return
             await self.finish_unary(
@@ -142,6 +149,7 @@ class Flow(Relay):
                 send,
                 usage_of=endpoint.usage_of,
                 error_shape=endpoint.errors.of_upstream,
+                read=(answer.head, answer.rest),
             )
         except BaseException:
             if target is not None and not call.recorded:
@@ -149,8 +157,17 @@ class Flow(Relay):
                 self.record(call, route, target, FAILED, parsed.stream, None, started_at=started_at)
             raise
         finally:
+            if self._policy is not None and answer is not None and not answer.reported:
+                self._report(self._policy, answer, call)
             if reservation is not None:
                 reservation.release()
+
+    @staticmethod
+    def _report(policy: TargetPolicy, answer: Answer, call: Call) -> None:
+        """How the try that served the call went, once it was relayed (or broke off)."""
+        total_s = asyncio.get_running_loop().time() - answer.began
+        cause = call.failure or answer.cause
+        policy.finished(Attempt(answer.target, cause, answer.response.status, answer.ttfb_s, total_s))
 
     def _adapter(self, endpoint: LlmEndpoint) -> AdaptedRoutes:
         adapted = self._adapted.get(endpoint.path)
@@ -158,41 +175,6 @@ class Flow(Relay):
             assert endpoint.adapter is not None
             adapted = self._adapted[endpoint.path] = AdaptedRoutes(endpoint.adapter(self._clock))
         return adapted
-
-    async def send_upstream(
-        self,
-        call: Call,
-        route: Route,
-        targets: Sequence[Target],
-        build: Callable[[Target], tuple[bytes, dict[str, Any]]],
-        path: str,
-        *,
-        stream: bool,
-        started_at: datetime,
-    ) -> tuple[Target, UpstreamResponse]:
-        """Try each target in turn; fall through on connection failures and retryable statuses."""
-        last_error: UpstreamError | None = None
-        for index, target in enumerate(targets):
-            body, payload = build(target)
-            request = UpstreamRequest(path=path, body=body, payload=payload, stream=stream, request_id=call.request_id)
-            try:
-                response = await target.provider.send(request)
-            except UpstreamError as error:
-                last_error = error
-                self._metrics.upstream_errors.inc((target.provider.name, "timeout" if error.timeout else "unreachable"))
-                continue
-            if response.status in RETRYABLE_STATUSES and index + 1 < len(targets):
-                self._metrics.upstream_errors.inc((target.provider.name, str(response.status)))
-                await response.read()
-                continue
-            return target, response
-        target = targets[-1] if targets else route.targets[-1]
-        timeout = last_error is not None and last_error.timeout
-        self.record(call, route, target, 504 if timeout else 502, stream, None, started_at=started_at)
-        message = f"The upstream provider could not be reached: {last_error}" if last_error else "upstream failed"
-        if timeout:
-            raise UpstreamTimeoutError(message, code="upstream_unavailable")
-        raise UpstreamFailedError(message, code="upstream_unavailable")
 
 
 def _with_header(send: Send, name: bytes, value: bytes) -> Send:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +32,7 @@ from tollway.gateway.usage import (
     from_openai_chat,
     usage_block_from_tail,
 )
-from tollway.metering.llm import LlmCall, TokenUsage
+from tollway.metering.llm import AttemptRecord, LlmCall, TokenUsage
 from tollway.metering.sink import UsageSink
 
 SSE_HEADERS = [
@@ -64,6 +64,8 @@ class Call:
     usage: TokenUsage | None = None
     reservation: Reservation | None = None  # once admitted; settled with the usage record
     recorded: bool = False  # a usage record was written (at most one per call)
+    attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before the one that served it
+    failure: str | None = None  # how the served try broke after its answer started ("timeout", "unreachable")
 
     @property
     def id_bytes(self) -> bytes:
@@ -94,17 +96,31 @@ class Relay:
         *,
         usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
         error_shape: Callable[[bytes, int], bytes] | None = None,
+        read: tuple[bytes, AsyncIterator[bytes] | None] | None = None,
     ) -> None:
         """Send a complete upstream answer on, after recording its usage (estimated if it reported none).
+
+        `read`: what was already read of the answer (by `read_up_to`, before failover gave it up).
 
         Answers up to `max_buffered_response_bytes` are read whole; a larger one is relayed as it
         arrives, keeping only a tail in memory to find its usage block (OpenAI puts it last).
         """
         try:
-            raw, rest = await _read_up_to(response, self._limits.max_buffered_response_bytes)
+            raw, rest = (
+                read if read is not None else await read_up_to(response, self._limits.max_buffered_response_bytes)
+            )
             if rest is not None and response.status < 400:
                 await self.relay_large_unary(
-                    call, route, target, response.status, raw, rest, started_at, send, usage_of=usage_of
+                    call,
+                    route,
+                    target,
+                    response.status,
+                    raw,
+                    rest,
+                    started_at,
+                    send,
+                    usage_of=usage_of,
+                    relayed=[*response.relayed_headers, *served_by(target)],
                 )
                 return
         except UpstreamError as error:
@@ -131,7 +147,14 @@ class Relay:
                 self._metrics.usage_estimated.inc((target.provider.name,))
                 usage, estimated = estimate(parsed), True
         self.record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
-        await send_bytes(send, status, body, call.id_bytes, content_type=b"application/json")
+        await send_bytes(
+            send,
+            status,
+            body,
+            call.id_bytes,
+            content_type=b"application/json",
+            extra=[*response.relayed_headers, *served_by(target)],
+        )
         self.observe(call, status)
 
     async def relay_large_unary(
@@ -146,8 +169,9 @@ class Relay:
         send: Send,
         *,
         usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
+        relayed: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
-        headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes)]
+        headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes), *relayed]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         tail = head
         broken = False
@@ -191,13 +215,21 @@ class Relay:
         *,
         tracker: StreamTracker,
         cut_tail: bytes | None = None,
+        head: tuple[bytes, AsyncIterator[bytes] | None] | None = None,
     ) -> None:
-        """Relay a stream as it arrives and record it once; `prompt` is what a prompt estimate reads."""
+        """Relay a stream as it arrives and record it once; `prompt` is what a prompt estimate reads.
+
+        `head`: the first chunk, already read (failover waits for it), and the rest of the stream."""
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*SSE_HEADERS, (b"x-request-id", call.id_bytes)],
+                "headers": [
+                    *SSE_HEADERS,
+                    (b"x-request-id", call.id_bytes),
+                    *response.relayed_headers,
+                    *served_by(target),
+                ],
             }
         )
         framer = SSEFramer()
@@ -205,14 +237,22 @@ class Relay:
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
         cut = False
         client_gone = False
-        chunks: AsyncIterator[bytes] = response.iter_chunks()
+        pending = b""  # the first chunk, read before the stream started (failover)
+        chunks: AsyncIterator[bytes]
+        if head is None:
+            chunks = response.iter_chunks()
+        else:
+            pending, rest = head
+            chunks = _nothing() if rest is None else rest
         loop = asyncio.get_running_loop()
         drain_deadline = 0.0
         recorded = False
         try:
             while True:
                 try:
-                    if client_gone:
+                    if pending:
+                        chunk, pending = pending, b""
+                    elif client_gone:
                         remaining = drain_deadline - loop.time()
                         if remaining <= 0 or tracker.usage is not None:
                             break
@@ -223,9 +263,11 @@ class Relay:
                     break
                 except TimeoutError:
                     break
-                except UpstreamError:
+                except UpstreamError as error:
                     cut = True
-                    self._metrics.upstream_errors.inc((target.provider.name, "broken_stream"))
+                    call.failure = "timeout" if error.timeout else "unreachable"
+                    reason = "stream_timeout" if error.timeout else "broken_stream"
+                    self._metrics.upstream_errors.inc((target.provider.name, reason))
                     break
                 out = b"".join([tracker.relay(event) for event in framer.feed(chunk)])
                 if not client_gone and gone.is_set():
@@ -322,6 +364,7 @@ class Relay:
             partial=partial,
             estimated=estimated,
             price=self.state.prices.get((provider, target.model)),
+            attempts=call.attempts,
             requested_model=None if call.requested_model in (route.model, "-") else call.requested_model,
         )
         self._pipeline.record_call(record)
@@ -349,7 +392,7 @@ class Relay:
             )
 
 
-async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+async def read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
     """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
     if response.content_length is not None and response.content_length <= limit:
         return await response.read(), None
@@ -362,6 +405,16 @@ async def _read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, As
         if size > limit:
             return b"".join(parts), chunks
     return b"".join(parts), None
+
+
+def served_by(target: Target) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """The response headers naming the target that served a call."""
+    return (b"x-tollway-provider", target.provider.name.encode()), (b"x-tollway-model", target.model.encode())
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 
 from tollway.gateway.auth import Consumer
 from tollway.gateway.providers.base import Provider
+from tollway.gateway.resilience import DEFAULT_RETRY, NO_TIMEOUTS, RetryPolicy, Timeouts
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     provider: Provider
     model: str
+    retry: RetryPolicy = DEFAULT_RETRY  # failover settings read when this target is tried
+    timeouts: Timeouts = NO_TIMEOUTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from tollway.money import decimal_text
 GATEWAY_SOURCE = "tollway/gateway"
 TOKENS_EVENT = "llm.tokens"
 REQUEST_EVENT = "llm.request"
+ATTEMPT_EVENT = "llm.attempt"  # a try of a target that did not serve the call: zero tokens, never billed
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 
 
@@ -60,6 +61,19 @@ class TokenPrice:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A try of a target that did not serve the call (failover): it cost nothing and is never billed.
+
+    cause: "status" (a retryable status, `status_code`), "timeout", "unreachable" or "skipped" (the
+    target could not take the request; no network call)."""
+
+    provider: str
+    upstream_model: str
+    status_code: int | None
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
 class LlmCall:
     """What the gateway knows about one finished call."""
 
@@ -77,6 +91,7 @@ class LlmCall:
     estimated: bool = False
     price: TokenPrice | None = None
     requested_model: str | None = None  # the name the client asked for (an alias or a pattern match); None: `model`
+    attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before this one, in order
 
 
 CALL_RECORD = "llm.call"
@@ -85,35 +100,35 @@ CALL_RECORD = "llm.call"
 def call_record(call: LlmCall) -> bytes:
     """The call as one journal line (what the request path writes; expanded to events when stored)."""
     usage, price = call.usage, call.price
-    return orjson.dumps(
-        {
-            "record": CALL_RECORD,
-            "request_id": call.request_id,
-            "subject": call.subject,
-            "time": call.time,
-            "model": call.model,
-            "requested_model": call.requested_model,
-            "upstream_model": call.upstream_model,
-            "provider": call.provider,
-            "route": call.route,
-            "status_code": call.status_code,
-            "streamed": call.streamed,
-            "partial": call.partial,
-            "estimated": call.estimated,
-            "usage": None
-            if usage is None
-            else [usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning],
-            "price": None
-            if price is None
-            else [
-                str(price.input),
-                str(price.output),
-                _optional_text(price.cache_read),
-                _optional_text(price.cache_write),
-            ],
-        },
-        option=orjson.OPT_UTC_Z,
-    )
+    line: dict[str, object] = {
+        "record": CALL_RECORD,
+        "request_id": call.request_id,
+        "subject": call.subject,
+        "time": call.time,
+        "model": call.model,
+        "requested_model": call.requested_model,
+        "upstream_model": call.upstream_model,
+        "provider": call.provider,
+        "route": call.route,
+        "status_code": call.status_code,
+        "streamed": call.streamed,
+        "partial": call.partial,
+        "estimated": call.estimated,
+        "usage": None
+        if usage is None
+        else [usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning],
+        "price": None
+        if price is None
+        else [
+            str(price.input),
+            str(price.output),
+            _optional_text(price.cache_read),
+            _optional_text(price.cache_write),
+        ],
+    }
+    if call.attempts:
+        line["attempts"] = [[a.provider, a.upstream_model, a.status_code, a.cause] for a in call.attempts]
+    return orjson.dumps(line, option=orjson.OPT_UTC_Z)
 
 
 def call_from_record(raw: dict[str, Any]) -> LlmCall:
@@ -141,13 +156,17 @@ def call_from_record(raw: dict[str, Any]) -> LlmCall:
             None if price[2] is None else Decimal(price[2]),
             None if price[3] is None else Decimal(price[3]),
         ),
+        attempts=tuple(
+            AttemptRecord(str(p), str(m), None if status is None else int(status), str(cause))
+            for p, m, status, cause in raw.get("attempts") or ()
+        ),
     )
 
 
 def llm_event_count(call: LlmCall) -> int:
     """How many events `llm_call_events(call)` gives (input, output, the request, cache types when used)."""
     usage = call.usage
-    return 3 + (0 if usage is None else (usage.cache_read > 0) + (usage.cache_write > 0))
+    return 3 + len(call.attempts) + (0 if usage is None else (usage.cache_read > 0) + (usage.cache_write > 0))
 
 
 def _optional_text(value: Decimal | None) -> str | None:
@@ -192,7 +211,29 @@ def llm_call_events(call: LlmCall) -> list[Event]:
     }
     if prices is not None:
         request_data["cost_usd"] = decimal_text(total_cost)
+    if call.attempts:
+        request_data["attempts"] = len(call.attempts) + 1
+        events.extend(_attempt_events(call, common))
     events.append(_event(call, f"{call.request_id}:request", REQUEST_EVENT, request_data))
+    return events
+
+
+def _attempt_events(call: LlmCall, common: dict[str, object]) -> list[Event]:
+    """One `llm.attempt` event per failed try: which target, why, and zero tokens (never billed)."""
+    events = []
+    for number, attempt in enumerate(call.attempts, start=1):
+        data: dict[str, object] = {
+            **common,
+            "upstream_model": attempt.upstream_model,
+            "provider": attempt.provider,
+            "status_code": attempt.status_code,
+            "cause": attempt.cause,
+            "attempt": number,
+            "tokens": 0,
+            "partial": False,
+            "estimated": False,
+        }
+        events.append(_event(call, f"{call.request_id}:attempt-{number}", ATTEMPT_EVENT, data))
     return events
 
 

@@ -7,7 +7,7 @@ import orjson
 from tollway.clock import Clock
 from tollway.gateway.errors import to_openai_error
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse, not_served
-from tollway.gateway.providers.openai import OpenAIProvider
+from tollway.gateway.providers.openai import DEFAULT_CONNECT_S, OpenAIProvider
 from tollway.gateway.translate.anthropic import anthropic_to_chat_response, chat_to_anthropic_request
 from tollway.gateway.translate.anthropic_stream import AnthropicToChat
 from tollway.gateway.translate.common import TranslatedResponse
@@ -28,6 +28,7 @@ class AnthropicProvider:
         timeout_s: float,
         clock: Clock,
         headers: dict[str, str] | None = None,
+        connect_s: float = DEFAULT_CONNECT_S,
     ) -> None:
         self.name = name
         self._clock = clock
@@ -37,7 +38,12 @@ class AnthropicProvider:
         fixed.update(headers or {})
         # The HTTP transport is the same pooled client; only the headers and paths differ.
         self._http = OpenAIProvider(
-            name, base_url=base_url or DEFAULT_BASE_URL, api_key=None, timeout_s=timeout_s, headers=fixed
+            name,
+            base_url=base_url or DEFAULT_BASE_URL,
+            api_key=None,
+            timeout_s=timeout_s,
+            headers=fixed,
+            connect_s=connect_s,
         )
 
     async def start(self) -> None:
@@ -61,6 +67,7 @@ class AnthropicProvider:
             payload=payload,
             stream=request.stream,
             request_id=request.request_id,
+            timeouts=request.timeouts,
         )
         response = await self._http.send(upstream)
         return TranslatedResponse(

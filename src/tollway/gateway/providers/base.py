@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tollway.errors import ValidationError
+from tollway.gateway.resilience import Timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,8 @@ class UpstreamRequest:
     request_id: str
     # Client headers the gateway chose to pass on (an allowlist per endpoint, e.g. anthropic-beta).
     headers: tuple[tuple[str, str], ...] = ()
+    # A target's own connect / idle timeouts (None: the provider's); see gateway/resilience.py
+    timeouts: Timeouts | None = None
 
 
 # Upstream headers a client sees on the answer (success, relayed error, stream): its rate limits and when to

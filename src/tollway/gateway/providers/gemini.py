@@ -9,7 +9,7 @@ import orjson
 from tollway.clock import Clock
 from tollway.gateway.errors import to_openai_error
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse, not_served
-from tollway.gateway.providers.openai import OpenAIProvider
+from tollway.gateway.providers.openai import DEFAULT_CONNECT_S, OpenAIProvider
 from tollway.gateway.translate.common import TranslatedResponse
 from tollway.gateway.translate.gemini import GeminiToChat, chat_to_gemini_request, gemini_to_chat_response
 
@@ -28,13 +28,19 @@ class GeminiProvider:
         timeout_s: float,
         clock: Clock,
         headers: dict[str, str] | None = None,
+        connect_s: float = DEFAULT_CONNECT_S,
     ) -> None:
         self.name = name
         self._clock = clock
         fixed = {"x-goog-api-key": api_key} if api_key else {}
         fixed.update(headers or {})
         self._http = OpenAIProvider(
-            name, base_url=base_url or DEFAULT_BASE_URL, api_key=None, timeout_s=timeout_s, headers=fixed
+            name,
+            base_url=base_url or DEFAULT_BASE_URL,
+            api_key=None,
+            timeout_s=timeout_s,
+            headers=fixed,
+            connect_s=connect_s,
         )
 
     async def start(self) -> None:
@@ -55,6 +61,7 @@ class GeminiProvider:
             payload=payload,
             stream=request.stream,
             request_id=request.request_id,
+            timeouts=request.timeouts,
         )
         options = request.payload.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True

@@ -9,6 +9,14 @@ import aiohttp
 from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, relayed_headers
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_CONNECT_S = 10.0
+
+
+def _broke(exc: BaseException) -> UpstreamError:
+    """An answer that broke off while being read; a read timeout (the idle timeout) is a timeout."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(f"upstream went silent past the idle timeout: {exc!r}", timeout=True)
+    return UpstreamError(f"upstream connection broke: {exc!r}")
 
 
 class AiohttpResponse:
@@ -27,7 +35,7 @@ class AiohttpResponse:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamError(f"upstream connection broke: {exc!r}") from exc
+            raise _broke(exc) from exc
         finally:
             self._response.release()
 
@@ -35,7 +43,7 @@ class AiohttpResponse:
         try:
             return await self._response.read()
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamError(f"upstream connection broke: {exc!r}") from exc
+            raise _broke(exc) from exc
         finally:
             self._response.release()
 
@@ -56,8 +64,10 @@ class OpenAIProvider:
         api_key: str | None,
         timeout_s: float,
         headers: Mapping[str, str] | None = None,
+        connect_s: float = DEFAULT_CONNECT_S,
     ) -> None:
         self.name = name
+        self._connect_s = connect_s
         self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._timeout_s = timeout_s
         fixed = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -70,7 +80,7 @@ class OpenAIProvider:
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self._timeout_s)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._connect_s, sock_read=self._timeout_s)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",)
             )
@@ -81,7 +91,17 @@ class OpenAIProvider:
         assert self._session is not None
         try:
             headers = {**self._headers, **dict(request.headers)} if request.headers else self._headers
-            response = await self._session.post(self._base_url + request.path, data=request.body, headers=headers)
+            url = self._base_url + request.path
+            own = request.timeouts
+            if own is None:
+                response = await self._session.post(url, data=request.body, headers=headers)
+            else:  # the target's own connect / idle timeouts
+                timeout = aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=own.connect_s or self._connect_s,
+                    sock_read=own.idle_s or self._timeout_s,
+                )
+                response = await self._session.post(url, data=request.body, headers=headers, timeout=timeout)
         except TimeoutError as exc:
             raise UpstreamError("upstream timed out", timeout=True) from exc
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:

@@ -8,7 +8,7 @@ from tollway.gateway.providers.anthropic import AnthropicProvider
 from tollway.gateway.providers.azure_openai import AzureOpenAIProvider
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.gemini import GeminiProvider
-from tollway.gateway.providers.openai import OpenAIProvider
+from tollway.gateway.providers.openai import DEFAULT_CONNECT_S, OpenAIProvider
 from tollway.gateway.providers.simulator import SimulatorProvider
 
 
@@ -17,7 +17,10 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
         return SimulatorProvider(
             config.name, clock=clock, tokens_per_second=config.tokens_per_second, reply_tokens=config.reply_tokens
         )
-    timeout_s = config.timeout_s or default_timeout_s
+    # the connection pool's own timeouts: connect, and idle (the longest silence while reading)
+    own = config.timeouts
+    timeout_s = (own.idle_s if own is not None else None) or config.timeout_s or default_timeout_s
+    connect_s = (own.connect_s if own is not None else None) or DEFAULT_CONNECT_S
     if config.type == "anthropic":
         return AnthropicProvider(
             config.name,
@@ -26,6 +29,7 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
             timeout_s=timeout_s,
             clock=clock,
             headers=config.headers,
+            connect_s=connect_s,
         )
     if config.type == "gemini":
         return GeminiProvider(
@@ -35,6 +39,7 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
             timeout_s=timeout_s,
             clock=clock,
             headers=config.headers,
+            connect_s=connect_s,
         )
     if config.type == "azure_openai":
         assert config.base_url is not None  # the schema requires both for azure_openai
@@ -46,11 +51,13 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
             api_key=config.api_key,
             timeout_s=timeout_s,
             headers=config.headers,
+            connect_s=connect_s,
         )
     return OpenAIProvider(
         config.name,
         base_url=config.base_url,
         api_key=config.api_key,
-        timeout_s=config.timeout_s or default_timeout_s,
+        timeout_s=timeout_s,
         headers=config.headers,
+        connect_s=connect_s,
     )
