@@ -303,3 +303,17 @@ async def test_bad_tools_are_a_400_that_meters_nothing(tmp_path: Path) -> None:
         assert answer.status_code == 400
         assert answer.json()["error"]["param"] == "tools[0]"
     assert all(e["status_code"] == 400 and e["output_tokens"] == 0 for e in request_events(app.database))
+
+
+async def test_responses_text_format_json_schema(app: InProcess) -> None:
+    async with (
+        app.client2() as http,
+        openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http) as client,
+    ):
+        response = await client.responses.create(
+            model="demo",
+            input="Describe the weather",
+            text={"format": {"type": "json_schema", "name": "weather", "schema": WEATHER, "strict": False}},
+        )
+        jsonschema.validate(orjson.loads(response.output_text), WEATHER)
+        assert orjson.loads(response.output_text) == EXPECTED_ARGUMENTS

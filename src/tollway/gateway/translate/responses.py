@@ -46,7 +46,7 @@ def responses_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
             continue
         if key in _NEUTRAL and neutral(value, *_NEUTRAL[key]):
             continue
-        if key == "text" and value in ({"format": {"type": "text"}}, {}):
+        if key == "text" and (value in ({"format": {"type": "text"}}, {}) or _text_format(value) is not None):
             continue
         raise unsupported(key, "it needs a provider that speaks the Responses API natively")
     messages: list[dict[str, Any]] = []
@@ -76,6 +76,9 @@ def responses_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
         out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
     elif choice is not None:
         raise unsupported("tool_choice")
+    response_format = _text_format(payload.get("text"))
+    if response_format is not None:
+        out["response_format"] = response_format
     if payload.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -121,6 +124,18 @@ def _item_to_chat(item: Any, where: str, messages: list[dict[str, Any]]) -> None
         messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": output})
     else:
         raise unsupported(where, f"input item type {kind!r} has no chat equivalent")
+
+
+def _text_format(text: Any) -> dict[str, Any] | None:
+    """`text.format` json_schema / json_object as chat's response_format (None for plain text or no format)."""
+    found = text.get("format") if isinstance(text, dict) else None
+    kind = found.get("type") if isinstance(found, dict) else None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema" and isinstance(found, dict) and isinstance(found.get("schema"), dict):
+        spec = {k: found[k] for k in ("name", "description", "schema", "strict") if k in found}
+        return {"type": "json_schema", "json_schema": spec}
+    return None
 
 
 def _content(content: Any, where: str, role: str) -> Any:
