@@ -6,6 +6,7 @@ journal line and the usage events."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -344,3 +345,34 @@ def test_attempts_are_zero_token_events_that_no_meter_bills() -> None:
     request = events[-1].data
     assert (request["provider"], request["input_tokens"], request["attempts"]) == ("west", 12, 3)
     assert sum(int(e.data["tokens"]) for e in events if e.type == TOKENS_EVENT) == 17
+
+
+async def test_attempts_are_recorded_in_the_order_they_happened() -> None:
+    ledger = Ledger()
+    a, b, c = Answers("a", (503, [])), Answers("b", UpstreamError("refused")), Answers("c", (200, []))
+    status, _, _ = await post(gateway(ledger, a, b, c), "/v1/chat/completions", CHAT)
+    assert status == 200
+    (record,) = ledger.records
+    assert record.provider == "c"
+    assert record.attempts == (
+        AttemptRecord("a", "a-model", 503, "status"),
+        AttemptRecord("b", "b-model", None, "unreachable"),
+    )
+
+
+class Slow(Answers):
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        await asyncio.sleep(0.2)
+        return await super().send(request)
+
+
+async def test_the_deadline_cuts_a_try_and_starts_no_other() -> None:
+    ledger = Ledger()
+    retry = RetryPolicy(deadline_s=0.02)
+    a, b = Slow("a", (200, [])), Answers("b", (200, []))
+    status, body, _ = await post(gateway(ledger, a, b, retry=retry), "/v1/chat/completions", CHAT)
+    assert status == 504
+    assert orjson.loads(body)["error"]["code"] == "upstream_unavailable"
+    assert b.calls == 0
+    (record,) = ledger.records
+    assert (record.provider, record.status_code, record.attempts) == ("a", 504, ())

@@ -82,8 +82,9 @@ class Failover(Relay):
         loop = asyncio.get_running_loop()
         deadline = None if retry.deadline_s is None else loop.time() + retry.deadline_s
         policy = self._policy
-        failed: list[AttemptRecord] = []
+        failed: list[AttemptRecord] = []  # in the order they happened
         held: Answer | None = None  # the last retryable-status answer: served if no try does better
+        held_at = -1  # its place in `failed`
         last_error: tuple[Target, _Failed, int] | None = None  # and its place in `failed`
         skip_error: ValidationError | None = None
         unusable: set[int] = set()  # targets this request will not try again (skipped, or resting after 429)
@@ -96,6 +97,7 @@ class Failover(Relay):
             if index in unusable:
                 continue
             target = targets[index]
+            wait = 0.0
             if repeat:  # this target was tried already: back off first
                 wait = target.retry.backoff_s(repeat, self._rng)
                 rest_s = resting.get(index)
@@ -104,8 +106,9 @@ class Failover(Relay):
                         unusable.add(index)
                         continue
                     wait = max(wait, rest_s)
-                if deadline is not None and loop.time() + wait >= deadline:
-                    break
+            if deadline is not None and made and loop.time() + wait >= deadline:
+                break  # no try (and no wait for one) starts past the deadline
+            if wait:
                 await self._sleep(wait)
             if policy is not None:
                 policy.started(target)
@@ -151,7 +154,7 @@ class Failover(Relay):
             status = answer.response.status
             if status not in target.retry.statuses:
                 if held is not None:
-                    self._drop(held, failed)
+                    self._drop(held)
                 call.attempts = tuple(failed)
                 return answer
             # a retryable status: held (served if nothing better comes), the try reported as failed
@@ -162,15 +165,14 @@ class Failover(Relay):
             if policy is not None:
                 policy.finished(Attempt(target, "status", status, answer.ttfb_s, loop.time() - began, after))
             if held is not None:
-                self._drop(held, failed)
-            held = answer
-        if held is not None:
-            call.attempts = tuple(failed)
+                self._drop(held)
+            held, held_at = answer, len(failed)
+            failed.append(AttemptRecord(target.provider.name, target.model, status, "status"))
+        if held is not None:  # served: its try is the record, the others are attempts
+            call.attempts = (*failed[:held_at], *failed[held_at + 1 :])
             return held
-        call.attempts = tuple(failed)
         if last_error is None:
             assert skip_error is not None
-            call.attempts = ()
             raise skip_error  # no target could take the request: the first one's reason, nothing recorded
         failed_target, failure, position = last_error
         # the gateway's own answer stands for the last failed try: that try is the record, not an attempt
@@ -182,11 +184,9 @@ class Failover(Relay):
             raise UpstreamTimeoutError(message, code="upstream_unavailable")
         raise UpstreamFailedError(message, code="upstream_unavailable")
 
-    def _drop(self, answer: Answer, failed: list[AttemptRecord]) -> None:
-        """A held answer a later one replaced: a failed attempt."""
-        target, status = answer.target, answer.response.status
-        self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-        failed.append(AttemptRecord(target.provider.name, target.model, status, "status"))
+    def _drop(self, answer: Answer) -> None:
+        """A held answer that will not be served (a later try did better): counted as a failed try."""
+        self._metrics.upstream_errors.inc((answer.target.provider.name, str(answer.response.status)))
         if answer.rest is not None:
             answer.response.close()
 
