@@ -1,0 +1,183 @@
+"""Balancing and breakers end to end: two fake upstreams on loopback, the official openai SDK, Tollway in process.
+
+Every request leaves exactly one `llm.request` record in the event store, attributed to the target that
+served it, whichever targets were tried or skipped on the way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import openai
+import pytest
+
+from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.usage_events import request_events
+from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.clock import FrozenClock
+from tollway.config.loader import load_config
+from tollway.settings import Settings
+
+KEY = "acme-secret-key"
+MESSAGES: list[Any] = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
+    first, second = FakeOpenAI().start(), FakeOpenAI().start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def two_target_config(first: FakeOpenAI, second: FakeOpenAI, model: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "providers": [
+            {"name": "first", "type": "openai", "api_key": "sk-first", "base_url": first.base_url},
+            {"name": "second", "type": "openai", "api_key": "sk-second", "base_url": second.base_url},
+        ],
+        "models": [
+            {
+                "name": "smart",
+                "targets": [{"provider": "first", "model": "gpt-4o"}, {"provider": "second", "model": "gpt-4o"}],
+                **model,
+            }
+        ],
+        "consumers": [{"username": "acme-corp", "keys": [KEY]}],
+    }
+
+
+@dataclass
+class Tollway:
+    runtime: Runtime
+    http: httpx.AsyncClient
+    sdk: openai.AsyncOpenAI
+    clock: FrozenClock
+    config_path: Path
+
+    async def ask(self) -> str:
+        answer = await self.sdk.chat.completions.create(model="smart", messages=MESSAGES)
+        return answer.choices[0].message.content or ""
+
+    async def metric(self, line_start: str) -> str:
+        text = (await self.http.get("/metrics")).text
+        return next(line for line in text.splitlines() if line.startswith(line_start))
+
+
+@asynccontextmanager
+async def tollway(directory: Path, config: dict[str, Any]) -> AsyncIterator[Tollway]:
+    config_path = directory / "tollway.yaml"
+    config_path.write_text(json.dumps(config))
+    settings = Settings(
+        config=str(config_path),
+        database_url=f"sqlite:///{directory / 'tollway.db'}",
+        journal_dir=str(directory / "journal"),
+        billing_worker=False,
+    )
+    clock = FrozenClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    runtime = build_runtime(settings, load_config(config_path, {}), clock)
+    app = build_app(runtime)
+    await runtime.start()
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as http,
+            httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as sdk_http,
+            openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=sdk_http, max_retries=0) as sdk,
+        ):
+            yield Tollway(runtime, http, sdk, clock, config_path)
+    finally:
+        await runtime.stop()
+
+
+async def test_weighted_split_follows_the_weights_with_one_record_per_request(
+    workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    first, second = upstreams
+    config = two_target_config(first, second, {"balance": "weighted"})
+    config["models"][0]["targets"][0]["weight"] = 3
+    async with tollway(workdir, config) as gateway:
+        for _ in range(120):
+            assert await gateway.ask() == "Hello from the fake upstream."
+        assert await gateway.metric('tollway_target_attempts_total{provider="first"') == (
+            'tollway_target_attempts_total{provider="first",model="gpt-4o"} 90'
+        )
+    assert (len(first.received), len(second.received)) == (90, 30)
+    records = request_events(workdir / "tollway.db")
+    assert Counter(r["provider"] for r in records) == {"first": 90, "second": 30}
+
+
+async def test_breaker_skips_a_dead_target_probes_it_after_the_cool_down_and_closes(
+    workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    dead, live = upstreams
+    dead.default = Reply(status=500, body={"error": {"message": "down", "type": "server_error"}})
+    config = two_target_config(dead, live, {"breaker": {"failures": 2, "cooldown_s": 30}})
+    async with tollway(workdir, config) as gateway:
+        for _ in range(10):
+            assert await gateway.ask() == "Hello from the fake upstream."
+        assert len(dead.received) == 2, "open after two failures: skipped without a network call"
+        assert await gateway.metric('tollway_target_breaker_state{provider="first"') == (
+            'tollway_target_breaker_state{provider="first",model="gpt-4o"} 2'
+        )
+        assert (await gateway.http.get("/readyz")).json() == {"status": "ready"}
+
+        gateway.clock.advance(timedelta(seconds=30))
+        await gateway.ask()  # the one probe fails: failed over, open again
+        await gateway.ask()
+        assert len(dead.received) == 3
+
+        assert await gateway.runtime.reload()  # an unchanged target keeps its breaker across a reload
+        await gateway.ask()
+        assert len(dead.received) == 3
+
+        dead.default = Reply()
+        gateway.clock.advance(timedelta(seconds=30))
+        await gateway.ask()  # the probe succeeds: closed
+        await gateway.ask()
+        assert len(dead.received) == 5
+        assert await gateway.metric('tollway_target_breaker_state{provider="first"') == (
+            'tollway_target_breaker_state{provider="first",model="gpt-4o"} 0'
+        )
+    records = request_events(workdir / "tollway.db")
+    assert len(records) == 15
+    assert Counter(r["provider"] for r in records) == {"second": 13, "first": 2}
+
+
+async def test_no_usable_target_fails_fast_with_503_in_the_callers_shape(
+    workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    first, second = upstreams
+    for fake in upstreams:
+        fake.default = Reply(status=503, body={"error": {"message": "overloaded", "type": "server_error"}})
+    config = two_target_config(first, second, {"breaker": {"failures": 1, "cooldown_s": 30}})
+    async with tollway(workdir, config) as gateway:
+        with pytest.raises(openai.InternalServerError):
+            await gateway.ask()  # both tried, both failed: both open
+        tried = len(first.received) + len(second.received)
+        with pytest.raises(openai.InternalServerError) as raised:
+            await gateway.ask()
+        assert raised.value.status_code == 503
+        assert isinstance(raised.value.body, dict)
+        assert raised.value.body["code"] == "no_usable_target"
+        anthropic = await gateway.http.post(
+            "/v1/messages",
+            headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+            json={"model": "smart", "max_tokens": 10, "messages": MESSAGES},
+        )
+        assert anthropic.status_code == 503
+        assert anthropic.json()["type"] == "error"
+        assert len(first.received) + len(second.received) == tried, "no network call"
+        assert (await gateway.http.get("/readyz")).json() == {
+            "status": "degraded",
+            "models_without_usable_target": ["smart"],
+        }
+    assert len(request_events(workdir / "tollway.db")) == 1, "the refused requests reached no upstream"
