@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""The gateway's own CPU per request, in process: a single-target model against a two-target weighted one.
+
+No sockets and no upstream: the gateway's ASGI app (auth, parse, route, target policy, relay, usage
+record handed to a sink that drops it) over an in-memory provider that answers a fixed chat
+completion at once. The two setups alternate, each measured as CPU time (time.process_time) over a
+batch of requests; the best batch of each is reported, so other load on the machine inflates both
+alike rather than one of them.
+
+    .venv/bin/python bench/routing.py                  # 8 alternations x 5,000 requests
+    .venv/bin/python bench/routing.py --rounds 4 --requests 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from tollway.bootstrap import gateway_state
+from tollway.clock import SystemClock
+from tollway.config.schema import TollwayConfig
+from tollway.gateway.app import Gateway
+from tollway.gateway.balancing.policy import BalancingPolicy
+from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.providers.base import BufferedResponse, Provider, UpstreamRequest, UpstreamResponse
+from tollway.gateway.relay import GatewayLimits
+from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall
+
+KEY = "bench-key-0123"
+BODY = b'{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
+ANSWER = orjson.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
+)
+
+
+class Answering:
+    """An upstream in memory: the same chat completion, at once."""
+
+    native_paths = frozenset({"/chat/completions"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield ANSWER
+
+        response = BufferedResponse(200, "application/json", body())
+        response.content_length = len(ANSWER)
+        return response
+
+
+class Dropped:
+    """A usage sink that keeps nothing (storing is not the gateway's hot path)."""
+
+    backlog = 0
+
+    def emit(self, events: Sequence[Event]) -> None:
+        return None
+
+    def record_call(self, call: LlmCall) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self, timeout_s: float = 10.0) -> bool:
+        return True
+
+
+def config(weighted: bool) -> TollwayConfig:
+    targets: list[dict[str, Any]] = [{"provider": "a", "model": "gpt-4o-mini", "weight": 3}]
+    if weighted:
+        targets.append({"provider": "b", "model": "gpt-4o-mini", "weight": 1})
+    return TollwayConfig.model_validate(
+        {
+            "providers": [{"name": name, "type": "openai", "api_key": "sk-x"} for name in ("a", "b")],
+            "models": [{"name": "bench", "balance": "weighted" if weighted else "priority", "targets": targets}],
+            "consumers": [{"username": "bench-user", "keys": [KEY]}],
+        }
+    )
+
+
+def gateway(weighted: bool) -> Gateway:
+    loaded = config(weighted)
+    providers: dict[str, Provider] = {name: Answering(name) for name in ("a", "b")}
+    state = gateway_state(loaded, providers)
+    clock = SystemClock()
+    policy = BalancingPolicy(clock)
+    policy.configure(loaded.models, loaded.providers, state.prices)
+    limits = GatewayLimits(max_body_bytes=1 << 20, drain_timeout_s=1.0)
+    return Gateway(state, Dropped(), GatewayMetrics(), clock, limits, policy=policy)
+
+
+async def drive(app: Gateway, requests: int) -> float:
+    """CPU seconds per request over `requests` sequential requests."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [
+            (b"authorization", b"Bearer " + KEY.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+    }
+    message = {"type": "http.request", "body": BODY, "more_body": False}
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def send(sent: MutableMapping[str, Any]) -> None:
+        if sent["type"] == "http.response.start":
+            statuses.append(sent["status"])
+
+    began = time.process_time()
+    for _ in range(requests):
+        await app(dict(scope), receive, send)
+    spent = time.process_time() - began
+    if set(statuses) != {200}:
+        raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
+    return spent / requests
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=5000)
+    args = parser.parse_args()
+    apps = {"single target": gateway(False), "two targets, weighted 3:1": gateway(True)}
+    for app in apps.values():
+        await drive(app, 500)  # warm-up
+    best: dict[str, float] = {}
+    for _ in range(args.rounds):
+        for name, app in apps.items():
+            per_request = await drive(app, args.requests)
+            best[name] = min(best.get(name, per_request), per_request)
+    for name, value in best.items():
+        print(f"{name:28s} {value * 1e6:6.1f} µs CPU per request (best of {args.rounds} x {args.requests:,})")
+    single, weighted = best.values()
+    print(f"weighted / single: {weighted / single:.3f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
