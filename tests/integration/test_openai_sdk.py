@@ -102,9 +102,10 @@ async def test_async_client_streaming_and_not(tollway: TollwayProcess) -> None:
     pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(pieces).startswith("Simulated reply from demo")
     await client.close()
-    expected_input = first.usage.prompt_tokens * 2  # both prompts have the same token count
-    expected_output = first.usage.completion_tokens * 2
-    expect_tokens(tollway, "acme-corp", {"input": expected_input, "output": expected_output})
+    # The simulator's documented count: 3 (reply priming) + 3 (one message) + 2 words = 8 for each prompt;
+    # each reply is its default 24 tokens.
+    assert (first.usage.prompt_tokens, first.usage.completion_tokens) == (8, 24)
+    expect_tokens(tollway, "acme-corp", {"input": 16, "output": 48})
 
 
 def test_embeddings_are_metered_as_input(tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing) -> None:

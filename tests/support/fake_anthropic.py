@@ -56,10 +56,16 @@ class FakeAnthropic(LoopbackServer[AnthropicReply]):
 
     async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)
+        refused = refusal(request, None)
+        if refused is not None:
+            return refused
         return web.Response(body=b'{"input_tokens": 2095}', content_type="application/json")
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
+        refused = refusal(request, body)
+        if refused is not None:
+            return refused
         reply = self.next_reply()
         if reply.status != 200 or reply.body is not None:
             return web.Response(status=reply.status, body=orjson.dumps(reply.body), content_type="application/json")
@@ -103,6 +109,19 @@ class FakeAnthropic(LoopbackServer[AnthropicReply]):
         )
         events.append(sse({"type": "message_stop"}, "message_stop"))
         return await write_events(request, events, cut_after=reply.cut_after, chunk_delay_s=reply.chunk_delay_s)
+
+
+def refusal(request: web.Request, body: dict[str, Any] | None) -> web.Response | None:
+    """The 400 Anthropic answers (its error shape and wording) for a request without the `anthropic-version`
+    header or, on /v1/messages (`body` given), without `max_tokens`."""
+    if "anthropic-version" not in request.headers:
+        message = "anthropic-version: header is required"
+    elif body is not None and "max_tokens" not in body:
+        message = "max_tokens: Field required"
+    else:
+        return None
+    error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    return web.Response(status=400, body=orjson.dumps(error), content_type="application/json")
 
 
 def _block_events(index: int, block: dict[str, Any]) -> list[bytes]:

@@ -126,6 +126,9 @@ class FakeOpenAI(LoopbackServer[Reply]):
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
+        refused = chat_refusal(body)
+        if refused is not None:
+            return refused
         reply = self.next_reply()
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
@@ -184,6 +187,19 @@ class FakeOpenAI(LoopbackServer[Reply]):
         return response
 
 
+def chat_refusal(body: dict[str, Any]) -> web.Response | None:
+    """The 400 OpenAI answers (its shape and wording) for `stream_options` on a request that does not stream."""
+    if body.get("stream_options") is None or body.get("stream") is True:
+        return None
+    error = {
+        "message": "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        "type": "invalid_request_error",
+        "param": "stream_options",
+        "code": None,
+    }
+    return web.Response(status=400, body=orjson.dumps({"error": error}), content_type="application/json")
+
+
 def _plain(reply: Reply) -> web.Response:
     body = reply.body
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -199,6 +215,24 @@ DEFAULT_RESPONSES_USAGE: dict[str, Any] = {
     "output_tokens_details": {"reasoning_tokens": 128},
     "total_tokens": 1500,
 }
+
+
+def responses_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The usage a test scripted, in the Responses API's shape: as given when it is already in that shape
+    (`input_tokens`), else the same counts moved from chat completions' fields (the default: 1200 in,
+    1024 cached, 300 out, 128 reasoning)."""
+    if usage is None or "input_tokens" in usage:
+        return usage
+    prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": prompt + completion,
+    }
 
 
 def response_object(model: str, text: str, usage: dict[str, Any] | None, status: str = "completed") -> dict[str, Any]:
@@ -237,7 +271,7 @@ def response_object(model: str, text: str, usage: dict[str, Any] | None, status:
 
 
 def response_events(model: str, reply: Reply) -> list[bytes]:
-    usage = dict(DEFAULT_RESPONSES_USAGE) if reply.usage is not None else None
+    usage = responses_usage(reply.usage)
     start = response_object(model, reply.content, None, "in_progress")
     final = response_object(model, reply.content, usage)
     item = final["output"][0]
@@ -303,7 +337,7 @@ async def _responses_handler(fake: FakeOpenAI, request: web.Request) -> web.Stre
         return _plain(reply)
     model = str(body.get("model"))
     if not body.get("stream"):
-        usage = dict(DEFAULT_RESPONSES_USAGE) if reply.usage is not None else None
+        usage = responses_usage(reply.usage)
         return web.Response(
             body=orjson.dumps(response_object(model, reply.content, usage)), content_type="application/json"
         )

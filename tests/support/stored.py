@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,28 @@ def stored_events(database_url: str) -> list[StoredEvent]:
     finally:
         engine.dispose()
     return [StoredEvent(id=r.id, type=r.type, subject=r.subject, data=orjson.loads(r.data)) for r in rows]
+
+
+def calls_stored_through(database_url: str, marker: str, timeout_s: float = 15.0) -> list[str]:
+    """The request ids of every call stored, in order, once the `llm.request` record of `marker` is there.
+
+    How a test shows that a call was *not* metered without racing the flusher: after that call, it makes a
+    metered call, passes that call's `x-request-id` as `marker` and asserts the list is `[marker]` (or the
+    ids it expects). Records are stored in the order they were emitted, so once the later call's record is
+    there, a record of the earlier call would be there too; waiting for a count, or for nothing, would not
+    say which call a record belongs to.
+    """
+    found: list[StoredEvent] = []
+
+    def stored() -> bool:
+        found[:] = stored_events(database_url)
+        return any(e.type == "llm.request" and e.request_id == marker for e in found)
+
+    deadline = time.monotonic() + timeout_s
+    while not stored():
+        assert time.monotonic() < deadline, f"no record of call {marker} within {timeout_s}s"
+        time.sleep(0.02)
+    return list(dict.fromkeys(e.request_id for e in found))
 
 
 def request_records(events: list[StoredEvent]) -> list[StoredEvent]:

@@ -43,6 +43,8 @@ def body(**fields: object) -> bytes:
         (orjson.dumps({"messages": []}), 400, "model"),
         (orjson.dumps({"model": "m"}), 400, "messages"),
         (body(stream_options="x"), 400, "stream_options"),
+        (body(stream_options={"include_usage": True}), 400, "stream_options"),
+        (body(stream=False, stream_options={}), 400, "stream_options"),
     ],
 )
 def test_bad_chat_requests(raw: bytes, status: int, param: str | None) -> None:

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
+
 from tollway.adapters.memory.journal import MemoryJournal
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.metering.events import Event
@@ -25,10 +27,20 @@ class HangingStore(MemoryEventStore):
         super().__init__()
         self.release = asyncio.Event()
         self.entered = asyncio.Event()
+        self.calls = 0
+        self.cancelled = 0  # inserts cancelled while they hung
+        self.called_again = asyncio.Event()
 
     async def insert_events(self, events: Sequence[Event]) -> int:
+        self.calls += 1
         self.entered.set()
-        await self.release.wait()
+        if self.calls > 1:
+            self.called_again.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         return await super().insert_events(events)
 
 
@@ -46,6 +58,7 @@ async def test_cancelled_flush_keeps_its_batch_in_the_backlog_and_the_next_flush
 
     flush.cancel()  # what a graceful stop does to the flusher
     await asyncio.gather(flush, return_exceptions=True)
+    assert store.cancelled == 1, "the flush was cancelled inside the store's insert"
     assert pipeline.backlog == 3
     assert len(journal.records) == 3, "nothing released"
 
@@ -57,7 +70,9 @@ async def test_cancelled_flush_keeps_its_batch_in_the_backlog_and_the_next_flush
     assert sorted(e.id for e in stored) == ["req1:input", "req2:input", "req3:input"]
 
 
-async def test_stop_during_a_hanging_flush_stores_everything_once_the_store_answers() -> None:
+async def test_stop_during_a_hanging_flush_stores_everything_once_the_store_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store = HangingStore()
     journal = MemoryJournal()
     pipeline = UsagePipeline(store, journal, interval_s=0.01)
@@ -65,7 +80,10 @@ async def test_stop_during_a_hanging_flush_stores_everything_once_the_store_answ
     pipeline.emit([event(1), event(2)])
     await store.entered.wait()  # the background flusher hangs on the store
     stopping = asyncio.create_task(pipeline.stop(timeout_s=5))
-    await asyncio.sleep(0.05)
+    # The stop cancels the hanging flush, then flushes again itself: wait for that second insert, not a time.
+    await asyncio.wait_for(store.called_again.wait(), timeout=5)
+    assert (store.calls, store.cancelled) == (2, 1), "the background flush was cancelled mid-insert"
+    assert "shutdown: interrupting a usage flush in progress" in caplog.text
     store.release.set()
     assert await stopping
     assert journal.records == []

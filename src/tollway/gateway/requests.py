@@ -86,6 +86,11 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     options = payload.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise ValidationError("'stream_options' must be an object", field="stream_options")
+    if options is not None and not stream:
+        # OpenAI refuses it with these words; passing it on would fail there after the call was counted.
+        raise ValidationError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", field="stream_options"
+        )
     include = options.get("include_usage") if options else None
     if include is not None and not isinstance(include, bool):
         raise ValidationError("'stream_options.include_usage' must be a boolean", field="stream_options")
