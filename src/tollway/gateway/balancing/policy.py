@@ -39,16 +39,37 @@ from tollway.metering.llm import TokenPrice
 class Plan:
     """One model's targets, grouped, with its strategy."""
 
-    __slots__ = ("entries", "groups", "model", "plain", "strategy")
+    __slots__ = ("dynamic", "entries", "groups", "model", "plain", "states", "strategy")
 
     def __init__(self, model: str, entries: list[Entry], strategy: Strategy) -> None:
         self.model = model
         self.entries = entries
+        self.states = tuple(entry.state for entry in entries)
         numbers = sorted({entry.group for entry in entries})
         self.groups = tuple([e for e in entries if e.group == number] for number in numbers)
         self.strategy = strategy
         # the configured order, unless a target is unusable: nothing to compute per request
         self.plain = strategy is priority and len(self.groups) == 1
+        # without breakers and budgets only a cool-down makes a target unusable
+        self.dynamic = any(state.breaker is not None or state.budget is not None for state in self.states)
+
+    def quiet(self) -> bool:
+        """Every target usable, known without reading the clock (no breaker, no budget, nothing cooling down)."""
+        if self.dynamic:
+            return False
+        for state in self.states:  # noqa: SIM110 (a plain loop: no generator object per request)
+            if state.cool_until:
+                return False
+        return True
+
+    def order_all(self, stream: bool) -> list[Entry]:
+        """The order when every target is usable."""
+        if len(self.groups) == 1:
+            return self.strategy(self.groups[0], stream)
+        ordered: list[Entry] = []
+        for group in self.groups:
+            ordered.extend(self.strategy(group, stream))
+        return ordered
 
     def order(self, now: float, stream: bool) -> list[Entry] | None:
         """The entries to try in order; None: all of them, as configured."""
@@ -150,6 +171,11 @@ class BalancingPolicy:
         plan = self._plans.get(route.model)
         if plan is None or len(plan.entries) != len(route.targets):
             return route.targets
+        if plan.quiet():  # the common case: no clock, no filtering
+            if plan.plain:
+                return route.targets
+            targets = route.targets
+            return [targets[entry.index] for entry in plan.order_all(call.stream)]
         now = self._clock.now().timestamp()
         order = plan.order(now, call.stream)
         if order is None:

@@ -52,8 +52,10 @@ class TargetState:
 
     def usable(self, now: float) -> bool:
         """Whether a request may try this target now (a half-open breaker counts while its probe is free)."""
-        if self.cool_until > now:
-            return False
+        if self.cool_until:
+            if self.cool_until > now:
+                return False
+            self.cool_until = 0.0  # over: the quiet path (no clock) applies again
         if self.budget is not None and not self.budget.allows(now):
             return False
         return self.breaker is None or self.breaker.usable(now)
@@ -62,7 +64,11 @@ class TargetState:
         """Usable with a closed breaker: may be tried without claiming a half-open probe."""
         if self.breaker is not None and self.breaker.state != CLOSED:
             return False
-        return self.cool_until <= now and (self.budget is None or self.budget.allows(now))
+        if self.cool_until:
+            if self.cool_until > now:
+                return False
+            self.cool_until = 0.0
+        return self.budget is None or self.budget.allows(now)
 
     def usable_at(self, now: float) -> float:
         """The earliest time this target may be usable again (now when it is)."""
