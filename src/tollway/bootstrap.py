@@ -41,7 +41,7 @@ from tollway.gateway.balancing.health import HealthChecks
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.metrics import GatewayMetrics
-from tollway.gateway.pricebook import lookup_price
+from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.relay import GatewayLimits
@@ -68,7 +68,13 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
         model.name: Route(
             model=model.name,
             targets=tuple(
-                Target(providers[t.provider], t.model, *target_resilience(t, model, provider_configs[t.provider]))
+                Target(
+                    providers[t.provider],
+                    t.model,
+                    *target_resilience(t, model, provider_configs[t.provider]),
+                    context_window=t.context_window
+                    or lookup_context_window(provider_configs[t.provider].type, t.model),
+                )
                 for t in model.targets
             ),
             strict=model.translation == "strict",

@@ -78,6 +78,13 @@ def config(east: FakeOpenAI, west: FakeOpenAI) -> dict[str, Any]:
                 "retry": {"max_attempts": 2, "backoff_initial_ms": 10, "backoff_max_ms": 20},
             },
             {
+                "name": "window",
+                "targets": [
+                    {"provider": "east", "model": "gpt-4o", "context_window": 100},
+                    {"provider": "west", "model": "gpt-4o-mini"},
+                ],
+            },
+            {
                 "name": "mixed",
                 "targets": [{"provider": "claude", "model": "claude-3-5-haiku"}, {"provider": "west", "model": "emb"}],
             },
@@ -339,3 +346,14 @@ async def test_a_target_that_cannot_take_the_request_is_skipped(tollway: Tollway
     events = await tollway.events_of(raw.headers["x-request-id"])
     assert only_record(events)["provider"] == "west"
     assert attempts(events) == [("claude", "claude-3-5-haiku", None, "skipped", 0)]
+
+
+async def test_a_prompt_over_a_targets_context_window_goes_to_the_next(tollway: Tollway, west: FakeOpenAI) -> None:
+    west.enqueue(Reply(content="a long read", usage=usage_block(260, 3)))
+    long_prompt: Any = [{"role": "user", "content": "word " * 200}]  # 1,000 characters: about 256 tokens by estimate
+    async with tollway.openai() as sdk:
+        raw = await sdk.chat.completions.with_raw_response.create(model="window", messages=long_prompt)
+    assert raw.headers["x-tollway-provider"] == "west"
+    events = await tollway.events_of(raw.headers["x-request-id"])
+    assert only_record(events)["input_tokens"] == 260
+    assert attempts(events) == [("east", "gpt-4o", None, "skipped", 0)]

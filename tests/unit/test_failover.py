@@ -108,8 +108,12 @@ def gateway(
     retry: RetryPolicy = DEFAULT_RETRY,
     policy: RecordingPolicy | None = None,
     sleeps: list[float] | None = None,
+    windows: Sequence[int | None] = (),
 ) -> Gateway:
-    targets = tuple(Target(p, f"{p.name}-model", retry, Timeouts()) for p in providers)
+    targets = tuple(
+        Target(p, f"{p.name}-model", retry, Timeouts(), windows[i] if i < len(windows) else None)
+        for i, p in enumerate(providers)
+    )
     state = GatewayState(
         keys=KeyIndex.build([(hash_key(KEY.decode()), Consumer("acme", None))]),
         router=Router({"m": Route(model="m", targets=targets)}),
@@ -376,3 +380,27 @@ async def test_the_deadline_cuts_a_try_and_starts_no_other() -> None:
     assert b.calls == 0
     (record,) = ledger.records
     assert (record.provider, record.status_code, record.attempts) == ("a", 504, ())
+
+
+LONG = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 2000}]})  # 3 + 3 + 500 = 506
+
+
+async def test_a_prompt_over_a_known_context_window_goes_to_the_next_target() -> None:
+    ledger, policy = Ledger(), RecordingPolicy()
+    a, b = Answers("a", (200, [])), Answers("b", (200, []))
+    status, _, _ = await post(gateway(ledger, a, b, policy=policy, windows=[505, None]), "/v1/chat/completions", LONG)
+    assert status == 200
+    assert (a.calls, b.calls) == (0, 1)
+    assert [(x.target.provider.name, x.cause) for x in policy.attempts] == [("a", "skipped"), ("b", "ok")]
+    (record,) = ledger.records
+    assert record.attempts == (AttemptRecord("a", "a-model", None, "skipped"),)
+
+
+async def test_a_prompt_within_the_window_or_for_the_last_target_is_sent() -> None:
+    ledger = Ledger()
+    a, b = Answers("a", (200, [])), Answers("b", (200, []))
+    await post(gateway(ledger, a, b, windows=[506, None]), "/v1/chat/completions", LONG)  # fits exactly
+    assert (a.calls, b.calls) == (1, 0)
+    only = Answers("only", (200, []))
+    await post(gateway(Ledger(), only, windows=[100]), "/v1/chat/completions", LONG)  # the upstream judges
+    assert only.calls == 1

@@ -5,7 +5,7 @@ from decimal import Decimal
 from tollway.bootstrap import gateway_state
 from tollway.clock import SystemClock
 from tollway.config.loader import parse_config
-from tollway.gateway.pricebook import lookup_price
+from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.simulator import SimulatorProvider
 
 
@@ -39,3 +39,10 @@ models:
     assert state.prices[("oa", "gpt-4o")].input == Decimal("0.0000025")
     assert state.prices[("oa", "gpt-4o-mini")].output == Decimal("0.000002")
     assert ("local", "demo") not in state.prices
+
+
+def test_context_windows_come_from_the_book_when_it_knows_them() -> None:
+    assert lookup_context_window("openai", "gpt-4o") == 128_000
+    assert lookup_context_window("anthropic", "claude-sonnet-4-5") == 200_000
+    assert lookup_context_window("openai", "no-such-model") is None
+    assert lookup_context_window("simulator", "demo") is None

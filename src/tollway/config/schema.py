@@ -79,6 +79,7 @@ class TargetConfig(_Strict):
     weight: int = Field(default=1, ge=1, le=10_000)  # balance: weighted
     group: int = Field(default=0, ge=0)  # lower groups first; the next group when a whole group is unusable
     budget: BudgetConfig | None = None
+    context_window: int | None = Field(default=None, ge=1)  # tokens; default: the price book's, when it knows
     retry: RetryConfig | None = None
     timeouts: TimeoutsConfig | None = None
 

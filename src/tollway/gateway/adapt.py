@@ -108,7 +108,7 @@ class AdaptedRoutes:
             adapter = self._adapter(target.provider)
             if headers and isinstance(adapter, FormatAdapter):
                 adapter = adapter.with_headers(headers)
-            targets.append(Target(adapter, target.model, target.retry, target.timeouts))
+            targets.append(Target(adapter, target.model, target.retry, target.timeouts, target.context_window))
         return replace(route, targets=tuple(targets))
 
     def _adapter(self, provider: Provider) -> Provider:

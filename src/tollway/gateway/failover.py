@@ -11,7 +11,7 @@ attempt (its usage record carries them; they are never billed) and reported to t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from random import Random
@@ -24,6 +24,7 @@ from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, Upstr
 from tollway.gateway.relay import Call, Relay, is_event_stream, read_up_to
 from tollway.gateway.resilience import retry_after_s
 from tollway.gateway.routing import Route, Target
+from tollway.gateway.usage import estimate_prompt_tokens
 from tollway.metering.llm import AttemptRecord
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -71,9 +72,13 @@ class Failover(Relay):
         *,
         stream: bool,
         started_at: datetime,
+        prompt: Mapping[str, Any] | None = None,
     ) -> Answer:
         """The first answer a client can have, trying `targets` in order (then round again while
-        `max_attempts` allows, after a backoff); raises the most telling error when every try failed."""
+        `max_attempts` allows, after a backoff); raises the most telling error when every try failed.
+
+        `prompt`: what a prompt-size estimate reads, to pass over a target whose known context window it
+        exceeds (while another target remains to be tried: the last one is always asked)."""
         count = len(targets)
         if count == 0:
             raise UnavailableError(f"The model '{route.model}' has no target to send the request to.")
@@ -91,6 +96,7 @@ class Failover(Relay):
         resting: dict[int, float] = {}  # Retry-After of a target's last answer
         made = 0
         turn = 0
+        prompt_tokens = -1  # estimated once, when a context window makes it matter
         while made < max_attempts and len(unusable) < count:
             index, repeat = turn % count, turn // count
             turn += 1
@@ -116,6 +122,20 @@ class Failover(Relay):
             seen: list[UpstreamResponse] = []
             try:
                 body, payload = build(target)
+                window = target.context_window
+                # the estimate is under half the body's bytes: only a large body is estimated, and only
+                # while another target remains (the last one is always asked)
+                if (
+                    window is not None
+                    and prompt is not None
+                    and len(body) // 2 + 3 > window
+                    and made + 1 < max_attempts
+                    and len(unusable) + 1 < count
+                ):
+                    if prompt_tokens < 0:
+                        prompt_tokens = estimate_prompt_tokens(prompt)
+                    if prompt_tokens > window:
+                        raise _too_long(target, prompt_tokens, window)
                 request = UpstreamRequest(
                     path=path,
                     body=body,
@@ -251,6 +271,15 @@ class Failover(Relay):
         except BaseException:
             response.close()
             raise
+
+
+def _too_long(target: Target, tokens: int, window: int) -> ValidationError:
+    return ValidationError(
+        f"The prompt (about {tokens} tokens by estimate) does not fit the context window of {target.model} "
+        f"({window} tokens).",
+        field="messages",
+        code="context_length_exceeded",
+    )
 
 
 def _earliest(*times: float | None) -> float | None:

@@ -120,6 +120,7 @@ class Flow(Failover):
                 endpoint.upstream_path,
                 stream=parsed.stream,
                 started_at=started_at,
+                prompt=parsed.prompt,
             )
             target, response = answer.target, answer.response
             if parsed.dropped:

@@ -33,6 +33,18 @@ def _per_token(value: object) -> Decimal | None:
     return base / PER_MILLION if isinstance(base, Decimal) else None
 
 
+def lookup_context_window(provider_type: str, model: str) -> int | None:
+    """The model's context window in tokens, when the price book knows it."""
+    provider_id = PROVIDER_IDS.get(provider_type)
+    if provider_id is None:
+        return None
+    try:
+        window = calc_price(Usage(input_tokens=1), model, provider_id=provider_id).model.context_window
+    except LookupError:
+        return None
+    return window if isinstance(window, int) and window > 0 else None
+
+
 def lookup_price(provider_type: str, model: str) -> TokenPrice | None:
     provider_id = PROVIDER_IDS.get(provider_type)
     if provider_id is None:

@@ -18,6 +18,7 @@ class Target:
     model: str
     retry: RetryPolicy = DEFAULT_RETRY  # failover settings read when this target is tried
     timeouts: Timeouts = NO_TIMEOUTS
+    context_window: int | None = None  # tokens, when known: a prompt estimated larger goes elsewhere
 
 
 @dataclass(frozen=True, slots=True)
