@@ -297,11 +297,22 @@ async def test_day_query_in_a_zone_over_events_stored_outside_the_window(app: Ap
     assert await app.runtime.store.insert_events(old) == 2
     current = [event("now-1", time="2026-10-05T10:15:00Z", data={"n": 2}), event("now-2", time="2026-10-05T23:30:00Z")]
     assert (await app.client.post("/api/v1/events", content=orjson.dumps(current), headers=BATCH)).status_code == 204
-    for zone in ("Europe/Berlin", "Pacific/Kiritimati", "Etc/GMT+12"):
-        params = {"windowSize": "DAY", "windowTimeZone": zone}
+    bounded = {"from": "2026-10-01T00:00:00Z", "to": "2026-10-10T00:00:00Z"}
+    for zone, extra in (("Europe/Berlin", {}), ("Pacific/Kiritimati", bounded), ("Etc/GMT+12", bounded)):
+        params = {"windowSize": "DAY", "windowTimeZone": zone, **extra}
         response = await app.client.get("/api/v1/meters/calls/query", params=params, headers=ADMIN)
         assert response.status_code == 200, response.text
         assert sum(float(row["value"]) for row in response.json()["data"]) == 3  # 2 + 1, the legacy 200 left out
+    # Etc/GMT+12 is UTC-12, its days start at 12:00Z: 10:15Z on Oct 5 is Oct 4 there, 23:30Z is Oct 5
+    response = await app.client.get(
+        "/api/v1/meters/calls/query",
+        params={"windowSize": "DAY", "windowTimeZone": "Etc/GMT+12", **bounded},
+        headers=ADMIN,
+    )
+    assert [(row["windowStart"], row["value"]) for row in response.json()["data"] if row["value"] != "0"] == [
+        ("2026-10-04T12:00:00Z", "2"),
+        ("2026-10-05T12:00:00Z", "1"),
+    ]
     response = await app.client.get("/api/v1/meters/calls/query", headers=ADMIN)
     assert response.status_code == 200, response.text
 

@@ -43,8 +43,9 @@ def nested(depth: int, objects: bool) -> str:
     return "[" * depth + "1" + "]" * depth
 
 
+deep_texts = st.builds(nested, st.integers(120, 1100) | st.integers(1, 2000), st.booleans())  # 254..1023: the 500s
 special_texts = st.one_of(
-    st.builds(nested, st.integers(1, 2000), st.booleans()),
+    deep_texts,
     st.integers(19, 5000).map(lambda digits: "9" * digits),
     st.integers(19, 400).map(lambda digits: "-" + "9" * digits),
     st.integers(300, 100_000).map(lambda exponent: f"1e{exponent}"),
@@ -74,6 +75,19 @@ EVENT = (
 )
 FIELDS = st.sampled_from(["model", "messages", "input", "stream", "max_tokens", "metadata", "seed", "x"])
 EVENT_FIELDS = st.sampled_from(["id", "source", "type", "subject", "time", "data", "specversion", "x"])
+# Valid requests whose %s the gateway re-encodes (a model alias rewrites `model`; a translation rewrites all):
+# deep values there were the 500s of the issue.
+SCHEMA = '{"type": "object", "properties": {"a": %s}}'
+CARRIED = {
+    "chat": '{"model": "aliased", "messages": [{"role": "user", "content": "Hi"}], "x": %s}',
+    "embeddings": '{"model": "aliased", "input": "hello", "x": %s}',
+    "responses": '{"model": "aliased", "input": "hello", "tools": [{"type": "function", "name": "t", "parameters": '
+    + SCHEMA
+    + "}]}",
+    "messages": '{"model": "aliased", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}], '
+    '"tools": [{"name": "t", "input_schema": ' + SCHEMA + "}]}",
+    "event": EVENT % ('"x"', "%s"),
+}
 
 
 def within(template: str, fields: st.SearchStrategy[str]) -> st.SearchStrategy[bytes]:
@@ -82,9 +96,14 @@ def within(template: str, fields: st.SearchStrategy[str]) -> st.SearchStrategy[b
     )
 
 
-def bodies(template: str, fields: st.SearchStrategy[str]) -> st.SearchStrategy[bytes]:
+def bodies(template: str, fields: st.SearchStrategy[str], carried: str) -> st.SearchStrategy[bytes]:
+    in_carried = st.builds(
+        lambda value: (carried % value).encode("utf-8", "surrogatepass"), deep_texts | special_texts | values_as_text
+    )
     return st.one_of(
+        in_carried,
         within(template, fields),
+        in_carried,  # twice: half the examples go where the gateway re-encodes
         values_as_text.map(lambda text: text.encode("utf-8", "surrogatepass")),
         st.binary(max_size=300),
     )
@@ -117,14 +136,14 @@ def problem_shape(response: httpx.Response) -> None:
 
 
 TARGETS: list[tuple[str, dict[str, str], st.SearchStrategy[bytes], ShapeCheck]] = [
-    ("/v1/chat/completions", GATEWAY, bodies(CHAT, FIELDS), openai_shape),
-    ("/v1/embeddings", GATEWAY, bodies(EMBEDDINGS, FIELDS), openai_shape),
-    ("/v1/responses", GATEWAY, bodies(RESPONSES, FIELDS), openai_shape),
-    ("/v1/messages", GATEWAY, bodies(MESSAGES, FIELDS), anthropic_shape),
+    ("/v1/chat/completions", GATEWAY, bodies(CHAT, FIELDS, CARRIED["chat"]), openai_shape),
+    ("/v1/embeddings", GATEWAY, bodies(EMBEDDINGS, FIELDS, CARRIED["embeddings"]), openai_shape),
+    ("/v1/responses", GATEWAY, bodies(RESPONSES, FIELDS, CARRIED["responses"]), openai_shape),
+    ("/v1/messages", GATEWAY, bodies(MESSAGES, FIELDS, CARRIED["messages"]), anthropic_shape),
     (
         "/api/v1/events",
         {**ADMIN, "content-type": "application/cloudevents+json"},
-        bodies(EVENT, EVENT_FIELDS),
+        bodies(EVENT, EVENT_FIELDS, CARRIED["event"]),
         problem_shape,
     ),
 ]

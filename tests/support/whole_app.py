@@ -1,5 +1,7 @@
-"""The whole Tollway app (gateway and management API) in process on SQLite, with its runtime at hand: a simulator
-upstream, one consumer key, and one event meter (`calls`, SUM of `$.n` over `api.call` events)."""
+"""The whole Tollway app (gateway and management API) in process on SQLite, with its runtime at hand.
+
+A simulator upstream (model `demo`, also under the alias `aliased`), one consumer key, and one event meter
+(`calls`, SUM of `$.n` over `api.call` events)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ from tollway.settings import Settings
 
 CONFIG = {
     "providers": [{"name": "local", "type": "simulator"}],
-    "models": [{"name": "demo", "targets": [{"provider": "local", "model": "demo"}]}],
+    "models": [
+        {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
+        {"name": "aliased", "targets": [{"provider": "local", "model": "demo"}]},  # the gateway rewrites `model`
+    ],
     "consumers": [{"username": "acme-corp", "keys": [CONSUMER_KEY]}],
     "meters": [
         {"slug": "calls", "event_type": "api.call", "aggregation": "SUM", "value_property": "$.n"},

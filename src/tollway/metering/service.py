@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from tollway.clock import Clock
@@ -16,7 +17,7 @@ from tollway.metering.ingest import parse_events
 from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.ports import EventStore, MeterStore, Subject
 from tollway.metering.query import assemble, plan_query
-from tollway.metering.rollup import MINUTE_US, PartialRow, UniqueRow, contribute
+from tollway.metering.rollup import DAY_US, MINUTE_US, PartialRow, UniqueRow, contribute
 
 log = logging.getLogger("tollway.metering")
 
@@ -101,7 +102,7 @@ class MeteringService:
             query = await self._narrow_to_customer(query, customer)
         now = self._clock.now()
         span = await self._store.event_span(meter.event_type)
-        query, span = _within_window(query, span)
+        query, span = _within_window(query, span, now)
         plan = plan_query(query, span)
         if plan.level_us is None:
             events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
@@ -157,13 +158,19 @@ class MeteringService:
         )
 
 
-def _within_window(query: MeterQuery, span: tuple[int, int] | None) -> tuple[MeterQuery, tuple[int, int] | None]:
-    """The query and the stored span cut to the event-time window (1970 to 2200) when events outside it are
-    stored (accepted before the window was enforced): date arithmetic in a window's zone near year 1 or 9999
-    would overflow, and no such event counts."""
-    floor, ceiling = to_micros(EARLIEST), to_micros(LATEST)
+def _within_window(
+    query: MeterQuery, span: tuple[int, int] | None, now: datetime
+) -> tuple[MeterQuery, tuple[int, int] | None]:
+    """The query and the stored span cut to the event-time window when events outside it are stored (accepted
+    before the window was enforced): date arithmetic in a window's zone near year 1 or 9999 would overflow, and
+    no such event counts. The window's end for stored data is the day after tomorrow (no event is accepted more
+    than 5 minutes ahead), so an open-ended query does not enumerate windows up to 2200."""
+    today = to_micros(now) - to_micros(now) % DAY_US
+    floor, ceiling = to_micros(EARLIEST), min(to_micros(LATEST), today + 2 * DAY_US)
     if span is None or (span[0] >= floor and span[1] <= ceiling):
         return query, span
     start = query.start if query.start is not None and query.start >= EARLIEST else EARLIEST
-    end = query.end if query.end is not None and query.end <= LATEST else (LATEST if span[1] > ceiling else query.end)
+    end = query.end
+    if span[1] > ceiling and (end is None or end > from_micros(ceiling)):
+        end = from_micros(ceiling)
     return replace(query, start=start, end=end), (max(span[0], floor), min(span[1], ceiling))
