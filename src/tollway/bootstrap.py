@@ -23,6 +23,7 @@ from tollway.adapters.stripe.sync import StripeSync
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.app import create_management_app
 from tollway.asgi import TollwayApp
+from tollway.auth_failures import AuthFailures
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments, Seller
@@ -57,6 +58,7 @@ from tollway.metering.service import MeteringService
 from tollway.metering.sink import UsageSink
 from tollway.metering.spool import HandOffSink, JournalIngester
 from tollway.metering.worker import RollupWorker
+from tollway.scrub import Scrubber, scrub_logs
 from tollway.settings import Settings
 
 log = logging.getLogger("tollway")
@@ -124,12 +126,16 @@ class Runtime:
     invoices: InvoiceService | None = None
     billing: BillingWorker | None = None  # period close + Stripe sync; started when settings.billing_worker
     stripe: StripeApi | None = None  # the sync step's HTTP session, closed on stop
+    scrubber: Scrubber = field(default_factory=Scrubber)  # the credentials cut out of relayed errors and logs
+    auth_failures: AuthFailures | None = None  # shared by the gateway and the management API
+    _unscrub_logs: Callable[[], None] | None = None
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
     policy: BalancingPolicy | None = None  # routing: balancing, breakers, budgets (kept across reloads)
     health_checks: HealthChecks | None = None
 
     async def start(self) -> None:
+        self._unscrub_logs = scrub_logs(self.scrubber)
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
         await self._apply_catalog(self.config)
@@ -177,6 +183,8 @@ class Runtime:
             await provider.close()
         self.gateway.close()
         await self.store.close()
+        if self._unscrub_logs is not None:
+            self._unscrub_logs()
 
     def _reload_soon(self) -> None:
         self._spawn(self.reload())
@@ -243,6 +251,7 @@ class Runtime:
         except DomainError as exc:  # the file's keys work already; the store catches up on the next reload
             log.error("config reload: consumers not synced to the database: %s", exc.message)
         self.config, self.providers = config, providers
+        self.scrubber.update(secrets_of(self.settings, config))
         if retired:
             self._retired.extend(retired)
             self._spawn(self._close_later(retired, self.settings.upstream_timeout_s))
@@ -293,6 +302,11 @@ class Runtime:
         for provider in providers:
             self._retired.remove(provider)
             await provider.close()
+
+
+def secrets_of(settings: Settings, config: TollwayConfig) -> list[str | None]:
+    """The credentials Tollway holds that no answer or log line may show: provider keys, the admin token."""
+    return [*(p.api_key for p in config.providers), settings.admin_token, settings.stripe_secret_key]
 
 
 def _defines_catalog(config: TollwayConfig) -> bool:
@@ -413,6 +427,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
     }
     metrics = GatewayMetrics()
+    scrubber = Scrubber(secrets_of(settings, config))
+    auth_failures = AuthFailures(metrics.auth_failures, limit=settings.auth_failure_limit)
     pipeline: UsageSink
     if settings.ingest == "external":
         pipeline = HandOffSink(journal, interval_s=settings.flush_interval_s)
@@ -451,6 +467,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
             max_buffered_response_bytes=settings.max_buffered_response_bytes,
         ),
         access_log=open_access_log(settings),
+        scrubber=scrubber,
+        auth_failures=auth_failures,
         policy=policy,
     )
     stats = store.stats
@@ -497,6 +515,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         billing=build_billing_worker(services, stripe.run_once if stripe is not None else None),
         stripe=stripe.api if stripe is not None else None,
         invoice_preview=services.invoice_preview,
+        scrubber=scrubber,
+        auth_failures=auth_failures,
         policy=policy,
         health_checks=HealthChecks(policy),
     )
@@ -507,6 +527,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
     management = create_management_app(
         metering=runtime.metering,
         admin_token=runtime.settings.admin_token,
+        auth_failures=runtime.auth_failures,
         identity=runtime.identity,
         invoice_preview=runtime.invoice_preview,
         catalog=runtime.catalog,

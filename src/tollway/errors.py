@@ -97,6 +97,16 @@ class UpstreamTimeoutError(DomainError):
     kind = ErrorKind.UPSTREAM_TIMEOUT
 
 
+class RateLimitedError(DomainError):
+    """Too many requests (e.g. failed authentications from one address): try again in `retry_after_s`."""
+
+    kind = ErrorKind.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
 class InternalError(DomainError):
     kind = ErrorKind.INTERNAL
 

@@ -62,7 +62,10 @@ class ScrubbingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         presented = PRESENTED.get()
         scrub = self._scrubber.text
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the message: the handler reports that itself
+            return True
         cleaned = scrub(message, presented)
         if cleaned != message:
             record.msg, record.args = cleaned, None

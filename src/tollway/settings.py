@@ -52,6 +52,8 @@ class Settings:
     invoice_lookback_days: int = 90  # late usage re-rates issued invoices whose period ended this recently
     billing_worker: bool = True  # `tollway serve` runs the billing worker (period close, Stripe sync)
     billing_interval_s: float = 30.0  # how often the billing worker looks for work
+    # failed authentications (consumer keys, admin token) per client address per minute before it gets 429s; 0: off
+    auth_failure_limit: int = 60
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

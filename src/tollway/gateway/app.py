@@ -13,8 +13,16 @@ import logging
 import os
 import time
 
+from tollway.auth_failures import AuthFailures, client_address
 from tollway.clock import Clock
-from tollway.errors import DomainError, InternalError, MethodNotAllowedError, NotFoundError, UnauthenticatedError
+from tollway.errors import (
+    DomainError,
+    InternalError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthenticatedError,
+)
 from tollway.gateway.access_log import AccessLog
 from tollway.gateway.auth import Consumer, key_from_query, presented_key
 from tollway.gateway.endpoint import Endpoint, HandlerEndpoint, LlmEndpoint
@@ -27,6 +35,7 @@ from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.relay import Call, GatewayLimits
 from tollway.gateway.state import GatewayState
 from tollway.metering.sink import UsageSink
+from tollway.scrub import PRESENTED, Scrubber
 
 log = logging.getLogger("tollway.gateway")
 
@@ -55,8 +64,13 @@ class Gateway:
         admission: Admission | None = None,
         policy: TargetPolicy | None = None,
         endpoints: tuple[Endpoint, ...] = ENDPOINTS,
+        scrubber: Scrubber | None = None,
+        auth_failures: AuthFailures | None = None,
     ) -> None:
-        self.flow = Flow(state, pipeline, metrics, clock, limits, access_log, admission=admission, policy=policy)
+        self.flow = Flow(
+            state, pipeline, metrics, clock, limits, access_log, admission=admission, policy=policy, scrubber=scrubber
+        )
+        self._auth_failures = auth_failures
         self._access_log = access_log
         self._ids = RequestIds()
         self._exact = {e.path: e for e in endpoints if not (isinstance(e, HandlerEndpoint) and e.label)}
@@ -92,14 +106,15 @@ class Gateway:
                 )
             if isinstance(endpoint, HandlerEndpoint) and endpoint.key_in_query:
                 scope = key_from_query(scope)
-            call.consumer = self._authenticate(scope)
+            call.consumer = self._authenticate(scope, call)
             if isinstance(endpoint, LlmEndpoint):
                 await flow.run(endpoint, scope, receive, send, call)
             else:
                 await endpoint.handle(flow, scope, receive, send, call)
         except DomainError as error:
             status = status_of(error)
-            await send_bytes(send, status, errors.of_error(error), call.id_bytes, extra=headers_of(error))
+            body = flow.scrub(errors.of_error(error), call)
+            await send_bytes(send, status, body, call.id_bytes, extra=headers_of(error))
             flow.observe(call, status)
         except ClientGone:
             flow.observe(call, 499)
@@ -123,14 +138,27 @@ class Gateway:
             call.route = found.label
         return found
 
-    def _authenticate(self, scope: Scope) -> Consumer:
-        key = presented_key(scope["headers"])
+    def _authenticate(self, scope: Scope, call: Call) -> Consumer:
+        failures = self._auth_failures
+        address = client_address(scope.get("client")) if failures is not None else "-"
+        if failures is not None and (wait := failures.retry_after(address)) is not None:
+            raise RateLimitedError(
+                f"Too many failed authentications from this address; try again in {wait} seconds.",
+                retry_after_s=wait,
+                code="too_many_auth_failures",
+            )
+        key = call.key = presented_key(scope["headers"])
         if key is None:
+            if failures is not None:
+                failures.failed(address, "gateway")
             raise UnauthenticatedError(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>', 'x-api-key' or 'apikey'.",
                 code="missing_api_key",
             )
+        PRESENTED.set(key)  # log lines written while handling this request scrub it too
         consumer = self.flow.state.keys.authenticate(key)
         if consumer is None:
+            if failures is not None:
+                failures.failed(address, "gateway")
             raise UnauthenticatedError("Incorrect API key provided.", code="invalid_api_key")
         return consumer

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tollway.clock import Clock
+from tollway.errors import DomainError
 from tollway.gateway.errors import ErrorFormat
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider
@@ -76,6 +77,10 @@ class Steps(Protocol):
 
     async def run(self, endpoint: LlmEndpoint, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         """The one request flow, for an LLM endpoint a handler chose (e.g. by the model in its path)."""
+        ...
+
+    def credentials_refused(self, provider: str) -> DomainError:
+        """The 502 for an upstream that refused Tollway's own credentials (401/403), counted in /metrics."""
         ...
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 from tollway.error_shapes import kind_of_status, shape_of
-from tollway.errors import DomainError, ErrorKind, MethodNotAllowedError
+from tollway.errors import DomainError, ErrorKind, MethodNotAllowedError, RateLimitedError
 from tollway.gateway.decode import json_object
 from tollway.gateway.http import Headers, openai_error
 
@@ -29,6 +29,8 @@ def headers_of(error: DomainError) -> Headers | None:
         return CHALLENGE
     if isinstance(error, MethodNotAllowedError):
         return [(b"allow", error.allowed.encode())]
+    if isinstance(error, RateLimitedError):
+        return [(b"retry-after", str(error.retry_after_s).encode())]
     return None
 
 

@@ -28,6 +28,7 @@ from tollway.gateway.relay import Call, GatewayLimits, is_event_stream
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.sink import UsageSink
+from tollway.scrub import Scrubber
 
 DROPPED_HEADER = b"x-tollway-dropped"  # request fields a translation dropped for the target
 FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
@@ -45,10 +46,12 @@ class Flow(Failover):
         *,
         admission: Admission | None = None,
         policy: TargetPolicy | None = None,
+        scrubber: Scrubber | None = None,
         rng: Random | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.state = state
+        self._scrubber = scrubber or Scrubber()
         self._pipeline = pipeline
         self._metrics = metrics
         self._clock = clock
@@ -87,7 +90,7 @@ class Flow(Failover):
         return route
 
     async def respond(self, send: Send, call: Call, status: int, body: bytes) -> None:
-        await send_bytes(send, status, body, call.id_bytes)
+        await send_bytes(send, status, self.scrub(body, call) if status >= 400 else body, call.id_bytes)
         self.observe(call, status)
 
     # the flow --------------------------------------------------------------------------------------

@@ -129,6 +129,16 @@ class GatewayMetrics:
             "Requests whose usage had to be estimated (upstream reported none).",
             ("provider",),
         )
+        self.upstream_auth_failures = Counter(
+            "tollway_upstream_auth_failures_total",
+            "Upstream answers refusing Tollway's own provider credentials (401/403), answered 502.",
+            ("provider",),
+        )
+        self.auth_failures = Counter(
+            "tollway_auth_failures_total",
+            "Failed authentications (missing or wrong consumer key, admin token) by surface: gateway, admin.",
+            ("surface",),
+        )
         self._gauges: list[Gauge] = []
         self._sources: list[Callable[[], list[str]]] = []
 
@@ -141,7 +151,15 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         lines: list[str] = []
-        for metric in (self.requests, self.latency, self.tokens, self.upstream_errors, self.usage_estimated):
+        for metric in (
+            self.requests,
+            self.latency,
+            self.tokens,
+            self.upstream_errors,
+            self.usage_estimated,
+            self.upstream_auth_failures,
+            self.auth_failures,
+        ):
             lines.extend(metric.render())
         for gauge in self._gauges:
             lines.extend(gauge.render())

@@ -34,6 +34,7 @@ from tollway.gateway.usage import (
 )
 from tollway.metering.llm import AttemptRecord, LlmCall, TokenUsage
 from tollway.metering.sink import UsageSink
+from tollway.scrub import Scrubber
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -41,6 +42,9 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 RESPONSE_TAIL_BYTES = 64 * 1024
+# An upstream refusing Tollway's own credentials: never relayed as is (the consumer's key is not at fault,
+# and an upstream may echo the credential it got), but answered as the gateway's 502.
+CREDENTIALS_REFUSED = frozenset({401, 403})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class Call:
     recorded: bool = False  # a usage record was written (at most one per call)
     attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before the one that served it
     failure: str | None = None  # how the served try broke after its answer started ("timeout", "unreachable")
+    key: bytes | None = None  # the key the consumer presented: scrubbed from whatever the call relays
 
     @property
     def id_bytes(self) -> bytes:
@@ -77,12 +82,31 @@ def is_event_stream(response: UpstreamResponse) -> bool:
     return response.status == 200 and "event-stream" in response.content_type
 
 
+def upstream_auth_failed(provider: str) -> UpstreamFailedError:
+    """The gateway's own 502 for an upstream that refused Tollway's credentials (its body is not relayed)."""
+    return UpstreamFailedError(
+        f"The provider rejected Tollway's credentials for provider '{provider}'. This is a gateway "
+        "configuration problem, not a problem with your API key; the gateway's operator has to fix it.",
+        code="upstream_auth_failed",
+    )
+
+
 class Relay:
     state: GatewayState
     _pipeline: UsageSink
     _access_log: AccessLog | None
     _metrics: GatewayMetrics
     _limits: GatewayLimits
+    _scrubber: Scrubber
+
+    def scrub(self, body: bytes, call: Call) -> bytes:
+        """`body` without any credential Tollway holds nor the key this call presented."""
+        return self._scrubber.bytes(body, call.key)
+
+    def credentials_refused(self, provider: str) -> UpstreamFailedError:
+        """Count an upstream's 401/403 to Tollway's credentials and make the gateway's 502 for it."""
+        self._metrics.upstream_auth_failures.inc((provider,))
+        return upstream_auth_failed(provider)
 
     async def finish_unary(
         self,
@@ -135,9 +159,13 @@ class Relay:
         if status < 400 and parsed is None:
             status = 502
             raw = b"a response that is not a JSON object: " + raw[:200]
+        if status in CREDENTIALS_REFUSED:
+            self._metrics.upstream_errors.inc((target.provider.name, str(status)))
+            self.record(call, route, target, 502, False, None, started_at=started_at)
+            raise self.credentials_refused(target.provider.name)
         if status >= 400:
             self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-            body = (error_shape or as_openai_error)(raw, status)
+            body = self.scrub((error_shape or as_openai_error)(raw, status), call)
         else:
             assert parsed is not None
             reported = parsed.get("usage", parsed.get("usageMetadata"))  # Gemini-format answers: usageMetadata
@@ -269,7 +297,7 @@ class Relay:
                     reason = "stream_timeout" if error.timeout else "broken_stream"
                     self._metrics.upstream_errors.inc((target.provider.name, reason))
                     break
-                out = b"".join([tracker.relay(event) for event in framer.feed(chunk)])
+                out = self.scrub(b"".join([tracker.relay(event) for event in framer.feed(chunk)]), call)
                 if not client_gone and gone.is_set():
                     client_gone = True
                     drain_deadline = loop.time() + self._limits.drain_timeout_s

@@ -15,7 +15,7 @@ from tollway.gateway.endpoint import HandlerEndpoint, LlmEndpoint, Parsed, Steps
 from tollway.gateway.errors import STREAM_CUT, ErrorFormat, anthropic_body, to_anthropic_error
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider, UpstreamError, UpstreamRequest
-from tollway.gateway.relay import Call
+from tollway.gateway.relay import CREDENTIALS_REFUSED, Call
 from tollway.gateway.requests import parse_json_object, require_model, upstream_body
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker
@@ -158,6 +158,8 @@ async def count_tokens(flow: Steps, scope: Scope, receive: Receive, send: Send, 
     except UpstreamError as error:
         raise UpstreamFailedError(f"The upstream provider could not be reached: {error}") from None
     status = response.status
+    if status in CREDENTIALS_REFUSED:
+        raise flow.credentials_refused(target.provider.name)
     answer = to_anthropic_error(raw, status) if status >= 400 else raw
     await flow.respond(with_header(send, EXACT) if status < 400 else send, call, status, answer)
 

@@ -1,0 +1,58 @@
+"""A whole Tollway (composition root, SQLite, journal) in process over a given config, for ASGI clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+
+from tollway.asgi import TollwayApp
+from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.config.loader import load_config
+from tollway.settings import Settings
+
+ADDRESS = ("127.0.0.1", 50123)  # the client address the in-process transport reports
+
+
+@dataclass
+class InProcess:
+    app: TollwayApp
+    runtime: Runtime
+    directory: Path
+
+    def http(self, address: tuple[str, int] = ADDRESS) -> httpx.AsyncClient:
+        """An HTTP client for the app (close it: `async with`); `address` is the client address it reports."""
+        transport = httpx.ASGITransport(app=self.app, client=address)
+        return httpx.AsyncClient(transport=transport, base_url="http://tollway")
+
+    def http2(self, address: tuple[str, int] = ADDRESS) -> httpx2.AsyncClient:
+        """The same for the official SDKs (openai, anthropic), which are built on httpx2 (a fork of httpx)."""
+        transport = httpx2.ASGITransport(app=self.app, client=address)
+        return httpx2.AsyncClient(transport=transport, base_url="http://tollway")
+
+
+@asynccontextmanager
+async def in_process(directory: Path, config: dict[str, Any], **settings: Any) -> AsyncIterator[InProcess]:
+    """Tollway over `config` (written as the config file), started; stopped (usage flushed) on exit."""
+    config_path = directory / "tollway.yaml"
+    config_path.write_text(json.dumps(config))
+    chosen = Settings(
+        config=str(config_path),
+        database_url=f"sqlite:///{directory / 'tollway.db'}",
+        journal_dir=str(directory / "journal"),
+        billing_worker=False,
+        **settings,
+    )
+    runtime = build_runtime(chosen, load_config(config_path, {}))
+    app = build_app(runtime)
+    await runtime.start()
+    try:
+        yield InProcess(app, runtime, directory)
+    finally:
+        await runtime.stop()
