@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.composed import ADMIN_TOKEN, composed_app
+from tollway.cli.serving import start_warnings
+from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError
 from tollway.settings import Settings
 
@@ -83,3 +85,11 @@ def test_api_docs_takes_one_of_three_values() -> None:
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"TOLLWAY_API_DOCS": "public"})
     assert raised.value.problems == ["TOLLWAY_API_DOCS: expected one of admin, open, off, got 'public'"]
+
+
+def test_serve_warns_when_metrics_are_open_beyond_loopback() -> None:
+    config = TollwayConfig()
+    warned = "TOLLWAY_METRICS_TOKEN is not set: /metrics (models, token counts) answers anyone who reaches 0.0.0.0:9000"
+    assert warned in start_warnings(Settings(host="0.0.0.0", port=9000, admin_token="t"), config)
+    for quiet in (Settings(admin_token="t"), Settings(host="0.0.0.0", admin_token="t", metrics_token="m")):
+        assert not [line for line in start_warnings(quiet, config) if "METRICS" in line]

@@ -11,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from tollway.api.customer_codec import decode_customer, encode_customer
-from tollway.api.listing import paginated, parse_flag, parse_page
-from tollway.api.openapi import body_schema, problem_responses
+from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, items_of, paginated, parse_flag, parse_page
+from tollway.api.openapi import NON_BLANK, body_schema, problem_responses
 from tollway.api.subscription_codec import encode_subscription
 from tollway.api.wire import Json, one_of, parse_body
 from tollway.billing.customers import Customer
 from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
+from tollway.billing.validation import COUNTRY, EMAIL, KEY
+from tollway.money import CURRENCY_EXPONENTS
 
 
 class _Strict(BaseModel):
@@ -25,28 +27,36 @@ class _Strict(BaseModel):
 
 
 class UsageAttributionIn(_Strict):
-    subjectKeys: list[str] = Field(description="Subjects whose usage this customer pays for (each at most one).")
+    subjectKeys: list[str] | None = Field(
+        None,
+        description="Subjects whose usage this customer pays for (each at most one); absent: none.",
+        json_schema_extra={"uniqueItems": True, "items": {"type": "string", **NON_BLANK}},
+    )
 
 
 class AddressIn(_Strict):
-    country: str | None = Field(None, description="ISO 3166-1 alpha-2.")
-    postalCode: str | None = None
-    state: str | None = None
-    city: str | None = None
-    line1: str | None = None
-    line2: str | None = None
-    phoneNumber: str | None = None
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2.", json_schema_extra={"pattern": COUNTRY.pattern})
+    postalCode: str | None = Field(None, json_schema_extra=NON_BLANK)
+    state: str | None = Field(None, json_schema_extra=NON_BLANK)
+    city: str | None = Field(None, json_schema_extra=NON_BLANK)
+    line1: str | None = Field(None, json_schema_extra=NON_BLANK)
+    line2: str | None = Field(None, json_schema_extra=NON_BLANK)
+    phoneNumber: str | None = Field(None, json_schema_extra=NON_BLANK)
 
 
 class CustomerIn(_Strict):
-    key: str
-    name: str
+    key: str = Field(json_schema_extra={"pattern": KEY.pattern})
+    name: str = Field(json_schema_extra=NON_BLANK)
     description: str | None = None
-    primaryEmail: str | None = None
-    currency: str | None = Field(None, description="ISO 4217; defaults to the plan's.")
+    primaryEmail: str | None = Field(None, json_schema_extra={"pattern": EMAIL.pattern})
+    currency: str | None = Field(
+        None, description="ISO 4217; defaults to the plan's.", json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)}
+    )
     billingAddress: AddressIn | None = None
     usageAttribution: UsageAttributionIn | None = None
-    stripeCustomerId: str | None = Field(None, description="Tollway's extension: the linked Stripe customer.")
+    stripeCustomerId: str | None = Field(
+        None, description="Tollway's extension: the linked Stripe customer.", json_schema_extra=NON_BLANK
+    )
     metadata: dict[str, str] | None = None
 
 
@@ -93,12 +103,14 @@ def customers_router(catalog: CatalogService) -> APIRouter:
         name: Annotated[str | None, Query(description="Case-insensitive, partial.")] = None,
         primary_email: Annotated[str | None, Query(alias="primaryEmail")] = None,
         plan_key: Annotated[str | None, Query(alias="planKey", description="With an active subscription.")] = None,
-        include_deleted: Annotated[str | None, Query(alias="includeDeleted")] = None,
-        order_by: Annotated[str | None, Query(alias="orderBy", description="id, name, createdAt")] = None,
-        order: Annotated[str | None, Query(description="ASC, DESC")] = None,
+        include_deleted: Annotated[str | None, Query(alias="includeDeleted", json_schema_extra=FLAG_SCHEMA)] = None,
+        order_by: Annotated[
+            str | None, Query(alias="orderBy", json_schema_extra={"enum": ["id", "name", "createdAt"]})
+        ] = None,
+        order: Annotated[str | None, Query(json_schema_extra={"enum": ["ASC", "DESC"]})] = None,
         expand: Annotated[list[str] | None, Query(description="subscriptions")] = None,
-        page: Annotated[str | None, Query()] = None,
-        page_size: Annotated[str | None, Query(alias="pageSize")] = None,
+        page: Annotated[str | None, Query(json_schema_extra=PAGE_SCHEMA)] = None,
+        page_size: Annotated[str | None, Query(alias="pageSize", json_schema_extra=PAGE_SIZE_SCHEMA)] = None,
     ) -> Json:
         params = request.query_params
         pages = parse_page(params)
@@ -176,9 +188,11 @@ def customers_router(catalog: CatalogService) -> APIRouter:
     async def list_customer_subscriptions(
         customerIdOrKey: str,
         request: Request,
-        status: Annotated[list[str] | None, Query(description="active, inactive, canceled, scheduled")] = None,
-        page: Annotated[str | None, Query()] = None,
-        page_size: Annotated[str | None, Query(alias="pageSize")] = None,
+        status: Annotated[
+            list[str] | None, Query(json_schema_extra=items_of("active", "inactive", "canceled", "scheduled"))
+        ] = None,
+        page: Annotated[str | None, Query(json_schema_extra=PAGE_SCHEMA)] = None,
+        page_size: Annotated[str | None, Query(alias="pageSize", json_schema_extra=PAGE_SIZE_SCHEMA)] = None,
     ) -> Json:
         pages = parse_page(request.query_params)
         wanted = {one_of(s, ("active", "inactive", "canceled", "scheduled"), "status") for s in status or ()}

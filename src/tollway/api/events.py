@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tollway import bounded_json
+from tollway.api.openapi import TEXT_255, TIME, problem_responses
 from tollway.errors import TooLargeError, UnsupportedMediaTypeError, ValidationError
 from tollway.metering.service import MeteringService
 
@@ -21,11 +22,61 @@ SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 EITHER = ("application/json", "")
 
+CLOUDEVENT_SCHEMA = {
+    "type": "object",
+    "description": "A CloudEvents 1.0 event. `time` defaults to now; it lies from 1970-01-01T00:00:00Z to 5 minutes "
+    "ahead of the server's clock. Other attributes (CloudEvents extensions) are accepted and not stored.",
+    "required": ["specversion", "id", "source", "type", "subject"],
+    "properties": {
+        "specversion": {"type": "string", "enum": ["1.0"]},
+        "id": TEXT_255,
+        "source": TEXT_255,
+        "type": TEXT_255,
+        "subject": TEXT_255,
+        "time": {**TIME, "type": ["string", "null"]},
+        "datacontenttype": {"type": ["string", "null"], "pattern": "^\\s*(application|text)/json\\s*(;.*)?$"},
+        "data": {"type": ["object", "null"], "description": "The meters' values and groupBy dimensions."},
+    },
+    "not": {"required": ["data_base64"]},
+}
+BATCH_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": CLOUDEVENT_SCHEMA,
+    "description": f"At most {MAX_BATCH_EVENTS} events (more: 413); all stored or none.",
+}
+EVENTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            SINGLE: {"schema": CLOUDEVENT_SCHEMA},
+            BATCH: {"schema": BATCH_SCHEMA},
+            "application/json": {"schema": {"oneOf": [CLOUDEVENT_SCHEMA, BATCH_SCHEMA]}},
+        },
+    }
+}
+
 
 def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
     router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
-    @router.post("", summary="Ingest CloudEvents", status_code=204, response_class=Response)
+    @router.post(
+        "",
+        summary="Ingest CloudEvents",
+        status_code=204,
+        response_class=Response,
+        responses={
+            204: {
+                "description": "Every event stored or already stored (same source and id).",
+                "headers": {
+                    "Tollway-Events-Received": {"schema": {"type": "integer"}},
+                    "Tollway-Events-Stored": {"schema": {"type": "integer"}, "description": "New ones."},
+                },
+            },
+            **problem_responses(400, 413, 415),
+        },
+        openapi_extra=EVENTS_BODY,
+    )
     async def ingest(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:

@@ -9,23 +9,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from tollway.api.feature_codec import decode_feature, encode_feature
-from tollway.api.listing import paginated, parse_flag, parse_page
+from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, paginated, parse_flag, parse_page
 from tollway.api.openapi import body_schema, problem_responses
 from tollway.api.wire import parse_body
 from tollway.billing.service import CatalogService
+from tollway.billing.validation import KEY
 
 
 class FilterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    eq: str | None = Field(None, alias="$eq")
-    in_: list[str] | None = Field(None, alias="$in")
+    """Exactly one of $eq and $in (the model describes the body; the route decodes it)."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, json_schema_extra={"minProperties": 1, "maxProperties": 1}
+    )
+    eq: str = Field(None, alias="$eq", min_length=1)  # type: ignore[assignment]  # absent, never null
+    in_: list[str] = Field(None, alias="$in", min_length=1, json_schema_extra={"items": {"minLength": 1}})  # type: ignore[assignment]
 
 
 class FeatureCreate(BaseModel):
     """A meter narrowed by filters on its group-by dimensions."""
 
     model_config = ConfigDict(extra="forbid")
-    key: str
+    key: str = Field(json_schema_extra={"pattern": KEY.pattern})
     name: str | None = Field(None, description="Defaults to the key.")
     meterSlug: str | None = None
     meterGroupByFilters: dict[str, str | list[str]] | None = Field(
@@ -42,9 +47,12 @@ def features_router(catalog: CatalogService) -> APIRouter:
     async def list_features(
         request: Request,
         meter_slug: Annotated[list[str] | None, Query(alias="meterSlug")] = None,
-        include_archived: Annotated[str | None, Query(alias="includeArchived")] = None,
-        page: Annotated[str | None, Query(description="With page or pageSize the answer is paginated.")] = None,
-        page_size: Annotated[str | None, Query(alias="pageSize")] = None,
+        include_archived: Annotated[str | None, Query(alias="includeArchived", json_schema_extra=FLAG_SCHEMA)] = None,
+        page: Annotated[
+            str | None,
+            Query(description="With page or pageSize the answer is paginated.", json_schema_extra=PAGE_SCHEMA),
+        ] = None,
+        page_size: Annotated[str | None, Query(alias="pageSize", json_schema_extra=PAGE_SIZE_SCHEMA)] = None,
     ) -> list[dict[str, Any]] | dict[str, Any]:
         params = request.query_params
         pages = parse_page(params)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 
 from tollway import bounded_json
 from tollway.api.invoice_codec import invoice_json
+from tollway.api.openapi import TIME, or_empty, problem_responses
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.errors import ValidationError
 from tollway.metering.events import parse_time
@@ -32,7 +33,17 @@ def _moment(raw: object, name: str) -> datetime | None:
 def invoices_preview_router(preview: InvoicePreview) -> APIRouter:
     router = APIRouter(tags=["invoices"])
 
-    @router.get("/api/v1/invoices/preview", summary="Preview the invoice of the current period")
+    @router.get(
+        "/api/v1/invoices/preview",
+        summary="Preview the invoice of the current period",
+        responses=problem_responses(400, 404),
+        openapi_extra={
+            "parameters": [
+                {"name": "customer", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}},
+                {"name": "at", "in": "query", "schema": or_empty(TIME)},
+            ]
+        },
+    )
     async def preview_invoice(request: Request) -> dict[str, Any]:
         """The closing invoice of the period holding `at` (default now) for the customer's subscription active
         at `at`, with usage so far: a draft, without id or number."""
@@ -45,6 +56,23 @@ def invoices_preview_router(preview: InvoicePreview) -> APIRouter:
     @router.post(
         "/api/v1/billing/customers/{customer_id}/invoices/simulate",
         summary="Simulate the customer's invoice for the current period",
+        responses=problem_responses(400, 404),
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "currency": {"type": "string", "description": "Must be the subscription's."},
+                                "at": TIME,
+                            },
+                        }
+                    }
+                },
+            }
+        },
     )
     async def simulate_invoice(customer_id: str, request: Request) -> dict[str, Any]:
         """OpenMeter's simulate route, answered with the live preview. Body (optional): `currency` (must be the

@@ -6,10 +6,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tollway.api.openapi import or_empty
 from tollway.api.wire import Json
 from tollway.errors import ValidationError
 
 T = TypeVar("T")
+
+# How the list parameters look in the OpenAPI document (Query(json_schema_extra=...)): the routes read them
+# from the query themselves, to name the offending one in their own words.
+# Given empty, each reads as absent (the default page, false).
+PAGE_SCHEMA = or_empty({"type": "integer", "minimum": 1, "maximum": 1_000_000})
+PAGE_SIZE_SCHEMA = or_empty({"type": "integer", "minimum": 1, "maximum": 1000})
+FLAG_SCHEMA = {"type": "string", "enum": ["true", "false", "1", "0", ""]}
+
+
+def items_of(*values: str) -> dict[str, object]:
+    """A repeated query parameter whose every value is one of `values`."""
+    return {"items": {"type": "string", "enum": list(values)}}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,100 @@ from starlette.responses import Response
 
 from tollway import bounded_json
 from tollway.api.encoding import decimal_text
+from tollway.api.openapi import TIME, or_empty, problem_responses
 from tollway.errors import ValidationError
 from tollway.metering.aggregation import MeterQuery, QueryRow, parse_zone
 from tollway.metering.events import format_time, parse_time
-from tollway.metering.meters import Meter, WindowSize
+from tollway.metering.meters import Aggregation, Meter, WindowSize
 from tollway.metering.service import MeteringService
+
+_JSON_PATH = {
+    "type": "string",
+    "pattern": "^\\$(\\.[A-Za-z_][A-Za-z0-9_]*|\\[[0-9]+\\])+$",
+    "description": "A JSONPath into the event's data: `$.a.b`, `$.a[0]` (also `$['a b']`).",
+}
+METER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["slug", "eventType", "aggregation"],
+                    "properties": {
+                        "slug": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_\\-]{0,62}$"},
+                        "name": {"type": ["string", "null"]},
+                        "description": {"type": ["string", "null"]},
+                        "eventType": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "aggregation": {"type": "string", "enum": [a.value for a in Aggregation]},
+                        "valueProperty": {
+                            **_JSON_PATH,
+                            "type": ["string", "null"],
+                            "description": "Required unless aggregation is COUNT.",
+                        },
+                        "groupBy": {
+                            "type": ["object", "null"],
+                            "maxProperties": 32,
+                            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,62}$", "not": {"const": "subject"}},
+                            "additionalProperties": _JSON_PATH,
+                        },
+                    },
+                    "if": {"not": {"properties": {"aggregation": {"const": "COUNT"}}}},
+                    "then": {"required": ["valueProperty"], "properties": {"valueProperty": {"type": "string"}}},
+                }
+            }
+        },
+    }
+}
+_TIME = or_empty(TIME)  # given empty: absent
+QUERY_PARAMETERS = {
+    "parameters": [
+        {"name": "from", "in": "query", "schema": _TIME, "description": "Start (inclusive, RFC 3339); before `to`."},
+        {"name": "to", "in": "query", "schema": _TIME, "description": "End (exclusive, RFC 3339)."},
+        {
+            "name": "windowSize",
+            "in": "query",
+            "schema": {"type": "string", "enum": [*(w.value for w in WindowSize), ""]},
+            "description": "One row per window and group; absent: one row per group over the whole range.",
+        },
+        {
+            "name": "windowTimeZone",
+            "in": "query",
+            "schema": {"type": "string", "default": "UTC"},
+            "description": "An IANA time zone for DAY and MONTH windows, e.g. Europe/Berlin.",
+        },
+        {
+            "name": "subject",
+            "in": "query",
+            "schema": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "style": "form",
+            "explode": True,
+        },
+        {
+            "name": "groupBy",
+            "in": "query",
+            "schema": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "style": "form",
+            "explode": True,
+            "description": "`subject` or one of the meter's groupBy names (comma-separated or repeated).",
+        },
+        {
+            "name": "filterGroupBy",
+            "in": "query",
+            "schema": {"type": "string", "pattern": "^(\\{.*\\}|[^=,]+=[^,]*(,[^=,]+=[^,]*)*)$"},
+            "description": "name=value pairs (comma-separated), or a JSON object of names to values; also "
+            "`filterGroupBy[name]=value`.",
+        },
+        {"name": "customer", "in": "query", "schema": {"type": "string"}, "description": "Not supported yet."},
+    ],
+    "responses": {
+        "200": {
+            "description": "Rows (JSON), or CSV with `Accept: text/csv`.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+}
 
 
 def meter_json(meter: Meter) -> dict[str, Any]:
@@ -128,7 +217,9 @@ def meters_router(service: MeteringService) -> APIRouter:
     async def list_meters() -> list[dict[str, Any]]:
         return [meter_json(m) for m in await service.meters()]
 
-    @router.post("", summary="Create a meter", status_code=201)
+    @router.post(
+        "", summary="Create a meter", status_code=201, responses=problem_responses(400, 409), openapi_extra=METER_BODY
+    )
     async def create_meter(request: Request) -> dict[str, Any]:
         body = bounded_json.decode(await request.body())
         if not isinstance(body, dict):
@@ -139,19 +230,36 @@ def meters_router(service: MeteringService) -> APIRouter:
         for name in ("slug", "eventType", "aggregation"):
             if not isinstance(body.get(name), str) or not body[name]:
                 raise ValidationError(f"{name} is required (a string)", field=name)
+        for name in ("name", "description"):
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise ValidationError(f"{name} must be a string", field=name)
+        if body.get("groupBy") is not None and not isinstance(body["groupBy"], dict):  # false, [] or "" too
+            raise ValidationError("groupBy must map names to JSONPath strings", field="groupBy")
         meter = Meter.from_record({**body, "managedBy": "api"})  # MeterFieldError names its field
         return meter_json(await service.create_meter(meter))
 
-    @router.get("/{slug}", summary="Get a meter")
+    @router.get("/{slug}", summary="Get a meter", responses=problem_responses(404))
     async def get_meter(slug: str) -> dict[str, Any]:
         return meter_json(await service.meter(slug))
 
-    @router.delete("/{slug}", summary="Delete a meter", status_code=204, response_class=Response)
+    @router.delete(
+        "/{slug}",
+        summary="Delete a meter (only one created through this API)",
+        status_code=204,
+        response_class=Response,
+        responses=problem_responses(404, 409),
+    )
     async def delete_meter(slug: str) -> Response:
         await service.delete_meter(slug)
         return Response(status_code=204)
 
-    @router.get("/{slug}/query", summary="Query a meter", response_model=None)
+    @router.get(
+        "/{slug}/query",
+        summary="Query a meter",
+        response_model=None,
+        responses=problem_responses(400, 404),
+        openapi_extra=QUERY_PARAMETERS,
+    )
     async def query_meter(slug: str, request: Request) -> dict[str, Any] | Response:
         query = parse_meter_query(request)
         customer = request.query_params.get("customer")

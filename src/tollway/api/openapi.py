@@ -44,6 +44,23 @@ _PROBLEM_TEXT = {
     415: "Unsupported content type; nothing was stored.",
     503: "Not configured on this server.",
 }
+# A non-blank string of at most 255 characters without control characters (an event's id, source, type, subject).
+TEXT_255: Json = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$",
+}
+# An RFC 3339 time within the window every stored or queried time lies in (1970 to 2200).
+TIME: Json = {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|2[01][0-9][0-9])-"}
+
+
+def or_empty(schema: Json) -> Json:
+    """A query parameter the route reads as absent when it is given empty (`?to=`)."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
+NON_BLANK: Json = {"minLength": 1, "pattern": "\\S"}  # json_schema_extra of a string that must not be blank
 SECURITY_SCHEME = "adminToken"
 PUBLIC: Json = {"security": []}  # `openapi_extra` of a route that takes no admin token
 
@@ -100,6 +117,7 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
     the security scheme; a problem+json 401 (unless public), 400 (when it takes parameters or a body), 404 (when
     its path names something), 413 (when it takes a body); no 422 (validation failures answer 400); optional
     query parameters as their own type (FastAPI writes `anyOf: [type, null]`, but a query has no null)."""
+    spec = copy.deepcopy(spec)  # route declarations (openapi_extra) are shared module constants
     components = spec.setdefault("components", {})
     components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
         "type": "http",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from tollway.api.listing import paginated, parse_page
+from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, items_of, paginated, parse_page
 from tollway.api.openapi import body_schema, problem_responses
 from tollway.api.plan_codec import PLAN_STATUS_WIRE, decode_plan, encode_plan
 from tollway.api.wire import one_of, parse_body
@@ -121,11 +121,13 @@ def plans_router(catalog: CatalogService) -> APIRouter:
     async def list_plans(
         request: Request,
         key: Annotated[list[str] | None, Query()] = None,
-        status: Annotated[list[str] | None, Query(description="draft, active, archived, scheduled")] = None,
+        status: Annotated[
+            list[str] | None, Query(json_schema_extra=items_of("draft", "active", "archived", "scheduled"))
+        ] = None,
         plan_id: Annotated[list[str] | None, Query(alias="id")] = None,
         currency: Annotated[list[str] | None, Query()] = None,
-        page: Annotated[str | None, Query()] = None,
-        page_size: Annotated[str | None, Query(alias="pageSize")] = None,
+        page: Annotated[str | None, Query(json_schema_extra=PAGE_SCHEMA)] = None,
+        page_size: Annotated[str | None, Query(alias="pageSize", json_schema_extra=PAGE_SIZE_SCHEMA)] = None,
     ) -> dict[str, Any]:
         pages = parse_page(request.query_params)
         wanted = {one_of(s, ("draft", "active", "archived", "scheduled"), "status") for s in status or ()}
@@ -166,7 +168,7 @@ def plans_router(catalog: CatalogService) -> APIRouter:
     async def get_plan(
         planId: str,
         version: Annotated[int | None, Query(ge=1, description="With a key: this version.")] = None,
-        include_latest: Annotated[str | None, Query(alias="includeLatest")] = None,
+        include_latest: Annotated[str | None, Query(alias="includeLatest", json_schema_extra=FLAG_SCHEMA)] = None,
     ) -> dict[str, Any]:
         if include_latest in ("true", "1") and version is None and not looks_like_id(planId):
             return encode_plan(await _latest(catalog, planId))

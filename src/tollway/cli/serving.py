@@ -15,6 +15,7 @@ from tollway.config.schema import TollwayConfig
 from tollway.settings import Settings
 
 LISTEN_BACKLOG = 2048
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class PortInUse(Exception):
@@ -47,6 +48,11 @@ def start_warnings(settings: Settings, config: TollwayConfig) -> list[str]:
         lines.append("no consumers in the config: only keys created with `tollway keys create` or the API are accepted")
     if not settings.admin_token:
         lines.append("TOLLWAY_ADMIN_TOKEN is not set: the management API (/api/v1) is off")
+    if settings.host not in LOOPBACK and not settings.metrics_token:
+        lines.append(
+            f"TOLLWAY_METRICS_TOKEN is not set: /metrics (models, token counts) answers anyone who reaches "
+            f"{settings.host}:{settings.port}"
+        )
     return lines
 
 

@@ -1,0 +1,119 @@
+"""schemathesis, with every check, against a live `tollway serve`: the OpenAPI document describes what the
+management API does (request bodies, parameters, every status with its problem+json body, the admin bearer
+scheme), schema-valid requests are accepted, schema-violating ones refused, no 5xx, 405 with `Allow`.
+
+Every check is on (schemathesis' default; the CLI's `--checks all` would also override the per-operation
+exceptions below). The run is bounded (a fixed seed, a few examples per operation) to stay within ~30 s on a
+2-core machine. A check is switched off only for the operation where it cannot hold, each with its reason
+(CONFIG below). The
+gateway (/v1/...) is not part of this document: it speaks the OpenAI, Anthropic and Gemini APIs, whose own
+specifications describe it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.tollway_process import ADMIN_TOKEN, TollwayProcess
+
+MAX_EXAMPLES = 5
+ENV = {
+    "TOLLWAY_STRIPE_WEBHOOK_SECRET": "whsec_schemathesis",  # the webhook answers 503 without one
+    # schemathesis sends hundreds of requests without the admin token on purpose (the 401 checks): no throttling
+    "TOLLWAY_AUTH_FAILURE_LIMIT": "0",
+}
+SEED = 20261207
+
+# Per-operation exceptions, each for a reason no schema can carry.
+CONFIG = """
+[[operations]]
+# A valid Stripe-Signature is an HMAC of the body with the endpoint's secret: a generated request carries none,
+# so schema-valid requests are refused (400) by design.
+include-name = "POST /api/v1/stripe/webhook"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# An event's time may be at most 5 minutes ahead of the server's clock: a bound relative to the time of the
+# request, which a schema cannot state.
+include-name = "POST /api/v1/events"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# groupBy must name the queried meter's own dimensions (stored state, not the schema), and from must be before to.
+include-name = "GET /api/v1/meters/{slug}/query"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# models must name models of the running configuration (it changes on reload); a key's expiresAt must be in the
+# future of the server's clock and its models within the consumer's.
+include-name = [
+    "POST /api/v1/consumers",
+    "PATCH /api/v1/consumers/{username}",
+    "POST /api/v1/consumers/{username}/keys",
+]
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# A feature's filters need its meter (meterSlug) and must name that stored meter's groupBy dimensions.
+include-name = "POST /api/v1/features"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# Plans and subscriptions are valid only together with the stored catalog and by rules across fields (a rate
+# card's feature must exist and match its price type, tiers ascend, phases other than the last have a duration,
+# exactly one of customerId and customerKey, a change needs a published plan version ...).
+include-name = [
+    "POST /api/v1/plans",
+    "PUT /api/v1/plans/{planId}",
+    "POST /api/v1/subscriptions",
+    "POST /api/v1/subscriptions/{subscriptionId}/cancel",
+    "POST /api/v1/subscriptions/{subscriptionId}/change",
+    "POST /api/v1/subscriptions/{subscriptionId}/migrate",
+]
+checks.positive_data_acceptance.enabled = false
+"""
+
+
+@pytest.fixture
+def tollway(tmp_path: Path) -> Iterator[TollwayProcess]:
+    process = TollwayProcess(tmp_path, {}, env=ENV).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_schemathesis_with_all_checks_finds_nothing(tollway: TollwayProcess, tmp_path: Path) -> None:
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{tollway.base_url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {ADMIN_TOKEN}",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--generation-database",
+        "none",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "10",
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report[-12000:]
+    assert "Tested: " in report, report[-4000:]
