@@ -82,9 +82,12 @@ LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def scrub_logs(scrubber: Scrubber) -> Callable[[], None]:
-    """Put a scrubbing filter on the handlers of the root and uvicorn loggers; returns its removal."""
+    """Put a scrubbing filter on the handlers of the root and uvicorn loggers (and on logging's last resort);
+    returns its removal."""
     scrubbing = ScrubbingFilter(scrubber)
     handlers = {id(h): h for name in LOGGERS for h in logging.getLogger(name).handlers}
+    if logging.lastResort is not None:  # what a record reaches when no handler is configured (a spawned worker)
+        handlers[id(logging.lastResort)] = logging.lastResort
     for handler in handlers.values():
         handler.addFilter(scrubbing)
 

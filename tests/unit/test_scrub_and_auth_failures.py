@@ -69,7 +69,10 @@ def test_scrub_logs_filters_root_handlers_until_removed() -> None:
     try:
         remove = scrub_logs(Scrubber([PROVIDER_KEY]))
         logging.getLogger("tollway.test_scrub_root").error("key %s", PROVIDER_KEY)
+        assert logging.lastResort is not None  # used when no handler is configured (a spawned worker)
+        assert any(isinstance(f, ScrubbingFilter) for f in logging.lastResort.filters)
         remove()
+        assert not logging.lastResort.filters
         logging.getLogger("tollway.test_scrub_root").error("after %s", "removal")
     finally:
         root.removeHandler(handler)
