@@ -3,18 +3,20 @@
 
 No sockets and no upstream: the gateway's ASGI app (auth, parse, route, target policy, relay, usage
 record handed to a sink that drops it) over an in-memory provider that answers a fixed chat
-completion at once. The two setups alternate, each measured as CPU time (time.process_time) over a
-batch of requests; the best batch of each is reported, so other load on the machine inflates both
-alike rather than one of them.
+completion at once. The two setups alternate in many small batches (a garbage collection before
+each), each batch measured as CPU time (time.process_time); the median and the best batch of each
+are reported, so other load on the machine inflates both alike rather than one of them.
 
-    .venv/bin/python bench/routing.py                  # 8 alternations x 5,000 requests
-    .venv/bin/python bench/routing.py --rounds 4 --requests 2000
+    .venv/bin/python bench/routing.py                  # 30 alternations x 1,000 requests
+    .venv/bin/python bench/routing.py --rounds 60 --requests 2000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import statistics
 import time
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 from typing import Any
@@ -144,21 +146,24 @@ async def drive(app: Gateway, requests: int) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
     apps = {"single target": gateway(False), "two targets, weighted 3:1": gateway(True)}
     for app in apps.values():
-        await drive(app, 500)  # warm-up
-    best: dict[str, float] = {}
+        await drive(app, 2000)  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(args.rounds):
         for name, app in apps.items():
-            per_request = await drive(app, args.requests)
-            best[name] = min(best.get(name, per_request), per_request)
-    for name, value in best.items():
-        print(f"{name:28s} {value * 1e6:6.1f} µs CPU per request (best of {args.rounds} x {args.requests:,})")
-    single, weighted = best.values()
-    print(f"weighted / single: {weighted / single:.3f}")
+            gc.collect()
+            samples[name].append(await drive(app, args.requests))
+    for name, values in samples.items():
+        print(
+            f"{name:28s} median {statistics.median(values) * 1e6:6.1f} µs, best {min(values) * 1e6:6.1f} µs "
+            f"CPU per request ({args.rounds} batches of {args.requests:,})"
+        )
+    single, weighted = (statistics.median(values) for values in samples.values())
+    print(f"weighted / single (medians): {weighted / single:.3f}")
 
 
 if __name__ == "__main__":

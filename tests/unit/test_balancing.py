@@ -518,3 +518,9 @@ def test_an_adapted_route_gets_its_own_targets_back_in_the_chosen_order() -> Non
     )
     chosen: Sequence[Target] = harness.policy.targets(adapted, harness.call)
     assert chosen[0] is adapted.targets[1]
+    # weights 1:2 give b, a, b, b, a, b, ...: each view of the route gets its own target objects
+    picks = [harness.policy.targets(route, harness.call) for route in (harness.route, adapted) * 3]
+    assert [p[0].provider.name for p in picks] == ["a", "b", "b", "a", "b", "b"]
+    for number, pick in enumerate(picks):
+        view = (harness.route, adapted)[number % 2]
+        assert all(any(t is own for own in view.targets) for t in pick)

@@ -39,7 +39,19 @@ from tollway.metering.llm import TokenPrice
 class Plan:
     """One model's targets, grouped, with its strategy."""
 
-    __slots__ = ("dynamic", "entries", "groups", "model", "plain", "states", "strategy")
+    __slots__ = (
+        "cached",
+        "cached_for",
+        "dynamic",
+        "entries",
+        "groups",
+        "model",
+        "plain",
+        "schedule",
+        "states",
+        "strategy",
+        "turn",
+    )
 
     def __init__(self, model: str, entries: list[Entry], strategy: Strategy) -> None:
         self.model = model
@@ -52,6 +64,12 @@ class Plan:
         self.plain = strategy is priority and len(self.groups) == 1
         # without breakers and budgets only a cool-down makes a target unusable
         self.dynamic = any(state.breaker is not None or state.budget is not None for state in self.states)
+        # weighted over one group: one period of the round-robin worked out once, followed turn by turn while
+        # every target is usable (the route's targets for each turn cached for the route seen first)
+        self.schedule = _schedule(entries) if strategy is weighted and len(self.groups) == 1 else None
+        self.turn = 0
+        self.cached_for: tuple[Target, ...] | None = None
+        self.cached: tuple[tuple[Target, ...], ...] = ()
 
     def quiet(self) -> bool:
         """Every target usable, known without reading the clock (no breaker, no budget, nothing cooling down)."""
@@ -61,6 +79,20 @@ class Plan:
             if state.cool_until:
                 return False
         return True
+
+    def next_turn(self, targets: tuple[Target, ...]) -> Sequence[Target]:
+        """The next turn of the weighted schedule, as these targets."""
+        schedule = self.schedule
+        assert schedule is not None
+        turn = self.turn
+        self.turn = turn + 1 if turn + 1 < len(schedule) else 0
+        if targets is self.cached_for:
+            return self.cached[turn]
+        if self.cached_for is None:
+            self.cached_for = targets
+            self.cached = tuple(tuple(targets[i] for i in order) for order in schedule)
+            return self.cached[turn]
+        return [targets[i] for i in schedule[turn]]  # another view of the route (an endpoint's adapters)
 
     def order_all(self, stream: bool) -> list[Entry]:
         """The order when every target is usable."""
@@ -174,6 +206,8 @@ class BalancingPolicy:
         if plan.quiet():  # the common case: no clock, no filtering
             if plan.plain:
                 return route.targets
+            if plan.schedule is not None:
+                return plan.next_turn(route.targets)
             targets = route.targets
             return [targets[entry.index] for entry in plan.order_all(call.stream)]
         now = self._clock.now().timestamp()
@@ -262,6 +296,28 @@ class BalancingPolicy:
 
     def states(self) -> Iterator[TargetState]:
         return iter(self._states.values())
+
+
+MAX_SCHEDULE = 1000  # turns; larger weight sums are balanced request by request instead
+
+
+def _schedule(entries: list[Entry]) -> tuple[tuple[int, ...], ...] | None:
+    """One period of smooth weighted round-robin (as `weighted` picks it): per turn, the indexes in order."""
+    period = sum(entry.weight for entry in entries)
+    if period > MAX_SCHEDULE:
+        return None
+    current = [0] * len(entries)
+    turns: list[tuple[int, ...]] = []
+    for _ in range(period):
+        best = 0
+        for position, entry in enumerate(entries):
+            current[position] += entry.weight
+            if current[position] > current[best]:
+                best = position
+        current[best] -= period
+        rest = tuple(entry.index for position, entry in enumerate(entries) if position != best)
+        turns.append((entries[best].index, *rest))
+    return tuple(turns)
 
 
 def _strategy(balance: BalanceConfig) -> Strategy:
