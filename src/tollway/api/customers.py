@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,8 @@ from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.billing.validation import COUNTRY, EMAIL, KEY
 from tollway.money import CURRENCY_EXPONENTS
+
+_CURRENCIES: dict[str, Any] = {"enum": sorted(CURRENCY_EXPONENTS)}
 
 
 class _Strict(BaseModel):
@@ -49,9 +51,7 @@ class CustomerIn(_Strict):
     name: str = Field(json_schema_extra=NON_BLANK)
     description: str | None = None
     primaryEmail: str | None = Field(None, json_schema_extra={"pattern": EMAIL.pattern})
-    currency: str | None = Field(
-        None, description="ISO 4217; defaults to the plan's.", json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)}
-    )
+    currency: str | None = Field(None, description="ISO 4217; defaults to the plan's.", json_schema_extra=_CURRENCIES)
     billingAddress: AddressIn | None = None
     usageAttribution: UsageAttributionIn | None = None
     stripeCustomerId: str | None = Field(

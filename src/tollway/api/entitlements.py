@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tollway.api.customer_codec import encode_entitlement_value
-from tollway.api.openapi import problem_responses
+from tollway.api.openapi import TIME, or_empty, problem_responses
 from tollway.api.wire import Json, parse_moment
 from tollway.billing.service import CatalogService
 
@@ -24,7 +24,9 @@ def entitlements_router(catalog: CatalogService) -> APIRouter:
     async def entitlement_value(
         customerIdOrKey: str,
         featureKey: str,
-        time: Annotated[str | None, Query(description="RFC 3339; default now.")] = None,
+        time: Annotated[
+            str | None, Query(description="RFC 3339; default now.", json_schema_extra=or_empty(TIME))
+        ] = None,
     ) -> Json:
         at = parse_moment(time, "time") if time else None
         return encode_entitlement_value(await catalog.entitlement_value(customerIdOrKey, featureKey, at))

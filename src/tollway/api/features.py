@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
 from tollway.api.feature_codec import decode_feature, encode_feature
@@ -22,8 +23,10 @@ class FilterIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid", populate_by_name=True, json_schema_extra={"minProperties": 1, "maxProperties": 1}
     )
-    eq: str = Field(None, alias="$eq", min_length=1)  # type: ignore[assignment]  # absent, never null
-    in_: list[str] = Field(None, alias="$in", min_length=1, json_schema_extra={"items": {"minLength": 1}})  # type: ignore[assignment]
+    eq: str | SkipJsonSchema[None] = Field(None, alias="$eq", min_length=1)  # absent, never null
+    in_: list[str] | SkipJsonSchema[None] = Field(
+        None, alias="$in", json_schema_extra={"minItems": 1, "items": {"type": "string", "minLength": 1}}
+    )
 
 
 class FeatureCreate(BaseModel):

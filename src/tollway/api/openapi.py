@@ -42,6 +42,7 @@ _PROBLEM_TEXT = {
     409: "Conflict with the stored state (named field); nothing was changed.",
     413: "The request body is over the size limit; nothing was stored.",
     415: "Unsupported content type; nothing was stored.",
+    429: "Too many failed authentications from this address (TOLLWAY_AUTH_FAILURE_LIMIT): retry after `Retry-After`.",
     503: "Not configured on this server.",
 }
 # A non-blank string of at most 255 characters without control characters (an event's id, source, type, subject).
@@ -114,7 +115,7 @@ def install_openapi(app: FastAPI) -> None:
 
 def complete(spec: dict[str, Any]) -> dict[str, Any]:
     """What FastAPI's generated document leaves out or gets wrong for these routes, filled in on every operation:
-    the security scheme; a problem+json 401 (unless public), 400 (when it takes parameters or a body), 404 (when
+    the security scheme; a problem+json 401 and 429 (unless public), 400 (when it takes parameters or a body), 404 (when
     its path names something), 413 (when it takes a body); no 422 (validation failures answer 400); optional
     query parameters as their own type (FastAPI writes `anyOf: [type, null]`, but a query has no null)."""
     spec = copy.deepcopy(spec)  # route declarations (openapi_extra) are shared module constants
@@ -134,7 +135,7 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
             responses.pop("422", None)
             statuses = set()
             if operation.get("security") != []:
-                statuses.add(401)
+                statuses |= {401, 429}
             if parameters or "requestBody" in operation:
                 statuses.add(400)
             if any(p.get("in") == "path" for p in parameters):
@@ -143,6 +144,11 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
                 statuses.add(413)
             for status, response in problem_responses(*statuses, public=True).items():
                 responses.setdefault(str(status), response)
+            if "429" in responses:
+                responses["429"].setdefault("headers", {})["Retry-After"] = {
+                    "description": "Seconds until this address may try again.",
+                    "schema": {"type": "integer"},
+                }
     schemas = components.get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
