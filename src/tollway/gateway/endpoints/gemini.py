@@ -1,5 +1,6 @@
-"""POST /v1beta/models/{model}:generateContent and :streamGenerateContent (also under /v1): Google's Gemini API for clients
-(the google-genai SDK, Gemini CLI), translated to any target through OpenAI chat like the other formats.
+"""POST /v1beta/models/{model}:generateContent and :streamGenerateContent (also under /v1): Google's Gemini
+API for clients (the google-genai SDK, Gemini CLI), translated to any target through OpenAI chat like the
+other formats.
 
 The model and the method are in the path, so this is a handler that reads them and then runs the one
 request flow with the endpoint for that method. The key may come as `x-goog-api-key` or `?key=` (the
