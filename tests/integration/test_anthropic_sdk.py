@@ -18,6 +18,7 @@ import pytest
 from tests.support.fake_anthropic import DEFAULT_USAGE, AnthropicReply, FakeAnthropic, text_reply, tool_reply
 from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.net import wait_until
+from tests.support.stored import calls_stored_through
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
@@ -185,9 +186,11 @@ def test_messages_to_the_simulator(tollway: TollwayProcess, claude: anthropic.An
     assert message.content[0].text.startswith("Simulated reply from demo")
     with client.messages.stream(model="demo", max_tokens=50, messages=[{"role": "user", "content": "Hi there"}]) as s:
         streamed = s.get_final_message()
-    assert streamed.usage.output_tokens == message.usage.output_tokens
-    expected = {"input": message.usage.input_tokens * 2, "output": message.usage.output_tokens * 2}
-    expect_tokens(tollway, expected)
+    # The simulator's documented count: 3 (reply priming) + 3 (one message) + 2 ("Hi", " there") = 8 in;
+    # out, its default reply of 24 tokens (under max_tokens 50).
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (8, 24)
+    assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (8, 24)
+    expect_tokens(tollway, {"input": 16, "output": 48})
 
 
 # The openai SDK to Claude ----------------------------------------------------------------------------
@@ -439,8 +442,10 @@ def test_embeddings_for_a_claude_model_are_refused_before_any_upstream_call(
         oai.embeddings.create(model="claude-sonnet", input="hello")
     assert caught.value.code == "unsupported_endpoint"
     assert fake_anthropic.received == []
-    oai.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)  # only the chat call is recorded
+    refused = caught.value.response.headers["x-request-id"]
+    later = oai.chat.completions.with_raw_response.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
+    marker = later.headers["x-request-id"]
+    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker) == [marker], f"{refused} was metered"
 
 
 def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
@@ -509,7 +514,13 @@ def test_bad_messages_requests_get_anthropic_errors_and_record_nothing(
     assert payload["error"]["type"] == kind
     assert words in payload["error"]["message"]
     assert response.headers["x-request-id"].startswith("req_")
-    assert request_events(tollway.workdir / "tollway.db") == []
+    with httpx.Client(base_url=tollway.base_url, headers={"x-api-key": KEY}) as client:
+        later = client.post(
+            "/v1/messages", json={"model": "demo", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+        )
+    assert later.status_code == 200
+    marker = later.headers["x-request-id"]
+    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker) == [marker], "the refused call was metered"
 
 
 def test_anthropic_beta_header_reaches_claude_natively_only(

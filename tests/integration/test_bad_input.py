@@ -11,8 +11,9 @@ import orjson
 import pytest
 
 from tests.support.fake_upstream import FakeOpenAI
+from tests.support.net import wait_until
 from tests.support.scenario import KEY, client, config_for
-from tests.support.stored import journal_segments, stored_events
+from tests.support.stored import calls_stored_through, journal_segments
 from tests.support.tollway_process import TollwayProcess
 
 BODY_LIMIT = 4096
@@ -47,13 +48,30 @@ def sdk(gateway: TollwayProcess) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+@pytest.fixture(scope="module")
+def markers() -> list[str]:
+    """The request ids of the metered calls made after each case, in order."""
+    return []
+
+
 @pytest.fixture(autouse=True)
-def nothing_recorded(gateway: TollwayProcess, fake: FakeOpenAI) -> Iterator[None]:
-    """After each case: no upstream call, no usage in the journal (written before any reply) nor the store."""
+def nothing_recorded(gateway: TollwayProcess, fake: FakeOpenAI, markers: list[str]) -> Iterator[None]:
+    """After each case: no upstream call, no usage in the journal (written before any reply) nor the store.
+
+    The store is checked without racing the flusher: a later, metered call is made and, once its record is
+    stored, the calls stored are exactly the metered ones (a record of the refused call would be there too).
+    """
     yield
     assert fake.received == []
-    assert set(journal_segments(gateway.workdir / "journal").values()) <= {0}
-    assert stored_events(gateway.env["TOLLWAY_DATABASE_URL"]) == []
+    journal = gateway.workdir / "journal"
+    assert set(journal_segments(journal).values()) <= {0}
+    with httpx.Client(base_url=gateway.base_url, headers=AUTH, timeout=10) as http:
+        later = http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": MESSAGES})
+    assert later.status_code == 200, later.text
+    markers.append(later.headers["x-request-id"])
+    assert calls_stored_through(gateway.env["TOLLWAY_DATABASE_URL"], markers[-1]) == markers
+    wait_until(lambda: set(journal_segments(journal).values()) <= {0})  # the later call's record released
+    fake.received.clear()
 
 
 def openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -94,6 +112,11 @@ def chat(**fields: Any) -> bytes:
         (chat(stream=1), "stream", "'stream' must be a boolean"),
         (chat(stream=True, stream_options="usage"), "stream_options", "stream_options"),
         (chat(stream=True, stream_options={"include_usage": "yes"}), "stream_options", "include_usage"),
+        (
+            chat(stream_options={"include_usage": True}),
+            "stream_options",
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        ),
         (chat(base_url="http://attacker.example/v1"), "base_url", "'base_url' is not allowed"),
         (chat(api_base="http://attacker.example/v1"), "api_base", "'api_base' is not allowed"),
         (chat(api_key="sk-someone-else"), "api_key", "'api_key' is not allowed"),
@@ -116,6 +139,7 @@ def chat(**fields: Any) -> bytes:
         "stream-number",
         "stream-options-not-an-object",
         "include-usage-not-a-boolean",
+        "stream-options-without-stream",
         "base_url",
         "api_base",
         "api_key",

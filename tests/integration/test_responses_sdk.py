@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.responses import ResponseUsage
 
 from tests.support.fake_anthropic import FakeAnthropic, tool_reply
 from tests.support.fake_upstream import FakeOpenAI, Reply
@@ -148,8 +149,39 @@ def test_responses_to_the_simulator(tollway: TollwayProcess, oai: openai.OpenAI)
     with oai.responses.stream(model="demo", input="Hi there") as stream:
         streamed = stream.get_final_response()
     assert streamed.output_text == response.output_text
+    # The simulator's documented count: 3 (reply priming) + 3 (one message) + 2 ("Hi", " there") = 8 in;
+    # out, its default reply of 24 tokens.
     assert response.usage is not None
-    expect_tokens(tollway, {"input": response.usage.input_tokens * 2, "output": response.usage.output_tokens * 2})
+    assert streamed.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (8, 24)
+    assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (8, 24)
+    expect_tokens(tollway, {"input": 16, "output": 48})
+
+
+# What the fake reports is what the test gave it: 900 in of which 256 cached, 77 out of which 5 reasoning.
+SCRIPTED = {
+    "input_tokens": 900,
+    "input_tokens_details": {"cached_tokens": 256},
+    "output_tokens": 77,
+    "output_tokens_details": {"reasoning_tokens": 5},
+    "total_tokens": 977,
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_responses_meter_the_usage_the_upstream_reported(
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, stream: bool
+) -> None:
+    fake_openai.enqueue(Reply(usage=SCRIPTED))
+    usage: ResponseUsage | None
+    if stream:
+        with oai.responses.stream(model="gpt-4o", input="Hi") as events:
+            usage = events.get_final_response().usage
+    else:
+        usage = oai.responses.create(model="gpt-4o", input="Hi").usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens) == (900, 77)
+    expect_tokens(tollway, {"input": 644, "cache_read": 256, "output": 77})
 
 
 def test_untranslatable_responses_fields_are_named(oai: openai.OpenAI, fake_anthropic: FakeAnthropic) -> None:

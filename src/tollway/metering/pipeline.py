@@ -155,6 +155,9 @@ class UsagePipeline:
     async def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop the flusher and store what is left, retrying until `timeout_s`. True if nothing is left."""
         if self._task is not None:
+            if self._lock.locked():
+                # A flush is storing (or hangs on the store): cancelled, its batch stays for the flush below.
+                log.warning("shutdown: interrupting a usage flush in progress; the final flush stores its events")
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
