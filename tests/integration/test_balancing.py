@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import httpx2
 import openai
@@ -61,6 +62,7 @@ class Tollway:
     runtime: Runtime
     http: httpx.AsyncClient
     sdk: openai.AsyncOpenAI
+    claude: anthropic.AsyncAnthropic
     clock: FrozenClock
     config_path: Path
 
@@ -92,8 +94,11 @@ async def tollway(directory: Path, config: dict[str, Any]) -> AsyncIterator[Toll
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as http,
             httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as sdk_http,
             openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=sdk_http, max_retries=0) as sdk,
+            anthropic.AsyncAnthropic(
+                base_url="http://tollway", api_key=KEY, http_client=sdk_http, max_retries=0
+            ) as claude,
         ):
-            yield Tollway(runtime, http, sdk, clock, config_path)
+            yield Tollway(runtime, http, sdk, claude, clock, config_path)
     finally:
         await runtime.stop()
 
@@ -113,6 +118,21 @@ async def test_weighted_split_follows_the_weights_with_one_record_per_request(
     assert (len(first.received), len(second.received)) == (90, 30)
     records = request_events(workdir / "tollway.db")
     assert Counter(r["provider"] for r in records) == {"first": 90, "second": 30}
+
+
+async def test_weighted_split_through_the_anthropic_sdk(
+    workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    first, second = upstreams
+    config = two_target_config(first, second, {"balance": "weighted"})
+    config["models"][0]["targets"][1]["weight"] = 3
+    async with tollway(workdir, config) as gateway:
+        for _ in range(40):
+            answer = await gateway.claude.messages.create(model="smart", max_tokens=10, messages=MESSAGES)
+            assert answer.content[0].type == "text"
+    assert (len(first.received), len(second.received)) == (10, 30)
+    records = request_events(workdir / "tollway.db")
+    assert Counter(r["provider"] for r in records) == {"first": 10, "second": 30}
 
 
 async def test_breaker_skips_a_dead_target_probes_it_after_the_cool_down_and_closes(
@@ -168,13 +188,11 @@ async def test_no_usable_target_fails_fast_with_503_in_the_callers_shape(
         assert raised.value.status_code == 503
         assert isinstance(raised.value.body, dict)
         assert raised.value.body["code"] == "no_usable_target"
-        anthropic = await gateway.http.post(
-            "/v1/messages",
-            headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
-            json={"model": "smart", "max_tokens": 10, "messages": MESSAGES},
-        )
-        assert anthropic.status_code == 503
-        assert anthropic.json()["type"] == "error"
+        with pytest.raises(anthropic.InternalServerError) as refused:
+            await gateway.claude.messages.create(model="smart", max_tokens=10, messages=MESSAGES)
+        assert refused.value.status_code == 503
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["type"] == "error"
         assert len(first.received) + len(second.received) == tried, "no network call"
         assert (await gateway.http.get("/readyz")).json() == {
             "status": "degraded",
