@@ -548,5 +548,7 @@ def test_count_tokens_for_claude_natively_and_estimated_elsewhere(
     raw = claude.messages.with_raw_response.count_tokens(model="gpt-4o", messages=messages)
     assert raw.parse().input_tokens == 9
     assert raw.headers["x-tollway-token-count"] == "estimate"
-    claude.messages.create(model="demo", max_tokens=5, messages=messages)
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)  # counting is not metered
+    later = claude.messages.with_raw_response.create(model="demo", max_tokens=5, messages=messages)
+    marker = later.headers["x-request-id"]
+    # counting is not metered: once the later call's record is stored, it is the only call stored
+    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker) == [marker]
