@@ -175,6 +175,18 @@ async def test_an_upstream_429_reaches_the_openai_sdk_with_retry_after_and_its_r
     assert caught.value.message == "Error code: 429 - Rate limit reached for requests"
 
 
+async def test_a_streamed_request_refused_with_429_gets_retry_after_too(
+    sdk: openai.AsyncOpenAI, upstream: ScriptedUpstream
+) -> None:
+    body = b'{"error": {"message": "Rate limit reached for tokens", "type": "tokens", "code": "rate_limit_exceeded"}}'
+    upstream.enqueue(Scripted(status=429, body=body, headers={"retry-after": "3", **OPENAI_LIMITS}))
+    with pytest.raises(openai.RateLimitError) as caught:
+        await sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    headers = caught.value.response.headers
+    assert headers["retry-after"] == "3"
+    assert {name: headers[name] for name in OPENAI_LIMITS} == OPENAI_LIMITS
+
+
 async def test_rate_limits_reach_the_client_on_success_unary_and_streamed(
     sdk: openai.AsyncOpenAI, upstream: ScriptedUpstream
 ) -> None:
