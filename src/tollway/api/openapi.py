@@ -1,6 +1,7 @@
 """OpenAPI descriptions of the management routes: RFC 7807 problem responses, request-body schemas, and the
-document itself (`install_openapi`), completed with what every route shares: the admin bearer token, the
-400 for a bad parameter or body, the 404 for an unknown path id, the 413 for an oversized body."""
+document itself (`install_openapi`), completed with what every route shares: the admin bearer token (with its
+401 and the 429 of the auth-failure limit), the 400 for a bad parameter or body, the 404 for an unknown path id,
+the 413 for an oversized body."""
 
 from __future__ import annotations
 
