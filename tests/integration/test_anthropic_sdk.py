@@ -484,7 +484,7 @@ def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
         ),
         (b'{"model": "demo", "max_tokens": 5, "messages": []}', 400, "invalid_request_error", "messages"),
         (
-            b'{"model": "demo", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}',
+            b'{"model": "demo", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]}',
             400,
             "invalid_request_error",
             "role",
