@@ -2,8 +2,8 @@
 
 Three sources, named in the `x-tollway-token-count` response header: `exact` where the provider counts
 (Anthropic natively: its count_tokens endpoint; the simulator: its own tokenizer), `tokenizer` for a model
-family whose tokenizer installs from PyPI with its files (none is bundled today: tiktoken downloads its
-BPE files at first use, which a gateway must not do), otherwise `estimate`: the documented estimate
+family whose tokenizer installs from PyPI with its files (not produced yet: tiktoken downloads its BPE
+files at first use, which a gateway must not do), otherwise `estimate`: the documented estimate
 (docs/clients.md) of about four characters per token plus 3 tokens per message and 3 for the reply.
 """
 
