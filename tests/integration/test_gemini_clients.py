@@ -61,6 +61,8 @@ async def test_generate_content_and_stream_to_the_simulator(tmp_path: Path, fake
             # the simulator's prompt: 3 priming + 3 per message + 4 tokens; its reply: 24 tokens
             assert usage_of(answer.usage_metadata) == (10, 24)
             reported.append(usage_of(answer.usage_metadata))
+            counted = await client.aio.models.count_tokens(model="demo", contents="Hello, world!")
+            assert counted.total_tokens == 10  # exact: what the simulator then reports (not metered)
         pieces: list[str] = []
         last = None
         async for chunk in await client.aio.models.generate_content_stream(model="demo", contents="Hello, world!"):
@@ -131,6 +133,8 @@ async def test_to_a_fake_openai_upstream(tmp_path: Path, fake_openai: FakeOpenAI
             config=types.GenerateContentConfig(system_instruction="Be brief", max_output_tokens=50, temperature=0.5),
         )
         assert answer.text == "Hello from the fake upstream."
+        # no count upstream: the documented estimate, 3 + (3 + ceil(2 characters / 4)) = 7
+        assert (await client.aio.models.count_tokens(model="gpt-4o", contents="Hi")).total_tokens == 7
         assert answer.usage_metadata is not None
         assert answer.usage_metadata.prompt_token_count == 1200
         assert answer.usage_metadata.cached_content_token_count == 1024

@@ -41,12 +41,17 @@ def count_input_tokens(route: Route, payload: dict[str, Any]) -> tuple[int, str]
         chat = anthropic_to_chat_request({**counted, "max_tokens": 1})
     except ValidationError:
         chat = None  # a request only Claude could take: its text is still estimated
-    provider = route.targets[0].provider if route.targets else None
-    if chat is not None and isinstance(provider, CountsTokens):
-        return provider.count_prompt_tokens(chat), EXACT
     if chat is None:
         rest = {k: v for k, v in counted.items() if k != "model"}
         return estimate_tokens_from_text(len(orjson.dumps(rest))), ESTIMATE
+    return count_chat_tokens(route, chat)
+
+
+def count_chat_tokens(route: Route, chat: Mapping[str, Any]) -> tuple[int, str]:
+    """A chat prompt's tokens for the route's first target: exact where it counts itself, else the estimate."""
+    provider = route.targets[0].provider if route.targets else None
+    if isinstance(provider, CountsTokens):
+        return provider.count_prompt_tokens(chat), EXACT
     return estimate_chat_prompt(chat), ESTIMATE
 
 

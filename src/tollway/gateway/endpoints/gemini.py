@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import orjson
 
 from tollway.clock import Clock
-from tollway.errors import DomainError, NotFoundError
+from tollway.errors import DomainError, NotFoundError, ValidationError
 from tollway.gateway.adapt import FormatAdapter
 from tollway.gateway.endpoint import HandlerEndpoint, LlmEndpoint, Parsed, Steps
 from tollway.gateway.errors import STREAM_CUT, ErrorFormat, error_message, status_of
@@ -28,6 +28,7 @@ from tollway.gateway.relay import Call
 from tollway.gateway.requests import parse_json_object
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker
+from tollway.gateway.token_count import count_chat_tokens, with_header
 from tollway.gateway.translate.gemini_client import (
     ChatToGemini,
     GeminiStreamTracker,
@@ -127,21 +128,38 @@ GENERATE = LlmEndpoint(
     adapter=gemini_adapter,
 )
 METHODS = {"generateContent": False, "streamGenerateContent": True}
+COUNT = "countTokens"
 
 
 async def generate_content(flow: Steps, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
     prefix = PREFIX if scope["path"].startswith(PREFIX) else PREFIX_V1
     model, _, method = unquote(scope["path"][len(prefix) :]).rpartition(":")
+    if model and method == COUNT:
+        call.route = prefix + "{model}:" + method
+        await count_tokens(flow, scope, receive, send, call, model)
+        return
     if not model or method not in METHODS:
         raise NotFoundError(
             f"Unknown request URL: {scope['method']} {scope['path']}. "
-            "Tollway serves models/{model}:generateContent and :streamGenerateContent.",
+            "Tollway serves models/{model}:generateContent, :streamGenerateContent and :countTokens.",
             code="unknown_url",
         )
     stream = METHODS[method]
     call.route = prefix + "{model}:" + method
     endpoint = replace(GENERATE, parse=lambda body: parse(body, model=model, stream=stream))
     await flow.run(endpoint, scope, receive, send, call)
+
+
+async def count_tokens(flow: Steps, scope: Scope, receive: Receive, send: Send, call: Call, model: str) -> None:
+    """countTokens: {"totalTokens": N} for `contents` (or a whole `generateContentRequest`), counted as
+    /v1/messages/count_tokens counts (exact for the simulator, else the documented estimate); not metered."""
+    payload = parse_json_object(await flow.read(scope, receive))
+    request = payload.get("generateContentRequest", payload)
+    if not isinstance(request, dict):
+        raise ValidationError("generateContentRequest: must be an object", field="generateContentRequest")
+    chat = gemini_to_chat_request({k: v for k, v in request.items() if k != "model"}, model, False)
+    count, how = count_chat_tokens(flow.resolve(call, model), chat)
+    await flow.respond(with_header(send, how), call, 200, orjson.dumps({"totalTokens": count}))
 
 
 GEMINI = HandlerEndpoint(
