@@ -175,15 +175,18 @@ def test_usage_becomes_a_previewed_then_closed_invoice_synced_to_stripe_and_paid
         )
         claude.close()
 
-        # What the provider reported: input excludes the tokens served from cache (OpenAI counts them in
-        # prompt_tokens; Anthropic's input_tokens already leaves them out).
+        # What the simulator must report, worked out from its documented tokenizer (each word and each
+        # punctuation mark one token, 3 per message plus 3 for the reply): a ticket line is 20 tokens
+        # ("Ticket", "0", "-", "0000", ":", 14 more words and marks, "."), a log of 200 lines 4000; the first
+        # line of each prompt adds 4, 4, 6, 7, 9, 7 and 5 tokens. The repeated long prompt (4010 tokens) is
+        # served from the cache in 128-token steps: 31 x 128 = 3968.
         cached = [u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0 for u in usages]
-        assert cached[1] > 0
-        current = {
-            "input": sum(u.prompt_tokens for u in usages) - sum(cached) + message.usage.input_tokens,
-            "output": sum(u.completion_tokens for u in usages) + message.usage.output_tokens,
-        }
-        assert current["output"] == 7 * REPLY_TOKENS
+        assert [u.prompt_tokens for u in usages] == [4010, 4010, 4012, 4013, 4015, 4013]
+        assert cached == [0, 3968, 0, 0, 0, 0]
+        assert [u.completion_tokens for u in usages] == [REPLY_TOKENS] * 6
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (4011, REPLY_TOKENS)
+        # Input excludes the tokens served from cache: 4010 + 42 + 4012 + 4013 + 4015 + 4013 + 4011.
+        current = {"input": 24_116, "output": 7 * REPLY_TOKENS}
 
         # 3. The subscription, created last: its first period is already over.
         created = admin.post(
