@@ -155,6 +155,22 @@ MUTATIONS = [
         "    priced, unit_price, tiers, packages = _price(quantity, terms.price)",
         ("tests/unit/test_pricing_usage.py", "tests/unit/test_rating.py"),
     ),
+    # a request the real API refuses, passed on; a stored decimal that loses its digits (a round trip
+    # with Decimal equality cannot see it: 10.5 == 10.50)
+    M(
+        "stream-options-without-stream-passed-on",
+        "src/tollway/gateway/requests.py",
+        "    if options is not None and not stream:",
+        "    if False:",
+        ("tests/unit/test_auth_and_requests.py",),
+    ),
+    M(
+        "stored-decimal-normalized",
+        "src/tollway/adapters/sql/catalog_codec.py",
+        "else str(value)  # str() keeps the exact digits and exponent",
+        "else str(value.normalize())",
+        ("tests/unit/test_catalog_codec_literals.py",),
+    ),
 ]
 
 
