@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from tollway.api.customer_codec import decode_customer, encode_customer
 from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, items_of, paginated, parse_flag, parse_page
-from tollway.api.openapi import NON_BLANK, body_schema, problem_responses
+from tollway.api.openapi import NON_BLANK, SPACE, body_schema, problem_responses
 from tollway.api.subscription_codec import encode_subscription
 from tollway.api.wire import Json, one_of, parse_body
 from tollway.billing.customers import Customer
@@ -50,7 +50,9 @@ class CustomerIn(_Strict):
     key: str = Field(json_schema_extra={"pattern": KEY.pattern})
     name: str = Field(json_schema_extra=NON_BLANK)
     description: str | None = None
-    primaryEmail: str | None = Field(None, json_schema_extra={"pattern": EMAIL.pattern})
+    primaryEmail: str | None = Field(
+        None, json_schema_extra={"maxLength": 254, "pattern": EMAIL.pattern.replace("\\s", SPACE)}
+    )
     currency: str | None = Field(None, description="ISO 4217; defaults to the plan's.", json_schema_extra=_CURRENCIES)
     billingAddress: AddressIn | None = None
     usageAttribution: UsageAttributionIn | None = None

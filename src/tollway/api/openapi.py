@@ -46,12 +46,15 @@ _PROBLEM_TEXT = {
     429: "Too many failed authentications from this address (TOLLWAY_AUTH_FAILURE_LIMIT): retry after `Retry-After`.",
     503: "Not configured on this server.",
 }
+# What Python's str.strip() and re's \\s take for white space (the handlers' notion of blank), spelled out for
+# schema regexes: ECMA's \\s (JSON Schema's) lacks U+001C-U+001F and U+0085 and adds U+FEFF.
+SPACE = "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 # A non-blank string of at most 255 characters without control characters (an event's id, source, type, subject).
 TEXT_255: Json = {
     "type": "string",
     "minLength": 1,
     "maxLength": 255,
-    "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$",
+    "pattern": f"^[^\\u0000-\\u001f\\u007f]*[^{SPACE}\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$",
 }
 # An RFC 3339 time within the window every stored or queried time lies in (1970 to 2200).
 TIME: Json = {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|2[01][0-9][0-9])-"}
@@ -62,7 +65,7 @@ def or_empty(schema: Json) -> Json:
     return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
 
 
-NON_BLANK: Json = {"minLength": 1, "pattern": "\\S"}  # json_schema_extra of a string that must not be blank
+NON_BLANK: Json = {"minLength": 1, "pattern": f"[^{SPACE}]"}  # json_schema_extra of a string that must not be blank
 SECURITY_SCHEME = "adminToken"
 PUBLIC: Json = {"security": []}  # `openapi_extra` of a route that takes no admin token
 
