@@ -59,6 +59,13 @@ PYTEST_WORKERS ?= auto
 test: lint typecheck chromium
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
 
+# Opt-in, not part of `make test` (needs node and npm, and the npm registry): installs the Claude Code CLI
+# and the Anthropic and OpenAI Node SDKs into .tollway/clients and runs them against the quickstart
+# (docs/clients.md, "Claude Code").
+.PHONY: test-clients
+test-clients: dev-venv
+	$(BIN)/python -m tests.clients.run
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tollway.db .tollway
 

@@ -204,17 +204,20 @@ def test_openai_through_an_alias(
     if name == "claude_code_first_turn.json":
         # the system prompt first, then the user turn, then the mid-conversation system message where it was
         assert roles == ["system", "user", "system"]
-        assert sent["messages"][2]["content"].startswith("<system-reminder>\nThe following skills")
+        assert sent["messages"][2]["content"].startswith("# Environment\nYou have been invoked")
         assert sent["reasoning_effort"] == "high"  # output_config.effort
-        assert headers["x-tollway-dropped"] == "thinking, context_management"
-        assert [t["function"]["name"] for t in sent["tools"]] == ["Bash", "Read", "Edit"]
+        assert headers["x-tollway-dropped"] == "thinking, context_management, tools.defer_loading"
+        names = ["Bash", "Read", "ToolSearch", "Edit", "DeferredToolPlaceholder"]
+        assert [t["function"]["name"] for t in sent["tools"]] == names
     elif name == "claude_code_tool_result_turn.json":
         assert roles == ["system", "user", "system", "assistant", "tool", "user"]
+        assert sent["messages"][0]["content"].startswith("x-anthropic-billing-header: cc_version=2.1.332;")
         assert sent["reasoning_effort"] == "high"  # a budget of 31999 thinking tokens
         assert sent["messages"][3]["tool_calls"][0]["id"] == "toolu_01RXkLPpQy6pW8SSr2tD4uYh"
         tool_result = {"role": "tool", "tool_call_id": "toolu_01RXkLPpQy6pW8SSr2tD4uYh", "content": "42"}
         assert sent["messages"][4] == tool_result
-        assert headers["x-tollway-dropped"] == "context_management, messages.content.thinking"
+        dropped = "context_management, tools.defer_loading, messages.content.thinking"
+        assert headers["x-tollway-dropped"] == dropped
     else:
         assert roles == ["user"]
         assert "reasoning_effort" not in sent

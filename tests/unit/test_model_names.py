@@ -188,6 +188,13 @@ def test_relax_keeps_what_it_cannot_drop_faithfully() -> None:
     assert relax_for_chat({**BASE, "thinking": {"type": "enabled", "budget_tokens": 2048}})[1] == []
 
 
+def test_relax_lists_deferred_tools_up_front() -> None:
+    tools = [{"name": "a", "input_schema": {}}, {"name": "b", "input_schema": {}, "defer_loading": True}]
+    relaxed, dropped = relax_for_chat({**BASE, "tools": tools})
+    assert relaxed["tools"] == [{"name": "a", "input_schema": {}}, {"name": "b", "input_schema": {}}]
+    assert dropped == ["tools.defer_loading"]
+
+
 @pytest.mark.parametrize(("effort", "budget"), [("low", 1024), ("medium", 8192), ("high", 24576), ("none", 0)])
 def test_reasoning_effort_becomes_a_gemini_thinking_budget(effort: str, budget: int) -> None:
     chat = {"model": "g", "messages": [{"role": "user", "content": "Hi"}], "reasoning_effort": effort}

@@ -311,13 +311,15 @@ DROPPED_THINKING = "thinking"
 DROPPED_CONTEXT_MANAGEMENT = "context_management"
 DROPPED_THINKING_BLOCKS = "messages.content.thinking"
 DROPPED_USER_ID = "metadata.user_id"
+DROPPED_DEFER_LOADING = "tools.defer_loading"
 
 
 def relax_for_chat(payload: dict[str, Any], *, end_user: bool = True) -> tuple[dict[str, Any], list[str]]:
     """The request without what only Claude can use and a translation may drop without changing the answer:
     adaptive thinking (the target's model decides how much to reason, as Claude would), context
-    management edits that only clear earlier thinking, and earlier thinking blocks (signed by Claude,
-    meaningless to another model); with `end_user` False (a target with no end-user field), also
+    management edits that only clear earlier thinking, earlier thinking blocks (signed by Claude,
+    meaningless to another model) and tools' defer_loading (deferred tools are listed to the model up
+    front, as after a tool search); with `end_user` False (a target with no end-user field), also
     metadata.user_id. Returns the request and the names of what was dropped; anything else stays for
     the translator, which carries it or refuses it.
     """
@@ -341,6 +343,11 @@ def relax_for_chat(payload: dict[str, Any], *, end_user: bool = True) -> tuple[d
     ):
         out = {k: v for k, v in out.items() if k != "context_management"}
         dropped.append(DROPPED_CONTEXT_MANAGEMENT)
+    tools = payload.get("tools")
+    if isinstance(tools, list) and any(isinstance(t, dict) and "defer_loading" in t for t in tools):
+        listed = [{k: v for k, v in t.items() if k != "defer_loading"} if isinstance(t, dict) else t for t in tools]
+        out = {**out, "tools": listed}
+        dropped.append(DROPPED_DEFER_LOADING)
     messages = payload.get("messages")
     if isinstance(messages, list) and any(_has_thinking(m) for m in messages):
         out = {**out, "messages": [_without_thinking(m) for m in messages]}
