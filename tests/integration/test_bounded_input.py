@@ -336,3 +336,16 @@ async def test_retries_of_an_event_without_time_are_plain_duplicates(
     assert response.status_code == 204
     assert stats.conflicts_total == 1
     assert len(stored_events(app.database_url)) == 1
+
+
+@pytest.mark.parametrize("name", ["id", "source", "type", "subject"])
+async def test_control_characters_in_event_keys_are_refused(app: App, name: str) -> None:
+    """PostgreSQL text cannot hold U+0000: such a subject failed the whole shared transaction there."""
+    for text in ("acme\u0000", "line\nbreak", "del\u007f"):
+        response = await app.client.post(
+            "/api/v1/events", content=orjson.dumps([event("c", **{name: text})]), headers=BATCH
+        )
+        body = problem(response)
+        assert body["field"] == f"[0].{name}"
+        assert "control characters" in body["detail"]
+    assert stored_events(app.database_url) == []
