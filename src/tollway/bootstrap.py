@@ -540,6 +540,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         invoice_documents=(
             _documents(settings, runtime.invoices, runtime.catalog) if runtime.invoices is not None else None
         ),
+        api_docs=settings.api_docs,
     )
     return TollwayApp(
         gateway=runtime.gateway,
@@ -548,6 +549,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         ready=runtime.store.ping,
         startup=runtime.start,
         shutdown=runtime.stop,
+        metrics_token=settings.metrics_token,
         unusable_models=runtime.policy.unusable_models if runtime.policy is not None else None,
     )
 
