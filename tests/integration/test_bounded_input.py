@@ -349,3 +349,17 @@ async def test_control_characters_in_event_keys_are_refused(app: App, name: str)
         assert body["field"] == f"[0].{name}"
         assert "control characters" in body["detail"]
     assert stored_events(app.database_url) == []
+
+
+async def test_management_bodies_fastapi_decodes_pass_the_same_rules(app: App) -> None:
+    """The consumers API reads its bodies through pydantic models: FastAPI's own decoding kept the last of two
+    keys (a consumer created as "b" from `{"username": "a", "username": "b"}`)."""
+    headers = {**ADMIN, "content-type": "application/json"}
+    for raw, field in (
+        (b'{"username": "a", "username": "b"}', "username"),
+        (b'{"username": "n", "metadata": {"k": "v", "k": "w"}}', "k"),
+        (b'{"username": "deep", "models": ' + deep_bytes(200) + b"}", "body"),
+    ):
+        assert problem(await app.client.post("/api/v1/consumers", content=raw, headers=headers))["field"] == field
+    response = await app.client.get("/api/v1/consumers", headers=ADMIN)
+    assert [c["username"] for c in response.json()] == ["acme-corp"]

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from tollway.api.openapi import problem_responses
+from tollway.api.wire import BoundedJsonRoute
 from tollway.config.schema import NAME_PATTERN
 from tollway.identity.consumers import MAX_METADATA_ENTRIES, MAX_METADATA_TEXT, Consumer
 from tollway.identity.keys import MAX_NAME_CHARS, ApiKey
@@ -87,7 +88,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 
 
 def consumers_router(service: IdentityService) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/consumers", tags=["consumers"])
+    router = APIRouter(prefix="/api/v1/consumers", tags=["consumers"], route_class=BoundedJsonRoute)
 
     @router.get("", summary="List consumers")
     async def list_consumers() -> list[dict[str, Any]]:
