@@ -135,6 +135,30 @@ async def test_weighted_split_through_the_anthropic_sdk(
     assert Counter(r["provider"] for r in records) == {"first": 10, "second": 30}
 
 
+async def test_lowest_latency_moves_off_a_slow_first_token_and_back_after_recovery(
+    workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    first, second = upstreams
+    balance = {"strategy": "lowest_latency", "explore": 0.05, "probe_every": 8, "ewma_alpha": 0.5, "seed": 3}
+    async with tollway(workdir, two_target_config(first, second, {"balance": balance})) as gateway:
+
+        async def served(requests: int) -> tuple[int, int]:
+            before = (len(first.received), len(second.received))
+            for _ in range(requests):
+                await gateway.ask()
+            return len(first.received) - before[0], len(second.received) - before[1]
+
+        first.default = Reply(delay_s=0.25)  # first is slow to its first byte
+        await served(12)  # both sampled, averages settle
+        slow_first = await served(20)
+        assert slow_first[1] >= 14, slow_first
+        first.default, second.default = Reply(), Reply(delay_s=0.25)  # first recovers, second slows down
+        await served(15)
+        recovered = await served(20)
+        assert recovered[0] >= 14, recovered
+    assert len(request_events(workdir / "tollway.db")) == 67
+
+
 async def test_breaker_skips_a_dead_target_probes_it_after_the_cool_down_and_closes(
     workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
 ) -> None:

@@ -166,6 +166,24 @@ def test_lowest_latency_moves_off_a_target_that_slows_down_and_back_after_it_rec
     assert serve(500)["a"] >= 450
 
 
+def test_lowest_latency_probes_a_target_passed_over_probe_every_requests_in_a_row() -> None:
+    harness = Harness(
+        {
+            "name": "smart",
+            "balance": {"strategy": "lowest_latency", "explore": 0, "probe_every": 4},
+            "targets": targets("a", "b"),
+        }
+    )
+    harness.attempt("a", total_s=0.1)
+    harness.attempt("b", total_s=2.0)
+    firsts_seen = []
+    for _ in range(10):
+        first = harness.order()[0]
+        firsts_seen.append(first)
+        harness.attempt(first, total_s=0.1 if first == "a" else 2.0)
+    assert firsts_seen == ["a", "a", "a", "a", "b", "a", "a", "a", "a", "b"]
+
+
 def test_lowest_latency_uses_time_to_first_byte_for_streams() -> None:
     harness = Harness(
         {"name": "smart", "balance": {"strategy": "lowest_latency", "explore": 0}, "targets": targets("a", "b")}

@@ -22,9 +22,11 @@ class BalanceConfig(_Strict):
     `balance: {strategy: weighted}`)."""
 
     strategy: Strategy = "priority"
-    # lowest_latency: the share of requests sent to a random usable target (exploration), the weight of
-    # the newest sample in the moving averages, and the random generator's seed (None: from the OS)
+    # lowest_latency: the share of requests sent to a random usable target (exploration), after how many
+    # requests in a row a passed-over target goes first once (0: never), the weight of the newest sample
+    # in the moving averages, and the random generator's seed (None: from the OS)
     explore: float = Field(default=0.05, ge=0, le=1)
+    probe_every: int = Field(default=50, ge=0)
     ewma_alpha: float = Field(default=0.3, gt=0, le=1)
     seed: int | None = None
     # cost: the request the targets are priced for

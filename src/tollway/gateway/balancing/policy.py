@@ -328,7 +328,7 @@ def _strategy(balance: BalanceConfig) -> Strategy:
     if balance.strategy == "cost":
         return cheapest
     if balance.strategy == "lowest_latency":
-        return LowestLatency(balance.explore, balance.seed)
+        return LowestLatency(balance.explore, balance.seed, balance.probe_every)
     return priority
 
 

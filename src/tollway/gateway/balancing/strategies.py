@@ -16,7 +16,7 @@ from tollway.gateway.balancing.state import TargetState
 class Entry:
     """One target of one model: its position in the route, its weight and group, and its shared state."""
 
-    __slots__ = ("cost", "current", "group", "index", "state", "weight")
+    __slots__ = ("cost", "current", "group", "index", "passed", "state", "weight")
 
     def __init__(self, index: int, state: TargetState, *, weight: int, group: int, cost: float) -> None:
         self.index = index
@@ -25,6 +25,7 @@ class Entry:
         self.group = group
         self.cost = cost  # the expected request's price at this target (inf when the price is unknown)
         self.current = 0  # smooth weighted round-robin's running weight
+        self.passed = 0  # lowest_latency: requests since this entry last went first
 
 
 Strategy = Callable[[list[Entry], bool], list[Entry]]
@@ -65,21 +66,35 @@ def cheapest(entries: list[Entry], stream: bool) -> list[Entry]:
 
 class LowestLatency:
     """Lowest moving average first: time to first byte for streams, total duration otherwise. A target
-    with no sample yet counts as fastest (so it gets sampled). With probability `explore` a random usable
-    target goes first instead, so a target that was slow is sampled again and wins back traffic once it
-    has recovered."""
+    with no sample yet counts as fastest (so it gets sampled). So that a target that was slow is sampled
+    again and wins traffic back once it has recovered, a random usable target goes first with probability
+    `explore`, and a target passed over `probe_every` requests in a row goes first once (0: never)."""
 
-    def __init__(self, explore: float, seed: int | None) -> None:
+    def __init__(self, explore: float, seed: int | None, probe_every: int) -> None:
         self._explore = explore
         self._random = random.Random(seed)
+        self._probe_every = probe_every
 
     def __call__(self, entries: list[Entry], stream: bool) -> list[Entry]:
         if len(entries) == 1:
             return entries
-        if self._explore and self._random.random() < self._explore:
+        chosen: Entry | None = None
+        if self._probe_every:
+            for entry in entries:
+                if entry.passed >= self._probe_every:
+                    chosen = entry
+                    break
+        if chosen is None and self._explore and self._random.random() < self._explore:
             chosen = entries[self._random.randrange(len(entries))]
-            return [chosen, *(entry for entry in entries if entry is not chosen)]
-        return sorted(entries, key=_ttfb if stream else _total)
+        if chosen is None:
+            ordered = sorted(entries, key=_ttfb if stream else _total)
+            chosen = ordered[0]
+        else:
+            ordered = [chosen, *(entry for entry in entries if entry is not chosen)]
+        for entry in entries:
+            entry.passed += 1
+        chosen.passed = 0
+        return ordered
 
 
 def _in_flight(entry: Entry) -> int:
