@@ -53,6 +53,10 @@ class _Failed(Exception):
         super().__init__(message)
         self.cause = cause
 
+    @classmethod
+    def of(cls, error: UpstreamError) -> _Failed:
+        return cls("timeout" if error.timeout else "unreachable", str(error))
+
 
 class Failover(Relay):
     """The flow's step that finds an answer (flow.Flow is one; the relay half sends it on)."""
@@ -119,7 +123,8 @@ class Failover(Relay):
             if policy is not None:
                 policy.started(target)
             began = loop.time()
-            seen: list[UpstreamResponse] = []
+            response: UpstreamResponse | None = None  # once the upstream answered (the plain path)
+            seen: list[UpstreamResponse] | None = None  # the same, for a timed try
             try:
                 body, payload = build(target)
                 window = target.context_window
@@ -144,7 +149,25 @@ class Failover(Relay):
                     request_id=call.request_id,
                     timeouts=target.timeouts if target.timeouts.transport else None,
                 )
-                answer = await self._try(target, request, stream, began, deadline, seen)
+                timeouts = target.timeouts
+                if deadline is None and timeouts.first_byte_s is None and (stream or timeouts.total_s is None):
+                    # no timer (the usual case), inline: the hot path
+                    response = await target.provider.send(request)
+                    if stream and is_event_stream(response):
+                        chunks = response.iter_chunks()
+                        try:
+                            head: bytes = await anext(chunks)
+                            rest: AsyncIterator[bytes] | None = chunks
+                        except StopAsyncIteration:
+                            head, rest = b"", None
+                        answer = Answer(target, response, head, rest, began, loop.time() - began)
+                    else:
+                        ttfb = loop.time() - began
+                        head, rest = await read_up_to(response, self._limits.max_buffered_response_bytes)
+                        answer = Answer(target, response, head, rest, began, ttfb)
+                else:
+                    seen = []
+                    answer = await self._timed(target, request, stream, loop, began, deadline, seen)
             except ValidationError as error:
                 # this target's format cannot carry the request: no network call was made
                 unusable.add(index)
@@ -154,19 +177,24 @@ class Failover(Relay):
                 if policy is not None:
                     policy.finished(Attempt(target, "skipped", None, None, loop.time() - began))
                 continue
-            except _Failed as error:
+            except (_Failed, UpstreamError) as error:
+                if response is not None:
+                    response.close()
                 made += 1
-                last_error = (target, error, len(failed))
-                self._metrics.upstream_errors.inc((target.provider.name, error.cause))
-                failed.append(AttemptRecord(target.provider.name, target.model, None, error.cause))
+                failure = error if isinstance(error, _Failed) else _Failed.of(error)
+                last_error = (target, failure, len(failed))
+                self._metrics.upstream_errors.inc((target.provider.name, failure.cause))
+                failed.append(AttemptRecord(target.provider.name, target.model, None, failure.cause))
                 if policy is not None:
-                    policy.finished(Attempt(target, error.cause, None, None, loop.time() - began))
+                    policy.finished(Attempt(target, failure.cause, None, None, loop.time() - began))
                 continue
             except BaseException:
                 # not the upstream's failure (a translator's bug, the server stopping): no other target is tried
                 if policy is not None:
                     policy.finished(Attempt(target, "skipped", None, None, loop.time() - began))
-                if seen:  # the upstream answered: the call happened
+                if response is not None:
+                    response.close()
+                if response is not None or seen:  # the upstream answered: the call happened
                     call.attempts = tuple(failed)
                     self.record(call, route, target, FAILED, stream, None, started_at=started_at)
                 raise
@@ -175,7 +203,8 @@ class Failover(Relay):
             if status not in target.retry.statuses:
                 if held is not None:
                     self._drop(held)
-                call.attempts = tuple(failed)
+                if failed:
+                    call.attempts = tuple(failed)
                 return answer
             # a retryable status: held (served if nothing better comes), the try reported as failed
             after = _retry_after(answer.response, self._clock.now())
@@ -210,43 +239,38 @@ class Failover(Relay):
         if answer.rest is not None:
             answer.response.close()
 
-    async def _try(
+    async def _timed(
         self,
         target: Target,
         request: UpstreamRequest,
         stream: bool,
+        loop: asyncio.AbstractEventLoop,
         began: float,
         deadline: float | None,
         seen: list[UpstreamResponse],
     ) -> Answer:
+        """A try under its first-byte / total timers, cut at the deadline (the TimeoutError becomes _Failed)."""
         timeouts = target.timeouts
         first_at = _earliest(
             None if timeouts.first_byte_s is None else began + timeouts.first_byte_s,
             None if stream or timeouts.total_s is None else began + timeouts.total_s,
             deadline,
         )
-        if first_at is None:
-            try:
-                return await self._answer(target, request, stream, began, None, None, seen)
-            except UpstreamError as error:
-                raise _Failed("timeout" if error.timeout else "unreachable", str(error)) from None
         then_at = (
             None if stream else _earliest(None if timeouts.total_s is None else began + timeouts.total_s, deadline)
         )
         try:
             async with asyncio.timeout_at(first_at) as timer:
-                return await self._answer(target, request, stream, began, timer, then_at, seen)
-        except UpstreamError as error:
-            raise _Failed("timeout" if error.timeout else "unreachable", str(error)) from None
+                return await self._answer(target, request, stream, loop, began, timer, then_at, seen)
         except TimeoutError:
-            waited = asyncio.get_running_loop().time() - began
-            raise _Failed("timeout", f"no answer within {waited:.3g} s") from None
+            raise _Failed("timeout", f"no answer within {loop.time() - began:.3g} s") from None
 
     async def _answer(
         self,
         target: Target,
         request: UpstreamRequest,
         stream: bool,
+        loop: asyncio.AbstractEventLoop,
         began: float,
         timer: asyncio.Timeout | None,
         then_at: float | None,
@@ -254,7 +278,6 @@ class Failover(Relay):
     ) -> Answer:
         response = await target.provider.send(request)
         seen.append(response)
-        loop = asyncio.get_running_loop()
         try:
             if stream and is_event_stream(response):
                 chunks = response.iter_chunks()

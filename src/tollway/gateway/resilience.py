@@ -7,7 +7,7 @@ then the provider, then the built-in default (docs/configuration.md, "Retries an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from random import Random
@@ -53,11 +53,11 @@ class Timeouts:
     first_byte_s: float | None = None
     idle_s: float | None = None
     total_s: float | None = None
+    # whether this target sets its own connect or idle timeout (else its provider's apply); read per request
+    transport: bool = field(init=False, default=False, compare=False)
 
-    @property
-    def transport(self) -> bool:
-        """Whether this target sets its own connect or idle timeout (else its provider's apply)."""
-        return self.connect_s is not None or self.idle_s is not None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transport", self.connect_s is not None or self.idle_s is not None)
 
 
 DEFAULT_RETRY = RetryPolicy()
