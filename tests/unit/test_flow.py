@@ -12,14 +12,14 @@ import orjson
 import pytest
 
 from tollway.clock import FrozenClock
-from tollway.errors import LimitExceededError
+from tollway.errors import LimitExceededError, UnavailableError
 from tollway.gateway.adapt import FormatAdapter
 from tollway.gateway.app import Gateway
 from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.endpoint import LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.endpoints.chat_completions import CHAT_COMPLETIONS
-from tollway.gateway.hooks import Admit, Reservation
+from tollway.gateway.hooks import Admit, Attempt, Reservation
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, Provider, UpstreamError, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
@@ -382,3 +382,29 @@ def _endpoint_failing_at_once() -> LlmEndpoint:
         return make
 
     return replace(BROKEN, adapter=adapter)
+
+
+class NoUsableTarget:
+    """A target policy with every target unusable (all breakers open): it refuses before any try."""
+
+    def targets(self, route: Route, call: Admit) -> Sequence[Target]:
+        raise UnavailableError("No target of the model 'm' can take a request now.", code="no_usable_target")
+
+    def started(self, target: Target) -> None:
+        raise AssertionError("no try")
+
+    def finished(self, attempt: Attempt) -> None:
+        raise AssertionError("no try")
+
+
+async def test_policy_refusing_every_target_is_a_503_that_records_nothing_and_releases() -> None:
+    ledger = Ledger()
+    provider = Scripted((200, "application/json", [orjson.dumps(ANSWER)]))
+    app = build(ledger, provider)
+    app.flow._policy = NoUsableTarget()
+    status, body, _ = await post(app, "/v1/chat/completions", CHAT)
+    assert status == 503
+    assert orjson.loads(body)["error"]["code"] == "no_usable_target"
+    assert provider.sent == []
+    assert len(ledger.admitted) == 1
+    assert ledger.events == ["release"], "admitted, refused before any upstream call: released, nothing recorded"

@@ -110,7 +110,12 @@ class Flow(Failover):
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
             if self._policy is not None:
-                targets = self._policy.targets(route, admit)
+                try:
+                    targets = self._policy.targets(route, admit)
+                except BaseException:  # e.g. no usable target (503): nothing was called, the hold is undone
+                    if reservation is not None:
+                        reservation.release()
+                    raise
         target: Target | None = None
         answer: Answer | None = None
         started_at = self._clock.now()
