@@ -6,6 +6,7 @@ served it, whichever targets were tried or skipped on the way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -194,6 +195,33 @@ async def test_breaker_skips_a_dead_target_probes_it_after_the_cool_down_and_clo
     records = request_events(workdir / "tollway.db")
     assert len(records) == 15
     assert Counter(r["provider"] for r in records) == {"second": 13, "first": 2}
+
+
+async def test_health_checks_open_the_breaker_of_a_dead_target_without_client_traffic(
+    workdir: Path, upstreams: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    dead, live = upstreams
+    dead.default = Reply(status=500, body={"error": {"message": "down", "type": "server_error"}})
+    model = {"breaker": {"failures": 1, "cooldown_s": 30}, "health_check": {"interval_s": 1, "timeout_s": 1}}
+    async with tollway(workdir, two_target_config(dead, live, model)) as gateway:
+        state = 'tollway_target_breaker_state{provider="first",model="gpt-4o"}'
+        for _ in range(100):  # the first check is due one interval after the start
+            if await gateway.metric(state) == f"{state} 2":
+                break
+            await asyncio.sleep(0.05)
+        assert await gateway.metric(state) == f"{state} 2"
+        assert dead.received[0].body == {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "ping"}],
+            "max_tokens": 1,
+        }
+        await gateway.ask()
+
+        def asked(fake: FakeOpenAI) -> int:  # client requests, not health checks
+            return sum(1 for received in fake.received if received.body["messages"] == MESSAGES)
+
+        assert (asked(dead), asked(live)) == (0, 1), "open: the client request went to the live target only"
+    assert len(request_events(workdir / "tollway.db")) == 1, "health checks are not usage"
 
 
 async def test_no_usable_target_fails_fast_with_503_in_the_callers_shape(
