@@ -16,7 +16,7 @@ from pydantic import ValidationError as PydanticError
 from tollway.clock import FrozenClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
-from tollway.errors import ConfigError, UnavailableError
+from tollway.errors import ConfigError, RateLimitedError, UnavailableError
 from tollway.gateway.auth import Consumer
 from tollway.gateway.balancing.health import check_once
 from tollway.gateway.balancing.policy import BalancingPolicy
@@ -343,11 +343,14 @@ def test_a_429_with_retry_after_cools_the_target_down_without_counting_for_the_b
     assert harness.order() == ["a", "b"]  # the breaker stayed closed: no probe needed
 
 
-def test_a_single_target_model_cooling_down_fails_fast() -> None:
+def test_a_model_whose_targets_are_all_rate_limited_fails_fast_with_429_and_retry_after() -> None:
     harness = Harness({"name": "solo", "targets": targets("a")})
     harness.attempt("a", "status", status=429, retry_after_s=2.0)
-    with pytest.raises(UnavailableError):
+    harness.later(0.5)
+    with pytest.raises(RateLimitedError) as raised:
         harness.order()
+    assert raised.value.retry_after_s == 2  # 1.5 s, rounded up
+    assert raised.value.code == "targets_rate_limited"
     harness.later(2)
     assert harness.order() == ["a"]
 

@@ -5,18 +5,20 @@ strategy orders the usable ones. A target is skipped without a network call whil
 open, while it cools down after a 429 with Retry-After, or while it is over its budget for the
 minute. A half-open target's one probe goes first in the order of the request that carries it
 (the flow fails over to the next target if the probe fails). When no target of a model is usable,
-the request fails fast with a 503 in the caller's shape and nothing is recorded (no upstream call).
+the request fails fast in the caller's shape, a 429 with Retry-After when its targets are only rate
+limited (cooling down, over budget), else a 503; nothing is recorded (no upstream call).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from tollway.clock import Clock
 from tollway.config.balancing import BalanceConfig, BudgetConfig, HealthCheckConfig
 from tollway.config.schema import ModelConfig, ProviderConfig
-from tollway.errors import UnavailableError
+from tollway.errors import DomainError, RateLimitedError, UnavailableError
 from tollway.gateway.balancing.breaker import CLOSED, Breaker
 from tollway.gateway.balancing.budgets import Budget
 from tollway.gateway.balancing.metrics import TargetMetrics
@@ -215,12 +217,7 @@ class BalancingPolicy:
         if order is None:
             return route.targets
         if not order:
-            wait = min(entry.state.usable_at(now) for entry in plan.entries) - now
-            raise UnavailableError(
-                f"No target of the model '{route.model}' can take a request now (circuit open, cooling down "
-                f"after a rate limit, or over its budget); try again in {max(1, round(wait))} s.",
-                code="no_usable_target",
-            )
+            raise _refusal(route.model, plan, now)
         targets = route.targets
         return [targets[entry.index] for entry in order]
 
@@ -296,6 +293,24 @@ class BalancingPolicy:
 
     def states(self) -> Iterator[TargetState]:
         return iter(self._states.values())
+
+
+def _refusal(model: str, plan: Plan, now: float) -> DomainError:
+    """No target can take the request: 429 with Retry-After when they are only rate limited (cooling down
+    after a 429, over their budget), else 503 (a breaker is open)."""
+    wait = max(1, math.ceil(min(entry.state.usable_at(now) for entry in plan.entries) - now - 1e-6))
+    if all(entry.state.breaker is None or entry.state.breaker.state == CLOSED for entry in plan.entries):
+        return RateLimitedError(
+            f"Every target of the model '{model}' is at its rate limit (cooling down after a 429, or over its "
+            f"budget for the minute); try again in {wait} s.",
+            retry_after_s=wait,
+            code="targets_rate_limited",
+        )
+    return UnavailableError(
+        f"No target of the model '{model}' can take a request now (circuit open, cooling down after a rate "
+        f"limit, or over its budget); try again in {wait} s.",
+        code="no_usable_target",
+    )
 
 
 MAX_SCHEDULE = 1000  # turns; larger weight sums are balanced request by request instead
