@@ -36,6 +36,7 @@ EXPECTED = Person(name="simulated", role="admin", age=18, home=Address(street="s
 
 async def test_instructor_tools_mode(tmp_path: Path) -> None:
     import instructor  # installed by the Makefile without its pins (see there)
+
     async with tollway_app(tmp_path) as app, app.client2() as http:
         client = instructor.from_openai(openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http))
         person, completion = await client.chat.completions.create_with_completion(
