@@ -149,6 +149,17 @@ async def test_tool_choice_modes(app: InProcess) -> None:
             return calls[0].function.name if calls else None  # type: ignore[union-attr]
 
         assert await called() is None  # auto, and the prompt names no tool
+        # a client's injected reminder naming a tool is not the user asking for it (Claude Code's reminders)
+        plain[:] = [
+            {
+                "role": "user",
+                "content": "<system-reminder>\nThe get_weather tool is available.\n</system-reminder>\nHello",
+            }
+        ]
+        assert await called() is None
+        plain[:] = [{"role": "user", "content": "<system-reminder>x</system-reminder> Use get_weather for Paris."}]
+        assert await called() == "get_weather"
+        plain[:] = [{"role": "user", "content": "Hello"}]
         assert await called(tool_choice="required") == "get_time"  # the first tool
         assert await called(tool_choice={"type": "function", "function": {"name": "get_weather"}}) == "get_weather"
         assert await called(tool_choice="none") is None

@@ -191,8 +191,14 @@ def _text_of(message: dict[str, Any]) -> str:
     return ""
 
 
+# Context a client injects into the user's turn (Claude Code's reminders name its tools): not the user asking.
+_INJECTED = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+
+
 def _mentioned(text: str, schemas: dict[str, Any]) -> str | None:
-    """The first tool (in `tools` order) whose name the text mentions as a whole word."""
+    """The first tool (in `tools` order) whose name the text mentions as a whole word, outside the
+    `<system-reminder>` blocks a client injects."""
+    text = _INJECTED.sub(" ", text)
     for name in schemas:
         if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
             return name
