@@ -545,3 +545,28 @@ def test_an_adapted_route_gets_its_own_targets_back_in_the_chosen_order() -> Non
     for number, pick in enumerate(picks):
         view = (harness.route, adapted)[number % 2]
         assert all(any(t is own for own in view.targets) for t in pick)
+
+
+def test_cost_prices_each_call_by_its_own_prompt() -> None:
+    """a: cheap input, dear output; b: the reverse. With 100 output tokens expected, a costs
+    0.000001 T + 0.003 and b 0.00001 T + 0.001: b is cheaper below T = 222 prompt tokens, a above."""
+    harness = Harness(
+        {
+            "name": "smart",
+            "balance": {"strategy": "cost", "expected_input_tokens": 5000, "expected_output_tokens": 100},
+            "targets": targets("a", "b"),
+        },
+        {
+            ("a", "m"): TokenPrice(input=Decimal("0.000001"), output=Decimal("0.00003")),
+            ("b", "m"): TokenPrice(input=Decimal("0.00001"), output=Decimal("0.00001")),
+        },
+    )
+
+    def order(text: str) -> list[str]:
+        prompt = {"messages": [{"role": "user", "content": text}]}
+        call = Admit("req_9", Consumer("acme", None), "smart", "/v1/chat/completions", False, prompt)
+        return [t.provider.name for t in harness.policy.targets(harness.route, call)]
+
+    assert order("Hi") == ["b", "a"]  # a few tokens
+    assert order("lorem ipsum " * 400) == ["a", "b"]  # 4,800 characters: well over 222 tokens
+    assert harness.order() == ["a", "b"]  # no prompt on the call: the expected 5,000 input tokens

@@ -106,7 +106,7 @@ class Flow(Failover):
         targets: Sequence[Target] = route.targets
         reservation: Reservation | None = None
         if self._admission is not None or self._policy is not None:
-            admit = Admit(call.request_id, call.consumer, parsed.model, endpoint.path, parsed.stream)
+            admit = Admit(call.request_id, call.consumer, parsed.model, endpoint.path, parsed.stream, parsed.prompt)
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
             if self._policy is not None:

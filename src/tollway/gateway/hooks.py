@@ -7,9 +7,9 @@ spell the defaults out for code that composes hooks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tollway.gateway.auth import Consumer
 from tollway.gateway.routing import Route, Target
@@ -25,6 +25,7 @@ class Admit:
     model: str
     endpoint: str
     stream: bool
+    prompt: Mapping[str, Any] | None = None  # what a prompt-token estimate reads (cost routing prices the call)
 
 
 class Reservation(Protocol):

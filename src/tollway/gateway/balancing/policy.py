@@ -24,11 +24,10 @@ from tollway.gateway.balancing.budgets import Budget
 from tollway.gateway.balancing.metrics import TargetMetrics
 from tollway.gateway.balancing.state import TargetKey, TargetState
 from tollway.gateway.balancing.strategies import (
-    UNKNOWN_COST,
+    Cheapest,
     Entry,
     LowestLatency,
     Strategy,
-    cheapest,
     least_busy,
     priority,
     weighted,
@@ -96,16 +95,16 @@ class Plan:
             return self.cached[turn]
         return [targets[i] for i in schedule[turn]]  # another view of the route (an endpoint's adapters)
 
-    def order_all(self, stream: bool) -> list[Entry]:
+    def order_all(self, call: Admit) -> list[Entry]:
         """The order when every target is usable."""
         if len(self.groups) == 1:
-            return self.strategy(self.groups[0], stream)
+            return self.strategy(self.groups[0], call)
         ordered: list[Entry] = []
         for group in self.groups:
-            ordered.extend(self.strategy(group, stream))
+            ordered.extend(self.strategy(group, call))
         return ordered
 
-    def order(self, now: float, stream: bool) -> list[Entry] | None:
+    def order(self, now: float, call: Admit) -> list[Entry] | None:
         """The entries to try in order; None: all of them, as configured."""
         if self.plain and all(entry.state.ready(now) for entry in self.entries):
             return None
@@ -123,7 +122,7 @@ class Plan:
                     continue
                 usable.append(entry)
             if usable:
-                ordered.extend(self.strategy(usable, stream))
+                ordered.extend(self.strategy(usable, call))
         if probe is not None:
             breaker = probe.state.breaker
             assert breaker is not None
@@ -178,8 +177,8 @@ class BalancingPolicy:
                     state = states[key] = self._state(key, model, target.budget, provider_configs.get(target.provider))
                     if model.health_check is not None:
                         health.append(HealthTarget(state, target.provider, target.model, model.health_check))
-                cost = _cost(prices.get(key), model.balance)
-                entries.append(Entry(index, state, weight=target.weight, group=target.group, cost=cost))
+                price = prices.get(key)
+                entries.append(Entry(index, state, weight=target.weight, group=target.group, price=price))
             plans[model.name] = Plan(model.name, entries, _strategy(model.balance))
         self._plans, self._states, self.health_targets = plans, states, tuple(health)
 
@@ -211,9 +210,9 @@ class BalancingPolicy:
             if plan.schedule is not None:
                 return plan.next_turn(route.targets)
             targets = route.targets
-            return [targets[entry.index] for entry in plan.order_all(call.stream)]
+            return [targets[entry.index] for entry in plan.order_all(call)]
         now = self._clock.now().timestamp()
-        order = plan.order(now, call.stream)
+        order = plan.order(now, call)
         if order is None:
             return route.targets
         if not order:
@@ -341,13 +340,7 @@ def _strategy(balance: BalanceConfig) -> Strategy:
     if balance.strategy == "least_busy":
         return least_busy
     if balance.strategy == "cost":
-        return cheapest
+        return Cheapest(balance.expected_input_tokens, balance.expected_output_tokens)
     if balance.strategy == "lowest_latency":
         return LowestLatency(balance.explore, balance.seed, balance.probe_every)
     return priority
-
-
-def _cost(price: TokenPrice | None, balance: BalanceConfig) -> float:
-    if price is None:
-        return UNKNOWN_COST
-    return float(price.input * balance.expected_input_tokens + price.output * balance.expected_output_tokens)
