@@ -305,8 +305,15 @@ class Runtime:
 
 
 def secrets_of(settings: Settings, config: TollwayConfig) -> list[str | None]:
-    """The credentials Tollway holds that no answer or log line may show: provider keys, the admin token."""
-    return [*(p.api_key for p in config.providers), settings.admin_token, settings.stripe_secret_key]
+    """The credentials Tollway holds that no answer or log line may show: provider keys, the admin and
+    metrics tokens, the Stripe key and webhook signing secret."""
+    return [
+        *(p.api_key for p in config.providers),
+        settings.admin_token,
+        settings.metrics_token,
+        settings.stripe_secret_key,
+        settings.stripe_webhook_secret,
+    ]
 
 
 def _defines_catalog(config: TollwayConfig) -> bool:

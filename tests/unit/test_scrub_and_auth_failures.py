@@ -9,8 +9,11 @@ import logging
 import pytest
 
 from tollway.auth_failures import AuthFailures, client_address
+from tollway.bootstrap import secrets_of
+from tollway.config.schema import TollwayConfig
 from tollway.gateway.metrics import Counter
 from tollway.scrub import PRESENTED, Scrubber, ScrubbingFilter, scrub_logs
+from tollway.settings import Settings
 
 PROVIDER_KEY = "sk-provider-abcdef123456"
 ADMIN_TOKEN = "tw-admin-0123456789"
@@ -151,3 +154,22 @@ def test_memory_is_bounded_least_recently_seen_dropped(clock: FakeClock) -> None
 def test_client_address_of_an_asgi_scope() -> None:
     assert client_address(("203.0.113.7", 51000)) == "203.0.113.7"
     assert client_address(None) == "-"
+
+
+def test_every_credential_tollway_holds_is_scrubbed() -> None:
+    settings = Settings(
+        admin_token="admin-canary-0001",
+        metrics_token="metrics-canary-0002",
+        stripe_secret_key="sk_test_canary_0003",
+        stripe_webhook_secret="whsec_canary_0004",
+    )
+    config = TollwayConfig.model_validate(
+        {"providers": [{"name": "up", "type": "openai", "base_url": "http://up.example/v1", "api_key": "sk-up-0005"}]}
+    )
+    assert sorted(s for s in secrets_of(settings, config) if s) == [
+        "admin-canary-0001",
+        "metrics-canary-0002",
+        "sk-up-0005",
+        "sk_test_canary_0003",
+        "whsec_canary_0004",
+    ]
