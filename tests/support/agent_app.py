@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,9 +11,7 @@ from typing import Any
 import httpx
 import httpx2
 
-from tollway.bootstrap import build_app, build_runtime
-from tollway.config.loader import load_config
-from tollway.settings import Settings
+from tests.support.in_process import in_process
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
 KEY = "acme-secret-key"  # the quickstart's consumer key
@@ -37,22 +34,5 @@ class InProcess:
 @asynccontextmanager
 async def tollway_app(directory: Path, config: dict[str, Any] | None = None) -> AsyncIterator[InProcess]:
     """Tollway on `config` (default: the quickstart file); its usage events are written when this exits."""
-    if config is None:
-        config_path = QUICKSTART
-    else:
-        config_path = directory / "tollway.yaml"
-        config_path.write_text(json.dumps(config))
-    database = directory / "tollway.db"
-    settings = Settings(
-        config=str(config_path),
-        database_url=f"sqlite:///{database}",
-        journal_dir=str(directory / "journal"),
-        billing_worker=False,
-    )
-    runtime = build_runtime(settings, load_config(config_path, {}))
-    app = build_app(runtime)
-    await runtime.start()
-    try:
-        yield InProcess(app, database)
-    finally:
-        await runtime.stop()
+    async with in_process(directory, QUICKSTART if config is None else config) as started:
+        yield InProcess(started.app, directory / "tollway.db")

@@ -38,10 +38,13 @@ class InProcess:
 
 
 @asynccontextmanager
-async def in_process(directory: Path, config: dict[str, Any], **settings: Any) -> AsyncIterator[InProcess]:
-    """Tollway over `config` (written as the config file), started; stopped (usage flushed) on exit."""
-    config_path = directory / "tollway.yaml"
-    config_path.write_text(json.dumps(config))
+async def in_process(directory: Path, config: dict[str, Any] | Path, **settings: Any) -> AsyncIterator[InProcess]:
+    """Tollway over `config` (a config file, or a dict written as one), started; stopped (usage flushed) on exit."""
+    if isinstance(config, Path):
+        config_path = config
+    else:
+        config_path = directory / "tollway.yaml"
+        config_path.write_text(json.dumps(config))
     chosen = Settings(
         config=str(config_path),
         database_url=f"sqlite:///{directory / 'tollway.db'}",

@@ -5,7 +5,6 @@ A simulator upstream (model `demo`, also under the alias `aliased`), one consume
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,10 +14,9 @@ from typing import Any
 import httpx
 
 from tests.support.composed import ADMIN_TOKEN, CONSUMER_KEY
+from tests.support.in_process import in_process
 from tests.support.stored import journal_segments, stored_events
-from tollway.bootstrap import Runtime, build_app, build_runtime
-from tollway.config.loader import load_config
-from tollway.settings import Settings
+from tollway.bootstrap import Runtime
 
 CONFIG = {
     "providers": [{"name": "local", "type": "simulator"}],
@@ -54,20 +52,8 @@ class App:
 
 @asynccontextmanager
 async def running(directory: Path) -> AsyncIterator[App]:
-    config_path = directory / "tollway.yaml"
-    config_path.write_text(json.dumps(CONFIG))
-    settings = Settings(
-        config=str(config_path),
-        database_url=f"sqlite:///{directory / 'tollway.db'}",
-        admin_token=ADMIN_TOKEN,
-        journal_dir=str(directory / "journal"),
-        billing_worker=False,
-    )
-    runtime = build_runtime(settings, load_config(config_path, {}))
-    app = build_app(runtime)
-    await runtime.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as client:
-            yield App(client, runtime, directory, app)
-    finally:
-        await runtime.stop()
+    async with (
+        in_process(directory, CONFIG, admin_token=ADMIN_TOKEN) as started,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=started.app), base_url="http://tollway") as client,
+    ):
+        yield App(client, started.runtime, directory, started.app)
