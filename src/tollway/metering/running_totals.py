@@ -76,10 +76,6 @@ class RunningTotals:
         self._max = max_snapshots
         self._snapshots: OrderedDict[SnapshotKey, Snapshot] = OrderedDict()
 
-    @staticmethod
-    def supports(meter: Meter) -> bool:
-        return meter.aggregation in ADDITIVE
-
     async def total(
         self, meter: Meter, subjects: Sequence[str], filters: Filters, start: datetime, at: datetime
     ) -> Decimal | None:
