@@ -137,6 +137,51 @@ async def test_config_meter_definition_change_rebuilds_rollups(store: Store) -> 
     assert "calls" not in {m.slug for m in await service.meters()}
 
 
+def llm_event(n: int, model: str, kind: str, tokens: int) -> Event:
+    return Event(
+        id=f"t{n}",
+        source="test",
+        type="api.tokens",
+        subject="acme",
+        time=BASE + timedelta(minutes=n),
+        data={"model": model, "type": kind, "tokens": tokens},
+    )
+
+
+@pytest.mark.parametrize("how", ["api", "config"])
+async def test_backfill_with_group_by_out_of_alphabetical_order_keeps_names(store: Store, how: str) -> None:
+    """A meter created over stored events, its groupBy not in alphabetical order: the backfilled
+    buckets and those folded after the creation carry the same, right names."""
+    service = service_for(store)
+    await service.sync_meters([])
+    await store.insert_events([llm_event(1, "gpt-4o", "input", 800), llm_event(2, "gpt-4o", "output", 30)])
+    await store.roll_up()
+    meter = Meter(
+        "tokens",
+        "api.tokens",
+        Aggregation.SUM,
+        "$.tokens",
+        group_by={"type": "$.type", "model": "$.model"},
+        managed_by=how,
+    )
+    if how == "api":
+        await service.create_meter(meter)
+    else:
+        await service.sync_meters([meter])
+    await store.insert_events([llm_event(3, "gpt-4o", "input", 200)])
+    await store.roll_up()
+    for rolled in (False, True):  # the later event raw, then folded
+        rows = await service.query("tokens", MeterQuery(group_by=("type", "model")))
+        assert sorted((r.group_by["type"], r.group_by["model"], r.value) for r in rows) == [
+            ("input", "gpt-4o", Decimal(1000)),
+            ("output", "gpt-4o", Decimal(30)),
+        ]
+        filtered = await service.query("tokens", MeterQuery(filter_group_by={"type": ("input",)}))
+        assert [r.value for r in filtered] == [Decimal(1000)]
+        if not rolled:
+            await store.roll_up()
+
+
 # Events around a range starting and ending mid-hour and mid-minute, [03-02 22:58:10, 03-05 01:02:30):
 # the plan reads raw seconds, minute, hour and day buckets at each edge; values are powers of two so
 # each event's presence shows in the sum.

@@ -1,8 +1,13 @@
-"""Migration 0006 on SQLite and PostgreSQL: rollup rows survive, the keys lead with (meter, level_us,
-subject), the old subject index is gone, and a downgrade restores the old key."""
+"""Rollup migrations on SQLite and PostgreSQL. 0006: rollup rows survive, the keys lead with (meter, level_us,
+subject), the old subject index is gone, and a downgrade restores the old key. 0008: mislabelled rollups are
+folded again."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,6 +15,12 @@ from sqlalchemy import Engine, inspect, text
 
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import alembic_config, upgrade
+from tollway.adapters.sql.store import SqlEventStore
+from tollway.clock import FrozenClock
+from tollway.metering.aggregation import MeterQuery
+from tollway.metering.events import Event
+from tollway.metering.meters import Aggregation, Meter
+from tollway.metering.service import MeteringService
 
 ROW = "INSERT INTO meter_rollups (meter, level_us, bucket_us, subject, dims, count, total) VALUES "
 VALUE = "INSERT INTO meter_rollup_values (meter, level_us, bucket_us, subject, dims, digest) VALUES "
@@ -51,3 +62,42 @@ def test_rekey_keeps_rows_and_orders_subject_before_bucket(engine: Engine) -> No
         assert "ix_meter_rollups_subject" in {i["name"] for i in inspect(engine).get_indexes("meter_rollups")}
     finally:
         engine.dispose()
+
+
+async def test_0008_refolds_a_meter_whose_backfill_mislabelled_its_dimensions(engine: Engine) -> None:
+    """Rollups of a two-dimension meter with each value under the other's name (what the backfill of a
+    groupBy written out of alphabetical order stored before 0008): after the upgrade, queries answer
+    from rollups folded again; a one-dimension meter's rollups are kept."""
+    clock = FrozenClock(datetime(2026, 3, 2, tzinfo=UTC))
+    await asyncio.to_thread(upgrade, engine, "0007_catalog_version")
+    store = SqlEventStore(engine, clock)
+    try:
+        service = MeteringService(store, clock)
+        two = Meter("tokens", "api.tokens", Aggregation.SUM, "$.tokens", {"type": "$.type", "model": "$.model"})
+        one = Meter("by_model", "api.tokens", Aggregation.SUM, "$.tokens", {"model": "$.model"})
+        await service.sync_meters([replace(two, managed_by="config"), replace(one, managed_by="config")])
+        event = Event(
+            id="1",
+            source="t",
+            type="api.tokens",
+            subject="acme",
+            time=datetime(2026, 3, 1, tzinfo=UTC),
+            data={"model": "gpt-4o", "type": "input", "tokens": 800},
+        )
+        await store.insert_events([event])
+        await store.roll_up()
+        with engine.begin() as connection:  # the labels swapped, as the old backfill stored them
+            connection.execute(text("UPDATE meter_rollups SET dims = '[\"input\",\"gpt-4o\"]' WHERE meter = 'tokens'"))
+            kept = connection.execute(text("SELECT count(*) FROM meter_rollups WHERE meter = 'by_model'")).scalar()
+        await asyncio.to_thread(upgrade, engine)
+        rows = await service.query("tokens", MeterQuery(group_by=("type", "model")))
+        assert [(r.group_by, r.value) for r in rows] == [({"type": "input", "model": "gpt-4o"}, Decimal(800))]
+        await store.roll_up()
+        rows = await service.query("tokens", MeterQuery(group_by=("type", "model")))
+        assert [(r.group_by, r.value) for r in rows] == [({"type": "input", "model": "gpt-4o"}, Decimal(800))]
+        with engine.connect() as connection:
+            assert (
+                connection.execute(text("SELECT count(*) FROM meter_rollups WHERE meter = 'by_model'")).scalar() == kept
+            )
+    finally:
+        await store.close()

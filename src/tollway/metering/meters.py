@@ -57,13 +57,17 @@ class Meter:
     event_type: str
     aggregation: Aggregation
     value_property: str | None = None
-    group_by: Mapping[str, str] = field(default_factory=dict)
+    group_by: Mapping[str, str] = field(default_factory=dict)  # kept sorted by name: the dimension order
     description: str = ""
     managed_by: str = "api"  # builtin | config | api: who owns the definition (only api meters are deletable)
     created_at: datetime | None = field(default=None, compare=False)
     updated_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        # One dimension order for every reader: rollup keys store dimension values by position (a JSON
+        # array), so the order is part of the stored data. A meter built from the caller's mapping and
+        # one read back from its stored record must agree, whatever order the groupBy was written in.
+        object.__setattr__(self, "group_by", dict(sorted(self.group_by.items())))
         if not SLUG.match(self.slug):
             raise MeterFieldError("slug must be lowercase letters, digits, '_' or '-' (at most 63)", field="slug")
         if self.aggregation is not Aggregation.COUNT and not self.value_property:
@@ -93,7 +97,7 @@ class Meter:
             "eventType": self.event_type,
             "aggregation": self.aggregation.value,
             "valueProperty": self.value_property if self.aggregation is not Aggregation.COUNT else None,
-            "groupBy": dict(sorted(self.group_by.items())),
+            "groupBy": dict(self.group_by),
         }
 
     def definition_key(self) -> str:
