@@ -14,9 +14,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The run set includes the `demo` extra (the official openai SDK and httpx), so the README's SDK example works
+# in .venv right after `make run`.
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
-	touch $@
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@ $(VENV)/.demo-installed
 
 # instructor (a client the structured-output tests drive) pins jiter below what the openai SDK needs; its
 # other requirements are all in the dev set, so it goes in without its pins.
@@ -52,7 +54,8 @@ unit: dev-venv
 # Headless Chromium renders invoice HTML in the tests (a screenshot checked for content).
 chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
+		(echo "make test: installing the system package chromium (apt-get, needs root) for the browser tests" && \
+		 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
 		echo "chromium could not be installed: the invoice screenshot test will skip"
 
 # The suite runs on every core (pytest-xdist, -n auto: 2 workers on a 2-core CI); PYTEST_WORKERS=0 runs it

@@ -294,7 +294,7 @@ class Runtime:
             if plan.problems:  # logged by the caller (start: the lifespan; reload: one line each)
                 raise ConfigError([f"catalog: {line}" for line in plan.problems])
             for line in (*plan.notes, *plan.lines):
-                log.warning("catalog: %s", line)
+                log.info("catalog: %s", line)
             return
 
     async def _close_later(self, providers: list[Provider], grace_s: float) -> None:

@@ -78,7 +78,7 @@ def test_apply_creates_then_no_changes_then_a_dry_run_changes_nothing(tmp_path: 
     assert stored(db) == APPLIED
 
     again = run_tollway("apply", "quickstart.yaml", cwd=tmp_path, env=env_for(db))
-    assert (again.returncode, again.stdout) == (0, "No changes.\n")
+    assert (again.returncode, again.stdout) == (0, f"database: sqlite:///{db}\nNo changes.\n")
 
     edited = QUICKSTART.replace('amount: "0.000003"', 'amount: "0.000002"')
     assert edited != QUICKSTART
@@ -87,7 +87,7 @@ def test_apply_creates_then_no_changes_then_a_dry_run_changes_nothing(tmp_path: 
     assert dry.returncode == 0, dry.stderr
     note = "note: subscription acme stays on starter v1 (v2 is published; migrating a subscription is explicit)\n"
     assert dry.stdout == (
-        note + "+ plan starter v2 (published; v1 archived)\n"
+        f"database: sqlite:///{db}\n" + note + "+ plan starter v2 (published; v1 archived)\n"
         "Apply: 1 to create, 0 to update, 0 to archive.\n"
         "(dry run: nothing changed)\n"
     )
@@ -95,12 +95,12 @@ def test_apply_creates_then_no_changes_then_a_dry_run_changes_nothing(tmp_path: 
 
     real = run_tollway("apply", "edited.yaml", cwd=tmp_path, env=env_for(db))
     assert real.returncode == 0, real.stderr
-    assert real.stdout == note + (
+    assert real.stdout == f"database: sqlite:///{db}\n" + note + (
         "+ plan starter v2 (published; v1 archived)\nApply: 1 to create, 0 to update, 0 to archive.\n"
     )
     assert stored(db)["plans"] == [("pro", 1, "published"), ("starter", 1, "archived"), ("starter", 2, "published")]
     migrated = run_tollway("apply", "edited.yaml", cwd=tmp_path, env=env_for(db))
-    assert migrated.stdout == note + "No changes.\n"
+    assert migrated.stdout == f"database: sqlite:///{db}\n" + note + "No changes.\n"
 
 
 def test_dry_run_on_a_missing_sqlite_file_plans_creates_and_makes_no_file(tmp_path: Path) -> None:
@@ -109,9 +109,9 @@ def test_dry_run_on_a_missing_sqlite_file_plans_creates_and_makes_no_file(tmp_pa
     dry = run_tollway("apply", "quickstart.yaml", "--dry-run", cwd=tmp_path, env=env_for(db))
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
-    assert lines[0] == f"note: no database at {db} yet: planned against an empty one"
+    assert lines[:2] == [f"database: sqlite:///{db}", f"note: no database at {db} yet: planned against an empty one"]
     assert lines[-1] == "(dry run: nothing changed)"
-    assert [line for line in lines if not line.startswith("+ meter ")][1:-2] == [
+    assert [line for line in lines if not line.startswith("+ meter ")][2:-2] == [
         "+ feature input-tokens",
         "+ feature output-tokens",
         "+ plan starter v1 (published)",
@@ -180,7 +180,7 @@ def test_bad_input_exits_2_names_the_field_and_changes_nothing(applied: Path, tm
     assert len(errors) == len(expected), result.stderr
     for line, wanted in zip(errors, expected, strict=True):
         assert line.startswith(f"error: bad.yaml: {wanted}"), result.stderr
-    assert result.stdout == ""
+    assert result.stdout in ("", f"database: sqlite:///{applied}\n")  # a file problem comes before the database
     assert stored(applied) == APPLIED
 
 
@@ -201,3 +201,18 @@ def test_serve_applies_the_catalog_at_start(tmp_path: Path) -> None:
     assert sorted((p["key"], p["version"]) for p in items(plans)) == [("pro", 1), ("starter", 1)]
     assert [c["key"] for c in items(customers)] == ["acme"]
     assert "catalog: + plan starter v1 (published)" in gateway.log()
+
+
+def test_apply_without_a_database_url_creates_no_file_unless_asked(tmp_path: Path) -> None:
+    """Without TOLLWAY_DATABASE_URL, `apply` would fill ./tollway.db while the server reads another database:
+    it refuses and names the file; --create makes it, and the first line says where it applied."""
+    (tmp_path / "quickstart.yaml").write_text(QUICKSTART)
+    refused = run_tollway("apply", "quickstart.yaml", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout
+    missing = tmp_path / "tollway.db"
+    assert refused.stderr.startswith(f"error: no database at {missing}: TOLLWAY_DATABASE_URL is not set")
+    assert not (tmp_path / "tollway.db").exists()
+    created = run_tollway("apply", "quickstart.yaml", "--create", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.splitlines()[0] == "database: sqlite:///./tollway.db"
+    assert stored(tmp_path / "tollway.db") == APPLIED

@@ -9,6 +9,8 @@ import pytest
 from tests.support.cli import run_tollway
 from tests.support.net import free_port
 
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+
 VALID = """\
 providers:
   - {name: local, type: simulator}
@@ -27,7 +29,7 @@ ENV = {"OPENAI_API_KEY": "sk-test"}
         (
             ("", ""),
             ENV,
-            "tollway.yaml: ok (2 providers, 1 models, 1 consumers)",
+            "tollway.yaml: ok (2 providers, 1 models, 1 consumers, 0 meters, 0 features, 0 plans, 0 customers)",
         ),
         (
             ("type: simulator}", "type: simulator, tokens_per_secnd: 5}"),
@@ -156,3 +158,34 @@ def test_serve_with_a_catalog_on_a_missing_meter_exits_with_one_line_and_no_trac
         "ERROR tollway: startup failed: catalog: features[0].meter: unknown meter 'no-such-meter' "
         "(defined: llm_cost, llm_requests, llm_tokens)"
     )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "line"),
+    [
+        (
+            "filters: {type: input}",
+            "filters: {kind: input}",
+            "quickstart.yaml: features[0].filters.kind: 'kind' is not a group-by dimension of meter 'llm_tokens'"
+            " (dimensions: model, provider, status_code, type)",
+        ),
+        (
+            "filters: {type: output}",
+            "filters: {type: request}",
+            "quickstart.yaml: features[1].filters.type: type 'request' is never recorded by meter 'llm_tokens'"
+            " (its type values: cache_read, cache_write, input, output)",
+        ),
+    ],
+    ids=["unknown-dimension", "unknown-built-in-value"],
+)
+def test_check_refuses_what_apply_refuses(tmp_path: Path, before: str, after: str, line: str) -> None:
+    """`check` needs no database, yet refuses a feature filter that `apply --dry-run` refuses, with the same line."""
+    text = QUICKSTART.read_text()
+    assert before in text
+    (tmp_path / "quickstart.yaml").write_text(text.replace(before, after, 1))
+    checked = run_tollway("check", "quickstart.yaml", cwd=tmp_path)
+    assert checked.returncode == 2, checked.stdout
+    assert checked.stderr.splitlines() == [f"error: {line}"]
+    planned = run_tollway("apply", "--dry-run", "quickstart.yaml", cwd=tmp_path)
+    assert planned.returncode == 2, planned.stdout
+    assert f"error: {line}" in planned.stderr.splitlines()

@@ -69,7 +69,8 @@ def test_quickstart_answers_streamed_and_not_and_meters_exactly_what_it_reported
 def test_check_accepts_the_quickstart_and_names_the_path_of_a_typo(tmp_path: Path) -> None:
     ok = run_tollway("check", str(QUICKSTART), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == f"{QUICKSTART}: ok (1 providers, 1 models, 1 consumers)"
+    summary = "1 providers, 1 models, 1 consumers, 0 meters, 2 features, 2 plans, 1 customers"
+    assert ok.stdout.strip() == f"{QUICKSTART}: ok ({summary})"
 
     typo = tmp_path / "quickstart.yaml"
     typo.write_text(QUICKSTART.read_text().replace("tokens_per_second:", "tokens_per_secnd:"))

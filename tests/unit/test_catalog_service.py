@@ -108,6 +108,8 @@ async def test_feature_round_trip(world: World) -> None:
         ({"key": "ok", "meter_slug": "llm_tokens", "filters": {"colour": ["red"]}}, "meterGroupByFilters"),
         ({"key": "ok", "meter_slug": "llm_tokens", "filters": {"type": [""]}}, "meterGroupByFilters"),
         ({"key": "ok", "meter_slug": "llm_tokens", "filters": {"type": []}}, "meterGroupByFilters"),
+        ({"key": "ok", "meter_slug": "llm_tokens", "filters": {"type": ["request"]}}, "meterGroupByFilters"),
+        ({"key": "ok", "meter_slug": "llm_tokens", "filters": {"type": ["input", "Output"]}}, "meterGroupByFilters"),
         ({"key": "ok", "filters": {"type": ["input"]}}, "meterGroupByFilters"),
         ({"key": "ok", "name": " "}, "name"),
         ({"key": "ok", "metadata": {"n": Decimal(1)}}, "metadata"),

@@ -25,17 +25,28 @@ def _fail(problems: list[str], code: int = 2) -> NoReturn:
 def apply_command(
     file: Annotated[Path, typer.Argument(help="YAML config file whose catalog to apply.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes without making them.")] = False,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="Create the SQLite database file if it does not exist (needed only when TOLLWAY_DATABASE_URL"
+            " is not set: the default ./tollway.db may not be the database your server reads).",
+        ),
+    ] = False,
 ) -> None:
-    """Apply the file's catalog to TOLLWAY_DATABASE_URL: print each change, then make them.
+    """Apply the file's catalog to TOLLWAY_DATABASE_URL: print the database, each change, then make them.
 
     Everything is checked first (the file, then against the stored catalog); on any problem each is printed,
     nothing changes and the exit code is 2. A second apply of the same file prints "No changes."
     A dry run against a SQLite file that does not exist plans against an empty store and creates no file.
+    Without TOLLWAY_DATABASE_URL, a SQLite file that does not exist yet is created only with --create.
+
+    Example: TOLLWAY_DATABASE_URL=sqlite:///./tollway.db tollway apply examples/quickstart.yaml
     """
     from tollway.adapters.sql.engine import missing_sqlite_file
     from tollway.billing.apply import ApplyFailed, StoredCatalog, execute, load_stored, plan_apply
     from tollway.bootstrap import build_services
-    from tollway.cli.main import _database_problem, _load
+    from tollway.cli.main import _database_problem, _load, _shown_url
     from tollway.clock import SystemClock
     from tollway.config.catalog import config_catalog
     from tollway.errors import ConfigError, DomainError
@@ -43,7 +54,19 @@ def apply_command(
     settings, config = _load(file)
     desired = config_catalog(config)
 
-    missing = missing_sqlite_file(settings.database_url) if dry_run else None
+    missing = missing_sqlite_file(settings.database_url)
+    explicit = bool(settings.env.get("TOLLWAY_DATABASE_URL"))
+    if missing is not None and not dry_run and not create and not explicit:
+        _fail(
+            [
+                f"no database at {missing.resolve()}: TOLLWAY_DATABASE_URL is not set, so this would create a new"
+                " SQLite file that your server may not read. Set TOLLWAY_DATABASE_URL to the server's database,"
+                " or pass --create to make this one"
+            ]
+        )
+    typer.echo(f"database: {_shown_url(settings.database_url)}")
+    if not dry_run:
+        missing = None
 
     async def run() -> tuple[ApplyPlan, ApplyFailed | None]:
         if missing is not None:  # nothing stored yet: everything is a create, and no file is made

@@ -242,12 +242,30 @@ class PlainUsage(TyperCommand):
 
 @app.command(cls=PlainUsage)
 def check(config: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
-    """Validate a config file and print a summary (exit code 2 with one line per problem)."""
+    """Validate a config file and print a summary (exit code 2 with one line per problem).
+
+    Runs every check that needs no database, the catalog's included (a feature's filters against its meter's
+    dimensions and, for the built-in meters, their values); `tollway apply --dry-run` adds the checks against
+    the stored catalog.
+
+    Example: tollway check examples/quickstart.yaml
+    """
+    from tollway.billing.apply import offline_problems
+    from tollway.config.catalog import config_catalog
+
     _, loaded = _load(config)
-    typer.echo(
-        f"{config}: ok ({len(loaded.providers)} providers, {len(loaded.models)} models, "
-        f"{len(loaded.consumers)} consumers)"
-    )
+    if problems := offline_problems(config_catalog(loaded)):
+        _fail([f"{config}: {line}" for line in problems])
+    counts = [
+        (len(loaded.providers), "providers"),
+        (len(loaded.models), "models"),
+        (len(loaded.consumers), "consumers"),
+        (len(loaded.meters), "meters"),
+        (len(loaded.features), "features"),
+        (len(loaded.plans), "plans"),
+        (len(loaded.customers), "customers"),
+    ]
+    typer.echo(f"{config}: ok ({', '.join(f'{n} {what}' for n, what in counts)})")
 
 
 @db_app.command("upgrade")

@@ -13,7 +13,7 @@ import orjson
 
 from tollway.errors import ValidationError
 from tollway.metering.jsonpath import compile_path
-from tollway.metering.llm import REQUEST_EVENT, TOKENS_EVENT
+from tollway.metering.llm import REQUEST_EVENT, TOKEN_TYPES, TOKENS_EVENT
 
 
 class MeterFieldError(ValidationError, ValueError):
@@ -174,3 +174,29 @@ BUILT_IN_METERS = (
         managed_by="builtin",
     ),
 )
+
+
+# The values a built-in meter's dimension can take, where the gateway alone decides them: a feature filtered on
+# any other value would meter nothing, forever (`type: request` on llm_tokens is the classic slip).
+KNOWN_VALUES: Mapping[str, Mapping[str, frozenset[str]]] = {
+    "llm_tokens": {"type": frozenset(TOKEN_TYPES)},
+}
+
+
+def unknown_filter_values(meter: Meter, filters: Mapping[str, tuple[str, ...] | list[str]]) -> list[str]:
+    """One line per filter value a built-in meter never records, naming the values it does record."""
+    if meter.managed_by != "builtin":
+        return []
+    known = KNOWN_VALUES.get(meter.slug, {})
+    problems = []
+    for name, values in filters.items():
+        allowed = known.get(name)
+        if allowed is None:
+            continue
+        for value in values:
+            if value not in allowed:
+                problems.append(
+                    f"{name} {value!r} is never recorded by meter {meter.slug!r} "
+                    f"(its {name} values: {', '.join(sorted(allowed))})"
+                )
+    return problems

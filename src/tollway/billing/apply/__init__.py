@@ -23,7 +23,7 @@ from tollway.billing.apply.desired import (
     DesiredSubscription,
     StoredCatalog,
 )
-from tollway.billing.apply.diff import plan_apply, same_plan
+from tollway.billing.apply.diff import offline_problems, plan_apply, same_plan
 from tollway.billing.apply.executor import ApplyFailed, apply_catalog, execute, load_stored
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "apply_catalog",
     "execute",
     "load_stored",
+    "offline_problems",
     "plan_apply",
     "same_plan",
 ]

@@ -25,6 +25,7 @@ from tollway.billing.apply.changes import (
 from tollway.billing.apply.desired import (
     DesiredCatalog,
     DesiredCustomer,
+    DesiredFeature,
     DesiredPlan,
     DesiredSubscription,
     StoredCatalog,
@@ -34,7 +35,7 @@ from tollway.billing.periods import parse_cadence
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.subscriptions import Subscription
 from tollway.metering.events import format_time
-from tollway.metering.meters import Meter
+from tollway.metering.meters import Meter, unknown_filter_values
 
 
 def _filters(filters: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
@@ -102,6 +103,34 @@ def _meter_changes(desired: Sequence[Meter], stored: Sequence[Meter]) -> SyncMet
     return SyncMeters(meters=tuple(desired), created=created, updated=updated, deleted=deleted)
 
 
+def feature_filter_problems(feature: DesiredFeature, meter: Meter) -> list[str]:
+    """A file feature's filters against its meter: each name a group-by dimension, each value one the meter can
+    record (known for the built-in meters). Needs no stored data: `tollway check` runs it too."""
+    problems = [
+        f"{feature.path}.filters.{name}: {name!r} is not a group-by dimension of meter "
+        f"{meter.slug!r} (dimensions: {', '.join(sorted(meter.group_by)) or 'none'})"
+        for name in feature.filters
+        if name not in meter.group_by
+    ]
+    for line in unknown_filter_values(meter, feature.filters):
+        name = line.split(" ", 1)[0]
+        problems.append(f"{feature.path}.filters.{name}: {line}")
+    return problems
+
+
+def offline_problems(desired: DesiredCatalog) -> list[str]:
+    """The problems `plan_apply` would find whatever the store holds (`tollway check` needs no database): file
+    features' filters against file or built-in meters. A feature on a meter the file does not define may use an
+    API-made meter, so only the store can tell."""
+    meters = {m.slug: m for m in desired.meters or ()}
+    problems: list[str] = []
+    for feature in desired.features:
+        meter = meters.get(feature.meter_slug) if feature.meter_slug is not None else None
+        if meter is not None:
+            problems.extend(feature_filter_problems(feature, meter))
+    return problems
+
+
 def plan_apply(desired: DesiredCatalog, stored: StoredCatalog, now: datetime) -> ApplyPlan:
     """What applying `desired` to `stored` at `now` would change, or the problems that forbid it."""
     problems: list[str] = []
@@ -140,12 +169,7 @@ def plan_apply(desired: DesiredCatalog, stored: StoredCatalog, now: datetime) ->
                     f"(defined: {', '.join(sorted(meters)) or 'none'})"
                 )
             else:
-                for name in feature.filters:
-                    if name not in meter.group_by:
-                        problems.append(
-                            f"{feature.path}.filters.{name}: {name!r} is not a group-by dimension of meter "
-                            f"{meter.slug!r} (dimensions: {', '.join(sorted(meter.group_by)) or 'none'})"
-                        )
+                problems.extend(feature_filter_problems(feature, meter))
         current = stored_features.get(feature.key)
         if current is None:
             changes.append(CreateFeature(feature))

@@ -11,6 +11,7 @@ from tollway.billing.features import Feature
 from tollway.billing.validation import check_key, check_metadata, check_name
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
+from tollway.metering.meters import unknown_filter_values
 
 
 class FeatureCases(CatalogBase):
@@ -72,6 +73,8 @@ class FeatureCases(CatalogBase):
             if not listed or not all(isinstance(v, str) and v for v in listed):
                 raise ValidationError(f"filter {dimension!r} needs one or more non-empty strings", field=field)
             checked[dimension] = listed
+        if unknown := unknown_filter_values(meter, checked):
+            raise ValidationError(f"filter {unknown[0]}", field=field)
         return checked
 
     async def features(self, *, include_archived: bool = False) -> list[Feature]:
