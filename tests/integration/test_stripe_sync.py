@@ -16,7 +16,7 @@ from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.billing.customers import Address, Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
-from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, IssueRequest
+from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, InvoiceStore, IssueRequest
 from tollway.clock import FrozenClock
 from tollway.errors import NotFoundError
 
@@ -145,7 +145,7 @@ def sync(store: CrashingStore, customers: Customers, api: StripeApi, clock: Froz
     return StripeSync(store=store, customers=customers, api=api, clock=clock)
 
 
-async def issued_invoice(store: MemoryInvoiceStore, clock: FrozenClock, invoice_id: str = "inv01") -> Invoice:
+async def issued_invoice(store: InvoiceStore, clock: FrozenClock, invoice_id: str = "inv01") -> Invoice:
     draft = Invoice(
         id=invoice_id,
         customer_id=ACME.id,

@@ -225,7 +225,7 @@ def mark_paid(
     invoice_id: Annotated[str, typer.Argument(help="Invoice id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Record an issued invoice as paid (collected outside Stripe)."""
+    """Record an issued invoice as paid (collected outside Stripe); with Stripe on, Stripe never charges it."""
     _print(_run_invoices(lambda service: service.mark_paid(invoice_id)), as_json)
 
 

@@ -1,7 +1,7 @@
 """A local stand-in for Stripe's API, for demos and tests: never for production (nothing is charged, and the
 state lives in memory only). `tollway demo` points Tollway's Stripe settings at it; the tests use it where
 localstripe lacks what Tollway needs: draft invoices that exclude pending items, invoice items attached to a
-given invoice, finalize, void, delete, and idempotency-key replay.
+given invoice, finalize, void, delete, pay out of band, mark uncollectible, and idempotency-key replay.
 
 It is faithful to Stripe's documented wire format: form-encoded bodies with bracketed keys (metadata[k]=v,
 period[start]=...), JSON objects with `object`, errors as {"error": {"type", "message", "param"}} with Stripe's
@@ -197,6 +197,21 @@ class StripeStandIn:
             if invoice["status"] not in ("open", "uncollectible"):
                 raise StripeUserError(400, f"You can only void open or uncollectible invoices ({invoice['status']}).")
             invoice["status"] = "void"
+            return self._export_invoice(invoice)
+        if method == "POST" and (m := re.fullmatch(r"/v1/invoices/([^/]+)/pay", path)):
+            invoice = _found(s.invoices, m[1], "invoice")
+            if invoice["status"] not in ("open", "uncollectible"):
+                raise StripeUserError(400, f"Invoice is already {invoice['status']}.")
+            if params.get("paid_out_of_band") != "true":
+                raise StripeUserError(400, "The stand-in only records payments made out of band.")
+            invoice["status"] = "paid"
+            invoice["paid_out_of_band"] = True
+            return self._export_invoice(invoice)
+        if method == "POST" and (m := re.fullmatch(r"/v1/invoices/([^/]+)/mark_uncollectible", path)):
+            invoice = _found(s.invoices, m[1], "invoice")
+            if invoice["status"] != "open":
+                raise StripeUserError(400, f"You can only mark open invoices uncollectible ({invoice['status']}).")
+            invoice["status"] = "uncollectible"
             return self._export_invoice(invoice)
         if (method, path) == ("POST", "/v1/invoiceitems"):
             return self._create_item(params)

@@ -174,6 +174,24 @@ class StripeApi:
         )
         return _invoice_state(invoice)
 
+    async def pay_out_of_band(self, invoice_id: str, *, idempotency_key: str) -> StripeInvoiceState:
+        """Mark an open (or uncollectible) invoice paid outside Stripe: Stripe charges nothing for it."""
+        invoice = await _call(
+            lambda: self._client.v1.invoices.pay_async(
+                invoice_id, params={"paid_out_of_band": True}, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return _invoice_state(invoice)
+
+    async def mark_uncollectible(self, invoice_id: str, *, idempotency_key: str) -> StripeInvoiceState:
+        """An open invoice Stripe stops collecting."""
+        invoice = await _call(
+            lambda: self._client.v1.invoices.mark_uncollectible_async(
+                invoice_id, options={"idempotency_key": idempotency_key}
+            )
+        )
+        return _invoice_state(invoice)
+
     async def delete_draft(self, invoice_id: str) -> None:
         """Delete a draft invoice (Stripe voids only finalized ones)."""
         await _call(lambda: self._client.v1.invoices.delete_async(invoice_id))

@@ -1,6 +1,12 @@
-"""StripeSync: push issued invoices to Stripe from the invoice outbox, one persisted step at a time.
+"""StripeSync: keep each invoice's Stripe copy in line with the invoice's status, from the invoice outbox.
 
-For an outbox row `stripe.sync`:
+Every outbox row of an invoice (`stripe.sync` when it is issued; `stripe.paid`, `stripe.void`,
+`stripe.uncollectible` when Tollway itself changes its status) runs the same `reconcile`, which reads
+the invoice again before every Stripe write and acts on what it finds, never on what an earlier step
+read. So the outbox, `mark-paid` / `void` / `mark-uncollectible` and the Stripe webhook agree in
+whatever order they run.
+
+While the invoice is **issued**, it is pushed, one persisted step at a time:
 1. the Stripe customer: the one stored on the Tollway customer, else created (idempotency key from the
    customer id) and stored on the customer at once;
 2. the Stripe invoice: a draft with `pending_invoice_items_behavior=exclude` (so nothing else of the customer
@@ -12,7 +18,12 @@ For an outbox row `stripe.sync`:
 A crash or an error between any two steps leaves what was done recorded; the next attempt resumes there.
 Failures are retried with capped exponential backoff; they never block period close (a separate step).
 
-For `stripe.void` (a voided Tollway invoice): a Stripe draft is deleted, an open or uncollectible invoice voided.
+Once the invoice is **paid, void or uncollectible** (whoever changed it), nothing more is pushed and what
+Stripe holds is brought in line (`settle_action`): a Stripe draft is deleted (the customer was never asked);
+an open Stripe invoice is paid out of band when Tollway has it paid (collected outside Stripe: Stripe must
+not charge it), voided when void, marked uncollectible when uncollectible. An invoice never created in
+Stripe needs no Stripe call at all. A status change that commits while a finalize is already on its way to
+Stripe is applied by the change's own outbox row, which runs after it.
 """
 
 from __future__ import annotations
@@ -26,13 +37,30 @@ from typing import Protocol
 from tollway.adapters.stripe.client import StripeApi, StripeInvoiceState, idempotency_key
 from tollway.adapters.stripe.mapping import customer_params, invoice_params, item_params, line_key
 from tollway.billing.customers import Customer
-from tollway.billing.invoicing.model import Invoice
-from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, OutboxItem
+from tollway.billing.invoicing.model import Invoice, InvoiceStatus
+from tollway.billing.invoicing.ports import STRIPE_KINDS, OutboxItem
 from tollway.clock import Clock
 from tollway.errors import DomainError, NotFoundError
 
 log = logging.getLogger("tollway.stripe")
-SYNCED_STATUSES = frozenset({"issued", "paid", "uncollectible"})
+STRIPE_FINAL = frozenset({"paid", "void", "deleted"})  # a Stripe invoice (or draft) past any change
+
+
+def settle_action(status: InvoiceStatus, stripe_status: str) -> str | None:
+    """What Stripe must be asked so that an invoice Tollway has paid, void or uncollectible is never charged
+    by Stripe: "delete" a draft, "pay_out_of_band", "void" or "mark_uncollectible" an open (or uncollectible)
+    one; None when Stripe's copy already agrees or can no longer change (paid or void in Stripe)."""
+    if stripe_status == "draft":
+        return "delete"
+    if stripe_status not in ("open", "uncollectible"):
+        return None
+    if status == "paid":
+        return "pay_out_of_band"
+    if status == "void":
+        return "void"
+    if status == "uncollectible" and stripe_status == "open":
+        return "mark_uncollectible"
+    return None
 
 
 class SyncStore(Protocol):
@@ -97,15 +125,12 @@ class StripeSync:
         """Process the due outbox rows (one batch); returns how many completed. Errors are recorded on the
         rows (with the next attempt time), never raised, except the store's own."""
         items = await self._store.claim_outbox(
-            now=self._clock.now(), limit=self._batch_size, lease_s=self._lease_s, kinds=(STRIPE_SYNC, STRIPE_VOID)
+            now=self._clock.now(), limit=self._batch_size, lease_s=self._lease_s, kinds=STRIPE_KINDS
         )
         completed = 0
         for item in items:
             try:
-                if item.kind == STRIPE_VOID:
-                    await self.void_invoice(item.invoice_id)
-                else:
-                    await self.sync_invoice(item.invoice_id)
+                await self.reconcile(item.invoice_id)
             except Exception as exc:  # any failure: record it on the row and retry later
                 await self._store.fail_outbox(item.id, error=_describe(exc), next_attempt_at=self._next_attempt(item))
                 log.warning(
@@ -127,12 +152,25 @@ class StripeSync:
     def _next_attempt(self, item: OutboxItem) -> datetime:
         return self._clock.now() + timedelta(seconds=self.retry_delay_s(item.attempts))
 
-    async def sync_invoice(self, invoice_id: str) -> Invoice:
+    async def reconcile(self, invoice_id: str) -> Invoice:
+        """Push an issued invoice to Stripe, or bring Stripe's copy in line with a paid, void or
+        uncollectible one. Reads the invoice again before every Stripe write."""
         invoice = await self._invoice(invoice_id)
-        if invoice.status not in SYNCED_STATUSES:
-            log.info("stripe sync of invoice %s skipped: it is %s", invoice_id, invoice.status)
+        if invoice.status == "draft":
+            return invoice  # not issued yet (a sync row is only written when it is)
+        state: StripeInvoiceState | None = None
+        if invoice.status == "issued":
+            invoice, state = await self._push(invoice)
+        if invoice.status == "issued":
             return invoice
+        return await self._settle(invoice, state)
+
+    async def _push(self, invoice: Invoice) -> tuple[Invoice, StripeInvoiceState | None]:
+        """Steps 1-4 while the invoice stays issued; returns as soon as a re-read finds it is not."""
         stripe_customer = await self._stripe_customer(invoice.customer_id)
+        invoice = await self._invoice(invoice.id)
+        if invoice.status != "issued":
+            return invoice, None
         resumed = invoice.stripe_invoice_id is not None
         if invoice.stripe_invoice_id is None:
             state = await self._api.create_invoice(
@@ -143,26 +181,48 @@ class StripeSync:
             )
         else:
             state = await self._api.retrieve_invoice(invoice.stripe_invoice_id)
-        if state.status == "draft":
+        if state.status == "draft" and invoice.status == "issued":
             invoice = await self._add_items(invoice, state, stripe_customer, look_up=resumed)
+            if invoice.status != "issued":
+                return invoice, state
+            invoice = await self._invoice(invoice.id)  # the last look before Stripe starts collecting
+            if invoice.status != "issued":
+                return invoice, state
             state = await self._api.finalize_invoice(state.id, idempotency_key=idempotency_key("finalize", invoice.id))
         if state.status != invoice.stripe_status:
             invoice = await self._store.record_stripe_ids(invoice.id, stripe_status=state.status)
-        return invoice
+        return invoice, state
 
-    async def void_invoice(self, invoice_id: str) -> Invoice:
-        invoice = await self._invoice(invoice_id)
+    async def _settle(self, invoice: Invoice, state: StripeInvoiceState | None) -> Invoice:
+        """A paid, void or uncollectible invoice: make sure Stripe never charges it (see `settle_action`)."""
         if invoice.stripe_invoice_id is None:
-            return invoice  # never reached Stripe (a sync still pending skips a void invoice)
-        state = await self._api.retrieve_invoice(invoice.stripe_invoice_id)
-        if state.status == "draft":
+            # Never recorded as created in Stripe: nothing there can charge (a create whose reply was lost
+            # left at most an empty draft, as items are only added to a recorded invoice).
+            return invoice
+        if state is None:
+            if invoice.stripe_status in STRIPE_FINAL:
+                return invoice  # paid (the webhook said so), void or deleted in Stripe: nothing can change
+            state = await self._api.retrieve_invoice(invoice.stripe_invoice_id)
+        action = settle_action(invoice.status, state.status)
+        status = state.status
+        if action == "delete":
             await self._api.delete_draft(state.id)
             status = "deleted"
-        elif state.status in ("open", "uncollectible"):
+        elif action == "pay_out_of_band":
+            paid = await self._api.pay_out_of_band(state.id, idempotency_key=idempotency_key("paid", invoice.id))
+            status = paid.status
+        elif action == "void":
             voided = await self._api.void_invoice(state.id, idempotency_key=idempotency_key("void", invoice.id))
             status = voided.status
-        else:
-            status = state.status  # paid or void already: nothing to undo here
+        elif action == "mark_uncollectible":
+            marked = await self._api.mark_uncollectible(
+                state.id, idempotency_key=idempotency_key("uncollectible", invoice.id)
+            )
+            status = marked.status
+        elif invoice.status == "void" and state.status == "paid":
+            log.warning("invoice %s is void but Stripe collected it (%s): refund it in Stripe", invoice.id, state.id)
+        if status == invoice.stripe_status:
+            return invoice
         return await self._store.record_stripe_ids(invoice.id, stripe_status=status)
 
     async def _invoice(self, invoice_id: str) -> Invoice:
@@ -196,6 +256,9 @@ class StripeSync:
                 invoice = await self._store.record_stripe_ids(invoice.id, line_item_ids=unrecorded)
             known.update(found)
         for index in _missing(invoice, known):
+            invoice = await self._invoice(invoice.id)  # re-read before every item: stop once it is not issued
+            if invoice.status != "issued":
+                return invoice
             key = line_key(invoice, index)
             item_id = await self._api.create_item(
                 item_params(invoice, index, stripe_customer=stripe_customer, stripe_invoice=state.id),

@@ -22,7 +22,17 @@ from typing import Protocol
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
 
 STRIPE_SYNC = "stripe.sync"  # outbox kind: push an issued invoice to Stripe
-STRIPE_VOID = "stripe.void"  # outbox kind: void the Stripe copy of a voided invoice
+STRIPE_VOID = "stripe.void"  # outbox kind: Tollway voided it: void (or delete) its Stripe copy
+STRIPE_PAID = "stripe.paid"  # outbox kind: Tollway marked it paid: Stripe must not charge it
+STRIPE_UNCOLLECTIBLE = "stripe.uncollectible"  # outbox kind: Tollway marked it uncollectible
+STRIPE_KINDS = (STRIPE_SYNC, STRIPE_VOID, STRIPE_PAID, STRIPE_UNCOLLECTIBLE)  # each one reconciles the Stripe copy
+STATUS_OUTBOX: dict[InvoiceStatus, str] = {
+    "paid": STRIPE_PAID,
+    "void": STRIPE_VOID,
+    "uncollectible": STRIPE_UNCOLLECTIBLE,
+}
+"""The row a status change made in Tollway (not reported by Stripe) enqueues when Stripe is on: each status is
+entered at most once, so each row is written once, in the transaction that changes the status."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class IssueRequest:
 class OutboxItem:
     id: str
     invoice_id: str
-    kind: str  # STRIPE_SYNC, STRIPE_VOID
+    kind: str  # one of STRIPE_KINDS
     attempts: int  # claims so far, this one included
     next_attempt_at: datetime
     created_at: datetime

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from tollway.billing.invoicing.lifecycle import STATUSES
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
-from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, InvoiceStore, IssueRequest
+from tollway.billing.invoicing.ports import STATUS_OUTBOX, STRIPE_SYNC, InvoiceStore, IssueRequest
 from tollway.billing.ports import CatalogStore
 from tollway.clock import Clock
 from tollway.errors import NotFoundError, ValidationError
@@ -68,15 +68,21 @@ class InvoiceService:
     async def void(self, invoice_id: str, *, sync_stripe: bool = True) -> Invoice:
         """Draft or issued (or uncollectible) -> void; the record and its number stay. An issued invoice voided
         here is voided in Stripe too (`sync_stripe=False` when the change comes from Stripe)."""
-        invoice = await self.get(invoice_id)
-        enqueue = (STRIPE_VOID,) if self._stripe and sync_stripe and invoice.status != "draft" else ()
-        return await self._store.set_status(invoice_id, "void", at=self._clock.now(), enqueue=enqueue)
+        return await self._change(invoice_id, "void", self._clock.now(), sync_stripe=sync_stripe)
 
     async def mark_uncollectible(self, invoice_id: str) -> Invoice:
-        await self.get(invoice_id)
-        return await self._store.set_status(invoice_id, "uncollectible", at=self._clock.now())
+        """Issued -> uncollectible; Stripe (when on) stops collecting it."""
+        return await self._change(invoice_id, "uncollectible", self._clock.now(), sync_stripe=True)
 
-    async def mark_paid(self, invoice_id: str, *, at: datetime | None = None) -> Invoice:
-        """Issued or uncollectible -> paid (collected outside Stripe, or reported by Stripe's webhook)."""
-        await self.get(invoice_id)
-        return await self._store.set_status(invoice_id, "paid", at=at or self._clock.now())
+    async def mark_paid(self, invoice_id: str, *, at: datetime | None = None, sync_stripe: bool = True) -> Invoice:
+        """Issued or uncollectible -> paid (collected outside Stripe). When Stripe is on, its copy is settled
+        so that Stripe never charges it too: a draft deleted, an open invoice paid out of band."""
+        return await self._change(invoice_id, "paid", at or self._clock.now(), sync_stripe=sync_stripe)
+
+    async def _change(self, invoice_id: str, status: InvoiceStatus, at: datetime, *, sync_stripe: bool) -> Invoice:
+        """The status change with, in the same transaction, the outbox row that brings Stripe in line (a draft
+        never reached Stripe: none)."""
+        invoice = await self.get(invoice_id)
+        stripe = self._stripe and sync_stripe and invoice.status != "draft"
+        enqueue = (STATUS_OUTBOX[status],) if stripe else ()
+        return await self._store.set_status(invoice_id, status, at=at, enqueue=enqueue)
