@@ -1,0 +1,71 @@
+"""Sample payload data per event type: what `POST /notification/rules/{id}/test` sends (with `"test": true`),
+and the examples docs/notifications.md shows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from tollway.notifications.model import (
+    BALANCE_THRESHOLD,
+    ENTITLEMENT_RESET,
+    INVOICE_CREATED,
+    INVOICE_PAID,
+    INVOICE_PAYMENT_FAILED,
+    INVOICE_UPDATED,
+    SUBSCRIPTION_CANCELED,
+    SUBSCRIPTION_CHANGED,
+    SUBSCRIPTION_CREATED,
+)
+from tollway.notifications.wire import rfc3339
+
+
+def _entitlement(now: datetime) -> dict[str, Any]:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "entitlement": {
+            "id": "01JSUBSCRIPTION00000000000/output-tokens",
+            "type": "metered",
+            "featureKey": "output-tokens",
+            "featureId": "01JFEATURE0000000000000000",
+            "subjectKey": "acme-corp",
+            "isSoftLimit": False,
+            "issueAfterReset": "5000000",
+            "usagePeriod": {"interval": "P1M", "anchor": rfc3339(start)},
+            "currentUsagePeriod": {"from": rfc3339(start), "to": rfc3339(start + timedelta(days=31))},
+            "lastReset": rfc3339(start),
+            "measureUsageFrom": rfc3339(start),
+        },
+        "feature": {"id": "01JFEATURE0000000000000000", "key": "output-tokens", "name": "Output tokens"},
+        "subject": {"key": "acme-corp"},
+        "customer": {"id": "01JCUSTOMER000000000000000", "key": "acme", "name": "Acme Corp"},
+        "value": {"hasAccess": True, "balance": "1000000", "usage": "4000000", "overage": "0", "config": None},
+    }
+
+
+def _invoice(now: datetime, status: str) -> dict[str, Any]:
+    return {
+        "id": "01JINVOICE0000000000000000",
+        "number": "TW-2026-000014",
+        "status": status,
+        "customerId": "01JCUSTOMER000000000000000",
+        "currency": "USD",
+        "total": "49.00",
+        "issuedAt": rfc3339(now),
+    }
+
+
+def sample_data(event_type: str, now: datetime) -> dict[str, Any]:
+    data: dict[str, Any]
+    if event_type == BALANCE_THRESHOLD:
+        data = {**_entitlement(now), "threshold": {"value": 80, "type": "PERCENT"}}
+    elif event_type == ENTITLEMENT_RESET:
+        data = _entitlement(now)
+    elif event_type in (INVOICE_CREATED, INVOICE_UPDATED, INVOICE_PAID, INVOICE_PAYMENT_FAILED):
+        status = {INVOICE_PAID: "paid", INVOICE_UPDATED: "void"}.get(event_type, "issued")
+        data = _invoice(now, status)
+    elif event_type in (SUBSCRIPTION_CREATED, SUBSCRIPTION_CHANGED, SUBSCRIPTION_CANCELED):
+        data = {"id": "01JSUBSCRIPTION00000000000", "customerId": "01JCUSTOMER000000000000000", "plan": {"key": "pro"}}
+    else:
+        data = {}
+    return {**data, "test": True}
