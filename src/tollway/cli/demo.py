@@ -26,7 +26,10 @@ def demo_command(
     ] = True,
 ) -> None:
     """Run the whole story offline: gateway requests, metered usage, invoice preview, period close, Stripe,
-    HTML and PDF. Uses a temporary SQLite database and a clock the demo controls."""
+    HTML and PDF. Uses a temporary SQLite database and a clock the demo controls.
+
+    Example: tollway demo --out ./demo-output
+    """
     err = Console(stderr=True, highlight=False)
     try:
         from tollway.demo.story import DemoFailed, Story

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tollway.cli.commands import Commands
 from tollway.cli.services import err, fail, run_services
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ T = TypeVar("T")
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
-consumers_app = typer.Typer(help="Gateway consumers (API callers) stored in the database.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys of consumers: create (shown once), list, revoke.", no_args_is_help=True)
+consumers_app = Commands(help="Gateway consumers (API callers) stored in the database.")
+keys_app = Commands(help="API keys of consumers: create (shown once), list, revoke.")
 
 ModelOption = Annotated[
     list[str] | None, typer.Option("--model", "-m", help="A model it may use (repeatable; none: every model).")
@@ -66,7 +67,10 @@ def parse_expiry(expires_in: str | None, expires_at: str | None, now: datetime) 
 
 @consumers_app.command("list")
 def consumers_list() -> None:
-    """Print every consumer with its models and number of usable keys."""
+    """Print every consumer with its models and number of usable keys.
+
+    Example: tollway consumers list
+    """
     summaries = _run(lambda identity: identity.list_consumers())
     table = Table(title="consumers")
     for column in ("username", "managed by", "models", "keys", "created"):
@@ -84,7 +88,10 @@ def consumers_create(
     username: Annotated[str, typer.Argument(help="The consumer's username (letters, digits, . _ : / @ -).")],
     model: ModelOption = None,
 ) -> None:
-    """Create a consumer (managed by the API: `consumers` in a config file are managed there)."""
+    """Create a consumer (managed by the API: `consumers` in a config file are managed there).
+
+    Example: tollway consumers create globex
+    """
     consumer = _run(lambda identity: identity.create_consumer(username, models=model or None))
     typer.echo(f"consumer {consumer.username} created (models: {_models_text(consumer.models)})")
 
@@ -97,7 +104,10 @@ def keys_create(
     expires_at: Annotated[str | None, typer.Option("--expires-at", help="Expiry, RFC 3339 with offset.")] = None,
     model: ModelOption = None,
 ) -> None:
-    """Create an API key and print it. It is shown this once: only its digest is stored."""
+    """Create an API key and print it. It is shown this once: only its digest is stored.
+
+    Example: tollway keys create globex --name ci
+    """
     from tollway.clock import SystemClock
 
     expiry = parse_expiry(expires_in, expires_at, SystemClock().now())
@@ -113,11 +123,17 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(username: Annotated[str, typer.Argument(help="The consumer.")]) -> None:
-    """Print a consumer's keys (metadata only: id, name, prefix, dates, models)."""
+    """Print a consumer's keys (metadata only: id, name, prefix, dates, models).
+
+    Example: tollway keys list globex
+    """
     keys = _run(lambda identity: identity.keys(username))
     table = Table(title=f"keys of {username}")
     for column in ("id", "name", "prefix", "created", "last used", "expires", "revoked", "models"):
-        table.add_column(column)
+        if column == "id":  # whole, on one line: `keys revoke` takes it
+            table.add_column(column, no_wrap=True, min_width=26)
+        else:
+            table.add_column(column, overflow="fold")
     for key in keys:
         table.add_row(
             key.id,
@@ -137,6 +153,9 @@ def keys_revoke(
     username: Annotated[str, typer.Argument(help="The consumer.")],
     key_id: Annotated[str, typer.Argument(help="The key's id (see `tollway keys list`).")],
 ) -> None:
-    """Revoke a key: every gateway refuses it within a second. Revoking twice is harmless."""
+    """Revoke a key: every gateway refuses it within a second. Revoking twice is harmless.
+
+    Example: tollway keys revoke globex 01JE...
+    """
     key = _run(lambda identity: identity.revoke_key(username, key_id))
     typer.echo(f"key {key.id} of {username} revoked at {_time_text(key.revoked_at)}")

@@ -16,13 +16,14 @@ from rich.table import Table
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.rating import price_text
 from tollway.billing.invoicing.service import InvoiceService
+from tollway.cli.commands import Commands
 from tollway.cli.services import err, fail, run_services
 from tollway.money import decimal_text, format_money, format_quantity
 
 if TYPE_CHECKING:
     from tollway.bootstrap import Services
 
-invoices_app = typer.Typer(help="Invoices: preview the current period, list, show, issue, void.", no_args_is_help=True)
+invoices_app = Commands(help="Invoices: preview the current period, list, show, issue, void.")
 
 
 def _day(moment: datetime) -> str:
@@ -107,7 +108,10 @@ def preview(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the invoice as the API returns it.")] = False,
 ) -> None:
-    """Preview the invoice closing the current period: usage so far, fees, totals in the plan's currency."""
+    """Preview the invoice closing the current period: usage so far, fees, totals in the plan's currency.
+
+    Example: tollway invoices preview acme --at 2026-12-15T00:00:00Z
+    """
     from tollway.api.invoice_codec import invoice_json
 
     if at is not None and at.tzinfo is None:
@@ -171,7 +175,10 @@ def list_invoices(
     status: Annotated[str | None, typer.Option("--status", help="draft, issued, paid, void or uncollectible.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List invoices, oldest first."""
+    """List invoices, oldest first.
+
+    Example: tollway invoices list --customer acme --status issued
+    """
     found = _run_invoices(lambda service: service.list(customer=customer, status=status))
     if as_json:
         from tollway.api.invoice_codec import invoice_json
@@ -180,7 +187,10 @@ def list_invoices(
         return
     table = Table(title=f"{len(found)} invoices")
     for column in ("id", "number", "status", "customer", "period", "total"):
-        table.add_column(column, justify="right" if column == "total" else "left")
+        if column == "id":  # whole, on one line: show, issue and void take it
+            table.add_column(column, no_wrap=True, min_width=26)
+        else:
+            table.add_column(column, justify="right" if column == "total" else "left", overflow="fold")
     for invoice in found:
         table.add_row(
             invoice.id,
@@ -198,7 +208,10 @@ def show_invoice(
     invoice_id: Annotated[str, typer.Argument(help="Invoice id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Show one invoice with its lines."""
+    """Show one invoice with its lines.
+
+    Example: tollway invoices show 01JE...
+    """
     _print(_run_invoices(lambda service: service.get(invoice_id)), as_json)
 
 
@@ -207,7 +220,10 @@ def issue_invoice(
     invoice_id: Annotated[str, typer.Argument(help="Id of a draft invoice.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Issue a draft: assigns the next number of the year's series (TW-YYYY-nnnnnn) and the due date."""
+    """Issue a draft: assigns the next number of the year's series (TW-YYYY-nnnnnn) and the due date.
+
+    Example: tollway invoices issue 01JE...
+    """
     _print(_run_invoices(lambda service: service.issue(invoice_id)), as_json)
 
 
@@ -216,7 +232,10 @@ def void_invoice(
     invoice_id: Annotated[str, typer.Argument(help="Invoice id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Void an invoice; the record and its number are kept."""
+    """Void an invoice; the record and its number are kept.
+
+    Example: tollway invoices void 01JE...
+    """
     _print(_run_invoices(lambda service: service.void(invoice_id)), as_json)
 
 
@@ -225,7 +244,10 @@ def mark_paid(
     invoice_id: Annotated[str, typer.Argument(help="Invoice id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Record an issued invoice as paid (collected outside Stripe); with Stripe on, Stripe never charges it."""
+    """Record an issued invoice as paid (collected outside Stripe); with Stripe on, Stripe never charges it.
+
+    Example: tollway invoices mark-paid 01JE...
+    """
     _print(_run_invoices(lambda service: service.mark_paid(invoice_id)), as_json)
 
 
@@ -234,7 +256,10 @@ def mark_uncollectible(
     invoice_id: Annotated[str, typer.Argument(help="Invoice id.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Record an issued invoice as uncollectible."""
+    """Record an issued invoice as uncollectible.
+
+    Example: tollway invoices mark-uncollectible 01JE...
+    """
     _print(_run_invoices(lambda service: service.mark_uncollectible(invoice_id)), as_json)
 
 
@@ -245,7 +270,10 @@ def invoice_pdf(
         Path | None, typer.Option("--output", "-o", help="File to write; default invoice-NUMBER.pdf here.")
     ] = None,
 ) -> None:
-    """Write an invoice as a PDF for the customer (seller block from TOLLWAY_SELLER_NAME/_ADDRESS/_EMAIL)."""
+    """Write an invoice as a PDF for the customer (seller block from TOLLWAY_SELLER_NAME/_ADDRESS/_EMAIL).
+
+    Example: tollway invoices pdf 01JE... --output invoice.pdf
+    """
     from tollway.billing.invoicing.render import render_pdf
     from tollway.bootstrap import invoice_documents
 

@@ -10,13 +10,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperCommand
 
 from tollway import __version__
 from tollway.cli.apply import apply_command
+from tollway.cli.catalog import customers_app, features_app, meters_app, plans_app, subscriptions_app
+from tollway.cli.commands import Commands
 from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.invoices import invoices_app
@@ -25,19 +27,22 @@ from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError, UnavailableError
 from tollway.settings import Settings
 
-app = typer.Typer(
+app = Commands(
     name="tollway",
     help="Tollway: a self-hosted AI gateway that meters every LLM token and turns usage into invoices.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # help texts are plain text: "[env TOLLWAY_HOST, ...]" must not be read as markup
 )
-db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+db_app = Commands(help="Database schema management.")
 app.add_typer(db_app, name="db")
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(invoices_app, name="invoices")
+app.add_typer(meters_app, name="meters")
+app.add_typer(features_app, name="features")
+app.add_typer(plans_app, name="plans")
+app.add_typer(customers_app, name="customers")
+app.add_typer(subscriptions_app, name="subscriptions")
 app.command("apply")(apply_command)
 app.command("demo")(demo_command)
 err = Console(stderr=True)
@@ -131,7 +136,10 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the gateway and the management API (migrates the database first)."""
+    """Run the gateway and the management API (migrates the database first).
+
+    Example: tollway serve --config examples/quickstart.yaml --port 8080
+    """
     import uvicorn
 
     from tollway.adapters.sql.engine import create_sql_engine
@@ -213,6 +221,8 @@ def worker() -> None:
 
     Reads closed journal segments from TOLLWAY_JOURNAL_DIR, stores their events in
     TOLLWAY_DATABASE_URL and deletes them. Stops on SIGTERM or Ctrl-C after a last pass.
+
+    Example: TOLLWAY_DATABASE_URL=postgresql://tollway@db/tollway tollway worker
     """
     from tollway.bootstrap import build_worker
 
@@ -230,17 +240,7 @@ def worker() -> None:
         _fail([_database_problem(settings.database_url, exc)])
 
 
-class PlainUsage(TyperCommand):
-    """Usage lines in the usual form (`tollway check CONFIG`), without typer's braces around required arguments."""
-
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # typer vendors its own click Context
-        return [
-            piece[1:-1].upper() if piece.startswith("{") and piece.endswith("}") else piece
-            for piece in super().collect_usage_pieces(ctx)
-        ]
-
-
-@app.command(cls=PlainUsage)
+@app.command()
 def check(config: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
     """Validate a config file and print a summary (exit code 2 with one line per problem).
 
@@ -270,7 +270,10 @@ def check(config: Annotated[Path, typer.Argument(help="YAML config file to valid
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Apply database migrations (TOLLWAY_DATABASE_URL)."""
+    """Apply database migrations (TOLLWAY_DATABASE_URL).
+
+    Example: TOLLWAY_DATABASE_URL=sqlite:///./tollway.db tollway db upgrade
+    """
     from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import current_revision, upgrade
 
@@ -302,8 +305,16 @@ def usage(
     filters: Annotated[
         list[str] | None, typer.Option("--filter", "-f", help="Keep only name=value of a dimension (repeatable).")
     ] = None,
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only the usage of this customer's subjects (key or id).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON (OpenMeter's query shape).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, as the API's text/csv answer.")] = False,
 ) -> None:
-    """Query a meter from the database and print a table."""
+    """Query a meter from the database and print a table (or JSON, or CSV).
+
+    Example: tollway usage llm_tokens --customer acme --group-by type --window DAY --csv
+    """
     from tollway.adapters.sql.migrate import upgrade
     from tollway.bootstrap import build_services
     from tollway.metering.aggregation import MeterQuery, parse_zone
@@ -341,7 +352,7 @@ def usage(
     async def run() -> list[Any]:
         if not await store.list_meters():
             await service.sync_meters([])  # a fresh database: the built-in meters
-        return await service.query(meter, query)
+        return await service.query(meter, query, customer=customer)
 
     try:
         upgrade(store.engine)
@@ -349,6 +360,21 @@ def usage(
     except DomainError as exc:
         _fail([exc.message])
         raise
+    store.engine.dispose()
+    if as_json or as_csv:
+        from tollway.api.meters import row_json, rows_csv
+
+        if as_csv:
+            typer.echo(rows_csv(rows, [g for g in query.group_by if g != "subject"]), nl=False)
+            return
+        answer = {
+            "from": format_time(query.start) if query.start else None,
+            "to": format_time(query.end) if query.end else None,
+            "windowSize": query.window_size.value if query.window_size else None,
+            "data": [row_json(r) for r in rows],
+        }
+        typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+        return
     table = Table(title=f"{meter}")
     table.add_column("window start")
     table.add_column("window end")
@@ -366,7 +392,6 @@ def usage(
         cells.append(decimal_text(row.value))
         table.add_row(*cells)
     Console().print(table)
-    store.engine.dispose()
 
 
 def main() -> None:
