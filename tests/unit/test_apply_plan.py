@@ -272,7 +272,7 @@ def test_config_features_and_plans_no_longer_in_the_file_are_archived() -> None:
 
 def test_customer_updates_name_the_changed_fields() -> None:
     stored = converged(customers=(acme(name="ACME", email="ap@acme.test"),))
-    plan = plan_apply(desired(STARTER), stored, NOW)
+    plan = plan_apply(desired(STARTER.replace("name: Acme Corp,", "name: Acme Corp, email: null,")), stored, NOW)
     assert plan.lines == ["~ customer acme (name, email)"]
     taken_over = plan_apply(desired(STARTER), converged(customers=(acme(managed_by="api"),)), NOW)
     assert taken_over.lines == ["~ customer acme (now managed by config)"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from tollway.billing.apply import DesiredCatalog, DesiredCustomer, DesiredFeature, DesiredSubscription
+from tollway.billing.apply import CUSTOMER_FIELDS, DesiredCatalog, DesiredCustomer, DesiredFeature, DesiredSubscription
 from tollway.billing.customers import Address
 from tollway.config.catalog_fields import Key, Strict
 from tollway.config.catalog_plans import PlanConfig
@@ -125,7 +125,11 @@ class CustomerConfig(Strict):
             stripe_customer_id=self.stripe_customer_id,
             subscription=subscription,
             path=path,
+            unset=frozenset(CUSTOMER_FIELDS) - {_DESIRED_NAMES.get(name, name) for name in self.model_fields_set},
         )
+
+
+_DESIRED_NAMES = {"usage_from": "subjects"}  # the file's field names that differ from the customer's
 
 
 # -- the three sections together --------------------------------------------------------------------

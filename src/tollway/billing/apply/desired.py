@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from tollway.billing.customers import Address, Customer
 from tollway.billing.features import Feature
@@ -53,6 +54,20 @@ class DesiredCustomer:
     stripe_customer_id: str | None = None
     subscription: DesiredSubscription | None = None
     path: str = ""
+    unset: frozenset[str] = frozenset()  # the fields above the file leaves out (of CUSTOMER_FIELDS): never changed
+
+
+CUSTOMER_FIELDS = ("subjects", "email", "currency", "billing_address", "description", "stripe_customer_id")
+"""The customer fields a file may set or leave out (a DesiredCustomer's and a Customer's names alike)."""
+
+
+def keep_unset(desired: DesiredCustomer, stored: Customer | None) -> DesiredCustomer:
+    """The customer as apply will write it: what the file sets, and the stored value of every field it leaves
+    out (the Stripe link the sync recorded, an e-mail set through the API), so that apply never changes one."""
+    if stored is None or not desired.unset:
+        return desired
+    kept: dict[str, Any] = {name: getattr(stored, name) for name in desired.unset}
+    return replace(desired, **kept)
 
 
 @dataclass(frozen=True)

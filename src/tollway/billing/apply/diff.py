@@ -29,6 +29,7 @@ from tollway.billing.apply.desired import (
     DesiredPlan,
     DesiredSubscription,
     StoredCatalog,
+    keep_unset,
 )
 from tollway.billing.customers import Customer
 from tollway.billing.periods import parse_cadence
@@ -258,13 +259,14 @@ def plan_apply(desired: DesiredCatalog, stored: StoredCatalog, now: datetime) ->
 
     # customers (updates first: one may release a subject that another takes)
     stored_customers = {c.key: c for c in stored.customers}
+    desired_customers = [keep_unset(c, stored_customers.get(c.key)) for c in desired.customers]
     owners = {subject: c.key for c in stored.customers for subject in c.subjects}
-    wanted_subjects = {c.key: set(c.subjects) for c in desired.customers}
+    wanted_subjects = {c.key: set(c.subjects) for c in desired_customers}
     updates: list[UpdateCustomer] = []
     creates: list[CreateCustomer] = []
     subscriptions: list[Change] = []
     subscribed_keys: set[str] = set()
-    for customer in desired.customers:
+    for customer in desired_customers:
         for subject in customer.subjects:
             owner_key = owners.get(subject)
             released = owner_key in wanted_subjects and subject not in wanted_subjects[owner_key]

@@ -1,0 +1,68 @@
+"""`tollway apply` owns only the customer fields the file sets: the Stripe link the sync records (and any field
+the file leaves out) survives every apply, on SQLite and PostgreSQL; a dry run shows no change for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_apply_plan import STARTER, desired
+from tollway.adapters.sql.catalog import SqlCatalogStore
+from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.migrate import upgrade
+from tollway.adapters.sql.store import SqlEventStore
+from tollway.billing.apply import ApplyPlan, apply_catalog
+from tollway.billing.service import CatalogService
+from tollway.clock import FrozenClock
+from tollway.metering.service import MeteringService
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def services(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[CatalogService, MeteringService]]:
+    url = f"sqlite:///{tmp_path / 'apply.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = create_sql_engine(url)
+    await asyncio.to_thread(upgrade, engine)
+    clock = FrozenClock(NOW)
+    store = SqlEventStore(engine, clock)
+    metering = MeteringService(store, clock)
+    yield CatalogService(SqlCatalogStore(engine, clock), metering, clock), metering
+    await store.close()
+    engine.dispose()
+
+
+async def test_apply_twice_keeps_the_stripe_link_the_sync_recorded(
+    services: tuple[CatalogService, MeteringService],
+) -> None:
+    catalog, metering = services
+
+    async def apply(text: str, *, dry_run: bool = False) -> ApplyPlan:
+        return await apply_catalog(desired(text), catalog, metering, NOW, dry_run=dry_run)
+
+    await apply(STARTER)
+    acme = await catalog.customer("acme")
+    await catalog.update_customer(replace(acme, stripe_customer_id="cus_Q1", email="ap@acme.test"))  # sync, API
+
+    dry = await apply(STARTER, dry_run=True)
+    assert (dry.lines, dry.summary) == ([], "No changes.")
+    again = await apply(STARTER)
+    assert (again.lines, again.summary) == ([], "No changes.")
+    kept = await catalog.customer("acme")
+    assert (kept.stripe_customer_id, kept.email, kept.subjects) == ("cus_Q1", "ap@acme.test", ("acme-corp",))
+
+    renamed = STARTER.replace("name: Acme Corp,", "name: Acme Inc,")
+    assert (await apply(renamed)).lines == ["~ customer acme (name)"]
+    assert (await catalog.customer("acme")).stripe_customer_id == "cus_Q1"
+
+    linked = renamed.replace("name: Acme Inc,", "name: Acme Inc, stripe_customer_id: cus_Z9,")
+    assert (await apply(linked, dry_run=True)).lines == ["~ customer acme (stripe_customer_id)"]
+    await apply(linked)
+    assert (await catalog.customer("acme")).stripe_customer_id == "cus_Z9"  # a field the file sets is the file's
