@@ -268,6 +268,43 @@ def check(config: Annotated[Path, typer.Argument(help="YAML config file to valid
     typer.echo(f"{config}: ok ({', '.join(f'{n} {what}' for n, what in counts)})")
 
 
+@app.command("stripe-standin")
+def stripe_standin(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 12111,
+) -> None:
+    """Serve the local Stripe stand-in (a development tool: in memory, nothing is charged) until Ctrl-C.
+
+    It answers the Stripe calls Tollway makes (customers, invoices, invoice items, finalize, void, pay out of
+    band) and prints one line per request. Point a Tollway at it with the two variables it prints; list what
+    reached it with `curl -u sk_test_local: http://127.0.0.1:12111/v1/invoices`.
+
+    Example: tollway stripe-standin --port 12111
+    """
+    import signal
+    import threading
+
+    from tollway.demo.stripe_standin import StripeStandIn
+
+    try:
+        standin = StripeStandIn(host, port)
+    except OSError as exc:
+        _fail([f"cannot listen on {host}:{port}: {exc.strerror or exc}"])
+        raise
+    standin.log = lambda line: typer.echo(line)
+    standin.start()
+    typer.echo(f"Stripe stand-in on {standin.origin} (development only: in memory, nothing is charged)")
+    typer.echo(f"  export TOLLWAY_STRIPE_SECRET_KEY=sk_test_local TOLLWAY_STRIPE_API_BASE={standin.origin}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations (TOLLWAY_DATABASE_URL).

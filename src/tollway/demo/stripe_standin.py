@@ -16,12 +16,14 @@ a reply lost on the way back.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import re
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
@@ -88,6 +90,7 @@ class StripeStandIn:
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self.idempotency = True  # False: keys are ignored (as after Stripe's 24 h expiry)
+        self.log: Callable[[str], None] | None = None  # one line per request handled (`tollway stripe-standin`)
         self._replies: dict[str, tuple[str, int, bytes]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="stripe-stand-in", daemon=True)
@@ -119,7 +122,7 @@ class StripeStandIn:
     # -- dispatch -------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
-        if not request.headers.get("Authorization", "").startswith("Bearer sk_"):
+        if not _authorized(request.headers.get("Authorization", "")):
             return _error(StripeUserError(401, "Invalid API Key provided", kind="invalid_request_error"))
         raw = await request.text()
         pairs = list(request.query.items()) if request.method == "GET" else _form_pairs(raw)
@@ -149,6 +152,8 @@ class StripeStandIn:
         except StripeUserError as exc:
             status, payload = exc.status, {"error": {"type": exc.kind, "message": exc.message, "param": exc.param}}
         body = orjson.dumps(payload)
+        if self.log is not None:
+            self.log(f"{request.method} {request.path} -> {status} {payload.get('id') or ''}".rstrip())
         if key and self.idempotency and status < 500:
             self._replies[key] = (_signature(request.method, request.path, params), status, body)
         if fault is not None:
@@ -172,6 +177,14 @@ class StripeStandIn:
             return _found(s.customers, m[1], "customer")
         if (method, path) == ("POST", "/v1/invoices"):
             return self._create_invoice(params)
+        if (method, path) == ("GET", "/v1/invoices"):  # newest first, as Stripe lists them
+            listed = [i for i in s.invoices.values() if params.get("customer") in (None, i["customer"])]
+            return {
+                "object": "list",
+                "url": "/v1/invoices",
+                "has_more": False,
+                "data": [self._export_invoice(i) for i in reversed(listed)],
+            }
         if method == "GET" and (m := re.fullmatch(r"/v1/invoices/([^/]+)", path)):
             return self._export_invoice(_found(s.invoices, m[1], "invoice"))
         if method == "DELETE" and (m := re.fullmatch(r"/v1/invoices/([^/]+)", path)):
@@ -343,6 +356,19 @@ class StripeStandIn:
 
     def items_of(self, invoice_id: str) -> list[dict[str, Any]]:
         return [i for i in self.state.items.values() if i["invoice"] == invoice_id]
+
+
+def _authorized(header: str) -> bool:
+    """A secret key, as Stripe takes it: `Bearer sk_...`, or HTTP Basic with the key as the user (curl -u sk_...:)."""
+    scheme, _, value = header.partition(" ")
+    if scheme == "Bearer":
+        return value.startswith("sk_")
+    if scheme == "Basic":
+        try:
+            return base64.b64decode(value).decode().startswith("sk_")
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return False
 
 
 def _form_pairs(raw: str) -> list[tuple[str, str]]:
