@@ -32,6 +32,7 @@ class Scrubber:
         ordered = tuple(sorted(unique, key=len, reverse=True))  # longest first: one secret may contain another
         self._text = ordered
         self._bytes = tuple(s.encode() for s in ordered)
+        self._longest = max((len(s) for s in self._bytes), default=0)
 
     def text(self, value: str, extra: bytes | str | None = None) -> str:
         """`value` without any known secret nor `extra` (the consumer's presented key)."""
@@ -44,12 +45,27 @@ class Scrubber:
         return value
 
     def bytes(self, value: bytes, extra: bytes | None = None) -> bytes:
-        """`value` without any known secret nor `extra` (the consumer's presented key)."""
+        """`value` without any known secret nor `extra` (the consumer's presented key).
+
+        A containment check per secret first: a body that holds none is returned as is, never copied."""
         secrets = (extra, *self._bytes) if extra and len(extra) >= MIN_SECRET_LENGTH else self._bytes
         for secret in secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED.encode())
         return value
+
+    def bytes_after(self, value: bytes, scrubbed: int, extra: bytes | None = None) -> bytes:
+        """`value` whose first `scrubbed` bytes were scrubbed already (a relay's kept tail, with a chunk
+        appended): only the part where a secret could still be, one that ends past `scrubbed`, is searched."""
+        longest = max(self._longest, len(extra) if extra and len(extra) >= MIN_SECRET_LENGTH else 0)
+        start = max(0, scrubbed - longest + 1) if longest else len(value)
+        if start >= len(value):
+            return value
+        if start == 0:
+            return self.bytes(value, extra)
+        rest = value[start:]
+        cleaned = self.bytes(rest, extra)
+        return value if cleaned is rest else value[:start] + cleaned
 
 
 class ScrubbingFilter(logging.Filter):

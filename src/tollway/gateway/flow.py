@@ -90,7 +90,7 @@ class Flow(Failover):
         return route
 
     async def respond(self, send: Send, call: Call, status: int, body: bytes) -> None:
-        await send_bytes(send, status, self.scrub(body, call) if status >= 400 else body, call.id_bytes)
+        await send_bytes(send, status, self.scrub(body, call), call.id_bytes)
         self.observe(call, status)
 
     # the flow --------------------------------------------------------------------------------------

@@ -168,6 +168,7 @@ class Relay:
             body = self.scrub((error_shape or as_openai_error)(raw, status), call)
         else:
             assert parsed is not None
+            body = self.scrub(raw, call)  # an upstream may echo a credential in a success too
             reported = parsed.get("usage", parsed.get("usageMetadata"))  # Gemini-format answers: usageMetadata
             if isinstance(reported, dict):
                 usage = usage_of(reported)
@@ -201,11 +202,13 @@ class Relay:
     ) -> None:
         headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes), *relayed]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        tail = head
+        tail = self.scrub(head, call)
         broken = False
         try:
             async for chunk in rest:
-                tail += chunk
+                # Scrubbed before any of it is sent: a secret split over two chunks is cut out whole (the
+                # tail kept back is far longer than any secret).
+                tail = self._scrubber.bytes_after(tail + chunk, len(tail), call.key)
                 if len(tail) > RESPONSE_TAIL_BYTES:
                     await send({"type": "http.response.body", "body": tail[:-RESPONSE_TAIL_BYTES], "more_body": True})
                     tail = tail[-RESPONSE_TAIL_BYTES:]
