@@ -8,7 +8,7 @@ CONFIG ?= examples/quickstart.yaml
 DEMO_OUT ?= .tollway/demo
 export TOLLWAY_ADMIN_TOKEN ?= dev-admin-token
 
-.PHONY: run demo test lint typecheck unit clean venv dev-venv chromium
+.PHONY: run demo test lint typecheck unit clean venv dev-venv chromium fonts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,11 +58,21 @@ chromium:
 		 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
 		echo "chromium could not be installed: the invoice screenshot test will skip"
 
+# Fonts the invoice PDF embeds (docs/stripe.md, "Invoice documents"): DejaVu Sans (Latin, Greek, Cyrillic,
+# Arabic, Hebrew), WenQuanYi Micro Hei (Chinese, Japanese, Korean), Symbola (emoji). Without them the PDF is
+# Latin-1 only and the tests that read other scripts back fail under TOLLWAY_REQUIRE_SERVICES=1, else skip.
+FONT_PACKAGES := fonts-dejavu-core fonts-wqy-microhei fonts-symbola
+fonts:
+	@dpkg -s $(FONT_PACKAGES) >/dev/null 2>&1 || \
+		(echo "make test: installing the system packages $(FONT_PACKAGES) (apt-get, needs root) for invoice PDFs" && \
+		 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(FONT_PACKAGES)) || \
+		echo "the invoice fonts could not be installed: PDFs are Latin-1 only and the Unicode PDF tests will skip"
+
 # The suite runs on every core (pytest-xdist, -n auto: 2 workers on a 2-core CI); PYTEST_WORKERS=0 runs it
 # in one process. --dist worksteal: each worker starts on its own run of whole files (a file's module-scoped
 # servers start once) and an idle worker takes tests from a busy one, so one long file does not hold the end.
 PYTEST_WORKERS ?= auto
-test: lint typecheck chromium
+test: lint typecheck chromium fonts
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
 
 # Opt-in, not part of `make test` (needs node and npm, and the npm registry): installs the Claude Code CLI

@@ -44,16 +44,6 @@ class Scrubber:
                 value = value.replace(secret, REDACTED)
         return value
 
-    def bytes(self, value: bytes, extra: bytes | None = None) -> bytes:
-        """`value` without any known secret nor `extra` (the consumer's presented key).
-
-        A containment check per secret first: a body that holds none is returned as is, never copied."""
-        secrets = (extra, *self._bytes) if extra and len(extra) >= MIN_SECRET_LENGTH else self._bytes
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED.encode())
-        return value
-
     def bytes_after(self, value: bytes, scrubbed: int, extra: bytes | None = None) -> bytes:
         """`value` whose first `scrubbed` bytes were scrubbed already (a relay's kept tail, with a chunk
         appended): only the part where a secret could still be, one that ends past `scrubbed`, is searched."""
@@ -66,6 +56,16 @@ class Scrubber:
         rest = value[start:]
         cleaned = self.bytes(rest, extra)
         return value if cleaned is rest else value[:start] + cleaned
+
+    def bytes(self, value: bytes, extra: bytes | None = None) -> bytes:
+        """`value` without any known secret nor `extra` (the consumer's presented key).
+
+        A containment check per secret first: a body that holds none is returned as is, never copied."""
+        secrets = (extra, *self._bytes) if extra and len(extra) >= MIN_SECRET_LENGTH else self._bytes
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED.encode())
+        return value
 
 
 class ScrubbingFilter(logging.Filter):

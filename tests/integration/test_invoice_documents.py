@@ -24,8 +24,9 @@ from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
 from tollway.billing.customers import Address, Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine, InvoiceStatus, UsageSlice
+from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
 from tollway.billing.invoicing.ports import IssueRequest
-from tollway.billing.invoicing.render import HtmlRenderer, InvoiceDocuments, Seller, render_pdf, view
+from tollway.billing.invoicing.render import HtmlRenderer, InvoiceDocuments, Seller, view
 from tollway.billing.pricing.model import TierCharge, UsageCharge
 from tollway.bootstrap import build_services
 from tollway.clock import FrozenClock
@@ -219,7 +220,7 @@ async def test_the_pdf_carries_the_number_lines_and_total(documents: InvoiceDocu
     assert "Tier 2 (above): 400,000 x $0.000008" in text
 
 
-def test_the_pdf_falls_back_to_the_currency_code_outside_latin_1() -> None:
+def test_the_pdf_shows_the_euro_sign_and_without_a_unicode_font_its_code() -> None:
     euro = Invoice(
         id="inv9",
         customer_id="cus01",
@@ -231,14 +232,20 @@ def test_the_pdf_falls_back_to_the_currency_code_outside_latin_1() -> None:
         total_minor=123456,
         number="TW-2026-000009",
     )
-    text = PdfReader(BytesIO(render_pdf(view(euro, CUSTOMER, SELLER)))).pages[0].extract_text()
-    assert "EUR 1,234.56" in text
+    document = view(euro, CUSTOMER, SELLER)
+    if find_fonts().regular is not None:
+        assert "Total (EUR) €1,234.56" in PdfReader(BytesIO(render_pdf(document))).pages[0].extract_text()
+    core = PdfReader(BytesIO(render_pdf(document, Fonts()))).pages[0].extract_text()  # Helvetica: Latin-1
+    assert "Total (EUR) EUR 1,234.56" in core
 
 
 async def test_the_routes_serve_html_and_pdf_behind_the_admin_token(client: httpx.AsyncClient) -> None:
     html = await client.get("/api/v1/invoices/inv01.html")
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
+    assert html.headers["content-security-policy"].startswith("default-src 'none'; style-src 'sha256-")
+    assert html.headers["x-content-type-options"] == "nosniff"
+    assert html.headers["referrer-policy"] == "no-referrer"
     assert "TW-2026-000042" in html.text
 
     pdf = await client.get("/api/v1/invoices/inv01.pdf")

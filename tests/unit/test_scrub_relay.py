@@ -5,7 +5,7 @@ A body that holds no secret is relayed without a copy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ class Records:
     def __init__(self) -> None:
         self.calls: list[LlmCall] = []
 
-    def emit(self, events: list[Event]) -> None:
+    def emit(self, events: Sequence[Event]) -> None:
         raise AssertionError("the flow records calls")
 
     def record_call(self, call: LlmCall) -> None:

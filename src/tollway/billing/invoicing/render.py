@@ -4,12 +4,20 @@ The document shows the seller and the customer, the number (or "Draft"), the bil
 dates, and for each line: what it charges, its service period, quantity, rate and amount, with the usage
 breakdown (model/type slices, free quantity, tiers, discount, maximum cap, minimum top-up) and proration.
 Amounts per line are the rounded minor units the invoice holds; breakdowns are exact.
+
+Text that comes from users (names, addresses, descriptions, group-by values) is shown without Unicode bidi
+controls (embeddings, overrides, isolates and direction marks): they could reorder what an invoice seems to
+say (an amount or an IBAN read backwards). Right-to-left text itself is kept and shown in its direction. The
+HTML is served with a Content-Security-Policy that allows its one stylesheet and nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -18,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tollway.billing.customers import Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
+from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
 from tollway.billing.invoicing.rating import price_text
 from tollway.errors import NotFoundError
 from tollway.money import format_money, format_quantity
@@ -70,13 +79,22 @@ class InvoiceView:
     amount_due: str  # nothing is due on a paid or void invoice
 
 
+# U+202A-U+202E (embeddings, overrides), U+2066-U+2069 (isolates), U+200E/U+200F/U+061C (direction marks)
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C])
+
+
+def plain(text: str) -> str:
+    """`text` without Unicode bidi controls."""
+    return text.translate(BIDI_CONTROLS)
+
+
 def view(invoice: Invoice, customer: Customer, seller: Seller) -> InvoiceView:
     money = _Money(invoice.currency)
     return InvoiceView(
         number=invoice.number or "Draft",
         status=invoice.status,
         currency=invoice.currency,
-        seller=seller,
+        seller=replace(seller, name=plain(seller.name), address=plain(seller.address), email=plain(seller.email)),
         customer=_party(customer),
         period=period_text(invoice.period_start, invoice.period_end),
         issued=_date(invoice.issued_at),
@@ -102,80 +120,19 @@ class HtmlRenderer:
             loader=PackageLoader("tollway.billing.invoicing", "templates"),
             autoescape=select_autoescape(["html"], default=True),
         )
+        self.content_security_policy = _policy(self._env)
 
     def render(self, document: InvoiceView) -> str:
         return self._env.get_template("invoice.html").render(doc=document)
 
 
-# -- PDF ------------------------------------------------------------------------------------------------
-
-
-def render_pdf(document: InvoiceView) -> bytes:
-    # fpdf2 is imported here, not at the top: it costs every `tollway` start (serve, CLI) about 0.4 s of CPU.
-    from fpdf import FPDF
-    from fpdf.enums import XPos, YPos
-
-    pdf = FPDF(format="A4")
-    pdf.set_title(f"Invoice {document.number}")
-    pdf.set_author(_latin(document.seller.name))
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    width = pdf.epw
-
-    pdf.set_font("Helvetica", "B", 22)
-    pdf.set_text_color(37, 99, 235)
-    pdf.cell(width / 2, 10, "Invoice", new_x=XPos.RIGHT, new_y=YPos.TOP)
-    pdf.set_font("Helvetica", "B", 11)
-    pdf.set_text_color(31, 41, 51)
-    pdf.cell(width / 2, 10, _latin(document.seller.name), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "", 10)
-    seller_lines = [*_address_lines(document.seller.address), document.seller.email]
-    pdf.cell(width / 2, 5, _latin(f"{document.number} ({document.status})"), new_x=XPos.RIGHT, new_y=YPos.TOP)
-    pdf.multi_cell(
-        width / 2, 5, _latin("\n".join(x for x in seller_lines if x)), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-    )
-    pdf.ln(6)
-
-    pdf.set_font("Helvetica", "B", 9)
-    pdf.cell(width, 5, "BILL TO", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(width, 6, _latin(document.customer.name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "", 10)
-    for row in document.customer.lines:
-        pdf.cell(width, 5, _latin(row), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(4)
-
-    with pdf.table(col_widths=(1, 1, 1, 1), text_align="LEFT", first_row_as_headings=True) as facts:
-        facts.row(("Billing period", "Issued", "Due", "Amount due"))
-        facts.row(tuple(_latin(x) for x in (document.period, document.issued, document.due, document.amount_due)))
-    pdf.ln(4)
-
-    pdf.set_font("Helvetica", "", 9)
-    with pdf.table(
-        col_widths=(40, 22, 14, 12, 12),
-        text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT"),
-        first_row_as_headings=True,
-    ) as table:
-        table.row(("Description", "Service period", "Quantity", "Rate", "Amount"))
-        for line in document.lines:
-            table.row(
-                tuple(
-                    _latin(x)
-                    for x in (f"{line.title}\n{line.description}", line.period, line.quantity, line.rate, line.amount)
-                )
-            )
-            for detail in line.details:
-                detail_row = table.row()
-                detail_row.cell(_latin("    " + detail.text), colspan=4)
-                detail_row.cell(_latin(detail.amount))
-    pdf.ln(4)
-    pdf.set_font("Helvetica", "", 10)
-    pdf.cell(width * 0.8, 6, "Subtotal", align="R", new_x=XPos.RIGHT, new_y=YPos.TOP)
-    pdf.cell(width * 0.2, 6, _latin(document.subtotal), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(width * 0.8, 8, _latin(f"Total ({document.currency})"), align="R", new_x=XPos.RIGHT, new_y=YPos.TOP)
-    pdf.cell(width * 0.2, 8, _latin(document.total), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    return bytes(pdf.output())
+def _policy(env: Environment) -> str:
+    """Nothing but the template's own stylesheet (by its hash): no script, image, font, frame or form target."""
+    assert env.loader is not None
+    source = env.loader.get_source(env, "invoice.html")[0]
+    styles = re.findall(r"<style>(.*?)</style>", source, re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in styles)
+    return f"default-src 'none'; style-src {hashes}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
 # -- the use case: load, then render ---------------------------------------------------------------------
@@ -192,11 +149,15 @@ class CustomerSource(Protocol):
 class InvoiceDocuments:
     """GET /api/v1/invoices/{id}.html|.pdf and `tollway invoices pdf`."""
 
-    def __init__(self, *, invoices: InvoiceSource, customers: CustomerSource, seller: Seller) -> None:
+    def __init__(
+        self, *, invoices: InvoiceSource, customers: CustomerSource, seller: Seller, fonts: Fonts | None = None
+    ) -> None:
         self._invoices = invoices
         self._customers = customers
         self._seller = seller
         self._html = HtmlRenderer()
+        self._fonts = fonts
+        self.content_security_policy = self._html.content_security_policy
 
     async def view(self, invoice_id: str) -> InvoiceView:
         invoice = await self._invoices.get_invoice(invoice_id)
@@ -212,7 +173,11 @@ class InvoiceDocuments:
         return self.render_html(await self.view(invoice_id))
 
     async def pdf(self, invoice_id: str) -> bytes:
-        return render_pdf(await self.view(invoice_id))
+        """Rendered in a worker thread: font subsetting and shaping a long text take a while."""
+        document = await self.view(invoice_id)
+        if self._fonts is None:
+            self._fonts = await asyncio.to_thread(find_fonts)
+        return await asyncio.to_thread(render_pdf, document, self._fonts)
 
     def render_html(self, document: InvoiceView) -> str:
         return self._html.render(document)
@@ -267,13 +232,13 @@ def _line(line: InvoiceLine, money: _Money) -> LineView:
     if line.adjusts_invoice_id:
         details.append(Detail(f"Re-rates invoice {line.adjusts_invoice_id}"))
     return LineView(
-        title=title,
-        description=line.description,
+        title=plain(title),
+        description=plain(line.description),
         period=period_text(line.period_start, line.period_end),
         quantity=quantity,
         rate=rate,
         amount=money.minor(line.amount_minor),
-        details=tuple(details),
+        details=tuple(Detail(plain(d.text), d.amount) for d in details),
     )
 
 
@@ -286,11 +251,7 @@ def _party(customer: Customer) -> PartyView:
         rows.extend(x for x in (city, address.state, address.country) if x)
     if customer.email:
         rows.append(customer.email)
-    return PartyView(name=customer.name, key=customer.key, lines=tuple(rows))
-
-
-def _address_lines(address: str) -> Sequence[str]:
-    return [part.strip() for part in address.replace("\n", ",").split(",") if part.strip()]
+    return PartyView(name=plain(customer.name), key=plain(customer.key), lines=tuple(plain(row) for row in rows))
 
 
 def _instant(at: datetime) -> str:
@@ -303,9 +264,3 @@ def _instant(at: datetime) -> str:
 
 def _date(at: datetime | None) -> str:
     return _instant(at) if at is not None else "—"
-
-
-def _latin(text: str) -> str:
-    """The PDF's core fonts are Latin-1: currency signs outside it become their code, the rest '?'."""
-    text = text.replace("€", "EUR ").replace("–", "-").replace("—", "-")
-    return text.encode("latin-1", "replace").decode("latin-1")
