@@ -387,7 +387,9 @@ def build_stripe_sync(services: Services) -> StripeSync | None:
     return StripeSync(store=services.invoices.store, customers=services.catalog, api=api, clock=services.clock)
 
 
-def build_billing_worker(services: Services, sync: SyncStep | None = None) -> BillingWorker:
+def build_billing_worker(
+    services: Services, sync: SyncStep | None = None, release_sync: SyncStep | None = None
+) -> BillingWorker:
     """The period closer over the services' stores, with the Stripe sync step when one is given."""
     settings = services.settings
     closer = PeriodCloser(
@@ -403,7 +405,7 @@ def build_billing_worker(services: Services, sync: SyncStep | None = None) -> Bi
             stripe=settings.stripe_secret_key is not None,
         ),
     )
-    return BillingWorker(closer, sync=sync, interval_s=settings.billing_interval_s)
+    return BillingWorker(closer, sync=sync, release_sync=release_sync, interval_s=settings.billing_interval_s)
 
 
 def publish_keys(gateway: Gateway) -> Callable[[KeyIndex], None]:
@@ -519,7 +521,11 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         catalog=services.catalog,
         providers=providers,
         invoices=services.invoices,
-        billing=build_billing_worker(services, stripe.run_once if stripe is not None else None),
+        billing=build_billing_worker(
+            services,
+            stripe.run_once if stripe is not None else None,
+            stripe.release if stripe is not None else None,
+        ),
         stripe=stripe.api if stripe is not None else None,
         invoice_preview=services.invoice_preview,
         scrubber=scrubber,
@@ -618,6 +624,10 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
         store=store,
         ingester=ingester,
         rollups=RollupWorker(store),
-        billing=build_billing_worker(services, stripe.run_once if stripe is not None else None),
+        billing=build_billing_worker(
+            services,
+            stripe.run_once if stripe is not None else None,
+            stripe.release if stripe is not None else None,
+        ),
         stripe=stripe.api if stripe is not None else None,
     )

@@ -357,3 +357,22 @@ async def test_webhook_event_ids_are_recorded_once(stores: StoreFactory) -> None
     assert sorted(results) == [False, True]
     assert await a.record_webhook_event("evt_2", received_at=NOW) is True
     assert await b.record_webhook_event("evt_2", received_at=NOW) is False
+
+
+async def test_a_clean_stop_hands_back_claims_and_outbox_rows(stores: StoreFactory) -> None:
+    a, b = stores(), stores()
+    assert await a.claim_billing_keys(["c:1", "c:2"], owner="wa", now=NOW, lease_s=300) == ["c:1", "c:2"]
+    assert await b.claim_billing_keys(["c:3"], owner="wb", now=NOW, lease_s=300) == ["c:3"]
+    await a.release_claims_of("wa")
+    later = NOW + timedelta(seconds=1)  # well inside the lease
+    assert await b.claim_billing_keys(["c:1", "c:2", "c:3"], owner="wb2", now=later, lease_s=300) == ["c:1", "c:2"]
+    ids = []
+    for n in range(3):
+        created = await a.create_invoice(draft(f"sub9:{n}"), issue=issue_at(NOW, STRIPE_SYNC))
+        assert created is not None
+        ids.append(created.id)
+    done, unfinished, _still_leased = await a.claim_outbox(now=NOW, limit=3, lease_s=300)
+    await a.complete_outbox(done.id, at=NOW)
+    await a.release_outbox([done.id, unfinished.id], at=later)
+    assert [i.id for i in await b.claim_outbox(now=later, limit=10)] == [unfinished.id]  # the third: still leased
+    assert (await a.get_outbox(done.invoice_id))[0].done_at == NOW

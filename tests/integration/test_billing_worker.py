@@ -1,17 +1,25 @@
 """The billing worker as the composition root wires it (build_services + build_billing_worker): SQL catalog,
 SQL events and SQL invoices on one database (SQLite and PostgreSQL); a worker's round creates the invoices
-that are due, the background task does the same on its interval, and a failing round does not stop it."""
+that are due, the background task does the same on its interval, a failing round does not stop it, and a
+clean stop hands back its claims so that a restart closes a due period in its first round."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from tollway.adapters.sql.invoices import SqlInvoiceStore
+from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
+from tollway.billing.invoicing.model import Invoice
+from tollway.billing.invoicing.usage import MeteringUsageReader
+from tollway.billing.invoicing.worker import BillingWorker
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
 from tollway.bootstrap import Services, build_billing_worker, build_services
@@ -95,3 +103,53 @@ async def test_background_task_runs_rounds_and_survives_a_failing_sync(services:
         await worker.stop()
     assert len(calls) >= 2  # kept going after the sync failed
     assert len(await services.invoices.list(customer="acme")) == 2  # period close unaffected, nothing twice
+
+
+class HangingStore(SqlInvoiceStore):
+    """The round hangs where a stop finds it: just after its claim committed (before the claim returns), or
+    while it closes the claimed customer."""
+
+    def __init__(self, engine: Engine, clock: FrozenClock, where: str) -> None:
+        super().__init__(engine, clock)
+        self.where = where
+        self.reached = asyncio.Event()
+
+    async def _hang(self, here: str) -> None:
+        if self.where == here:
+            self.reached.set()
+            await asyncio.Event().wait()
+
+    async def claim_billing_keys(self, keys: Sequence[str], *, owner: str, now: datetime, lease_s: float) -> list[str]:
+        claimed = await super().claim_billing_keys(keys, owner=owner, now=now, lease_s=lease_s)
+        await self._hang("claim")
+        return claimed
+
+    async def list_invoices(self, **filters: Any) -> list[Invoice]:
+        await self._hang("close")
+        return await super().list_invoices(**filters)
+
+
+@pytest.mark.parametrize("where", ["claim", "close"])
+async def test_a_clean_stop_hands_back_its_claims_and_a_restart_closes_the_period_at_once(
+    services: Services, where: str
+) -> None:
+    assert isinstance(services.clock, FrozenClock)
+    services.clock.set(NOV + timedelta(hours=1))  # October is due
+    hanging = HangingStore(services.store.engine, services.clock, where)
+    closer = PeriodCloser(
+        store=hanging,
+        catalog=services.catalog.store,
+        reader=MeteringUsageReader(services.metering),
+        clock=services.clock,
+        settings=CloseSettings(grace=timedelta(seconds=600), due=timedelta(days=10)),
+    )
+    stopping = BillingWorker(closer, interval_s=0.05)
+    stopping.start()
+    await asyncio.wait_for(hanging.reached.wait(), 10)
+    await stopping.stop()
+
+    restarted = build_billing_worker(services)
+    report = await restarted.run_once()  # its first round, at the same instant: well inside the 5-minute lease
+    assert report is not None
+    assert report.skipped == 0
+    assert [i.metadata["kind"] for i in report.created] == ["opening", "closing"]

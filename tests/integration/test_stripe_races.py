@@ -6,6 +6,7 @@ finalized is paid out of band, voided or marked uncollectible, so Stripe never c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
-from tollway.adapters.stripe.client import StripeApi, StripeInvoiceState
+from tollway.adapters.stripe.client import StripeApi, StripeCustomerParams, StripeInvoiceState
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.billing.invoicing.model import Invoice
@@ -210,3 +211,37 @@ async def test_issued_while_stripe_is_down_then_marked_paid_is_never_sent(
     finally:
         await store.close()
         engine.dispose()
+
+
+async def test_a_clean_stop_hands_back_the_outbox_rows_it_claimed(fake: FakeStripe, clock: FrozenClock) -> None:
+    """Stopped while Stripe is answering its first row: both rows it claimed are due again at once (not after
+    the 5-minute lease), and the next process pushes them."""
+    reached = asyncio.Event()
+
+    class HangingApi(StripeApi):
+        async def create_customer(self, params: StripeCustomerParams, *, idempotency_key: str) -> str:
+            reached.set()
+            await asyncio.Event().wait()
+            raise AssertionError("never answered")
+
+    store = MemoryInvoiceStore(clock)
+    hanging = HangingApi("sk_test_tollway", api_base=fake.origin)
+    try:
+        sync = StripeSync(store=store, customers=Customers(ACME), api=hanging, clock=clock)
+        invoices = [await issued_invoice(store, clock, "inv01"), await issued_invoice(store, clock, "inv02")]
+        round_ = asyncio.create_task(sync.run_once())
+        await asyncio.wait_for(reached.wait(), 10)
+        round_.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await round_
+        await sync.release()
+    finally:
+        await hanging.close()
+    for invoice in invoices:
+        (row,) = await store.get_outbox(invoice.id)
+        assert (row.next_attempt_at, row.done_at) == (clock.now(), None)
+    async with contextlib.AsyncExitStack() as stack:
+        api = StripeApi("sk_test_tollway", api_base=fake.origin)
+        stack.push_async_callback(api.close)
+        restarted = StripeSync(store=store, customers=Customers(ACME), api=api, clock=clock)
+        assert await restarted.run_once() == 2

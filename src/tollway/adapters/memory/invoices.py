@@ -201,6 +201,11 @@ class MemoryInvoiceStore:
             if held is not None and held[0] == owner:
                 del self._claims[key]
 
+    async def release_claims_of(self, owner: str) -> None:
+        self._check()
+        for key in [key for key, held in self._claims.items() if held[0] == owner]:
+            del self._claims[key]
+
     # -- outbox ---------------------------------------------------------------------------------
 
     def _enqueue(self, invoice_id: str, kind: str, at: datetime) -> bool:
@@ -245,6 +250,13 @@ class MemoryInvoiceStore:
     async def complete_outbox(self, item_id: str, *, at: datetime) -> None:
         self._check()
         self._outbox[item_id] = replace(self._item(item_id), done_at=at, last_error=None)
+
+    async def release_outbox(self, item_ids: Sequence[str], *, at: datetime) -> None:
+        self._check()
+        for item_id in item_ids:
+            item = self._outbox.get(item_id)
+            if item is not None and item.done_at is None:
+                self._outbox[item_id] = replace(item, next_attempt_at=at)
 
     async def fail_outbox(self, item_id: str, *, error: str, next_attempt_at: datetime) -> None:
         self._check()

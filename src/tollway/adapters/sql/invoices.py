@@ -342,6 +342,11 @@ class SqlInvoiceStore:
 
         await self._run(lambda: self._tx(work))
 
+    async def release_claims_of(self, owner: str) -> None:
+        await self._run(
+            lambda: self._tx(lambda c: c.execute(delete(billing_claims).where(billing_claims.c.owner == owner)))
+        )
+
     # -- outbox ---------------------------------------------------------------------------------
 
     def _enqueue_in(self, connection: Connection, invoice_id: str, kind: str, at: datetime) -> bool:
@@ -426,6 +431,19 @@ class SqlInvoiceStore:
 
     async def complete_outbox(self, item_id: str, *, at: datetime) -> None:
         await self._run(lambda: self._tx(self._update_item(item_id, done_us=to_micros(at), last_error=None)))
+
+    async def release_outbox(self, item_ids: Sequence[str], *, at: datetime) -> None:
+        ids = list(item_ids)
+
+        def work(connection: Connection) -> None:
+            for start in range(0, len(ids), CHUNK):
+                connection.execute(
+                    update(invoice_outbox)
+                    .where(invoice_outbox.c.id.in_(ids[start : start + CHUNK]), invoice_outbox.c.done_us.is_(None))
+                    .values(next_attempt_us=to_micros(at))
+                )
+
+        await self._run(lambda: self._tx(work))
 
     async def fail_outbox(self, item_id: str, *, error: str, next_attempt_at: datetime) -> None:
         work = self._update_item(item_id, last_error=error, next_attempt_us=to_micros(next_attempt_at))

@@ -28,6 +28,8 @@ Stripe is applied by the change's own outbox row, which runs after it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -83,6 +85,8 @@ class SyncStore(Protocol):
 
     async def complete_outbox(self, item_id: str, *, at: datetime) -> None: ...
 
+    async def release_outbox(self, item_ids: Sequence[str], *, at: datetime) -> None: ...
+
     async def fail_outbox(self, item_id: str, *, error: str, next_attempt_at: datetime) -> None: ...
 
 
@@ -115,6 +119,8 @@ class StripeSync:
         self._lease_s = lease_s
         self._first_retry_s = first_retry_s
         self._max_retry_s = max_retry_s
+        self._claiming: asyncio.Future[list[OutboxItem]] | None = None
+        self._held: set[str] = set()  # outbox rows claimed and not yet completed or failed
 
     @property
     def api(self) -> StripeApi:
@@ -124,15 +130,22 @@ class StripeSync:
     async def run_once(self) -> int:
         """Process the due outbox rows (one batch); returns how many completed. Errors are recorded on the
         rows (with the next attempt time), never raised, except the store's own."""
-        items = await self._store.claim_outbox(
-            now=self._clock.now(), limit=self._batch_size, lease_s=self._lease_s, kinds=STRIPE_KINDS
+        claim = asyncio.ensure_future(
+            self._store.claim_outbox(
+                now=self._clock.now(), limit=self._batch_size, lease_s=self._lease_s, kinds=STRIPE_KINDS
+            )
         )
+        self._claiming = claim  # cancelled meanwhile: `release` still learns what it claimed
+        items = await asyncio.shield(claim)
+        self._claiming = None
+        self._held.update(item.id for item in items)
         completed = 0
         for item in items:
             try:
                 await self.reconcile(item.invoice_id)
             except Exception as exc:  # any failure: record it on the row and retry later
                 await self._store.fail_outbox(item.id, error=_describe(exc), next_attempt_at=self._next_attempt(item))
+                self._held.discard(item.id)
                 log.warning(
                     "stripe %s of invoice %s failed (attempt %d): %s",
                     item.kind,
@@ -142,8 +155,20 @@ class StripeSync:
                 )
                 continue
             await self._store.complete_outbox(item.id, at=self._clock.now())
+            self._held.discard(item.id)
             completed += 1
         return completed
+
+    async def release(self) -> None:
+        """Hand back the rows claimed and not finished (a clean stop cancelled the round): due again now,
+        not after their lease."""
+        if self._claiming is not None:
+            with contextlib.suppress(Exception):
+                self._held.update(item.id for item in await self._claiming)
+            self._claiming = None
+        if self._held:
+            await self._store.release_outbox(sorted(self._held), at=self._clock.now())
+            self._held.clear()
 
     def retry_delay_s(self, attempts: int) -> float:
         """Delay before the next attempt after `attempts` failed ones: doubling from `first_retry_s`, capped."""

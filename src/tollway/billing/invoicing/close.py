@@ -134,6 +134,11 @@ class PeriodCloser:
     def owner(self) -> str:
         return self._owner
 
+    async def release(self) -> None:
+        """Hand back every claim this closer holds, wherever a cancelled round stopped (even between a claim's
+        commit and its return)."""
+        await self._store.release_claims_of(self._owner)
+
     async def run_once(self) -> CloseReport:
         """Create every invoice due now that does not exist yet."""
         now = self._clock.now()

@@ -115,6 +115,11 @@ class InvoiceStore(Protocol):
 
     async def release_billing_claims(self, keys: Sequence[str], *, owner: str) -> None: ...
 
+    async def release_claims_of(self, owner: str) -> None:
+        """Every billing claim `owner` holds (a process that stops cleanly hands back what it holds; only a
+        crashed one leaves its claims to their lease)."""
+        ...
+
     # -- outbox ---------------------------------------------------------------------------------
     async def enqueue(self, invoice_id: str, kind: str, *, at: datetime) -> bool:
         """Add an outbox row (at most one per invoice and kind): False when one exists."""
@@ -128,6 +133,10 @@ class InvoiceStore(Protocol):
         ...
 
     async def complete_outbox(self, item_id: str, *, at: datetime) -> None: ...
+
+    async def release_outbox(self, item_ids: Sequence[str], *, at: datetime) -> None:
+        """Claimed rows handed back unfinished (a clean stop): those not done are due again at `at`."""
+        ...
 
     async def fail_outbox(self, item_id: str, *, error: str, next_attempt_at: datetime) -> None: ...
 

@@ -18,16 +18,25 @@ SyncStep = Callable[[], Awaitable[object]]
 
 
 class BillingWorker:
-    def __init__(self, closer: PeriodCloser, *, sync: SyncStep | None = None, interval_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        closer: PeriodCloser,
+        *,
+        sync: SyncStep | None = None,
+        release_sync: SyncStep | None = None,
+        interval_s: float = 30.0,
+    ) -> None:
         self._closer = closer
         self._sync = sync
+        self._release_sync = release_sync
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self.invoices_created_total = 0
         self.failures_total = 0
 
-    def set_sync(self, sync: SyncStep | None) -> None:
+    def set_sync(self, sync: SyncStep | None, release: SyncStep | None = None) -> None:
         self._sync = sync
+        self._release_sync = release
 
     async def run_once(self) -> CloseReport | None:
         """One round: close due periods, then one Stripe sync step. Returns the close report (None if it failed)."""
@@ -58,8 +67,19 @@ class BillingWorker:
             await asyncio.sleep(self._interval_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Cancel the round in progress, then hand back what this process holds: its billing claims and the
+        outbox rows it claimed and did not finish are free for the next process at once (a crashed process
+        leaves them to their lease)."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        for release in (self._closer.release, self._release_sync):
+            if release is None:
+                continue
+            try:
+                await release()
+            except Exception as exc:  # the database is gone: the leases run out instead
+                log.warning("billing worker: could not hand back its claims at stop: %s", exc)
