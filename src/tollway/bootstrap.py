@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from tollway.adapters.journal.file import FileJournal, claim_segments
+from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
@@ -36,6 +37,7 @@ from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
+from tollway.gateway.admission import GatewayAdmission
 from tollway.gateway.app import Gateway
 from tollway.gateway.auth import KeyIndex
 from tollway.gateway.balancing.health import HealthChecks
@@ -54,12 +56,17 @@ from tollway.identity.service import IdentityService
 from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
+from tollway.metering.running_totals import RunningTotals
 from tollway.metering.service import MeteringService
 from tollway.metering.sink import UsageSink
 from tollway.metering.spool import HandOffSink, JournalIngester
 from tollway.metering.worker import RollupWorker
 from tollway.scrub import Scrubber, scrub_logs
 from tollway.settings import Settings
+from tollway.spend.admission import SpendAdmission
+from tollway.spend.keeper import RulesKeeper
+from tollway.spend.ports import CounterStore
+from tollway.spend.usage import MeteredUsage
 
 log = logging.getLogger("tollway")
 
@@ -80,6 +87,7 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
                 for t in model.targets
             ),
             strict=model.translation == "strict",
+            max_output_tokens=model.max_output_tokens,
         )
         for model in config.models
     }
@@ -133,12 +141,17 @@ class Runtime:
     _retired: list[Provider] = field(default_factory=list)
     policy: BalancingPolicy | None = None  # routing: balancing, breakers, budgets (kept across reloads)
     health_checks: HealthChecks | None = None
+    spend: RulesKeeper | None = None  # spend control's rules snapshot (and counter reconciler)
+    counters: CounterStore | None = None
 
     async def start(self) -> None:
         self._unscrub_logs = scrub_logs(self.scrubber)
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
         await self._apply_catalog(self.config)
+        if self.spend is not None:
+            await self.spend.refresh()  # limits hold from the first request
+            self.spend.start()
         await self.identity.sync_config(self.config.consumers)
         self.identity.known_models = frozenset(m.name for m in self.config.models)
         self.gateway.state = replace(self.gateway.state, keys=self.keys.set_config(self.config.consumers))
@@ -165,6 +178,8 @@ class Runtime:
             await self.stripe.close()
         await self.rollups.stop()
         await self.keys.stop()
+        if self.spend is not None:
+            await self.spend.stop()
         pending = self.pipeline.backlog
         stored = await self.pipeline.stop(timeout_s=10.0)
         if stored:
@@ -182,6 +197,8 @@ class Runtime:
         for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
         self.gateway.close()
+        if self.counters is not None:
+            await self.counters.close()
         await self.store.close()
         if self._unscrub_logs is not None:
             self._unscrub_logs()
@@ -239,6 +256,11 @@ class Runtime:
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("config reload: %s", line)
+        if self.spend is not None:
+            try:
+                await self.spend.refresh()
+            except Exception:  # the loop retries
+                log.warning("spend rules not refreshed after the reload", exc_info=True)
         state = gateway_state(config, providers)
         if self.policy is not None:  # targets that did not change keep their breaker and latency figures
             self.policy.configure(config.models, config.providers, state.prices)
@@ -465,6 +487,24 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     policy = BalancingPolicy(clock)
     policy.configure(config.models, config.providers, state.prices)
     metrics.add_source(policy.metrics.render)
+    counters = MemoryCounterStore(clock)
+    keeper = RulesKeeper(
+        services.catalog.store,
+        services.metering,
+        refresh_s=settings.spend_refresh_s,
+        reconcile_s=settings.spend_reconcile_s,
+    )
+    spend = SpendAdmission(
+        counters,
+        MeteredUsage(services.metering, RunningTotals(store, clock)),
+        clock,
+        keeper.current,
+        no_subscription="refuse" if settings.spend_no_subscription == "refuse" else "allow",
+    )
+    keeper.admission = spend
+    admission = GatewayAdmission(
+        spend, lambda: gateway.state, clock, default_max_tokens=settings.spend_default_max_tokens
+    )
     gateway = Gateway(
         state,
         TokenCounting(pipeline, policy),
@@ -479,6 +519,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         scrubber=scrubber,
         auth_failures=auth_failures,
         policy=policy,
+        admission=admission,
     )
     stats = store.stats
     for name, help_text, read in (
@@ -532,6 +573,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         auth_failures=auth_failures,
         policy=policy,
         health_checks=HealthChecks(policy),
+        spend=keeper,
+        counters=counters,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 
@@ -64,7 +65,23 @@ class ForbiddenError(DomainError):
 
 
 class LimitExceededError(DomainError):
+    """A spending limit (entitlement, budget) would be passed: `limit` names it, `resets_at` when it resets."""
+
     kind = ErrorKind.LIMIT_EXCEEDED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+        limit: str | None = None,
+        resets_at: datetime | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+        self.resets_at = resets_at
 
 
 class TooLargeError(DomainError):

@@ -14,6 +14,7 @@ ENV_PREFIX = "TOLLWAY_"
 INGEST_MODES = ("inline", "external")
 ACCESS_LOG_MODES = ("off", "text", "json")
 API_DOCS_MODES = ("admin", "open", "off")
+NO_SUBSCRIPTION_MODES = ("allow", "refuse")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class Settings:
     billing_interval_s: float = 30.0  # how often the billing worker looks for work
     # failed authentications (consumer keys, admin token) per client address per minute before it gets 429s; 0: off
     auth_failure_limit: int = 60
+    # spend control (docs/spend-control.md): calls of a customer without an active subscription (allow | refuse)
+    spend_no_subscription: str = "allow"
+    spend_default_max_tokens: int = 4096  # output tokens reserved for a request that sets no max_tokens
+    spend_refresh_s: float = 1.0  # how often the gateway looks for catalog changes (limits, subscriptions)
+    spend_reconcile_s: float = 30.0  # how often counters are raised to the metered usage
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -72,6 +78,11 @@ class Settings:
                 values[f.name] = _coerce(f.name, raw, f.type)
             except ValueError as exc:
                 problems.append(f"{ENV_PREFIX}{f.name.upper()}: {exc}")
+        if values.get("spend_no_subscription", "allow") not in NO_SUBSCRIPTION_MODES:
+            problems.append(
+                f"{ENV_PREFIX}SPEND_NO_SUBSCRIPTION: expected one of {', '.join(NO_SUBSCRIPTION_MODES)}, "
+                f"got {values['spend_no_subscription']!r}"
+            )
         if values.get("ingest", "inline") not in INGEST_MODES:
             problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")
         if values.get("access_log", "off") not in ACCESS_LOG_MODES:

@@ -929,7 +929,19 @@ async def test_static_and_boolean_entitlement_values(api: httpx.AsyncClient) -> 
         "config": '{"maxAgents": 3, "regions": ["eu"]}',
     }
     assert ok(await api.get(url.format("sso")))["hasAccess"] is True
-    assert ok(await api.get(url.format("audit")))["hasAccess"] is False  # not in the plan
+    # not in the plan: access without a limit, until some plan sells the feature as a gate (boolean)
+    assert ok(await api.get(url.format("audit")))["hasAccess"] is True
+    gate = [
+        {
+            "type": "flat_fee",
+            "key": "audit",
+            "name": "Audit",
+            "featureKey": "audit",
+            "entitlementTemplate": {"type": "boolean"},
+        }
+    ]
+    await published(api, plan_body("enterprise", gate))
+    assert ok(await api.get(url.format("audit")))["hasAccess"] is False
     refused(await api.get(url.format("nope")), 404, "feature")
     bad = plan_body("bad", [{**cards[0], "entitlementTemplate": {"type": "static", "config": "{not json"}}])
     refused(await api.post("/api/v1/plans", json=bad), 400, "phases[0].rateCards[0].entitlementTemplate.config")

@@ -14,6 +14,7 @@ import httpx2
 
 from tollway.asgi import TollwayApp
 from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.clock import Clock
 from tollway.config.loader import load_config
 from tollway.settings import Settings
 
@@ -38,8 +39,11 @@ class InProcess:
 
 
 @asynccontextmanager
-async def in_process(directory: Path, config: dict[str, Any] | Path, **settings: Any) -> AsyncIterator[InProcess]:
-    """Tollway over `config` (a config file, or a dict written as one), started; stopped (usage flushed) on exit."""
+async def in_process(
+    directory: Path, config: dict[str, Any] | Path, *, clock: Clock | None = None, **settings: Any
+) -> AsyncIterator[InProcess]:
+    """Tollway over `config` (a config file, or a dict written as one), started; stopped (usage flushed) on exit.
+    `clock`: the runtime's clock (a FrozenClock moves time for periods and windows)."""
     if isinstance(config, Path):
         config_path = config
     else:
@@ -52,7 +56,7 @@ async def in_process(directory: Path, config: dict[str, Any] | Path, **settings:
         billing_worker=False,
         **settings,
     )
-    runtime = build_runtime(chosen, load_config(config_path, {}))
+    runtime = build_runtime(chosen, load_config(config_path, {}), clock)
     app = build_app(runtime)
     await runtime.start()
     try:

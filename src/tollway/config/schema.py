@@ -96,6 +96,8 @@ class ModelConfig(_Strict):
     # lenient: request fields a translation has no place for are dropped (named in x-tollway-dropped);
     # strict: they get a 400 instead.
     translation: Literal["lenient", "strict"] = "lenient"
+    # spend control: the output tokens a request that sets no max_tokens is reserved at (and priced for)
+    max_output_tokens: int | None = Field(default=None, gt=0)
 
     @field_validator("aliases")
     @classmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import orjson
 
 from tollway.error_shapes import kind_of_status, shape_of
-from tollway.errors import DomainError, ErrorKind, MethodNotAllowedError, RateLimitedError
+from tollway.errors import DomainError, ErrorKind, LimitExceededError, MethodNotAllowedError, RateLimitedError
 from tollway.gateway.decode import json_object
 from tollway.gateway.http import Headers, openai_error
 
@@ -31,6 +31,13 @@ def headers_of(error: DomainError) -> Headers | None:
         return [(b"allow", error.allowed.encode())]
     if isinstance(error, RateLimitedError):
         return [(b"retry-after", str(error.retry_after_s).encode())]
+    if isinstance(error, LimitExceededError):
+        headers: Headers = []
+        if error.retry_after_s is not None:
+            headers.append((b"retry-after", str(error.retry_after_s).encode()))
+        if error.limit is not None:
+            headers.append((b"x-tollway-limit", error.limit.encode()))
+        return headers or None
     return None
 
 

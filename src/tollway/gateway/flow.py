@@ -98,7 +98,7 @@ class Flow(Failover):
     async def run(self, endpoint: LlmEndpoint, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         body = await self.read(scope, receive)
         parsed = endpoint.parse(body)
-        route = self.resolve(call, parsed.model)
+        route = resolved = self.resolve(call, parsed.model)
         parsed.strict = route.strict
         if endpoint.adapter is not None:
             route = self._adapter(endpoint).adapt(route, passed_on(scope, endpoint.passed_on))
@@ -106,7 +106,16 @@ class Flow(Failover):
         targets: Sequence[Target] = route.targets
         reservation: Reservation | None = None
         if self._admission is not None or self._policy is not None:
-            admit = Admit(call.request_id, call.consumer, parsed.model, endpoint.path, parsed.stream, parsed.prompt)
+            admit = Admit(
+                call.request_id,
+                call.consumer,
+                parsed.model,
+                endpoint.path,
+                parsed.stream,
+                parsed.prompt,
+                resolved,  # the configured targets (an endpoint's adapters wrap their providers)
+                parsed.payload,
+            )
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
             if self._policy is not None:

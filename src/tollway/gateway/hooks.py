@@ -26,6 +26,8 @@ class Admit:
     endpoint: str
     stream: bool
     prompt: Mapping[str, Any] | None = None  # what a prompt-token estimate reads (cost routing prices the call)
+    route: Route | None = None  # the resolved route (spend control prices the call on its targets)
+    payload: Mapping[str, Any] | None = None  # the request as parsed (max_tokens and the like)
 
 
 class Reservation(Protocol):

@@ -26,6 +26,7 @@ class Route:
     model: str  # the model entry's name (what usage is recorded under); clients may reach it by other names
     targets: tuple[Target, ...]
     strict: bool = False  # translation: strict (fields a translation would drop get a 400)
+    max_output_tokens: int | None = None  # spend control: output tokens reserved for a request that sets none
 
 
 class Router:

@@ -14,7 +14,12 @@ from decimal import Decimal
 from tollway.billing import periods
 from tollway.billing.catalog.kept import KeptCases
 from tollway.billing.customers import Customer
-from tollway.billing.entitlements import EntitlementValue
+from tollway.billing.entitlements import (
+    EntitlementValue,
+    access_without_entitlement,
+    gated_features,
+    metered_access,
+)
 from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.ports import CatalogStore
@@ -36,6 +41,7 @@ class EntitlementCases(KeptCases):
     ) -> None:
         super().__init__(store, metering, clock)
         self._running_totals = running_totals or RunningTotals(metering.store, clock)
+        self._kept_gated: tuple[int, frozenset[str]] | None = None
 
     async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
         """From the customer's active subscription: the rate card for the feature that carries an entitlement.
@@ -52,7 +58,8 @@ class EntitlementCases(KeptCases):
         plan = context.plans[subscription.plan_id]
         card = self._entitled_card(plan, subscription, wanted.key, at)
         if card is None or card.entitlement is None:
-            return EntitlementValue(has_access=False)
+            gated = await self._gated(context.version)
+            return EntitlementValue(has_access=access_without_entitlement(wanted.key, gated))
         template = card.entitlement
         if template.type == "boolean":
             return EntitlementValue(has_access=True)
@@ -63,11 +70,27 @@ class EntitlementCases(KeptCases):
         period_start, _ = periods.period_containing(subscription.billing_anchor, cadence, at)
         usage = await self._usage(wanted, owner, max(period_start, subscription.active_from), at)
         return EntitlementValue(
-            has_access=(not template.hard) or usage < limit,
+            has_access=metered_access(template, usage),
             balance=max(limit - usage, Decimal(0)),
             usage=usage,
             overage=max(usage - limit, Decimal(0)),
         )
+
+    async def _gated(self, version: int) -> frozenset[str]:
+        """The features some plan sells as a gate (a boolean entitlement), read again when the catalog changed."""
+        kept = self._kept_gated
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        plans = await self._store.list_plans()
+        gated = gated_features(
+            (card.feature_key, card.entitlement)
+            for plan in plans
+            if plan.status != "draft"
+            for card in plan.rate_cards
+            if card.feature_key is not None and card.entitlement is not None
+        )
+        self._kept_gated = (version, gated)
+        return gated
 
     @staticmethod
     def _entitled_card(plan: Plan, subscription: Subscription, feature_key: str, at: datetime) -> RateCard | None:

@@ -1,0 +1,80 @@
+"""Spend counters in this process's memory (one process enforces its limits alone; see docs/spend-control.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tollway.clock import Clock
+from tollway.spend.ports import Ask, Counter, Reserved
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Entry:
+    used: Decimal
+    reserved: Decimal
+    expires_at: datetime | None
+
+
+class MemoryCounterStore:
+    """Every operation runs without an await point, so on one event loop each is atomic."""
+
+    def __init__(self, clock: Clock, *, max_keys: int = 1_000_000) -> None:
+        self._clock = clock
+        self._max = max_keys
+        self._counters: dict[str, _Entry] = {}
+
+    async def reserve(self, asks: Sequence[Ask]) -> Reserved:
+        counters = self._counters
+        missing = tuple(ask.key for ask in asks if ask.key not in counters)
+        if missing:
+            return Reserved(False, missing=missing)
+        entries = [counters[ask.key] for ask in asks]
+        before = tuple(Counter(entry.used, entry.reserved) for entry in entries)
+        for index, (ask, entry) in enumerate(zip(asks, entries, strict=True)):
+            if ask.limit is not None and entry.used + entry.reserved + ask.amount > ask.limit:
+                return Reserved(False, refused=index, counters=before)
+        for ask, entry in zip(asks, entries, strict=True):
+            entry.reserved += ask.amount
+        return Reserved(True, counters=before)
+
+    async def seed(self, key: str, used: Decimal, expires_at: datetime | None) -> None:
+        if key in self._counters:
+            return
+        if len(self._counters) >= self._max:
+            self._forget_expired()
+        self._counters[key] = _Entry(used, _ZERO, expires_at)
+
+    def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
+        for ask, amount in zip(asks, actual, strict=True):
+            entry = self._counters.get(ask.key)
+            if entry is not None:
+                entry.used += amount
+                entry.reserved = max(entry.reserved - ask.amount, _ZERO)
+
+    def release(self, asks: Sequence[Ask]) -> None:
+        for ask in asks:
+            entry = self._counters.get(ask.key)
+            if entry is not None:
+                entry.reserved = max(entry.reserved - ask.amount, _ZERO)
+
+    async def read(self, keys: Sequence[str]) -> list[Counter | None]:
+        entries = [self._counters.get(key) for key in keys]
+        return [None if entry is None else Counter(entry.used, entry.reserved) for entry in entries]
+
+    async def raise_used(self, key: str, used: Decimal) -> None:
+        entry = self._counters.get(key)
+        if entry is not None and used > entry.used:
+            entry.used = used
+
+    async def close(self) -> None:
+        self._counters.clear()
+
+    def _forget_expired(self) -> None:
+        now = self._clock.now()
+        for key in [k for k, e in self._counters.items() if e.expires_at is not None and e.expires_at <= now]:
+            del self._counters[key]

@@ -1,0 +1,123 @@
+"""Spend control at the gateway: a call's worst case, from its body, handed to the spend admission.
+
+The worst case of a call on a target: its input tokens (exact where the target counts tokens itself,
+as the simulator does; otherwise the conservative estimate below) and its output tokens (the request's
+`max_completion_tokens`, `max_tokens` or `max_output_tokens`; without one, the model's configured
+`max_output_tokens`, else the gateway default), priced with the target's price book entry. The spend
+admission measures that call's events the way metering will measure the real one.
+
+Conservative input estimate: one token per 3 bytes of the prompt's JSON text (English runs about 4
+characters a token, CJK text about 3 UTF-8 bytes a token, and the JSON punctuation adds bytes), so it
+errs high; a settled call counts what the provider reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from tollway.clock import Clock
+from tollway.errors import ValidationError
+from tollway.gateway.hooks import NO_RESERVATION, Admit, Reservation
+from tollway.gateway.routing import Route, Target
+from tollway.gateway.state import GatewayState
+from tollway.gateway.token_count import CountsTokens, count_input_tokens
+from tollway.metering.llm import LlmCall, TokenUsage
+from tollway.spend.admission import SpendAdmission, SpendCall
+
+BYTES_PER_TOKEN = 3
+OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+EMBEDDINGS = "/v1/embeddings"
+MESSAGES = "/v1/messages"
+
+
+def requested_output(payload: Mapping[str, Any] | None) -> int | None:
+    """The output cap the request sets, if any (a positive integer)."""
+    if payload is None:
+        return None
+    for name in OUTPUT_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    generation = payload.get("generationConfig")
+    if isinstance(generation, Mapping):
+        value = generation.get("maxOutputTokens")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def conservative_tokens(value: object) -> int:
+    """One token per 3 bytes of the value's JSON text, rounded up."""
+    return -(-len(orjson.dumps(value)) // BYTES_PER_TOKEN)
+
+
+def input_tokens(endpoint: str, target: Target, payload: Mapping[str, Any], prompt: Mapping[str, Any] | None) -> int:
+    """The call's input tokens on `target`: exact where the target counts them, else the conservative estimate."""
+    if endpoint == EMBEDDINGS:
+        return conservative_tokens(payload.get("input"))
+    if isinstance(target.provider, CountsTokens):
+        if endpoint == MESSAGES:
+            return count_input_tokens(Route(target.model, (target,)), dict(payload))[0]
+        if prompt is not None:
+            return target.provider.count_prompt_tokens(prompt)
+    relevant = prompt if prompt is not None else payload
+    return conservative_tokens({k: v for k, v in relevant.items() if k not in OUTPUT_FIELDS})
+
+
+class GatewayAdmission:
+    """The flow's admission hook over spend control (gateway.hooks.Admission)."""
+
+    def __init__(
+        self,
+        spend: SpendAdmission,
+        state: Callable[[], GatewayState],
+        clock: Clock,
+        *,
+        default_max_tokens: int = 4096,
+    ) -> None:
+        self._spend = spend
+        self._clock = clock
+        self._state = state
+        self._default_max_tokens = default_max_tokens
+
+    async def admit(self, call: Admit) -> Reservation:
+        subject = call.consumer.username
+        if call.route is None or not self._spend.governs(subject):
+            return NO_RESERVATION
+        hold = await self._spend.admit(SpendCall(call.request_id, subject, self.worst_cases(call, call.route)))
+        return NO_RESERVATION if hold is None else hold
+
+    def worst_cases(self, call: Admit, route: Route) -> tuple[LlmCall, ...]:
+        """The call's worst case on each target it may reach."""
+        payload = call.payload or {}
+        output = 0
+        if call.endpoint != EMBEDDINGS:
+            output = requested_output(payload) or route.max_output_tokens or self._default_max_tokens
+        prices = self._state().prices
+        cases: list[LlmCall] = []
+        now = self._clock.now()
+        for target in route.targets:
+            try:
+                tokens = input_tokens(call.endpoint, target, payload, call.prompt)
+            except ValidationError:
+                tokens = conservative_tokens(payload)
+            provider = target.provider.name
+            cases.append(
+                LlmCall(
+                    request_id=call.request_id,
+                    subject=call.consumer.username,
+                    time=now,
+                    model=route.model,
+                    upstream_model=target.model,
+                    provider=provider,
+                    route=call.endpoint,
+                    status_code=200,
+                    streamed=call.stream,
+                    usage=TokenUsage(input=tokens, output=output),
+                    price=prices.get((provider, target.model)),
+                )
+            )
+        return tuple(cases)

@@ -1,0 +1,81 @@
+"""Keeps the spend rules snapshot current: rebuilt from the catalog when its version moves, off the request path.
+
+The catalog's version is one primary-key read; the loop reads it every `refresh_s` and rebuilds the
+snapshot only when a write (from any process: the API, `tollway apply`, a config reload) moved it. The
+same loop runs the reconciler every `reconcile_s`: counters raised to the metered usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from tollway.billing.ports import CatalogStore
+from tollway.metering.service import MeteringService
+from tollway.spend.admission import SpendAdmission
+from tollway.spend.rules import SpendRules
+
+log = logging.getLogger("tollway.spend")
+
+
+class RulesKeeper:
+    def __init__(
+        self,
+        catalog: CatalogStore,
+        metering: MeteringService,
+        *,
+        refresh_s: float = 1.0,
+        reconcile_s: float = 30.0,
+    ) -> None:
+        self._catalog = catalog
+        self._metering = metering
+        self._refresh_s = refresh_s
+        self._reconcile_s = reconcile_s
+        self.rules = SpendRules()
+        self.admission: SpendAdmission | None = None  # reconciled by the loop when set
+        self._task: asyncio.Task[None] | None = None
+
+    def current(self) -> SpendRules:
+        return self.rules
+
+    async def refresh(self) -> bool:
+        """Rebuild the snapshot if the catalog changed since it was built; True when it did."""
+        version = await self._catalog.version()
+        if version == self.rules.version:
+            return False
+        customers, subscriptions, plans, features, meters = await asyncio.gather(
+            self._catalog.list_customers(),
+            self._catalog.list_subscriptions(),
+            self._catalog.list_plans(),
+            self._catalog.list_features(),
+            self._metering.meters(),
+        )
+        self.rules = SpendRules.build(version, customers, subscriptions, plans, features, meters)
+        return True
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_reconcile = loop.time() + self._reconcile_s
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self.refresh()
+                if self.admission is not None and loop.time() >= next_reconcile:
+                    next_reconcile = loop.time() + self._reconcile_s
+                    await self.admission.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database outage: keep the last snapshot and counters, try again
+                log.warning("spend rules refresh failed; keeping the last snapshot", exc_info=True)

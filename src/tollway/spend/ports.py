@@ -1,0 +1,68 @@
+"""The counter store: per limit and window, the metered usage so far (`used`) and what admitted calls hold.
+
+One counter per key (a limit's entity and window). `reserve` is atomic over all the asks of one request:
+either every hard ask fits (used + reserved + amount <= limit) and all are held, or nothing is held.
+A key nobody seeded yet is not guessed at: `reserve` names it in `missing`, the caller seeds it from
+the metered usage (set-if-absent: a second seeding of the same window changes nothing) and asks again.
+`settle` and `release` never block the request: an adapter may finish them in the background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Hold `amount` on counter `key`; refuse when `limit` is set and it would not fit."""
+
+    key: str
+    amount: Decimal
+    limit: Decimal | None  # None: counted, never refused (a soft limit)
+    expires_at: datetime | None  # when the counter may be forgotten (after its window); None: never
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    used: Decimal
+    reserved: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """The outcome of `reserve`. held: everything was held. Else `missing` names unseeded keys, or
+    `refused` is the index of the first ask that did not fit (nothing held either way).
+    `counters`: each ask's counter as it stood before this request (for remaining-balance headers)."""
+
+    held: bool
+    missing: tuple[str, ...] = ()
+    refused: int | None = None
+    counters: tuple[Counter, ...] = ()
+
+
+class CounterStore(Protocol):
+    async def reserve(self, asks: Sequence[Ask]) -> Reserved: ...
+
+    async def seed(self, key: str, used: Decimal, expires_at: datetime | None) -> None:
+        """Set the counter's used amount if the key does not exist yet (set-if-absent)."""
+        ...
+
+    def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
+        """The held amounts become the call's metered amounts (reserved -= ask, used += actual)."""
+        ...
+
+    def release(self, asks: Sequence[Ask]) -> None:
+        """Drop the held amounts (reserved -= ask)."""
+        ...
+
+    async def read(self, keys: Sequence[str]) -> list[Counter | None]: ...
+
+    async def raise_used(self, key: str, used: Decimal) -> None:
+        """Reconcile: used = max(used, metered) for a seeded key (the store saw usage this process did not)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,129 @@
+"""The limits that apply to a subject's calls, read from the catalog once per catalog change (pure).
+
+`SpendRules` is a snapshot the gateway keeps in memory: subject -> its customer, the customer's
+subscriptions and their plans, and each limitable feature's measure (its meter and filters). At a
+moment, `entitlements_at` answers which entitlements govern the subject's calls, from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tollway.billing import periods
+from tollway.billing.customers import Customer
+from tollway.billing.entitlements import EntitlementTemplate, gated_features
+from tollway.billing.features import Feature
+from tollway.billing.plans import Phase, Plan
+from tollway.billing.subscriptions import Subscription, active_at
+from tollway.metering.meters import Meter
+from tollway.spend.measure import ADDITIVE, FeatureMeasure
+from tollway.spend.windows import Window, period_window
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRules:
+    customer: Customer
+    subscriptions: tuple[Subscription, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Entitled:
+    """One entitlement governing a call: the feature, its template, and the usage window it counts in."""
+
+    feature: Feature
+    template: EntitlementTemplate
+    subscription: Subscription
+    window: Window  # the usage period; usage counts from max(window.start, subscription start)
+
+    @property
+    def counted_from(self) -> datetime:
+        return max(self.window.start, self.subscription.active_from)
+
+
+@dataclass(frozen=True)
+class SpendRules:
+    version: int = -1
+    by_subject: Mapping[str, CustomerRules] = field(default_factory=dict)
+    plans: Mapping[str, Plan] = field(default_factory=dict)
+    features: Mapping[str, Feature] = field(default_factory=dict)  # live features by key
+    measures: Mapping[str, FeatureMeasure] = field(default_factory=dict)  # feature key -> measure (additive meters)
+    gated: frozenset[str] = frozenset()  # features some plan sells with a boolean entitlement
+
+    @classmethod
+    def build(
+        cls,
+        version: int,
+        customers: Iterable[Customer],
+        subscriptions: Iterable[Subscription],
+        plans: Iterable[Plan],
+        features: Iterable[Feature],
+        meters: Iterable[Meter],
+    ) -> SpendRules:
+        plan_map = {plan.id: plan for plan in plans}
+        live = {feature.key: feature for feature in features if feature.archived_at is None}
+        meter_map = {meter.slug: meter for meter in meters}
+        measures: dict[str, FeatureMeasure] = {}
+        for feature in live.values():
+            meter = meter_map.get(feature.meter_slug or "")
+            if meter is not None and meter.aggregation in ADDITIVE:
+                try:
+                    measures[feature.key] = FeatureMeasure.of(meter, feature.filters)
+                except ValueError:
+                    continue  # a filter on a dimension the meter lacks: nothing to count
+        by_customer: dict[str, list[Subscription]] = {}
+        for subscription in subscriptions:
+            by_customer.setdefault(subscription.customer_id, []).append(subscription)
+        by_subject: dict[str, CustomerRules] = {}
+        for customer in customers:
+            if customer.deleted_at is not None:
+                continue
+            rules = CustomerRules(customer, tuple(by_customer.get(customer.id, ())))
+            for subject in customer.subjects:
+                by_subject[subject] = rules
+        gated = gated_features(
+            (card.feature_key, card.entitlement)
+            for plan in plan_map.values()
+            if plan.status != "draft"
+            for card in plan.rate_cards
+            if card.feature_key is not None and card.entitlement is not None
+        )
+        return cls(version, by_subject, plan_map, live, measures, gated)
+
+    def subscription_at(self, rules: CustomerRules, at: datetime) -> Subscription | None:
+        subscription = active_at(rules.subscriptions, at)
+        return subscription if subscription is not None and subscription.plan_id in self.plans else None
+
+    def entitlements_at(self, subscription: Subscription, at: datetime) -> dict[str, Entitled]:
+        """The plan's entitlements at `at` by feature key (the phase running then)."""
+        plan = self.plans[subscription.plan_id]
+        found: dict[str, Entitled] = {}
+        for card in phase_at(plan, subscription, at).rate_cards:
+            if card.feature_key is None or card.entitlement is None:
+                continue
+            feature = self.features.get(card.feature_key)
+            if feature is None:
+                continue
+            template = card.entitlement
+            window = period_window(
+                subscription.billing_anchor, template.usage_period or subscription.billing_cadence, at
+            )
+            found[feature.key] = Entitled(feature, template, subscription, window)
+        return found
+
+
+def phase_at(plan: Plan, subscription: Subscription, at: datetime) -> Phase:
+    """The plan phase running at `at`: phases follow one another from the subscription's start."""
+    start = subscription.active_from
+    for phase in plan.phases:
+        if phase.duration is None:
+            return phase
+        end = periods.add_cadence(start, periods.parse_cadence(phase.duration), 1)
+        if at < end:
+            return phase
+        start = end
+    return plan.phases[-1]
+
+
+KEEP_AFTER_WINDOW = timedelta(hours=1)  # a counter outlives its window a little (calls still settling)
