@@ -38,6 +38,12 @@ class Settings:
     drain_timeout_s: float = 60.0
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut
+    # slow clients (tollway serve): the request line and headers must arrive within header_timeout_s, a body
+    # may pause at most idle_timeout_s, an idle keep-alive connection is closed after keep_alive_timeout_s
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0
+    keep_alive_timeout_s: float = 5.0
+    max_header_bytes: int = 64 * 1024  # request line and headers; larger: 431
     log_level: str = "warning"
     access_log: str = "off"  # off | text | json: one line per gateway request
     access_log_file: str | None = None  # default: standard error

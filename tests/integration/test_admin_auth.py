@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,45 @@ async def test_every_management_route_refuses_bad_admin_tokens(management: Compo
                 failures.append(f"{method} {path} with {name}: {response.status_code} {response.text[:120]}")
     assert failures == []
     assert database_digest(management.database) == before
+
+
+async def test_every_management_route_refuses_before_reading_the_body(management: Composed) -> None:
+    """A 3 MB body announced with a bad token or none: 401 with `Connection: close`, and the app never asks
+    for a byte of the body (the body limit used to buffer up to 4 MiB per request before the token check)."""
+    read: list[str] = []
+    failures = []
+    for method, path in [r for r in management.routes if r not in PUBLIC]:
+        for authorization in (b"Bearer wrong-token-0123456789", None):
+            sent: list[dict[str, Any]] = []
+
+            async def receive(where: str = f"{method} {path}") -> dict[str, Any]:
+                read.append(where)
+                return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+
+            async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+                sent.append(message)
+
+            announced = [(b"content-type", b"application/json"), (b"content-length", b"3000000")]
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": method,
+                "scheme": "http",
+                "path": fill(path),
+                "raw_path": fill(path).encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": announced + ([(b"authorization", authorization)] if authorization else []),
+                "client": ("127.0.0.1", 50000),
+                "server": ("127.0.0.1", 8080),
+            }
+            await management.app(scope, receive, send)
+            start = sent[0]
+            if start["status"] != 401 or (b"connection", b"close") not in start["headers"]:
+                failures.append(f"{method} {path}: {start['status']} {start['headers']}")
+    assert failures == []
+    assert read == []
 
 
 async def test_the_right_token_passes_the_same_routes(management: Composed) -> None:

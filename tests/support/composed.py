@@ -33,6 +33,7 @@ class Composed:
     client: httpx.AsyncClient
     database: Path
     routes: list[tuple[str, str]]  # (method, path) of every management route
+    app: Any = None  # the whole ASGI app, for requests httpx cannot make (a body that never arrives)
 
 
 def route_table(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str]]:
@@ -72,7 +73,7 @@ async def composed_app(directory: Path, **settings: Any) -> AsyncIterator[Compos
     assert described <= set(routes), described - set(routes)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as client:
-            yield Composed(client, database, routes)
+            yield Composed(client, database, routes, app)
     finally:
         await runtime.stop()
 

@@ -6,11 +6,11 @@ from fastapi import Depends, FastAPI
 
 from tollway import __version__
 from tollway.adapters.stripe.webhooks import StripeWebhooks
-from tollway.api.auth import admin_guard
+from tollway.api.auth import AdminGate, admin_guard
 from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
 from tollway.api.consumers import consumers_router
 from tollway.api.customers import customers_router
-from tollway.api.docs_pages import install_docs_pages
+from tollway.api.docs_pages import ASSETS_URL, OPENAPI_URL, install_docs_pages
 from tollway.api.entitlements import entitlements_router
 from tollway.api.errors import install_error_handlers
 from tollway.api.events import events_router
@@ -60,7 +60,16 @@ def create_management_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)  # chunked bodies too: FastAPI sets no limit
-    guard = Depends(admin_guard(admin_token, auth_failures))
+    check = admin_guard(admin_token, auth_failures)
+    # Outermost (added last): the token is checked before BodyLimit buffers a body. Public: the Stripe webhook
+    # (its signature authenticates it), the docs' static assets, and the docs pages with TOLLWAY_API_DOCS=open.
+    public_pages = (OPENAPI_URL, "/docs", "/redoc") if api_docs == "open" else ()
+    app.add_middleware(
+        AdminGate,
+        check=check,
+        public=lambda path: path.startswith(("/api/v1/stripe/", ASSETS_URL + "/")) or path in public_pages,
+    )
+    guard = Depends(check)
     install_docs_pages(app, access=api_docs, guard=guard)
     app.include_router(events_router(metering), dependencies=[guard])
     app.include_router(meters_router(metering), dependencies=[guard])

@@ -54,16 +54,21 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+def problem_of(exc: DomainError) -> Response:
+    """A domain error as problem details, with its field, its per-field errors and a Retry-After."""
+    extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
+    if exc.details:
+        extra["errors"] = [{"field": field, "message": message} for field, message in exc.details]
+    response = problem(status_of(exc.kind), exc.message, **extra)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
-        if exc.details:
-            extra["errors"] = [{"field": field, "message": message} for field, message in exc.details]
-        response = problem(status_of(exc.kind), exc.message, **extra)
-        if isinstance(exc, RateLimitedError):
-            response.headers["Retry-After"] = str(exc.retry_after_s)
-        return response
+        return problem_of(exc)
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -145,6 +145,7 @@ def serve(
     from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import upgrade
     from tollway.bootstrap import build_app, build_runtime
+    from tollway.cli.connection_guard import guarded_protocol
     from tollway.cli.serving import PortInUse, Server, listen, start_warnings
 
     if access_log is not None and access_log not in ("off", "text", "json"):
@@ -164,13 +165,14 @@ def serve(
         err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     options: dict[str, Any] = {
         "loop": "uvloop",
-        "http": "httptools",
         "access_log": False,
         "server_header": False,
         "proxy_headers": False,  # the gateway reads no X-Forwarded-*; the middleware would cost every request
         "log_level": level,
         "lifespan": "on",
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "http": guarded_protocol(settings),  # httptools, plus header and body idle timeouts (connection_guard.py)
     }
     try:
         sock = listen(settings.host, settings.port)
