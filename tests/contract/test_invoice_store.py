@@ -207,6 +207,44 @@ async def test_concurrent_issues_number_without_gaps(stores: StoreFactory) -> No
     assert next_year.number == "TW-2027-000001"
 
 
+async def test_each_issue_takes_the_next_number_of_its_year(stores: StoreFactory) -> None:
+    # One issue after another, each number asserted as it is given: 1, 2, 3 ... with no gap and no repeat,
+    # whether the invoice is issued as it is created or later, and a voided invoice keeps its number.
+    store = stores()
+    numbers = []
+    for n in range(3):
+        created = await store.create_invoice(draft(f"sub1:{n}"), issue=issue_at())
+        assert created is not None
+        numbers.append(created.number)
+    assert numbers == ["TW-2026-000001", "TW-2026-000002", "TW-2026-000003"]
+    await store.set_status("inv-sub1:1", "void", at=NOW)
+    later = await store.create_invoice(draft("sub1:later"))
+    assert later is not None
+    assert later.number is None  # a draft has none: numbers are given when issued
+    fourth = await store.issue_invoice(later.id, issue_at(NOW + timedelta(days=1)))
+    assert fourth.number == "TW-2026-000004"
+    other_year = await store.create_invoice(draft("sub1:2027"), issue=issue_at(datetime(2027, 1, 1, tzinfo=UTC)))
+    assert other_year is not None
+    assert other_year.number == "TW-2027-000001"
+    fifth = await store.create_invoice(draft("sub1:back-in-2026"), issue=issue_at(datetime(2026, 12, 31, tzinfo=UTC)))
+    assert fifth is not None
+    assert fifth.number == "TW-2026-000005"
+    # a second handle on the same database continues the same series
+    sixth = await stores().create_invoice(draft("sub1:other-handle"), issue=issue_at())
+    assert sixth is not None
+    assert sixth.number == "TW-2026-000006"
+    stored = {i.id: i.number for i in await store.list_invoices()}
+    assert stored == {
+        "inv-sub1:0": "TW-2026-000001",
+        "inv-sub1:1": "TW-2026-000002",
+        "inv-sub1:2": "TW-2026-000003",
+        "inv-sub1:later": "TW-2026-000004",
+        "inv-sub1:2027": "TW-2027-000001",
+        "inv-sub1:back-in-2026": "TW-2026-000005",
+        "inv-sub1:other-handle": "TW-2026-000006",
+    }
+
+
 async def test_issue_sets_dates_and_enqueues_in_the_same_transaction(stores: StoreFactory) -> None:
     store = stores()
     created = await store.create_invoice(draft("sub1:1"), issue=issue_at(NOW, STRIPE_SYNC))

@@ -625,6 +625,20 @@ async def test_metered_entitlement_value_hand_computed(world: World) -> None:
     assert (december.usage, december.balance, december.has_access) == (Decimal(0), Decimal(1000), True)
 
 
+async def test_usage_exactly_at_a_hard_limit_refuses_access(world: World) -> None:
+    # docs/billing.md: a hard limit gives access below it, "false once usage reaches it"
+    await metered_world(world)
+    await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 219)])
+    await world.events.roll_up()
+    below = await world.catalog.entitlement_value("acme", "output-tokens")
+    assert below == EntitlementValue(has_access=True, balance=Decimal(1), usage=Decimal(999), overage=Decimal(0))
+    await world.events.insert_events([tokens(9, "acme-bot", NOW - timedelta(minutes=20), 1)])
+    await world.events.roll_up()
+    at_limit = await world.catalog.entitlement_value("acme", "output-tokens")
+    # 400 + 350 + 30 + 219 + 1 = 1000 = the limit: no access, nothing left, nothing over
+    assert at_limit == EntitlementValue(has_access=False, balance=Decimal(0), usage=Decimal(1000), overage=Decimal(0))
+
+
 async def test_soft_limit_keeps_access(world: World) -> None:
     await metered_world(world, hard=False)
     await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 250)])

@@ -6,7 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tollway.billing.periods import (
@@ -194,6 +194,47 @@ def test_period_containing(anchor: datetime, cadence: Cadence, at: datetime, sta
     assert period_containing(anchor, cadence, at) == (start, end)
 
 
+# A moment exactly on a period start belongs to the period it starts (periods are [start, end)). Literal rows for
+# each cadence, at, before and after the anchor; month and year cadences where the index estimate falls one period
+# short (so the step that moves it forward must treat `start <= at` as inside), and a 31st-day anchor whose starts
+# are clamped to shorter months.
+@pytest.mark.parametrize(
+    ("anchor", "cadence", "at", "start", "end"),
+    [
+        (utc(2026, 1, 1), Cadence(days=1), utc(2026, 1, 1), utc(2026, 1, 1), utc(2026, 1, 2)),
+        (utc(2026, 1, 1), Cadence(days=1), utc(2026, 3, 1), utc(2026, 3, 1), utc(2026, 3, 2)),
+        (utc(2026, 1, 1, 6), Cadence(days=1), utc(2025, 12, 30, 6), utc(2025, 12, 30, 6), utc(2025, 12, 31, 6)),
+        (utc(2026, 1, 1), Cadence(weeks=1), utc(2026, 1, 8), utc(2026, 1, 8), utc(2026, 1, 15)),
+        (utc(2026, 1, 1), Cadence(weeks=1), utc(2026, 12, 31), utc(2026, 12, 31), utc(2027, 1, 7)),
+        (utc(2026, 1, 1), Cadence(weeks=1), utc(2025, 12, 25), utc(2025, 12, 25), utc(2026, 1, 1)),
+        (utc(2026, 1, 1), MONTHLY, utc(2026, 1, 1), utc(2026, 1, 1), utc(2026, 2, 1)),
+        (utc(2026, 1, 1), MONTHLY, utc(2026, 2, 1), utc(2026, 2, 1), utc(2026, 3, 1)),
+        (utc(2026, 1, 1), MONTHLY, utc(2026, 3, 1), utc(2026, 3, 1), utc(2026, 4, 1)),  # 59 days: estimate 1
+        (utc(2026, 1, 1), MONTHLY, utc(2026, 12, 1), utc(2026, 12, 1), utc(2027, 1, 1)),
+        (utc(2026, 1, 1), MONTHLY, utc(2025, 3, 1), utc(2025, 3, 1), utc(2025, 4, 1)),
+        (utc(2026, 1, 1), Cadence(years=1), utc(2027, 1, 1), utc(2027, 1, 1), utc(2028, 1, 1)),  # 365 days: 0
+        (utc(2026, 1, 1), Cadence(years=1), utc(2031, 1, 1), utc(2031, 1, 1), utc(2032, 1, 1)),
+        (utc(2026, 1, 1), Cadence(years=1), utc(2025, 1, 1), utc(2025, 1, 1), utc(2026, 1, 1)),
+        (utc(2026, 1, 31), MONTHLY, utc(2026, 2, 28), utc(2026, 2, 28), utc(2026, 3, 31)),  # 28 days: 0
+        (utc(2026, 1, 31), MONTHLY, utc(2026, 4, 30), utc(2026, 4, 30), utc(2026, 5, 31)),
+        (utc(2026, 1, 31), MONTHLY, utc(2026, 3, 31), utc(2026, 3, 31), utc(2026, 4, 30)),
+        (utc(2026, 1, 31), MONTHLY, utc(2028, 2, 29), utc(2028, 2, 29), utc(2028, 3, 31)),  # leap February
+        (utc(2026, 1, 31), MONTHLY, utc(2025, 11, 30), utc(2025, 11, 30), utc(2025, 12, 31)),
+    ],
+)
+def test_a_moment_on_a_period_start_opens_that_period(
+    anchor: datetime, cadence: Cadence, at: datetime, start: datetime, end: datetime
+) -> None:
+    assert period_containing(anchor, cadence, at) == (start, end)
+    # one microsecond earlier is still the period before; the range starting there holds both
+    before = at - timedelta(microseconds=1)
+    previous = period_containing(anchor, cadence, before)
+    assert previous[1] == start
+    assert previous[0] < before < start
+    assert periods_between(anchor, cadence, at, at + timedelta(microseconds=1)) == [(start, end)]
+    assert periods_between(anchor, cadence, before, at + timedelta(microseconds=1)) == [previous, (start, end)]
+
+
 def test_periods_between_across_a_year() -> None:
     anchor = utc(2025, 1, 31)
     got = periods_between(anchor, MONTHLY, utc(2025, 3, 15), utc(2026, 3, 15))
@@ -292,10 +333,33 @@ def test_add_months_matches_oracle(anchor: datetime, n: int) -> None:
     assert add_cadence(anchor, MONTHLY, n) == _oracle_months(anchor, n)
 
 
+# Where a drawn moment lands: 7 minutes past a whole hour, exactly on a period start, or 1 microsecond before one.
+ON_HOUR, ON_START, JUST_BEFORE_START = "hour+7min", "on a start", "1 us before a start"
+placements = st.sampled_from([ON_HOUR, ON_START, JUST_BEFORE_START])
+
+
+def drawn_moment(anchor: datetime, cadence: Cadence, placement: str, offset: int) -> datetime:
+    """`offset` hours from the anchor (plus 7 minutes), or the start of period number `offset // 24`."""
+    if placement == ON_HOUR:
+        return anchor + timedelta(hours=offset, minutes=7)
+    start = add_cadence(anchor, cadence, offset // 24)
+    return start if placement == ON_START else start - timedelta(microseconds=1)
+
+
 @settings(max_examples=200, deadline=None)
-@given(anchor=anchors, cadence=cadences, offset_hours=st.integers(min_value=-24 * 800, max_value=24 * 800))
-def test_period_containing_matches_a_linear_walk(anchor: datetime, cadence: Cadence, offset_hours: int) -> None:
-    at = anchor + timedelta(hours=offset_hours, minutes=7)
+@given(
+    anchor=anchors,
+    cadence=cadences,
+    offset_hours=st.integers(min_value=-24 * 800, max_value=24 * 800),
+    placement=placements,
+)
+@example(anchor=utc(2026, 1, 1), cadence=MONTHLY, offset_hours=2 * 24, placement=ON_START)
+@example(anchor=utc(2026, 1, 31), cadence=MONTHLY, offset_hours=1 * 24, placement=ON_START)
+@example(anchor=utc(2026, 1, 1), cadence=Cadence(years=1), offset_hours=1 * 24, placement=ON_START)
+def test_period_containing_matches_a_linear_walk(
+    anchor: datetime, cadence: Cadence, offset_hours: int, placement: str
+) -> None:
+    at = drawn_moment(anchor, cadence, placement, offset_hours)
     # Oracle: walk period by period from the anchor (fine for spans of a couple of years).
     n = 0
     while add_cadence(anchor, cadence, n) > at:
@@ -306,6 +370,8 @@ def test_period_containing_matches_a_linear_walk(anchor: datetime, cadence: Cade
     start, end = period_containing(anchor, cadence, at)
     assert (start, end) == expected
     assert start <= at < end
+    if placement == ON_START:
+        assert start == at
 
 
 @settings(max_examples=100, deadline=None)
@@ -314,15 +380,23 @@ def test_period_containing_matches_a_linear_walk(anchor: datetime, cadence: Cade
     cadence=cadences,
     offset_days=st.integers(min_value=-400, max_value=400),
     length_hours=st.integers(min_value=1, max_value=24 * 120),
+    placement=placements,
 )
+@example(anchor=utc(2026, 1, 1), cadence=MONTHLY, offset_days=2, length_hours=1, placement=ON_START)
+@example(anchor=utc(2026, 1, 31), cadence=MONTHLY, offset_days=1, length_hours=24 * 40, placement=ON_START)
 def test_periods_between_tile_the_range(
-    anchor: datetime, cadence: Cadence, offset_days: int, length_hours: int
+    anchor: datetime, cadence: Cadence, offset_days: int, length_hours: int, placement: str
 ) -> None:
-    start = anchor + timedelta(days=offset_days, minutes=13)
+    if placement == ON_HOUR:
+        start = anchor + timedelta(days=offset_days, minutes=13)
+    else:
+        start = drawn_moment(anchor, cadence, placement, offset_days * 24)
     end = start + timedelta(hours=length_hours)
     periods = periods_between(anchor, cadence, start, end)
     assert periods
     assert periods[0][0] <= start < periods[0][1]
+    if placement == ON_START:
+        assert periods[0][0] == start
     assert periods[-1][0] < end <= periods[-1][1]
     for (_, previous_end), (next_start, _) in itertools.pairwise(periods):
         assert previous_end == next_start

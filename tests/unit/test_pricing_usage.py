@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tollway.billing.pricing.model import (
@@ -101,6 +101,8 @@ def test_maximum_spend_caps_a_trillion_tokens() -> None:
         # unit price 1, 20% off, maximum 30, minimum 20
         ("50", "10", "10", "0", "30"),  # 50 -> 40 -> capped to 30
         ("37.5", "7.5", "0", "0", "30"),  # 37.5 -> 30 exactly at the cap: nothing cut
+        ("35", "7", "0", "0", "28"),  # 35 is over the cap, 28 after the discount is not: nothing cut
+        ("37.51", "7.502", "0.008", "0", "30"),  # 37.51 -> 30.008: the cap cuts what the discount left over
         ("30", "6", "0", "0", "24"),
         ("25", "5", "0", "0", "20"),  # exactly at the minimum: nothing added
         ("20", "4", "0", "4", "20"),  # 20 -> 16 -> topped up to 20
@@ -110,6 +112,29 @@ def test_maximum_spend_caps_a_trillion_tokens() -> None:
 def test_discount_then_cap_then_minimum(quantity: str, discount: str, cut: str, top_up: str, amount: str) -> None:
     terms = UsageTerms(price=UnitPrice(D(1)), discount_percentage=D(20), minimum_amount=D(20), maximum_amount=D(30))
     charge = charge_usage(D(quantity), terms)
+    assert (charge.discount_amount, charge.maximum_cut, charge.minimum_top_up, charge.amount) == (
+        D(discount),
+        D(cut),
+        D(top_up),
+        D(amount),
+    )
+
+
+@pytest.mark.parametrize(
+    ("quantity", "discount", "cut", "top_up", "amount"),
+    [
+        # unit price 1, 50% off, maximum 60, minimum 20; the cap applies to the amount after the discount
+        # 100 -> 50: over the cap before the discount, under it after: nothing cut (capping first gives 30)
+        ("100", "50", "0", "0", "50"),
+        ("130", "65", "5", "0", "60"),  # 130 -> 65, capped to 60
+        ("30", "15", "0", "5", "20"),  # 30 -> 15, under the minimum of 20: topped up
+        ("70", "35", "0", "0", "35"),  # over the cap before the discount, between minimum and cap after it
+    ],
+)
+def test_a_discount_that_crosses_the_cap(quantity: str, discount: str, cut: str, top_up: str, amount: str) -> None:
+    terms = UsageTerms(price=UnitPrice(D(1)), discount_percentage=D(50), minimum_amount=D(20), maximum_amount=D(60))
+    charge = charge_usage(D(quantity), terms)
+    assert charge.priced_amount == D(quantity)
     assert (charge.discount_amount, charge.maximum_cut, charge.minimum_top_up, charge.amount) == (
         D(discount),
         D(cut),
@@ -188,6 +213,12 @@ amounts = st.integers(min_value=0, max_value=10_000).map(lambda cents: D(cents) 
     minimum=st.none() | amounts,
     maximum=st.none() | amounts,
 )
+# Rows where the order of the steps decides, run on every run whatever Hypothesis draws: priced over the cap but
+# under it after the discount; over the cap both before and after; under the minimum only after the discount.
+@example(quantity=D(1_000_000), unit_micros=50, free=D(0), percentage=D(40), minimum=None, maximum=D(40))
+@example(quantity=D(1_100_000), unit_micros=50, free=D(100_000), percentage=D(10), minimum=D(1), maximum=D(40))
+@example(quantity=D(2_000_000), unit_micros=50, free=D(0), percentage=D(50), minimum=None, maximum=D(40))
+@example(quantity=D(400_000), unit_micros=50, free=D(0), percentage=D(25), minimum=D(18), maximum=D(19))
 def test_amount_stays_within_minimum_and_maximum(
     quantity: Decimal,
     unit_micros: int,

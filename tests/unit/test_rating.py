@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -375,6 +377,61 @@ def test_plan_change_mid_period_splits_flat_fees() -> None:
     new = subscription(active_from=at(17), anchor=at(1))
     (opening,) = asyncio.run(rate_opening_invoice(subscription=new, plan=new_plan))
     assert (opening.period_start, opening.period_end, opening.amount_minor) == (at(17), at(1, 4), 4500)  # 93 x 15/31
+
+
+# Proration is by exact duration, to the microsecond, not by whole days: windows that start or end within a day.
+
+
+@pytest.mark.parametrize(
+    ("active_from", "served", "amount_minor"),
+    [
+        # March 11 06:00 -> April 1: 20 days 18 hours = 498 of March's 744 hours: 49 x 498/744 = 32.798... -> $32.80
+        # (by whole days, 20/31, it would be $31.61)
+        (at(11, hour=6), Fraction(498, 744), 3280),
+        # March 11 00:30 -> April 1: 30,210 of 44,640 minutes: 49 x 30210/44640 = 33.160... -> $33.16
+        (datetime(2026, 3, 11, 0, 30, tzinfo=UTC), Fraction(30210, 44640), 3316),
+        # March 31 23:59 -> April 1: one minute of 44,640: 49/44640 = 0.0010976... -> $0.00 (whole days: 0 of 31)
+        (datetime(2026, 3, 31, 23, 59, tzinfo=UTC), Fraction(1, 44640), 0),
+        # March 31 12:00 -> April 1: half a day of 31: 49 x 12/744 = 0.790... -> $0.79
+        (at(31, hour=12), Fraction(12, 744), 79),
+    ],
+)
+def test_opening_fee_prorated_over_hours_and_minutes(
+    active_from: datetime, served: Fraction, amount_minor: int
+) -> None:
+    sub = subscription(active_from=active_from, anchor=MARCH_1)
+    (line,) = asyncio.run(rate_opening_invoice(subscription=sub, plan=plan(fee("platform-fee", "49"))))
+    assert (line.period_start, line.period_end) == (active_from, APRIL_1)
+    assert line.proration is not None
+    assert abs(Fraction(line.proration) - served) < Fraction(1, 10**50)
+    assert line.amount_minor == amount_minor
+
+
+def test_cancellation_at_noon_prorates_both_fees_by_the_half_day() -> None:
+    the_plan = plan(fee("platform-fee", "49"), fee("support", "30", "in_arrears"))
+    sub = subscription(active_to=at(16, 4, hour=12))  # April 1 -> 16 12:00: 15.5 of April's 30 days served
+    lines = close(the_plan, FakeReader(), sub, start=at(1, 4), end=at(16, 4, hour=12))
+    assert [(line.rate_card_key, line.amount_minor) for line in lines] == [
+        ("support", 1550),  # 30 x 15.5/30 = 15.5 (whole days: 15)
+        ("platform-fee", -2368),  # 14.5 unused days: -49 x 14.5/30 = -23.683... -> -$23.68 (whole days: -22.87)
+    ]
+
+
+def test_a_new_york_anchor_prorates_by_the_hours_across_the_dst_change() -> None:
+    # A subscription anchored at midnight in New York (EST, 05:00 UTC) starts at midnight on March 11 (EDT since
+    # March 8: 04:00 UTC). Periods are exact durations from the anchor's instant: March's runs 05:00 UTC March 1
+    # to 05:00 UTC April 1 (744 hours); the start is 21 days and 1 hour before its end: 505 of 744 hours.
+    new_york = ZoneInfo("America/New_York")
+    anchor = datetime(2026, 3, 1, tzinfo=new_york)
+    start = datetime(2026, 3, 11, tzinfo=new_york)
+    assert (anchor.utcoffset(), start.utcoffset()) == (timedelta(hours=-5), timedelta(hours=-4))
+    sub = subscription(active_from=start, anchor=anchor)
+    (line,) = asyncio.run(rate_opening_invoice(subscription=sub, plan=plan(fee("platform-fee", "49"))))
+    assert (line.period_start, line.period_end) == (at(11, hour=4), at(1, 4, hour=5))
+    assert line.proration is not None
+    assert abs(Fraction(line.proration) - Fraction(505, 744)) < Fraction(1, 10**50)
+    # 49 x 505/744 = 33.259... -> $33.26 (whole days, 21/31: $33.19)
+    assert line.amount_minor == 3326
 
 
 def test_customer_without_subjects_has_no_usage() -> None:
