@@ -8,20 +8,37 @@ Run from the repository root:
 
     .venv/bin/python -m tests.mutation.run            # every mutation
     .venv/bin/python -m tests.mutation.run auth rollup  # those whose name contains a word
+    .venv/bin/python -m tests.mutation.run --ci       # the subset `make test` runs (fast tests only)
+    .venv/bin/python -m tests.mutation.run --jobs 1   # one at a time (default: 2 copies side by side)
 
-Exit status 1 when a mutation survived or is stale.
+The tests of a mutation run in a child forked from this process, which has already imported pytest,
+Hypothesis and the third-party libraries (never tollway or the tests): a child then costs its tests
+and the import of the mutated code, not an interpreter start. Hypothesis runs derandomized and without
+its example database there, so a verdict never depends on a seed or on an earlier run.
+
+Exit status 1 when a mutation survived, is stale or its tests could not run.
 """
 
 from __future__ import annotations
 
+import argparse
+import compileall
+import contextlib
+import importlib
+import importlib.util
 import os
+import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +51,7 @@ class Mutation:
     new: str
     tests: tuple[str, ...]
     occurrences: int = 1  # how often `old` is in the file; the first one is mutated
+    ci: bool = True  # run by `make test` (--ci): its tests are fast unit and contract tests
 
 
 M = Mutation
@@ -59,6 +77,7 @@ MUTATIONS = [
         "hmac.compare_digest(presented.strip().encode(), expected)",
         "hmac.compare_digest(presented.strip().encode()[:8], expected[:8])",
         ("tests/integration/test_admin_auth.py",),
+        ci=False,  # a tollway serve process
     ),
     M(
         "events-api-no-read-time-limit",
@@ -66,6 +85,7 @@ MUTATIONS = [
         "            if len(body) > max_body_bytes:",
         "            if False:",
         ("tests/integration/test_body_limits.py",),
+        ci=False,
     ),
     M(
         "management-no-read-time-limit",
@@ -73,6 +93,7 @@ MUTATIONS = [
         "            if size > self._limit:",
         "            if False:",
         ("tests/integration/test_body_limits.py",),
+        ci=False,
     ),
     # the five the audit saw caught
     M(
@@ -171,44 +192,249 @@ MUTATIONS = [
         "else str(value.normalize())",
         ("tests/unit/test_catalog_codec_literals.py",),
     ),
+    # issue 29: what a later audit slipped past (the first three survived) or caught only by chance or far away;
+    # each is now caught by a named, example-based unit or contract test
+    M(
+        "period-end-inclusive",
+        "src/tollway/billing/periods.py",
+        "    while add_cadence(anchor, cadence, n + 1) <= at:",
+        "    while add_cadence(anchor, cadence, n + 1) < at:",
+        ("tests/unit/test_periods.py::test_a_moment_on_a_period_start_opens_that_period",),
+    ),
+    M(
+        "hard-limit-grants-access-at-the-limit",
+        "src/tollway/billing/catalog/entitlements.py",
+        "or usage < limit",
+        "or usage <= limit",
+        ("tests/unit/test_catalog_service.py::test_usage_exactly_at_a_hard_limit_refuses_access",),
+    ),
+    M(
+        "preview-ignores-its-at",
+        "src/tollway/billing/invoicing/preview.py",
+        "            usage_until=moment,",
+        "            usage_until=None,",
+        ("tests/unit/test_invoice_preview.py",),
+    ),
+    M(
+        "cap-compared-before-the-discount",
+        "src/tollway/billing/pricing/usage.py",
+        "if terms.maximum_amount is not None and amount > terms.maximum_amount:",
+        "if terms.maximum_amount is not None and priced > terms.maximum_amount:",
+        ("tests/unit/test_pricing_usage.py::test_a_discount_that_crosses_the_cap",),
+    ),
+    M(
+        "proration-by-whole-days",
+        "src/tollway/billing/invoicing/rating.py",
+        "Decimal(_us(part[1] - part[0])) / Decimal(_us(period[1] - period[0]))",
+        "Decimal((part[1] - part[0]).days) / Decimal((period[1] - period[0]).days)",
+        (
+            "tests/unit/test_rating.py::test_opening_fee_prorated_over_hours_and_minutes",
+            "tests/unit/test_rating.py::test_a_new_york_anchor_prorates_by_the_hours_across_the_dst_change",
+        ),
+    ),
+    M(
+        "grace-period-ignored",
+        "src/tollway/billing/invoicing/close.py",
+        "if start < stop and stop + grace <= now:",
+        "if start < stop and stop <= now:",
+        ("tests/unit/test_due_invoices.py",),
+    ),
+    M(
+        "webhook-tolerance-one-sided",
+        "src/tollway/adapters/stripe/webhooks.py",
+        "    if abs(skew) > tolerance_s:",
+        "    if skew > tolerance_s:",
+        ("tests/unit/test_stripe_webhooks.py",),
+    ),
+    M(
+        "webhook-replay-key-with-receive-time",
+        "src/tollway/adapters/stripe/webhooks.py",
+        "record_webhook_event(event_id, received_at=now)",
+        'record_webhook_event(f"{event_id}@{now.isoformat()}", received_at=now)',
+        ("tests/unit/test_stripe_webhooks.py::test_the_replay_key_is_the_event_id_whenever_it_arrives",),
+    ),
+    M(
+        "stripe-invoice-key-not-deterministic",
+        "src/tollway/adapters/stripe/sync.py",
+        'idempotency_key=idempotency_key("invoice", invoice.id)',
+        'idempotency_key=idempotency_key("invoice", invoice.id, self._clock.now().isoformat())',
+        ("tests/unit/test_stripe_idempotency.py",),
+    ),
+    M(
+        "invoice-number-not-incremented",
+        "src/tollway/adapters/sql/invoices.py",
+        'set_={"last_number": invoice_number_series.c.last_number + 1}',
+        'set_={"last_number": invoice_number_series.c.last_number}',
+        ("tests/contract/test_invoice_store.py::test_each_issue_takes_the_next_number_of_its_year",),
+    ),
 ]
 
 
-def run(mutation: Mutation, workspace: Path) -> tuple[str, float, str]:
-    target = workspace / mutation.path
-    original = (ROOT / mutation.path).read_text()
-    if original.count(mutation.old) != mutation.occurrences:
-        return "STALE", 0.0, f"fragment found {original.count(mutation.old)} times"
-    target.write_text(original.replace(mutation.old, mutation.new, 1))
-    started = time.monotonic()
-    try:
-        env = {**os.environ, "PYTHONPATH": str(workspace / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests]
-        done = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=600)
-    finally:
-        target.write_text(original)
-    elapsed = time.monotonic() - started
-    failed = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    if done.returncode == 0:
-        return "SURVIVED", elapsed, ""
-    if done.returncode == 1:
-        return "CAUGHT", elapsed, failed[0] if failed else ""
-    return "BROKEN", elapsed, done.stdout[-500:] + done.stderr[-500:]  # the tests could not run
+# Imported once here, before any fork, so that a child does not import them again: pytest's plugins
+# (entry points) and the libraries tollway and the tests use. Never tollway or the tests themselves.
+PRELOAD = (
+    "pytest",
+    "hypothesis",
+    "hypothesis.strategies",
+    "sqlalchemy",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.sqlite",
+    "alembic",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "httpx",
+    "orjson",
+    "stripe",
+    "aiohttp",
+    "yaml",
+    "typer",
+    "jinja2",
+)
 
 
-def main(words: list[str]) -> int:
-    chosen = [m for m in MUTATIONS if not words or any(w in m.name for w in words)]
-    with tempfile.TemporaryDirectory(prefix="tollway-mutation-") as directory:
-        workspace = Path(directory)
+def preload() -> None:
+    for name in PRELOAD:
+        with contextlib.suppress(Exception):  # a library missing here only makes the children slower
+            importlib.import_module(name)
+    for plugin in entry_points(group="pytest11"):
+        with contextlib.suppress(Exception):
+            plugin.load()
+    assert not any(name == "tollway" or name.startswith("tollway.") for name in sys.modules)
+
+
+@dataclass
+class Workspace:
+    """A copy of src/, tests/ and pyproject.toml; one mutation at a time is applied to it."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, path: Path) -> Workspace:
         for part in ("src", "tests"):
-            shutil.copytree(ROOT / part, workspace / part, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "pyproject.toml", workspace / "pyproject.toml")
-        bad = 0
-        for mutation in chosen:
-            verdict, elapsed, detail = run(mutation, workspace)
-            bad += verdict != "CAUGHT"
-            print(f"{verdict:8} {elapsed:6.1f}s  {mutation.name:34} {detail}", flush=True)
-    print(f"{len(chosen) - bad} of {len(chosen)} caught")
+            shutil.copytree(ROOT / part, path / part, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+        shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
+        # Compiled once for every child; a mutated file has its .pyc removed (and children write none), so
+        # the mutated text is compiled each time, never mistaken for the original by a same-second mtime.
+        compileall.compile_dir(path / "src", quiet=1)
+        return cls(path)
+
+
+@dataclass
+class Running:
+    pid: int
+    mutation: Mutation
+    workspace: Workspace
+    original: str
+    log: Path
+    started: float
+
+
+def _child(workspace: Path, tests: tuple[str, ...], log: Path) -> NoReturn:
+    """In the forked child: run the tests in the workspace, exit with pytest's status."""
+    code = 3
+    try:
+        output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.chdir(workspace)
+        for name in [n for n in sys.modules if n == "tests" or n.startswith("tests.")]:
+            del sys.modules[name]  # this runner's own package: the workspace's copy is imported instead
+        sys.path[:] = [str(workspace / "src"), str(workspace)] + [
+            p for p in sys.path if p and not Path(p).resolve().is_relative_to(ROOT)
+        ]
+        os.environ["PYTHONPATH"] = str(workspace / "src")  # processes the tests start (tollway serve)
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        sys.dont_write_bytecode = True
+        from hypothesis import settings
+
+        settings.register_profile("mutation", database=None, derandomize=True)
+        settings.load_profile("mutation")
+        # the plugins preloaded above could not have their asserts rewritten: pytest says so, as a warning
+        quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+        code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *quiet, *tests]))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def start(mutation: Mutation, workspace: Workspace) -> Running | str:
+    """Apply the mutation to the workspace and fork its tests; the reason when it cannot be applied."""
+    source = ROOT / mutation.path
+    original = source.read_text()
+    if original.count(mutation.old) != mutation.occurrences:
+        return f"fragment found {original.count(mutation.old)} times"
+    target = workspace.path / mutation.path
+    target.write_text(original.replace(mutation.old, mutation.new, 1))
+    Path(importlib.util.cache_from_source(str(target))).unlink(missing_ok=True)
+    log = workspace.path / "mutation.log"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(workspace.path, mutation.tests, log)
+    return Running(pid, mutation, workspace, original, log, time.monotonic())
+
+
+def verdict(exit_status: int, log: Path) -> tuple[str, str]:
+    output = log.read_text(errors="replace")
+    failed = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    if exit_status == 0:
+        return "SURVIVED", ""
+    if exit_status == 1:
+        return "CAUGHT", failed[0] if failed else ""
+    return "BROKEN", output[-1000:]  # the tests could not run (no tests, a usage or an import error)
+
+
+def run_all(chosen: list[Mutation], jobs: int, directory: Path) -> int:
+    workspaces = [Workspace.create(directory / f"copy{n}") for n in range(max(1, min(jobs, len(chosen))))]
+    waiting = list(chosen)
+    running: dict[int, Running] = {}
+    bad = 0
+    while waiting or running:
+        while waiting and len(running) < len(workspaces):
+            free = next(w for w in workspaces if all(r.workspace is not w for r in running.values()))
+            mutation = waiting.pop(0)
+            started = start(mutation, free)
+            if isinstance(started, str):
+                bad += 1
+                print(f"{'STALE':8} {0.0:5.1f}s {0.0:5.1f}s cpu  {mutation.name:38} {started}", flush=True)
+                continue
+            running[started.pid] = started
+        pid, status, usage = os.wait4(-1, 0)
+        done = running.pop(pid)
+        (done.workspace.path / done.mutation.path).write_text(done.original)
+        elapsed = time.monotonic() - done.started
+        cpu = usage.ru_utime + usage.ru_stime  # the child's and its own waited-for children's
+        outcome, detail = verdict(os.waitstatus_to_exitcode(status), done.log)
+        bad += outcome != "CAUGHT"
+        print(f"{outcome:8} {elapsed:5.1f}s {cpu:5.1f}s cpu  {done.mutation.name:38} {detail}", flush=True)
+    return bad
+
+
+def main(arguments: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation.run", description=__doc__.splitlines()[0])
+    parser.add_argument("words", nargs="*", help="run the mutations whose name contains one of these words")
+    parser.add_argument("--ci", action="store_true", help="only the subset `make test` runs (fast tests)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutations tested side by side (default 2)")
+    options = parser.parse_args(arguments)
+    chosen = [
+        m
+        for m in MUTATIONS
+        if (not options.words or any(w in m.name for w in options.words)) and (m.ci or not options.ci)
+    ]
+    began = time.monotonic()
+    preload()
+    with tempfile.TemporaryDirectory(prefix="tollway-mutation-") as directory:
+        bad = run_all(chosen, options.jobs, Path(directory))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    print(f"{len(chosen) - bad} of {len(chosen)} caught in {time.monotonic() - began:.1f}s ({cpu:.1f}s cpu)")
     return 1 if bad else 0
 
 
