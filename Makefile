@@ -71,9 +71,17 @@ fonts:
 # The suite runs on every core (pytest-xdist, -n auto: 2 workers on a 2-core CI); PYTEST_WORKERS=0 runs it
 # in one process. --dist worksteal: each worker starts on its own run of whole files (a file's module-scoped
 # servers start once) and an idle worker takes tests from a busy one, so one long file does not hold the end.
+# Then the mutation check's CI subset (tests/mutation/run.py --ci, docs/testing.md): every billing, metering
+# and gateway mutation whose tests are fast unit or contract tests must make one of them fail, or the build
+# fails (about 20 s of CPU on 2 cores). `make mutation` runs every mutation, those that start servers too.
 PYTEST_WORKERS ?= auto
 test: lint typecheck chromium fonts
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
+	$(BIN)/python -m tests.mutation.run --ci
+
+.PHONY: mutation
+mutation: dev-venv
+	$(BIN)/python -m tests.mutation.run
 
 # Opt-in, not part of `make test` (needs node and npm, and the npm registry): installs the Claude Code CLI
 # and the Anthropic and OpenAI Node SDKs into .tollway/clients and runs them against the quickstart

@@ -142,11 +142,11 @@ async def test_a_retry_after_a_crash_sends_the_same_keys() -> None:
     sync = StripeSync(store=store, customers=customers, api=cast(StripeApi, stripe), clock=clock)
 
     with pytest.raises(RuntimeError, match="crash"):
-        await sync.sync_invoice("inv01")
+        await sync.reconcile("inv01")
     assert stripe.calls == [("create_customer", "tollway:customer:cus01"), ("create_invoice", "tollway:invoice:inv01")]
 
     clock.advance(timedelta(minutes=5))  # the retry comes later, from another process: the keys do not change
-    synced = await sync.sync_invoice("inv01")
+    synced = await sync.reconcile("inv01")
     assert stripe.calls[2:] == [
         ("create_invoice", "tollway:invoice:inv01"),
         ("create_item", f"tollway:item:inv01:{line.id}"),
