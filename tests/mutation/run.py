@@ -203,7 +203,7 @@ MUTATIONS = [
     ),
     M(
         "hard-limit-grants-access-at-the-limit",
-        "src/tollway/billing/catalog/entitlements.py",
+        "src/tollway/billing/entitlements.py",
         "or usage < limit",
         "or usage <= limit",
         ("tests/unit/test_catalog_service.py::test_usage_exactly_at_a_hard_limit_refuses_access",),
