@@ -33,6 +33,7 @@ from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.invoicing.worker import BillingWorker, SyncStep
 from tollway.billing.service import CatalogService, CustomerSubjects
 from tollway.clock import Clock, SystemClock
+from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError
@@ -145,6 +146,9 @@ class Runtime:
     counters: CounterStore | None = None
 
     async def start(self) -> None:
+        guarded = self.settings.config and not self.settings.allow_empty_config
+        if guarded and (problems := empty_problems(self.config, self.settings.config or "")):
+            raise ConfigError(problems)
         self._unscrub_logs = scrub_logs(self.scrubber)
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
@@ -204,7 +208,14 @@ class Runtime:
             self._unscrub_logs()
 
     def _reload_soon(self) -> None:
-        self._spawn(self.reload())
+        self._spawn(self._reload_logged())
+
+    async def _reload_logged(self) -> None:
+        """A reload on SIGHUP: whatever goes wrong is logged (never an unretrieved task exception)."""
+        try:
+            await self.reload()
+        except Exception:
+            log.exception("config reload failed; the running config is kept where it was not yet replaced")
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work)
@@ -226,10 +237,22 @@ class Runtime:
             for line in exc.problems:
                 log.error("config reload refused: %s", line)
             return False
+        if not self.settings.allow_empty_config and (
+            problems := shrink_problems(self.config, config, self.settings.config)
+        ):
+            for line in problems:
+                log.error("config reload refused: %s", line)
+            return False
         if problems := await self._catalog_problems(config):
             for line in problems:
                 log.error("config reload refused: catalog: %s", line)
             return False
+        if removed := removals(self.config, config):
+            log.warning(
+                "config reload removes %s (API-issued keys of removed consumers are kept, usable again when the "
+                "file lists the consumer again)",
+                removed.describe(),
+            )
         previous = {p.name: p for p in self.config.providers}
         providers: dict[str, Provider] = {}
         for provider_config in config.providers:

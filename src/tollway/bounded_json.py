@@ -71,9 +71,17 @@ _DECIMALS = json.JSONDecoder(object_pairs_hook=_unique, parse_float=Decimal, par
 
 
 def decode(
-    raw: bytes | str, *, field: str | None = "body", what: str = "The request body", decimals: bool = False
+    raw: bytes | str,
+    *,
+    field: str | None = "body",
+    what: str = "The request body",
+    decimals: bool = False,
+    nul: bool = True,
 ) -> Any:
     """`raw` as JSON under the rules above; numbers with a fraction as floats, or as exact Decimals.
+
+    `nul=False` also refuses U+0000 in any key or string (what Tollway stores: PostgreSQL text cannot hold
+    it, and SQLite would keep a name that no one can type); the gateway forwards prompts as they are.
 
     Raises ValidationError with what is wrong, naming the offending key or path where there is one, else
     `field` (None for the gateway, whose OpenAI errors name no `param` for a body that does not parse).
@@ -106,7 +114,32 @@ def decode(
         orjson.dumps(value, default=_decimal_text if decimals else None)
     except orjson.JSONEncodeError:
         raise _unwritable(value, field, what) from None
+    if not nul and "\\u0000" in text:  # a NUL can only arrive escaped: JSON refuses raw control characters
+        where = nul_path(value)
+        if where is not None:
+            raise nul_refused(where or field or "body")
     return value
+
+
+def nul_path(value: Any) -> str | None:
+    """The path of the first string (or object, for a key) holding U+0000 ("" for the top level), or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return path  # the object holding the key (the key itself cannot be shown)
+                stack.append((child, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, str) and "\x00" in item:
+            return path
+    return None
+
+
+def nul_refused(where: str) -> ValidationError:
+    return ValidationError(f"{where} must not contain the NUL character (U+0000).", field=where)
 
 
 def _too_deep(field: str | None, what: str) -> ValidationError:
@@ -160,7 +193,7 @@ def _unwritable(value: Any, field: str | None, what: str) -> ValidationError:
             for key, child in item.items():
                 if not _writable_text(key):
                     return _bad_text(path or field or "body", what)
-                stack.append((child, f"{path}.{key}" if path else key))
+                stack.append((child, f"{path}.{key}" if path else str(key)))
         elif isinstance(item, list):
             stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
         elif isinstance(item, int) and not isinstance(item, bool) and not INT_MIN <= item <= INT_MAX:

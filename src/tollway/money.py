@@ -194,7 +194,7 @@ _SYMBOLS: Mapping[str, str] = MappingProxyType({"USD": "$", "EUR": "€", "GBP":
 MAX_MAGNITUDE = Decimal(10) ** 18
 # A decimal string: optional sign, digits with an optional point, an optional short exponent. No spaces,
 # underscores, NaN or Infinity (Decimal() itself accepts all of those).
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)  # 0-9 only: no "١٢٣"
 _DECIMAL_HINT = 'must be a decimal string like "0.000003"'
 
 

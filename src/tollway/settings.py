@@ -22,6 +22,9 @@ class Settings:
     """Process settings. Each field `x` is read from the environment variable `TOLLWAY_X`."""
 
     config: str | None = None
+    # accept a config file that defines nothing, and reloads that remove every provider, model or consumer
+    # (refused by default: a truncated file reads as that; tollway.config.guard)
+    allow_empty_config: bool = False
     database_url: str = "sqlite:///./tollway.db"
     redis_url: str | None = None
     admin_token: str | None = None

@@ -109,9 +109,9 @@ async def test_every_change_moves_the_version_and_recording_use_does_not(store: 
     with pytest.raises(ConflictError):
         await store.insert_consumer(consumer("acme"))
     assert not await moved(), "a refused change does not move the version"
-    assert await store.delete_consumer("acme", LATER)
+    assert await store.delete_consumer("acme")
     assert await moved()
-    assert not await store.delete_consumer("acme", LATER)
+    assert not await store.delete_consumer("acme")
     assert not await moved()
 
 
@@ -168,18 +168,23 @@ async def test_snapshot_holds_usable_keys_only(store: IdentityStore) -> None:
     assert [k.id for k in later.keys] == ["K1"]
 
 
-async def test_deleting_a_consumer_revokes_its_keys_and_keeps_them(store: IdentityStore) -> None:
+async def test_deleting_a_consumer_deletes_its_keys_and_a_new_one_starts_with_none(store: IdentityStore) -> None:
+    """Issue 19, finding 10: a consumer deleted and created again under the same username listed the old
+    consumer's keys."""
     await store.insert_consumer(consumer("acme"))
     await store.insert_consumer(consumer("globex"))
     await store.insert_key(key("K1"))
     await store.insert_key(key("K2"))
     await store.revoke_key("K2", NOW)
     await store.insert_key(key("K3", "globex"))
-    assert await store.delete_consumer("acme", LATER)
+    assert await store.delete_consumer("acme")
     assert await store.get_consumer("acme") is None
-    kept = {k.id: k.revoked_at for k in await store.list_keys("acme")}
-    assert kept == {"K1": LATER, "K2": NOW}, "an earlier revocation keeps its time"
+    assert await store.list_keys("acme") == []
+    assert await store.get_key("K1") is None
     assert [k.id for k in (await store.snapshot(NOW)).keys] == ["K3"]
+    await store.insert_consumer(consumer("acme", created_at=LATER, updated_at=LATER))
+    assert await store.list_keys("acme") == [], "a re-created consumer starts with no keys"
+    assert [k.id for k in await store.list_keys("globex")] == ["K3"]
 
 
 async def test_record_key_use_only_moves_forward(store: IdentityStore) -> None:
@@ -222,8 +227,30 @@ async def test_config_sync_creates_updates_takes_over_and_removes(store: Identit
     assert [c.username for c in await store.list_consumers()] == ["api-made", "taken"]
     alpha_key = await store.get_key("K1")
     assert alpha_key is not None
-    assert alpha_key.revoked_at == LATER
+    assert alpha_key.revoked_at is None, "a config sync never revokes an API-issued key (issue 19, finding 1)"
+    assert [k.id for k in (await store.snapshot(LATER)).keys] == ["K1"]  # stored; the gateway skips it (no consumer)
     survivor = await store.get_consumer("taken")
     assert survivor is not None
     assert (survivor.models, survivor.created_at, survivor.updated_at) == (None, NOW, LATER)
     assert await store.get_consumer("api-made") == consumer("api-made", metadata={"keep": "me"})
+
+
+async def test_a_consumer_back_in_the_config_gets_its_keys_back_and_an_api_one_does_not(store: IdentityStore) -> None:
+    """Issue 19, finding 1: removing a consumer from the config file (a truncated file, say) and restoring it
+    left its API-issued keys revoked for good."""
+    await store.sync_config_consumers([consumer("alpha", managed_by="config")], NOW)
+    await store.insert_key(key("K1", "alpha"))
+    await store.revoke_key("K1", NOW)
+    await store.insert_key(key("K2", "alpha"))
+    removed = await store.sync_config_consumers([], LATER)
+    assert removed.removed == ("alpha",)
+    assert await store.get_consumer("alpha") is None
+    restored = await store.sync_config_consumers([consumer("alpha", managed_by="config")], LATER)
+    assert restored.created == ("alpha",)
+    keys = {k.id: k.revoked_at for k in await store.list_keys("alpha")}
+    assert keys == {"K1": NOW, "K2": None}, "the keys come back as they were"
+
+    await store.sync_config_consumers([], LATER)
+    await store.insert_consumer(consumer("alpha", created_at=LATER, updated_at=LATER))  # through the API
+    assert await store.list_keys("alpha") == [], "an API-created consumer does not inherit them"
+    assert (await store.snapshot(LATER)).keys == []

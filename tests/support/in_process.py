@@ -43,19 +43,20 @@ async def in_process(
     directory: Path, config: dict[str, Any] | Path, *, clock: Clock | None = None, **settings: Any
 ) -> AsyncIterator[InProcess]:
     """Tollway over `config` (a config file, or a dict written as one), started; stopped (usage flushed) on exit.
-    `clock`: the runtime's clock (a FrozenClock moves time for periods and windows)."""
+    `clock`: the runtime's clock (a FrozenClock moves time for periods and windows). SQLite in `directory`
+    unless `settings` name another database_url."""
     if isinstance(config, Path):
         config_path = config
     else:
         config_path = directory / "tollway.yaml"
         config_path.write_text(json.dumps(config))
-    chosen = Settings(
-        config=str(config_path),
-        database_url=f"sqlite:///{directory / 'tollway.db'}",
-        journal_dir=str(directory / "journal"),
-        billing_worker=False,
-        **settings,
-    )
+    defaults: dict[str, Any] = {
+        "config": str(config_path),
+        "database_url": f"sqlite:///{directory / 'tollway.db'}",
+        "journal_dir": str(directory / "journal"),
+        "billing_worker": False,
+    }
+    chosen = Settings(**{**defaults, **settings})  # e.g. database_url=<a PostgreSQL schema>
     runtime = build_runtime(chosen, load_config(config_path, {}), clock)
     app = build_app(runtime)
     await runtime.start()

@@ -42,7 +42,7 @@ class App:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite:///{self.directory / 'tollway.db'}"
+        return self.runtime.settings.database_url
 
     def usage(self) -> list[Any]:
         """Gateway usage: journal bytes not yet stored, and llm.* events stored."""
@@ -51,9 +51,10 @@ class App:
 
 
 @asynccontextmanager
-async def running(directory: Path) -> AsyncIterator[App]:
+async def running(directory: Path, **settings: Any) -> AsyncIterator[App]:
+    """The app on SQLite in `directory`, or on the database_url given in `settings` (PostgreSQL)."""
     async with (
-        in_process(directory, CONFIG, admin_token=ADMIN_TOKEN) as started,
+        in_process(directory, CONFIG, admin_token=ADMIN_TOKEN, **settings) as started,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=started.app), base_url="http://tollway") as client,
     ):
         yield App(client, started.runtime, directory, started.app)

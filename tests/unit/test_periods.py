@@ -79,6 +79,13 @@ def test_parse_cadence(text: str, cadence: Cadence, canonical: str) -> None:
         ("PT59M59S", "at least 1 hour"),
         ("PT1S", "at least 1 hour"),
         ("P1001Y", "too long"),
+        # issue 19: past timedelta's range (999,999,999 days) and int()'s 4300 digits, refused before any date
+        ("PT999999999999H", "too long"),
+        ("P999999999999D", "too long"),
+        ("P9999999999W", "too long"),
+        ("PT99999999999999S", "too long"),
+        ("P" + "9" * 5000 + "D", "too long"),
+        ("P\u0663D", "ISO-8601 duration"),  # Arabic-Indic 3: ASCII digits only
     ],
 )
 def test_parse_cadence_rejects(text: str, fragment: str) -> None:

@@ -20,6 +20,7 @@ from tollway.api.invoices import invoices_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
 from tollway.api.openapi import install_openapi
+from tollway.api.params import refuse_nul
 from tollway.api.plans import plans_router
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
@@ -71,11 +72,12 @@ def create_management_app(
     )
     guard = Depends(check)
     install_docs_pages(app, access=api_docs, guard=guard)
-    app.include_router(events_router(metering), dependencies=[guard])
-    app.include_router(meters_router(metering), dependencies=[guard])
-    app.include_router(subjects_router(metering), dependencies=[guard])
+    checked = [guard, Depends(refuse_nul)]  # the admin token first: a stranger learns nothing from a 400
+    app.include_router(events_router(metering), dependencies=checked)
+    app.include_router(meters_router(metering), dependencies=checked)
+    app.include_router(subjects_router(metering), dependencies=checked)
     if identity is not None:
-        app.include_router(consumers_router(identity), dependencies=[guard])
+        app.include_router(consumers_router(identity), dependencies=checked)
     if catalog is not None:
         for router in (
             features_router(catalog),
@@ -84,13 +86,13 @@ def create_management_app(
             subscriptions_router(catalog),
             entitlements_router(catalog),
         ):
-            app.include_router(router, dependencies=[guard])
+            app.include_router(router, dependencies=checked)
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
-        app.include_router(invoices_preview_router(invoice_preview), dependencies=[guard])
+        app.include_router(invoices_preview_router(invoice_preview), dependencies=checked)
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id
-        app.include_router(invoice_documents_router(invoice_documents), dependencies=[guard])
+        app.include_router(invoice_documents_router(invoice_documents), dependencies=checked)
     if invoices is not None:
-        app.include_router(invoices_router(invoices), dependencies=[guard])
+        app.include_router(invoices_router(invoices), dependencies=checked)
     app.include_router(stripe_webhook_router(stripe_webhooks))  # no admin token: Stripe-Signature authenticates
     install_openapi(app)
     return app

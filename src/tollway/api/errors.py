@@ -3,6 +3,7 @@ kind table in tollway.error_shapes, shared with the gateway's OpenAI and Anthrop
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -34,6 +35,13 @@ TITLES = {
 
 
 PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# What a client reads when a store (or another library Tollway uses) failed: the failure itself goes to the log.
+GENERIC_DETAIL = {
+    500: "Tollway failed to handle the request; the server log says why.",
+    503: "A store Tollway depends on is unavailable or refused the change; try again shortly.",
+}
+
+log = logging.getLogger("tollway.api")
 
 
 def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response:
@@ -54,21 +62,28 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
-def problem_of(exc: DomainError) -> Response:
-    """A domain error as problem details, with its field, its per-field errors and a Retry-After."""
+def problem_of(exc: DomainError, where: str = "") -> Response:
+    """A domain error as problem details, with its field, its per-field errors and a Retry-After.
+
+    A 5xx translated from a library's exception (a database driver's, say) gets a generic body: its text may
+    quote the statement and its bound parameters. The message goes to the log (`where`: the request)."""
+    status = status_of(exc.kind)
+    if status >= 500 and exc.__cause__ is not None and not isinstance(exc.__cause__, DomainError):
+        log.warning("%s answered %d: %s", where or "a management request", status, exc.message)
+        return problem(status, GENERIC_DETAIL.get(status, GENERIC_DETAIL[503]))
     extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
     if exc.details:
         extra["errors"] = [{"field": field, "message": message} for field, message in exc.details]
-    response = problem(status_of(exc.kind), exc.message, **extra)
+    response = problem(status, exc.message, **extra)
     if isinstance(exc, RateLimitedError):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def domain_error(_request: Request, exc: Exception) -> Response:
+    async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        return problem_of(exc)
+        return problem_of(exc, f"{request.method} {request.url.path}")
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -79,7 +79,7 @@ def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BY
     )
     async def ingest(request: Request) -> Response:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body_bytes:
             raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
         body = bytearray()
         async for chunk in request.stream():
@@ -92,7 +92,7 @@ def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BY
                 f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json", field="content-type"
             )
         try:
-            parsed = bounded_json.decode(bytes(body))  # depth, duplicate keys, 64-bit integers, finite numbers
+            parsed = bounded_json.decode(bytes(body), nul=False)  # NUL, depth, duplicate keys, 64-bit ints, NaN
         except ValidationError as exc:
             raise ValidationError(exc.message, field=exc.field, details=((exc.field or "body", exc.message),)) from None
         if media == SINGLE and not isinstance(parsed, dict):

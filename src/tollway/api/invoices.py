@@ -23,6 +23,8 @@ def _positive(request: Request, name: str, default: int, maximum: int | None = N
     if raw is None or raw == "":
         return default
     try:
+        if not raw.isascii():  # int() reads Arabic-Indic and other Unicode digits
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise ValidationError(f"'{name}' must be a positive integer, got {raw!r}", field=name) from None

@@ -80,7 +80,7 @@ def invoices_preview_router(preview: InvoicePreview) -> APIRouter:
         raw = await request.body()
         body: Any = {}
         if raw.strip():
-            body = bounded_json.decode(raw)
+            body = bounded_json.decode(raw, nul=False)
         if not isinstance(body, dict):
             raise ValidationError("the body must be a JSON object", field="body")
         if body.get("lines"):

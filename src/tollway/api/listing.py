@@ -39,7 +39,7 @@ def parse_page(params: Mapping[str, str]) -> Page:
         if raw is None or raw == "":
             values[name] = default
             continue
-        if not raw.isdigit() or not 1 <= int(raw) <= top:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= top:
             raise ValidationError(f"{name} must be an integer from 1 to {top}, got {raw!r}", field=name)
         values[name] = int(raw)
     return Page(values["page"], values["pageSize"], given="page" in params or "pageSize" in params)

@@ -221,7 +221,7 @@ def meters_router(service: MeteringService) -> APIRouter:
         "", summary="Create a meter", status_code=201, responses=problem_responses(400, 409), openapi_extra=METER_BODY
     )
     async def create_meter(request: Request) -> dict[str, Any]:
-        body = bounded_json.decode(await request.body())
+        body = bounded_json.decode(await request.body(), nul=False)
         if not isinstance(body, dict):
             raise ValidationError("expected a meter object", field="body")
         unknown = set(body) - {"slug", "name", "description", "eventType", "aggregation", "valueProperty", "groupBy"}
@@ -294,6 +294,8 @@ def _filter_object(raw: str) -> dict[str, tuple[str, ...]]:
         raise ValidationError(
             "filterGroupBy must be name=value pairs or an object of names to values", field="filterGroupBy"
         )
+    if bounded_json.nul_path(parsed) is not None:  # "\u0000" in JSON, or "\x00" in the Python repr
+        raise bounded_json.nul_refused("filterGroupBy")
     found: dict[str, tuple[str, ...]] = {}
     for name, value in parsed.items():
         values = value if isinstance(value, list) else [value]

@@ -217,7 +217,9 @@ def decode_entitlement(value: object, path: str) -> EntitlementTemplate:
         if config is None:
             raise obj.error("config", "is required (a JSON string)")
         if isinstance(config, str):
-            config = bounded_json.decode(config, field=obj.at("config"), what=obj.at("config"), decimals=True)
+            config = bounded_json.decode(
+                config, field=obj.at("config"), what=obj.at("config"), decimals=True, nul=False
+            )
         return EntitlementTemplate(type="static", config=_plain(config))
     obj = Obj(
         value,

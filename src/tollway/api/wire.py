@@ -34,7 +34,7 @@ def parse_body(raw: bytes) -> object:
     """A request body as JSON, numbers with a fraction read as exact Decimals (never floats)."""
     if not raw.strip():
         raise ValidationError("a JSON body is required", field="body")
-    return bounded_json.decode(raw, decimals=True)  # depth, duplicate keys, 64-bit integers, no NaN
+    return bounded_json.decode(raw, decimals=True, nul=False)  # NUL, depth, duplicate keys, 64-bit integers, NaN
 
 
 class BoundedJsonRoute(APIRoute):
@@ -48,7 +48,7 @@ class BoundedJsonRoute(APIRoute):
         async def checked(request: Request) -> Response:
             raw = await request.body()  # kept by the request: FastAPI's handler reads it again
             if raw.strip():
-                bounded_json.decode(raw)
+                bounded_json.decode(raw, nul=False)
             return await handler(request)
 
         return checked

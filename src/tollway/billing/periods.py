@@ -18,13 +18,15 @@ from tollway.errors import ValidationError
 
 _DURATION = re.compile(
     r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?",
+    re.ASCII,  # digits 0-9 only (\d would take Arabic-Indic and other Unicode digits)
 )
-_FRACTIONAL = re.compile(r"\d[.,]\d")
+_FRACTIONAL = re.compile(r"\d[.,]\d", re.ASCII)
 
 # Bounds that keep every period of a real subscription inside datetime's range.
 _MAX_MONTHS: Final = 12 * 1000
 _MAX_SECONDS: Final = 1000 * 366 * 86_400
+_MAX_DIGITS: Final = 15  # longer numbers are past the bounds above whatever their unit (and int() refuses 4300+)
 _US_PER_SECOND: Final = 1_000_000
 # The Gregorian calendar repeats every 400 years: 146,097 days in 4,800 months.
 _DAYS_PER_400_YEARS: Final = 146_097
@@ -79,26 +81,45 @@ class Cadence:
 def parse_cadence(text: str, *, field: str = "billingCadence", minimum: timedelta = MINIMUM_CADENCE) -> Cadence:
     """Parse an ISO-8601 duration of whole, positive parts, at least `minimum` long (one hour by default)."""
     if not isinstance(text, str):
-        raise ValidationError(f'{field} must be an ISO-8601 duration string like "P1M", got {text!r}', field=field)
+        raise ValidationError(
+            f'{field} must be an ISO-8601 duration string like "P1M", got {_shown(text)}', field=field
+        )
     if text.startswith("-") or "-" in text:
-        raise ValidationError(f"{field} must be a positive duration, got {text!r}", field=field)
+        raise ValidationError(f"{field} must be a positive duration, got {_shown(text)}", field=field)
     if _FRACTIONAL.search(text):
-        raise ValidationError(f'{field} must use whole numbers ("P1DT12H", not "P1.5D"), got {text!r}', field=field)
+        raise ValidationError(
+            f'{field} must use whole numbers ("P1DT12H", not "P1.5D"), got {_shown(text)}', field=field
+        )
     match = _DURATION.fullmatch(text)
     if match is None or text == "P":
         raise ValidationError(
-            f'{field} must be an ISO-8601 duration like "P1M", "P1Y", "P2W", "P1D" or "PT1H", got {text!r}',
+            f'{field} must be an ISO-8601 duration like "P1M", "P1Y", "P2W", "P1D" or "PT1H", got {_shown(text)}',
             field=field,
         )
-    parts = {name: int(value) for name, value in match.groupdict().items() if value is not None}
+    too_long = ValidationError(f"{field} is too long (at most 1000 years), got {_shown(text)}", field=field)
+    groups = match.groupdict()
+    if any(value is not None and len(value.lstrip("0")) > _MAX_DIGITS for value in groups.values()):
+        raise too_long
+    parts = {name: int(value) for name, value in groups.items() if value is not None}
+    # Bounded in whole numbers before any timedelta or date is made of it (timedelta overflows past
+    # 999,999,999 days and datetime past year 9999).
+    months = parts.get("years", 0) * 12 + parts.get("months", 0)
+    seconds = (
+        ((parts.get("weeks", 0) * 7 + parts.get("days", 0)) * 24 + parts.get("hours", 0)) * 60 + parts.get("minutes", 0)
+    ) * 60 + parts.get("seconds", 0)
+    if months == 0 and seconds == 0:
+        raise ValidationError(f"{field} must be longer than zero, got {_shown(text)}", field=field)
+    if months > _MAX_MONTHS or seconds > _MAX_SECONDS:
+        raise too_long
     cadence = Cadence(**parts)
-    if cadence.calendar_months == 0 and cadence.fixed == timedelta(0):
-        raise ValidationError(f"{field} must be longer than zero, got {text!r}", field=field)
-    if cadence.calendar_months > _MAX_MONTHS or cadence.fixed.total_seconds() > _MAX_SECONDS:
-        raise ValidationError(f"{field} is too long (at most 1000 years), got {text!r}", field=field)
     if cadence.calendar_months == 0 and cadence.fixed < minimum:
-        raise ValidationError(f"{field} must be at least {_describe(minimum)} long, got {text!r}", field=field)
+        raise ValidationError(f"{field} must be at least {_describe(minimum)} long, got {_shown(text)}", field=field)
     return cadence
+
+
+def _shown(text: object) -> str:
+    """The refused text as an error message quotes it: cut short when long."""
+    return repr(text[:37] + "...") if isinstance(text, str) and len(text) > 40 else repr(text)
 
 
 def _describe(delta: timedelta) -> str:

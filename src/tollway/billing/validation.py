@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from tollway.billing.countries import COUNTRY_CODES
 from tollway.billing.customers import Address
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.features import Feature
@@ -24,8 +25,8 @@ from tollway.errors import ConflictError, ValidationError
 from tollway.money import currency_exponent, parse_decimal
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")  # the shape (OpenAPI); the codes themselves: tollway.billing.countries
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
 MAX_NAME = 256
 MAX_SUBJECT = 255
 ENTITLEMENT_AGGREGATIONS = ("SUM", "COUNT")  # a metered limit is a quantity summed over the usage period
@@ -93,7 +94,7 @@ def check_email(value: str | None, field: str = "primaryEmail") -> str | None:
 def check_address(address: Address | None, field: str = "billingAddress") -> Address | None:
     if address is None:
         return None
-    if address.country is not None and not COUNTRY.match(address.country):
+    if address.country is not None and address.country not in COUNTRY_CODES:
         raise ValidationError(
             f"{field}.country must be an ISO 3166-1 alpha-2 code like 'US'; got {address.country!r}",
             field=f"{field}.country",

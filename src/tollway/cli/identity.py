@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from tollway.identity.service import IdentityService
 
 T = TypeVar("T")
-DURATION = re.compile(r"^(\d+)([smhdw])$")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DURATION = re.compile(r"^([0-9]{1,12})([smhdw])$")
+MAX_EXPIRY_DAYS = 100 * 366  # --expires-in at most about 100 years: a date, not an overflow
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 consumers_app = Commands(help="Gateway consumers (API callers) stored in the database.")
 keys_app = Commands(help="API keys of consumers: create (shown once), list, revoke.")
@@ -56,7 +57,11 @@ def parse_expiry(expires_in: str | None, expires_at: str | None, now: datetime) 
         match = DURATION.fullmatch(expires_in.strip())
         if match is None or int(match.group(1)) == 0:
             fail([f"--expires-in: expected a positive number and a unit (s, m, h, d, w), e.g. 30d; got {expires_in!r}"])
-        return now + timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+        assert match is not None
+        seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)]  # bounded before a timedelta is made
+        if seconds > MAX_EXPIRY_DAYS * 86_400:
+            fail([f"--expires-in: at most {MAX_EXPIRY_DAYS} days (about 100 years); got {expires_in!r}"])
+        return now + timedelta(seconds=seconds)
     if expires_at is not None:
         try:
             return parse_time(expires_at)

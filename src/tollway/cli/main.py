@@ -22,6 +22,7 @@ from tollway.cli.commands import Commands
 from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.invoices import invoices_app
+from tollway.config.guard import empty_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, DomainError, UnavailableError
@@ -151,6 +152,8 @@ def serve(
     if access_log is not None and access_log not in ("off", "text", "json"):
         _fail([f"--access-log: expected text, json or off, got {access_log!r}"])
     settings, loaded = _load(config, host=host, port=port, log_level=log_level, access_log=access_log)
+    if settings.config and not settings.allow_empty_config and (problems := empty_problems(loaded, settings.config)):
+        _fail(problems)
     level = settings.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -243,19 +246,31 @@ def worker() -> None:
 
 
 @app.command()
-def check(config: Annotated[Path, typer.Argument(help="YAML config file to validate.")]) -> None:
+def check(
+    config: Annotated[Path, typer.Argument(help="YAML config file to validate.")],
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Accept a file that defines nothing (refused by default: a truncated file reads as that)"
+            " [env TOLLWAY_ALLOW_EMPTY_CONFIG].",
+        ),
+    ] = False,
+) -> None:
     """Validate a config file and print a summary (exit code 2 with one line per problem).
 
     Runs every check that needs no database, the catalog's included (a feature's filters against its meter's
     dimensions and, for the built-in meters, their values); `tollway apply --dry-run` adds the checks against
-    the stored catalog.
+    the stored catalog. A file that defines nothing is refused, as `tollway serve` refuses it.
 
     Example: tollway check examples/quickstart.yaml
     """
     from tollway.billing.apply import offline_problems
     from tollway.config.catalog import config_catalog
 
-    _, loaded = _load(config)
+    settings, loaded = _load(config)
+    if not (allow_empty or settings.allow_empty_config) and (problems := empty_problems(loaded, str(config))):
+        _fail(problems)
     if problems := offline_problems(config_catalog(loaded)):
         _fail([f"{config}: {line}" for line in problems])
     counts = [

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from tollway.billing.apply import CUSTOMER_FIELDS, DesiredCatalog, DesiredCustomer, DesiredFeature, DesiredSubscription
+from tollway.billing.countries import COUNTRY_CODES
 from tollway.billing.customers import Address
 from tollway.config.catalog_fields import Key, Strict
 from tollway.config.catalog_plans import PlanConfig
@@ -69,6 +70,13 @@ class AddressConfig(Strict):
     line1: str | None = None
     line2: str | None = None
     phone_number: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _iso_3166(cls, country: str | None) -> str | None:
+        if country is not None and country not in COUNTRY_CODES:
+            raise ValueError(f"must be an ISO 3166-1 alpha-2 code like 'US', got {country!r}")
+        return country
 
 
 class SubscriptionConfig(Strict):

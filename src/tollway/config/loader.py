@@ -11,6 +11,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel
 
+from tollway.bounded_json import nul_path
 from tollway.config.references import did_you_mean, reference_problems
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError
@@ -43,6 +44,9 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "<config>") ->
         raise ConfigError([f"{source}: the top level must be a mapping (providers:, models:, consumers:)"])
     problems: list[str] = []
     expanded = _expand(raw, env, "", problems)
+    nul_at = nul_path(expanded)  # YAML's "\0": no store can keep it (PostgreSQL text refuses NUL)
+    if nul_at is not None:
+        problems.append(f"{nul_at or '<root>'}: must not contain the NUL character (U+0000)")
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     try:

@@ -44,15 +44,17 @@ class IdentityStore(Protocol):
 
     # -- consumers: username unique
     async def insert_consumer(self, consumer: Consumer) -> None:
-        """ConflictError (field username) when the username exists."""
+        """ConflictError (field username) when the username exists. Keys left under the username (by a consumer
+        a config reload removed) are deleted in the same change: a new consumer starts with no keys."""
         ...
 
     async def update_consumer(self, consumer: Consumer) -> None:
         """Replace models, metadata, managed_by and updated_at. NotFoundError when absent."""
         ...
 
-    async def delete_consumer(self, username: str, revoked_at: datetime) -> bool:
-        """Remove the consumer and revoke its keys (kept, with `revoked_at`). False when absent."""
+    async def delete_consumer(self, username: str) -> bool:
+        """Remove the consumer and its keys (they stop working, and a consumer created later under the same
+        username does not inherit them). False when absent."""
         ...
 
     async def get_consumer(self, username: str) -> Consumer | None: ...
@@ -63,7 +65,8 @@ class IdentityStore(Protocol):
     async def sync_config_consumers(self, consumers: Sequence[Consumer], at: datetime) -> SyncResult:
         """In one transaction: make the config-managed consumers exactly `consumers` (created, updated where
         models or metadata differ, taken over when an api-managed one has the name); config-managed ones
-        not listed are deleted as `delete_consumer` does. The version moves only when something changed."""
+        not listed are deleted, their keys left as they are: never revoked, unusable while the consumer is
+        absent, and usable again when the file lists it again. The version moves only when something changed."""
         ...
 
     # -- keys: id unique, digest unique

@@ -104,9 +104,10 @@ class IdentityService:
         return changed
 
     async def delete_consumer(self, username: str) -> None:
-        """Remove the consumer; its keys are revoked (and kept, as revoked) in the same change."""
+        """Remove the consumer and its keys in one change (a consumer created later under the same username
+        starts with no keys)."""
         self._api_managed(await self._existing(username), "deleted")
-        if not await self._store.delete_consumer(username, self._clock.now()):
+        if not await self._store.delete_consumer(username):
             raise NotFoundError(f"consumer {username!r} not found", field="username")
 
     # -- keys -------------------------------------------------------------------------------------

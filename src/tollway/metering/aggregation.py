@@ -71,6 +71,8 @@ def numeric_value(value: Any) -> Decimal | None:
     if isinstance(value, int):
         number = Decimal(value)
     elif isinstance(value, float | str):
+        if isinstance(value, str) and not value.isascii():
+            return None  # Decimal() reads Arabic-Indic and other Unicode digits: a meter counts 0-9 only
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:

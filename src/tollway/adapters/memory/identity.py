@@ -45,6 +45,7 @@ class MemoryIdentityStore:
         self._check()
         if consumer.username in self._consumers:
             raise ConflictError(f"consumer {consumer.username!r} already exists", field="username")
+        self._drop_keys(consumer.username)
         self._consumers[consumer.username] = consumer
         self._bump()
 
@@ -56,20 +57,17 @@ class MemoryIdentityStore:
         self._consumers[consumer.username] = replace(consumer, created_at=kept.created_at)
         self._bump()
 
-    async def delete_consumer(self, username: str, revoked_at: datetime) -> bool:
+    async def delete_consumer(self, username: str) -> bool:
         self._check()
-        if self._remove(username, revoked_at):
-            self._bump()
-            return True
-        return False
-
-    def _remove(self, username: str, revoked_at: datetime) -> bool:
         if self._consumers.pop(username, None) is None:
             return False
-        for key in list(self._keys.values()):
-            if key.username == username and key.revoked_at is None:
-                self._keys[key.id] = replace(key, revoked_at=revoked_at)
+        self._drop_keys(username)
+        self._bump()
         return True
+
+    def _drop_keys(self, username: str) -> None:
+        for key in [k for k in self._keys.values() if k.username == username]:
+            del self._keys[key.id]
 
     async def get_consumer(self, username: str) -> Consumer | None:
         self._check()
@@ -84,8 +82,8 @@ class MemoryIdentityStore:
         plan = plan_sync(list(self._consumers.values()), consumers, at)
         for consumer in (*plan.insert, *plan.update):
             self._consumers[consumer.username] = consumer
-        for username in plan.remove:
-            self._remove(username, at)
+        for username in plan.remove:  # their keys stay as they are (see the port)
+            del self._consumers[username]
         result = SyncResult(
             created=tuple(c.username for c in plan.insert),
             updated=tuple(c.username for c in plan.update),

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Row, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tollway.adapters.sql import catalog_codec as codec
+from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.schema import (
     catalog_customer_subjects,
     catalog_customers,
@@ -99,7 +100,7 @@ class SqlCatalogStore:
         except OperationalError as exc:
             raise UnavailableError(f"catalog store unavailable: {exc.__class__.__name__}") from exc
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"catalog store write failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"catalog store write failed: {failure_text(exc)}") from exc
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         try:

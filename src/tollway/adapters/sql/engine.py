@@ -78,3 +78,12 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA cache_size={SQLITE_CACHE_KIB}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def failure_text(exc: BaseException) -> str:
+    """A database failure in one line for logs and error messages: the exception's class and the driver's first
+    line, never SQLAlchemy's statement and bound parameters (a key digest, a customer's data)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    first = lines[0][:200] if lines else ""
+    return f"{exc.__class__.__name__}: {first}" if first else exc.__class__.__name__

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, up
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.schema import api_keys, consumers, identity_version
 from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
 from tollway.identity.consumers import Consumer, ManagedBy
@@ -45,7 +46,7 @@ class SqlIdentityStore:
             with self._engine.connect() as connection:
                 return work(connection)
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"identity store read failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"identity store read failed: {failure_text(exc)}") from exc
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         try:
@@ -64,9 +65,9 @@ class SqlIdentityStore:
         except DomainError:
             raise
         except IntegrityError as exc:
-            raise ConflictError(f"identity change conflicts with a stored row: {exc.orig}") from exc
+            raise ConflictError(f"identity change conflicts with a stored row ({failure_text(exc)})") from exc
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"identity store write failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"identity store write failed: {failure_text(exc)}") from exc
 
     @staticmethod
     def _bump(connection: Connection) -> None:
@@ -146,6 +147,7 @@ class SqlIdentityStore:
         def work(connection: Connection) -> None:
             if _exists(connection, consumer.username):
                 raise ConflictError(f"consumer {consumer.username!r} already exists", field="username")
+            connection.execute(delete(api_keys).where(api_keys.c.username == consumer.username))
             connection.execute(insert(consumers).values(_consumer_row(consumer)))
             self._bump(connection)
 
@@ -163,22 +165,11 @@ class SqlIdentityStore:
 
         await asyncio.to_thread(self._write, work)
 
-    @staticmethod
-    def _remove(connection: Connection, username: str, revoked_at: datetime) -> bool:
-        gone = connection.execute(delete(consumers).where(consumers.c.username == username)).rowcount
-        if not gone:
-            return False
-        connection.execute(
-            update(api_keys)
-            .where(and_(api_keys.c.username == username, api_keys.c.revoked_us.is_(None)))
-            .values(revoked_us=to_micros(revoked_at))
-        )
-        return True
-
-    async def delete_consumer(self, username: str, revoked_at: datetime) -> bool:
+    async def delete_consumer(self, username: str) -> bool:
         def work(connection: Connection) -> bool:
-            if not self._remove(connection, username, revoked_at):
+            if not connection.execute(delete(consumers).where(consumers.c.username == username)).rowcount:
                 return False
+            connection.execute(delete(api_keys).where(api_keys.c.username == username))
             self._bump(connection)
             return True
 
@@ -194,8 +185,8 @@ class SqlIdentityStore:
                 values = _consumer_row(consumer)
                 del values["username"], values["created_us"]
                 connection.execute(update(consumers).where(consumers.c.username == consumer.username).values(values))
-            for username in plan.remove:
-                self._remove(connection, username, at)
+            if plan.remove:  # their keys stay as they are (see the port)
+                connection.execute(delete(consumers).where(consumers.c.username.in_(plan.remove)))
             result = SyncResult(
                 created=tuple(c.username for c in plan.insert),
                 updated=tuple(c.username for c in plan.update),

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tollway.adapters.memory.invoices import check_new, with_line_ids
+from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.invoice_rows import invoice_from_row, invoice_values, line_from_row, line_values
 from tollway.adapters.sql.schema import (
     billing_claims,
@@ -66,14 +67,14 @@ class SqlInvoiceStore:
         except DomainError:
             raise
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"invoice store failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"invoice store failed: {failure_text(exc)}") from exc
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         try:
             with self._engine.connect() as connection:
                 return work(connection)
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"invoice store failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"invoice store failed: {failure_text(exc)}") from exc
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.to_thread(work)

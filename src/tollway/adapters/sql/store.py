@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, select, text, uni
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.sql import rollups
+from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.ingest import POSTGRES_LOCK, EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
@@ -71,7 +72,7 @@ class SqlEventStore:
         except DomainError:
             raise
         except SQLAlchemyError as exc:
-            raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+            raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
 
     def _begin_write(self, connection: Connection) -> None:
         if self._postgres:
@@ -117,7 +118,7 @@ class SqlEventStore:
                     connection.commit()
                     checkpoint_sqlite(connection.connection.driver_connection)
             except SQLAlchemyError as exc:
-                raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+                raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
             self._stats.skipped_values_total += skipped
             return planned.high - planned.low
 

@@ -23,6 +23,7 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from tollway.adapters.sql.engine import failure_text
 from tollway.errors import UnavailableError
 
 log = logging.getLogger("tollway.metering.store")
@@ -53,7 +54,7 @@ class WriterConnection:
                     broken = self._drop_if_broken()
                     if broken and not fresh and attempt == 1:
                         continue  # a connection that died while idle: once more on a new one
-                    raise UnavailableError(f"event store write failed: {exc.__class__.__name__}: {exc}") from exc
+                    raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
             raise AssertionError("unreachable")
 
     def _drop_if_broken(self) -> bool:
