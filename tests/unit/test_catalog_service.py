@@ -626,7 +626,7 @@ async def test_metered_entitlement_value_hand_computed(world: World) -> None:
 
 
 async def test_usage_exactly_at_a_hard_limit_refuses_access(world: World) -> None:
-    # docs/billing.md: a hard limit gives access below it, "false once usage reaches it"
+    # docs/billing.md: a hard limit gives access "while usage is below it": none once usage equals the limit
     await metered_world(world)
     await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 219)])
     await world.events.roll_up()
