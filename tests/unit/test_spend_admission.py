@@ -177,8 +177,11 @@ async def test_soft_limits_and_features_without_entitlement_pass() -> None:
     assert await w.admit() is None  # nothing to hold: no hard limit governs the call
 
 
-async def test_a_gated_feature_needs_its_boolean_entitlement() -> None:
-    w = await world_with(card("output-tokens"))
+@pytest.mark.parametrize("priced", [False, True])
+async def test_a_gated_feature_needs_its_boolean_entitlement_or_a_price(priced: bool) -> None:
+    """Gold grants output-tokens with a boolean entitlement: a plan without the feature is refused; one that
+    prices it (no entitlement: unlimited) is not (tollway.billing.entitlements.feature_access)."""
+    w = await world_with(card("input-tokens"), *([card("output-tokens")] if priced else []))
     other = await w.catalog.create_plan(
         key="gold",
         name="Gold",
@@ -188,9 +191,14 @@ async def test_a_gated_feature_needs_its_boolean_entitlement() -> None:
     )
     await w.catalog.publish_plan(other.id)
     await w.keeper.refresh()
+    if priced:
+        assert await w.admit() is None  # priced on the customer's plan: unlimited, nothing to hold
+        assert (await w.catalog.entitlement_value("acme", "output-tokens")).has_access is True
+        return
     with pytest.raises(ForbiddenError) as refused:
         await w.admit()
     assert "does not include the feature 'output-tokens'" in refused.value.message
+    assert (await w.catalog.entitlement_value("acme", "output-tokens")).has_access is False  # the value agrees
 
 
 async def test_no_subscription_is_a_setting() -> None:

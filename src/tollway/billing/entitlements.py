@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Literal
 
 EntitlementType = Literal["boolean", "metered", "static"]
@@ -30,12 +31,35 @@ class EntitlementValue:
     config: Any = None  # static
 
 
-# The one rule for a feature the customer's plan carries no entitlement for, shared by the entitlement
-# value (the API) and the gateway's enforcement, so the two never disagree:
-#   - the plan has no entitlement for the feature: access without a limit ("Enterprise: unlimited"),
-#   - unless the catalog sells the feature as a gate (some plan grants it with a boolean entitlement):
-#     then a plan without that boolean entitlement has no access to it.
-# A metered entitlement limits only the plans that carry it; a soft one never refuses.
+class FeatureAccess(StrEnum):
+    ENTITLED = "entitled"  # the plan's entitlement decides: boolean / static give access, metered its limit
+    UNLIMITED = "unlimited"  # access without a limit (no balance): what a plan that prices the feature gives
+    NONE = "none"  # no access
+
+
+def feature_access(
+    *, subscribed: bool, entitlement: EntitlementTemplate | None, priced: bool, has_meter: bool, gated: bool
+) -> FeatureAccess:
+    """THE access rule for a customer and a feature, shared by the entitlement value (the API) and the gateway's
+    enforcement, so the two never disagree (docs/billing.md, "Entitlement values"):
+
+    - no active subscription: no access (OpenMeter's answer for a customer without the entitlement);
+    - the plan's rate card for the feature carries an entitlement: that entitlement decides;
+    - the plan prices the feature without an entitlement: access without a limit ("Enterprise: unlimited";
+      OpenMeter would need a boolean entitlement on that rate card, Tollway reads the price as one);
+    - the plan does not have the feature: no access when the feature is a gate (it has no meter, so it is
+      only ever access; or some plan grants it with a boolean entitlement), else access without a limit
+      (usage nothing gates, such as a provider cost the plan does not bill: the gateway lets it through).
+
+    `entitlement`, `priced`: the customer's plan, in the phase running now, for this feature; `gated`: some
+    published (or archived) plan grants the feature with a boolean entitlement (`gated_features`)."""
+    if not subscribed:
+        return FeatureAccess.NONE
+    if entitlement is not None:
+        return FeatureAccess.ENTITLED
+    if priced or (has_meter and not gated):
+        return FeatureAccess.UNLIMITED
+    return FeatureAccess.NONE
 
 
 def gated_features(templates: Iterable[tuple[str, EntitlementTemplate]]) -> frozenset[str]:
@@ -43,12 +67,7 @@ def gated_features(templates: Iterable[tuple[str, EntitlementTemplate]]) -> froz
     return frozenset(feature for feature, template in templates if template.type == "boolean")
 
 
-def access_without_entitlement(feature_key: str, gated: frozenset[str]) -> bool:
-    """Whether a plan without an entitlement for the feature gives access to it."""
-    return feature_key not in gated
-
-
 def metered_access(template: EntitlementTemplate, usage: Decimal) -> bool:
-    """A metered entitlement: a soft limit always lets through; a hard one while usage is below the limit."""
+    """A metered entitlement: a soft limit always gives access; a hard one while usage is below the limit."""
     limit = template.limit if template.limit is not None else Decimal(0)
     return (not template.hard) or usage < limit

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from tollway.billing.entitlements import access_without_entitlement
+from tollway.billing.entitlements import FeatureAccess, feature_access
 from tollway.clock import Clock
 from tollway.errors import ForbiddenError, LimitExceededError
 from tollway.metering.events import Event
@@ -124,10 +124,18 @@ class SpendAdmission:
                 )
             return None
         entitled = rules.entitlements_at(subscription, now)
+        priced = rules.priced_at(subscription, now)
+
+        def refused(key: str) -> bool:  # the plan has no entitlement for the feature: the one access rule decides
+            access = feature_access(
+                subscribed=True, entitlement=None, priced=key in priced, has_meter=True, gated=key in rules.gated
+            )
+            return access is FeatureAccess.NONE
+
         relevant = [
             (key, measure)
             for key, measure in rules.measures.items()
-            if (key in entitled and _hard(entitled[key])) or (key not in entitled and key in rules.gated)
+            if (key in entitled and _hard(entitled[key])) or (key not in entitled and refused(key))
         ]
         if not relevant:
             return None
@@ -139,7 +147,7 @@ class SpendAdmission:
                 continue
             entitlement = entitled.get(key)
             if entitlement is None:
-                if not access_without_entitlement(key, rules.gated):
+                if refused(key):
                     raise ForbiddenError(
                         f"The plan of customer '{customer.customer.key}' does not include the feature '{key}' "
                         "this request would use.",

@@ -49,7 +49,7 @@ class SpendRules:
     plans: Mapping[str, Plan] = field(default_factory=dict)
     features: Mapping[str, Feature] = field(default_factory=dict)  # live features by key
     measures: Mapping[str, FeatureMeasure] = field(default_factory=dict)  # feature key -> measure (additive meters)
-    gated: frozenset[str] = frozenset()  # features some plan sells with a boolean entitlement
+    gated: frozenset[str] = frozenset()  # features some plan grants with a boolean entitlement (gated_features)
 
     @classmethod
     def build(
@@ -94,6 +94,11 @@ class SpendRules:
     def subscription_at(self, rules: CustomerRules, at: datetime) -> Subscription | None:
         subscription = active_at(rules.subscriptions, at)
         return subscription if subscription is not None and subscription.plan_id in self.plans else None
+
+    def priced_at(self, subscription: Subscription, at: datetime) -> frozenset[str]:
+        """The features the plan prices (a usage rate card) in the phase running at `at`."""
+        cards = phase_at(self.plans[subscription.plan_id], subscription, at).rate_cards
+        return frozenset(card.feature_key for card in cards if card.feature_key is not None and card.usage is not None)
 
     def entitlements_at(self, subscription: Subscription, at: datetime) -> dict[str, Entitled]:
         """The plan's entitlements at `at` by feature key (the phase running then)."""

@@ -16,7 +16,8 @@ from tollway.billing.catalog.kept import KeptCases
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import (
     EntitlementValue,
-    access_without_entitlement,
+    FeatureAccess,
+    feature_access,
     gated_features,
     metered_access,
 )
@@ -44,8 +45,9 @@ class EntitlementCases(KeptCases):
         self._kept_gated: tuple[int, frozenset[str]] | None = None
 
     async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
-        """From the customer's active subscription: the rate card for the feature that carries an entitlement.
-        Metered: usage in the current usage period from meter rollups (no scan of events).
+        """The customer's access to the feature by the one rule (`feature_access`): from the rate card of the
+        active subscription's plan for the feature. Metered: usage in the current usage period from meter
+        rollups (no scan of events).
 
         The usage period is the template's (else the plan's billing cadence) anchored at the subscription's
         billing anchor; usage counts from max(period start, subscription start) up to `at`."""
@@ -53,14 +55,23 @@ class EntitlementCases(KeptCases):
         context = await self.customer_context(customer)
         owner, wanted = context.customer, context.feature(feature)
         subscription = active_at(list(context.subscriptions), at)
-        if subscription is None:
+        cards: list[RateCard] = []
+        if subscription is not None:
+            phase = self._phase_at(context.plans[subscription.plan_id], subscription, at)
+            cards = [c for c in phase.rate_cards if c.feature_key == wanted.key]
+        card = next((c for c in cards if c.entitlement is not None), None)
+        template = card.entitlement if card is not None else None
+        access = feature_access(
+            subscribed=subscription is not None,
+            entitlement=template,
+            priced=any(c.usage is not None for c in cards),
+            has_meter=wanted.meter_slug is not None,
+            gated=wanted.key in await self._gated(context.version),
+        )
+        if access is FeatureAccess.NONE:
             return EntitlementValue(has_access=False)
-        plan = context.plans[subscription.plan_id]
-        card = self._entitled_card(plan, subscription, wanted.key, at)
-        if card is None or card.entitlement is None:
-            gated = await self._gated(context.version)
-            return EntitlementValue(has_access=access_without_entitlement(wanted.key, gated))
-        template = card.entitlement
+        if access is FeatureAccess.UNLIMITED or template is None or subscription is None:
+            return EntitlementValue(has_access=True)
         if template.type == "boolean":
             return EntitlementValue(has_access=True)
         if template.type == "static":
@@ -77,25 +88,20 @@ class EntitlementCases(KeptCases):
         )
 
     async def _gated(self, version: int) -> frozenset[str]:
-        """The features some plan sells as a gate (a boolean entitlement), read again when the catalog changed."""
+        """The features some published (or archived) plan grants with a boolean entitlement, read again when
+        the catalog changed."""
         kept = self._kept_gated
         if kept is not None and kept[0] == version:
             return kept[1]
-        plans = await self._store.list_plans()
         gated = gated_features(
             (card.feature_key, card.entitlement)
-            for plan in plans
+            for plan in await self._store.list_plans()
             if plan.status != "draft"
             for card in plan.rate_cards
             if card.feature_key is not None and card.entitlement is not None
         )
         self._kept_gated = (version, gated)
         return gated
-
-    @staticmethod
-    def _entitled_card(plan: Plan, subscription: Subscription, feature_key: str, at: datetime) -> RateCard | None:
-        phase = EntitlementCases._phase_at(plan, subscription, at)
-        return next((c for c in phase.rate_cards if c.feature_key == feature_key and c.entitlement is not None), None)
 
     @staticmethod
     def _phase_at(plan: Plan, subscription: Subscription, at: datetime) -> Phase:
