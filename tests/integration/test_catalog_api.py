@@ -929,8 +929,8 @@ async def test_static_and_boolean_entitlement_values(api: httpx.AsyncClient) -> 
         "config": '{"maxAgents": 3, "regions": ["eu"]}',
     }
     assert ok(await api.get(url.format("sso")))["hasAccess"] is True
-    # not in the plan: access without a limit, until some plan sells the feature as a gate (boolean)
-    assert ok(await api.get(url.format("audit")))["hasAccess"] is True
+    # an access-only feature (no meter) not in the plan: no access, whether or not another plan grants it
+    assert ok(await api.get(url.format("audit")))["hasAccess"] is False
     gate = [
         {
             "type": "flat_fee",
