@@ -47,7 +47,7 @@ class TollwayApp:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith(("/v1/", "/v1beta/")):  # /v1beta: Gemini-format clients
+            if path.startswith(("/v1/", "/v1beta/")) or self.gateway.serves(path):  # /v1beta: Gemini format
                 await self.gateway(scope, receive, send)
             elif path == "/healthz":
                 await send_bytes(send, 200, b'{"status":"ok"}', self._ids.new().encode())

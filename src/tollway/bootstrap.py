@@ -44,6 +44,8 @@ from tollway.gateway.auth import KeyIndex
 from tollway.gateway.balancing.health import HealthChecks
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
+from tollway.gateway.endpoint import LlmEndpoint
+from tollway.gateway.endpoints.paths import path_endpoints
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.base import Provider
@@ -70,6 +72,11 @@ from tollway.spend.ports import CounterStore
 from tollway.spend.usage import MeteredUsage
 
 log = logging.getLogger("tollway")
+
+
+def configured_paths(config: TollwayConfig) -> dict[str, LlmEndpoint]:
+    """The config file's `routes:` as endpoints at their paths."""
+    return path_endpoints((r.path, r.type, r.model) for r in config.routes)
 
 
 def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> GatewayState:
@@ -288,6 +295,7 @@ class Runtime:
         if self.policy is not None:  # targets that did not change keep their breaker and latency figures
             self.policy.configure(config.models, config.providers, state.prices)
         self.gateway.state = replace(state, keys=self.keys.set_config(config.consumers))
+        self.gateway.paths = configured_paths(config)
         if self.health_checks is not None:
             await self.health_checks.restart(providers)
         self.identity.known_models = frozenset(m.name for m in config.models)
@@ -544,6 +552,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         policy=policy,
         admission=admission,
     )
+    gateway.paths = configured_paths(config)
     stats = store.stats
     for name, help_text, read in (
         ("tollway_events_stored", "Events stored since start (new ones).", lambda: stats.inserted_total),

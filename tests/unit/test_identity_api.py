@@ -216,7 +216,10 @@ async def test_keys_are_shown_once_and_listed_as_metadata(client: httpx.AsyncCli
         ({"models": ["unknown-model"]}, "models"),
         ({"models": ["smart"]}, "models"),
         ({"name": ""}, "name"),
-        ({"key": "my-own-key"}, "key"),
+        ({"key": "short"}, "key"),  # an imported key: 8-256 characters
+        ({"key": "has a space"}, "key"),  # visible ASCII only: it travels in a header
+        ({"key": "x" * 257}, "key"),
+        ({"key": 12345678}, "key"),
     ],
 )
 async def test_a_bad_key_request_is_refused_naming_the_field(

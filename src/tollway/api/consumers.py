@@ -57,6 +57,12 @@ class KeyCreate(_Body):
     models: list[str] | None = Field(
         default=None, description="A subset of the consumer's; absent: the consumer's.", json_schema_extra=_MODELS
     )
+    key: str | None = Field(
+        default=None,
+        description="A key the consumer already holds (moved from another gateway), 8-256 visible ASCII characters; "
+        "absent: one is generated. Stored as a digest like any key, never shown again.",
+        json_schema_extra={"minLength": 8, "maxLength": 256, "pattern": "^[!-~]+$"},
+    )
 
 
 def consumer_json(summary: ConsumerSummary) -> dict[str, Any]:
@@ -132,7 +138,9 @@ def consumers_router(service: IdentityService) -> APIRouter:
         responses=problem_responses(400, 404, 409),
     )
     async def create_key(username: str, body: KeyCreate) -> dict[str, Any]:
-        created = await service.create_key(username, name=body.name, expires_at=body.expires_at, models=body.models)
+        created = await service.create_key(
+            username, name=body.name, expires_at=body.expires_at, models=body.models, value=body.key
+        )
         shown = key_json(created.key)
         return {
             "id": shown["id"],

@@ -21,11 +21,13 @@ class PlainUsage(TyperCommand):
     def collect_usage_pieces(self, ctx: Any) -> list[str]:  # typer vendors its own click Context
         pieces = []
         for piece in super().collect_usage_pieces(ctx):
+            dots = "..." if piece.endswith("...") else ""  # a variadic argument: FILES...
+            piece = piece.removesuffix("...")
             if piece.startswith("{") and piece.endswith("}"):
                 piece = piece[1:-1].upper()
             elif piece.startswith("[") and piece.endswith("]") and piece[1:-1].isidentifier():
                 piece = f"[{piece[1:-1].upper()}]"  # an optional argument: [REVISION]
-            pieces.append(piece)
+            pieces.append(piece + dots)
         return pieces
 
 

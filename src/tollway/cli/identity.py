@@ -5,6 +5,7 @@ Changes reach every running gateway within a second (they poll the database's id
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -108,6 +109,14 @@ def keys_create(
     expires_in: Annotated[str | None, typer.Option("--expires-in", help="Lifetime, e.g. 30d, 12h, 2w.")] = None,
     expires_at: Annotated[str | None, typer.Option("--expires-at", help="Expiry, RFC 3339 with offset.")] = None,
     model: ModelOption = None,
+    from_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--from-stdin",
+            help="Import a key the consumer already holds (e.g. from Kong): read it from standard input"
+            " (8-256 visible ASCII characters) instead of generating one.",
+        ),
+    ] = False,
 ) -> None:
     """Create an API key and print it. It is shown this once: only its digest is stored.
 
@@ -116,11 +125,16 @@ def keys_create(
     from tollway.clock import SystemClock
 
     expiry = parse_expiry(expires_in, expires_at, SystemClock().now())
-    created = _run(lambda identity: identity.create_key(username, name=name, expires_at=expiry, models=model or None))
-    typer.echo(created.plain)
+    value = sys.stdin.readline().strip("\r\n") if from_stdin else None
+    created = _run(
+        lambda identity: identity.create_key(username, name=name, expires_at=expiry, models=model or None, value=value)
+    )
+    if value is None:
+        typer.echo(created.plain)
+    shown = f" ({created.key.prefix}...)" if created.key.prefix else ""
     err.print(
-        f"key {created.key.id} ({created.key.prefix}...) created for {username}, expires {_time_text(expiry)}. "
-        "Store it now: it is shown only once.",
+        f"key {created.key.id}{shown} created for {username}, expires {_time_text(expiry)}."
+        + (" Store it now: it is shown only once." if value is None else " (imported: not shown)"),
         highlight=False,
         soft_wrap=True,
     )

@@ -21,6 +21,7 @@ from tollway.cli.catalog import customers_app, features_app, meters_app, plans_a
 from tollway.cli.commands import Commands
 from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
+from tollway.cli.importing import import_app
 from tollway.cli.invoices import invoices_app
 from tollway.config.guard import empty_problems
 from tollway.config.loader import load_config
@@ -39,6 +40,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(keys_app, name="keys")
 app.add_typer(invoices_app, name="invoices")
+app.add_typer(import_app, name="import")
 app.add_typer(meters_app, name="meters")
 app.add_typer(features_app, name="features")
 app.add_typer(plans_app, name="plans")

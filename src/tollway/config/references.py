@@ -35,6 +35,11 @@ def reference_problems(data: Mapping[str, Any]) -> list[str]:
                     f"models[{i}].targets[{j}].provider: unknown provider {name!r}"
                     f" (defined: {', '.join(sorted(provider_names)) or 'none'}){did_you_mean(name, provider_names)}"
                 )
+    _unique([r.get("path") for r in _entries(data, "routes")], "routes", "path", problems)
+    for i, route in enumerate(_entries(data, "routes")):
+        name = route.get("model")
+        if isinstance(name, str) and name not in model_names and name not in alias_names:
+            problems.append(f"routes[{i}].model: unknown model {name!r}{did_you_mean(name, model_names)}")
     seen_keys: set[str] = set()
     for i, consumer in enumerate(consumers):
         allowed = consumer.get("models")

@@ -184,10 +184,31 @@ class MeterConfig(_Strict):
         return self
 
 
+# Paths the gateway or the management API already answer: a route may not take them.
+RESERVED_PATHS = ("/v1/", "/v1beta/", "/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc")
+
+
+class RouteConfig(_Strict):
+    """An OpenAI-format endpoint at a path of your choosing, with a default model (clients moved from a gateway
+    whose routes carry the model, e.g. Kong's ai-proxy on /chat, keep working unchanged)."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$", max_length=256)
+    model: str
+    type: Literal["chat", "embeddings"] = "chat"
+
+    @field_validator("path")
+    @classmethod
+    def _not_reserved(cls, path: str) -> str:
+        if path == "/" or any(path == p.rstrip("/") or path.startswith(p) for p in RESERVED_PATHS):
+            raise ValueError(f"{path!r} is one of Tollway's own paths ({', '.join(RESERVED_PATHS)})")
+        return path
+
+
 class TollwayConfig(_Strict):
     providers: list[ProviderConfig] = Field(default_factory=list)
     models: list[ModelConfig] = Field(default_factory=list)
     consumers: list[ConsumerConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
     meters: list[MeterConfig] = Field(default_factory=list)
     # The billing catalog (tollway.config.catalog), applied at start and by `tollway apply`.
     features: list[FeatureConfig] = Field(default_factory=list)

@@ -75,6 +75,7 @@ class Gateway:
         self._ids = RequestIds()
         self._exact = {e.path: e for e in endpoints if not (isinstance(e, HandlerEndpoint) and e.label)}
         self._prefixed = tuple(e for e in endpoints if isinstance(e, HandlerEndpoint) and e.label)
+        self.paths: dict[str, LlmEndpoint] = {}  # the config file's routes (endpoints/paths.py), swapped on reload
 
     @property
     def state(self) -> GatewayState:
@@ -84,6 +85,10 @@ class Gateway:
     def state(self, state: GatewayState) -> None:
         self.flow.state = state  # a reload: requests from now on see the new routes and keys
 
+    def serves(self, path: str) -> bool:
+        """Whether `path` is one of the config file's routes (the /v1 paths are the gateway's anyway)."""
+        return path in self.paths
+
     def close(self) -> None:
         """Write out and close the access log, if there is one."""
         if self._access_log is not None:
@@ -92,7 +97,7 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         call = Call(request_id=self._ids.new(), route=path, started=time.perf_counter())
-        endpoint = self._exact.get(path) or self._prefixed_endpoint(path, scope["method"], call)
+        endpoint = self._exact.get(path) or self.paths.get(path) or self._prefixed_endpoint(path, scope["method"], call)
         errors: ErrorFormat = endpoint.errors if endpoint is not None else OPENAI
         flow = self.flow
         try:

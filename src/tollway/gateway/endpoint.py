@@ -54,6 +54,8 @@ class LlmEndpoint:
     adapter: Callable[[Clock], Callable[[Provider], Provider]] | None = None
     passed_on: tuple[bytes, ...] = field(default=())  # client headers that reach native providers
     method: str = "POST"
+    # The body as read, made what `parse` and `build` take (a configured route's default model); None: as is.
+    prepare: Callable[[bytes], bytes] | None = None
 
 
 class Steps(Protocol):

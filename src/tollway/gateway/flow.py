@@ -97,6 +97,8 @@ class Flow(Failover):
 
     async def run(self, endpoint: LlmEndpoint, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         body = await self.read(scope, receive)
+        if endpoint.prepare is not None:
+            body = endpoint.prepare(body)
         parsed = endpoint.parse(body)
         route = resolved = self.resolve(call, parsed.model)
         parsed.strict = route.strict

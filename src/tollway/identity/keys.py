@@ -7,6 +7,7 @@ import string
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from tollway.errors import ValidationError
 from tollway.gateway.auth import hash_key
 
 KEY_PREFIX = "tw_"
@@ -46,6 +47,18 @@ class NewKey:
 
 def generate_key() -> str:
     return KEY_PREFIX + "".join(secrets.choice(BASE62) for _ in range(KEY_RANDOM_CHARS))
+
+
+IMPORTED_KEY_CHARS = (8, 256)  # a key set by the caller: as short as a config key may be, at most this long
+
+
+def check_imported_key(value: object) -> None:
+    """A caller-chosen key: 8-256 visible ASCII characters (it travels in a header), named `key` when refused."""
+    low, high = IMPORTED_KEY_CHARS
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        raise ValidationError(f"key must be {low}-{high} characters", field="key")
+    if not all("!" <= c <= "~" for c in value):
+        raise ValidationError("key must be visible ASCII characters (no spaces or control characters)", field="key")
 
 
 def shown_prefix(plain: str) -> str:

@@ -13,7 +13,15 @@ from tollway.config.schema import ConsumerConfig
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.gateway.auth import hash_key
 from tollway.identity.consumers import Consumer, check_metadata, check_models, check_username
-from tollway.identity.keys import MAX_NAME_CHARS, ApiKey, NewKey, digest_of, generate_key, shown_prefix
+from tollway.identity.keys import (
+    MAX_NAME_CHARS,
+    ApiKey,
+    NewKey,
+    check_imported_key,
+    digest_of,
+    generate_key,
+    shown_prefix,
+)
 from tollway.identity.ports import IdentityStore, SyncResult
 from tollway.ids import new_id
 
@@ -119,9 +127,16 @@ class IdentityService:
         name: str | None = None,
         expires_at: datetime | None = None,
         models: Sequence[str] | None = None,
+        value: str | None = None,
     ) -> NewKey:
-        """A new key. The plain text is in the result and nowhere else; the store keeps its digest."""
+        """A new key. The plain text is in the result and nowhere else; the store keeps its digest.
+
+        `value`: a key the caller already holds (moved from another gateway): taken as is, within
+        IMPORTED_KEY_CHARS visible ASCII characters; it gets no shown prefix (a short key would be half shown).
+        """
         now = self._clock.now()
+        if value is not None:
+            check_imported_key(value)
         if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS):
             raise ValidationError(f"name must be 1-{MAX_NAME_CHARS} characters", field="name")
         if expires_at is not None:
@@ -139,12 +154,12 @@ class IdentityService:
                     f" ({', '.join(sorted(consumer.models)) or 'none'})",
                     field="models",
                 )
-        plain = generate_key()
+        plain = generate_key() if value is None else value
         key = ApiKey(
             id=new_id(now),
             username=consumer.username,
             name=name,
-            prefix=shown_prefix(plain),
+            prefix=shown_prefix(plain) if value is None else None,
             digest=digest_of(plain),
             created_at=now,
             expires_at=expires_at,
