@@ -18,10 +18,12 @@ from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
+from tollway.adapters.sql.notifications import SqlNotificationStore
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.adapters.stripe.webhooks import StripeWebhooks
+from tollway.adapters.webhooks.sender import resolve
 from tollway.api.app import create_management_app
 from tollway.asgi import TollwayApp
 from tollway.auth_failures import AuthFailures
@@ -46,7 +48,7 @@ from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.endpoint import LlmEndpoint
 from tollway.gateway.endpoints.paths import path_endpoints
-from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.metrics import Counter, GatewayMetrics
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
@@ -64,6 +66,10 @@ from tollway.metering.service import MeteringService
 from tollway.metering.sink import UsageSink
 from tollway.metering.spool import HandOffSink, JournalIngester
 from tollway.metering.worker import RollupWorker
+from tollway.notifications.delivery import Count
+from tollway.notifications.service import NotificationService
+from tollway.notifications.worker import NotificationWorker
+from tollway.notifications_root import apply_config_notifications, notification_worker, payment_failed_notice
 from tollway.scrub import Scrubber, scrub_logs
 from tollway.settings import Settings
 from tollway.spend.admission import SpendAdmission
@@ -151,6 +157,9 @@ class Runtime:
     health_checks: HealthChecks | None = None
     spend: RulesKeeper | None = None  # spend control's rules snapshot (and counter reconciler)
     counters: CounterStore | None = None
+    notifications: NotificationService | None = None
+    notifier: NotificationWorker | None = None  # deliveries and event detection; runs with the billing worker
+    webhook_secrets: list[str] = field(default_factory=list)  # the channels' signing secrets, scrubbed too
 
     async def start(self) -> None:
         guarded = self.settings.config and not self.settings.allow_empty_config
@@ -164,6 +173,7 @@ class Runtime:
             await self.spend.refresh()  # limits hold from the first request
             self.spend.start()
         await self.identity.sync_config(self.config.consumers)
+        await self._apply_notifications(self.config)
         self.identity.known_models = frozenset(m.name for m in self.config.models)
         self.gateway.state = replace(self.gateway.state, keys=self.keys.set_config(self.config.consumers))
         await self.keys.refresh()  # stored keys work from the first request
@@ -177,6 +187,8 @@ class Runtime:
             self.health_checks.start(self.providers)
         if self.billing is not None and self.settings.billing_worker:
             self.billing.start()
+            if self.notifier is not None:
+                self.notifier.start()
         if self.settings.config:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
 
@@ -185,6 +197,8 @@ class Runtime:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.billing is not None:
             await self.billing.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
         if self.stripe is not None:
             await self.stripe.close()
         await self.rollups.stop()
@@ -303,8 +317,12 @@ class Runtime:
             await self.identity.sync_config(config.consumers)
         except DomainError as exc:  # the file's keys work already; the store catches up on the next reload
             log.error("config reload: consumers not synced to the database: %s", exc.message)
+        try:
+            await self._apply_notifications(config)
+        except DomainError as exc:
+            log.error("config reload: notifications: %s", exc.message)
         self.config, self.providers = config, providers
-        self.scrubber.update(secrets_of(self.settings, config))
+        self.scrubber.update([*secrets_of(self.settings, config), *self.webhook_secrets])
         if retired:
             self._retired.extend(retired)
             self._spawn(self._close_later(retired, self.settings.upstream_timeout_s))
@@ -350,6 +368,18 @@ class Runtime:
                 log.info("catalog: %s", line)
             return
 
+    def set_webhook_secrets(self, secrets: list[str]) -> None:
+        """The channels' signing secrets changed: scrub them from logs like the other credentials."""
+        self.webhook_secrets = secrets
+        self.scrubber.update([*secrets_of(self.settings, self.config), *secrets])
+
+    async def _apply_notifications(self, config: TollwayConfig) -> None:
+        """The file's `notifications:` channels and rules, created or updated by name."""
+        if self.notifications is not None:
+            await self.notifications.publish_secrets()
+            for line in await apply_config_notifications(self.notifications, config.notifications):
+                log.info("notifications: %s", line)
+
     async def _close_later(self, providers: list[Provider], grace_s: float) -> None:
         await asyncio.sleep(grace_s)
         for provider in providers:
@@ -385,6 +415,7 @@ class Services:
     catalog: CatalogService
     invoice_preview: InvoicePreview
     invoices: InvoiceService
+    notifications: NotificationService
 
     async def open(self) -> None:
         """Migrate the database to the current schema."""
@@ -407,6 +438,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock,
         due=timedelta(days=settings.invoice_due_days),
         stripe=settings.stripe_secret_key is not None,
+        notify=settings.notifications,
+    )
+    notifications = NotificationService(
+        SqlNotificationStore(store.engine), clock, resolve=resolve, allow_private=settings.webhook_allow_private
     )
     invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock)
     return Services(
@@ -418,6 +453,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         catalog=catalog,
         invoice_preview=invoice_preview,
         invoices=invoices,
+        notifications=notifications,
     )
 
 
@@ -456,9 +492,23 @@ def build_billing_worker(
             due=timedelta(days=settings.invoice_due_days),
             lookback=timedelta(days=settings.invoice_lookback_days),
             stripe=settings.stripe_secret_key is not None,
+            notify=settings.notifications,
         ),
     )
     return BillingWorker(closer, sync=sync, release_sync=release_sync, interval_s=settings.billing_interval_s)
+
+
+def build_notification_worker(services: Services, count: Count | None = None) -> NotificationWorker | None:
+    """Deliveries and event detection (thresholds, resets, invoice and subscription events); None when
+    TOLLWAY_NOTIFICATIONS is off."""
+    return notification_worker(
+        services.settings,
+        services.clock,
+        services.notifications,
+        services.catalog,
+        services.invoices.store,
+        count,
+    )
 
 
 def publish_keys(gateway: Gateway) -> Callable[[KeyIndex], None]:
@@ -579,7 +629,20 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
     )
     keys = KeyDirectory(services.identity.store, clock, publish_keys(gateway))
-    return Runtime(
+    deliveries = Counter(
+        "tollway_notification_deliveries_total",
+        "Webhook delivery attempts by event type and outcome (success, retry, failed, gone).",
+        ("event_type", "outcome"),
+    )
+    metrics.add_source(deliveries.render)
+    notifier = build_notification_worker(services, lambda kind, outcome: deliveries.inc((kind, outcome)))
+    if notifier is not None:
+        metrics.add_gauge(
+            "tollway_notification_outbox_oldest_pending_seconds",
+            "Age of the oldest webhook delivery not yet done (0 when none), as of the last delivery round.",
+            lambda: notifier.oldest_pending_age_s,
+        )
+    runtime = Runtime(
         settings=settings,
         config=config,
         clock=clock,
@@ -607,7 +670,11 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         health_checks=HealthChecks(policy),
         spend=keeper,
         counters=counters,
+        notifications=services.notifications,
+        notifier=notifier,
     )
+    services.notifications.on_secrets(runtime.set_webhook_secrets)
+    return runtime
 
 
 def build_app(runtime: Runtime) -> TollwayApp:
@@ -621,10 +688,21 @@ def build_app(runtime: Runtime) -> TollwayApp:
         catalog=runtime.catalog,
         invoices=runtime.invoices,
         stripe_webhooks=(
-            StripeWebhooks(secret=settings.stripe_webhook_secret, store=runtime.invoices.store, clock=runtime.clock)
+            StripeWebhooks(
+                secret=settings.stripe_webhook_secret,
+                store=runtime.invoices.store,
+                clock=runtime.clock,
+                notify=settings.notifications,
+                payment_failed=(
+                    payment_failed_notice(runtime.notifications)
+                    if settings.notifications and runtime.notifications is not None
+                    else None
+                ),
+            )
             if settings.stripe_webhook_secret and runtime.invoices is not None
             else None
         ),
+        notifications=runtime.notifications,
         invoice_documents=(
             _documents(settings, runtime.invoices, runtime.catalog) if runtime.invoices is not None else None
         ),
@@ -659,6 +737,7 @@ class Worker:
     rollups: RollupWorker
     billing: BillingWorker | None = None
     stripe: StripeApi | None = None  # the sync step's HTTP session, closed on shutdown
+    notifier: NotificationWorker | None = None  # webhook deliveries and event detection
 
     async def run(self) -> None:
         await asyncio.to_thread(upgrade, self.store.engine)
@@ -669,6 +748,8 @@ class Worker:
         self.rollups.start()
         if self.billing is not None:
             self.billing.start()
+        if self.notifier is not None:
+            self.notifier.start()
         try:
             await self.ingester.run(stop)
         finally:
@@ -678,6 +759,8 @@ class Worker:
         """Stop the background work and release the Stripe session and the database."""
         if self.billing is not None:
             await self.billing.stop()
+        if self.notifier is not None:
+            await self.notifier.stop()
         if self.stripe is not None:
             await self.stripe.close()
         await self.rollups.stop()
@@ -705,4 +788,5 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
             stripe.release if stripe is not None else None,
         ),
         stripe=stripe.api if stripe is not None else None,
+        notifier=build_notification_worker(services),
     )

@@ -76,6 +76,19 @@ include-name = [
     "POST /api/v1/subscriptions/{subscriptionId}/migrate",
 ]
 checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# A channel's url must resolve to a public address (the SSRF guard: DNS, not the schema), its signingSecret be
+# whsec_ + 24 to 64 bytes of base64, and its customHeaders valid header names other than the signature headers;
+# a rule's channels must be stored channels, its features stored features, and thresholds go with
+# entitlements.balance.threshold rules only.
+include-name = [
+    "POST /api/v1/notification/channels",
+    "PUT /api/v1/notification/channels/{channelId}",
+    "POST /api/v1/notification/rules",
+    "PUT /api/v1/notification/rules/{ruleId}",
+]
+checks.positive_data_acceptance.enabled = false
 """
 
 

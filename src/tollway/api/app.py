@@ -19,6 +19,7 @@ from tollway.api.invoice_documents import invoice_documents_router
 from tollway.api.invoices import invoices_router
 from tollway.api.invoices_preview import invoices_preview_router
 from tollway.api.meters import meters_router
+from tollway.api.notifications import notifications_router
 from tollway.api.openapi import install_openapi
 from tollway.api.params import refuse_nul
 from tollway.api.plans import plans_router
@@ -32,6 +33,7 @@ from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.service import CatalogService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
+from tollway.notifications.service import NotificationService
 
 
 def create_management_app(
@@ -47,6 +49,7 @@ def create_management_app(
     max_body_bytes: int = MAX_MANAGEMENT_BODY_BYTES,
     auth_failures: AuthFailures | None = None,
     api_docs: str = "admin",
+    notifications: NotificationService | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -87,6 +90,8 @@ def create_management_app(
             entitlements_router(catalog),
         ):
             app.include_router(router, dependencies=checked)
+    if notifications is not None:
+        app.include_router(notifications_router(notifications, catalog), dependencies=checked)
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=checked)
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id

@@ -23,6 +23,7 @@ from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.importing import import_app
 from tollway.cli.invoices import invoices_app
+from tollway.cli.notifications import notifications_app
 from tollway.config.guard import empty_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
@@ -46,6 +47,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(plans_app, name="plans")
 app.add_typer(customers_app, name="customers")
 app.add_typer(subscriptions_app, name="subscriptions")
+app.add_typer(notifications_app, name="notifications")
 app.command("apply")(apply_command)
 app.command("demo")(demo_command)
 err = Console(stderr=True)

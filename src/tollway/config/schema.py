@@ -18,6 +18,7 @@ from tollway.config.balancing import (
 )
 from tollway.config.catalog import CustomerConfig, FeatureConfig, catalog_problems
 from tollway.config.catalog_plans import PlanConfig
+from tollway.config.notifications import NotificationsConfig
 from tollway.config.references import reference_problems
 from tollway.config.resilience import RetryConfig, TimeoutsConfig
 
@@ -214,6 +215,8 @@ class TollwayConfig(_Strict):
     features: list[FeatureConfig] = Field(default_factory=list)
     plans: list[PlanConfig] = Field(default_factory=list)
     customers: list[CustomerConfig] = Field(default_factory=list)
+    # Webhook channels and rules (tollway.config.notifications), applied at start by name.
+    notifications: NotificationsConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:

@@ -87,6 +87,9 @@ class DeliveryWorker:
             log.warning("notification %s to channel %s failed: %s", event.id, channel.id, result.reason)
         return result
 
+    async def close(self) -> None:
+        await self._sender.close()
+
     def _result(self, job: DeliveryJob, answer: SendResult, at: datetime) -> AttemptResult:
         verdict = outcome(answer.status_code)
         state: DeliveryState = "SUCCESS" if verdict == "success" else "FAILED"

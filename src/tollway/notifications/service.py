@@ -91,6 +91,9 @@ class NotificationService:
     def allow_private(self) -> bool:
         return self._allow_private
 
+    def on_secrets(self, callback: Callable[[list[str]], None]) -> None:
+        self._on_secrets = callback
+
     async def publish_secrets(self) -> None:
         """Hand every channel's signing secret to the scrubber (at start and after each channel write)."""
         if self._on_secrets is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
+from tollway.billing.invoicing.ports import notify_kinds
 from tollway.clock import Clock
 from tollway.errors import ConflictError, ValidationError
 
@@ -107,25 +108,41 @@ def verify_signature(
     return timestamp
 
 
+PaymentFailed = Callable[[Invoice, str], Awaitable[object]]  # (the invoice, the Stripe event id)
+
+
 class StripeWebhooks:
-    def __init__(self, *, secret: str, store: WebhookStore, clock: Clock, tolerance_s: int = TOLERANCE_S) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str,
+        store: WebhookStore,
+        clock: Clock,
+        tolerance_s: int = TOLERANCE_S,
+        notify: bool = False,
+        payment_failed: PaymentFailed | None = None,
+    ) -> None:
         self._secret = secret
         self._store = store
         self._clock = clock
         self._tolerance_s = tolerance_s
+        self._notify = notify  # status changes enqueue their notification rows (invoice.updated, invoice.paid)
+        self._payment_failed = payment_failed  # notifies invoice.payment_failed (deduplicated on the event id)
 
     async def receive(self, payload: bytes, signature: str | None) -> WebhookOutcome:
         """Verify, apply, record. Raises ValidationError (nothing applied) for a bad signature or body."""
         now = self._clock.now()
         verify_signature(payload, signature, self._secret, now=now, tolerance_s=self._tolerance_s)
         event_id, event_type, obj = _parse(payload)
-        action, invoice_id = await self._apply(event_type, obj, now)
+        action, invoice_id = await self._apply(event_id, event_type, obj, now)
         fresh = await self._store.record_webhook_event(event_id, received_at=now)
         if fresh:
             log.info("stripe webhook %s %s: %s", event_id, event_type, action)
         return WebhookOutcome(event_id, event_type, duplicate=not fresh, action=action, invoice_id=invoice_id)
 
-    async def _apply(self, event_type: str, obj: dict[str, Any], now: datetime) -> tuple[str, str | None]:
+    async def _apply(
+        self, event_id: str, event_type: str, obj: dict[str, Any], now: datetime
+    ) -> tuple[str, str | None]:
         if not event_type.startswith("invoice."):
             return f"ignored: {event_type} is not handled", None
         metadata = obj.get("metadata")
@@ -141,14 +158,17 @@ class StripeWebhooks:
         stripe_status = obj.get("status")
         if event_type == "invoice.payment_failed":
             if isinstance(stripe_status, str):
-                await self._store.record_stripe_ids(invoice_id, stripe_status=stripe_status)
+                invoice = await self._store.record_stripe_ids(invoice_id, stripe_status=stripe_status)
+            if self._payment_failed is not None:
+                await self._payment_failed(invoice, event_id)
             return "recorded", invoice_id
         transition = TRANSITIONS.get(event_type)
         if transition is None:
             return f"ignored: {event_type} is not handled", invoice_id
         status, stamp = transition
         try:
-            await self._store.set_status(invoice_id, status, at=_transition_time(obj, stamp) or now)
+            enqueue = notify_kinds(status) if self._notify else ()
+            await self._store.set_status(invoice_id, status, at=_transition_time(obj, stamp) or now, enqueue=enqueue)
         except ConflictError as exc:
             log.warning("stripe webhook %s for invoice %s refused: %s", event_type, invoice_id, exc.message)
             return f"ignored: {exc.message}", invoice_id

@@ -27,7 +27,7 @@ from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.invoicing.lifecycle import closing_key, opening_key
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
-from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequest
+from tollway.billing.invoicing.ports import NOTIFY_CREATED, STRIPE_SYNC, InvoiceStore, IssueRequest
 from tollway.billing.invoicing.rating import (
     adjustment_line,
     advance_invoiced,
@@ -64,6 +64,7 @@ class CloseSettings:
     due: timedelta = timedelta(days=30)
     lookback: timedelta = timedelta(days=90)
     stripe: bool = False  # issuing enqueues a Stripe sync
+    notify: bool = False  # issuing enqueues the invoice.created notification (same transaction)
     lease_s: float = 300.0  # how long a customer claim holds if its worker dies
     batch: int = 200  # customers claimed at a time
     concurrency: int = 8  # customers of a batch invoiced at once (their database calls overlap)
@@ -260,7 +261,9 @@ class PeriodCloser:
         )
         issue = None
         if self._settings.auto_issue:
-            enqueue = (STRIPE_SYNC,) if self._settings.stripe else ()
+            enqueue = ((STRIPE_SYNC,) if self._settings.stripe else ()) + (
+                (NOTIFY_CREATED,) if self._settings.notify else ()
+            )
             issue = IssueRequest(issued_at=now, due_at=now + self._settings.due, enqueue=enqueue)
         created = await self._store.create_invoice(invoice, issue=issue)
         if created is not None:

@@ -26,6 +26,21 @@ STRIPE_VOID = "stripe.void"  # outbox kind: Tollway voided it: void (or delete) 
 STRIPE_PAID = "stripe.paid"  # outbox kind: Tollway marked it paid: Stripe must not charge it
 STRIPE_UNCOLLECTIBLE = "stripe.uncollectible"  # outbox kind: Tollway marked it uncollectible
 STRIPE_KINDS = (STRIPE_SYNC, STRIPE_VOID, STRIPE_PAID, STRIPE_UNCOLLECTIBLE)  # each one reconciles the Stripe copy
+# Outbox kinds that become notification events (tollway.notifications.invoices fans them out to the rules of
+# their type): written in the transaction of the change they report, so an issued invoice notifies exactly once.
+NOTIFY_CREATED = "n:invoice.created"
+NOTIFY_PAID = "n:invoice.paid"
+NOTIFY_UPDATED_PREFIX = "n:invoice.updated:"  # + the new status (each one is reached at most once)
+
+
+def notify_kinds(status: InvoiceStatus) -> tuple[str, ...]:
+    """The notification outbox rows of a status change: invoice.updated, and invoice.paid when paid."""
+    kinds = [NOTIFY_UPDATED_PREFIX + status]
+    if status == "paid":
+        kinds.append(NOTIFY_PAID)
+    return tuple(kinds)
+
+
 STATUS_OUTBOX: dict[InvoiceStatus, str] = {
     "paid": STRIPE_PAID,
     "void": STRIPE_VOID,

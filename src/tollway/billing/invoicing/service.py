@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 
 from tollway.billing.invoicing.lifecycle import STATUSES
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
-from tollway.billing.invoicing.ports import STATUS_OUTBOX, STRIPE_SYNC, InvoiceStore, IssueRequest
+from tollway.billing.invoicing.ports import (
+    NOTIFY_CREATED,
+    STATUS_OUTBOX,
+    STRIPE_SYNC,
+    InvoiceStore,
+    IssueRequest,
+    notify_kinds,
+)
 from tollway.billing.ports import CatalogStore
 from tollway.clock import Clock
 from tollway.errors import NotFoundError, ValidationError
@@ -23,12 +30,14 @@ class InvoiceService:
         *,
         due: timedelta = timedelta(days=30),
         stripe: bool = False,
+        notify: bool = False,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._clock = clock
         self._due = due
         self._stripe = stripe
+        self._notify = notify  # issuing and status changes enqueue notification rows (tollway.notifications)
 
     @property
     def store(self) -> InvoiceStore:
@@ -60,7 +69,7 @@ class InvoiceService:
         is configured) a Stripe sync enqueued in the same transaction."""
         await self.get(invoice_id)
         now = self._clock.now()
-        enqueue = (STRIPE_SYNC,) if self._stripe else ()
+        enqueue = ((STRIPE_SYNC,) if self._stripe else ()) + ((NOTIFY_CREATED,) if self._notify else ())
         return await self._store.issue_invoice(
             invoice_id, IssueRequest(issued_at=now, due_at=now + self._due, enqueue=enqueue)
         )
@@ -84,5 +93,5 @@ class InvoiceService:
         never reached Stripe: none)."""
         invoice = await self.get(invoice_id)
         stripe = self._stripe and sync_stripe and invoice.status != "draft"
-        enqueue = (STATUS_OUTBOX[status],) if stripe else ()
+        enqueue = ((STATUS_OUTBOX[status],) if stripe else ()) + (notify_kinds(status) if self._notify else ())
         return await self._store.set_status(invoice_id, status, at=at, enqueue=enqueue)

@@ -1,0 +1,93 @@
+"""Apply the config file's notification channels and rules (by name; `metadata.managedBy: config`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tollway.notifications.model import Threshold
+from tollway.notifications.service import ChannelInput, NotificationService, RuleInput
+
+MANAGED = {"managedBy": "config"}
+
+
+@dataclass(frozen=True)
+class DesiredChannel:
+    name: str
+    url: str
+    signing_secret: str | None = None
+    custom_headers: dict[str, str] = field(default_factory=dict)
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredRule:
+    name: str
+    type: str
+    channels: tuple[str, ...]  # channel names
+    features: tuple[str, ...] = ()
+    thresholds: tuple[tuple[Decimal, str], ...] = ()
+    disabled: bool = False
+
+
+async def apply_notifications(
+    service: NotificationService, channels: Sequence[DesiredChannel], rules: Sequence[DesiredRule]
+) -> list[str]:
+    """Create or update each; returns one line per change."""
+    lines: list[str] = []
+    stored = {c.name: c for c in await service.channels(include_disabled=True) if c.metadata == MANAGED}
+    ids: dict[str, str] = {}
+    for want in channels:
+        data = ChannelInput(
+            name=want.name,
+            url=want.url,
+            custom_headers=dict(want.custom_headers),
+            signing_secret=want.signing_secret,
+            disabled=want.disabled,
+            metadata=dict(MANAGED),
+        )
+        have = stored.get(want.name)
+        if have is None:
+            ids[want.name] = (await service.create_channel(data)).id
+            lines.append(f"notification channel {want.name} created")
+            continue
+        ids[want.name] = have.id
+        same = (
+            have.url == want.url
+            and have.custom_headers == want.custom_headers
+            and have.disabled == want.disabled
+            and (want.signing_secret is None or want.signing_secret == have.signing_secret)
+        )
+        if not same:
+            await service.update_channel(have.id, data)
+            lines.append(f"notification channel {want.name} updated")
+    stored_rules = {r.name: r for r in await service.rules(include_disabled=True) if r.metadata == MANAGED}
+    for want_rule in rules:
+        rule_data = RuleInput(
+            type=want_rule.type,
+            name=want_rule.name,
+            channels=tuple(ids[name] for name in want_rule.channels),
+            features=want_rule.features,
+            thresholds=tuple(Threshold(value, kind) for value, kind in want_rule.thresholds),  # type: ignore[arg-type]
+            disabled=want_rule.disabled,
+            metadata=dict(MANAGED),
+        )
+        current = stored_rules.get(want_rule.name)
+        if current is None:
+            await service.create_rule(rule_data)
+            lines.append(f"notification rule {want_rule.name} created")
+        elif (
+            current.type != rule_data.type
+            or current.channel_ids != rule_data.channels
+            or current.feature_keys != rule_data.features
+            or current.thresholds != rule_data.thresholds
+            or current.disabled != rule_data.disabled
+        ):
+            if current.type != rule_data.type:
+                await service.delete_rule(current.id)
+                await service.create_rule(rule_data)
+            else:
+                await service.update_rule(current.id, rule_data)
+            lines.append(f"notification rule {want_rule.name} updated")
+    return lines

@@ -1,0 +1,96 @@
+"""The notification part of the composition root (tollway.bootstrap builds and wires through these): the
+worker with its steps, the Stripe payment-failed notice, and the config file's channels and rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from tollway.adapters.webhooks.sender import HttpWebhookSender, resolve
+from tollway.api.notification_shapes import ApiShapes
+from tollway.billing.invoicing.model import Invoice
+from tollway.billing.invoicing.ports import InvoiceStore
+from tollway.billing.service import CatalogService
+from tollway.clock import Clock
+from tollway.config.notifications import NotificationsConfig
+from tollway.notifications.apply import DesiredChannel, DesiredRule, apply_notifications
+from tollway.notifications.balance import BalanceWorker
+from tollway.notifications.delivery import Count, DeliveryWorker
+from tollway.notifications.entitlements import CatalogEntitlements
+from tollway.notifications.invoices import InvoiceEvents
+from tollway.notifications.model import INVOICE_PAYMENT_FAILED
+from tollway.notifications.service import NotificationService
+from tollway.notifications.subscriptions import SubscriptionEvents
+from tollway.notifications.worker import NotificationWorker
+from tollway.settings import Settings
+
+
+def notification_worker(
+    settings: Settings,
+    clock: Clock,
+    service: NotificationService,
+    catalog: CatalogService,
+    invoices: InvoiceStore,
+    count: Count | None = None,
+) -> NotificationWorker | None:
+    if not settings.notifications:
+        return None
+    shapes = ApiShapes()
+    delivery = DeliveryWorker(
+        service.store,
+        HttpWebhookSender(),
+        clock,
+        resolve=resolve,
+        allow_private=settings.webhook_allow_private,
+        lease_s=settings.notification_lease_s,
+        count=count,
+    )
+    steps = [
+        BalanceWorker(service, CatalogEntitlements(catalog), shapes, clock).run_once,
+        InvoiceEvents(invoices, service, shapes, clock).run_once,
+        SubscriptionEvents(catalog, service, shapes, clock).run_once,
+    ]
+    return NotificationWorker(
+        delivery,
+        steps,
+        service.store,
+        clock,
+        delivery_interval_s=settings.notification_interval_s,
+        balance_interval_s=settings.balance_interval_s,
+    )
+
+
+def payment_failed_notice(notifications: NotificationService) -> Callable[[Invoice, str], Coroutine[Any, Any, object]]:
+    """invoice.payment_failed from Stripe's webhook, once per Stripe event."""
+    shapes = ApiShapes()
+
+    async def notify(invoice: Invoice, event_id: str) -> object:
+        return await notifications.emit(
+            INVOICE_PAYMENT_FAILED,
+            shapes.invoice(invoice),
+            dedup_key=f"stripe:{event_id}",
+            subject_key=invoice.customer_id,
+        )
+
+    return notify
+
+
+async def apply_config_notifications(service: NotificationService, section: NotificationsConfig | None) -> list[str]:
+    """The config file's channels and rules, created or updated by name; one line per change."""
+    if section is None:
+        return []
+    return await apply_notifications(
+        service,
+        [DesiredChannel(c.name, c.url, c.signing_secret, dict(c.custom_headers), c.disabled) for c in section.channels],
+        [
+            DesiredRule(
+                r.name,
+                r.type,
+                tuple(r.channels),
+                tuple(r.features),
+                tuple((t.value, t.type) for t in r.thresholds),
+                r.disabled,
+            )
+            for r in section.rules
+        ],
+    )

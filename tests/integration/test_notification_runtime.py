@@ -1,0 +1,96 @@
+"""Notifications in a whole Tollway (composition root, SQLite): channels and rules from the config file's
+`notifications:` section, an invoice issued through the API delivered as a signed invoice.created, /metrics
+counting deliveries and the outbox's oldest pending age, the signing secret scrubbed from log lines, and
+`tollway notifications events --failed` listing what did not arrive."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.support.cli import run_tollway
+from tests.support.in_process import in_process
+from tests.support.webhook_receiver import Receiver
+from tollway.bootstrap import build_services
+from tollway.clock import FrozenClock
+from tollway.notifications.model import Attempt
+from tollway.notifications.ports import AttemptResult
+from tollway.notifications.service import ChannelInput, RuleInput
+from tollway.settings import Settings
+
+TOKEN = "notify-admin-token"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+async def test_config_channels_and_rules_deliver_and_show_in_metrics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Receiver(secret=SECRET) as receiver:
+        config = {
+            "notifications": {
+                "channels": [{"name": "ops", "url": receiver.url, "signing_secret": SECRET}],
+                "rules": [{"name": "invoices", "type": "invoice.created", "channels": ["ops"]}],
+            }
+        }
+        async with in_process(tmp_path, config, admin_token=TOKEN, webhook_allow_private=True) as tollway:
+            runtime = tollway.runtime
+            assert runtime.notifier is not None
+            assert runtime.notifications is not None
+            async with tollway.http() as http:
+                auth = {"authorization": f"Bearer {TOKEN}"}
+                channels = (await http.get("/api/v1/notification/channels", headers=auth)).json()["items"]
+                assert [(c["name"], c["metadata"]) for c in channels] == [("ops", {"managedBy": "config"})]
+                assert "signingSecret" not in channels[0]
+                rules = (await http.get("/api/v1/notification/rules", headers=auth)).json()["items"]
+                assert [(r["name"], r["type"]) for r in rules] == [("invoices", "invoice.created")]
+                await runtime.notifications.emit("invoice.created", {"id": "01JINV"})
+                await runtime.notifier.run_once()
+                metrics = (await http.get("/metrics")).text
+            # applying the same file again changes nothing
+            await runtime.reload()
+            assert len(await runtime.notifications.channels()) == 1
+            logging.getLogger("tollway.test").warning("leaked %s", SECRET)
+        (got,) = receiver.snapshot()
+    assert got.verified, got.error
+    assert orjson.loads(got.body)["data"] == {"id": "01JINV"}
+    assert 'tollway_notification_deliveries_total{event_type="invoice.created",outcome="success"} 1' in metrics
+    assert "tollway_notification_outbox_oldest_pending_seconds 0" in metrics
+    assert SECRET not in caplog.text
+
+
+async def test_cli_lists_failed_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    clock = FrozenClock(datetime(2026, 12, 1, tzinfo=UTC))
+    services = build_services(Settings(database_url=url, webhook_allow_private=True), clock)
+    await services.open()
+    try:
+        service = services.notifications
+        channel = await service.create_channel(ChannelInput(name="ops", url="http://127.0.0.1:9/hook"))
+        await service.create_rule(RuleInput(type="invoice.paid", name="paid", channels=(channel.id,)))
+        await service.emit("invoice.paid", {"id": "01JLOST"})
+        await service.emit("invoice.paid", {"id": "01JFINE"})
+        jobs = await service.store.claim_deliveries(now=clock.now(), limit=10, lease_s=60)
+        lost = next(j for j in jobs if j.event.data["id"] == "01JLOST")
+        fine = next(j for j in jobs if j.event.data["id"] == "01JFINE")
+        attempt = Attempt(clock.now(), "FAILED", 500, "boom", 3, channel.url)
+        await service.store.finish_delivery(
+            lost.event.id, channel.id, AttemptResult(attempt, "FAILED", None, "gave up after 8 attempts: HTTP 500")
+        )
+        ok = Attempt(clock.now() + timedelta(seconds=1), "SUCCESS", 200, "", 3, channel.url)
+        await service.store.finish_delivery(fine.event.id, channel.id, AttemptResult(ok, "SUCCESS", None, ""))
+    finally:
+        await services.close()
+    env = {"TOLLWAY_DATABASE_URL": url, "COLUMNS": "300"}
+    result = run_tollway("notifications", "events", "--failed", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert lost.event.id in result.stdout
+    assert "FAILED" in result.stdout
+    assert "gave up after 8 attempts" in result.stdout
+    assert fine.event.id not in result.stdout
+    as_json = run_tollway("notifications", "events", "--failed", "--json", cwd=tmp_path, env=env)
+    events = orjson.loads(as_json.stdout)
+    assert [(e["id"], e["deliveryStatus"][0]["state"]) for e in events] == [(lost.event.id, "FAILED")]
