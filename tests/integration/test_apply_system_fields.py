@@ -16,7 +16,7 @@ from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
-from tollway.billing.apply import ApplyPlan, apply_catalog
+from tollway.billing.apply import ApplyPlan, apply_catalog, execute, load_stored, plan_apply
 from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.service import MeteringService
@@ -66,3 +66,19 @@ async def test_apply_twice_keeps_the_stripe_link_the_sync_recorded(
     assert (await apply(linked, dry_run=True)).lines == ["~ customer acme (stripe_customer_id)"]
     await apply(linked)
     assert (await catalog.customer("acme")).stripe_customer_id == "cus_Z9"  # a field the file sets is the file's
+
+
+async def test_a_stripe_link_recorded_between_plan_and_write_survives(
+    services: tuple[CatalogService, MeteringService],
+) -> None:
+    """`serve` applies its file while its billing worker syncs: the link stored after the plan was made is kept."""
+    catalog, metering = services
+    await apply_catalog(desired(STARTER), catalog, metering, NOW)
+    renamed = desired(STARTER.replace("name: Acme Corp,", "name: Acme Inc,"))
+    plan = plan_apply(renamed, await load_stored(catalog, metering), NOW)
+    assert plan.lines == ["~ customer acme (name)"]
+    acme = await catalog.customer("acme")
+    await catalog.update_customer(replace(acme, stripe_customer_id="cus_Q1"))  # the sync, meanwhile
+    await execute(plan, catalog, metering, NOW)
+    kept = await catalog.customer("acme")
+    assert (kept.name, kept.stripe_customer_id) == ("Acme Inc", "cus_Q1")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.fake_stripe import FakeStripe
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
-from tollway.adapters.stripe.client import StripeApi
+from tollway.adapters.stripe.client import StripeApi, StripeCustomerParams
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.billing.customers import Address, Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
@@ -368,3 +368,25 @@ async def test_a_void_before_finalize_deletes_the_stripe_draft(
     stored = await store.get_invoice(invoice.id)
     assert stored is not None
     assert stored.stripe_status == "deleted"
+
+
+async def test_a_customer_edited_while_stripe_creates_its_copy_keeps_the_edit(
+    fake: FakeStripe, store: CrashingStore, customers: Customers, clock: FrozenClock
+) -> None:
+    """The sync stores the Stripe customer id on the customer as it is once Stripe answered, not as it was read
+    before: a rename made meanwhile (an apply, the API) stays."""
+
+    class RenamingApi(StripeApi):
+        async def create_customer(self, params: StripeCustomerParams, *, idempotency_key: str) -> str:
+            customers.by_id["cus01"] = replace(customers.by_id["cus01"], name="Acme Inc")
+            return await super().create_customer(params, idempotency_key=idempotency_key)
+
+    api = RenamingApi("sk_test_tollway", api_base=fake.origin)
+    try:
+        await issued_invoice(store, clock)
+        assert await StripeSync(store=store, customers=customers, api=api, clock=clock).run_once() == 1
+    finally:
+        await api.close()
+    (stripe_customer,) = fake.state.customers.values()
+    linked = customers.by_id["cus01"]
+    assert (linked.name, linked.stripe_customer_id) == ("Acme Inc", stripe_customer["id"])

@@ -263,7 +263,12 @@ class StripeSync:
         created = await self._api.create_customer(
             customer_params(customer), idempotency_key=idempotency_key("customer", customer.id)
         )
-        await self._customers.update_customer(replace(customer, stripe_customer_id=created))
+        # Read it again: written back as read before Stripe answered, an edit made meanwhile (an apply, the
+        # API) would be undone.
+        current = await self._customers.customer(customer.id)
+        if current.stripe_customer_id:
+            return current.stripe_customer_id  # linked meanwhile (the config file names one)
+        await self._customers.update_customer(replace(current, stripe_customer_id=created))
         return created
 
     async def _add_items(

@@ -20,7 +20,7 @@ from tollway.billing.apply.changes import (
     SyncMeters,
     UpdateCustomer,
 )
-from tollway.billing.apply.desired import DesiredCatalog, DesiredCustomer, StoredCatalog
+from tollway.billing.apply.desired import DesiredCatalog, DesiredCustomer, StoredCatalog, keep_unset
 from tollway.billing.apply.diff import plan_apply
 from tollway.billing.customers import Address
 from tollway.billing.service import CatalogService
@@ -98,7 +98,10 @@ async def _make(change: Change, catalog: CatalogService, metering: MeteringServi
     elif isinstance(change, CreateCustomer):
         await catalog.create_customer(key=change.customer.key, **_customer_fields(change.customer))
     elif isinstance(change, UpdateCustomer):
-        await catalog.update_customer(replace(change.stored, **_customer_fields(change.customer)))
+        # The record as it is now, not as planned: a field the file leaves out keeps what was recorded since
+        # the plan was made (the Stripe link the sync stored meanwhile).
+        fresh = await catalog.customer(change.stored.id)
+        await catalog.update_customer(replace(fresh, **_customer_fields(keep_unset(change.customer, fresh))))
     elif isinstance(change, Subscribe):
         await catalog.create_subscription(
             customer=change.customer_key,
