@@ -38,6 +38,7 @@ def apply_command(
 
     Everything is checked first (the file, then against the stored catalog); on any problem each is printed,
     nothing changes and the exit code is 2. A second apply of the same file prints "No changes."
+    A customer field the file leaves out (the Stripe customer id the sync records) is never changed.
     A dry run against a SQLite file that does not exist plans against an empty store and creates no file.
     Without TOLLWAY_DATABASE_URL, a SQLite file that does not exist yet is created only with --create.
 
