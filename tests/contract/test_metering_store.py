@@ -114,6 +114,20 @@ async def test_subjects_created_on_first_sight(store: Store) -> None:
     assert [s.key for s in await store.list_subjects()] == ["a", "b"]
 
 
+async def test_subjects_are_read_a_page_at_a_time_counted_and_found_by_key(store: Store) -> None:
+    await store.insert_events([ev(n, subject=key) for n, key in enumerate(["d", "b", "e", "a", "c"])])
+    assert [s.key for s in await store.list_subjects(0, 2)] == ["a", "b"]
+    assert [s.key for s in await store.list_subjects(2, 2)] == ["c", "d"]
+    assert [s.key for s in await store.list_subjects(4, 2)] == ["e"]
+    assert await store.list_subjects(6, 2) == []
+    assert [s.key for s in await store.list_subjects(3)] == ["d", "e"]
+    assert await store.count_subjects() == 5
+    found = await store.get_subject("c")
+    assert found is not None
+    assert (found.key, found.first_seen) == ("c", NOW)
+    assert await store.get_subject("zz") is None
+
+
 async def test_missing_and_non_numeric_values_are_skipped_and_counted(store: Store) -> None:
     service = service_for(store)
     await service.sync_meters([Meter("calls", "api.call", Aggregation.SUM, "$.value", managed_by="config")])

@@ -44,6 +44,8 @@ async def test_the_document_declares_bodies_parameters_problems_and_the_admin_sc
         "groupBy",
         "filterGroupBy",
         "customer",
+        "page",
+        "pageSize",
     }
     assert "409" in paths["/api/v1/meters/{slug}"]["delete"]["responses"]
     webhook = paths["/api/v1/stripe/webhook"]["post"]

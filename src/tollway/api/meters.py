@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import csv
 import io
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tollway import bounded_json
 from tollway.api.encoding import decimal_text
+from tollway.api.listing import PAGE_SCHEMA, PAGE_SIZE_SCHEMA, parse_page
 from tollway.api.openapi import TIME, or_empty, problem_responses
 from tollway.errors import ValidationError
 from tollway.metering.aggregation import MeterQuery, QueryRow, parse_zone
 from tollway.metering.events import format_time, parse_time
 from tollway.metering.meters import Aggregation, Meter, WindowSize
-from tollway.metering.service import MeteringService
+from tollway.metering.service import OFF_LOOP_ROWS, MeteringService
+
+T = TypeVar("T")
+# A query grouped by subject without page/pageSize answers for at most this many subjects (more: 400, asking
+# for pages); OpenMeter's query has no pages, so the bare answer stays for everyone below it.
+MAX_UNPAGED_SUBJECTS = 10_000
 
 _JSON_PATH = {
     "type": "string",
@@ -99,6 +108,14 @@ QUERY_PARAMETERS = {
             "`filterGroupBy[name]=value`.",
         },
         {"name": "customer", "in": "query", "schema": {"type": "string"}, "description": "Not supported yet."},
+        {
+            "name": "page",
+            "in": "query",
+            "schema": PAGE_SCHEMA,
+            "description": "With groupBy=subject: the page of subjects (in key order) to answer for; with page or "
+            "pageSize the answer also carries page, pageSize and totalCount (the number of subjects).",
+        },
+        {"name": "pageSize", "in": "query", "schema": PAGE_SIZE_SCHEMA, "description": "Subjects per page."},
     ],
     "responses": {
         "200": {
@@ -260,25 +277,46 @@ def meters_router(service: MeteringService) -> APIRouter:
         responses=problem_responses(400, 404),
         openapi_extra=QUERY_PARAMETERS,
     )
-    async def query_meter(slug: str, request: Request) -> dict[str, Any] | Response:
+    async def query_meter(slug: str, request: Request) -> Response:
         query = parse_meter_query(request)
         customer = request.query_params.get("customer")
-        rows = await service.query(slug, query, customer=customer)
+        pages = parse_page(request.query_params)
+        paging: dict[str, int] = {}
+        if pages.given:
+            if "subject" not in query.group_by:
+                raise ValidationError("page and pageSize page over subjects: add groupBy=subject", field="page")
+            offset = (pages.page - 1) * pages.size
+            rows, total = await service.query_page(slug, query, offset=offset, limit=pages.size, customer=customer)
+            paging = {"page": pages.page, "pageSize": pages.size, "totalCount": total}
+        else:
+            await service.check_subject_count(slug, query, most=MAX_UNPAGED_SUBJECTS, customer=customer)
+            rows = await service.query(slug, query, customer=customer)
         if "text/csv" in request.headers.get("accept", ""):
             names = [g for g in query.group_by if g != "subject"]
             return Response(
-                rows_csv(rows, names),
+                await _off_loop(len(rows), rows_csv, rows, names),
                 media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'},
             )
-        return {
+        head = {
             "from": format_time(query.start) if query.start else None,
             "to": format_time(query.end) if query.end else None,
             "windowSize": query.window_size.value if query.window_size else None,
-            "data": [row_json(r) for r in rows],
         }
+        return Response(await _off_loop(len(rows), _query_json, head, rows, paging), media_type="application/json")
 
     return router
+
+
+def _query_json(head: dict[str, Any], rows: list[QueryRow], paging: dict[str, int]) -> bytes:
+    return orjson.dumps({**head, "data": [row_json(r) for r in rows], **paging})
+
+
+async def _off_loop(size: int, encode: Callable[..., T], *args: Any) -> T:
+    """`encode(*args)`, in a worker thread when there are many rows (the event loop keeps serving)."""
+    if size > OFF_LOOP_ROWS:
+        return await asyncio.to_thread(encode, *args)
+    return encode(*args)
 
 
 def _filter_object(raw: str) -> dict[str, tuple[str, ...]]:

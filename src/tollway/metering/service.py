@@ -20,6 +20,9 @@ from tollway.metering.query import assemble, plan_query
 from tollway.metering.rollup import DAY_US, MINUTE_US, PartialRow, UniqueRow, contribute
 
 log = logging.getLogger("tollway.metering")
+# Past this many events or rollup rows a query's rows are put together in a worker thread, so that a large
+# query does not hold the event loop (other requests, /healthz) while it computes.
+OFF_LOOP_ROWS = 20_000
 
 
 class Store(EventStore, MeterStore, Protocol):
@@ -53,8 +56,18 @@ class MeteringService:
     async def insert(self, events: Sequence[Event]) -> int:
         return await self._store.insert_events(events)
 
-    async def subjects(self) -> list[Subject]:
-        return await self._store.list_subjects()
+    async def subjects(self, offset: int = 0, limit: int | None = None) -> list[Subject]:
+        """Subjects in key order, a page of them (`offset`, `limit`) or all."""
+        return await self._store.list_subjects(offset, limit)
+
+    async def count_subjects(self) -> int:
+        return await self._store.count_subjects()
+
+    async def subject(self, key: str) -> Subject:
+        found = await self._store.get_subject(key)
+        if found is None:
+            raise NotFoundError(f"subject {key!r} not found")
+        return found
 
     # -- meters -------------------------------------------------------------------------------
 
@@ -90,7 +103,26 @@ class MeteringService:
 
     # -- queries ------------------------------------------------------------------------------
 
-    async def query(self, slug: str, query: MeterQuery, customer: str | None = None) -> list[QueryRow]:
+    async def query_page(
+        self, slug: str, query: MeterQuery, *, offset: int, limit: int, customer: str | None = None
+    ) -> tuple[list[QueryRow], int]:
+        """The rows of one page of subjects (in key order: `offset`, at most `limit` of them) and how many
+        subjects there are: those the query names (or the customer's), else every subject Tollway has seen.
+        Only that page's subjects are read."""
+        await self._checked(slug, query)
+        if customer is not None:
+            query = await self._narrow_to_customer(query, customer)
+        if query.subjects is not None:
+            named = sorted(set(query.subjects))
+            total, keys = len(named), named[offset : offset + limit]
+        else:
+            total, found = await asyncio.gather(self.count_subjects(), self.subjects(offset, limit))
+            keys = [subject.key for subject in found]
+        if not keys:
+            return [], total
+        return await self.query(slug, replace(query, subjects=tuple(keys))), total
+
+    async def _checked(self, slug: str, query: MeterQuery) -> Meter:
         meter = await self.meter(slug)
         if query.start is not None and query.end is not None and query.start >= query.end:
             raise ValidationError("'from' must be before 'to'", field="from")
@@ -98,6 +130,28 @@ class MeteringService:
             if name != "subject" and name not in meter.group_by:
                 known = ", ".join(["subject", *meter.group_by])
                 raise ValidationError(f"meter {slug!r} has no groupBy {name!r} (known: {known})", field="groupBy")
+        return meter
+
+    async def check_subject_count(
+        self, slug: str, query: MeterQuery, *, most: int, customer: str | None = None
+    ) -> None:
+        """Refuse a query grouped by subject over more than `most` subjects (those it names, the customer's, or
+        every subject seen): such a query is to be asked page by page (`query_page`)."""
+        if "subject" not in query.group_by:
+            return
+        await self._checked(slug, query)
+        if customer is not None:
+            query = await self._narrow_to_customer(query, customer)
+        count = len(set(query.subjects)) if query.subjects is not None else await self.count_subjects()
+        if count > most:
+            raise ValidationError(
+                f"grouped by subject this query covers {count} subjects, more than {most} in one answer: ask "
+                "for it page by page with page and pageSize (subjects in key order)",
+                field="pageSize",
+            )
+
+    async def query(self, slug: str, query: MeterQuery, customer: str | None = None) -> list[QueryRow]:
+        meter = await self._checked(slug, query)
         if customer is not None:
             query = await self._narrow_to_customer(query, customer)
         now = self._clock.now()
@@ -106,6 +160,8 @@ class MeteringService:
         plan = plan_query(query, span)
         if plan.level_us is None:
             events = await self._store.load_events(meter.event_type, query.start, query.end, query.subjects)
+            if len(events) > OFF_LOOP_ROWS:
+                return await asyncio.to_thread(aggregate, meter, query, events, now=now, stats=AggregationStats())
             return aggregate(meter, query, events, now=now, stats=AggregationStats())
         # The rollups and the sub-minute edges are independent reads: concurrently.
         snapshot, fragments = await asyncio.gather(
@@ -139,6 +195,8 @@ class MeteringService:
             extra = contribute(meter, edges, (MINUTE_US,))
             partials.extend(PartialRow(k[1], k[2], k[3], p) for k, p in extra.partials.items())
             uniques.extend(UniqueRow(u[1], u[2], u[3], u[4]) for u in extra.uniques)
+        if len(partials) + len(uniques) > OFF_LOOP_ROWS:  # e.g. grouped by a million subjects: seconds of CPU
+            return await asyncio.to_thread(assemble, meter, query, partials, uniques, now=now)
         return assemble(meter, query, partials, uniques, now=now)
 
     async def _narrow_to_customer(self, query: MeterQuery, customer: str) -> MeterQuery:

@@ -181,9 +181,20 @@ class MemoryEventStore:
             and (subjects is None or e.subject in subjects)
         ]
 
-    async def list_subjects(self) -> list[Subject]:
+    async def list_subjects(self, offset: int = 0, limit: int | None = None) -> list[Subject]:
         self._check()
-        return [Subject(key=k, first_seen=v) for k, v in sorted(self._subjects.items())]
+        ordered = sorted(self._subjects.items())
+        chosen = ordered[offset:] if limit is None else ordered[offset : offset + limit]
+        return [Subject(key=k, first_seen=v) for k, v in chosen]
+
+    async def count_subjects(self) -> int:
+        self._check()
+        return len(self._subjects)
+
+    async def get_subject(self, key: str) -> Subject | None:
+        self._check()
+        first_seen = self._subjects.get(key)
+        return Subject(key=key, first_seen=first_seen) if first_seen is not None else None
 
     async def ping(self) -> None:
         self._check()

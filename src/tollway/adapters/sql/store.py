@@ -387,9 +387,18 @@ class SqlEventStore:
             for r in rows
         ]
 
-    async def list_subjects(self) -> list[Subject]:
-        rows = await asyncio.to_thread(self._fetch, select(subjects).order_by(subjects.c.key))
+    async def list_subjects(self, offset: int = 0, limit: int | None = None) -> list[Subject]:
+        query = select(subjects).order_by(subjects.c.key).offset(offset).limit(limit)
+        rows = await asyncio.to_thread(self._fetch, query)
         return [Subject(key=r.key, first_seen=from_micros(r.first_seen_us)) for r in rows]
+
+    async def count_subjects(self) -> int:
+        rows = await asyncio.to_thread(self._fetch, select(func.count()).select_from(subjects))
+        return int(rows[0][0])
+
+    async def get_subject(self, key: str) -> Subject | None:
+        rows = await asyncio.to_thread(self._fetch, select(subjects).where(subjects.c.key == key))
+        return Subject(key=rows[0].key, first_seen=from_micros(rows[0].first_seen_us)) if rows else None
 
     async def load_events(
         self,
