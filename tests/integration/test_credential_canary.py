@@ -37,6 +37,11 @@ ECHO_OPENAI = b'{"error": {"message": "Incorrect API key provided: {auth}", "typ
 ECHO_ANTHROPIC = b'{"type": "error", "error": {"type": "api_error", "message": "bad x-api-key: {auth}"}}'
 ECHO_PLAIN = b"upstream failure while serving credential {auth}"
 ECHO_EVENT = b'data: {"error": {"message": "stream failed for {auth}", "type": "server_error"}}\n\n'
+ECHO_SUCCESS = (
+    b'{"id": "c1", "object": "chat.completion", "model": "gpt-4o", "choices": [{"index": 0, "finish_reason": "stop",'
+    b' "message": {"role": "assistant", "content": "You called me with {auth}"}}],'
+    b' "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}}'
+)
 MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": "Hi"}]
 
 
@@ -83,6 +88,7 @@ PATHS: list[tuple[Scripted | None, str, dict[str, Any] | bytes, int]] = [
     ),
     (Scripted(status=400, body=ECHO_OPENAI), "/v1/responses", {"model": "gpt-4o", "input": "Hi"}, 400),
     (Scripted(stream_error=ECHO_EVENT), "/v1/chat/completions", chat("gpt-4o", stream=True), 200),
+    (Scripted(body=ECHO_SUCCESS), "/v1/chat/completions", chat("gpt-4o"), 200),  # a success that echoes
     (Scripted(status=401, body=ECHO_ANTHROPIC), "/v1/messages", message("claude"), 502),
     (Scripted(status=500, body=ECHO_ANTHROPIC), "/v1/messages", message("claude"), 500),
     (Scripted(status=401, body=ECHO_ANTHROPIC), "/v1/messages/count_tokens", message("claude"), 502),
