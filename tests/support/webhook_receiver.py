@@ -22,9 +22,13 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, secret: str | None = None, statuses: Iterator[int] | None = None) -> None:
+    def __init__(
+        self, secret: str | None = None, statuses: Iterator[int] | None = None, hold_first: bool = False
+    ) -> None:
         self.secret = secret
         self.statuses = statuses
+        self.release = threading.Event()  # with hold_first, the first request waits for this before it answers
+        self.hold_first = hold_first
         self.received: list[Received] = []
         self.lock = threading.Lock()
         receiver = self
@@ -43,6 +47,9 @@ class Receiver:
                         error = f"{exc.__class__.__name__}: {exc}"
                 with receiver.lock:
                     receiver.received.append(Received(headers, body, verified, status, error))
+                    hold = receiver.hold_first and len(receiver.received) == 1
+                if hold:
+                    receiver.release.wait(30)
                 self.send_response(status)
                 self.send_header("content-length", "2")
                 self.end_headers()
@@ -61,6 +68,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)

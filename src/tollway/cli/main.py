@@ -229,7 +229,9 @@ def worker() -> None:
     """Store the usage that gateways on this host hand over (with TOLLWAY_INGEST=external).
 
     Reads closed journal segments from TOLLWAY_JOURNAL_DIR, stores their events in
-    TOLLWAY_DATABASE_URL and deletes them. Stops on SIGTERM or Ctrl-C after a last pass.
+    TOLLWAY_DATABASE_URL and deletes them. Also runs the billing worker (period close, Stripe sync)
+    and the notification worker (thresholds, invoice events, webhook deliveries).
+    Stops on SIGTERM or Ctrl-C after a last pass.
 
     Example: TOLLWAY_DATABASE_URL=postgresql://tollway@db/tollway tollway worker
     """
