@@ -17,6 +17,7 @@ from tests.support.in_process import in_process
 from tests.support.webhook_receiver import Receiver
 from tollway.bootstrap import build_services
 from tollway.clock import FrozenClock
+from tollway.notifications.apply import config_id
 from tollway.notifications.model import Attempt
 from tollway.notifications.ports import AttemptResult
 from tollway.notifications.service import ChannelInput, RuleInput
@@ -45,6 +46,7 @@ async def test_config_channels_and_rules_deliver_and_show_in_metrics(
                 channels = (await http.get("/api/v1/notification/channels", headers=auth)).json()["items"]
                 assert [(c["name"], c["metadata"]) for c in channels] == [("ops", {"managedBy": "config"})]
                 assert "signingSecret" not in channels[0]
+                assert channels[0]["id"] == config_id("channel", "ops")  # the same in every process applying it
                 rules = (await http.get("/api/v1/notification/rules", headers=auth)).json()["items"]
                 assert [(r["name"], r["type"]) for r in rules] == [("invoices", "invoice.created")]
                 await runtime.notifications.emit("invoice.created", {"id": "01JINV"})

@@ -7,7 +7,7 @@ notifications:
   channels:
     - name: ops
       url: https://hooks.example.com/tollway
-      signing_secret: "${TOLLWAY_OPS_WEBHOOK_SECRET}"   # whsec_...; generated (and kept) when absent
+      signing_secret: "${TOLLWAY_OPS_WEBHOOK_SECRET}"   # whsec_... (required: give the receiver the same)
       custom_headers: {x-team: billing}
   rules:
     - name: output tokens 80 and 100 percent
@@ -35,7 +35,7 @@ class _Strict(BaseModel):
 class ChannelConfig(_Strict):
     name: str = Field(min_length=1, max_length=255)
     url: str
-    signing_secret: str | None = None
+    signing_secret: str = Field(min_length=1)
     custom_headers: dict[str, str] = Field(default_factory=dict)
     disabled: bool = False
 

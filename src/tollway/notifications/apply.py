@@ -1,7 +1,12 @@
-"""Apply the config file's notification channels and rules (by name; `metadata.managedBy: config`)."""
+"""Apply the config file's notification channels and rules (by name; `metadata.managedBy: config`).
+
+A channel's or rule's id is derived from its name, so processes applying the same file at once (`tollway serve
+--workers N`) write the same row instead of one each. A config channel's signing secret comes from the file
+(nobody would see a generated one)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -10,13 +15,20 @@ from tollway.notifications.model import Threshold
 from tollway.notifications.service import ChannelInput, NotificationService, RuleInput
 
 MANAGED = {"managedBy": "config"}
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def config_id(kind: str, name: str) -> str:
+    """26 characters of the ULID alphabet from a hash of the kind and name."""
+    value = int.from_bytes(hashlib.sha256(f"tollway-config-{kind}:{name}".encode()).digest()[:17], "big")
+    return "".join(_ALPHABET[(value >> (5 * i)) & 31] for i in range(26))
 
 
 @dataclass(frozen=True)
 class DesiredChannel:
     name: str
     url: str
-    signing_secret: str | None = None
+    signing_secret: str
     custom_headers: dict[str, str] = field(default_factory=dict)
     disabled: bool = False
 
@@ -49,7 +61,7 @@ async def apply_notifications(
         )
         have = stored.get(want.name)
         if have is None:
-            ids[want.name] = (await service.create_channel(data)).id
+            ids[want.name] = (await service.create_channel(data, channel_id=config_id("channel", want.name))).id
             lines.append(f"notification channel {want.name} created")
             continue
         ids[want.name] = have.id
@@ -57,7 +69,7 @@ async def apply_notifications(
             have.url == want.url
             and have.custom_headers == want.custom_headers
             and have.disabled == want.disabled
-            and (want.signing_secret is None or want.signing_secret == have.signing_secret)
+            and want.signing_secret == have.signing_secret
         )
         if not same:
             await service.update_channel(have.id, data)
@@ -75,7 +87,7 @@ async def apply_notifications(
         )
         current = stored_rules.get(want_rule.name)
         if current is None:
-            await service.create_rule(rule_data)
+            await service.create_rule(rule_data, rule_id=config_id("rule", want_rule.name))
             lines.append(f"notification rule {want_rule.name} created")
         elif (
             current.type != rule_data.type
@@ -84,9 +96,9 @@ async def apply_notifications(
             or current.thresholds != rule_data.thresholds
             or current.disabled != rule_data.disabled
         ):
-            if current.type != rule_data.type:
+            if current.type != rule_data.type:  # a type never changes: a new rule (its events keep the old one)
                 await service.delete_rule(current.id)
-                await service.create_rule(rule_data)
+                await service.create_rule(rule_data, rule_id=config_id("rule", f"{want_rule.name}:{rule_data.type}"))
             else:
                 await service.update_rule(current.id, rule_data)
             lines.append(f"notification rule {want_rule.name} updated")

@@ -124,11 +124,12 @@ class NotificationService:
             secret_key(data.signing_secret, "signingSecret")
         return replace(data, name=name)
 
-    async def create_channel(self, data: ChannelInput) -> Channel:
+    async def create_channel(self, data: ChannelInput, *, channel_id: str | None = None) -> Channel:
+        """`channel_id`: a fixed id (the config file's channels: two processes applying it write one channel)."""
         data = await self._checked_channel(data)
         now = self._clock.now()
         channel = Channel(
-            id=new_id(now),
+            id=channel_id or new_id(now),
             name=data.name,
             url=data.url,
             signing_secret=data.signing_secret or new_secret(),
@@ -204,11 +205,11 @@ class NotificationService:
             raise ValidationError(f"thresholds apply to {BALANCE_THRESHOLD} rules only", field="thresholds")
         return replace(data, name=name, channels=tuple(dict.fromkeys(data.channels)))
 
-    async def create_rule(self, data: RuleInput) -> Rule:
+    async def create_rule(self, data: RuleInput, *, rule_id: str | None = None) -> Rule:
         data = await self._checked_rule(data)
         now = self._clock.now()
         rule = Rule(
-            id=new_id(now),
+            id=rule_id or new_id(now),
             name=data.name,
             type=data.type,
             channel_ids=data.channels,
