@@ -213,3 +213,27 @@ async def test_lax_input_is_refused_and_a_recreated_consumer_starts_with_no_keys
         headers={"authorization": f"Bearer {first.json()['key']}"},
     )
     assert chat.status_code == 401
+
+
+async def test_an_event_value_outside_its_meters_range_is_refused_not_dropped(app: App) -> None:
+    """Finding 4: a SUM event of 1e300 was accepted with 204 and silently left out of the meter."""
+    api = app.client
+
+    def event(n: object, number: int = 1) -> dict[str, Any]:
+        return {"specversion": "1.0", "id": f"e{number}", "source": "t", "type": "api.call", "subject": "s"} | {
+            "data": {"n": n}
+        }
+
+    for value in (1e300, "1e38", "1E+400", "0." + "0" * 36 + "1", "-1e37"):
+        body = refused(await api.post("/api/v1/events", json=event(value), headers=EVENT), "data.n")
+        assert "outside the range a meter counts exactly" in body["detail"]
+        assert "meter calls" in body["detail"]
+    batch = {**ADMIN, "content-type": "application/cloudevents-batch+json"}
+    refused(await api.post("/api/v1/events", json=[event(1, 1), event(1e300, 2)], headers=batch), "[1].data.n")
+    stored = await api.get("/api/v1/meters/calls/query", headers=ADMIN)
+    assert stored.json()["data"] == [], "nothing stored: the batch is all-or-nothing"
+    for n, number in (("1e30", 3), ("abc", 4), (1, 5)):  # in range, or no number (skipped, as documented)
+        accepted = await api.post("/api/v1/events", json=event(n, number), headers=EVENT)
+        assert accepted.status_code == 204, accepted.text
+    query = await api.get("/api/v1/meters/calls/query", headers=ADMIN)
+    assert [row["value"] for row in query.json()["data"]] == [str(10**30 + 1)]

@@ -316,3 +316,37 @@ async def test_plan_change_mid_period_splits_with_prorated_fees(world: World) ->
     # old plan, [Nov 1, Nov 11): usage 100,000 x 0.00001 = 1.00; 20 of 30 days unused: -30 * 20/30 = -20.00
     assert final.subscription_id == sub.id
     assert summary(final) == [("usage", "output", 100), ("flat", "platform", -2000)]
+
+
+async def test_amounts_past_64_bits_are_invoiced_exactly(world: World) -> None:
+    """Issue 19, finding 4: a flat fee of 10^17 or more (prices are accepted up to 10^18) or usage summing to
+    1e30 made the invoice's minor units overflow SQLite's and PostgreSQL's 64-bit integers, and the billing
+    worker failed on that customer every round. They are stored exactly now (migration 0010)."""
+    most = Decimal(10) ** 18  # the largest price parse_decimal accepts
+    cards = phases(
+        RateCard(key="platform", name="Platform fee", flat=FlatPrice(most), billing_cadence="P1M"),
+        RateCard(
+            key="output",
+            name="Output tokens",
+            feature_key="output-tokens",
+            usage=UsageTerms(UnitPrice(most)),
+            billing_cadence="P1M",
+        ),
+    )
+    plan = await world.catalog.create_plan(key="huge", name="Huge", currency="USD", billing_cadence="P1M", phases=cards)
+    await world.catalog.publish_plan(plan.id)
+    sub = await world.customer("acme", "huge", start=OCT, anchor=OCT)
+    await world.tokens("acme-app", datetime(2026, 10, 20, tzinfo=UTC), 10**30)
+    world.clock.set(NOV + GRACE)
+    for _ in range(2):  # the first round opens October's invoice, the second closes it (nothing fails)
+        await world.closer().run_once()
+    stored = {i.billing_key: i for i in await world.store.list_invoices()}
+    opening = stored[f"{sub.id}:open"]
+    assert summary(opening) == [("flat", "platform", 10**20)]  # 10^18 USD in cents
+    closing = next(i for key, i in stored.items() if key != f"{sub.id}:open")
+    usage = 10**30 * 10**18 * 100  # tokens x price, in cents
+    assert summary(closing) == [("usage", "output", usage), ("flat", "platform", 10**20)]
+    assert closing.total_minor == usage + 10**20
+    again = await world.store.get_invoice(closing.id)
+    assert again is not None
+    assert (again.total_minor, [line.amount_minor for line in again.lines]) == (usage + 10**20, [usage, 10**20])

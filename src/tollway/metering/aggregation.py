@@ -89,6 +89,28 @@ def numeric_value(value: Any) -> Decimal | None:
     return number
 
 
+def range_problem(value: Any) -> str | None:
+    """Why a number a meter would aggregate lies outside the range it can count exactly (1e300, 10^40, 37
+    decimal places, "Infinity"): None when it is in range, and for what is no number at all (absent, text,
+    an object: the meter skips those, as documented). Ingest refuses such an event instead of dropping it."""
+    if isinstance(value, bool) or value is None or numeric_value(value) is not None:
+        return None
+    if isinstance(value, str):
+        if not value.isascii():
+            return None
+        try:
+            Decimal(value.strip())
+        except InvalidOperation:
+            return None
+    elif not isinstance(value, int | float | Decimal):
+        return None
+    shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+    return (
+        f"{shown} is outside the range a meter counts exactly (below 10^{MAX_INTEGER_DIGITS} in magnitude, "
+        f"at most {MAX_FRACTION_DIGITS} decimal places, finite)"
+    )
+
+
 def window_bounds(moment: datetime, size: WindowSize, zone: tzinfo) -> tuple[datetime, datetime]:
     """The [start, end) window holding `moment`, aligned in `zone`, returned in UTC."""
     local = moment.astimezone(zone)

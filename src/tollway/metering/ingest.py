@@ -10,12 +10,16 @@ A batch is all-or-nothing: one bad event rejects the whole request and nothing i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from tollway.errors import ValidationError
+from tollway.metering.aggregation import range_problem
 from tollway.metering.events import SPEC_VERSION, Event, parse_time
+from tollway.metering.jsonpath import compile_path, extract
+from tollway.metering.meters import Aggregation, Meter
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_TEXT = 255
@@ -39,6 +43,31 @@ class EventValidationError(ValidationError):
             details=tuple((e.field, e.message) for e in errors),
         )
         self.errors = errors
+
+
+def out_of_range(events: Sequence[Event], meters: Sequence[Meter], *, batch: bool) -> list[FieldError]:
+    """One error per event value a meter of its type would aggregate that lies outside the meter's range
+    (tollway.metering.aggregation.range_problem): refused with the batch, never silently left out."""
+    numeric = [
+        (meter, compile_path(meter.value_property))
+        for meter in meters
+        if meter.value_property and meter.aggregation not in (Aggregation.COUNT, Aggregation.UNIQUE_COUNT)
+    ]
+    errors: list[FieldError] = []
+    for index, event in enumerate(events):
+        seen: set[str] = set()
+        for meter, steps in numeric:
+            if meter.event_type != event.type or meter.value_property in seen:
+                continue
+            problem = range_problem(extract(event.data, steps))
+            if problem is not None:
+                assert meter.value_property is not None
+                seen.add(meter.value_property)
+                where = f"[{index}].data" if batch else "data"
+                errors.append(
+                    FieldError(where + meter.value_property.removeprefix("$"), f"{problem} (meter {meter.slug})")
+                )
+    return errors
 
 
 def parse_events(body: Any, *, now: datetime) -> list[Event]:

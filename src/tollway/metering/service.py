@@ -13,7 +13,7 @@ from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow, aggregate
 from tollway.metering.events import EARLIEST, LATEST, Event, from_micros, to_micros
-from tollway.metering.ingest import parse_events
+from tollway.metering.ingest import EventValidationError, out_of_range, parse_events
 from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.ports import EventStore, MeterStore, Subject
 from tollway.metering.query import assemble, plan_query
@@ -50,6 +50,9 @@ class MeteringService:
     async def ingest(self, body: Any) -> tuple[int, int]:
         """Validate CloudEvents (one or a batch, all-or-nothing) and store them. Returns (received, new)."""
         events = parse_events(body, now=self._clock.now())
+        errors = out_of_range(events, await self._store.list_meters(), batch=isinstance(body, list))
+        if errors:
+            raise EventValidationError(errors)
         inserted = await self._store.insert_events(events)
         return len(events), inserted
 

@@ -13,6 +13,20 @@ from tollway.billing.invoicing.model import Invoice, InvoiceLine, UsageSlice
 from tollway.billing.pricing.model import TierCharge, UsageCharge
 from tollway.metering.events import from_micros, to_micros
 
+INT64_MAX = 2**63 - 1
+
+
+def minor_columns(name: str, minor: int) -> dict[str, Any]:
+    """Minor units as stored: the 64-bit column (saturated at +/-(2^63 - 1)) and its exact text twin, set only
+    when the value does not fit (migration 0010): any amount an invoice can reach is stored exactly."""
+    if -INT64_MAX <= minor <= INT64_MAX:
+        return {name: minor, f"{name}_exact": None}
+    return {name: INT64_MAX if minor > 0 else -INT64_MAX, f"{name}_exact": str(minor)}
+
+
+def minor_of(saturated: Any, exact: str | None) -> int:
+    return int(exact) if exact is not None else int(saturated)
+
 
 def _dec(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
@@ -90,7 +104,7 @@ def invoice_values(invoice: Invoice) -> dict[str, Any]:
         "number": invoice.number,
         "period_start_us": to_micros(invoice.period_start),
         "period_end_us": to_micros(invoice.period_end),
-        "total_minor": invoice.total_minor,
+        **minor_columns("total_minor", invoice.total_minor),
         "issued_us": us(invoice.issued_at),
         "due_us": us(invoice.due_at),
         "paid_us": us(invoice.paid_at),
@@ -115,7 +129,7 @@ def line_values(invoice_id: str, position: int, line: InvoiceLine) -> dict[str, 
         "period_start_us": to_micros(line.period_start),
         "period_end_us": to_micros(line.period_end),
         "amount": str(line.amount),
-        "amount_minor": line.amount_minor,
+        **minor_columns("amount_minor", line.amount_minor),
         "feature_key": line.feature_key,
         "subscription_id": line.subscription_id,
         "charge": orjson.dumps(charge_json(line.charge)).decode() if line.charge is not None else None,
@@ -136,7 +150,7 @@ def line_from_row(row: Row[Any]) -> InvoiceLine:
         period_start=from_micros(row.period_start_us),
         period_end=from_micros(row.period_end_us),
         amount=Decimal(row.amount),
-        amount_minor=int(row.amount_minor),
+        amount_minor=minor_of(row.amount_minor, row.amount_minor_exact),
         feature_key=row.feature_key,
         subscription_id=row.subscription_id,
         charge=charge_from_json(orjson.loads(row.charge)) if row.charge is not None else None,
@@ -162,7 +176,7 @@ def invoice_from_row(row: Row[Any], lines: tuple[InvoiceLine, ...]) -> Invoice:
         period_start=from_micros(row.period_start_us),
         period_end=from_micros(row.period_end_us),
         lines=lines,
-        total_minor=int(row.total_minor),
+        total_minor=minor_of(row.total_minor, row.total_minor_exact),
         subscription_id=row.subscription_id,
         number=row.number,
         issued_at=at(row.issued_us),
