@@ -59,7 +59,8 @@ async def test_starter_pro_enterprise_values() -> None:
     await published(w, "starter", phases(card("out", "output-tokens", usage=price, entitlement=tier(500_000))))
     await published(w, "pro", phases(card("out", "output-tokens", usage=price, entitlement=tier(5_000_000)), sso))
     await published(w, "enterprise", phases(card("out", "output-tokens", usage=price), sso, reasoning))
-    await published(w, "flat", phases(card("fee", flat=FlatPrice(Decimal(99)))))
+    support = card("support", "sso", flat=FlatPrice(Decimal(20)))  # sold for a flat fee, no entitlement
+    await published(w, "flat", phases(card("fee", flat=FlatPrice(Decimal(99))), support))
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for n, plan in enumerate(["starter", "pro", "enterprise", "flat"]):
         await w.catalog.create_customer(key=plan, name=plan.title(), subjects=[f"{plan}-app"])
@@ -87,4 +88,5 @@ async def test_starter_pro_enterprise_values() -> None:
     # usage no plan gates or prices: the gateway lets it through, and so does the value
     assert await value("starter", "provider-cost") == EntitlementValue(has_access=True)
     assert await value("flat", "output-tokens") == EntitlementValue(has_access=True)
+    assert await value("flat", "sso") == EntitlementValue(has_access=True)  # a flat price reads as access too
     assert await value("none", "output-tokens") == EntitlementValue(has_access=False)  # no subscription

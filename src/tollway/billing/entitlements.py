@@ -51,7 +51,8 @@ def feature_access(
       only ever access; or some plan grants it with a boolean entitlement), else access without a limit
       (usage nothing gates, such as a provider cost the plan does not bill: the gateway lets it through).
 
-    `entitlement`, `priced`: the customer's plan, in the phase running now, for this feature; `gated`: some
+    `entitlement`, `priced` (a rate card for the feature: a usage or a flat price): the customer's plan, in the
+    phase running now, for this feature; `gated`: some
     published (or archived) plan grants the feature with a boolean entitlement (`gated_features`)."""
     if not subscribed:
         return FeatureAccess.NONE

@@ -96,9 +96,9 @@ class SpendRules:
         return subscription if subscription is not None and subscription.plan_id in self.plans else None
 
     def priced_at(self, subscription: Subscription, at: datetime) -> frozenset[str]:
-        """The features the plan prices (a usage rate card) in the phase running at `at`."""
+        """The features the plan prices (a rate card for the feature, usage or flat) in the phase running at `at`."""
         cards = phase_at(self.plans[subscription.plan_id], subscription, at).rate_cards
-        return frozenset(card.feature_key for card in cards if card.feature_key is not None and card.usage is not None)
+        return frozenset(card.feature_key for card in cards if card.feature_key is not None)
 
     def entitlements_at(self, subscription: Subscription, at: datetime) -> dict[str, Entitled]:
         """The plan's entitlements at `at` by feature key (the phase running then)."""

@@ -64,7 +64,7 @@ class EntitlementCases(KeptCases):
         access = feature_access(
             subscribed=subscription is not None,
             entitlement=template,
-            priced=any(c.usage is not None for c in cards),
+            priced=bool(cards),  # a rate card for the feature: a usage or a flat price
             has_meter=wanted.meter_slug is not None,
             gated=wanted.key in await self._gated(context.version),
         )
