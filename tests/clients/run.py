@@ -5,7 +5,9 @@ starts `tollway serve` on a free port with examples/quickstart.yaml and a fresh 
 
 - `claude -p "say hi" --model demo` (the model's own name) and `--model claude-sonnet-4-5` (an alias),
   each with `--output-format json`, whose `usage` is what Claude Code was told;
-- the Anthropic SDK streaming a message and the OpenAI SDK streaming a chat completion.
+- the Anthropic SDK streaming a message and the OpenAI SDK streaming a chat completion;
+- `codex exec --json "say hi"` (OpenAI's Codex CLI, configured with a `model_providers.tollway` entry,
+  `wire_api = "responses"`), whose `turn.completed` usage is what Codex was told.
 
 After each client the metered tokens per type (the llm_tokens meter, through the management API) must
 equal the sum of the usage the clients reported. Exits 1 on the first mismatch or failure.
@@ -29,7 +31,7 @@ from tests.support.tollway_process import TollwayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / ".tollway" / "clients"
-PACKAGES = ["@anthropic-ai/claude-code", "@anthropic-ai/sdk", "openai"]
+PACKAGES = ["@anthropic-ai/claude-code", "@anthropic-ai/sdk", "openai", "@openai/codex"]
 KEY = "acme-secret-key"
 SUBJECT = "acme-corp"
 # Claude Code names its Agent tool in every prompt and the simulator calls a tool the prompt names: with
@@ -54,7 +56,7 @@ def install() -> Path:
 
 
 def client_env(tollway: TollwayProcess, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "OPENAI_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "OPENAI_", "CODEX_"))}
     env.update(
         HOME=str(home),  # no user settings, credentials or history
         ANTHROPIC_BASE_URL=tollway.base_url,
@@ -88,6 +90,49 @@ def claude_usage(claude: Path, args: list[str], env: dict[str, str], cwd: Path) 
         "input": usage["input_tokens"],
         "cache_read": usage.get("cache_read_input_tokens") or 0,
         "cache_write": usage.get("cache_creation_input_tokens") or 0,
+        "output": usage["output_tokens"],
+    }
+
+
+def codex_config(tollway: TollwayProcess, home: Path) -> None:
+    """Codex's own config file in the scratch HOME: Tollway as a model provider speaking the Responses API."""
+    (home / ".codex").mkdir(exist_ok=True)
+    (home / ".codex" / "config.toml").write_text(
+        'model = "demo"\n'
+        'model_provider = "tollway"\n\n'
+        "[model_providers.tollway]\n"
+        'name = "Tollway"\n'
+        f'base_url = "{tollway.base_url}/v1"\n'
+        'env_key = "TOLLWAY_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+
+
+def codex_usage(env: dict[str, str], cwd: Path) -> dict[str, int]:
+    codex = CLIENTS / "node_modules" / ".bin" / "codex"
+    done = subprocess.run(
+        [str(codex), "exec", "--json", "--skip-git-repo-check", "-C", str(cwd), "say hi"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    finished = [e for e in events if e.get("type") == "turn.completed"]
+    if done.returncode != 0 or not finished:
+        sys.exit(f"codex exec exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    said = [
+        e["item"]["text"] for e in events if e.get("type") == "item.completed" and e["item"]["type"] == "agent_message"
+    ]
+    print(f"codex exec: {said[-1][:60]!r}" if said else "codex exec: (no message)")
+    usage = finished[-1]["usage"]
+    cached = usage.get("cached_input_tokens") or 0
+    return {
+        "input": usage["input_tokens"] - cached,
+        "cache_read": cached,
+        "cache_write": usage.get("cache_write_input_tokens") or 0,
         "output": usage["output_tokens"],
     }
 
@@ -136,6 +181,9 @@ def main() -> None:
             for script in ("anthropic_stream.mjs", "openai_chat.mjs"):
                 add(told, node_usage(script, env))
                 expect_metered(tollway, told, script)
+            codex_config(tollway, work / "home")
+            add(told, codex_usage(env, work / "project"))
+            expect_metered(tollway, told, "codex exec")
         finally:
             tollway.stop()
     print("test-clients: every client answered and was metered to the token")

@@ -176,7 +176,8 @@ def test_responses_request_to_chat() -> None:
     [
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
         ({"store": True}, "store"),
-        ({"reasoning": {"effort": "high"}}, "reasoning"),
+        ({"reasoning": {"effort": "high", "summary": "auto"}}, "reasoning"),  # the endpoint drops summaries first
+        ({"reasoning": {"effort": "extreme"}}, "reasoning"),
         ({"tools": [{"type": "file_search"}]}, "tools[0]"),
         ({"input": [{"type": "reasoning", "summary": []}]}, "input[0]"),
     ],
@@ -185,6 +186,16 @@ def test_untranslatable_responses_fields(fields: dict[str, Any], param: str) -> 
     with pytest.raises(ValidationError) as caught:
         responses_to_chat_request({"model": "m", "input": "Hi", **fields})
     assert caught.value.field == param
+
+
+def test_a_reasoning_effort_becomes_chats_reasoning_effort() -> None:
+    request = {"model": "m", "input": "Hi", "reasoning": {"effort": "low"}, "tool_choice": "auto"}
+    assert responses_to_chat_request(request) == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "reasoning_effort": "low",
+    }  # and tool_choice auto without tools (all of them dropped, say) is left out: chat refuses it
+    assert "reasoning_effort" not in responses_to_chat_request({"model": "m", "input": "Hi", "reasoning": None})
 
 
 def test_chat_completion_to_response() -> None:

@@ -23,6 +23,7 @@ from tollway.config.references import reference_problems
 from tollway.config.resilience import RetryConfig, TimeoutsConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
+OpenAIEndpoint = Literal["chat/completions", "completions", "embeddings", "responses"]
 ProviderType = Literal["openai", "anthropic", "gemini", "azure_openai", "simulator"]
 
 
@@ -39,6 +40,9 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     retry: RetryConfig | None = None
     timeouts: TimeoutsConfig | None = None
+    # openai only: the OpenAI API paths the server serves itself (default: all four); the others are
+    # translated to chat completions (e.g. an OpenAI-compatible server without /responses or /completions)
+    endpoints: list[OpenAIEndpoint] | None = Field(default=None, min_length=1)
     # azure_openai only: the api-version query parameter (the target's model is the deployment name)
     api_version: str | None = None
     # simulator only
@@ -60,6 +64,10 @@ class ProviderConfig(_Strict):
             raise ValueError(
                 "an azure_openai provider needs base_url (https://<resource>.openai.azure.com) and api_version"
             )
+        if self.type != "openai" and self.endpoints is not None:
+            raise ValueError("endpoints applies only to openai providers")
+        if self.endpoints is not None and "chat/completions" not in self.endpoints:
+            raise ValueError("endpoints must include chat/completions (the others are translated to it)")
         if self.type != "azure_openai" and self.api_version is not None:
             raise ValueError("api_version applies only to azure_openai providers")
         return self

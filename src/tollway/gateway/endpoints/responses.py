@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from tollway.clock import Clock
 from tollway.errors import ValidationError
 from tollway.gateway.adapt import FormatAdapter
@@ -14,6 +16,7 @@ from tollway.gateway.providers.base import Provider
 from tollway.gateway.requests import parse_json_object, require_model, upstream_body
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker
+from tollway.gateway.translate.common import unsupported
 from tollway.gateway.translate.responses import (
     ChatToResponses,
     ResponsesStreamTracker,
@@ -22,9 +25,11 @@ from tollway.gateway.translate.responses import (
     responses_stream_error,
     responses_to_chat_request,
 )
+from tollway.gateway.translate.responses_relax import relax_for_chat
 from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, from_responses
 from tollway.metering.llm import TokenUsage
 
+NATIVE_PATH = "/responses"
 RESPONSES_ERRORS = ErrorFormat(OPENAI.of_error, OPENAI.of_upstream, responses_stream_error(STREAM_CUT))
 
 
@@ -32,7 +37,7 @@ def responses_adapter(clock: Clock) -> Callable[[Provider], Provider]:
     def make(provider: Provider) -> Provider:
         return FormatAdapter(
             provider,
-            path="/responses",
+            path=NATIVE_PATH,
             to_chat=responses_to_chat_request,
             from_chat=lambda body: chat_to_responses_response(body, int(clock.now().timestamp())),
             stream=lambda _: ChatToResponses(int(clock.now().timestamp())),
@@ -54,7 +59,18 @@ def parse(body: bytes) -> Parsed:
 
 
 def build(parsed: Parsed, target: Target, body: bytes) -> tuple[bytes, dict[str, Any]]:
-    return upstream_body(parsed.payload, parsed.model, target.model, body)
+    """Natively the client's request as sent; translated, without what only the Responses service honours
+    (named in x-tollway-dropped), or a 400 naming it when the model's translation is strict."""
+    if NATIVE_PATH in target.provider.native_paths:
+        return upstream_body(parsed.payload, parsed.model, target.model, body)
+    payload, dropped = relax_for_chat(parsed.payload)
+    if dropped and parsed.strict:
+        raise unsupported(dropped[0], "this model's translation is strict (translation: strict)")
+    parsed.dropped = tuple(dropped)
+    if payload is parsed.payload:
+        return upstream_body(payload, parsed.model, target.model, body)
+    rewritten = {**payload, "model": target.model}
+    return orjson.dumps(rewritten), rewritten
 
 
 def tracker(_parsed: Parsed) -> StreamTracker:

@@ -10,6 +10,8 @@ from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, relay
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONNECT_S = 10.0
+# Every OpenAI API path Tollway serves; an OpenAI-compatible server may serve fewer (provider `endpoints`).
+OPENAI_PATHS = frozenset({"/chat/completions", "/completions", "/embeddings", "/responses"})
 
 
 def _broke(exc: BaseException) -> UpstreamError:
@@ -54,12 +56,13 @@ class AiohttpResponse:
 class OpenAIProvider:
     """Forwards the request bytes to `<base_url><path>` with the provider's own credentials."""
 
-    native_paths = frozenset({"/chat/completions", "/embeddings", "/responses"})
+    native_paths = OPENAI_PATHS
 
     def __init__(
         self,
         name: str,
         *,
+        native_paths: frozenset[str] | None = None,
         base_url: str | None,
         api_key: str | None,
         timeout_s: float,
@@ -67,6 +70,8 @@ class OpenAIProvider:
         connect_s: float = DEFAULT_CONNECT_S,
     ) -> None:
         self.name = name
+        if native_paths is not None:
+            self.native_paths = native_paths
         self._connect_s = connect_s
         self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._timeout_s = timeout_s

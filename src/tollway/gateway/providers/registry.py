@@ -53,8 +53,10 @@ def build_provider(config: ProviderConfig, *, clock: Clock, default_timeout_s: f
             headers=config.headers,
             connect_s=connect_s,
         )
+    native = frozenset("/" + path for path in config.endpoints) if config.endpoints is not None else None
     return OpenAIProvider(
         config.name,
+        native_paths=native,
         base_url=config.base_url,
         api_key=config.api_key,
         timeout_s=timeout_s,

@@ -32,6 +32,7 @@ _CARRIED = frozenset(
         "user",
     }
 )
+REASONING_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh"})
 _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "store": (False,),
     "truncation": ("disabled",),
@@ -47,6 +48,8 @@ def responses_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
         if key in _NEUTRAL and neutral(value, *_NEUTRAL[key]):
             continue
         if key == "text" and (value in ({"format": {"type": "text"}}, {}) or _text_format(value) is not None):
+            continue
+        if key == "reasoning" and _effort(value) is not None:
             continue
         raise unsupported(key, "it needs a provider that speaks the Responses API natively")
     messages: list[dict[str, Any]] = []
@@ -66,11 +69,16 @@ def responses_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
     for key in ("temperature", "top_p", "parallel_tool_calls", "user"):
         if payload.get(key) is not None:
             out[key] = payload[key]
+    effort = _effort(payload.get("reasoning"))
+    if effort:
+        out["reasoning_effort"] = effort
     tools = payload.get("tools")
     if tools:
         out["tools"] = [_tool_to_chat(i, tool) for i, tool in enumerate(tools)]
     choice = payload.get("tool_choice")
-    if isinstance(choice, str):
+    if choice == "auto" and not tools:
+        pass  # the default, and chat refuses a tool_choice without tools (all of them may have been dropped)
+    elif isinstance(choice, str):
         out["tool_choice"] = choice
     elif isinstance(choice, dict) and choice.get("type") == "function":
         out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
@@ -83,6 +91,20 @@ def responses_to_chat_request(payload: dict[str, Any]) -> dict[str, Any]:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def _effort(reasoning: Any) -> str | None:
+    """`reasoning: {"effort": ...}` (or null, or `{}`) as chat's reasoning_effort ("" for none given); None when
+    `reasoning` holds anything else (a summary: see responses_relax)."""
+    if reasoning is None or reasoning == {}:
+        return ""
+    if isinstance(reasoning, dict) and set(reasoning) == {"effort"}:
+        effort = reasoning["effort"]
+        if effort is None:
+            return ""
+        if isinstance(effort, str) and effort in REASONING_EFFORTS:
+            return effort
+    return None
 
 
 def _tool_to_chat(index: int, tool: Any) -> dict[str, Any]:
