@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -107,6 +108,7 @@ class Settings:
             problems.append(
                 f"{ENV_PREFIX}API_DOCS: expected one of {', '.join(API_DOCS_MODES)}, got {values['api_docs']!r}"
             )
+        problems.extend(_duration_problems(values))
         if problems:
             raise ConfigError(problems)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -120,8 +122,24 @@ class Settings:
         return Path(self.journal_dir)
 
 
+MAX_SECONDS = 10 * 366 * 86_400  # every *_S setting: at most about ten years
+MAX_DAYS = 100 * 366  # every *_DAYS setting: at most about a hundred years
+
+
+def _duration_problems(values: Mapping[str, Any]) -> list[str]:
+    """Durations are bounded before any timedelta or timer is made of them (1e300 seconds overflows one)."""
+    problems = []
+    for name, value in values.items():
+        bound = MAX_SECONDS if name.endswith("_s") else MAX_DAYS if name.endswith("_days") else None
+        if bound is not None and not (math.isfinite(value) and 0 <= value <= bound):
+            problems.append(f"{ENV_PREFIX}{name.upper()}: expected a number from 0 to {bound}, got {value!r}")
+    return problems
+
+
 def _coerce(name: str, raw: str, annotation: object) -> Any:
     kind = str(annotation)
+    if kind in ("int", "float") and not raw.isascii():  # int() and float() read Arabic-Indic and other digits
+        raise ValueError(f"expected ASCII digits, got {raw!r}")
     if kind == "int":
         try:
             return int(raw)

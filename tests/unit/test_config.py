@@ -6,6 +6,7 @@ import pytest
 
 from tollway.config.loader import load_config, parse_config
 from tollway.errors import ConfigError
+from tollway.settings import Settings
 
 GOOD = """
 providers:
@@ -113,3 +114,25 @@ def test_quickstart_is_valid() -> None:
     assert [m.name for m in config.models] == ["demo"]
     assert config.consumers[0].username == "acme-corp"
     assert config.consumers[0].keys == ["acme-secret-key"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TOLLWAY_INVOICE_GRACE_S", "1e300"),  # timedelta(seconds=1e300) overflowed at start
+        ("TOLLWAY_INVOICE_DUE_DAYS", "999999999999"),
+        ("TOLLWAY_INVOICE_LOOKBACK_DAYS", "-1"),
+        ("TOLLWAY_UPSTREAM_TIMEOUT_S", "nan"),
+        ("TOLLWAY_BILLING_INTERVAL_S", "inf"),
+        ("TOLLWAY_PORT", "\u0668\u0660\u0668\u0660"),  # Arabic-Indic 8080: ASCII digits only
+    ],
+)
+def test_duration_and_number_settings_are_bounded_before_use(variable: str, value: str) -> None:
+    """Issue 19, finding 5: every duration is bounded before any date arithmetic, settings included."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: value})
+    assert [line.split(":")[0] for line in info.value.problems] == [variable]
+    assert (
+        Settings.from_env({"TOLLWAY_INVOICE_GRACE_S": "0", "TOLLWAY_INVOICE_DUE_DAYS": "36600"}).invoice_due_days
+        == 36600
+    )
