@@ -53,13 +53,17 @@ def write(path: Path, config: dict[str, Any] | str) -> None:
     path.write_text(config if isinstance(config, str) else json.dumps(config))
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_a_truncated_file_is_refused_on_reload_and_no_reload_revokes_a_key(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest, database: str
 ) -> None:
     caplog.set_level(logging.WARNING)
     path = tmp_path / "tollway.yaml"
     write(path, CONFIG)
-    async with in_process(tmp_path, path, admin_token=ADMIN_TOKEN) as app, app.http() as http:
+    settings: dict[str, Any] = {"admin_token": ADMIN_TOKEN}
+    if database == "postgres":
+        settings["database_url"] = request.getfixturevalue("postgres_url")
+    async with in_process(tmp_path, path, **settings) as app, app.http() as http:
         created = await http.post("/api/v1/consumers/acme-corp/keys", json={"name": "api"}, headers=ADMIN)
         assert created.status_code == 201, created.text
         api_key = created.json()["key"]
