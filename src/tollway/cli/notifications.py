@@ -29,7 +29,10 @@ def list_events(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """List notification events, newest first, with each channel's delivery state."""
+    """List notification events, newest first, with each channel's delivery state.
+
+    Example: tollway notifications events --failed
+    """
     states: tuple[str, ...] = ()
     if failed:
         states += ("FAILED",)
@@ -64,14 +67,20 @@ def list_events(
 
 @notifications_app.command("resend")
 def resend(event_id: Annotated[str, typer.Argument(help="Event id.")]) -> None:
-    """Deliver an event again to its channels (a new round of the retry schedule)."""
+    """Deliver an event again to its channels (a new round of the retry schedule).
+
+    Example: tollway notifications resend 01JE...
+    """
     run_services(lambda services: services.notifications.resend(event_id))
     typer.echo(f"event {event_id} queued for delivery again")
 
 
 @notifications_app.command("channels")
 def list_channels(as_json: JsonOption = False) -> None:
-    """List webhook channels (signing secrets are not shown)."""
+    """List webhook channels (signing secrets are not shown).
+
+    Example: tollway notifications channels --json
+    """
     found = run_services(lambda services: services.notifications.channels(include_disabled=True))
     if as_json:
         from tollway.api.notification_codec import encode_channel
@@ -91,7 +100,10 @@ def list_channels(as_json: JsonOption = False) -> None:
 
 @notifications_app.command("rules")
 def list_rules() -> None:
-    """List notification rules."""
+    """List notification rules.
+
+    Example: tollway notifications rules
+    """
     found = run_services(lambda services: services.notifications.rules(include_disabled=True))
     table = Table(title=f"{len(found)} rules")
     for column in ("id", "name", "type", "channels", "features", "thresholds", "disabled"):
