@@ -5,17 +5,19 @@ counting deliveries and the outbox's oldest pending age, the signing secret scru
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
-from tests.support.cli import run_tollway
 from tests.support.in_process import in_process
 from tests.support.webhook_receiver import Receiver
 from tollway.bootstrap import build_services
+from tollway.cli.main import app
 from tollway.clock import FrozenClock
 from tollway.notifications.apply import config_id
 from tollway.notifications.model import Attempt
@@ -64,8 +66,23 @@ async def test_config_channels_and_rules_deliver_and_show_in_metrics(
     assert SECRET not in caplog.text
 
 
-async def test_cli_lists_failed_events(tmp_path: Path) -> None:
+def test_cli_lists_failed_events(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
+    lost_id, fine_id = asyncio.run(failed_and_delivered(url))
+    env = {"TOLLWAY_DATABASE_URL": url, "COLUMNS": "300"}
+    result = CliRunner().invoke(app, ["notifications", "events", "--failed"], env=env)
+    assert result.exit_code == 0, result.output
+    assert lost_id in result.output
+    assert "FAILED" in result.output
+    assert "gave up after 8 attempts" in result.output
+    assert fine_id not in result.output
+    as_json = CliRunner().invoke(app, ["notifications", "events", "--failed", "--json"], env=env)
+    events = orjson.loads(as_json.output)
+    assert [(e["id"], e["deliveryStatus"][0]["state"]) for e in events] == [(lost_id, "FAILED")]
+
+
+async def failed_and_delivered(url: str) -> tuple[str, str]:
+    """Two events on one channel: one whose delivery gave up (FAILED), one delivered."""
     clock = FrozenClock(datetime(2026, 12, 1, tzinfo=UTC))
     services = build_services(Settings(database_url=url, webhook_allow_private=True), clock)
     await services.open()
@@ -86,13 +103,4 @@ async def test_cli_lists_failed_events(tmp_path: Path) -> None:
         await service.store.finish_delivery(fine.event.id, channel.id, AttemptResult(ok, "SUCCESS", None, ""))
     finally:
         await services.close()
-    env = {"TOLLWAY_DATABASE_URL": url, "COLUMNS": "300"}
-    result = run_tollway("notifications", "events", "--failed", cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr
-    assert lost.event.id in result.stdout
-    assert "FAILED" in result.stdout
-    assert "gave up after 8 attempts" in result.stdout
-    assert fine.event.id not in result.stdout
-    as_json = run_tollway("notifications", "events", "--failed", "--json", cwd=tmp_path, env=env)
-    events = orjson.loads(as_json.stdout)
-    assert [(e["id"], e["deliveryStatus"][0]["state"]) for e in events] == [(lost.event.id, "FAILED")]
+    return lost.event.id, fine.event.id
