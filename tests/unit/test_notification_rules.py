@@ -3,6 +3,7 @@ retry schedule, thresholds (PERCENT, NUMBER, usage_*, balance_value) and the SSR
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tollway.errors import ValidationError
+from tollway.notifications.delivery import Poller
 from tollway.notifications.model import Threshold
 from tollway.notifications.retry import MAX_ATTEMPTS, next_attempt, outcome
 from tollway.notifications.signing import new_secret, secret_key, signature, signed_headers
@@ -187,3 +189,23 @@ async def test_allow_private_lets_http_and_loopback_through() -> None:
     await check_url("http://127.0.0.1:9/hook", allow_private=True, resolve=fake_resolve)
     with pytest.raises(ValidationError):
         await check_url("ftp://127.0.0.1/", allow_private=True, resolve=fake_resolve)
+
+
+async def test_a_poked_poller_runs_its_next_round_at_once() -> None:
+    rounds: list[int] = []
+    poller = Poller("test", lambda: rounds.append(1), interval_s=3600)
+    poller.start()
+    try:
+        for _ in range(100):
+            if rounds:
+                break
+            await asyncio.sleep(0.01)
+        assert rounds == [1]  # the first round runs at start
+        poller.wake()
+        for _ in range(100):
+            if len(rounds) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert rounds == [1, 1]  # not an hour later
+    finally:
+        await poller.stop()

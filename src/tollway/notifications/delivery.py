@@ -122,7 +122,12 @@ class Poller:
         self._step = step
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self.failures_total = 0
+
+    def wake(self) -> None:
+        """Run the next round now instead of at the end of the interval (safe to call from the event loop only)."""
+        self._wake.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -139,7 +144,9 @@ class Poller:
             except Exception as exc:
                 self.failures_total += 1
                 log.warning("%s: round failed: %s", self._name, exc)
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            self._wake.clear()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -40,6 +40,11 @@ class NotificationWorker:
             Poller("notification-events", self.detect_once, balance_interval_s),
         ]
 
+    def poke(self) -> None:
+        """Look for events now (e.g. spend control refused a call at a hard limit: its threshold event should not
+        wait for the next round). Cheap: it only wakes the events poller; call it from the event loop."""
+        self._pollers[1].wake()
+
     async def detect_once(self) -> None:
         """One round of every event-finding step (each failing on its own)."""
         failures: list[BaseException] = []
