@@ -9,9 +9,12 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import openai
 import orjson
 import pytest
+from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from tests.support.in_process import in_process
@@ -104,3 +107,90 @@ async def failed_and_delivered(url: str) -> tuple[str, str]:
     finally:
         await services.close()
     return lost.event.id, fine.event.id
+
+
+START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+GATEWAY_CONFIG: dict[str, Any] = {
+    "providers": [{"name": "local", "type": "simulator"}],
+    "models": [{"name": "demo", "targets": [{"provider": "local", "model": "demo"}]}],
+    "consumers": [{"username": "acme-corp", "keys": ["acme-key"]}],
+    "features": [{"key": "output-tokens", "meter": "llm_tokens", "filters": {"type": "output"}}],
+    "plans": [
+        {
+            "key": "capped",
+            "name": "Capped",
+            "currency": "USD",
+            "billing_cadence": "P1M",
+            "rate_cards": [
+                {
+                    "feature": "output-tokens",
+                    "price": {"type": "unit", "amount": "0.00001"},
+                    "entitlement": {"type": "metered", "limit": "100", "hard": True},
+                }
+            ],
+        }
+    ],
+    "customers": [{"key": "acme", "name": "Acme", "usage_from": ["acme-corp"], "subscription": {"plan": "capped"}}],
+}
+CHAT = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper and the sea."}]
+
+
+async def test_traffic_crossing_80_and_100_percent_sends_exactly_two_signed_events(tmp_path: Path) -> None:
+    """The issue's "done when": a webhook and a rule at 80% and 100% of a customer's token entitlement; the
+    customer's traffic through the gateway crosses both; the receiver, down at first, gets exactly two events it
+    can verify."""
+    clock = FrozenClock(START)
+    with Receiver(statuses=iter([503, 503])) as receiver:
+        config = {
+            **GATEWAY_CONFIG,
+            "notifications": {
+                "channels": [{"name": "ops", "url": receiver.url, "signing_secret": SECRET}],
+                "rules": [
+                    {
+                        "name": "tokens",
+                        "type": "entitlements.balance.threshold",
+                        "channels": ["ops"],
+                        "features": ["output-tokens"],
+                        "thresholds": [{"value": 80, "type": "PERCENT"}, {"value": 100, "type": "PERCENT"}],
+                    }
+                ],
+            },
+        }
+        async with in_process(tmp_path, config, clock=clock, webhook_allow_private=True) as tollway:
+            notifier = tollway.runtime.notifier
+            assert notifier is not None
+            async with (
+                tollway.http2() as http,
+                openai.AsyncOpenAI(
+                    base_url="http://tollway/v1", api_key="acme-key", http_client=http, max_retries=0
+                ) as client,
+            ):
+
+                async def call(max_tokens: int) -> None:
+                    await client.chat.completions.create(model="demo", messages=CHAT, max_tokens=max_tokens)  # type: ignore[arg-type]
+
+                await asyncio.gather(*(call(24) for _ in range(4)))  # 96 of 100, at once
+                await tollway.runtime.pipeline.flush()
+                await notifier.detect_once()
+                await call(4)  # 100 of 100
+                with pytest.raises(openai.RateLimitError):
+                    await call(4)
+                await tollway.runtime.pipeline.flush()
+                await notifier.detect_once()
+                await notifier.detect_once()
+            await notifier.run_once()  # the receiver is down: 503 for both
+            clock.advance(timedelta(seconds=5))
+            await notifier.run_once()  # the 5 s retry: delivered
+            clock.advance(timedelta(hours=1))
+            await notifier.run_once()  # nothing more
+        got = receiver.snapshot()
+    assert [g.status for g in got] == [503, 503, 200, 200]
+    delivered = [g for g in got if g.status == 200]
+    assert len({g.headers["webhook-id"] for g in delivered}) == 2
+    assert {g.headers["webhook-id"] for g in got} == {g.headers["webhook-id"] for g in delivered}
+    thresholds = sorted(orjson.loads(g.body)["data"]["threshold"]["value"] for g in delivered)
+    assert thresholds == [80, 100]
+    for g in delivered:
+        at = datetime.fromtimestamp(int(g.headers["webhook-timestamp"]), UTC)
+        assert g.headers["webhook-signature"] == Webhook(SECRET).sign(g.headers["webhook-id"], at, g.body)
+        assert orjson.loads(g.body)["data"]["customer"]["key"] == "acme"
