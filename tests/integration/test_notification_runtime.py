@@ -17,11 +17,12 @@ import pytest
 from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
-from tests.support.in_process import in_process
+from tests.support.in_process import InProcess, in_process
 from tests.support.webhook_receiver import Receiver
 from tollway.bootstrap import build_services
 from tollway.cli.main import app
 from tollway.clock import FrozenClock
+from tollway.metering.pipeline import UsagePipeline
 from tollway.notifications.apply import config_id
 from tollway.notifications.model import Attempt
 from tollway.notifications.ports import AttemptResult
@@ -135,6 +136,13 @@ GATEWAY_CONFIG: dict[str, Any] = {
 CHAT = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper and the sea."}]
 
 
+async def flush(tollway: InProcess) -> None:
+    """Store the usage the gateway buffered (inline ingest) now rather than on the flush interval."""
+    pipeline = tollway.runtime.pipeline
+    assert isinstance(pipeline, UsagePipeline)
+    assert await pipeline.flush()
+
+
 async def test_traffic_crossing_80_and_100_percent_sends_exactly_two_signed_events(tmp_path: Path) -> None:
     """The issue's "done when": a webhook and a rule at 80% and 100% of a customer's token entitlement; the
     customer's traffic through the gateway crosses both; the receiver, down at first, gets exactly two events it
@@ -170,12 +178,12 @@ async def test_traffic_crossing_80_and_100_percent_sends_exactly_two_signed_even
                     await client.chat.completions.create(model="demo", messages=CHAT, max_tokens=max_tokens)  # type: ignore[arg-type]
 
                 await asyncio.gather(*(call(24) for _ in range(4)))  # 96 of 100, at once
-                await tollway.runtime.pipeline.flush()
+                await flush(tollway)
                 await notifier.detect_once()
                 await call(4)  # 100 of 100
                 with pytest.raises(openai.RateLimitError):
                     await call(4)
-                await tollway.runtime.pipeline.flush()
+                await flush(tollway)
                 await notifier.detect_once()
                 await notifier.detect_once()
             await notifier.run_once()  # the receiver is down: 503 for both
