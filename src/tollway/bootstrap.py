@@ -6,13 +6,14 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from tollway.adapters.journal.file import FileJournal, claim_segments
 from tollway.adapters.memory.counters import MemoryCounterStore
+from tollway.adapters.sql.budgets import SqlBudgetStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
@@ -73,6 +74,8 @@ from tollway.notifications_root import apply_config_notifications, notification_
 from tollway.scrub import Scrubber, scrub_logs
 from tollway.settings import Settings
 from tollway.spend.admission import SpendAdmission
+from tollway.spend.budgets import Budget, BudgetStatus
+from tollway.spend.budgets_service import BudgetService
 from tollway.spend.keeper import RulesKeeper
 from tollway.spend.ports import CounterStore
 from tollway.spend.usage import MeteredUsage
@@ -160,6 +163,8 @@ class Runtime:
     notifications: NotificationService | None = None
     notifier: NotificationWorker | None = None  # deliveries and event detection; runs with the billing worker
     webhook_secrets: list[str] = field(default_factory=list)  # the channels' signing secrets, scrubbed too
+    budgets: BudgetService | None = None
+    budget_status: Callable[[Budget], Awaitable[BudgetStatus]] | None = None
 
     async def start(self) -> None:
         guarded = self.settings.config and not self.settings.allow_empty_config
@@ -169,6 +174,7 @@ class Runtime:
         await asyncio.to_thread(upgrade, self.store.engine)
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
         await self._apply_catalog(self.config)
+        await self._apply_budgets(self.config)
         if self.spend is not None:
             await self.spend.refresh()  # limits hold from the first request
             self.spend.start()
@@ -297,6 +303,7 @@ class Runtime:
             return False
         try:
             await self._apply_catalog(config)
+            await self._apply_budgets(config)
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("config reload: %s", line)
@@ -380,6 +387,18 @@ class Runtime:
             for line in await apply_config_notifications(self.notifications, config.notifications):
                 log.info("notifications: %s", line)
 
+    async def _apply_budgets(self, config: TollwayConfig) -> None:
+        """Make the config-managed budgets what the file's `budgets:` says (a file without the section leaves
+        them alone); ConfigError on a conflict with a budget made through the API."""
+        if self.budgets is None or "budgets" not in config.model_fields_set:
+            return
+        try:
+            lines = await self.budgets.sync_config([b.budget() for b in config.budgets])
+        except DomainError as exc:
+            raise ConfigError([f"budgets: {exc.message}"]) from exc
+        for line in lines:
+            log.info("budgets: %s", line)
+
     async def _close_later(self, providers: list[Provider], grace_s: float) -> None:
         await asyncio.sleep(grace_s)
         for provider in providers:
@@ -416,6 +435,15 @@ class Services:
     invoice_preview: InvoicePreview
     invoices: InvoiceService
     notifications: NotificationService
+    budgets: BudgetService
+    spend: SpendAdmission  # spend control's admission over this process's counters (the gateway's, in serve)
+    spend_keeper: RulesKeeper
+    counters: CounterStore
+
+    async def budget_status(self, budget: Budget) -> BudgetStatus:
+        """The budget's current window as this process counts it (limits refreshed if the catalog moved)."""
+        await self.spend_keeper.refresh()
+        return await self.spend.budget_status(budget)
 
     async def open(self) -> None:
         """Migrate the database to the current schema."""
@@ -444,6 +472,23 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         SqlNotificationStore(store.engine), clock, resolve=resolve, allow_private=settings.webhook_allow_private
     )
     invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock)
+    budget_store = SqlBudgetStore(store.engine, clock)
+    counters = MemoryCounterStore(clock)
+    keeper = RulesKeeper(
+        catalog_store,
+        metering,
+        budget_store,
+        refresh_s=settings.spend_refresh_s,
+        reconcile_s=settings.spend_reconcile_s,
+    )
+    spend = SpendAdmission(
+        counters,
+        MeteredUsage(metering, RunningTotals(store, clock)),
+        clock,
+        keeper.current,
+        no_subscription="refuse" if settings.spend_no_subscription == "refuse" else "allow",
+    )
+    keeper.admission = spend
     return Services(
         settings=settings,
         clock=clock,
@@ -454,6 +499,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         invoice_preview=invoice_preview,
         invoices=invoices,
         notifications=notifications,
+        budgets=BudgetService(budget_store, clock),
+        spend=spend,
+        spend_keeper=keeper,
+        counters=counters,
     )
 
 
@@ -568,21 +617,7 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     policy = BalancingPolicy(clock)
     policy.configure(config.models, config.providers, state.prices)
     metrics.add_source(policy.metrics.render)
-    counters = MemoryCounterStore(clock)
-    keeper = RulesKeeper(
-        services.catalog.store,
-        services.metering,
-        refresh_s=settings.spend_refresh_s,
-        reconcile_s=settings.spend_reconcile_s,
-    )
-    spend = SpendAdmission(
-        counters,
-        MeteredUsage(services.metering, RunningTotals(store, clock)),
-        clock,
-        keeper.current,
-        no_subscription="refuse" if settings.spend_no_subscription == "refuse" else "allow",
-    )
-    keeper.admission = spend
+    counters, keeper, spend = services.counters, services.spend_keeper, services.spend
     admission = GatewayAdmission(
         spend, lambda: gateway.state, clock, default_max_tokens=settings.spend_default_max_tokens
     )
@@ -672,6 +707,8 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
         counters=counters,
         notifications=services.notifications,
         notifier=notifier,
+        budgets=services.budgets,
+        budget_status=spend.budget_status,
     )
     services.notifications.on_secrets(runtime.set_webhook_secrets)
     return runtime
@@ -707,6 +744,8 @@ def build_app(runtime: Runtime) -> TollwayApp:
             _documents(settings, runtime.invoices, runtime.catalog) if runtime.invoices is not None else None
         ),
         api_docs=settings.api_docs,
+        budgets=runtime.budgets,
+        budget_status=runtime.budget_status,
     )
     return TollwayApp(
         gateway=runtime.gateway,

@@ -89,6 +89,12 @@ include-name = [
     "PUT /api/v1/notification/rules/{ruleId}",
 ]
 checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# A budget's limit is a decimal string > 0 with at most 12 places and at most 10^18 (no pattern bounds both),
+# and a whole number for a token budget (a rule across fields).
+include-name = ["POST /api/v1/budgets", "PATCH /api/v1/budgets/{budget}"]
+checks.positive_data_acceptance.enabled = false
 """
 
 

@@ -8,6 +8,8 @@ from tollway import __version__
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import AdminGate, admin_guard
 from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
+from tollway.api.budgets import Status as BudgetStatusReader
+from tollway.api.budgets import budgets_router
 from tollway.api.consumers import consumers_router
 from tollway.api.customers import customers_router
 from tollway.api.docs_pages import ASSETS_URL, OPENAPI_URL, install_docs_pages
@@ -34,6 +36,7 @@ from tollway.billing.service import CatalogService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 from tollway.notifications.service import NotificationService
+from tollway.spend.budgets_service import BudgetService
 
 
 def create_management_app(
@@ -50,6 +53,8 @@ def create_management_app(
     auth_failures: AuthFailures | None = None,
     api_docs: str = "admin",
     notifications: NotificationService | None = None,
+    budgets: BudgetService | None = None,
+    budget_status: BudgetStatusReader | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -92,6 +97,8 @@ def create_management_app(
             app.include_router(router, dependencies=checked)
     if notifications is not None:
         app.include_router(notifications_router(notifications, catalog), dependencies=checked)
+    if budgets is not None and budget_status is not None:
+        app.include_router(budgets_router(budgets, budget_status), dependencies=checked)
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=checked)
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id

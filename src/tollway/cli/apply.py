@@ -85,6 +85,9 @@ def apply_command(
                 await execute(plan, services.catalog, services.metering, now)
             except ApplyFailed as exc:
                 return plan, exc
+            if "budgets" in config.model_fields_set:
+                for line in await services.budgets.sync_config([b.budget() for b in config.budgets]):
+                    typer.echo(line)
             return plan, None
         finally:
             await services.close()

@@ -36,6 +36,8 @@ class LocalApi:
             invoice_preview=services.invoice_preview,
             catalog=services.catalog,
             invoices=services.invoices,
+            budgets=services.budgets,
+            budget_status=services.budget_status,
         )
 
     async def call(

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from tollway import __version__
 from tollway.cli.apply import apply_command
+from tollway.cli.budgets import budgets_app
 from tollway.cli.catalog import customers_app, features_app, meters_app, plans_app, subscriptions_app
 from tollway.cli.commands import Commands
 from tollway.cli.demo import demo_command
@@ -48,6 +49,7 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(customers_app, name="customers")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(budgets_app, name="budgets")
 app.command("apply")(apply_command)
 app.command("demo")(demo_command)
 err = Console(stderr=True)

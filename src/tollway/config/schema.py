@@ -16,6 +16,7 @@ from tollway.config.balancing import (
     balance_shorthand,
     shared_target_problems,
 )
+from tollway.config.budgets import SpendBudgetConfig
 from tollway.config.catalog import CustomerConfig, FeatureConfig, catalog_problems
 from tollway.config.catalog_plans import PlanConfig
 from tollway.config.notifications import NotificationsConfig
@@ -225,6 +226,7 @@ class TollwayConfig(_Strict):
     customers: list[CustomerConfig] = Field(default_factory=list)
     # Webhook channels and rules (tollway.config.notifications), applied at start by name.
     notifications: NotificationsConfig | None = None
+    budgets: list[SpendBudgetConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:

@@ -12,8 +12,10 @@ import contextlib
 import logging
 
 from tollway.billing.ports import CatalogStore
+from tollway.metering.meters import BUILT_IN_METERS
 from tollway.metering.service import MeteringService
 from tollway.spend.admission import SpendAdmission
+from tollway.spend.ports import BudgetStore
 from tollway.spend.rules import SpendRules
 
 log = logging.getLogger("tollway.spend")
@@ -24,12 +26,14 @@ class RulesKeeper:
         self,
         catalog: CatalogStore,
         metering: MeteringService,
+        budgets: BudgetStore | None = None,
         *,
         refresh_s: float = 1.0,
         reconcile_s: float = 30.0,
     ) -> None:
         self._catalog = catalog
         self._metering = metering
+        self._budgets = budgets
         self._refresh_s = refresh_s
         self._reconcile_s = reconcile_s
         self.rules = SpendRules()
@@ -41,7 +45,10 @@ class RulesKeeper:
 
     async def refresh(self) -> bool:
         """Rebuild the snapshot if the catalog changed since it was built; True when it did."""
-        version = await self._catalog.version()
+        version = (
+            await self._catalog.version(),
+            await self._budgets.budgets_version() if self._budgets is not None else 0,
+        )
         if version == self.rules.version:
             return False
         customers, subscriptions, plans, features, meters = await asyncio.gather(
@@ -51,7 +58,9 @@ class RulesKeeper:
             self._catalog.list_features(),
             self._metering.meters(),
         )
-        self.rules = SpendRules.build(version, customers, subscriptions, plans, features, meters)
+        budgets = await self._budgets.list_budgets() if self._budgets is not None else []
+        known = {meter.slug: meter for meter in BUILT_IN_METERS} | {meter.slug: meter for meter in meters}
+        self.rules = SpendRules.build(version, customers, subscriptions, plans, features, known.values(), budgets)
         return True
 
     def start(self) -> None:

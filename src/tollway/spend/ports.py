@@ -15,6 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from tollway.spend.budgets import Budget
+
 
 @dataclass(frozen=True, slots=True)
 class Ask:
@@ -35,7 +37,8 @@ class Counter:
 @dataclass(frozen=True, slots=True)
 class Reserved:
     """The outcome of `reserve`. held: everything was held. Else `missing` names unseeded keys, or
-    `refused` is the index of the first ask that did not fit (nothing held either way).
+    `refused` is the index of the ask that did not fit with the least room left: the tightest limit
+    (nothing held either way).
     `counters`: each ask's counter as it stood before this request (for remaining-balance headers)."""
 
     held: bool
@@ -66,3 +69,23 @@ class CounterStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class BudgetStore(Protocol):
+    """Budgets, unique by key. Every write moves `version` (the gateway rebuilds its limits when it moves)."""
+
+    async def insert_budget(self, budget: Budget) -> None:
+        """ConflictError (field "key") when the key is taken."""
+        ...
+
+    async def update_budget(self, budget: Budget) -> None:
+        """NotFoundError when no budget has its id."""
+        ...
+
+    async def delete_budget(self, budget_id: str) -> bool: ...
+
+    async def get_budget(self, id_or_key: str) -> Budget | None: ...
+
+    async def list_budgets(self) -> list[Budget]: ...
+
+    async def budgets_version(self) -> int: ...

@@ -18,6 +18,7 @@ from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, Plan
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.metering.meters import Meter
+from tollway.spend.budgets import Budget
 from tollway.spend.measure import ADDITIVE, FeatureMeasure
 from tollway.spend.windows import Window, period_window
 
@@ -44,22 +45,32 @@ class Entitled:
 
 @dataclass(frozen=True)
 class SpendRules:
-    version: int = -1
+    version: tuple[int, int] | int = -1
     by_subject: Mapping[str, CustomerRules] = field(default_factory=dict)
     plans: Mapping[str, Plan] = field(default_factory=dict)
     features: Mapping[str, Feature] = field(default_factory=dict)  # live features by key
     measures: Mapping[str, FeatureMeasure] = field(default_factory=dict)  # feature key -> measure (additive meters)
     gated: frozenset[str] = frozenset()  # features some plan grants with a boolean entitlement (gated_features)
+    limited_plans: frozenset[str] = frozenset()  # plan ids with a hard metered entitlement
+    customer_budgets: Mapping[str, tuple[Budget, ...]] = field(default_factory=dict)  # by customer key
+    consumer_budgets: Mapping[str, tuple[Budget, ...]] = field(default_factory=dict)  # by consumer username
+    tokens: FeatureMeasure | None = None  # every token of a call (token budgets)
+    provider_cost: FeatureMeasure | None = None  # a call's provider cost in USD (money budgets without a plan)
+
+    def plan_limits(self, plan_id: str) -> bool:
+        """Whether entitlements of the plan can refuse a call (a hard metered one, or a gate it may lack)."""
+        return plan_id in self.limited_plans or bool(self.gated)
 
     @classmethod
     def build(
         cls,
-        version: int,
+        version: tuple[int, int] | int,
         customers: Iterable[Customer],
         subscriptions: Iterable[Subscription],
         plans: Iterable[Plan],
         features: Iterable[Feature],
         meters: Iterable[Meter],
+        budgets: Iterable[Budget] = (),
     ) -> SpendRules:
         plan_map = {plan.id: plan for plan in plans}
         live = {feature.key: feature for feature in features if feature.archived_at is None}
@@ -89,7 +100,36 @@ class SpendRules:
             for card in plan.rate_cards
             if card.feature_key is not None and card.entitlement is not None
         )
-        return cls(version, by_subject, plan_map, live, measures, gated)
+        limited = frozenset(
+            plan.id
+            for plan in plan_map.values()
+            if any(
+                card.entitlement is not None and card.entitlement.type == "metered" and card.entitlement.hard
+                for card in plan.rate_cards
+            )
+        )
+        budgets_by_customer: dict[str, list[Budget]] = {}
+        by_consumer: dict[str, list[Budget]] = {}
+        for budget in budgets:
+            if budget.scope == "customer":
+                budgets_by_customer.setdefault(budget.target, []).append(budget)
+            elif budget.scope == "consumer":
+                by_consumer.setdefault(budget.target, []).append(budget)
+        tokens = meter_map.get("llm_tokens")
+        cost = meter_map.get("llm_cost")
+        return cls(
+            version,
+            by_subject,
+            plan_map,
+            live,
+            measures,
+            gated,
+            limited,
+            {key: tuple(found) for key, found in budgets_by_customer.items()},
+            {key: tuple(found) for key, found in by_consumer.items()},
+            FeatureMeasure.of(tokens, {}) if tokens is not None else None,
+            FeatureMeasure.of(cost, {}) if cost is not None else None,
+        )
 
     def subscription_at(self, rules: CustomerRules, at: datetime) -> Subscription | None:
         subscription = active_at(rules.subscriptions, at)

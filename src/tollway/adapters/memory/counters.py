@@ -35,9 +35,16 @@ class MemoryCounterStore:
             return Reserved(False, missing=missing)
         entries = [counters[ask.key] for ask in asks]
         before = tuple(Counter(entry.used, entry.reserved) for entry in entries)
+        refused: int | None = None
+        tightest = Decimal(0)
         for index, (ask, entry) in enumerate(zip(asks, entries, strict=True)):
-            if ask.limit is not None and entry.used + entry.reserved + ask.amount > ask.limit:
-                return Reserved(False, refused=index, counters=before)
+            if ask.limit is None:
+                continue
+            room = ask.limit - entry.used - entry.reserved  # the tightest limit (least room) is the one named
+            if ask.amount > room and (refused is None or room < tightest):
+                refused, tightest = index, room
+        if refused is not None:
+            return Reserved(False, refused=refused, counters=before)
         for ask, entry in zip(asks, entries, strict=True):
             entry.reserved += ask.amount
         return Reserved(True, counters=before)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -312,4 +313,23 @@ catalog_subscriptions = Table(
     Column("active_to_us", BigInteger),
     Column("record", Text, nullable=False, comment="the subscription: JSON"),
     Index("ix_catalog_subscriptions_customer", "customer_id", "active_from_us"),
+)
+
+# -- spend control: budgets (spend/budgets.py); every write bumps the catalog's version row
+
+spend_budgets = Table(
+    "spend_budgets",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("scope", String(16), nullable=False, comment="customer | consumer | key"),
+    Column("target", String(255), nullable=False, comment="customer key, consumer username or API key id"),
+    Column("kind", String(16), nullable=False, comment="money | tokens"),
+    Column("limit_amount", Text, nullable=False, comment="a decimal as text"),
+    Column("window", String(16), nullable=False, comment="billing_period | month | day | hour | lifetime"),
+    Column("hard", Boolean, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("managed_by", String(16), nullable=False, comment="api | config"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
 )

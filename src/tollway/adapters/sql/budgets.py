@@ -1,0 +1,127 @@
+"""SqlBudgetStore: the BudgetStore port on SQLite or PostgreSQL (blocking calls in threads).
+
+The key is unique in the database, so two processes racing for one key cannot both win. Every write
+bumps the catalog's version row in the same transaction: gateways rebuild their limits when it moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tollway.adapters.sql.schema import identity_version, spend_budgets
+from tollway.clock import Clock, SystemClock
+from tollway.errors import ConflictError, NotFoundError, UnavailableError
+from tollway.metering.events import from_micros, to_micros
+from tollway.spend.budgets import Budget, BudgetKind, BudgetScope
+from tollway.spend.windows import WindowKind
+
+T = TypeVar("T")
+VERSION_ROW = "catalog"
+
+
+class SqlBudgetStore:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def _values(self, budget: Budget) -> dict[str, Any]:
+        now = self._clock.now()
+        return {
+            "key": budget.key,
+            "scope": budget.scope,
+            "target": budget.target,
+            "kind": budget.kind,
+            "limit_amount": str(budget.limit),
+            "window": budget.window,
+            "hard": budget.hard,
+            "name": budget.name,
+            "managed_by": budget.managed_by,
+            "created_us": to_micros(budget.created_at or now),
+            "updated_us": to_micros(budget.updated_at or now),
+        }
+
+    @staticmethod
+    def _decode(row: Row[Any]) -> Budget:
+        return Budget(
+            id=row.id,
+            key=row.key,
+            scope=cast(BudgetScope, row.scope),
+            target=row.target,
+            kind=cast(BudgetKind, row.kind),
+            limit=Decimal(row.limit_amount),
+            window=cast(WindowKind, row.window),
+            hard=bool(row.hard),
+            name=row.name,
+            managed_by=row.managed_by,
+            created_at=from_micros(row.created_us),
+            updated_at=from_micros(row.updated_us),
+        )
+
+    def _write(self, work: Callable[[Connection], T], key: str) -> T:
+        try:
+            with self._engine.connect() as connection:
+                if not self._postgres:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                result = work(connection)
+                connection.execute(
+                    update(identity_version)
+                    .where(identity_version.c.name == VERSION_ROW)
+                    .values(version=identity_version.c.version + 1)
+                )
+                connection.commit()
+                return result
+        except IntegrityError:
+            raise ConflictError(f"budget {key!r} already exists", field="key") from None
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"budget store write failed: {exc.__class__.__name__}") from exc
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self._engine.connect() as connection:
+                return work(connection)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"budget store read failed: {exc.__class__.__name__}") from exc
+
+    async def insert_budget(self, budget: Budget) -> None:
+        values = {"id": budget.id, **self._values(budget)}
+        await asyncio.to_thread(self._write, lambda c: c.execute(insert(spend_budgets).values(**values)), budget.key)
+
+    async def update_budget(self, budget: Budget) -> None:
+        values = self._values(budget)
+        del values["created_us"]
+
+        def work(connection: Connection) -> None:
+            done = connection.execute(update(spend_budgets).where(spend_budgets.c.id == budget.id).values(**values))
+            if done.rowcount == 0:
+                raise NotFoundError(f"budget {budget.id!r} not found", field="budget")
+
+        await asyncio.to_thread(self._write, work, budget.key)
+
+    async def delete_budget(self, budget_id: str) -> bool:
+        def work(connection: Connection) -> bool:
+            return bool(connection.execute(delete(spend_budgets).where(spend_budgets.c.id == budget_id)).rowcount)
+
+        return await asyncio.to_thread(self._write, work, budget_id)
+
+    async def get_budget(self, id_or_key: str) -> Budget | None:
+        query = select(spend_budgets).where(or_(spend_budgets.c.id == id_or_key, spend_budgets.c.key == id_or_key))
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        by_id = [row for row in rows if row.id == id_or_key]
+        chosen = by_id or rows
+        return self._decode(chosen[0]) if chosen else None
+
+    async def list_budgets(self) -> list[Budget]:
+        query = select(spend_budgets).order_by(spend_budgets.c.key)
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [self._decode(row) for row in rows]
+
+    async def budgets_version(self) -> int:
+        query = select(identity_version.c.version).where(identity_version.c.name == VERSION_ROW)
+        return int(await asyncio.to_thread(self._read, lambda c: c.execute(query).scalar_one()))

@@ -1,0 +1,107 @@
+"""Budget use cases: create, list, read (with what is used, held and left now), update, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from tollway.clock import Clock
+from tollway.errors import ConflictError, NotFoundError, ValidationError
+from tollway.ids import new_id
+from tollway.spend.budgets import Budget, check_budget
+from tollway.spend.ports import BudgetStore
+
+CHANGEABLE = ("scope", "target", "kind", "limit", "window", "hard", "name")
+
+
+class BudgetService:
+    def __init__(self, store: BudgetStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    @property
+    def store(self) -> BudgetStore:
+        return self._store
+
+    async def create(self, **fields: Any) -> Budget:
+        now = self._clock.now()
+        budget = check_budget(
+            Budget(
+                id=new_id(now),
+                key=fields.get("key"),  # type: ignore[arg-type]
+                scope=fields.get("scope"),  # type: ignore[arg-type]
+                target=fields.get("target"),  # type: ignore[arg-type]
+                kind=fields.get("kind"),  # type: ignore[arg-type]
+                limit=fields.get("limit"),  # type: ignore[arg-type]
+                window=fields.get("window", "billing_period"),
+                hard=_boolean(fields.get("hard", True)),
+                name=str(fields.get("name") or ""),
+                managed_by=str(fields.get("managed_by") or "api"),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        budget = replace(budget, limit=Decimal(str(budget.limit)))
+        await self._store.insert_budget(budget)
+        return budget
+
+    async def get(self, id_or_key: str) -> Budget:
+        found = await self._store.get_budget(id_or_key)
+        if found is None:
+            raise NotFoundError(f"budget {id_or_key!r} not found", field="budget")
+        return found
+
+    async def all(self) -> list[Budget]:
+        return await self._store.list_budgets()
+
+    async def update(self, id_or_key: str, **changes: Any) -> Budget:
+        budget = await self.get(id_or_key)
+        unknown = sorted(set(changes) - set(CHANGEABLE))
+        if unknown:
+            raise ValidationError(f"{unknown[0]} cannot be changed", field=unknown[0])
+        if "hard" in changes:
+            changes["hard"] = _boolean(changes["hard"])
+        if "name" in changes:
+            changes["name"] = str(changes["name"] or "")
+        changed = check_budget(replace(budget, **changes, updated_at=self._clock.now()))
+        changed = replace(changed, limit=Decimal(str(changed.limit)))
+        await self._store.update_budget(changed)
+        return changed
+
+    async def delete(self, id_or_key: str) -> None:
+        budget = await self.get(id_or_key)
+        await self._store.delete_budget(budget.id)
+
+    async def sync_config(self, desired: Sequence[Budget]) -> list[str]:
+        """Make the config file's budgets (managed_by config) what `desired` says; budgets made through the API
+        are left alone (a key the API already uses is a conflict). One line per change."""
+        stored = {budget.key: budget for budget in await self._store.list_budgets()}
+        lines: list[str] = []
+        wanted = {budget.key for budget in desired}
+        for budget in desired:
+            found = stored.get(budget.key)
+            if found is None:
+                await self.create(**_fields(budget), key=budget.key, managed_by="config")
+                lines.append(f"+ budget {budget.key}")
+            elif found.managed_by != "config":
+                raise ConflictError(f"budget {budget.key!r} exists and was made through the API", field="key")
+            elif _fields(found) != _fields(budget):
+                await self.update(found.id, **_fields(budget))
+                lines.append(f"~ budget {budget.key}")
+        for budget in stored.values():
+            if budget.managed_by == "config" and budget.key not in wanted:
+                await self._store.delete_budget(budget.id)
+                lines.append(f"- budget {budget.key}")
+        return lines
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError("hard must be true or false", field="hard")
+    return value
+
+
+def _fields(budget: Budget) -> dict[str, Any]:
+    return {name: getattr(budget, name) for name in CHANGEABLE}

@@ -1,0 +1,261 @@
+"""The limits in force on one call, each as a `Governed`: entitlements of the customer's plan and budgets.
+
+Pure construction over the rules snapshot, except where a money budget on a plan needs the period's
+usage of each priced feature (its marginal price): those come from usage counters (seeded from the
+metered usage like every counter), read from the counter store, never from the database per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from tollway.billing.entitlements import FeatureAccess, feature_access
+from tollway.billing.pricing.model import UsageTerms
+from tollway.billing.subscriptions import Subscription
+from tollway.errors import ForbiddenError
+from tollway.metering.events import Event
+from tollway.spend.budgets import Budget
+from tollway.spend.measure import FeatureMeasure
+from tollway.spend.ports import Ask
+from tollway.spend.pricing import line_amount, marginal_cost
+from tollway.spend.rules import KEEP_AFTER_WINDOW, CustomerRules, SpendRules, phase_at
+from tollway.spend.usage import UsageReader
+from tollway.spend.windows import Window, period_window, window_at
+
+Amount = Callable[[Sequence[Event]], Decimal]
+PER_WINDOW = {
+    "billing_period": "per billing period",
+    "month": "per calendar month",
+    "day": "per day",
+    "hour": "per hour",
+    "lifetime": "in total",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Governed:
+    """A limit in force on one call: its counter ask, how the call's usage counts on it, how to read the
+    metered usage of its window (seeding and reconciling), and how a refusal names it."""
+
+    ask: Ask
+    amount_of: Amount
+    metered: Callable[[datetime], Awaitable[Decimal]]
+    window: Window
+    counted_from: datetime
+    name: str  # e.g. "entitlement:output-tokens", "budget:acme-monthly"
+    what: str  # e.g. "the 'output-tokens' entitlement of customer 'acme'"
+    per: str  # e.g. "per usage period", "per day"
+
+
+@dataclass(frozen=True, slots=True)
+class PricedFeature:
+    """A usage rate card of the plan: the feature's measure and terms, and its usage counter this period."""
+
+    key: str
+    measure: FeatureMeasure
+    terms: UsageTerms
+    counter: str  # usage counter key
+    counted_from: datetime
+    window: Window
+
+
+def worst(amount_of: Amount, events: Sequence[Sequence[Event]]) -> Decimal:
+    return max((amount_of(batch) for batch in events), default=Decimal(0))
+
+
+def _expires(window: Window) -> datetime | None:
+    return None if window.end is None else window.end + KEEP_AFTER_WINDOW
+
+
+class LimitsBuilder:
+    def __init__(self, usage: UsageReader) -> None:
+        self._usage = usage
+
+    def entitlements(
+        self,
+        rules: SpendRules,
+        customer: CustomerRules,
+        subscription: Subscription,
+        events: Sequence[Sequence[Event]],
+        now: datetime,
+    ) -> list[Governed]:
+        entitled = rules.entitlements_at(subscription, now)
+        priced = rules.priced_at(subscription, now) if rules.gated else frozenset()
+
+        def refused(key: str) -> bool:  # the plan has no entitlement for the feature: the one access rule decides
+            access = feature_access(
+                subscribed=True, entitlement=None, priced=key in priced, has_meter=True, gated=key in rules.gated
+            )
+            return access is FeatureAccess.NONE
+
+        found: list[Governed] = []
+        for key, measure in rules.measures.items():
+            entitlement = entitled.get(key)
+            hard = entitlement is not None and entitlement.template.type == "metered" and entitlement.template.hard
+            if not hard and not (entitlement is None and refused(key)):
+                continue
+            amount = worst(measure.amount, events)
+            if amount <= 0:
+                continue
+            if entitlement is None:
+                if refused(key):
+                    raise ForbiddenError(
+                        f"The plan of customer '{customer.customer.key}' does not include the feature '{key}' "
+                        "this request would use.",
+                        code="feature_not_entitled",
+                    )
+                continue
+            window, start = entitlement.window, entitlement.counted_from
+            subjects, filters = customer.customer.subjects, entitlement.feature.filters
+            found.append(
+                Governed(
+                    ask=Ask(
+                        f"ent:{subscription.id}:{key}:{window.tag}",
+                        amount,
+                        entitlement.template.limit or Decimal(0),
+                        _expires(window),
+                    ),
+                    amount_of=measure.amount,
+                    metered=self._reader(measure, subjects, filters, start),
+                    window=window,
+                    counted_from=start,
+                    name=f"entitlement:{key}",
+                    what=f"the '{key}' entitlement of customer '{customer.customer.key}'",
+                    per="per usage period",
+                )
+            )
+        return found
+
+    def _reader(
+        self, measure: FeatureMeasure, subjects: Sequence[str], filters: dict[str, tuple[str, ...]], start: datetime
+    ) -> Callable[[datetime], Awaitable[Decimal]]:
+        async def metered(at: datetime) -> Decimal:
+            return await self._usage.usage(measure.meter, subjects, filters, start, at)
+
+        return metered
+
+    # -- budgets -------------------------------------------------------------------------------------
+
+    def priced_features(self, rules: SpendRules, subscription: Subscription, now: datetime) -> list[PricedFeature]:
+        """The plan's usage rate cards on limitable features, with their usage counters for this billing period."""
+        plan = rules.plans[subscription.plan_id]
+        period = period_window(subscription.billing_anchor, subscription.billing_cadence, now)
+        start = max(period.start, subscription.active_from)
+        found = []
+        for card in phase_at(plan, subscription, now).rate_cards:
+            if card.usage is None or card.feature_key is None or card.feature_key not in rules.measures:
+                continue
+            counter = f"use:{subscription.id}:{card.feature_key}:{period.tag}"
+            found.append(
+                PricedFeature(card.feature_key, rules.measures[card.feature_key], card.usage, counter, start, period)
+            )
+        return found
+
+    def usage_asks(
+        self, priced: Sequence[PricedFeature], subjects: Sequence[str], events: Sequence[Sequence[Event]]
+    ) -> list[Governed]:
+        """Soft asks that keep each priced feature's period usage (what marginal prices are read at)."""
+        found = []
+        for feature in priced:
+            found.append(
+                Governed(
+                    ask=Ask(feature.counter, worst(feature.measure.amount, events), None, _expires(feature.window)),
+                    amount_of=feature.measure.amount,
+                    metered=self._reader(feature.measure, subjects, _filters(feature), feature.counted_from),
+                    window=feature.window,
+                    counted_from=feature.counted_from,
+                    name=f"usage:{feature.key}",
+                    what=f"the period's usage of '{feature.key}'",
+                    per="per billing period",
+                )
+            )
+        return found
+
+    def budget(
+        self,
+        budget: Budget,
+        subjects: Sequence[str],
+        who: str,
+        subscription: Subscription | None,
+        customer_subjects: Sequence[str],
+        priced: Sequence[PricedFeature],
+        period_usage: dict[str, Decimal],
+        tokens: FeatureMeasure,
+        provider_cost: FeatureMeasure,
+        events: Sequence[Sequence[Event]],
+        now: datetime,
+    ) -> Governed:
+        if subscription is not None:
+            window = window_at(
+                budget.window, now, anchor=subscription.billing_anchor, cadence=subscription.billing_cadence
+            )
+        else:
+            window = window_at(budget.window, now)
+        start = window.start
+        amount_of: Amount
+        metered: Callable[[datetime], Awaitable[Decimal]]
+        if budget.kind == "tokens":
+            amount_of, metered = tokens.amount, self._reader(tokens, subjects, {}, start)
+        elif subscription is None or not priced:
+            amount_of, metered = provider_cost.amount, self._reader(provider_cost, subjects, {}, start)
+        else:
+            amount_of = _plan_cost(priced, period_usage)
+            metered = self._plan_spend(priced, subjects, customer_subjects, start)
+        return Governed(
+            ask=Ask(
+                f"bud:{budget.id}:{window.tag}",
+                worst(amount_of, events),
+                budget.limit if budget.hard else None,
+                _expires(window),
+            ),
+            amount_of=amount_of,
+            metered=metered,
+            window=window,
+            counted_from=start,
+            name=f"budget:{budget.key}",
+            what=f"the {budget.kind} budget '{budget.key}' of {who}",
+            per=PER_WINDOW[budget.window],
+        )
+
+    def _plan_spend(
+        self,
+        priced: Sequence[PricedFeature],
+        subjects: Sequence[str],
+        customer_subjects: Sequence[str],
+        start: datetime,
+    ) -> Callable[[datetime], Awaitable[Decimal]]:
+        """What the scope's usage since `start` (within the current billing period) cost: each feature's
+        usage priced as the most recent units of the customer's usage this period."""
+
+        async def metered(at: datetime) -> Decimal:
+            total = Decimal(0)
+            for feature in priced:
+                period_total = await self._usage.usage(
+                    feature.measure.meter, customer_subjects, _filters(feature), feature.counted_from, at
+                )
+                since = max(start, feature.counted_from)
+                mine = await self._usage.usage(feature.measure.meter, subjects, _filters(feature), since, at)
+                mine = min(mine, period_total)
+                total += line_amount(period_total, feature.terms) - line_amount(period_total - mine, feature.terms)
+            return total
+
+        return metered
+
+
+def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:
+    return {name: tuple(sorted(values)) for name, values in feature.measure.filters.items()}
+
+
+def _plan_cost(priced: Sequence[PricedFeature], period_usage: dict[str, Decimal]) -> Amount:
+    def cost(events: Sequence[Event]) -> Decimal:
+        total = Decimal(0)
+        for feature in priced:
+            delta = feature.measure.amount(events)
+            if delta:
+                total += marginal_cost(period_usage.get(feature.key, Decimal(0)), delta, feature.terms)
+        return total
+
+    return cost
