@@ -3,7 +3,7 @@ reads as valid YAML with nothing (or half of what it had) in it, and applying it
 consumer away at once.
 
 - `empty_problems`: a file that defines nothing at all (no providers, models, consumers, meters, features, plans,
-  customers or notification channels and rules) is refused by `tollway check`, at start and on reload;
+  customers, budgets or notification channels and rules) is refused by `tollway check`, at start and on reload;
 - `shrink_problems`: a reload that would remove every provider, every model or every consumer the running
   config has, or shrink providers, models and consumers all at once, is refused;
 - `removals`: what a reload removes, logged before it happens.
@@ -30,6 +30,7 @@ def is_empty(config: TollwayConfig) -> bool:
             config.features,
             config.plans,
             config.customers,
+            config.budgets,
             config.notifications is not None and (config.notifications.channels or config.notifications.rules),
         )
     )
