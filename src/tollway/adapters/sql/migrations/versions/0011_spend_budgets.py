@@ -1,7 +1,7 @@
 """spend control's budgets
 
-Revision ID: 0010_spend_budgets
-Revises: 0009_notifications
+Revision ID: 0011_spend_budgets
+Revises: 0010_exact_minor_units
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_spend_budgets"
-down_revision = "0009_notifications"
+revision = "0011_spend_budgets"
+down_revision = "0010_exact_minor_units"
 branch_labels = None
 depends_on = None
 
