@@ -89,10 +89,15 @@ def numeric_value(value: Any) -> Decimal | None:
     return number
 
 
+_INT_BOUND = 10**MAX_INTEGER_DIGITS
+
+
 def range_problem(value: Any) -> str | None:
     """Why a number a meter would aggregate lies outside the range it can count exactly (1e300, 10^40, 37
     decimal places, "Infinity"): None when it is in range, and for what is no number at all (absent, text,
     an object: the meter skips those, as documented). Ingest refuses such an event instead of dropping it."""
+    if type(value) is int and -_INT_BOUND < value < _INT_BOUND:  # the usual case, without a Decimal
+        return None
     if isinstance(value, bool) or value is None or numeric_value(value) is not None:
         return None
     if isinstance(value, str):
