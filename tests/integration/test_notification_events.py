@@ -19,6 +19,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.support.webhook_receiver import Receiver
+from tollway.adapters.stripe.webhooks import StripeWebhooks
+from tollway.adapters.stripe.webhooks import sign as stripe_sign
 from tollway.api.invoice_codec import invoice_json
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
@@ -26,8 +28,21 @@ from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
 from tollway.bootstrap import Services, build_billing_worker, build_notification_worker, build_services
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
-from tollway.notifications.model import BALANCE_THRESHOLD, ENTITLEMENT_RESET, INVOICE_CREATED, EventFilter, Threshold
+from tollway.notifications.model import (
+    BALANCE_THRESHOLD,
+    ENTITLEMENT_RESET,
+    INVOICE_CREATED,
+    INVOICE_PAID,
+    INVOICE_PAYMENT_FAILED,
+    INVOICE_UPDATED,
+    SUBSCRIPTION_CANCELED,
+    SUBSCRIPTION_CHANGED,
+    SUBSCRIPTION_CREATED,
+    EventFilter,
+    Threshold,
+)
 from tollway.notifications.service import ChannelInput, RuleInput
+from tollway.notifications_root import payment_failed_notice
 from tollway.settings import Settings
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
@@ -229,3 +244,92 @@ async def test_period_close_issues_one_invoice_created_per_invoice(two: tuple[Se
         assert d["data"] == orjson.loads(orjson.dumps(invoice_json(by_id[d["data"]["id"]])))  # as the API shows it
         at = datetime.fromtimestamp(int(g.headers["webhook-timestamp"]), UTC)
         assert g.headers["webhook-signature"] == Webhook(secret).sign(g.headers["webhook-id"], at, g.body)
+
+
+def rule_for(event_type: str) -> Callable[[str], RuleInput]:
+    return lambda channel_id: RuleInput(type=event_type, name=event_type, channels=(channel_id,))
+
+
+@pytest.mark.parametrize("two", ["sqlite"], indirect=True)
+async def test_invoice_status_events_and_stripe_payment_failed(two: tuple[Services, Services]) -> None:
+    a, _ = two
+    clock = a.clock
+    assert isinstance(clock, FrozenClock)
+    channel = await a.notifications.create_channel(ChannelInput(name="ops", url="http://127.0.0.1:9/"))
+    for kind in (INVOICE_CREATED, INVOICE_UPDATED, INVOICE_PAID, INVOICE_PAYMENT_FAILED):
+        await a.notifications.create_rule(rule_for(kind)(channel.id))
+    clock.set(NOV + timedelta(seconds=600))
+    await build_billing_worker(a).run_once()
+    opening, closing = await a.invoices.list(customer="acme")
+    await a.invoices.mark_paid(opening.id)
+    await a.invoices.mark_paid(opening.id)  # already paid: a no-op, nothing notified
+    await a.invoices.void(closing.id)
+    webhooks = StripeWebhooks(
+        secret="whsec_stripe",
+        store=a.invoices.store,
+        clock=clock,
+        notify=True,
+        payment_failed=payment_failed_notice(a.notifications),
+    )
+    body = orjson.dumps(
+        {"id": "evt_1", "type": "invoice.payment_failed",
+         "data": {"object": {"id": "in_1", "status": "open", "metadata": {"tollway_invoice_id": closing.id}}}}
+    )  # fmt: skip
+    stamp = int(clock.now().timestamp())
+    for _ in range(2):  # Stripe repeats itself: one event
+        await webhooks.receive(body, f"t={stamp},v1={stripe_sign(body, 'whsec_stripe', stamp)}")
+    worker = build_notification_worker(a)
+    assert worker is not None
+    await worker.detect_once()
+    await worker.detect_once()
+    await worker.stop()
+    found = sorted((e.type, e.data["id"], e.data["status"]) for e in await a.notifications.events(EventFilter()))
+    assert found == sorted(
+        [
+            ("invoice.created", opening.id, "paid"),  # the invoice as it is when the event is stored
+            ("invoice.created", closing.id, "void"),
+            ("invoice.updated", opening.id, "paid"),
+            ("invoice.paid", opening.id, "paid"),
+            ("invoice.updated", closing.id, "void"),
+            ("invoice.payment_failed", closing.id, "void"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("two", ["sqlite"], indirect=True)
+async def test_subscription_events_once_each(two: tuple[Services, Services]) -> None:
+    a, _ = two
+    clock = a.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(timedelta(minutes=1))  # the rules come after the fixture's subscription
+    channel = await a.notifications.create_channel(ChannelInput(name="ops", url="http://127.0.0.1:9/"))
+    for kind in (SUBSCRIPTION_CREATED, SUBSCRIPTION_CHANGED, SUBSCRIPTION_CANCELED):
+        await a.notifications.create_rule(rule_for(kind)(channel.id))
+    worker = build_notification_worker(a)
+    assert worker is not None
+    await worker.detect_once()  # the subscription made before the rules is not replayed
+    assert await a.notifications.events(EventFilter()) == []
+    clock.advance(timedelta(minutes=1))
+    await a.catalog.create_customer(key="globex", name="Globex", subjects=["globex-app"])
+    created = await a.catalog.create_subscription(customer="globex", plan_key="basic", active_from=clock.now())
+    fee = RateCard(key="platform", name="Platform fee", flat=FlatPrice(Decimal("99")), billing_cadence="P1M")
+    bigger = await a.catalog.create_plan(
+        key="bigger", name="Bigger", currency="USD", billing_cadence="P1M", phases=(Phase("d", "D", (fee,)),)
+    )
+    await a.catalog.publish_plan(bigger.id)
+    (old,) = await a.catalog.subscriptions(customer="acme")
+    await a.catalog.change_subscription(old.id, plan_key="bigger")
+    await a.catalog.cancel_subscription(created.id)
+    for _ in range(2):
+        await worker.detect_once()
+    await worker.stop()
+    found = sorted(
+        (e.type, e.data.get("id") or e.data["from"]["id"]) for e in await a.notifications.events(EventFilter())
+    )
+    assert found == sorted(
+        [
+            ("subscription.created", created.id),
+            ("subscription.canceled", created.id),
+            ("subscription.changed", old.id),
+        ]
+    )
