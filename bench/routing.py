@@ -32,6 +32,7 @@ from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, Provider, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
 from tollway.metering.events import Event
+from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall
 
 KEY = "bench-key-0123"
@@ -80,6 +81,15 @@ class Dropped:
         return None
 
     def record_call(self, call: LlmCall) -> None:
+        return None
+
+    def begin(self, intent: CallIntent) -> None:
+        return None
+
+    def end(self, request_id: str) -> None:
+        return None
+
+    def probe(self) -> None:
         return None
 
     async def start(self) -> None:

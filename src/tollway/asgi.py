@@ -20,6 +20,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 READY_TIMEOUT_S = 2.0
 
 
+class NotReady(Exception):
+    """Raised by the ready check for a reason other than the store (its message is the /readyz detail)."""
+
+
 class TollwayApp:
     def __init__(
         self,
@@ -86,7 +90,8 @@ class TollwayApp:
         try:
             await asyncio.wait_for(self._ready(), READY_TIMEOUT_S)
         except Exception as exc:
-            body = orjson.dumps({"status": "unavailable", "detail": f"store unreachable: {exc}"})
+            detail = str(exc) if isinstance(exc, NotReady) else f"store unreachable: {exc}"
+            body = orjson.dumps({"status": "unavailable", "detail": detail})
             await send_bytes(send, 503, body, self._ids.new().encode())
             return
         unusable = self._unusable_models() if self._unusable_models is not None else []

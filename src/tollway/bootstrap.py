@@ -26,7 +26,7 @@ from tollway.adapters.stripe.sync import StripeSync
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.adapters.webhooks.sender import resolve
 from tollway.api.app import create_management_app
-from tollway.asgi import TollwayApp
+from tollway.asgi import NotReady, TollwayApp
 from tollway.auth_failures import AuthFailures
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.preview import InvoicePreview
@@ -59,6 +59,7 @@ from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.identity.directory import KeyDirectory, config_entries
 from tollway.identity.service import IdentityService
+from tollway.metering.journaling import JournalWriter
 from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
@@ -233,6 +234,14 @@ class Runtime:
         await self.store.close()
         if self._unscrub_logs is not None:
             self._unscrub_logs()
+
+    async def ready(self) -> None:
+        """Raise unless usage can be journaled and the store answers (/readyz)."""
+        try:
+            self.pipeline.probe()
+        except OSError as exc:
+            raise NotReady(f"usage journal unwritable: {exc}") from None
+        await self.store.ping()
 
     def _reload_soon(self) -> None:
         self._spawn(self._reload_logged())
@@ -591,8 +600,10 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
     scrubber = Scrubber(secrets_of(settings, config))
     auth_failures = AuthFailures(metrics.auth_failures, limit=settings.auth_failure_limit)
     pipeline: UsageSink
+    writer: JournalWriter
     if settings.ingest == "external":
-        pipeline = HandOffSink(journal, interval_s=settings.flush_interval_s)
+        handing = HandOffSink(journal, interval_s=settings.flush_interval_s)
+        pipeline, writer = handing, handing.writer
     else:
         inline = UsagePipeline(
             store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
@@ -607,7 +618,17 @@ def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None
             "Failures of usage storing that were not an outage (a bug; see the log): the batch is kept.",
             lambda: inline.internal_errors_total,
         )
-        pipeline = inline
+        pipeline, writer = inline, inline.writer
+    metrics.add_gauge(
+        "tollway_usage_journal_writable",
+        "1 while usage can be journaled; 0 after an append failed (a full disk): calls are refused (503).",
+        lambda: int(writer.error is None),
+    )
+    metrics.add_gauge(
+        "tollway_usage_journal_failures",
+        "Appends to the usage journal that failed since start.",
+        lambda: writer.failures_total,
+    )
     metrics.add_gauge(
         "tollway_usage_backlog_events",
         "Usage events not yet stored (inline) or not yet handed to the worker (external).",
@@ -751,7 +772,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         gateway=runtime.gateway,
         management=management,
         metrics=runtime.metrics,
-        ready=runtime.store.ping,
+        ready=runtime.ready,
         startup=runtime.start,
         shutdown=runtime.stop,
         metrics_token=settings.metrics_token,

@@ -27,6 +27,7 @@ from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.translate.common import EventTranslator
 from tollway.metering.events import Event
+from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall
 
 KEY = b"key-12345678"
@@ -89,6 +90,15 @@ class RecordingSink:
     def record_call(self, call: LlmCall) -> None:
         self._ledger.events.append("record")
         self._ledger.records.append(call)
+
+    def begin(self, intent: CallIntent) -> None:
+        return None
+
+    def end(self, request_id: str) -> None:
+        return None
+
+    def probe(self) -> None:
+        return None
 
     async def start(self) -> None: ...
 

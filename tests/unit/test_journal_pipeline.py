@@ -54,7 +54,11 @@ def test_records_of_a_dead_process_are_adopted(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
     journal = FileJournal(tmp_path)
-    assert journal.recover() == [b"one", b"two", b"three"], "the torn final record is dropped"
+    recovered = journal.recover()
+    assert [r for segment in recovered for r in segment.records] == [b"one", b"two", b"three"], (
+        "the torn final record is dropped"
+    )
+    assert [segment.final for segment in recovered] == [False, True], "the second segment was the writer's last"
     mark = journal.seal()
     journal.release(mark)
     journal.close()
@@ -69,7 +73,7 @@ def test_segments_of_a_live_process_are_not_taken(tmp_path: Path) -> None:
     assert other.recover() == []
     other.close()
     owner.close()
-    assert FileJournal(tmp_path).recover() == [b"mine"]
+    assert [segment.records for segment in FileJournal(tmp_path).recover()] == [[b"mine"]]
 
 
 async def test_pipeline_flushes_and_releases() -> None:

@@ -131,6 +131,7 @@ class Flow(Failover):
         answer: Answer | None = None
         started_at = self._clock.now()
         try:
+            self.begin(call, route, targets, parsed.prompt, parsed.stream, started_at)  # write-ahead intent
             answer = await self.send_upstream(
                 call,
                 route,
@@ -177,6 +178,9 @@ class Flow(Failover):
                 self.record(call, route, target, FAILED, parsed.stream, None, started_at=started_at)
             raise
         finally:
+            if call.intent is not None and not call.recorded:
+                # no usage record: no try got an answer (or it was cancelled before one came); nothing metered
+                self._pipeline.end(call.request_id)
             if self._policy is not None and answer is not None and not answer.reported:
                 self._report(self._policy, answer, call)
             if reservation is not None:

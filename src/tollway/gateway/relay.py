@@ -32,6 +32,7 @@ from tollway.gateway.usage import (
     from_openai_chat,
     usage_block_from_tail,
 )
+from tollway.metering.intents import CallIntent
 from tollway.metering.llm import AttemptRecord, LlmCall, TokenUsage
 from tollway.metering.sink import UsageSink
 from tollway.scrub import Scrubber
@@ -71,6 +72,7 @@ class Call:
     attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before the one that served it
     failure: str | None = None  # how the served try broke after its answer started ("timeout", "unreachable")
     key: bytes | None = None  # the key the consumer presented: scrubbed from whatever the call relays
+    intent: CallIntent | None = None  # journaled before the upstream call; closed by the usage record
 
     @property
     def id_bytes(self) -> bytes:
@@ -102,6 +104,38 @@ class Relay:
     def scrub(self, body: bytes, call: Call) -> bytes:
         """`body` without any credential Tollway holds nor the key this call presented."""
         return self._scrubber.bytes(body, call.key)
+
+    def begin(
+        self,
+        call: Call,
+        route: Route,
+        targets: Sequence[Target],
+        prompt: dict[str, Any],
+        streamed: bool,
+        started_at: datetime,
+    ) -> None:
+        """Journal the call's write-ahead intent before any upstream is called (the target first in line
+        stands for the one that will serve it). Raises UnavailableError, refusing the call, when the
+        journal cannot take it: what cannot be recorded is never spent."""
+        assert call.consumer is not None
+        first = targets[0] if targets else None
+        provider = first.provider.name if first is not None else "-"
+        upstream_model = first.model if first is not None else "-"
+        intent = CallIntent(
+            request_id=call.request_id,
+            subject=call.consumer.username,
+            time=started_at,
+            model=route.model,
+            upstream_model=upstream_model,
+            provider=provider,
+            route=call.route,
+            streamed=streamed,
+            input_tokens=estimate_prompt_tokens(prompt),
+            price=self.state.prices.get((provider, upstream_model)),
+            requested_model=None if call.requested_model in (route.model, "-") else call.requested_model,
+        )
+        self._pipeline.begin(intent)
+        call.intent = intent
 
     def credentials_refused(self, provider: str) -> UpstreamFailedError:
         """Count an upstream's 401/403 to Tollway's credentials and make the gateway's 502 for it."""
@@ -263,6 +297,8 @@ class Relay:
                 ],
             }
         )
+        if call.intent is not None:
+            call.intent.progress = lambda: tracker.content_chunks  # read only when the intent is carried
         framer = SSEFramer()
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))

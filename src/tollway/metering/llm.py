@@ -92,6 +92,7 @@ class LlmCall:
     price: TokenPrice | None = None
     requested_model: str | None = None  # the name the client asked for (an alias or a pattern match); None: `model`
     attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before this one, in order
+    interrupted: bool = False  # the gateway stopped before the call finished: estimated from its write-ahead intent
 
 
 CALL_RECORD = "llm.call"
@@ -128,6 +129,8 @@ def call_record(call: LlmCall) -> bytes:
     }
     if call.attempts:
         line["attempts"] = [[a.provider, a.upstream_model, a.status_code, a.cause] for a in call.attempts]
+    if call.interrupted:
+        line["interrupted"] = True
     return orjson.dumps(line, option=orjson.OPT_UTC_Z)
 
 
@@ -160,6 +163,7 @@ def call_from_record(raw: dict[str, Any]) -> LlmCall:
             AttemptRecord(str(p), str(m), None if status is None else int(status), str(cause))
             for p, m, status, cause in raw.get("attempts") or ()
         ),
+        interrupted=raw.get("interrupted") is True,
     )
 
 
@@ -186,6 +190,8 @@ def llm_call_events(call: LlmCall) -> list[Event]:
         "partial": call.partial,
         "estimated": call.estimated,
     }
+    if call.interrupted:
+        common["interrupted"] = True
     usage = call.usage or TokenUsage()
     prices = call.price.per_type() if call.price is not None else None
     events: list[Event] = []

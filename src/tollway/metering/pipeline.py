@@ -16,9 +16,11 @@ from collections.abc import Sequence
 
 from tollway.errors import UnavailableError
 from tollway.metering.events import Event
+from tollway.metering.intents import CallIntent
+from tollway.metering.journaling import JournalWriter
 from tollway.metering.llm import LlmCall, call_record, llm_call_events, llm_event_count
 from tollway.metering.ports import EventStore, Journal
-from tollway.metering.records import decode_record
+from tollway.metering.records import Replay
 
 log = logging.getLogger("tollway.metering.pipeline")
 
@@ -40,6 +42,7 @@ class UsagePipeline:
     ) -> None:
         self._store = store
         self._journal = journal
+        self.writer = JournalWriter(journal)
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._buffer: list[Event | LlmCall] = []  # calls are expanded to events when flushed
@@ -55,6 +58,7 @@ class UsagePipeline:
         self.flush_failures_total = 0
         self.internal_errors_total = 0  # failures that are not an outage: logged with their traceback
         self.replayed_total = 0
+        self.interrupted_total = 0  # calls replayed from an intent their process did not see finish
         self.unreadable_records_total = 0
 
     @property
@@ -67,10 +71,20 @@ class UsagePipeline:
         self._buffer.extend(events)
         self._buffered(len(events))
 
+    def begin(self, intent: CallIntent) -> None:
+        self.writer.begin(intent)
+
     def record_call(self, call: LlmCall) -> None:
-        self._journal.append(call_record(call) + b"\n")
+        # A record the journal cannot take now is still stored from memory; its intent covers a crash.
+        self.writer.complete(call.request_id, call_record(call) + b"\n")
         self._buffer.append(call)
         self._buffered(llm_event_count(call))
+
+    def end(self, request_id: str) -> None:
+        self.writer.end(request_id)
+
+    def probe(self) -> None:
+        self.writer.probe()
 
     def _buffered(self, events: int) -> None:
         self._buffered_events += events
@@ -79,16 +93,16 @@ class UsagePipeline:
 
     async def start(self) -> None:
         """Adopt what a dead process left in the journal, try to store it, then start flushing."""
-        for record in self._journal.recover():
-            try:
-                events = decode_record(record)
-            except ValueError:
-                self.unreadable_records_total += 1
-                log.warning("journal: skipped an unreadable record (%d bytes)", len(record))
-                continue
+        replay = Replay()
+        for segment in self._journal.recover():
+            events = replay.segment(segment.records, final=segment.final)
             self._buffer.extend(events)
             self._buffered_events += len(events)
             self.replayed_total += len(events)
+        self.unreadable_records_total += replay.unreadable
+        self.interrupted_total += replay.interrupted
+        if replay.interrupted:
+            log.warning("journal: %d calls were in flight when their process died: interrupted", replay.interrupted)
         if self._buffer:
             log.warning("journal: replaying %d events left by a previous process", len(self._buffer))
             await self.flush()
@@ -102,12 +116,12 @@ class UsagePipeline:
             # Seal once per batch, not once per retry: during a long outage new records keep going to
             # the one open segment instead of opening a file (and holding its descriptor) per attempt.
             if self._mark is None:
+                self.writer.retry()  # usage records a full disk kept out of the journal
                 try:
-                    self._mark = self._journal.seal()
+                    self._mark = self._journal.seal(self.writer.carry())
                 except OSError as exc:
-                    self.flush_failures_total += 1
+                    # Stored from memory all the same; the journal keeps every segment until a seal works.
                     log.error("journal: cannot seal a segment: %s", exc)
-                    return False
             mark = self._mark
             # The batch stays in `_pending` until it is stored: it counts as backlog while in flight, and
             # it is kept when the store fails or when the flush is cancelled (a graceful stop cancels the
@@ -134,11 +148,14 @@ class UsagePipeline:
             self._mark = None
             self._retry_s = 0.0
             self.flushed_total += len(batch)
-            self._journal.release(mark)
-            if not self._buffer:
-                # Nothing arrived while storing: the open segment holds only stored records (those a
-                # retry took after the batch's seal), so it can go too.
-                self._journal.release(self._journal.seal())
+            if mark is not None:
+                self._journal.release(mark)
+                if not self._buffer:
+                    # Nothing arrived while storing: the open segment holds only stored records (those a
+                    # retry took after the batch's seal) and intents of calls in flight (carried), so it
+                    # can go too.
+                    with contextlib.suppress(OSError):
+                        self._journal.release(self._journal.seal(self.writer.carry()))
             return True
 
     async def _run(self) -> None:

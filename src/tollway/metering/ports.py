@@ -132,23 +132,39 @@ class MeterStore(Protocol):
     async def get_subject(self, key: str) -> Subject | None: ...
 
 
+@dataclass(frozen=True)
+class Recovered:
+    """One journal segment left by a process that died. `final`: it was that writer's last segment."""
+
+    records: list[bytes]
+    final: bool = True
+
+
 class Journal(Protocol):
     """An append-only local log that survives the process (not the disk) until its events are stored."""
 
-    def recover(self) -> list[bytes]:
-        """Records left by a process that died, adopted by this one (released by the next `release`)."""
+    def recover(self) -> list[Recovered]:
+        """Segments left by a process that died, adopted by this one (released by the next `release`)."""
         ...
 
     def append(self, data: bytes) -> None:
-        """Append whole records (newline-terminated). Durable against a kill once this returns."""
+        """Append whole records (newline-terminated), all or none of them. Durable against a kill once this
+        returns. Raises OSError when they cannot be written (a full disk): nothing of them is kept then."""
         ...
 
-    def seal(self) -> int:
-        """Close the current segment to new appends; return a mark covering everything appended so far."""
+    def seal(self, carry: bytes = b"") -> int:
+        """Close the current segment to new appends; return a mark covering everything appended so far.
+
+        `carry`: records copied into the next segment (the intents of calls in flight), so that releasing
+        the sealed one keeps them. Raises OSError (and seals nothing) when they cannot be written."""
         ...
 
     def release(self, mark: int) -> None:
         """Everything up to `mark` is stored: delete it."""
+        ...
+
+    def probe(self) -> None:
+        """Raise OSError unless a record could be appended now (the disk is writable and has room)."""
         ...
 
     def close(self) -> None: ...

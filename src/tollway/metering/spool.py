@@ -19,9 +19,11 @@ from typing import Protocol
 
 from tollway.errors import UnavailableError
 from tollway.metering.events import Event
+from tollway.metering.intents import CallIntent
+from tollway.metering.journaling import JournalWriter
 from tollway.metering.llm import LlmCall, call_record, llm_event_count
 from tollway.metering.ports import EventStore
-from tollway.metering.records import decode_record
+from tollway.metering.records import Replay
 
 log = logging.getLogger("tollway.metering.spool")
 
@@ -36,9 +38,12 @@ class HandOffJournal(Protocol):
 
     def append(self, data: bytes) -> None: ...
 
-    def hand_off(self) -> bool:
-        """Close the open segment for the worker to take; True if there was something to hand over."""
+    def hand_off(self, carry: bytes = b"") -> bool:
+        """Close the open segment for the worker to take, starting the next one with `carry` (intents of
+        calls in flight); True if there was something to hand over."""
         ...
+
+    def probe(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -47,6 +52,7 @@ class Claimed(Protocol):
     """A journal segment this worker claimed: store its records, then `done()`; on failure `give_back()`."""
 
     records: list[bytes]
+    final: bool  # its writer's last segment (the writer is gone): open intents in it were interrupted
 
     def done(self) -> None: ...
 
@@ -58,6 +64,7 @@ class HandOffSink:
 
     def __init__(self, journal: HandOffJournal, *, interval_s: float) -> None:
         self._journal = journal
+        self.writer = JournalWriter(journal)
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._unhanded = 0
@@ -70,9 +77,24 @@ class HandOffSink:
         self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
         self._unhanded += len(events)
 
+    def begin(self, intent: CallIntent) -> None:
+        self.writer.begin(intent)
+
     def record_call(self, call: LlmCall) -> None:
-        self._journal.append(call_record(call) + b"\n")
+        # A record the journal cannot take now is kept and written on the next hand-off (its intent,
+        # carried meanwhile, covers a crash).
+        self.writer.complete(call.request_id, call_record(call) + b"\n")
         self._unhanded += llm_event_count(call)
+
+    def end(self, request_id: str) -> None:
+        self.writer.end(request_id)
+
+    def probe(self) -> None:
+        self.writer.probe()
+
+    def _hand_off(self) -> bool:
+        self.writer.retry()
+        return self._journal.hand_off(self.writer.carry())
 
     async def start(self) -> None:
         self._journal.open()
@@ -81,7 +103,7 @@ class HandOffSink:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
-            if self._journal.hand_off():
+            if self._hand_off():
                 self._unhanded = 0
 
     async def stop(self, timeout_s: float = 10.0) -> bool:
@@ -89,7 +111,7 @@ class HandOffSink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._journal.hand_off()
+        self._hand_off()
         self._journal.close()
         self._unhanded = 0
         return True
@@ -115,7 +137,7 @@ class JournalIngester:
         self.stored_total = 0
         self.failures_total = 0
         self.internal_errors_total = 0
-        self.unreadable_records_total = 0
+        self._replay = Replay()
 
     async def run_once(self) -> int:
         """Store what is ready now. Returns the number of events stored; raises if the store failed."""
@@ -129,7 +151,7 @@ class JournalIngester:
                 while segments and (not events or len(events) + len(segments[0].records) <= self._batch_size):
                     segment = segments.pop(0)
                     group.append(segment)
-                    events.extend(self._parse(segment.records))
+                    events.extend(self._replay.segment(segment.records, final=segment.final))
                 for offset in range(0, len(events), self._batch_size):
                     await self._store.insert_events(events[offset : offset + self._batch_size])
                 for segment in group:
@@ -142,15 +164,14 @@ class JournalIngester:
             raise
         return stored
 
-    def _parse(self, records: list[bytes]) -> list[Event]:
-        events: list[Event] = []
-        for record in records:
-            try:
-                events.extend(decode_record(record))
-            except ValueError:
-                self.unreadable_records_total += 1
-                log.warning("journal: skipped an unreadable record (%d bytes)", len(record))
-        return events
+    @property
+    def unreadable_records_total(self) -> int:
+        return self._replay.unreadable
+
+    @property
+    def interrupted_total(self) -> int:
+        """Calls stored from an intent their gateway did not see finish (it died while they ran)."""
+        return self._replay.interrupted
 
     async def run(self, stop: asyncio.Event) -> None:
         """Store until `stop` is set, retrying with backoff while the store is unreachable."""

@@ -12,12 +12,19 @@ import fcntl
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tollway.metering.ports import Recovered
 
 log = logging.getLogger("tollway.journal")
 
 SUFFIX = ".jsonl"
+HIDDEN = ".new"  # a segment being created: locked, its carried records written, then renamed to SUFFIX
+PROBE_BYTES = 4096
+
+Write = Callable[[int, memoryview], int]  # os.write's shape: a test can inject a disk that fills up
 
 
 @dataclass
@@ -26,71 +33,137 @@ class _Segment:
     fd: int
     seq: int
     size: int = 0
+    carried: int = 0  # bytes at its start copied from the previous segment (intents of calls in flight)
+    torn: bool = False  # a failed append left a partial record that could not be cut off
+
+    @property
+    def payload(self) -> int:
+        """Bytes appended to this segment itself (beyond the copies carried into it)."""
+        return self.size - self.carried
+
+
+class TornWrite(OSError):
+    """A write failed after `written` bytes of it reached the file (the errno is the write's)."""
+
+    def __init__(self, written: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.written = written
 
 
 class FileJournal:
-    def __init__(self, directory: Path) -> None:
+    """Appends are atomic per record: a write that fails part-way (ENOSPC) is cut back off the file, so a
+    torn record never glues onto the next one; where even that fails, the next record starts a new line."""
+
+    def __init__(self, directory: Path, *, write: Write = os.write) -> None:
         self._directory = directory
+        self._write = write
         self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}-"
         self._seq = 0
         self._sealed: list[_Segment] = []
         self._current: _Segment | None = None
 
-    def recover(self) -> list[bytes]:
+    def recover(self) -> list[Recovered]:
         self._directory.mkdir(parents=True, exist_ok=True)
-        records: list[bytes] = []
+        recovered: list[Recovered] = []
         for claimed in claim_segments(self._directory, exclude_prefix=self._prefix):
-            records.extend(claimed.records)
+            recovered.append(Recovered(claimed.records, final=claimed.final))
             self._sealed.append(_Segment(path=claimed.path, fd=claimed.fd, seq=0, size=claimed.size))
         self._open_segment()
-        return records
+        return recovered
 
-    def _open_segment(self) -> None:
-        """Create the next segment, locked before it gets a name that other processes look at."""
+    def _open_segment(self, carry: bytes = b"") -> None:
+        """Create the next segment, locked and holding `carry` before it gets a name that other processes
+        look at (a reader never sees a segment without the records carried into it)."""
         self._directory.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        path = self._directory / f"{self._prefix}{self._seq:010d}{SUFFIX}"
-        hidden = path.with_suffix(".new")
-        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(hidden, path)
-        self._current = _Segment(path=path, fd=fd, seq=self._seq)
+        seq = self._seq + 1
+        path = self._directory / f"{self._prefix}{seq:010d}{SUFFIX}"
+        hidden = path.with_suffix(HIDDEN)
+        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if carry:
+                self._write_all(fd, carry)
+            os.rename(hidden, path)
+        except BaseException:
+            os.close(fd)
+            hidden.unlink(missing_ok=True)
+            raise
+        self._seq = seq
+        self._current = _Segment(path=path, fd=fd, seq=seq, size=len(carry), carried=len(carry))
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        """Write all of `data`, or raise TornWrite saying how much of it reached the file."""
+        view = memoryview(data)
+        written = 0
+        while written < len(data):
+            try:
+                written += self._write(fd, view[written:])
+            except OSError as exc:
+                raise TornWrite(written, exc) from exc
 
     def open(self) -> None:
         """Start writing, without adopting anything (the `tollway worker` does that in hand-off mode)."""
         if self._current is None:
             self._open_segment()
 
-    def hand_off(self) -> bool:
+    def hand_off(self, carry: bytes = b"") -> bool:
         """Close the current segment, if it holds records, so that an ingest worker can take it.
 
         Used when another process stores the journal's events (`TOLLWAY_INGEST=external`): closing
-        the file drops its lock, which is what tells the worker the segment is complete.
+        the file drops its lock, which is what tells the worker the segment is complete. `carry` (the
+        intents of calls in flight) starts the next segment; if it cannot be written, nothing is handed
+        over (False) and the current segment stays open.
         """
         current = self._current
-        if current is None or current.size == 0:
+        if current is None or current.payload == 0:
             return False
-        self._open_segment()
+        try:
+            self._open_segment(carry)
+        except OSError as exc:
+            log.error("journal: cannot start a new segment, keeping the current one: %s", exc)
+            return False
         os.close(current.fd)
         return True
 
     def append(self, data: bytes) -> None:
         if self._current is None:
             self._open_segment()
-        assert self._current is not None
-        view = memoryview(data)
-        while view:
-            written = os.write(self._current.fd, view)
-            view = view[written:]
-        self._current.size += len(data)
-
-    def seal(self) -> int:
         current = self._current
-        if current is not None and current.size > 0:
+        assert current is not None
+        if current.torn:
+            data = b"\n" + data  # the partial record left by a failed append becomes a line of its own
+        try:
+            self._write_all(current.fd, data)
+        except TornWrite as exc:
+            if exc.written:
+                try:
+                    os.ftruncate(current.fd, current.size)  # cut the partial record off again
+                except OSError:
+                    current.size += exc.written
+                    current.torn = True
+            raise
+        current.size += len(data)
+        current.torn = False
+
+    def seal(self, carry: bytes = b"") -> int:
+        """Start a new segment (holding `carry`) if the current one has records; the mark covers it."""
+        current = self._current
+        if current is not None and current.payload > 0:
+            self._open_segment(carry)
             self._sealed.append(current)
-            self._open_segment()
             return current.seq
         return self._seq - 1 if current is not None else self._seq
+
+    def probe(self) -> None:
+        """Raise OSError unless a record-sized write to the journal's directory succeeds now."""
+        self._directory.mkdir(parents=True, exist_ok=True)
+        path = self._directory / f".probe-{self._prefix}tmp"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            self._write_all(fd, bytes(PROBE_BYTES))
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
 
     def release(self, mark: int) -> None:
         keep: list[_Segment] = []
@@ -118,12 +191,16 @@ class FileJournal:
 
 @dataclass
 class ClaimedSegment:
-    """A segment taken from a process that no longer writes it. Holds its lock until `done` or `give_back`."""
+    """A segment taken from a process that no longer writes it. Holds its lock until `done` or `give_back`.
+
+    `final`: no later segment of the same writer exists, so the writer is gone and this was its last
+    segment: intents left open in it are calls that were in flight when the writer died."""
 
     path: Path
     fd: int
     records: list[bytes]
     size: int
+    final: bool = True
 
     def done(self) -> None:
         """Its records are stored: delete it."""
@@ -161,6 +238,22 @@ def claim_segments(directory: Path, *, exclude_prefix: str = "", limit: int | No
             content = handle.read()
         lines = content.split(b"\n")
         if lines and lines[-1]:
-            log.warning("journal %s: dropped a torn final record of %d bytes", path.name, len(lines[-1]))
+            log.warning("journal: %s: dropped a torn final record of %d bytes", path.name, len(lines[-1]))
         claimed.append(ClaimedSegment(path, fd, [line for line in lines[:-1] if line], len(content)))
+    if claimed:
+        # A writer creates its next segment before it lets go of the previous one: looked at after the
+        # claims, a segment with no later one of its writer is that writer's last.
+        latest: dict[str, int] = {}
+        for path in directory.glob("*" + SUFFIX):
+            writer, seq = _writer_and_seq(path)
+            latest[writer] = max(seq, latest.get(writer, seq))
+        for segment in claimed:
+            writer, seq = _writer_and_seq(segment.path)
+            segment.final = seq >= latest.get(writer, seq)
     return claimed
+
+
+def _writer_and_seq(path: Path) -> tuple[str, int]:
+    """`<pid>-<nonce>-` and the sequence number of a segment's name (-1 for a name not of that form)."""
+    writer, _, seq = path.stem.rpartition("-")
+    return writer, int(seq) if seq.isdigit() else -1

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.metering.events import Event
+from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall
 from tollway.metering.sink import UsageSink
 
@@ -24,10 +25,19 @@ class TokenCounting:
     def emit(self, events: Sequence[Event]) -> None:
         self._inner.emit(events)
 
+    def begin(self, intent: CallIntent) -> None:
+        self._inner.begin(intent)
+
     def record_call(self, call: LlmCall) -> None:
         if call.usage is not None:
             self._policy.spent(call.provider, call.upstream_model, call.usage.total)
         self._inner.record_call(call)
+
+    def end(self, request_id: str) -> None:
+        self._inner.end(request_id)
+
+    def probe(self) -> None:
+        self._inner.probe()
 
     async def start(self) -> None:
         await self._inner.start()
