@@ -588,11 +588,14 @@ def open_access_log(settings: Settings) -> AccessLog | None:
     return AccessLog(sys.stderr, fmt)
 
 
-def build_runtime(settings: Settings, config: TollwayConfig, clock: Clock | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, config: TollwayConfig, clock: Clock | None = None, *, journal: FileJournal | None = None
+) -> Runtime:
+    """`journal`: the usage journal (default: a FileJournal in settings.journal_path; tests fill its disk)."""
     services = build_services(settings, clock)
     stripe = build_stripe_sync(services)
     clock, store = services.clock, services.store
-    journal = FileJournal(settings.journal_path)
+    journal = journal or FileJournal(settings.journal_path)
     providers = {
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
     }

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import httpx2
 
+from tollway.adapters.journal.file import FileJournal
 from tollway.asgi import TollwayApp
 from tollway.bootstrap import Runtime, build_app, build_runtime
 from tollway.clock import Clock
@@ -40,11 +41,17 @@ class InProcess:
 
 @asynccontextmanager
 async def in_process(
-    directory: Path, config: dict[str, Any] | Path, *, clock: Clock | None = None, **settings: Any
+    directory: Path,
+    config: dict[str, Any] | Path,
+    *,
+    clock: Clock | None = None,
+    journal: FileJournal | None = None,
+    **settings: Any,
 ) -> AsyncIterator[InProcess]:
     """Tollway over `config` (a config file, or a dict written as one), started; stopped (usage flushed) on exit.
     `clock`: the runtime's clock (a FrozenClock moves time for periods and windows). SQLite in `directory`
-    unless `settings` name another database_url."""
+    unless `settings` name another database_url. `journal`: the usage journal to use (a test's, e.g. on a
+    disk that fills up); by default one in `directory / "journal"`."""
     if isinstance(config, Path):
         config_path = config
     else:
@@ -57,7 +64,7 @@ async def in_process(
         "billing_worker": False,
     }
     chosen = Settings(**{**defaults, **settings})  # e.g. database_url=<a PostgreSQL schema>
-    runtime = build_runtime(chosen, load_config(config_path, {}), clock)
+    runtime = build_runtime(chosen, load_config(config_path, {}), clock, journal=journal)
     app = build_app(runtime)
     await runtime.start()
     try:

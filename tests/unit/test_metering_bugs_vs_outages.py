@@ -97,6 +97,7 @@ async def test_rollup_worker_counts_a_bug_and_backs_off(caplog: pytest.LogCaptur
 class Segment:
     def __init__(self, records: list[bytes], log: list[str]) -> None:
         self.records = records
+        self.final = True
         self._log = log
 
     def done(self) -> None:
