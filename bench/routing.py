@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The gateway's own CPU per request, in process: a single-target model against a two-target weighted one.
+"""The gateway's own CPU per request, in process: a single-target model against a two-target weighted one
+(and, with --journal, against the same single-target gateway writing its usage journal).
 
 No sockets and no upstream: the gateway's ASGI app (auth, parse, route, target policy, relay, usage
 record handed to a sink that drops it) over an in-memory provider that answers a fixed chat
@@ -9,6 +10,8 @@ are reported, so other load on the machine inflates both alike rather than one o
 
     .venv/bin/python bench/routing.py                  # 30 alternations x 1,000 requests
     .venv/bin/python bench/routing.py --rounds 60 --requests 2000
+    .venv/bin/python bench/routing.py --journal        # + usage journaled to a file (TOLLWAY_INGEST=external's
+                                                       #   hot path: HandOffSink over a FileJournal in a temp dir)
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import argparse
 import asyncio
 import gc
 import statistics
+import tempfile
 import time
 from collections.abc import AsyncIterator, MutableMapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from tollway.adapters.journal.file import FileJournal
 from tollway.bootstrap import gateway_state
 from tollway.clock import SystemClock
 from tollway.config.schema import TollwayConfig
@@ -32,8 +38,12 @@ from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, Provider, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
 from tollway.metering.events import Event
-from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall
+from tollway.metering.sink import UsageSink
+from tollway.metering.spool import HandOffSink
+
+if TYPE_CHECKING:
+    from tollway.metering.intents import CallIntent  # not in versions before write-ahead intents
 
 KEY = "bench-key-0123"
 BODY = b'{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
@@ -112,7 +122,7 @@ def config(weighted: bool) -> TollwayConfig:
     )
 
 
-def gateway(weighted: bool) -> Gateway:
+def gateway(weighted: bool, sink: UsageSink | None = None) -> Gateway:
     loaded = config(weighted)
     providers: dict[str, Provider] = {name: Answering(name) for name in ("a", "b")}
     state = gateway_state(loaded, providers)
@@ -120,7 +130,7 @@ def gateway(weighted: bool) -> Gateway:
     policy = BalancingPolicy(clock)
     policy.configure(loaded.models, loaded.providers, state.prices)
     limits = GatewayLimits(max_body_bytes=1 << 20, drain_timeout_s=1.0)
-    return Gateway(state, Dropped(), GatewayMetrics(), clock, limits, policy=policy)
+    return Gateway(state, sink or Dropped(), GatewayMetrics(), clock, limits, policy=policy)
 
 
 async def drive(app: Gateway, requests: int) -> float:
@@ -158,8 +168,22 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--journal", action="store_true", help="also a single-target gateway journaling its usage")
     args = parser.parse_args()
     apps = {"single target": gateway(False), "two targets, weighted 3:1": gateway(True)}
+    with tempfile.TemporaryDirectory(prefix="tollway-bench-journal-") as directory:
+        sink: HandOffSink | None = None
+        if args.journal:
+            # the worker-apart setup's hot path: records appended to segments handed over every 0.25 s
+            sink = HandOffSink(FileJournal(Path(directory)), interval_s=0.25)
+            await sink.start()
+            apps["single target, usage journaled"] = gateway(False, sink)
+        await measure(apps, args)
+        if sink is not None:
+            await sink.stop()
+
+
+async def measure(apps: dict[str, Gateway], args: argparse.Namespace) -> None:
     for app in apps.values():
         await drive(app, 2000)  # warm-up
     samples: dict[str, list[float]] = {name: [] for name in apps}
@@ -169,11 +193,13 @@ async def main() -> None:
             samples[name].append(await drive(app, args.requests))
     for name, values in samples.items():
         print(
-            f"{name:28s} median {statistics.median(values) * 1e6:6.1f} µs, best {min(values) * 1e6:6.1f} µs "
+            f"{name:32s} median {statistics.median(values) * 1e6:6.1f} µs, best {min(values) * 1e6:6.1f} µs "
             f"CPU per request ({args.rounds} batches of {args.requests:,})"
         )
-    single, weighted = (statistics.median(values) for values in samples.values())
+    single, weighted, *journaled = (statistics.median(values) for values in samples.values())
     print(f"weighted / single (medians): {weighted / single:.3f}")
+    if journaled:
+        print(f"journaled - single (medians): {(journaled[0] - single) * 1e6:+.1f} µs")
 
 
 if __name__ == "__main__":

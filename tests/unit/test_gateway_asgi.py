@@ -18,6 +18,7 @@ from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.pipeline import UsagePipeline
+from tollway.metering.records import Replay
 
 
 class Exploding:
@@ -72,4 +73,8 @@ async def test_an_unexpected_error_is_a_500_in_openai_shape() -> None:
     error = orjson.loads(sent[1]["body"])["error"]
     assert error["code"] == "internal_error"
     assert error["type"] == "api_error"
-    assert journal.records == [], "no usage is invented for a request that never reached a provider"
+    # its write-ahead intent is closed by an end line: replayed, the journal holds no usage for it
+    kinds = [orjson.loads(record)["record"] for _, record in journal.records]
+    assert kinds == ["llm.intent", "llm.end"]
+    replayed = Replay().segment([record for _, record in journal.records], final=True)
+    assert replayed == [], "no usage is invented for a request that never reached a provider"

@@ -52,7 +52,6 @@ class CallIntent:
 
 def intent_record(intent: CallIntent) -> bytes:
     """The intent as one journal line (newline included)."""
-    price = intent.price
     return (
         orjson.dumps(
             {
@@ -68,9 +67,7 @@ def intent_record(intent: CallIntent) -> bytes:
                 "streamed": intent.streamed,
                 "input_tokens": intent.input_tokens,
                 "output_tokens": intent.output_tokens if intent.progress is None else intent.progress(),
-                "price": None
-                if price is None
-                else [str(price.input), str(price.output), _text(price.cache_read), _text(price.cache_write)],
+                "price": None if intent.price is None else intent.price.texts,
             },
             option=orjson.OPT_UTC_Z,
         )
@@ -128,7 +125,3 @@ def interrupted_call(intent: CallIntent) -> LlmCall:
         price=intent.price,
         requested_model=intent.requested_model,
     )
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

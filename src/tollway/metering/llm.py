@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -50,6 +50,12 @@ class TokenPrice:
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    # the four prices as a journal line writes them, worked out once (journal lines are the hot path)
+    texts: list[str | None] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        texts = [str(self.input), str(self.output), _optional_text(self.cache_read), _optional_text(self.cache_write)]
+        object.__setattr__(self, "texts", texts)
 
     def per_type(self) -> dict[str, Decimal]:
         return {
@@ -118,14 +124,7 @@ def call_record(call: LlmCall) -> bytes:
         "usage": None
         if usage is None
         else [usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning],
-        "price": None
-        if price is None
-        else [
-            str(price.input),
-            str(price.output),
-            _optional_text(price.cache_read),
-            _optional_text(price.cache_write),
-        ],
+        "price": None if price is None else price.texts,
     }
     if call.attempts:
         line["attempts"] = [[a.provider, a.upstream_model, a.status_code, a.cause] for a in call.attempts]
