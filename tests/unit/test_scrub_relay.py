@@ -20,6 +20,7 @@ from tollway.gateway.relay import RESPONSE_TAIL_BYTES, GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.events import Event
+from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall
 from tollway.scrub import REDACTED, Scrubber
 
@@ -45,8 +46,17 @@ class Records:
     def emit(self, events: Sequence[Event]) -> None:
         raise AssertionError("the flow records calls")
 
+    def begin(self, intent: CallIntent) -> None:
+        return None
+
     def record_call(self, call: LlmCall) -> None:
         self.calls.append(call)
+
+    def end(self, request_id: str) -> None:
+        return None
+
+    def probe(self) -> None:
+        return None
 
     async def start(self) -> None: ...
 
