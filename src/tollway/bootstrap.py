@@ -621,6 +621,11 @@ def build_runtime(
             "Failures of usage storing that were not an outage (a bug; see the log): the batch is kept.",
             lambda: inline.internal_errors_total,
         )
+        metrics.add_gauge(
+            "tollway_usage_interrupted_calls",
+            "Calls a previous process did not see finish (killed while they ran), metered from their intents.",
+            lambda: inline.interrupted_total,
+        )
         pipeline, writer = inline, inline.writer
     metrics.add_gauge(
         "tollway_usage_journal_writable",

@@ -23,6 +23,7 @@ from tollway.metering.journaling import JOURNAL_UNAVAILABLE, JournalWriter
 from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, call_record
 from tollway.metering.pipeline import UsagePipeline
 from tollway.metering.records import Replay
+from tollway.metering.spool import HandOffSink
 
 T0 = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 PRICE = TokenPrice(Decimal("0.0000025"), Decimal("0.00001"))
@@ -193,3 +194,23 @@ def test_a_handed_off_segment_leaves_open_intents_to_the_writer(tmp_path: Path) 
     events = Replay().segment(last.records, final=last.final)
     assert [e.id for e in events if e.type == "llm.request"] == ["flying:request"]
     last.done()
+
+
+async def test_the_worker_apart_sink_writes_a_kept_record_at_the_next_hand_off(tmp_path: Path) -> None:
+    """TOLLWAY_INGEST=external: a record the full disk refused is written before a segment is handed over;
+    until then nothing is handed over without it (its intent stays in the open segment)."""
+    disk = FullDisk()
+    sink = HandOffSink(FileJournal(tmp_path, write=disk.write), interval_s=3600)
+    await sink.start()
+    sink.begin(intent("r1"))
+    disk.fill()
+    sink.record_call(call("r1"))  # kept
+    assert not sink._hand_off(), "the next segment cannot even take the carried intent"
+    assert claim_segments(tmp_path) == [], "nothing handed over"
+    disk.free()
+    assert sink._hand_off()
+    (handed,) = claim_segments(tmp_path)
+    events = Replay().segment(handed.records, final=handed.final)
+    assert [(e.id, e.data.get("interrupted")) for e in events if e.type == "llm.request"] == [("r1:request", None)]
+    handed.done()
+    await sink.stop()
