@@ -3,6 +3,7 @@ exactly once, and a call leaves exactly one usage record (settled with the same 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from tollway.gateway.state import GatewayState
 from tollway.gateway.translate.common import EventTranslator
 from tollway.metering.events import Event
 from tollway.metering.intents import CallIntent
-from tollway.metering.llm import LlmCall
+from tollway.metering.llm import LlmCall, TokenUsage
 
 KEY = b"key-12345678"
 CHAT = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
@@ -418,3 +419,35 @@ async def test_policy_refusing_every_target_is_a_503_that_records_nothing_and_re
     assert provider.sent == []
     assert len(ledger.admitted) == 1
     assert ledger.events == ["release"], "admitted, refused before any upstream call: released, nothing recorded"
+
+
+class Hanging:
+    """A provider that never answers."""
+
+    native_paths = frozenset({"/chat/completions"})
+    name = "hanging"
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        self.asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_call_cancelled_while_its_upstream_is_asked_is_one_interrupted_record_then_released() -> None:
+    """A stop whose grace period ran out cancels a call waiting for its upstream: metered from its intent."""
+    ledger, provider = Ledger(), Hanging()
+    task = asyncio.create_task(post(build(ledger, provider), "/v1/chat/completions", CHAT))
+    await provider.asked.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    record = assert_one_record_settled(ledger)
+    assert (record.interrupted, record.partial, record.estimated, record.status_code) == (True, True, True, 0)
+    assert record.usage == TokenUsage(input=8), "3 + 3 per message + ceil(len('hello') / 4)"

@@ -172,14 +172,17 @@ class Flow(Failover):
                 error_shape=endpoint.errors.of_upstream,
                 read=(answer.head, answer.rest),
             )
-        except BaseException:
+        except BaseException as error:
             if target is not None and not call.recorded:
                 # The upstream answered but relaying it failed (e.g. a translator): the call happened.
                 self.record(call, route, target, FAILED, parsed.stream, None, started_at=started_at)
+            elif isinstance(error, asyncio.CancelledError) and call.intent is not None and not call.recorded:
+                # The server stopped while the upstream was being asked: metered as a kill would leave it.
+                self.record_interrupted(call)
             raise
         finally:
             if call.intent is not None and not call.recorded:
-                # no usage record: no try got an answer (or it was cancelled before one came); nothing metered
+                # no usage record: no try got an answer; nothing metered
                 self._pipeline.end(call.request_id)
             if self._policy is not None and answer is not None and not answer.reported:
                 self._report(self._policy, answer, call)

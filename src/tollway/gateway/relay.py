@@ -32,7 +32,7 @@ from tollway.gateway.usage import (
     from_openai_chat,
     usage_block_from_tail,
 )
-from tollway.metering.intents import CallIntent
+from tollway.metering.intents import CallIntent, interrupted_call
 from tollway.metering.llm import AttemptRecord, LlmCall, TokenUsage
 from tollway.metering.sink import UsageSink
 from tollway.scrub import Scrubber
@@ -441,6 +441,17 @@ class Relay:
             for token_type, tokens in usage.by_type().items():
                 if tokens:
                     self._metrics.tokens.inc((route.model, provider, token_type), tokens)
+
+    def record_interrupted(self, call: Call) -> None:
+        """The call's usage record from its intent, flagged interrupted: the gateway stopped before an answer."""
+        assert call.intent is not None
+        if call.recorded:
+            return
+        call.recorded = True
+        record = interrupted_call(call.intent)
+        self._pipeline.record_call(record)
+        if call.reservation is not None:
+            call.reservation.settle(record)
 
     def observe(self, call: Call, status: int) -> None:
         elapsed = time.perf_counter() - call.started
