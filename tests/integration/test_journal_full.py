@@ -1,14 +1,16 @@
 """A full usage-journal disk (ENOSPC) never loses money: calls are refused before the upstream, in the
 caller's API shape; /readyz says why; a call the disk filled up under is still relayed whole and metered.
 
-The whole Tollway runs in process on a FileJournal whose disk fills up on demand (a fault-injecting
-`write`, tests/support/full_disk.py): deterministic, and it needs no mount. (test_journal_tmpfs.py
+The whole Tollway runs in process, on SQLite and on PostgreSQL, with a FileJournal whose disk fills up on
+demand (a fault-injecting `write`, tests/support/full_disk.py): deterministic, and it needs no mount. (test_journal_tmpfs.py
 repeats the refusal on a real full tmpfs where the test may mount one.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.full_disk import FullDisk
@@ -27,12 +29,20 @@ REFUSAL = (
 )
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'tollway.db'}"
+
+
 async def test_a_full_journal_disk_refuses_calls_before_the_upstream_in_the_callers_shape(
-    tmp_path: Path, fake_openai: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI, database_url: str
 ) -> None:
     disk = FullDisk()
     journal = FileJournal(tmp_path / "journal", write=disk.write)
-    async with in_process(tmp_path, config_for(fake_openai), journal=journal) as app, app.http() as http:
+    running = in_process(tmp_path, config_for(fake_openai), journal=journal, database_url=database_url)
+    async with running as app, app.http() as http:
         assert (await http.get("/readyz")).json() == {"status": "ready"}
 
         # The disk fills up while a stream runs (its intent was written, its usage record is not): the
@@ -73,7 +83,7 @@ async def test_a_full_journal_disk_refuses_calls_before_the_upstream_in_the_call
         served = await http.post("/v1/chat/completions", json=CHAT, headers=BEARER)
         assert served.status_code == 200
         served_id = served.headers["x-request-id"]
-    metered = request_records(stored_events(f"sqlite:///{tmp_path / 'tollway.db'}"))
+    metered = request_records(stored_events(database_url))
     assert sorted(r.request_id for r in metered) == sorted([streamed_id, served_id]), "refused calls: nothing"
     assert [r.data.get("interrupted") for r in metered] == [None, None]
     assert list((tmp_path / "journal").glob("*.jsonl")) == [], "the kept record was journaled, then released"
