@@ -186,7 +186,7 @@ async def test_keys_and_errors_in_googles_shape(tmp_path: Path, fake_openai: Fak
         )
         assert bad.status_code == 400
         assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"
-        unknown = await http.post("/v1beta/models/demo:embedContent", json=body, headers={"x-goog-api-key": KEY})
+        unknown = await http.post("/v1beta/models/demo:embedText", json=body, headers={"x-goog-api-key": KEY})
         assert unknown.status_code == 404
         assert unknown.json()["error"]["status"] == "NOT_FOUND"
         listed = await http.get("/v1/models/demo", headers={"Authorization": f"Bearer {KEY}"})

@@ -98,6 +98,7 @@ class FakeOpenAI(LoopbackServer[Reply]):
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/completions", self._completions)
 
     def start(self) -> FakeOpenAI:
         super().start()
@@ -120,6 +121,38 @@ class FakeOpenAI(LoopbackServer[Reply]):
             "usage": {"prompt_tokens": usage["prompt_tokens"], "total_tokens": usage["prompt_tokens"]},
         }
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        """Legacy completions: one choice of `text` per prompt; usage as on chat (a final usage chunk when a
+        stream asks for it)."""
+        body = await self.record(request)
+        reply = self.next_reply()
+        if reply.status != 200 or reply.body is not None:
+            return _plain(reply)
+        model = str(body.get("model"))
+        prompt = body.get("prompt")
+        prompts: list[Any] = prompt if isinstance(prompt, list) else [prompt]
+        head = {"id": "cmpl-fake123", "object": "text_completion", "created": 1_700_000_000, "model": model}
+
+        def choice(index: int, text: str, finish: str | None) -> dict[str, Any]:
+            return {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+
+        if not body.get("stream"):
+            choices = [choice(i, reply.content, "stop") for i in range(len(prompts))]
+            return web.Response(
+                body=orjson.dumps({**head, "choices": choices, "usage": reply.usage}), content_type="application/json"
+            )
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for piece in reply.content.split(" "):
+            event = {**head, "choices": [choice(0, piece + " ", None)]}
+            await response.write(b"data: " + orjson.dumps(event) + b"\n\n")
+        await response.write(b"data: " + orjson.dumps({**head, "choices": [choice(0, "", "stop")]}) + b"\n\n")
+        if (body.get("stream_options") or {}).get("include_usage") is True:
+            await response.write(b"data: " + orjson.dumps({**head, "choices": [], "usage": reply.usage}) + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         return await _responses_handler(self, request)

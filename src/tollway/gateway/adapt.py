@@ -25,8 +25,10 @@ class FormatAdapter:
         from_chat: Callable[[dict[str, Any]], dict[str, Any]],
         stream: Callable[[dict[str, Any]], EventTranslator],
         error: Callable[[bytes, int], bytes],
+        pivot: str = "/chat/completions",
     ) -> None:
         self.name = inner.name
+        self._pivot = pivot  # the OpenAI path a translated request is sent to
         self.native_paths = inner.native_paths
         self._inner = inner
         self._path = path
@@ -57,7 +59,7 @@ class FormatAdapter:
     async def translate(self, request: UpstreamRequest) -> UpstreamResponse:
         payload = self._to_chat(request.payload)
         chat = UpstreamRequest(
-            path="/chat/completions",
+            path=self._pivot,
             body=orjson.dumps(payload),
             payload=payload,
             stream=request.stream,

@@ -54,9 +54,14 @@ def conservative_tokens(value: object) -> int:
     return -(-len(orjson.dumps(value)) // BYTES_PER_TOKEN)
 
 
+def embeds(endpoint: str) -> bool:
+    """An embeddings call (OpenAI's, or Gemini's embedContent / batchEmbedContents): input tokens only."""
+    return endpoint == EMBEDDINGS or endpoint.endswith(("}:embedContent", "}:batchEmbedContents"))
+
+
 def input_tokens(endpoint: str, target: Target, payload: Mapping[str, Any], prompt: Mapping[str, Any] | None) -> int:
     """The call's input tokens on `target`: exact where the target counts them, else the conservative estimate."""
-    if endpoint == EMBEDDINGS:
+    if embeds(endpoint):
         return conservative_tokens(payload.get("input"))
     if isinstance(target.provider, CountsTokens):
         if endpoint == MESSAGES:
@@ -94,7 +99,7 @@ class GatewayAdmission:
         """The call's worst case on each target it may reach."""
         payload = call.payload or {}
         output = 0
-        if call.endpoint != EMBEDDINGS:
+        if not embeds(call.endpoint):
             output = requested_output(payload) or route.max_output_tokens or self._default_max_tokens
         prices = self._state().prices
         cases: list[LlmCall] = []

@@ -78,6 +78,13 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise ValidationError(f"messages[{index}] must be an object with a 'role'", field=f"messages[{index}]")
+    stream, wants_usage = parse_chat_options(payload)
+    return ChatRequest(payload=payload, model=model, stream=stream, client_wants_usage=wants_usage)
+
+
+def parse_chat_options(payload: dict[str, Any]) -> tuple[bool, bool]:
+    """`stream` and whether the client asked for usage in the stream (`stream_options.include_usage`), as
+    chat completions and legacy completions take them."""
     stream = payload.get("stream", False)
     if stream is None:
         stream = False
@@ -94,7 +101,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     include = options.get("include_usage") if options else None
     if include is not None and not isinstance(include, bool):
         raise ValidationError("'stream_options.include_usage' must be a boolean", field="stream_options")
-    return ChatRequest(payload=payload, model=model, stream=stream, client_wants_usage=include is True)
+    return stream, include is True
 
 
 def parse_embeddings_request(body: bytes) -> tuple[dict[str, Any], str]:

@@ -101,11 +101,11 @@ class ChatStreamTracker:
             return event
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            if isinstance(delta, dict):
-                size = _delta_size(delta)
-                if size:
-                    self.content_chunks += 1
-                    self.content_chars += size
+            text = choice.get("text") if isinstance(choice, dict) else None  # legacy completions
+            size = _delta_size(delta) if isinstance(delta, dict) else len(text) if isinstance(text, str) else 0
+            if size:
+                self.content_chunks += 1
+                self.content_chars += size
         usage = chunk.get("usage")
         if not isinstance(usage, Mapping):
             return event

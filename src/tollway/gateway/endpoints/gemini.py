@@ -21,6 +21,7 @@ from tollway.clock import Clock
 from tollway.errors import DomainError, NotFoundError, ValidationError
 from tollway.gateway.adapt import FormatAdapter
 from tollway.gateway.endpoint import HandlerEndpoint, LlmEndpoint, Parsed, Steps
+from tollway.gateway.endpoints.gemini_embed import embed_endpoint
 from tollway.gateway.errors import STREAM_CUT, ErrorFormat, error_message, status_of
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider
@@ -129,6 +130,7 @@ GENERATE = LlmEndpoint(
 )
 METHODS = {"generateContent": False, "streamGenerateContent": True}
 COUNT = "countTokens"
+EMBED_METHODS = {"embedContent": False, "batchEmbedContents": True}  # method -> batch
 
 
 async def generate_content(flow: Steps, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
@@ -138,10 +140,15 @@ async def generate_content(flow: Steps, scope: Scope, receive: Receive, send: Se
         call.route = prefix + "{model}:" + method
         await count_tokens(flow, scope, receive, send, call, model)
         return
+    if model and method in EMBED_METHODS:
+        call.route = prefix + "{model}:" + method
+        embed = embed_endpoint(call.route, model, batch=EMBED_METHODS[method], errors=GOOGLE)
+        await flow.run(embed, scope, receive, send, call)
+        return
     if not model or method not in METHODS:
         raise NotFoundError(
-            f"Unknown request URL: {scope['method']} {scope['path']}. "
-            "Tollway serves models/{model}:generateContent, :streamGenerateContent and :countTokens.",
+            f"Unknown request URL: {scope['method']} {scope['path']}. Tollway serves models/{{model}}:generateContent, "
+            ":streamGenerateContent, :countTokens, :embedContent and :batchEmbedContents.",
             code="unknown_url",
         )
     stream = METHODS[method]
