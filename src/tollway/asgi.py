@@ -36,12 +36,16 @@ class TollwayApp:
         shutdown: Callable[[], Awaitable[None]],
         unusable_models: Callable[[], list[str]] | None = None,
         metrics_token: str | None = None,
+        storage: Callable[[], Awaitable[None]] | None = None,
+        after_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.gateway = gateway
         self._metrics_token = metrics_token.encode() if metrics_token else None
         self._management = management
         self._metrics = metrics
-        self._ready = ready
+        self._ready = ready  # can this process serve (config loaded, usage journal writable)? raises if not
+        self._storage = storage  # does the store answer? (/readyz?storage=1; not part of readiness)
+        self._after_change = after_change  # a management write succeeded: refresh snapshots before answering
         self._unusable_models = unusable_models  # models none of whose targets can take a request now
         self._startup = startup
         self._shutdown = shutdown
@@ -56,11 +60,14 @@ class TollwayApp:
             elif path == "/healthz":
                 await send_bytes(send, 200, b'{"status":"ok"}', self._ids.new().encode())
             elif path == "/readyz":
-                await self._readyz(send)
+                await self._readyz(scope, send)
             elif path == "/metrics":
                 await self._metrics_page(scope, send)
             else:
-                await self._management(scope, receive, _with_request_id(send, self._ids.new().encode()))
+                respond = _with_request_id(send, self._ids.new().encode())
+                if self._after_change is not None and _writes(scope):
+                    respond = _after_success(respond, self._after_change)
+                await self._management(scope, receive, respond)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
@@ -86,21 +93,31 @@ class TollwayApp:
                 return
         await send_bytes(send, 200, self._metrics.render(), request_id, b"text/plain; version=0.0.4")
 
-    async def _readyz(self, send: Send) -> None:
+    async def _readyz(self, scope: Scope, send: Send) -> None:
+        """200 while this process can take requests; the store is not asked (an outage of the database does
+        not stop the gateway: usage waits in the journal), so a load balancer keeps every replica in rotation.
+        `?storage=1` asks the store too: 503 while it does not answer (for a monitor, not a load balancer)."""
+        request_id = self._ids.new().encode()
         try:
             await asyncio.wait_for(self._ready(), READY_TIMEOUT_S)
         except Exception as exc:
-            detail = str(exc) if isinstance(exc, NotReady) else f"store unreachable: {exc}"
-            body = orjson.dumps({"status": "unavailable", "detail": detail})
-            await send_bytes(send, 503, body, self._ids.new().encode())
+            detail = str(exc) if isinstance(exc, NotReady) else f"not ready: {exc!r}"
+            await send_bytes(send, 503, orjson.dumps({"status": "unavailable", "detail": detail}), request_id)
             return
+        report: dict[str, object] = {"status": "ready"}
         unusable = self._unusable_models() if self._unusable_models is not None else []
         if unusable:
             # still 200: the process serves its other models; every replica would see the same upstreams
-            body = orjson.dumps({"status": "degraded", "models_without_usable_target": unusable})
-            await send_bytes(send, 200, body, self._ids.new().encode())
-            return
-        await send_bytes(send, 200, b'{"status":"ready"}', self._ids.new().encode())
+            report = {"status": "degraded", "models_without_usable_target": unusable}
+        if self._storage is not None and b"storage=1" in scope.get("query_string", b"").split(b"&"):
+            try:
+                await asyncio.wait_for(self._storage(), READY_TIMEOUT_S)
+            except Exception as exc:
+                body = {**report, "status": "storage_unavailable", "storage": f"unreachable: {exc}"}
+                await send_bytes(send, 503, orjson.dumps(body), request_id)
+                return
+            report["storage"] = "ok"
+        await send_bytes(send, 200, orjson.dumps(report), request_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -130,6 +147,26 @@ class TollwayApp:
 
 def _reason(exc: DomainError | ConfigError) -> str:
     return exc.message if isinstance(exc, DomainError) else "; ".join(exc.problems)
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NOT_CHANGES = ("/api/v1/events",)  # usage ingestion: no snapshot depends on it
+
+
+def _writes(scope: Scope) -> bool:
+    return scope.get("method", "GET") not in READ_METHODS and not scope["path"].startswith(NOT_CHANGES)
+
+
+def _after_success(send: Send, after_change: Callable[[], Awaitable[None]]) -> Send:
+    """Run `after_change` once the write succeeded and before its answer leaves, so a client that uses what it
+    just created (a key) on this process finds it."""
+
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start" and message.get("status", 500) < 400:
+            await after_change()
+        await send(message)
+
+    return sender
 
 
 def _with_request_id(send: Send, request_id: bytes) -> Send:

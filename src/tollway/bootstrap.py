@@ -20,6 +20,7 @@ from tollway.adapters.sql.identity import SqlIdentityStore
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.notifications import SqlNotificationStore
+from tollway.adapters.sql.notify import PgChangeFeed, libpq_url
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
@@ -35,6 +36,7 @@ from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.invoicing.worker import BillingWorker, SyncStep
 from tollway.billing.service import CatalogService, CustomerSubjects
+from tollway.changes import Changes
 from tollway.clock import Clock, SystemClock
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
@@ -166,6 +168,8 @@ class Runtime:
     webhook_secrets: list[str] = field(default_factory=list)  # the channels' signing secrets, scrubbed too
     budgets: BudgetService | None = None
     budget_status: Callable[[Budget], Awaitable[BudgetStatus]] | None = None
+    changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
+    started: bool = False
 
     async def start(self) -> None:
         guarded = self.settings.config and not self.settings.allow_empty_config
@@ -196,12 +200,32 @@ class Runtime:
             self.billing.start()
             if self.notifier is not None:
                 self.notifier.start()
+        if self.changes is not None:
+            self.changes.start()
         if self.settings.config:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
+        self.started = True
+
+    async def ready(self) -> None:
+        """Raise NotReady unless this process can take requests (/readyz). The store is not asked: during a
+        database outage the gateway keeps serving and journaling (`/readyz?storage=1` asks it)."""
+        if not self.started:
+            raise NotReady("starting")
+        try:
+            self.pipeline.probe()
+        except OSError as exc:
+            raise NotReady(f"usage journal unwritable: {exc}") from None
+
+    async def after_change(self) -> None:
+        if self.changes is not None:
+            await self.changes.changed_here()
 
     async def stop(self) -> None:
+        self.started = False
         if self.settings.config:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.changes is not None:
+            await self.changes.stop()
         if self.billing is not None:
             await self.billing.stop()
         if self.notifier is not None:
@@ -234,14 +258,6 @@ class Runtime:
         await self.store.close()
         if self._unscrub_logs is not None:
             self._unscrub_logs()
-
-    async def ready(self) -> None:
-        """Raise unless usage can be journaled and the store answers (/readyz)."""
-        try:
-            self.pipeline.probe()
-        except OSError as exc:
-            raise NotReady(f"usage journal unwritable: {exc}") from None
-        await self.store.ping()
 
     def _reload_soon(self) -> None:
         self._spawn(self._reload_logged())
@@ -693,6 +709,14 @@ def build_runtime(
         "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
     )
     keys = KeyDirectory(services.identity.store, clock, publish_keys(gateway))
+    metrics.add_gauge(
+        "tollway_storage_up",
+        "1 while the database answers this process's key poll (every 0.25 s); 0 during an outage (the gateway"
+        " keeps serving and journaling usage).",
+        lambda: int(not keys.failing),
+    )
+    conninfo = libpq_url(settings.database_url)
+    changes = Changes([keys.refresh, keeper.refresh], PgChangeFeed(conninfo) if conninfo else None)
     deliveries = Counter(
         "tollway_notification_deliveries_total",
         "Webhook delivery attempts by event type and outcome (success, retry, failed, gone).",
@@ -738,6 +762,7 @@ def build_runtime(
         notifier=notifier,
         budgets=services.budgets,
         budget_status=spend.budget_status,
+        changes=changes,
     )
     services.notifications.on_secrets(runtime.set_webhook_secrets)
     return runtime
@@ -781,6 +806,8 @@ def build_app(runtime: Runtime) -> TollwayApp:
         management=management,
         metrics=runtime.metrics,
         ready=runtime.ready,
+        storage=runtime.store.ping,
+        after_change=runtime.after_change,
         startup=runtime.start,
         shutdown=runtime.stop,
         metrics_token=settings.metrics_token,

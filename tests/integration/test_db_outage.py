@@ -49,8 +49,8 @@ def metric(gateway: TollwayProcess, name: str) -> float:
     return prometheus_value(httpx.get(gateway.base_url + "/metrics", timeout=5).text, name)
 
 
-def readyz(gateway: TollwayProcess) -> int:
-    return httpx.get(gateway.base_url + "/readyz", timeout=10).status_code
+def readyz(gateway: TollwayProcess, query: str = "") -> int:
+    return httpx.get(gateway.base_url + "/readyz" + query, timeout=10).status_code
 
 
 def test_database_outage_loses_nothing_and_stores_everything_once(
@@ -63,9 +63,13 @@ def test_database_outage_loses_nothing_and_stores_everything_once(
         sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)
         wait_until(lambda: len(stored_events(postgres_url)) == 4)
         assert readyz(gateway) == 200
+        assert readyz(gateway, "?storage=1") == 200
 
         proxy.down()
-        wait_until(lambda: readyz(gateway) == 503)
+        # Storage health says so; readiness does not: the gateway still serves, so it stays in rotation.
+        wait_until(lambda: readyz(gateway, "?storage=1") == 503)
+        wait_until(lambda: metric(gateway, "tollway_storage_up") == 0)
+        assert readyz(gateway) == 200
         # Requests are still answered, streamed and not.
         for usage in DURING[:2]:
             completion = sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -83,13 +87,14 @@ def test_database_outage_loses_nothing_and_stores_everything_once(
             outage_query = admin.get("/api/v1/meters/llm_tokens/query", params={"subject": SUBJECT})
         assert outage_query.status_code == 503
         assert outage_query.json()["status"] == 503
-        assert readyz(gateway) == 503
+        assert readyz(gateway) == 200
         proxy.up()
         assert len(stored_events(postgres_url)) == 4, "nothing reached the database during the outage"
 
         # The database is back: ready again, the backlog drains, each event stored exactly once.
-        wait_until(lambda: readyz(gateway) == 200)
+        wait_until(lambda: readyz(gateway, "?storage=1") == 200)
         wait_until(lambda: metric(gateway, "tollway_usage_backlog_events") == 0, timeout_s=15)
+        assert metric(gateway, "tollway_storage_up") == 1
         events = stored_events(postgres_url)
         assert len(events) == 4 + EVENTS_DURING
         assert len(request_records(events)) == 4

@@ -79,8 +79,14 @@ class KeyDirectory:
         self._recorded_day: dict[str, date] = {}
         self._failing = False
         self._task: asyncio.Task[None] | None = None
+        self._refreshing = asyncio.Lock()  # the poll and a refresh after an API write: one at a time, in order
         self.used: set[str] = set()  # ids of stored keys used since the last write (filled by the index)
         self.rebuilds = 0
+
+    @property
+    def failing(self) -> bool:
+        """True while the last poll of the store failed (the last known keys are served)."""
+        return self._failing
 
     @property
     def version(self) -> int | None:
@@ -96,6 +102,10 @@ class KeyDirectory:
 
     async def refresh(self) -> bool:
         """Rebuild and publish the index if the store changed since the last look. True when rebuilt."""
+        async with self._refreshing:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         version = await self._store.version()
         if version == self._version:
             return False

@@ -39,12 +39,17 @@ class RulesKeeper:
         self.rules = SpendRules()
         self.admission: SpendAdmission | None = None  # reconciled by the loop when set
         self._task: asyncio.Task[None] | None = None
+        self._refreshing = asyncio.Lock()  # the loop and a refresh after an API write: one at a time, in order
 
     def current(self) -> SpendRules:
         return self.rules
 
     async def refresh(self) -> bool:
         """Rebuild the snapshot if the catalog changed since it was built; True when it did."""
+        async with self._refreshing:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         version = (
             await self._catalog.version(),
             await self._budgets.budgets_version() if self._budgets is not None else 0,
