@@ -11,11 +11,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from tests.support.closing import Client, Closing
 from tests.support.fake_upstream import FakeOpenAI
 
 POSTGRES_URL = os.environ.get("TOLLWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SERVICES_REQUIRED = os.environ.get("TOLLWAY_REQUIRE_SERVICES") == "1"
 
 
@@ -132,6 +134,30 @@ def postgres_url() -> Iterator[str]:
     yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis; its keys (and only they) are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        service_missing(f"Redis at {REDIS_URL} is not reachable: {exc}")
+        raise
+    prefix = f"tollway-test:{os.getpid()}:{os.urandom(4).hex()}:"
+    try:
+        yield prefix
+    finally:
+        delete_prefix(client, prefix)
+        client.close()
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete every key under `prefix` (SCAN + DEL: never a FLUSHALL on the shared Redis)."""
+    keys = list(client.scan_iter(match=prefix + "*", count=500))
+    return int(client.delete(*keys)) if keys else 0
 
 
 @pytest.fixture

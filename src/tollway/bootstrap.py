@@ -13,6 +13,7 @@ from typing import Any
 
 from tollway.adapters.journal.file import FileJournal, claim_segments
 from tollway.adapters.memory.counters import MemoryCounterStore
+from tollway.adapters.redis.counters import RedisCounterStore
 from tollway.adapters.sql.budgets import SqlBudgetStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
@@ -475,6 +476,7 @@ class Services:
         await asyncio.to_thread(upgrade, self.store.engine)
 
     async def close(self) -> None:
+        await self.counters.close()
         await self.store.close()
 
 
@@ -498,7 +500,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
     invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock)
     budget_store = SqlBudgetStore(store.engine, clock)
-    counters = MemoryCounterStore(clock)
+    counters: CounterStore
+    if settings.redis_url:
+        counters = RedisCounterStore(
+            settings.redis_url, clock, prefix=settings.spend_redis_prefix, timeout_s=settings.spend_redis_timeout_s
+        )
+    else:
+        counters = MemoryCounterStore(clock)
     keeper = RulesKeeper(
         catalog_store,
         metering,
@@ -512,6 +520,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock,
         keeper.current,
         no_subscription="refuse" if settings.spend_no_subscription == "refuse" else "allow",
+        on_unavailable="open" if settings.spend_redis_failure == "open" else "closed",
     )
     keeper.admission = spend
     return Services(

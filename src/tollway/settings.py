@@ -75,6 +75,9 @@ class Settings:
     spend_default_max_tokens: int = 4096  # output tokens reserved for a request that sets no max_tokens
     spend_refresh_s: float = 1.0  # how often the gateway looks for catalog changes (limits, subscriptions)
     spend_reconcile_s: float = 30.0  # how often counters are raised to the metered usage
+    spend_redis_prefix: str = "tollway:spend:"  # key prefix of the counters in TOLLWAY_REDIS_URL
+    spend_redis_timeout_s: float = 0.25  # the longest a request waits for Redis
+    spend_redis_failure: str = "closed"  # Redis unreachable or slow: closed = refuse (503), open = admit unchecked
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -97,6 +100,10 @@ class Settings:
             problems.append(
                 f"{ENV_PREFIX}SPEND_NO_SUBSCRIPTION: expected one of {', '.join(NO_SUBSCRIPTION_MODES)}, "
                 f"got {values['spend_no_subscription']!r}"
+            )
+        if values.get("spend_redis_failure", "closed") not in ("open", "closed"):
+            problems.append(
+                f"{ENV_PREFIX}SPEND_REDIS_FAILURE: expected one of open, closed, got {values['spend_redis_failure']!r}"
             )
         if values.get("ingest", "inline") not in INGEST_MODES:
             problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")

@@ -170,7 +170,15 @@ def serve(
         _fail(exc.problems)
     except _database_failures() as exc:
         _fail([_database_problem(settings.database_url, exc)])
-    for line in start_warnings(settings, loaded):
+    warnings = start_warnings(settings, loaded)
+    if workers > 1 and not settings.redis_url:
+        warnings.append(
+            f"--workers {workers} without TOLLWAY_REDIS_URL: spend limits (entitlements, budgets) are counted by "
+            f"each worker on its own, seeded from the metered usage and raised to it every "
+            f"{settings.spend_reconcile_s:g} s, so a limit can be passed by what the other workers admit in between;"
+            " set TOLLWAY_REDIS_URL for one count shared by every worker (docs/spend-control.md)"
+        )
+    for line in warnings:
         err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     options: dict[str, Any] = {
         "loop": "uvloop",

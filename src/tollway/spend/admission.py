@@ -15,6 +15,7 @@ to the metered usage when the event store has seen more (usage from elsewhere).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,11 +30,12 @@ from tollway.metering.llm import LlmCall, llm_call_events
 from tollway.money import decimal_text
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.limits import Governed, LimitsBuilder, PricedFeature
-from tollway.spend.ports import Ask, CounterStore, Reserved
+from tollway.spend.ports import Ask, CounterStore, CountersUnavailable, Reserved
 from tollway.spend.rules import CustomerRules, SpendRules
 from tollway.spend.usage import UsageReader
 
 NoSubscription = Literal["allow", "refuse"]
+log = logging.getLogger("tollway.spend")
 SEED_ATTEMPTS = 3
 
 
@@ -87,12 +89,15 @@ class SpendAdmission:
         rules: Callable[[], SpendRules],
         *,
         no_subscription: NoSubscription = "allow",
+        on_unavailable: Literal["open", "closed"] = "closed",
     ) -> None:
         self._counters = counters
         self._usage = usage
         self._clock = clock
         self._rules = rules
         self._no_subscription = no_subscription
+        self._on_unavailable = on_unavailable
+        self.unavailable_admits = 0  # calls let through unchecked (fail-open) since start
         self._limits = LimitsBuilder(usage)
         self._seeding: dict[str, asyncio.Future[None]] = {}
         # every counter this process seeded: what the reconciler reads it again from
@@ -114,10 +119,21 @@ class SpendAdmission:
                 f"{who} has no active subscription, and this gateway refuses calls without one.",
                 code="no_subscription",
             )
-        governed = await self._governed(rules, call, customer, subscription, now)
-        if not governed:
-            return None
-        return await self._reserve(governed, now)
+        try:
+            governed = await self._governed(rules, call, customer, subscription, now)
+            if not governed:
+                return None
+            return await self._reserve(governed, now)
+        except CountersUnavailable as exc:
+            if self._on_unavailable == "open":
+                self.unavailable_admits += 1
+                log.warning("spend limits not checked (fail-open): %s", exc.message)
+                return None
+            raise UnavailableError(
+                "Spend limits cannot be checked right now (the counter store did not answer in time), so the "
+                "request was refused; try again shortly.",
+                code="limits_unavailable",
+            ) from exc
 
     async def _governed(
         self,

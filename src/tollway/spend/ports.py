@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from tollway.errors import UnavailableError
 from tollway.spend.budgets import Budget
 
 
@@ -89,3 +90,7 @@ class BudgetStore(Protocol):
     async def list_budgets(self) -> list[Budget]: ...
 
     async def budgets_version(self) -> int: ...
+
+
+class CountersUnavailable(UnavailableError):
+    """The counter store did not answer in time (Redis down or slow)."""

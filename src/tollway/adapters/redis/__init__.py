@@ -1,0 +1,1 @@
+"""Redis adapters (spend control's counters)."""
