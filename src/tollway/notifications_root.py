@@ -38,7 +38,7 @@ def notification_worker(
     shapes = ApiShapes()
     delivery = DeliveryWorker(
         service.store,
-        HttpWebhookSender(),
+        HttpWebhookSender(allow_private=settings.webhook_allow_private),
         clock,
         resolve=resolve,
         allow_private=settings.webhook_allow_private,

@@ -26,7 +26,7 @@ class Setup:
         self.clock = clock
         self.store = MemoryNotificationStore()
         self.service = NotificationService(self.store, clock, resolve=resolve, allow_private=True)
-        self.sender = HttpWebhookSender()
+        self.sender = HttpWebhookSender(allow_private=True)
         self.counts: list[tuple[str, str]] = []
         self.worker = DeliveryWorker(
             self.store,
@@ -149,3 +149,21 @@ async def test_connection_refused_is_retried(live: Setup) -> None:
     (delivery,) = event.deliveries
     assert delivery.state == "PENDING"
     assert delivery.reason.startswith("attempt 1 failed: no answer")
+
+
+async def test_the_connection_itself_refuses_a_private_address() -> None:
+    """Even past the URL check (a name whose DNS answer changed after it), the connector's resolver refuses."""
+    guarded, open_ = HttpWebhookSender(), HttpWebhookSender(allow_private=True)
+    try:
+        with Receiver() as receiver:
+            url = receiver.url.replace("127.0.0.1", "localhost")
+            refused = await guarded.send(url, {"content-type": "application/json"}, b"{}", timeout_s=5)
+            assert receiver.snapshot() == []
+            allowed = await open_.send(url, {"content-type": "application/json"}, b"{}", timeout_s=5)
+            assert len(receiver.snapshot()) == 1
+    finally:
+        await guarded.close()
+        await open_.close()
+    assert refused.status_code is None
+    assert refused.body.startswith("no answer: ClientConnectorDNSError")
+    assert allowed.status_code == 200
