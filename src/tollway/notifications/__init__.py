@@ -1,0 +1,1 @@
+"""Notifications: channels, rules, events and their delivery (see README.md)."""
