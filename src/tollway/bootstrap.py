@@ -16,6 +16,7 @@ from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.adapters.redis.counters import RedisCounterStore
 from tollway.adapters.sql.budgets import SqlBudgetStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
+from tollway.adapters.sql.credits import SqlCreditStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
 from tollway.adapters.sql.invoices import SqlInvoiceStore
@@ -30,6 +31,7 @@ from tollway.adapters.webhooks.sender import resolve
 from tollway.api.app import create_management_app
 from tollway.asgi import NotReady, TollwayApp
 from tollway.auth_failures import AuthFailures
+from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments, Seller
@@ -465,6 +467,7 @@ class Services:
     spend: SpendAdmission  # spend control's admission over this process's counters (the gateway's, in serve)
     spend_keeper: RulesKeeper
     counters: CounterStore
+    credits: CreditService
 
     async def budget_status(self, budget: Budget) -> BudgetStatus:
         """The budget's current window as this process counts it (limits refreshed if the catalog moved)."""
@@ -498,7 +501,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     notifications = NotificationService(
         SqlNotificationStore(store.engine), clock, resolve=resolve, allow_private=settings.webhook_allow_private
     )
-    invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock)
+    credit_store = SqlCreditStore(store.engine)
+    invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock, credits=credit_store)
+    credits = CreditService(credit_store, catalog_store, clock, preview=invoice_preview)
     budget_store = SqlBudgetStore(store.engine, clock)
     counters: CounterStore
     if settings.redis_url:
@@ -537,6 +542,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         spend=spend,
         spend_keeper=keeper,
         counters=counters,
+        credits=credits,
     )
 
 
@@ -577,6 +583,7 @@ def build_billing_worker(
             stripe=settings.stripe_secret_key is not None,
             notify=settings.notifications,
         ),
+        credits=services.credits.store,
     )
     return BillingWorker(closer, sync=sync, release_sync=release_sync, interval_s=settings.billing_interval_s)
 

@@ -9,7 +9,7 @@ in-advance fee; a plan change splits the period with prorated fees."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +25,7 @@ from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.schema import invoice_lines, invoices
+from tollway.billing.credits.model import CreditTransaction
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequest
@@ -220,7 +221,9 @@ class FailingInside(SqlInvoiceStore):
 
 
 class FailingMemory(MemoryInvoiceStore):
-    async def create_invoice(self, invoice: Invoice, *, issue: IssueRequest | None = None) -> Invoice | None:
+    async def create_invoice(
+        self, invoice: Invoice, *, issue: IssueRequest | None = None, ledger: Sequence[CreditTransaction] = ()
+    ) -> Invoice | None:
         raise RuntimeError("power cut")
 
 

@@ -15,7 +15,7 @@ from tollway.billing.pricing.model import TierCharge, UsageCharge
 from tollway.metering.events import format_time
 from tollway.money import decimal_text, from_minor_units
 
-LINE_TYPES = {"usage": "usage_based", "flat": "flat_fee", "adjustment": "adjustment"}
+LINE_TYPES = {"usage": "usage_based", "flat": "flat_fee", "adjustment": "adjustment", "credit": "credits_applied"}
 
 
 def _money(minor: int, currency: str) -> str:
@@ -73,6 +73,7 @@ def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
 
 def invoice_json(invoice: Invoice) -> dict[str, Any]:
     total = _money(invoice.total_minor, invoice.currency)
+    credits = _money(-sum(line.amount_minor for line in invoice.lines if line.kind == "credit"), invoice.currency)
     return {
         "id": invoice.id or None,
         "number": invoice.number,
@@ -82,7 +83,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "currency": invoice.currency,
         "period": {"from": format_time(invoice.period_start), "to": format_time(invoice.period_end)},
         "lines": [line_json(line, invoice.currency) for line in invoice.lines],
-        "totals": {"amount": total, "total": total, "totalMinor": invoice.total_minor},
+        "totals": {"amount": total, "total": total, "totalMinor": invoice.total_minor, "creditsTotal": credits},
         "total": total,
         "totalMinor": invoice.total_minor,
         "createdAt": optional_time(invoice.created_at),

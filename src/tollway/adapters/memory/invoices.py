@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from tollway.adapters.memory.credits import MemoryCreditStore
+from tollway.billing.credits.model import CreditTransaction
 from tollway.billing.invoicing.lifecycle import check_transition, invoice_number, number_series
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
 from tollway.billing.invoicing.ports import IssueRequest, OutboxItem
@@ -36,8 +38,9 @@ def check_new(invoice: Invoice) -> None:
 
 
 class MemoryInvoiceStore:
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, credits: MemoryCreditStore | None = None) -> None:
         self._clock = clock or SystemClock()
+        self._credits = credits
         self._invoices: dict[str, Invoice] = {}
         self._keys: dict[str, str] = {}
         self._series: dict[str, int] = {}
@@ -58,7 +61,9 @@ class MemoryInvoiceStore:
 
     # -- invoices -----------------------------------------------------------------------------
 
-    async def create_invoice(self, invoice: Invoice, *, issue: IssueRequest | None = None) -> Invoice | None:
+    async def create_invoice(
+        self, invoice: Invoice, *, issue: IssueRequest | None = None, ledger: Sequence[CreditTransaction] = ()
+    ) -> Invoice | None:
         self._check()
         check_new(invoice)
         assert invoice.billing_key is not None
@@ -68,6 +73,10 @@ class MemoryInvoiceStore:
             raise ConflictError(f"invoice {invoice.id!r} already exists", field="id")
         now = self._clock.now()
         stored = with_line_ids(replace(invoice, created_at=invoice.created_at or now, updated_at=now))
+        if ledger:
+            if self._credits is None:
+                raise ValidationError("this invoice store has no credit store for the ledger", field="credits")
+            self._credits.write_consumption(ledger)  # raises before anything is stored; no await: atomic
         if issue is not None:
             stored = self._issued(stored, issue)
         self._invoices[stored.id] = stored

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tollway.adapters.memory.invoices import check_new, with_line_ids
+from tollway.adapters.sql.credits import write_consumption_in
 from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.invoice_rows import invoice_from_row, invoice_values, line_from_row, line_values
 from tollway.adapters.sql.schema import (
@@ -30,6 +31,7 @@ from tollway.adapters.sql.schema import (
     invoices,
     stripe_webhook_events,
 )
+from tollway.billing.credits.model import CreditTransaction
 from tollway.billing.invoicing.lifecycle import check_transition, invoice_number, number_series
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
 from tollway.billing.invoicing.ports import IssueRequest, OutboxItem
@@ -189,7 +191,9 @@ class SqlInvoiceStore:
             self._enqueue_in(connection, invoice.id, kind, issue.issued_at)
         return issued
 
-    async def create_invoice(self, invoice: Invoice, *, issue: IssueRequest | None = None) -> Invoice | None:
+    async def create_invoice(
+        self, invoice: Invoice, *, issue: IssueRequest | None = None, ledger: Sequence[CreditTransaction] = ()
+    ) -> Invoice | None:
         check_new(invoice)
         now = self._clock.now()
         stored = with_line_ids(replace(invoice, created_at=invoice.created_at or now, updated_at=now))
@@ -210,6 +214,7 @@ class SqlInvoiceStore:
                     [line_values(stored.id, n, line) for n, line in enumerate(stored.lines, start=1)],
                 )
             connection.execute(delete(billing_claims).where(billing_claims.c.billing_key == stored.billing_key))
+            write_consumption_in(connection, ledger, postgres=self._postgres)
             return self._issue_in(connection, stored, issue) if issue is not None else stored
 
         try:

@@ -20,9 +20,11 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from tollway.billing.credits.burndown import Application, apply_credits
+from tollway.billing.credits.ports import CreditStore
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.invoicing.lifecycle import closing_key, opening_key
@@ -45,12 +47,14 @@ from tollway.billing.plans import Plan
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import Clock
+from tollway.errors import ConflictError
 from tollway.ids import new_id
 from tollway.metering.events import to_micros
 
 log = logging.getLogger("tollway.billing.close")
 
 CLAIM_PREFIX = "customer:"
+CREDIT_ATTEMPTS = 3  # an invoice recomputed when a grant it used moved meanwhile
 BILLED = ("issued", "paid", "uncollectible")  # statuses of invoices that count as invoiced
 EPOCH = datetime.fromtimestamp(0, UTC)
 # An opening invoice without lines does not exist: the sentinel `_create` returns for it.
@@ -86,6 +90,8 @@ class CloseReport:
     created: list[Invoice] = field(default_factory=list)
     skipped: int = 0  # due keys another worker holds or already invoiced
     failed: int = 0
+    unfinished: set[str] = field(default_factory=set)  # customers with due invoices this round did not make
+    expired: int = 0  # credit grants expired this round
 
 
 def due_invoices(subscription: Subscription, now: datetime, grace: timedelta) -> list[DueInvoice]:
@@ -123,8 +129,10 @@ class PeriodCloser:
         clock: Clock,
         settings: CloseSettings | None = None,
         owner: str | None = None,
+        credits: CreditStore | None = None,
     ) -> None:
         self._store = store
+        self._credits = credits
         self._catalog = catalog
         self._reader = reader
         self._clock = clock
@@ -149,6 +157,7 @@ class PeriodCloser:
             for due in due_invoices(subscription, now, self._settings.grace):
                 by_customer.setdefault(subscription.customer_id, []).append(due)
         if not by_customer:
+            await self._expire_credits(now, report)
             return report
         existing = await self._store.existing_billing_keys([d.key for dues in by_customer.values() for d in dues])
         pending = {
@@ -157,6 +166,7 @@ class PeriodCloser:
             if any(d.key not in existing for d in dues)
         }
         if not pending:
+            await self._expire_credits(now, report)
             return report
         context = _Context(self._catalog)
         known = {c.id: c for c in await self._catalog.list_customers(include_deleted=True)}
@@ -176,11 +186,28 @@ class PeriodCloser:
             )
             claimed = {key.removeprefix(CLAIM_PREFIX) for key in claims}
             report.skipped += sum(len(pending[c]) for c in batch if c not in claimed)
+            report.unfinished.update(c for c in batch if c not in claimed)
             try:
                 await asyncio.gather(*(close(c) for c in batch if c in claimed))
             finally:
                 await self._store.release_billing_claims(claims, owner=self._owner)
+        await self._expire_credits(now, report)
         return report
+
+    async def _expire_credits(self, now: datetime, report: CloseReport) -> None:
+        """Credit grants whose expiry is a grace period past: what is left expires (a ledger row). By then the
+        invoices of the periods ending by their expiry were made this round (customers whose invoices were not
+        are left to the next round)."""
+        if self._credits is None:
+            return
+        for grant in await self._credits.expiring(now - self._settings.grace):
+            if grant.customer_id in report.unfinished:
+                continue
+            try:
+                await self._credits.end(grant.id, "expired", at=now)
+                report.expired += 1
+            except Exception:
+                log.exception("credit grant %s not expired", grant.id)
 
     async def _close_customer(
         self,
@@ -194,6 +221,7 @@ class PeriodCloser:
         if customer is None:
             log.error("invoices of customer %s not created: customer not found", customer_id)
             report.failed += len(dues)
+            report.unfinished.add(customer_id)
             return
         dues = sorted(dues, key=lambda d: (d.period_end, not d.opening, d.period_start))
         try:
@@ -201,6 +229,7 @@ class PeriodCloser:
         except Exception:
             log.exception("invoices of customer %s not created", customer.key)
             report.failed += len(dues)
+            report.unfinished.add(customer_id)
             return
         for due in dues:
             try:
@@ -209,6 +238,7 @@ class PeriodCloser:
                 # one customer's bad data must not stop the others; the next run retries
                 log.exception("invoice %s not created", due.key)
                 report.failed += 1
+                report.unfinished.add(customer_id)
                 return
             if invoice is None:
                 report.skipped += 1  # another worker (or an earlier run) created it
@@ -246,26 +276,48 @@ class PeriodCloser:
                 advance_charged=advance_invoiced(earlier, *period),
             )
             lines.extend(await self._adjustments(customer, now, context, features, history))
-        invoice = Invoice(
-            id=new_id(now),
-            customer_id=customer.id,
-            currency=subscription.currency,
-            status="draft",
-            period_start=due.period_start,
-            period_end=due.period_end,
-            lines=tuple(lines),
-            total_minor=invoice_total_minor(lines),
-            subscription_id=subscription.id,
-            billing_key=due.key,
-            metadata={"kind": "opening" if due.opening else "closing"},
-        )
+        invoice_id = new_id(now)
+        lines = [replace(line, id=line.id or f"{invoice_id}-{n}") for n, line in enumerate(lines, start=1)]
         issue = None
         if self._settings.auto_issue:
             enqueue = ((STRIPE_SYNC,) if self._settings.stripe else ()) + (
                 (NOTIFY_CREATED,) if self._settings.notify else ()
             )
             issue = IssueRequest(issued_at=now, due_at=now + self._settings.due, enqueue=enqueue)
-        created = await self._store.create_invoice(invoice, issue=issue)
+        created: Invoice | None = None
+        for attempt in range(1, CREDIT_ATTEMPTS + 1):
+            paid = Application((), ())
+            if self._credits is not None:
+                paid = apply_credits(
+                    lines,
+                    await self._credits.balances(customer.id),
+                    invoice_id=invoice_id,
+                    currency=subscription.currency,
+                    at=now,
+                    period_start=due.period_start,
+                    period_end=due.period_end,
+                )
+            all_lines = [*lines, *paid.lines]
+            invoice = Invoice(
+                id=invoice_id,
+                customer_id=customer.id,
+                currency=subscription.currency,
+                status="draft",
+                period_start=due.period_start,
+                period_end=due.period_end,
+                lines=tuple(all_lines),
+                total_minor=invoice_total_minor(all_lines),
+                subscription_id=subscription.id,
+                billing_key=due.key,
+                metadata={"kind": "opening" if due.opening else "closing"},
+            )
+            try:
+                created = await self._store.create_invoice(invoice, issue=issue, ledger=paid.transactions)
+                break
+            except ConflictError as exc:
+                # a grant's balance moved (voided, expired, another invoice) between the read and the write
+                if exc.field != "credits" or attempt == CREDIT_ATTEMPTS:
+                    raise
         if created is not None:
             log.info("invoice %s created for %s (%s)", created.id, customer.key, due.key)
         return created

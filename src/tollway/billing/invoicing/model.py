@@ -11,7 +11,7 @@ from typing import Any, Literal
 from tollway.billing.pricing.model import UsageCharge
 
 InvoiceStatus = Literal["draft", "issued", "paid", "void", "uncollectible"]
-LineKind = Literal["usage", "flat", "adjustment"]
+LineKind = Literal["usage", "flat", "adjustment", "credit"]  # credit: "credits applied" (negative)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from tollway.billing.credits.model import CreditTransaction
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
 
 STRIPE_SYNC = "stripe.sync"  # outbox kind: push an issued invoice to Stripe
@@ -73,10 +74,13 @@ class OutboxItem:
 
 class InvoiceStore(Protocol):
     # -- invoices -----------------------------------------------------------------------------
-    async def create_invoice(self, invoice: Invoice, *, issue: IssueRequest | None = None) -> Invoice | None:
+    async def create_invoice(
+        self, invoice: Invoice, *, issue: IssueRequest | None = None, ledger: Sequence[CreditTransaction] = ()
+    ) -> Invoice | None:
         """Store the invoice and its lines under `invoice.billing_key` (required) in one transaction, and
-        issue it in that same transaction when `issue` is given. None (nothing stored) if the key exists.
-        Releases any billing claim on the key."""
+        issue it in that same transaction when `issue` is given, with the credit consumption rows `ledger`
+        (checked against the grants' balances: ConflictError and nothing stored when one moved). None
+        (nothing stored) if the key exists. Releases any billing claim on the key."""
         ...
 
     async def get_invoice(self, invoice_id: str) -> Invoice | None: ...

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from tollway.billing.credits.burndown import apply_credits
+from tollway.billing.credits.ports import CreditStore
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.rating import billing_period, invoice_total_minor, rate_closing_invoice
 from tollway.billing.invoicing.usage import UsageReader
@@ -14,7 +17,10 @@ from tollway.errors import NotFoundError
 
 
 class InvoicePreview:
-    def __init__(self, catalog: CatalogService, reader: UsageReader, clock: Clock) -> None:
+    def __init__(
+        self, catalog: CatalogService, reader: UsageReader, clock: Clock, *, credits: CreditStore | None = None
+    ) -> None:
+        self._credits = credits
         self._catalog = catalog
         self._reader = reader
         self._clock = clock
@@ -22,7 +28,8 @@ class InvoicePreview:
     async def preview(self, customer: str, at: datetime | None = None) -> Invoice:
         """What the invoice closing the period that holds `at` (default now) would be if the period closed
         with the usage so far: usage up to min(at, period end), the period's fees and the next period's
-        in-advance fees. A draft without id or number. NotFoundError when no subscription is active at `at`."""
+        in-advance fees, and the credits that would pay it ("credits applied" lines). A draft without id or
+        number. NotFoundError when no subscription is active at `at`."""
         moment = at or self._clock.now()
         context = await self._catalog.customer_context(customer, live=False)
         found = context.customer
@@ -46,6 +53,18 @@ class InvoicePreview:
             reader=self._reader,
             features=features,
         )
+        lines = [replace(line, id=f"preview-{n}") for n, line in enumerate(lines, start=1)]
+        if self._credits is not None:  # what the customer's credits would pay of it
+            paid = apply_credits(
+                lines,
+                await self._credits.balances(found.id),
+                invoice_id="preview",
+                currency=subscription.currency,
+                at=moment,
+                period_start=start,
+                period_end=end,
+            )
+            lines.extend(paid.lines)
         return Invoice(
             id="",
             customer_id=found.id,

@@ -1,0 +1,141 @@
+"""MemoryCreditStore: the CreditStore port in memory (the contract suite holds it to the SQL adapter's rules).
+Each method completes without awaiting, so calls on one event loop are atomic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance
+from tollway.billing.credits.ports import check_ledger
+from tollway.errors import ConflictError, NotFoundError, ValidationError
+from tollway.ids import new_id
+
+
+def funded_row(grant: CreditGrant, at: datetime) -> CreditTransaction:
+    return CreditTransaction(
+        id=new_id(at),
+        grant_id=grant.id,
+        customer_id=grant.customer_id,
+        kind="funded",
+        amount_minor=grant.amount_minor,
+        currency=grant.currency,
+        balance_before_minor=0,
+        balance_after_minor=grant.amount_minor,
+        at=at,
+    )
+
+
+def ending_row(grant: CreditGrant, kind: str, balance: int, at: datetime) -> CreditTransaction | None:
+    if balance <= 0:
+        return None
+    return CreditTransaction(
+        id=new_id(at),
+        grant_id=grant.id,
+        customer_id=grant.customer_id,
+        kind="voided" if kind == "voided" else "expired",
+        amount_minor=-balance,
+        currency=grant.currency,
+        balance_before_minor=balance,
+        balance_after_minor=0,
+        at=at,
+    )
+
+
+def ended(grant: CreditGrant, kind: str, at: datetime) -> CreditGrant | None:
+    """The grant after `kind` (voided | expired); None when it already has that status. ConflictError else."""
+    if kind not in ("voided", "expired"):
+        raise ValidationError(f"a grant ends voided or expired, not {kind!r}", field="status")
+    if grant.status == kind:
+        return None
+    if grant.status in ("voided", "expired"):
+        raise ConflictError(f"credit grant {grant.id} is {grant.status}: it cannot become {kind}", field="status")
+    if kind == "voided":
+        return replace(grant, status="voided", voided_at=at)
+    return replace(grant, status="expired", expired_at=at)
+
+
+class MemoryCreditStore:
+    def __init__(self) -> None:
+        self._grants: dict[str, CreditGrant] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self._ledger: list[CreditTransaction] = []
+
+    def _balance(self, grant_id: str) -> int:
+        return sum(row.amount_minor for row in self._ledger if row.grant_id == grant_id)
+
+    def _get(self, grant_id: str) -> CreditGrant:
+        grant = self._grants.get(grant_id)
+        if grant is None:
+            raise NotFoundError(f"credit grant {grant_id!r} not found", field="id")
+        return grant
+
+    async def create_grant(self, grant: CreditGrant) -> tuple[CreditGrant, bool]:
+        if grant.key is not None and (grant.customer_id, grant.key) in self._keys:
+            return self._grants[self._keys[(grant.customer_id, grant.key)]], False
+        if grant.id in self._grants:
+            raise ConflictError(f"credit grant {grant.id!r} already exists", field="id")
+        self._grants[grant.id] = grant
+        if grant.key is not None:
+            self._keys[(grant.customer_id, grant.key)] = grant.id
+        if grant.status == "active":
+            self._ledger.append(funded_row(grant, grant.created_at))
+        return grant, True
+
+    async def get_grant(self, grant_id: str) -> CreditGrant | None:
+        return self._grants.get(grant_id)
+
+    async def list_grants(self, customer_id: str) -> list[CreditGrant]:
+        return [g for g in self._grants.values() if g.customer_id == customer_id]
+
+    async def balances(self, customer_id: str) -> list[GrantBalance]:
+        return [GrantBalance(g, self._balance(g.id)) for g in await self.list_grants(customer_id)]
+
+    async def list_transactions(self, customer_id: str, *, grant_id: str | None = None) -> list[CreditTransaction]:
+        return [
+            row
+            for row in self._ledger
+            if row.customer_id == customer_id and (grant_id is None or row.grant_id == grant_id)
+        ]
+
+    async def expiring(self, before: datetime) -> list[CreditGrant]:
+        return [
+            g
+            for g in self._grants.values()
+            if g.status == "active" and g.expires_at is not None and g.expires_at <= before
+        ]
+
+    async def activate(self, grant_id: str, *, at: datetime) -> CreditGrant:
+        grant = self._get(grant_id)
+        if grant.status == "active":
+            return grant
+        if grant.status != "pending":
+            raise ConflictError(f"credit grant {grant_id} is {grant.status}: it cannot become active", field="status")
+        grant = self._grants[grant_id] = replace(grant, status="active")
+        self._ledger.append(funded_row(grant, at))
+        return grant
+
+    async def end(self, grant_id: str, kind: str, *, at: datetime) -> CreditGrant:
+        grant = self._get(grant_id)
+        changed = ended(grant, kind, at)
+        if changed is None:
+            return grant
+        row = ending_row(grant, kind, self._balance(grant_id), at)
+        if row is not None:
+            self._ledger.append(row)
+        self._grants[grant_id] = changed
+        return changed
+
+    def write_consumption(self, rows: Sequence[CreditTransaction]) -> None:
+        """Called by MemoryInvoiceStore.create_invoice (no await in between: atomic with the invoice)."""
+        balances = {row.grant_id: self._balance(row.grant_id) for row in rows}
+        for row in rows:
+            grant = self._get(row.grant_id)
+            if grant.status != "active":
+                raise ConflictError(f"credit grant {grant.id} is {grant.status}", field="credits")
+        check_ledger(rows, balances)
+        self._ledger.extend(rows)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,286 @@
+"""SqlCreditStore: the CreditStore port on SQLite or PostgreSQL (blocking calls in threads).
+
+A grant's balance is SUM(amount_minor) of its ledger rows. Writers that change a balance lock the grant rows
+first (FOR UPDATE on PostgreSQL; SQLite has one writer, taken up front with BEGIN IMMEDIATE), so a balance
+read in the transaction is the one the rows are checked against. `funded`, `expired` and `voided` rows carry a
+unique once-key (grant:kind): each is written once however many processes try. `write_consumption_in` is what
+the invoice store calls inside the transaction that stores an invoice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from tollway.adapters.memory.credits import ended, ending_row, funded_row
+from tollway.adapters.sql.credit_schema import credit_grants, credit_ledger
+from tollway.adapters.sql.engine import failure_text
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance
+from tollway.billing.credits.ports import check_ledger
+from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
+from tollway.metering.events import from_micros, to_micros
+
+T = TypeVar("T")
+
+
+def _us(at: datetime | None) -> int | None:
+    return None if at is None else to_micros(at)
+
+
+def _at(us: Any) -> datetime | None:
+    return None if us is None else from_micros(int(us))
+
+
+def grant_values(grant: CreditGrant) -> dict[str, Any]:
+    return {
+        "id": grant.id,
+        "customer_id": grant.customer_id,
+        "name": grant.name,
+        "amount_minor": grant.amount_minor,
+        "currency": grant.currency,
+        "funding_method": grant.funding_method,
+        "priority": grant.priority,
+        "effective_us": to_micros(grant.effective_at),
+        "expires_after": grant.expires_after,
+        "expires_us": _us(grant.expires_at),
+        "grant_key": grant.key,
+        "features": None if grant.features is None else orjson.dumps(list(grant.features)).decode(),
+        "price_minor": grant.price_minor,
+        "invoice_id": grant.invoice_id,
+        "status": grant.status,
+        "metadata": orjson.dumps(grant.metadata).decode(),
+        "created_us": to_micros(grant.created_at),
+        "voided_us": _us(grant.voided_at),
+        "expired_us": _us(grant.expired_at),
+    }
+
+
+def grant_from_row(row: Any) -> CreditGrant:
+    return CreditGrant(
+        id=row.id,
+        customer_id=row.customer_id,
+        name=row.name,
+        amount_minor=int(row.amount_minor),
+        currency=row.currency,
+        funding_method=row.funding_method,
+        priority=int(row.priority),
+        effective_at=from_micros(int(row.effective_us)),
+        status=row.status,
+        created_at=from_micros(int(row.created_us)),
+        expires_after=row.expires_after,
+        expires_at=_at(row.expires_us),
+        key=row.grant_key,
+        features=None if row.features is None else tuple(orjson.loads(row.features)),
+        price_minor=None if row.price_minor is None else int(row.price_minor),
+        invoice_id=row.invoice_id,
+        metadata=orjson.loads(row.metadata),
+        voided_at=_at(row.voided_us),
+        expired_at=_at(row.expired_us),
+    )
+
+
+def row_values(row: CreditTransaction) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "grant_id": row.grant_id,
+        "customer_id": row.customer_id,
+        "kind": row.kind,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "balance_before_minor": row.balance_before_minor,
+        "balance_after_minor": row.balance_after_minor,
+        "at_us": to_micros(row.at),
+        "invoice_id": row.invoice_id,
+        "invoice_line_id": row.invoice_line_id,
+        "once_key": None if row.kind == "consumed" else f"{row.grant_id}:{row.kind}",
+    }
+
+
+def transaction_from_row(row: Any) -> CreditTransaction:
+    return CreditTransaction(
+        id=row.id,
+        grant_id=row.grant_id,
+        customer_id=row.customer_id,
+        kind=row.kind,
+        amount_minor=int(row.amount_minor),
+        currency=row.currency,
+        balance_before_minor=int(row.balance_before_minor),
+        balance_after_minor=int(row.balance_after_minor),
+        at=from_micros(int(row.at_us)),
+        invoice_id=row.invoice_id,
+        invoice_line_id=row.invoice_line_id,
+    )
+
+
+def _balance(connection: Connection, grant_id: str) -> int:
+    total = connection.execute(
+        select(func.coalesce(func.sum(credit_ledger.c.amount_minor), 0)).where(credit_ledger.c.grant_id == grant_id)
+    ).scalar_one()
+    return int(total)
+
+
+def _locked(connection: Connection, grant_ids: Sequence[str], postgres: bool) -> dict[str, CreditGrant]:
+    query = select(credit_grants).where(credit_grants.c.id.in_(sorted(set(grant_ids)))).order_by(credit_grants.c.id)
+    if postgres:
+        query = query.with_for_update()
+    return {row.id: grant_from_row(row) for row in connection.execute(query)}
+
+
+def write_consumption_in(connection: Connection, rows: Sequence[CreditTransaction], *, postgres: bool) -> None:
+    """Inside the invoice's transaction: lock the grants, check each row against the balance, write them."""
+    if not rows:
+        return
+    grants = _locked(connection, [row.grant_id for row in rows], postgres)
+    for row in rows:
+        grant = grants.get(row.grant_id)
+        if grant is None or grant.status != "active":
+            state = "unknown" if grant is None else grant.status
+            raise ConflictError(f"credit grant {row.grant_id} is {state}", field="credits")
+    check_ledger(rows, {grant_id: _balance(connection, grant_id) for grant_id in grants})
+    connection.execute(credit_ledger.insert(), [row_values(row) for row in rows])
+
+
+class SqlCreditStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def _insert(self, table: Any) -> Any:
+        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
+
+    def _tx(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self._engine.connect() as connection:
+                if not self._postgres:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                result = work(connection)
+                connection.commit()
+                return result
+        except DomainError:
+            raise
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"credit store failed: {failure_text(exc)}") from exc
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self._engine.connect() as connection:
+                return work(connection)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"credit store failed: {failure_text(exc)}") from exc
+
+    async def create_grant(self, grant: CreditGrant) -> tuple[CreditGrant, bool]:
+        def work(connection: Connection) -> tuple[CreditGrant, bool]:
+            query = self._insert(credit_grants).values(**grant_values(grant))
+            if grant.key is not None:
+                query = query.on_conflict_do_nothing(index_elements=["customer_id", "grant_key"])
+            inserted = connection.execute(query.returning(credit_grants.c.id)).first()
+            if inserted is None:
+                row = connection.execute(
+                    select(credit_grants).where(
+                        credit_grants.c.customer_id == grant.customer_id, credit_grants.c.grant_key == grant.key
+                    )
+                ).one()
+                return grant_from_row(row), False
+            if grant.status == "active":
+                connection.execute(credit_ledger.insert().values(**row_values(funded_row(grant, grant.created_at))))
+            return grant, True
+
+        return await asyncio.to_thread(self._tx, work)
+
+    async def get_grant(self, grant_id: str) -> CreditGrant | None:
+        def work(connection: Connection) -> CreditGrant | None:
+            row = connection.execute(select(credit_grants).where(credit_grants.c.id == grant_id)).first()
+            return None if row is None else grant_from_row(row)
+
+        return await asyncio.to_thread(self._read, work)
+
+    def _grants(self, connection: Connection, customer_id: str) -> list[CreditGrant]:
+        query = (
+            select(credit_grants)
+            .where(credit_grants.c.customer_id == customer_id)
+            .order_by(credit_grants.c.created_us, credit_grants.c.id)
+        )
+        return [grant_from_row(row) for row in connection.execute(query)]
+
+    async def list_grants(self, customer_id: str) -> list[CreditGrant]:
+        return await asyncio.to_thread(self._read, lambda c: self._grants(c, customer_id))
+
+    async def balances(self, customer_id: str) -> list[GrantBalance]:
+        def work(connection: Connection) -> list[GrantBalance]:
+            sums = {
+                row[0]: row[1]
+                for row in connection.execute(
+                    select(credit_ledger.c.grant_id, func.sum(credit_ledger.c.amount_minor))
+                    .where(credit_ledger.c.customer_id == customer_id)
+                    .group_by(credit_ledger.c.grant_id)
+                )
+            }
+            return [GrantBalance(g, int(sums.get(g.id) or 0)) for g in self._grants(connection, customer_id)]
+
+        return await asyncio.to_thread(self._read, work)
+
+    async def list_transactions(self, customer_id: str, *, grant_id: str | None = None) -> list[CreditTransaction]:
+        query = select(credit_ledger).where(credit_ledger.c.customer_id == customer_id).order_by(credit_ledger.c.seq)
+        if grant_id is not None:
+            query = query.where(credit_ledger.c.grant_id == grant_id)
+        return await asyncio.to_thread(self._read, lambda c: [transaction_from_row(row) for row in c.execute(query)])
+
+    async def expiring(self, before: datetime) -> list[CreditGrant]:
+        query = (
+            select(credit_grants)
+            .where(
+                credit_grants.c.status == "active",
+                credit_grants.c.expires_us.is_not(None),
+                credit_grants.c.expires_us <= to_micros(before),
+            )
+            .order_by(credit_grants.c.created_us, credit_grants.c.id)
+        )
+        return await asyncio.to_thread(self._read, lambda c: [grant_from_row(row) for row in c.execute(query)])
+
+    def _one(self, connection: Connection, grant_id: str) -> CreditGrant:
+        grant = _locked(connection, [grant_id], self._postgres).get(grant_id)
+        if grant is None:
+            raise NotFoundError(f"credit grant {grant_id!r} not found", field="id")
+        return grant
+
+    async def activate(self, grant_id: str, *, at: datetime) -> CreditGrant:
+        def work(connection: Connection) -> CreditGrant:
+            grant = self._one(connection, grant_id)
+            if grant.status == "active":
+                return grant
+            if grant.status != "pending":
+                raise ConflictError(
+                    f"credit grant {grant_id} is {grant.status}: it cannot become active", field="status"
+                )
+            connection.execute(update(credit_grants).where(credit_grants.c.id == grant_id).values(status="active"))
+            connection.execute(credit_ledger.insert().values(**row_values(funded_row(grant, at))))
+            return self._one(connection, grant_id)
+
+        return await asyncio.to_thread(self._tx, work)
+
+    async def end(self, grant_id: str, kind: str, *, at: datetime) -> CreditGrant:
+        def work(connection: Connection) -> CreditGrant:
+            grant = self._one(connection, grant_id)
+            changed = ended(grant, kind, at)
+            if changed is None:
+                return grant
+            row = ending_row(grant, kind, _balance(connection, grant_id), at)
+            if row is not None:
+                connection.execute(credit_ledger.insert().values(**row_values(row)))
+            connection.execute(
+                update(credit_grants)
+                .where(credit_grants.c.id == grant_id)
+                .values(status=changed.status, voided_us=_us(changed.voided_at), expired_us=_us(changed.expired_at))
+            )
+            return changed
+
+        return await asyncio.to_thread(self._tx, work)
+
+    async def close(self) -> None:
+        return None

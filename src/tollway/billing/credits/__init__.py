@@ -1,0 +1,1 @@
+"""Prepaid money credits: grants, their ledger and the burn-down that pays invoice lines (see README.md)."""

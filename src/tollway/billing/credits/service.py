@@ -1,0 +1,204 @@
+"""CreditService: money credit use cases behind the API, the CLI and the config — grants (create with an
+idempotency key, void), the balance (live / settled / pending) and the ledger. Expiry of what is left of a
+grant is written by `expire_due`, which the period closer runs after it made the invoices due."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, FundingMethod, GrantBalance
+from tollway.billing.credits.ports import CreditStore
+from tollway.billing.customers import Customer
+from tollway.billing.invoicing.preview import InvoicePreview
+from tollway.billing.periods import add_cadence, parse_cadence
+from tollway.billing.ports import CatalogStore
+from tollway.clock import Clock
+from tollway.errors import ConflictError, NotFoundError, ValidationError
+from tollway.ids import new_id
+from tollway.money import currency_exponent, decimal_text, from_minor_units, to_minor_units
+
+MAX_AMOUNT = Decimal(10) ** 15
+
+
+@dataclass(frozen=True)
+class NewGrant:
+    name: str
+    amount: Decimal
+    currency: str | None = None  # default: the customer's currency
+    funding_method: FundingMethod = "none"
+    priority: int = 1
+    effective_at: datetime | None = None  # default: now
+    expires_after: str | None = None
+    key: str | None = None
+    features: tuple[str, ...] | None = None
+    price: Decimal | None = None  # funding "invoice": what the top-up invoice charges (default: the amount)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreditBalance:
+    currency: str
+    live_minor: int  # settled minus what the open period's usage so far would consume
+    settled_minor: int  # active grants after issued invoices
+    pending_minor: int  # bought, not yet paid
+    grants: tuple[GrantBalance, ...]
+
+
+def exact_minor(amount: Decimal, currency: str, name: str) -> int:
+    """`amount` in minor units, refused (naming the field) when it is not exact in the currency's minor unit."""
+    minor = to_minor_units(amount, currency)
+    if from_minor_units(minor, currency) != amount:
+        places = currency_exponent(currency)
+        raise ValidationError(
+            f"{name} must have at most {places} decimal places in {currency}, got {decimal_text(amount)}", field=name
+        )
+    return minor
+
+
+class CreditService:
+    def __init__(
+        self, store: CreditStore, catalog: CatalogStore, clock: Clock, *, preview: InvoicePreview | None = None
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._preview = preview
+
+    @property
+    def store(self) -> CreditStore:
+        return self._store
+
+    async def customer(self, id_or_key: str) -> Customer:
+        found = await self._catalog.get_customer(id_or_key)
+        if found is None or found.deleted_at is not None:
+            raise NotFoundError(f"customer {id_or_key!r} not found", field="customerIdOrKey")
+        return found
+
+    async def _currency(self, customer: Customer, asked: str | None) -> str:
+        if asked is not None:
+            currency_exponent(asked)
+            return asked
+        if customer.currency:
+            return customer.currency
+        currencies = {s.currency for s in await self._catalog.list_subscriptions() if s.customer_id == customer.id}
+        if len(currencies) == 1:
+            return currencies.pop()
+        raise ValidationError("currency is required (the customer has no currency of its own)", field="currency")
+
+    async def create(self, customer_ref: str, new: NewGrant) -> tuple[CreditGrant, bool]:
+        """(grant, created). A key already used by the customer with the same parameters answers the existing
+        grant (created False); with other parameters, ConflictError naming `key`."""
+        customer = await self.customer(customer_ref)
+        if not new.name.strip():
+            raise ValidationError("name must not be empty", field="name")
+        if new.amount <= 0 or new.amount > MAX_AMOUNT:
+            raise ValidationError("amount must be more than 0 and at most 10^15", field="amount")
+        if not 1 <= new.priority <= 255:
+            raise ValidationError(f"priority must be from 1 to 255, got {new.priority}", field="priority")
+        currency = await self._currency(customer, new.currency)
+        amount_minor = exact_minor(new.amount, currency, "amount")
+        price_minor = None
+        if new.price is not None:
+            if new.funding_method != "invoice":
+                raise ValidationError("price is only for a grant funded by invoice", field="price")
+            if new.price < 0 or new.price > MAX_AMOUNT:
+                raise ValidationError("price must be from 0 to 10^15", field="price")
+            price_minor = exact_minor(new.price, currency, "price")
+        now = self._clock.now()
+        effective = new.effective_at or now
+        expires_at = None
+        if new.expires_after is not None:
+            expires_at = add_cadence(effective, parse_cadence(new.expires_after, field="expiresAfter"), 1)
+        grant = CreditGrant(
+            id=new_id(now),
+            customer_id=customer.id,
+            name=new.name,
+            amount_minor=amount_minor,
+            currency=currency,
+            funding_method=new.funding_method,
+            priority=new.priority,
+            effective_at=effective,
+            status="pending" if new.funding_method == "invoice" else "active",
+            created_at=now,
+            expires_after=new.expires_after,
+            expires_at=expires_at,
+            key=new.key,
+            features=None if new.features is None else tuple(sorted(set(new.features))),
+            price_minor=price_minor,
+            metadata=dict(new.metadata),
+        )
+        stored, created = await self._store.create_grant(grant)
+        if not created and not _same(stored, grant, explicit_effective=new.effective_at is not None):
+            raise ConflictError(
+                f"key {new.key!r} was already used by credit grant {stored.id} with other parameters", field="key"
+            )
+        return stored, created
+
+    async def grants(self, customer_ref: str) -> list[CreditGrant]:
+        customer = await self.customer(customer_ref)
+        return await self._store.list_grants(customer.id)
+
+    async def get(self, customer_ref: str, grant_id: str) -> CreditGrant:
+        customer = await self.customer(customer_ref)
+        grant = await self._store.get_grant(grant_id)
+        if grant is None or grant.customer_id != customer.id:
+            raise NotFoundError(f"credit grant {grant_id!r} not found", field="grantId")
+        return grant
+
+    async def void(self, customer_ref: str, grant_id: str) -> CreditGrant:
+        grant = await self.get(customer_ref, grant_id)
+        return await self._store.end(grant.id, "voided", at=self._clock.now())
+
+    async def activate(self, grant_id: str) -> CreditGrant:
+        return await self._store.activate(grant_id, at=self._clock.now())
+
+    async def transactions(self, customer_ref: str, *, grant_id: str | None = None) -> list[CreditTransaction]:
+        customer = await self.customer(customer_ref)
+        return await self._store.list_transactions(customer.id, grant_id=grant_id)
+
+    async def balance(self, customer_ref: str, currency: str | None = None) -> CreditBalance:
+        customer = await self.customer(customer_ref)
+        now = self._clock.now()
+        balances = await self._store.balances(customer.id)
+        if currency is None:
+            currency = customer.currency or next((b.grant.currency for b in balances), None)
+            if currency is None:
+                currency = await self._currency(customer, None)
+        mine = [b for b in balances if b.grant.currency == currency]
+        settled = sum(b.balance_minor for b in mine if b.grant.status == "active" and b.grant.effective_at <= now)
+        pending = sum(b.grant.amount_minor for b in mine if b.grant.status == "pending")
+        consumed = 0
+        if self._preview is not None and settled > 0:
+            try:
+                preview = await self._preview.preview(customer.id, now)
+            except NotFoundError:
+                preview = None  # no subscription running: nothing is consumed yet
+            if preview is not None and preview.currency == currency:
+                consumed = -sum(line.amount_minor for line in preview.lines if line.kind == "credit")
+        return CreditBalance(currency, settled - consumed, settled, pending, tuple(mine))
+
+    async def expire_due(self, before: datetime) -> list[CreditGrant]:
+        """Active grants whose expiry is at or before `before`: expired, each with a row taking what was left."""
+        return [
+            await self._store.end(g.id, "expired", at=self._clock.now()) for g in await self._store.expiring(before)
+        ]
+
+
+def _same(stored: CreditGrant, asked: CreditGrant, *, explicit_effective: bool) -> bool:
+    fields = (
+        "name",
+        "amount_minor",
+        "currency",
+        "funding_method",
+        "priority",
+        "expires_after",
+        "features",
+        "price_minor",
+        "metadata",
+    )
+    if any(getattr(stored, name) != getattr(asked, name) for name in fields):
+        return False
+    return not explicit_effective or stored.effective_at == asked.effective_at
