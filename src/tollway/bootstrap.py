@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -192,8 +193,8 @@ class Runtime:
         self.gateway.state = replace(self.gateway.state, keys=self.keys.set_config(self.config.consumers))
         await self.keys.refresh()  # stored keys work from the first request
         self.keys.start()
-        if self.settings.ingest == "inline":
-            self.rollups.start()  # with external ingest, `tollway worker` rolls up
+        if self.settings.ingest != "external":
+            self.rollups.start()  # with external ingest, `tollway worker` (or serve's storage process) rolls up
         for provider in self.providers.values():
             await provider.start()
         await self.pipeline.start()
@@ -850,12 +851,27 @@ class Worker:
     stripe: StripeApi | None = None  # the sync step's HTTP session, closed on shutdown
     notifier: NotificationWorker | None = None  # webhook deliveries and event detection
 
-    async def run(self) -> None:
+    async def run(self, *, watch_stdin: bool = False) -> None:
+        """Until SIGTERM or SIGINT; with `watch_stdin` (the storage process of `tollway serve`) also until
+        standard input closes, which it does when the parent dies, however it died."""
         await asyncio.to_thread(upgrade, self.store.engine)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if watch_stdin:
+            fd = sys.stdin.fileno()
+
+            def readable() -> None:
+                try:
+                    closed = not os.read(fd, 4096)
+                except OSError:
+                    closed = True
+                if closed:
+                    loop.remove_reader(fd)
+                    stop.set()
+
+            loop.add_reader(fd, readable)
         self.rollups.start()
         if self.billing is not None:
             self.billing.start()
@@ -878,7 +894,9 @@ class Worker:
         await self.store.close()
 
 
-def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
+def build_worker(settings: Settings, clock: Clock | None = None, *, storage_only: bool = False) -> Worker:
+    """`storage_only`: usage and rollups, no billing or notification worker (the storage process of
+    `tollway serve`, whose parent runs those)."""
     services = build_services(settings, clock)
     store = services.store
     ingester = JournalIngester(
@@ -888,6 +906,8 @@ def build_worker(settings: Settings, clock: Clock | None = None) -> Worker:
         batch_size=settings.flush_batch_size,
         interval_s=settings.flush_interval_s,
     )
+    if storage_only:
+        return Worker(store=store, ingester=ingester, rollups=RollupWorker(store))
     stripe = build_stripe_sync(services)
     return Worker(
         store=store,

@@ -12,7 +12,7 @@ from typing import Any
 from tollway.errors import ConfigError
 
 ENV_PREFIX = "TOLLWAY_"
-INGEST_MODES = ("inline", "external")
+INGEST_MODES = ("process", "inline", "external")
 ACCESS_LOG_MODES = ("off", "text", "json")
 API_DOCS_MODES = ("admin", "open", "off")
 NO_SUBSCRIPTION_MODES = ("allow", "refuse")
@@ -36,7 +36,10 @@ class Settings:
     journal_dir: str = "./.tollway/journal"
     max_body_bytes: int = 20 * 1024 * 1024
     max_buffered_response_bytes: int = 8 * 1024 * 1024
-    ingest: str = "inline"  # inline: the gateway stores usage itself; external: `tollway worker` does
+    # process: `tollway serve` stores usage in a storage process it starts and supervises (an app built in
+    # process, as tests and the demo do, stores inline); inline: the gateway stores usage itself (slower: the
+    # database runs on the request process); external: a `tollway worker` started apart does
+    ingest: str = "process"
     flush_interval_s: float = 0.25
     flush_batch_size: int = 2000
     drain_timeout_s: float = 60.0
@@ -105,7 +108,7 @@ class Settings:
             problems.append(
                 f"{ENV_PREFIX}SPEND_REDIS_FAILURE: expected one of open, closed, got {values['spend_redis_failure']!r}"
             )
-        if values.get("ingest", "inline") not in INGEST_MODES:
+        if values.get("ingest", "process") not in INGEST_MODES:
             problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")
         if values.get("access_log", "off") not in ACCESS_LOG_MODES:
             problems.append(

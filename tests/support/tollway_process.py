@@ -42,6 +42,9 @@ class TollwayProcess:
             "TOLLWAY_JOURNAL_DIR": str(workdir / "journal"),
             "TOLLWAY_ADMIN_TOKEN": ADMIN_TOKEN,
             "TOLLWAY_FLUSH_INTERVAL_S": "0.05",
+            # In process: one Python process per test server instead of two (a storage process each); the
+            # default (a supervised storage process) has its own tests in test_storage_process.py.
+            "TOLLWAY_INGEST": "inline",
             "TOLLWAY_LOG_LEVEL": "info",
             **(env or {}),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -132,7 +133,9 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address [env TOLLWAY_HOST, default 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env TOLLWAY_PORT, default 8080].")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each with its own journal).")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each with its own journal; one storage process for all).")
+    ] = 1,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
     access_log: Annotated[
         str | None,
@@ -147,13 +150,10 @@ def serve(
 
     Example: tollway serve --config examples/quickstart.yaml --port 8080
     """
-    import uvicorn
-
     from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import upgrade
-    from tollway.bootstrap import build_app, build_runtime
     from tollway.cli.connection_guard import guarded_protocol
-    from tollway.cli.serving import PortInUse, Server, listen, start_warnings
+    from tollway.cli.serving import PortInUse, listen, start_warnings
 
     if access_log is not None and access_log not in ("off", "text", "json"):
         _fail([f"--access-log: expected text, json or off, got {access_log!r}"])
@@ -199,6 +199,37 @@ def serve(
     except OSError as exc:
         _fail([f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"])
         raise
+    storage = None
+    if settings.ingest == "process":
+        # Usage is stored by one supervised child process; the gateway (each worker) only journals it.
+        from tollway.cli.storage_process import StorageProcess
+
+        child_env = {**os.environ, "TOLLWAY_LOG_LEVEL": settings.log_level}
+        storage = StorageProcess(child_env)
+        try:
+            storage.start()
+        except OSError as exc:
+            sock.close()
+            _fail([f"cannot start the storage process: {exc}"])
+        settings = settings.with_overrides(ingest="external")
+    try:
+        stopped = _serve(settings, loaded, sock, workers, options)
+    finally:
+        if storage is not None:
+            storage.stop()
+    if stopped:
+        err.print(stopped, highlight=False)
+
+
+def _serve(
+    settings: Settings, loaded: TollwayConfig, sock: socket.socket, workers: int, options: dict[str, Any]
+) -> str:
+    """Serve until stopped; the line that says what the stop did with pending usage (one process)."""
+    import uvicorn
+
+    from tollway.bootstrap import build_app, build_runtime
+    from tollway.cli.serving import Server
+
     banner = (
         f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
         f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, "
@@ -212,6 +243,7 @@ def serve(
             ("HOST", settings.host),
             ("PORT", str(settings.port)),
             ("ACCESS_LOG", settings.access_log),
+            ("INGEST", settings.ingest),
         ):
             if value:
                 os.environ["TOLLWAY_" + name] = value
@@ -224,18 +256,22 @@ def serve(
             port=settings.port,
             **options,
         )
-        return
+        return ""
     runtime = build_runtime(settings, loaded)
     server = Server(uvicorn.Config(build_app(runtime), **options))
     err.print(banner, highlight=False)
     server.run(sockets=[sock])
     if not server.started:
         raise typer.Exit(3)
-    err.print(runtime.stop_report or "tollway stopped", highlight=False)
+    return runtime.stop_report or "tollway stopped"
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    child: Annotated[
+        bool, typer.Option("--child", hidden=True, help="Run as `tollway serve`'s storage process.")
+    ] = False,
+) -> None:
     """Store the usage that gateways on this host hand over (with TOLLWAY_INGEST=external).
 
     Reads closed journal segments from TOLLWAY_JOURNAL_DIR, stores their events in
@@ -249,12 +285,13 @@ def worker() -> None:
 
     settings, _ = _load(None)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err.print(
-        f"tollway worker: journal {settings.journal_dir} -> database {_shown_url(settings.database_url)}",
-        highlight=False,
-    )
+    if not child:
+        err.print(
+            f"tollway worker: journal {settings.journal_dir} -> database {_shown_url(settings.database_url)}",
+            highlight=False,
+        )
     try:
-        asyncio.run(build_worker(settings).run())
+        asyncio.run(build_worker(settings, storage_only=child).run(watch_stdin=child))
     except ConfigError as exc:
         _fail(exc.problems)
     except _database_failures() as exc:
