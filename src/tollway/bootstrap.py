@@ -55,10 +55,12 @@ from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.endpoint import LlmEndpoint
 from tollway.gateway.endpoints.paths import path_endpoints
+from tollway.gateway.hooks import Admission
 from tollway.gateway.metrics import Counter, GatewayMetrics
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
+from tollway.gateway.refusals import NoticeRefusals
 from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.resilience import target_resilience
 from tollway.gateway.routing import Route, Router, Target
@@ -680,9 +682,24 @@ def build_runtime(
     policy.configure(config.models, config.providers, state.prices)
     metrics.add_source(policy.metrics.render)
     counters, keeper, spend = services.counters, services.spend_keeper, services.spend
-    admission = GatewayAdmission(
+    deliveries = Counter(
+        "tollway_notification_deliveries_total",
+        "Webhook delivery attempts by event type and outcome (success, retry, failed, gone).",
+        ("event_type", "outcome"),
+    )
+    metrics.add_source(deliveries.render)
+    notifier = build_notification_worker(services, lambda kind, outcome: deliveries.inc((kind, outcome)))
+    if notifier is not None:
+        metrics.add_gauge(
+            "tollway_notification_outbox_oldest_pending_seconds",
+            "Age of the oldest webhook delivery not yet done (0 when none), as of the last delivery round.",
+            lambda: notifier.oldest_pending_age_s,
+        )
+    admission: Admission = GatewayAdmission(
         spend, lambda: gateway.state, clock, default_max_tokens=settings.spend_default_max_tokens
     )
+    if notifier is not None:  # a refusal at a limit: look for threshold events now
+        admission = NoticeRefusals(admission, notifier.poke)
     gateway = Gateway(
         state,
         TokenCounting(pipeline, policy),
@@ -734,19 +751,6 @@ def build_runtime(
     )
     conninfo = libpq_url(settings.database_url)
     changes = Changes([keys.refresh, keeper.refresh], PgChangeFeed(conninfo) if conninfo else None)
-    deliveries = Counter(
-        "tollway_notification_deliveries_total",
-        "Webhook delivery attempts by event type and outcome (success, retry, failed, gone).",
-        ("event_type", "outcome"),
-    )
-    metrics.add_source(deliveries.render)
-    notifier = build_notification_worker(services, lambda kind, outcome: deliveries.inc((kind, outcome)))
-    if notifier is not None:
-        metrics.add_gauge(
-            "tollway_notification_outbox_oldest_pending_seconds",
-            "Age of the oldest webhook delivery not yet done (0 when none), as of the last delivery round.",
-            lambda: notifier.oldest_pending_age_s,
-        )
     runtime = Runtime(
         settings=settings,
         config=config,

@@ -181,8 +181,10 @@ async def test_traffic_crossing_80_and_100_percent_sends_exactly_two_signed_even
                 await flush(tollway)
                 await notifier.detect_once()
                 await call(4)  # 100 of 100
+                assert notifier.pokes == 0
                 with pytest.raises(openai.RateLimitError):
                     await call(4)
+                assert notifier.pokes == 1  # the refusal at the hard limit asks for a threshold round now
                 await flush(tollway)
                 await notifier.detect_once()
                 await notifier.detect_once()

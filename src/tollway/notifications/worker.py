@@ -35,6 +35,7 @@ class NotificationWorker:
         self._store = store
         self._clock = clock
         self.oldest_pending_age_s = 0.0  # refreshed by each delivery round (a /metrics gauge)
+        self.pokes = 0
         self._pollers = [
             Poller("notification-delivery", self._deliver, delivery_interval_s),
             Poller("notification-events", self.detect_once, balance_interval_s),
@@ -43,6 +44,7 @@ class NotificationWorker:
     def poke(self) -> None:
         """Look for events now (e.g. spend control refused a call at a hard limit: its threshold event should not
         wait for the next round). Cheap: it only wakes the events poller; call it from the event loop."""
+        self.pokes += 1
         self._pollers[1].wake()
 
     async def detect_once(self) -> None:

@@ -1,0 +1,23 @@
+"""An admission hook that says when a call is refused at a limit, so that whoever watches limits can look now
+(the notification worker's threshold round: a customer refused at its hard limit hears of its 100% at once,
+not at the next round)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tollway.errors import LimitExceededError
+from tollway.gateway.hooks import Admission, Admit, Reservation
+
+
+class NoticeRefusals:
+    def __init__(self, inner: Admission, on_refused: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_refused = on_refused  # cheap and non-blocking: it runs on the request path
+
+    async def admit(self, call: Admit) -> Reservation:
+        try:
+            return await self._inner.admit(call)
+        except LimitExceededError:
+            self._on_refused()
+            raise
