@@ -237,3 +237,10 @@ async def test_list_events_filters(stores: StoreFactory) -> None:
     assert await ids(subject_keys=("acme-corp",), start=NOW + timedelta(minutes=30)) == ["3", "2"]
     assert await ids(end=NOW + timedelta(hours=1)) == ["1"]
     assert await ids(limit=1) == ["3"]
+    assert await ids(limit=1, offset=1) == ["2"]
+    assert await ids(offset=2) == ["1"]
+    # channel and state together: one delivery to that channel in that state (event 2 went to channel 2, pending)
+    assert await ids(channel_ids=("01JCHANNEL0000000000000001",), states=("PENDING",)) == ["3"]
+    assert await ids(channel_ids=("01JCHANNEL0000000000000002",), states=("FAILED",)) == []
+    assert await store.count_events(EventFilter()) == 3
+    assert await store.count_events(EventFilter(states=("PENDING",), limit=1, offset=1)) == 2

@@ -235,6 +235,8 @@ async def test_events_filter_by_rule_channel_state_and_time(api: httpx.AsyncClie
         return [e["id"] for e in answer.json()["items"]]
 
     assert await ids() == [second["id"], first["id"]]
+    paged = (await api.get("/api/v1/notification/events", params={"page": 2, "pageSize": 1})).json()
+    assert ([e["id"] for e in paged["items"]], paged["totalCount"], paged["page"]) == ([first["id"]], 2, 2)
     assert await ids(rule=rule_a["id"]) == [first["id"]]
     assert await ids(channel=b) == [second["id"]]
     assert await ids(deliveryStatus="PENDING") == [second["id"], first["id"]]

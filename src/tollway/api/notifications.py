@@ -8,6 +8,7 @@ RESENDING: events with a delivery in that state).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -255,15 +256,19 @@ def notifications_router(service: NotificationService, catalog: CatalogService |
             start=parse_moment(from_, "from") if from_ else None,
             end=parse_moment(to, "to") if to else None,
         )
-        events = await service.events(query)
+        pages = parse_page(request.query_params)
+        events = await service.events(replace(query, limit=pages.size, offset=(pages.page - 1) * pages.size))
         channels, ids = await channel_map(), await feature_ids()
         rules = {
             r.id: encode_rule(r, channels, ids.get)
             for r in await service.rules(include_disabled=True, include_deleted=True)
         }
-        return paginated(
-            events, parse_page(request.query_params), lambda e: encode_event(e, rules.get(e.rule_id or ""), channels)
-        )
+        return {  # one page read from the store (events can be many), counted there
+            "items": [encode_event(e, rules.get(e.rule_id or ""), channels) for e in events],
+            "page": pages.page,
+            "pageSize": pages.size,
+            "totalCount": await service.count_events(query),
+        }
 
     @router.get(
         "/events/{eventId}", summary="Get an event with its delivery attempts", responses=problem_responses(404)

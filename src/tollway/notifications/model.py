@@ -180,7 +180,8 @@ class EventFilter:
     channel_ids: tuple[str, ...] = ()
     feature_keys: tuple[str, ...] = ()
     subject_keys: tuple[str, ...] = ()
-    states: tuple[DeliveryState, ...] = ()  # events with at least one delivery in one of these states
+    states: tuple[DeliveryState, ...] = ()  # events with a delivery in one of these states (to one of channel_ids)
     start: datetime | None = None  # created at or after
     end: datetime | None = None  # created before
     limit: int | None = None
+    offset: int = 0  # newest first: skip this many

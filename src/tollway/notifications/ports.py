@@ -103,6 +103,10 @@ class NotificationStore(Protocol):
         """Newest first, with deliveries (and their attempts)."""
         ...
 
+    async def count_events(self, query: EventFilter) -> int:
+        """How many events `list_events` would list without limit and offset."""
+        ...
+
     async def claim_deliveries(self, *, now: datetime, limit: int, lease_s: float) -> list[DeliveryJob]:
         """Due deliveries (PENDING or RESENDING with next attempt <= now, or SENDING whose lease ran out),
         oldest first, on channels that are not disabled or deleted: each becomes SENDING until now + lease_s

@@ -292,6 +292,9 @@ class NotificationService:
     async def events(self, query: EventFilter) -> list[Event]:
         return await self._store.list_events(query)
 
+    async def count_events(self, query: EventFilter) -> int:
+        return await self._store.count_events(query)
+
     async def event(self, event_id: str) -> Event:
         event = await self._store.get_event(event_id)
         if event is None:

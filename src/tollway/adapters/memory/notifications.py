@@ -26,13 +26,14 @@ def matches(event: Event, query: EventFilter) -> bool:
     """Whether an event (with its deliveries) passes a filter: every given criterion holds."""
     if query.rule_ids and event.rule_id not in query.rule_ids:
         return False
-    if query.channel_ids and not any(d.channel_id in query.channel_ids for d in event.deliveries):
-        return False
+    if (query.channel_ids or query.states) and not any(
+        (not query.channel_ids or d.channel_id in query.channel_ids) and (not query.states or d.state in query.states)
+        for d in event.deliveries
+    ):
+        return False  # one delivery meets both: to that channel, in that state
     if query.feature_keys and event.feature_key not in query.feature_keys:
         return False
     if query.subject_keys and event.subject_key not in query.subject_keys:
-        return False
-    if query.states and not any(d.state in query.states for d in event.deliveries):
         return False
     if query.start is not None and event.created_at < query.start:
         return False
@@ -104,7 +105,11 @@ class MemoryNotificationStore:
     async def list_events(self, query: EventFilter) -> list[Event]:
         events = [self._with_deliveries(e) for e in self._events.values()]
         found = sorted((e for e in events if matches(e, query)), key=lambda e: (e.created_at, e.id), reverse=True)
+        found = found[query.offset :]
         return found[: query.limit] if query.limit is not None else found
+
+    async def count_events(self, query: EventFilter) -> int:
+        return len([e for e in self._events.values() if matches(self._with_deliveries(e), query)])
 
     def _due(self, key: tuple[str, str], delivery: Delivery, now: datetime) -> bool:
         channel = self._channels.get(delivery.channel_id)

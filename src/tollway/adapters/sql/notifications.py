@@ -312,9 +312,9 @@ class SqlNotificationStore:
 
         return await self._query(work)
 
-    async def list_events(self, query: EventFilter) -> list[Event]:
+    @staticmethod
+    def _filtered(query: EventFilter, statement: Any) -> Any:
         events, deliveries = notification_events, notification_deliveries
-        statement = select(events).order_by(events.c.created_us.desc(), events.c.id.desc())
         if query.rule_ids:
             statement = statement.where(events.c.rule_id.in_(query.rule_ids))
         if query.feature_keys:
@@ -330,10 +330,17 @@ class SqlNotificationStore:
             conditions.append(deliveries.c.channel_id.in_(query.channel_ids))
         if query.states:
             conditions.append(deliveries.c.state.in_(query.states))
-        for condition in conditions:
-            statement = statement.where(exists().where(and_(deliveries.c.event_id == events.c.id, condition)))
+        if conditions:  # one delivery meets them all: to that channel, in that state
+            statement = statement.where(exists().where(and_(deliveries.c.event_id == events.c.id, *conditions)))
+        return statement
+
+    async def list_events(self, query: EventFilter) -> list[Event]:
+        events = notification_events
+        statement = self._filtered(query, select(events).order_by(events.c.created_us.desc(), events.c.id.desc()))
         if query.limit is not None:
             statement = statement.limit(query.limit)
+        if query.offset:
+            statement = statement.offset(query.offset)
 
         def work(connection: Connection) -> list[Event]:
             rows = connection.execute(statement).all()
@@ -341,6 +348,10 @@ class SqlNotificationStore:
             return [_event(row, tuple(found[row.id])) for row in rows]
 
         return await self._query(work)
+
+    async def count_events(self, query: EventFilter) -> int:
+        statement = self._filtered(query, select(func.count()).select_from(notification_events))
+        return int(await self._query(lambda c: c.execute(statement).scalar_one()))
 
     # -- delivery -------------------------------------------------------------------------------
 
