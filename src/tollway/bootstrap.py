@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from tollway.adapters.journal.file import FileJournal, claim_segments
+from tollway.adapters.journal.file import FileJournal, claim_segments, lease_holder
 from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.adapters.redis.counters import RedisCounterStore
 from tollway.adapters.sql.budgets import SqlBudgetStore
@@ -67,6 +67,7 @@ from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.identity.directory import KeyDirectory, config_entries
 from tollway.identity.service import IdentityService
+from tollway.metering.backlog import BacklogWatch
 from tollway.metering.journaling import JournalWriter
 from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import Meter
@@ -175,6 +176,7 @@ class Runtime:
     budgets: BudgetService | None = None
     budget_status: Callable[[Budget], Awaitable[BudgetStatus]] | None = None
     changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
+    backlog_watch: BacklogWatch | None = None  # a warning a minute while usage waits too long to be stored
     started: bool = False
 
     async def start(self) -> None:
@@ -208,6 +210,8 @@ class Runtime:
                 self.notifier.start()
         if self.changes is not None:
             self.changes.start()
+        if self.backlog_watch is not None:
+            self._spawn(self.backlog_watch.run())
         if self.settings.config:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
         self.started = True
@@ -641,7 +645,7 @@ def build_runtime(
     writer: JournalWriter
     if settings.ingest == "external":
         handing = HandOffSink(journal, interval_s=settings.flush_interval_s)
-        pipeline, writer = handing, handing.writer
+        pipeline, writer, backlog_age = handing, handing.writer, handing.backlog_age_s
     else:
         inline = UsagePipeline(
             store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
@@ -661,7 +665,7 @@ def build_runtime(
             "Calls a previous process did not see finish (killed while they ran), metered from their intents.",
             lambda: inline.interrupted_total,
         )
-        pipeline, writer = inline, inline.writer
+        pipeline, writer, backlog_age = inline, inline.writer, inline.backlog_age_s
     metrics.add_gauge(
         "tollway_usage_journal_writable",
         "1 while usage can be journaled; 0 after an append failed (a full disk): calls are refused (503).",
@@ -671,6 +675,12 @@ def build_runtime(
         "tollway_usage_journal_failures",
         "Appends to the usage journal that failed since start.",
         lambda: writer.failures_total,
+    )
+    metrics.add_gauge(
+        "tollway_usage_backlog_age_seconds",
+        "Seconds the oldest usage this process took has waited to be stored (0: none waits). Inline: not yet"
+        " stored by this gateway; external: handed over and not yet stored by a worker.",
+        backlog_age,
     )
     metrics.add_gauge(
         "tollway_usage_backlog_events",
@@ -784,6 +794,7 @@ def build_runtime(
         budgets=services.budgets,
         budget_status=spend.budget_status,
         changes=changes,
+        backlog_watch=BacklogWatch(backlog_age, threshold_s=settings.usage_backlog_alert_s),
     )
     services.notifications.on_secrets(runtime.set_webhook_secrets)
     return runtime
@@ -901,12 +912,14 @@ class Worker:
 def build_worker(settings: Settings, clock: Clock | None = None, *, storage_only: bool = False) -> Worker:
     """`storage_only`: usage and rollups, no billing or notification worker (the storage process of
     `tollway serve`, whose parent runs those)."""
+    holder = lease_holder()
     services = build_services(settings, clock)
     store = services.store
     ingester = JournalIngester(
         store,
         settings.journal_path,
-        claim=lambda directory: claim_segments(directory, limit=64),
+        # every replica's directory under the journal root, each segment under a lease of this worker's
+        claim=lambda directory: claim_segments(directory, limit=64, holder=holder, nested=True),
         batch_size=settings.flush_batch_size,
         interval_s=settings.flush_interval_s,
     )

@@ -42,6 +42,8 @@ class Settings:
     ingest: str = "process"
     flush_interval_s: float = 0.25
     flush_batch_size: int = 2000
+    # usage older than this and not yet stored: a warning once a minute (tollway_usage_backlog_age_seconds)
+    usage_backlog_alert_s: float = 300.0
     drain_timeout_s: float = 60.0
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut

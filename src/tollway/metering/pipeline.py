@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from tollway.errors import UnavailableError
 from tollway.metering.events import Event
@@ -39,6 +40,7 @@ class UsagePipeline:
         *,
         batch_size: int = 2000,
         interval_s: float = 0.25,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._journal = journal
@@ -49,6 +51,9 @@ class UsagePipeline:
         self._buffered_events = 0
         self._mark: int | None = None  # journal mark of the batch being stored, kept across retries
         self._pending: list[Event] = []  # taken for a flush that failed; retried first
+        self._now = now
+        self._buffer_since: float | None = None  # when the oldest buffered item arrived (monotonic)
+        self._pending_since: float | None = None  # the same for the batch being stored
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -65,6 +70,11 @@ class UsagePipeline:
     def backlog(self) -> int:
         """Events emitted but not yet stored."""
         return self._buffered_events + len(self._pending)
+
+    def backlog_age_s(self) -> float:
+        """Seconds the oldest usage not yet stored has waited (0 when everything is stored)."""
+        since = [t for t in (self._buffer_since, self._pending_since) if t is not None]
+        return max(0.0, self._now() - min(since)) if since else 0.0
 
     def emit(self, events: Sequence[Event]) -> None:
         self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
@@ -87,6 +97,8 @@ class UsagePipeline:
         self.writer.probe()
 
     def _buffered(self, events: int) -> None:
+        if self._buffer_since is None:
+            self._buffer_since = self._now()
         self._buffered_events += events
         if self._buffered_events >= self._batch_size:
             self._wake.set()
@@ -99,6 +111,8 @@ class UsagePipeline:
             self._buffer.extend(events)
             self._buffered_events += len(events)
             self.replayed_total += len(events)
+            if events and self._buffer_since is None:
+                self._buffer_since = self._now()
         self.unreadable_records_total += replay.unreadable
         self.interrupted_total += replay.interrupted
         if replay.interrupted:
@@ -129,6 +143,8 @@ class UsagePipeline:
             batch = self._pending + _expand(self._buffer)
             self._buffer, self._buffered_events = [], 0
             self._pending = batch
+            since = [t for t in (self._pending_since, self._buffer_since) if t is not None]
+            self._pending_since, self._buffer_since = (min(since) if since else None), None
             try:
                 for offset in range(0, len(batch), self._batch_size):
                     await self._store.insert_events(batch[offset : offset + self._batch_size])
@@ -145,6 +161,7 @@ class UsagePipeline:
                 log.exception("usage flush failed on a bug; %d events kept, retried in %.0fs", len(batch), PARKED_S)
                 return False
             self._pending = []
+            self._pending_since = None
             self._mark = None
             self._retry_s = 0.0
             self.flushed_total += len(batch)

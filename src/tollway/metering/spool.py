@@ -47,6 +47,10 @@ class HandOffJournal(Protocol):
 
     def close(self) -> None: ...
 
+    def oldest_unstored_age_s(self) -> float:
+        """Seconds since the oldest record of this process's segments still on disk was written (0: none)."""
+        ...
+
 
 class Claimed(Protocol):
     """A journal segment this worker claimed: store its records, then `done()`; on failure `give_back()`."""
@@ -72,6 +76,10 @@ class HandOffSink:
     @property
     def backlog(self) -> int:
         return self._unhanded
+
+    def backlog_age_s(self) -> float:
+        """Handed over is not stored: the oldest of this process's segments the worker has not yet deleted."""
+        return self._journal.oldest_unstored_age_s()
 
     def emit(self, events: Sequence[Event]) -> None:
         self._journal.append(b"".join(event.to_json() + b"\n" for event in events))

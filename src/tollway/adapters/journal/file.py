@@ -8,10 +8,13 @@ Several gateway workers can therefore share one journal directory safely.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import secrets
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,8 @@ log = logging.getLogger("tollway.journal")
 SUFFIX = ".jsonl"
 HIDDEN = ".new"  # a segment being created: locked, its carried records written, then renamed to SUFFIX
 PROBE_BYTES = 4096
+LEASE = ".lease-"  # <segment>.jsonl.lease-<worker>-<expiry, epoch seconds>: a worker is storing it
+LEASE_S = 120.0  # a worker stores a claim in seconds; one that died is replaced after this
 
 Write = Callable[[int, memoryview], int]  # os.write's shape: a test can inject a disk that fills up
 
@@ -34,6 +39,7 @@ class _Segment:
     seq: int
     size: int = 0
     carried: int = 0  # bytes at its start copied from the previous segment (intents of calls in flight)
+    first_append_at: float | None = None  # wall-clock time of its first own record
     torn: bool = False  # a failed append left a partial record that could not be cut off
 
     @property
@@ -142,6 +148,8 @@ class FileJournal:
                     current.size += exc.written
                     current.torn = True
             raise
+        if current.first_append_at is None:
+            current.first_append_at = time.time()
         current.size += len(data)
         current.torn = False
 
@@ -184,6 +192,29 @@ class FileJournal:
         self._sealed = []
         self._current = None
 
+    def oldest_unstored_age_s(self) -> float:
+        """Seconds since the oldest record of this process's segments still on disk was written (0: none):
+        the open segment's first record, else the last write of each segment handed over or sealed and not
+        yet stored (a worker deletes a segment once stored; a lease-renamed one is being stored)."""
+        now = time.time()
+        oldest: float | None = None
+        current = self._current
+        if current is not None and current.payload > 0 and current.first_append_at is not None:
+            oldest = current.first_append_at
+        try:
+            names = [p for p in self._directory.iterdir() if p.name.startswith(self._prefix)]
+        except OSError:
+            names = []
+        for path in names:
+            if (current is not None and path == current.path) or not (path.name.endswith(SUFFIX) or LEASE in path.name):
+                continue
+            try:
+                written = path.stat().st_mtime
+            except OSError:
+                continue  # stored and deleted meanwhile
+            oldest = written if oldest is None else min(oldest, written)
+        return max(0.0, now - oldest) if oldest is not None else 0.0
+
     @property
     def pending_segments(self) -> int:
         return len(self._sealed) + (1 if self._current is not None and self._current.size else 0)
@@ -194,13 +225,15 @@ class ClaimedSegment:
     """A segment taken from a process that no longer writes it. Holds its lock until `done` or `give_back`.
 
     `final`: no later segment of the same writer exists, so the writer is gone and this was its last
-    segment: intents left open in it are calls that were in flight when the writer died."""
+    segment: intents left open in it are calls that were in flight when the writer died. `origin`: its name
+    before a lease renamed it (given back under that name)."""
 
     path: Path
     fd: int
     records: list[bytes]
     size: int
     final: bool = True
+    origin: Path | None = None
 
     def done(self) -> None:
         """Its records are stored: delete it."""
@@ -209,15 +242,51 @@ class ClaimedSegment:
 
     def give_back(self) -> None:
         """Storing failed: leave it for a later claim."""
+        if self.origin is not None:
+            with contextlib.suppress(OSError):
+                os.rename(self.path, self.origin)
         os.close(self.fd)
 
 
-def claim_segments(directory: Path, *, exclude_prefix: str = "", limit: int | None = None) -> list[ClaimedSegment]:
-    """Lock and read the segments no live writer holds (closed ones, and those of dead processes)."""
+def claim_segments(
+    directory: Path,
+    *,
+    exclude_prefix: str = "",
+    limit: int | None = None,
+    holder: str | None = None,
+    lease_s: float = LEASE_S,
+    nested: bool = False,
+) -> list[ClaimedSegment]:
+    """Lock and read the segments no live writer holds (closed ones, and those of dead processes).
+
+    With `holder` (a worker), each claim also takes a lease: the segment is renamed to
+    `<name>.lease-<holder>-<expiry>`, an atomic step only one of several workers can win, even on hosts that
+    share the journal volume without sharing locks; a lease whose worker died is taken over once expired.
+    With `nested`, the immediate subdirectories are drained too (one per replica on a shared volume).
+    """
+    claimed: list[ClaimedSegment] = []
+    directories = [directory]
+    if nested and directory.exists():
+        directories += sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for folder in directories:
+        left = None if limit is None else limit - len(claimed)
+        if left is not None and left <= 0:
+            break
+        claimed.extend(_claim_in(folder, exclude_prefix=exclude_prefix, limit=left, holder=holder, lease_s=lease_s))
+    return claimed
+
+
+def _claim_in(
+    directory: Path, *, exclude_prefix: str, limit: int | None, holder: str | None, lease_s: float
+) -> list[ClaimedSegment]:
     claimed: list[ClaimedSegment] = []
     if not directory.exists():
         return claimed
-    for path in sorted(directory.glob("*" + SUFFIX)):
+    now = time.time()
+    candidates = sorted(directory.glob("*" + SUFFIX))
+    if holder is not None:
+        candidates += sorted(p for p in directory.glob("*" + SUFFIX + LEASE + "*") if _lease_over(p, now))
+    for path in candidates:
         if limit is not None and len(claimed) >= limit:
             break
         if exclude_prefix and path.name.startswith(exclude_prefix):
@@ -234,17 +303,27 @@ def claim_segments(directory: Path, *, exclude_prefix: str = "", limit: int | No
         if not path.exists():
             os.close(fd)  # stored and deleted between our open and our lock
             continue
-        with open(path, "rb") as handle:
+        origin = directory / _segment_name(path)
+        taken = path
+        if holder is not None:
+            taken = directory / f"{origin.name}{LEASE}{holder}-{int(now + lease_s)}"
+            try:
+                os.rename(path, taken)
+            except FileNotFoundError:
+                os.close(fd)  # another worker's lease won
+                continue
+        with open(taken, "rb") as handle:
             content = handle.read()
         lines = content.split(b"\n")
         if lines and lines[-1]:
-            log.warning("journal: %s: dropped a torn final record of %d bytes", path.name, len(lines[-1]))
-        claimed.append(ClaimedSegment(path, fd, [line for line in lines[:-1] if line], len(content)))
+            log.warning("journal: %s: dropped a torn final record of %d bytes", origin.name, len(lines[-1]))
+        records = [line for line in lines[:-1] if line]
+        claimed.append(ClaimedSegment(taken, fd, records, len(content), origin=origin if holder is not None else None))
     if claimed:
         # A writer creates its next segment before it lets go of the previous one: looked at after the
         # claims, a segment with no later one of its writer is that writer's last.
         latest: dict[str, int] = {}
-        for path in directory.glob("*" + SUFFIX):
+        for path in [*directory.glob("*" + SUFFIX), *directory.glob("*" + SUFFIX + LEASE + "*")]:
             writer, seq = _writer_and_seq(path)
             latest[writer] = max(seq, latest.get(writer, seq))
         for segment in claimed:
@@ -253,7 +332,37 @@ def claim_segments(directory: Path, *, exclude_prefix: str = "", limit: int | No
     return claimed
 
 
+def _segment_name(path: Path) -> str:
+    """The segment's own name, without a lease suffix."""
+    return path.name.partition(LEASE)[0]
+
+
+def lease_holder() -> str:
+    """This process as a lease holder: `<host>.<pid>.<nonce>` (no `-`, which ends the holder in a lease name)."""
+    host = socket.gethostname().replace("-", "_").replace("/", "_").replace(".", "_")
+    return f"{host}.{os.getpid()}.{secrets.token_hex(2)}"
+
+
+def _lease_over(path: Path, now: float) -> bool:
+    """Expired, or held by a process of this host that is gone (a restarted storage process takes over its
+    predecessor's leases at once)."""
+    holder, _, expiry = path.name.partition(LEASE)[2].rpartition("-")
+    if not expiry.isdigit() or float(expiry) < now:
+        return True
+    host, _, rest = holder.partition(".")
+    pid = rest.partition(".")[0]
+    if host != socket.gethostname().replace("-", "_").replace("/", "_").replace(".", "_") or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _writer_and_seq(path: Path) -> tuple[str, int]:
     """`<pid>-<nonce>-` and the sequence number of a segment's name (-1 for a name not of that form)."""
-    writer, _, seq = path.stem.rpartition("-")
+    writer, _, seq = Path(_segment_name(path)).stem.rpartition("-")
     return writer, int(seq) if seq.isdigit() else -1
