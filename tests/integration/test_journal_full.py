@@ -2,8 +2,8 @@
 caller's API shape; /readyz says why; a call the disk filled up under is still relayed whole and metered.
 
 The whole Tollway runs in process, on SQLite and on PostgreSQL, with a FileJournal whose disk fills up on
-demand (a fault-injecting `write`, tests/support/full_disk.py): deterministic, and it needs no mount. (test_journal_tmpfs.py
-repeats the refusal on a real full tmpfs where the test may mount one.)
+demand (a fault-injecting `write`, tests/support/full_disk.py): deterministic, and it needs no mount.
+(test_journal_tmpfs.py repeats the refusal on a real full tmpfs where the test may mount one.)
 """
 
 from __future__ import annotations
