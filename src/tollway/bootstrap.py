@@ -42,6 +42,7 @@ from tollway.billing.invoicing.worker import BillingWorker, SyncStep
 from tollway.billing.service import CatalogService, CustomerSubjects
 from tollway.changes import Changes
 from tollway.clock import Clock, SystemClock
+from tollway.config.credits import apply_config_credits
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
@@ -175,6 +176,7 @@ class Runtime:
     webhook_secrets: list[str] = field(default_factory=list)  # the channels' signing secrets, scrubbed too
     budgets: BudgetService | None = None
     budget_status: Callable[[Budget], Awaitable[BudgetStatus]] | None = None
+    credits: CreditService | None = None
     changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
     backlog_watch: BacklogWatch | None = None  # a warning a minute while usage waits too long to be stored
     started: bool = False
@@ -188,6 +190,7 @@ class Runtime:
         await self.metering.sync_meters([Meter.from_record(m.record()) for m in self.config.meters])
         await self._apply_catalog(self.config)
         await self._apply_budgets(self.config)
+        await self._apply_credits(self.config)
         if self.spend is not None:
             await self.spend.refresh()  # limits hold from the first request
             self.spend.start()
@@ -339,6 +342,7 @@ class Runtime:
         try:
             await self._apply_catalog(config)
             await self._apply_budgets(config)
+            await self._apply_credits(config)
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("config reload: %s", line)
@@ -433,6 +437,16 @@ class Runtime:
             raise ConfigError([f"budgets: {exc.message}"]) from exc
         for line in lines:
             log.info("budgets: %s", line)
+
+    async def _apply_credits(self, config: TollwayConfig) -> None:
+        """Each customer's `credits:` grants, created once (by key); ConfigError naming a changed one."""
+        if self.credits is None:
+            return
+        changes, problems = await apply_config_credits(self.credits, config)
+        for line in changes:
+            log.info("credits: %s", line)
+        if problems:
+            raise ConfigError(problems)
 
     async def _close_later(self, providers: list[Provider], grace_s: float) -> None:
         await asyncio.sleep(grace_s)
@@ -793,6 +807,7 @@ def build_runtime(
         notifier=notifier,
         budgets=services.budgets,
         budget_status=spend.budget_status,
+        credits=services.credits,
         changes=changes,
         backlog_watch=BacklogWatch(backlog_age, threshold_s=settings.usage_backlog_alert_s),
     )
@@ -832,6 +847,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         api_docs=settings.api_docs,
         budgets=runtime.budgets,
         budget_status=runtime.budget_status,
+        credits=runtime.credits,
     )
     return TollwayApp(
         gateway=runtime.gateway,

@@ -32,6 +32,8 @@ from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
+from tollway.config.credits import apply_config_credits
+from tollway.config.schema import TollwayConfig
 from tollway.errors import ConflictError, ValidationError
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
@@ -209,3 +211,23 @@ async def test_keys_and_amounts_are_checked(world: World) -> None:
     with pytest.raises(ValidationError) as duration:
         await world.credits.create("acme", NewGrant(name="b", amount=Decimal("1"), expires_after="P99999Y"))
     assert duration.value.field == "expiresAfter"
+
+
+async def test_config_grants_are_created_once_and_a_changed_one_is_named(world: World) -> None:
+    def config(amount: str) -> TollwayConfig:
+        grant = {"name": "Welcome", "amount": amount, "expires_after": "P1M", "priority": 5}
+        return TollwayConfig.model_validate({"customers": [{"key": "acme", "name": "Acme", "credits": [grant]}]})
+
+    changes, problems = await apply_config_credits(world.credits, config("20"))
+    assert problems == []
+    assert len(changes) == 1
+    assert await apply_config_credits(world.credits, config("20")) == ([], [])
+    assert await apply_config_credits(world.credits, config("30")) == (
+        [],
+        [
+            "customers.acme.credits[0]: a grant under key 'Welcome' exists with other values (a grant cannot change:"
+            " void it and give the new one another key)"
+        ],
+    )
+    (grant,) = await world.credits.grants("acme")
+    assert (grant.key, grant.amount_minor, grant.priority) == ("config:Welcome", 2000, 5)

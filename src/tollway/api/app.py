@@ -11,6 +11,7 @@ from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
 from tollway.api.budgets import Status as BudgetStatusReader
 from tollway.api.budgets import budgets_router
 from tollway.api.consumers import consumers_router
+from tollway.api.credits import credits_router
 from tollway.api.customers import customers_router
 from tollway.api.docs_pages import ASSETS_URL, OPENAPI_URL, install_docs_pages
 from tollway.api.entitlements import entitlements_router
@@ -29,6 +30,7 @@ from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
 from tollway.auth_failures import AuthFailures
+from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
@@ -55,6 +57,7 @@ def create_management_app(
     notifications: NotificationService | None = None,
     budgets: BudgetService | None = None,
     budget_status: BudgetStatusReader | None = None,
+    credits: CreditService | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -99,6 +102,8 @@ def create_management_app(
         app.include_router(notifications_router(notifications, catalog), dependencies=checked)
     if budgets is not None and budget_status is not None:
         app.include_router(budgets_router(budgets, budget_status), dependencies=checked)
+    if credits is not None:
+        app.include_router(credits_router(credits), dependencies=checked)
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=checked)
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id

@@ -50,6 +50,7 @@ def apply_command(
     from tollway.cli.main import _database_problem, _load, _shown_url
     from tollway.clock import SystemClock
     from tollway.config.catalog import config_catalog
+    from tollway.config.credits import apply_config_credits
     from tollway.errors import ConfigError, DomainError
 
     settings, config = _load(file)
@@ -88,6 +89,11 @@ def apply_command(
             if "budgets" in config.model_fields_set:
                 for line in await services.budgets.sync_config([b.budget() for b in config.budgets]):
                     typer.echo(line)
+            changes, problems = await apply_config_credits(services.credits, config)
+            for line in changes:
+                typer.echo(line)
+            if problems:
+                raise ConfigError([f"{file}: {line}" for line in problems])
             return plan, None
         finally:
             await services.close()

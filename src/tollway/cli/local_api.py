@@ -38,6 +38,7 @@ class LocalApi:
             invoices=services.invoices,
             budgets=services.budgets,
             budget_status=services.budget_status,
+            credits=services.credits,
         )
 
     async def call(

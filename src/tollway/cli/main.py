@@ -21,6 +21,7 @@ from tollway.cli.apply import apply_command
 from tollway.cli.budgets import budgets_app
 from tollway.cli.catalog import customers_app, features_app, meters_app, plans_app, subscriptions_app
 from tollway.cli.commands import Commands
+from tollway.cli.credits import credits_app
 from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.importing import import_app
@@ -51,6 +52,7 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(credits_app, name="credits")
 app.command("apply")(apply_command)
 app.command("demo")(demo_command)
 err = Console(stderr=True)

@@ -19,6 +19,7 @@ from tollway.billing.countries import COUNTRY_CODES
 from tollway.billing.customers import Address
 from tollway.config.catalog_fields import Key, Strict
 from tollway.config.catalog_plans import PlanConfig
+from tollway.config.credits import CreditGrantConfig
 from tollway.errors import ValidationError
 from tollway.money import currency_exponent
 
@@ -102,6 +103,7 @@ class CustomerConfig(Strict):
     description: str = ""
     stripe_customer_id: str | None = Field(default=None, min_length=1)
     subscription: SubscriptionConfig | None = None
+    credits: list[CreditGrantConfig] = Field(default_factory=list)  # money credit grants, created once each
 
     @field_validator("currency")
     @classmethod
