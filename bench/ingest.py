@@ -55,6 +55,7 @@ MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_S = 31 * 86_400
 MODELS = ("gpt-4o", "claude-sonnet", "demo")
 TYPES = ("input", "output", "cache_read", "cache_write")
+BATCH_TYPE = "application/cloudevents-batch+json"
 
 
 def make_events(
@@ -160,7 +161,9 @@ async def bench_ingest(db: str, total: int, producers: list[int]) -> None:
                 await store.close()
 
 
-async def bench_http(url: str, token: str, total: int, shape: str, concurrency: list[int], *, label: str) -> None:
+async def bench_http(
+    url: str, token: str, total: int, shape: str, concurrency: list[int], *, label: str, batches: tuple[int, ...]
+) -> None:
     """POST /api/v1/events (batch content type) from `concurrency` clients at once, each sending
     its share of the batches in sequence; events/s counts every event sent (all new). The client is
     aiohttp (a fraction of httpx's CPU per request, which matters when client and server share cores)."""
@@ -169,21 +172,29 @@ async def bench_http(url: str, token: str, total: int, shape: str, concurrency: 
 
     rng = random.Random(11)
     now = datetime.now(UTC).replace(microsecond=0)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/cloudevents-batch+json"}
+    headers = {"Authorization": f"Bearer {token}"}
     for level in concurrency:
-        for batch in (100, 1000):
+        for batch in batches:
             start = 10_000_000 + rng.randrange(10**12) * 10
             if shape == "stream":  # the last minute: what live producers send
                 events = make_events(start, total, 1000, rng, spread_s=60, origin=now - timedelta(seconds=61))
             else:
                 events = make_events(start, total, 1000, rng)
-            bodies = [orjson.dumps([e.to_cloudevent() for e in events[i : i + batch]]) for i in range(0, total, batch)]
+            if batch == 1:  # single events: the single-event content type
+                bodies = [orjson.dumps(e.to_cloudevent()) for e in events]
+            else:
+                bodies = [
+                    orjson.dumps([e.to_cloudevent() for e in events[i : i + batch]]) for i in range(0, total, batch)
+                ]
             connector = aiohttp.TCPConnector(limit=level)
             async with aiohttp.ClientSession(url, headers=headers, connector=connector) as session:
+                kind = {"Content-Type": "application/cloudevents+json" if batch == 1 else BATCH_TYPE}
 
-                async def send(mine: list[bytes], session: aiohttp.ClientSession = session) -> None:
+                async def send(
+                    mine: list[bytes], session: aiohttp.ClientSession = session, kind: dict[str, str] = kind
+                ) -> None:
                     for body in mine:
-                        async with session.post("/api/v1/events", data=body) as response:
+                        async with session.post("/api/v1/events", data=body, headers=kind) as response:
                             if response.status != 204:
                                 raise SystemExit(f"HTTP {response.status}: {await response.text()}")
 
@@ -310,13 +321,14 @@ def main() -> None:
     http = sub.add_parser("http")
     http.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite", help="database of the server it starts")
     http.add_argument(
-        "--ingest", choices=["inline", "external"], default="inline", help="TOLLWAY_INGEST of that server"
+        "--ingest", choices=["process", "inline", "external"], default="process", help="TOLLWAY_INGEST of that server"
     )
     http.add_argument("--url", help="use this running server instead of starting one")
     http.add_argument("--token", default="bench")
     http.add_argument("--events", type=int, default=100_000)
     http.add_argument("--shape", choices=["stream", "month"], default="stream")
     http.add_argument("--concurrency", default="1,8", help="clients sending at once, e.g. 1,8")
+    http.add_argument("--batches", default="100,1000", help="events per request, e.g. 1,1000 (1: one event each)")
     query = sub.add_parser("query")
     query.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     query.add_argument("--sizes", default="1000000,10000000")
@@ -330,13 +342,16 @@ def main() -> None:
         asyncio.run(bench_ingest(args.db, args.events, [int(p) for p in args.producers.split(",")]))
     elif args.command == "http":
         levels = [int(c) for c in args.concurrency.split(",")]
+        batches = tuple(int(b) for b in args.batches.split(","))
         if args.url:
-            asyncio.run(bench_http(args.url, args.token, args.events, args.shape, levels, label=args.url))
+            asyncio.run(
+                bench_http(args.url, args.token, args.events, args.shape, levels, label=args.url, batches=batches)
+            )
         else:
             url, process, workdir = serve_for_bench(args.db, args.ingest)
             try:
                 label = f"{args.db}, {args.ingest}"
-                asyncio.run(bench_http(url, args.token, args.events, args.shape, levels, label=label))
+                asyncio.run(bench_http(url, args.token, args.events, args.shape, levels, label=label, batches=batches))
             finally:
                 process.terminate()
                 process.wait(timeout=30)

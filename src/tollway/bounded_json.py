@@ -11,9 +11,22 @@ written back exactly by the encoder (orjson) when Tollway rewrites, translates o
 - finite numbers only: NaN, Infinity and numbers that overflow a double (1e400) are refused;
 - UTF-8 text without lone surrogates (`"\\ud800"`).
 
-Decoding uses the standard library's C scanner (it reports duplicate keys and keeps big integers
-exact, where orjson keeps the last key and rounds); bodies with more brackets than MAX_DEPTH get one
-walk over their containers for the depth, and every body one orjson encode as the final check.
+Fast path (floats wanted, which is every caller but the Decimal ones): orjson parses, then three
+checks at C speed decide whether its answer can be kept; anything they cannot vouch for goes to the
+exact path below, which also writes every refusal's message:
+- integers: orjson turns one beyond 64 bits into a float, so a body with a run of 19 or more digits
+  anywhere (strings included: a cheap over-approximation) takes the exact path;
+- duplicate keys: orjson keeps the last copy. Re-encoding its value writes one `:` per key kept plus
+  those inside strings, so it holds as many `:` as the body (plus the body's `\u003a` escapes) exactly
+  when no key was dropped: a dropped key takes its own `:` with it, and nothing adds one;
+- depth: written indented (the same encode), no line is indented past MAX_DEPTH levels, or the
+  containers are walked;
+- orjson refuses NaN, Infinity, numbers that overflow a double, lone surrogates and invalid UTF-8.
+
+Exact path: the standard library's C scanner (it reports duplicate keys and keeps big integers
+exact, where orjson keeps the last key and rounds). Either way, bodies with more brackets than
+MAX_DEPTH get one walk over their containers for the depth, and every body one orjson encode as the
+final check.
 """
 
 from __future__ import annotations
@@ -66,6 +79,34 @@ def _no_constant(name: str) -> Any:
     raise _NotFinite(name)
 
 
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19  # 19 digits: the shortest integer that may not fit 64 bits
+_COLON_ESCAPES = (b"\\u003a", b"\\u003A")
+_SLOW = object()
+# Written indented, an item inside n containers starts a line with 2n spaces (strings hold no raw newline):
+# without a line inside MAX_DEPTH containers, nothing nests deeper.
+_DEEP_LINE = b"\n" + b" " * (2 * MAX_DEPTH)
+
+
+def _fast(raw: bytes) -> Any:
+    """orjson's value for `raw` when the checks above vouch for it, else _SLOW (the exact path decides)."""
+    if raw.translate(_DIGITS_TO_ZERO).find(_LONG_NUMBER) != -1:
+        return _SLOW
+    try:
+        value = orjson.loads(raw)
+        written = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return _SLOW
+    colons = raw.count(b":")
+    if b"\\" in raw:
+        colons += sum(raw.count(escape) for escape in _COLON_ESCAPES)
+    if written.count(b":") != colons:
+        return _SLOW  # a key appears twice (or an escaped backslash before u003a: the exact path decides)
+    if written.find(_DEEP_LINE) != -1 and _deeper_than(value, MAX_DEPTH):
+        return _SLOW  # a line indented past MAX_DEPTH levels: only then is the depth walked
+    return value
+
+
 _FLOATS = json.JSONDecoder(object_pairs_hook=_unique, parse_float=_finite_float, parse_constant=_no_constant)
 _DECIMALS = json.JSONDecoder(object_pairs_hook=_unique, parse_float=Decimal, parse_constant=_no_constant)
 
@@ -86,6 +127,18 @@ def decode(
     Raises ValidationError with what is wrong, naming the offending key or path where there is one, else
     `field` (None for the gateway, whose OpenAI errors name no `param` for a body that does not parse).
     """
+    if not decimals:
+        try:
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+        except UnicodeEncodeError:
+            data = b""  # a lone surrogate in a str: the exact path names it
+        value = _fast(data) if data else _SLOW
+        if value is not _SLOW:
+            if not nul and b"\\u0000" in data:
+                where = nul_path(value)
+                if where is not None:
+                    raise nul_refused(where or field or "body")
+            return value
     if isinstance(raw, str):
         text = raw
     else:

@@ -131,3 +131,42 @@ def test_rewritten_chat_body_keeps_64_bit_integers_exact() -> None:
     assert b'"seed":18446744073709551615' in rewritten
     parsed: Any = orjson.loads(rewritten)
     assert parsed["model"] == "upstream-model"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"a":1,"b":{"c":2,"c":3}}', "c"),
+        (b'{"a\\u003a":1,"a\\u003a":2}', "a:"),  # the key's colon escaped
+        (b'{"x":"\\u003a","x":1}', "x"),  # the dropped copy's value holds an escaped colon
+        (b'{"a":"\\\\u003a","a":1}', "a"),  # an escaped backslash, then u003a: no colon at all
+        (b'{"\\u0061":1,"a":2}', "a"),  # the same key spelled two ways
+        (b'[{"b":1},{"b":2,"b":2}]', "b"),  # the same value twice
+    ],
+)
+def test_a_duplicate_key_is_found_whatever_the_escapes(raw: bytes, key: str) -> None:
+    assert refusal(raw).field == key
+
+
+def test_the_fast_path_keeps_what_it_can_vouch_for_and_leaves_the_rest_to_the_exact_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = orjson.dumps(
+        [{"id": f"e{n}", "time": "2026-12-01T10:00:00Z", "data": {"tokens": n, "note": "a:b"}} for n in range(50)]
+    )
+    exact_calls: list[str] = []
+    exact = bounded_json._FLOATS.decode
+
+    def counted(text: str) -> Any:
+        exact_calls.append(text)
+        return exact(text)
+
+    monkeypatch.setattr(bounded_json._FLOATS, "decode", counted)
+    assert bounded_json.decode(batch) == orjson.loads(batch)
+    assert bounded_json.decode(b'{"k": "\\u003a", "v": 1.5}') == {"k": ":", "v": 1.5}
+    assert exact_calls == [], "orjson's answer was kept"
+    # 19 digits or more anywhere: orjson would round an integer beyond 64 bits, so the exact path decides.
+    assert bounded_json.decode(b'{"id": "12345678901234567890"}') == {"id": "12345678901234567890"}
+    assert bounded_json.decode(b"[18446744073709551615]") == [18446744073709551615]
+    assert refusal(b"[18446744073709551616]").field == "[0]"
+    assert len(exact_calls) == 3
