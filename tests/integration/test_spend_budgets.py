@@ -190,3 +190,54 @@ async def test_a_burst_of_fifty_against_room_for_ten_admits_ten(tollway: InProce
         barrier.set()
         outcomes = await asyncio.gather(*calls)
     assert outcomes.count(True) == 10
+
+
+async def test_cost_and_budget_headers_and_agent_budgets(tollway: InProcess) -> None:
+    async with tollway.http() as raw:
+        body = {"model": "demo", "messages": chat(1), "max_tokens": 10}
+        answer = await raw.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer acme-key"})
+        assert answer.status_code == 200
+        # 18 input tokens at 0.0001 + 10 output at 0.001 on acme's plan; its daily budget of 0.05 has 0.0382 left
+        assert (answer.headers["x-tollway-cost"], answer.headers["x-tollway-cost-currency"]) == ("0.0118", "USD")
+        assert answer.headers["x-tollway-budget-remaining"] == "0.0382"
+        assert answer.headers["x-tollway-budget-name"] == "acme-daily"
+        bot = await raw.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer bot-secret-key"})
+        # no plan: the provider cost in USD, 18 x 0.000001 + 10 x 0.00001
+        assert (bot.headers["x-tollway-cost"], bot.headers["x-tollway-cost-currency"]) == ("0.000118", "USD")
+        streamed = await raw.post(
+            "/v1/chat/completions", json={**body, "stream": True}, headers={"authorization": "Bearer acme-key"}
+        )
+        assert ": x-tollway-cost 0.0118 USD\n\n" in streamed.text  # a stream's cost: its last SSE comment
+        too_dear = await raw.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={"authorization": "Bearer acme-key", "x-tollway-budget": "0.001"},
+        )
+        assert too_dear.status_code == 429
+        assert too_dear.json()["error"]["message"] == (
+            "Limit reached: this request's budget (x-tollway-budget) allows 0.001, and the request may cost up to "
+            "0.0118."
+        )
+        bad = await raw.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer acme-key", "x-tollway-budget": "lots"}
+        )
+        assert bad.status_code == 400
+    async with tollway.http2() as http, client(tollway, "burst-key", http) as agent:  # no budget of its own
+        task = {"x-tollway-task": "agent-run-7", "x-tollway-task-budget": "0.0003"}
+        spent = 0
+        stopped: openai.RateLimitError | None = None
+        for step in range(10):  # a looping agent: its task budget stops it
+            try:
+                await agent.chat.completions.create(
+                    model="demo",
+                    messages=chat(step),  # type: ignore[arg-type]
+                    max_tokens=10,
+                    extra_headers=task,
+                )
+            except openai.RateLimitError as refused:
+                stopped = refused
+                break
+            spent += 1
+        assert stopped is not None
+        assert "the budget of task 'agent-run-7' (x-tollway-task-budget) allows 0.0003" in str(stopped.body)
+        assert spent == 2  # 2 x 0.000118 fit in 0.0003, a third does not

@@ -108,7 +108,7 @@ async def counters(tollway: InProcess) -> list[tuple[Decimal, Decimal]]:
     assert tollway.runtime.counters is not None
     admission = tollway.runtime.spend.admission
     assert admission is not None
-    found = await tollway.runtime.counters.read(sorted(admission.seeded))
+    found = await tollway.runtime.counters.read(sorted(k for k in admission.seeded if k.startswith("ent:")))
     return [(c.used, c.reserved) for c in found if c is not None]
 
 

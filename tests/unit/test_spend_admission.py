@@ -157,7 +157,9 @@ async def test_fifty_at_once_admit_exactly_what_fits_and_seed_once() -> None:
     admitted = [h for h in holds if isinstance(h, Hold)]
     refused = [h for h in holds if isinstance(h, LimitExceededError)]
     assert (len(admitted), len(refused)) == (10, 40)  # (100 - 40) / 6 = 10
-    assert w.usage.reads == 1  # one seeding read for the counter, however many asked at once
+    # one seeding read per counter (the entitlement, and the period usage of each priced feature), however many
+    # calls asked at once
+    assert w.usage.reads == 3
 
 
 async def test_the_next_period_starts_from_its_own_metered_usage() -> None:
@@ -174,7 +176,9 @@ async def test_the_next_period_starts_from_its_own_metered_usage() -> None:
 async def test_soft_limits_and_features_without_entitlement_pass() -> None:
     soft = EntitlementTemplate("metered", limit=Decimal(10), hard=False)
     w = await world_with(card("output-tokens", soft), card("input-tokens"), used=500)
-    assert await w.admit() is None  # nothing to hold: no hard limit governs the call
+    hold = await w.admit()  # priced (its period usage is counted), but no hard limit governs the call
+    assert hold is not None
+    assert [ask.limit for ask in hold.asks] == [None, None]
 
 
 @pytest.mark.parametrize("priced", [False, True])
@@ -192,7 +196,9 @@ async def test_a_gated_feature_needs_its_boolean_entitlement_or_a_price(priced: 
     await w.catalog.publish_plan(other.id)
     await w.keeper.refresh()
     if priced:
-        assert await w.admit() is None  # priced on the customer's plan: unlimited, nothing to hold
+        hold = await w.admit()  # priced on the customer's plan: unlimited, no hard limit to hold against
+        assert hold is not None
+        assert all(ask.limit is None for ask in hold.asks)
         assert (await w.catalog.entitlement_value("acme", "output-tokens")).has_access is True
         return
     with pytest.raises(ForbiddenError) as refused:
@@ -221,5 +227,5 @@ async def test_reconcile_raises_a_counter_to_the_metered_usage() -> None:
     hold.release()
     await w.events.insert_events(llm_call_events(w.call(output=45, ago=1)))  # usage another process metered
     w.clock.advance(timedelta(seconds=1))
-    assert await w.admission.reconcile() == 1
+    assert await w.admission.reconcile() == 2  # the entitlement and the priced feature's period usage
     assert await w.counter(hold) == (Decimal(85), Decimal(0))

@@ -13,7 +13,9 @@ errs high; a settled call counts what the provider reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -25,6 +27,7 @@ from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.token_count import CountsTokens, count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
+from tollway.money import parse_decimal
 from tollway.spend.admission import SpendAdmission, SpendCall
 
 BYTES_PER_TOKEN = 3
@@ -90,10 +93,22 @@ class GatewayAdmission:
 
     async def admit(self, call: Admit) -> Reservation:
         subject = call.consumer.username
-        if call.route is None or not self._spend.governs(subject):
+        if call.route is None:
             return NO_RESERVATION
-        hold = await self._spend.admit(SpendCall(call.request_id, subject, self.worst_cases(call, call.route)))
-        return NO_RESERVATION if hold is None else hold
+        request_budget, task, task_budget = agent_budgets(call.headers)
+        if not self._spend.governs(subject) and request_budget is None and task_budget is None:
+            return ProviderCost()
+        hold = await self._spend.admit(
+            SpendCall(
+                call.request_id,
+                subject,
+                self.worst_cases(call, call.route),
+                request_budget=request_budget,
+                task=task,
+                task_budget=task_budget,
+            )
+        )
+        return ProviderCost() if hold is None else hold
 
     def worst_cases(self, call: Admit, route: Route) -> tuple[LlmCall, ...]:
         """The call's worst case on each target it may reach."""
@@ -126,3 +141,65 @@ class GatewayAdmission:
                 )
             )
         return tuple(cases)
+
+
+class ProviderCost:
+    """The reservation of a call nothing limits: it holds nothing and reports the provider cost in USD."""
+
+    __slots__ = ("cost", "currency")
+
+    def __init__(self) -> None:
+        self.cost: Decimal | None = None
+        self.currency = "USD"
+
+    def settle(self, record: LlmCall) -> None:
+        usage, price = record.usage, record.price
+        if usage is None or price is None:
+            self.cost = Decimal(0)
+            return
+        per_type = price.per_type()
+        self.cost = sum((per_type[kind] * tokens for kind, tokens in usage.by_type().items()), Decimal(0))
+
+    def release(self) -> None:
+        return None
+
+    def budget_remaining(self) -> tuple[str, Decimal] | None:
+        return None
+
+
+BUDGET_HEADER = b"x-tollway-budget"
+TASK_HEADER = b"x-tollway-task"
+TASK_BUDGET_HEADER = b"x-tollway-task-budget"
+TASK_ID = re.compile(r"[A-Za-z0-9._:/@-]{1,128}")
+
+
+def agent_budgets(headers: Sequence[tuple[bytes, bytes]]) -> tuple[Decimal | None, str | None, Decimal | None]:
+    """x-tollway-budget (the most this call may cost), x-tollway-task and x-tollway-task-budget (the most the
+    task's calls may cost together), in the customer's currency (USD without a plan); a bad value is a 400."""
+    budget = task = task_budget = None
+    for name, value in headers:
+        if not name.startswith(b"x-tollway-"):
+            continue
+        if name == BUDGET_HEADER:
+            budget = _money(value, "x-tollway-budget")
+        elif name == TASK_HEADER:
+            text = value.decode("latin-1").strip()
+            if not TASK_ID.fullmatch(text):
+                raise ValidationError(
+                    "x-tollway-task must be 1-128 letters, digits or . _ : / @ -", field="x-tollway-task"
+                )
+            task = text
+        elif name == TASK_BUDGET_HEADER:
+            task_budget = _money(value, "x-tollway-task-budget")
+    if (task is None) != (task_budget is None):
+        raise ValidationError(
+            "x-tollway-task and x-tollway-task-budget go together: the task's id and its budget", field="x-tollway-task"
+        )
+    return budget, task, task_budget
+
+
+def _money(value: bytes, header: str) -> Decimal:
+    amount = parse_decimal(value.decode("latin-1").strip(), field=header)
+    if amount <= 0:
+        raise ValidationError(f"{header} must be > 0", field=header)
+    return amount

@@ -21,7 +21,7 @@ from tollway.gateway.access_log import AccessLog
 from tollway.gateway.adapt import AdaptedRoutes
 from tollway.gateway.endpoint import LlmEndpoint, passed_on
 from tollway.gateway.failover import Answer, Failover, Sleep
-from tollway.gateway.hooks import Admission, Admit, Attempt, Reservation, TargetPolicy
+from tollway.gateway.hooks import Admission, Admit, Attempt, Charged, Reservation, TargetPolicy, with_spend_headers
 from tollway.gateway.http import BodyTooLarge, Message, Receive, Scope, Send, read_body, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.relay import Call, GatewayLimits, is_event_stream
@@ -117,9 +117,12 @@ class Flow(Failover):
                 parsed.prompt,
                 resolved,  # the configured targets (an endpoint's adapters wrap their providers)
                 parsed.payload,
+                scope["headers"],
             )
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
+                if isinstance(reservation, Charged):
+                    send = with_spend_headers(send, reservation)
             if self._policy is not None:
                 try:
                     targets = self._policy.targets(route, admit)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
 
 from tollway.gateway.auth import Consumer
+from tollway.gateway.http import Message, Send
 from tollway.gateway.routing import Route, Target
 from tollway.metering.llm import LlmCall
+from tollway.money import decimal_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class Admit:
     prompt: Mapping[str, Any] | None = None  # what a prompt-token estimate reads (cost routing prices the call)
     route: Route | None = None  # the resolved route (spend control prices the call on its targets)
     payload: Mapping[str, Any] | None = None  # the request as parsed (max_tokens and the like)
+    headers: Sequence[tuple[bytes, bytes]] = ()  # the client's request headers (x-tollway-budget, x-tollway-task)
 
 
 class Reservation(Protocol):
@@ -38,6 +42,59 @@ class Reservation(Protocol):
     def release(self) -> None:
         """Called exactly once for every admitted call, after settle if there was one, whatever happened."""
         ...
+
+
+@runtime_checkable
+class Charged(Protocol):
+    """A reservation that prices its call: after `settle`, `cost` (in `currency`) and what the tightest
+    budget on it has left; the flow puts them on the response (x-tollway-cost, x-tollway-budget-remaining)."""
+
+    cost: Decimal | None
+    currency: str
+
+    def settle(self, record: LlmCall) -> None: ...
+
+    def release(self) -> None: ...
+
+    def budget_remaining(self) -> tuple[str, Decimal] | None: ...
+
+
+COST_HEADER = b"x-tollway-cost"
+
+
+def with_spend_headers(send: Send, charged: Charged) -> Send:
+    """`send` adding the call's cost and budget headers to the response's start (a unary answer is settled by
+    then); a stream's start leaves before its usage is known, so its cost follows as a last SSE comment."""
+    streaming = False
+
+    async def sending(message: Message) -> None:
+        nonlocal streaming
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            streaming = any(name == b"content-type" and b"event-stream" in value for name, value in headers)
+            if charged.cost is not None:
+                headers += [
+                    (COST_HEADER, decimal_text(charged.cost).encode()),
+                    (COST_HEADER + b"-currency", charged.currency.encode()),
+                ]
+            remaining = charged.budget_remaining()
+            if remaining is not None:
+                headers += [
+                    (b"x-tollway-budget-remaining", decimal_text(remaining[1]).encode()),
+                    (b"x-tollway-budget-name", remaining[0].encode()),
+                ]
+            message = {**message, "headers": headers}
+        elif (
+            message["type"] == "http.response.body"
+            and streaming
+            and not message.get("more_body", False)
+            and charged.cost is not None
+        ):
+            comment = f": x-tollway-cost {decimal_text(charged.cost)} {charged.currency}\n\n".encode()
+            message = {**message, "body": comment + message.get("body", b"")}
+        await send(message)
+
+    return sending
 
 
 class Admission(Protocol):

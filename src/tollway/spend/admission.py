@@ -25,16 +25,16 @@ from typing import Literal
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import Clock
 from tollway.errors import ForbiddenError, LimitExceededError, UnavailableError
-from tollway.metering.events import Event
 from tollway.metering.llm import LlmCall, llm_call_events
 from tollway.money import decimal_text
 from tollway.spend.budgets import Budget, BudgetStatus
-from tollway.spend.limits import Governed, LimitsBuilder, PricedFeature
-from tollway.spend.ports import Ask, CounterStore, CountersUnavailable, Reserved
+from tollway.spend.limits import Amount, Governed, LimitsBuilder, PricedFeature, worst
+from tollway.spend.ports import Ask, Counter, CounterStore, CountersUnavailable, Reserved
 from tollway.spend.rules import CustomerRules, SpendRules
 from tollway.spend.usage import UsageReader
 
 NoSubscription = Literal["allow", "refuse"]
+Pricing = tuple[Amount, str]  # a call's cost function and the currency it counts in
 log = logging.getLogger("tollway.spend")
 SEED_ATTEMPTS = 3
 
@@ -47,20 +47,49 @@ class SpendCall:
     request_id: str
     subject: str
     worst_cases: tuple[LlmCall, ...]
+    request_budget: Decimal | None = None  # x-tollway-budget: the most this one call may cost
+    task: str | None = None  # x-tollway-task: the agent task the call belongs to
+    task_budget: Decimal | None = None  # x-tollway-task-budget: the most the task's calls may cost together
 
 
 class Hold:
-    """What an admitted call holds; settled to the call's usage, or released, exactly once."""
+    """What an admitted call holds; settled to the call's usage, or released, exactly once. After a settle,
+    `cost` is what the call cost (in `currency`), and `budget_remaining` what the tightest budget has left."""
 
-    __slots__ = ("_asks", "_done", "_measures", "_store")
+    __slots__ = (
+        "_actual",
+        "_asks",
+        "_before",
+        "_budgets",
+        "_cost_of",
+        "_done",
+        "_measures",
+        "_store",
+        "cost",
+        "currency",
+    )
 
     def __init__(
-        self, store: CounterStore, asks: tuple[Ask, ...], measures: tuple[Callable[[Sequence[Event]], Decimal], ...]
+        self,
+        store: CounterStore,
+        asks: tuple[Ask, ...],
+        measures: tuple[Amount, ...],
+        *,
+        cost_of: Amount | None = None,
+        currency: str = "USD",
+        before: tuple[Counter, ...] = (),
+        budgets: tuple[tuple[int, str], ...] = (),  # (index of the ask, budget name) for each budget held
     ) -> None:
         self._store = store
         self._asks = asks
         self._measures = measures
+        self._cost_of = cost_of
+        self._before = before
+        self._budgets = budgets
         self._done = False
+        self.cost: Decimal | None = None
+        self.currency = currency
+        self._actual: list[Decimal] | None = None
 
     @property
     def asks(self) -> tuple[Ask, ...]:
@@ -71,13 +100,28 @@ class Hold:
             return
         self._done = True
         events = llm_call_events(record)
-        self._store.settle(self._asks, [amount_of(events) for amount_of in self._measures])
+        actual = [amount_of(events) for amount_of in self._measures]
+        self._actual = actual
+        if self._cost_of is not None:
+            self.cost = self._cost_of(events)
+        self._store.settle(self._asks, actual)
 
     def release(self) -> None:
         if self._done:
             return
         self._done = True
         self._store.release(self._asks)
+
+    def budget_remaining(self) -> tuple[str, Decimal] | None:
+        """The tightest budget on this call and what it has left after it (its worst case before a settle)."""
+        tightest: tuple[str, Decimal] | None = None
+        for index, name in self._budgets:
+            ask, before = self._asks[index], self._before[index]
+            spent = self._actual[index] if self._actual is not None else ask.amount
+            left = max((ask.limit or Decimal(0)) - before.used - before.reserved - spent, Decimal(0))
+            if tightest is None or left < tightest[1]:
+                tightest = (name, left)
+        return tightest
 
 
 class SpendAdmission:
@@ -99,6 +143,9 @@ class SpendAdmission:
         self._on_unavailable = on_unavailable
         self.unavailable_admits = 0  # calls let through unchecked (fail-open) since start
         self._limits = LimitsBuilder(usage)
+        # the period usage of each priced feature as this process last saw it (usage counter key -> amount):
+        # a call is priced at it; every reserve's answer brings it up to date
+        self._period_usage: dict[str, Decimal] = {}
         self._seeding: dict[str, asyncio.Future[None]] = {}
         # every counter this process seeded: what the reconciler reads it again from
         self.seeded: dict[str, Governed] = {}
@@ -120,10 +167,10 @@ class SpendAdmission:
                 code="no_subscription",
             )
         try:
-            governed = await self._governed(rules, call, customer, subscription, now)
+            governed, pricing = await self._governed(rules, call, customer, subscription, now)
             if not governed:
                 return None
-            return await self._reserve(governed, now)
+            return await self._reserve(governed, now, pricing)
         except CountersUnavailable as exc:
             if self._on_unavailable == "open":
                 self.unavailable_admits += 1
@@ -142,30 +189,50 @@ class SpendAdmission:
         customer: CustomerRules | None,
         subscription: Subscription | None,
         now: datetime,
-    ) -> list[Governed]:
+    ) -> tuple[list[Governed], Pricing | None]:
+        """The limits in force on the call, and how its cost is priced (when a money limit needs it)."""
         budgets = rules.consumer_budgets.get(call.subject, ())
         if customer is not None:
             budgets = rules.customer_budgets.get(customer.customer.key, ()) + budgets
         limited = subscription is not None and rules.plan_limits(subscription.plan_id)
-        if not budgets and not limited:
-            return []
+        priced_by_call = call.request_budget is not None or call.task_budget is not None
+        # a subscribed customer's calls are priced as its plan prices them (x-tollway-cost, money limits)
+        priced = self._limits.priced_features(rules, subscription, now) if subscription is not None else []
+        if not budgets and not limited and not priced_by_call and not priced:
+            return [], None
         events = [llm_call_events(worst) for worst in call.worst_cases]
         governed: list[Governed] = []
         if limited and customer is not None and subscription is not None:
             governed.extend(self._limits.entitlements(rules, customer, subscription, events, now))
-        if not budgets or rules.tokens is None or rules.provider_cost is None:
-            return governed
+        if rules.tokens is None or rules.provider_cost is None:
+            return governed, None
         customer_subjects = customer.customer.subjects if customer is not None else (call.subject,)
-        priced: list[PricedFeature] = []
         period_usage: dict[str, Decimal] = {}
-        if subscription is not None and any(budget.kind == "money" for budget in budgets):
-            priced = self._limits.priced_features(rules, subscription, now)
+        if priced:
             usage = self._limits.usage_asks(priced, customer_subjects, events)
-            await self._ensure_seeded(usage, now)
-            found = await self._counters.read([g.ask.key for g in usage])
-            for feature, counter in zip(priced, found, strict=True):
-                period_usage[feature.key] = counter.used + counter.reserved if counter is not None else Decimal(0)
+            unseen = [g for g in usage if g.ask.key not in self._period_usage]
+            if unseen:  # first call of the period in this process: one read (the reserve's answers keep it after)
+                await self._ensure_seeded(unseen, now)
+                for g, counter in zip(unseen, await self._counters.read([g.ask.key for g in unseen]), strict=True):
+                    self._period_usage[g.ask.key] = (
+                        counter.used + counter.reserved if counter is not None else Decimal(0)
+                    )
+            for feature, g in zip(priced, usage, strict=True):
+                period_usage[feature.key] = self._period_usage.get(g.ask.key, Decimal(0))
             governed.extend(usage)
+        cost_of = self._limits.cost_of(subscription is not None, priced, period_usage, rules.provider_cost)
+        pricing = (cost_of, rules.plans[subscription.plan_id].currency if subscription is not None else "USD")
+        if call.request_budget is not None:
+            worst_cost = worst(cost_of, events)
+            if worst_cost > call.request_budget:
+                raise LimitExceededError(
+                    "Limit reached: this request's budget (x-tollway-budget) allows "
+                    f"{decimal_text(call.request_budget)}, and the request may cost up to {decimal_text(worst_cost)}.",
+                    code="insufficient_quota",
+                    limit="request",
+                )
+        if call.task is not None and call.task_budget is not None:
+            governed.append(self._limits.task(call.subject, call.task, call.task_budget, cost_of, events, now))
         for budget in budgets:
             mine = customer_subjects if budget.scope == "customer" else (call.subject,)
             who = f"{budget.scope} '{budget.target}'"
@@ -184,7 +251,7 @@ class SpendAdmission:
                     now,
                 )
             )
-        return governed
+        return governed, pricing
 
     async def budget_status(self, budget: Budget) -> BudgetStatus:
         """What the budget's current window holds now: used (seeded from the metered usage if this process
@@ -238,7 +305,7 @@ class SpendAdmission:
             *(self._seed(g, now) for g, counter in zip(governed, found, strict=True) if counter is None)
         )
 
-    async def _reserve(self, governed: Sequence[Governed], now: datetime) -> Hold:
+    async def _reserve(self, governed: Sequence[Governed], now: datetime, pricing: Pricing | None = None) -> Hold:
         asks = tuple(g.ask for g in governed)
         result: Reserved | None = None
         for _ in range(SEED_ATTEMPTS):
@@ -248,8 +315,27 @@ class SpendAdmission:
             by_key = {g.ask.key: g for g in governed}
             await asyncio.gather(*(self._seed(by_key[key], now) for key in result.missing))
         assert result is not None
+        for index, g in enumerate(governed):
+            if g.name.startswith("usage:") and index < len(result.counters):
+                counter = result.counters[index]
+                held = g.ask.amount if result.held else Decimal(0)
+                self._period_usage[g.ask.key] = counter.used + counter.reserved + held
         if result.held:
-            return Hold(self._counters, asks, tuple(g.amount_of for g in governed))
+            cost_of, currency = pricing if pricing is not None else (None, "USD")
+            budgets = tuple(
+                (index, g.name.removeprefix("budget:"))
+                for index, g in enumerate(governed)
+                if g.name.startswith(("budget:", "task:"))
+            )
+            return Hold(
+                self._counters,
+                asks,
+                tuple(g.amount_of for g in governed),
+                cost_of=cost_of,
+                currency=currency,
+                before=result.counters,
+                budgets=budgets,
+            )
         if result.refused is None:  # still unseeded: a store that keeps dropping keys
             raise LimitExceededError(
                 "Spend counters are unavailable; the request was not admitted.", code="limits_unavailable"

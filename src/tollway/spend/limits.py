@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tollway.billing.entitlements import FeatureAccess, feature_access
@@ -26,6 +26,7 @@ from tollway.spend.usage import UsageReader
 from tollway.spend.windows import Window, period_window, window_at
 
 Amount = Callable[[Sequence[Event]], Decimal]
+TASK_TTL = timedelta(hours=24)  # an agent task's counter is forgotten a day after its first call
 PER_WINDOW = {
     "billing_period": "per billing period",
     "month": "per calendar month",
@@ -218,6 +219,36 @@ class LimitsBuilder:
             name=f"budget:{budget.key}",
             what=f"the {budget.kind} budget '{budget.key}' of {who}",
             per=PER_WINDOW[budget.window],
+        )
+
+    def cost_of(
+        self,
+        subscribed: bool,
+        priced: Sequence[PricedFeature],
+        period_usage: dict[str, Decimal],
+        provider_cost: FeatureMeasure,
+    ) -> Amount:
+        """A call's cost to the customer: its plan's prices at the period's usage; provider cost without a plan."""
+        return _plan_cost(priced, period_usage) if subscribed and priced else provider_cost.amount
+
+    def task(
+        self, subject: str, task: str, limit: Decimal, cost_of: Amount, events: Sequence[Sequence[Event]], now: datetime
+    ) -> Governed:
+        """An agent task's budget: the calls that name the task share it for TASK_TTL after its first call."""
+        window = Window(now, None)
+
+        async def nothing_metered(at: datetime) -> Decimal:  # events do not carry the task: counted here only
+            return Decimal(0)
+
+        return Governed(
+            ask=Ask(f"task:{subject}:{task}", worst(cost_of, events), limit, now + TASK_TTL),
+            amount_of=cost_of,
+            metered=nothing_metered,
+            window=window,
+            counted_from=now,
+            name=f"task:{task}",
+            what=f"the budget of task '{task}' (x-tollway-task-budget)",
+            per="in total",
         )
 
     def _plan_spend(
