@@ -85,6 +85,7 @@ from tollway.notifications_root import apply_config_notifications, notification_
 from tollway.scrub import Scrubber, scrub_logs
 from tollway.settings import Settings
 from tollway.spend.admission import SpendAdmission
+from tollway.spend.budget_usage import BudgetUsage
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.budgets_service import BudgetService
 from tollway.spend.keeper import RulesKeeper
@@ -489,6 +490,7 @@ class Services:
     spend_keeper: RulesKeeper
     counters: CounterStore
     credits: CreditService
+    budget_usage: BudgetUsage  # each budget's metered use in its window (budget alerts)
 
     async def budget_status(self, budget: Budget) -> BudgetStatus:
         """The budget's current window as this process counts it (limits refreshed if the catalog moved)."""
@@ -540,9 +542,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         refresh_s=settings.spend_refresh_s,
         reconcile_s=settings.spend_reconcile_s,
     )
+    metered_usage = MeteredUsage(metering, RunningTotals(store, clock))
     spend = SpendAdmission(
         counters,
-        MeteredUsage(metering, RunningTotals(store, clock)),
+        metered_usage,
         clock,
         keeper.current,
         no_subscription="refuse" if settings.spend_no_subscription == "refuse" else "allow",
@@ -564,6 +567,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         spend_keeper=keeper,
         counters=counters,
         credits=credits,
+        budget_usage=BudgetUsage(keeper.current, metered_usage, clock),
     )
 
 
@@ -610,7 +614,7 @@ def build_billing_worker(
 
 
 def build_notification_worker(services: Services, count: Count | None = None) -> NotificationWorker | None:
-    """Deliveries and event detection (thresholds, resets, invoice and subscription events); None when
+    """Deliveries and event detection (thresholds, resets, budgets, invoice and subscription events); None when
     TOLLWAY_NOTIFICATIONS is off."""
     return notification_worker(
         services.settings,
@@ -619,6 +623,8 @@ def build_notification_worker(services: Services, count: Count | None = None) ->
         services.catalog,
         services.invoices.store,
         count,
+        budgets=services.budget_usage,
+        refresh_budgets=services.spend_keeper.refresh,
     )
 
 
@@ -722,8 +728,8 @@ def build_runtime(
     admission: Admission = GatewayAdmission(
         spend, lambda: gateway.state, clock, default_max_tokens=settings.spend_default_max_tokens
     )
-    if notifier is not None:  # a refusal at a limit: look for threshold events now
-        admission = NoticeRefusals(admission, notifier.poke)
+    if notifier is not None:  # a refusal at a limit: budget.exceeded, and look for threshold events now
+        admission = NoticeRefusals(admission, notifier.refused)
     gateway = Gateway(
         state,
         TokenCounting(pipeline, policy),

@@ -3,7 +3,7 @@ worker with its steps, the Stripe payment-failed notice, and the config file's c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from tollway.adapters.webhooks.sender import HttpWebhookSender, resolve
@@ -15,13 +15,14 @@ from tollway.clock import Clock
 from tollway.config.notifications import NotificationsConfig
 from tollway.notifications.apply import DesiredChannel, DesiredRule, apply_notifications
 from tollway.notifications.balance import BalanceWorker
+from tollway.notifications.budgets import BudgetEvents, BudgetReadings
 from tollway.notifications.delivery import Count, DeliveryWorker
 from tollway.notifications.entitlements import CatalogEntitlements
 from tollway.notifications.invoices import InvoiceEvents
 from tollway.notifications.model import INVOICE_PAYMENT_FAILED
 from tollway.notifications.service import NotificationService
 from tollway.notifications.subscriptions import SubscriptionEvents
-from tollway.notifications.worker import NotificationWorker
+from tollway.notifications.worker import NotificationWorker, Step
 from tollway.settings import Settings
 
 
@@ -32,6 +33,9 @@ def notification_worker(
     catalog: CatalogService,
     invoices: InvoiceStore,
     count: Count | None = None,
+    *,
+    budgets: BudgetReadings | None = None,
+    refresh_budgets: Callable[[], Awaitable[object]] | None = None,
 ) -> NotificationWorker | None:
     if not settings.notifications:
         return None
@@ -45,11 +49,16 @@ def notification_worker(
         lease_s=settings.notification_lease_s,
         count=count,
     )
-    steps = [
+    steps: list[Step] = [
         BalanceWorker(service, CatalogEntitlements(catalog), shapes, clock).run_once,
         InvoiceEvents(invoices, service, shapes, clock).run_once,
         SubscriptionEvents(catalog, service, shapes, clock).run_once,
     ]
+    on_refused = []
+    if budgets is not None:
+        budget_events = BudgetEvents(service, budgets, refresh=refresh_budgets)
+        steps.append(budget_events.run_once)
+        on_refused.append(budget_events.refused)
     return NotificationWorker(
         delivery,
         steps,
@@ -57,6 +66,7 @@ def notification_worker(
         clock,
         delivery_interval_s=settings.notification_interval_s,
         balance_interval_s=settings.balance_interval_s,
+        on_refused=on_refused,
     )
 
 

@@ -5,19 +5,20 @@ not at the next round)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from tollway.errors import LimitExceededError
 from tollway.gateway.hooks import Admission, Admit, Reservation
 
 
 class NoticeRefusals:
-    def __init__(self, inner: Admission, on_refused: Callable[[], None]) -> None:
+    def __init__(self, inner: Admission, on_refused: Callable[[str | None, datetime | None], None]) -> None:
         self._inner = inner
-        self._on_refused = on_refused  # cheap and non-blocking: it runs on the request path
+        self._on_refused = on_refused  # (the limit's name, when it resets); cheap: it runs on the request path
 
     async def admit(self, call: Admit) -> Reservation:
         try:
             return await self._inner.admit(call)
-        except LimitExceededError:
-            self._on_refused()
+        except LimitExceededError as exc:
+            self._on_refused(exc.limit, exc.resets_at)
             raise

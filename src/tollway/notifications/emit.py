@@ -1,12 +1,12 @@
 """The door other domains use to notify: `Notifier.emit(type, data, ...)`.
 
-Spend control (budget.threshold, budget.exceeded) and credits (credits.balance.low, credits.expiring,
-credits.topup) call `emit` with their event type and payload data; every active rule of that type gets one
-event, delivered to its channels from the outbox like the others. Pass a `dedup_key` that names the
-occurrence (e.g. "budget.exceeded:{budget id}:{window start}") so that a repeat stores nothing: a crash
-between the state change and the emit, retried, then notifies once. (Events that must be written in the
-same transaction as their cause use the store's `add_event` inside that cause's write instead, as the
-invoice outbox and the threshold marks do.)
+Every active rule of the event type gets one event, delivered to its channels from the outbox like the others.
+Pass a `dedup_key` that names the occurrence (e.g. "stripe:{event id}") so that a repeat stores nothing: a crash
+between the state change and the emit, retried, then notifies once. Stripe's invoice.payment_failed comes
+this way; credits (credits.balance.low, credits.expiring, credits.topup) are meant to. (Budget events are found
+by the notification worker, `tollway.notifications.budgets`, under threshold marks as entitlement thresholds
+are; events that must be written in the same transaction as their cause use the store's `add_event` inside that
+cause's write instead, as the invoice outbox and the threshold marks do.)
 """
 
 from __future__ import annotations

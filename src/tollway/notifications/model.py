@@ -50,6 +50,7 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     CREDITS_TOPUP,
 )
 ENTITLEMENT_TYPES: Final = frozenset({BALANCE_THRESHOLD, ENTITLEMENT_RESET})  # rules with `features`
+THRESHOLD_RULE_TYPES: Final = frozenset({BALANCE_THRESHOLD, BUDGET_THRESHOLD})  # rules with `thresholds`
 
 WEBHOOK: Final = "WEBHOOK"
 ThresholdType = Literal["PERCENT", "NUMBER", "usage_percentage", "usage_value", "balance_value"]
@@ -101,7 +102,7 @@ class Rule:
     updated_at: datetime
     disabled: bool = False
     feature_keys: tuple[str, ...] = ()  # entitlement rules: the features watched (empty: all)
-    thresholds: tuple[Threshold, ...] = ()  # entitlements.balance.threshold
+    thresholds: tuple[Threshold, ...] = ()  # THRESHOLD_RULE_TYPES
     metadata: dict[str, str] = field(default_factory=dict)
     deleted_at: datetime | None = None
 

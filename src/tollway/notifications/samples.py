@@ -8,6 +8,8 @@ from typing import Any
 
 from tollway.notifications.model import (
     BALANCE_THRESHOLD,
+    BUDGET_EXCEEDED,
+    BUDGET_THRESHOLD,
     ENTITLEMENT_RESET,
     INVOICE_CREATED,
     INVOICE_PAID,
@@ -55,10 +57,35 @@ def _invoice(now: datetime, status: str) -> dict[str, Any]:
     }
 
 
+def _budget(now: datetime) -> dict[str, Any]:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "budget": {
+            "id": "01JBUDGET00000000000000000",
+            "key": "acme-monthly",
+            "name": "Acme monthly",
+            "scope": "customer",
+            "target": "acme",
+            "kind": "money",
+            "limit": "50",
+            "window": "month",
+            "hard": True,
+            "currency": "USD",
+            "windowStart": rfc3339(start),
+            "resetsAt": rfc3339(start + timedelta(days=31)),
+        },
+        "value": {"usage": "41.5", "limit": "50", "balance": "8.5", "percent": "83"},
+    }
+
+
 def sample_data(event_type: str, now: datetime) -> dict[str, Any]:
     data: dict[str, Any]
     if event_type == BALANCE_THRESHOLD:
         data = {**_entitlement(now), "threshold": {"value": 80, "type": "PERCENT"}}
+    elif event_type == BUDGET_THRESHOLD:
+        data = {**_budget(now), "threshold": {"value": 80, "type": "PERCENT"}}
+    elif event_type == BUDGET_EXCEEDED:
+        data = {**_budget(now), "cause": "used"}
     elif event_type == ENTITLEMENT_RESET:
         data = _entitlement(now)
     elif event_type in (INVOICE_CREATED, INVOICE_UPDATED, INVOICE_PAID, INVOICE_PAYMENT_FAILED):

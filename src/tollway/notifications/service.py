@@ -17,9 +17,9 @@ from tollway.clock import Clock
 from tollway.errors import NotFoundError, ValidationError
 from tollway.ids import new_id
 from tollway.notifications.model import (
-    BALANCE_THRESHOLD,
     ENTITLEMENT_TYPES,
     EVENT_TYPES,
+    THRESHOLD_RULE_TYPES,
     WEBHOOK,
     Channel,
     Event,
@@ -199,10 +199,11 @@ class NotificationService:
                 raise ValidationError(f"channels[{n}]: no channel {channel_id!r}", field=f"channels[{n}]")
         if data.features and data.type not in ENTITLEMENT_TYPES:
             raise ValidationError(f"features apply to entitlement rules only, not {data.type}", field="features")
-        if data.type == BALANCE_THRESHOLD:
+        if data.type in THRESHOLD_RULE_TYPES:
             check_thresholds(data.thresholds)
         elif data.thresholds:
-            raise ValidationError(f"thresholds apply to {BALANCE_THRESHOLD} rules only", field="thresholds")
+            kinds = ", ".join(sorted(THRESHOLD_RULE_TYPES))
+            raise ValidationError(f"thresholds apply to {kinds} rules only", field="thresholds")
         return replace(data, name=name, channels=tuple(dict.fromkeys(data.channels)))
 
     async def create_rule(self, data: RuleInput, *, rule_id: str | None = None) -> Rule:

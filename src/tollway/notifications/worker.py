@@ -2,8 +2,8 @@
 serve` with TOLLWAY_BILLING_WORKER, and `tollway worker`):
 
 - delivery (every `delivery_interval_s`, default 1 s): send due deliveries;
-- events (every `balance_interval_s`, default 2 s): thresholds and resets (balance worker), invoice events
-  (from the invoice outbox), subscription events.
+- events (every `balance_interval_s`, default 2 s): thresholds and resets (balance worker), budget
+  thresholds and exceeded budgets, invoice events (from the invoice outbox), subscription events.
 
 Several processes may each run one: claims, leases, marks and dedup keys keep every event and attempt once.
 """
@@ -11,6 +11,7 @@ Several processes may each run one: claims, leases, marks and dedup keys keep ev
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from tollway.clock import Clock
 from tollway.notifications.delivery import DeliveryWorker, Poller
@@ -29,7 +30,9 @@ class NotificationWorker:
         *,
         delivery_interval_s: float = 1.0,
         balance_interval_s: float = 2.0,
+        on_refused: Sequence[Callable[[str | None, datetime | None], None]] = (),
     ) -> None:
+        self._on_refused = list(on_refused)
         self.delivery = delivery
         self._steps = list(steps)
         self._store = store
@@ -40,6 +43,14 @@ class NotificationWorker:
             Poller("notification-delivery", self._deliver, delivery_interval_s),
             Poller("notification-events", self.detect_once, balance_interval_s),
         ]
+
+    def refused(self, limit: str | None, resets_at: datetime | None) -> None:
+        """The gateway refused a call at `limit` (e.g. "budget:acme-monthly", resetting at `resets_at`): hand it to
+        the steps that report refusals (budget.exceeded), then look for events now. Memory only: it runs on the
+        request path."""
+        for listener in self._on_refused:
+            listener(limit, resets_at)
+        self.poke()
 
     def poke(self) -> None:
         """Look for events now (e.g. spend control refused a call at a hard limit: its threshold event should not

@@ -27,6 +27,7 @@ from tollway.clock import Clock
 from tollway.errors import ForbiddenError, LimitExceededError, UnavailableError
 from tollway.metering.llm import LlmCall, llm_call_events
 from tollway.money import decimal_text
+from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.limits import Amount, Governed, LimitsBuilder, PricedFeature, worst
 from tollway.spend.ports import Ask, Counter, CounterStore, CountersUnavailable, Reserved
@@ -257,35 +258,7 @@ class SpendAdmission:
         """What the budget's current window holds now: used (seeded from the metered usage if this process
         has not counted it yet), held by calls in flight, remaining, and when it resets."""
         rules, now = self._rules(), self._clock.now()
-        if budget.scope == "customer":
-            customer = next((c for c in rules.by_subject.values() if c.customer.key == budget.target), None)
-            subjects: tuple[str, ...] = customer.customer.subjects if customer is not None else ()
-        else:
-            customer = rules.by_subject.get(budget.target)
-            subjects = (budget.target,)
-        subscription = rules.subscription_at(customer, now) if customer is not None else None
-        customer_subjects = customer.customer.subjects if customer is not None else subjects
-        priced: list[PricedFeature] = []
-        currency = "USD"
-        if subscription is not None:
-            currency = rules.plans[subscription.plan_id].currency
-            if budget.kind == "money":
-                priced = self._limits.priced_features(rules, subscription, now)
-        if rules.tokens is None or rules.provider_cost is None:
-            raise UnavailableError("the built-in meters are not loaded yet")
-        governed = self._limits.budget(
-            budget,
-            subjects,
-            "",
-            subscription,
-            customer_subjects,
-            priced,
-            {},
-            rules.tokens,
-            rules.provider_cost,
-            [],
-            now,
-        )
+        governed, currency = budget_limit(self._limits, rules, budget, now)
         await self._ensure_seeded([governed], now)
         [counter] = await self._counters.read([governed.ask.key])
         used = counter.used if counter is not None else Decimal(0)
