@@ -29,7 +29,7 @@ from tollway.metering.llm import LlmCall, llm_call_events
 from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
-from tollway.spend.limits import Amount, Governed, LimitsBuilder, PricedFeature, worst
+from tollway.spend.limits import Amount, Governed, LimitsBuilder, worst
 from tollway.spend.ports import Ask, Counter, CounterStore, CountersUnavailable, Reserved
 from tollway.spend.rules import CustomerRules, SpendRules
 from tollway.spend.usage import UsageReader
