@@ -274,9 +274,10 @@ def worker(
         bool, typer.Option("--child", hidden=True, help="Run as `tollway serve`'s storage process.")
     ] = False,
 ) -> None:
-    """Store the usage that gateways on this host hand over (with TOLLWAY_INGEST=external).
+    """Store the usage that gateways hand over (with TOLLWAY_INGEST=external) or leave behind.
 
-    Reads closed journal segments from TOLLWAY_JOURNAL_DIR, stores their events in
+    Reads closed journal segments from TOLLWAY_JOURNAL_DIR and its subdirectories (one per gateway on a
+    shared volume), each under a lease so that workers never store one at once, stores their events in
     TOLLWAY_DATABASE_URL and deletes them. Also runs the billing worker (period close, Stripe sync)
     and the notification worker (thresholds, invoice events, webhook deliveries).
     Stops on SIGTERM or Ctrl-C after a last pass.
