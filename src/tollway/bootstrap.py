@@ -73,6 +73,7 @@ from tollway.metering.journaling import JournalWriter
 from tollway.metering.llm import TokenPrice
 from tollway.metering.meters import Meter
 from tollway.metering.pipeline import UsagePipeline
+from tollway.metering.retention import Retention, effective_retention
 from tollway.metering.running_totals import RunningTotals
 from tollway.metering.service import MeteringService
 from tollway.metering.sink import UsageSink
@@ -510,7 +511,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     store = SqlEventStore(create_sql_engine(settings.database_url), clock)
     catalog_store = SqlCatalogStore(store.engine, clock)
-    metering = MeteringService(store, clock, customers=CustomerSubjects(catalog_store))
+    retention = effective_retention(
+        settings.events_retention_period,
+        lookback_days=settings.invoice_lookback_days,
+        grace_s=settings.invoice_grace_s,
+    )
+    metering = MeteringService(store, clock, customers=CustomerSubjects(catalog_store), retention=retention)
     identity = IdentityService(SqlIdentityStore(store.engine), clock)
     catalog = CatalogService(catalog_store, metering, clock)
     invoices = InvoiceService(
@@ -768,7 +774,7 @@ def build_runtime(
     ):
         metrics.add_gauge(name, help_text, read)
     metering = services.metering
-    rollups = RollupWorker(store)
+    rollups = rollup_worker(store, clock, metering.retention)
     metrics.add_gauge(
         "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
     )
@@ -931,6 +937,11 @@ class Worker:
         await self.store.close()
 
 
+def rollup_worker(store: SqlEventStore, clock: Clock, retention: timedelta | None) -> RollupWorker:
+    """The rollup worker; with a retention it also deletes the raw events past it (metering/retention.py)."""
+    return RollupWorker(store, retention=Retention(store, clock, retention) if retention is not None else None)
+
+
 def build_worker(settings: Settings, clock: Clock | None = None, *, storage_only: bool = False) -> Worker:
     """`storage_only`: usage and rollups, no billing or notification worker (the storage process of
     `tollway serve`, whose parent runs those)."""
@@ -946,12 +957,14 @@ def build_worker(settings: Settings, clock: Clock | None = None, *, storage_only
         interval_s=settings.flush_interval_s,
     )
     if storage_only:
-        return Worker(store=store, ingester=ingester, rollups=RollupWorker(store))
+        return Worker(
+            store=store, ingester=ingester, rollups=rollup_worker(store, services.clock, services.metering.retention)
+        )
     stripe = build_stripe_sync(services)
     return Worker(
         store=store,
         ingester=ingester,
-        rollups=RollupWorker(store),
+        rollups=rollup_worker(store, services.clock, services.metering.retention),
         billing=build_billing_worker(
             services,
             stripe.run_once if stripe is not None else None,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ class Settings:
     # process, as tests and the demo do, stores inline); inline: the gateway stores usage itself (slower: the
     # database runs on the request process); external: a `tollway worker` started apart does
     ingest: str = "process"
+    # raw events kept this long ("90d", "36h"; empty: forever); rollups are kept (metering/retention.py)
+    events_retention: str = ""
     flush_interval_s: float = 0.25
     flush_batch_size: int = 2000
     # usage older than this and not yet stored: a warning once a minute (tollway_usage_backlog_age_seconds)
@@ -121,6 +125,10 @@ class Settings:
                 f"{ENV_PREFIX}API_DOCS: expected one of {', '.join(API_DOCS_MODES)}, got {values['api_docs']!r}"
             )
         problems.extend(_duration_problems(values))
+        try:
+            parse_retention(values.get("events_retention", ""))
+        except ValueError as exc:
+            problems.append(f"{ENV_PREFIX}EVENTS_RETENTION: {exc}")
         if problems:
             raise ConfigError(problems)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -132,6 +140,24 @@ class Settings:
     @property
     def journal_path(self) -> Path:
         return Path(self.journal_dir)
+
+    @property
+    def events_retention_period(self) -> timedelta | None:
+        """TOLLWAY_EVENTS_RETENTION as a period; None: keep raw events forever."""
+        return parse_retention(self.events_retention)
+
+
+def parse_retention(text: str) -> timedelta | None:
+    """ "90d" (days) or "36h" (hours); "" or "0": None (no retention). ValueError otherwise."""
+    if not text.strip():
+        return None
+    found = re.fullmatch(r"\s*(\d{1,6})\s*([dh]?)\s*", text.lower())
+    if found is None:
+        raise ValueError(f"expected a number of days like 90d (or hours like 36h), got {text!r}")
+    amount = int(found.group(1))
+    if amount == 0:
+        return None
+    return timedelta(hours=amount) if found.group(2) == "h" else timedelta(days=amount)
 
 
 MAX_SECONDS = 10 * 366 * 86_400  # every *_S setting: at most about ten years

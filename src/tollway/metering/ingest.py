@@ -70,8 +70,9 @@ def out_of_range(events: Sequence[Event], meters: Sequence[Meter], *, batch: boo
     return errors
 
 
-def parse_events(body: Any, *, now: datetime) -> list[Event]:
-    """One event (a JSON object) or a batch (a JSON array). Raises EventValidationError."""
+def parse_events(body: Any, *, now: datetime, not_before: datetime | None = None) -> list[Event]:
+    """One event (a JSON object) or a batch (a JSON array). Raises EventValidationError.
+    `not_before`: events older than this are refused (the raw events' retention)."""
     if isinstance(body, dict):
         items, batch = [body], False
     elif isinstance(body, list):
@@ -84,10 +85,10 @@ def parse_events(body: Any, *, now: datetime) -> list[Event]:
     events: list[Event] = []
     found: list[FieldError] = []
     for index, item in enumerate(items):
-        event = _parse_one(item, "", now, found)
+        event = _parse_one(item, "", now, found, not_before)
         if found:  # parsed again with the item's place in the batch for the messages (only when refused)
             found.clear()
-            _parse_one(item, f"[{index}]." if batch else "", now, errors)
+            _parse_one(item, f"[{index}]." if batch else "", now, errors, not_before)
         elif event is not None:
             events.append(event)
     if errors:
@@ -118,7 +119,9 @@ def _text(raw: dict[str, Any], name: str, where: str, errors: list[FieldError]) 
     return value
 
 
-def _parse_one(raw: Any, where: str, now: datetime, errors: list[FieldError]) -> Event | None:
+def _parse_one(
+    raw: Any, where: str, now: datetime, errors: list[FieldError], not_before: datetime | None = None
+) -> Event | None:
     if not isinstance(raw, dict):
         errors.append(FieldError(where.rstrip(".") or "body", "must be a CloudEvent object"))
         return None
@@ -145,6 +148,10 @@ def _parse_one(raw: Any, where: str, now: datetime, errors: list[FieldError]) ->
             else:
                 if moment > now + MAX_FUTURE:
                     errors.append(FieldError(where + "time", "more than 5 minutes in the future"))
+                elif not_before is not None and moment < not_before:
+                    errors.append(
+                        FieldError(where + "time", "older than the events retention (TOLLWAY_EVENTS_RETENTION)")
+                    )
     content_type = raw.get("datacontenttype")
     if content_type is not None and (
         not isinstance(content_type, str) or content_type.split(";")[0].strip().lower() not in JSON_CONTENT_TYPES

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tollway.clock import Clock
@@ -36,10 +36,18 @@ class CustomerResolver(Protocol):
 
 
 class MeteringService:
-    def __init__(self, store: Store, clock: Clock, customers: CustomerResolver | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        customers: CustomerResolver | None = None,
+        *,
+        retention: timedelta | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._customers = customers
+        self.retention = retention  # events older than this are refused (their duplicates may be gone)
 
     @property
     def store(self) -> Store:
@@ -49,7 +57,8 @@ class MeteringService:
 
     async def ingest(self, body: Any) -> tuple[int, int]:
         """Validate CloudEvents (one or a batch, all-or-nothing) and store them. Returns (received, new)."""
-        events = parse_events(body, now=self._clock.now())
+        now = self._clock.now()
+        events = parse_events(body, now=now, not_before=now - self.retention if self.retention else None)
         errors = out_of_range(events, await self._store.list_meters(), batch=isinstance(body, list))
         if errors:
             raise EventValidationError(errors)

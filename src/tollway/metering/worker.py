@@ -13,6 +13,7 @@ import contextlib
 import logging
 
 from tollway.errors import UnavailableError
+from tollway.metering.retention import Retention
 from tollway.metering.service import Store
 
 log = logging.getLogger("tollway.metering.worker")
@@ -21,8 +22,20 @@ PARKED_S = 300.0  # after a failure that is not an outage (a bug): retried this 
 
 
 class RollupWorker:
-    def __init__(self, store: Store, *, interval_s: float = 0.5, chunk: int = 50_000, pause_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval_s: float = 0.5,
+        chunk: int = 50_000,
+        pause_s: float = 0.005,
+        retention: Retention | None = None,
+        retention_interval_s: float = 600.0,
+    ) -> None:
         self._store = store
+        self._retention = retention  # raw events past it deleted, once rolled up, every retention_interval_s
+        self._retention_interval_s = retention_interval_s
+        self._expired_at: float | None = None
         self._interval_s = interval_s
         self._chunk = chunk
         self._pause_s = pause_s  # between chunks, so event writers waiting for the write lock get it
@@ -39,8 +52,14 @@ class RollupWorker:
             total += done
             self.rolled_total += done
             if done < self._chunk:
-                return total
+                break
             await asyncio.sleep(self._pause_s)
+        if self._retention is not None:
+            now = asyncio.get_running_loop().time()
+            if self._expired_at is None or now - self._expired_at >= self._retention_interval_s:
+                self._expired_at = now
+                await self._retention.run_once()
+        return total
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tollway-rollup-worker")

@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql import rollups
+from tollway.adapters.sql import retention, rollups
 from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.ingest import POSTGRES_LOCK, EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
@@ -125,6 +125,19 @@ class SqlEventStore:
         if self._postgres:
             return await asyncio.to_thread(self._write, postgres_step)
         return await asyncio.to_thread(sqlite_step)
+
+    async def expire_events(self, before: datetime, limit: int = 5_000) -> int:
+        """Delete up to `limit` raw events older than `before` that every meter has rolled up (retention.py)."""
+        before_us = to_micros(before)
+
+        def step(connection: Connection) -> int:
+            deleted = retention.expire_chunk(connection, before_us, limit)
+            if deleted and not self._postgres:
+                connection.commit()
+                retention.reclaim_sqlite(connection)
+            return deleted
+
+        return await asyncio.to_thread(self._write, step)
 
     # -- meters -----------------------------------------------------------------------------
 
