@@ -19,6 +19,7 @@ import pytest
 from tests.support.in_process import InProcess, in_process
 from tollway.clock import FrozenClock
 from tollway.gateway.providers.simulator import prompt_tokens
+from tollway.metering.aggregation import MeterQuery
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ADMIN = "admin-token"
@@ -241,3 +242,44 @@ async def test_cost_and_budget_headers_and_agent_budgets(tollway: InProcess) -> 
         assert stopped is not None
         assert "the budget of task 'agent-run-7' (x-tollway-task-budget) allows 0.0003" in str(stopped.body)
         assert spent == 2  # 2 x 0.000118 fit in 0.0003, a third does not
+
+
+async def test_cost_estimate_matches_the_metered_cost_and_says_what_would_refuse(tollway: InProcess) -> None:
+    auth = {"authorization": "Bearer acme-key"}
+    body = {"model": "demo", "messages": chat(1), "max_tokens": 10}
+    async with tollway.http() as raw:
+        estimated = await raw.post("/v1/cost/estimate", json=body, headers=auth)
+        assert estimated.status_code == 200
+        answer = estimated.json()
+        assert {k: answer[k] for k in ("model", "api", "cost", "providerCost", "allowed", "refusal")} == {
+            "model": "demo",
+            "api": "chat",
+            "cost": {"min": "0.0018", "max": "0.0118", "currency": "USD"},
+            "providerCost": {"min": "0.000018", "max": "0.000118", "currency": "USD"},
+            "allowed": True,
+            "refusal": None,
+        }
+        assert {
+            (limit["name"], limit["limit"], limit["used"], limit["needed"], limit["fits"]) for limit in answer["limits"]
+        } == {
+            ("budget:acme-daily", "0.05", "0", "0.0118", True),
+            ("entitlement:output-tokens", "1000", "0", "10", True),
+        }
+        called = await raw.post("/v1/chat/completions", json=body, headers=auth)
+        assert called.headers["x-tollway-cost"] == answer["cost"]["max"]  # the estimate is what the call cost
+        for n in range(2, 5):
+            await raw.post("/v1/chat/completions", json={**body, "messages": chat(n)}, headers=auth)
+        refused = (await raw.post("/v1/cost/estimate", json=body, headers=auth)).json()
+        assert refused["allowed"] is False
+        assert refused["refusal"].startswith(
+            "Limit reached: the money budget 'acme-daily' of customer 'acme' allows 0.05"
+        )
+        messages = await raw.post(
+            "/v1/cost/estimate?api=messages",
+            json={"model": "demo", "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}]},
+            headers=auth,
+        )
+        assert messages.status_code == 200
+        assert messages.json()["api"] == "messages"
+    stored = await tollway.runtime.metering.query("llm_requests", MeterQuery(subjects=("acme-corp",)))
+    assert sum(row.value for row in stored) <= 4  # estimates meter nothing (only the 4 calls, once stored)

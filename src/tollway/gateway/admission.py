@@ -28,7 +28,7 @@ from tollway.gateway.state import GatewayState
 from tollway.gateway.token_count import CountsTokens, count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
 from tollway.money import parse_decimal
-from tollway.spend.admission import SpendAdmission, SpendCall
+from tollway.spend.admission import Estimate, SpendAdmission, SpendCall
 
 BYTES_PER_TOKEN = 3
 OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -110,12 +110,27 @@ class GatewayAdmission:
         )
         return ProviderCost() if hold is None else hold
 
-    def worst_cases(self, call: Admit, route: Route) -> tuple[LlmCall, ...]:
-        """The call's worst case on each target it may reach."""
+    async def estimate(self, call: Admit) -> Estimate:
+        """POST /v1/cost/estimate: the call's cost range and whether its limits would let it through now."""
+        assert call.route is not None
+        request_budget, task, task_budget = agent_budgets(call.headers)
+        spend_call = SpendCall(
+            call.request_id,
+            call.consumer.username,
+            self.worst_cases(call, call.route),
+            request_budget=request_budget,
+            task=task,
+            task_budget=task_budget,
+        )
+        return await self._spend.estimate(spend_call, self.worst_cases(call, call.route, output=0))
+
+    def worst_cases(self, call: Admit, route: Route, *, output: int | None = None) -> tuple[LlmCall, ...]:
+        """The call's worst case on each target it may reach (`output`: its output tokens instead of the most)."""
         payload = call.payload or {}
-        output = 0
-        if not embeds(call.endpoint):
-            output = requested_output(payload) or route.max_output_tokens or self._default_max_tokens
+        if output is None:
+            output = 0
+            if not embeds(call.endpoint):
+                output = requested_output(payload) or route.max_output_tokens or self._default_max_tokens
         prices = self._state().prices
         cases: list[LlmCall] = []
         now = self._clock.now()

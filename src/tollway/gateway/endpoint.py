@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from tollway.clock import Clock
 from tollway.errors import DomainError
 from tollway.gateway.errors import ErrorFormat
+from tollway.gateway.hooks import Admit
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.relay import Call
@@ -24,6 +25,7 @@ from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.streaming import StreamTracker
 from tollway.metering.llm import TokenUsage
+from tollway.spend.admission import Estimate
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 µs more per request
@@ -79,6 +81,10 @@ class Steps(Protocol):
 
     async def run(self, endpoint: LlmEndpoint, scope: Scope, receive: Receive, send: Send, call: Call) -> None:
         """The one request flow, for an LLM endpoint a handler chose (e.g. by the model in its path)."""
+        ...
+
+    async def estimate(self, call: Admit) -> Estimate | None:
+        """What a call would cost and whether spend control would admit it now (POST /v1/cost/estimate)."""
         ...
 
     def credentials_refused(self, provider: str) -> DomainError:

@@ -21,7 +21,16 @@ from tollway.gateway.access_log import AccessLog
 from tollway.gateway.adapt import AdaptedRoutes
 from tollway.gateway.endpoint import LlmEndpoint, passed_on
 from tollway.gateway.failover import Answer, Failover, Sleep
-from tollway.gateway.hooks import Admission, Admit, Attempt, Charged, Reservation, TargetPolicy, with_spend_headers
+from tollway.gateway.hooks import (
+    Admission,
+    Admit,
+    Attempt,
+    Charged,
+    Estimates,
+    Reservation,
+    TargetPolicy,
+    with_spend_headers,
+)
 from tollway.gateway.http import BodyTooLarge, Message, Receive, Scope, Send, read_body, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.relay import Call, GatewayLimits, is_event_stream
@@ -29,6 +38,7 @@ from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.metering.sink import UsageSink
 from tollway.scrub import Scrubber
+from tollway.spend.admission import Estimate
 
 DROPPED_HEADER = b"x-tollway-dropped"  # request fields a translation dropped for the target
 FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
@@ -88,6 +98,12 @@ class Flow(Failover):
             )
         call.model, call.requested_model = route.model, model
         return route
+
+    async def estimate(self, call: Admit) -> Estimate | None:
+        """The spend admission's cost estimate for a call (None where no admission estimates)."""
+        if isinstance(self._admission, Estimates):
+            return await self._admission.estimate(call)
+        return None
 
     async def respond(self, send: Send, call: Call, status: int, body: bytes) -> None:
         await send_bytes(send, status, self.scrub(body, call), call.id_bytes)

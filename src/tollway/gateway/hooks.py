@@ -17,6 +17,7 @@ from tollway.gateway.http import Message, Send
 from tollway.gateway.routing import Route, Target
 from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
+from tollway.spend.admission import Estimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,13 @@ def with_spend_headers(send: Send, charged: Charged) -> Send:
         await send(message)
 
     return sending
+
+
+@runtime_checkable
+class Estimates(Protocol):
+    async def estimate(self, call: Admit) -> Estimate:
+        """What the call would cost and whether its limits would let it through now (nothing held)."""
+        ...
 
 
 class Admission(Protocol):

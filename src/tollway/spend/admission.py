@@ -53,6 +53,29 @@ class SpendCall:
     task_budget: Decimal | None = None  # x-tollway-task-budget: the most the task's calls may cost together
 
 
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """One hard limit, as a cost estimate sees it: would the call's worst case fit now?"""
+
+    name: str
+    limit: Decimal
+    used: Decimal
+    reserved: Decimal
+    needed: Decimal
+    resets_at: datetime | None
+    fits: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    cost: tuple[Decimal, Decimal]  # least (no output) and most (the worst case), in `currency`
+    currency: str
+    provider_cost: tuple[Decimal, Decimal]  # USD
+    allowed: bool
+    refusal: str | None
+    limits: tuple[LimitCheck, ...]
+
+
 class Hold:
     """What an admitted call holds; settled to the call's usage, or released, exactly once. After a settle,
     `cost` is what the call cost (in `currency`), and `budget_remaining` what the tightest budget has left."""
@@ -253,6 +276,51 @@ class SpendAdmission:
                 )
             )
         return governed, pricing
+
+    async def estimate(self, call: SpendCall, least: Sequence[LlmCall]) -> Estimate:
+        """What the call would cost (`least`: the call without output, its worst case: `call.worst_cases`) and
+        whether every limit would let it through right now. Nothing is held or counted."""
+        rules, now = self._rules(), self._clock.now()
+        customer = rules.by_subject.get(call.subject)
+        subscription = rules.subscription_at(customer, now) if customer is not None else None
+        refusal_text: str | None = None
+        checks: list[LimitCheck] = []
+        pricing: Pricing | None = None
+        try:
+            if (customer is None or subscription is None) and self._no_subscription == "refuse":
+                raise ForbiddenError("no active subscription, and this gateway refuses calls without one")
+            governed, pricing = await self._governed(rules, call, customer, subscription, now)
+            await self._ensure_seeded(governed, now)
+            counters = await self._counters.read([g.ask.key for g in governed])
+        except (ForbiddenError, LimitExceededError) as exc:
+            refusal_text, governed, counters = exc.message, [], []
+        for g, counter in zip(governed, counters, strict=True):
+            if g.ask.limit is None:
+                continue
+            used = counter.used if counter is not None else Decimal(0)
+            held = counter.reserved if counter is not None else Decimal(0)
+            fits = used + held + g.ask.amount <= g.ask.limit
+            checks.append(LimitCheck(g.name, g.ask.limit, used, held, g.ask.amount, g.window.end, fits))
+            if not fits and refusal_text is None:
+                refusal_text = refusal(g, used, held, now).message
+        if pricing is None:
+            if rules.provider_cost is None:
+                raise UnavailableError("the built-in meters are not loaded yet")
+            pricing = (rules.provider_cost.amount, "USD")
+        cost_of, currency = pricing
+        cheapest = min((cost_of(llm_call_events(c)) for c in least), default=Decimal(0))
+        dearest = max((cost_of(llm_call_events(c)) for c in call.worst_cases), default=Decimal(0))
+        provider = rules.provider_cost.amount if rules.provider_cost is not None else cost_of
+        provider_least = min((provider(llm_call_events(c)) for c in least), default=Decimal(0))
+        provider_most = max((provider(llm_call_events(c)) for c in call.worst_cases), default=Decimal(0))
+        return Estimate(
+            cost=(cheapest, dearest),
+            currency=currency,
+            provider_cost=(provider_least, provider_most),
+            allowed=refusal_text is None,
+            refusal=refusal_text,
+            limits=tuple(checks),
+        )
 
     async def budget_status(self, budget: Budget) -> BudgetStatus:
         """What the budget's current window holds now: used (seeded from the metered usage if this process

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tollway.gateway.endpoint import Endpoint
 from tollway.gateway.endpoints.chat_completions import CHAT_COMPLETIONS
 from tollway.gateway.endpoints.completions import COMPLETIONS
+from tollway.gateway.endpoints.cost_estimate import COST_ESTIMATE
 from tollway.gateway.endpoints.embeddings import EMBEDDINGS
 from tollway.gateway.endpoints.gemini import GEMINI, GEMINI_V1
 from tollway.gateway.endpoints.messages import COUNT_TOKENS, MESSAGES
@@ -27,4 +28,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     MODEL,
     GEMINI,
     GEMINI_V1,
+    COST_ESTIMATE,
 )
