@@ -76,12 +76,13 @@ typecheck: dev-venv
 unit: dev-venv
 	$(BIN)/pytest -q tests/unit
 
-# Headless Chromium renders invoice HTML in the tests (a screenshot checked for content).
+# Headless Chromium renders invoice HTML in the tests (a screenshot checked for content) and drives the dashboard
+# (Selenium with Debian's chromium-driver; no browser is downloaded).
 chromium:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-		(echo "make test: installing the system package chromium (apt-get, needs root) for the browser tests" && \
-		 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
-		echo "chromium could not be installed: the invoice screenshot test will skip"
+	@(command -v chromium >/dev/null || command -v chromium-browser >/dev/null) && command -v chromedriver >/dev/null || \
+		(echo "make test: installing the system packages chromium chromium-driver (apt-get, needs root) for the browser tests" && \
+		 apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) || \
+		echo "chromium could not be installed: the browser tests will skip"
 
 # Fonts the invoice PDF embeds (docs/stripe.md, "Invoice documents"): DejaVu Sans (Latin, Greek, Cyrillic,
 # Arabic, Hebrew), WenQuanYi Micro Hei (Chinese, Japanese, Korean), Symbola (emoji). Without them the PDF is

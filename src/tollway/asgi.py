@@ -38,6 +38,7 @@ class TollwayApp:
         metrics_token: str | None = None,
         storage: Callable[[], Awaitable[None]] | None = None,
         after_change: Callable[[], Awaitable[None]] | None = None,
+        pages: ASGIApp | None = None,
     ) -> None:
         self.gateway = gateway
         self._metrics_token = metrics_token.encode() if metrics_token else None
@@ -50,6 +51,7 @@ class TollwayApp:
         self._startup = startup
         self._shutdown = shutdown
         self._ids = RequestIds()
+        self._pages = pages  # the dashboard (/dashboard) and the customer portal (/portal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -66,8 +68,11 @@ class TollwayApp:
             else:
                 respond = _with_request_id(send, self._ids.new().encode())
                 if self._after_change is not None and _writes(scope):
-                    respond = _after_success(respond, self._after_change)
-                await self._management(scope, receive, respond)
+                    respond = _after_success(respond, self._after_change)  # a dashboard form's change too
+                if self._pages is not None and _is_page(path):
+                    await self._pages(scope, receive, respond)
+                else:
+                    await self._management(scope, receive, respond)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
@@ -143,6 +148,10 @@ class TollwayApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _is_page(path: str) -> bool:
+    return path in ("/dashboard", "/portal") or path.startswith(("/dashboard/", "/portal/"))
 
 
 def _reason(exc: DomainError | ConfigError) -> str:

@@ -46,6 +46,7 @@ from tollway.config.credits import apply_config_credits
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
+from tollway.dashboard_root import build_dashboard, key_usage_endpoint, portal_tokens
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
 from tollway.gateway.admission import GatewayAdmission
@@ -55,6 +56,7 @@ from tollway.gateway.balancing.health import HealthChecks
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.endpoint import LlmEndpoint
+from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.endpoints.paths import path_endpoints
 from tollway.gateway.hooks import Admission
 from tollway.gateway.metrics import Counter, GatewayMetrics
@@ -164,6 +166,7 @@ class Runtime:
     invoices: InvoiceService | None = None
     billing: BillingWorker | None = None  # period close + Stripe sync; started when settings.billing_worker
     stripe: StripeApi | None = None  # the sync step's HTTP session, closed on stop
+    stripe_sync: StripeSync | None = None  # the dashboard's "resync to Stripe" (reconcile one invoice)
     scrubber: Scrubber = field(default_factory=Scrubber)  # the credentials cut out of relayed errors and logs
     auth_failures: AuthFailures | None = None  # shared by the gateway and the management API
     _unscrub_logs: Callable[[], None] | None = None
@@ -466,6 +469,7 @@ def secrets_of(settings: Settings, config: TollwayConfig) -> list[str | None]:
         settings.metrics_token,
         settings.stripe_secret_key,
         settings.stripe_webhook_secret,
+        settings.dashboard_secret,
     ]
 
 
@@ -751,6 +755,7 @@ def build_runtime(
         auth_failures=auth_failures,
         policy=policy,
         admission=admission,
+        endpoints=(*ENDPOINTS, key_usage_endpoint(services, spend.budget_status)),
     )
     gateway.paths = configured_paths(config)
     stats = store.stats
@@ -808,6 +813,7 @@ def build_runtime(
             stripe.release if stripe is not None else None,
         ),
         stripe=stripe.api if stripe is not None else None,
+        stripe_sync=stripe,
         invoice_preview=services.invoice_preview,
         scrubber=scrubber,
         auth_failures=auth_failures,
@@ -829,6 +835,7 @@ def build_runtime(
 
 def build_app(runtime: Runtime) -> TollwayApp:
     settings = runtime.settings
+    portal = portal_tokens(runtime)
     management = create_management_app(
         metering=runtime.metering,
         admin_token=runtime.settings.admin_token,
@@ -860,6 +867,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         budgets=runtime.budgets,
         budget_status=runtime.budget_status,
         credits=runtime.credits,
+        portal=portal,
     )
     return TollwayApp(
         gateway=runtime.gateway,
@@ -872,6 +880,9 @@ def build_app(runtime: Runtime) -> TollwayApp:
         shutdown=runtime.stop,
         metrics_token=settings.metrics_token,
         unusable_models=runtime.policy.unusable_models if runtime.policy is not None else None,
+        pages=build_dashboard(runtime, portal, _documents(settings, runtime.invoices, runtime.catalog))
+        if runtime.invoices is not None and runtime.invoice_preview is not None
+        else None,
     )
 
 

@@ -31,6 +31,9 @@ class Settings:
     database_url: str = "sqlite:///./tollway.db"
     redis_url: str | None = None
     admin_token: str | None = None
+    # signs the dashboard's session cookies and CSRF tokens; unset: a random secret per process (sessions end with
+    # the process and are not shared by several workers: set it when serving with more than one)
+    dashboard_secret: str | None = None
     api_docs: str = "admin"  # admin | open | off: who may read /openapi.json, /docs and /redoc
     metrics_token: str | None = None  # when set, /metrics answers only `Authorization: Bearer <token>`
     host: str = "127.0.0.1"

@@ -74,8 +74,16 @@ def test_demo_tells_the_whole_story_and_leaves_a_paid_invoice_as_html_and_pdf(tm
     assert "POST /api/v1/stripe/webhook: a signed invoice.paid event" in text
     assert "-> paid" in text
     assert f"Invoice {number} is now paid" in text
-    assert text.rstrip().splitlines()[-1].startswith(f"Invoice {number} for ")
-    assert re.search(r": paid\. \(\d+\.\d s\)$", text.rstrip())
+    summary, blank, dashboard, hint = text.rstrip().splitlines()[-4:]
+    assert summary.startswith(f"Invoice {number} for ")
+    assert re.search(r": paid\. \(\d+\.\d s\)$", summary)
+    # at the end: where the dashboard is and how to sign in (and how to keep it serving)
+    assert blank == ""
+    assert re.fullmatch(
+        r"Dashboard: http://127\.0\.0\.1:\d+/dashboard\?range=30d  \(sign in with the admin token demo-[0-9a-f]{16}\)",
+        dashboard,
+    ), dashboard
+    assert "tollway demo --serve" in hint
 
     html = out / f"{number}.html"
     pdf = out / f"{number}.pdf"

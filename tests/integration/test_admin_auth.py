@@ -23,6 +23,7 @@ from tests.support.composed import CONSUMER_KEY, Composed, composed_app, databas
 # /docs, /redoc) take the admin token by default (TOLLWAY_API_DOCS=admin), so they are checked with the rest.
 PUBLIC = {
     ("POST", "/api/v1/stripe/webhook"),  # authenticated by its Stripe-Signature header instead
+    ("GET", "/api/v1/portal/meters/{slug}/query"),  # by a portal token (tests/integration/test_dashboard_pages.py)
 }
 BAD_AUTHORIZATIONS = {
     "wrong token": f"Bearer {'x' * len(TOKEN)}",

@@ -26,6 +26,7 @@ from tollway.api.notifications import notifications_router
 from tollway.api.openapi import install_openapi
 from tollway.api.params import refuse_nul
 from tollway.api.plans import plans_router
+from tollway.api.portal import PORTAL_QUERY_PREFIX, portal_admin_router, portal_query_router
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
@@ -38,6 +39,7 @@ from tollway.billing.service import CatalogService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 from tollway.notifications.service import NotificationService
+from tollway.portal.tokens import PortalTokens
 from tollway.spend.budgets_service import BudgetService
 
 
@@ -56,6 +58,7 @@ def create_management_app(
     api_docs: str = "admin",
     notifications: NotificationService | None = None,
     budgets: BudgetService | None = None,
+    portal: PortalTokens | None = None,
     budget_status: BudgetStatusReader | None = None,
     credits: CreditService | None = None,
 ) -> FastAPI:
@@ -79,7 +82,10 @@ def create_management_app(
     app.add_middleware(
         AdminGate,
         check=check,
-        public=lambda path: path.startswith(("/api/v1/stripe/", ASSETS_URL + "/")) or path in public_pages,
+        # the portal's meter query takes a portal token (checked by its router), not the admin token
+        public=lambda path: (
+            path.startswith(("/api/v1/stripe/", ASSETS_URL + "/", PORTAL_QUERY_PREFIX)) or path in public_pages
+        ),
     )
     guard = Depends(check)
     install_docs_pages(app, access=api_docs, guard=guard)
@@ -110,6 +116,9 @@ def create_management_app(
         app.include_router(invoice_documents_router(invoice_documents), dependencies=checked)
     if invoices is not None:
         app.include_router(invoices_router(invoices), dependencies=checked)
+    if portal is not None:
+        app.include_router(portal_admin_router(portal), dependencies=checked)
+        app.include_router(portal_query_router(portal, metering), dependencies=[Depends(refuse_nul)])
     app.include_router(stripe_webhook_router(stripe_webhooks))  # no admin token: Stripe-Signature authenticates
     install_openapi(app)
     return app

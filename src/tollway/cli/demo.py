@@ -24,11 +24,20 @@ def demo_command(
         bool,
         typer.Option("--stripe/--no-stripe", help="Push the invoice to a local Stripe stand-in (no account)."),
     ] = True,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Keep serving after the story (until Ctrl-C), to look at the dashboard at /dashboard."
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one).")] = 0,
 ) -> None:
     """Run the whole story offline: gateway requests, metered usage, invoice preview, period close, Stripe,
-    HTML and PDF. Uses a temporary SQLite database and a clock the demo controls.
+    HTML and PDF. Uses a temporary SQLite database and a clock the demo controls. At the end it prints the
+    dashboard's URL and admin token; with --serve it keeps serving so you can look at the demo's data.
 
     Example: tollway demo --out ./demo-output
+    Example: tollway demo --serve --port 8090
     """
     err = Console(stderr=True, highlight=False)
     try:
@@ -44,7 +53,7 @@ def demo_command(
         raise typer.Exit(2) from None
 
     console = Console(highlight=False)
-    story = Story(console, out=out.resolve() if out else None, keep=keep, stripe=stripe)
+    story = Story(console, out=out.resolve() if out else None, keep=keep, stripe=stripe, serve=serve, port=port)
     try:
         asyncio.run(story.run())
     except DemoFailed as exc:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -72,11 +73,15 @@ class Story:
         keep: bool = False,
         stripe: bool = True,
         today: datetime | None = None,
+        serve: bool = False,
+        port: int = 0,
     ) -> None:
         self.console = console
         self.out = out
         self.keep = keep
         self.stripe_wanted = stripe
+        self.serve = serve  # keep serving after the story, until Ctrl-C / SIGTERM, for a look at the dashboard
+        self.port = port
         self.today = today or datetime.now(UTC)
         self.steps = 8
         self._step_no = 0
@@ -124,7 +129,7 @@ class Story:
             raise DemoFailed("this build of Tollway has no billing worker")
         runtime.billing.set_sync(None)  # the demo runs the close and the Stripe steps one at a time
         self.step("Tollway, served in this process")
-        sock = listen("127.0.0.1", 0)
+        sock = listen("127.0.0.1", self.port)
         port = int(sock.getsockname()[1])
         base = f"http://127.0.0.1:{port}"
         server = QuietServer(
@@ -147,9 +152,13 @@ class Story:
                 base_url=base, headers={"Authorization": f"Bearer {settings.admin_token}"}, timeout=30
             )
             try:
-                return await self._story(runtime, clock, timeline, base, admin, settings)
+                result = await self._story(runtime, clock, timeline, base, admin, settings)
             finally:
                 await admin.aclose()
+            self._dashboard(base, settings)
+            if self.serve:
+                await self._serve_until_stopped(base)
+            return result
         finally:
             server.should_exit = True
             with contextlib.suppress(Exception):
@@ -214,6 +223,26 @@ class Story:
             f"(billing period {format_time(timeline.period_start)} to {format_time(timeline.period_end)})"
         )
         return settings, timeline, config
+
+    def _dashboard(self, base: str, settings: Settings) -> None:
+        self.say("")
+        self.say(f"Dashboard: {base}/dashboard?range=30d  (sign in with the admin token {settings.admin_token})")
+        if not self.serve:
+            self.say("(run `tollway demo --serve` to keep it serving and look at the demo's data in a browser)")
+
+    async def _serve_until_stopped(self, base: str) -> None:
+        """Serve the demo's data until SIGINT or SIGTERM (the demo clock stays where the story left it)."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        self.say(f"Serving on {base} until Ctrl-C.")
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        self.say("Stopped.")
 
     async def _story(
         self,

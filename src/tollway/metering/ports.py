@@ -53,6 +53,10 @@ class EventStore(Protocol):
     @property
     def stats(self) -> IngestStats: ...
 
+    async def latest_events(self, event_type: str, limit: int, subjects: Sequence[str] | None = None) -> list[Event]:
+        """The newest `limit` events of a type (by event time, newest first): a bounded read for live views."""
+        ...
+
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
         ...

@@ -68,6 +68,10 @@ class MeteringService:
     async def insert(self, events: Sequence[Event]) -> int:
         return await self._store.insert_events(events)
 
+    async def latest(self, event_type: str, limit: int, subjects: Sequence[str] | None = None) -> list[Event]:
+        """The newest events of a type, at most `limit` (a bounded read, newest first)."""
+        return await self._store.latest_events(event_type, limit, subjects)
+
     async def subjects(self, offset: int = 0, limit: int | None = None) -> list[Subject]:
         """Subjects in key order, a page of them (`offset`, `limit`) or all."""
         return await self._store.list_subjects(offset, limit)

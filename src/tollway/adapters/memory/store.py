@@ -78,6 +78,11 @@ class MemoryEventStore:
         ]
         return sorted(chosen, key=lambda e: e.time)
 
+    async def latest_events(self, event_type: str, limit: int, subjects: Sequence[str] | None = None) -> list[Event]:
+        self._check()
+        chosen = [e for e in self._events if e.type == event_type and (subjects is None or e.subject in subjects)]
+        return sorted(chosen, key=lambda e: e.time, reverse=True)[:limit]
+
     async def list_meters(self) -> list[Meter]:
         self._check()
         return [self._meters[slug] for slug in sorted(self._meters)]

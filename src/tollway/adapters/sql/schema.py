@@ -333,3 +333,18 @@ spend_budgets = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
 )
+
+# -- customer portal tokens (portal/tokens.py): stored as SHA-256 digests
+
+portal_tokens = Table(
+    "portal_tokens",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("digest", String(80), nullable=False, unique=True, comment="sha256:<hex> of the plain token"),
+    Column("subject", String(255), comment="the subject it reads (or NULL: a customer's)"),
+    Column("customer_key", String(255), comment="the customer it reads (or NULL: a subject's)"),
+    Column("allowed_meters", Text, comment="JSON array of meter slugs, NULL: every meter"),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("invalidated_us", BigInteger),
+)

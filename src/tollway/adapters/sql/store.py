@@ -445,6 +445,29 @@ class SqlEventStore:
             for row in rows
         ]
 
+    async def latest_events(self, event_type: str, limit: int, subjects: Sequence[str] | None = None) -> list[Event]:
+        conditions = [events.c.type == event_type]
+        if subjects is not None:
+            conditions.append(events.c.subject.in_(list(subjects)))
+        query = (  # ix_events_type_time (or _type_subject_time) read backwards: `limit` rows, whatever is stored
+            select(events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data)
+            .where(and_(*conditions))
+            .order_by(events.c.time_us.desc(), events.c.seq.desc())
+            .limit(limit)
+        )
+        rows = await asyncio.to_thread(self._fetch, query)
+        return [
+            Event(
+                id=row.id,
+                source=row.source,
+                type=event_type,
+                subject=row.subject,
+                time=from_micros(row.time_us),
+                data=orjson.loads(row.data),
+            )
+            for row in rows
+        ]
+
     def _fetch(self, query: Any) -> list[Any]:
         try:
             with self._engine.connect() as connection:
