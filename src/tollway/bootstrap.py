@@ -25,6 +25,7 @@ from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.notifications import SqlNotificationStore
 from tollway.adapters.sql.notify import PgChangeFeed, libpq_url
 from tollway.adapters.sql.store import SqlEventStore
+from tollway.adapters.sql.unit_grants import SqlUnitGrantStore
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.adapters.stripe.webhooks import StripeWebhooks
@@ -33,6 +34,7 @@ from tollway.api.app import create_management_app
 from tollway.asgi import NotReady, TollwayApp
 from tollway.auth_failures import AuthFailures
 from tollway.billing.credits.service import CreditService
+from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments, Seller
@@ -182,6 +184,7 @@ class Runtime:
     budgets: BudgetService | None = None
     budget_status: Callable[[Budget], Awaitable[BudgetStatus]] | None = None
     credits: CreditService | None = None
+    unit_grants: UnitGrantService | None = None
     changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
     backlog_watch: BacklogWatch | None = None  # a warning a minute while usage waits too long to be stored
     started: bool = False
@@ -496,6 +499,7 @@ class Services:
     counters: CounterStore
     credits: CreditService
     budget_usage: BudgetUsage  # each budget's metered use in its window (budget alerts)
+    unit_grants: UnitGrantService
 
     async def budget_status(self, budget: Budget) -> BudgetStatus:
         """The budget's current window as this process counts it (limits refreshed if the catalog moved)."""
@@ -545,14 +549,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         )
     else:
         counters = MemoryCounterStore(clock)
+    unit_grant_store = SqlUnitGrantStore(store.engine)
+    catalog.use_unit_grants(unit_grant_store)
+    unit_grants = UnitGrantService(catalog, unit_grant_store)
     keeper = RulesKeeper(
         catalog_store,
         metering,
         budget_store,
         refresh_s=settings.spend_refresh_s,
         reconcile_s=settings.spend_reconcile_s,
+        granted=unit_grants.granted_now,
     )
     metered_usage = MeteredUsage(metering, RunningTotals(store, clock))
+    unit_grants.on_change = keeper.refresh_grants
     spend = SpendAdmission(
         counters,
         metered_usage,
@@ -578,6 +587,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         counters=counters,
         credits=credits,
         budget_usage=BudgetUsage(keeper.current, metered_usage, clock),
+        unit_grants=unit_grants,
     )
 
 
@@ -826,6 +836,7 @@ def build_runtime(
         budgets=services.budgets,
         budget_status=spend.budget_status,
         credits=services.credits,
+        unit_grants=services.unit_grants,
         changes=changes,
         backlog_watch=BacklogWatch(backlog_age, threshold_s=settings.usage_backlog_alert_s),
     )
@@ -868,6 +879,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         budget_status=runtime.budget_status,
         credits=runtime.credits,
         portal=portal,
+        unit_grants=runtime.unit_grants,
     )
     return TollwayApp(
         gateway=runtime.gateway,

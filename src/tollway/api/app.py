@@ -30,8 +30,10 @@ from tollway.api.portal import PORTAL_QUERY_PREFIX, portal_admin_router, portal_
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
+from tollway.api.unit_grants import unit_grants_router
 from tollway.auth_failures import AuthFailures
 from tollway.billing.credits.service import CreditService
+from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
@@ -61,6 +63,7 @@ def create_management_app(
     portal: PortalTokens | None = None,
     budget_status: BudgetStatusReader | None = None,
     credits: CreditService | None = None,
+    unit_grants: UnitGrantService | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -110,6 +113,8 @@ def create_management_app(
         app.include_router(budgets_router(budgets, budget_status), dependencies=checked)
     if credits is not None:
         app.include_router(credits_router(credits), dependencies=checked)
+    if unit_grants is not None:
+        app.include_router(unit_grants_router(unit_grants), dependencies=checked)
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id
         app.include_router(invoices_preview_router(invoice_preview), dependencies=checked)
     if invoice_documents is not None:  # before the invoices router: /invoices/{id} would take "ID.pdf" for an id

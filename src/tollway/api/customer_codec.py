@@ -11,6 +11,7 @@ from tollway.billing.customers import Address, Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ValidationError
+from tollway.money import decimal_text
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,13 @@ def encode_customer(customer: Customer, current: Subscription | None, subscripti
 
 
 def encode_entitlement_value(value: EntitlementValue) -> Json:
-    return {
+    encoded = {
         "hasAccess": value.has_access,
         "balance": optional_decimal(value.balance),
         "usage": optional_decimal(value.usage),
         "overage": optional_decimal(value.overage),
         "config": None if value.config is None else json.dumps(value.config),
     }
+    if value.total_available_grant_amount is not None:  # a metered entitlement with unit grants
+        encoded["totalAvailableGrantAmount"] = decimal_text(value.total_available_grant_amount)
+    return encoded

@@ -29,6 +29,7 @@ class EntitlementValue:
     usage: Decimal | None = None  # metered: usage in the current usage period
     overage: Decimal | None = None  # metered: usage past the limit
     config: Any = None  # static
+    total_available_grant_amount: Decimal | None = None  # metered: what the active unit grants made available
 
 
 class FeatureAccess(StrEnum):
@@ -68,7 +69,9 @@ def gated_features(templates: Iterable[tuple[str, EntitlementTemplate]]) -> froz
     return frozenset(feature for feature, template in templates if template.type == "boolean")
 
 
-def metered_access(template: EntitlementTemplate, usage: Decimal) -> bool:
-    """A metered entitlement: a soft limit always gives access; a hard one while usage is below the limit."""
+def metered_access(template: EntitlementTemplate, usage: Decimal, *, granted: Decimal = Decimal(0)) -> bool:
+    """A metered entitlement: a soft limit always gives access; a hard one while usage is below the limit plus
+    what the active unit grants made available in the period (`granted`): a hard limit is reached only when the
+    plan's allowance and every active grant are used up."""
     limit = template.limit if template.limit is not None else Decimal(0)
-    return (not template.hard) or usage < limit
+    return (not template.hard) or usage < limit + granted

@@ -39,6 +39,7 @@ class LocalApi:
             budgets=services.budgets,
             budget_status=services.budget_status,
             credits=services.credits,
+            unit_grants=services.unit_grants,
         )
 
     async def call(

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
 
 from tollway.billing.ports import CatalogStore
 from tollway.metering.meters import BUILT_IN_METERS
@@ -30,7 +33,9 @@ class RulesKeeper:
         *,
         refresh_s: float = 1.0,
         reconcile_s: float = 30.0,
+        granted: Callable[[], Awaitable[Mapping[tuple[str, str], Decimal]]] | None = None,
     ) -> None:
+        self._granted = granted  # unit grants on entitlements: read at each rebuild and each reconcile
         self._catalog = catalog
         self._metering = metering
         self._budgets = budgets
@@ -66,7 +71,18 @@ class RulesKeeper:
         budgets = await self._budgets.list_budgets() if self._budgets is not None else []
         known = {meter.slug: meter for meter in BUILT_IN_METERS} | {meter.slug: meter for meter in meters}
         self.rules = SpendRules.build(version, customers, subscriptions, plans, features, known.values(), budgets)
+        await self._read_grants()
         return True
+
+    async def refresh_grants(self) -> None:
+        """Read again what the customers' unit grants make available (after a grant changed, and periodically:
+        recurrences and expiries move it with time)."""
+        async with self._refreshing:
+            await self._read_grants()
+
+    async def _read_grants(self) -> None:
+        if self._granted is not None:
+            self.rules = replace(self.rules, granted=dict(await self._granted()))
 
     def start(self) -> None:
         if self._task is None:
@@ -86,9 +102,11 @@ class RulesKeeper:
             await asyncio.sleep(self._refresh_s)
             try:
                 await self.refresh()
-                if self.admission is not None and loop.time() >= next_reconcile:
+                if loop.time() >= next_reconcile:
                     next_reconcile = loop.time() + self._reconcile_s
-                    await self.admission.reconcile()
+                    await self.refresh_grants()
+                    if self.admission is not None:
+                        await self.admission.reconcile()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database outage: keep the last snapshot and counters, try again

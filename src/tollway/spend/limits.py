@@ -116,7 +116,8 @@ class LimitsBuilder:
                     ask=Ask(
                         f"ent:{subscription.id}:{key}:{window.tag}",
                         amount,
-                        entitlement.template.limit or Decimal(0),
+                        (entitlement.template.limit or Decimal(0))
+                        + rules.granted.get((customer.customer.id, key), Decimal(0)),
                         _expires(window),
                     ),
                     amount_of=measure.amount,

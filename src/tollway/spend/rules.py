@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from tollway.billing import periods
 from tollway.billing.customers import Customer
@@ -56,6 +57,9 @@ class SpendRules:
     consumer_budgets: Mapping[str, tuple[Budget, ...]] = field(default_factory=dict)  # by consumer username
     tokens: FeatureMeasure | None = None  # every token of a call (token budgets)
     provider_cost: FeatureMeasure | None = None  # a call's provider cost in USD (money budgets without a plan)
+    # (customer id, feature key) -> what the customer's unit grants make available in the entitlement's current
+    # window, on top of the plan's limit (a hard limit is reached when the allowance and the grants are used up)
+    granted: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
 
     def plan_limits(self, plan_id: str) -> bool:
         """Whether entitlements of the plan can refuse a call (a hard metered one, or a gate it may lack)."""

@@ -54,3 +54,25 @@ credit_ledger = Table(
     Index("ix_credit_ledger_customer", "customer_id", "seq"),
     Index("ix_credit_ledger_grant", "grant_id"),
 )
+
+unit_grants = Table(
+    "unit_grants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("feature_key", String(255), nullable=False),
+    Column("amount", Text, nullable=False, comment="exact decimal"),
+    Column("priority", Integer, nullable=False),
+    Column("effective_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expiration_duration", String(8)),
+    Column("expiration_count", Integer),
+    Column("expires_us", BigInteger),
+    Column("min_rollover", Text, nullable=False),
+    Column("max_rollover", Text),
+    Column("recurrence_interval", String(64)),
+    Column("recurrence_anchor_us", BigInteger),
+    Column("metadata", Text, nullable=False),
+    Column("voided_us", BigInteger),
+    Index("ix_unit_grants_customer", "customer_id", "feature_key", "created_us"),
+)

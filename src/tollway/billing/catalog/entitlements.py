@@ -22,6 +22,9 @@ from tollway.billing.entitlements import (
     metered_access,
 )
 from tollway.billing.features import Feature
+from tollway.billing.grants.burndown import BurnDown, burn_down
+from tollway.billing.grants.model import UnitGrant
+from tollway.billing.grants.ports import UnitGrantStore
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
@@ -43,6 +46,15 @@ class EntitlementCases(KeptCases):
         super().__init__(store, metering, clock)
         self._running_totals = running_totals or RunningTotals(metering.store, clock)
         self._kept_gated: tuple[int, frozenset[str]] | None = None
+        self._unit_grants: UnitGrantStore | None = None
+
+    def use_unit_grants(self, store: UnitGrantStore) -> None:
+        """Metered entitlement values count the customer's unit grants (OpenMeter's burn-down)."""
+        self._unit_grants = store
+
+    @property
+    def unit_grants(self) -> UnitGrantStore | None:
+        return self._unit_grants
 
     async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
         """The customer's access to the feature by the one rule (`feature_access`): from the rate card of the
@@ -77,14 +89,59 @@ class EntitlementCases(KeptCases):
         if template.type == "static":
             return EntitlementValue(has_access=True, config=template.config)
         limit = template.limit if template.limit is not None else Decimal(0)
-        cadence = periods.parse_cadence(template.usage_period or subscription.billing_cadence)
+        usage_period = template.usage_period or subscription.billing_cadence
+        cadence = periods.parse_cadence(usage_period)
         period_start, _ = periods.period_containing(subscription.billing_anchor, cadence, at)
+        grants = await self._grants_of(owner, wanted)
+        if grants:
+            burned = await self.burn_down(owner, wanted, subscription, limit, usage_period, grants, at)
+            return EntitlementValue(
+                has_access=metered_access(template, burned.usage, granted=burned.available - limit),
+                balance=burned.balance,
+                usage=burned.usage,
+                overage=burned.overage,
+                total_available_grant_amount=burned.available - limit,
+            )
         usage = await self._usage(wanted, owner, max(period_start, subscription.active_from), at)
         return EntitlementValue(
             has_access=metered_access(template, usage),
             balance=max(limit - usage, Decimal(0)),
             usage=usage,
             overage=max(usage - limit, Decimal(0)),
+        )
+
+    async def usage_between(self, feature: Feature, customer: Customer, start: datetime, end: datetime) -> Decimal:
+        """The feature's usage by the customer's subjects in [start, end)."""
+        return await self._usage(feature, customer, start, end)
+
+    async def _grants_of(self, customer: Customer, feature: Feature) -> list[UnitGrant]:
+        if self._unit_grants is None:
+            return []
+        return await self._unit_grants.list_grants(customer.id, feature.key)
+
+    async def burn_down(
+        self,
+        customer: Customer,
+        feature: Feature,
+        subscription: Subscription,
+        allowance: Decimal,
+        usage_period: str,
+        grants: list[UnitGrant],
+        at: datetime,
+    ) -> BurnDown:
+        """The entitlement's burn-down up to `at`: the plan's allowance first, then the grants."""
+
+        async def between(start: datetime, end: datetime) -> Decimal:
+            return await self._usage(feature, customer, start, end)
+
+        return await burn_down(
+            grants=grants,
+            allowance=allowance,
+            anchor=subscription.billing_anchor,
+            usage_period=usage_period,
+            counted_from=subscription.active_from,
+            at=at,
+            usage_between=between,
         )
 
     async def _gated(self, version: int) -> frozenset[str]:

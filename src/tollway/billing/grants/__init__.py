@@ -1,0 +1,1 @@
+"""Unit grants on metered entitlements (OpenMeter's grants): model, burn-down, store port."""

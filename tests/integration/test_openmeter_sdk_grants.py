@@ -1,0 +1,183 @@
+"""OpenMeter's unit grants through the openmeter SDK (1.0.0b236) against Tollway's management app: the SDK
+creates grants on a customer's metered entitlement (its v2 customer path) and on a subject (v1), lists them,
+reads the entitlement value (totalAvailableGrantAmount, balance, hasAccess counting grants), the burn-down
+history with grantUsages, and voids a grant with DELETE /api/v1/grants/{id}. Values worked out by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openmeter
+import pytest
+import uvicorn
+
+from tests.support.net import free_port, http_ok, wait_until
+from tollway.adapters.memory.catalog import MemoryCatalogStore
+from tollway.adapters.memory.store import MemoryEventStore
+from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
+from tollway.api.app import create_management_app
+from tollway.billing.entitlements import EntitlementTemplate
+from tollway.billing.grants.service import UnitGrantService
+from tollway.billing.plans import Phase, RateCard
+from tollway.billing.pricing.model import UnitPrice, UsageTerms
+from tollway.billing.service import CatalogService
+from tollway.clock import FrozenClock
+from tollway.metering.events import Event
+from tollway.metering.service import MeteringService
+
+TOKEN = "sdk-grants-token"
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+NOW = datetime(2026, 12, 15, tzinfo=UTC)
+
+
+async def setup(clock: FrozenClock) -> tuple[MeteringService, CatalogService, MemoryUnitGrantStore]:
+    events = MemoryEventStore(clock)
+    metering = MeteringService(events, clock)
+    await metering.sync_meters([])
+    catalog = CatalogService(MemoryCatalogStore(), metering, clock)
+    grants = MemoryUnitGrantStore()
+    catalog.use_unit_grants(grants)
+    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    card = RateCard(
+        key="output",
+        name="Output tokens",
+        feature_key="output-tokens",
+        usage=UsageTerms(UnitPrice(Decimal("0.00001"))),
+        billing_cadence="P1M",
+        entitlement=EntitlementTemplate("metered", limit=Decimal(1000), hard=True),
+    )
+    phases = (Phase(key="default", name="Default", rate_cards=(card,)),)
+    plan = await catalog.create_plan(
+        key="starter", name="Starter", currency="USD", billing_cadence="P1M", phases=phases
+    )
+    await catalog.publish_plan(plan.id)
+    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
+    await catalog.create_subscription(customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1)
+    data = {"tokens": 1200, "type": "output", "model": "m", "provider": "p", "status_code": 200}
+    await metering.insert([Event("e1", "t", "llm.tokens", "acme-agent", datetime(2026, 12, 5, tzinfo=UTC), data)])
+    await events.roll_up()
+    return metering, catalog, grants
+
+
+class Server:
+    def __init__(self) -> None:
+        clock = FrozenClock(NOW)
+        metering, catalog, grants = asyncio.run(setup(clock))
+        app = create_management_app(
+            metering=metering,
+            admin_token=TOKEN,
+            catalog=catalog,
+            unit_grants=UnitGrantService(catalog, grants),
+            api_docs="open",
+        )
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> Server:
+        self.thread.start()
+        wait_until(lambda: http_ok(self.base_url + "/openapi.json"), timeout_s=10)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    running = Server().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Any:
+    return openmeter.Client(endpoint=server.base_url, token=TOKEN)
+
+
+def test_grants_through_the_openmeter_sdk(client: Any) -> None:
+    first = client.customer_entitlement_v2.create_customer_entitlement_grant(
+        "acme",
+        "output-tokens",
+        {"amount": 500, "priority": 1, "effectiveAt": "2026-12-01T00:00:00Z", "metadata": {"reason": "bonus"}},
+    )
+    assert (first.amount, first.priority, first.metadata) == (500, 1, {"reason": "bonus"})
+    second = client.customer_entitlement_v2.create_customer_entitlement_grant(
+        "acme",
+        "output-tokens",
+        {
+            "amount": 300,
+            "priority": 2,
+            "effectiveAt": "2026-12-01T00:00:00Z",
+            "expiration": {"duration": "MONTH", "count": 1},
+        },
+    )
+    assert second.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+    listed = client.customer_entitlement_v2.get_grants("acme", "output-tokens")
+    assert sorted(g.id for g in listed.items_property) == sorted([first.id, second.id])
+
+    value = client.customer_entitlement.get_customer_entitlement_value("acme", "output-tokens")
+    # 1200 used: the allowance's 1000, then 200 of the priority-1 grant; left 300 + 300
+    assert (value.has_access, value.usage, value.balance, value.overage) == (True, 1200, 600, 0)
+    assert value.total_available_grant_amount == 800  # 500 + 300
+
+    history = client.customer_entitlement_v2.get_customer_entitlement_history(
+        "acme", "output-tokens", window_size="DAY"
+    )
+    assert len(history.windowed_history) == 14  # December 1 to 15
+    assert [(w.usage, w.balance_at_start) for w in history.windowed_history[3:6]] == [(0, 1800), (1200, 1800), (0, 600)]
+    (segment,) = history.burndown_history
+    assert (segment.usage, segment.balance_at_start, segment.balance_at_end) == (1200, 1800, 600)
+    assert [(u.grant_id, u.usage) for u in segment.grant_usages] == [(first.id, 200)]
+
+    client.grants.delete(first.id)
+    after = client.customer_entitlement.get_customer_entitlement_value("acme", "output-tokens")
+    # voided now, not retroactively (OpenMeter): the 200 it paid on December 5 stay paid by it, its 300 left
+    # are gone; the other grant's 300 remain. Available from grants: 200 + 300
+    assert (after.has_access, after.balance, after.total_available_grant_amount) == (True, 300, 500)
+
+
+def test_the_subject_route_and_bad_grants(server: Server) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    base = server.base_url + "/api/v1"
+    with httpx.Client(base_url=base, headers=auth) as http:
+        made = http.post(
+            "/subjects/acme-agent/entitlements/output-tokens/grants",
+            json={"amount": "50", "effectiveAt": "2026-12-10T00:00:00Z", "recurrence": {"interval": "WEEK"}},
+        )
+        assert made.status_code == 201
+        assert (made.json()["amount"], made.json()["recurrence"]) == (
+            "50",
+            {"interval": "P1W", "anchor": "2026-12-10T00:00:00Z"},
+        )
+        listed = http.get("/subjects/acme-agent/entitlements/output-tokens/grants").json()
+        assert made.json()["id"] in [g["id"] for g in listed]
+        for body, field in [
+            ({"amount": "0", "effectiveAt": "2026-12-10T00:00:00Z"}, "amount"),
+            ({"amount": "5"}, "effectiveAt"),
+            ({"amount": "5", "effectiveAt": "2026-12-10T00:00:00Z", "priority": 300}, "priority"),
+            (
+                {"amount": "5", "effectiveAt": "2026-12-10T00:00:00Z", "expiration": {"duration": "AGE", "count": 1}},
+                "expiration.duration",
+            ),
+            (
+                {"amount": "5", "effectiveAt": "2026-12-10T00:00:00Z", "recurrence": {"interval": "sometimes"}},
+                "recurrence.interval",
+            ),
+        ]:
+            refused = http.post("/customers/acme/entitlements/output-tokens/grants", json=body)
+            assert refused.status_code == 400, body
+            assert refused.json()["field"] == field
+        assert http.post("/subjects/nobody/entitlements/output-tokens/grants", json={}).status_code == 404
+        assert http.delete("/grants/01NOPE").status_code == 404
