@@ -63,6 +63,8 @@ def build_dashboard(runtime: Runtime, portal: PortalTokens, documents: InvoiceDo
             budgets=runtime.budgets,
             budget_status=runtime.budget_status,
             resync=runtime.stripe_sync.reconcile if runtime.stripe_sync is not None else None,
+            credits=runtime.credits,
+            notifications=runtime.notifications,
         )
     )
 

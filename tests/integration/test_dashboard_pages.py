@@ -125,6 +125,9 @@ async def full(tmp_path: Path) -> AsyncIterator[Env]:
         assert tw.runtime.billing is not None
         await tw.runtime.billing.run_once()
         clock.set(datetime(2026, 12, 2, tzinfo=UTC))
+        grant = {"name": "Welcome credit", "amount": "20", "key": "welcome"}
+        made = await client.post("/api/v1/customers/acme/credits/grants", json=grant, headers=admin)
+        assert made.status_code == 201, made.text
         yield Env(tw, clock, client)
 
 
@@ -200,6 +203,8 @@ async def test_pages_show_exact_numbers_escape_names_and_send_security_headers(f
     acme = (await client.get("/dashboard/customers/acme")).text
     assert "TW-2026-000001" in acme
     assert 'aria-label="output-tokens"' in acme  # the entitlement's bar
+    assert "Welcome credit" in acme
+    assert 'id="credit-balance">$20.00<' in acme
     invoices = (await client.get("/dashboard/invoices")).text
     invoice_id = re.search(r'href="/dashboard/invoices/([0-9A-Z]+)"', invoices)
     assert invoice_id is not None
@@ -294,6 +299,7 @@ async def test_portal_shows_one_customer_and_keeps_the_token_out_of_the_url(full
         assert page.status_code == 200
         assert "Acme Corp" in page.text
         assert "TW-2026-000001" in page.text
+        assert 'id="portal-credits">$20.00<' in page.text
         assert "Globex" not in page.text
         assert "globex-agent" not in page.text
         # another customer's invoice PDF is as if it did not exist

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
@@ -14,6 +15,7 @@ from tollway.clock import Clock
 from tollway.dashboard.reports import BudgetStatusOf
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
+from tollway.notifications.service import NotificationService
 from tollway.portal.tokens import PortalTokens
 from tollway.spend.budgets_service import BudgetService
 
@@ -34,3 +36,5 @@ class DashboardDeps:
     budgets: BudgetService | None = None
     budget_status: BudgetStatusOf | None = None
     resync: Callable[[str], Awaitable[Invoice]] | None = None  # the invoice pushed to Stripe again; None: no Stripe
+    credits: CreditService | None = None  # money credits (prepaid balance) where the process has them
+    notifications: NotificationService | None = None  # the webhook events sent about a customer

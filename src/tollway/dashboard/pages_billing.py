@@ -14,7 +14,14 @@ from tollway.billing.invoicing.lifecycle import STATUSES
 from tollway.billing.invoicing.model import Invoice
 from tollway.dashboard import fmt
 from tollway.dashboard.charts import series_chart
-from tollway.dashboard.reports import active_subscription, budget_bars, entitlement_bars, token_usage
+from tollway.dashboard.reports import (
+    active_subscription,
+    budget_bars,
+    credit_balance,
+    entitlement_bars,
+    recent_notifications,
+    token_usage,
+)
 from tollway.dashboard.security import Session
 from tollway.dashboard.web import Web, form_of
 from tollway.errors import DomainError, NotFoundError, ValidationError
@@ -77,11 +84,13 @@ def routes(web: Web) -> list[BaseRoute]:
         subscriptions = await deps.catalog.subscriptions(customer=customer.key)
         current = active_subscription(subscriptions, now)
         plan = await deps.catalog.plan(current.plan_id) if current is not None else None
-        usage, entitlements, budgets, invoices = await asyncio.gather(
+        usage, entitlements, budgets, invoices, credits, notices = await asyncio.gather(
             token_usage(deps.metering, query, customer=customer.key),
             entitlement_bars(deps.catalog, customer, now),
             budget_bars(deps.budgets, deps.budget_status, customers=[customer.key], consumers=customer.subjects),
             deps.invoices.list(customer=customer.id),
+            credit_balance(deps.credits, customer),
+            recent_notifications(deps.notifications, customer),
         )
         preview: Invoice | None = None
         if current is not None:
@@ -102,6 +111,9 @@ def routes(web: Web) -> list[BaseRoute]:
             "budgets_available": deps.budgets is not None,
             "invoices": sorted(invoices, key=lambda i: i.period_start, reverse=True),
             "preview": preview,
+            "credits": credits,
+            "credits_available": deps.credits is not None,
+            "notices": notices,
         }
 
     async def customer_page(request: Request, session: Session) -> Response:

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from tollway.dashboard import fmt
 from tollway.dashboard.charts import series_chart
 from tollway.dashboard.pages_billing import pdf_response
-from tollway.dashboard.reports import UsageTotals, budget_bars, entitlement_bars, token_usage
+from tollway.dashboard.reports import UsageTotals, budget_bars, credit_balance, entitlement_bars, token_usage
 from tollway.dashboard.security import PORTAL_COOKIE
 from tollway.dashboard.web import Web
 from tollway.errors import DomainError, NotFoundError, UnauthenticatedError
@@ -91,13 +91,15 @@ def routes(web: Web) -> list[BaseRoute]:
                 "invoices": [],
                 "preview": None,
                 "customer": None,
+                "credits": None,
             }
         customer = await deps.catalog.customer(token.customer_key)
-        usage, entitlements, budgets, invoices = await asyncio.gather(
+        usage, entitlements, budgets, invoices, credits = await asyncio.gather(
             token_usage(deps.metering, query, customer=customer.key),
             entitlement_bars(deps.catalog, customer, now),
             budget_bars(deps.budgets, deps.budget_status, customers=[customer.key], consumers=customer.subjects),
             deps.invoices.list(customer=customer.id),
+            credit_balance(deps.credits, customer),
         )
         try:
             preview = await deps.preview.preview(customer.key)
@@ -113,6 +115,7 @@ def routes(web: Web) -> list[BaseRoute]:
             "budgets": budgets,
             "invoices": sorted((i for i in invoices if i.status in SHOWN), key=lambda i: i.period_start, reverse=True),
             "preview": preview,
+            "credits": credits,
         }
 
     async def portal_pdf(request: Request) -> Response:

@@ -10,12 +10,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from tollway.billing.credits.service import CreditBalance, CreditService
 from tollway.billing.customers import Customer
 from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import DomainError
 from tollway.metering.aggregation import MeterQuery, QueryRow
 from tollway.metering.service import MeteringService
+from tollway.notifications.model import Event as NotificationEvent
+from tollway.notifications.model import EventFilter
+from tollway.notifications.service import NotificationService
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.budgets_service import BudgetService
 
@@ -167,3 +171,24 @@ async def budget_bars(
             )
         )
     return bars
+
+
+async def credit_balance(credits: CreditService | None, customer: Customer) -> CreditBalance | None:
+    """The customer's money credits (live, settled, pending) when it has any grant; None otherwise."""
+    if credits is None:
+        return None
+    try:
+        balance = await credits.balance(customer.key)
+    except DomainError:
+        return None
+    return balance if balance.grants or balance.pending_minor else None
+
+
+async def recent_notifications(
+    notifications: NotificationService | None, customer: Customer, limit: int = 10
+) -> list[NotificationEvent] | None:
+    """The newest webhook events about the customer or its subjects; None where notifications are off."""
+    if notifications is None:
+        return None
+    subjects = tuple(dict.fromkeys((customer.key, *customer.subjects)))
+    return await notifications.events(EventFilter(subject_keys=subjects, limit=limit))
