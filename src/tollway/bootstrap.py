@@ -634,8 +634,8 @@ def build_billing_worker(
 
 
 def build_notification_worker(services: Services, count: Count | None = None) -> NotificationWorker | None:
-    """Deliveries and event detection (thresholds, resets, budgets, invoice and subscription events); None when
-    TOLLWAY_NOTIFICATIONS is off."""
+    """Deliveries and event detection (thresholds, resets, budgets, credits, invoice and subscription events);
+    None when TOLLWAY_NOTIFICATIONS is off."""
     return notification_worker(
         services.settings,
         services.clock,
@@ -645,6 +645,7 @@ def build_notification_worker(services: Services, count: Count | None = None) ->
         count,
         budgets=services.budget_usage,
         refresh_budgets=services.spend_keeper.refresh,
+        credits=services.credits,
     )
 
 

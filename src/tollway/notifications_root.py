@@ -8,6 +8,7 @@ from typing import Any
 
 from tollway.adapters.webhooks.sender import HttpWebhookSender, resolve
 from tollway.api.notification_shapes import ApiShapes
+from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.ports import InvoiceStore
 from tollway.billing.service import CatalogService
@@ -16,6 +17,7 @@ from tollway.config.notifications import NotificationsConfig
 from tollway.notifications.apply import DesiredChannel, DesiredRule, apply_notifications
 from tollway.notifications.balance import BalanceWorker
 from tollway.notifications.budgets import BudgetEvents, BudgetReadings
+from tollway.notifications.credits import CreditEvents
 from tollway.notifications.delivery import Count, DeliveryWorker
 from tollway.notifications.entitlements import CatalogEntitlements
 from tollway.notifications.invoices import InvoiceEvents
@@ -36,6 +38,7 @@ def notification_worker(
     *,
     budgets: BudgetReadings | None = None,
     refresh_budgets: Callable[[], Awaitable[object]] | None = None,
+    credits: CreditService | None = None,
 ) -> NotificationWorker | None:
     if not settings.notifications:
         return None
@@ -54,6 +57,8 @@ def notification_worker(
         InvoiceEvents(invoices, service, shapes, clock).run_once,
         SubscriptionEvents(catalog, service, shapes, clock).run_once,
     ]
+    if credits is not None:
+        steps.append(CreditEvents(service, credits, catalog, shapes, clock).run_once)
     on_refused = []
     if budgets is not None:
         budget_events = BudgetEvents(service, budgets, refresh=refresh_budgets)

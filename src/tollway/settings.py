@@ -78,7 +78,7 @@ class Settings:
     notifications: bool = True  # invoice changes notify; the notification worker runs beside the billing worker
     webhook_allow_private: bool = False  # webhooks may reach loopback/private addresses, and http:// (tests, LANs)
     notification_interval_s: float = 1.0  # how often due webhook deliveries are looked for
-    balance_interval_s: float = 2.0  # how often thresholds, resets, invoice and subscription events are looked for
+    balance_interval_s: float = 2.0  # how often threshold, reset, budget, credit, invoice, subscription events are seen
     notification_lease_s: float = 60.0  # a claimed delivery comes back due this long after its worker died
     # failed authentications (consumer keys, admin token) per client address per minute before it gets 429s; 0: off
     auth_failure_limit: int = 60

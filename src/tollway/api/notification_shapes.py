@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tollway.api.credit_codec import balance_json, grant_json
 from tollway.api.customer_codec import encode_customer, encode_entitlement_value
 from tollway.api.feature_codec import encode_feature
 from tollway.api.invoice_codec import invoice_json
 from tollway.api.subscription_codec import encode_subscription
+from tollway.billing.credits.model import CreditGrant
+from tollway.billing.credits.service import CreditBalance
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature
@@ -32,3 +35,9 @@ class ApiShapes:
 
     def entitlement_value(self, value: EntitlementValue) -> dict[str, Any]:
         return encode_entitlement_value(value)
+
+    def grant(self, grant: CreditGrant) -> dict[str, Any]:
+        return grant_json(grant)
+
+    def credit_balance(self, balance: CreditBalance) -> dict[str, Any]:
+        return balance_json(balance)

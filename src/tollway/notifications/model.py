@@ -50,7 +50,8 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     CREDITS_TOPUP,
 )
 ENTITLEMENT_TYPES: Final = frozenset({BALANCE_THRESHOLD, ENTITLEMENT_RESET})  # rules with `features`
-THRESHOLD_RULE_TYPES: Final = frozenset({BALANCE_THRESHOLD, BUDGET_THRESHOLD})  # rules with `thresholds`
+# rules with `thresholds` (credits.balance.low: amounts; credits.expiring: days before the expiry, optional)
+THRESHOLD_RULE_TYPES: Final = frozenset({BALANCE_THRESHOLD, BUDGET_THRESHOLD, CREDITS_BALANCE_LOW, CREDITS_EXPIRING})
 
 WEBHOOK: Final = "WEBHOOK"
 ThresholdType = Literal["PERCENT", "NUMBER", "usage_percentage", "usage_value", "balance_value"]

@@ -10,6 +10,9 @@ from tollway.notifications.model import (
     BALANCE_THRESHOLD,
     BUDGET_EXCEEDED,
     BUDGET_THRESHOLD,
+    CREDITS_BALANCE_LOW,
+    CREDITS_EXPIRING,
+    CREDITS_TOPUP,
     ENTITLEMENT_RESET,
     INVOICE_CREATED,
     INVOICE_PAID,
@@ -78,6 +81,24 @@ def _budget(now: datetime) -> dict[str, Any]:
     }
 
 
+def _grant(now: datetime) -> dict[str, Any]:
+    return {
+        "customer": {"id": "01JCUSTOMER000000000000000", "key": "acme", "name": "Acme Corp"},
+        "grant": {
+            "id": "01JGRANT000000000000000000",
+            "customerId": "01JCUSTOMER000000000000000",
+            "name": "Top-up",
+            "amount": "20",
+            "currency": "USD",
+            "fundingMethod": "external",
+            "effectiveAt": rfc3339(now),
+            "expiresAt": rfc3339(now + timedelta(days=30)),
+            "status": "active",
+        },
+        "balance": "20",
+    }
+
+
 def sample_data(event_type: str, now: datetime) -> dict[str, Any]:
     data: dict[str, Any]
     if event_type == BALANCE_THRESHOLD:
@@ -86,6 +107,16 @@ def sample_data(event_type: str, now: datetime) -> dict[str, Any]:
         data = {**_budget(now), "threshold": {"value": 80, "type": "PERCENT"}}
     elif event_type == BUDGET_EXCEEDED:
         data = {**_budget(now), "cause": "used"}
+    elif event_type == CREDITS_TOPUP:
+        data = _grant(now)
+    elif event_type == CREDITS_EXPIRING:
+        data = {**_grant(now), "expiresAt": rfc3339(now + timedelta(days=30)), "daysBefore": 7}
+    elif event_type == CREDITS_BALANCE_LOW:
+        data = {
+            "customer": {"id": "01JCUSTOMER000000000000000", "key": "acme", "name": "Acme Corp"},
+            "balance": {"currency": "USD", "live": "4.2", "settled": "16", "pending": "0", "grants": []},
+            "threshold": {"value": 5, "type": "NUMBER", "currency": "USD"},
+        }
     elif event_type == ENTITLEMENT_RESET:
         data = _entitlement(now)
     elif event_type in (INVOICE_CREATED, INVOICE_UPDATED, INVOICE_PAID, INVOICE_PAYMENT_FAILED):

@@ -17,6 +17,8 @@ from tollway.clock import Clock
 from tollway.errors import NotFoundError, ValidationError
 from tollway.ids import new_id
 from tollway.notifications.model import (
+    CREDITS_BALANCE_LOW,
+    CREDITS_EXPIRING,
     ENTITLEMENT_TYPES,
     EVENT_TYPES,
     THRESHOLD_RULE_TYPES,
@@ -31,7 +33,7 @@ from tollway.notifications.model import (
 from tollway.notifications.ports import NotificationStore
 from tollway.notifications.samples import sample_data
 from tollway.notifications.signing import RESERVED_HEADERS, new_secret, secret_key
-from tollway.notifications.thresholds import check_thresholds
+from tollway.notifications.thresholds import check_amounts, check_days, check_thresholds
 from tollway.notifications.urls import Resolve, check_url
 
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
@@ -199,7 +201,11 @@ class NotificationService:
                 raise ValidationError(f"channels[{n}]: no channel {channel_id!r}", field=f"channels[{n}]")
         if data.features and data.type not in ENTITLEMENT_TYPES:
             raise ValidationError(f"features apply to entitlement rules only, not {data.type}", field="features")
-        if data.type in THRESHOLD_RULE_TYPES:
+        if data.type == CREDITS_EXPIRING:
+            check_days(data.thresholds)
+        elif data.type == CREDITS_BALANCE_LOW:
+            check_amounts(data.thresholds)
+        elif data.type in THRESHOLD_RULE_TYPES:
             check_thresholds(data.thresholds)
         elif data.thresholds:
             kinds = ", ".join(sorted(THRESHOLD_RULE_TYPES))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from tollway.billing.credits.model import CreditGrant
+from tollway.billing.credits.service import CreditBalance
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature
@@ -23,3 +25,7 @@ class Shapes(Protocol):
     def subscription(self, subscription: Subscription, now: datetime) -> dict[str, Any]: ...
 
     def entitlement_value(self, value: EntitlementValue) -> dict[str, Any]: ...
+
+    def grant(self, grant: CreditGrant) -> dict[str, Any]: ...
+
+    def credit_balance(self, balance: CreditBalance) -> dict[str, Any]: ...

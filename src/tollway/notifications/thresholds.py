@@ -75,3 +75,25 @@ def check_thresholds(thresholds: Sequence[Threshold], field: str = "thresholds")
         if threshold.key in seen:
             raise ValidationError(f"{where} repeats an earlier threshold", field=where)
         seen.add(threshold.key)
+
+
+def check_amounts(thresholds: Sequence[Threshold], field: str = "thresholds") -> None:
+    """credits.balance.low: 1 to 10 amounts (`NUMBER` or `balance_value`, in the balance's currency)."""
+    check_thresholds(thresholds, field)
+    for n, threshold in enumerate(thresholds):
+        if threshold.type not in ("NUMBER", "balance_value"):
+            where = f"{field}[{n}].type"
+            raise ValidationError(f"{where} must be NUMBER or balance_value (an amount of credit)", field=where)
+
+
+def check_days(thresholds: Sequence[Threshold], field: str = "thresholds") -> None:
+    """credits.expiring: none (7 days) or 1 to 10 `NUMBER`s of whole days before the expiry, 1 to 3650."""
+    if not thresholds:
+        return
+    check_thresholds(thresholds, field)
+    for n, threshold in enumerate(thresholds):
+        where = f"{field}[{n}]"
+        if threshold.type != "NUMBER":
+            raise ValidationError(f"{where}.type must be NUMBER (days before the expiry)", field=f"{where}.type")
+        if threshold.value != threshold.value.to_integral_value() or not 1 <= threshold.value <= 3650:
+            raise ValidationError(f"{where}.value must be a whole number of days, 1 to 3650", field=f"{where}.value")
