@@ -260,7 +260,7 @@ def wait_ready(target: Target, timeout: float) -> None:
             raise RuntimeError(f"{target.name} exited early (rc={target.proc.p.returncode}):\n{target.proc.tail()}")
         try:
             status, body = http("POST", target.url + PATH, target.body, headers, timeout=10)
-            if status == 200 and b'"usage"' in body:
+            if status == 200 and (b'"usage"' in body or b"data: [DONE]" in body):  # unary, or a whole stream
                 return
             last = f"HTTP {status}: {body[:300]!r}"
         except OSError as exc:
