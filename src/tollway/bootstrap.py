@@ -34,8 +34,11 @@ from tollway.api.app import create_management_app
 from tollway.asgi import NotReady, TollwayApp
 from tollway.auth_failures import AuthFailures
 from tollway.billing.credits.service import CreditService
+from tollway.billing.credits.topups import TopUps
 from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
+from tollway.billing.invoicing.model import Invoice
+from tollway.billing.invoicing.ports import NOTIFY_CREATED, STRIPE_SYNC
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments, Seller
 from tollway.billing.invoicing.service import InvoiceService
@@ -540,7 +543,20 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
     credit_store = SqlCreditStore(store.engine)
     invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock, credits=credit_store)
-    credits = CreditService(credit_store, catalog_store, clock, preview=invoice_preview)
+    topups = TopUps(
+        credit_store,
+        invoices.store,
+        clock,
+        due=timedelta(days=settings.invoice_due_days),
+        enqueue=((STRIPE_SYNC,) if settings.stripe_secret_key is not None else ())
+        + ((NOTIFY_CREATED,) if settings.notifications else ()),
+    )
+    credits = CreditService(credit_store, catalog_store, clock, preview=invoice_preview, topups=topups)
+
+    async def topup_paid(invoice: Invoice) -> object:
+        return await credits.settle_topups() if invoice.metadata.get("kind") == "topup" else None
+
+    invoices.on_paid = topup_paid
     budget_store = SqlBudgetStore(store.engine, clock)
     counters: CounterStore
     if settings.redis_url:
@@ -630,7 +646,15 @@ def build_billing_worker(
         ),
         credits=services.credits.store,
     )
-    return BillingWorker(closer, sync=sync, release_sync=release_sync, interval_s=settings.billing_interval_s)
+    credits = services.credits
+
+    async def credits_step() -> None:
+        await credits.settle_topups()
+        await credits.check_recharges()
+
+    return BillingWorker(
+        closer, sync=sync, release_sync=release_sync, interval_s=settings.billing_interval_s, credits=credits_step
+    )
 
 
 def build_notification_worker(services: Services, count: Count | None = None) -> NotificationWorker | None:

@@ -11,7 +11,7 @@ from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
 from tollway.api.budgets import Status as BudgetStatusReader
 from tollway.api.budgets import budgets_router
 from tollway.api.consumers import consumers_router
-from tollway.api.credits import credits_router
+from tollway.api.credits import credits_router, recharge_router
 from tollway.api.customers import customers_router
 from tollway.api.docs_pages import ASSETS_URL, OPENAPI_URL, install_docs_pages
 from tollway.api.entitlements import entitlements_router
@@ -113,6 +113,7 @@ def create_management_app(
         app.include_router(budgets_router(budgets, budget_status), dependencies=checked)
     if credits is not None:
         app.include_router(credits_router(credits), dependencies=checked)
+        app.include_router(recharge_router(credits), dependencies=checked)
     if unit_grants is not None:
         app.include_router(unit_grants_router(unit_grants), dependencies=checked)
     if invoice_preview is not None:  # before the invoices router: /invoices/preview is not an invoice id

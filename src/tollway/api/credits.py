@@ -7,12 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from tollway.api.credit_codec import balance_json, decode_grant, grant_json, transaction_json
 from tollway.api.openapi import NON_BLANK, body_schema, problem_responses
-from tollway.api.wire import Json, parse_body
+from tollway.api.wire import Json, Obj, parse_body
+from tollway.billing.credits.model import RechargeRule
 from tollway.billing.credits.service import CreditService
+from tollway.errors import NotFoundError
+from tollway.money import decimal_text, from_minor_units
 
 _DECIMAL: dict[str, Any] = {"pattern": r"^[0-9]+(\.[0-9]+)?$"}
 
@@ -77,10 +80,60 @@ def credits_router(credits: CreditService) -> APIRouter:
         responses=problem_responses(400, 404),
     )
     async def balance(customerIdOrKey: str) -> Json:
-        return balance_json(await credits.balance(customerIdOrKey))
+        found = balance_json(await credits.balance(customerIdOrKey))
+        await credits.check_recharge(customerIdOrKey)  # a balance read below the threshold tops up (once)
+        return found
 
     @router.get("/transactions", summary="The credit ledger, oldest first", responses=problem_responses(404))
     async def transactions(customerIdOrKey: str) -> list[Json]:
         return [transaction_json(r) for r in await credits.transactions(customerIdOrKey)]
+
+    return router
+
+
+def recharge_json(rule: RechargeRule) -> Json:
+    def money(minor: int | None) -> str | None:
+        return None if minor is None else decimal_text(from_minor_units(minor, rule.currency))
+
+    return {
+        "currency": rule.currency,
+        "threshold": money(rule.threshold_minor),
+        "rechargeTo": money(rule.recharge_to_minor),
+        "amount": money(rule.amount_minor),
+        "armed": rule.armed,
+        "recharges": rule.crossings,
+    }
+
+
+def recharge_router(credits: CreditService) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/customers/{customerIdOrKey}/credits/auto-recharge", tags=["credits"])
+
+    @router.put(
+        "",
+        summary="Set auto-recharge: below threshold, one top-up (rechargeTo or a fixed amount) per crossing",
+        responses=problem_responses(400, 404),
+    )
+    async def set_recharge(customerIdOrKey: str, request: Request) -> Json:
+        obj = Obj(parse_body(await request.body()), "", {"threshold", "rechargeTo", "amount", "currency"})
+        rule = await credits.set_recharge(
+            customerIdOrKey,
+            threshold=obj.req_decimal("threshold"),
+            recharge_to=obj.decimal("rechargeTo"),
+            amount=obj.decimal("amount"),
+            currency=obj.currency(),
+        )
+        return recharge_json(rule)
+
+    @router.get("", summary="The customer's auto-recharge rule", responses=problem_responses(404))
+    async def get_recharge(customerIdOrKey: str) -> Json:
+        rule = await credits.recharge_rule(customerIdOrKey)
+        if rule is None:
+            raise NotFoundError("no auto-recharge rule for this customer", field="customerIdOrKey")
+        return recharge_json(rule)
+
+    @router.delete("", summary="Stop auto-recharge", status_code=204, responses=problem_responses(404))
+    async def delete_recharge(customerIdOrKey: str) -> Response:
+        await credits.delete_recharge(customerIdOrKey)
+        return Response(status_code=204)
 
     return router

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance, RechargeRule
 from tollway.billing.credits.ports import check_ledger
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
@@ -61,6 +61,7 @@ class MemoryCreditStore:
         self._grants: dict[str, CreditGrant] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._ledger: list[CreditTransaction] = []
+        self._recharges: dict[str, RechargeRule] = {}
 
     def _balance(self, grant_id: str) -> int:
         return sum(row.amount_minor for row in self._ledger if row.grant_id == grant_id)
@@ -136,6 +137,36 @@ class MemoryCreditStore:
                 raise ConflictError(f"credit grant {grant.id} is {grant.status}", field="credits")
         check_ledger(rows, balances)
         self._ledger.extend(rows)
+
+    async def list_pending(self) -> list[CreditGrant]:
+        return [g for g in self._grants.values() if g.status == "pending"]
+
+    async def get_recharge(self, customer_id: str) -> RechargeRule | None:
+        return self._recharges.get(customer_id)
+
+    async def list_recharges(self) -> list[RechargeRule]:
+        return list(self._recharges.values())
+
+    async def set_recharge(self, rule: RechargeRule) -> RechargeRule:
+        old = self._recharges.get(rule.customer_id)
+        stored = replace(rule, armed=True, crossings=old.crossings if old is not None else 0)
+        self._recharges[rule.customer_id] = stored
+        return stored
+
+    async def delete_recharge(self, customer_id: str) -> None:
+        self._recharges.pop(customer_id, None)
+
+    async def disarm(self, customer_id: str) -> int | None:
+        rule = self._recharges.get(customer_id)
+        if rule is None or not rule.armed:
+            return None
+        self._recharges[customer_id] = replace(rule, armed=False, crossings=rule.crossings + 1)
+        return rule.crossings + 1
+
+    async def arm(self, customer_id: str) -> None:
+        rule = self._recharges.get(customer_id)
+        if rule is not None and not rule.armed:
+            self._recharges[customer_id] = replace(rule, armed=True)
 
     async def close(self) -> None:
         return None

@@ -76,3 +76,15 @@ unit_grants = Table(
     Column("voided_us", BigInteger),
     Index("ix_unit_grants_customer", "customer_id", "feature_key", "created_us"),
 )
+
+credit_recharge = Table(
+    "credit_recharge",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("threshold_minor", BigInteger, nullable=False),
+    Column("recharge_to_minor", BigInteger, comment="top up to this balance, or"),
+    Column("amount_minor", BigInteger, comment="a fixed amount"),
+    Column("armed", Integer, nullable=False, comment="1: the next crossing below the threshold recharges"),
+    Column("crossings", Integer, nullable=False, comment="crossings so far: the grant key auto-recharge:<n>"),
+)

@@ -19,9 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.memory.credits import ended, ending_row, funded_row
-from tollway.adapters.sql.credit_schema import credit_grants, credit_ledger
+from tollway.adapters.sql.credit_schema import credit_grants, credit_ledger, credit_recharge
 from tollway.adapters.sql.engine import failure_text
-from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance, RechargeRule
 from tollway.billing.credits.ports import check_ledger
 from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
 from tollway.metering.events import from_micros, to_micros
@@ -281,6 +281,91 @@ class SqlCreditStore:
             return changed
 
         return await asyncio.to_thread(self._tx, work)
+
+    async def list_pending(self) -> list[CreditGrant]:
+        query = select(credit_grants).where(credit_grants.c.status == "pending").order_by(credit_grants.c.created_us)
+        return await asyncio.to_thread(self._read, lambda c: [grant_from_row(r) for r in c.execute(query)])
+
+    @staticmethod
+    def _rule(row: Any) -> RechargeRule:
+        return RechargeRule(
+            customer_id=row.customer_id,
+            currency=row.currency,
+            threshold_minor=int(row.threshold_minor),
+            recharge_to_minor=None if row.recharge_to_minor is None else int(row.recharge_to_minor),
+            amount_minor=None if row.amount_minor is None else int(row.amount_minor),
+            armed=bool(row.armed),
+            crossings=int(row.crossings),
+        )
+
+    async def get_recharge(self, customer_id: str) -> RechargeRule | None:
+        def work(connection: Connection) -> RechargeRule | None:
+            row = connection.execute(
+                select(credit_recharge).where(credit_recharge.c.customer_id == customer_id)
+            ).first()
+            return None if row is None else self._rule(row)
+
+        return await asyncio.to_thread(self._read, work)
+
+    async def list_recharges(self) -> list[RechargeRule]:
+        query = select(credit_recharge).order_by(credit_recharge.c.customer_id)
+        return await asyncio.to_thread(self._read, lambda c: [self._rule(r) for r in c.execute(query)])
+
+    async def set_recharge(self, rule: RechargeRule) -> RechargeRule:
+        values = {
+            "customer_id": rule.customer_id,
+            "currency": rule.currency,
+            "threshold_minor": rule.threshold_minor,
+            "recharge_to_minor": rule.recharge_to_minor,
+            "amount_minor": rule.amount_minor,
+            "armed": 1,
+            "crossings": 0,
+        }
+
+        def work(connection: Connection) -> RechargeRule:
+            upsert = (
+                self._insert(credit_recharge)
+                .values(**values)
+                .on_conflict_do_update(
+                    index_elements=["customer_id"],
+                    set_={k: v for k, v in values.items() if k not in ("customer_id", "crossings")},
+                )
+            )
+            connection.execute(upsert)
+            row = connection.execute(
+                select(credit_recharge).where(credit_recharge.c.customer_id == rule.customer_id)
+            ).one()
+            return self._rule(row)
+
+        return await asyncio.to_thread(self._tx, work)
+
+    async def delete_recharge(self, customer_id: str) -> None:
+        def work(connection: Connection) -> None:
+            connection.execute(credit_recharge.delete().where(credit_recharge.c.customer_id == customer_id))
+
+        await asyncio.to_thread(self._tx, work)
+
+    async def disarm(self, customer_id: str) -> int | None:
+        def work(connection: Connection) -> int | None:
+            won = connection.execute(
+                update(credit_recharge)
+                .where(credit_recharge.c.customer_id == customer_id, credit_recharge.c.armed == 1)
+                .values(armed=0, crossings=credit_recharge.c.crossings + 1)
+                .returning(credit_recharge.c.crossings)
+            ).first()
+            return None if won is None else int(won[0])
+
+        return await asyncio.to_thread(self._tx, work)
+
+    async def arm(self, customer_id: str) -> None:
+        def work(connection: Connection) -> None:
+            connection.execute(
+                update(credit_recharge)
+                .where(credit_recharge.c.customer_id == customer_id, credit_recharge.c.armed == 0)
+                .values(armed=1)
+            )
+
+        await asyncio.to_thread(self._tx, work)
 
     async def close(self) -> None:
         return None

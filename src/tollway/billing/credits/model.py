@@ -56,6 +56,21 @@ class CreditTransaction:
 
 
 @dataclass(frozen=True)
+class RechargeRule:
+    """Auto-recharge: when the live balance falls below `threshold_minor`, one top-up (a grant funded by
+    invoice) of `amount_minor`, or up to `recharge_to_minor`; armed again once the balance is back at or above
+    the threshold. `crossings` numbers the top-ups: the n-th has the grant key auto-recharge:<n>."""
+
+    customer_id: str
+    currency: str
+    threshold_minor: int
+    recharge_to_minor: int | None = None
+    amount_minor: int | None = None
+    armed: bool = True
+    crossings: int = 0
+
+
+@dataclass(frozen=True)
 class GrantBalance:
     grant: CreditGrant
     balance_minor: int

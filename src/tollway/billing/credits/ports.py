@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance, RechargeRule
 from tollway.errors import ConflictError
 
 
@@ -54,6 +54,27 @@ class CreditStore(Protocol):
         """`voided` or `expired`: the status changes and a row takes what was left (none when nothing was).
         A no-op when it already has that status; ConflictError when it ended the other way."""
         ...
+
+    async def list_pending(self) -> list[CreditGrant]:
+        """Grants waiting for their payment (status pending), oldest first."""
+        ...
+
+    async def get_recharge(self, customer_id: str) -> RechargeRule | None: ...
+
+    async def list_recharges(self) -> list[RechargeRule]: ...
+
+    async def set_recharge(self, rule: RechargeRule) -> RechargeRule:
+        """Create or replace the customer's rule (armed, keeping its crossings count)."""
+        ...
+
+    async def delete_recharge(self, customer_id: str) -> None: ...
+
+    async def disarm(self, customer_id: str) -> int | None:
+        """Atomically: if armed, disarm and count one more crossing, answering its number; else None (another
+        process, or an earlier call, took this crossing)."""
+        ...
+
+    async def arm(self, customer_id: str) -> None: ...
 
     async def close(self) -> None: ...
 

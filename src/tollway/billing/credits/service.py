@@ -9,8 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tollway.billing.credits.model import CreditGrant, CreditTransaction, FundingMethod, GrantBalance
+from tollway.billing.credits.model import CreditGrant, CreditTransaction, FundingMethod, GrantBalance, RechargeRule
 from tollway.billing.credits.ports import CreditStore
+from tollway.billing.credits.topups import BEFORE_PAYMENT, TopUps
 from tollway.billing.customers import Customer
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.periods import add_cadence, parse_cadence
@@ -60,8 +61,15 @@ def exact_minor(amount: Decimal, currency: str, name: str) -> int:
 
 class CreditService:
     def __init__(
-        self, store: CreditStore, catalog: CatalogStore, clock: Clock, *, preview: InvoicePreview | None = None
+        self,
+        store: CreditStore,
+        catalog: CatalogStore,
+        clock: Clock,
+        *,
+        preview: InvoicePreview | None = None,
+        topups: TopUps | None = None,
     ) -> None:
+        self._topups = topups  # without it, a grant funded by invoice waits for an activation from outside
         self._store = store
         self._catalog = catalog
         self._clock = clock
@@ -121,13 +129,14 @@ class CreditService:
             funding_method=new.funding_method,
             priority=new.priority,
             effective_at=effective,
-            status="pending" if new.funding_method == "invoice" else "active",
+            status="pending" if new.funding_method == "invoice" and not _before_payment(customer) else "active",
             created_at=now,
             expires_after=new.expires_after,
             expires_at=expires_at,
             key=new.key,
             features=None if new.features is None else tuple(sorted(set(new.features))),
             price_minor=price_minor,
+            invoice_id=new_id(now) if new.funding_method == "invoice" and self._topups is not None else None,
             metadata=dict(new.metadata),
         )
         stored, created = await self._store.create_grant(grant)
@@ -135,7 +144,78 @@ class CreditService:
             raise ConflictError(
                 f"key {new.key!r} was already used by credit grant {stored.id} with other parameters", field="key"
             )
+        if self._topups is not None and stored.invoice_id is not None:
+            await self._topups.invoice(stored)  # a repeat (or a retry after a crash) stores nothing new
         return stored, created
+
+    async def settle_topups(self) -> list[CreditGrant]:
+        """Bought grants whose invoice was paid become active."""
+        return [] if self._topups is None else await self._topups.settle()
+
+    # -- auto-recharge -------------------------------------------------------------------------------
+
+    async def set_recharge(
+        self,
+        customer_ref: str,
+        *,
+        threshold: Decimal,
+        recharge_to: Decimal | None,
+        amount: Decimal | None,
+        currency: str | None = None,
+    ) -> RechargeRule:
+        customer = await self.customer(customer_ref)
+        if (recharge_to is None) == (amount is None):
+            raise ValidationError("give one of rechargeTo or amount", field="rechargeTo")
+        code = await self._currency(customer, currency)
+        threshold_minor = exact_minor(threshold, code, "threshold")
+        to_minor = None if recharge_to is None else exact_minor(recharge_to, code, "rechargeTo")
+        amount_minor = None if amount is None else exact_minor(amount, code, "amount")
+        if to_minor is not None and to_minor <= threshold_minor:
+            raise ValidationError("rechargeTo must be above the threshold", field="rechargeTo")
+        if amount_minor is not None and amount_minor <= 0:
+            raise ValidationError("amount must be more than 0", field="amount")
+        rule = RechargeRule(customer.id, code, threshold_minor, to_minor, amount_minor)
+        return await self._store.set_recharge(rule)
+
+    async def recharge_rule(self, customer_ref: str) -> RechargeRule | None:
+        return await self._store.get_recharge((await self.customer(customer_ref)).id)
+
+    async def delete_recharge(self, customer_ref: str) -> None:
+        await self._store.delete_recharge((await self.customer(customer_ref)).id)
+
+    async def check_recharge(self, customer_ref: str) -> CreditGrant | None:
+        """Below the threshold: one top-up per crossing (the database decides which caller takes it, and the
+        grant key auto-recharge:<n> makes it once); back at or above it: armed again."""
+        customer = await self.customer(customer_ref)
+        rule = await self._store.get_recharge(customer.id)
+        if rule is None:
+            return None
+        live = (await self.balance(customer.id, rule.currency)).live_minor
+        if live >= rule.threshold_minor:
+            await self._store.arm(customer.id)
+            return None
+        crossing = await self._store.disarm(customer.id)
+        if crossing is None:
+            return None  # this crossing was taken
+        topup = rule.amount_minor if rule.amount_minor is not None else (rule.recharge_to_minor or 0) - live
+        new = NewGrant(
+            name=f"Auto-recharge #{crossing}",
+            amount=from_minor_units(topup, rule.currency),
+            currency=rule.currency,
+            funding_method="invoice",
+            key=f"auto-recharge:{crossing}",
+        )
+        grant, _ = await self.create(customer.id, new)
+        return grant
+
+    async def check_recharges(self) -> list[CreditGrant]:
+        """Every customer with a rule (the billing worker's round)."""
+        made = []
+        for rule in await self._store.list_recharges():
+            grant = await self.check_recharge(rule.customer_id)
+            if grant is not None:
+                made.append(grant)
+        return made
 
     async def grants(self, customer_ref: str) -> list[CreditGrant]:
         customer = await self.customer(customer_ref)
@@ -185,6 +265,10 @@ class CreditService:
         return [
             await self._store.end(g.id, "expired", at=self._clock.now()) for g in await self._store.expiring(before)
         ]
+
+
+def _before_payment(customer: Customer) -> bool:
+    return str(customer.metadata.get(BEFORE_PAYMENT, "")).lower() == "true"
 
 
 def _same(stored: CreditGrant, asked: CreditGrant, *, explicit_effective: bool) -> bool:

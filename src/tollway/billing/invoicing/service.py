@@ -4,6 +4,7 @@ offending field; an issued invoice never changes except its status (and its Stri
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from tollway.billing.invoicing.lifecycle import STATUSES
@@ -38,6 +39,7 @@ class InvoiceService:
         self._due = due
         self._stripe = stripe
         self._notify = notify  # issuing and status changes enqueue notification rows (tollway.notifications)
+        self.on_paid: Callable[[Invoice], Awaitable[object]] | None = None  # e.g. bought credits become active
 
     @property
     def store(self) -> InvoiceStore:
@@ -86,7 +88,10 @@ class InvoiceService:
     async def mark_paid(self, invoice_id: str, *, at: datetime | None = None, sync_stripe: bool = True) -> Invoice:
         """Issued or uncollectible -> paid (collected outside Stripe). When Stripe is on, its copy is settled
         so that Stripe never charges it too: a draft deleted, an open invoice paid out of band."""
-        return await self._change(invoice_id, "paid", at or self._clock.now(), sync_stripe=sync_stripe)
+        paid = await self._change(invoice_id, "paid", at or self._clock.now(), sync_stripe=sync_stripe)
+        if self.on_paid is not None:
+            await self.on_paid(paid)
+        return paid
 
     async def _change(self, invoice_id: str, status: InvoiceStatus, at: datetime, *, sync_stripe: bool) -> Invoice:
         """The status change with, in the same transaction, the outbox row that brings Stripe in line (a draft

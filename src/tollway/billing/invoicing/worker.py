@@ -25,7 +25,9 @@ class BillingWorker:
         sync: SyncStep | None = None,
         release_sync: SyncStep | None = None,
         interval_s: float = 30.0,
+        credits: SyncStep | None = None,
     ) -> None:
+        self._credits = credits  # bought credits whose invoice was paid become active; auto-recharge checks
         self._closer = closer
         self._sync = sync
         self._release_sync = release_sync
@@ -49,6 +51,12 @@ class BillingWorker:
         except Exception as exc:
             self.failures_total += 1
             log.warning("billing worker: period close failed: %s", exc)
+        if self._credits is not None:
+            try:
+                await self._credits()
+            except Exception as exc:
+                self.failures_total += 1
+                log.warning("billing worker: credits step failed: %s", exc)
         if self._sync is not None:
             try:
                 await self._sync()

@@ -1,0 +1,158 @@
+"""Top-ups and auto-recharge of money credits, on the memory fake, SQLite and PostgreSQL (two service stacks on
+their own engines: two processes): a bought grant ("pay $18 for $20") gets an issued invoice for its price and
+becomes active when that invoice is paid (mark-paid), or at once for a customer who receives credits before
+payment; a burst of 20 concurrent balance checks per process below the threshold makes one top-up invoice,
+never a second until the balance went back above it. Amounts worked out by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tollway.adapters.memory.catalog import MemoryCatalogStore
+from tollway.adapters.memory.credits import MemoryCreditStore
+from tollway.adapters.memory.invoices import MemoryInvoiceStore
+from tollway.adapters.memory.store import MemoryEventStore
+from tollway.adapters.sql.credits import SqlCreditStore
+from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.invoices import SqlInvoiceStore
+from tollway.adapters.sql.migrate import upgrade
+from tollway.billing.credits.service import CreditService, NewGrant
+from tollway.billing.credits.topups import TopUps
+from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore
+from tollway.billing.invoicing.service import InvoiceService
+from tollway.billing.service import CatalogService
+from tollway.clock import FrozenClock
+from tollway.metering.service import MeteringService
+
+NOW = datetime(2026, 12, 10, tzinfo=UTC)
+
+
+@dataclass
+class Stack:
+    credits: CreditService
+    invoices: InvoiceService
+
+
+@dataclass
+class World:
+    one: Stack
+    two: Stack
+    store: InvoiceStore
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    clock = FrozenClock(NOW)
+    metering = MeteringService(MemoryEventStore(clock), clock)
+    catalog_store = MemoryCatalogStore()
+    catalog = CatalogService(catalog_store, metering, clock)
+    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-agent"], currency="USD")
+    await catalog.create_customer(
+        key="trusted", name="Trusted", subjects=["t"], currency="USD", metadata={"credits_before_payment": "true"}
+    )
+    engines: list[Any] = []
+    stacks: list[Stack] = []
+    memory_credits = MemoryCreditStore()
+    memory_invoices = MemoryInvoiceStore(clock, credits=memory_credits)
+    url = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'topups.db'}"
+    elif request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    for n in range(2):
+        if url is None:
+            credit_store: Any = memory_credits
+            invoice_store: InvoiceStore = memory_invoices
+        else:
+            engines.append(create_sql_engine(url))
+            if n == 0:
+                await asyncio.to_thread(upgrade, engines[0])
+            credit_store = SqlCreditStore(engines[-1])
+            invoice_store = SqlInvoiceStore(engines[-1], clock)
+        topups = TopUps(credit_store, invoice_store, clock, enqueue=(STRIPE_SYNC,))
+        credits = CreditService(credit_store, catalog_store, clock, topups=topups)
+        invoices = InvoiceService(invoice_store, catalog_store, clock, stripe=True)
+
+        async def paid(_: object, credits: CreditService = credits) -> object:
+            return await credits.settle_topups()
+
+        invoices.on_paid = paid
+        stacks.append(Stack(credits, invoices))
+    yield World(stacks[0], stacks[1], stacks[0].invoices.store)
+    for engine in engines:
+        engine.dispose()
+
+
+async def test_a_bought_grant_is_invoiced_at_its_price_and_active_once_paid(world: World) -> None:
+    credits = world.one.credits
+    grant, _ = await credits.create(
+        "acme", NewGrant(name="Starter pack", amount=Decimal("20"), funding_method="invoice", price=Decimal("18"))
+    )
+    assert grant.status == "pending"
+    assert grant.invoice_id is not None
+    invoice = await world.store.get_invoice(grant.invoice_id)
+    assert invoice is not None
+    assert (invoice.status, invoice.total_minor, invoice.metadata["kind"]) == ("issued", 1800, "topup")
+    assert invoice.lines[0].description == "Credits top-up: Starter pack ($20.00 of credits)"
+    assert [item.kind for item in await world.store.get_outbox(invoice.id)] == [STRIPE_SYNC]
+    balance = await credits.balance("acme")
+    assert (balance.settled_minor, balance.pending_minor) == (0, 2000)
+    await world.two.invoices.mark_paid(invoice.id)  # the other process marks it paid
+    assert (await credits.get("acme", grant.id)).status == "active"
+    balance = await credits.balance("acme")
+    assert (balance.settled_minor, balance.live_minor, balance.pending_minor) == (2000, 2000, 0)
+    ledger = await credits.transactions("acme")
+    assert [(r.kind, r.amount_minor) for r in ledger] == [("funded", 2000)]
+    again, created = await credits.create(
+        "acme", NewGrant(name="x", amount=Decimal("5"), funding_method="invoice", key="k")
+    )
+    assert created
+    await credits.create("acme", NewGrant(name="x", amount=Decimal("5"), funding_method="invoice", key="k"))
+    topups = [
+        i for i in await world.store.list_invoices(customer_id=again.customer_id) if i.metadata.get("kind") == "topup"
+    ]
+    assert len(topups) == 2  # the repeated key made no second invoice
+
+
+async def test_a_customer_trusted_before_payment_gets_the_credits_at_once(world: World) -> None:
+    grant, _ = await world.one.credits.create(
+        "trusted", NewGrant(name="Pack", amount=Decimal("50"), funding_method="invoice")
+    )
+    assert grant.status == "active"
+    assert grant.invoice_id is not None
+    invoice = await world.store.get_invoice(grant.invoice_id)
+    assert invoice is not None
+    assert (invoice.status, invoice.total_minor) == ("issued", 5000)
+    assert (await world.one.credits.balance("trusted")).settled_minor == 5000
+
+
+async def test_auto_recharge_once_per_crossing_under_a_burst(world: World) -> None:
+    one, two = world.one.credits, world.two.credits
+    rule = await one.set_recharge("acme", threshold=Decimal("10"), recharge_to=Decimal("50"), amount=None)
+    assert (rule.threshold_minor, rule.recharge_to_minor, rule.armed) == (1000, 5000, True)
+    start, _ = await one.create("acme", NewGrant(name="Promo", amount=Decimal("4")))  # $4 < $10: below
+    made = await asyncio.gather(*(c.check_recharge("acme") for _ in range(20) for c in (one, two)))
+    topups = [g for g in made if g is not None]
+    assert len(topups) == 1
+    (topup,) = topups
+    assert (topup.amount_minor, topup.key, topup.status) == (4600, "auto-recharge:1", "pending")  # up to $50
+    invoices = [i for i in await world.store.list_invoices() if i.metadata.get("kind") == "topup"]
+    assert [i.total_minor for i in invoices] == [4600]
+    # still below (the top-up is not paid): nothing more
+    assert await two.check_recharge("acme") is None
+    assert topup.invoice_id is not None
+    await world.one.invoices.mark_paid(topup.invoice_id)  # $50 now: above, armed again
+    assert await one.check_recharge("acme") is None
+    assert (await one.recharge_rule("acme")).armed is True  # type: ignore[union-attr]
+    await one.void("acme", topup.id)  # $4 again: the second crossing
+    second = await asyncio.gather(*(c.check_recharge("acme") for _ in range(10) for c in (one, two)))
+    assert [g.key for g in second if g is not None] == ["auto-recharge:2"]
+    assert start.status == "active"
