@@ -390,3 +390,20 @@ async def test_a_customer_edited_while_stripe_creates_its_copy_keeps_the_edit(
     (stripe_customer,) = fake.state.customers.values()
     linked = customers.by_id["cus01"]
     assert (linked.name, linked.stripe_customer_id) == ("Acme Inc", stripe_customer["id"])
+
+
+async def test_credits_applied_reach_stripe_as_a_negative_item_so_it_collects_the_total_due(
+    fake: FakeStripe, store: CrashingStore, sync: StripeSync, clock: FrozenClock
+) -> None:
+    usage = InvoiceLine("usage", "output", "2,700,000 output tokens x $0.00001", JAN, FEB, Decimal("27"), 2700)
+    credit = InvoiceLine("credit", "credits", "Credits applied: December credits", JAN, FEB, Decimal("-20"), -2000)
+    draft = Invoice(
+        "inv09", ACME.id, "USD", "draft", JAN, FEB, (usage, credit), 700, subscription_id="sub01", billing_key="sub01:c"
+    )
+    issue = IssueRequest(issued_at=clock.now(), due_at=clock.now() + timedelta(days=14), enqueue=(STRIPE_SYNC,))
+    assert await store.create_invoice(draft, issue=issue) is not None
+    assert await sync.run_once() == 1
+    (stripe_invoice,) = fake.state.invoices.values()
+    items = {i["description"]: i["amount"] for i in fake.items_of(stripe_invoice["id"])}
+    assert items == {"2,700,000 output tokens x $0.00001": 2700, "Credits applied: December credits": -2000}
+    assert sum(items.values()) == 700  # what Stripe collects: the items' sum, Tollway's total due
