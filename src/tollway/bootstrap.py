@@ -31,6 +31,7 @@ from tollway.adapters.stripe.sync import StripeSync
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.adapters.webhooks.sender import resolve
 from tollway.api.app import create_management_app
+from tollway.api.billing_profiles import BillingProfileInfo
 from tollway.asgi import NotReady, TollwayApp
 from tollway.auth_failures import AuthFailures
 from tollway.billing.credits.service import CreditService
@@ -896,6 +897,14 @@ def build_app(runtime: Runtime) -> TollwayApp:
             else None
         ),
         notifications=runtime.notifications,
+        billing_profile=BillingProfileInfo(
+            seller_name=settings.seller_name,
+            seller_email=settings.seller_email,
+            seller_address=settings.seller_address,
+            invoice_grace_s=settings.invoice_grace_s,
+            invoice_due_days=settings.invoice_due_days,
+            stripe=settings.stripe_secret_key is not None,
+        ),
         invoice_documents=(
             _documents(settings, runtime.invoices, runtime.catalog) if runtime.invoices is not None else None
         ),

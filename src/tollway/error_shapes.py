@@ -37,6 +37,7 @@ SHAPES: Mapping[ErrorKind, ErrorShape] = MappingProxyType(
         ErrorKind.RATE_LIMITED: ErrorShape(429, "rate_limit_error", "rate_limit_error"),
         ErrorKind.LIMIT_EXCEEDED: ErrorShape(429, "insufficient_quota", "rate_limit_error", "insufficient_quota"),
         ErrorKind.INTERNAL: ErrorShape(500, "api_error", "api_error", "internal_error"),
+        ErrorKind.NOT_SUPPORTED: ErrorShape(501, "invalid_request_error", "invalid_request_error"),
         ErrorKind.UPSTREAM: ErrorShape(502, "api_error", "api_error"),
         ErrorKind.UNAVAILABLE: ErrorShape(503, "api_error", "api_error"),
         ErrorKind.UPSTREAM_TIMEOUT: ErrorShape(504, "api_error", "api_error"),
@@ -44,7 +45,9 @@ SHAPES: Mapping[ErrorKind, ErrorShape] = MappingProxyType(
     }
 )
 _KIND_BY_STATUS: Mapping[int, ErrorKind] = MappingProxyType(
-    {shape.status: kind for kind, shape in reversed(list(SHAPES.items()))}  # reversed: the first kind wins
+    {  # reversed: the first kind wins; an upstream's 501 stays an upstream failure
+        shape.status: kind for kind, shape in reversed(list(SHAPES.items())) if kind is not ErrorKind.NOT_SUPPORTED
+    }
 )
 
 

@@ -24,6 +24,9 @@ class ErrorKind(Enum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     OVERLOADED = "overloaded"
     INTERNAL = "internal"
+    # an operation of an API Tollway speaks (OpenMeter's) that it does not implement; the message names
+    # the alternative
+    NOT_SUPPORTED = "not_supported"
 
 
 class DomainError(Exception):
@@ -126,6 +129,12 @@ class RateLimitedError(DomainError):
 
 class InternalError(DomainError):
     kind = ErrorKind.INTERNAL
+
+
+class NotSupportedError(DomainError):
+    """An operation Tollway's API shape includes but Tollway cannot express (answered 501, naming what to use)."""
+
+    kind = ErrorKind.NOT_SUPPORTED
 
 
 class ConfigError(Exception):

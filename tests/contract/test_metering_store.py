@@ -29,6 +29,7 @@ from tollway.errors import ConflictError
 from tollway.metering.aggregation import MeterQuery, parse_zone
 from tollway.metering.events import Event
 from tollway.metering.meters import Aggregation, Meter, WindowSize
+from tollway.metering.ports import EventFilter
 from tollway.metering.service import MeteringService, Store
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -126,6 +127,28 @@ async def test_subjects_are_read_a_page_at_a_time_counted_and_found_by_key(store
     assert found is not None
     assert (found.key, found.first_seen) == ("c", NOW)
     assert await store.get_subject("zz") is None
+
+
+async def test_events_are_listed_newest_first_with_openmeters_filters(store: Store) -> None:
+    other = replace(ev(9, subject="globex", minutes=5), type="llm.tokens", data={"tokens": 3})
+    await store.insert_events([ev(1, minutes=0), ev(2, minutes=10), other, ev(3, subject="Zoë Doe", minutes=10)])
+    listed = await store.list_events(EventFilter())
+    # by event time, newest first; two at the same time: the later ingested first; every type
+    assert [(row.event.id, row.event.type) for row in listed] == [
+        ("e3", "api.call"),
+        ("e2", "api.call"),
+        ("e9", "llm.tokens"),
+        ("e1", "api.call"),
+    ]
+    assert listed[0].event == ev(3, subject="Zoë Doe", minutes=10)
+    assert {row.ingested_at for row in listed} == {NOW}
+    assert [r.event.id for r in await store.list_events(EventFilter(limit=2))] == ["e3", "e2"]
+    window = EventFilter(start=BASE + timedelta(minutes=5), end=BASE + timedelta(minutes=10))
+    assert [r.event.id for r in await store.list_events(window)] == ["e9"]  # start inclusive, end exclusive
+    assert [r.event.id for r in await store.list_events(EventFilter(subjects=("Zoë Doe",)))] == ["e3"]
+    assert [r.event.id for r in await store.list_events(EventFilter(event_id="e2"))] == ["e2"]
+    assert await store.list_events(EventFilter(ingested_from=NOW + timedelta(seconds=1))) == []
+    assert len(await store.list_events(EventFilter(ingested_from=NOW, ingested_to=NOW))) == 4  # both inclusive
 
 
 async def test_missing_and_non_numeric_values_are_skipped_and_counted(store: Store) -> None:

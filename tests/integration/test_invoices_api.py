@@ -162,7 +162,12 @@ async def test_issue_assigns_numbers_and_transitions_follow_the_lifecycle(world:
     assert (await world.client.post(f"/api/v1/invoices/{world.october_id}/void", headers=AUTH)).status_code == 409
 
     voided = await world.client.post(f"/api/v1/billing/invoices/{world.opening_id}/void", headers=AUTH)
-    assert (voided.json()["status"], voided.json()["number"]) == ("void", "TW-2026-000001")
+    # OpenMeter's paths speak its InvoiceStatus enum (voided); Tollway's own keeps Stripe's spelling (void)
+    assert (voided.json()["status"], voided.json()["number"]) == ("voided", "TW-2026-000001")
+    own = await world.client.get(f"/api/v1/invoices/{world.opening_id}", headers=AUTH)
+    assert own.json()["status"] == "void"
+    listed = await world.client.get("/api/v1/billing/invoices", params={"statuses": "voided"}, headers=AUTH)
+    assert [(i["id"], i["status"]) for i in listed.json()["items"]] == [(world.opening_id, "voided")]
     assert [o.kind for o in await world.store.get_outbox(world.opening_id)] == [STRIPE_SYNC, STRIPE_VOID]
     openmeter = await world.client.get(f"/api/v1/billing/invoices/{world.opening_id}", headers=AUTH)
     assert openmeter.json()["voidedAt"] == "2026-11-21T02:00:00Z"

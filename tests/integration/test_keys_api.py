@@ -225,7 +225,7 @@ def test_cli_commands_manage_keys_that_running_gateways_pick_up(workdir: Path) -
         assert seconds_until_refused((gateway,), key, started)[0] < PROPAGATION_LIMIT_S
 
         for args, message in [
-            (("consumers", "create", "bad name"), "username must be"),
+            (("consumers", "create", "team/bad"), "username must be"),
             (("keys", "create", "nobody"), "consumer 'nobody' not found"),
             (("keys", "create", "hooli", "--expires-in", "soon"), "--expires-in"),
             (("keys", "create", "hooli", "--expires-at", "2020-01-01T00:00:00Z"), "expiresAt must be in the future"),

@@ -40,7 +40,23 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 # An event's time may be at most 5 minutes ahead of the server's clock: a bound relative to the time of the
 # request, which a schema cannot state.
-include-name = "POST /api/v1/events"
+include-name = ["POST /api/v1/events", "POST /api/v3/openmeter/events"]
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# OpenMeter's "invoice pending lines": Tollway cannot express it and answers a documented 501 problem
+include-name = "POST /api/v1/billing/invoices/invoice"
+checks.not_a_server_error.enabled = false
+
+[[operations]]
+# an event listing's and a meter query's time range must be ordered; a v3 meter's JSONPaths must parse
+include-name = [
+    "GET /api/v1/events",
+    "POST /api/v1/meters/{slug}/query",
+    "GET /api/v1/meters/{slug}/subjects",
+    "GET /api/v1/meters/{slug}/group-by/{key}/values",
+    "POST /api/v3/openmeter/meters",
+]
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]

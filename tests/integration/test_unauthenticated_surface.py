@@ -68,7 +68,7 @@ async def test_an_unserved_method_answers_405_with_allow(tmp_path: Path) -> None
             ("TRACE", "/api/v1/meters", "GET, POST"),
             ("TRACE", "/api/v1/meters/llm_tokens", "GET, DELETE"),
             ("PUT", "/api/v1/consumers/acme-corp", "GET, PATCH, DELETE"),
-            ("OPTIONS", "/api/v1/events", "POST"),
+            ("OPTIONS", "/api/v1/events", "GET, POST"),
             ("TRACE", "/api/v1/invoices/preview", "GET"),
         ):
             response = await composed.client.request(method, path, headers=ADMIN)

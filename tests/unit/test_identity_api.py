@@ -114,7 +114,7 @@ async def test_consumer_lifecycle(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"username": "bad name"}, "username"),
+        ({"username": "team/bad"}, "username"),
         ({"username": "acme", "models": ["unknown-model"]}, "models"),
         ({"username": "acme", "models": "demo"}, "models"),
         ({"username": "acme", "metadata": {"n": 1}}, "metadata.n"),

@@ -32,7 +32,7 @@ def service(store: MemoryIdentityStore, clock: FrozenClock) -> IdentityService:
     return IdentityService(store, clock, known_models=frozenset({"demo", "gpt-4o", "smart"}))
 
 
-@pytest.mark.parametrize("username", ["", "bad name", "-leading-dash", "x" * 129, "semi;colon", "é"])
+@pytest.mark.parametrize("username", ["", "bad/name", "-leading-dash", "x" * 129, "semi;colon", "é "])
 async def test_a_bad_username_is_refused_and_changes_nothing(
     service: IdentityService, store: MemoryIdentityStore, username: str
 ) -> None:
@@ -44,11 +44,18 @@ async def test_a_bad_username_is_refused_and_changes_nothing(
 
 
 async def test_usernames_of_the_config_pattern_are_accepted(service: IdentityService) -> None:
-    for username in ["a", "acme-corp", "team.ai:bot/7@eu", "X" * 128]:
+    for username in ["a", "acme-corp", "team.ai:bot_7@eu", "Jane Doe", "Zoë", "山田 太郎", "X" * 128]:
         created = await service.create_consumer(username)
         assert created.username == username
         assert created.managed_by == "api"
         assert created.created_at == created.updated_at == NOW
+
+
+@pytest.mark.parametrize("username", ["team/a", " lead", "trail ", "_x", "", "X" * 129, "tab\tin"])
+async def test_usernames_a_path_could_not_address_are_refused(service: IdentityService, username: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        await service.create_consumer(username)
+    assert refused.value.field == "username"
 
 
 async def test_models_must_be_configured_and_metadata_strings(service: IdentityService) -> None:

@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from tollway import __version__
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import AdminGate, admin_guard
+from tollway.api.billing_profiles import BillingProfileInfo, billing_profiles_router
 from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
 from tollway.api.budgets import Status as BudgetStatusReader
 from tollway.api.budgets import budgets_router
@@ -14,14 +15,17 @@ from tollway.api.consumers import consumers_router
 from tollway.api.credits import credits_router, recharge_router
 from tollway.api.customers import customers_router
 from tollway.api.docs_pages import ASSETS_URL, OPENAPI_URL, install_docs_pages
+from tollway.api.entitlement_list import entitlement_list_router
 from tollway.api.entitlements import entitlements_router
 from tollway.api.errors import install_error_handlers
-from tollway.api.events import events_router
+from tollway.api.events import events_router, v3_events_router
 from tollway.api.features import features_router
 from tollway.api.invoice_documents import invoice_documents_router
 from tollway.api.invoices import invoices_router
 from tollway.api.invoices_preview import invoices_preview_router
+from tollway.api.meter_values import meter_values_router
 from tollway.api.meters import meters_router
+from tollway.api.meters_v3 import meters_v3_router
 from tollway.api.notifications import notifications_router
 from tollway.api.openapi import install_openapi
 from tollway.api.params import refuse_nul
@@ -64,6 +68,7 @@ def create_management_app(
     budget_status: BudgetStatusReader | None = None,
     credits: CreditService | None = None,
     unit_grants: UnitGrantService | None = None,
+    billing_profile: BillingProfileInfo | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Tollway management API",
@@ -94,7 +99,10 @@ def create_management_app(
     install_docs_pages(app, access=api_docs, guard=guard)
     checked = [guard, Depends(refuse_nul)]  # the admin token first: a stranger learns nothing from a 400
     app.include_router(events_router(metering), dependencies=checked)
+    app.include_router(v3_events_router(metering), dependencies=checked)
     app.include_router(meters_router(metering), dependencies=checked)
+    app.include_router(meter_values_router(metering), dependencies=checked)
+    app.include_router(meters_v3_router(metering), dependencies=checked)
     app.include_router(subjects_router(metering), dependencies=checked)
     if identity is not None:
         app.include_router(consumers_router(identity), dependencies=checked)
@@ -105,6 +113,7 @@ def create_management_app(
             customers_router(catalog),
             subscriptions_router(catalog),
             entitlements_router(catalog),
+            entitlement_list_router(catalog),
         ):
             app.include_router(router, dependencies=checked)
     if notifications is not None:
@@ -122,6 +131,7 @@ def create_management_app(
         app.include_router(invoice_documents_router(invoice_documents), dependencies=checked)
     if invoices is not None:
         app.include_router(invoices_router(invoices), dependencies=checked)
+        app.include_router(billing_profiles_router(billing_profile or BillingProfileInfo()), dependencies=checked)
     if portal is not None:
         app.include_router(portal_admin_router(portal), dependencies=checked)
         app.include_router(portal_query_router(portal, metering), dependencies=[Depends(refuse_nul)])

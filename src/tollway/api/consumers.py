@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tollway.api.openapi import problem_responses
 from tollway.api.wire import BoundedJsonRoute
-from tollway.config.schema import NAME_PATTERN
+from tollway.config.schema import USERNAME_PATTERN, USERNAME_RULE
 from tollway.identity.consumers import MAX_METADATA_ENTRIES, MAX_METADATA_TEXT, Consumer
 from tollway.identity.keys import MAX_NAME_CHARS, ApiKey
 from tollway.identity.service import UNSET, ConsumerSummary, IdentityService
@@ -31,9 +31,7 @@ _METADATA: dict[str, Any] = {
 
 
 class ConsumerCreate(_Body):
-    username: str = Field(
-        description="1-128 characters: letters, digits and . _ : / @ -", json_schema_extra={"pattern": NAME_PATTERN}
-    )
+    username: str = Field(description=USERNAME_RULE, json_schema_extra={"pattern": USERNAME_PATTERN})
     models: list[str] | None = Field(
         default=None,
         description="Models of the running configuration the consumer may use; absent: every model.",

@@ -1,4 +1,7 @@
-"""POST /api/v1/events: CloudEvents 1.0 ingestion (OpenMeter's shape; its SDK expects 204 No Content).
+"""POST /api/v1/events: CloudEvents 1.0 ingestion (also at /api/v3/openmeter/events, answered 202); GET lists
+stored events with OpenMeter's filters.
+
+Ingestion follows OpenMeter's shape (its SDK expects 204 No Content).
 
 `application/cloudevents+json` carries one event, `application/cloudevents-batch+json` an array,
 `application/json` either. A request is all-or-nothing: any invalid event answers 400 with one
@@ -8,12 +11,18 @@ skipped. Headers report what happened: `Tollway-Events-Received` and `Tollway-Ev
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from fastapi import APIRouter, Request
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from tollway import bounded_json
-from tollway.api.openapi import TEXT_255, TIME, problem_responses
+from tollway.api.openapi import TEXT_255, TIME, or_empty, problem_responses
 from tollway.errors import TooLargeError, UnsupportedMediaTypeError, ValidationError
+from tollway.metering.events import format_time, parse_time
+from tollway.metering.ports import EventFilter, ListedEvent
 from tollway.metering.service import MeteringService
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -78,32 +87,144 @@ def events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BY
         openapi_extra=EVENTS_BODY,
     )
     async def ingest(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body_bytes:
-            raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > max_body_bytes:
-                raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media not in (SINGLE, BATCH, *EITHER):
-            raise UnsupportedMediaTypeError(
-                f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json", field="content-type"
-            )
-        try:
-            parsed = bounded_json.decode(bytes(body), nul=False)  # NUL, depth, duplicate keys, 64-bit ints, NaN
-        except ValidationError as exc:
-            raise ValidationError(exc.message, field=exc.field, details=((exc.field or "body", exc.message),)) from None
-        if media == SINGLE and not isinstance(parsed, dict):
-            raise ValidationError(f"{SINGLE} carries one event object", field="body", details=(("body", "object"),))
-        if media == BATCH and not isinstance(parsed, list):
-            raise ValidationError(f"{BATCH} carries an array of events", field="body", details=(("body", "array"),))
-        if isinstance(parsed, list) and len(parsed) > MAX_BATCH_EVENTS:
-            raise TooLargeError(f"at most {MAX_BATCH_EVENTS} events per batch")
-        received, stored = await service.ingest(parsed)  # EventValidationError: one problem per field
+        received, stored = await _ingest(service, request, max_body_bytes)
         return Response(
             status_code=204, headers={"Tollway-Events-Received": str(received), "Tollway-Events-Stored": str(stored)}
         )
 
+    @router.get(
+        "",
+        summary="List ingested events (newest first)",
+        response_model=None,
+        responses=problem_responses(400),
+        openapi_extra=LIST_PARAMETERS,
+    )
+    async def list_events(request: Request) -> list[dict[str, Any]]:
+        where, customers = parse_event_filter(request.query_params, service.now())
+        return [listed_json(row) for row in await service.list_events(where, customers)]
+
     return router
+
+
+def v3_events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY_BYTES) -> APIRouter:
+    """OpenMeter's v3 ingest path, where Kong's metering & billing plugin posts: the same events, answered 202."""
+    router = APIRouter(prefix="/api/v3/openmeter/events", tags=["events"])
+
+    @router.post(
+        "",
+        summary="Ingest CloudEvents (OpenMeter v3 path)",
+        status_code=202,
+        response_class=Response,
+        responses={202: {"description": "Every event stored or already stored."}, **problem_responses(400, 413, 415)},
+        openapi_extra=EVENTS_BODY,
+    )
+    async def ingest_v3(request: Request) -> Response:
+        received, stored = await _ingest(service, request, max_body_bytes)
+        return Response(
+            status_code=202, headers={"Tollway-Events-Received": str(received), "Tollway-Events-Stored": str(stored)}
+        )
+
+    return router
+
+
+async def _ingest(service: MeteringService, request: Request, max_body_bytes: int) -> tuple[int, int]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body_bytes:
+        raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_body_bytes:
+            raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in (SINGLE, BATCH, *EITHER):
+        raise UnsupportedMediaTypeError(
+            f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json", field="content-type"
+        )
+    try:
+        parsed = bounded_json.decode(bytes(body), nul=False)  # NUL, depth, duplicate keys, 64-bit ints, NaN
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field=exc.field, details=((exc.field or "body", exc.message),)) from None
+    if media == SINGLE and not isinstance(parsed, dict):
+        raise ValidationError(f"{SINGLE} carries one event object", field="body", details=(("body", "object"),))
+    if media == BATCH and not isinstance(parsed, list):
+        raise ValidationError(f"{BATCH} carries an array of events", field="body", details=(("body", "array"),))
+    if isinstance(parsed, list) and len(parsed) > MAX_BATCH_EVENTS:
+        raise TooLargeError(f"at most {MAX_BATCH_EVENTS} events per batch")
+    return await service.ingest(parsed)  # EventValidationError: one problem per field
+
+
+LIST_LIMIT = 100  # OpenMeter's default and maximum
+_TIME = or_empty(TIME)  # given empty: absent
+_TEXT = {"type": "string"}  # matched exactly against what is stored; given empty: absent
+DEFAULT_WINDOW = timedelta(hours=72)  # `from` when no other bound is given (OpenMeter's default)
+LIST_PARAMETERS = {
+    "parameters": [
+        {"name": "clientId", "in": "query", "schema": {"type": "string"}, "description": "Accepted, unused."},
+        {"name": "ingestedAtFrom", "in": "query", "schema": _TIME, "description": "Ingested at or after."},
+        {"name": "ingestedAtTo", "in": "query", "schema": _TIME, "description": "Ingested at or before."},
+        {"name": "id", "in": "query", "schema": _TEXT, "description": "The event's id."},
+        {"name": "subject", "in": "query", "schema": _TEXT},
+        {
+            "name": "customerId",
+            "in": "query",
+            "schema": {"type": "array", "items": {"type": "string"}},
+            "style": "form",
+            "explode": True,
+            "description": "Events of the subjects these customers pay for (their usage_from).",
+        },
+        {
+            "name": "from",
+            "in": "query",
+            "schema": _TIME,
+            "description": "Event time, inclusive. Default: 72 hours ago, unless id or ingestedAtFrom is given.",
+        },
+        {"name": "to", "in": "query", "schema": _TIME, "description": "Event time, exclusive."},
+        {"name": "limit", "in": "query", "schema": or_empty({"type": "integer", "minimum": 1, "maximum": LIST_LIMIT})},
+    ]
+}
+
+
+def _time(params: QueryParams, name: str) -> datetime | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError as exc:
+        raise ValidationError(f"'{name}' {exc}", field=name) from None
+
+
+def parse_event_filter(params: QueryParams, now: datetime) -> tuple[EventFilter, tuple[str, ...]]:
+    """GET /api/v1/events' query: the filter and the customers whose subjects it is narrowed to."""
+    raw_limit = params.get("limit")
+    limit = LIST_LIMIT
+    if raw_limit:
+        if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_LIMIT:
+            raise ValidationError(f"limit must be an integer from 1 to {LIST_LIMIT}", field="limit")
+        limit = int(raw_limit)
+    start, end = _time(params, "from"), _time(params, "to")
+    ingested_from, ingested_to = _time(params, "ingestedAtFrom"), _time(params, "ingestedAtTo")
+    event_id = params.get("id") or None
+    if start is None and event_id is None and ingested_from is None:
+        start = now - DEFAULT_WINDOW
+    for low, high, name in ((start, end, "to"), (ingested_from, ingested_to, "ingestedAtTo")):
+        if low is not None and high is not None and high < low:
+            raise ValidationError(f"'{name}' must not be before its start", field=name)
+    subject = params.get("subject") or None
+    where = EventFilter(
+        start=start,
+        end=end,
+        ingested_from=ingested_from,
+        ingested_to=ingested_to,
+        event_id=event_id,
+        subjects=(subject,) if subject is not None else None,
+        limit=limit,
+    )
+    return where, tuple(c for c in params.getlist("customerId") if c)
+
+
+def listed_json(row: ListedEvent) -> dict[str, Any]:
+    """OpenMeter's IngestedEvent: the CloudEvent, when it was ingested and stored (the same moment here)."""
+    at = format_time(row.ingested_at)
+    return {"event": row.event.to_cloudevent(), "ingestedAt": at, "storedAt": at}

@@ -6,14 +6,16 @@ Mount after the preview router: /api/v1/invoices/preview is not an invoice id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from tollway.api.invoice_codec import invoice_json
+from tollway.api.openapi import problem_responses
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.service import InvoiceService
-from tollway.errors import ValidationError
+from tollway.errors import NotFoundError, NotSupportedError, ValidationError
 
 MAX_PAGE_SIZE = 1000
 
@@ -34,12 +36,26 @@ def _positive(request: Request, name: str, default: int, maximum: int | None = N
     return value
 
 
-def _page(request: Request, invoices: list[Invoice]) -> dict[str, Any]:
+# Tollway's invoice statuses in OpenMeter's InvoiceStatus enum, on OpenMeter's /api/v1/billing/invoices paths
+# (Tollway's own /api/v1/invoices keeps `void`, as Stripe spells it).
+OPENMETER_STATUS = {"void": "voided"}
+FROM_OPENMETER_STATUS = {v: k for k, v in OPENMETER_STATUS.items()}
+
+
+def openmeter_invoice_json(invoice: Invoice) -> dict[str, Any]:
+    body = invoice_json(invoice)
+    body["status"] = OPENMETER_STATUS.get(body["status"], body["status"])
+    return body
+
+
+def _page(
+    request: Request, invoices: list[Invoice], encode: Callable[[Invoice], dict[str, Any]] = invoice_json
+) -> dict[str, Any]:
     page = _positive(request, "page", 1)
     size = _positive(request, "pageSize", 100, MAX_PAGE_SIZE)
     chosen = invoices[(page - 1) * size : page * size]
     return {
-        "items": [invoice_json(i) for i in chosen],
+        "items": [encode(i) for i in chosen],
         "page": page,
         "pageSize": size,
         "totalCount": len(invoices),
@@ -61,9 +77,10 @@ def invoices_router(service: InvoiceService) -> APIRouter:
     router = APIRouter(tags=["invoices"])
 
     async def listed(request: Request) -> list[Invoice]:
+        status = _one_of(request, "status", "statuses")
         return await service.list(
             customer=_one_of(request, "customer", "customers", "customerId"),
-            status=_one_of(request, "status", "statuses"),
+            status=FROM_OPENMETER_STATUS.get(status, status) if status is not None else None,
         )
 
     @router.get("/api/v1/invoices", summary="List invoices")
@@ -99,14 +116,37 @@ def invoices_router(service: InvoiceService) -> APIRouter:
     # OpenMeter's billing paths
     @router.get("/api/v1/billing/invoices", summary="List invoices (OpenMeter shape)")
     async def list_billing_invoices(request: Request) -> dict[str, Any]:
-        return _page(request, await listed(request))
+        return _page(request, await listed(request), openmeter_invoice_json)
+
+    @router.get(
+        "/api/v1/billing/invoices/invoice",
+        summary="Not an invoice: the path of OpenMeter's 'invoice pending lines' action (POST)",
+        responses=problem_responses(404),
+    )
+    async def no_invoice_named_invoice() -> dict[str, Any]:
+        raise NotFoundError("invoice 'invoice' not found: this path takes POST only (pending lines)", field="id")
+
+    @router.post(
+        "/api/v1/billing/invoices/invoice",
+        summary="Invoice pending lines now (OpenMeter): not supported, answered 501",
+        status_code=501,
+        responses=problem_responses(501),
+    )
+    async def invoice_pending_lines() -> dict[str, Any]:
+        raise NotSupportedError(
+            "Tollway has no pending (gathering) invoice lines to invoice early: an invoice is made per billing period "
+            "from its usage when the period closes. Preview what is due now with GET /api/v1/invoices/preview"
+            "?customer=ID (or POST /api/v1/billing/customers/{customerId}/invoices/simulate), and issue a draft "
+            "with POST /api/v1/invoices/{id}/issue.",
+            code="pending_lines_not_supported",
+        )
 
     @router.get("/api/v1/billing/invoices/{invoice_id}", summary="Get an invoice (OpenMeter shape)")
     async def get_billing_invoice(invoice_id: str) -> dict[str, Any]:
-        return invoice_json(await service.get(invoice_id))
+        return openmeter_invoice_json(await service.get(invoice_id))
 
     @router.post("/api/v1/billing/invoices/{invoice_id}/void", summary="Void an invoice (OpenMeter shape)")
     async def void_billing_invoice(invoice_id: str) -> dict[str, Any]:
-        return invoice_json(await service.void(invoice_id))
+        return openmeter_invoice_json(await service.void(invoice_id))
 
     return router

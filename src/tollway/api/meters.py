@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from tollway import bounded_json
@@ -169,8 +170,8 @@ def row_json(row: QueryRow) -> dict[str, Any]:
     }
 
 
-def _time_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
+def _time_param(params: QueryParams, name: str) -> datetime | None:
+    raw = params.get(name)
     if raw is None or raw == "":
         return None
     try:
@@ -179,8 +180,7 @@ def _time_param(request: Request, name: str) -> datetime | None:
         raise ValidationError(f"'{name}' {exc}", field=name) from None
 
 
-def parse_meter_query(request: Request) -> MeterQuery:
-    params = request.query_params
+def parse_meter_query(params: QueryParams) -> MeterQuery:
     window_size = None
     raw_window = params.get("windowSize")
     if raw_window:
@@ -217,8 +217,8 @@ def parse_meter_query(request: Request) -> MeterQuery:
         if any(not value for value in params.getlist(name)):
             raise ValidationError(f"{name} must not be empty", field=name)
     return MeterQuery(
-        start=_time_param(request, "from"),
-        end=_time_param(request, "to"),
+        start=_time_param(params, "from"),
+        end=_time_param(params, "to"),
         window_size=window_size,
         window_tz=zone,
         subjects=subjects,
@@ -278,34 +278,39 @@ def meters_router(service: MeteringService) -> APIRouter:
         openapi_extra=QUERY_PARAMETERS,
     )
     async def query_meter(slug: str, request: Request) -> Response:
-        query = parse_meter_query(request)
-        customer = request.query_params.get("customer")
-        pages = parse_page(request.query_params)
-        paging: dict[str, int] = {}
-        if pages.given:
-            if "subject" not in query.group_by:
-                raise ValidationError("page and pageSize page over subjects: add groupBy=subject", field="page")
-            offset = (pages.page - 1) * pages.size
-            rows, total = await service.query_page(slug, query, offset=offset, limit=pages.size, customer=customer)
-            paging = {"page": pages.page, "pageSize": pages.size, "totalCount": total}
-        else:
-            await service.check_subject_count(slug, query, most=MAX_UNPAGED_SUBJECTS, customer=customer)
-            rows = await service.query(slug, query, customer=customer)
-        if "text/csv" in request.headers.get("accept", ""):
-            names = [g for g in query.group_by if g != "subject"]
-            return Response(
-                await _off_loop(len(rows), rows_csv, rows, names),
-                media_type="text/csv",
-                headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'},
-            )
-        head = {
-            "from": format_time(query.start) if query.start else None,
-            "to": format_time(query.end) if query.end else None,
-            "windowSize": query.window_size.value if query.window_size else None,
-        }
-        return Response(await _off_loop(len(rows), _query_json, head, rows, paging), media_type="application/json")
+        return await answer_query(service, slug, request.query_params, request.headers.get("accept", ""))
 
     return router
+
+
+async def answer_query(service: MeteringService, slug: str, params: QueryParams, accept: str) -> Response:
+    """A meter query (GET's query string, or POST's body as the same parameters): JSON rows, or CSV."""
+    query = parse_meter_query(params)
+    customer = params.get("customer")
+    pages = parse_page(params)
+    paging: dict[str, int] = {}
+    if pages.given:
+        if "subject" not in query.group_by:
+            raise ValidationError("page and pageSize page over subjects: add groupBy=subject", field="page")
+        offset = (pages.page - 1) * pages.size
+        rows, total = await service.query_page(slug, query, offset=offset, limit=pages.size, customer=customer)
+        paging = {"page": pages.page, "pageSize": pages.size, "totalCount": total}
+    else:
+        await service.check_subject_count(slug, query, most=MAX_UNPAGED_SUBJECTS, customer=customer)
+        rows = await service.query(slug, query, customer=customer)
+    if "text/csv" in accept:
+        names = [g for g in query.group_by if g != "subject"]
+        return Response(
+            await _off_loop(len(rows), rows_csv, rows, names),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{slug}.csv"'},
+        )
+    head = {
+        "from": format_time(query.start) if query.start else None,
+        "to": format_time(query.end) if query.end else None,
+        "windowSize": query.window_size.value if query.window_size else None,
+    }
+    return Response(await _off_loop(len(rows), _query_json, head, rows, paging), media_type="application/json")
 
 
 def _query_json(head: dict[str, Any], rows: list[QueryRow], paging: dict[str, int]) -> bytes:

@@ -44,6 +44,7 @@ _PROBLEM_TEXT = {
     413: "The request body is over the size limit; nothing was stored.",
     415: "Unsupported content type; nothing was stored.",
     429: "Too many failed authentications from this address (TOLLWAY_AUTH_FAILURE_LIMIT): retry after `Retry-After`.",
+    501: "Not supported by Tollway: the detail names what to use instead.",
     503: "Not configured on this server.",
 }
 # What Python's str.strip() and re's \\s take for white space (the handlers' notion of blank), spelled out for

@@ -24,6 +24,13 @@ from tollway.config.references import reference_problems
 from tollway.config.resilience import RetryConfig, TimeoutsConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
+# A consumer's username (its usage's subject, and a path segment of the consumers API): letters and digits of any
+# script, and spaces and . _ : @ - inside (Kong's usernames, e.g. "Jane Doe" or "Zoë"); no "/", which a path
+# could not address. Python's re (Unicode \w), as the server checks it.
+USERNAME_PATTERN = r"^[^\W_](?:[\w .:@-]{0,126}[\w.:@-])?$"
+USERNAME_RULE = (
+    "1-128 characters: letters and digits of any script, and spaces and . _ : @ - inside (not first or last)"
+)
 OpenAIEndpoint = Literal["chat/completions", "completions", "embeddings", "responses"]
 ProviderType = Literal["openai", "anthropic", "gemini", "azure_openai", "simulator"]
 
@@ -135,10 +142,17 @@ class ModelConfig(_Strict):
 
 
 class ConsumerConfig(_Strict):
-    username: str = Field(pattern=NAME_PATTERN)
+    username: str
     keys: list[str] = Field(default_factory=list)
     key_hashes: list[str] = Field(default_factory=list)
     models: list[str] | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, username: str) -> str:
+        if not re.fullmatch(USERNAME_PATTERN, username):
+            raise ValueError(f"must be {USERNAME_RULE}")
+        return username
 
     @field_validator("keys")
     @classmethod

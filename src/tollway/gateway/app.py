@@ -109,6 +109,8 @@ class Gateway:
                     f"Method {scope['method']} is not allowed for {path}; use {endpoint.method}.",
                     allowed=endpoint.method,
                 )
+            if scope.get("query_string"):  # Kong's key-auth reads ?apikey= on every route
+                scope = key_from_query(scope, b"apikey", b"apikey")
             if isinstance(endpoint, HandlerEndpoint) and endpoint.key_in_query:
                 scope = key_from_query(scope)
             call.consumer = self._authenticate(scope, call)

@@ -107,20 +107,24 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     return bearer or api_key or goog or kong
 
 
-def key_from_query(scope: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """The scope with a `?key=` query parameter (Google's clients) moved into an `x-goog-api-key` header, and
-    gone from the query string, so nothing that logs or echoes the URL sees it."""
+def key_from_query(
+    scope: MutableMapping[str, Any], name: bytes = b"key", header: bytes = b"x-goog-api-key"
+) -> MutableMapping[str, Any]:
+    """The scope with a query parameter that carries the key (`?key=`, Google's clients; `?apikey=`, Kong's
+    key-auth) moved into a header (`x-goog-api-key`, `apikey`) and gone from the query string, so nothing that
+    logs, echoes or forwards the URL sees it. The first occurrence is the key, and every occurrence leaves the
+    query; none: the scope as it was."""
     query: bytes = scope.get("query_string") or b""
-    if b"key=" not in query:
+    if name + b"=" not in query:
         return scope
     kept: list[bytes] = []
     key: bytes | None = None
     for pair in query.split(b"&"):
-        name, _, value = pair.partition(b"=")
-        if name == b"key" and key is None:
-            key = unquote_to_bytes(value.replace(b"+", b" "))
-        else:
+        found, _, value = pair.partition(b"=")
+        if found != name:
             kept.append(pair)
+        elif key is None:
+            key = unquote_to_bytes(value.replace(b"+", b" "))
     if key is None:
         return scope
-    return {**scope, "query_string": b"&".join(kept), "headers": [*scope["headers"], (b"x-goog-api-key", key)]}
+    return {**scope, "query_string": b"&".join(kept), "headers": [*scope["headers"], (header, key)]}

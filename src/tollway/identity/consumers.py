@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from tollway.config.schema import NAME_PATTERN
+from tollway.config.schema import USERNAME_PATTERN, USERNAME_RULE
 from tollway.errors import ValidationError
 
 ManagedBy = Literal["config", "api"]
 MANAGED_BY: tuple[ManagedBy, ...] = ("config", "api")
-USERNAME = re.compile(NAME_PATTERN)
+USERNAME = re.compile(USERNAME_PATTERN)
 MAX_METADATA_ENTRIES = 50
 MAX_METADATA_TEXT = 1024
 
@@ -33,8 +33,7 @@ class Consumer:
 def check_username(username: object, *, field_name: str = "username") -> str:
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise ValidationError(
-            f"{field_name} must be 1-128 characters: letters, digits and . _ : / @ -, starting with a letter or digit;"
-            f" got {username!r}",
+            f"{field_name} must be {USERNAME_RULE}; got {username!r}",
             field=field_name,
         )
     return username

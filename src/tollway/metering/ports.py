@@ -35,6 +35,25 @@ class Subject:
     first_seen: datetime
 
 
+@dataclass(frozen=True)
+class EventFilter:
+    """Which stored events to list (OpenMeter's event listing): every condition given must hold."""
+
+    start: datetime | None = None  # event time, inclusive
+    end: datetime | None = None  # event time, exclusive
+    ingested_from: datetime | None = None  # inclusive
+    ingested_to: datetime | None = None  # inclusive
+    event_id: str | None = None
+    subjects: tuple[str, ...] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class ListedEvent:
+    event: Event
+    ingested_at: datetime
+
+
 class EventStore(Protocol):
     async def insert_events(self, events: Sequence[Event]) -> int:
         """Store events; an event whose (source, id) is already stored is skipped. Returns how many were new."""
@@ -48,6 +67,11 @@ class EventStore(Protocol):
         subjects: Sequence[str] | None,
     ) -> list[Event]:
         """Events of one type with start <= time < end, oldest first (ties in ingestion order)."""
+        ...
+
+    async def list_events(self, where: EventFilter) -> list[ListedEvent]:
+        """Stored events of any type matching `where`, newest first (by event time, then ingestion), at most
+        `where.limit` of them."""
         ...
 
     @property

@@ -15,7 +15,7 @@ from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow,
 from tollway.metering.events import EARLIEST, LATEST, Event, from_micros, to_micros
 from tollway.metering.ingest import EventValidationError, out_of_range, parse_events
 from tollway.metering.meters import BUILT_IN_METERS, Meter
-from tollway.metering.ports import EventStore, MeterStore, Subject
+from tollway.metering.ports import EventFilter, EventStore, ListedEvent, MeterStore, Subject
 from tollway.metering.query import assemble, plan_query
 from tollway.metering.rollup import DAY_US, MINUTE_US, PartialRow, UniqueRow, contribute
 
@@ -53,6 +53,9 @@ class MeteringService:
     def store(self) -> Store:
         return self._store
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     # -- events -------------------------------------------------------------------------------
 
     async def ingest(self, body: Any) -> tuple[int, int]:
@@ -64,6 +67,19 @@ class MeteringService:
             raise EventValidationError(errors)
         inserted = await self._store.insert_events(events)
         return len(events), inserted
+
+    async def list_events(self, where: EventFilter, customers: Sequence[str] = ()) -> list[ListedEvent]:
+        """Stored events matching `where`, newest first; `customers` narrows them to the subjects those customers
+        pay for (with `where.subjects`: the subjects in both)."""
+        if customers:
+            if self._customers is None:
+                raise ValidationError("customerId: no billing catalog to resolve customers", field="customerId")
+            paid: list[str] = []
+            for customer in customers:
+                paid.extend(await self._customers.subjects_of(customer))
+            chosen = [s for s in paid if where.subjects is None or s in where.subjects]
+            where = replace(where, subjects=tuple(dict.fromkeys(chosen)))
+        return await self._store.list_events(where)
 
     async def insert(self, events: Sequence[Event]) -> int:
         return await self._store.insert_events(events)

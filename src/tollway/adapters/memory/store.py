@@ -13,7 +13,7 @@ from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, UnavailableError
 from tollway.metering.events import Event, to_micros
 from tollway.metering.meters import Aggregation, Meter
-from tollway.metering.ports import IngestStats, RollupSnapshot, Subject
+from tollway.metering.ports import EventFilter, IngestStats, ListedEvent, RollupSnapshot, Subject
 from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute
 
 
@@ -21,6 +21,7 @@ class MemoryEventStore:
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._events: list[Event] = []
+        self._ingested: list[datetime] = []  # when each of _events was stored
         self._keys: dict[tuple[str, str], Event] = {}
         self._meters: dict[str, Meter] = {}
         self._subjects: dict[str, datetime] = {}
@@ -52,6 +53,7 @@ class MemoryEventStore:
                 continue
             self._keys[key] = event
             self._events.append(event)
+            self._ingested.append(self._clock.now())
             self._subjects.setdefault(event.subject, self._clock.now())
             for meter in self._meters.values():
                 if meter.event_type == event.type:
@@ -82,6 +84,21 @@ class MemoryEventStore:
         self._check()
         chosen = [e for e in self._events if e.type == event_type and (subjects is None or e.subject in subjects)]
         return sorted(chosen, key=lambda e: e.time, reverse=True)[:limit]
+
+    async def list_events(self, where: EventFilter) -> list[ListedEvent]:
+        self._check()
+        chosen = [
+            (seq, ListedEvent(e, at))
+            for seq, (e, at) in enumerate(zip(self._events, self._ingested, strict=True))
+            if (where.start is None or e.time >= where.start)
+            and (where.end is None or e.time < where.end)
+            and (where.ingested_from is None or at >= where.ingested_from)
+            and (where.ingested_to is None or at <= where.ingested_to)
+            and (where.event_id is None or e.id == where.event_id)
+            and (where.subjects is None or e.subject in where.subjects)
+        ]
+        chosen.sort(key=lambda row: (row[1].event.time, row[0]), reverse=True)
+        return [listed for _, listed in chosen[: where.limit]]
 
     async def list_meters(self) -> list[Meter]:
         self._check()

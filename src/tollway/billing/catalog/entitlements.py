@@ -8,6 +8,7 @@ after it, tollway.metering.running_totals).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from tollway.billing import periods
 from tollway.billing.catalog.kept import KeptCases
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import (
+    EntitlementTemplate,
     EntitlementValue,
     FeatureAccess,
     feature_access,
@@ -32,6 +34,22 @@ from tollway.clock import Clock
 from tollway.metering.aggregation import MeterQuery
 from tollway.metering.running_totals import RunningTotals
 from tollway.metering.service import MeteringService
+
+
+@dataclass(frozen=True)
+class GrantedEntitlement:
+    """One entitlement a customer's active subscription grants: a rate card's template for a feature, for each
+    subject the customer pays for (OpenMeter's entitlements are per subject)."""
+
+    customer: Customer
+    subject: str
+    subscription: Subscription
+    feature: Feature
+    rate_card: str
+    template: EntitlementTemplate
+    period_start: datetime  # the current usage period
+    period_end: datetime
+    usage_period: str  # ISO-8601 duration
 
 
 class EntitlementCases(KeptCases):
@@ -143,6 +161,39 @@ class EntitlementCases(KeptCases):
             at=at,
             usage_between=between,
         )
+
+    async def granted_entitlements(self, at: datetime | None = None) -> list[GrantedEntitlement]:
+        """Every entitlement the live customers' subscriptions active at `at` (default now) grant, by customer key,
+        then subject, then feature key."""
+        at = self._aware(at, "at") if at is not None else self._clock.now()
+        granted: list[GrantedEntitlement] = []
+        for listed in sorted(await self._store.list_customers(), key=lambda c: c.key):
+            context = await self.customer_context(listed.id)
+            subscription = active_at(list(context.subscriptions), at)
+            if subscription is None:
+                continue
+            phase = self._phase_at(context.plans[subscription.plan_id], subscription, at)
+            for card in sorted(phase.rate_cards, key=lambda c: c.feature_key or ""):
+                if card.entitlement is None or card.feature_key is None:
+                    continue
+                feature = context.feature(card.feature_key)
+                every = card.entitlement.usage_period or subscription.billing_cadence
+                start, end = periods.period_containing(subscription.billing_anchor, periods.parse_cadence(every), at)
+                for subject in context.customer.subjects:
+                    granted.append(
+                        GrantedEntitlement(
+                            context.customer,
+                            subject,
+                            subscription,
+                            feature,
+                            card.key,
+                            card.entitlement,
+                            start,
+                            end,
+                            every,
+                        )
+                    )
+        return granted
 
     async def _gated(self, version: int) -> frozenset[str]:
         """The features some published (or archived) plan grants with a boolean entitlement, read again when
