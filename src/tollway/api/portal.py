@@ -175,7 +175,7 @@ def portal_query_router(tokens: PortalTokens, metering: MeteringService) -> APIR
         token = await tokens.authenticate(presented.strip())
         if token.allowed_meters is not None and slug not in token.allowed_meters:
             raise NotFoundError(f"meter {slug!r} not found", field="slug")  # not one this token may read
-        query = parse_meter_query(request)
+        query = parse_meter_query(request.query_params)
         if token.customer_key is not None:
             rows = await metering.query(slug, query, customer=token.customer_key)
         else:

@@ -18,11 +18,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, text, true, union_all
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.sql import retention, rollups
 from tollway.adapters.sql.engine import failure_text
+from tollway.adapters.sql.event_listing import listed_event, listing_query
 from tollway.adapters.sql.ingest import POSTGRES_LOCK, EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
 from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
@@ -414,48 +415,8 @@ class SqlEventStore:
         return Subject(key=rows[0].key, first_seen=from_micros(rows[0].first_seen_us)) if rows else None
 
     async def list_events(self, where: EventFilter) -> list[ListedEvent]:
-        conditions: list[Any] = []
-        if where.start is not None:
-            conditions.append(events.c.time_us >= to_micros(where.start))
-        if where.end is not None:
-            conditions.append(events.c.time_us < to_micros(where.end))
-        if where.ingested_from is not None:
-            conditions.append(events.c.ingested_us >= to_micros(where.ingested_from))
-        if where.ingested_to is not None:
-            conditions.append(events.c.ingested_us <= to_micros(where.ingested_to))
-        if where.event_id is not None:
-            conditions.append(events.c.id == where.event_id)
-        if where.subjects is not None:
-            conditions.append(events.c.subject.in_(list(where.subjects)))
-        query = (
-            select(
-                events.c.id,
-                events.c.source,
-                events.c.type,
-                events.c.subject,
-                events.c.time_us,
-                events.c.ingested_us,
-                events.c.data,
-            )
-            .where(and_(true(), *conditions))
-            .order_by(events.c.time_us.desc(), events.c.seq.desc())
-            .limit(where.limit)
-        )
-        rows = await asyncio.to_thread(self._fetch, query)
-        return [
-            ListedEvent(
-                Event(
-                    id=row.id,
-                    source=row.source,
-                    type=row.type,
-                    subject=row.subject,
-                    time=from_micros(row.time_us),
-                    data=orjson.loads(row.data),
-                ),
-                from_micros(row.ingested_us),
-            )
-            for row in rows
-        ]
+        rows = await asyncio.to_thread(self._fetch, listing_query(where))
+        return [listed_event(row) for row in rows]
 
     async def load_events(
         self,
