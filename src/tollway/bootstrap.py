@@ -15,6 +15,7 @@ from typing import Any
 from tollway.adapters.journal.file import FileJournal, claim_segments, lease_holder
 from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.adapters.redis.counters import RedisCounterStore
+from tollway.adapters.redis.routing import RedisRoutingShare
 from tollway.adapters.sql.budgets import SqlBudgetStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.credits import SqlCreditStore
@@ -179,6 +180,7 @@ class Runtime:
     _background: set[asyncio.Task[object]] = field(default_factory=set)
     _retired: list[Provider] = field(default_factory=list)
     policy: BalancingPolicy | None = None  # routing: balancing, breakers, budgets (kept across reloads)
+    routing_share: RedisRoutingShare | None = None  # the policy's breakers and cool-downs shared through Redis
     health_checks: HealthChecks | None = None
     spend: RulesKeeper | None = None  # spend control's rules snapshot (and counter reconciler)
     counters: CounterStore | None = None
@@ -219,6 +221,8 @@ class Runtime:
         await self.pipeline.start()
         if self.health_checks is not None:
             self.health_checks.start(self.providers)
+        if self.routing_share is not None:
+            self.routing_share.start()
         if self.billing is not None and self.settings.billing_worker:
             self.billing.start()
             if self.notifier is not None:
@@ -275,6 +279,8 @@ class Runtime:
             task.cancel()
         if self.health_checks is not None:
             await self.health_checks.stop()
+        if self.routing_share is not None:
+            await self.routing_share.close()
         for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
         self.gateway.close()
@@ -757,6 +763,17 @@ def build_runtime(
     policy = BalancingPolicy(clock)
     policy.configure(config.models, config.providers, state.prices)
     metrics.add_source(policy.metrics.render)
+    routing_share = None
+    if settings.redis_url:  # breaker moves and cool-downs shared by every gateway (docs/deployment.md)
+        routing_share = RedisRoutingShare(settings.redis_url, policy.adopt, prefix=settings.routing_redis_prefix)
+        policy.share = routing_share.publish
+        shared = routing_share
+        metrics.add_gauge(
+            "tollway_routing_shared",
+            "1 while breaker moves and cool-downs are shared with the other gateways through Redis; 0 while Redis"
+            " is unreachable (each gateway keeps its own).",
+            lambda: int(shared.up),
+        )
     counters, keeper, spend = services.counters, services.spend_keeper, services.spend
     deliveries = Counter(
         "tollway_notification_deliveries_total",
@@ -864,6 +881,7 @@ def build_runtime(
         credits=services.credits,
         unit_grants=services.unit_grants,
         changes=changes,
+        routing_share=routing_share,
         backlog_watch=BacklogWatch(backlog_age, threshold_s=settings.usage_backlog_alert_s),
     )
     services.notifications.on_secrets(runtime.set_webhook_secrets)

@@ -87,6 +87,7 @@ class Settings:
     spend_default_max_tokens: int = 4096  # output tokens reserved for a request that sets no max_tokens
     spend_refresh_s: float = 1.0  # how often the gateway looks for catalog changes (limits, subscriptions)
     spend_reconcile_s: float = 30.0  # how often counters are raised to the metered usage
+    routing_redis_prefix: str = "tollway:routing:"  # breaker moves and cool-downs shared in TOLLWAY_REDIS_URL
     spend_redis_prefix: str = "tollway:spend:"  # key prefix of the counters in TOLLWAY_REDIS_URL
     spend_redis_timeout_s: float = 0.25  # the longest a request waits for Redis
     spend_redis_failure: str = "closed"  # Redis unreachable or slow: closed = refuse (503), open = admit unchecked

@@ -7,6 +7,7 @@ Every state change is logged once, never per request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from tollway.config.balancing import BreakerConfig
 
@@ -27,6 +28,7 @@ class Breaker:
         "_min_requests",
         "_probe_since",
         "consecutive",
+        "listener",
         "name",
         "opened_at",
         "state",
@@ -45,6 +47,7 @@ class Breaker:
         self.consecutive = 0
         self.opened_at = 0.0
         self._probe_since: float | None = None  # half-open: when the one probe was handed out
+        self.listener: Callable[[Breaker], None] | None = None  # told of every state change made here
 
     # asked when choosing targets ------------------------------------------------------------------------
 
@@ -108,6 +111,22 @@ class Breaker:
         if state != self.state:
             self.state = state
             log.warning("breaker %s %s", self.name, why)
+            if self.listener is not None:
+                self.listener(self)
+
+    def adopt(self, state: int, opened_at: float, now: float) -> None:
+        """Take a state another process reached (shared routing state): open there is open here, from the
+        same time; half-open there means its probe is out, so none is handed out here for a cool-down."""
+        if state == CLOSED:
+            if self.state != CLOSED:
+                log.warning("breaker %s closed: another gateway's probe succeeded", self.name)
+            self.state, self.consecutive, self._probe_since = CLOSED, 0, None
+            return
+        if self.state == CLOSED:
+            log.warning("breaker %s open: opened by another gateway", self.name)
+        self.state = OPEN if state == OPEN else HALF_OPEN
+        self.opened_at = max(self.opened_at, opened_at)
+        self._probe_since = now if state == HALF_OPEN else None
 
     def _count(self, now: float, *, failed: bool) -> tuple[float, float]:
         """Count one try in the window; return (tries, failures) over the window."""

@@ -12,7 +12,7 @@ limited (cooling down, over budget), else a 503; nothing is recorded (no upstrea
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from tollway.clock import Clock
@@ -150,6 +150,8 @@ class BalancingPolicy:
         self._states: dict[TargetKey, TargetState] = {}
         self.health_targets: tuple[HealthTarget, ...] = ()
         self.metrics = TargetMetrics(lambda: list(self._states.values()), self.now)
+        # shared routing state (adapters/redis/routing.py): told of breaker moves and cool-downs made here
+        self.share: Callable[[str, str, int, float], None] | None = None
 
     def now(self) -> float:
         return self._clock.now().timestamp()
@@ -190,13 +192,30 @@ class BalancingPolicy:
         kept = self._states.get(key)
         if kept is not None and kept.fingerprint == fingerprint:
             return kept
+        breaker = Breaker(model.breaker, f"{key[0]}/{key[1]}") if model.breaker is not None else None
+        if breaker is not None:
+            breaker.listener = self._breaker_moved
         return TargetState(
             key,
             fingerprint,
-            breaker=Breaker(model.breaker, f"{key[0]}/{key[1]}") if model.breaker is not None else None,
+            breaker=breaker,
             budget=Budget(budget) if budget is not None else None,
             alpha=model.balance.ewma_alpha,
         )
+
+    def _breaker_moved(self, breaker: Breaker) -> None:
+        if self.share is not None:
+            self.share("breaker", breaker.name, breaker.state, breaker.opened_at)
+
+    def adopt(self, kind: str, label: str, state: int, at: float) -> None:
+        """A breaker move or a cool-down another process shared (off the request path)."""
+        found = self._states.get(_key(label))
+        if found is None:
+            return
+        if kind == "cool":
+            found.cool_until = max(found.cool_until, at)
+        elif kind == "breaker" and found.breaker is not None:
+            found.breaker.adopt(state, at, self._clock.now().timestamp())
 
     # the TargetPolicy hooks (hot path) -------------------------------------------------------------------
 
@@ -255,8 +274,11 @@ class BalancingPolicy:
         now = self._clock.now().timestamp()
         if cause == "timeout":
             state.observe_latency(attempt.total_s, attempt.total_s)  # at least this slow
-        if attempt.retry_after_s is not None and attempt.retry_after_s > 0:
-            state.cool_until = max(state.cool_until, now + attempt.retry_after_s)
+        retry_after = attempt.retry_after_s
+        if retry_after is not None and retry_after > 0 and now + retry_after > state.cool_until:
+            state.cool_until = now + retry_after
+            if self.share is not None:
+                self.share("cool", state.label, 0, state.cool_until)
         if attempt.status == 429:
             # rate limited, not broken: the cool-down (or the budget) handles it, the breaker does not count it
             if breaker is not None:
@@ -292,6 +314,11 @@ class BalancingPolicy:
 
     def states(self) -> Iterator[TargetState]:
         return iter(self._states.values())
+
+
+def _key(label: str) -> TargetKey:
+    provider, _, model = label.partition("/")
+    return provider, model
 
 
 def _refusal(model: str, plan: Plan, now: float) -> DomainError:
