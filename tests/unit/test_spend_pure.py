@@ -80,8 +80,13 @@ def test_a_measure_counts_what_the_meter_counts_of_the_calls_events() -> None:
     requests = FeatureMeasure.of(meters["llm_requests"], {})
     cost = FeatureMeasure.of(meters["llm_cost"], {})
     other_model = FeatureMeasure.of(meters["llm_tokens"], {"model": ["gpt-4o"]})
-    events = llm_call_events(call(30, TokenPrice(Decimal("0.000001"), Decimal("0.00001"))))
-    assert [m.amount(events) for m in (output, prompt, requests, cost, other_model)] == [
+    priced = call(30, TokenPrice(Decimal("0.000001"), Decimal("0.00001")))
+    events = llm_call_events(priced)
+    # read from the call's record (the built-in meters) and through its events: the same numbers
+    assert [m.amount(priced) for m in (output, prompt, requests, cost, other_model)] == [
+        m.amount_of_events(events) for m in (output, prompt, requests, cost, other_model)
+    ]
+    assert [m.amount(priced) for m in (output, prompt, requests, cost, other_model)] == [
         Decimal(30),
         Decimal(16),
         Decimal(1),

@@ -25,7 +25,7 @@ from tollway.errors import ValidationError
 from tollway.gateway.hooks import NO_RESERVATION, Admit, Reservation
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
-from tollway.gateway.token_count import CountsTokens, count_input_tokens
+from tollway.gateway.token_count import count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
 from tollway.money import parse_decimal
 from tollway.spend.admission import Estimate, SpendAdmission, SpendCall
@@ -66,11 +66,12 @@ def input_tokens(endpoint: str, target: Target, payload: Mapping[str, Any], prom
     """The call's input tokens on `target`: exact where the target counts them, else the conservative estimate."""
     if embeds(endpoint):
         return conservative_tokens(payload.get("input"))
-    if isinstance(target.provider, CountsTokens):
+    counts = getattr(target.provider, "count_prompt_tokens", None)  # token_count.CountsTokens (no slow isinstance)
+    if counts is not None:
         if endpoint == MESSAGES:
             return count_input_tokens(Route(target.model, (target,)), dict(payload))[0]
         if prompt is not None:
-            return target.provider.count_prompt_tokens(prompt)
+            return int(counts(prompt))
     relevant = prompt if prompt is not None else payload
     return conservative_tokens({k: v for k, v in relevant.items() if k not in OUTPUT_FIELDS})
 
@@ -96,8 +97,8 @@ class GatewayAdmission:
         if call.route is None:
             return NO_RESERVATION
         request_budget, task, task_budget = agent_budgets(call.headers)
-        if not self._spend.governs(subject) and request_budget is None and task_budget is None:
-            return ProviderCost()
+        if not self._spend.priced_or_limited(subject) and request_budget is None and task_budget is None:
+            return ProviderCost()  # nothing limits or prices the call: no worst case to compute
         hold = await self._spend.admit(
             SpendCall(
                 call.request_id,

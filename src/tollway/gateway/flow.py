@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from random import Random
+from typing import cast
 
 from tollway.clock import Clock
 from tollway.errors import NotFoundError, TooLargeError
@@ -137,8 +138,8 @@ class Flow(Failover):
             )
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
-                if isinstance(reservation, Charged):
-                    send = with_spend_headers(send, reservation)
+                if getattr(reservation, "currency", None) is not None:  # it prices its call (hooks.Charged)
+                    send = with_spend_headers(send, cast(Charged, reservation))
             if self._policy is not None:
                 try:
                     targets = self._policy.targets(route, admit)

@@ -25,7 +25,7 @@ from typing import Literal
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import Clock
 from tollway.errors import ForbiddenError, LimitExceededError, UnavailableError
-from tollway.metering.llm import LlmCall, llm_call_events
+from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
@@ -123,11 +123,10 @@ class Hold:
         if self._done:
             return
         self._done = True
-        events = llm_call_events(record)
-        actual = [amount_of(events) for amount_of in self._measures]
+        actual = [amount_of(record) for amount_of in self._measures]
         self._actual = actual
         if self._cost_of is not None:
-            self.cost = self._cost_of(events)
+            self.cost = self._cost_of(record)
         self._store.settle(self._asks, actual)
 
     def release(self) -> None:
@@ -173,6 +172,18 @@ class SpendAdmission:
         self._seeding: dict[str, asyncio.Future[None]] = {}
         # every counter this process seeded: what the reconciler reads it again from
         self.seeded: dict[str, Governed] = {}
+
+    def priced_or_limited(self, subject: str) -> bool:
+        """Whether the subject's calls now need their worst case: an active subscription (its calls are priced
+        on the plan), a budget, or the setting that refuses calls without a subscription."""
+        if self._no_subscription == "refuse" or subject in (rules := self._rules()).consumer_budgets:
+            return True
+        customer = rules.by_subject.get(subject)
+        if customer is None:
+            return False
+        return bool(rules.customer_budgets.get(customer.customer.key)) or (
+            rules.subscription_at(customer, self._clock.now()) is not None
+        )
 
     def governs(self, subject: str) -> bool:
         """Whether any limit may apply to the subject's calls (False: admit without looking further)."""
@@ -224,7 +235,7 @@ class SpendAdmission:
         priced = self._limits.priced_features(rules, subscription, now) if subscription is not None else []
         if not budgets and not limited and not priced_by_call and not priced:
             return [], None
-        events = [llm_call_events(worst) for worst in call.worst_cases]
+        events = call.worst_cases
         governed: list[Governed] = []
         if limited and customer is not None and subscription is not None:
             governed.extend(self._limits.entitlements(rules, customer, subscription, events, now))
@@ -308,11 +319,11 @@ class SpendAdmission:
                 raise UnavailableError("the built-in meters are not loaded yet")
             pricing = (rules.provider_cost.amount, "USD")
         cost_of, currency = pricing
-        cheapest = min((cost_of(llm_call_events(c)) for c in least), default=Decimal(0))
-        dearest = max((cost_of(llm_call_events(c)) for c in call.worst_cases), default=Decimal(0))
+        cheapest = min((cost_of(c) for c in least), default=Decimal(0))
+        dearest = max((cost_of(c) for c in call.worst_cases), default=Decimal(0))
         provider = rules.provider_cost.amount if rules.provider_cost is not None else cost_of
-        provider_least = min((provider(llm_call_events(c)) for c in least), default=Decimal(0))
-        provider_most = max((provider(llm_call_events(c)) for c in call.worst_cases), default=Decimal(0))
+        provider_least = min((provider(c) for c in least), default=Decimal(0))
+        provider_most = max((provider(c) for c in call.worst_cases), default=Decimal(0))
         return Estimate(
             cost=(cheapest, dearest),
             currency=currency,

@@ -16,16 +16,16 @@ from tollway.billing.entitlements import FeatureAccess, feature_access
 from tollway.billing.pricing.model import UsageTerms
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ForbiddenError
-from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall
 from tollway.spend.budgets import Budget
 from tollway.spend.measure import FeatureMeasure
 from tollway.spend.ports import Ask
 from tollway.spend.pricing import line_amount, marginal_cost
 from tollway.spend.rules import KEEP_AFTER_WINDOW, CustomerRules, SpendRules, phase_at
 from tollway.spend.usage import UsageReader
-from tollway.spend.windows import Window, period_window, window_at
+from tollway.spend.windows import Window, window_at
 
-Amount = Callable[[Sequence[Event]], Decimal]
+Amount = Callable[[LlmCall], Decimal]  # how much of a limit a call (its usage record) uses
 TASK_TTL = timedelta(hours=24)  # an agent task's counter is forgotten a day after its first call
 PER_WINDOW = {
     "billing_period": "per billing period",
@@ -63,8 +63,8 @@ class PricedFeature:
     window: Window
 
 
-def worst(amount_of: Amount, events: Sequence[Sequence[Event]]) -> Decimal:
-    return max((amount_of(batch) for batch in events), default=Decimal(0))
+def worst(amount_of: Amount, calls: Sequence[LlmCall]) -> Decimal:
+    return max((amount_of(call) for call in calls), default=Decimal(0))
 
 
 def _expires(window: Window) -> datetime | None:
@@ -80,7 +80,7 @@ class LimitsBuilder:
         rules: SpendRules,
         customer: CustomerRules,
         subscription: Subscription,
-        events: Sequence[Sequence[Event]],
+        events: Sequence[LlmCall],
         now: datetime,
     ) -> list[Governed]:
         entitled = rules.entitlements_at(subscription, now)
@@ -144,7 +144,7 @@ class LimitsBuilder:
     def priced_features(self, rules: SpendRules, subscription: Subscription, now: datetime) -> list[PricedFeature]:
         """The plan's usage rate cards on limitable features, with their usage counters for this billing period."""
         plan = rules.plans[subscription.plan_id]
-        period = period_window(subscription.billing_anchor, subscription.billing_cadence, now)
+        period = rules.windows.window(subscription.billing_anchor, subscription.billing_cadence, now)
         start = max(period.start, subscription.active_from)
         found = []
         for card in phase_at(plan, subscription, now).rate_cards:
@@ -157,7 +157,7 @@ class LimitsBuilder:
         return found
 
     def usage_asks(
-        self, priced: Sequence[PricedFeature], subjects: Sequence[str], events: Sequence[Sequence[Event]]
+        self, priced: Sequence[PricedFeature], subjects: Sequence[str], events: Sequence[LlmCall]
     ) -> list[Governed]:
         """Soft asks that keep each priced feature's period usage (what marginal prices are read at)."""
         found = []
@@ -187,7 +187,7 @@ class LimitsBuilder:
         period_usage: dict[str, Decimal],
         tokens: FeatureMeasure,
         provider_cost: FeatureMeasure,
-        events: Sequence[Sequence[Event]],
+        events: Sequence[LlmCall],
         now: datetime,
     ) -> Governed:
         if subscription is not None:
@@ -233,7 +233,7 @@ class LimitsBuilder:
         return _plan_cost(priced, period_usage) if subscribed and priced else provider_cost.amount
 
     def task(
-        self, subject: str, task: str, limit: Decimal, cost_of: Amount, events: Sequence[Sequence[Event]], now: datetime
+        self, subject: str, task: str, limit: Decimal, cost_of: Amount, events: Sequence[LlmCall], now: datetime
     ) -> Governed:
         """An agent task's budget: the calls that name the task share it for TASK_TTL after its first call."""
         window = Window(now, None)
@@ -282,10 +282,10 @@ def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:
 
 
 def _plan_cost(priced: Sequence[PricedFeature], period_usage: dict[str, Decimal]) -> Amount:
-    def cost(events: Sequence[Event]) -> Decimal:
+    def cost(call: LlmCall) -> Decimal:
         total = Decimal(0)
         for feature in priced:
-            delta = feature.measure.amount(events)
+            delta = feature.measure.amount(call)
             if delta:
                 total += marginal_cost(period_usage.get(feature.key, Decimal(0)), delta, feature.terms)
         return total

@@ -5,6 +5,10 @@ events metering stores) aggregated by the meter with the feature's filters. So a
 from a worst-case call and a settlement from the real call count exactly what the event store will
 count for them, whatever the meter (tokens of one type, requests, provider cost, a custom meter over
 `llm.tokens`). Only additive meters (SUM, COUNT) can be limited: the others have no running total.
+
+The built-in meters (`llm_tokens`, `llm_requests`, `llm_cost`) filtered on their own dimensions are read
+straight from the call's record (the same numbers its events carry, without building them); any other meter
+or filter goes through the events.
 """
 
 from __future__ import annotations
@@ -16,20 +20,24 @@ from decimal import Decimal
 from tollway.metering.aggregation import dimension_text, numeric_value
 from tollway.metering.events import Event
 from tollway.metering.jsonpath import compile_path, extract
-from tollway.metering.meters import Aggregation, Meter
+from tollway.metering.llm import LlmCall, llm_call_events
+from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
 
 ADDITIVE = frozenset({Aggregation.SUM, Aggregation.COUNT})
 _ZERO = Decimal(0)
+_BUILT_IN = {meter.slug: meter for meter in BUILT_IN_METERS}
+_CALL_DIMENSIONS = frozenset({"model", "provider", "status_code", "route", "type"})
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureMeasure:
-    """A meter narrowed by filters, compiled once: the amount a call's events add to it."""
+    """A meter narrowed by filters, compiled once: the amount a call adds to it."""
 
     meter: Meter
     filters: Mapping[str, frozenset[str]]
     _value: tuple[str | int, ...] | None
     _dimensions: tuple[tuple[tuple[str | int, ...], frozenset[str]], ...]
+    _fast: str | None  # "tokens" | "requests" | "cost": a built-in meter read from the call's record
 
     @classmethod
     def of(cls, meter: Meter, filters: Mapping[str, Sequence[str]]) -> FeatureMeasure:
@@ -43,9 +51,41 @@ class FeatureMeasure:
         if unknown:
             raise ValueError(f"meter {meter.slug} has no dimension {unknown[0]!r} to filter on")
         dimensions = tuple((compile_path(meter.group_by[name]), values) for name, values in allowed.items())
-        return cls(meter, allowed, value, dimensions)
+        fast = None
+        if _BUILT_IN.get(meter.slug) == meter and set(allowed) <= _CALL_DIMENSIONS:
+            fast = {"llm_tokens": "tokens", "llm_requests": "requests", "llm_cost": "cost"}.get(meter.slug)
+        return cls(meter, allowed, value, dimensions, fast)
 
-    def amount(self, events: Sequence[Event]) -> Decimal:
+    def amount(self, call: LlmCall) -> Decimal:
+        """What the call adds to the meter slice."""
+        fast = self._fast
+        if fast is None:
+            return self.amount_of_events(llm_call_events(call))
+        filters = self.filters
+        for name, given in (
+            ("model", call.model),
+            ("provider", call.provider),
+            ("status_code", str(call.status_code)),
+            ("route", call.route),
+        ):
+            allowed = filters.get(name)
+            if allowed is not None and given not in allowed:
+                return _ZERO
+        if fast == "requests":
+            return Decimal(1)
+        usage = call.usage
+        if usage is None:
+            return _ZERO
+        types = filters.get("type")
+        if fast == "tokens":
+            return Decimal(sum(n for kind, n in usage.by_type().items() if types is None or kind in types))
+        price = call.price
+        if price is None:
+            return _ZERO  # an event without cost_usd adds nothing to llm_cost
+        per_type = price.per_type()
+        return sum((per_type[kind] * n for kind, n in usage.by_type().items()), _ZERO)
+
+    def amount_of_events(self, events: Sequence[Event]) -> Decimal:
         """What `events` add to the meter slice (events of other types, or outside the filters, add nothing)."""
         total = _ZERO
         for event in events:

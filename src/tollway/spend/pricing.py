@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from tollway.billing.pricing.model import UsageTerms
+from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.billing.pricing.usage import charge_usage
 
 _ZERO = Decimal(0)
@@ -28,6 +28,8 @@ def marginal_cost(used: Decimal, delta: Decimal, terms: UsageTerms) -> Decimal:
     """What `delta` more units cost after `used` units this period (never negative)."""
     if delta <= 0:
         return _ZERO
+    if isinstance(terms.price, UnitPrice) and terms == UsageTerms(terms.price):
+        return delta * terms.price.amount  # a plain unit price: no free quantity, discount or cap to apply
     return max(line_amount(used + delta, terms) - line_amount(used, terms), _ZERO)
 
 

@@ -21,7 +21,7 @@ from tollway.billing.subscriptions import Subscription, active_at
 from tollway.metering.meters import Meter
 from tollway.spend.budgets import Budget
 from tollway.spend.measure import ADDITIVE, FeatureMeasure
-from tollway.spend.windows import Window, period_window
+from tollway.spend.windows import PeriodCache, Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ class SpendRules:
     # (customer id, feature key) -> what the customer's unit grants make available in the entitlement's current
     # window, on top of the plan's limit (a hard limit is reached when the allowance and the grants are used up)
     granted: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    windows: PeriodCache = field(default_factory=PeriodCache, compare=False)  # usage periods found once per period
 
     def plan_limits(self, plan_id: str) -> bool:
         """Whether entitlements of the plan can refuse a call (a hard metered one, or a gate it may lack)."""
@@ -155,7 +156,7 @@ class SpendRules:
             if feature is None:
                 continue
             template = card.entitlement
-            window = period_window(
+            window = self.windows.window(
                 subscription.billing_anchor, template.usage_period or subscription.billing_cadence, at
             )
             found[feature.key] = Entitled(feature, template, subscription, window)

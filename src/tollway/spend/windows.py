@@ -67,3 +67,22 @@ def period_window(anchor: datetime, cadence: str, at: datetime) -> Window:
     """The period of an ISO-8601 cadence anchored at `anchor` that contains `at`."""
     start, end = periods.period_containing(anchor, periods.parse_cadence(cadence), at)
     return Window(start, end)
+
+
+class PeriodCache:
+    """`period_window` for the gateway's hot path: the last window of each (anchor, cadence), reused while the
+    moment asked for falls inside it (a cadence is parsed and a period found once per period, not per call)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._windows: dict[tuple[datetime, str], Window] = {}
+        self._max = max_entries
+
+    def window(self, anchor: datetime, cadence: str, at: datetime) -> Window:
+        found = self._windows.get((anchor, cadence))
+        if found is not None and found.start <= at and (found.end is None or at < found.end):
+            return found
+        window = period_window(anchor, cadence, at)
+        if len(self._windows) >= self._max:
+            self._windows.clear()
+        self._windows[(anchor, cadence)] = window
+        return window
