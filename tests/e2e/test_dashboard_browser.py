@@ -271,3 +271,14 @@ def _scenario(demo: Demo, browser: Any, artifacts: Path) -> None:
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "invalid_api_key"
     shot("08-revoked")
+
+    # Live: a new request appears without a reload (htmx polls every 5 s)
+    browser.get(demo.base + "/dashboard/live")
+    rows = len(browser.find_elements(By.CSS_SELECTOR, "#live-rows tr"))
+    browser.execute_script("window.notReloaded = true;")
+    with httpx.Client(base_url=demo.base, timeout=30) as gateway:
+        answer = gateway.post("/v1/chat/completions", json=request, headers={"Authorization": "Bearer acme-secret-key"})
+        assert answer.status_code == 200
+    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#live-rows tr")) == rows + 1, timeout=12)
+    assert browser.execute_script("return window.notReloaded === true;")
+    shot("09-live")

@@ -44,19 +44,34 @@ def test_times_in_a_chosen_zone() -> None:
     assert fmt.zone_name(UTC) == "UTC"
 
 
-def test_ranges_end_at_the_next_hour_and_pick_a_window() -> None:
+def test_ranges_end_with_the_current_window_on_boundaries_of_the_zone() -> None:
     week = fmt.time_range("7d", None, UTC, NOW)
     assert (week.start, week.end, week.window, week.granularity) == (
-        datetime(2026, 3, 22, 11, tzinfo=UTC),
-        datetime(2026, 3, 29, 11, tzinfo=UTC),
+        datetime(2026, 3, 23, tzinfo=UTC),
+        datetime(2026, 3, 30, tzinfo=UTC),
         WindowSize.DAY,
         "day",
     )
+    berlin = fmt.time_range("7d", "day", BERLIN, NOW)  # midnights in Berlin, across the switch to summer time
+    assert (berlin.start, berlin.end) == (datetime(2026, 3, 22, 23, tzinfo=UTC), datetime(2026, 3, 29, 22, tzinfo=UTC))
     day = fmt.time_range("24h", None, UTC, NOW)
-    assert (day.window, day.end - day.start) == (WindowSize.HOUR, timedelta(hours=24))
+    assert (day.window, day.start, day.end) == (
+        WindowSize.HOUR,
+        datetime(2026, 3, 28, 11, tzinfo=UTC),
+        datetime(2026, 3, 29, 11, tzinfo=UTC),
+    )
+    quarter = fmt.time_range("90d", "month", UTC, NOW)
+    assert (quarter.window, quarter.start, quarter.end) == (
+        WindowSize.MONTH,
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 4, 1, tzinfo=UTC),
+    )
+    december = fmt.time_range("30d", "month", UTC, datetime(2026, 12, 20, tzinfo=UTC))
+    assert (december.start, december.end) == (datetime(2026, 11, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     unknown = fmt.time_range("1y", "decade", UTC, NOW)
     assert (unknown.key, unknown.granularity) == ("7d", "day")
-    assert fmt.time_range("90d", "month", UTC, NOW).window is WindowSize.MONTH
+    assert fmt.time_range("7d", "hour", UTC, NOW).granularity == "hour"
+    assert fmt.time_range("30d", "hour", UTC, NOW).granularity == "day"  # 720 hourly windows: daily instead
 
 
 def test_window_starts_follow_the_zone_across_a_dst_change() -> None:

@@ -17,7 +17,7 @@ from tollway.money import format_money, format_quantity, to_minor_units
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 DEFAULT_RANGE = "7d"
 GRANULARITIES = {"hour": WindowSize.HOUR, "day": WindowSize.DAY, "month": WindowSize.MONTH}
-MAX_WINDOWS = 2_400  # a chart past this many points is refused in favour of a coarser granularity
+MAX_HOURLY = timedelta(days=7)  # hourly windows over a longer range: daily (hour buckets cost 24x the day's)
 ZONES = ("UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Tokyo")
 
 
@@ -104,17 +104,32 @@ class Range:
 
 
 def time_range(key: str | None, granularity: str | None, tz: tzinfo, now: datetime) -> Range:
-    """The range ending now (to the next whole hour) and its window size; defaults where a choice is unknown.
-    Hourly windows over 90 days would be 2,160 points: allowed; anything past MAX_WINDOWS turns daily."""
+    """The range ending with the window that holds `now`, cut on window boundaries in `tz` (so a page reads whole
+    day or month rollup buckets, never the hour and minute buckets of a ragged edge), and its window size; defaults
+    where a choice is unknown. Hourly windows over more than MAX_HOURLY turn daily."""
     key = key if key in RANGES else DEFAULT_RANGE
     span = RANGES[key]
     default = "hour" if span <= timedelta(days=2) else "day"
     granularity = granularity if granularity in GRANULARITIES else default
-    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    start = end - span
-    if granularity == "hour" and span / timedelta(hours=1) > MAX_WINDOWS:
+    if granularity == "hour" and span > MAX_HOURLY:
         granularity = "day"
+    if granularity == "hour":
+        end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return Range(key, end - span, end, WindowSize.HOUR, granularity, tz)
+    local = now.astimezone(tz).replace(tzinfo=None)
+    if granularity == "day":
+        last = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        first = last - timedelta(days=span.days)
+    else:
+        last = _month_start(local, 1)
+        first = _month_start(local - span + timedelta(days=1), 0)
+    start, end = (moment.replace(tzinfo=tz).astimezone(UTC) for moment in (first, last))
     return Range(key, start, end, GRANULARITIES[granularity], granularity, tz)
+
+
+def _month_start(local: datetime, months_ahead: int) -> datetime:
+    month = local.month - 1 + months_ahead
+    return datetime(local.year + month // 12, month % 12 + 1, 1)
 
 
 def price_label(card: RateCard, currency: str) -> str:

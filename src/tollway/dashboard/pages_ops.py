@@ -84,14 +84,15 @@ def routes(web: Web) -> list[BaseRoute]:
         rng = fmt.time_range(params.get("range"), params.get("granularity"), tz, deps.clock.now())
         windows = MeterQuery(start=rng.start, end=rng.end, window_size=rng.window, window_tz=tz)
         whole = MeterQuery(start=rng.start, end=rng.end)
-        token_rows, request_rows, cost_rows, subject_rows, customers, invoices = await asyncio.gather(
-            deps.metering.query("llm_tokens", replace(windows, group_by=("type", "model"))),
+        # one read of the token rollups serves the charts, the totals and the top customers
+        token_rows, request_rows, cost_rows, customers, invoices = await asyncio.gather(
+            deps.metering.query("llm_tokens", replace(windows, group_by=("subject", "type", "model"))),
             deps.metering.query("llm_requests", replace(windows, group_by=("status_code",))),
             deps.metering.query("llm_cost", replace(whole, group_by=("model",))),
-            deps.metering.query("llm_tokens", replace(whole, group_by=("subject",))),
             deps.catalog.customers(),
             deps.invoices.list(),
         )
+        subject_rows = token_rows
         totals = totals_of(token_rows)
         requests = sum((r.value for r in request_rows), Decimal(0))
         errors = sum((r.value for r in request_rows if is_error(r.group_by.get("status_code"))), Decimal(0))
