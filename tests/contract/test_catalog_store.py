@@ -44,7 +44,7 @@ SUBJECTS = "usageAttribution.subjectKeys"
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CatalogStore]:
     if request.param == "memory":
-        yield MemoryCatalogStore()
+        yield MemoryCatalogStore(FrozenClock(NOW))
         return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'catalog.db'}"
@@ -420,6 +420,38 @@ async def test_update_subscriptions_is_atomic(store: CatalogStore) -> None:
     assert await store.list_subscriptions() == [current]
     await store.update_subscriptions([ended], [following])
     assert await store.list_subscriptions(customer_id="C1") == [ended, following]
+
+
+async def test_subscription_writes_journal_their_changes_in_the_same_transaction(store: CatalogStore) -> None:
+    await _owners(store)
+
+    async def pending() -> list[tuple[str, str, str | None]]:
+        return [(c.kind, c.subscription_id, c.related_id) for c in await store.pending_subscription_changes()]
+
+    current = subscription("S1", "C1", "P1")
+    await store.insert_subscription(current)
+    assert await pending() == [("created", "S1", None)]
+    change_at = NOW + timedelta(days=3)
+    following = subscription("S2", "C1", "P2", plan_key="max", active_from=change_at, billing_anchor=change_at)
+    ended = replace(current, active_to=change_at, replaced_by="S2")
+    with pytest.raises(ConflictError):  # refused whole: no journal entry either
+        await store.update_subscriptions([ended], [following, replace(following, id="S1")])
+    await store.update_subscriptions([ended], [following])  # a plan change: S1 changed, S2 not "created"
+    assert await pending() == [("created", "S1", None), ("changed", "S1", "S2")]
+    first = await store.pending_subscription_changes(limit=1)
+    assert [c.kind for c in first] == ["created"]
+    assert first[0].at == NOW
+    version = await store.version()
+    await store.complete_subscription_changes([first[0].id], at=NOW)
+    await store.complete_subscription_changes([first[0].id], at=NOW)  # again: nothing
+    assert await store.version() == version  # completing is not a catalog change
+    assert await pending() == [("changed", "S1", "S2")]
+    canceled = replace(following, canceled_at=NOW, active_to=change_at + timedelta(days=30))
+    await store.update_subscriptions([canceled])
+    await store.update_subscriptions([replace(canceled, name="Max (renamed)")])  # no change to report
+    assert await pending() == [("changed", "S1", "S2"), ("canceled", "S2", None)]
+    await store.complete_subscription_changes([c.id for c in await store.pending_subscription_changes()], at=NOW)
+    assert await pending() == []
 
 
 async def test_overlapping_subscriptions_are_refused_even_in_a_race(store: CatalogStore) -> None:

@@ -298,15 +298,17 @@ async def test_invoice_status_events_and_stripe_payment_failed(two: tuple[Servic
 
 @pytest.mark.parametrize("two", ["sqlite"], indirect=True)
 async def test_subscription_events_once_each(two: tuple[Services, Services]) -> None:
-    a, _ = two
+    """From the catalog's change journal, written with each subscription write; two workers drain it at once."""
+    a, b = two
     clock = a.clock
     assert isinstance(clock, FrozenClock)
     clock.advance(timedelta(minutes=1))  # the rules come after the fixture's subscription
     channel = await a.notifications.create_channel(ChannelInput(name="ops", url="http://127.0.0.1:9/"))
     for kind in (SUBSCRIPTION_CREATED, SUBSCRIPTION_CHANGED, SUBSCRIPTION_CANCELED):
         await a.notifications.create_rule(rule_for(kind)(channel.id))
-    worker = build_notification_worker(a)
+    worker, other = build_notification_worker(a), build_notification_worker(b)
     assert worker is not None
+    assert other is not None
     await worker.detect_once()  # the subscription made before the rules is not replayed
     assert await a.notifications.events(EventFilter()) == []
     clock.advance(timedelta(minutes=1))
@@ -321,8 +323,10 @@ async def test_subscription_events_once_each(two: tuple[Services, Services]) -> 
     await a.catalog.change_subscription(old.id, plan_key="bigger")
     await a.catalog.cancel_subscription(created.id)
     for _ in range(2):
-        await worker.detect_once()
+        await asyncio.gather(worker.detect_once(), other.detect_once())
     await worker.stop()
+    await other.stop()
+    assert await a.catalog.store.pending_subscription_changes() == []
     found = sorted(
         (e.type, e.data.get("id") or e.data["from"]["id"]) for e in await a.notifications.events(EventFilter())
     )

@@ -4,11 +4,13 @@ tollway.adapters.memory (the fake the contract suite holds to the same rules).""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
+from tollway.billing.subscription_changes import SubscriptionChange
 from tollway.billing.subscriptions import Subscription
 
 
@@ -51,7 +53,16 @@ class CatalogStore(Protocol):
     # -- subscriptions
     async def insert_subscription(self, subscription: Subscription) -> None: ...
     async def update_subscriptions(self, changed: Sequence[Subscription], added: Sequence[Subscription] = ()) -> None:
-        """Update and insert subscriptions in one transaction (a plan change ends one and starts another)."""
+        """Update and insert subscriptions in one transaction (a plan change ends one and starts another), with
+        the changes it makes (tollway.billing.subscription_changes.changes_of) in the change journal."""
+        ...
+
+    async def pending_subscription_changes(self, *, limit: int = 100) -> list[SubscriptionChange]:
+        """Journal entries not yet completed, oldest first."""
+        ...
+
+    async def complete_subscription_changes(self, ids: Sequence[str], *, at: datetime) -> None:
+        """Mark entries done (again: no-op)."""
         ...
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None: ...

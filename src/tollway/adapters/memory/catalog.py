@@ -6,17 +6,24 @@ A write either applies whole or raises (ConflictError naming the field) before c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
+from tollway.billing.subscription_changes import SubscriptionChange, changes_of
 from tollway.billing.subscriptions import Subscription
 from tollway.billing.validation import first_overlap, overlap_conflict
+from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, NotFoundError, UnavailableError
+from tollway.ids import new_id
 
 
 class MemoryCatalogStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._changes: list[SubscriptionChange] = []  # the subscription change journal
+        self._done: set[str] = set()
         self._features: dict[str, Feature] = {}
         self._plans: dict[str, Plan] = {}
         self._customers: dict[str, Customer] = {}
@@ -185,8 +192,20 @@ class MemoryCatalogStore:
             pair = first_overlap([s for s in after.values() if s.customer_id == customer_id])
             if pair is not None:
                 raise overlap_conflict(pair)
+        before = {s.id: self._subscriptions[s.id] for s in changed}
         self._subscriptions = after
         self._version += 1
+        now = self._clock.now()
+        for kind, subscription_id, related in changes_of(before, changed, added):
+            self._changes.append(SubscriptionChange(new_id(now), kind, subscription_id, related, now))
+
+    async def pending_subscription_changes(self, *, limit: int = 100) -> list[SubscriptionChange]:
+        self._check()
+        return [c for c in self._changes if c.id not in self._done][:limit]
+
+    async def complete_subscription_changes(self, ids: Sequence[str], *, at: datetime) -> None:
+        self._check()
+        self._done.update(ids)
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         self._check()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from tollway.adapters.sql import catalog_codec as codec
+from tollway.adapters.sql import subscription_changes as journal
 from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.schema import (
     catalog_customer_subjects,
@@ -27,6 +29,7 @@ from tollway.adapters.sql.schema import (
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
+from tollway.billing.subscription_changes import SubscriptionChange
 from tollway.billing.subscriptions import Subscription
 from tollway.billing.validation import first_overlap, overlap_conflict
 from tollway.clock import Clock, SystemClock
@@ -409,6 +412,9 @@ class SqlCatalogStore:
                 connection.execute(
                     select(catalog_customers.c.id).where(catalog_customers.c.id.in_(customers)).with_for_update()
                 ).all()
+            ids = [s.id for s in changed]
+            stored = connection.execute(select(catalog_subscriptions).where(catalog_subscriptions.c.id.in_(ids)))
+            before = {row.id: self._subscription(row) for row in stored} if ids else {}
             for subscription_id, values in updates:
                 count = connection.execute(
                     update(catalog_subscriptions).where(catalog_subscriptions.c.id == subscription_id).values(**values)
@@ -424,6 +430,7 @@ class SqlCatalogStore:
                 pair = first_overlap([self._subscription(row) for row in rows])
                 if pair is not None:
                     raise overlap_conflict(pair)
+            journal.record_changes(connection, before, changed, added, self._clock.now())
 
         await asyncio.to_thread(
             self._write, work, self._conflict("subscription id already exists, or its customer or plan is unknown")
@@ -439,6 +446,19 @@ class SqlCatalogStore:
             active_from_us=row.active_from_us,
             active_to_us=row.active_to_us,
         )
+
+    async def pending_subscription_changes(self, *, limit: int = 100) -> list[SubscriptionChange]:
+        return await asyncio.to_thread(self._read, lambda c: journal.pending(c, limit))
+
+    async def complete_subscription_changes(self, ids: Sequence[str], *, at: datetime) -> None:
+        def work() -> None:  # not a catalog change: the version row stays
+            with self._engine.begin() as connection:
+                journal.complete(connection, ids, at)
+
+        try:
+            await asyncio.to_thread(work)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"catalog store write failed: {failure_text(exc)}") from exc
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         query = select(catalog_subscriptions).where(catalog_subscriptions.c.id == subscription_id)
