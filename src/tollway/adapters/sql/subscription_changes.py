@@ -1,4 +1,4 @@
-"""The catalog's subscription change journal (table `catalog_subscription_changes`, migration 0015): written by
+"""The catalog's subscription change journal (table `catalog_subscription_changes`, migration 0016): written by
 SqlCatalogStore.update_subscriptions in the transaction of the write, read and completed by the notification
 worker (subscription.created / changed / canceled). Change the table only with a migration."""
 

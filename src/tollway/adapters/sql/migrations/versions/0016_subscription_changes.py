@@ -1,7 +1,7 @@
 """the catalog's subscription change journal (subscription notifications written with the change)
 
-Revision ID: 0015_subscription_changes
-Revises: 0014_unit_grants
+Revision ID: 0016_subscription_changes
+Revises: 0015_credit_recharge
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_subscription_changes"
-down_revision = "0014_unit_grants"
+revision = "0016_subscription_changes"
+down_revision = "0015_credit_recharge"
 branch_labels = None
 depends_on = None
 BigKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
