@@ -582,7 +582,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         refresh_s=settings.spend_refresh_s,
         reconcile_s=settings.spend_reconcile_s,
         granted=unit_grants.granted_now,
+        credits=credits.prepaid_balances,
     )
+    credits.on_change = keeper.refresh_grants
     metered_usage = MeteredUsage(metering, RunningTotals(store, clock))
     unit_grants.on_change = keeper.refresh_grants
     spend = SpendAdmission(

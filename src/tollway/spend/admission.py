@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -229,6 +229,9 @@ class SpendAdmission:
         budgets = rules.consumer_budgets.get(call.subject, ())
         if customer is not None:
             budgets = rules.customer_budgets.get(customer.customer.key, ()) + budgets
+            balance = rules.credits.get(customer.customer.key)
+            if balance is not None:  # prepaid-only: the open period's spend may not pass the credit balance
+                budgets = (prepaid_budget(customer.customer.key, balance), *budgets)
         limited = subscription is not None and rules.plan_limits(subscription.plan_id)
         priced_by_call = call.request_budget is not None or call.task_budget is not None
         # a subscribed customer's calls are priced as its plan prices them (x-tollway-cost, money limits)
@@ -272,18 +275,21 @@ class SpendAdmission:
             mine = customer_subjects if budget.scope == "customer" else (call.subject,)
             who = f"{budget.scope} '{budget.target}'"
             governed.append(
-                self._limits.budget(
+                prepaid_governed(
                     budget,
-                    mine,
-                    who,
-                    subscription,
-                    customer_subjects,
-                    priced,
-                    period_usage,
-                    rules.tokens,
-                    rules.provider_cost,
-                    events,
-                    now,
+                    self._limits.budget(
+                        budget,
+                        mine,
+                        who,
+                        subscription,
+                        customer_subjects,
+                        priced,
+                        period_usage,
+                        rules.tokens,
+                        rules.provider_cost,
+                        events,
+                        now,
+                    ),
                 )
             )
         return governed, pricing
@@ -432,6 +438,37 @@ class SpendAdmission:
         return read
 
 
+PREPAID_KEY = "prepaid-credits"
+
+
+def prepaid_budget(customer_key: str, balance: Decimal) -> Budget:
+    """A prepaid-only customer's credit balance as a hard money budget over the billing period: the period's
+    spend so far, priced as its invoice prices it, plus what calls in flight hold, may not pass it."""
+    return Budget(
+        id=f"credits:{customer_key}",
+        key=PREPAID_KEY,
+        scope="customer",
+        target=customer_key,
+        kind="money",
+        limit=balance,
+        window="billing_period",
+        name="prepaid credits",
+    )
+
+
+def prepaid_governed(budget: Budget, governed: Governed) -> Governed:
+    if budget.key != PREPAID_KEY or not budget.id.startswith("credits:"):
+        return governed
+    key = budget.target
+    return replace(
+        governed,
+        name="credits",
+        what=f"the prepaid credit balance of customer '{key}'",
+        per="this billing period",
+        hint=f"Top up: POST /api/v1/customers/{key}/credits/grants (or set an auto-recharge).",
+    )
+
+
 def refusal(governed: Governed, used: Decimal, reserved: Decimal, now: datetime) -> LimitExceededError:
     window = governed.window
     limit = governed.ask.limit or Decimal(0)
@@ -441,7 +478,7 @@ def refusal(governed: Governed, used: Decimal, reserved: Decimal, now: datetime)
         f"Limit reached: {governed.what} allows {decimal_text(limit)} {governed.per} "
         f"({_time(governed.counted_from)} to {resets}); {decimal_text(used)} used{held}, and this request may "
         f"use up to {decimal_text(governed.ask.amount)}. It resets at {resets}."
-    )
+    ) + (f" {governed.hint}" if governed.hint else "")
     return LimitExceededError(
         message,
         code="insufficient_quota",

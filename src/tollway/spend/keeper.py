@@ -34,7 +34,9 @@ class RulesKeeper:
         refresh_s: float = 1.0,
         reconcile_s: float = 30.0,
         granted: Callable[[], Awaitable[Mapping[tuple[str, str], Decimal]]] | None = None,
+        credits: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
     ) -> None:
+        self._credits = credits  # prepaid-only customers' credit balances: read like the grants
         self._granted = granted  # unit grants on entitlements: read at each rebuild and each reconcile
         self._catalog = catalog
         self._metering = metering
@@ -83,6 +85,8 @@ class RulesKeeper:
     async def _read_grants(self) -> None:
         if self._granted is not None:
             self.rules = replace(self.rules, granted=dict(await self._granted()))
+        if self._credits is not None:
+            self.rules = replace(self.rules, credits=dict(await self._credits()))
 
     def start(self) -> None:
         if self._task is None:

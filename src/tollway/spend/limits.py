@@ -49,6 +49,7 @@ class Governed:
     name: str  # e.g. "entitlement:output-tokens", "budget:acme-monthly"
     what: str  # e.g. "the 'output-tokens' entitlement of customer 'acme'"
     per: str  # e.g. "per usage period", "per day"
+    hint: str = ""  # what the caller can do about a refusal
 
 
 @dataclass(frozen=True, slots=True)

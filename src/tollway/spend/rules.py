@@ -61,6 +61,8 @@ class SpendRules:
     # window, on top of the plan's limit (a hard limit is reached when the allowance and the grants are used up)
     granted: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     windows: PeriodCache = field(default_factory=PeriodCache, compare=False)  # usage periods found once per period
+    # customer key -> the settled prepaid credit balance of a prepaid-only customer (in its plan's currency)
+    credits: Mapping[str, Decimal] = field(default_factory=dict)
 
     def plan_limits(self, plan_id: str) -> bool:
         """Whether entitlements of the plan can refuse a call (a hard metered one, or a gate it may lack)."""

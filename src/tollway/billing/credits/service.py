@@ -4,6 +4,7 @@ grant is written by `expire_due`, which the period closer runs after it made the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +23,7 @@ from tollway.ids import new_id
 from tollway.money import currency_exponent, decimal_text, from_minor_units, to_minor_units
 
 MAX_AMOUNT = Decimal(10) ** 15
+PREPAID_ONLY = "prepaid_only"  # customer metadata: "true" -> the gateway refuses calls the credits cannot cover
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class CreditService:
         topups: TopUps | None = None,
     ) -> None:
         self._topups = topups  # without it, a grant funded by invoice waits for an activation from outside
+        self.on_change: Callable[[], Awaitable[None]] | None = None  # the gateway reads the balances again
         self._store = store
         self._catalog = catalog
         self._clock = clock
@@ -146,11 +149,36 @@ class CreditService:
             )
         if self._topups is not None and stored.invoice_id is not None:
             await self._topups.invoice(stored)  # a repeat (or a retry after a crash) stores nothing new
+        if created:
+            await self._changed()
         return stored, created
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
+
+    async def prepaid_balances(self) -> dict[str, Decimal]:
+        """customer key -> settled credit balance, for the prepaid-only customers (metadata prepaid_only:
+        "true"): what the gateway holds their calls against."""
+        found: dict[str, Decimal] = {}
+        for customer in await self._catalog.list_customers():
+            if str(customer.metadata.get(PREPAID_ONLY, "")).lower() != "true":
+                continue
+            try:
+                balance = await self.balance(customer.id, live=False)
+            except ValidationError:
+                balance = None  # no currency yet: nothing granted, nothing to spend
+            found[customer.key] = (
+                Decimal(0) if balance is None else from_minor_units(balance.settled_minor, balance.currency)
+            )
+        return found
 
     async def settle_topups(self) -> list[CreditGrant]:
         """Bought grants whose invoice was paid become active."""
-        return [] if self._topups is None else await self._topups.settle()
+        activated = [] if self._topups is None else await self._topups.settle()
+        if activated:
+            await self._changed()
+        return activated
 
     # -- auto-recharge -------------------------------------------------------------------------------
 
@@ -230,7 +258,9 @@ class CreditService:
 
     async def void(self, customer_ref: str, grant_id: str) -> CreditGrant:
         grant = await self.get(customer_ref, grant_id)
-        return await self._store.end(grant.id, "voided", at=self._clock.now())
+        voided = await self._store.end(grant.id, "voided", at=self._clock.now())
+        await self._changed()
+        return voided
 
     async def activate(self, grant_id: str) -> CreditGrant:
         return await self._store.activate(grant_id, at=self._clock.now())
@@ -239,7 +269,7 @@ class CreditService:
         customer = await self.customer(customer_ref)
         return await self._store.list_transactions(customer.id, grant_id=grant_id)
 
-    async def balance(self, customer_ref: str, currency: str | None = None) -> CreditBalance:
+    async def balance(self, customer_ref: str, currency: str | None = None, *, live: bool = True) -> CreditBalance:
         customer = await self.customer(customer_ref)
         now = self._clock.now()
         balances = await self._store.balances(customer.id)
@@ -251,7 +281,7 @@ class CreditService:
         settled = sum(b.balance_minor for b in mine if b.grant.status == "active" and b.grant.effective_at <= now)
         pending = sum(b.grant.amount_minor for b in mine if b.grant.status == "pending")
         consumed = 0
-        if self._preview is not None and settled > 0:
+        if live and self._preview is not None and settled > 0:
             try:
                 preview = await self._preview.preview(customer.id, now)
             except NotFoundError:
