@@ -68,6 +68,7 @@ from tollway.gateway.endpoints.paths import path_endpoints
 from tollway.gateway.hooks import Admission
 from tollway.gateway.metrics import Counter, GatewayMetrics
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
+from tollway.gateway.process_metrics import ProcessMetrics
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.refusals import NoticeRefusals
@@ -713,6 +714,7 @@ def build_runtime(
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
     }
     metrics = GatewayMetrics()
+    metrics.add_source(ProcessMetrics().render)  # process_* and python_*, as Prometheus' client libraries name them
     scrubber = Scrubber(secrets_of(settings, config))
     auth_failures = AuthFailures(metrics.auth_failures, limit=settings.auth_failure_limit)
     pipeline: UsageSink
@@ -724,18 +726,18 @@ def build_runtime(
         inline = UsagePipeline(
             store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
         )
-        metrics.add_gauge(
-            "tollway_usage_flush_failures",
+        metrics.add_counter(
+            "tollway_usage_flush_failures_total",
             "Failed attempts to store usage events since start.",
             lambda: inline.flush_failures_total,
         )
-        metrics.add_gauge(
+        metrics.add_counter(
             "tollway_internal_errors_total",
             "Failures of usage storing that were not an outage (a bug; see the log): the batch is kept.",
             lambda: inline.internal_errors_total,
         )
-        metrics.add_gauge(
-            "tollway_usage_interrupted_calls",
+        metrics.add_counter(
+            "tollway_usage_interrupted_calls_total",
             "Calls a previous process did not see finish (killed while they ran), metered from their intents.",
             lambda: inline.interrupted_total,
         )
@@ -745,8 +747,8 @@ def build_runtime(
         "1 while usage can be journaled; 0 after an append failed (a full disk): calls are refused (503).",
         lambda: int(writer.error is None),
     )
-    metrics.add_gauge(
-        "tollway_usage_journal_failures",
+    metrics.add_counter(
+        "tollway_usage_journal_failures_total",
         "Appends to the usage journal that failed since start.",
         lambda: writer.failures_total,
     )
@@ -815,28 +817,28 @@ def build_runtime(
     gateway.paths = configured_paths(config)
     stats = store.stats
     for name, help_text, read in (
-        ("tollway_events_stored", "Events stored since start (new ones).", lambda: stats.inserted_total),
+        ("tollway_events_stored_total", "Events stored since start (new ones).", lambda: stats.inserted_total),
         (
-            "tollway_events_duplicates",
+            "tollway_events_duplicates_total",
             "Events skipped as duplicates of a stored (source, id).",
             lambda: stats.duplicates_total,
         ),
         (
-            "tollway_events_conflicts",
+            "tollway_events_conflicts_total",
             "Events whose (source, id) was stored with different content (first copy kept).",
             lambda: stats.conflicts_total,
         ),
         (
-            "tollway_meter_skipped_values",
+            "tollway_meter_skipped_values_total",
             "Events a meter skipped: value missing, or not a number where one is needed.",
             lambda: stats.skipped_values_total,
         ),
     ):
-        metrics.add_gauge(name, help_text, read)
+        metrics.add_counter(name, help_text, read)
     metering = services.metering
     rollups = rollup_worker(store, clock, metering.retention)
-    metrics.add_gauge(
-        "tollway_rollup_events", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
+    metrics.add_counter(
+        "tollway_rollup_events_total", "Events folded into meter rollups since start.", lambda: rollups.rolled_total
     )
     keys = KeyDirectory(services.identity.store, clock, publish_keys(gateway))
     metrics.add_gauge(

@@ -80,7 +80,7 @@ def test_database_outage_loses_nothing_and_stores_everything_once(
 
         # The usage waits: every event of the three calls is in the backlog and in the journal, none stored.
         assert metric(gateway, "tollway_usage_backlog_events") == EVENTS_DURING
-        wait_until(lambda: metric(gateway, "tollway_usage_flush_failures") >= 1)
+        wait_until(lambda: metric(gateway, "tollway_usage_flush_failures_total") >= 1)
         assert metric(gateway, "tollway_usage_backlog_events") == EVENTS_DURING
         assert sum(journal_segments(workdir / "journal").values()) > 0
         with gateway.admin() as admin:

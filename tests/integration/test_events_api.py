@@ -105,7 +105,7 @@ def test_same_id_different_content_is_kept_once_and_counted(tollway: TollwayProc
     assert post(admin, [event("x1", subject="conflict", data={"calls": 50, "tool": "search"})]).status_code == 204
     assert [r["value"] for r in total(admin, "tool_calls", subject="conflict")] == ["2"]
     metrics = httpx.get(tollway.base_url + "/metrics").text
-    line = next(m for m in metrics.splitlines() if m.startswith("tollway_events_conflicts"))
+    line = next(m for m in metrics.splitlines() if m.startswith("tollway_events_conflicts_total "))
     assert float(line.split()[-1]) >= 1
 
 
@@ -348,7 +348,7 @@ def test_rollup_worker_catches_up_and_answers_stay_equal(tollway: TollwayProcess
 
     def rolled() -> float:
         metrics = httpx.get(tollway.base_url + "/metrics").text
-        line = next(m for m in metrics.splitlines() if m.startswith("tollway_rollup_events"))
+        line = next(m for m in metrics.splitlines() if m.startswith("tollway_rollup_events_total "))
         return float(line.split()[-1])
 
     wait_until(lambda: rolled() >= 100, timeout_s=10)

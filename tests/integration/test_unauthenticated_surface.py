@@ -22,7 +22,7 @@ async def test_metrics_are_open_without_a_metrics_token(tmp_path: Path) -> None:
     async with composed_app(tmp_path) as composed:
         response = await composed.client.get("/metrics")
         assert response.status_code == 200
-        assert "tollway_events_stored" in response.text
+        assert "tollway_events_stored_total" in response.text
 
 
 async def test_a_metrics_token_closes_metrics_to_everyone_else(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ async def test_a_metrics_token_closes_metrics_to_everyone_else(tmp_path: Path) -
         served = await composed.client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
         assert served.status_code == 200
         assert served.headers["content-type"] == "text/plain; version=0.0.4"
-        assert "tollway_events_stored" in served.text
+        assert "tollway_events_stored_total" in served.text
         assert (await composed.client.get("/healthz")).status_code == 200  # probes stay open
 
 

@@ -49,6 +49,23 @@ class Gauge:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", f"{self.name} {self._read()}"]
 
 
+class CounterReading:
+    """A monotonic count kept elsewhere (since process start), read when metrics are scraped: typed `counter`,
+    so Prometheus' rate() and increase() treat a restart as a reset."""
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        if not name.endswith("_total"):
+            raise ValueError(f"a counter's name ends with _total: {name}")
+        self.name, self.help, self._read = name, help_text, read
+
+    def render(self) -> list[str]:
+        return [
+            f"# HELP {self.name} {self.help}",
+            f"# TYPE {self.name} counter",
+            f"{self.name} {_number(self._read())}",
+        ]
+
+
 class LabelledGauge:
     """Gauge values per label set, read when metrics are scraped."""
 
@@ -139,11 +156,16 @@ class GatewayMetrics:
             "Failed authentications (missing or wrong consumer key, admin token) by surface: gateway, admin.",
             ("surface",),
         )
-        self._gauges: list[Gauge] = []
+        self._gauges: list[Gauge | CounterReading] = []
         self._sources: list[Callable[[], list[str]]] = []
 
     def add_gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A value that goes up and down (a backlog, an age, 0/1 health), read at each scrape."""
         self._gauges.append(Gauge(name, help_text, read))
+
+    def add_counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A count since process start kept by another component (named `..._total`), read at each scrape."""
+        self._gauges.append(CounterReading(name, help_text, read))
 
     def add_source(self, render: Callable[[], list[str]]) -> None:
         """More exposition lines, rendered at each scrape (e.g. the per-target routing metrics)."""
