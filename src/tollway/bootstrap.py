@@ -53,6 +53,7 @@ from tollway.config.credits import apply_config_credits
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
+from tollway.config.unit_grants import apply_config_unit_grants
 from tollway.dashboard_root import build_dashboard, key_usage_endpoint, portal_tokens
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
@@ -462,6 +463,9 @@ class Runtime:
         if self.credits is None:
             return
         changes, problems = await apply_config_credits(self.credits, config)
+        if self.unit_grants is not None:
+            more, unit_problems = await apply_config_unit_grants(self.unit_grants, config)
+            changes, problems = changes + more, problems + unit_problems
         for line in changes:
             log.info("credits: %s", line)
         if problems:

@@ -18,12 +18,14 @@ from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.credits import MemoryCreditStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.memory.store import MemoryEventStore
+from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.adapters.sql.credits import SqlCreditStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.billing.credits.ports import CreditStore
 from tollway.billing.credits.service import CreditService, NewGrant
+from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.ports import InvoiceStore
 from tollway.billing.invoicing.preview import InvoicePreview
@@ -34,6 +36,7 @@ from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.config.credits import apply_config_credits
 from tollway.config.schema import TollwayConfig
+from tollway.config.unit_grants import apply_config_unit_grants
 from tollway.errors import ConflictError, ValidationError
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
@@ -231,3 +234,24 @@ async def test_config_grants_are_created_once_and_a_changed_one_is_named(world: 
     )
     (grant,) = await world.credits.grants("acme")
     assert (grant.key, grant.amount_minor, grant.priority) == ("config:Welcome", 2000, 5)
+
+
+async def test_config_unit_grants_are_created_once_and_a_changed_one_is_named(world: World) -> None:
+    service = UnitGrantService(world.catalog, MemoryUnitGrantStore())
+
+    def config(amount: str) -> TollwayConfig:
+        grant = {"feature": "output-tokens", "amount": amount, "effective_at": "2026-12-01T00:00:00Z", "key": "bonus"}
+        return TollwayConfig.model_validate({"customers": [{"key": "acme", "name": "Acme", "grants": [grant]}]})
+
+    changes, problems = await apply_config_unit_grants(service, config("5000000"))
+    assert (len(changes), problems) == (1, [])
+    assert await apply_config_unit_grants(service, config("5000000")) == ([], [])
+    assert await apply_config_unit_grants(service, config("6000000")) == (
+        [],
+        [
+            "customers.acme.grants[0]: a grant under key 'bonus' exists with other values (a grant cannot change:"
+            " void it and give the new one another key)"
+        ],
+    )
+    (grant,) = await service.list("acme", "output-tokens")
+    assert (grant.amount, grant.effective_at) == (Decimal(5000000), DEC_1)

@@ -51,6 +51,7 @@ def apply_command(
     from tollway.clock import SystemClock
     from tollway.config.catalog import config_catalog
     from tollway.config.credits import apply_config_credits
+    from tollway.config.unit_grants import apply_config_unit_grants
     from tollway.errors import ConfigError, DomainError
 
     settings, config = _load(file)
@@ -90,6 +91,8 @@ def apply_command(
                 for line in await services.budgets.sync_config([b.budget() for b in config.budgets]):
                     typer.echo(line)
             changes, problems = await apply_config_credits(services.credits, config)
+            more, unit_problems = await apply_config_unit_grants(services.unit_grants, config)
+            changes, problems = changes + more, problems + unit_problems
             for line in changes:
                 typer.echo(line)
             if problems:

@@ -10,7 +10,10 @@ import typer
 from tollway.cli.catalog import JsonOption, fields_table, grid, request, show
 from tollway.cli.commands import Commands
 
-credits_app = Commands(help="Prepaid money credits: grants, grant, void, balance, transactions.")
+credits_app = Commands(
+    help="Prepaid money credits (grants, grant, void, balance, transactions) and unit grants on metered"
+    " entitlements (unit-grants, unit-grant, unit-void)."
+)
 Customer = Annotated[str, typer.Argument(help="Customer key or id.")]
 
 
@@ -120,3 +123,70 @@ def credits_transactions(customer: Customer, as_json: JsonOption = False) -> Non
             a,
         ),
     )
+
+
+@credits_app.command("unit-grants")
+def credits_unit_grants(
+    customer: Customer, feature: Annotated[str, typer.Argument(help="Feature key.")], as_json: JsonOption = False
+) -> None:
+    """List the unit grants on a customer's metered entitlement.
+
+    Example: tollway credits unit-grants acme output-tokens
+    """
+    show(
+        request("GET", f"/api/v1/customers/{customer}/entitlements/{feature}/grants"),
+        as_json,
+        lambda a: grid(
+            "unit grants",
+            [
+                ("id", lambda g: g["id"]),
+                ("amount", lambda g: g["amount"]),
+                ("priority", lambda g: str(g["priority"])),
+                ("effective", lambda g: g["effectiveAt"]),
+                ("expires", lambda g: g.get("expiresAt") or "never"),
+                ("voided", lambda g: g.get("voidedAt") or ""),
+            ],
+            a,
+        ),
+    )
+
+
+@credits_app.command("unit-grant")
+def credits_unit_grant(
+    customer: Customer,
+    feature: Annotated[str, typer.Argument(help="Feature key (metered).")],
+    amount: Annotated[str, typer.Option(help="Units granted (decimal).")],
+    effective_at: Annotated[str, typer.Option(help="RFC 3339 time it starts.")],
+    priority: Annotated[int, typer.Option(help="1-255, lower burns first.")] = 1,
+    expires: Annotated[str | None, typer.Option(help="DURATION:COUNT, e.g. DAY:30.")] = None,
+    recurrence: Annotated[str | None, typer.Option(help="DAY, WEEK, MONTH, YEAR or an ISO-8601 duration.")] = None,
+    max_rollover: Annotated[str | None, typer.Option(help="maxRolloverAmount (default: the amount).")] = None,
+    min_rollover: Annotated[str | None, typer.Option(help="minRolloverAmount (default 0).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Grant units to a customer's metered entitlement (OpenMeter's grant).
+
+    Example: tollway credits unit-grant acme output-tokens --amount 5000000 --effective-at 2026-12-01T00:00:00Z
+    """
+    body: dict[str, Any] = {"amount": amount, "effectiveAt": effective_at, "priority": priority}
+    if expires is not None:
+        duration, _, count = expires.partition(":")
+        body["expiration"] = {"duration": duration, "count": int(count) if count.isdigit() else count}
+    if recurrence is not None:
+        body["recurrence"] = {"interval": recurrence}
+    if max_rollover is not None:
+        body["maxRolloverAmount"] = max_rollover
+    if min_rollover is not None:
+        body["minRolloverAmount"] = min_rollover
+    answer = request("POST", f"/api/v1/customers/{customer}/entitlements/{feature}/grants", body)
+    show(answer, as_json, lambda a: fields_table(f"unit grant {a['id']}", a))
+
+
+@credits_app.command("unit-void")
+def credits_unit_void(grant: Annotated[str, typer.Argument(help="Unit grant id.")]) -> None:
+    """Void a unit grant (it pays nothing from now on).
+
+    Example: tollway credits unit-void 01JX...
+    """
+    request("DELETE", f"/api/v1/grants/{grant}")
+    typer.echo(f"unit grant {grant} voided")

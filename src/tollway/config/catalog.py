@@ -20,6 +20,7 @@ from tollway.billing.customers import Address
 from tollway.config.catalog_fields import Key, Strict
 from tollway.config.catalog_plans import PlanConfig
 from tollway.config.credits import CreditGrantConfig
+from tollway.config.unit_grants import UnitGrantConfig
 from tollway.errors import ValidationError
 from tollway.money import currency_exponent
 
@@ -104,6 +105,7 @@ class CustomerConfig(Strict):
     stripe_customer_id: str | None = Field(default=None, min_length=1)
     subscription: SubscriptionConfig | None = None
     credits: list[CreditGrantConfig] = Field(default_factory=list)  # money credit grants, created once each
+    grants: list[UnitGrantConfig] = Field(default_factory=list)  # unit grants on metered entitlements
 
     @field_validator("currency")
     @classmethod
