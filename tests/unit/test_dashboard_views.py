@@ -3,9 +3,12 @@ CSRF tokens, live rows, bars."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from tollway.dashboard import fmt
 from tollway.dashboard.charts import series_chart, window_starts
@@ -14,6 +17,7 @@ from tollway.dashboard.reports import Bar, totals_of
 from tollway.dashboard.security import SESSION_TTL, Sessions
 from tollway.metering.aggregation import QueryRow
 from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall, TokenUsage, call_from_record, call_record, llm_call_events
 from tollway.metering.meters import WindowSize
 
 NOW = datetime(2026, 3, 29, 10, 30, tzinfo=UTC)
@@ -168,6 +172,7 @@ def test_live_row_reads_a_request_event() -> None:
             "cache_write_tokens": 1,
             "cost_usd": "0.0042",
             "streamed": True,
+            "duration_ms": 842,
         },
     )
     live = live_row(event)
@@ -180,8 +185,32 @@ def test_live_row_reads_a_request_event() -> None:
         Decimal("0.0042"),
         200,
     )
+    assert live.duration_ms == 842
     odd = live_row(Event("x", "s", "llm.request", "s", NOW, {"input_tokens": True, "cost_usd": "nan?"}))
-    assert (odd.input, odd.cost, odd.model, odd.status) == (0, None, "—", 0)
+    assert (odd.input, odd.cost, odd.model, odd.status, odd.duration_ms) == (0, None, "—", 0, None)
+
+
+def test_request_duration_travels_from_the_journal_line_to_the_request_event() -> None:
+    call = LlmCall(
+        request_id="req_1",
+        subject="acme-corp",
+        time=NOW,
+        model="demo",
+        upstream_model="demo",
+        provider="local",
+        route="/v1/chat/completions",
+        status_code=200,
+        streamed=False,
+        usage=TokenUsage(input=10, output=5),
+        duration_ms=1234,
+    )
+    stored = call_from_record(orjson.loads(call_record(call)))
+    assert stored.duration_ms == 1234
+    request = next(e for e in llm_call_events(stored) if e.type == "llm.request")
+    assert request.data["duration_ms"] == 1234
+    without = replace(call, duration_ms=None)
+    assert b"duration_ms" not in call_record(without)  # older lines and callers without it: unchanged
+    assert "duration_ms" not in next(e for e in llm_call_events(without) if e.type == "llm.request").data
 
 
 def test_bars_toward_a_limit() -> None:

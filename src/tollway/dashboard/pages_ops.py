@@ -41,6 +41,7 @@ class LiveRow:
     status: int
     streamed: bool
     partial: bool
+    duration_ms: int | None = None
 
 
 def live_row(event: Event) -> LiveRow:
@@ -68,6 +69,7 @@ def live_row(event: Event) -> LiveRow:
         status=status if isinstance(status, int) else 0,
         streamed=bool(data.get("streamed")),
         partial=bool(data.get("partial")),
+        duration_ms=integer("duration_ms") if "duration_ms" in data else None,
     )
 
 

@@ -433,6 +433,7 @@ class Relay:
             price=self.state.prices.get((provider, target.model)),
             attempts=call.attempts,
             requested_model=None if call.requested_model in (route.model, "-") else call.requested_model,
+            duration_ms=int((time.perf_counter() - call.started) * 1000),
         )
         self._pipeline.record_call(record)
         if call.reservation is not None:

@@ -99,6 +99,7 @@ class LlmCall:
     requested_model: str | None = None  # the name the client asked for (an alias or a pattern match); None: `model`
     attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before this one, in order
     interrupted: bool = False  # the gateway stopped before the call finished: estimated from its write-ahead intent
+    duration_ms: int | None = None  # from the request's arrival to its usage being known (the dashboard's latency)
 
 
 CALL_RECORD = "llm.call"
@@ -130,6 +131,8 @@ def call_record(call: LlmCall) -> bytes:
         line["attempts"] = [[a.provider, a.upstream_model, a.status_code, a.cause] for a in call.attempts]
     if call.interrupted:
         line["interrupted"] = True
+    if call.duration_ms is not None:
+        line["duration_ms"] = call.duration_ms
     return orjson.dumps(line, option=orjson.OPT_UTC_Z)
 
 
@@ -163,7 +166,12 @@ def call_from_record(raw: dict[str, Any]) -> LlmCall:
             for p, m, status, cause in raw.get("attempts") or ()
         ),
         interrupted=raw.get("interrupted") is True,
+        duration_ms=_duration(raw.get("duration_ms")),
     )
+
+
+def _duration(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def llm_event_count(call: LlmCall) -> int:
@@ -216,6 +224,8 @@ def llm_call_events(call: LlmCall) -> list[Event]:
     }
     if prices is not None:
         request_data["cost_usd"] = decimal_text(total_cost)
+    if call.duration_ms is not None:
+        request_data["duration_ms"] = call.duration_ms
     if call.attempts:
         request_data["attempts"] = len(call.attempts) + 1
         events.extend(_attempt_events(call, common))
