@@ -95,6 +95,13 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_and_meters(tmp_path: Path) -
                 return [row["value"] for row in query.json()["data"]] == ["1"]
 
             wait_until(counted, 20)  # migrations ran from the wheel, and the usage was stored
+            # the dashboard's templates and vendored scripts are in the wheel
+            signin = client.get("/dashboard/signin")
+            assert signin.status_code == 200, signin.text
+            assert "Admin token" in signin.text
+            script = client.get("/dashboard/static/vendor/chart-4.6.2.umd.min.js")
+            assert script.status_code == 200
+            assert b"Chart.js v4.6.2" in script.content
     finally:
         serve.terminate()
         serve.wait(20)
