@@ -569,6 +569,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         return await credits.settle_topups() if invoice.metadata.get("kind") == "topup" else None
 
     invoices.on_paid = topup_paid
+
+    async def restore_credits(invoice: Invoice) -> object:
+        return await credits.restore_invoice(invoice.id) if any(x.kind == "credit" for x in invoice.lines) else None
+
+    invoices.on_void = restore_credits
     budget_store = SqlBudgetStore(store.engine, clock)
     counters: CounterStore
     if settings.redis_url:
@@ -899,6 +904,28 @@ def build_runtime(
 def build_app(runtime: Runtime) -> TollwayApp:
     settings = runtime.settings
     portal = portal_tokens(runtime)
+    webhooks = (
+        StripeWebhooks(
+            secret=settings.stripe_webhook_secret,
+            store=runtime.invoices.store,
+            clock=runtime.clock,
+            notify=settings.notifications,
+            payment_failed=(
+                payment_failed_notice(runtime.notifications)
+                if settings.notifications and runtime.notifications is not None
+                else None
+            ),
+        )
+        if settings.stripe_webhook_secret and runtime.invoices is not None
+        else None
+    )
+    credits = runtime.credits
+    if webhooks is not None and credits is not None:
+
+        async def topup_paid(_: str) -> object:
+            return await credits.settle_topups()  # a bought grant whose invoice Stripe collected: active now
+
+        webhooks.on_paid = topup_paid
     management = create_management_app(
         metering=runtime.metering,
         admin_token=runtime.settings.admin_token,
@@ -907,21 +934,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
         invoice_preview=runtime.invoice_preview,
         catalog=runtime.catalog,
         invoices=runtime.invoices,
-        stripe_webhooks=(
-            StripeWebhooks(
-                secret=settings.stripe_webhook_secret,
-                store=runtime.invoices.store,
-                clock=runtime.clock,
-                notify=settings.notifications,
-                payment_failed=(
-                    payment_failed_notice(runtime.notifications)
-                    if settings.notifications and runtime.notifications is not None
-                    else None
-                ),
-            )
-            if settings.stripe_webhook_secret and runtime.invoices is not None
-            else None
-        ),
+        stripe_webhooks=webhooks,
         notifications=runtime.notifications,
         billing_profile=BillingProfileInfo(
             seller_name=settings.seller_name,

@@ -163,3 +163,18 @@ async def test_two_processes_spending_the_same_balance_one_wins(stores: Stores) 
     )
     assert sorted(type(r).__name__ for r in results) == ["ConflictError", "Invoice"]
     assert await balance(stores.credits, "g") == 200
+
+
+async def test_a_voided_invoice_gives_its_credits_back_once(stores: Stores) -> None:
+    await stores.credits.create_grant(new_grant("g", 2000))
+    await stores.credits.create_grant(new_grant("gone", 500))
+    rows = [consumption("i1", "g", 2000, 1500), consumption("i1", "gone", 500, 500)]
+    rows[1] = CreditTransaction("i1-row2", "gone", "cust", "consumed", -500, "USD", 500, 0, NOW, "i1", "i1-1")
+    assert await stores.invoices.create_invoice(invoice("i1", 2000, 2000), ledger=rows) is not None
+    await stores.credits.end("gone", "voided", at=NOW)  # a grant voided since keeps nothing back
+    back = await stores.credits.restore("i1", at=NOW)
+    assert [(r.grant_id, r.kind, r.amount_minor, r.balance_before_minor, r.balance_after_minor) for r in back] == [
+        ("g", "restored", 1500, 500, 2000)
+    ]
+    assert await stores.credits.restore("i1", at=NOW) == []  # once
+    assert await balance(stores.credits, "g") == 2000

@@ -29,6 +29,7 @@ from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.ports import InvoiceStore
 from tollway.billing.invoicing.preview import InvoicePreview
+from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
@@ -255,3 +256,19 @@ async def test_config_unit_grants_are_created_once_and_a_changed_one_is_named(wo
     )
     (grant,) = await service.list("acme", "output-tokens")
     assert (grant.amount, grant.effective_at) == (Decimal(5000000), DEC_1)
+
+
+async def test_voiding_an_invoice_gives_back_the_credits_it_used(world: World) -> None:
+    await world.credits.create("acme", NewGrant(name="Promo", amount=Decimal("20")))
+    await world.tokens(datetime(2026, 12, 5, tzinfo=UTC), 500_000)  # $5
+    invoice, _ = await close_december(world)
+    assert invoice.total_minor == 0
+    service = InvoiceService(world.invoices, world.catalog_store, world.clock)
+
+    async def restore(voided: Any) -> object:
+        return await world.credits.restore_invoice(voided.id)
+
+    service.on_void = restore
+    await service.void(invoice.id)
+    rows = [(r.kind, r.amount_minor, r.balance_after_minor) for r in await world.credits.transactions("acme")]
+    assert rows == [("funded", 2000, 2000), ("consumed", -500, 1500), ("restored", 500, 2000)]

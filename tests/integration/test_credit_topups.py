@@ -7,6 +7,8 @@ never a second until the balance went back above it. Amounts worked out by hand.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tollway.adapters.memory.catalog import MemoryCatalogStore
@@ -24,6 +27,7 @@ from tollway.adapters.sql.credits import SqlCreditStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
+from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.billing.credits.service import CreditService, NewGrant
 from tollway.billing.credits.topups import TopUps
 from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore
@@ -156,3 +160,24 @@ async def test_auto_recharge_once_per_crossing_under_a_burst(world: World) -> No
     second = await asyncio.gather(*(c.check_recharge("acme") for _ in range(10) for c in (one, two)))
     assert [g.key for g in second if g is not None] == ["auto-recharge:2"]
     assert start.status == "active"
+
+
+async def test_stripes_invoice_paid_webhook_activates_the_bought_grant_at_once(world: World) -> None:
+    credits = world.one.credits
+    grant, _ = await credits.create("acme", NewGrant(name="Pack", amount=Decimal("20"), funding_method="invoice"))
+    assert grant.invoice_id is not None
+    secret = "whsec_topup_0123456789"
+    webhooks = StripeWebhooks(secret=secret, store=world.store, clock=FrozenClock(NOW))
+
+    async def topup_paid(_: str) -> object:
+        return await credits.settle_topups()
+
+    webhooks.on_paid = topup_paid
+    obj = {"id": "in_1", "object": "invoice", "status": "paid", "metadata": {"tollway_invoice_id": grant.invoice_id}}
+    payload = orjson.dumps({"id": "evt_1", "type": "invoice.paid", "data": {"object": obj}})
+    stamp = int(NOW.timestamp())
+    signature = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    outcome = await webhooks.receive(payload, f"t={stamp},v1={signature}")
+    assert outcome.action == "paid"
+    assert (await credits.get("acme", grant.id)).status == "active"
+    assert (await credits.balance("acme")).settled_minor == 2000

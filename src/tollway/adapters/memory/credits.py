@@ -43,6 +43,21 @@ def ending_row(grant: CreditGrant, kind: str, balance: int, at: datetime) -> Cre
     )
 
 
+def restored_row(consumed: CreditTransaction, balance: int, at: datetime) -> CreditTransaction:
+    return CreditTransaction(
+        id=new_id(at),
+        grant_id=consumed.grant_id,
+        customer_id=consumed.customer_id,
+        kind="restored",
+        amount_minor=-consumed.amount_minor,
+        currency=consumed.currency,
+        balance_before_minor=balance,
+        balance_after_minor=balance - consumed.amount_minor,
+        at=at,
+        invoice_id=consumed.invoice_id,  # the voided invoice (its line stays on the consumed row)
+    )
+
+
 def ended(grant: CreditGrant, kind: str, at: datetime) -> CreditGrant | None:
     """The grant after `kind` (voided | expired); None when it already has that status. ConflictError else."""
     if kind not in ("voided", "expired"):
@@ -137,6 +152,17 @@ class MemoryCreditStore:
                 raise ConflictError(f"credit grant {grant.id} is {grant.status}", field="credits")
         check_ledger(rows, balances)
         self._ledger.extend(rows)
+
+    async def restore(self, invoice_id: str, *, at: datetime) -> list[CreditTransaction]:
+        done = {(r.grant_id, r.invoice_id) for r in self._ledger if r.kind == "restored"}
+        made = []
+        for row in [r for r in self._ledger if r.kind == "consumed" and r.invoice_id == invoice_id]:
+            grant = self._grants.get(row.grant_id)
+            if grant is None or grant.status != "active" or (row.grant_id, row.invoice_id) in done:
+                continue
+            made.append(restored_row(row, self._balance(row.grant_id), at))
+            self._ledger.append(made[-1])
+        return made
 
     async def list_pending(self) -> list[CreditGrant]:
         return [g for g in self._grants.values() if g.status == "pending"]

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.memory.credits import ended, ending_row, funded_row
+from tollway.adapters.memory.credits import ended, ending_row, funded_row, restored_row
 from tollway.adapters.sql.credit_schema import credit_grants, credit_ledger, credit_recharge
 from tollway.adapters.sql.engine import failure_text
 from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance, RechargeRule
@@ -279,6 +279,33 @@ class SqlCreditStore:
                 .values(status=changed.status, voided_us=_us(changed.voided_at), expired_us=_us(changed.expired_at))
             )
             return changed
+
+        return await asyncio.to_thread(self._tx, work)
+
+    async def restore(self, invoice_id: str, *, at: datetime) -> list[CreditTransaction]:
+        def work(connection: Connection) -> list[CreditTransaction]:
+            consumed = [
+                transaction_from_row(r)
+                for r in connection.execute(
+                    select(credit_ledger)
+                    .where(credit_ledger.c.invoice_id == invoice_id, credit_ledger.c.kind == "consumed")
+                    .order_by(credit_ledger.c.seq)
+                )
+            ]
+            grants = _locked(connection, [r.grant_id for r in consumed], self._postgres) if consumed else {}
+            made = []
+            for row in consumed:
+                grant = grants.get(row.grant_id)
+                if grant is None or grant.status != "active":
+                    continue
+                back = restored_row(row, _balance(connection, row.grant_id), at)
+                values = row_values(back) | {"once_key": f"{row.grant_id}:restored:{row.invoice_line_id}"}
+                inserted = connection.execute(
+                    self._insert(credit_ledger).values(**values).on_conflict_do_nothing().returning(credit_ledger.c.id)
+                ).first()
+                if inserted is not None:
+                    made.append(back)
+            return made
 
         return await asyncio.to_thread(self._tx, work)
 

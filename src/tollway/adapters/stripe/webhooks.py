@@ -128,6 +128,7 @@ class StripeWebhooks:
         self._tolerance_s = tolerance_s
         self._notify = notify  # status changes enqueue their notification rows (invoice.updated, invoice.paid)
         self._payment_failed = payment_failed  # notifies invoice.payment_failed (deduplicated on the event id)
+        self.on_paid: Callable[[str], Awaitable[object]] | None = None  # e.g. a bought credit grant becomes active
 
     async def receive(self, payload: bytes, signature: str | None) -> WebhookOutcome:
         """Verify, apply, record. Raises ValidationError (nothing applied) for a bad signature or body."""
@@ -174,6 +175,8 @@ class StripeWebhooks:
             return f"ignored: {exc.message}", invoice_id
         if isinstance(stripe_status, str):
             await self._store.record_stripe_ids(invoice_id, stripe_status=stripe_status)
+        if status == "paid" and self.on_paid is not None:
+            await self.on_paid(invoice_id)
         return status, invoice_id
 
 

@@ -2,7 +2,8 @@
 amount must be exact in that unit), so the ledger and the invoice's credit lines can never drift apart.
 
 A grant's balance is the sum of its ledger rows: `funded` (+amount, when it becomes active), `consumed`
-(-what it paid of one invoice line), `expired` and `voided` (-what was left)."""
+(-what it paid of one invoice line), `expired` and `voided` (-what was left), `restored` (+what a consumed
+row took, when its invoice is voided)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Literal
 
 FundingMethod = Literal["none", "invoice", "external"]
 GrantStatus = Literal["pending", "active", "expired", "voided"]
-TransactionKind = Literal["funded", "consumed", "expired", "voided"]
+TransactionKind = Literal["funded", "consumed", "expired", "voided", "restored"]
 FUNDING_METHODS: tuple[FundingMethod, ...] = ("none", "invoice", "external")
 CREDIT_RATE_CARD = "credits"  # rate_card_key of a "credits applied" invoice line
 

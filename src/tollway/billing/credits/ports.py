@@ -55,6 +55,11 @@ class CreditStore(Protocol):
         A no-op when it already has that status; ConflictError when it ended the other way."""
         ...
 
+    async def restore(self, invoice_id: str, *, at: datetime) -> list[CreditTransaction]:
+        """The invoice was voided: each consumed row of it comes back to its grant as a `restored` row, once, to
+        grants still active (an expired or voided grant keeps nothing)."""
+        ...
+
     async def list_pending(self) -> list[CreditGrant]:
         """Grants waiting for their payment (status pending), oldest first."""
         ...

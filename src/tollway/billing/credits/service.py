@@ -173,6 +173,13 @@ class CreditService:
             )
         return found
 
+    async def restore_invoice(self, invoice_id: str) -> list[CreditTransaction]:
+        """A voided invoice gives back the credits it consumed (to grants still active)."""
+        made = await self._store.restore(invoice_id, at=self._clock.now())
+        if made:
+            await self._changed()
+        return made
+
     async def settle_topups(self) -> list[CreditGrant]:
         """Bought grants whose invoice was paid become active."""
         activated = [] if self._topups is None else await self._topups.settle()

@@ -40,6 +40,7 @@ class InvoiceService:
         self._stripe = stripe
         self._notify = notify  # issuing and status changes enqueue notification rows (tollway.notifications)
         self.on_paid: Callable[[Invoice], Awaitable[object]] | None = None  # e.g. bought credits become active
+        self.on_void: Callable[[Invoice], Awaitable[object]] | None = None  # e.g. consumed credits come back
 
     @property
     def store(self) -> InvoiceStore:
@@ -79,7 +80,10 @@ class InvoiceService:
     async def void(self, invoice_id: str, *, sync_stripe: bool = True) -> Invoice:
         """Draft or issued (or uncollectible) -> void; the record and its number stay. An issued invoice voided
         here is voided in Stripe too (`sync_stripe=False` when the change comes from Stripe)."""
-        return await self._change(invoice_id, "void", self._clock.now(), sync_stripe=sync_stripe)
+        voided = await self._change(invoice_id, "void", self._clock.now(), sync_stripe=sync_stripe)
+        if self.on_void is not None:
+            await self.on_void(voided)
+        return voided
 
     async def mark_uncollectible(self, invoice_id: str) -> Invoice:
         """Issued -> uncollectible; Stripe (when on) stops collecting it."""
