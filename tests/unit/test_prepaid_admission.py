@@ -24,7 +24,7 @@ from tollway.spend.keeper import RulesKeeper
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-async def prepaid_world(credit: str, *, budget: Decimal | None = None) -> World:
+async def prepaid_world(credit: str, *, budget: Decimal | None = None, on_plan: bool = False) -> World:
     w = World()
     await w.metering.sync_meters([])
     await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
@@ -37,11 +37,20 @@ async def prepaid_world(credit: str, *, budget: Decimal | None = None) -> World:
         ),
     )
     plan = await w.catalog.create_plan(
-        key="pay", name="Pay", currency="USD", billing_cadence="P1M", phases=(Phase("default", "Default", cards),)
+        key="pay",
+        name="Pay",
+        currency="USD",
+        billing_cadence="P1M",
+        phases=(Phase("default", "Default", cards),),
+        metadata={"prepaid_only": "true"} if on_plan else None,
     )
     await w.catalog.publish_plan(plan.id)
     await w.catalog.create_customer(
-        key="acme", name="Acme", subjects=["acme-corp"], currency="USD", metadata={"prepaid_only": "true"}
+        key="acme",
+        name="Acme",
+        subjects=["acme-corp"],
+        currency="USD",
+        metadata=None if on_plan else {"prepaid_only": "true"},
     )
     await w.catalog.create_subscription(customer="acme", plan_key="pay", active_from=NOV_1, billing_anchor=NOV_1)
     credits = CreditService(MemoryCreditStore(), w.store, w.clock)
@@ -92,3 +101,9 @@ async def test_an_empty_balance_refuses_the_first_call() -> None:
     w = await prepaid_world("0.01")
     with pytest.raises(LimitExceededError):
         await w.admit(output=30)
+
+
+async def test_a_plan_can_make_its_customers_prepaid_only() -> None:
+    w = await prepaid_world("0.60", on_plan=True)  # the flag on the plan, not the customer: room for 2
+    results = await asyncio.gather(*(w.admit(output=30) for _ in range(5)), return_exceptions=True)
+    assert [isinstance(r, LimitExceededError) for r in results].count(False) == 2

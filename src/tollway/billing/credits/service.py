@@ -4,7 +4,7 @@ grant is written by `expire_due`, which the period closer runs after it made the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -158,11 +158,22 @@ class CreditService:
             await self.on_change()
 
     async def prepaid_balances(self) -> dict[str, Decimal]:
-        """customer key -> settled credit balance, for the prepaid-only customers (metadata prepaid_only:
-        "true"): what the gateway holds their calls against."""
+        """customer key -> settled credit balance, for the prepaid-only customers (metadata prepaid_only: "true" on
+        the customer, or on the plan of its subscription running now): what the gateway holds their calls
+        against."""
+        now = self._clock.now()
+        plans = {plan.id: plan for plan in await self._catalog.list_plans()}
+        by_plan = {
+            s.customer_id
+            for s in await self._catalog.list_subscriptions()
+            if s.active_from <= now
+            and (s.active_to is None or now < s.active_to)
+            and s.plan_id in plans
+            and _flag(plans[s.plan_id].metadata, PREPAID_ONLY)
+        }
         found: dict[str, Decimal] = {}
         for customer in await self._catalog.list_customers():
-            if str(customer.metadata.get(PREPAID_ONLY, "")).lower() != "true":
+            if not _flag(customer.metadata, PREPAID_ONLY) and customer.id not in by_plan:
                 continue
             try:
                 balance = await self.balance(customer.id, live=False)
@@ -304,8 +315,12 @@ class CreditService:
         ]
 
 
+def _flag(metadata: Mapping[str, Any], name: str) -> bool:
+    return str(metadata.get(name, "")).lower() == "true"
+
+
 def _before_payment(customer: Customer) -> bool:
-    return str(customer.metadata.get(BEFORE_PAYMENT, "")).lower() == "true"
+    return _flag(customer.metadata, BEFORE_PAYMENT)
 
 
 def _same(stored: CreditGrant, asked: CreditGrant, *, explicit_effective: bool) -> bool:
