@@ -926,6 +926,7 @@ def build_app(runtime: Runtime) -> TollwayApp:
             return await credits.settle_topups()  # a bought grant whose invoice Stripe collected: active now
 
         webhooks.on_paid = topup_paid
+        webhooks.on_void = credits.restore_invoice  # a void in Stripe gives the consumed credits back too
     management = create_management_app(
         metering=runtime.metering,
         admin_token=runtime.settings.admin_token,

@@ -28,9 +28,11 @@ from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.stripe.webhooks import StripeWebhooks
+from tollway.billing.credits.burndown import apply_credits
 from tollway.billing.credits.service import CreditService, NewGrant
 from tollway.billing.credits.topups import TopUps
-from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore
+from tollway.billing.invoicing.model import Invoice, InvoiceLine
+from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequest
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
@@ -181,3 +183,32 @@ async def test_stripes_invoice_paid_webhook_activates_the_bought_grant_at_once(w
     assert outcome.action == "paid"
     assert (await credits.get("acme", grant.id)).status == "active"
     assert (await credits.balance("acme")).settled_minor == 2000
+
+
+async def test_an_invoice_voided_in_stripe_gives_its_credits_back(world: World) -> None:
+    credits = world.one.credits
+    grant, _ = await credits.create("acme", NewGrant(name="Promo", amount=Decimal("20")))
+    usage = InvoiceLine("usage", "out", "usage", NOW, NOW, Decimal("5"), 500, id="inv-v-1")
+    paid = apply_credits(
+        [usage],
+        await credits.store.balances(grant.customer_id),
+        invoice_id="inv-v",
+        currency="USD",
+        at=NOW,
+        period_start=NOW,
+        period_end=NOW,
+    )
+    lines = (usage, *paid.lines)
+    draft = Invoice("inv-v", grant.customer_id, "USD", "draft", NOW, NOW, lines, 0, billing_key="v")
+    issue = IssueRequest(issued_at=NOW, due_at=NOW)
+    assert await world.store.create_invoice(draft, issue=issue, ledger=paid.transactions) is not None
+    secret = "whsec_void_0123456789"
+    webhooks = StripeWebhooks(secret=secret, store=world.store, clock=FrozenClock(NOW))
+    webhooks.on_void = credits.restore_invoice
+    obj = {"id": "in_v", "object": "invoice", "status": "void", "metadata": {"tollway_invoice_id": "inv-v"}}
+    payload = orjson.dumps({"id": "evt_v", "type": "invoice.voided", "data": {"object": obj}})
+    stamp = int(NOW.timestamp())
+    signature = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    assert (await webhooks.receive(payload, f"t={stamp},v1={signature}")).action == "void"
+    rows = [(r.kind, r.amount_minor, r.balance_after_minor) for r in await credits.transactions("acme")]
+    assert rows == [("funded", 2000, 2000), ("consumed", -500, 1500), ("restored", 500, 2000)]

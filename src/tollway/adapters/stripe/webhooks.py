@@ -129,6 +129,7 @@ class StripeWebhooks:
         self._notify = notify  # status changes enqueue their notification rows (invoice.updated, invoice.paid)
         self._payment_failed = payment_failed  # notifies invoice.payment_failed (deduplicated on the event id)
         self.on_paid: Callable[[str], Awaitable[object]] | None = None  # e.g. a bought credit grant becomes active
+        self.on_void: Callable[[str], Awaitable[object]] | None = None  # e.g. the credits it consumed come back
 
     async def receive(self, payload: bytes, signature: str | None) -> WebhookOutcome:
         """Verify, apply, record. Raises ValidationError (nothing applied) for a bad signature or body."""
@@ -177,6 +178,8 @@ class StripeWebhooks:
             await self._store.record_stripe_ids(invoice_id, stripe_status=stripe_status)
         if status == "paid" and self.on_paid is not None:
             await self.on_paid(invoice_id)
+        if status == "void" and self.on_void is not None:
+            await self.on_void(invoice_id)
         return status, invoice_id
 
 
