@@ -35,7 +35,11 @@ TOKEN_BODY = {
                         "subject": {"type": "string", "minLength": 1, "maxLength": 255},
                         "customer": {"type": "string", "minLength": 1, "description": "Tollway: a customer id or key"},
                         "expiresAt": {"type": "string", "format": "date-time"},
-                        "allowedMeterSlugs": {"type": "array", "items": {"type": "string"}, "maxItems": 32},
+                        "allowedMeterSlugs": {
+                            "type": "array",
+                            "items": {"type": "string", "minLength": 1},
+                            "maxItems": 32,
+                        },
                     },
                 }
             }
@@ -51,9 +55,9 @@ INVALIDATE_BODY = {
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "id": {"type": "string"},
-                        "subject": {"type": "string"},
-                        "customer": {"type": "string"},
+                        "id": {"type": ["string", "null"]},
+                        "subject": {"type": ["string", "null"]},
+                        "customer": {"type": ["string", "null"], "description": "Tollway: a customer id or key"},
                     },
                 }
             }
