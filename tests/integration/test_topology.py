@@ -77,6 +77,7 @@ def topology(
                 "TOLLWAY_SPEND_REDIS_PREFIX": redis_prefix,
                 "TOLLWAY_ROUTING_REDIS_PREFIX": redis_prefix + "routing:",
                 "TOLLWAY_BILLING_WORKER": "false",
+                "TOLLWAY_AUTH_FAILURE_LIMIT": "0",  # B answers 401 until the key arrives: no brute-force 429
             }
             gateway = TollwayProcess(workdir / name, config_for(fake_openai), database_url=postgres_url, env=env)
             started.append(gateway.start())
