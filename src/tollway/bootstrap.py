@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from tollway.adapters.journal.file import FileJournal, claim_segments, lease_holder
@@ -76,6 +77,7 @@ from tollway.gateway.refusals import NoticeRefusals
 from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.resilience import target_resilience
 from tollway.gateway.routing import Route, Router, Target
+from tollway.gateway.shared_metrics import SharedExposition
 from tollway.gateway.state import GatewayState
 from tollway.identity.directory import KeyDirectory, config_entries
 from tollway.identity.service import IdentityService
@@ -195,6 +197,7 @@ class Runtime:
     unit_grants: UnitGrantService | None = None
     changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
     backlog_watch: BacklogWatch | None = None  # a warning a minute while usage waits too long to be stored
+    shared_metrics: SharedExposition | None = None  # serve --workers N: this worker's metrics, published
     started: bool = False
 
     async def start(self) -> None:
@@ -233,6 +236,8 @@ class Runtime:
             self.changes.start()
         if self.backlog_watch is not None:
             self._spawn(self.backlog_watch.run())
+        if self.shared_metrics is not None:
+            self._spawn(self.shared_metrics.run())
         if self.settings.config:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_soon)
         self.started = True
@@ -858,6 +863,9 @@ def build_runtime(
     )
     conninfo = libpq_url(settings.database_url)
     changes = Changes([keys.refresh, keeper.refresh], PgChangeFeed(conninfo) if conninfo else None)
+    published = SharedExposition(Path(settings.metrics_dir), metrics.render) if settings.metrics_dir else None
+    if published is not None:
+        metrics.shared_scrape = published.scrape
     runtime = Runtime(
         settings=settings,
         config=config,
@@ -896,6 +904,7 @@ def build_runtime(
         changes=changes,
         routing_share=routing_share,
         backlog_watch=BacklogWatch(backlog_age, threshold_s=settings.usage_backlog_alert_s),
+        shared_metrics=published,
     )
     services.notifications.on_secrets(runtime.set_webhook_secrets)
     return runtime

@@ -36,6 +36,8 @@ class Settings:
     dashboard_secret: str | None = None
     api_docs: str = "admin"  # admin | open | off: who may read /openapi.json, /docs and /redoc
     metrics_token: str | None = None  # when set, /metrics answers only `Authorization: Bearer <token>`
+    # serve --workers N sets it: a directory where each worker publishes its metrics, summed at each scrape
+    metrics_dir: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     journal_dir: str = "./.tollway/journal"

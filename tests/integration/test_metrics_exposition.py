@@ -1,6 +1,7 @@
 """/metrics as Prometheus reads it: counts since start are typed `counter` and named `..._total` (so rate() is
-right), nothing else is named `_total`, the standard process_* and python_* series are there, and the Grafana
-dashboard in examples/grafana/ only queries metrics this exposition has."""
+right), nothing else is named `_total`, the standard process_* and python_* series are there, the Grafana
+dashboard in examples/grafana/ only queries metrics this exposition has, and `serve --workers 2` answers every
+scrape with all the workers' requests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import json
 import re
 from pathlib import Path
 
+import httpx
+
 from tests.support.agent_app import KEY, tollway_app
+from tests.support.net import wait_until
+from tests.support.tollway_process import TollwayProcess
+from tollway.gateway.shared_metrics import merge
 
 DASHBOARD = Path(__file__).parents[2] / "examples" / "grafana" / "tollway-dashboard.json"
 COUNTS_SINCE_START = (
@@ -101,3 +107,84 @@ def test_the_expression_reader_finds_metric_names_only() -> None:
     assert metric_names(expr) == {"tollway_target_ttfb_seconds_bucket"}
     assert metric_names("process_resident_memory_bytes / 1e6") == {"process_resident_memory_bytes"}
     assert metric_names("rate(a_total[5m]) / rate(b_total[5m])") == {"a_total", "b_total"}
+
+
+def test_samples_of_counters_and_histograms_are_summed_over_workers_and_gauges_are_the_scraped_ones() -> None:
+    one = "\n".join(
+        [
+            "# HELP t_total T.",
+            "# TYPE t_total counter",
+            't_total{route="/a b"} 3',
+            "# TYPE h histogram",
+            'h_bucket{le="1"} 1',
+            'h_bucket{le="+Inf"} 2',
+            "h_sum 1.5",
+            "h_count 2",
+            "# TYPE g gauge",
+            "g 7",
+        ]
+    )
+    two = "\n".join(
+        [
+            "# TYPE t_total counter",
+            't_total{route="/a b"} 4',
+            't_total{route="/c"} 1',
+            "# TYPE g gauge",
+            "g 9",
+            "# TYPE h histogram",
+            'h_bucket{le="1"} 0',
+            'h_bucket{le="+Inf"} 1',
+            "h_sum 0.25",
+            "h_count 1",
+            "# TYPE only_total counter",
+            "only_total 5",
+        ]
+    )
+    merged = merge(one, [two]).decode().splitlines()
+    assert merged == [
+        "# HELP t_total T.",
+        "# TYPE t_total counter",
+        't_total{route="/a b"} 7',
+        't_total{route="/c"} 1',
+        "# TYPE h histogram",
+        'h_bucket{le="1"} 1',
+        'h_bucket{le="+Inf"} 3',
+        "h_sum 1.75",
+        "h_count 3",
+        "# TYPE g gauge",
+        "g 7",
+        "# TYPE only_total counter",
+        "only_total 5",
+    ]
+
+
+def test_serve_with_two_workers_shows_every_request_on_every_scrape(tmp_path: Path) -> None:
+    config = {
+        "providers": [{"name": "local", "type": "simulator"}],
+        "models": [{"name": "demo", "targets": [{"provider": "local", "model": "demo"}]}],
+        "consumers": [{"username": "acme-corp", "keys": [KEY]}],
+    }
+    process = TollwayProcess(tmp_path, config, args=("--workers", "2")).start()
+    try:
+        body = {"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}
+        with httpx.Client(base_url=process.base_url, timeout=10) as http:
+            for _ in range(10):  # new connections: the kernel spreads them over the two workers
+                with httpx.Client(base_url=process.base_url, timeout=10) as fresh:
+                    answer = fresh.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
+                    assert answer.status_code == 200
+
+            def requests_seen() -> list[int]:
+                seen = []
+                for _ in range(6):  # successive scrapes, answered by either worker
+                    with httpx.Client(base_url=process.base_url, timeout=10) as fresh:
+                        text = fresh.get("/metrics").text
+                    line = next(
+                        (x for x in text.splitlines() if x.startswith('tollway_requests_total{route="/v1/chat/')), None
+                    )
+                    seen.append(int(line.rsplit(" ", 1)[1]) if line else 0)
+                return seen
+
+            wait_until(lambda: requests_seen() == [10] * 6, timeout_s=15)
+            assert "# TYPE tollway_requests_total counter" in http.get("/metrics").text
+    finally:
+        process.stop()

@@ -29,8 +29,10 @@ class TollwayProcess:
         *,
         database_url: str | None = None,
         env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        self.args = args  # more `tollway serve` options, e.g. ("--workers", "2")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / "tollway.yaml"
@@ -67,7 +69,10 @@ class TollwayProcess:
     def _start(self, timeout_s: float) -> TollwayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tollway", "serve", "--config", str(self.config_path), "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "tollway", "serve", "--config", str(self.config_path)),
+                    *("--port", str(self.port), *self.args),
+                ],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

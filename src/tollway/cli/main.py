@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -249,15 +251,22 @@ def _serve(
         ):
             if value:
                 os.environ["TOLLWAY_" + name] = value
+        # One /metrics for all workers: each publishes its metrics here, the one scraped sums them.
+        shared = settings.metrics_dir or tempfile.mkdtemp(prefix="tollway-metrics-")
+        os.environ["TOLLWAY_METRICS_DIR"] = shared
         err.print(banner, highlight=False)
-        uvicorn.run(
-            "tollway.bootstrap:app_from_env",
-            factory=True,
-            workers=workers,
-            host=settings.host,
-            port=settings.port,
-            **options,
-        )
+        try:
+            uvicorn.run(
+                "tollway.bootstrap:app_from_env",
+                factory=True,
+                workers=workers,
+                host=settings.host,
+                port=settings.port,
+                **options,
+            )
+        finally:
+            if not settings.metrics_dir:
+                shutil.rmtree(shared, ignore_errors=True)
         return ""
     runtime = build_runtime(settings, loaded)
     server = Server(uvicorn.Config(build_app(runtime), **options))

@@ -158,6 +158,12 @@ class GatewayMetrics:
         )
         self._gauges: list[Gauge | CounterReading] = []
         self._sources: list[Callable[[], list[str]]] = []
+        # serve --workers N: the exposition summed over the workers (tollway.gateway.shared_metrics)
+        self.shared_scrape: Callable[[], bytes] | None = None
+
+    def exposition(self) -> bytes:
+        """What /metrics answers: this process's metrics, or every worker's when they are shared."""
+        return self.shared_scrape() if self.shared_scrape is not None else self.render()
 
     def add_gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """A value that goes up and down (a backlog, an age, 0/1 health), read at each scrape."""
