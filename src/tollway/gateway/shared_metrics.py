@@ -82,7 +82,7 @@ def merge(own: str, others: list[str]) -> bytes:
 
 
 class SharedExposition:
-    def __init__(self, directory: Path, render: Callable[[], bytes], *, interval_s: float = 1.0) -> None:
+    def __init__(self, directory: Path, render: Callable[[], bytes], *, interval_s: float = 0.5) -> None:
         self._directory = directory
         self._render = render
         self._interval_s = interval_s
