@@ -306,6 +306,25 @@ def tollway_bin(arg: str | None) -> Path:
     return Path(arg or os.environ.get("TOLLWAY_BIN") or REPO / ".venv" / "bin" / "tollway")
 
 
+SPEND_CONFIG = """\
+features:
+  - {key: output-tokens, meter: llm_tokens, filters: {type: output}}
+plans:
+  - key: bench
+    name: Bench
+    currency: USD
+    billing_cadence: P1M
+    rate_cards:
+      - feature: output-tokens
+        price: {type: unit, amount: "0.00001"}
+        entitlement: {type: metered, limit: "1000000000000", hard: true}
+customers:
+  - {key: bench-co, name: Bench Co, usage_from: [bench-user], subscription: {plan: bench}}
+budgets:
+  - {key: bench-tokens, consumer: bench-user, kind: tokens, limit: "1000000000000", window: hour}
+"""
+
+
 def start_tollway(
     binary: Path,
     upstream: str,
@@ -316,13 +335,16 @@ def start_tollway(
     weighted: bool = False,
     inline: bool = False,
     stream: bool = False,
+    spend: bool = False,
 ) -> Target:
     """Tollway, one gateway worker. By default as `make run` starts it: usage stored by its supervised storage
     process (TOLLWAY_INGEST=process, on the same core; its CPU counted). With `inline`, stored in the gateway's
     own process. With `split`, by `tollway worker` (TOLLWAY_INGEST=external) pinned to the load core, so the
     gateway's core does only the request path and the journal append (the worker's CPU not counted). With
     `weighted`, the model has two targets (two providers, both the same nginx) balanced 3:1. With `stream`,
-    the client asks for a stream and the upstream answers SSE."""
+    the client asks for a stream and the upstream answers SSE. With `spend`, spend control is on: the consumer's
+    customer has a plan with a hard metered entitlement, and the consumer a hard token budget (both far from
+    their limits: every call is admitted, reserved and settled)."""
     port = free_port()
     if stream:
         upstream += "/stream"
@@ -341,6 +363,7 @@ def start_tollway(
         model = "  - {name: bench, targets: [{provider: upstream, model: gpt-4o-mini}]}\n"
     cfg.write_text(
         f"providers:\n{providers}models:\n{model}consumers:\n  - {{username: bench-user, keys: [{TOLLWAY_KEY}]}}\n"
+        + (SPEND_CONFIG if spend else "")
     )
     state = tmp / f"tollway-{port}"
     (state / "journal").mkdir(parents=True, exist_ok=True)
@@ -355,6 +378,10 @@ def start_tollway(
         label = "Tollway, a two-target model balanced 3:1 (weighted)"
         return Target("tollway-weighted", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
     database = state / "bench.db"
+    if spend:
+        proc = Proc("tollway-spend", pinned(TARGET_CORE, argv), env, logdir)
+        label = "Tollway as `make run` starts it, spend control on (entitlement + budget checked per call)"
+        return Target("tollway-spend", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc, database=database)
     if inline:
         env["TOLLWAY_INGEST"] = "inline"
         proc = Proc("tollway-inline", pinned(TARGET_CORE, argv), env, logdir)
@@ -707,6 +734,9 @@ def verdicts(rows: list[Row], ref: str) -> str:
                 tw.bytes_per_request <= 400,
                 f"Tollway stores {tw.bytes_per_request:,.0f} bytes per request (target <= 400)",
             )
+    if "tollway" in by and "tollway-spend" in by and by["tollway"].cpu_us():
+        extra = by["tollway-spend"].cpu_us() / by["tollway"].cpu_us() - 1
+        line(extra <= 0.10, f"spend control costs {extra:+.0%} CPU per request (target <= 10%)")
     if "tollway" in by and "tollway-stream" in by and by["tollway"].cpu_us():
         ratio = by["tollway-stream"].cpu_us() / by["tollway"].cpu_us()
         line(ratio <= 1.2, f"Tollway streams at {ratio:.2f}x its unary CPU per request (target <= 1.2x)")
@@ -821,7 +851,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds over all targets; medians are reported")
     ap.add_argument(
         "--targets",
-        default="direct,passthrough,tollway,tollway-inline,tollway-split,passthrough-stream,tollway-stream,litellm",
+        default="direct,passthrough,tollway,tollway-inline,tollway-split,tollway-spend,passthrough-stream,"
+        "tollway-stream,litellm",
         help="comma list (main mode)",
     )
     ap.add_argument(
@@ -889,6 +920,7 @@ def main() -> int:
                 "tollway": "Tollway",
                 "tollway-split": "Tollway with its ingest worker on the load core",
                 "tollway-inline": "Tollway, usage stored in the gateway's process",
+                "tollway-spend": "Tollway, spend control on",
                 "passthrough-stream": "bare pass-through, streaming",
                 "tollway-stream": "Tollway, streaming",
                 "tollway-weighted": "Tollway, two-target weighted model",
@@ -919,7 +951,7 @@ def main() -> int:
                             log(f"  SKIP tollway: {binary} not found")
                             continue
                         target = start_tollway(binary, upstream, tmp, logdir)
-                    elif name in ("tollway-inline", "tollway-stream"):
+                    elif name in ("tollway-inline", "tollway-stream", "tollway-spend"):
                         binary = tollway_bin(args.tollway_bin)
                         if not binary.exists():
                             row.skipped = f"`{binary}` not found (build the gateway: make venv)"
@@ -931,6 +963,7 @@ def main() -> int:
                             logdir,
                             inline=name == "tollway-inline",
                             stream=name == "tollway-stream",
+                            spend=name == "tollway-spend",
                         )
                     elif name == "passthrough-stream":
                         server, client = args.passthrough.split("+")
