@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tollway import bounded_json
 from tollway.errors import ValidationError
@@ -170,3 +172,47 @@ def test_the_fast_path_keeps_what_it_can_vouch_for_and_leaves_the_rest_to_the_ex
     assert bounded_json.decode(b"[18446744073709551615]") == [18446744073709551615]
     assert refusal(b"[18446744073709551616]").field == "[0]"
     assert len(exact_calls) == 3
+
+
+_KEYS = st.sampled_from(["a", "b", "a:", "\\u0061", "\\u003a", "k\\\\u003a", "\u00e9", "id"])
+_SCALARS = st.one_of(
+    st.sampled_from(["1", "-0", "2.5", "1e3", "true", "null", '"x:y"', '"\\u003a"', '"\\\\u003a"']),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+)
+
+
+def _texts(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    pairs = st.lists(st.tuples(_KEYS, children), max_size=4)
+    objects = pairs.map(lambda kv: "{" + ", ".join(f'"{k}" :{v}' for k, v in kv) + "}")
+    return st.one_of(objects, st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]"))
+
+
+@given(st.recursive(_SCALARS, _texts, max_leaves=12))
+def test_the_fast_path_answers_as_the_exact_one(text: str) -> None:
+    def outcome(decode: Any) -> tuple[str, Any]:
+        try:
+            return "ok", decode()
+        except ValidationError as exc:
+            return "refused", exc.field
+
+    exact = bounded_json._FLOATS.decode
+
+    def slow() -> Any:
+        try:
+            value = exact(text)
+        except bounded_json._DuplicateKey as dup:
+            raise ValidationError("duplicate", field=dup.key) from None
+        orjson.dumps(value)  # beyond 64 bits: refused by both
+        return value
+
+    def checked_slow() -> Any:
+        try:
+            return slow()
+        except orjson.JSONEncodeError:
+            raise ValidationError("unwritable", field="int") from None
+
+    fast = outcome(lambda: bounded_json.decode(text.encode()))
+    reference = outcome(checked_slow)
+    assert fast[0] == reference[0], (text, fast, reference)
+    if fast[0] == "ok":
+        assert fast[1] == reference[1]
