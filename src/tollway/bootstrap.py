@@ -738,7 +738,16 @@ def build_runtime(
         pipeline, writer, backlog_age = handing, handing.writer, handing.backlog_age_s
     else:
         inline = UsagePipeline(
-            store, journal, batch_size=settings.flush_batch_size, interval_s=settings.flush_interval_s
+            store,
+            journal,
+            batch_size=settings.flush_batch_size,
+            interval_s=settings.flush_interval_s,
+            max_memory_events=settings.inline_max_backlog_events,
+        )
+        metrics.add_gauge(
+            "tollway_usage_spills",
+            "Times the unstored usage outgrew TOLLWAY_INLINE_MAX_BACKLOG_EVENTS and was kept in the journal only.",
+            lambda: inline.spills_total,
         )
         metrics.add_counter(
             "tollway_usage_flush_failures_total",

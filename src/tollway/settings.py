@@ -53,6 +53,8 @@ class Settings:
     flush_batch_size: int = 2000
     # usage older than this and not yet stored: a warning once a minute (tollway_usage_backlog_age_seconds)
     usage_backlog_alert_s: float = 300.0
+    # inline ingest: past this many unstored events (an outage) none are kept in memory, the journal holds them
+    inline_max_backlog_events: int = 200_000
     drain_timeout_s: float = 60.0
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 30.0  # on SIGTERM, how long requests in flight may finish before they are cut

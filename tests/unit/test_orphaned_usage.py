@@ -32,6 +32,10 @@ def event(n: int) -> Event:
     )
 
 
+def segment_names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("*.jsonl"))
+
+
 def dead_replica_segment(directory: Path, name: str, records: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
@@ -132,3 +136,31 @@ def test_the_backlog_warning_comes_once_a_minute_while_past_the_threshold(caplog
     assert watch.warnings_total == 3
     assert "usage not stored for 301 s (threshold 300 s)" in caplog.text
     assert "usage backlog caught up" in caplog.text
+
+
+async def test_a_long_outage_keeps_the_backlog_in_the_journal_only_and_stores_it_once_back(tmp_path: Path) -> None:
+    store = MemoryEventStore()
+    journal = FileJournal(tmp_path)
+    pipeline = UsagePipeline(store, journal, batch_size=4, interval_s=60, max_memory_events=5)
+    await pipeline.start()
+    store.available = False
+    for n in range(3):
+        pipeline.emit([event(n)])
+    assert not await pipeline.flush()  # the outage: 3 events in memory and in the journal
+    for n in range(3, 9):
+        pipeline.emit([event(n)])  # past 5: dropped from memory, journaled only
+    assert pipeline.spills_total == 1
+    assert (pipeline._buffer, pipeline._pending) == ([], [])
+    assert pipeline.backlog == 9
+    assert not await pipeline.flush()
+    assert pipeline.backlog == 9
+    store.available = True
+    assert await pipeline.flush()
+    assert sorted(e.id for e in store.events) == sorted(f"req{n}:input" for n in range(9))
+    assert pipeline.backlog == 0
+    pipeline.emit([event(9)])  # back to buffering in memory
+    assert len(pipeline._buffer) == 1
+    assert await pipeline.flush()
+    assert len(store.events) == 10
+    await pipeline.stop()
+    assert segment_names(tmp_path) == [], "every segment stored and released"

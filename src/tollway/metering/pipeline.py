@@ -30,6 +30,8 @@ RETRY_MAX_S = 5.0
 # After a failure that is not an outage (a bug): the batch is kept (memory and journal) and tried again
 # this rarely, or on the next start from the journal; never in a hot loop.
 PARKED_S = 300.0
+# Past this many unstored events (a long outage) the pipeline keeps none in memory: the journal holds them all.
+MAX_MEMORY_EVENTS = 200_000
 
 
 class UsagePipeline:
@@ -41,6 +43,7 @@ class UsagePipeline:
         batch_size: int = 2000,
         interval_s: float = 0.25,
         now: Callable[[], float] = time.monotonic,
+        max_memory_events: int = MAX_MEMORY_EVENTS,
     ) -> None:
         self._store = store
         self._journal = journal
@@ -52,6 +55,9 @@ class UsagePipeline:
         self._mark: int | None = None  # journal mark of the batch being stored, kept across retries
         self._pending: list[Event] = []  # taken for a flush that failed; retried first
         self._now = now
+        self._max_memory_events = max_memory_events
+        self._spilled = 0  # events journaled while spilled (not held in memory); > 0: read back from the journal
+        self.spills_total = 0
         self._buffer_since: float | None = None  # when the oldest buffered item arrived (monotonic)
         self._pending_since: float | None = None  # the same for the batch being stored
         self._wake = asyncio.Event()
@@ -69,7 +75,7 @@ class UsagePipeline:
     @property
     def backlog(self) -> int:
         """Events emitted but not yet stored."""
-        return self._buffered_events + len(self._pending)
+        return self._buffered_events + len(self._pending) + self._spilled
 
     def backlog_age_s(self) -> float:
         """Seconds the oldest usage not yet stored has waited (0 when everything is stored)."""
@@ -78,6 +84,9 @@ class UsagePipeline:
 
     def emit(self, events: Sequence[Event]) -> None:
         self._journal.append(b"".join(event.to_json() + b"\n" for event in events))
+        if self._spilled:
+            self._spilled += len(events)
+            return
         self._buffer.extend(events)
         self._buffered(len(events))
 
@@ -87,6 +96,9 @@ class UsagePipeline:
     def record_call(self, call: LlmCall) -> None:
         # A record the journal cannot take now is still stored from memory; its intent covers a crash.
         self.writer.complete(call.request_id, call_record(call) + b"\n")
+        if self._spilled:  # journaled (or kept by the writer until the journal takes it): read back from there
+            self._spilled += llm_event_count(call)
+            return
         self._buffer.append(call)
         self._buffered(llm_event_count(call))
 
@@ -100,6 +112,9 @@ class UsagePipeline:
         if self._buffer_since is None:
             self._buffer_since = self._now()
         self._buffered_events += events
+        if self.backlog > self._max_memory_events and not self._lock.locked():
+            self._spill()
+            return
         if self._buffered_events >= self._batch_size:
             self._wake.set()
 
@@ -122,9 +137,56 @@ class UsagePipeline:
             await self.flush()
         self._task = asyncio.create_task(self._run(), name="tollway-usage-flusher")
 
+    def _spill(self) -> None:
+        """The store is behind by more than `max_memory_events`: drop the in-memory copies; everything is in
+        the journal (sealed segments, the open one, or the writer's retry list), read back from there."""
+        self._spilled = max(1, self.backlog)
+        self._buffer, self._buffered_events, self._pending = [], 0, []
+        self._mark = None
+        self.spills_total += 1
+        log.warning(
+            "usage backlog over %d events: kept in the journal only until the store takes it again",
+            self._max_memory_events,
+        )
+
+    async def _flush_spilled(self) -> bool:
+        """Store the journal's sealed segments one at a time (memory: one segment), releasing each."""
+        self.writer.retry()
+        try:
+            self._journal.seal(self.writer.carry())
+        except OSError as exc:
+            log.error("journal: cannot seal a segment: %s", exc)
+        sealed_at = self._spilled  # what arrives from now on is in the open segment: read on the next flush
+        segments = self._journal.sealed()
+        replay = Replay()
+        try:
+            for index, segment in enumerate(segments):
+                events = replay.segment(await asyncio.to_thread(segment.read), final=segment.final)
+                for offset in range(0, len(events), self._batch_size):
+                    await self._store.insert_events(events[offset : offset + self._batch_size])
+                self.flushed_total += len(events)
+                if index + 1 == len(segments) or segments[index + 1].mark != segment.mark:
+                    self._journal.release(segment.mark)
+        except UnavailableError as exc:
+            self.flush_failures_total += 1
+            self._retry_s = min(max(self._retry_s * 2, RETRY_MIN_S), RETRY_MAX_S)
+            log.warning("usage flush failed, the backlog stays in the journal: %s", exc)
+            return False
+        self.unreadable_records_total += replay.unreadable
+        self.interrupted_total += replay.interrupted
+        self._retry_s = 0.0
+        self._spilled -= sealed_at
+        if self._spilled:
+            return True  # calls that ended while storing are in the open segment: the next flush reads them
+        self._buffer_since = self._pending_since = None
+        log.warning("usage backlog stored from the journal; buffering in memory again")
+        return True
+
     async def flush(self) -> bool:
         """Store everything emitted so far. False if the store failed (events are kept for a retry)."""
         async with self._lock:
+            if self._spilled:
+                return await self._flush_spilled()
             if not self._buffer and not self._pending:
                 return True
             # Seal once per batch, not once per retry: during a long outage new records keep going to

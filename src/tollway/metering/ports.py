@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -168,6 +168,15 @@ class Recovered:
     final: bool = True
 
 
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed segment: `release(mark)` drops it; `read()` its records; `final` as in Recovered."""
+
+    mark: int
+    read: Callable[[], list[bytes]]
+    final: bool = False
+
+
 class Journal(Protocol):
     """An append-only local log that survives the process (not the disk) until its events are stored."""
 
@@ -185,6 +194,11 @@ class Journal(Protocol):
 
         `carry`: records copied into the next segment (the intents of calls in flight), so that releasing
         the sealed one keeps them. Raises OSError (and seals nothing) when they cannot be written."""
+        ...
+
+    def sealed(self) -> list[Sealed]:
+        """This process's sealed segments not yet released (adopted ones first), each read only when asked:
+        what the pipeline stores from the journal after it spilled its in-memory backlog."""
         ...
 
     def release(self, mark: int) -> None:

@@ -17,9 +17,10 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from tollway.metering.ports import Recovered
+from tollway.metering.ports import Recovered, Sealed
 
 log = logging.getLogger("tollway.journal")
 
@@ -40,6 +41,7 @@ class _Segment:
     size: int = 0
     carried: int = 0  # bytes at its start copied from the previous segment (intents of calls in flight)
     first_append_at: float | None = None  # wall-clock time of its first own record
+    final: bool = False  # adopted from a dead writer whose last segment it was
     torn: bool = False  # a failed append left a partial record that could not be cut off
 
     @property
@@ -73,7 +75,9 @@ class FileJournal:
         recovered: list[Recovered] = []
         for claimed in claim_segments(self._directory, exclude_prefix=self._prefix):
             recovered.append(Recovered(claimed.records, final=claimed.final))
-            self._sealed.append(_Segment(path=claimed.path, fd=claimed.fd, seq=0, size=claimed.size))
+            self._sealed.append(
+                _Segment(path=claimed.path, fd=claimed.fd, seq=0, size=claimed.size, final=claimed.final)
+            )
         self._open_segment()
         return recovered
 
@@ -172,6 +176,12 @@ class FileJournal:
         finally:
             os.close(fd)
             path.unlink(missing_ok=True)
+
+    def sealed(self) -> list[Sealed]:
+        return [
+            Sealed(segment.seq, partial(_read_records, segment.path), final=segment.final)
+            for segment in sorted(self._sealed, key=lambda s: s.seq)
+        ]
 
     def release(self, mark: int) -> None:
         keep: list[_Segment] = []
@@ -330,6 +340,12 @@ def _claim_in(
             writer, seq = _writer_and_seq(segment.path)
             segment.final = seq >= latest.get(writer, seq)
     return claimed
+
+
+def _read_records(path: Path) -> list[bytes]:
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    return [line for line in lines[:-1] if line]
 
 
 def _segment_name(path: Path) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tollway.metering.ports import Recovered
+from functools import partial
+
+from tollway.metering.ports import Recovered, Sealed
 
 
 class MemoryJournal:
@@ -28,6 +30,13 @@ class MemoryJournal:
         self._segment += 1
         self.records.extend((self._segment, line) for line in carry.split(b"\n") if line)
         return mark
+
+    def sealed(self) -> list[Sealed]:
+        marks = sorted({segment for segment, _ in self.records if segment < self._segment})
+        return [Sealed(mark, partial(self._read, mark), final=mark == 0) for mark in marks]
+
+    def _read(self, mark: int) -> list[bytes]:
+        return [r for segment, r in self.records if segment == mark]
 
     def release(self, mark: int) -> None:
         self.records = [(segment, r) for segment, r in self.records if segment > mark]
