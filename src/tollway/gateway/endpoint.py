@@ -56,6 +56,8 @@ class LlmEndpoint:
     adapter: Callable[[Clock], Callable[[Provider], Provider]] | None = None
     passed_on: tuple[bytes, ...] = field(default=())  # client headers that reach native providers
     method: str = "POST"
+    # a stream's cost as its last SSE comment (x-tollway-cost); off where a client's SSE reader breaks on comments
+    cost_comment: bool = True
     # The body as read, made what `parse` and `build` take (a configured route's default model); None: as is.
     prepare: Callable[[bytes], bytes] | None = None
 

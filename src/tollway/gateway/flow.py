@@ -139,7 +139,7 @@ class Flow(Failover):
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
                 if getattr(reservation, "currency", None) is not None:  # it prices its call (hooks.Charged)
-                    send = with_spend_headers(send, cast(Charged, reservation))
+                    send = with_spend_headers(send, cast(Charged, reservation), comment=endpoint.cost_comment)
             if self._policy is not None:
                 try:
                     targets = self._policy.targets(route, admit)

@@ -63,7 +63,7 @@ class Charged(Protocol):
 COST_HEADER = b"x-tollway-cost"
 
 
-def with_spend_headers(send: Send, charged: Charged) -> Send:
+def with_spend_headers(send: Send, charged: Charged, *, comment: bool = True) -> Send:
     """`send` adding the call's cost and budget headers to the response's start (a unary answer is settled by
     then); a stream's start leaves before its usage is known, so its cost follows as a last SSE comment."""
     streaming = False
@@ -88,11 +88,12 @@ def with_spend_headers(send: Send, charged: Charged) -> Send:
         elif (
             message["type"] == "http.response.body"
             and streaming
+            and comment
             and not message.get("more_body", False)
             and charged.cost is not None
         ):
-            comment = f": x-tollway-cost {decimal_text(charged.cost)} {charged.currency}\n\n".encode()
-            message = {**message, "body": comment + message.get("body", b"")}
+            line = f": x-tollway-cost {decimal_text(charged.cost)} {charged.currency}\n\n".encode()
+            message = {**message, "body": line + message.get("body", b"")}
         await send(message)
 
     return sending

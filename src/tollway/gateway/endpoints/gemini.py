@@ -127,6 +127,7 @@ GENERATE = LlmEndpoint(
     errors=GOOGLE,
     tracker=tracker,
     adapter=gemini_adapter,
+    cost_comment=False,  # the google-genai SDK parses every SSE line as JSON: a comment breaks its stream
 )
 METHODS = {"generateContent": False, "streamGenerateContent": True}
 COUNT = "countTokens"
