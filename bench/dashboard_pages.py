@@ -26,6 +26,7 @@ from tollway.settings import Settings
 
 PAGES = (
     "/dashboard?range=30d",
+    "/dashboard?range=24h",
     "/dashboard?range=7d&granularity=hour",
     "/dashboard/customers/acme?range=30d",
     "/dashboard/meters?meter=llm_tokens&range=30d&groupBy=model",
