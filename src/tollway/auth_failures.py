@@ -54,6 +54,8 @@ class AuthFailures:
         self._now = now
         self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._lock = threading.Lock()  # the management API checks tokens in worker threads
+        # shared through Redis (adapters/redis/routing.py): told of each failure, never waiting
+        self.share: Callable[[str], None] | None = None
 
     def retry_after(self, address: str) -> int | None:
         """Seconds until `address` may try again when it is blocked; None when it is not."""
@@ -68,9 +70,25 @@ class AuthFailures:
                 return None
             return max(1, math.ceil(window.started + self.window_s - now))
 
+    def block(self, address: str, for_s: float) -> None:
+        """Another gateway counted `limit` failures from `address` across the fleet: blocked here too."""
+        if self.limit <= 0 or for_s <= 0:
+            return
+        with self._lock:
+            started = self._now() - max(0.0, self.window_s - for_s)
+            window = self._windows.get(address)
+            if window is not None and window.failures >= self.limit and window.started >= started:
+                return
+            self._windows[address] = _Window(started=started, failures=self.limit)
+            self._windows.move_to_end(address)
+            while len(self._windows) > self._max:
+                self._windows.popitem(last=False)
+
     def failed(self, address: str, surface: str) -> None:
         """Count one refused credential from `address` on `surface` ("gateway" or "admin")."""
         self._counter.inc((surface,))
+        if self.share is not None:
+            self.share(address)
         with self._lock:
             now = self._now()
             window = self._windows.get(address)

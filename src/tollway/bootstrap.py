@@ -792,8 +792,15 @@ def build_runtime(
     metrics.add_source(policy.metrics.render)
     routing_share = None
     if settings.redis_url:  # breaker moves and cool-downs shared by every gateway (docs/deployment.md)
-        routing_share = RedisRoutingShare(settings.redis_url, policy.adopt, prefix=settings.routing_redis_prefix)
+        routing_share = RedisRoutingShare(
+            settings.redis_url,
+            policy.adopt,
+            prefix=settings.routing_redis_prefix,
+            auth_limit=settings.auth_failure_limit,
+            block=auth_failures.block,
+        )
         policy.share = routing_share.publish
+        auth_failures.share = routing_share.auth_failed
         shared = routing_share
         metrics.add_gauge(
             "tollway_routing_shared",

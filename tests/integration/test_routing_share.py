@@ -14,7 +14,9 @@ import pytest
 from tests.conftest import REDIS_URL
 from tests.unit.test_balancing import Harness, targets
 from tollway.adapters.redis.routing import RedisRoutingShare
+from tollway.auth_failures import AuthFailures
 from tollway.errors import UnavailableError
+from tollway.gateway.metrics import Counter
 
 MODEL = {"name": "smart", "breaker": {"failures": 2, "cooldown_s": 30}, "targets": targets("a", "b")}
 
@@ -96,3 +98,27 @@ async def test_without_redis_each_gateway_keeps_its_own_state_and_nothing_waits(
         assert caplog.text.count("Redis unreachable") == 1
     finally:
         await share.close()
+
+
+async def test_failed_authentications_are_counted_across_gateways_and_block_the_address_on_all(
+    redis_prefix: str,
+) -> None:
+    counters = [Counter("tollway_auth_failures_total", "failures", ("surface",)) for _ in range(2)]
+    guards = [AuthFailures(counter, limit=4) for counter in counters]
+    shares = [
+        RedisRoutingShare(REDIS_URL, lambda *_: None, prefix=redis_prefix, auth_limit=4, block=guard.block)
+        for guard in guards
+    ]
+    for guard, share in zip(guards, shares, strict=True):
+        guard.share = share.auth_failed
+        share.start()
+    try:
+        await until(lambda: all(s.up for s in shares))
+        for guard in (guards[0], guards[1], guards[0], guards[1]):  # 2 + 2: under the limit on each alone
+            guard.failed("203.0.113.7", "gateway")
+        await until(lambda: all(g.retry_after("203.0.113.7") is not None for g in guards))
+        assert all(1 <= (g.retry_after("203.0.113.7") or 0) <= 60 for g in guards)
+        assert all(g.retry_after("203.0.113.8") is None for g in guards), "other addresses are not slowed"
+    finally:
+        for share in shares:
+            await share.close()

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,11 +36,25 @@ Adopt = Callable[[str, str, int, float], None]  # kind ("breaker" | "cool"), tar
 
 
 class RedisRoutingShare:
-    def __init__(self, url: str, adopt: Adopt, *, prefix: str = "tollway:routing:", timeout_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        adopt: Adopt,
+        *,
+        prefix: str = "tollway:routing:",
+        timeout_s: float = 0.5,
+        auth_limit: int = 0,
+        block: Callable[[str, float], None] | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._url = url
         self._adopt = adopt
         self._prefix = prefix
         self._timeout_s = timeout_s
+        self.auth_limit = auth_limit  # failed authentications per address per minute, fleet-wide (0: not shared)
+        self._now = now
+        self._block = block  # (address, seconds): blocked fleet-wide for the rest of the minute
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._origin = secrets.token_hex(6)
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
         self._tasks: list[asyncio.Task[None]] = []
@@ -48,6 +63,20 @@ class RedisRoutingShare:
         self.published_total = 0
         self.adopted_total = 0
         self.dropped_total = 0
+
+    def auth_failed(self, address: str) -> None:
+        """Queue one failed authentication from `address`: counted fleet-wide per minute; at the limit every
+        gateway blocks the address for the rest of that minute."""
+        if self.auth_limit <= 0 or self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self.publish("authfail", address, 0, 0.0)
+        else:  # the management API checks the admin token in worker threads
+            self._loop.call_soon_threadsafe(self.publish, "authfail", address, 0, 0.0)
 
     def publish(self, kind: str, label: str, state: int, at: float) -> None:
         """Queue a move made here (from the request path: never waits)."""
@@ -58,6 +87,7 @@ class RedisRoutingShare:
             self.dropped_total += 1
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._publishing(), name="tollway-routing-publish"),
@@ -94,6 +124,10 @@ class RedisRoutingShare:
             try:
                 while True:
                     entry = orjson.loads(message)
+                    if entry["k"] == "authfail":
+                        await self._count_failure(client, str(entry["t"]))
+                        message = await self._queue.get()
+                        continue
                     async with client.pipeline(transaction=False) as pipe:
                         pipe.hset(self._prefix + "state", f"{entry['t']}|{entry['k']}", message)
                         pipe.expire(self._prefix + "state", STATE_TTL_S)
@@ -106,6 +140,17 @@ class RedisRoutingShare:
                 await asyncio.sleep(RECONNECT_S)
             finally:
                 await client.aclose()
+
+    async def _count_failure(self, client: Redis, address: str) -> None:
+        minute = int(self._now() // 60)
+        key = f"{self._prefix}auth:{address}:{minute}"
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            total, _ = await asyncio.wait_for(pipe.execute(), self._timeout_s * 4)
+        if int(total) == self.auth_limit:  # once per address and minute: every gateway blocks it
+            block = orjson.dumps({"o": "", "k": "block", "t": address, "s": 0, "a": (minute + 1) * 60.0})
+            await asyncio.wait_for(client.publish(self._prefix + "changes", block), self._timeout_s * 4)
 
     async def _listening(self) -> None:
         while True:
@@ -132,6 +177,10 @@ class RedisRoutingShare:
         try:
             entry = orjson.loads(raw)
             if entry["o"] == self._origin:
+                return
+            if entry["k"] == "block":
+                if self._block is not None:
+                    self._block(str(entry["t"]), float(entry["a"]) - self._now())
                 return
             self._adopt(str(entry["k"]), str(entry["t"]), int(entry["s"]), float(entry["a"]))
             self.adopted_total += 1
