@@ -206,6 +206,7 @@ def _scenario(demo: Demo, browser: Any, artifacts: Path) -> None:
     assert cell("tokens-by-type-table", "output") == ACME_OUTPUT
     assert cell("tokens-by-type-table", "input") == f"{25_283 + GLOBEX_TOKENS:,}"
     assert text("#top-customers td[data-customer='acme']") == ACME_TOTAL
+    assert text("#billed-revenue") == "$0.13"  # the demo's invoice, for the period that ended in the range
     _wait(lambda: browser.execute_script("return !!document.querySelector('canvas[data-drawn]')"))
     shot("02-overview")
 

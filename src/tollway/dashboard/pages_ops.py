@@ -92,7 +92,7 @@ def routes(web: Web) -> list[BaseRoute]:
             deps.metering.query("llm_requests", replace(windows, group_by=("status_code",))),
             deps.metering.query("llm_cost", replace(whole, group_by=("model",))),
             deps.catalog.customers(),
-            deps.invoices.list(),
+            deps.invoices.store.list_invoices(period_end_from=rng.start),  # not every invoice ever made
         )
         subject_rows = token_rows
         totals = totals_of(token_rows)
@@ -104,9 +104,8 @@ def routes(web: Web) -> list[BaseRoute]:
             cost_by_model[name] = cost_by_model.get(name, Decimal(0)) + row.value
         cost = sum(cost_by_model.values(), Decimal(0))
         revenue: dict[str, int] = {}
-        for invoice in invoices:
-            issued = invoice.issued_at
-            if invoice.status in BILLED and issued is not None and rng.start <= issued < rng.end:
+        for invoice in invoices:  # billed for periods that end in the range
+            if invoice.status in BILLED and invoice.period_end < rng.end:
                 revenue[invoice.currency] = revenue.get(invoice.currency, 0) + invoice.total_minor
         margin = from_minor_units(revenue["USD"], "USD") - cost if "USD" in revenue else None
         owner = {subject: c for c in customers for subject in c.subjects}
