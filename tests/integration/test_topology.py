@@ -2,7 +2,8 @@
 gateways and two `tollway worker`s on one PostgreSQL and one Redis, each gateway journaling into its own directory
 under a shared journal root that both workers drain.
 
-One scenario, in order: a key created on gateway A works on A at once and on B within a second; then streams run
+One scenario, in order: a key created on gateway A works on A at once and on B within a second; a database outage
+leaves both gateways ready and answering; then streams run
 on both gateways and, mid-load, gateway A and worker 1 are killed with SIGKILL and nothing is restarted. Worker 2
 alone must store every answered call exactly once, and A's calls in flight as interrupted, from A's journal.
 """
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -27,6 +29,7 @@ from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.net import wait_until
 from tests.support.scenario import KEY, SUBJECT, config_for, prometheus_value
 from tests.support.stored import StoredEvent, request_records, stored_events
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.tollway_process import TollwayProcess
 
 PIECES = 12
@@ -61,12 +64,29 @@ class Worker:
 
 
 @pytest.fixture
+def database(postgres_url: str) -> Iterator[TcpProxy]:
+    """Every process reaches PostgreSQL through this proxy, which the test takes down for an outage."""
+    target = urlsplit(postgres_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432).up()
+    yield proxy
+    proxy.close()
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    where = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{where}" if userinfo else where))
+
+
+@pytest.fixture
 def topology(
-    workdir: Path, fake_openai: FakeOpenAI, postgres_url: str, redis_prefix: str
+    workdir: Path, fake_openai: FakeOpenAI, postgres_url: str, redis_prefix: str, database: TcpProxy
 ) -> Iterator[tuple[TollwayProcess, TollwayProcess, list[Worker], Path]]:
     root = workdir / "journal-root"
     started: list[TollwayProcess] = []
     workers: list[Worker] = []
+    postgres_url = through(database, postgres_url)
     try:
         for name in ("a", "b"):
             (workdir / name).mkdir()
@@ -92,6 +112,10 @@ def topology(
 
 def metric(gateway: TollwayProcess, name: str) -> float:
     return prometheus_value(httpx.get(gateway.base_url + "/metrics", timeout=5).text, name)
+
+
+def ready(gateway: TollwayProcess, query: str = "") -> int:
+    return httpx.get(gateway.base_url + "/readyz" + query, timeout=10).status_code
 
 
 def status_with(gateway: TollwayProcess, key: str, answered: set[str]) -> int:
@@ -133,7 +157,10 @@ class Load:
 
 
 async def test_two_gateways_two_workers_kill_a_gateway_and_a_worker_mid_load(
-    topology: tuple[TollwayProcess, TollwayProcess, list[Worker], Path], fake_openai: FakeOpenAI, postgres_url: str
+    topology: tuple[TollwayProcess, TollwayProcess, list[Worker], Path],
+    fake_openai: FakeOpenAI,
+    postgres_url: str,
+    database: TcpProxy,
 ) -> None:
     a, b, workers, root = topology
     for gateway in (a, b):  # breaker moves and cool-downs shared through Redis (test_routing_share has the rest)
@@ -149,6 +176,15 @@ async def test_two_gateways_two_workers_kill_a_gateway_and_a_worker_mid_load(
     wait_until(lambda: status_with(b, fresh, with_fresh) == 200, timeout_s=1.0, interval_s=0.01)
     propagation_s = time.monotonic() - since
     assert propagation_s < 1.0
+
+    # A database outage: both gateways stay ready (in the load balancer's rotation) and keep answering.
+    database.down()
+    await asyncio.to_thread(wait_until, lambda: ready(a, "?storage=1") == 503, 10)
+    during: set[str] = set()
+    for gateway in (a, b, a, b):
+        assert status_with(gateway, KEY, during) == 200
+    assert (ready(a), ready(b)) == (200, 200)
+    database.up()
 
     fake_openai.default = Reply(stream_pieces=[f"w{i}" for i in range(PIECES)], chunk_delay_s=0.02)
     on_a, on_b = Load(a), Load(b)
@@ -166,7 +202,7 @@ async def test_two_gateways_two_workers_kill_a_gateway_and_a_worker_mid_load(
     await asyncio.wait_for(asyncio.gather(*loads), 30)
     assert in_flight_on_a >= 1, "A had calls in flight at the kill"
 
-    answered = {*on_a.answered, *on_b.answered}
+    answered = {*on_a.answered, *on_b.answered, *during}
     cut_on_a = set(on_a.started) - set(on_a.answered)
 
     def records() -> list[StoredEvent]:
