@@ -598,6 +598,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         reconcile_s=settings.spend_reconcile_s,
         granted=unit_grants.granted_now,
         credits=credits.prepaid_balances,
+        resets=unit_grant_store.list_resets,
     )
     credits.on_change = keeper.refresh_grants
     metered_usage = MeteredUsage(metering, RunningTotals(store, clock))

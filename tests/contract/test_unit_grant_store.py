@@ -18,6 +18,7 @@ from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.unit_grants import SqlUnitGrantStore
 from tollway.billing.grants.model import UnitGrant
 from tollway.billing.grants.ports import UnitGrantStore
+from tollway.billing.grants.resets import EntitlementReset
 from tollway.errors import NotFoundError
 
 AT = datetime(2026, 12, 1, 0, 0, 0, 1, tzinfo=UTC)
@@ -65,3 +66,14 @@ async def test_round_trip_list_and_void(store: UnitGrantStore) -> None:
     assert [g.id for g in await store.list_all_grants()] == ["g1", "g2"]
     with pytest.raises(NotFoundError):
         await store.void_grant("nope", at=AT)
+
+
+async def test_resets_round_trip_in_effective_order(store: UnitGrantStore) -> None:
+    later = EntitlementReset("r2", "c", "tokens", AT + timedelta(days=9), AT, retain_anchor=True)
+    earlier = EntitlementReset("r1", "c", "tokens", AT + timedelta(days=3), AT, preserve_overage=True)
+    other = EntitlementReset("r3", "d", "tokens", AT, AT)
+    for reset in (later, earlier, other):
+        await store.create_reset(reset)
+    assert await store.list_resets("c", "tokens") == [earlier, later]
+    assert await store.list_resets("c", "other") == []
+    assert await store.list_resets() == [other, earlier, later]

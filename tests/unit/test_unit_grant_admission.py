@@ -12,6 +12,7 @@ from tests.unit.test_spend_admission import HARD_100, World, card, world_with
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.billing.grants.service import NewUnitGrant, UnitGrantService
 from tollway.errors import LimitExceededError
+from tollway.metering.llm import llm_call_events
 from tollway.spend.admission import SpendAdmission
 from tollway.spend.keeper import RulesKeeper
 
@@ -53,3 +54,25 @@ async def test_without_the_grant_the_gateway_refuses_at_the_plan_limit() -> None
     w = await world_with(card("output-tokens", HARD_100), used=95)
     with pytest.raises(LimitExceededError):
         await w.admit(output=10)  # 95 + 10 > 100: the check above fails on code that ignores grants
+
+
+async def test_a_reset_moves_the_window_the_gateway_counts_in() -> None:
+    w = await world_with(card("output-tokens", HARD_100), used=95)  # 95 used at 11:00 on Nov 23
+    store = MemoryUnitGrantStore()
+    w.catalog.use_unit_grants(store)
+    grants = UnitGrantService(w.catalog, store)
+    w.keeper = RulesKeeper(w.store, w.metering, granted=grants.granted_now, resets=store.list_resets)
+    grants.on_change = w.keeper.refresh_grants
+    w.admission = SpendAdmission(w.counters, w.usage, w.clock, w.keeper.current)
+    await w.keeper.refresh()
+    assert await w.admit(output=5) is not None  # the old window's counter: 95 + 5 = 100
+    with pytest.raises(LimitExceededError):
+        await w.admit(output=1)
+    await grants.reset("acme", "output-tokens", effective_at=datetime(2026, 11, 23, 11, 30, tzinfo=UTC))
+    await w.events.insert_events(llm_call_events(w.call(output=80, ago=15)))  # 11:45, after the reset
+    value = await w.catalog.entitlement_value("acme", "output-tokens")
+    assert (value.has_access, value.usage, value.balance) == (True, Decimal(80), Decimal(20))
+    assert await w.admit(output=20) is not None  # a new counter, seeded from the 80 metered since 11:30
+    with pytest.raises(LimitExceededError) as refused:
+        await w.admit(output=1)
+    assert "(2026-11-23T11:30:00Z to 2026-12-23T11:30:00Z); 80 used, 20 held" in refused.value.message

@@ -1,8 +1,8 @@
 """OpenMeter's grants on a metered entitlement: POST|GET /api/v1/customers/{customerIdOrKey}/entitlements/
 {featureKey}/grants (and /api/v2/..., the path the openmeter SDK's customer calls use; and the v1
 subject-scoped /api/v1/subjects/{subjectIdOrKey}/entitlements/{featureKey}/grants), DELETE /api/v1/grants/
-{grantId} (void), and GET .../entitlements/{featureKey}/history?windowSize= (burn-down segments with
-grantUsages). Quantities travel as decimal strings."""
+{grantId} (void), GET .../entitlements/{featureKey}/history?windowSize= (burn-down segments with
+grantUsages) and POST .../entitlements/{featureKey}/reset (a new usage period). Quantities travel as decimal strings."""
 
 from __future__ import annotations
 
@@ -157,6 +157,24 @@ def unit_grants_router(service: UnitGrantService) -> APIRouter:
             end = parse_moment(params["to"], "to") if params.get("to") else None
             found = await service.history(customerIdOrKey, featureKey, window_size=window, start=start, end=end)
             return history_json(found)
+
+        @router.post(
+            f"{base}/reset",
+            summary=f"Reset the entitlement's usage: a new usage period from effectiveAt ({version})",
+            status_code=204,
+            responses=problem_responses(400, 404),
+        )
+        async def reset(customerIdOrKey: str, featureKey: str, request: Request) -> Response:
+            raw = await request.body()
+            obj = Obj(parse_body(raw) if raw.strip() else {}, "", ("effectiveAt", "retainAnchor", "preserveOverage"))
+            await service.reset(
+                customerIdOrKey,
+                featureKey,
+                effective_at=obj.time("effectiveAt"),
+                retain_anchor=obj.boolean("retainAnchor", False),
+                preserve_overage=obj.boolean("preserveOverage", False),
+            )
+            return Response(status_code=204)
 
     @router.get(
         "/api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/grants",

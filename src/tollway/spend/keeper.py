@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
+from tollway.billing.grants.resets import EntitlementReset
 from tollway.billing.ports import CatalogStore
 from tollway.metering.meters import BUILT_IN_METERS
 from tollway.metering.service import MeteringService
@@ -35,7 +36,9 @@ class RulesKeeper:
         reconcile_s: float = 30.0,
         granted: Callable[[], Awaitable[Mapping[tuple[str, str], Decimal]]] | None = None,
         credits: Callable[[], Awaitable[Mapping[str, Decimal]]] | None = None,
+        resets: Callable[[], Awaitable[Sequence[EntitlementReset]]] | None = None,
     ) -> None:
+        self._resets = resets  # manual entitlement resets: they move the hard-limit windows (read like the grants)
         self._credits = credits  # prepaid-only customers' credit balances: read like the grants
         self._granted = granted  # unit grants on entitlements: read at each rebuild and each reconcile
         self._catalog = catalog
@@ -87,6 +90,11 @@ class RulesKeeper:
             self.rules = replace(self.rules, granted=dict(await self._granted()))
         if self._credits is not None:
             self.rules = replace(self.rules, credits=dict(await self._credits()))
+        if self._resets is not None:
+            by_entitlement: dict[tuple[str, str], list[EntitlementReset]] = {}
+            for reset in await self._resets():
+                by_entitlement.setdefault((reset.customer_id, reset.feature_key), []).append(reset)
+            self.rules = replace(self.rules, resets={k: tuple(v) for k, v in by_entitlement.items()})
 
     def start(self) -> None:
         if self._task is None:

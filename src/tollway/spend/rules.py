@@ -16,6 +16,7 @@ from tollway.billing import periods
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementTemplate, gated_features
 from tollway.billing.features import Feature
+from tollway.billing.grants.resets import EntitlementReset, usage_period_at
 from tollway.billing.plans import Phase, Plan
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.metering.meters import Meter
@@ -63,6 +64,8 @@ class SpendRules:
     windows: PeriodCache = field(default_factory=PeriodCache, compare=False)  # usage periods found once per period
     # customer key -> the settled prepaid credit balance of a prepaid-only customer (in its plan's currency)
     credits: Mapping[str, Decimal] = field(default_factory=dict)
+    # (customer id, feature key) -> the entitlement's manual resets (each starts a usage period: a new window)
+    resets: Mapping[tuple[str, str], tuple[EntitlementReset, ...]] = field(default_factory=dict)
 
     def plan_limits(self, plan_id: str) -> bool:
         """Whether entitlements of the plan can refuse a call (a hard metered one, or a gate it may lack)."""
@@ -158,9 +161,14 @@ class SpendRules:
             if feature is None:
                 continue
             template = card.entitlement
-            window = self.windows.window(
-                subscription.billing_anchor, template.usage_period or subscription.billing_cadence, at
-            )
+            cadence = template.usage_period or subscription.billing_cadence
+            resets = self.resets.get((subscription.customer_id, feature.key))
+            if resets:  # the same period function as the entitlement value's
+                window = Window(
+                    *usage_period_at(subscription.billing_anchor, periods.parse_cadence(cadence), resets, at)
+                )
+            else:
+                window = self.windows.window(subscription.billing_anchor, cadence, at)
             found[feature.key] = Entitled(feature, template, subscription, window)
         return found
 

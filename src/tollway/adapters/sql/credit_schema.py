@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
 
 from tollway.adapters.sql.schema import BigKey, metadata
 
@@ -75,6 +75,19 @@ unit_grants = Table(
     Column("metadata", Text, nullable=False),
     Column("voided_us", BigInteger),
     Index("ix_unit_grants_customer", "customer_id", "feature_key", "created_us"),
+)
+
+entitlement_resets = Table(
+    "entitlement_resets",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("feature_key", String(255), nullable=False),
+    Column("effective_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("retain_anchor", Boolean, nullable=False),
+    Column("preserve_overage", Boolean, nullable=False),
+    Index("ix_entitlement_resets_customer", "customer_id", "feature_key", "effective_us"),
 )
 
 credit_recharge = Table(

@@ -12,9 +12,10 @@ import orjson
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql.credit_schema import unit_grants
+from tollway.adapters.sql.credit_schema import entitlement_resets, unit_grants
 from tollway.adapters.sql.engine import failure_text
 from tollway.billing.grants.model import UnitGrant
+from tollway.billing.grants.resets import EntitlementReset
 from tollway.errors import NotFoundError, UnavailableError
 from tollway.metering.events import from_micros, to_micros
 
@@ -122,3 +123,46 @@ class SqlUnitGrantStore:
             return _grant(row)
 
         return await asyncio.to_thread(self._run, work, write=True)
+
+    async def create_reset(self, reset: EntitlementReset) -> EntitlementReset:
+        values = {
+            "id": reset.id,
+            "customer_id": reset.customer_id,
+            "feature_key": reset.feature_key,
+            "effective_us": to_micros(reset.effective_at),
+            "created_us": to_micros(reset.created_at),
+            "retain_anchor": reset.retain_anchor,
+            "preserve_overage": reset.preserve_overage,
+        }
+
+        def work(connection: Connection) -> EntitlementReset:
+            connection.execute(entitlement_resets.insert().values(**values))
+            return reset
+
+        return await asyncio.to_thread(self._run, work, write=True)
+
+    async def list_resets(
+        self, customer_id: str | None = None, feature_key: str | None = None
+    ) -> list[EntitlementReset]:
+        t = entitlement_resets
+        query = select(t).order_by(t.c.effective_us, t.c.created_us, t.c.id)
+        if customer_id is not None:
+            query = query.where(t.c.customer_id == customer_id)
+        if feature_key is not None:
+            query = query.where(t.c.feature_key == feature_key)
+
+        def work(connection: Connection) -> list[EntitlementReset]:
+            return [
+                EntitlementReset(
+                    id=r.id,
+                    customer_id=r.customer_id,
+                    feature_key=r.feature_key,
+                    effective_at=from_micros(int(r.effective_us)),
+                    created_at=from_micros(int(r.created_us)),
+                    retain_anchor=bool(r.retain_anchor),
+                    preserve_overage=bool(r.preserve_overage),
+                )
+                for r in connection.execute(query)
+            ]
+
+        return await asyncio.to_thread(self._run, work)

@@ -27,6 +27,7 @@ from tollway.billing.features import Feature
 from tollway.billing.grants.burndown import BurnDown, burn_down
 from tollway.billing.grants.model import UnitGrant
 from tollway.billing.grants.ports import UnitGrantStore
+from tollway.billing.grants.resets import EntitlementReset, usage_period_at
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
@@ -109,10 +110,11 @@ class EntitlementCases(KeptCases):
         limit = template.limit if template.limit is not None else Decimal(0)
         usage_period = template.usage_period or subscription.billing_cadence
         cadence = periods.parse_cadence(usage_period)
-        period_start, _ = periods.period_containing(subscription.billing_anchor, cadence, at)
+        resets = await self.resets_of(owner.id, wanted.key)
+        period_start, _ = usage_period_at(subscription.billing_anchor, cadence, resets, at)
         grants = await self._grants_of(owner, wanted)
-        if grants:
-            burned = await self.burn_down(owner, wanted, subscription, limit, usage_period, grants, at)
+        if grants or resets:
+            burned = await self.burn_down(owner, wanted, subscription, limit, usage_period, grants, at, resets)
             return EntitlementValue(
                 has_access=metered_access(template, burned.usage, granted=burned.available - limit),
                 balance=burned.balance,
@@ -137,6 +139,12 @@ class EntitlementCases(KeptCases):
             return []
         return await self._unit_grants.list_grants(customer.id, feature.key)
 
+    async def resets_of(self, customer_id: str, feature_key: str) -> list[EntitlementReset]:
+        """The entitlement's manual resets, oldest first."""
+        if self._unit_grants is None:
+            return []
+        return await self._unit_grants.list_resets(customer_id, feature_key)
+
     async def burn_down(
         self,
         customer: Customer,
@@ -146,6 +154,7 @@ class EntitlementCases(KeptCases):
         usage_period: str,
         grants: list[UnitGrant],
         at: datetime,
+        resets: list[EntitlementReset] | None = None,
     ) -> BurnDown:
         """The entitlement's burn-down up to `at`: the plan's allowance first, then the grants."""
 
@@ -160,6 +169,7 @@ class EntitlementCases(KeptCases):
             counted_from=subscription.active_from,
             at=at,
             usage_between=between,
+            resets=await self.resets_of(customer.id, feature.key) if resets is None else resets,
         )
 
     async def granted_entitlements(self, at: datetime | None = None) -> list[GrantedEntitlement]:
@@ -178,7 +188,8 @@ class EntitlementCases(KeptCases):
                     continue
                 feature = context.feature(card.feature_key)
                 every = card.entitlement.usage_period or subscription.billing_cadence
-                start, end = periods.period_containing(subscription.billing_anchor, periods.parse_cadence(every), at)
+                resets = await self.resets_of(context.customer.id, feature.key)
+                start, end = usage_period_at(subscription.billing_anchor, periods.parse_cadence(every), resets, at)
                 for subject in context.customer.subjects:
                     granted.append(
                         GrantedEntitlement(

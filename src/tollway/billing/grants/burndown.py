@@ -7,7 +7,9 @@
   usage of a segment burns the allowance first, then the grants active over the segment in order: priority
   (lower first), earliest expiry, oldest; what is left is overage;
 - a grant becomes available at its effective time with its amount, and a recurring grant goes back to its
-  amount at each recurrence (anchor + n x interval) after it became effective.
+  amount at each recurrence (anchor + n x interval) after it became effective;
+- a manual reset (tollway.billing.grants.resets) starts a period where it takes effect; one that preserves the
+  overage carries the ended period's overage into the new one, burned before its usage.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import MAXYEAR, UTC, datetime
+from datetime import MAXYEAR, UTC, datetime, timedelta
 from decimal import Decimal
 
 from tollway.billing.grants.model import UnitGrant
+from tollway.billing.grants.resets import EntitlementReset, reset_at, usage_period_at
 from tollway.billing.periods import parse_cadence, period_containing
 
 UsageBetween = Callable[[datetime, datetime], Awaitable[Decimal]]
 _NEVER = datetime(MAXYEAR, 12, 31, tzinfo=UTC)
 ZERO = Decimal(0)
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -91,16 +95,21 @@ async def burn_down(
     counted_from: datetime,
     at: datetime,
     usage_between: UsageBetween,
+    resets: Sequence[EntitlementReset] = (),
 ) -> BurnDown:
     """Burn the entitlement down from the first period a grant (or `counted_from`) touches up to `at`; the
     result holds the current period's segments and totals."""
     cadence = parse_cadence(usage_period, field="usagePeriod")
     by_id = {g.id: g for g in grants}
     first = min([at, *(g.effective_at for g in grants)])
-    period_start, period_end = period_containing(anchor, cadence, max(first, counted_from))
+    for manual in resets:  # the period whose overage a reset carries over is burned down too
+        if manual.preserve_overage and manual.effective_at <= at:
+            first = min(first, usage_period_at(anchor, cadence, resets, manual.effective_at - _TICK)[0])
+    period_start, period_end = usage_period_at(anchor, cadence, resets, max(first, counted_from))
     period_start = max(period_start, counted_from)
     balances: dict[str, Decimal] = {}
     result = BurnDown()
+    carried = ZERO  # overage a reset preserved into the period
     while True:
         end = min(period_end, at)
         last = end >= at
@@ -125,7 +134,7 @@ async def burn_down(
             start_balances = dict(balances)
             start_total = allowance_left + sum(balances.values(), ZERO)
             usage = await usage_between(a, b)
-            left = usage
+            left, carried = usage + carried, ZERO
             from_allowance = min(left, allowance_left)
             allowance_left -= from_allowance
             left -= from_allowance
@@ -152,4 +161,6 @@ async def burn_down(
             result.allowance_left = allowance_left
             result.grant_balances = {k: v for k, v in balances.items() if by_id[k].active_at(at)}
             return result
-        period_start, period_end = period_end, period_containing(anchor, cadence, period_end)[1]
+        reset = reset_at(resets, period_end)
+        carried = overage_total if reset is not None and reset.preserve_overage else ZERO
+        period_start, period_end = period_end, usage_period_at(anchor, cadence, resets, period_end)[1]

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from tollway.billing.grants.model import UnitGrant
+from tollway.billing.grants.resets import EntitlementReset
 
 
 class UnitGrantStore(Protocol):
@@ -23,4 +24,12 @@ class UnitGrantStore(Protocol):
 
     async def void_grant(self, grant_id: str, *, at: datetime) -> UnitGrant:
         """Sets voided_at once (a repeat keeps the first time). NotFoundError when unknown."""
+        ...
+
+    async def create_reset(self, reset: EntitlementReset) -> EntitlementReset: ...
+
+    async def list_resets(
+        self, customer_id: str | None = None, feature_key: str | None = None
+    ) -> list[EntitlementReset]:
+        """Oldest (earliest effective) first; every customer's when customer_id is None."""
         ...

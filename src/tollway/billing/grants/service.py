@@ -15,6 +15,7 @@ from tollway.billing.features import Feature
 from tollway.billing.grants.burndown import BurnDown, Segment
 from tollway.billing.grants.model import EXPIRATION_UNITS, RECURRENCE_INTERVALS, UnitGrant
 from tollway.billing.grants.ports import UnitGrantStore
+from tollway.billing.grants.resets import EntitlementReset
 from tollway.billing.periods import add_cadence, parse_cadence
 from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
@@ -137,12 +138,57 @@ class UnitGrantService:
         await self._changed()
         return voided
 
+    async def reset(
+        self,
+        customer_ref: str,
+        feature_key: str,
+        *,
+        effective_at: datetime | None = None,
+        retain_anchor: bool = False,
+        preserve_overage: bool = False,
+    ) -> EntitlementReset:
+        """Start a new usage period of the customer's metered entitlement at `effective_at` (default now; not in
+        the future, after the subscription's start and after the entitlement's last reset)."""
+        customer, feature = await self._entitlement(customer_ref, feature_key)
+        now = self._catalog.clock.now()
+        at = effective_at or now
+        if at > now:
+            raise ValidationError("effectiveAt must not be in the future", field="effectiveAt")
+        found = await self._burn(customer, feature, now)
+        if found is None:
+            raise NotFoundError(
+                f"customer {customer.key!r} has no metered entitlement to {feature.key!r} now", field="featureKey"
+            )
+        if at < found[1].active_from:
+            raise ValidationError("effectiveAt must not be before the subscription's start", field="effectiveAt")
+        earlier = await self._store.list_resets(customer.id, feature.key)
+        if earlier and at <= earlier[-1].effective_at:
+            raise ValidationError(
+                f"effectiveAt must be after the entitlement's last reset ({earlier[-1].effective_at.isoformat()})",
+                field="effectiveAt",
+            )
+        reset = EntitlementReset(
+            id=new_id(now),
+            customer_id=customer.id,
+            feature_key=feature.key,
+            effective_at=at,
+            created_at=now,
+            retain_anchor=retain_anchor,
+            preserve_overage=preserve_overage,
+        )
+        await self._store.create_reset(reset)
+        await self._changed()
+        return reset
+
     async def granted_now(self) -> dict[tuple[str, str], Decimal]:
         """(customer id, feature key) -> what the unit grants make available in the entitlement's current window
         on top of the plan's limit: what the gateway's enforcement adds to a hard limit."""
         at = self._catalog.clock.now()
         found: dict[tuple[str, str], Decimal] = {}
-        pairs = sorted({(g.customer_id, g.feature_key) for g in await self._store.list_all_grants()})
+        pairs = sorted(
+            {(g.customer_id, g.feature_key) for g in await self._store.list_all_grants()}
+            | {(r.customer_id, r.feature_key) for r in await self._store.list_resets()}
+        )
         for customer_id, feature_key in pairs:
             try:
                 customer, feature = await self._entitlement(customer_id, feature_key)
