@@ -114,6 +114,33 @@ include-name = ["POST /api/v1/budgets", "PATCH /api/v1/budgets/{budget}"]
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
+# A unit grant's rules across fields and stored state: maxRolloverAmount >= minRolloverAmount, a recurrence's
+# anchor and an expiration within the duration bounds, the feature a metered entitlement of the customer's plan;
+# an auto-recharge rule takes exactly one of rechargeTo (above the threshold) and amount, in the customer's currency.
+include-name = [
+    "POST /api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/grants",
+    "POST /api/v2/customers/{customerIdOrKey}/entitlements/{featureKey}/grants",
+    "POST /api/v1/subjects/{subjectIdOrKey}/entitlements/{featureKey}/grants",
+    "PUT /api/v1/customers/{customerIdOrKey}/credits/auto-recharge",
+]
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+# Valid only against stored state: grants and history need a feature with a meter (a metered entitlement); a
+# balance needs a currency (the customer's own, or the parameter when it has none); a money grant's amount must
+# be above 0 and at most 10^15 (a numeric bound no decimal-string pattern states).
+include-name = [
+    "GET /api/v1/customers/{customerIdOrKey}/credits/balance",
+    "GET /api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/grants",
+    "GET /api/v2/customers/{customerIdOrKey}/entitlements/{featureKey}/grants",
+    "GET /api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/history",
+    "GET /api/v2/customers/{customerIdOrKey}/entitlements/{featureKey}/history",
+    "GET /api/v1/subjects/{subjectIdOrKey}/entitlements/{featureKey}/grants",
+    "POST /api/v1/customers/{customerIdOrKey}/credits/grants",
+]
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
 # A portal token names exactly one of subject and customer (a stored customer), and its expiresAt must be in the
 # future of the server's clock (within 366 days).
 include-name = "POST /api/v1/portal/tokens"

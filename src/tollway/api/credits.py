@@ -40,7 +40,9 @@ class CreditGrantIn(_Strict):
     expiresAfter: str | None = Field(None, description="ISO-8601 duration from effectiveAt (P1M).")
     key: str | None = Field(None, description="Idempotency key: a repeat answers the same grant; other values: 409.")
     filters: FiltersIn | None = None
-    price: str | None = Field(None, description="fundingMethod invoice: what the top-up invoice charges.")
+    price: str | None = Field(
+        None, description="fundingMethod invoice: what the top-up invoice charges.", json_schema_extra=_DECIMAL
+    )
     metadata: dict[str, str] | None = None
 
 
@@ -105,6 +107,15 @@ def recharge_json(rule: RechargeRule) -> Json:
     }
 
 
+class RechargeIn(_Strict):
+    """Exactly one of rechargeTo (top up to this balance) and amount (a fixed top-up)."""
+
+    threshold: str = Field(description="Below this live balance, one top-up per crossing.", json_schema_extra=_DECIMAL)
+    rechargeTo: str | None = Field(None, json_schema_extra=_DECIMAL)
+    amount: str | None = Field(None, json_schema_extra=_DECIMAL)
+    currency: str | None = Field(None, description="ISO 4217; default: the customer's.")
+
+
 def recharge_router(credits: CreditService) -> APIRouter:
     router = APIRouter(prefix="/api/v1/customers/{customerIdOrKey}/credits/auto-recharge", tags=["credits"])
 
@@ -112,6 +123,7 @@ def recharge_router(credits: CreditService) -> APIRouter:
         "",
         summary="Set auto-recharge: below threshold, one top-up (rechargeTo or a fixed amount) per crossing",
         responses=problem_responses(400, 404),
+        openapi_extra=body_schema(RechargeIn),
     )
     async def set_recharge(customerIdOrKey: str, request: Request) -> Json:
         obj = Obj(parse_body(await request.body()), "", {"threshold", "rechargeTo", "amount", "currency"})

@@ -15,10 +15,11 @@ from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, item
 from tollway.api.openapi import NON_BLANK, SPACE, body_schema, problem_responses
 from tollway.api.subscription_codec import encode_subscription
 from tollway.api.wire import Json, one_of, parse_body
+from tollway.billing.countries import COUNTRY_CODES
 from tollway.billing.customers import Customer
 from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
-from tollway.billing.validation import COUNTRY, EMAIL, KEY
+from tollway.billing.validation import EMAIL, KEY
 from tollway.money import CURRENCY_EXPONENTS
 
 _CURRENCIES: dict[str, Any] = {"enum": sorted(CURRENCY_EXPONENTS)}
@@ -36,8 +37,11 @@ class UsageAttributionIn(_Strict):
     )
 
 
+_COUNTRIES: dict[str, Any] = {"enum": sorted(COUNTRY_CODES)}
+
+
 class AddressIn(_Strict):
-    country: str | None = Field(None, description="ISO 3166-1 alpha-2.", json_schema_extra={"pattern": COUNTRY.pattern})
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2 (and XK).", json_schema_extra=_COUNTRIES)
     postalCode: str | None = Field(None, json_schema_extra=NON_BLANK)
     state: str | None = Field(None, json_schema_extra=NON_BLANK)
     city: str | None = Field(None, json_schema_extra=NON_BLANK)

@@ -135,7 +135,7 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             parameters = operation.get("parameters", [])
             for parameter in parameters:
-                parameter["schema"] = _without_null(parameter.get("schema", {}))
+                parameter["schema"] = _without_nul(_without_null(parameter.get("schema", {})))
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             statuses = set()
@@ -160,6 +160,19 @@ def complete(spec: dict[str, Any]) -> dict[str, Any]:
     if not schemas:
         components.pop("schemas", None)
     return spec
+
+
+NO_NUL = "^[^\\u0000]*$"  # every path and query parameter refuses NUL (tollway.api.params): say so
+
+
+def _without_nul(schema: Json) -> Json:
+    """A string parameter (or a list of them) without a pattern of its own gets one that excludes NUL."""
+    if schema.get("type") == "string" and "pattern" not in schema and "enum" not in schema:
+        return {**schema, "pattern": NO_NUL}
+    items = schema.get("items")
+    if schema.get("type") == "array" and isinstance(items, dict):
+        return {**schema, "items": _without_nul(items)}
+    return schema
 
 
 def _without_null(schema: Json) -> Json:

@@ -9,9 +9,9 @@ customer, whatever subject the query names."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from tollway import bounded_json
@@ -136,7 +136,9 @@ def portal_admin_router(tokens: PortalTokens) -> APIRouter:
         return token_json(created.token, plain=created.plain)
 
     @router.get("/tokens", summary="List consumer portal tokens (newest first)")
-    async def list_tokens(limit: int = 25) -> list[dict[str, Any]]:
+    async def list_tokens(
+        limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 100})] = 25,
+    ) -> list[dict[str, Any]]:
         if not 1 <= limit <= 100:
             raise ValidationError("limit is 1 to 100", field="limit")
         return [token_json(t) for t in await tokens.list(limit)]

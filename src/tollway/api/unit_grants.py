@@ -9,9 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from tollway.api.openapi import problem_responses
+from tollway.api.openapi import body_schema, problem_responses
 from tollway.api.wire import Json, Obj, optional_time, parse_body, parse_moment
 from tollway.billing.grants.burndown import Segment
 from tollway.billing.grants.model import UnitGrant
@@ -30,6 +31,33 @@ FIELDS = (
     "metadata",
     "annotations",
 )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpirationIn(_Strict):
+    duration: str = Field(json_schema_extra={"enum": ["HOUR", "DAY", "WEEK", "MONTH", "YEAR"]})
+    count: int = Field(ge=1)
+
+
+class RecurrenceIn(_Strict):
+    interval: str = Field(json_schema_extra={"enum": ["DAY", "WEEK", "MONTH", "YEAR"]})
+    anchor: str | None = Field(None, description="RFC 3339.")
+
+
+class UnitGrantIn(_Strict):
+    """OpenMeter's grant on a metered entitlement (the described body; the route decodes it, naming the field)."""
+
+    amount: float = Field(ge=0, description="Units (the route reads it exactly, as a decimal).")
+    effectiveAt: str = Field(description="RFC 3339.")
+    priority: int | None = Field(None, ge=1, le=255)
+    expiration: ExpirationIn | None = None
+    minRolloverAmount: float | None = Field(None, ge=0)
+    maxRolloverAmount: float | None = Field(None, ge=0)
+    recurrence: RecurrenceIn | None = None
+    metadata: dict[str, str] | None = None
 
 
 def decode_unit_grant(body: object) -> NewUnitGrant:
@@ -141,6 +169,7 @@ def unit_grants_router(service: UnitGrantService) -> APIRouter:
             summary=f"Grant units to a customer's metered entitlement ({version})",
             status_code=201,
             responses=problem_responses(400, 404),
+            openapi_extra=body_schema(UnitGrantIn),
         )
         async def create_grant(customerIdOrKey: str, featureKey: str, request: Request) -> Response:
             return await create(customerIdOrKey, featureKey, request)
@@ -198,6 +227,7 @@ def unit_grants_router(service: UnitGrantService) -> APIRouter:
         summary="Grant units to the metered entitlement of the customer paying for a subject",
         status_code=201,
         responses=problem_responses(400, 404),
+        openapi_extra=body_schema(UnitGrantIn),
     )
     async def create_subject_grant(subjectIdOrKey: str, featureKey: str, request: Request) -> Response:
         return await create(await service.customer_of_subject(subjectIdOrKey), featureKey, request)
