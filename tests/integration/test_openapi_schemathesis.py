@@ -126,7 +126,8 @@ include-name = [
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
-# Valid only against stored state: grants and history need a feature with a meter (a metered entitlement); a
+# Valid only against stored state: grants, history and resets need a feature with a meter (a metered entitlement;
+# a reset's effectiveAt also not in the future of the server's clock and after the last reset); a
 # balance needs a currency (the customer's own, or the parameter when it has none); a money grant's amount must
 # be above 0 and at most 10^15 (a numeric bound no decimal-string pattern states).
 include-name = [
@@ -137,6 +138,8 @@ include-name = [
     "GET /api/v2/customers/{customerIdOrKey}/entitlements/{featureKey}/history",
     "GET /api/v1/subjects/{subjectIdOrKey}/entitlements/{featureKey}/grants",
     "POST /api/v1/customers/{customerIdOrKey}/credits/grants",
+    "POST /api/v1/customers/{customerIdOrKey}/entitlements/{featureKey}/reset",
+    "POST /api/v2/customers/{customerIdOrKey}/entitlements/{featureKey}/reset",
 ]
 checks.positive_data_acceptance.enabled = false
 

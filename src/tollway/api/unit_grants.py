@@ -60,6 +60,14 @@ class UnitGrantIn(_Strict):
     metadata: dict[str, str] | None = None
 
 
+class ResetIn(_Strict):
+    """OpenMeter's reset of an entitlement's usage (every field optional; the body may be left out)."""
+
+    effectiveAt: str | None = Field(None, description="RFC 3339; default now. Not in the future, after the last reset.")
+    retainAnchor: bool | None = Field(None, description="Keep the usage period's anchor (default false).")
+    preserveOverage: bool | None = Field(None, description="Carry the ended period's overage (default false).")
+
+
 def decode_unit_grant(body: object) -> NewUnitGrant:
     obj = Obj(body, "", FIELDS)
     effective = obj.time("effectiveAt")
@@ -192,6 +200,7 @@ def unit_grants_router(service: UnitGrantService) -> APIRouter:
             summary=f"Reset the entitlement's usage: a new usage period from effectiveAt ({version})",
             status_code=204,
             responses=problem_responses(400, 404),
+            openapi_extra=body_schema(ResetIn),
         )
         async def reset(customerIdOrKey: str, featureKey: str, request: Request) -> Response:
             raw = await request.body()
