@@ -46,6 +46,12 @@ def test_a_reset_starts_a_new_usage_period(server: Server) -> None:
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=server.base_url + "/api/v1", headers=auth) as http:
+        (listed,) = http.get("/entitlements").json()
+        assert (listed["usagePeriod"], listed["currentUsagePeriod"], listed["lastReset"]) == (
+            {"interval": "P1M", "anchor": "2026-12-10T00:00:00Z"},  # the reset moved the anchor (retainAnchor false)
+            {"from": "2026-12-10T00:00:00Z", "to": "2027-01-10T00:00:00Z"},
+            "2026-12-10T00:00:00Z",
+        )
         path = "/customers/acme/entitlements/output-tokens/reset"
         for body in ({"effectiveAt": "2026-12-16T00:00:00Z"}, {"effectiveAt": "2026-12-09T00:00:00Z"}):
             refused = http.post(path, json=body)  # the future; before the last reset

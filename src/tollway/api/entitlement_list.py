@@ -60,7 +60,10 @@ def entitlement_json(granted: GrantedEntitlement) -> Json:
         "updatedAt": format_time(granted.subscription.updated_at or granted.subscription.active_from),
         "metadata": {},
         "annotations": {"subscription.id": granted.subscription.id},
-        "usagePeriod": {"interval": granted.usage_period, "anchor": format_time(granted.subscription.billing_anchor)},
+        "usagePeriod": {
+            "interval": granted.usage_period,
+            "anchor": format_time(granted.anchor or granted.subscription.billing_anchor),
+        },
         "currentUsagePeriod": {"from": format_time(granted.period_start), "to": format_time(granted.period_end)},
     }
     if template.type == "metered":

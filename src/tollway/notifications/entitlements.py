@@ -13,6 +13,7 @@ from tollway.billing import periods
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
 from tollway.billing.features import Feature
+from tollway.billing.grants.resets import usage_period_at
 from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.errors import DomainError
@@ -67,7 +68,8 @@ class CatalogEntitlements:
                 if feature is None:
                     continue
                 cadence = periods.parse_cadence(template.usage_period or subscription.billing_cadence)
-                start, end = periods.period_containing(subscription.billing_anchor, cadence, at)
+                resets = await self._catalog.resets_of(customer.id, feature.key)  # a reset starts a period
+                start, end = usage_period_at(subscription.billing_anchor, cadence, resets, at)
                 value = await self._catalog.entitlement_value(customer.id, feature.key, at)
                 found.append(
                     MeteredReading(

@@ -27,7 +27,7 @@ from tollway.billing.features import Feature
 from tollway.billing.grants.burndown import BurnDown, burn_down
 from tollway.billing.grants.model import UnitGrant
 from tollway.billing.grants.ports import UnitGrantStore
-from tollway.billing.grants.resets import EntitlementReset, usage_period_at
+from tollway.billing.grants.resets import EntitlementReset, anchor_at, usage_period_at
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
@@ -51,6 +51,7 @@ class GrantedEntitlement:
     period_start: datetime  # the current usage period
     period_end: datetime
     usage_period: str  # ISO-8601 duration
+    anchor: datetime | None = None  # the usage periods' anchor when a reset moved it (else the billing anchor)
 
 
 class EntitlementCases(KeptCases):
@@ -202,6 +203,7 @@ class EntitlementCases(KeptCases):
                             start,
                             end,
                             every,
+                            anchor_at(subscription.billing_anchor, resets, at),
                         )
                     )
         return granted

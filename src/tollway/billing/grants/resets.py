@@ -37,14 +37,19 @@ def usage_period_at(
     """The usage period [start, end) containing `at`: periods of `cadence` from `anchor`, or from the latest reset
     at or before `at` that did not retain the anchor; a reset starts a period, a later reset ends one."""
     past = [r for r in resets if r.effective_at <= at]
-    moved = [r.effective_at for r in past if not r.retain_anchor]
-    start, end = period_containing(max(moved) if moved else anchor, cadence, at)
+    start, end = period_containing(anchor_at(anchor, resets, at), cadence, at)
     if past:
         start = max(start, max(r.effective_at for r in past))
     upcoming = [r.effective_at for r in resets if r.effective_at > at]
     if upcoming:
         end = min(end, min(upcoming))
     return start, end
+
+
+def anchor_at(anchor: datetime, resets: Sequence[EntitlementReset], at: datetime) -> datetime:
+    """The usage periods' anchor at `at`: the latest reset by then that did not retain the anchor, else `anchor`."""
+    moved = [r.effective_at for r in resets if r.effective_at <= at and not r.retain_anchor]
+    return max(moved) if moved else anchor
 
 
 def reset_at(resets: Sequence[EntitlementReset], moment: datetime) -> EntitlementReset | None:
