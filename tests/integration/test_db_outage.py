@@ -94,7 +94,7 @@ def test_database_outage_loses_nothing_and_stores_everything_once(
         # The database is back: ready again, the backlog drains, each event stored exactly once.
         wait_until(lambda: readyz(gateway, "?storage=1") == 200)
         wait_until(lambda: metric(gateway, "tollway_usage_backlog_events") == 0, timeout_s=15)
-        assert metric(gateway, "tollway_storage_up") == 1
+        wait_until(lambda: metric(gateway, "tollway_storage_up") == 1)  # set by the key poll's next success
         events = stored_events(postgres_url)
         assert len(events) == 4 + EVENTS_DURING
         assert len(request_records(events)) == 4
