@@ -341,8 +341,11 @@ def _child(workspace: Path, tests: tuple[str, ...], log: Path) -> NoReturn:
         os.chdir(workspace)
         for name in [n for n in sys.modules if n == "tests" or n.startswith("tests.")]:
             del sys.modules[name]  # this runner's own package: the workspace's copy is imported instead
+        venv = Path(sys.prefix).resolve()  # may lie inside the checkout (a fresh clone's .venv): its packages stay
         sys.path[:] = [str(workspace / "src"), str(workspace)] + [
-            p for p in sys.path if p and not Path(p).resolve().is_relative_to(ROOT)
+            p
+            for p in sys.path
+            if p and (not Path(p).resolve().is_relative_to(ROOT) or Path(p).resolve().is_relative_to(venv))
         ]
         os.environ["PYTHONPATH"] = str(workspace / "src")  # processes the tests start (tollway serve)
         os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
