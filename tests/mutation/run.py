@@ -107,8 +107,8 @@ MUTATIONS = [
     M(
         "journal-replay-skips-a-record",
         "src/tollway/adapters/journal/file.py",
-        "            records.extend(claimed.records)",
-        "            records.extend(claimed.records[1:])",
+        "            recovered.append(Recovered(claimed.records, final=claimed.final))",
+        "            recovered.append(Recovered(claimed.records[1:], final=claimed.final))",
         ("tests/unit/test_journal_pipeline.py", "tests/unit/test_metering_replay.py"),
     ),
     M(
