@@ -9,21 +9,19 @@ the invoice store calls inside the transaction that stores an invoice."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.memory.credits import ended, ending_row, funded_row, restored_row
 from tollway.adapters.sql.credit_schema import credit_grants, credit_ledger, credit_recharge
-from tollway.adapters.sql.engine import failure_text
+from tollway.adapters.sql.transactions import Transactions
 from tollway.billing.credits.model import CreditGrant, CreditTransaction, GrantBalance, RechargeRule
 from tollway.billing.credits.ports import check_ledger
-from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
+from tollway.errors import ConflictError, NotFoundError
 from tollway.metering.events import from_micros, to_micros
 
 T = TypeVar("T")
@@ -149,30 +147,9 @@ def write_consumption_in(connection: Connection, rows: Sequence[CreditTransactio
 class SqlCreditStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._postgres = engine.dialect.name == "postgresql"
-
-    def _insert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
-
-    def _tx(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as connection:
-                if not self._postgres:
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
-                result = work(connection)
-                connection.commit()
-                return result
-        except DomainError:
-            raise
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"credit store failed: {failure_text(exc)}") from exc
-
-    def _read(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as connection:
-                return work(connection)
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"credit store failed: {failure_text(exc)}") from exc
+        self._sql = Transactions(engine, "credit store")
+        self._postgres = self._sql.postgres
+        self._insert, self._tx, self._read = self._sql.insert, self._sql.write, self._sql.read
 
     async def create_grant(self, grant: CreditGrant) -> tuple[CreditGrant, bool]:
         def work(connection: Connection) -> tuple[CreditGrant, bool]:

@@ -16,12 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from tollway.adapters.memory.invoices import check_new, with_line_ids
 from tollway.adapters.sql.credits import write_consumption_in
-from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.invoice_rows import invoice_from_row, invoice_values, line_from_row, line_values
 from tollway.adapters.sql.schema import (
     billing_claims,
@@ -31,12 +29,13 @@ from tollway.adapters.sql.schema import (
     invoices,
     stripe_webhook_events,
 )
+from tollway.adapters.sql.transactions import Transactions
 from tollway.billing.credits.model import CreditTransaction
 from tollway.billing.invoicing.lifecycle import check_transition, invoice_number, number_series
 from tollway.billing.invoicing.model import Invoice, InvoiceStatus
 from tollway.billing.invoicing.ports import IssueRequest, OutboxItem
 from tollway.clock import Clock
-from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError, ValidationError
+from tollway.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from tollway.ids import new_id
 from tollway.metering.events import from_micros, to_micros
 
@@ -49,34 +48,13 @@ class SqlInvoiceStore:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
-        self._postgres = engine.dialect.name == "postgresql"
+        self._sql = Transactions(engine, "invoice store")
+        self._postgres = self._sql.postgres
+        self._insert, self._tx, self._read = self._sql.insert, self._sql.write, self._sql.read
 
     @property
     def engine(self) -> Engine:
         return self._engine
-
-    def _insert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
-
-    def _tx(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as connection:
-                if not self._postgres:
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: the write lock up front
-                result = work(connection)
-                connection.commit()
-                return result
-        except DomainError:
-            raise
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"invoice store failed: {failure_text(exc)}") from exc
-
-    def _read(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as connection:
-                return work(connection)
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"invoice store failed: {failure_text(exc)}") from exc
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.to_thread(work)

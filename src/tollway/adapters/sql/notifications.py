@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from tollway.adapters.sql.notification_schema import (
     notification_attempts,
@@ -28,7 +26,7 @@ from tollway.adapters.sql.notification_schema import (
     notification_marks,
     notification_rules,
 )
-from tollway.errors import UnavailableError
+from tollway.adapters.sql.transactions import Transactions
 from tollway.metering.events import from_micros, to_micros
 from tollway.notifications.model import (
     Attempt,
@@ -101,28 +99,9 @@ def _event(row: Any, deliveries: tuple[Delivery, ...] = ()) -> Event:
 class SqlNotificationStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._postgres = engine.dialect.name == "postgresql"
-
-    def _insert(self, table: Any) -> Any:
-        return postgresql.insert(table) if self._postgres else sqlite.insert(table)
-
-    def _tx(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as connection:
-                if not self._postgres:
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
-                result = work(connection)
-                connection.commit()
-                return result
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"notification store failed: {exc.__class__.__name__}: {exc}") from exc
-
-    def _read(self, work: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as connection:
-                return work(connection)
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"notification store failed: {exc.__class__.__name__}: {exc}") from exc
+        self._sql = Transactions(engine, "notification store")
+        self._postgres = self._sql.postgres
+        self._insert, self._tx, self._read = self._sql.insert, self._sql.write, self._sql.read
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(self._tx, work)
