@@ -49,8 +49,8 @@ UV ?= uv
 LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --custom-compile-command 'make lock' -q $(LOCK_ARGS)
 .PHONY: lock audit
 lock:
-	$(UV) pip compile pyproject.toml --extra demo $(LOCK_FLAGS) -o $(LOCK_RUN)
-	$(UV) pip compile pyproject.toml --extra demo --extra dev -c $(LOCK_RUN) $(LOCK_FLAGS) -o $(LOCK_DEV)
+	$(UV) pip compile pyproject.toml --extra demo --extra otel $(LOCK_FLAGS) -o $(LOCK_RUN)
+	$(UV) pip compile pyproject.toml --extra demo --extra otel --extra dev -c $(LOCK_RUN) $(LOCK_FLAGS) -o $(LOCK_DEV)
 	$(UV) pip compile requirements/no-deps.in --no-deps $(LOCK_FLAGS) -o $(LOCK_NO_DEPS)
 
 # Known vulnerabilities in the locked packages (PyPI's advisory data, through pip-audit): fails on one that a
