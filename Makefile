@@ -66,9 +66,11 @@ run: venv
 demo: $(VENV)/.demo-installed
 	$(BIN)/tollway demo --out $(DEMO_OUT)
 
+# lint-imports: the import contracts in .importlinter (layers, no import cycle; docs/architecture.md, "Layers").
 lint: dev-venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: dev-venv
 	$(BIN)/mypy

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tollway.gateway.metrics import Counter
+from tollway.metrics import Counter
 
 log = logging.getLogger("tollway.auth")
 

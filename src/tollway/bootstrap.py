@@ -68,7 +68,7 @@ from tollway.gateway.endpoint import LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.endpoints.paths import path_endpoints
 from tollway.gateway.hooks import Admission
-from tollway.gateway.metrics import Counter, GatewayMetrics
+from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.process_metrics import ProcessMetrics
 from tollway.gateway.providers.base import Provider
@@ -92,6 +92,7 @@ from tollway.metering.service import MeteringService
 from tollway.metering.sink import UsageSink
 from tollway.metering.spool import HandOffSink, JournalIngester
 from tollway.metering.worker import RollupWorker
+from tollway.metrics import Counter
 from tollway.notifications.delivery import Count
 from tollway.notifications.service import NotificationService
 from tollway.notifications.worker import NotificationWorker

@@ -16,7 +16,7 @@ from tests.unit.test_balancing import Harness, targets
 from tollway.adapters.redis.routing import RedisRoutingShare
 from tollway.auth_failures import AuthFailures
 from tollway.errors import UnavailableError
-from tollway.gateway.metrics import Counter
+from tollway.metrics import Counter
 
 MODEL = {"name": "smart", "breaker": {"failures": 2, "cooldown_s": 30}, "targets": targets("a", "b")}
 

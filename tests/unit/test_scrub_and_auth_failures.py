@@ -11,7 +11,7 @@ import pytest
 from tollway.auth_failures import AuthFailures, client_address
 from tollway.bootstrap import secrets_of
 from tollway.config.schema import TollwayConfig
-from tollway.gateway.metrics import Counter
+from tollway.metrics import Counter
 from tollway.scrub import PRESENTED, Scrubber, ScrubbingFilter, scrub_logs
 from tollway.settings import Settings
 

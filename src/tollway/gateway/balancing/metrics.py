@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from tollway.gateway.balancing.breaker import CLOSED
 from tollway.gateway.balancing.state import TargetState
-from tollway.gateway.metrics import Counter, Histogram, LabelledGauge, LabelValues
+from tollway.metrics import Counter, Histogram, LabelledGauge, LabelValues
 
 LABELS = ("provider", "model")
 
