@@ -50,11 +50,10 @@ from tollway.billing.invoicing.worker import BillingWorker, SyncStep
 from tollway.billing.service import CatalogService, CustomerSubjects
 from tollway.changes import Changes
 from tollway.clock import Clock, SystemClock
-from tollway.config.credits import apply_config_credits
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
-from tollway.config.unit_grants import apply_config_unit_grants
+from tollway.config.sync import apply_config_credits, apply_config_unit_grants
 from tollway.dashboard_root import build_dashboard, key_usage_endpoint, portal_tokens
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
@@ -411,7 +410,7 @@ class Runtime:
         if not _defines_catalog(config):
             return []
         from tollway.billing.apply import load_stored, plan_apply
-        from tollway.config.catalog import config_catalog
+        from tollway.config.sync import config_catalog
 
         stored = await load_stored(self.catalog, self.metering)
         return list(plan_apply(config_catalog(config), stored, self.clock.now()).problems)
@@ -424,7 +423,7 @@ class Runtime:
         if not _defines_catalog(config):
             return
         from tollway.billing.apply import ApplyFailed, apply_catalog
-        from tollway.config.catalog import config_catalog
+        from tollway.config.sync import config_catalog
 
         desired = config_catalog(config)
         for attempt in (1, 2):

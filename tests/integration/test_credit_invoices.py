@@ -35,9 +35,8 @@ from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
-from tollway.config.credits import apply_config_credits
 from tollway.config.schema import TollwayConfig
-from tollway.config.unit_grants import apply_config_unit_grants
+from tollway.config.sync import apply_config_credits, apply_config_unit_grants
 from tollway.errors import ConflictError, ValidationError
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService

@@ -49,9 +49,7 @@ def apply_command(
     from tollway.bootstrap import build_services
     from tollway.cli.main import _database_problem, _load, _shown_url
     from tollway.clock import SystemClock
-    from tollway.config.catalog import config_catalog
-    from tollway.config.credits import apply_config_credits
-    from tollway.config.unit_grants import apply_config_unit_grants
+    from tollway.config.sync import apply_config_credits, apply_config_unit_grants, config_catalog
     from tollway.errors import ConfigError, DomainError
 
     settings, config = _load(file)

@@ -331,7 +331,7 @@ def check(
     Example: tollway check examples/quickstart.yaml
     """
     from tollway.billing.apply import offline_problems
-    from tollway.config.catalog import config_catalog
+    from tollway.config.sync import config_catalog
 
     settings, loaded = _load(config)
     if not (allow_empty or settings.allow_empty_config) and (problems := empty_problems(loaded, str(config))):

@@ -8,9 +8,8 @@ the API) are checked when the file is applied (tollway.billing.apply).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -23,9 +22,6 @@ from tollway.config.credits import CreditGrantConfig
 from tollway.config.unit_grants import UnitGrantConfig
 from tollway.errors import ValidationError
 from tollway.money import currency_exponent
-
-if TYPE_CHECKING:
-    from tollway.config.schema import TollwayConfig
 
 # -- features ---------------------------------------------------------------------------------------
 
@@ -182,12 +178,3 @@ def desired_catalog(
         plans=tuple(p.desired(f"plans[{i}]") for i, p in enumerate(plans)),
         customers=tuple(c.desired(f"customers[{i}]") for i, c in enumerate(customers)),
     )
-
-
-def config_catalog(config: TollwayConfig) -> DesiredCatalog:
-    """Everything `tollway apply` and `serve` make the store hold: the built-in and config meters, then the
-    file's features, plans and customers."""
-    from tollway.metering.meters import BUILT_IN_METERS, Meter
-
-    meters = (*BUILT_IN_METERS, *(Meter.from_record(m.record()) for m in config.meters))
-    return replace(desired_catalog(config.features, config.plans, config.customers), meters=meters)

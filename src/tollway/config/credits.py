@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from tollway.billing.credits.service import CreditService, NewGrant
+from tollway.billing.credits.service import NewGrant
 from tollway.config.catalog_fields import Strict
-from tollway.errors import ConflictError, DomainError
-
-if TYPE_CHECKING:
-    from tollway.config.schema import TollwayConfig
 
 CONFIG_KEY_PREFIX = "config:"
 
@@ -48,26 +44,3 @@ class CreditGrantConfig(Strict):
             price=self.price,
             metadata={"managed_by": "config"},
         )
-
-
-async def apply_config_credits(service: CreditService, config: TollwayConfig) -> tuple[list[str], list[str]]:
-    """(changes, problems): each customer's `credits:` grants created unless their key exists."""
-    changes: list[str] = []
-    problems: list[str] = []
-    for customer in config.customers:
-        for n, entry in enumerate(customer.credits):
-            path = f"customers.{customer.key}.credits[{n}]"
-            try:
-                grant, created = await service.create(customer.key, entry.grant())
-            except ConflictError:
-                problems.append(
-                    f"{path}: a grant under key {entry.key or entry.name!r} exists with other values (a grant cannot "
-                    "change: void it and give the new one another key)"
-                )
-                continue
-            except DomainError as exc:
-                problems.append(f"{path}: {exc.message}")
-                continue
-            if created:
-                changes.append(f"customer {customer.key}: credit grant {grant.name!r} ({grant.id}) created")
-    return changes, problems

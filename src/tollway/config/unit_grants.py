@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from tollway.billing.grants.service import NewUnitGrant, UnitGrantService
+from tollway.billing.grants.service import NewUnitGrant
 from tollway.config.catalog_fields import Strict
-from tollway.errors import DomainError
 from tollway.metering.events import format_time
-
-if TYPE_CHECKING:
-    from tollway.config.schema import TollwayConfig
 
 CONFIG_KEY = "tollway_config_key"
 
@@ -59,37 +55,3 @@ class UnitGrantConfig(Strict):
             recurrence_anchor=None if self.recurrence is None else self.recurrence.anchor,
             metadata={CONFIG_KEY: self.config_key()},
         )
-
-
-async def apply_config_unit_grants(service: UnitGrantService, config: TollwayConfig) -> tuple[list[str], list[str]]:
-    """(changes, problems): each customer's `grants:` created unless one with its key exists."""
-    changes: list[str] = []
-    problems: list[str] = []
-    for customer in config.customers:
-        for n, entry in enumerate(customer.grants):
-            path = f"customers.{customer.key}.grants[{n}]"
-            wanted = entry.grant()
-            try:
-                existing = [
-                    g
-                    for g in await service.list(customer.key, entry.feature)
-                    if g.metadata.get(CONFIG_KEY) == entry.config_key()
-                ]
-                if existing:
-                    same = existing[0]
-                    if (same.amount, same.effective_at, same.priority) != (
-                        wanted.amount,
-                        wanted.effective_at,
-                        wanted.priority,
-                    ):
-                        problems.append(
-                            f"{path}: a grant under key {entry.config_key()!r} exists with other values (a grant "
-                            "cannot change: void it and give the new one another key)"
-                        )
-                    continue
-                grant = await service.create(customer.key, entry.feature, wanted)
-            except DomainError as exc:
-                problems.append(f"{path}: {exc.message}")
-                continue
-            changes.append(f"customer {customer.key}: grant of {grant.amount} {entry.feature} ({grant.id}) created")
-    return changes, problems
