@@ -52,14 +52,13 @@ from tollway.changes import Changes
 from tollway.clock import Clock, SystemClock
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
-from tollway.config.schema import TollwayConfig
+from tollway.config.schema import TollwayConfig, configured_consumers
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants
 from tollway.dashboard_root import build_dashboard, key_usage_endpoint, portal_tokens
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
 from tollway.gateway.admission import GatewayAdmission
 from tollway.gateway.app import Gateway
-from tollway.gateway.auth import KeyIndex
 from tollway.gateway.balancing.health import HealthChecks
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
@@ -79,6 +78,7 @@ from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.shared_metrics import SharedExposition
 from tollway.gateway.state import GatewayState
 from tollway.identity.directory import KeyDirectory, config_entries
+from tollway.identity.key_index import KeyIndex
 from tollway.identity.service import IdentityService
 from tollway.metering.backlog import BacklogWatch
 from tollway.metering.journaling import JournalWriter
@@ -136,7 +136,7 @@ def gateway_state(config: TollwayConfig, providers: dict[str, Provider]) -> Gate
     }
     aliases = {alias: model.name for model in config.models for alias in model.aliases}
     patterns = [(model.pattern, model.name) for model in config.models if model.pattern is not None]
-    entries = config_entries(config.consumers)
+    entries = config_entries(configured_consumers(config.consumers))
     provider_types = {p.name: p.type for p in config.providers}
     prices: dict[tuple[str, str], TokenPrice] = {}
     for model in config.models:
@@ -213,10 +213,12 @@ class Runtime:
         if self.spend is not None:
             await self.spend.refresh()  # limits hold from the first request
             self.spend.start()
-        await self.identity.sync_config(self.config.consumers)
+        await self.identity.sync_config(configured_consumers(self.config.consumers))
         await self._apply_notifications(self.config)
         self.identity.known_models = frozenset(m.name for m in self.config.models)
-        self.gateway.state = replace(self.gateway.state, keys=self.keys.set_config(self.config.consumers))
+        self.gateway.state = replace(
+            self.gateway.state, keys=self.keys.set_config(configured_consumers(self.config.consumers))
+        )
         await self.keys.refresh()  # stored keys work from the first request
         self.keys.start()
         if self.settings.ingest != "external":
@@ -379,13 +381,13 @@ class Runtime:
         state = gateway_state(config, providers)
         if self.policy is not None:  # targets that did not change keep their breaker and latency figures
             self.policy.configure(config.models, config.providers, state.prices)
-        self.gateway.state = replace(state, keys=self.keys.set_config(config.consumers))
+        self.gateway.state = replace(state, keys=self.keys.set_config(configured_consumers(config.consumers)))
         self.gateway.paths = configured_paths(config)
         if self.health_checks is not None:
             await self.health_checks.restart(providers)
         self.identity.known_models = frozenset(m.name for m in config.models)
         try:
-            await self.identity.sync_config(config.consumers)
+            await self.identity.sync_config(configured_consumers(config.consumers))
         except DomainError as exc:  # the file's keys work already; the store catches up on the next reload
             log.error("config reload: consumers not synced to the database: %s", exc.message)
         try:

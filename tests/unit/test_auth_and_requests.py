@@ -5,12 +5,13 @@ import pytest
 
 from tollway.error_shapes import status_of
 from tollway.errors import ValidationError
-from tollway.gateway.auth import Consumer, KeyIndex, hash_key, presented_key
+from tollway.gateway.auth import presented_key
 from tollway.gateway.requests import parse_chat_request, upstream_chat_body
+from tollway.identity.key_index import Identity, KeyIndex, hash_key
 
 
 def test_key_index_finds_by_digest_only() -> None:
-    acme = Consumer("acme", None)
+    acme = Identity("acme", None)
     index = KeyIndex.build([(hash_key("acme-secret-key"), acme)])
     assert index.authenticate(b"acme-secret-key") is acme
     assert index.authenticate(b"acme-secret-kez") is None

@@ -17,12 +17,12 @@ from tollway.clock import FrozenClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.errors import ConfigError, RateLimitedError, UnavailableError
-from tollway.gateway.auth import Consumer
 from tollway.gateway.balancing.health import check_once
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.hooks import Admit, Attempt
 from tollway.gateway.providers.base import BufferedResponse, UpstreamError, UpstreamRequest, UpstreamResponse
 from tollway.gateway.routing import Route, Target
+from tollway.identity.key_index import Identity
 from tollway.metering.llm import TokenPrice
 
 START = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -62,10 +62,10 @@ class Harness:
             model=model["name"],
             targets=tuple(Target(Named(t["provider"]), t["model"]) for t in model["targets"]),
         )
-        self.call = Admit("req_1", Consumer("acme", None), model["name"], "/v1/chat/completions", False)
+        self.call = Admit("req_1", Identity("acme", None), model["name"], "/v1/chat/completions", False)
 
     def order(self, *, stream: bool = False) -> list[str]:
-        call = self.call if not stream else Admit("req_2", Consumer("acme", None), self.route.model, "/x", True)
+        call = self.call if not stream else Admit("req_2", Identity("acme", None), self.route.model, "/x", True)
         return [t.provider.name for t in self.policy.targets(self.route, call)]
 
     def target(self, provider: str) -> Target:
@@ -564,7 +564,7 @@ def test_cost_prices_each_call_by_its_own_prompt() -> None:
 
     def order(text: str) -> list[str]:
         prompt = {"messages": [{"role": "user", "content": text}]}
-        call = Admit("req_9", Consumer("acme", None), "smart", "/v1/chat/completions", False, prompt)
+        call = Admit("req_9", Identity("acme", None), "smart", "/v1/chat/completions", False, prompt)
         return [t.provider.name for t in harness.policy.targets(harness.route, call)]
 
     assert order("Hi") == ["b", "a"]  # a few tokens

@@ -22,7 +22,6 @@ from tollway.clock import FrozenClock
 from tollway.config.resilience import RetryConfig, TimeoutsConfig
 from tollway.config.schema import TollwayConfig
 from tollway.gateway.app import Gateway
-from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.hooks import Admit, Attempt
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, UpstreamError, UpstreamRequest, UpstreamResponse
@@ -37,6 +36,7 @@ from tollway.gateway.resilience import (
 )
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
+from tollway.identity.key_index import Identity, KeyIndex, hash_key
 from tollway.metering.llm import (
     ATTEMPT_EVENT,
     REQUEST_EVENT,
@@ -115,7 +115,7 @@ def gateway(
         for i, p in enumerate(providers)
     )
     state = GatewayState(
-        keys=KeyIndex.build([(hash_key(KEY.decode()), Consumer("acme", None))]),
+        keys=KeyIndex.build([(hash_key(KEY.decode()), Identity("acme", None))]),
         router=Router({"m": Route(model="m", targets=targets)}),
         prices={},
     )

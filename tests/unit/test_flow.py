@@ -16,7 +16,6 @@ from tollway.clock import FrozenClock
 from tollway.errors import LimitExceededError, UnavailableError
 from tollway.gateway.adapt import FormatAdapter
 from tollway.gateway.app import Gateway
-from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.endpoint import LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.endpoints.chat_completions import CHAT_COMPLETIONS
@@ -27,6 +26,7 @@ from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.translate.common import EventTranslator
+from tollway.identity.key_index import Identity, KeyIndex, hash_key
 from tollway.metering.events import Event
 from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall, TokenUsage
@@ -142,7 +142,7 @@ def build(
     endpoints: tuple[Any, ...] = ENDPOINTS,
 ) -> Gateway:
     state = GatewayState(
-        keys=KeyIndex.build([(hash_key(KEY.decode()), Consumer("acme", None))]),
+        keys=KeyIndex.build([(hash_key(KEY.decode()), Identity("acme", None))]),
         router=Router({"m": Route(model="m", targets=(Target(provider=provider, model="m-upstream"),))}),
         prices={},
     )

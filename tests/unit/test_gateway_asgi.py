@@ -11,12 +11,12 @@ from tollway.adapters.memory.journal import MemoryJournal
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.clock import FrozenClock
 from tollway.gateway.app import Gateway
-from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
+from tollway.identity.key_index import Identity, KeyIndex, hash_key
 from tollway.metering.pipeline import UsagePipeline
 from tollway.metering.records import Replay
 
@@ -36,7 +36,7 @@ class Exploding:
 def gateway(journal: MemoryJournal) -> Gateway:
     provider: Any = Exploding()
     state = GatewayState(
-        keys=KeyIndex.build([(hash_key("key-12345678"), Consumer("acme", None))]),
+        keys=KeyIndex.build([(hash_key("key-12345678"), Identity("acme", None))]),
         router=Router({"m": Route(model="m", targets=(Target(provider=provider, model="m"),))}),
         prices={},
     )

@@ -137,7 +137,7 @@ async def test_a_bad_consumer_is_refused_naming_the_field(
 async def test_config_managed_consumers_are_read_only_here(
     client: httpx.AsyncClient, identity: IdentityService
 ) -> None:
-    await identity.sync_config([ConsumerConfig(username="acme-corp", keys=["acme-secret-key"])])
+    await identity.sync_config([ConsumerConfig(username="acme-corp", keys=["acme-secret-key"]).configured()])
     for response in (
         await client.patch("/api/v1/consumers/acme-corp", json={"metadata": {"a": "b"}}),
         await client.delete("/api/v1/consumers/acme-corp"),

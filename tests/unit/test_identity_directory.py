@@ -11,8 +11,8 @@ from tollway.adapters.memory.identity import MemoryIdentityStore
 from tollway.clock import FrozenClock
 from tollway.config.schema import ConsumerConfig
 from tollway.errors import UnavailableError
-from tollway.gateway.auth import Consumer, KeyIndex, StoredKey, hash_key
 from tollway.identity.directory import KeyDirectory
+from tollway.identity.key_index import Identity, KeyIndex, StoredKey, hash_key
 from tollway.identity.service import IdentityService
 
 NOW = datetime(2026, 12, 2, 23, 59, 30, tzinfo=UTC)
@@ -25,7 +25,7 @@ def test_now_is_the_epoch_figure_used_below() -> None:
 
 def test_a_stored_key_is_refused_from_its_expiry_without_a_rebuild() -> None:
     moment = [EPOCH_NOW]
-    acme = Consumer("acme", None)
+    acme = Identity("acme", None)
     index = KeyIndex.build(
         [(hash_key("config-key-1"), acme)],
         stored=[
@@ -85,7 +85,7 @@ async def test_refresh_rebuilds_only_when_the_version_moved(
     assert not await directory.refresh()
     assert store.snapshots_read == reads, "an unchanged version reads no rows"
     found = published.last.authenticate(key.plain.encode())
-    assert found == Consumer("acme", frozenset({"demo"})), "the key's models narrow the consumer's"
+    assert found == Identity("acme", frozenset({"demo"})), "the key's models narrow the consumer's"
 
     await service.revoke_key("acme", key.key.id)
     assert await directory.refresh()
@@ -98,16 +98,18 @@ async def test_config_keys_are_merged_and_consumer_changes_apply(
 ) -> None:
     published = Published()
     directory = KeyDirectory(store, clock, published)
-    index = directory.set_config([ConsumerConfig(username="acme-corp", keys=["acme-secret-key"], models=["demo"])])
-    assert index.authenticate(b"acme-secret-key") == Consumer("acme-corp", frozenset({"demo"}))
+    index = directory.set_config(
+        [ConsumerConfig(username="acme-corp", keys=["acme-secret-key"], models=["demo"]).configured()]
+    )
+    assert index.authenticate(b"acme-secret-key") == Identity("acme-corp", frozenset({"demo"}))
     await service.create_consumer("globex")
     key = await service.create_key("globex")
     await directory.refresh()
-    assert published.last.authenticate(b"acme-secret-key") == Consumer("acme-corp", frozenset({"demo"}))
-    assert published.last.authenticate(key.plain.encode()) == Consumer("globex", None)
+    assert published.last.authenticate(b"acme-secret-key") == Identity("acme-corp", frozenset({"demo"}))
+    assert published.last.authenticate(key.plain.encode()) == Identity("globex", None)
     await service.update_consumer("globex", models=["smart"])
     await directory.refresh()
-    assert published.last.authenticate(key.plain.encode()) == Consumer("globex", frozenset({"smart"}))
+    assert published.last.authenticate(key.plain.encode()) == Identity("globex", frozenset({"smart"}))
     await service.delete_consumer("globex")
     await directory.refresh()
     assert published.last.authenticate(key.plain.encode()) is None

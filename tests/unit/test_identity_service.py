@@ -99,7 +99,9 @@ async def test_update_changes_only_given_fields(service: IdentityService, clock:
 
 
 async def test_config_managed_consumers_cannot_be_changed_or_deleted(service: IdentityService) -> None:
-    await service.sync_config([ConsumerConfig(username="acme-corp", keys=["acme-secret-key"], models=["demo"])])
+    await service.sync_config(
+        [ConsumerConfig(username="acme-corp", keys=["acme-secret-key"], models=["demo"]).configured()]
+    )
     for attempt in (
         service.update_consumer("acme-corp", models=None),
         service.delete_consumer("acme-corp"),
@@ -210,7 +212,9 @@ async def test_deleting_a_consumer_deletes_its_keys(service: IdentityService, st
 
 async def test_config_keys_are_listed_without_prefix_and_cannot_be_revoked(service: IdentityService) -> None:
     digest = "sha256:" + hashlib.sha256(b"second-secret-key").hexdigest()
-    await service.sync_config([ConsumerConfig(username="acme-corp", keys=["acme-secret-key"], key_hashes=[digest])])
+    await service.sync_config(
+        [ConsumerConfig(username="acme-corp", keys=["acme-secret-key"], key_hashes=[digest]).configured()]
+    )
     stored = (await service.create_key("acme-corp", name="api-made")).key
     listed = await service.keys("acme-corp")
     first_digest = hashlib.sha256(b"acme-secret-key").hexdigest()
@@ -230,10 +234,15 @@ async def test_config_sync_removes_consumers_gone_from_the_file(
     service: IdentityService, store: MemoryIdentityStore
 ) -> None:
     await service.sync_config(
-        [ConsumerConfig(username="a", keys=["key-aaaaaaaa"]), ConsumerConfig(username="b", keys=["key-bbbbbbbb"])]
+        [
+            ConsumerConfig(username="a", keys=["key-aaaaaaaa"]).configured(),
+            ConsumerConfig(username="b", keys=["key-bbbbbbbb"]).configured(),
+        ]
     )
     key = (await service.create_key("a")).key
-    result = await service.sync_config([ConsumerConfig(username="b", keys=["key-bbbbbbbb"], models=["demo"])])
+    result = await service.sync_config(
+        [ConsumerConfig(username="b", keys=["key-bbbbbbbb"], models=["demo"]).configured()]
+    )
     assert (result.created, result.updated, result.removed) == ((), ("b",), ("a",))
     assert [c.username for c in await store.list_consumers()] == ["b"]
     kept = await store.get_key(key.id)

@@ -9,10 +9,10 @@ import pytest
 
 from tollway.config.loader import parse_config
 from tollway.errors import ConfigError, ValidationError
-from tollway.gateway.auth import Consumer
 from tollway.gateway.routing import Route, Router
 from tollway.gateway.translate.anthropic import anthropic_to_chat_request, relax_for_chat
 from tollway.gateway.translate.gemini import chat_to_gemini_request
+from tollway.identity.key_index import Identity
 
 
 def route(name: str) -> Route:
@@ -26,7 +26,7 @@ def router() -> Router:
     return Router(routes, aliases, patterns)
 
 
-EVERYONE = Consumer("acme", None)
+EVERYONE = Identity("acme", None)
 
 
 @pytest.mark.parametrize(
@@ -48,10 +48,10 @@ def test_exact_names_then_aliases_then_the_most_specific_pattern(asked: str, ser
 
 
 def test_an_allow_list_naming_a_model_allows_its_aliases_and_matches_and_one_naming_an_alias_only_that() -> None:
-    by_model = Consumer("a", frozenset({"gpt-4o"}))
+    by_model = Identity("a", frozenset({"gpt-4o"}))
     assert router().resolve(by_model, "claude-sonnet-4-5") is not None  # an alias of gpt-4o
     assert router().resolve(by_model, "mini") is None
-    by_alias = Consumer("b", frozenset({"gpt-4o-latest"}))
+    by_alias = Identity("b", frozenset({"gpt-4o-latest"}))
     assert router().resolve(by_alias, "gpt-4o-latest") is not None
     assert router().resolve(by_alias, "mini") is None
     assert router().resolve(by_alias, "gpt-4o-mini") is None  # the pattern of mini is not the alias

@@ -13,12 +13,12 @@ import orjson
 
 from tollway.clock import FrozenClock
 from tollway.gateway.app import Gateway
-from tollway.gateway.auth import Consumer, KeyIndex, hash_key
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import RESPONSE_TAIL_BYTES, GatewayLimits
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
+from tollway.identity.key_index import Identity, KeyIndex, hash_key
 from tollway.metering.events import Event
 from tollway.metering.intents import CallIntent
 from tollway.metering.llm import LlmCall
@@ -87,7 +87,7 @@ class Echoing:
 
 def gateway(provider: Echoing, records: Records, *, buffered: int = 8 * 1024 * 1024) -> Gateway:
     state = GatewayState(
-        keys=KeyIndex.build([(hash_key(KEY.decode()), Consumer("acme", None))]),
+        keys=KeyIndex.build([(hash_key(KEY.decode()), Identity("acme", None))]),
         router=Router({"m": Route(model="m", targets=(Target(provider=provider, model="m-upstream"),))}),
         prices={},
     )

@@ -10,8 +10,13 @@ from starlette.responses import Response
 
 from tollway.api.openapi import problem_responses
 from tollway.api.wire import BoundedJsonRoute
-from tollway.config.schema import USERNAME_PATTERN, USERNAME_RULE
-from tollway.identity.consumers import MAX_METADATA_ENTRIES, MAX_METADATA_TEXT, Consumer
+from tollway.identity.consumers import (
+    MAX_METADATA_ENTRIES,
+    MAX_METADATA_TEXT,
+    USERNAME_PATTERN,
+    USERNAME_RULE,
+    Consumer,
+)
 from tollway.identity.keys import MAX_NAME_CHARS, ApiKey
 from tollway.identity.service import UNSET, ConsumerSummary, IdentityService
 from tollway.metering.events import format_time

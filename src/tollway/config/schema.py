@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -22,15 +23,10 @@ from tollway.config.catalog_plans import PlanConfig
 from tollway.config.notifications import NotificationsConfig
 from tollway.config.references import reference_problems
 from tollway.config.resilience import RetryConfig, TimeoutsConfig
+from tollway.identity.consumers import USERNAME_PATTERN, USERNAME_RULE, ConfiguredConsumer
+from tollway.identity.key_index import hash_key
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$"
-# A consumer's username (its usage's subject, and a path segment of the consumers API): letters and digits of any
-# script, and spaces and . _ : @ - inside (Kong's usernames, e.g. "Jane Doe" or "Zoë"); no "/", which a path
-# could not address. Python's re (Unicode \w), as the server checks it.
-USERNAME_PATTERN = r"^[^\W_](?:[\w .:@-]{0,126}[\w.:@-])?$"
-USERNAME_RULE = (
-    "1-128 characters: letters and digits of any script, and spaces and . _ : @ - inside (not first or last)"
-)
 OpenAIEndpoint = Literal["chat/completions", "completions", "embeddings", "responses"]
 ProviderType = Literal["openai", "anthropic", "gemini", "azure_openai", "simulator"]
 
@@ -175,6 +171,19 @@ class ConsumerConfig(_Strict):
         if not self.keys and not self.key_hashes:
             raise ValueError("a consumer needs at least one entry in keys or key_hashes")
         return self
+
+    def configured(self) -> ConfiguredConsumer:
+        """The consumer as identity takes it: its keys as digests (plain keys hashed, then the given hashes)."""
+        return ConfiguredConsumer(
+            username=self.username,
+            models=frozenset(self.models) if self.models is not None else None,
+            digests=(*(hash_key(key) for key in self.keys), *self.key_hashes),
+        )
+
+
+def configured_consumers(consumers: Sequence[ConsumerConfig]) -> list[ConfiguredConsumer]:
+    """The config file's consumers as identity takes them (KeyDirectory.set_config, IdentityService.sync_config)."""
+    return [consumer.configured() for consumer in consumers]
 
 
 class MeterConfig(_Strict):

@@ -24,7 +24,7 @@ from tollway.errors import (
     UnauthenticatedError,
 )
 from tollway.gateway.access_log import AccessLog
-from tollway.gateway.auth import Consumer, key_from_query, presented_key
+from tollway.gateway.auth import key_from_query, presented_key
 from tollway.gateway.endpoint import Endpoint, HandlerEndpoint, LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.errors import OPENAI, ErrorFormat, headers_of, status_of
@@ -34,6 +34,7 @@ from tollway.gateway.http import ClientGone, Receive, Scope, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.relay import Call, GatewayLimits
 from tollway.gateway.state import GatewayState
+from tollway.identity.key_index import Identity
 from tollway.metering.sink import UsageSink
 from tollway.scrub import PRESENTED, Scrubber
 
@@ -145,7 +146,7 @@ class Gateway:
             call.route = found.label
         return found
 
-    def _authenticate(self, scope: Scope, call: Call) -> Consumer:
+    def _authenticate(self, scope: Scope, call: Call) -> Identity:
         failures = self._auth_failures
         address = client_address(scope.get("client")) if failures is not None else "-"
         if failures is not None and (wait := failures.retry_after(address)) is not None:

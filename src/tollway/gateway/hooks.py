@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from tollway.gateway.auth import Consumer
 from tollway.gateway.http import Message, Send
 from tollway.gateway.routing import Route, Target
+from tollway.identity.key_index import Identity
 from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
 from tollway.spend.admission import Estimate
@@ -25,7 +25,7 @@ class Admit:
     """What admission sees of a call: who, which model (the name clients use), on which endpoint, streaming or not."""
 
     request_id: str
-    consumer: Consumer
+    consumer: Identity
     model: str
     endpoint: str
     stream: bool

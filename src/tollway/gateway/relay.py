@@ -16,7 +16,6 @@ from typing import Any
 
 from tollway.errors import UpstreamFailedError
 from tollway.gateway.access_log import AccessLog
-from tollway.gateway.auth import Consumer
 from tollway.gateway.decode import json_object
 from tollway.gateway.errors import OPENAI, as_openai_error
 from tollway.gateway.hooks import Reservation
@@ -32,6 +31,7 @@ from tollway.gateway.usage import (
     from_openai_chat,
     usage_block_from_tail,
 )
+from tollway.identity.key_index import Identity
 from tollway.metering.intents import CallIntent, interrupted_call
 from tollway.metering.llm import AttemptRecord, LlmCall, TokenUsage
 from tollway.metering.sink import UsageSink
@@ -62,7 +62,7 @@ class Call:
     request_id: str
     route: str
     started: float
-    consumer: Consumer | None = None
+    consumer: Identity | None = None
     model: str = "-"  # the model entry's name (metric labels); the client may have asked by another name
     requested_model: str = "-"  # the name the client asked for
     provider: str = "-"  # the provider that served it, once recorded

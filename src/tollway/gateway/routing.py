@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tollway.gateway.auth import Consumer
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.resilience import DEFAULT_RETRY, NO_TIMEOUTS, RetryPolicy, Timeouts
+from tollway.identity.key_index import Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Router:
         ranked = sorted(enumerate(patterns), key=lambda item: (-_literal_chars(item[1][0]), -len(item[1][0]), item[0]))
         self._patterns = [(re.compile(fnmatch.translate(glob)), self._routes[name]) for _, (glob, name) in ranked]
 
-    def resolve(self, consumer: Consumer, model: str) -> Route | None:
+    def resolve(self, consumer: Identity, model: str) -> Route | None:
         """The route for the name `model`, or None when no model answers to it or the consumer may not use it.
 
         A consumer's allow-list may name a model (then every name reaching that model is allowed) or
@@ -62,7 +62,7 @@ class Router:
                 return route
         return None
 
-    def visible_to(self, consumer: Consumer) -> list[str]:
+    def visible_to(self, consumer: Identity) -> list[str]:
         """The exact names (models and aliases) the consumer may ask for; patterns are not listed."""
         allowed = consumer.models
         names = [(name, route.model) for name, route in (*self._routes.items(), *self._aliases.items())]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tollway.gateway.auth import KeyIndex
 from tollway.gateway.routing import Router
+from tollway.identity.key_index import KeyIndex
 from tollway.metering.llm import TokenPrice
 
 

@@ -8,8 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from tollway.config.schema import USERNAME_PATTERN, USERNAME_RULE
 from tollway.errors import ValidationError
+
+# A consumer's username (its usage's subject, and a path segment of the consumers API): letters and digits of any
+# script, and spaces and . _ : @ - inside (Kong's usernames, e.g. "Jane Doe" or "Zoë"); no "/", which a path
+# could not address. Python's re (Unicode \w), as the server checks it.
+USERNAME_PATTERN = r"^[^\W_](?:[\w .:@-]{0,126}[\w.:@-])?$"
+USERNAME_RULE = (
+    "1-128 characters: letters and digits of any script, and spaces and . _ : @ - inside (not first or last)"
+)
 
 ManagedBy = Literal["config", "api"]
 MANAGED_BY: tuple[ManagedBy, ...] = ("config", "api")
@@ -28,6 +35,16 @@ class Consumer:
     created_at: datetime
     updated_at: datetime
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfiguredConsumer:
+    """A consumer of the config file (managedBy: config) and its keys, as digests (`sha256:<hex>`), in the file's
+    order (its plain keys hashed, then its key hashes). `models` None: every configured model."""
+
+    username: str
+    models: frozenset[str] | None
+    digests: tuple[str, ...]
 
 
 def check_username(username: object, *, field_name: str = "username") -> str:

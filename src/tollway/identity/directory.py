@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 from tollway.clock import Clock
-from tollway.config.schema import ConsumerConfig
 from tollway.errors import DomainError
-from tollway.gateway.auth import NEVER, KeyIndex, StoredKey, hash_key
-from tollway.gateway.auth import Consumer as Identity
+from tollway.identity.consumers import ConfiguredConsumer
+from tollway.identity.key_index import NEVER, Identity, KeyIndex, StoredKey
 from tollway.identity.keys import effective_models
 from tollway.identity.ports import IdentitySnapshot, IdentityStore
 
@@ -28,16 +27,12 @@ POLL_INTERVAL_S = 0.25
 USAGE_INTERVAL_S = 60.0
 
 
-def config_entries(consumers: Sequence[ConsumerConfig]) -> list[tuple[str, Identity]]:
+def config_entries(consumers: Sequence[ConfiguredConsumer]) -> list[tuple[str, Identity]]:
     """(digest, identity) for every key of the config file's consumers."""
     entries: list[tuple[str, Identity]] = []
     for consumer in consumers:
-        identity = Identity(
-            username=consumer.username,
-            models=frozenset(consumer.models) if consumer.models is not None else None,
-        )
-        entries.extend((hash_key(key), identity) for key in consumer.keys)
-        entries.extend((digest, identity) for digest in consumer.key_hashes)
+        identity = Identity(username=consumer.username, models=consumer.models)
+        entries.extend((digest, identity) for digest in consumer.digests)
     return entries
 
 
@@ -95,7 +90,7 @@ class KeyDirectory:
     def index(self) -> KeyIndex:
         return KeyIndex.build(self._config, stored=self._stored, used=self.used, now=self._now)
 
-    def set_config(self, consumers: Sequence[ConsumerConfig]) -> KeyIndex:
+    def set_config(self, consumers: Sequence[ConfiguredConsumer]) -> KeyIndex:
         """Take the config file's keys (at start and on reload); returns the index to serve with them."""
         self._config = config_entries(consumers)
         return self.index()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from tollway.errors import ValidationError
-from tollway.gateway.auth import hash_key
+from tollway.identity.key_index import hash_key
 
 KEY_PREFIX = "tw_"
 KEY_RANDOM_CHARS = 40  # base62: about 238 bits

@@ -9,10 +9,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from tollway.clock import Clock
-from tollway.config.schema import ConsumerConfig
 from tollway.errors import ConflictError, NotFoundError, ValidationError
-from tollway.gateway.auth import hash_key
-from tollway.identity.consumers import Consumer, check_metadata, check_models, check_username
+from tollway.identity.consumers import ConfiguredConsumer, Consumer, check_metadata, check_models, check_username
 from tollway.identity.keys import (
     MAX_NAME_CHARS,
     ApiKey,
@@ -191,14 +189,14 @@ class IdentityService:
 
     # -- config -----------------------------------------------------------------------------------
 
-    async def sync_config(self, configured: Sequence[ConsumerConfig]) -> SyncResult:
+    async def sync_config(self, configured: Sequence[ConfiguredConsumer]) -> SyncResult:
         """Make the config-managed consumers those of the config file (at start and on reload)."""
         now = self._clock.now()
         desired = [
             Consumer(
                 username=c.username,
                 managed_by="config",
-                models=frozenset(c.models) if c.models is not None else None,
+                models=c.models,
                 created_at=now,
                 updated_at=now,
             )
@@ -239,10 +237,10 @@ class IdentityService:
         return [replace(k, created_at=consumer.created_at) for k in self._config_keys.get(consumer.username, ())]
 
 
-def _config_keys(consumer: ConsumerConfig, now: datetime) -> list[ApiKey]:
+def _config_keys(consumer: ConfiguredConsumer, now: datetime) -> list[ApiKey]:
     """The config file's keys as listed by the API: an id from the digest, no prefix (config keys are chosen
     by people and may be short: even a few characters of one would say too much)."""
-    digests = [*(hash_key(k) for k in consumer.keys), *consumer.key_hashes]
+    digests = consumer.digests
     return [
         ApiKey(
             id="config-" + digest.removeprefix("sha256:")[:16],
