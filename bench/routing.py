@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tollway.adapters.journal.file import FileJournal
-from tollway.bootstrap import gateway_state
 from tollway.clock import SystemClock
 from tollway.config.schema import TollwayConfig
 from tollway.gateway.app import Gateway
@@ -41,6 +40,7 @@ from tollway.metering.events import Event
 from tollway.metering.llm import LlmCall
 from tollway.metering.sink import UsageSink
 from tollway.metering.spool import HandOffSink
+from tollway.wiring.gateway import gateway_state
 
 if TYPE_CHECKING:
     from tollway.metering.intents import CallIntent  # not in versions before write-ahead intents

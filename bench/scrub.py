@@ -27,13 +27,13 @@ import timeit
 import orjson
 
 from routing import ANSWER, KEY, Answering, Dropped, config, drive
-from tollway.bootstrap import gateway_state
 from tollway.clock import SystemClock
 from tollway.gateway.app import Gateway
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.relay import GatewayLimits
 from tollway.scrub import Scrubber
+from tollway.wiring.gateway import gateway_state
 
 SECRETS = [
     "sk-proj-4f1d0c3b2a9e8d7c6b5a4f3e2d1c0b9a",

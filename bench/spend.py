@@ -35,7 +35,6 @@ from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.billing.subscriptions import Subscription
-from tollway.bootstrap import gateway_state
 from tollway.clock import SystemClock
 from tollway.gateway.admission import GatewayAdmission
 from tollway.gateway.app import Gateway
@@ -48,6 +47,7 @@ from tollway.spend.admission import SpendAdmission
 from tollway.spend.budgets import Budget
 from tollway.spend.ports import CounterStore
 from tollway.spend.rules import SpendRules
+from tollway.wiring.gateway import gateway_state
 
 START = datetime.now(UTC) - timedelta(days=1)
 

@@ -19,7 +19,8 @@ from tollway.portal.tokens import PortalTokens
 
 if TYPE_CHECKING:
     from tollway.billing.invoicing.render import InvoiceDocuments
-    from tollway.bootstrap import Runtime, Services
+    from tollway.runtime.process import Runtime
+    from tollway.wiring.services import Services
 
 
 class CatalogCustomers:

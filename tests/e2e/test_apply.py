@@ -11,8 +11,8 @@ import yaml
 
 from tests.support.cli import run_tollway
 from tests.support.tollway_process import TollwayProcess
-from tollway.bootstrap import build_services
 from tollway.settings import Settings
+from tollway.wiring.services import build_services
 
 QUICKSTART = (Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml").read_text()
 

@@ -24,9 +24,10 @@ import pytest
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.usage_events import request_events
-from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.bootstrap import build_app, build_runtime
 from tollway.clock import FrozenClock
 from tollway.config.loader import load_config
+from tollway.runtime.process import Runtime
 from tollway.settings import Settings
 
 KEY = "acme-secret-key"

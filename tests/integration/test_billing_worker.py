@@ -22,10 +22,11 @@ from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.invoicing.worker import BillingWorker
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
-from tollway.bootstrap import Services, build_billing_worker, build_services
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.settings import Settings
+from tollway.wiring.billing import build_billing_worker
+from tollway.wiring.services import Services, build_services
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)

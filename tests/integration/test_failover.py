@@ -27,9 +27,10 @@ from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.scenario import KEY, SUBJECT, usage_block
 from tests.support.stored import StoredEvent, stored_events
 from tollway.asgi import TollwayApp
-from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.bootstrap import build_app, build_runtime
 from tollway.config.loader import load_config
 from tollway.metering.pipeline import UsagePipeline
+from tollway.runtime.process import Runtime
 from tollway.settings import Settings
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me a story"}]

@@ -28,11 +28,11 @@ from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
 from tollway.billing.invoicing.ports import IssueRequest
 from tollway.billing.invoicing.render import HtmlRenderer, InvoiceDocuments, Seller, view
 from tollway.billing.pricing.model import TierCharge, UsageCharge
-from tollway.bootstrap import build_services
 from tollway.clock import FrozenClock
 from tollway.errors import NotFoundError
 from tollway.metering.service import MeteringService
 from tollway.settings import Settings
+from tollway.wiring.services import build_services
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)

@@ -229,8 +229,8 @@ async def test_preview_needs_the_admin_token(world: World) -> None:
 
 
 async def cli_world(url: str) -> None:
-    from tollway.bootstrap import build_services
     from tollway.settings import Settings
+    from tollway.wiring.services import build_services
 
     services = build_services(Settings(database_url=url), FrozenClock(at(15, 4)))
     await services.open()

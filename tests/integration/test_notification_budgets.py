@@ -18,7 +18,6 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.support.webhook_receiver import Receiver
-from tollway.bootstrap import Services, build_notification_worker, build_services
 from tollway.clock import FrozenClock
 from tollway.errors import LimitExceededError
 from tollway.gateway.hooks import Admit, Reservation
@@ -28,6 +27,8 @@ from tollway.notifications.model import BUDGET_EXCEEDED, BUDGET_THRESHOLD, Event
 from tollway.notifications.service import ChannelInput, RuleInput
 from tollway.notifications.worker import NotificationWorker
 from tollway.settings import Settings
+from tollway.wiring.notifications import build_notification_worker
+from tollway.wiring.services import Services, build_services
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tollway.billing.credits.service import NewGrant
-from tollway.bootstrap import Services, build_notification_worker, build_services
 from tollway.clock import FrozenClock
 from tollway.errors import ValidationError
 from tollway.notifications.model import (
@@ -27,6 +26,8 @@ from tollway.notifications.model import (
 )
 from tollway.notifications.service import ChannelInput, RuleInput
 from tollway.settings import Settings
+from tollway.wiring.notifications import build_notification_worker
+from tollway.wiring.services import Services, build_services
 
 T0 = datetime(2026, 10, 10, tzinfo=UTC)
 

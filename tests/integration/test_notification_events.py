@@ -25,7 +25,6 @@ from tollway.api.invoice_codec import invoice_json
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
-from tollway.bootstrap import Services, build_billing_worker, build_notification_worker, build_services
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.notifications.model import (
@@ -42,8 +41,10 @@ from tollway.notifications.model import (
     Threshold,
 )
 from tollway.notifications.service import ChannelInput, RuleInput
-from tollway.notifications_root import payment_failed_notice
 from tollway.settings import Settings
+from tollway.wiring.billing import build_billing_worker
+from tollway.wiring.notifications import build_notification_worker, payment_failed_notice
+from tollway.wiring.services import Services, build_services
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)

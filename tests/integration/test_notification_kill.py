@@ -16,11 +16,11 @@ import orjson
 
 from tests.support.net import wait_until
 from tests.support.webhook_receiver import Receiver
-from tollway.bootstrap import build_services
 from tollway.clock import SystemClock
 from tollway.notifications.model import EventFilter
 from tollway.notifications.service import ChannelInput, RuleInput
 from tollway.settings import Settings
+from tollway.wiring.services import build_services
 
 
 def start_worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen[bytes]:

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from tests.support.in_process import InProcess, in_process
 from tests.support.webhook_receiver import Receiver
-from tollway.bootstrap import build_services
 from tollway.cli.main import app
 from tollway.clock import FrozenClock
 from tollway.metering.pipeline import UsagePipeline
@@ -28,6 +27,7 @@ from tollway.notifications.model import Attempt
 from tollway.notifications.ports import AttemptResult
 from tollway.notifications.service import ChannelInput, RuleInput
 from tollway.settings import Settings
+from tollway.wiring.services import build_services
 
 TOKEN = "notify-admin-token"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -14,9 +14,10 @@ import httpx2
 
 from tollway.adapters.journal.file import FileJournal
 from tollway.asgi import TollwayApp
-from tollway.bootstrap import Runtime, build_app, build_runtime
+from tollway.bootstrap import build_app, build_runtime
 from tollway.clock import Clock
 from tollway.config.loader import load_config
+from tollway.runtime.process import Runtime
 from tollway.settings import Settings
 
 ADDRESS = ("127.0.0.1", 50123)  # the client address the in-process transport reports

@@ -16,7 +16,7 @@ import httpx
 from tests.support.composed import ADMIN_TOKEN, CONSUMER_KEY
 from tests.support.in_process import in_process
 from tests.support.stored import journal_segments, stored_events
-from tollway.bootstrap import Runtime
+from tollway.runtime.process import Runtime
 
 CONFIG = {
     "providers": [{"name": "local", "type": "simulator"}],

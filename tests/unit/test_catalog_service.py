@@ -18,7 +18,6 @@ from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
 from tollway.billing.service import CatalogService
-from tollway.bootstrap import build_services
 from tollway.clock import FrozenClock
 from tollway.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from tollway.metering.aggregation import MeterQuery
@@ -27,6 +26,7 @@ from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, llm_call_event
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.service import MeteringService
 from tollway.settings import Settings
+from tollway.wiring.services import build_services
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

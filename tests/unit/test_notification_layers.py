@@ -8,7 +8,16 @@ from pathlib import Path
 
 import tollway.notifications
 
-FORBIDDEN = ("tollway.adapters", "tollway.api", "tollway.cli", "tollway.bootstrap", "tollway.gateway", "tollway.asgi")
+FORBIDDEN = (
+    "tollway.adapters",
+    "tollway.api",
+    "tollway.cli",
+    "tollway.bootstrap",
+    "tollway.wiring",
+    "tollway.runtime",
+    "tollway.gateway",
+    "tollway.asgi",
+)
 
 
 def test_notifications_import_no_outer_layer() -> None:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tollway.bootstrap import gateway_state
 from tollway.clock import SystemClock
 from tollway.config.loader import parse_config
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.simulator import SimulatorProvider
+from tollway.wiring.gateway import gateway_state
 
 
 def test_known_openai_model_has_per_token_prices() -> None:

@@ -9,11 +9,11 @@ import logging
 import pytest
 
 from tollway.auth_failures import AuthFailures, client_address
-from tollway.bootstrap import secrets_of
 from tollway.config.schema import TollwayConfig
 from tollway.metrics import Counter
 from tollway.scrub import PRESENTED, Scrubber, ScrubbingFilter, scrub_logs
 from tollway.settings import Settings
+from tollway.wiring.gateway import secrets_of
 
 PROVIDER_KEY = "sk-provider-abcdef123456"
 ADMIN_TOKEN = "tw-admin-0123456789"

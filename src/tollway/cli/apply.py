@@ -46,11 +46,11 @@ def apply_command(
     """
     from tollway.adapters.sql.engine import missing_sqlite_file
     from tollway.billing.apply import ApplyFailed, StoredCatalog, execute, load_stored, plan_apply
-    from tollway.bootstrap import build_services
     from tollway.cli.main import _database_problem, _load, _shown_url
     from tollway.clock import SystemClock
     from tollway.config.sync import apply_config_credits, apply_config_unit_grants, config_catalog
     from tollway.errors import ConfigError, DomainError
+    from tollway.wiring.services import build_services
 
     settings, config = _load(file)
     desired = config_catalog(config)

@@ -21,7 +21,7 @@ from tollway.cli.services import err, fail, run_services
 from tollway.money import decimal_text, format_money, format_quantity
 
 if TYPE_CHECKING:
-    from tollway.bootstrap import Services
+    from tollway.wiring.services import Services
 
 invoices_app = Commands(help="Invoices: preview the current period, list, show, issue, void.")
 
@@ -275,7 +275,7 @@ def invoice_pdf(
     Example: tollway invoices pdf 01JE... --output invoice.pdf
     """
     from tollway.billing.invoicing.pdf import render_pdf
-    from tollway.bootstrap import invoice_documents
+    from tollway.wiring.billing import invoice_documents
 
     async def render(services: Services) -> tuple[str, bytes]:
         document = await invoice_documents(services).view(invoice_id)

@@ -17,7 +17,7 @@ from tollway.errors import DomainError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from tollway.bootstrap import Services
+    from tollway.wiring.services import Services
 
 
 class ApiProblem(DomainError):

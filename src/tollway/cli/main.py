@@ -435,11 +435,11 @@ def usage(
     Example: tollway usage llm_tokens --customer acme --group-by type --window DAY --csv
     """
     from tollway.adapters.sql.migrate import upgrade
-    from tollway.bootstrap import build_services
     from tollway.metering.aggregation import MeterQuery, parse_zone
     from tollway.metering.events import format_time
     from tollway.metering.meters import WindowSize
     from tollway.money import decimal_text
+    from tollway.wiring.services import build_services
 
     settings, _ = _load(None)
     _require_database(settings.database_url)

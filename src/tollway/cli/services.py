@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from tollway.bootstrap import Services
+    from tollway.wiring.services import Services
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -26,10 +26,10 @@ def fail(problems: list[str]) -> NoReturn:
 def run_services(work: Callable[[Services], Awaitable[T]]) -> T:
     """Settings from the environment, the services opened, `work` run, the services closed. A domain error,
     a configuration problem or a database failure ends the command with one line naming it."""
-    from tollway.bootstrap import build_services
     from tollway.cli.main import _database_problem
     from tollway.errors import ConfigError, DomainError
     from tollway.settings import Settings
+    from tollway.wiring.services import build_services
 
     try:
         settings = Settings.from_env()

@@ -1,5 +1,5 @@
-"""The notification part of the composition root (tollway.bootstrap builds and wires through these): the
-worker with its steps, the Stripe payment-failed notice, and the config file's channels and rules."""
+"""The notification part of the composition root: the worker with its steps, the Stripe payment-failed notice,
+and the config file's channels and rules."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tollway.notifications.service import NotificationService
 from tollway.notifications.subscriptions import SubscriptionEvents
 from tollway.notifications.worker import NotificationWorker, Step
 from tollway.settings import Settings
+from tollway.wiring.services import Services
 
 
 def notification_worker(
@@ -108,4 +109,20 @@ async def apply_config_notifications(service: NotificationService, section: Noti
             )
             for r in section.rules
         ],
+    )
+
+
+def build_notification_worker(services: Services, count: Count | None = None) -> NotificationWorker | None:
+    """Deliveries and event detection (thresholds, resets, budgets, credits, invoice and subscription events);
+    None when TOLLWAY_NOTIFICATIONS is off."""
+    return notification_worker(
+        services.settings,
+        services.clock,
+        services.notifications,
+        services.catalog,
+        services.invoices.store,
+        count,
+        budgets=services.budget_usage,
+        refresh_budgets=services.spend_keeper.refresh,
+        credits=services.credits,
     )
