@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from tollway import __version__
-from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.auth import AdminGate, admin_guard
 from tollway.api.billing_profiles import BillingProfileInfo, billing_profiles_router
 from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
@@ -38,6 +37,7 @@ from tollway.api.unit_grants import unit_grants_router
 from tollway.auth_failures import AuthFailures
 from tollway.billing.credits.service import CreditService
 from tollway.billing.grants.service import UnitGrantService
+from tollway.billing.invoicing.collection import PaymentWebhooks
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
@@ -56,7 +56,7 @@ def create_management_app(
     identity: IdentityService | None = None,
     invoice_preview: InvoicePreview | None = None,
     catalog: CatalogService | None = None,
-    stripe_webhooks: StripeWebhooks | None = None,
+    stripe_webhooks: PaymentWebhooks | None = None,
     invoice_documents: InvoiceDocuments | None = None,
     invoices: InvoiceService | None = None,
     max_body_bytes: int = MAX_MANAGEMENT_BODY_BYTES,

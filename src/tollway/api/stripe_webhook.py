@@ -3,16 +3,18 @@ the `Stripe-Signature` header (HMAC with TOLLWAY_STRIPE_WEBHOOK_SECRET) is the a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 
-from tollway.adapters.stripe.webhooks import SIGNATURE_HEADER, StripeWebhooks
 from tollway.api.openapi import PUBLIC, problem_responses
+from tollway.billing.invoicing.collection import PaymentWebhooks
 from tollway.errors import UnavailableError
 
+SIGNATURE_HEADER: Final = "Stripe-Signature"  # read here, verified by the receiver (tollway.adapters.stripe)
 
-def stripe_webhook_router(webhooks: StripeWebhooks | None) -> APIRouter:
+
+def stripe_webhook_router(webhooks: PaymentWebhooks | None) -> APIRouter:
     router = APIRouter(prefix="/api/v1/stripe", tags=["stripe"])
 
     @router.post(

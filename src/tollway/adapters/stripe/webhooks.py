@@ -7,10 +7,10 @@ either direction, so a captured request cannot be replayed later and a forged fu
 Events (the Tollway invoice is named by the `tollway_invoice_id` metadata the sync put on the Stripe invoice):
 invoice.paid -> paid, invoice.voided -> void, invoice.marked_uncollectible -> uncollectible;
 invoice.payment_failed only records Stripe's status (Stripe retries the payment; a failed attempt is not final).
-Applying an event is idempotent (a transition to the status an invoice has is a no-op), and each event id is
-recorded once it is applied: a replay is answered as a duplicate and changes nothing. An event that names no
-Tollway invoice, or asks for a transition the lifecycle refuses, is acknowledged and ignored (Stripe would
-otherwise resend it for days).
+What each does to the invoice is billing's (tollway.billing.invoicing.collection); this module reads Stripe's
+event into a PaymentEvent. Each event id is recorded once it is applied: a replay is answered as a duplicate and
+changes nothing. An event that names no Tollway invoice, or asks for a transition the lifecycle refuses, is
+acknowledged and ignored (Stripe would otherwise resend it for days).
 """
 
 from __future__ import annotations
@@ -18,56 +18,39 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import orjson
 
-from tollway.billing.invoicing.model import Invoice, InvoiceStatus
-from tollway.billing.invoicing.ports import notify_kinds
+from tollway.billing.invoicing.collection import (
+    CollectionStore,
+    InvoiceCollection,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentFailed,
+    WebhookOutcome,
+)
 from tollway.clock import Clock
-from tollway.errors import ConflictError, ValidationError
+from tollway.errors import ValidationError
 
 log = logging.getLogger("tollway.stripe")
 TOLERANCE_S: Final = 300
 SIGNATURE_HEADER: Final = "Stripe-Signature"
-TRANSITIONS: Final[dict[str, tuple[InvoiceStatus, str]]] = {
+# Stripe's event type -> what it means for the invoice, and the status_transitions stamp saying when it happened
+KINDS: Final[dict[str, tuple[PaymentEventKind, str | None]]] = {
     "invoice.paid": ("paid", "paid_at"),
     "invoice.voided": ("void", "voided_at"),
     "invoice.marked_uncollectible": ("uncollectible", "marked_uncollectible_at"),
+    "invoice.payment_failed": ("payment_failed", None),
 }
 
 
-class WebhookStore(Protocol):
+class WebhookStore(CollectionStore, Protocol):
     """The part of the InvoiceStore port webhooks use."""
 
-    async def get_invoice(self, invoice_id: str) -> Invoice | None: ...
-
-    async def set_status(
-        self, invoice_id: str, status: InvoiceStatus, *, at: datetime, enqueue: Sequence[str] = ()
-    ) -> Invoice: ...
-
-    async def record_stripe_ids(
-        self,
-        invoice_id: str,
-        *,
-        stripe_invoice_id: str | None = None,
-        stripe_status: str | None = None,
-        line_item_ids: Mapping[str, str] | None = None,
-    ) -> Invoice: ...
-
     async def record_webhook_event(self, event_id: str, *, received_at: datetime) -> bool: ...
-
-
-@dataclass(frozen=True)
-class WebhookOutcome:
-    event_id: str
-    type: str
-    duplicate: bool
-    action: str  # "paid", "void", "uncollectible", "recorded", or "ignored: <why>"
-    invoice_id: str | None = None
 
 
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
@@ -108,9 +91,6 @@ def verify_signature(
     return timestamp
 
 
-PaymentFailed = Callable[[Invoice, str], Awaitable[object]]  # (the invoice, the Stripe event id)
-
-
 class StripeWebhooks:
     def __init__(
         self,
@@ -126,61 +106,55 @@ class StripeWebhooks:
         self._store = store
         self._clock = clock
         self._tolerance_s = tolerance_s
-        self._notify = notify  # status changes enqueue their notification rows (invoice.updated, invoice.paid)
-        self._payment_failed = payment_failed  # notifies invoice.payment_failed (deduplicated on the event id)
-        self.on_paid: Callable[[str], Awaitable[object]] | None = None  # e.g. a bought credit grant becomes active
-        self.on_void: Callable[[str], Awaitable[object]] | None = None  # e.g. the credits it consumed come back
+        self._collection = InvoiceCollection(store, notify=notify, payment_failed=payment_failed)
+
+    @property
+    def on_paid(self) -> Callable[[str], Awaitable[object]] | None:
+        """Called with the invoice id when an event marks it paid (e.g. a bought credit grant becomes active)."""
+        return self._collection.on_paid
+
+    @on_paid.setter
+    def on_paid(self, hook: Callable[[str], Awaitable[object]] | None) -> None:
+        self._collection.on_paid = hook
+
+    @property
+    def on_void(self) -> Callable[[str], Awaitable[object]] | None:
+        """Called with the invoice id when an event voids it (e.g. the credits it consumed come back)."""
+        return self._collection.on_void
+
+    @on_void.setter
+    def on_void(self, hook: Callable[[str], Awaitable[object]] | None) -> None:
+        self._collection.on_void = hook
 
     async def receive(self, payload: bytes, signature: str | None) -> WebhookOutcome:
         """Verify, apply, record. Raises ValidationError (nothing applied) for a bad signature or body."""
         now = self._clock.now()
         verify_signature(payload, signature, self._secret, now=now, tolerance_s=self._tolerance_s)
-        event_id, event_type, obj = _parse(payload)
-        action, invoice_id = await self._apply(event_id, event_type, obj, now)
+        event = _event(*_parse(payload))
+        action, invoice_id = await self._collection.apply(event, now)
+        event_id, event_type = event.id, event.type
         fresh = await self._store.record_webhook_event(event_id, received_at=now)
         if fresh:
             log.info("stripe webhook %s %s: %s", event_id, event_type, action)
         return WebhookOutcome(event_id, event_type, duplicate=not fresh, action=action, invoice_id=invoice_id)
 
-    async def _apply(
-        self, event_id: str, event_type: str, obj: dict[str, Any], now: datetime
-    ) -> tuple[str, str | None]:
-        if not event_type.startswith("invoice."):
-            return f"ignored: {event_type} is not handled", None
-        metadata = obj.get("metadata")
-        invoice_id = metadata.get("tollway_invoice_id") if isinstance(metadata, dict) else None
-        if not isinstance(invoice_id, str):
-            return "ignored: not a Tollway invoice (no tollway_invoice_id metadata)", None
-        invoice = await self._store.get_invoice(invoice_id)
-        if invoice is None:
-            return f"ignored: invoice {invoice_id} does not exist", invoice_id
-        stripe_id = obj.get("id")
-        if invoice.stripe_invoice_id is not None and stripe_id != invoice.stripe_invoice_id:
-            return f"ignored: invoice {invoice_id} is Stripe invoice {invoice.stripe_invoice_id}", invoice_id
-        stripe_status = obj.get("status")
-        if event_type == "invoice.payment_failed":
-            if isinstance(stripe_status, str):
-                invoice = await self._store.record_stripe_ids(invoice_id, stripe_status=stripe_status)
-            if self._payment_failed is not None:
-                await self._payment_failed(invoice, event_id)
-            return "recorded", invoice_id
-        transition = TRANSITIONS.get(event_type)
-        if transition is None:
-            return f"ignored: {event_type} is not handled", invoice_id
-        status, stamp = transition
-        try:
-            enqueue = notify_kinds(status) if self._notify else ()
-            await self._store.set_status(invoice_id, status, at=_transition_time(obj, stamp) or now, enqueue=enqueue)
-        except ConflictError as exc:
-            log.warning("stripe webhook %s for invoice %s refused: %s", event_type, invoice_id, exc.message)
-            return f"ignored: {exc.message}", invoice_id
-        if isinstance(stripe_status, str):
-            await self._store.record_stripe_ids(invoice_id, stripe_status=stripe_status)
-        if status == "paid" and self.on_paid is not None:
-            await self.on_paid(invoice_id)
-        if status == "void" and self.on_void is not None:
-            await self.on_void(invoice_id)
-        return status, invoice_id
+
+def _event(event_id: str, event_type: str, obj: dict[str, Any]) -> PaymentEvent:
+    """A Stripe event as billing reads it."""
+    metadata = obj.get("metadata")
+    invoice_id = metadata.get("tollway_invoice_id") if isinstance(metadata, dict) else None
+    status = obj.get("status")
+    kind, stamp = KINDS.get(event_type, (None, None))
+    return PaymentEvent(
+        id=event_id,
+        type=event_type,
+        about_invoice=event_type.startswith("invoice."),
+        kind=kind,
+        invoice_id=invoice_id if isinstance(invoice_id, str) else None,
+        provider_invoice_id=obj.get("id"),
+        provider_status=status if isinstance(status, str) else None,
+        at=_transition_time(obj, stamp) if stamp is not None else None,
+    )
 
 
 def _parse(payload: bytes) -> tuple[str, str, dict[str, Any]]:
