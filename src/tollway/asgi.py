@@ -96,7 +96,7 @@ class TollwayApp:
                 realm = [(b"www-authenticate", b'Bearer realm="tollway-metrics"')]
                 await send_bytes(send, 401, body, request_id, b"application/problem+json", realm)
                 return
-        await send_bytes(send, 200, self._metrics.exposition(), request_id, b"text/plain; version=0.0.4")
+        await send_bytes(send, 200, self._metrics.exposition(), request_id, b"text/plain; version=0.0.4; charset=utf-8")
 
     async def _readyz(self, scope: Scope, send: Send) -> None:
         """200 while this process can take requests; the store is not asked (an outage of the database does

@@ -26,11 +26,10 @@ from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.hooks import Admission
 from tollway.gateway.metrics import GatewayMetrics
-from tollway.gateway.process_metrics import ProcessMetrics
+from tollway.gateway.multiprocess_metrics import MultiprocessExposition
 from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.refusals import NoticeRefusals
 from tollway.gateway.relay import GatewayLimits
-from tollway.gateway.shared_metrics import SharedExposition
 from tollway.identity.directory import KeyDirectory
 from tollway.metering.backlog import BacklogWatch
 from tollway.metering.spool import JournalIngester
@@ -65,14 +64,13 @@ def build_runtime(
         p.name: build_provider(p, clock=clock, default_timeout_s=settings.upstream_timeout_s) for p in config.providers
     }
     metrics = GatewayMetrics()
-    metrics.add_source(ProcessMetrics().render)  # process_* and python_*, as Prometheus' client libraries name them
     scrubber = Scrubber(secrets_of(settings, config))
     auth_failures = AuthFailures(metrics.auth_failures, limit=settings.auth_failure_limit)
     pipeline, backlog_age = usage_sink(settings, store, journal, metrics)
     state = gateway_state(config, providers)
     policy = BalancingPolicy(clock)
     policy.configure(config.models, config.providers, state.prices)
-    metrics.add_source(policy.metrics.render)
+    metrics.add_source(policy.metrics.collect)
     share = routing_share(settings, policy, auth_failures, metrics)
     counters, keeper, spend = services.counters, services.spend_keeper, services.spend
     deliveries = Counter(
@@ -80,13 +78,14 @@ def build_runtime(
         "Webhook delivery attempts by event type and outcome (success, retry, failed, gone).",
         ("event_type", "outcome"),
     )
-    metrics.add_source(deliveries.render)
+    metrics.add_source(lambda: [deliveries.family()])
     notifier = build_notification_worker(services, lambda kind, outcome: deliveries.inc((kind, outcome)))
     if notifier is not None:
         metrics.add_gauge(
             "tollway_notification_outbox_oldest_pending_seconds",
             "Age of the oldest webhook delivery not yet done (0 when none), as of the last delivery round.",
             lambda: notifier.oldest_pending_age_s,
+            mode="livemax",
         )
     admission: Admission = GatewayAdmission(
         spend, lambda: gateway.state, clock, default_max_tokens=settings.spend_default_max_tokens
@@ -123,10 +122,11 @@ def build_runtime(
         "1 while the database answers this process's key poll (every 0.25 s); 0 during an outage (the gateway"
         " keeps serving and journaling usage).",
         lambda: int(not keys.failing),
+        mode="livemin",
     )
     conninfo = libpq_url(settings.database_url)
     changes = Changes([keys.refresh, keeper.refresh], PgChangeFeed(conninfo) if conninfo else None)
-    published = SharedExposition(Path(settings.metrics_dir), metrics.render) if settings.metrics_dir else None
+    published = MultiprocessExposition(Path(settings.metrics_dir), metrics) if settings.metrics_dir else None
     if published is not None:
         metrics.shared_scrape = published.scrape
     runtime = Runtime(

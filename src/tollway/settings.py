@@ -36,7 +36,8 @@ class Settings:
     dashboard_secret: str | None = None
     api_docs: str = "admin"  # admin | open | off: who may read /openapi.json, /docs and /redoc
     metrics_token: str | None = None  # when set, /metrics answers only `Authorization: Bearer <token>`
-    # serve --workers N sets it: a directory where each worker publishes its metrics, summed at each scrape
+    # PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode; TOLLWAY_METRICS_DIR is read too): where each
+    # worker flushes its metrics for one /metrics of the whole server; serve --workers N sets a fresh one
     metrics_dir: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
@@ -139,6 +140,8 @@ class Settings:
             problems.append(f"{ENV_PREFIX}EVENTS_RETENTION: {exc}")
         if problems:
             raise ConfigError(problems)
+        if "metrics_dir" not in values and env.get("PROMETHEUS_MULTIPROC_DIR"):
+            values["metrics_dir"] = env["PROMETHEUS_MULTIPROC_DIR"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(env=env, **values)
 

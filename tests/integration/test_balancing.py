@@ -23,6 +23,7 @@ import openai
 import pytest
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.prometheus import prometheus_value
 from tests.support.usage_events import request_events
 from tollway.bootstrap import build_app, build_runtime
 from tollway.clock import FrozenClock
@@ -72,9 +73,8 @@ class Tollway:
         answer = await self.sdk.chat.completions.create(model="smart", messages=MESSAGES)
         return answer.choices[0].message.content or ""
 
-    async def metric(self, line_start: str) -> str:
-        text = (await self.http.get("/metrics")).text
-        return next(line for line in text.splitlines() if line.startswith(line_start))
+    async def metric(self, selector: str) -> float:
+        return prometheus_value((await self.http.get("/metrics")).text, selector)
 
 
 @asynccontextmanager
@@ -114,9 +114,7 @@ async def test_weighted_split_follows_the_weights_with_one_record_per_request(
     async with tollway(workdir, config) as gateway:
         for _ in range(120):
             assert await gateway.ask() == "Hello from the fake upstream."
-        assert await gateway.metric('tollway_target_attempts_total{provider="first"') == (
-            'tollway_target_attempts_total{provider="first",model="gpt-4o"} 90'
-        )
+        assert await gateway.metric('tollway_target_attempts_total{provider="first",model="gpt-4o"}') == 90
     assert (len(first.received), len(second.received)) == (90, 30)
     records = request_events(workdir / "tollway.db")
     assert Counter(r["provider"] for r in records) == {"first": 90, "second": 30}
@@ -171,9 +169,7 @@ async def test_breaker_skips_a_dead_target_probes_it_after_the_cool_down_and_clo
         for _ in range(10):
             assert await gateway.ask() == "Hello from the fake upstream."
         assert len(dead.received) == 2, "open after two failures: skipped without a network call"
-        assert await gateway.metric('tollway_target_breaker_state{provider="first"') == (
-            'tollway_target_breaker_state{provider="first",model="gpt-4o"} 2'
-        )
+        assert await gateway.metric('tollway_target_breaker_state{provider="first",model="gpt-4o"}') == 2
         assert (await gateway.http.get("/readyz")).json() == {"status": "ready"}
 
         gateway.clock.advance(timedelta(seconds=30))
@@ -190,9 +186,7 @@ async def test_breaker_skips_a_dead_target_probes_it_after_the_cool_down_and_clo
         await gateway.ask()  # the probe succeeds: closed
         await gateway.ask()
         assert len(dead.received) == 5
-        assert await gateway.metric('tollway_target_breaker_state{provider="first"') == (
-            'tollway_target_breaker_state{provider="first",model="gpt-4o"} 0'
-        )
+        assert await gateway.metric('tollway_target_breaker_state{provider="first",model="gpt-4o"}') == 0
     records = request_events(workdir / "tollway.db")
     assert len(records) == 15
     assert Counter(r["provider"] for r in records) == {"second": 13, "first": 2}
@@ -207,10 +201,10 @@ async def test_health_checks_open_the_breaker_of_a_dead_target_without_client_tr
     async with tollway(workdir, two_target_config(dead, live, model)) as gateway:
         state = 'tollway_target_breaker_state{provider="first",model="gpt-4o"}'
         for _ in range(100):  # the first check is due one interval after the start
-            if await gateway.metric(state) == f"{state} 2":
+            if await gateway.metric(state) == 2:
                 break
             await asyncio.sleep(0.05)
-        assert await gateway.metric(state) == f"{state} 2"
+        assert await gateway.metric(state) == 2
         assert dead.received[0].body == {
             "model": "gpt-4o",
             "messages": [{"role": "user", "content": "ping"}],

@@ -24,6 +24,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.prometheus import prometheus_value
 from tests.support.scenario import KEY, SUBJECT, usage_block
 from tests.support.stored import StoredEvent, stored_events
 from tollway.asgi import TollwayApp
@@ -186,8 +187,10 @@ async def test_a_500_before_any_byte_is_served_by_the_next_target_and_billed_onc
     assert attempts(events) == [("east", "gpt-4o", 500, "status", 0)]
     assert billed(events) == {"input": 12, "output": 5}
     metrics = (await tollway.http.get("/metrics")).text
-    assert 'tollway_upstream_errors_total{provider="east",reason="500"} 1' in metrics
-    assert 'tollway_requests_total{route="/v1/chat/completions",model="duo",status="200"} 1' in metrics
+    assert prometheus_value(metrics, 'tollway_upstream_errors_total{provider="east",reason="500"}') == 1
+    assert (
+        prometheus_value(metrics, 'tollway_requests_total{route="/v1/chat/completions",model="duo",status="200"}') == 1
+    )
 
 
 async def test_a_429_with_retry_after_fails_over(tollway: Tollway, east: FakeOpenAI, west: FakeOpenAI) -> None:
@@ -283,7 +286,7 @@ async def test_a_stream_silent_past_the_idle_timeout_ends_cut(
     assert "".join(pieces) == ""  # the role chunk came, then nothing for longer than idle_s
     assert len(west.received) == west_calls
     metrics = (await tollway.http.get("/metrics")).text
-    assert 'tollway_upstream_errors_total{provider="east",reason="stream_timeout"} 1' in metrics
+    assert prometheus_value(metrics, 'tollway_upstream_errors_total{provider="east",reason="stream_timeout"}') == 1
 
 
 async def test_a_timeout_is_a_504_in_the_openai_shape_billed_once(tollway: Tollway, east: FakeOpenAI) -> None:

@@ -6,15 +6,23 @@ scrape with all the workers' requests."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.support.agent_app import KEY, tollway_app
+from tests.support.agent_app import KEY, QUICKSTART, tollway_app
+from tests.support.in_process import in_process
 from tests.support.net import wait_until
+from tests.support.prometheus import prometheus_value
 from tests.support.tollway_process import TollwayProcess
-from tollway.gateway.shared_metrics import merge
+from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.multiprocess_metrics import COLLECTOR_GAUGE_MODES, MultiprocessExposition
+from tollway.metrics import ModeGauge
 
 DASHBOARD = Path(__file__).parents[2] / "examples" / "grafana" / "tollway-dashboard.json"
 COUNTS_SINCE_START = (
@@ -82,9 +90,11 @@ async def test_counters_are_counters_and_the_process_is_described(tmp_path: Path
         ("python_gc_collections_total", "counter"),
     ):
         assert types.get(name) == kind, name
-    rss = next(line for line in exposition.splitlines() if line.startswith("process_resident_memory_bytes "))
-    assert int(rss.split()[1]) > 10_000_000  # a Python process with Tollway loaded
-    assert 'tollway_requests_total{route="/v1/chat/completions",model="demo",status="200"} 1' in exposition
+    assert prometheus_value(exposition, "process_resident_memory_bytes") > 10_000_000  # Tollway loaded
+    assert (
+        prometheus_value(exposition, 'tollway_requests_total{route="/v1/chat/completions",model="demo",status="200"}')
+        == 1
+    )
 
 
 async def test_every_dashboard_expression_names_an_exported_metric(tmp_path: Path) -> None:
@@ -109,53 +119,76 @@ def test_the_expression_reader_finds_metric_names_only() -> None:
     assert metric_names("rate(a_total[5m]) / rate(b_total[5m])") == {"a_total", "b_total"}
 
 
-def test_samples_of_counters_and_histograms_are_summed_over_workers_and_gauges_are_the_scraped_ones() -> None:
-    one = "\n".join(
-        [
-            "# HELP t_total T.",
-            "# TYPE t_total counter",
-            't_total{route="/a b"} 3',
-            "# TYPE h histogram",
-            'h_bucket{le="1"} 1',
-            'h_bucket{le="+Inf"} 2',
-            "h_sum 1.5",
-            "h_count 2",
-            "# TYPE g gauge",
-            "g 7",
-        ]
-    )
-    two = "\n".join(
-        [
-            "# TYPE t_total counter",
-            't_total{route="/a b"} 4',
-            't_total{route="/c"} 1',
-            "# TYPE g gauge",
-            "g 9",
-            "# TYPE h histogram",
-            'h_bucket{le="1"} 0',
-            'h_bucket{le="+Inf"} 1',
-            "h_sum 0.25",
-            "h_count 1",
-            "# TYPE only_total counter",
-            "only_total 5",
-        ]
-    )
-    merged = merge(one, [two]).decode().splitlines()
-    assert merged == [
-        "# HELP t_total T.",
-        "# TYPE t_total counter",
-        't_total{route="/a b"} 7',
-        't_total{route="/c"} 1',
-        "# TYPE h histogram",
-        'h_bucket{le="1"} 1',
-        'h_bucket{le="+Inf"} 3',
-        "h_sum 1.75",
-        "h_count 3",
-        "# TYPE g gauge",
-        "g 7",
-        "# TYPE only_total counter",
-        "only_total 5",
-    ]
+def dead_pid() -> str:
+    """The pid of a process that has exited (a worker killed without stopping)."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    return finished.stdout.decode().strip()
+
+
+def worker_metrics(requests: int, backlog: float, storage_up: int) -> GatewayMetrics:
+    metrics = GatewayMetrics()
+    for _ in range(requests):
+        metrics.requests.inc(("/v1/chat/completions", "demo", "200"))
+        metrics.latency.observe(0.02, ("/v1/chat/completions", "demo"))
+    metrics.add_gauge("tollway_usage_backlog_events", "Backlog.", lambda: backlog, mode="livesum")
+    metrics.add_gauge("tollway_storage_up", "Storage.", lambda: storage_up, mode="livemin")
+    return metrics
+
+
+def test_workers_counts_are_summed_and_gauges_combined_by_their_mode_over_the_live_workers(tmp_path: Path) -> None:
+    vanished = MultiprocessExposition(tmp_path, worker_metrics(4, 5, 0), identity=dead_pid())
+    vanished.flush()  # then killed: it never stops
+    stopped = MultiprocessExposition(tmp_path, worker_metrics(3, 7, 0), identity=str(os.getppid()))
+    stopped.close()
+    answering = MultiprocessExposition(tmp_path, worker_metrics(2, 1, 1))
+    text = answering.scrape().decode()
+    assert types_of(text)["tollway_requests_total"] == "counter"
+    chat = '{route="/v1/chat/completions",model="demo"}'
+    assert prometheus_value(text, 'tollway_requests_total{route="/v1/chat/completions",status="200"}') == 9
+    assert prometheus_value(text, f"tollway_request_duration_seconds_count{chat}") == 9
+    assert prometheus_value(text, 'tollway_request_duration_seconds_bucket{le="0.025"}') == 9
+    assert prometheus_value(text, 'tollway_request_duration_seconds_bucket{le="0.01"}') == 0
+    assert prometheus_value(text, f"tollway_request_duration_seconds_sum{chat}") == pytest.approx(0.18)
+    # the stopped and the vanished workers' gauges are left out: only the answering worker's remain
+    assert prometheus_value(text, "tollway_usage_backlog_events") == 1
+    assert prometheus_value(text, "tollway_storage_up") == 1
+    assert "pid=" not in text
+    assert prometheus_value(text, "process_resident_memory_bytes") > 10_000_000
+    assert prometheus_value(text, "process_cpu_seconds_total") > 0
+    assert types_of(text)["python_info"] == "gauge"
+    answering.close()
+    vanished.close(mark_dead=False)
+
+
+def test_two_live_workers_gauges_sum_a_backlog_and_take_the_worst_health(tmp_path: Path) -> None:
+    sibling = MultiprocessExposition(tmp_path, worker_metrics(1, 5, 0), identity=str(os.getppid()))  # alive
+    sibling.flush()
+    answering = MultiprocessExposition(tmp_path, worker_metrics(1, 1, 1))
+    text = answering.scrape().decode()
+    assert prometheus_value(text, "tollway_usage_backlog_events") == 6
+    assert prometheus_value(text, "tollway_storage_up") == 0
+    assert prometheus_value(text, "tollway_requests_total") == 2
+    sibling.close()
+    answering.close()
+
+
+def test_a_worker_with_a_reused_pid_counts_on_from_what_the_earlier_one_left(tmp_path: Path) -> None:
+    MultiprocessExposition(tmp_path, worker_metrics(4, 0, 1), identity="4242").close()
+    again = MultiprocessExposition(tmp_path, worker_metrics(1, 0, 1), identity="4242")
+    again.flush()
+    answering = MultiprocessExposition(tmp_path, worker_metrics(0, 0, 1))
+    assert prometheus_value(answering.scrape().decode(), "tollway_requests_total") == 5
+    again.close()
+    answering.close()
+
+
+async def test_every_gauge_says_how_workers_combine(tmp_path: Path) -> None:
+    async with in_process(tmp_path, QUICKSTART) as started:
+        families = list(started.runtime.metrics.registry.collect())
+    gauges = [family for family in families if family.type == "gauge"]
+    assert len(gauges) >= 8
+    for family in gauges:
+        assert isinstance(family, ModeGauge) or family.name in COLLECTOR_GAUGE_MODES, family.name
 
 
 def test_serve_with_two_workers_shows_every_request_on_every_scrape(tmp_path: Path) -> None:
@@ -178,13 +211,16 @@ def test_serve_with_two_workers_shows_every_request_on_every_scrape(tmp_path: Pa
                 for _ in range(6):  # successive scrapes, answered by either worker
                     with httpx.Client(base_url=process.base_url, timeout=10) as fresh:
                         text = fresh.get("/metrics").text
-                    line = next(
-                        (x for x in text.splitlines() if x.startswith('tollway_requests_total{route="/v1/chat/')), None
-                    )
-                    seen.append(int(line.rsplit(" ", 1)[1]) if line else 0)
+                    selector = 'tollway_requests_total{route="/v1/chat/completions"}'
+                    seen.append(int(prometheus_value(text, selector)) if selector.split("{")[0] in text else 0)
                 return seen
 
             wait_until(lambda: requests_seen() == [10] * 6, timeout_s=15)
-            assert "# TYPE tollway_requests_total counter" in http.get("/metrics").text
+            text = http.get("/metrics").text
+            assert "# TYPE tollway_requests_total counter" in text
+            assert prometheus_value(text, "tollway_request_duration_seconds_count") == 10
+            assert prometheus_value(text, "tollway_usage_journal_writable") == 1  # livemin over the two workers
+            assert prometheus_value(text, "process_resident_memory_bytes") > 20_000_000  # both workers' memory
+            assert "pid=" not in text
     finally:
         process.stop()

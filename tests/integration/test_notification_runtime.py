@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from tests.support.in_process import InProcess, in_process
+from tests.support.prometheus import prometheus_value
 from tests.support.webhook_receiver import Receiver
 from tollway.cli.main import app
 from tollway.clock import FrozenClock
@@ -65,8 +66,13 @@ async def test_config_channels_and_rules_deliver_and_show_in_metrics(
         (got,) = receiver.snapshot()
     assert got.verified, got.error
     assert orjson.loads(got.body)["data"] == {"id": "01JINV"}
-    assert 'tollway_notification_deliveries_total{event_type="invoice.created",outcome="success"} 1' in metrics
-    assert "tollway_notification_outbox_oldest_pending_seconds 0" in metrics
+    assert (
+        prometheus_value(
+            metrics, 'tollway_notification_deliveries_total{event_type="invoice.created",outcome="success"}'
+        )
+        == 1
+    )
+    assert prometheus_value(metrics, "tollway_notification_outbox_oldest_pending_seconds") == 0
     assert SECRET not in caplog.text
 
 

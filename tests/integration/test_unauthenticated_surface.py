@@ -42,7 +42,7 @@ async def test_a_metrics_token_closes_metrics_to_everyone_else(tmp_path: Path) -
             assert "tollway_" not in refused.text
         served = await composed.client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
         assert served.status_code == 200
-        assert served.headers["content-type"] == "text/plain; version=0.0.4"
+        assert served.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
         assert "tollway_events_stored_total" in served.text
         assert (await composed.client.get("/healthz")).status_code == 200  # probes stay open
 

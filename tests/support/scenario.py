@@ -8,6 +8,7 @@ from typing import Any
 import openai
 
 from tests.support.fake_upstream import FakeOpenAI
+from tests.support.prometheus import prometheus_value as prometheus_value  # scenarios import it from here
 from tests.support.tollway_process import TollwayProcess
 
 KEY = "acme-secret-key"
@@ -50,10 +51,3 @@ def metered(usages: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 def client(tollway: TollwayProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY, max_retries=0)
-
-
-def prometheus_value(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith((name + " ", name + "{")):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"metric {name} not found")

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError as PydanticError
 
+from tests.support.prometheus import prometheus_value
 from tollway.clock import FrozenClock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
@@ -511,19 +513,21 @@ def test_metrics_show_tries_failures_breaker_and_in_flight_per_target() -> None:
     harness.attempt("a", "timeout", status=None, ttfb_s=None, total_s=5.0)
     harness.attempt("b", ttfb_s=0.05, total_s=0.3)
     harness.policy.started(harness.target("b"))
-    text = "\n".join(harness.policy.metrics.render())
-    for line in (
-        'tollway_target_attempts_total{provider="a",model="m"} 1',
-        'tollway_target_attempts_total{provider="b",model="m"} 2',
-        'tollway_target_failures_total{provider="a",model="m",cause="timeout"} 1',
-        'tollway_target_breaker_state{provider="a",model="m"} 2',
-        'tollway_target_breaker_state{provider="b",model="m"} 0',
-        'tollway_target_in_flight{provider="b",model="m"} 1',
-        'tollway_target_usable{provider="a",model="m"} 0',
-        'tollway_target_ttfb_seconds_count{provider="b",model="m"} 1',
-        'tollway_target_duration_seconds_count{provider="a",model="m"} 1',
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(harness.policy.metrics)
+    text = generate_latest(registry).decode()
+    for selector, value in (
+        ('tollway_target_attempts_total{provider="a",model="m"}', 1),
+        ('tollway_target_attempts_total{provider="b",model="m"}', 2),
+        ('tollway_target_failures_total{provider="a",model="m",cause="timeout"}', 1),
+        ('tollway_target_breaker_state{provider="a",model="m"}', 2),
+        ('tollway_target_breaker_state{provider="b",model="m"}', 0),
+        ('tollway_target_in_flight{provider="b",model="m"}', 1),
+        ('tollway_target_usable{provider="a",model="m"}', 0),
+        ('tollway_target_ttfb_seconds_count{provider="b",model="m"}', 1),
+        ('tollway_target_duration_seconds_count{provider="a",model="m"}', 1),
     ):
-        assert line in text
+        assert prometheus_value(text, selector) == value, selector
 
 
 def test_an_adapted_route_gets_its_own_targets_back_in_the_chosen_order() -> None:

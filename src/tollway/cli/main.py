@@ -233,6 +233,7 @@ def _serve(
 
     from tollway.bootstrap import build_app, build_runtime
     from tollway.cli.serving import Server
+    from tollway.gateway.multiprocess_metrics import clean as clean_metrics_dir
 
     banner = (
         f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
@@ -251,9 +252,11 @@ def _serve(
         ):
             if value:
                 os.environ["TOLLWAY_" + name] = value
-        # One /metrics for all workers: each publishes its metrics here, the one scraped sums them.
+        # One /metrics for all workers (prometheus_client's multiprocess mode): each flushes its metrics here,
+        # the one scraped reads them all. A directory given is emptied first (an earlier server's counts).
         shared = settings.metrics_dir or tempfile.mkdtemp(prefix="tollway-metrics-")
-        os.environ["TOLLWAY_METRICS_DIR"] = shared
+        clean_metrics_dir(Path(shared))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
         err.print(banner, highlight=False)
         try:
             uvicorn.run(
@@ -268,6 +271,8 @@ def _serve(
             if not settings.metrics_dir:
                 shutil.rmtree(shared, ignore_errors=True)
         return ""
+    if settings.metrics_dir:
+        clean_metrics_dir(Path(settings.metrics_dir))
     runtime = build_runtime(settings, loaded)
     server = Server(uvicorn.Config(build_app(runtime), **options))
     err.print(banner, highlight=False)

@@ -33,9 +33,9 @@ from tollway.gateway.app import Gateway
 from tollway.gateway.balancing.health import HealthChecks
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.multiprocess_metrics import MultiprocessExposition
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.providers.registry import build_provider
-from tollway.gateway.shared_metrics import SharedExposition
 from tollway.identity.directory import KeyDirectory
 from tollway.identity.service import IdentityService
 from tollway.metering.backlog import BacklogWatch
@@ -99,7 +99,7 @@ class Runtime:
     unit_grants: UnitGrantService | None = None
     changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
     backlog_watch: BacklogWatch | None = None  # a warning a minute while usage waits too long to be stored
-    shared_metrics: SharedExposition | None = None  # serve --workers N: this worker's metrics, published
+    shared_metrics: MultiprocessExposition | None = None  # serve --workers N: this worker's metrics, flushed
     started: bool = False
 
     async def start(self) -> None:
@@ -188,6 +188,8 @@ class Runtime:
             )
         for task in self._background:
             task.cancel()
+        if self.shared_metrics is not None:
+            self.shared_metrics.close()  # its counts stay in the server's exposition, its gauges leave it
         if self.health_checks is not None:
             await self.health_checks.stop()
         if self.routing_share is not None:

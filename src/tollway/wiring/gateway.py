@@ -106,6 +106,7 @@ def routing_share(
         "1 while breaker moves and cool-downs are shared with the other gateways through Redis; 0 while Redis"
         " is unreachable (each gateway keeps its own).",
         lambda: int(share.up),
+        mode="livemin",
     )
     return share
 

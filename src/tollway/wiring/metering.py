@@ -41,6 +41,7 @@ def usage_sink(
             "tollway_usage_spills",
             "Times the unstored usage outgrew TOLLWAY_INLINE_MAX_BACKLOG_EVENTS and was kept in the journal only.",
             lambda: inline.spills_total,
+            mode="livesum",
         )
         metrics.add_counter(
             "tollway_usage_flush_failures_total",
@@ -62,6 +63,7 @@ def usage_sink(
         "tollway_usage_journal_writable",
         "1 while usage can be journaled; 0 after an append failed (a full disk): calls are refused (503).",
         lambda: int(writer.error is None),
+        mode="livemin",
     )
     metrics.add_counter(
         "tollway_usage_journal_failures_total",
@@ -73,11 +75,13 @@ def usage_sink(
         "Seconds the oldest usage this process took has waited to be stored (0: none waits). Inline: not yet"
         " stored by this gateway; external: handed over and not yet stored by a worker.",
         backlog_age,
+        mode="livemax",
     )
     metrics.add_gauge(
         "tollway_usage_backlog_events",
         "Usage events not yet stored (inline) or not yet handed to the worker (external).",
         lambda: pipeline.backlog,
+        mode="livesum",
     )
     return pipeline, backlog_age
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client.metrics_core import Metric
 
 from tollway.gateway.balancing.breaker import CLOSED
 from tollway.gateway.balancing.state import TargetState
@@ -30,15 +32,17 @@ class TargetMetrics:
             "Circuit breaker of each target: 0 closed, 1 half-open, 2 open.",
             LABELS,
             lambda: [(s.key, s.breaker.state if s.breaker else CLOSED) for s in self._states()],
+            mode="livemax",  # every worker keeps its own breaker unless Redis shares them: the most open one
         )
         self.in_flight = LabelledGauge(
-            "tollway_target_in_flight", "Tries of each target in progress.", LABELS, self._in_flight
+            "tollway_target_in_flight", "Tries of each target in progress.", LABELS, self._in_flight, mode="livesum"
         )
         self.usable = LabelledGauge(
             "tollway_target_usable",
             "1 when the target may take a request now (breaker not open, not cooling down, within its budget).",
             LABELS,
             self._usable,
+            mode="livemin",  # 0 when any worker may not send to it now
         )
 
     def _in_flight(self) -> list[tuple[LabelValues, float]]:
@@ -48,12 +52,14 @@ class TargetMetrics:
         now = self._now()
         return [(s.key, 1.0 if s.usable(now) else 0.0) for s in self._states()]
 
-    def render(self) -> list[str]:
-        lines: list[str] = []
-        for counter in (self.attempts, self.failures):
-            lines.extend(counter.render())
-        for histogram in (self.ttfb, self.duration):
-            lines.extend(histogram.render())
-        for gauge in (self.breaker, self.in_flight, self.usable):
-            lines.extend(gauge.render())
-        return lines
+    def collect(self) -> Iterator[Metric]:
+        for metric in (
+            self.attempts,
+            self.failures,
+            self.ttfb,
+            self.duration,
+            self.breaker,
+            self.in_flight,
+            self.usable,
+        ):
+            yield metric.family()
