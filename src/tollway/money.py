@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Context, Decimal
+from contextlib import AbstractContextManager
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from types import MappingProxyType
 
 from tollway.errors import ValidationError
@@ -198,6 +208,21 @@ _DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?",
 _DECIMAL_HINT = 'must be a decimal string like "0.000003"'
 
 
+# -- decimal contexts ------------------------------------------------------------------------------------
+# Every decimal context money is computed in is made here. None rounds silently: a context either raises on an
+# inexact result (`exact_arithmetic`) or is used only by a function that rounds once, on purpose, and says so.
+
+# 100 significant digits hold any product of two 10^18-bounded, 12-place decimals and a 60-digit fraction.
+EXACT_PRECISION = 100
+
+
+def exact_arithmetic() -> AbstractContextManager[Context]:
+    """A decimal context that never rounds silently: an inexact result raises `decimal.Inexact`."""
+    return localcontext(
+        Context(prec=EXACT_PRECISION, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact], Emax=999_999)
+    )
+
+
 def currency_exponent(code: str) -> int:
     """The ISO 4217 minor-unit exponent of `code` (USD 2, JPY 0, KWD 3). Codes are upper case."""
     exponent = CURRENCY_EXPONENTS.get(code) if isinstance(code, str) else None
@@ -240,6 +265,14 @@ def format_money(minor: int, currency: str) -> str:
     if symbol is not None:
         return f"{sign}{symbol}{number}"
     return f"{sign}{number} {currency}"
+
+
+def price_text(amount: Decimal, currency: str) -> str:
+    """An exact amount (a unit price, a tier's amount) for people, unrounded: "$0.00001", "0.5 KWD"."""
+    symbol = _SYMBOLS.get(currency)
+    sign = "-" if amount < 0 else ""
+    number = format_quantity(abs(amount))
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
 
 
 def format_quantity(value: Decimal) -> str:

@@ -172,8 +172,8 @@ MUTATIONS = [
     M(
         "free-quantity-after-price",
         "src/tollway/billing/pricing/usage.py",
-        "    priced, unit_price, tiers, packages = _price(billable, terms.price)",
-        "    priced, unit_price, tiers, packages = _price(quantity, terms.price)",
+        "    model = pricers.of(terms.price).charge(billable, terms.price)",
+        "    model = pricers.of(terms.price).charge(quantity, terms.price)",
         ("tests/unit/test_pricing_usage.py", "tests/unit/test_rating.py"),
     ),
     # a request the real API refuses, passed on; a stored decimal that loses its digits (a round trip
@@ -187,7 +187,7 @@ MUTATIONS = [
     ),
     M(
         "stored-decimal-normalized",
-        "src/tollway/adapters/sql/catalog_codec.py",
+        "src/tollway/billing/pricing/pricer.py",
         "else str(value)  # str() keeps the exact digits and exponent",
         "else str(value.normalize())",
         ("tests/unit/test_catalog_codec_literals.py",),

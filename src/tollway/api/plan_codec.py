@@ -2,7 +2,8 @@
 
 Decoding reads shapes and types, naming the offending field (`phases[0].rateCards[1].price.tiers[2].upToAmount`);
 the price rules (tier order, percentages, minimum vs maximum) are the catalog service's, which names the same
-fields. Encoding writes camelCase, money and quantities as decimal strings, times as RFC 3339 UTC.
+fields. Encoding writes camelCase, money and quantities as decimal strings, times as RFC 3339 UTC. A price's own
+fields are its model's: the registry's pricer for its `type` reads and writes them (`from_wire`, `to_wire`).
 """
 
 from __future__ import annotations
@@ -16,21 +17,12 @@ from tollway import bounded_json
 from tollway.api.wire import Json, Obj, one_of, optional_decimal, optional_time
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, Plan, RateCard
-from tollway.billing.pricing.model import (
-    DynamicPrice,
-    FlatPrice,
-    PackagePrice,
-    Tier,
-    TieredPrice,
-    TierMode,
-    UnitPrice,
-    UsagePrice,
-    UsageTerms,
-)
+from tollway.billing.pricing.flat import flat_from_wire, flat_to_wire
+from tollway.billing.pricing.model import FlatPrice, UsageTerms
+from tollway.billing.pricing.registry import PRICERS, Pricers
 from tollway.errors import ValidationError
 from tollway.money import decimal_text
 
-TIER_MODES = ("graduated", "volume")
 # Domain plan status -> OpenMeter's plan status.
 PLAN_STATUS_WIRE = {"draft": "draft", "published": "active", "archived": "archived"}
 
@@ -50,7 +42,7 @@ _PLAN_FIELDS = {"name", "description", "metadata", "billingCadence", "phases"}
 _PLAN_UNSUPPORTED = {"alignment", "proRatingConfig", "settlementMode"}
 
 
-def decode_plan(body: object, *, create: bool) -> PlanInput:
+def decode_plan(body: object, *, create: bool, pricers: Pricers = PRICERS) -> PlanInput:
     allowed = _PLAN_FIELDS | {"key", "currency"} if create else _PLAN_FIELDS
     obj = Obj(body, "", allowed, _PLAN_UNSUPPORTED)
     phases = obj.items("phases", required=True)
@@ -61,13 +53,13 @@ def decode_plan(body: object, *, create: bool) -> PlanInput:
         name=obj.req_text("name"),
         currency=obj.currency(required=True) if create else None,
         billing_cadence=obj.duration("billingCadence", required=True) or "",
-        phases=tuple(decode_phase(p, f"phases[{i}]") for i, p in enumerate(phases)),
+        phases=tuple(decode_phase(p, f"phases[{i}]", pricers=pricers) for i, p in enumerate(phases)),
         description=obj.text("description", empty=True) or "",
         metadata=obj.metadata(),
     )
 
 
-def decode_phase(value: object, path: str) -> Phase:
+def decode_phase(value: object, path: str, *, pricers: Pricers = PRICERS) -> Phase:
     obj = Obj(value, path, {"key", "name", "duration", "rateCards"}, unsupported={"description", "metadata"})
     cards = obj.items("rateCards", required=True)
     key = obj.req_text("key")
@@ -75,7 +67,7 @@ def decode_phase(value: object, path: str) -> Phase:
         key=key,
         name=obj.text("name") or key,
         duration=obj.duration("duration"),
-        rate_cards=tuple(decode_rate_card(c, f"{path}.rateCards[{i}]") for i, c in enumerate(cards)),
+        rate_cards=tuple(decode_rate_card(c, f"{path}.rateCards[{i}]", pricers=pricers) for i, c in enumerate(cards)),
     )
 
 
@@ -93,19 +85,19 @@ _CARD_FIELDS = {
 }
 
 
-def decode_rate_card(value: object, path: str) -> RateCard:
+def decode_rate_card(value: object, path: str, *, pricers: Pricers = PRICERS) -> RateCard:
     obj = Obj(value, path, _CARD_FIELDS, unsupported={"taxConfig"})
     kind = one_of(obj.get("type"), ("flat_fee", "usage_based"), obj.at("type"))
     key = obj.req_text("key")
-    price = obj.obj("price", {"type", "amount", "paymentTerm", "minimumAmount", "maximumAmount"} | _PRICE_FIELDS)
+    price = obj.obj("price", _FLAT_FIELDS | {"minimumAmount", "maximumAmount"} | pricers.wire_fields)
     usage: UsageTerms | None = None
     flat: FlatPrice | None = None
     if price is not None:
         price_type = price.get("type")
         if kind == "flat_fee" or price_type == "flat":
-            flat = decode_flat_price(price)
+            flat = decode_flat_price(price, pricers=pricers)
         else:
-            usage = decode_usage_terms(price, obj.obj("discounts", {"percentage", "usage"}))
+            usage = decode_usage_terms(price, obj.obj("discounts", {"percentage", "usage"}), pricers=pricers)
     if flat is not None and obj.has("discounts"):
         raise obj.error("discounts", "are for usage-based prices only")
     if usage is not None and obj.text("featureKey") is None:
@@ -124,51 +116,27 @@ def decode_rate_card(value: object, path: str) -> RateCard:
     )
 
 
-_PRICE_FIELDS = {"mode", "tiers", "quantityPerPackage", "multiplier"}
+_FLAT_FIELDS = {"type", "amount", "paymentTerm"}
+_TERMS_FIELDS = {"type", "minimumAmount", "maximumAmount"}  # on every usage price, besides its model's fields
 
 
-def decode_flat_price(price: Obj) -> FlatPrice:
+def decode_flat_price(price: Obj, *, pricers: Pricers = PRICERS) -> FlatPrice:
     one_of(price.get("type"), ("flat",), price.at("type"))
-    for name in ("minimumAmount", "maximumAmount", *_PRICE_FIELDS):
+    for name in ("minimumAmount", "maximumAmount", *sorted(pricers.wire_fields - _FLAT_FIELDS)):
         if price.has(name):
             raise ValidationError(f"unknown field {price.at(name)} on a flat price", field=price.at(name))
-    term = price.get("paymentTerm")
-    return FlatPrice(
-        amount=price.req_decimal("amount"),
-        payment_term="in_arrears"
-        if term is not None and one_of(term, ("in_advance", "in_arrears"), price.at("paymentTerm")) == "in_arrears"
-        else "in_advance",
-    )
+    return flat_from_wire(price)
 
 
-_PRICE_SHAPES: dict[str, set[str]] = {
-    "unit": {"amount"},
-    "tiered": {"mode", "tiers"},
-    "package": {"amount", "quantityPerPackage"},
-    "dynamic": {"multiplier"},
-}
-
-
-def decode_usage_terms(price: Obj, discounts: Obj | None) -> UsageTerms:
-    kind = one_of(price.get("type"), ("unit", "tiered", "package", "dynamic", "flat"), price.at("type"))
+def decode_usage_terms(price: Obj, discounts: Obj | None, *, pricers: Pricers = PRICERS) -> UsageTerms:
+    kind = one_of(price.get("type"), (*pricers.types, "flat"), price.at("type"))
+    pricer = pricers.named(kind)
+    if pricer is None:  # "flat": a flat price is read by decode_flat_price
+        raise price.error("type", "must name a usage price model")
     for name in price.raw:
-        if name not in _PRICE_SHAPES[kind] | {"type", "minimumAmount", "maximumAmount"} and price.has(name):
+        if name not in pricer.wire_fields | _TERMS_FIELDS and price.has(name):
             raise ValidationError(f"unknown field {price.at(name)} on a {kind} price", field=price.at(name))
-    model: UsagePrice
-    if kind == "unit":
-        model = UnitPrice(amount=price.req_decimal("amount"))
-    elif kind == "tiered":
-        mode: TierMode = (
-            "volume" if one_of(price.get("mode"), TIER_MODES, price.at("mode")) == "volume" else "graduated"
-        )
-        model = TieredPrice(mode=mode, tiers=decode_tiers(price))
-    elif kind == "package":
-        model = PackagePrice(
-            amount=price.req_decimal("amount"), quantity_per_package=price.req_decimal("quantityPerPackage")
-        )
-    else:
-        multiplier = price.decimal("multiplier")
-        model = DynamicPrice(multiplier=Decimal(1) if multiplier is None else multiplier)
+    model = pricer.from_wire(price)
     minimum, maximum = price.decimal("minimumAmount"), price.decimal("maximumAmount")
     percentage = free = Decimal(0)
     if discounts is not None:
@@ -181,28 +149,6 @@ def decode_usage_terms(price: Obj, discounts: Obj | None) -> UsageTerms:
     return UsageTerms(
         price=model, free_quantity=free, discount_percentage=percentage, minimum_amount=minimum, maximum_amount=maximum
     )
-
-
-def decode_tiers(price: Obj) -> tuple[Tier, ...]:
-    tiers: list[Tier] = []
-    for i, value in enumerate(price.items("tiers", required=True)):
-        tier = Obj(value, f"{price.at('tiers')}[{i}]", {"upToAmount", "unitPrice", "flatPrice"})
-        up_to = tier.decimal("upToAmount")
-        unit, flat = tier.obj("unitPrice", {"type", "amount"}), tier.obj("flatPrice", {"type", "amount"})
-        if unit is None and flat is None:
-            raise ValidationError(f"{tier.path} needs a unitPrice or a flatPrice", field=tier.path)
-        if unit is not None:
-            one_of(unit.get("type"), ("unit",), unit.at("type"))
-        if flat is not None:
-            one_of(flat.get("type"), ("flat",), flat.at("type"))
-        tiers.append(
-            Tier(
-                up_to=up_to,
-                unit_price=unit.req_decimal("amount") if unit is not None else Decimal(0),
-                flat_price=flat.req_decimal("amount") if flat is not None else Decimal(0),
-            )
-        )
-    return tuple(tiers)
 
 
 def decode_entitlement(value: object, path: str) -> EntitlementTemplate:
@@ -246,7 +192,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def encode_plan(plan: Plan) -> Json:
+def encode_plan(plan: Plan, *, pricers: Pricers = PRICERS) -> Json:
     return {
         "id": plan.id,
         "key": plan.key,
@@ -257,7 +203,7 @@ def encode_plan(plan: Plan) -> Json:
         "currency": plan.currency,
         "billingCadence": plan.billing_cadence,
         "status": PLAN_STATUS_WIRE[plan.status],
-        "phases": [encode_phase(p, plan.billing_cadence) for p in plan.phases],
+        "phases": [encode_phase(p, plan.billing_cadence, pricers=pricers) for p in plan.phases],
         "effectiveFrom": optional_time(plan.published_at),
         "effectiveTo": optional_time(plan.archived_at),
         "managedBy": plan.managed_by,
@@ -268,16 +214,16 @@ def encode_plan(plan: Plan) -> Json:
     }
 
 
-def encode_phase(phase: Phase, plan_cadence: str) -> Json:
+def encode_phase(phase: Phase, plan_cadence: str, *, pricers: Pricers = PRICERS) -> Json:
     return {
         "key": phase.key,
         "name": phase.name,
         "duration": phase.duration,
-        "rateCards": [encode_rate_card(c, plan_cadence) for c in phase.rate_cards],
+        "rateCards": [encode_rate_card(c, plan_cadence, pricers=pricers) for c in phase.rate_cards],
     }
 
 
-def encode_rate_card(card: RateCard, plan_cadence: str) -> Json:
+def encode_rate_card(card: RateCard, plan_cadence: str, *, pricers: Pricers = PRICERS) -> Json:
     out: Json = {
         "type": "usage_based" if card.usage is not None else "flat_fee",
         "key": card.key,
@@ -294,9 +240,9 @@ def encode_rate_card(card: RateCard, plan_cadence: str) -> Json:
         else encode_entitlement(card.entitlement, plan_cadence),  # a usage period defaults to the plan's cadence
     }
     if card.flat is not None:
-        out["price"] = {"type": "flat", "amount": decimal_text(card.flat.amount), "paymentTerm": card.flat.payment_term}
+        out["price"] = flat_to_wire(card.flat)
     if card.usage is not None:
-        out["price"] = encode_usage_price(card.usage)
+        out["price"] = encode_usage_price(card.usage, pricers=pricers)
         discounts: Json = {}
         if card.usage.discount_percentage:
             discounts["percentage"] = {"percentage": decimal_text(card.usage.discount_percentage)}
@@ -306,32 +252,12 @@ def encode_rate_card(card: RateCard, plan_cadence: str) -> Json:
     return out
 
 
-def encode_usage_price(terms: UsageTerms) -> Json:
-    price = terms.price
-    out: Json
-    if isinstance(price, UnitPrice):
-        out = {"type": "unit", "amount": decimal_text(price.amount)}
-    elif isinstance(price, TieredPrice):
-        out = {"type": "tiered", "mode": price.mode, "tiers": [encode_tier(t) for t in price.tiers]}
-    elif isinstance(price, PackagePrice):
-        out = {
-            "type": "package",
-            "amount": decimal_text(price.amount),
-            "quantityPerPackage": decimal_text(price.quantity_per_package),
-        }
-    else:
-        out = {"type": "dynamic", "multiplier": decimal_text(price.multiplier)}
+def encode_usage_price(terms: UsageTerms, *, pricers: Pricers = PRICERS) -> Json:
+    pricer = pricers.of(terms.price)
+    out: Json = {"type": pricer.type, **pricer.to_wire(terms.price)}
     out["minimumAmount"] = optional_decimal(terms.minimum_amount)
     out["maximumAmount"] = optional_decimal(terms.maximum_amount)
     return out
-
-
-def encode_tier(tier: Tier) -> Json:
-    return {
-        "upToAmount": optional_decimal(tier.up_to),
-        "unitPrice": {"type": "unit", "amount": decimal_text(tier.unit_price)},
-        "flatPrice": {"type": "flat", "amount": decimal_text(tier.flat_price)},
-    }
 
 
 def encode_entitlement(template: EntitlementTemplate, cadence: str | None) -> Json:

@@ -7,7 +7,7 @@ Decoding refuses unknown fields and reads JSON numbers as exact decimals.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -143,6 +143,15 @@ class Obj:
     def obj(self, name: str, allowed: Collection[str], unsupported: Collection[str] = ()) -> Obj | None:
         value = self.raw.get(name)
         return None if value is None else Obj(value, self.at(name), allowed, unsupported)
+
+    def choice(self, name: str, options: Sequence[str]) -> str:
+        """The value, one of `options` (a missing value is refused too)."""
+        return one_of(self.raw.get(name), options, self.at(name))
+
+    def objects(self, name: str, allowed: Collection[str]) -> Iterator[Obj]:
+        """A required array of objects, each read in turn (`<path>.<name>[i]`)."""
+        for i, value in enumerate(self.items(name, required=True)):
+            yield Obj(value, f"{self.at(name)}[{i}]", allowed)
 
     def items(self, name: str, *, required: bool = False) -> list[Any]:
         value = self.raw.get(name)

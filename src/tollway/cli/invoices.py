@@ -14,11 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
-from tollway.billing.invoicing.rating import price_text
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.cli.commands import Commands
 from tollway.cli.services import err, fail, run_services
-from tollway.money import decimal_text, format_money, format_quantity
+from tollway.money import decimal_text, format_money, format_quantity, price_text
 
 if TYPE_CHECKING:
     from tollway.wiring.services import Services

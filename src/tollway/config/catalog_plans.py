@@ -7,21 +7,14 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tollway.billing.apply import DesiredPlan
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
-from tollway.billing.pricing import validate_tiers, validate_usage_terms
-from tollway.billing.pricing.model import (
-    DynamicPrice,
-    FlatPrice,
-    PackagePrice,
-    Tier,
-    TieredPrice,
-    UnitPrice,
-    UsagePrice,
-    UsageTerms,
-)
+from tollway.billing.pricing.model import FlatPrice, UsagePrice, UsageTerms
+from tollway.billing.pricing.registry import PRICERS
+from tollway.billing.pricing.terms import validate_usage_terms
 from tollway.config.catalog_fields import (
     Amount,
     Key,
@@ -42,18 +35,28 @@ class TierConfig(Strict):
     flat_price: Amount = Decimal(0)
 
 
-PriceType = Literal["unit", "tiered", "package", "dynamic", "flat"]
-_PRICE_FIELDS: dict[str, tuple[set[str], set[str]]] = {  # type -> (required, optional)
-    "unit": ({"amount"}, set()),
-    "tiered": ({"mode", "tiers"}, set()),
-    "package": ({"amount", "quantity_per_package"}, set()),
-    "dynamic": ({"multiplier"}, set()),
-    "flat": ({"amount"}, {"payment_term"}),
-}
+FLAT = "flat"
+PRICE_TYPES = (*PRICERS.types, FLAT)  # the registry's usage price models, then the flat fee
+_FLAT_FIELDS = (frozenset({"amount"}), frozenset({"payment_term"}))  # (required, optional)
+
+
+def _fields_of(price_type: str) -> tuple[frozenset[str], frozenset[str]]:
+    pricer = PRICERS.named(price_type)
+    return _FLAT_FIELDS if pricer is None else pricer.config_fields
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Strict):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 class PriceConfig(Strict):
-    type: PriceType
+    """A price: `type` names a usage price model (its pricer says which of these fields it takes) or `flat`."""
+
+    type: str
     amount: Amount | None = None
     mode: Literal["graduated", "volume"] | None = None
     tiers: list[TierConfig] | None = Field(default=None, min_length=1)
@@ -61,9 +64,17 @@ class PriceConfig(Strict):
     multiplier: Amount | None = None
     payment_term: Literal["in_advance", "in_arrears"] | None = None
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: object) -> object:
+        if value not in PRICE_TYPES:
+            expected = ", ".join(f"'{t}'" for t in PRICE_TYPES[:-1]) + f" or '{PRICE_TYPES[-1]}'"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
     @model_validator(mode="after")
     def _fields_of_type(self) -> PriceConfig:
-        required, optional = _PRICE_FIELDS[self.type]
+        required, optional = _fields_of(self.type)
         given = {name for name in self.model_fields_set if getattr(self, name) is not None} - {"type"}
         problems: list[tuple[Loc, str]] = [
             ((name,), f"required for a {self.type} price") for name in sorted(required - given)
@@ -71,35 +82,28 @@ class PriceConfig(Strict):
         problems += [
             ((name,), f"does not apply to a {self.type} price") for name in sorted(given - required - optional)
         ]
-        if not problems and self.type == "tiered":
+        if not problems:
             try:
-                validate_tiers(self.tiers_model(), field="price")
+                self.usage_price()  # what the file's schema cannot check alone (a tiered price's tiers)
             except ValidationError as exc:
                 problems.append((relative_loc(exc.field, "price"), domain_message(exc)))
         raise_problems("PriceConfig", problems)
         return self
 
-    def tiers_model(self) -> tuple[Tier, ...]:
-        return tuple(Tier(up_to=t.up_to, unit_price=t.unit_price, flat_price=t.flat_price) for t in self.tiers or [])
+    def _values(self) -> dict[str, Any]:
+        """The given fields of this type as plain values (Decimals, strings, lists of dicts) for its pricer."""
+        required, optional = _fields_of(self.type)
+        return {name: _plain(getattr(self, name)) for name in required | optional if getattr(self, name) is not None}
 
     def usage_price(self) -> UsagePrice | None:
-        if self.type == "unit":
-            assert self.amount is not None
-            return UnitPrice(amount=self.amount)
-        if self.type == "tiered":
-            assert self.mode is not None
-            return TieredPrice(mode=self.mode, tiers=self.tiers_model())
-        if self.type == "package":
-            assert self.amount is not None
-            assert self.quantity_per_package is not None
-            return PackagePrice(amount=self.amount, quantity_per_package=self.quantity_per_package)
-        if self.type == "dynamic":
-            assert self.multiplier is not None
-            return DynamicPrice(multiplier=self.multiplier)
-        return None
+        pricer = PRICERS.named(self.type)
+        if pricer is None:
+            return None
+        price: UsagePrice = pricer.from_config(self._values(), field="price")
+        return price
 
     def flat_price(self) -> FlatPrice | None:
-        if self.type != "flat":
+        if self.type != FLAT:
             return None
         assert self.amount is not None
         return FlatPrice(amount=self.amount, payment_term=self.payment_term or "in_advance")

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tollway.billing.invoicing.rating import price_text
 from tollway.billing.plans import RateCard
-from tollway.billing.pricing.model import DynamicPrice, PackagePrice, TieredPrice, UnitPrice
+from tollway.billing.pricing.registry import PRICERS
 from tollway.metering.meters import WindowSize
-from tollway.money import format_money, format_quantity, to_minor_units
+from tollway.money import format_money, format_quantity, price_text, to_minor_units
 
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 DEFAULT_RANGE = "7d"
@@ -138,13 +137,4 @@ def price_label(card: RateCard, currency: str) -> str:
         return f"{price_text(card.flat.amount, currency)} flat, {card.flat.payment_term.replace('_', ' ')}"
     if card.usage is None:
         return "—"
-    price = card.usage.price
-    if isinstance(price, UnitPrice):
-        return f"{price_text(price.amount, currency)} per unit"
-    if isinstance(price, TieredPrice):
-        return f"{price.mode} tiers ({len(price.tiers)})"
-    if isinstance(price, PackagePrice):
-        return f"{price_text(price.amount, currency)} per {format_quantity(price.quantity_per_package)}"
-    if isinstance(price, DynamicPrice):
-        return f"provider cost × {format_quantity(price.multiplier)}"
-    return "—"
+    return PRICERS.of(card.usage.price).label(card.usage.price, currency)

@@ -14,16 +14,9 @@ from tollway.billing.customers import Address, Customer
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.features import Feature
 from tollway.billing.plans import Phase, Plan, RateCard
-from tollway.billing.pricing.model import (
-    DynamicPrice,
-    FlatPrice,
-    PackagePrice,
-    Tier,
-    TieredPrice,
-    UnitPrice,
-    UsagePrice,
-    UsageTerms,
-)
+from tollway.billing.pricing.flat import flat_from_record, flat_to_record
+from tollway.billing.pricing.model import UsagePrice, UsageTerms
+from tollway.billing.pricing.registry import PRICERS, Pricers
 from tollway.billing.subscriptions import Subscription
 from tollway.metering.events import from_micros, to_micros
 
@@ -94,40 +87,19 @@ def decode_feature(
 # -- prices and plans ---------------------------------------------------------------------------------
 
 
-def encode_usage_price(price: UsagePrice) -> Record:
-    if isinstance(price, UnitPrice):
-        return {"type": "unit", "amount": _dec(price.amount)}
-    if isinstance(price, TieredPrice):
-        return {
-            "type": "tiered",
-            "mode": price.mode,
-            "tiers": [
-                {"upTo": _dec(t.up_to), "unitPrice": _dec(t.unit_price), "flatPrice": _dec(t.flat_price)}
-                for t in price.tiers
-            ],
-        }
-    if isinstance(price, PackagePrice):
-        return {"type": "package", "amount": _dec(price.amount), "quantityPerPackage": _dec(price.quantity_per_package)}
-    return {"type": "dynamic", "multiplier": _dec(price.multiplier)}
+def encode_usage_price(price: UsagePrice, *, pricers: Pricers = PRICERS) -> Record:
+    """{"type": <price type>, <the model's fields, as its pricer stores them>}."""
+    pricer = pricers.of(price)
+    return {"type": pricer.type, **pricer.to_record(price)}
 
 
-def decode_usage_price(record: Record) -> UsagePrice:
+def decode_usage_price(record: Record, *, pricers: Pricers = PRICERS) -> UsagePrice:
     kind = record["type"]
-    if kind == "unit":
-        return UnitPrice(Decimal(record["amount"]))
-    if kind == "tiered":
-        return TieredPrice(
-            mode=record["mode"],
-            tiers=tuple(
-                Tier(up_to=_num(t["upTo"]), unit_price=Decimal(t["unitPrice"]), flat_price=Decimal(t["flatPrice"]))
-                for t in record["tiers"]
-            ),
-        )
-    if kind == "package":
-        return PackagePrice(Decimal(record["amount"]), Decimal(record["quantityPerPackage"]))
-    if kind == "dynamic":
-        return DynamicPrice(Decimal(record["multiplier"]))
-    raise ValueError(f"unknown stored price type {kind!r}")
+    pricer = pricers.named(kind)
+    if pricer is None:
+        raise ValueError(f"unknown stored price type {kind!r}")
+    price: UsagePrice = pricer.from_record(record)
+    return price
 
 
 def _encode_usage(terms: UsageTerms | None) -> Record | None:
@@ -185,7 +157,7 @@ def _encode_card(card: RateCard) -> Record:
         "name": card.name,
         "featureKey": card.feature_key,
         "usage": _encode_usage(card.usage),
-        "flat": None if flat is None else {"amount": _dec(flat.amount), "paymentTerm": flat.payment_term},
+        "flat": None if flat is None else flat_to_record(flat),
         "billingCadence": card.billing_cadence,
         "entitlement": _encode_entitlement(card.entitlement),
         "description": card.description,
@@ -200,7 +172,7 @@ def _decode_card(record: Record) -> RateCard:
         name=record["name"],
         feature_key=record["featureKey"],
         usage=_decode_usage(record["usage"]),
-        flat=None if flat is None else FlatPrice(Decimal(flat["amount"]), flat["paymentTerm"]),
+        flat=None if flat is None else flat_from_record(flat),
         billing_cadence=record["billingCadence"],
         entitlement=_decode_entitlement(record["entitlement"]),
         description=record["description"],

@@ -30,19 +30,18 @@ from tollway.billing.invoicing.usage import NO_USAGE, MeteredUsage, UsageReader,
 from tollway.billing.periods import add_cadence, fraction, parse_cadence, period_containing
 from tollway.billing.plans import Plan, RateCard
 from tollway.billing.pricing.flat import price_flat
-from tollway.billing.pricing.model import DynamicPrice, FlatPrice, PackagePrice, TieredPrice, UnitPrice, UsageCharge
-from tollway.billing.pricing.usage import charge_usage
+from tollway.billing.pricing.model import FlatPrice
+from tollway.billing.pricing.registry import PRICERS, Pricers
+from tollway.billing.pricing.usage import charge_usage, describe_usage
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import NotFoundError
-from tollway.money import decimal_text, format_quantity, from_minor_units, to_minor_units
+from tollway.money import decimal_text, from_minor_units, to_minor_units
 
 PERIOD = "period"
 ADVANCE = "advance"
 CREDIT = "credit"
 OPENING = "opening"
 ADJUSTMENT = "adjustment"
-
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
 
 @dataclass(frozen=True)
@@ -103,34 +102,6 @@ def _us(delta: timedelta) -> int:
 # -- text -----------------------------------------------------------------------------------------
 
 
-def price_text(amount: Decimal, currency: str) -> str:
-    """An exact unit price for people: "$0.00001", "0.5 KWD"."""
-    symbol = _SYMBOLS.get(currency)
-    sign = "-" if amount < 0 else ""
-    number = format_quantity(abs(amount))
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
-
-
-def _usage_description(charge: UsageCharge, card: RateCard, feature: Feature, currency: str) -> str:
-    price = card.usage.price if card.usage is not None else None
-    name = feature.name or feature.key
-    quantity = format_quantity(charge.quantity)
-    if isinstance(price, UnitPrice):
-        return f"{quantity} {name} x {price_text(price.amount, currency)}"
-    if isinstance(price, TieredPrice):
-        if price.mode == "volume" and charge.tiers:
-            tier = charge.tiers[0]
-            return f"{quantity} {name} x {price_text(tier.unit_price, currency)} (volume tier {tier.tier})"
-        return f"{quantity} {name} (graduated tiers)"
-    if isinstance(price, PackagePrice):
-        packages = format_quantity(charge.packages or Decimal(0))
-        size = format_quantity(price.quantity_per_package)
-        return f"{quantity} {name}: {packages} x {price_text(price.amount, currency)} per {size}"
-    if isinstance(price, DynamicPrice):
-        return f"{price_text(charge.quantity, currency)} {name} x {decimal_text(price.multiplier)}"
-    return f"{quantity} {name}"
-
-
 def _proration_text(proration: Decimal) -> str:
     with localcontext() as ctx:
         ctx.prec = 40
@@ -151,15 +122,17 @@ def usage_line(
     usage: MeteredUsage,
     subscription_id: str | None = None,
     rating: str = PERIOD,
+    pricers: Pricers = PRICERS,
 ) -> InvoiceLine:
-    """One usage rate card priced on its metered quantity (free quantity -> price -> discount -> cap -> minimum)."""
+    """One usage rate card priced on its metered quantity (free quantity -> price -> discount -> cap -> minimum),
+    described in its price model's words."""
     if card.usage is None:
         raise ValueError(f"rate card {card.key!r} has no usage price")
-    charge = charge_usage(usage.quantity, card.usage)
+    charge = charge_usage(usage.quantity, card.usage, pricers=pricers)
     return InvoiceLine(
         kind="usage",
         rate_card_key=card.key,
-        description=_usage_description(charge, card, feature, currency),
+        description=describe_usage(charge, card.usage, feature.name or feature.key, currency, pricers=pricers),
         period_start=period_start,
         period_end=period_end,
         amount=charge.amount,

@@ -27,9 +27,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from tollway.billing.customers import Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
-from tollway.billing.invoicing.rating import price_text
 from tollway.errors import NotFoundError
-from tollway.money import format_money, format_quantity
+from tollway.money import format_money, format_quantity, price_text
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The price terms a rate card carries. Values only: the pricing functions live one per module beside this.
+"""The price terms a rate card carries. Values only: each price model's pricer (its charge, description,
+validation and codecs) lives in its own module beside this, registered by price type in `registry.py`.
 
 Every amount and quantity is an exact `Decimal` (prices may carry up to 12 decimal places). Amounts are
 in the plan's currency, unrounded: an invoice line rounds once, to the currency's minor unit.
@@ -8,16 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal, Protocol
 
 PaymentTerm = Literal["in_advance", "in_arrears"]
 TierMode = Literal["graduated", "volume"]
+
+
+class UsagePrice(Protocol):
+    """A usage price model's terms: a frozen value; `type` is its price type on the wire, in the config file and
+    in the store, and names its pricer (`tollway.billing.pricing.registry`)."""
+
+    @property
+    def type(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
 class UnitPrice:
     """`amount` per unit of the feature's quantity."""
 
+    type: ClassVar[str] = "unit"
     amount: Decimal
 
 
@@ -34,6 +44,7 @@ class Tier:
 class TieredPrice:
     """Graduated: each unit priced by the tier it falls in. Volume: every unit at the tier the total falls in."""
 
+    type: ClassVar[str] = "tiered"
     mode: TierMode
     tiers: tuple[Tier, ...]
 
@@ -42,6 +53,7 @@ class TieredPrice:
 class PackagePrice:
     """`amount` per started package of `quantity_per_package` units: ceil(quantity / per package) x amount."""
 
+    type: ClassVar[str] = "package"
     amount: Decimal
     quantity_per_package: Decimal
 
@@ -50,6 +62,7 @@ class PackagePrice:
 class DynamicPrice:
     """The quantity is itself money (e.g. the provider cost in USD): amount = quantity x multiplier."""
 
+    type: ClassVar[str] = "dynamic"
     multiplier: Decimal
 
 
@@ -61,7 +74,6 @@ class FlatPrice:
     payment_term: PaymentTerm = "in_advance"
 
 
-UsagePrice = UnitPrice | TieredPrice | PackagePrice | DynamicPrice
 Price = UsagePrice | FlatPrice
 
 
@@ -87,6 +99,16 @@ class TierCharge:
     unit_price: Decimal
     flat_price: Decimal  # charged when the tier applies (0 when it does not)
     amount: Decimal  # quantity x unit_price + flat_price
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCharge:
+    """What a price model makes of a billable quantity, exact: the amount and what the invoice line shows of it."""
+
+    amount: Decimal
+    unit_price: Decimal | None = None  # unit and volume prices; package: the package amount
+    tiers: tuple[TierCharge, ...] = ()
+    packages: Decimal | None = None  # package: packages started
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tollway.billing.pricing import check_quantity, exact_arithmetic
 from tollway.billing.pricing.model import TierCharge, TieredPrice
+from tollway.billing.pricing.pricer import check_quantity
+from tollway.money import exact_arithmetic
 
 
 def price_graduated(quantity: Decimal, price: TieredPrice) -> tuple[Decimal, tuple[TierCharge, ...]]:

@@ -1,60 +1,29 @@
 """A usage line priced step by step, in this order, each step exact:
 
-free quantity (`discounts.usage`) off the quantity -> price model on the billable quantity -> percentage
-discount -> maximum-spend cap -> minimum-spend top-up.
+free quantity (`discounts.usage`) off the quantity -> price model on the billable quantity (its pricer, from the
+registry) -> percentage discount -> maximum-spend cap -> minimum-spend top-up.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from tollway.billing.pricing import check_quantity, exact_arithmetic
-from tollway.billing.pricing.dynamic import price_dynamic
-from tollway.billing.pricing.model import (
-    DynamicPrice,
-    PackagePrice,
-    TierCharge,
-    TieredPrice,
-    UnitPrice,
-    UsageCharge,
-    UsagePrice,
-    UsageTerms,
-)
-from tollway.billing.pricing.package import price_package
-from tollway.billing.pricing.tiered_graduated import price_graduated
-from tollway.billing.pricing.tiered_volume import price_volume
-from tollway.billing.pricing.unit import price_unit
+from tollway.billing.pricing.model import UsageCharge, UsageTerms
+from tollway.billing.pricing.pricer import check_quantity
+from tollway.billing.pricing.registry import PRICERS, Pricers
+from tollway.money import exact_arithmetic
 
 _ZERO = Decimal(0)
 
 
-def _price(
-    quantity: Decimal, price: UsagePrice
-) -> tuple[Decimal, Decimal | None, tuple[TierCharge, ...], Decimal | None]:
-    """(priced amount, unit price, tier breakdown, packages) for one price model."""
-    if isinstance(price, UnitPrice):
-        return price_unit(quantity, price), price.amount, (), None
-    if isinstance(price, TieredPrice):
-        if price.mode == "graduated":
-            amount, tiers = price_graduated(quantity, price)
-            return amount, None, tiers, None
-        amount, tiers = price_volume(quantity, price)
-        return amount, tiers[0].unit_price, tiers, None
-    if isinstance(price, PackagePrice):
-        amount, packages = price_package(quantity, price)
-        return amount, price.amount, (), packages
-    if isinstance(price, DynamicPrice):
-        return price_dynamic(quantity, price), None, (), None
-    raise TypeError(f"not a usage price: {price!r}")
-
-
-def charge_usage(quantity: Decimal, terms: UsageTerms) -> UsageCharge:
+def charge_usage(quantity: Decimal, terms: UsageTerms, *, pricers: Pricers = PRICERS) -> UsageCharge:
     """Price `quantity` (the feature's usage in the period, >= 0) under `terms`."""
     check_quantity(quantity)
     with exact_arithmetic():
         free = min(max(terms.free_quantity, _ZERO), quantity)
         billable = quantity - free
-    priced, unit_price, tiers, packages = _price(billable, terms.price)
+    model = pricers.of(terms.price).charge(billable, terms.price)
+    priced = model.amount
     with exact_arithmetic():
         discount = priced * terms.discount_percentage / 100
         amount = priced - discount
@@ -75,7 +44,14 @@ def charge_usage(quantity: Decimal, terms: UsageTerms) -> UsageCharge:
         maximum_cut=cut,
         minimum_top_up=top_up,
         amount=amount,
-        unit_price=unit_price,
-        tiers=tiers,
-        packages=packages,
+        unit_price=model.unit_price,
+        tiers=model.tiers,
+        packages=model.packages,
     )
+
+
+def describe_usage(
+    charge: UsageCharge, terms: UsageTerms, name: str, currency: str, *, pricers: Pricers = PRICERS
+) -> str:
+    """An invoice line's description of `charge` (`name`: the feature's), in its price model's words."""
+    return pricers.of(terms.price).describe(charge, terms.price, name, currency)
