@@ -90,9 +90,7 @@ def test_a_price_type_is_registered_once() -> None:
 
 
 def test_a_registered_model_is_priced_with_the_line_terms_around_it() -> None:
-    terms = UsageTerms(
-        PerThousandPrice(D("0.5")), free_quantity=D(500), discount_percentage=D(10), minimum_amount=D(1)
-    )
+    terms = UsageTerms(PerThousandPrice(D("0.5")), free_quantity=D(500), discount_percentage=D(10), minimum_amount=D(1))
     charge = charge_usage(D(2500), terms, pricers=WITH_TEST_MODEL)
     assert charge.billable_quantity == D(2000)
     assert charge.priced_amount == D(1)  # 2,000 x 0.5 / 1,000
