@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 
 from tollway.gateway.providers.base import Provider, UpstreamRequest, UpstreamResponse
+from tollway.gateway.providers.translated import TranslatedResponse
 from tollway.gateway.routing import Route, Target
-from tollway.gateway.translate.common import EventTranslator, TranslatedResponse
+from tollway.gateway.translate.common import EventTranslator
 
 
 class FormatAdapter:

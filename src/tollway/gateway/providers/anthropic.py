@@ -8,9 +8,9 @@ from tollway.clock import Clock
 from tollway.gateway.errors import to_openai_error
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse, not_served
 from tollway.gateway.providers.openai import DEFAULT_CONNECT_S, OpenAIProvider
+from tollway.gateway.providers.translated import TranslatedResponse
 from tollway.gateway.translate.anthropic import anthropic_to_chat_response, chat_to_anthropic_request
 from tollway.gateway.translate.anthropic_stream import AnthropicToChat
-from tollway.gateway.translate.common import TranslatedResponse
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 API_VERSION = "2023-06-01"

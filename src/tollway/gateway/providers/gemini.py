@@ -10,7 +10,7 @@ from tollway.clock import Clock
 from tollway.gateway.errors import to_openai_error
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse, not_served
 from tollway.gateway.providers.openai import DEFAULT_CONNECT_S, OpenAIProvider
-from tollway.gateway.translate.common import TranslatedResponse
+from tollway.gateway.providers.translated import TranslatedResponse
 from tollway.gateway.translate.gemini import GeminiToChat, chat_to_gemini_request, gemini_to_chat_response
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"

@@ -1,17 +1,17 @@
-"""Plumbing shared by the translators: a response whose body is translated as it is read."""
+"""Plumbing shared by the translators: SSE events, refusals, the stream translator's interface (the response whose
+body is translated as it is read is tollway.gateway.providers.translated)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
 
 from tollway.errors import ValidationError
 from tollway.gateway.decode import json_object
-from tollway.gateway.providers.base import UpstreamResponse
-from tollway.gateway.streaming import SSEFramer, event_data
+from tollway.gateway.streaming import event_data
 
 # An image passed inline as `data:<media type>;base64,<data>` (OpenAI image_url parts).
 DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
@@ -25,55 +25,6 @@ class EventTranslator(Protocol):
     def finish(self) -> bytes:
         """Called when the upstream stream ended cleanly (not when it broke)."""
         ...
-
-
-class TranslatedResponse:
-    """Wraps an upstream response and translates its body: unary JSON, SSE streams and error bodies."""
-
-    def __init__(
-        self,
-        inner: UpstreamResponse,
-        *,
-        unary: Callable[[dict[str, Any]], dict[str, Any]],
-        stream: Callable[[], EventTranslator] | None,
-        error: Callable[[bytes, int], bytes],
-    ) -> None:
-        self._inner = inner
-        self.content_length: int | None = None  # the translated body has its own length
-        self._unary = unary
-        self._stream = stream if inner.status < 400 else None
-        self._error = error
-        self.status = inner.status
-        self.content_type = "text/event-stream; charset=utf-8" if self._stream is not None else "application/json"
-
-    @property
-    def relayed_headers(self) -> list[tuple[bytes, bytes]]:
-        return self._inner.relayed_headers
-
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        if self._stream is None:
-            yield await self.read()
-            return
-        translator = self._stream()
-        framer = SSEFramer()
-        async for chunk in self._inner.iter_chunks():
-            out = b"".join([translator.feed(event) for event in framer.feed(chunk)])
-            if out:
-                yield out
-        tail = translator.feed(framer.rest() + b"\n\n") if framer.rest().strip() else b""
-        tail += translator.finish()
-        if tail:
-            yield tail
-
-    async def read(self) -> bytes:
-        raw = await self._inner.read()
-        if self.status >= 400:
-            return self._error(raw, self.status)
-        parsed = json_object(raw)
-        return raw if parsed is None else orjson.dumps(self._unary(parsed))
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def sse(data: Mapping[str, Any], event: str | None = None) -> bytes:
