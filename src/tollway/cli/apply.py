@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from tollway.cli.common import database_problem, fail, load, shown_url
 
 if TYPE_CHECKING:
     from tollway.billing.apply import ApplyPlan
-
-err = Console(stderr=True)
-
-
-def _fail(problems: list[str], code: int = 2) -> NoReturn:
-    for line in problems:
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def apply_command(
@@ -46,26 +39,25 @@ def apply_command(
     """
     from tollway.adapters.sql.engine import missing_sqlite_file
     from tollway.billing.apply import ApplyFailed, StoredCatalog, execute, load_stored, plan_apply
-    from tollway.cli.main import _database_problem, _load, _shown_url
     from tollway.clock import SystemClock
     from tollway.config.sync import apply_config_credits, apply_config_unit_grants, config_catalog
     from tollway.errors import ConfigError, DomainError
     from tollway.wiring.services import build_services
 
-    settings, config = _load(file)
+    settings, config = load(file)
     desired = config_catalog(config)
 
     missing = missing_sqlite_file(settings.database_url)
     explicit = bool(settings.env.get("TOLLWAY_DATABASE_URL"))
     if missing is not None and not dry_run and not create and not explicit:
-        _fail(
+        fail(
             [
                 f"no database at {missing.resolve()}: TOLLWAY_DATABASE_URL is not set, so this would create a new"
                 " SQLite file that your server may not read. Set TOLLWAY_DATABASE_URL to the server's database,"
                 " or pass --create to make this one"
             ]
         )
-    typer.echo(f"database: {_shown_url(settings.database_url)}")
+    typer.echo(f"database: {shown_url(settings.database_url)}")
     if not dry_run:
         missing = None
 
@@ -102,15 +94,15 @@ def apply_command(
     try:
         plan, failed = asyncio.run(run())
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     except DomainError as exc:
-        _fail([exc.message])
+        fail([exc.message])
     except Exception as exc:
-        _fail([_database_problem(settings.database_url, exc)])
+        fail([database_problem(settings.database_url, exc)])
     if plan.problems:
-        _fail([f"{file}: {line}" for line in plan.problems])
+        fail([f"{file}: {line}" for line in plan.problems])
     if failed is not None:
-        _fail([str(failed)], code=1)
+        fail([str(failed)], code=1)
     if dry_run:
         _show(plan)
         typer.echo("(dry run: nothing changed)")

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tollway.cli.commands import Commands
+from tollway.cli.common import fail
 from tollway.cli.local_api import LocalApi
-from tollway.cli.services import fail, run_services
+from tollway.cli.services import run_services
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 FileOption = Annotated[

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tollway.cli.commands import Commands
-from tollway.cli.services import err, fail, run_services
+from tollway.cli.common import err, fail
+from tollway.cli.services import run_services
 
 if TYPE_CHECKING:
     from tollway.identity.service import IdentityService

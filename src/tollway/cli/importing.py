@@ -9,7 +9,7 @@ import typer
 import yaml
 
 from tollway.cli.commands import Commands
-from tollway.cli.services import err, fail
+from tollway.cli.common import err, fail
 
 import_app = Commands(help="Move to Tollway from another gateway: import its configuration.")
 

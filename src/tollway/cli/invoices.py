@@ -16,7 +16,8 @@ from rich.table import Table
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.cli.commands import Commands
-from tollway.cli.services import err, fail, run_services
+from tollway.cli.common import err, fail
+from tollway.cli.services import run_services
 from tollway.money import decimal_text, format_money, format_quantity, price_text
 
 if TYPE_CHECKING:

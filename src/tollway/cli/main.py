@@ -23,6 +23,7 @@ from tollway.cli.apply import apply_command
 from tollway.cli.budgets import budgets_app
 from tollway.cli.catalog import customers_app, features_app, meters_app, plans_app, subscriptions_app
 from tollway.cli.commands import Commands
+from tollway.cli.common import database_failures, database_problem, err, fail, load, require_database, shown_url
 from tollway.cli.credits import credits_app
 from tollway.cli.demo import demo_command
 from tollway.cli.identity import consumers_app, keys_app
@@ -30,9 +31,8 @@ from tollway.cli.importing import import_app
 from tollway.cli.invoices import invoices_app
 from tollway.cli.notifications import notifications_app
 from tollway.config.guard import empty_problems
-from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig
-from tollway.errors import ConfigError, DomainError, UnavailableError
+from tollway.errors import ConfigError, DomainError
 from tollway.settings import Settings
 
 app = Commands(
@@ -57,70 +57,9 @@ app.add_typer(budgets_app, name="budgets")
 app.add_typer(credits_app, name="credits")
 app.command("apply")(apply_command)
 app.command("demo")(demo_command)
-err = Console(stderr=True)
-
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (providers, models, consumers).")
 ]
-
-
-def _fail(problems: list[str]) -> None:
-    for line in problems:
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _shown_url(url: str) -> str:
-    """The database URL as it may be printed: the password hidden."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "TOLLWAY_DATABASE_URL"
-
-
-def _database_failures() -> tuple[type[Exception], ...]:
-    """What means "the database is unreachable or refused": a store's outage, a driver or SQLAlchemy error,
-    a file system error (SQLite). Anything else is a bug and surfaces with its traceback."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (UnavailableError, SQLAlchemyError, OSError)
-
-
-def _database_problem(url: str, exc: Exception) -> str:
-    """One line: the database (password hidden) and the driver's first line, without SQLAlchemy's footer."""
-    from sqlalchemy.exc import DBAPIError
-
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    lines = str(cause).strip().splitlines()
-    return f"database {_shown_url(url)}: {cause.__class__.__name__}: {lines[0] if lines else 'failed'}"
-
-
-def _require_database(url: str) -> None:
-    """Read-only commands refuse a SQLite file that does not exist (SQLite would create an empty one)."""
-    from tollway.adapters.sql.engine import missing_sqlite_file
-
-    missing = missing_sqlite_file(url)
-    if missing is not None:
-        _fail(
-            [
-                f"no database at {url} (looked for {missing.resolve()}): run this where"
-                " `tollway serve` keeps its database, or set TOLLWAY_DATABASE_URL"
-            ]
-        )
-
-
-def _load(config: Path | None, **overrides: Any) -> tuple[Settings, TollwayConfig]:
-    try:
-        settings = Settings.from_env(**overrides)
-        path = config or (Path(settings.config) if settings.config else None)
-        loaded = load_config(path, settings.env) if path else TollwayConfig()
-    except ConfigError as exc:
-        _fail(exc.problems)
-        raise  # unreachable
-    return settings.with_overrides(config=str(path) if path else None), loaded
 
 
 @app.callback(invoke_without_command=True)
@@ -157,13 +96,14 @@ def serve(
     from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import upgrade
     from tollway.cli.connection_guard import guarded_protocol
-    from tollway.cli.serving import PortInUse, listen, start_warnings
+    from tollway.cli.serving import start_warnings
+    from tollway.listening import PortInUse, listen
 
     if access_log is not None and access_log not in ("off", "text", "json"):
-        _fail([f"--access-log: expected text, json or off, got {access_log!r}"])
-    settings, loaded = _load(config, host=host, port=port, log_level=log_level, access_log=access_log)
+        fail([f"--access-log: expected text, json or off, got {access_log!r}"])
+    settings, loaded = load(config, host=host, port=port, log_level=log_level, access_log=access_log)
     if settings.config and not settings.allow_empty_config and (problems := empty_problems(loaded, settings.config)):
-        _fail(problems)
+        fail(problems)
     level = settings.log_level.lower()
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -171,9 +111,9 @@ def serve(
         upgrade(engine)
         engine.dispose()
     except ConfigError as exc:
-        _fail(exc.problems)
-    except _database_failures() as exc:
-        _fail([_database_problem(settings.database_url, exc)])
+        fail(exc.problems)
+    except database_failures() as exc:
+        fail([database_problem(settings.database_url, exc)])
     warnings = start_warnings(settings, loaded)
     if workers > 1 and not settings.redis_url:
         warnings.append(
@@ -198,11 +138,9 @@ def serve(
     try:
         sock = listen(settings.host, settings.port)
     except PortInUse as exc:
-        _fail([str(exc)])
-        raise
+        fail([str(exc)])
     except OSError as exc:
-        _fail([f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"])
-        raise
+        fail([f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"])
     storage = None
     if settings.ingest == "process":
         # Usage is stored by one supervised child process; the gateway (each worker) only journals it.
@@ -214,7 +152,7 @@ def serve(
             storage.start()
         except OSError as exc:
             sock.close()
-            _fail([f"cannot start the storage process: {exc}"])
+            fail([f"cannot start the storage process: {exc}"])
         settings = settings.with_overrides(ingest="external")
     try:
         stopped = _serve(settings, loaded, sock, workers, options)
@@ -238,7 +176,7 @@ def _serve(
     banner = (
         f"tollway {__version__} serving on http://{settings.host}:{settings.port} "
         f"({len(loaded.models)} models, {len(loaded.consumers)} consumers, "
-        f"database {_shown_url(settings.database_url)})"
+        f"database {shown_url(settings.database_url)})"
     )
     if workers > 1:
         sock.close()  # the port is free: uvicorn's supervisor binds it for its workers
@@ -300,19 +238,19 @@ def worker(
     """
     from tollway.bootstrap import build_worker
 
-    settings, _ = _load(None)
+    settings, _ = load(None)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not child:
         err.print(
-            f"tollway worker: journal {settings.journal_dir} -> database {_shown_url(settings.database_url)}",
+            f"tollway worker: journal {settings.journal_dir} -> database {shown_url(settings.database_url)}",
             highlight=False,
         )
     try:
         asyncio.run(build_worker(settings, storage_only=child).run(watch_stdin=child))
     except ConfigError as exc:
-        _fail(exc.problems)
-    except _database_failures() as exc:
-        _fail([_database_problem(settings.database_url, exc)])
+        fail(exc.problems)
+    except database_failures() as exc:
+        fail([database_problem(settings.database_url, exc)])
 
 
 @app.command()
@@ -338,11 +276,11 @@ def check(
     from tollway.billing.apply import offline_problems
     from tollway.config.sync import config_catalog
 
-    settings, loaded = _load(config)
+    settings, loaded = load(config)
     if not (allow_empty or settings.allow_empty_config) and (problems := empty_problems(loaded, str(config))):
-        _fail(problems)
+        fail(problems)
     if problems := offline_problems(config_catalog(loaded)):
-        _fail([f"{config}: {line}" for line in problems])
+        fail([f"{config}: {line}" for line in problems])
     counts = [
         (len(loaded.providers), "providers"),
         (len(loaded.models), "models"),
@@ -376,8 +314,7 @@ def stripe_standin(
     try:
         standin = StripeStandIn(host, port)
     except OSError as exc:
-        _fail([f"cannot listen on {host}:{port}: {exc.strerror or exc}"])
-        raise
+        fail([f"cannot listen on {host}:{port}: {exc.strerror or exc}"])
     standin.log = lambda line: typer.echo(line)
     standin.start()
     typer.echo(f"Stripe stand-in on {standin.origin} (development only: in memory, nothing is charged)")
@@ -401,16 +338,16 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     from tollway.adapters.sql.engine import create_sql_engine
     from tollway.adapters.sql.migrate import current_revision, upgrade
 
-    settings, _ = _load(None)
+    settings, _ = load(None)
     try:
         engine = create_sql_engine(settings.database_url)
         upgrade(engine, revision)
         typer.echo(f"database at revision {current_revision(engine)}")
         engine.dispose()
     except ConfigError as exc:
-        _fail(exc.problems)
-    except _database_failures() as exc:
-        _fail([_database_problem(settings.database_url, exc)])
+        fail(exc.problems)
+    except database_failures() as exc:
+        fail([database_problem(settings.database_url, exc)])
 
 
 @app.command()
@@ -446,16 +383,16 @@ def usage(
     from tollway.money import decimal_text
     from tollway.wiring.services import build_services
 
-    settings, _ = _load(None)
-    _require_database(settings.database_url)
+    settings, _ = load(None)
+    require_database(settings.database_url)
     for moment, name in ((since, "--from"), (until, "--to")):
         if moment is not None and moment.tzinfo is None:
-            _fail([f"{name}: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
+            fail([f"{name}: give a UTC offset, e.g. 2026-11-01T00:00:00Z"])
     filter_group_by: dict[str, tuple[str, ...]] = {}
     for item in filters or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            _fail([f"--filter: expected name=value, got {item!r}"])
+            fail([f"--filter: expected name=value, got {item!r}"])
         filter_group_by[name] = (*filter_group_by.get(name, ()), value)
     try:
         query = MeterQuery(
@@ -468,8 +405,7 @@ def usage(
             filter_group_by=filter_group_by,
         )
     except ValueError as exc:
-        _fail([str(exc)])
-        raise
+        fail([str(exc)])
     services = build_services(settings)
     store, service = services.store, services.metering
 
@@ -482,8 +418,7 @@ def usage(
         upgrade(store.engine)
         rows = asyncio.run(run())
     except DomainError as exc:
-        _fail([exc.message])
-        raise
+        fail([exc.message])
     store.engine.dispose()
     if as_json or as_csv:
         from tollway.api.meters import row_json, rows_csv

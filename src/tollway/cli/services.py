@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import typer
-from rich.console import Console
+from tollway.cli.common import database_problem, fail
 
 if TYPE_CHECKING:
     from tollway.wiring.services import Services
 
 T = TypeVar("T")
-err = Console(stderr=True)
-
-
-def fail(problems: list[str]) -> NoReturn:
-    for line in problems:
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def run_services(work: Callable[[Services], Awaitable[T]]) -> T:
     """Settings from the environment, the services opened, `work` run, the services closed. A domain error,
     a configuration problem or a database failure ends the command with one line naming it."""
-    from tollway.cli.main import _database_problem
     from tollway.errors import ConfigError, DomainError
     from tollway.settings import Settings
     from tollway.wiring.services import build_services
@@ -51,4 +42,4 @@ def run_services(work: Callable[[Services], Awaitable[T]]) -> T:
     except ConfigError as exc:
         fail(exc.problems)
     except Exception as exc:
-        fail([_database_problem(settings.database_url, exc)])
+        fail([database_problem(settings.database_url, exc)])

@@ -1,11 +1,10 @@
-"""How `tollway serve` listens and stops: the port bound before anything is announced, and a clean exit."""
+"""How `tollway serve` starts and stops: the warnings it prints first, and a clean exit (the port is bound by
+tollway.listening before anything is announced)."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import signal
-import socket
 import threading
 from collections.abc import Generator
 
@@ -14,29 +13,7 @@ import uvicorn
 from tollway.config.schema import TollwayConfig
 from tollway.settings import Settings
 
-LISTEN_BACKLOG = 2048
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-class PortInUse(Exception):
-    pass
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port. PortInUse when another process holds it; OSError for other failures."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(f"port {port} is in use; choose another with --port or TOLLWAY_PORT") from None
-        raise
-    sock.set_inheritable(True)
-    return sock
 
 
 def start_warnings(settings: Settings, config: TollwayConfig) -> list[str]:

@@ -27,7 +27,6 @@ from rich.table import Table
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.bootstrap import build_app, build_runtime
-from tollway.cli.serving import listen
 from tollway.clock import FrozenClock
 from tollway.config.schema import TollwayConfig
 from tollway.demo.setup import (
@@ -57,6 +56,7 @@ from tollway.demo.setup import (
 )
 from tollway.demo.stripe_standin import StripeStandIn
 from tollway.demo.timeline import Timeline, month_timeline
+from tollway.listening import listen
 from tollway.metering.events import format_time
 from tollway.money import format_money, format_quantity
 from tollway.runtime.process import Runtime
