@@ -85,6 +85,7 @@ class LimitExceededError(DomainError):
         self.retry_after_s = retry_after_s
         self.limit = limit
         self.resets_at = resets_at
+        self.headers: list[tuple[bytes, bytes]] = []  # more response headers (e.g. the caller's rate-limit ones)
 
 
 class TooLargeError(DomainError):

@@ -1,7 +1,8 @@
 """Several gateway processes, one limit: counters in Redis (a key prefix of the test's own, never FLUSHALL).
 
 Two `tollway serve` processes on one PostgreSQL database and one Redis: a barrier-released burst of 50 calls
-split across them against a budget with room for 10 admits 10; deleting every counter key (a Redis flush of
+split across them against a budget with room for 10 admits 10, and a burst of 12 against a rate limit of 4
+requests an hour admits 4; deleting every counter key (a Redis flush of
 the test's prefix) and calling again does not reset the budget (it is seeded again from the metered usage).
 Redis taken down mid-test: fail-closed refuses with 503 within the timeout, fail-open lets calls through.
 """
@@ -26,6 +27,7 @@ from tests.support.tollway_process import TollwayProcess
 from tollway.gateway.providers.simulator import prompt_tokens
 
 KEY = "burst-secret-key"
+PACED_KEY = "paced-secret-key"
 
 
 def chat(n: int) -> list[dict[str, str]]:
@@ -39,8 +41,9 @@ def config(limit: int) -> dict[str, Any]:
     return {
         "providers": [{"name": "local", "type": "simulator"}],
         "models": [{"name": "demo", "targets": [{"provider": "local", "model": "demo"}]}],
-        "consumers": [{"username": "burst", "keys": [KEY]}],
+        "consumers": [{"username": "burst", "keys": [KEY]}, {"username": "paced", "keys": [PACED_KEY]}],
         "budgets": [{"key": "burst-day", "consumer": "burst", "kind": "tokens", "limit": str(limit), "window": "day"}],
+        "rate_limits": [{"key": "paced-4", "consumer": "paced", "metric": "requests", "limit": "4", "window": "hour"}],
     }
 
 
@@ -94,6 +97,27 @@ async def test_two_processes_share_one_limit_and_a_flush_does_not_reset_it(
             refused.value.body
         )
         assert f"{10 * PER_CALL} used" in str(refused.value.body)  # seeded again from what was metered
+        # a rate limit is one limit across the processes too: 4 requests an hour, a burst of 12 over both
+        paced = [openai.AsyncOpenAI(base_url=p.base_url + "/v1", api_key=PACED_KEY, max_retries=0) for p in pair]
+        clients += paced
+        gate = asyncio.Event()
+
+        async def call_paced(n: int) -> bool:
+            await gate.wait()
+            try:
+                await paced[n % 2].chat.completions.create(model="demo", messages=chat(n), max_tokens=5)  # type: ignore[arg-type]
+            except openai.RateLimitError:
+                return False
+            return True
+
+        tasks = [asyncio.create_task(call_paced(n)) for n in range(12)]
+        await asyncio.sleep(0)
+        gate.set()
+        assert (await asyncio.gather(*tasks)).count(True) == 4
+        with pytest.raises(openai.RateLimitError) as limited:
+            await paced[0].chat.completions.create(model="demo", messages=chat(0), max_tokens=5)  # type: ignore[arg-type]
+        assert limited.value.response.headers["x-tollway-limit"] == "rate:paced-4"
+        assert limited.value.response.headers["x-ratelimit-remaining-requests"] == "0"
     finally:
         for client in clients:
             await client.close()

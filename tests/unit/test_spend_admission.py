@@ -22,7 +22,8 @@ from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
 from tollway.metering.meters import Meter
 from tollway.metering.running_totals import Filters, RunningTotals
 from tollway.metering.service import MeteringService
-from tollway.spend.admission import Hold, SpendAdmission, SpendCall
+from tollway.spend.admission import SpendAdmission, SpendCall
+from tollway.spend.hold import Hold
 from tollway.spend.keeper import RulesKeeper
 from tollway.spend.usage import MeteredUsage
 

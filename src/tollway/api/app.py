@@ -30,6 +30,7 @@ from tollway.api.openapi import install_openapi
 from tollway.api.params import refuse_nul
 from tollway.api.plans import plans_router
 from tollway.api.portal import PORTAL_QUERY_PREFIX, portal_admin_router, portal_query_router
+from tollway.api.rate_limits import rate_limits_router
 from tollway.api.stripe_webhook import stripe_webhook_router
 from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
@@ -120,6 +121,7 @@ def create_management_app(
         app.include_router(notifications_router(notifications, catalog), dependencies=checked)
     if budgets is not None and budget_status is not None:
         app.include_router(budgets_router(budgets, budget_status), dependencies=checked)
+        app.include_router(rate_limits_router(budgets.rate_limits), dependencies=checked)
     if credits is not None:
         app.include_router(credits_router(credits), dependencies=checked)
         app.include_router(recharge_router(credits), dependencies=checked)

@@ -1,4 +1,4 @@
-"""/api/v1/budgets: spend control's budgets (money or tokens, on a customer or a consumer, per window)."""
+"""/api/v1/budgets: spend control's budgets (money or tokens, on a customer, a consumer or an API key, per window)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ class BudgetCreate(_Body):
         json_schema_extra={"pattern": "^[a-z0-9][a-z0-9_\\-]{0,63}$"},
     )
     name: str | None = None
-    scope: Literal["customer", "consumer"]
+    scope: Literal["customer", "consumer", "key"]
     target: str = Field(
-        description="The customer's key, or the consumer's username.",
+        description="The customer's key, the consumer's username, or the API key's id.",
         json_schema_extra={"minLength": 1, "maxLength": 255},
     )
     kind: Literal["money", "tokens"]
@@ -42,16 +42,23 @@ class BudgetCreate(_Body):
     )
     window: Literal["billing_period", "month", "day", "hour", "lifetime"] = "billing_period"
     hard: bool = True
+    on_exceeded: Literal["refuse", "degrade"] = Field(
+        default="refuse",
+        description="A call that would not fit: refused, or degraded (max_tokens lowered, or routed to route_to).",
+    )
+    route_to: str | None = Field(default=None, description="degrade: the cheaper model to route calls to.")
 
 
 class BudgetPatch(_Body):
     name: str | None = None
-    scope: Literal["customer", "consumer"] | None = None
+    scope: Literal["customer", "consumer", "key"] | None = None
     target: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": 255})
     kind: Literal["money", "tokens"] | None = None
     limit: str | None = Field(default=None, json_schema_extra=_DECIMAL)
     window: Literal["billing_period", "month", "day", "hour", "lifetime"] | None = None
     hard: bool | None = None
+    on_exceeded: Literal["refuse", "degrade"] | None = None
+    route_to: str | None = None
 
 
 def budget_json(budget: Budget, status: BudgetStatus) -> dict[str, Any]:
@@ -65,6 +72,8 @@ def budget_json(budget: Budget, status: BudgetStatus) -> dict[str, Any]:
         "limit": decimal_text(budget.limit),
         "window": budget.window,
         "hard": budget.hard,
+        "onExceeded": budget.on_exceeded,
+        "routeTo": budget.route_to,
         "managedBy": budget.managed_by,
         "currency": status.currency,
         "used": decimal_text(status.used),

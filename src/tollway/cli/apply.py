@@ -80,6 +80,10 @@ def apply_command(
             if "budgets" in config.model_fields_set:
                 for line in await services.budgets.sync_config([b.budget() for b in config.budgets]):
                     typer.echo(line)
+            if "rate_limits" in config.model_fields_set:
+                rates = [r.rate_limit() for r in config.rate_limits]
+                for line in await services.budgets.rate_limits.sync_config(rates):
+                    typer.echo(line)
             changes, problems = await apply_config_credits(services.credits, config)
             more, unit_problems = await apply_config_unit_grants(services.unit_grants, config)
             changes, problems = changes + more, problems + unit_problems

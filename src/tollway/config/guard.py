@@ -31,6 +31,7 @@ def is_empty(config: TollwayConfig) -> bool:
             config.plans,
             config.customers,
             config.budgets,
+            config.rate_limits,
             config.notifications is not None and (config.notifications.channels or config.notifications.rules),
         )
     )

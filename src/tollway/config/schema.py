@@ -17,7 +17,7 @@ from tollway.config.balancing import (
     balance_shorthand,
     shared_target_problems,
 )
-from tollway.config.budgets import SpendBudgetConfig
+from tollway.config.budgets import SpendBudgetConfig, SpendRateLimitConfig
 from tollway.config.catalog import CustomerConfig, FeatureConfig, catalog_problems
 from tollway.config.catalog_plans import PlanConfig
 from tollway.config.notifications import NotificationsConfig
@@ -250,6 +250,7 @@ class TollwayConfig(_Strict):
     # Webhook channels and rules (tollway.config.notifications), applied at start by name.
     notifications: NotificationsConfig | None = None
     budgets: list[SpendBudgetConfig] = Field(default_factory=list)
+    rate_limits: list[SpendRateLimitConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:

@@ -29,6 +29,7 @@ from tollway.gateway.token_count import count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
 from tollway.money import parse_decimal
 from tollway.spend.admission import Estimate, SpendAdmission, SpendCall
+from tollway.spend.hold import RateLimitExceeded
 
 BYTES_PER_TOKEN = 3
 OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -93,36 +94,52 @@ class GatewayAdmission:
         self._default_max_tokens = default_max_tokens
 
     async def admit(self, call: Admit) -> Reservation:
-        subject = call.consumer.username
+        consumer = call.consumer
         if call.route is None:
             return NO_RESERVATION
         request_budget, task, task_budget = agent_budgets(call.headers)
-        if not self._spend.priced_or_limited(subject) and request_budget is None and task_budget is None:
+        model = call.route.model
+        if (
+            request_budget is None
+            and task_budget is None
+            and not self._spend.priced_or_limited(consumer.username, consumer.key_id, model)
+        ):
             return ProviderCost()  # nothing limits or prices the call: no worst case to compute
-        hold = await self._spend.admit(
-            SpendCall(
-                call.request_id,
-                subject,
-                self.worst_cases(call, call.route),
-                request_budget=request_budget,
-                task=task,
-                task_budget=task_budget,
-            )
+        family = "anthropic" if call.endpoint == MESSAGES else "openai"
+        try:
+            hold = await self._spend.admit(self._spend_call(call, call.route, request_budget, task, task_budget))
+        except RateLimitExceeded as exc:
+            exc.with_headers(family, self._clock.now())
+            raise
+        if hold is None:
+            return ProviderCost()
+        hold.family = family
+        return hold
+
+    def _spend_call(
+        self,
+        call: Admit,
+        route: Route,
+        request_budget: Decimal | None,
+        task: str | None,
+        task_budget: Decimal | None,
+    ) -> SpendCall:
+        return SpendCall(
+            call.request_id,
+            call.consumer.username,
+            self.worst_cases(call, route),
+            request_budget=request_budget,
+            task=task,
+            task_budget=task_budget,
+            key_id=call.consumer.key_id,
+            model=route.model,
         )
-        return ProviderCost() if hold is None else hold
 
     async def estimate(self, call: Admit) -> Estimate:
         """POST /v1/cost/estimate: the call's cost range and whether its limits would let it through now."""
         assert call.route is not None
         request_budget, task, task_budget = agent_budgets(call.headers)
-        spend_call = SpendCall(
-            call.request_id,
-            call.consumer.username,
-            self.worst_cases(call, call.route),
-            request_budget=request_budget,
-            task=task,
-            task_budget=task_budget,
-        )
+        spend_call = self._spend_call(call, call.route, request_budget, task, task_budget)
         return await self._spend.estimate(spend_call, self.worst_cases(call, call.route, output=0))
 
     def worst_cases(self, call: Admit, route: Route, *, output: int | None = None) -> tuple[LlmCall, ...]:
@@ -181,6 +198,9 @@ class ProviderCost:
 
     def budget_remaining(self) -> tuple[str, Decimal] | None:
         return None
+
+    def rate_headers(self) -> list[tuple[bytes, bytes]]:
+        return []
 
 
 BUDGET_HEADER = b"x-tollway-budget"

@@ -37,6 +37,7 @@ def headers_of(error: DomainError) -> Headers | None:
             headers.append((b"retry-after", str(error.retry_after_s).encode()))
         if error.limit is not None:
             headers.append((b"x-tollway-limit", error.limit.encode()))
+        headers += error.headers
         return headers or None
     return None
 

@@ -48,7 +48,8 @@ class Reservation(Protocol):
 @runtime_checkable
 class Charged(Protocol):
     """A reservation that prices its call: after `settle`, `cost` (in `currency`) and what the tightest
-    budget on it has left; the flow puts them on the response (x-tollway-cost, x-tollway-budget-remaining)."""
+    budget on it has left, and the rate-limit headers; the flow puts them on the response (x-tollway-cost,
+    x-tollway-budget-remaining, x-ratelimit-*)."""
 
     cost: Decimal | None
     currency: str
@@ -58,6 +59,10 @@ class Charged(Protocol):
     def release(self) -> None: ...
 
     def budget_remaining(self) -> tuple[str, Decimal] | None: ...
+
+    def rate_headers(self) -> list[tuple[bytes, bytes]]:
+        """The caller's rate-limit headers (x-ratelimit-* or anthropic-ratelimit-*), after this call."""
+        ...
 
 
 COST_HEADER = b"x-tollway-cost"
@@ -84,6 +89,7 @@ def with_spend_headers(send: Send, charged: Charged, *, comment: bool = True) ->
                     (b"x-tollway-budget-remaining", decimal_text(remaining[1]).encode()),
                     (b"x-tollway-budget-name", remaining[0].encode()),
                 ]
+            headers += charged.rate_headers()
             message = {**message, "headers": headers}
         elif (
             message["type"] == "http.response.body"

@@ -37,15 +37,14 @@ def config_entries(consumers: Sequence[ConfiguredConsumer]) -> list[tuple[str, I
 
 
 def stored_entries(snapshot: IdentitySnapshot) -> list[StoredKey]:
-    """One entry per usable stored key; keys of the same consumer with the same models share an identity."""
+    """One entry per usable stored key, each with an identity that names the key (spend limits on one key)."""
     models = {c.username: c.models for c in snapshot.consumers}
-    identities: dict[tuple[str, frozenset[str] | None], Identity] = {}
     entries: list[StoredKey] = []
     for key in snapshot.keys:
         if key.username not in models:
             continue  # the consumer is gone (its keys are revoked in the same change)
         allowed = effective_models(models[key.username], key.models)
-        identity = identities.setdefault((key.username, allowed), Identity(username=key.username, models=allowed))
+        identity = Identity(username=key.username, models=allowed, key_id=key.id)
         expires_at = key.expires_at.timestamp() if key.expires_at is not None else NEVER
         entries.append(StoredKey(digest=key.digest, consumer=identity, key_id=key.id, expires_at=expires_at))
     return entries

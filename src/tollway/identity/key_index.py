@@ -19,6 +19,7 @@ class Identity:
 
     username: str
     models: frozenset[str] | None  # None: every configured model
+    key_id: str | None = None  # the id of the key it authenticated with (keys managed through the API)
 
 
 NEVER = math.inf

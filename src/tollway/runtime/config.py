@@ -74,12 +74,16 @@ async def apply_notifications(notifications: NotificationService | None, config:
 
 
 async def apply_budgets(budgets: BudgetService | None, config: TollwayConfig) -> None:
-    """Make the config-managed budgets what the file's `budgets:` says (a file without the section leaves
-    them alone); ConfigError on a conflict with a budget made through the API."""
-    if budgets is None or "budgets" not in config.model_fields_set:
+    """Make the config-managed budgets and rate limits what the file's `budgets:` and `rate_limits:` say (a file
+    without the section leaves them alone); ConfigError on a conflict with one made through the API."""
+    if budgets is None:
         return
     try:
-        lines = await budgets.sync_config([b.budget() for b in config.budgets])
+        lines = []
+        if "budgets" in config.model_fields_set:
+            lines += await budgets.sync_config([b.budget() for b in config.budgets])
+        if "rate_limits" in config.model_fields_set:
+            lines += await budgets.rate_limits.sync_config([r.rate_limit() for r in config.rate_limits])
     except DomainError as exc:
         raise ConfigError([f"budgets: {exc.message}"]) from exc
     for line in lines:

@@ -29,8 +29,11 @@ from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
+from tollway.spend.hold import Hold, prepaid_budget, prepaid_governed, refusal
 from tollway.spend.limits import Amount, Governed, LimitsBuilder, worst
-from tollway.spend.ports import Ask, Counter, CounterStore, CountersUnavailable, Reserved
+from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
+from tollway.spend.rate_limits import WEIGHT_SCALE, RateLimit
+from tollway.spend.rates import rate_governed
 from tollway.spend.rules import CustomerRules, SpendRules
 from tollway.spend.usage import UsageReader
 
@@ -51,6 +54,8 @@ class SpendCall:
     request_budget: Decimal | None = None  # x-tollway-budget: the most this one call may cost
     task: str | None = None  # x-tollway-task: the agent task the call belongs to
     task_budget: Decimal | None = None  # x-tollway-task-budget: the most the task's calls may cost together
+    key_id: str | None = None  # the API key's id (a key managed through the API): key budgets and rate limits
+    model: str | None = None  # the model's name as clients use it: rate limits on a model
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,77 +79,6 @@ class Estimate:
     allowed: bool
     refusal: str | None
     limits: tuple[LimitCheck, ...]
-
-
-class Hold:
-    """What an admitted call holds; settled to the call's usage, or released, exactly once. After a settle,
-    `cost` is what the call cost (in `currency`), and `budget_remaining` what the tightest budget has left."""
-
-    __slots__ = (
-        "_actual",
-        "_asks",
-        "_before",
-        "_budgets",
-        "_cost_of",
-        "_done",
-        "_measures",
-        "_store",
-        "cost",
-        "currency",
-    )
-
-    def __init__(
-        self,
-        store: CounterStore,
-        asks: tuple[Ask, ...],
-        measures: tuple[Amount, ...],
-        *,
-        cost_of: Amount | None = None,
-        currency: str = "USD",
-        before: tuple[Counter, ...] = (),
-        budgets: tuple[tuple[int, str], ...] = (),  # (index of the ask, budget name) for each budget held
-    ) -> None:
-        self._store = store
-        self._asks = asks
-        self._measures = measures
-        self._cost_of = cost_of
-        self._before = before
-        self._budgets = budgets
-        self._done = False
-        self.cost: Decimal | None = None
-        self.currency = currency
-        self._actual: list[Decimal] | None = None
-
-    @property
-    def asks(self) -> tuple[Ask, ...]:
-        return self._asks
-
-    def settle(self, record: LlmCall) -> None:
-        if self._done:
-            return
-        self._done = True
-        actual = [amount_of(record) for amount_of in self._measures]
-        self._actual = actual
-        if self._cost_of is not None:
-            self.cost = self._cost_of(record)
-        self._store.settle(self._asks, actual)
-
-    def release(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._store.release(self._asks)
-
-    def budget_remaining(self) -> tuple[str, Decimal] | None:
-        """The tightest budget on this call and what it has left after it (its worst case before a settle)."""
-        tightest: tuple[str, Decimal] | None = None
-        for index, name in self._budgets:
-            ask, before = self._asks[index], self._before[index]
-            spent = self._actual[index] if self._actual is not None else ask.amount
-            left = max((ask.limit or Decimal(0)) - before.used - before.reserved - spent, Decimal(0))
-            if tightest is None or left < tightest[1]:
-                tightest = (name, left)
-        return tightest
 
 
 class SpendAdmission:
@@ -173,12 +107,22 @@ class SpendAdmission:
         # every counter this process seeded: what the reconciler reads it again from
         self.seeded: dict[str, Governed] = {}
 
-    def priced_or_limited(self, subject: str) -> bool:
+    def priced_or_limited(self, subject: str, key_id: str | None = None, model: str | None = None) -> bool:
         """Whether the subject's calls now need their worst case: an active subscription (its calls are priced
-        on the plan), a budget, or the setting that refuses calls without a subscription."""
-        if self._no_subscription == "refuse" or subject in (rules := self._rules()).consumer_budgets:
+        on the plan), a budget, a rate limit, or the setting that refuses calls without a subscription."""
+        rules = self._rules()
+        if self._no_subscription == "refuse" or subject in rules.consumer_budgets:
+            return True
+        if key_id is not None and key_id in rules.key_budgets:
             return True
         customer = rules.by_subject.get(subject)
+        if rules.rate_limits and (
+            rules.rates_for("consumer", subject)
+            or rules.rates_for("key", key_id)
+            or rules.rates_for("model", model)
+            or (customer is not None and rules.rates_for("customer", customer.customer.key))
+        ):
+            return True
         if customer is None:
             return False
         return bool(rules.customer_budgets.get(customer.customer.key)) or (
@@ -188,7 +132,13 @@ class SpendAdmission:
     def governs(self, subject: str) -> bool:
         """Whether any limit may apply to the subject's calls (False: admit without looking further)."""
         rules = self._rules()
-        return subject in rules.by_subject or subject in rules.consumer_budgets or self._no_subscription == "refuse"
+        return (
+            subject in rules.by_subject
+            or subject in rules.consumer_budgets
+            or bool(rules.key_budgets)
+            or bool(rules.rate_limits)
+            or self._no_subscription == "refuse"
+        )
 
     async def admit(self, call: SpendCall) -> Hold | None:
         rules = self._rules()
@@ -227,6 +177,8 @@ class SpendAdmission:
     ) -> tuple[list[Governed], Pricing | None]:
         """The limits in force on the call, and how its cost is priced (when a money limit needs it)."""
         budgets = rules.consumer_budgets.get(call.subject, ())
+        if call.key_id is not None and call.key_id in rules.key_budgets:
+            budgets = budgets + rules.key_budgets[call.key_id]
         if customer is not None:
             budgets = rules.customer_budgets.get(customer.customer.key, ()) + budgets
             balance = rules.credits.get(customer.customer.key)
@@ -236,7 +188,8 @@ class SpendAdmission:
         priced_by_call = call.request_budget is not None or call.task_budget is not None
         # a subscribed customer's calls are priced as its plan prices them (x-tollway-cost, money limits)
         priced = self._limits.priced_features(rules, subscription, now) if subscription is not None else []
-        if not budgets and not limited and not priced_by_call and not priced:
+        rates = self._rates(rules, call, customer)
+        if not budgets and not limited and not priced_by_call and not priced and not rates:
             return [], None
         events = call.worst_cases
         governed: list[Governed] = []
@@ -271,9 +224,13 @@ class SpendAdmission:
                 )
         if call.task is not None and call.task_budget is not None:
             governed.append(self._limits.task(call.subject, call.task, call.task_budget, cost_of, events, now))
+        for rate, entity, who in rates:
+            found = rate_governed(rate, entity, who, cost_of, events, now)
+            if found is not None:
+                governed.append(found)
         for budget in budgets:
             mine = customer_subjects if budget.scope == "customer" else (call.subject,)
-            who = f"{budget.scope} '{budget.target}'"
+            who = f"API key '{budget.target}'" if budget.scope == "key" else f"{budget.scope} '{budget.target}'"
             governed.append(
                 prepaid_governed(
                     budget,
@@ -294,6 +251,23 @@ class SpendAdmission:
             )
         return governed, pricing
 
+    @staticmethod
+    def _rates(rules: SpendRules, call: SpendCall, customer: CustomerRules | None) -> list[tuple[RateLimit, str, str]]:
+        """The rate limits on the call: (limit, the entity it counts, how a refusal names it)."""
+        if not rules.rate_limits:
+            return []
+        found = [
+            (rate, call.subject, f"consumer '{call.subject}'") for rate in rules.rates_for("consumer", call.subject)
+        ]
+        if call.key_id is not None:
+            found += [(rate, call.key_id, f"API key '{call.key_id}'") for rate in rules.rates_for("key", call.key_id)]
+        if customer is not None:
+            key = customer.customer.key
+            found += [(rate, key, f"customer '{key}'") for rate in rules.rates_for("customer", key)]
+        if call.model is not None:
+            found += [(rate, call.model, f"model '{call.model}'") for rate in rules.rates_for("model", call.model)]
+        return found
+
     async def estimate(self, call: SpendCall, least: Sequence[LlmCall]) -> Estimate:
         """What the call would cost (`least`: the call without output, its worst case: `call.worst_cases`) and
         whether every limit would let it through right now. Nothing is held or counted."""
@@ -309,17 +283,24 @@ class SpendAdmission:
             governed, pricing = await self._governed(rules, call, customer, subscription, now)
             await self._ensure_seeded(governed, now)
             counters = await self._counters.read([g.ask.key for g in governed])
+            previous = await self._counters.read([g.ask.previous or g.ask.key for g in governed])
+            counters = [
+                replace(c, previous=p.used + p.reserved) if c is not None and p is not None and g.slide else c
+                for g, c, p in zip(governed, counters, previous, strict=True)
+            ]
         except (ForbiddenError, LimitExceededError) as exc:
             refusal_text, governed, counters = exc.message, [], []
         for g, counter in zip(governed, counters, strict=True):
             if g.ask.limit is None:
                 continue
-            used = counter.used if counter is not None else Decimal(0)
-            held = counter.reserved if counter is not None else Decimal(0)
+            counter = counter or Counter(Decimal(0), Decimal(0))
+            used, held = counter.used, counter.reserved
+            if g.slide is not None:
+                used += counter.previous * g.slide.weight / WEIGHT_SCALE
             fits = used + held + g.ask.amount <= g.ask.limit
             checks.append(LimitCheck(g.name, g.ask.limit, used, held, g.ask.amount, g.window.end, fits))
             if not fits and refusal_text is None:
-                refusal_text = refusal(g, used, held, now).message
+                refusal_text = refusal(g, counter, now).message
         if pricing is None:
             if rules.provider_cost is None:
                 raise UnavailableError("the built-in meters are not loaded yet")
@@ -358,6 +339,7 @@ class SpendAdmission:
         )
 
     async def _ensure_seeded(self, governed: Sequence[Governed], now: datetime) -> None:
+        governed = [g for g in governed if g.ask.fresh_ttl_s is None]  # rate counters start at 0
         found = await self._counters.read([g.ask.key for g in governed])
         await asyncio.gather(
             *(self._seed(g, now) for g, counter in zip(governed, found, strict=True) if counter is None)
@@ -385,6 +367,7 @@ class SpendAdmission:
                 for index, g in enumerate(governed)
                 if g.name.startswith(("budget:", "task:"))
             )
+            rates = tuple((index, g) for index, g in enumerate(governed) if g.slide is not None)
             return Hold(
                 self._counters,
                 asks,
@@ -393,6 +376,8 @@ class SpendAdmission:
                 currency=currency,
                 before=result.counters,
                 budgets=budgets,
+                rates=rates,
+                at=now,
             )
         if result.refused is None:  # still unseeded: a store that keeps dropping keys
             raise LimitExceededError(
@@ -400,7 +385,7 @@ class SpendAdmission:
             )
         refused = governed[result.refused]
         counter = result.counters[result.refused]
-        raise refusal(refused, counter.used, counter.reserved, now)
+        raise refusal(refused, counter, now)
 
     async def _seed(self, governed: Governed, now: datetime) -> None:
         """Seed one counter from the metered usage of its window, once however many calls ask at once."""
@@ -436,57 +421,3 @@ class SpendAdmission:
             await self._counters.raise_used(key, await governed.metered(now))
             read += 1
         return read
-
-
-PREPAID_KEY = "prepaid-credits"
-
-
-def prepaid_budget(customer_key: str, balance: Decimal) -> Budget:
-    """A prepaid-only customer's credit balance as a hard money budget over the billing period: the period's
-    spend so far, priced as its invoice prices it, plus what calls in flight hold, may not pass it."""
-    return Budget(
-        id=f"credits:{customer_key}",
-        key=PREPAID_KEY,
-        scope="customer",
-        target=customer_key,
-        kind="money",
-        limit=balance,
-        window="billing_period",
-        name="prepaid credits",
-    )
-
-
-def prepaid_governed(budget: Budget, governed: Governed) -> Governed:
-    if budget.key != PREPAID_KEY or not budget.id.startswith("credits:"):
-        return governed
-    key = budget.target
-    return replace(
-        governed,
-        name="credits",
-        what=f"the prepaid credit balance of customer '{key}'",
-        per="this billing period",
-        hint=f"Top up: POST /api/v1/customers/{key}/credits/grants (or set an auto-recharge).",
-    )
-
-
-def refusal(governed: Governed, used: Decimal, reserved: Decimal, now: datetime) -> LimitExceededError:
-    window = governed.window
-    limit = governed.ask.limit or Decimal(0)
-    resets = "never" if window.end is None else _time(window.end)
-    held = f", {decimal_text(reserved)} held by calls in flight" if reserved else ""
-    message = (
-        f"Limit reached: {governed.what} allows {decimal_text(limit)} {governed.per} "
-        f"({_time(governed.counted_from)} to {resets}); {decimal_text(used)} used{held}, and this request may "
-        f"use up to {decimal_text(governed.ask.amount)}. It resets at {resets}."
-    ) + (f" {governed.hint}" if governed.hint else "")
-    return LimitExceededError(
-        message,
-        code="insufficient_quota",
-        retry_after_s=window.seconds_left(now) or None,
-        limit=governed.name,
-        resets_at=window.end,
-    )
-
-
-def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

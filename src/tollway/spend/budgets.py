@@ -22,6 +22,7 @@ from tollway.spend.windows import WINDOW_KINDS, WindowKind
 
 BudgetScope = Literal["customer", "consumer", "key"]
 BudgetKind = Literal["money", "tokens"]
+OnExceeded = Literal["refuse", "degrade"]
 SCOPES: tuple[BudgetScope, ...] = get_args(BudgetScope)
 KINDS: tuple[BudgetKind, ...] = get_args(BudgetKind)
 KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
@@ -41,6 +42,10 @@ class Budget:
     managed_by: str = "api"  # api | config
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # a hard budget's call that would not fit: refused, or degraded (max_tokens lowered to what is left, or the
+    # call routed to `route_to`, a cheaper model)
+    on_exceeded: OnExceeded = "refuse"
+    route_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,4 +79,10 @@ def check_budget(budget: Budget) -> Budget:
         raise ValidationError("limit must be > 0", field="limit")
     if budget.kind == "tokens" and limit != limit.to_integral_value():
         raise ValidationError("a token budget's limit is a whole number of tokens", field="limit")
+    if budget.on_exceeded not in ("refuse", "degrade"):
+        raise ValidationError("on_exceeded must be refuse or degrade", field="on_exceeded")
+    if budget.route_to is not None and (budget.on_exceeded != "degrade" or not isinstance(budget.route_to, str)):
+        raise ValidationError("route_to (a model's name) goes with on_exceeded: degrade", field="route_to")
+    if budget.route_to is not None and not 0 < len(budget.route_to) <= 255:
+        raise ValidationError("route_to must name a model", field="route_to")
     return budget

@@ -11,18 +11,20 @@ from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
 from tollway.spend.budgets import Budget, check_budget
-from tollway.spend.ports import BudgetStore
+from tollway.spend.ports import SpendLimitStore
+from tollway.spend.rate_limits_service import RateLimitService
 
-CHANGEABLE = ("scope", "target", "kind", "limit", "window", "hard", "name")
+CHANGEABLE = ("scope", "target", "kind", "limit", "window", "hard", "name", "on_exceeded", "route_to")
 
 
 class BudgetService:
-    def __init__(self, store: BudgetStore, clock: Clock) -> None:
+    def __init__(self, store: SpendLimitStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        self.rate_limits = RateLimitService(store, clock)  # kept in the same store, under the same version
 
     @property
-    def store(self) -> BudgetStore:
+    def store(self) -> SpendLimitStore:
         return self._store
 
     async def create(self, **fields: Any) -> Budget:
@@ -37,6 +39,8 @@ class BudgetService:
                 limit=fields.get("limit"),  # type: ignore[arg-type]
                 window=fields.get("window", "billing_period"),
                 hard=_boolean(fields.get("hard", True)),
+                on_exceeded=fields.get("on_exceeded", "refuse"),
+                route_to=fields.get("route_to"),
                 name=str(fields.get("name") or ""),
                 managed_by=str(fields.get("managed_by") or "api"),
                 created_at=now,

@@ -19,7 +19,7 @@ from tollway.billing.ports import CatalogStore
 from tollway.metering.meters import BUILT_IN_METERS
 from tollway.metering.service import MeteringService
 from tollway.spend.admission import SpendAdmission
-from tollway.spend.ports import BudgetStore
+from tollway.spend.ports import SpendLimitStore
 from tollway.spend.rules import SpendRules
 
 log = logging.getLogger("tollway.spend")
@@ -30,7 +30,7 @@ class RulesKeeper:
         self,
         catalog: CatalogStore,
         metering: MeteringService,
-        budgets: BudgetStore | None = None,
+        budgets: SpendLimitStore | None = None,
         *,
         refresh_s: float = 1.0,
         reconcile_s: float = 30.0,
@@ -74,8 +74,11 @@ class RulesKeeper:
             self._metering.meters(),
         )
         budgets = await self._budgets.list_budgets() if self._budgets is not None else []
+        rate_limits = await self._budgets.list_rate_limits() if self._budgets is not None else []
         known = {meter.slug: meter for meter in BUILT_IN_METERS} | {meter.slug: meter for meter in meters}
-        self.rules = SpendRules.build(version, customers, subscriptions, plans, features, known.values(), budgets)
+        self.rules = SpendRules.build(
+            version, customers, subscriptions, plans, features, known.values(), budgets, rate_limits
+        )
         await self._read_grants()
         return True
 

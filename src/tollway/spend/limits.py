@@ -21,6 +21,7 @@ from tollway.spend.budgets import Budget
 from tollway.spend.measure import FeatureMeasure
 from tollway.spend.ports import Ask
 from tollway.spend.pricing import line_amount, marginal_cost
+from tollway.spend.rate_limits import RateLimit, Slide
 from tollway.spend.rules import KEEP_AFTER_WINDOW, CustomerRules, SpendRules, phase_at
 from tollway.spend.usage import UsageReader
 from tollway.spend.windows import Window, window_at
@@ -50,6 +51,8 @@ class Governed:
     what: str  # e.g. "the 'output-tokens' entitlement of customer 'acme'"
     per: str  # e.g. "per usage period", "per day"
     hint: str = ""  # what the caller can do about a refusal
+    rate: RateLimit | None = None  # a rate limit's counter (a sliding window, or the calls in flight)
+    slide: Slide | None = None  # where now falls in the rate limit's window
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,8 @@ class LimitsBuilder:
         else:
             amount_of = _plan_cost(priced, period_usage)
             metered = self._plan_spend(priced, subjects, customer_subjects, start)
+        if budget.scope == "key":  # usage events carry the consumer, not the key: counted by the counters only
+            metered = _nothing_metered
         return Governed(
             ask=Ask(
                 f"bud:{budget.id}:{window.tag}",
@@ -238,14 +243,10 @@ class LimitsBuilder:
     ) -> Governed:
         """An agent task's budget: the calls that name the task share it for TASK_TTL after its first call."""
         window = Window(now, None)
-
-        async def nothing_metered(at: datetime) -> Decimal:  # events do not carry the task: counted here only
-            return Decimal(0)
-
         return Governed(
             ask=Ask(f"task:{subject}:{task}", worst(cost_of, events), limit, now + TASK_TTL),
             amount_of=cost_of,
-            metered=nothing_metered,
+            metered=_nothing_metered,  # events do not carry the task: counted here only
             window=window,
             counted_from=now,
             name=f"task:{task}",
@@ -276,6 +277,10 @@ class LimitsBuilder:
             return total
 
         return metered
+
+
+async def _nothing_metered(at: datetime) -> Decimal:
+    return Decimal(0)
 
 
 def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:

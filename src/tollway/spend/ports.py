@@ -2,8 +2,10 @@
 
 One counter per key (a limit's entity and window). `reserve` is atomic over all the asks of one request:
 either every hard ask fits (used + reserved + amount <= limit) and all are held, or nothing is held.
-A key nobody seeded yet is not guessed at: `reserve` names it in `missing`, the caller seeds it from
-the metered usage (set-if-absent: a second seeding of the same window changes nothing) and asks again.
+A rate limit's counter starts at 0 (`fresh_ttl_s`); a sliding window's ask also counts the previous
+bucket's counter at a weight (`previous`, `weight`). A key nobody seeded yet is not guessed at: `reserve`
+names it in `missing`, the caller seeds it from the metered usage (set-if-absent: a second seeding of the
+same window changes nothing) and asks again.
 `settle` and `release` never block the request: an adapter may finish them in the background.
 """
 
@@ -17,6 +19,7 @@ from typing import Protocol
 
 from tollway.errors import UnavailableError
 from tollway.spend.budgets import Budget
+from tollway.spend.rate_limits import RateLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +30,18 @@ class Ask:
     amount: Decimal
     limit: Decimal | None  # None: counted, never refused (a soft limit)
     expires_at: datetime | None  # when the counter may be forgotten (after its window); None: never
+    # a rate limit's counter: it starts at 0 (never `missing`, nothing to seed) and lives `fresh_ttl_s` seconds
+    fresh_ttl_s: int | None = None
+    # a sliding window: the previous bucket's counter, counted at `weight` millionths of what it holds
+    previous: str | None = None
+    weight: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Counter:
     used: Decimal
     reserved: Decimal
+    previous: Decimal = Decimal(0)  # a sliding window's previous bucket (used + reserved), unweighted
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,24 @@ class BudgetStore(Protocol):
     async def list_budgets(self) -> list[Budget]: ...
 
     async def budgets_version(self) -> int: ...
+
+
+class RateLimitStore(Protocol):
+    """Rate limits, unique by key; every write moves the same version as the budgets'."""
+
+    async def insert_rate_limit(self, limit: RateLimit) -> None: ...
+
+    async def update_rate_limit(self, limit: RateLimit) -> None: ...
+
+    async def delete_rate_limit(self, limit_id: str) -> bool: ...
+
+    async def get_rate_limit(self, id_or_key: str) -> RateLimit | None: ...
+
+    async def list_rate_limits(self) -> list[RateLimit]: ...
+
+
+class SpendLimitStore(BudgetStore, RateLimitStore, Protocol):
+    """Where budgets and rate limits are kept (one version for both)."""
 
 
 class CountersUnavailable(UnavailableError):

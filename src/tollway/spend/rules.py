@@ -22,6 +22,7 @@ from tollway.billing.subscriptions import Subscription, active_at
 from tollway.metering.meters import Meter
 from tollway.spend.budgets import Budget
 from tollway.spend.measure import ADDITIVE, FeatureMeasure
+from tollway.spend.rate_limits import EACH, RateLimit
 from tollway.spend.windows import PeriodCache, Window
 
 
@@ -66,6 +67,15 @@ class SpendRules:
     credits: Mapping[str, Decimal] = field(default_factory=dict)
     # (customer id, feature key) -> the entitlement's manual resets (each starts a usage period: a new window)
     resets: Mapping[tuple[str, str], tuple[EntitlementReset, ...]] = field(default_factory=dict)
+    # (scope, target) -> the rate limits on it; target "*": on each entity of the scope
+    rate_limits: Mapping[tuple[str, str], tuple[RateLimit, ...]] = field(default_factory=dict)
+    key_budgets: Mapping[str, tuple[Budget, ...]] = field(default_factory=dict)  # by API key id
+
+    def rates_for(self, scope: str, target: str | None) -> tuple[RateLimit, ...]:
+        """The rate limits on one entity of a scope (its own and those on each entity of the scope)."""
+        if not self.rate_limits or target is None:
+            return ()
+        return self.rate_limits.get((scope, target), ()) + self.rate_limits.get((scope, EACH), ())
 
     def plan_limits(self, plan_id: str) -> bool:
         """Whether entitlements of the plan can refuse a call (a hard metered one, or a gate it may lack)."""
@@ -81,6 +91,7 @@ class SpendRules:
         features: Iterable[Feature],
         meters: Iterable[Meter],
         budgets: Iterable[Budget] = (),
+        rate_limits: Iterable[RateLimit] = (),
     ) -> SpendRules:
         plan_map = {plan.id: plan for plan in plans}
         live = {feature.key: feature for feature in features if feature.archived_at is None}
@@ -120,11 +131,17 @@ class SpendRules:
         )
         budgets_by_customer: dict[str, list[Budget]] = {}
         by_consumer: dict[str, list[Budget]] = {}
+        by_key: dict[str, list[Budget]] = {}
         for budget in budgets:
             if budget.scope == "customer":
                 budgets_by_customer.setdefault(budget.target, []).append(budget)
             elif budget.scope == "consumer":
                 by_consumer.setdefault(budget.target, []).append(budget)
+            elif budget.scope == "key":
+                by_key.setdefault(budget.target, []).append(budget)
+        rates: dict[tuple[str, str], list[RateLimit]] = {}
+        for rate in rate_limits:
+            rates.setdefault((rate.scope, rate.target), []).append(rate)
         tokens = meter_map.get("llm_tokens")
         cost = meter_map.get("llm_cost")
         return cls(
@@ -139,6 +156,8 @@ class SpendRules:
             {key: tuple(found) for key, found in by_consumer.items()},
             FeatureMeasure.of(tokens, {}) if tokens is not None else None,
             FeatureMeasure.of(cost, {}) if cost is not None else None,
+            rate_limits={key: tuple(found) for key, found in rates.items()},
+            key_budgets={key: tuple(found) for key, found in by_key.items()},
         )
 
     def subscription_at(self, rules: CustomerRules, at: datetime) -> Subscription | None:

@@ -1,4 +1,4 @@
-"""Budgets in memory: the fake of the BudgetStore port."""
+"""Budgets and rate limits in memory: the fake of the BudgetStore and RateLimitStore ports."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from dataclasses import replace
 
 from tollway.errors import ConflictError, NotFoundError
 from tollway.spend.budgets import Budget
+from tollway.spend.rate_limits import RateLimit
 
 
 class MemoryBudgetStore:
     def __init__(self) -> None:
         self._budgets: dict[str, Budget] = {}
+        self._rates: dict[str, RateLimit] = {}
         self._version = 0
 
     async def insert_budget(self, budget: Budget) -> None:
@@ -42,3 +44,28 @@ class MemoryBudgetStore:
 
     async def budgets_version(self) -> int:
         return self._version
+
+    async def insert_rate_limit(self, limit: RateLimit) -> None:
+        if any(r.key == limit.key for r in self._rates.values()):
+            raise ConflictError(f"rate limit {limit.key!r} already exists", field="key")
+        self._rates[limit.id] = limit
+        self._version += 1
+
+    async def update_rate_limit(self, limit: RateLimit) -> None:
+        if limit.id not in self._rates:
+            raise NotFoundError(f"rate limit {limit.id!r} not found", field="rate_limit")
+        if any(r.key == limit.key and r.id != limit.id for r in self._rates.values()):
+            raise ConflictError(f"rate limit {limit.key!r} already exists", field="key")
+        self._rates[limit.id] = limit
+        self._version += 1
+
+    async def delete_rate_limit(self, limit_id: str) -> bool:
+        found = self._rates.pop(limit_id, None) is not None
+        self._version += found
+        return found
+
+    async def get_rate_limit(self, id_or_key: str) -> RateLimit | None:
+        return self._rates.get(id_or_key) or next((r for r in self._rates.values() if r.key == id_or_key), None)
+
+    async def list_rate_limits(self) -> list[RateLimit]:
+        return sorted(self._rates.values(), key=lambda r: r.key)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tollway.clock import Clock
 from tollway.spend.ports import Ask, Counter, Reserved
+from tollway.spend.rate_limits import WEIGHT_SCALE
 
 _ZERO = Decimal(0)
 
@@ -30,31 +31,47 @@ class MemoryCounterStore:
 
     async def reserve(self, asks: Sequence[Ask]) -> Reserved:
         counters = self._counters
-        missing = tuple(ask.key for ask in asks if ask.key not in counters)
+        missing = tuple(ask.key for ask in asks if ask.fresh_ttl_s is None and ask.key not in counters)
         if missing:
             return Reserved(False, missing=missing)
-        entries = [counters[ask.key] for ask in asks]
-        before = tuple(Counter(entry.used, entry.reserved) for entry in entries)
+        entries = [counters.get(ask.key) or self._fresh(ask) for ask in asks]
+        before = []
         refused: int | None = None
-        tightest = Decimal(0)
+        tightest = _ZERO
         for index, (ask, entry) in enumerate(zip(asks, entries, strict=True)):
+            previous = _ZERO
+            if ask.previous is not None and (earlier := counters.get(ask.previous)) is not None:
+                previous = earlier.used + earlier.reserved
+            before.append(Counter(entry.used, entry.reserved, previous))
             if ask.limit is None:
                 continue
-            room = ask.limit - entry.used - entry.reserved  # the tightest limit (least room) is the one named
+            counted = entry.used + entry.reserved
+            if previous:
+                counted += previous * ask.weight / WEIGHT_SCALE
+            room = ask.limit - counted  # the tightest limit (least room) is the one named
             if ask.amount > room and (refused is None or room < tightest):
                 refused, tightest = index, room
         if refused is not None:
-            return Reserved(False, refused=refused, counters=before)
+            return Reserved(False, refused=refused, counters=tuple(before))
         for ask, entry in zip(asks, entries, strict=True):
             entry.reserved += ask.amount
-        return Reserved(True, counters=before)
+            if ask.key not in counters:
+                self._add(ask.key, entry)
+        return Reserved(True, counters=tuple(before))
+
+    def _fresh(self, ask: Ask) -> _Entry:
+        assert ask.fresh_ttl_s is not None
+        return _Entry(_ZERO, _ZERO, self._clock.now() + timedelta(seconds=ask.fresh_ttl_s))
+
+    def _add(self, key: str, entry: _Entry) -> None:
+        if len(self._counters) >= self._max:
+            self._forget_expired()
+        self._counters[key] = entry
 
     async def seed(self, key: str, used: Decimal, expires_at: datetime | None) -> None:
         if key in self._counters:
             return
-        if len(self._counters) >= self._max:
-            self._forget_expired()
-        self._counters[key] = _Entry(used, _ZERO, expires_at)
+        self._add(key, _Entry(used, _ZERO, expires_at))
 
     def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
         for ask, amount in zip(asks, actual, strict=True):

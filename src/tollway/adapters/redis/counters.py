@@ -32,10 +32,10 @@ SCALE = Decimal(10) ** 9  # amounts are stored in billionths
 _NANO = Decimal(1)
 
 RESERVE = """
-local n = #KEYS
+local n = #KEYS / 2
 local missing = {}
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i end
+  if ARGV[2 * n + i] == '' and redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i end
 end
 if #missing > 0 then
   table.insert(missing, 1, 'missing')
@@ -46,11 +46,20 @@ local refused, tightest = 0, 0
 for i = 1, n do
   local v = redis.call('HMGET', KEYS[i], 'u', 'r')
   local u, r = v[1] or '0', v[2] or '0'
+  local p = 0
+  local w = ARGV[3 * n + i]
+  if w ~= '' then
+    local pv = redis.call('HMGET', KEYS[n + i], 'u', 'r')
+    p = tonumber(pv[1] or '0') + tonumber(pv[2] or '0')
+  end
   out[#out + 1] = u
   out[#out + 1] = r
+  out[#out + 1] = p
   local limit = ARGV[n + i]
   if limit ~= '' then
-    local room = tonumber(limit) - tonumber(u) - tonumber(r)
+    local counted = tonumber(u) + tonumber(r)
+    if p > 0 then counted = counted + p * tonumber(w) / 1000000 end
+    local room = tonumber(limit) - counted
     if tonumber(ARGV[i]) > room and (refused == 0 or room < tightest) then
       refused, tightest = i, room
     end
@@ -62,6 +71,8 @@ if refused > 0 then
 end
 for i = 1, n do
   redis.call('HINCRBY', KEYS[i], 'r', ARGV[i])
+  local ttl = ARGV[2 * n + i]
+  if ttl ~= '' then redis.call('EXPIRE', KEYS[i], ttl) end
 end
 return out
 """
@@ -126,15 +137,20 @@ class RedisCounterStore:
             raise CountersUnavailable(f"Redis did not answer: {exc.__class__.__name__}") from exc
 
     async def reserve(self, asks: Sequence[Ask]) -> Reserved:
-        keys = [self._key(ask.key) for ask in asks]
-        args = [to_units(ask.amount, up=True) for ask in asks]
-        limits = ["" if ask.limit is None else str(to_units(ask.limit)) for ask in asks]
-        answer = await self._bounded(self._reserve(keys=keys, args=[*args, *limits]))
+        key = self._key
+        keys = [key(ask.key) for ask in asks]
+        keys += [key(ask.previous) if ask.previous is not None else keys[i] for i, ask in enumerate(asks)]
+        args: list[Any] = [to_units(ask.amount, up=True) for ask in asks]
+        args += ["" if ask.limit is None else to_units(ask.limit) for ask in asks]
+        args += ["" if ask.fresh_ttl_s is None else ask.fresh_ttl_s for ask in asks]
+        args += ["" if ask.previous is None else ask.weight for ask in asks]
+        answer = await self._bounded(self._reserve(keys=keys, args=args))
         status = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
         if status == "missing":
             return Reserved(False, missing=tuple(asks[int(i) - 1].key for i in answer[1:]))
         counters = tuple(
-            Counter(from_units(answer[2 + 2 * i]), from_units(answer[3 + 2 * i])) for i in range(len(asks))
+            Counter(from_units(answer[2 + 3 * i]), from_units(answer[3 + 3 * i]), from_units(answer[4 + 3 * i]))
+            for i in range(len(asks))
         )
         if status == "refused":
             return Reserved(False, refused=int(answer[1]) - 1, counters=counters)

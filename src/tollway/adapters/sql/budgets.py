@@ -14,11 +14,12 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tollway.adapters.sql.schema import identity_version, spend_budgets
+from tollway.adapters.sql.schema import identity_version, spend_budgets, spend_rate_limits
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, NotFoundError, UnavailableError
 from tollway.metering.events import from_micros, to_micros
-from tollway.spend.budgets import Budget, BudgetKind, BudgetScope
+from tollway.spend.budgets import Budget, BudgetKind, BudgetScope, OnExceeded
+from tollway.spend.rate_limits import RateLimit, RateMetric, RateScope, RateWindow
 from tollway.spend.windows import WindowKind
 
 T = TypeVar("T")
@@ -45,6 +46,8 @@ class SqlBudgetStore:
             "managed_by": budget.managed_by,
             "created_us": to_micros(budget.created_at or now),
             "updated_us": to_micros(budget.updated_at or now),
+            "on_exceeded": budget.on_exceeded,
+            "route_to": budget.route_to,
         }
 
     @staticmethod
@@ -62,9 +65,11 @@ class SqlBudgetStore:
             managed_by=row.managed_by,
             created_at=from_micros(row.created_us),
             updated_at=from_micros(row.updated_us),
+            on_exceeded=cast(OnExceeded, row.on_exceeded),
+            route_to=row.route_to,
         )
 
-    def _write(self, work: Callable[[Connection], T], key: str) -> T:
+    def _write(self, work: Callable[[Connection], T], key: str, what: str = "budget") -> T:
         try:
             with self._engine.connect() as connection:
                 if not self._postgres:
@@ -78,7 +83,7 @@ class SqlBudgetStore:
                 connection.commit()
                 return result
         except IntegrityError:
-            raise ConflictError(f"budget {key!r} already exists", field="key") from None
+            raise ConflictError(f"{what} {key!r} already exists", field="key") from None
         except SQLAlchemyError as exc:
             raise UnavailableError(f"budget store write failed: {exc.__class__.__name__}") from exc
 
@@ -125,3 +130,72 @@ class SqlBudgetStore:
     async def budgets_version(self) -> int:
         query = select(identity_version.c.version).where(identity_version.c.name == VERSION_ROW)
         return int(await asyncio.to_thread(self._read, lambda c: c.execute(query).scalar_one()))
+
+    # -- rate limits (the same version row: the gateway rebuilds its limits when it moves) ----------------------
+
+    def _rate_values(self, limit: RateLimit) -> dict[str, Any]:
+        now = self._clock.now()
+        return {
+            "key": limit.key,
+            "scope": limit.scope,
+            "target": limit.target,
+            "metric": limit.metric,
+            "limit_amount": str(limit.limit),
+            "window": limit.window,
+            "name": limit.name,
+            "managed_by": limit.managed_by,
+            "created_us": to_micros(limit.created_at or now),
+            "updated_us": to_micros(limit.updated_at or now),
+        }
+
+    @staticmethod
+    def _decode_rate(row: Row[Any]) -> RateLimit:
+        return RateLimit(
+            id=row.id,
+            key=row.key,
+            scope=cast(RateScope, row.scope),
+            target=row.target,
+            metric=cast(RateMetric, row.metric),
+            limit=Decimal(row.limit_amount),
+            window=cast(RateWindow | None, row.window),
+            name=row.name,
+            managed_by=row.managed_by,
+            created_at=from_micros(row.created_us),
+            updated_at=from_micros(row.updated_us),
+        )
+
+    async def insert_rate_limit(self, limit: RateLimit) -> None:
+        values = {"id": limit.id, **self._rate_values(limit)}
+        await asyncio.to_thread(
+            self._write, lambda c: c.execute(insert(spend_rate_limits).values(**values)), limit.key, "rate limit"
+        )
+
+    async def update_rate_limit(self, limit: RateLimit) -> None:
+        values = self._rate_values(limit)
+        del values["created_us"]
+
+        def work(connection: Connection) -> None:
+            table = spend_rate_limits
+            if connection.execute(update(table).where(table.c.id == limit.id).values(**values)).rowcount == 0:
+                raise NotFoundError(f"rate limit {limit.id!r} not found", field="rate_limit")
+
+        await asyncio.to_thread(self._write, work, limit.key, "rate limit")
+
+    async def delete_rate_limit(self, limit_id: str) -> bool:
+        def work(connection: Connection) -> bool:
+            table = spend_rate_limits
+            return bool(connection.execute(delete(table).where(table.c.id == limit_id)).rowcount)
+
+        return await asyncio.to_thread(self._write, work, limit_id, "rate limit")
+
+    async def get_rate_limit(self, id_or_key: str) -> RateLimit | None:
+        table = spend_rate_limits
+        query = select(table).where(or_(table.c.id == id_or_key, table.c.key == id_or_key))
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        chosen = [row for row in rows if row.id == id_or_key] or rows
+        return self._decode_rate(chosen[0]) if chosen else None
+
+    async def list_rate_limits(self) -> list[RateLimit]:
+        query = select(spend_rate_limits).order_by(spend_rate_limits.c.key)
+        rows = await asyncio.to_thread(self._read, lambda c: list(c.execute(query)))
+        return [self._decode_rate(row) for row in rows]

@@ -332,6 +332,29 @@ spend_budgets = Table(
     Column("managed_by", String(16), nullable=False, comment="api | config"),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    Column("on_exceeded", String(16), nullable=False, server_default="refuse", comment="refuse | degrade"),
+    Column("route_to", Text, comment="degrade: the cheaper model calls are routed to (else max_tokens is lowered)"),
+)
+
+spend_rate_limits = Table(
+    "spend_rate_limits",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("scope", String(16), nullable=False, comment="consumer | key | customer | model"),
+    Column("target", String(255), nullable=False, comment="username, API key id, customer key, model name, or *"),
+    Column(
+        "metric",
+        String(16),
+        nullable=False,
+        comment="requests | tokens | input_tokens | output_tokens | cost | in_flight",
+    ),
+    Column("limit_amount", Text, nullable=False, comment="a decimal as text"),
+    Column("window", String(16), comment="minute | hour | day (NULL: in_flight)"),
+    Column("name", Text, nullable=False),
+    Column("managed_by", String(16), nullable=False, comment="api | config"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
 )
 
 # -- customer portal tokens (portal/tokens.py): stored as SHA-256 digests

@@ -1,0 +1,183 @@
+"""What an admitted call holds (`Hold`: settled or released exactly once), and how a refusal names its limit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from tollway.errors import LimitExceededError
+from tollway.metering.llm import LlmCall
+from tollway.money import decimal_text
+from tollway.spend.budgets import Budget
+from tollway.spend.limits import Amount, Governed
+from tollway.spend.ports import Ask, Counter, CounterStore
+from tollway.spend.rates import Standing, rate_headers, rate_refusal_text, standing
+
+
+class Hold:
+    """What an admitted call holds; settled to the call's usage, or released, exactly once. After a settle,
+    `cost` is what the call cost (in `currency`), and `budget_remaining` what the tightest budget has left;
+    `rate_headers` say where the caller stands on its rate limits (in `family`'s format: openai | anthropic)."""
+
+    __slots__ = (
+        "_actual",
+        "_asks",
+        "_before",
+        "_budgets",
+        "_cost_of",
+        "_done",
+        "_measures",
+        "_rates",
+        "_store",
+        "at",
+        "cost",
+        "currency",
+        "degraded",
+        "family",
+    )
+
+    def __init__(
+        self,
+        store: CounterStore,
+        asks: tuple[Ask, ...],
+        measures: tuple[Amount, ...],
+        *,
+        cost_of: Amount | None = None,
+        currency: str = "USD",
+        before: tuple[Counter, ...] = (),
+        budgets: tuple[tuple[int, str], ...] = (),  # (index of the ask, budget name) for each budget held
+        rates: tuple[tuple[int, Governed], ...] = (),  # (index of the ask, the limit) for each sliding rate limit
+        at: datetime | None = None,
+    ) -> None:
+        self._store = store
+        self._asks = asks
+        self._measures = measures
+        self._cost_of = cost_of
+        self._before = before
+        self._budgets = budgets
+        self._rates = rates
+        self._done = False
+        self.cost: Decimal | None = None
+        self.currency = currency
+        self._actual: list[Decimal] | None = None
+        self.at = at
+        self.family = "openai"
+        self.degraded: str | None = None  # what degradation changed (x-tollway-degraded), if any
+
+    @property
+    def asks(self) -> tuple[Ask, ...]:
+        return self._asks
+
+    def settle(self, record: LlmCall) -> None:
+        if self._done:
+            return
+        self._done = True
+        actual = [amount_of(record) for amount_of in self._measures]
+        self._actual = actual
+        if self._cost_of is not None:
+            self.cost = self._cost_of(record)
+        self._store.settle(self._asks, actual)
+
+    def release(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._store.release(self._asks)
+
+    def budget_remaining(self) -> tuple[str, Decimal] | None:
+        """The tightest budget on this call and what it has left after it (its worst case before a settle)."""
+        tightest: tuple[str, Decimal] | None = None
+        for index, name in self._budgets:
+            ask, before = self._asks[index], self._before[index]
+            spent = self._actual[index] if self._actual is not None else ask.amount
+            left = max((ask.limit or Decimal(0)) - before.used - before.reserved - spent, Decimal(0))
+            if tightest is None or left < tightest[1]:
+                tightest = (name, left)
+        return tightest
+
+    def rate_headers(self) -> list[tuple[bytes, bytes]]:
+        """x-ratelimit-* (OpenAI) or anthropic-ratelimit-* (Anthropic) for the caller's rate limits, after this call."""
+        if not self._rates or self.at is None:
+            return []
+        found = []
+        for index, governed in self._rates:
+            spent = self._actual[index] if self._actual is not None else self._asks[index].amount
+            state = standing(governed, self._before[index], spent)
+            if state is not None:
+                found.append(state)
+        return rate_headers(self.family, found, self.at)
+
+
+PREPAID_KEY = "prepaid-credits"
+
+
+def prepaid_budget(customer_key: str, balance: Decimal) -> Budget:
+    """A prepaid-only customer's credit balance as a hard money budget over the billing period: the period's
+    spend so far, priced as its invoice prices it, plus what calls in flight hold, may not pass it."""
+    return Budget(
+        id=f"credits:{customer_key}",
+        key=PREPAID_KEY,
+        scope="customer",
+        target=customer_key,
+        kind="money",
+        limit=balance,
+        window="billing_period",
+        name="prepaid credits",
+    )
+
+
+def prepaid_governed(budget: Budget, governed: Governed) -> Governed:
+    if budget.key != PREPAID_KEY or not budget.id.startswith("credits:"):
+        return governed
+    key = budget.target
+    return replace(
+        governed,
+        name="credits",
+        what=f"the prepaid credit balance of customer '{key}'",
+        per="this billing period",
+        hint=f"Top up: POST /api/v1/customers/{key}/credits/grants (or set an auto-recharge).",
+    )
+
+
+class RateLimitExceeded(LimitExceededError):
+    """A refusal at a rate limit: `standing` is where the caller stands on it (for its rate-limit headers)."""
+
+    def __init__(self, message: str, *, wait_s: int, limit: str, at: datetime, standing: Standing | None) -> None:
+        super().__init__(message, code="rate_limit_exceeded", retry_after_s=wait_s, limit=limit, resets_at=at)
+        self.standing = standing
+        self.at = at
+
+    def with_headers(self, family: str, now: datetime) -> RateLimitExceeded:
+        if self.standing is not None:
+            self.headers = rate_headers(family, [self.standing], now)
+        return self
+
+
+def refusal(governed: Governed, counter: Counter, now: datetime) -> LimitExceededError:
+    if governed.rate is not None:
+        text, wait, at = rate_refusal_text(governed, counter, now)
+        return RateLimitExceeded(
+            text, wait_s=wait, limit=governed.name, at=at, standing=standing(governed, counter, Decimal(0))
+        )
+    used, reserved = counter.used, counter.reserved
+    window = governed.window
+    limit = governed.ask.limit or Decimal(0)
+    resets = "never" if window.end is None else _time(window.end)
+    held = f", {decimal_text(reserved)} held by calls in flight" if reserved else ""
+    message = (
+        f"Limit reached: {governed.what} allows {decimal_text(limit)} {governed.per} "
+        f"({_time(governed.counted_from)} to {resets}); {decimal_text(used)} used{held}, and this request may "
+        f"use up to {decimal_text(governed.ask.amount)}. It resets at {resets}."
+    ) + (f" {governed.hint}" if governed.hint else "")
+    return LimitExceededError(
+        message,
+        code="insufficient_quota",
+        retry_after_s=window.seconds_left(now) or None,
+        limit=governed.name,
+        resets_at=window.end,
+    )
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,198 @@
+"""The rate limits in force on one call, each as a `Governed` (pure): a sliding-window counter per limit, entity
+and bucket, or the calls in flight; and the headers that tell a caller where it stands (OpenAI's
+`x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`).
+
+A rate counter starts at 0 (nothing is seeded: the event store keeps no per-minute totals) and lives two
+windows. Token and cost limits hold the call's worst case at admission and settle to its usage, like budgets;
+a request limit holds 1 and counts it once the call is settled (a call that fails before any upstream answer,
+or is cancelled, is not counted); an in-flight limit holds 1 until the call ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from tollway.metering.llm import LlmCall
+from tollway.money import decimal_text
+from tollway.spend.limits import Amount, Governed, worst
+from tollway.spend.ports import Ask, Counter
+from tollway.spend.rate_limits import (
+    IN_FLIGHT_TTL_S,
+    METRIC_TEXT,
+    RateLimit,
+    counted,
+    empty_in_s,
+    openai_duration,
+    slide_at,
+    wait_s,
+)
+from tollway.spend.windows import Window
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+Standing = tuple[str, Decimal, Decimal, Decimal]  # metric, limit, remaining, seconds until the window is empty
+PER = {"minute": "per minute", "hour": "per hour", "day": "per day"}
+
+
+def _requests(call: LlmCall) -> Decimal:
+    return _ONE
+
+
+def _nothing(call: LlmCall) -> Decimal:
+    return _ZERO
+
+
+def _tokens(call: LlmCall) -> Decimal:
+    return _ZERO if call.usage is None else Decimal(call.usage.total)
+
+
+def _input_tokens(call: LlmCall) -> Decimal:
+    return _ZERO if call.usage is None else Decimal(call.usage.total - call.usage.output)
+
+
+def _output_tokens(call: LlmCall) -> Decimal:
+    return _ZERO if call.usage is None else Decimal(call.usage.output)
+
+
+MEASURES: dict[str, Amount] = {
+    "requests": _requests,
+    "in_flight": _nothing,
+    "tokens": _tokens,
+    "input_tokens": _input_tokens,
+    "output_tokens": _output_tokens,
+}
+
+
+async def _unmetered(at: datetime) -> Decimal:  # rate counters start at 0: nothing to seed or reconcile from
+    return _ZERO
+
+
+def rate_governed(
+    rate: RateLimit, entity: str, who: str, cost_of: Amount | None, events: Sequence[LlmCall], now: datetime
+) -> Governed | None:
+    """The rate limit on this call (`entity`: the consumer, key, customer or model it counts), or None for a cost
+    limit when the call cannot be priced."""
+    amount_of = cost_of if rate.metric == "cost" else MEASURES[rate.metric]
+    if amount_of is None:
+        return None
+    base = f"rl:{rate.id}:{entity}"
+    label = f"the {METRIC_TEXT[rate.metric]} rate limit '{rate.key}' of {who}"
+    if rate.metric == "in_flight":
+        return Governed(
+            ask=Ask(base, _ONE, rate.limit, None, fresh_ttl_s=IN_FLIGHT_TTL_S),
+            amount_of=amount_of,
+            metered=_unmetered,
+            window=Window(now, None),
+            counted_from=now,
+            name=f"rate:{rate.key}",
+            what=label,
+            per="at once",
+            rate=rate,
+        )
+    slide = slide_at(now, rate.window_s)
+    amount = _ONE if rate.metric == "requests" else worst(amount_of, events)
+    length = timedelta(seconds=rate.window_s)
+    end = now + timedelta(microseconds=slide.length_us - slide.into_us)
+    return Governed(
+        ask=Ask(
+            f"{base}:{slide.bucket}",
+            amount,
+            rate.limit,
+            None,
+            fresh_ttl_s=2 * rate.window_s + 60,
+            previous=f"{base}:{slide.bucket - 1}",
+            weight=slide.weight,
+        ),
+        amount_of=amount_of,
+        metered=_unmetered,
+        window=Window(end - length, end),
+        counted_from=end - 2 * length,
+        name=f"rate:{rate.key}",
+        what=label,
+        per=PER[rate.window or "minute"],
+        rate=rate,
+        slide=slide,
+    )
+
+
+def rate_refusal_text(governed: Governed, counter: Counter, now: datetime) -> tuple[str, int, datetime]:
+    """A rate limit's refusal: the message, Retry-After (seconds) and when the call would fit."""
+    rate, ask = governed.rate, governed.ask
+    assert rate is not None
+    limit = decimal_text(rate.limit)
+    if governed.slide is None:  # in flight
+        return (
+            f"Rate limit reached: {governed.what} allows {limit} at once; {decimal_text(counter.reserved)} "
+            "in flight. Try again when one of them has finished.",
+            1,
+            now + timedelta(seconds=1),
+        )
+    slide = governed.slide
+    current = counter.used + counter.reserved
+    wait = wait_s(counter.previous, current, ask.amount, rate.limit, slide)
+    at = now + timedelta(seconds=wait)
+    window = rate.window or "minute"
+    held = f" ({decimal_text(counter.reserved)} held by calls in flight)" if counter.reserved else ""
+    count = counted(counter.previous, current, slide.weight).quantize(Decimal("0.0001"), rounding=ROUND_FLOOR)
+    text = (
+        f"Rate limit reached: {governed.what} allows {limit} {governed.per} (a sliding window); "
+        f"{decimal_text(count.normalize())} counted in the last {window}{held}, and this request needs "
+        f"{decimal_text(ask.amount)}. Try again in {wait}s (at {at.strftime('%Y-%m-%dT%H:%M:%SZ')})."
+    )
+    return text, wait, at
+
+
+# -- headers ------------------------------------------------------------------------------------------------
+
+TOKEN_METRICS = ("tokens", "input_tokens", "output_tokens")
+
+
+def standing(governed: Governed, before: Counter, spent: Decimal) -> Standing | None:
+    """(metric, limit, remaining, seconds until the window is empty) of a sliding rate limit after this call,
+    which counts `spent` on it; None for other limits."""
+    rate, slide = governed.rate, governed.slide
+    if rate is None or slide is None or rate.metric == "cost":
+        return None
+    current = before.used + before.reserved + spent
+    left = rate.limit - counted(before.previous, current, slide.weight)
+    remaining = max(left.to_integral_value(rounding=ROUND_FLOOR), _ZERO)
+    return rate.metric, rate.limit, remaining, empty_in_s(before.previous, current, slide)
+
+
+def rate_headers(family: str, standings: Sequence[Standing], now: datetime) -> list[tuple[bytes, bytes]]:
+    """The caller's rate-limit headers (`family`: "openai" or "anthropic"), from the tightest limit of each kind."""
+    if not standings:
+        return []
+    groups: dict[str, Standing] = {}
+
+    def keep(group: str, found: Standing) -> None:
+        if group not in groups or found[2] < groups[group][2]:
+            groups[group] = found
+
+    for found in standings:
+        metric = found[0]
+        if metric == "requests":
+            keep("requests", found)
+        elif metric in TOKEN_METRICS:
+            keep("tokens", found)
+            if family == "anthropic" and metric != "tokens":
+                keep(metric.replace("_", "-"), found)
+    headers: list[tuple[bytes, bytes]] = []
+    for group, (_, limit, remaining, reset_s) in sorted(groups.items()):
+        if family == "anthropic":
+            reset = (now + timedelta(microseconds=int(reset_s * 1_000_000))).strftime("%Y-%m-%dT%H:%M:%SZ")
+            prefix = f"anthropic-ratelimit-{group}-"
+            headers += [
+                ((prefix + "limit").encode(), decimal_text(limit).encode()),
+                ((prefix + "remaining").encode(), decimal_text(remaining).encode()),
+                ((prefix + "reset").encode(), reset.encode()),
+            ]
+        else:
+            headers += [
+                (f"x-ratelimit-limit-{group}".encode(), decimal_text(limit).encode()),
+                (f"x-ratelimit-remaining-{group}".encode(), decimal_text(remaining).encode()),
+                (f"x-ratelimit-reset-{group}".encode(), openai_duration(reset_s).encode()),
+            ]
+    return headers
