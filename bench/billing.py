@@ -16,7 +16,7 @@ subjects each with `--customer-calls` calls per customer spread uniformly over t
 size); every other event belongs to 1000 other subjects (`other-0` .. `other-999`), so at 10M stored
 events more than 99% of the table belongs to someone else and the preview must not read it.
 
-`preview` (and `entitlement`) keep the loaded events and set up the catalog once through CatalogService:
+`preview` (and `entitlement`) keep the loaded events and set up the catalog once through the catalog services:
 features input-tokens, output-tokens (llm_tokens filtered by type) and provider-cost (llm_cost); plan
 `starter` (unit prices on input and output tokens) and plan `pro` (49 USD in advance, graduated output
 tiers with free quantity, discount and minimum, a metered hard entitlement, a package price on input, the
@@ -24,7 +24,7 @@ provider cost x 1.3); one monthly subscription per measured customer from 2026-1
 customer, `other-7`, on starter over subject other-7 (its usage grows with the dataset: ~1/1000 of it).
 Then it times InvoicePreview.preview(customer, at) (warm-up runs first) and prints p50 / p95 / min / max.
 
-`entitlement` times CatalogService.entitlement_value(acme-pro, output-tokens) and, separately, the time
+`entitlement` times EntitlementService.entitlement_value(acme-pro, output-tokens) and, separately, the time
 spent awaiting each store call (catalog store and event store wrapped by a timing proxy), per method.
 """
 
@@ -58,6 +58,7 @@ from ingest import MONTH_S, MONTH_START, POSTGRES_URL, fresh_store
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.schema import meter_rollups
 from tollway.adapters.sql.store import SqlEventStore
+from tollway.billing.catalog import Catalog, CustomerService
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.usage import MeteringUsageReader
@@ -72,7 +73,6 @@ from tollway.billing.pricing.model import (
     UnitPrice,
     UsageTerms,
 )
-from tollway.billing.service import CatalogService, CustomerSubjects
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery
 from tollway.metering.events import Event, parse_time
@@ -80,6 +80,7 @@ from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, llm_call_event
 from tollway.metering.query import plan_query
 from tollway.metering.service import MeteringService, Store
 from tollway.money import format_money
+from tollway.wiring.catalog import build_catalog
 
 MODELS = ("gpt-4o", "claude-sonnet-4-5", "gpt-4o-mini")
 PROVIDERS = {"gpt-4o": "openai", "claude-sonnet-4-5": "anthropic", "gpt-4o-mini": "openai"}
@@ -215,7 +216,7 @@ async def roll_up_only(db: str, name: str) -> None:
 
 async def catalog_for(
     store: SqlEventStore, clock: FrozenClock, wrap: bool = False
-) -> tuple[CatalogService, MeteringService, Timer]:
+) -> tuple[Catalog, MeteringService, Timer]:
     """The catalog service over the loaded database; features, plans and customers created on first use."""
     timer = Timer()
     catalog_store: CatalogStore = SqlCatalogStore(store.engine, clock)
@@ -223,18 +224,19 @@ async def catalog_for(
     if wrap:
         catalog_store = cast(CatalogStore, TimedProxy(catalog_store, timer, "catalog"))
         event_store = cast(Store, TimedProxy(store, timer, "events"))
-    metering = MeteringService(event_store, clock, customers=CustomerSubjects(catalog_store))
-    catalog = CatalogService(catalog_store, metering, clock)
+    customers = CustomerService(catalog_store, clock)
+    metering = MeteringService(event_store, clock, customers=customers)
+    catalog = build_catalog(catalog_store, metering, clock, customers=customers)
     if await catalog_store.get_customer("acme-pro") is None:
         await set_up_catalog(catalog)
     return catalog, metering, timer
 
 
-async def set_up_catalog(catalog: CatalogService) -> None:
-    await catalog.create_feature(key="input-tokens", meter_slug="llm_tokens", filters={"type": ["input"]})
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
-    await catalog.create_feature(key="provider-cost", meter_slug="llm_cost")
-    starter = await catalog.create_plan(
+async def set_up_catalog(catalog: Catalog) -> None:
+    await catalog.features.create_feature(key="input-tokens", meter_slug="llm_tokens", filters={"type": ["input"]})
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await catalog.features.create_feature(key="provider-cost", meter_slug="llm_cost")
+    starter = await catalog.plans.create_plan(
         key="starter",
         name="Starter",
         currency="USD",
@@ -262,7 +264,7 @@ async def set_up_catalog(catalog: CatalogService) -> None:
             ),
         ),
     )
-    pro = await catalog.create_plan(
+    pro = await catalog.plans.create_plan(
         key="pro",
         name="Pro",
         currency="USD",
@@ -313,11 +315,11 @@ async def set_up_catalog(catalog: CatalogService) -> None:
         ),
     )
     for plan in (starter, pro):
-        await catalog.publish_plan(plan.id)
+        await catalog.plans.publish_plan(plan.id)
     for customer, plan_key in (*MEASURED.items(), ("other-7", "starter")):
         subjects = subjects_of(customer) if customer in MEASURED else (customer,)
-        await catalog.create_customer(key=customer, name=customer, subjects=subjects)
-        await catalog.create_subscription(customer=customer, plan_key=plan_key, active_from=MONTH_START)
+        await catalog.customers.create_customer(key=customer, name=customer, subjects=subjects)
+        await catalog.subscriptions.create_subscription(customer=customer, plan_key=plan_key, active_from=MONTH_START)
 
 
 @dataclass
@@ -417,7 +419,7 @@ async def bench_preview(db: str, name: str, runs: int, at: datetime, analyze: bo
     store = await existing(db, name, analyze=analyze)
     clock = FrozenClock(at)
     catalog, metering, _ = await catalog_for(store, clock)
-    preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock)
+    preview = InvoicePreview(catalog.contexts, MeteringUsageReader(metering), clock)
     total = stored_events(store)
     print(f"{name}: {total:,} events stored; preview at {at.isoformat()}; {load_note()}", flush=True)
     for customer in (*MEASURED, "other-7"):
@@ -445,7 +447,7 @@ async def bench_entitlement(db: str, name: str, runs: int, profile: bool, at: da
     print(f"    reads {rollup_reads(store, subjects_of('acme-pro'), at)}", flush=True)
 
     async def value() -> Any:
-        return await catalog.entitlement_value("acme-pro", "output-tokens", at)
+        return await catalog.entitlements.entitlement_value("acme-pro", "output-tokens", at)
 
     measured = await time_runs(value, runs)
     print(f"entitlement_value: {measured.line()}; value: {measured.result}", flush=True)

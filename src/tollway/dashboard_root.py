@@ -8,7 +8,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from tollway.adapters.sql.portal import SqlPortalTokenStore
-from tollway.billing.service import CatalogService
+from tollway.billing.catalog import Catalog
 from tollway.dashboard.app import Dashboard
 from tollway.dashboard.deps import DashboardDeps
 from tollway.dashboard.key_usage import KeyUsageReport
@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 class CatalogCustomers:
     """Portal tokens name a customer by id or key; they keep its key."""
 
-    def __init__(self, catalog: CatalogService) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
 
     async def customer_key_of(self, id_or_key: str) -> str:
-        return (await self._catalog.customer(id_or_key)).key
+        return (await self._catalog.customers.customer(id_or_key)).key
 
 
 def portal_tokens(runtime: Runtime) -> PortalTokens:

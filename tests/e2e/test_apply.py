@@ -28,10 +28,12 @@ def stored(db: Path) -> dict[str, Any]:
         services = build_services(Settings(database_url=f"sqlite:///{db}"))
         try:
             return {
-                "features": sorted((f.key, f.managed_by) for f in await services.catalog.features()),
-                "plans": sorted((p.key, p.version, p.status) for p in await services.catalog.plans()),
-                "customers": sorted((c.key, c.subjects) for c in await services.catalog.customers()),
-                "subscriptions": sorted((s.plan_key, s.plan_version) for s in await services.catalog.subscriptions()),
+                "features": sorted((f.key, f.managed_by) for f in await services.catalog.features.features()),
+                "plans": sorted((p.key, p.version, p.status) for p in await services.catalog.plans.plans()),
+                "customers": sorted((c.key, c.subjects) for c in await services.catalog.customers.customers()),
+                "subscriptions": sorted(
+                    (s.plan_key, s.plan_version) for s in await services.catalog.subscriptions.subscriptions()
+                ),
             }
         finally:
             await services.close()

@@ -40,7 +40,7 @@ async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     await built.open()
     await built.metering.sync_meters([])
     catalog = built.catalog
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     cards = (
         RateCard(key="platform", name="Platform fee", flat=FlatPrice(Decimal("19.99")), billing_cadence="P1M"),
         RateCard(
@@ -51,12 +51,12 @@ async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             billing_cadence="P1M",
         ),
     )
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="basic", name="Basic", currency="USD", billing_cadence="P1M", phases=(Phase("d", "D", cards),)
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-app"])
-    await catalog.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"])
+    await catalog.subscriptions.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
     data = {"tokens": 333_333, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
     await built.metering.insert([Event("e1", "t", "llm.tokens", "acme-app", OCT + timedelta(days=3), data)])
     yield built

@@ -16,9 +16,9 @@ import pytest
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 TOKEN = "catalog-admin-token"
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
@@ -38,7 +38,7 @@ async def env() -> AsyncIterator[Env]:
     clock = FrozenClock(NOW)
     metering = MeteringService(MemoryEventStore(clock), clock)
     await metering.sync_meters([])  # the built-in meters: llm_tokens, llm_requests
-    catalog = CatalogService(MemoryCatalogStore(), metering, clock)
+    catalog = build_catalog(MemoryCatalogStore(), metering, clock)
     app = create_management_app(metering=metering, admin_token=TOKEN, catalog=catalog)
     transport = httpx.ASGITransport(app=app)
     headers = {"authorization": f"Bearer {TOKEN}"}

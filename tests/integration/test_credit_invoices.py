@@ -33,13 +33,13 @@ from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.config.schema import TollwayConfig
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants
 from tollway.errors import ConflictError, ValidationError
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -68,10 +68,10 @@ class World:
         self.events = MemoryEventStore(self.clock)
         self.metering = MeteringService(self.events, self.clock)
         self.catalog_store = MemoryCatalogStore()
-        self.catalog = CatalogService(self.catalog_store, self.metering, self.clock)
+        self.catalog = build_catalog(self.catalog_store, self.metering, self.clock)
         self.invoices = invoices
         reader = MeteringUsageReader(self.metering)
-        self.preview = InvoicePreview(self.catalog, reader, self.clock, credits=credit_store)
+        self.preview = InvoicePreview(self.catalog.contexts, reader, self.clock, credits=credit_store)
         self.credits = CreditService(credit_store, self.catalog_store, self.clock, preview=self.preview)
         self.closer = PeriodCloser(
             store=invoices,
@@ -105,13 +105,15 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         invoices = SqlInvoiceStore(engine, FrozenClock(DEC_1))
     w = World(invoices, credit_store)
     await w.metering.sync_meters([])
-    await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
-    plan = await w.catalog.create_plan(
+    await w.catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    plan = await w.catalog.plans.create_plan(
         key="starter", name="Starter", currency="USD", billing_cadence="P1M", phases=STARTER
     )
-    await w.catalog.publish_plan(plan.id)
-    await w.catalog.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
-    await w.catalog.create_subscription(customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1)
+    await w.catalog.plans.publish_plan(plan.id)
+    await w.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
+    await w.catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1
+    )
     yield w
     if engine is not None:
         engine.dispose()

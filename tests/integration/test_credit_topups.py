@@ -34,9 +34,9 @@ from tollway.billing.credits.topups import TopUps
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequest
 from tollway.billing.invoicing.service import InvoiceService
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 NOW = datetime(2026, 12, 10, tzinfo=UTC)
 
@@ -59,9 +59,9 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     clock = FrozenClock(NOW)
     metering = MeteringService(MemoryEventStore(clock), clock)
     catalog_store = MemoryCatalogStore()
-    catalog = CatalogService(catalog_store, metering, clock)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-agent"], currency="USD")
-    await catalog.create_customer(
+    catalog = build_catalog(catalog_store, metering, clock)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-agent"], currency="USD")
+    await catalog.customers.create_customer(
         key="trusted", name="Trusted", subjects=["t"], currency="USD", metadata={"credits_before_payment": "true"}
     )
     engines: list[Any] = []

@@ -21,10 +21,10 @@ from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 AUTH = {"Authorization": "Bearer admin-secret"}
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -38,8 +38,8 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     metering = MeteringService(events, clock)
     await metering.sync_meters([])
     catalog_store = MemoryCatalogStore()
-    catalog = CatalogService(catalog_store, metering, clock)
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    catalog = build_catalog(catalog_store, metering, clock)
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     card = RateCard(
         key="output",
         name="Output",
@@ -48,18 +48,20 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         billing_cadence="P1M",
     )
     phases = (Phase(key="default", name="Default", rate_cards=(card,)),)
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="starter", name="Starter", currency="USD", billing_cadence="P1M", phases=phases
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
-    await catalog.create_subscription(customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1)
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
+    await catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1
+    )
     data = {"tokens": 450_000, "type": "output", "model": "m", "provider": "p", "status_code": 200}
     clock.set(datetime(2026, 12, 10, tzinfo=UTC))
     await metering.insert([Event("e1", "t", "llm.tokens", "acme-agent", datetime(2026, 12, 9, tzinfo=UTC), data)])
     await events.roll_up()
     store = MemoryCreditStore()
-    preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock, credits=store)
+    preview = InvoicePreview(catalog.contexts, MeteringUsageReader(metering), clock, credits=store)
     credits = CreditService(store, catalog_store, clock, preview=preview)
     app = create_management_app(metering=metering, admin_token="admin-secret", credits=credits)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as http:

@@ -303,7 +303,9 @@ def test_tollway_invoices_pdf_writes_the_invoice_from_the_database(tmp_path: Pat
         services = build_services(Settings(database_url=url), FrozenClock(FEB + timedelta(hours=1)))
         await services.open()
         try:
-            customer = await services.catalog.create_customer(key="acme", name="Acme Corp", email="ap@acme.test")
+            customer = await services.catalog.customers.create_customer(
+                key="acme", name="Acme Corp", email="ap@acme.test"
+            )
             draft = Invoice(
                 id="inv01",
                 customer_id=customer.id,

@@ -18,13 +18,14 @@ from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.api.app import create_management_app
+from tollway.billing.catalog import Catalog
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 TOKEN = "admin-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -52,7 +53,7 @@ class World:
     clock: FrozenClock
     store: SqlEventStore
     metering: MeteringService
-    catalog: CatalogService
+    catalog: Catalog
     client: httpx.AsyncClient
 
 
@@ -66,15 +67,15 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     upgrade(store.engine)
     metering = MeteringService(store, clock)
     await metering.sync_meters([])
-    catalog = CatalogService(MemoryCatalogStore(), metering, clock)
-    await catalog.create_feature(
+    catalog = build_catalog(MemoryCatalogStore(), metering, clock)
+    await catalog.features.create_feature(
         key="input-tokens", name="input tokens", meter_slug="llm_tokens", filters={"type": ["input"]}
     )
-    await catalog.create_feature(
+    await catalog.features.create_feature(
         key="output-tokens", name="output tokens", meter_slug="llm_tokens", filters={"type": ["output"]}
     )
     graduated = TieredPrice("graduated", (Tier(D(1000), D("0.01")), Tier(None, D("0.005"))))
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="pro",
         name="Pro",
         currency="USD",
@@ -103,10 +104,12 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             ),
         ),
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    await catalog.create_customer(key="idle", name="Idle")
-    await catalog.create_subscription(customer="acme", plan_key="pro", active_from=at(11), billing_anchor=at(1))
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await catalog.customers.create_customer(key="idle", name="Idle")
+    await catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="pro", active_from=at(11), billing_anchor=at(1)
+    )
     await metering.ingest(
         [
             tokens(5000, 5, "output", "gpt-4o"),  # before the subscription starts: not billed
@@ -121,7 +124,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     app = create_management_app(
         metering=metering,
         admin_token=TOKEN,
-        invoice_preview=InvoicePreview(catalog, MeteringUsageReader(metering), clock),
+        invoice_preview=InvoicePreview(catalog.contexts, MeteringUsageReader(metering), clock),
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tollway") as client:
         yield World(clock, store, metering, catalog, client)
@@ -182,7 +185,7 @@ async def test_preview_at_a_given_moment(world: World) -> None:
 
 async def test_preview_by_customer_id_and_simulate(world: World) -> None:
     world.clock.set(at(31, 3))
-    acme = await world.catalog.customer("acme")
+    acme = await world.catalog.customers.customer("acme")
     by_id = await preview(world, customer=acme.id)
     assert by_id["totalMinor"] == 6450
     simulated = await world.client.post(
@@ -236,11 +239,11 @@ async def cli_world(url: str) -> None:
     await services.open()
     await services.metering.sync_meters([])
     catalog = services.catalog
-    await catalog.create_feature(
+    await catalog.features.create_feature(
         key="output-tokens", name="output tokens", meter_slug="llm_tokens", filters={"type": ["output"]}
     )
     graduated = TieredPrice("graduated", (Tier(D(1000), D("0.01")), Tier(None, D("0.005"))))
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="pro",
         name="Pro",
         currency="USD",
@@ -262,9 +265,11 @@ async def cli_world(url: str) -> None:
             ),
         ),
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    await catalog.create_subscription(customer="acme", plan_key="pro", active_from=at(1), billing_anchor=at(1))
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="pro", active_from=at(1), billing_anchor=at(1)
+    )
     await services.metering.ingest([tokens(1500, 12, "output", "gpt-4o")])
     await services.close()
 

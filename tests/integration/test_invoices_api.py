@@ -26,10 +26,10 @@ from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 TOKEN = "admin-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,8 +53,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     metering = MeteringService(events, clock)
     await metering.sync_meters([])
     catalog_store = MemoryCatalogStore()
-    catalog = CatalogService(catalog_store, metering, clock)
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    catalog = build_catalog(catalog_store, metering, clock)
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     cards = (
         RateCard(key="platform", name="Platform fee", flat=FlatPrice(Decimal("30")), billing_cadence="P1M"),
         RateCard(
@@ -65,13 +65,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             billing_cadence="P1M",
         ),
     )
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="basic", name="Basic", currency="USD", billing_cadence="P1M", phases=(Phase("default", "Default", cards),)
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-app"])
-    await catalog.create_customer(key="globex", name="Globex", subjects=["globex-app"])
-    await catalog.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"])
+    await catalog.customers.create_customer(key="globex", name="Globex", subjects=["globex-app"])
+    await catalog.subscriptions.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
     data = {"tokens": 1_234_567, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
     await metering.insert([Event("e1", "test", "llm.tokens", "acme-app", datetime(2026, 10, 9, tzinfo=UTC), data)])
 

@@ -21,10 +21,10 @@ from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.notifications import MemoryNotificationStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
-from tollway.billing.service import CatalogService
 from tollway.clock import SystemClock
 from tollway.metering.service import MeteringService
 from tollway.notifications.service import NotificationService
+from tollway.wiring.catalog import build_catalog
 
 TOKEN = "notification-api-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -41,9 +41,9 @@ def build_app() -> tuple[FastAPI, NotificationService]:
     clock = SystemClock()
     metering = MeteringService(MemoryEventStore(clock), clock)
     asyncio.run(metering.sync_meters([]))
-    catalog = CatalogService(MemoryCatalogStore(), metering, clock)
+    catalog = build_catalog(MemoryCatalogStore(), metering, clock)
     asyncio.run(
-        catalog.create_feature(
+        catalog.features.create_feature(
             key="output-tokens", name="Output tokens", meter_slug="llm_tokens", filters={"type": ("output",)}
         )
     )

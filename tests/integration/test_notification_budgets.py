@@ -49,7 +49,7 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Services, Services]]:
     clock = FrozenClock(OCT + timedelta(days=9))
     a = await open_services(url, clock)
     await a.metering.sync_meters([])
-    await a.catalog.create_customer(key="acme", name="Acme", subjects=["acme-app"])
+    await a.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"])
     await a.budgets.create(
         key="acme-tokens", scope="customer", target="acme", kind="tokens", limit="1000", window="month"
     )

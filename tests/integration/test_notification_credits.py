@@ -37,7 +37,7 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     clock = FrozenClock(T0 - timedelta(hours=1))
     found = build_services(Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}"), clock)
     await found.open()
-    await found.catalog.create_customer(key="acme", name="Acme", subjects=["acme-app"], currency="USD")
+    await found.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"], currency="USD")
     yield found
     await found.close()
 

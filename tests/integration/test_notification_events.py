@@ -66,7 +66,7 @@ async def two(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[t
     a = await open_services(url, clock)
     await a.metering.sync_meters([])
     catalog = a.catalog
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     cards = (
         RateCard(key="platform", name="Platform fee", flat=FlatPrice(Decimal("19.99")), billing_cadence="P1M"),
         RateCard(
@@ -78,12 +78,12 @@ async def two(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[t
             entitlement=EntitlementTemplate(type="metered", limit=Decimal(1000)),
         ),
     )
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="basic", name="Basic", currency="USD", billing_cadence="P1M", phases=(Phase("d", "D", cards),)
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-app"])
-    await catalog.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"])
+    await catalog.subscriptions.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
     b = await open_services(url, clock)
     yield a, b
     await b.close()
@@ -313,16 +313,18 @@ async def test_subscription_events_once_each(two: tuple[Services, Services]) -> 
     await worker.detect_once()  # the subscription made before the rules is not replayed
     assert await a.notifications.events(EventFilter()) == []
     clock.advance(timedelta(minutes=1))
-    await a.catalog.create_customer(key="globex", name="Globex", subjects=["globex-app"])
-    created = await a.catalog.create_subscription(customer="globex", plan_key="basic", active_from=clock.now())
+    await a.catalog.customers.create_customer(key="globex", name="Globex", subjects=["globex-app"])
+    created = await a.catalog.subscriptions.create_subscription(
+        customer="globex", plan_key="basic", active_from=clock.now()
+    )
     fee = RateCard(key="platform", name="Platform fee", flat=FlatPrice(Decimal("99")), billing_cadence="P1M")
-    bigger = await a.catalog.create_plan(
+    bigger = await a.catalog.plans.create_plan(
         key="bigger", name="Bigger", currency="USD", billing_cadence="P1M", phases=(Phase("d", "D", (fee,)),)
     )
-    await a.catalog.publish_plan(bigger.id)
-    (old,) = await a.catalog.subscriptions(customer="acme")
-    await a.catalog.change_subscription(old.id, plan_key="bigger")
-    await a.catalog.cancel_subscription(created.id)
+    await a.catalog.plans.publish_plan(bigger.id)
+    (old,) = await a.catalog.subscriptions.subscriptions(customer="acme")
+    await a.catalog.subscriptions.change_subscription(old.id, plan_key="bigger")
+    await a.catalog.subscriptions.cancel_subscription(created.id)
     for _ in range(2):
         await asyncio.gather(worker.detect_once(), other.detect_once())
     await worker.stop()

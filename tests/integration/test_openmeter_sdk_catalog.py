@@ -19,9 +19,9 @@ from tests.support.net import free_port, http_ok, wait_until
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
-from tollway.billing.service import CatalogService
 from tollway.clock import SystemClock
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 TOKEN = "sdk-catalog-token"
 
@@ -33,7 +33,7 @@ class Server:
         clock = SystemClock()
         self.metering = MeteringService(MemoryEventStore(clock), clock)
         asyncio.run(self.metering.sync_meters([]))  # built-in meters (llm_tokens)
-        catalog = CatalogService(MemoryCatalogStore(), self.metering, clock)
+        catalog = build_catalog(MemoryCatalogStore(), self.metering, clock)
         app = create_management_app(
             metering=self.metering,
             admin_token=TOKEN,

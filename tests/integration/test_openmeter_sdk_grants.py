@@ -22,28 +22,28 @@ from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.api.app import create_management_app
+from tollway.billing.catalog import Catalog
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 TOKEN = "sdk-grants-token"
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 NOW = datetime(2026, 12, 15, tzinfo=UTC)
 
 
-async def setup(clock: FrozenClock) -> tuple[MeteringService, CatalogService, MemoryUnitGrantStore]:
+async def setup(clock: FrozenClock) -> tuple[MeteringService, Catalog, MemoryUnitGrantStore]:
     events = MemoryEventStore(clock)
     metering = MeteringService(events, clock)
     await metering.sync_meters([])
-    catalog = CatalogService(MemoryCatalogStore(), metering, clock)
     grants = MemoryUnitGrantStore()
-    catalog.use_unit_grants(grants)
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    catalog = build_catalog(MemoryCatalogStore(), metering, clock, unit_grants=grants)
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     card = RateCard(
         key="output",
         name="Output tokens",
@@ -53,12 +53,14 @@ async def setup(clock: FrozenClock) -> tuple[MeteringService, CatalogService, Me
         entitlement=EntitlementTemplate("metered", limit=Decimal(1000), hard=True),
     )
     phases = (Phase(key="default", name="Default", rate_cards=(card,)),)
-    plan = await catalog.create_plan(
+    plan = await catalog.plans.create_plan(
         key="starter", name="Starter", currency="USD", billing_cadence="P1M", phases=phases
     )
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
-    await catalog.create_subscription(customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1)
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-agent"])
+    await catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1
+    )
     data = {"tokens": 1200, "type": "output", "model": "m", "provider": "p", "status_code": 200}
     await metering.insert([Event("e1", "t", "llm.tokens", "acme-agent", datetime(2026, 12, 5, tzinfo=UTC), data)])
     await events.roll_up()

@@ -32,11 +32,11 @@ from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequ
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
@@ -50,7 +50,7 @@ class World:
         self.events = MemoryEventStore(self.clock)
         self.catalog_store = MemoryCatalogStore()
         self.metering = MeteringService(self.events, self.clock)
-        self.catalog = CatalogService(self.catalog_store, self.metering, self.clock)
+        self.catalog = build_catalog(self.catalog_store, self.metering, self.clock)
         self.factory = store_factory
         self.store = store_factory(self.clock)
         self.n = 0
@@ -72,8 +72,8 @@ class World:
         assert await self.metering.insert([event]) == 1
 
     async def customer(self, key: str, plan: str = "basic", *, start: datetime, anchor: datetime) -> Subscription:
-        await self.catalog.create_customer(key=key, name=key.title(), subjects=[f"{key}-app"])
-        return await self.catalog.create_subscription(
+        await self.catalog.customers.create_customer(key=key, name=key.title(), subjects=[f"{key}-app"])
+        return await self.catalog.subscriptions.create_subscription(
             customer=key, plan_key=plan, active_from=start, billing_anchor=anchor
         )
 
@@ -132,12 +132,12 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
     w = World(factory)
     await w.metering.sync_meters([])
-    await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await w.catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     for key, cards in (("basic", BASIC), ("volume", VOLUME), ("pro", PRO)):
-        plan = await w.catalog.create_plan(
+        plan = await w.catalog.plans.create_plan(
             key=key, name=key.title(), currency="USD", billing_cadence="P1M", phases=cards
         )
-        await w.catalog.publish_plan(plan.id)
+        await w.catalog.plans.publish_plan(plan.id)
     yield w
     for engine in engines:
         engine.dispose()
@@ -206,7 +206,7 @@ async def test_two_workers_at_once_create_one_invoice_per_period(world: World) -
     for invoice in stored:
         assert [o.kind for o in await world.store.get_outbox(invoice.id)] == [STRIPE_SYNC]
     october = {i.customer_id: i for i in stored if i.period_start == OCT and i.metadata["kind"] == "closing"}
-    customers = {c.id: c.key for c in await world.catalog.customers()}
+    customers = {c.id: c.key for c in await world.catalog.customers.customers()}
     for customer_id, invoice in october.items():
         n = int(customers[customer_id][1:])
         assert summary(invoice) == [("usage", "output", (n + 1) * 100), ("flat", "platform", 3000)]
@@ -252,7 +252,7 @@ async def test_failure_inside_the_transaction_leaves_nothing_and_the_next_run_co
 async def test_a_dead_workers_claim_holds_until_its_lease_ends(world: World) -> None:
     await world.customer("acme", start=OCT, anchor=OCT)
     world.clock.set(NOV + GRACE)
-    customer = await world.catalog.customer("acme")
+    customer = await world.catalog.customers.customer("acme")
     claimed = await world.store.claim_billing_keys(
         [f"customer:{customer.id}"], owner="dead", now=world.clock.now(), lease_s=300
     )
@@ -293,7 +293,7 @@ async def test_cancellation_ends_with_a_final_invoice_crediting_unused_time(worl
     await world.closer().run_once()  # opening + October (with November's 30.00 in advance)
     await world.tokens("acme-app", datetime(2026, 11, 10, tzinfo=UTC), 300_000)
     world.clock.set(datetime(2026, 11, 16, tzinfo=UTC))
-    await world.catalog.cancel_subscription(sub.id, "immediate")
+    await world.catalog.subscriptions.cancel_subscription(sub.id, "immediate")
     world.clock.set(datetime(2026, 11, 16, 1, tzinfo=UTC))
     (final,) = (await world.closer().run_once()).created
     assert (final.period_start, final.period_end) == (NOV, datetime(2026, 11, 16, tzinfo=UTC))
@@ -309,7 +309,7 @@ async def test_plan_change_mid_period_splits_with_prorated_fees(world: World) ->
     await world.closer().run_once()
     await world.tokens("acme-app", datetime(2026, 11, 5, tzinfo=UTC), 100_000)
     world.clock.set(datetime(2026, 11, 11, tzinfo=UTC))  # 10 of 30 days into November
-    _, following = await world.catalog.change_subscription(sub.id, plan_key="pro")
+    _, following = await world.catalog.subscriptions.change_subscription(sub.id, plan_key="pro")
     report = await world.closer().run_once()
     assert [i.billing_key for i in report.created] == [f"{following.id}:open"]
     # the new plan starts its own cadence at the change: a whole period, 60.00 in advance
@@ -336,8 +336,10 @@ async def test_amounts_past_64_bits_are_invoiced_exactly(world: World) -> None:
             billing_cadence="P1M",
         ),
     )
-    plan = await world.catalog.create_plan(key="huge", name="Huge", currency="USD", billing_cadence="P1M", phases=cards)
-    await world.catalog.publish_plan(plan.id)
+    plan = await world.catalog.plans.create_plan(
+        key="huge", name="Huge", currency="USD", billing_cadence="P1M", phases=cards
+    )
+    await world.catalog.plans.publish_plan(plan.id)
     sub = await world.customer("acme", "huge", start=OCT, anchor=OCT)
     await world.tokens("acme-app", datetime(2026, 10, 20, tzinfo=UTC), 10**30)
     world.clock.set(NOV + GRACE)

@@ -25,7 +25,6 @@ from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import FrozenClock
 from tollway.config.catalog import desired_catalog
@@ -33,6 +32,7 @@ from tollway.config.loader import parse_config
 from tollway.errors import ConfigError
 from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -484,7 +484,7 @@ class World:
     def __init__(self) -> None:
         self.clock = FrozenClock(NOW)
         self.metering = MeteringService(MemoryEventStore(self.clock), self.clock)
-        self.catalog = CatalogService(MemoryCatalogStore(), self.metering, self.clock)
+        self.catalog = build_catalog(MemoryCatalogStore(), self.metering, self.clock)
 
     async def start(self) -> World:
         await self.metering.sync_meters([])  # the built-in meters, as at start or by the first apply
@@ -499,12 +499,12 @@ async def test_apply_twice_then_change_a_price() -> None:
     full = STARTER.replace("plans:\n", "plans:\n" + PRO)
     first = await w.apply(full)
     assert first.summary == "Apply: 6 to create, 0 to update, 0 to archive."
-    assert [f.key for f in await w.catalog.features()] == ["input-tokens", "output-tokens"]
-    assert {(p.key, p.version, p.status, p.managed_by) for p in await w.catalog.plans()} == {
+    assert [f.key for f in await w.catalog.features.features()] == ["input-tokens", "output-tokens"]
+    assert {(p.key, p.version, p.status, p.managed_by) for p in await w.catalog.plans.plans()} == {
         ("pro", 1, "published", "config"),
         ("starter", 1, "published", "config"),
     }
-    sub = await w.catalog.subscription_at("acme", NOW)
+    sub = await w.catalog.subscriptions.subscription_at("acme", NOW)
     assert sub is not None
     assert (sub.plan_key, sub.plan_version, sub.active_from) == ("starter", 1, NOW)
 
@@ -514,11 +514,11 @@ async def test_apply_twice_then_change_a_price() -> None:
     edited = full.replace('amount: "0.000003"', 'amount: "0.000002"')
     dry = await w.apply(edited, dry_run=True)
     assert dry.lines == ["+ plan starter v2 (published; v1 archived)"]
-    assert [(p.key, p.version) for p in await w.catalog.plans(key="starter")] == [("starter", 1)]
+    assert [(p.key, p.version) for p in await w.catalog.plans.plans(key="starter")] == [("starter", 1)]
 
     real = await w.apply(edited)
     assert real.lines == dry.lines
-    starter = await w.catalog.plan("starter")
+    starter = await w.catalog.plans.plan("starter")
     assert starter.version == 2
     assert starter.rate_cards[0].usage == UsageTerms(price=UnitPrice(Decimal("0.000002")))
     assert (await w.apply(edited)).notes == (
@@ -533,22 +533,28 @@ async def test_problems_change_nothing() -> None:
     assert plan.problems == (
         "plans[0].rate_cards[1].feature: unknown feature 'nope' (define it under features: or through the API)",
     )
-    assert (await w.catalog.features(), await w.catalog.plans(), await w.catalog.customers()) == ([], [], [])
+    assert (
+        await w.catalog.features.features(),
+        await w.catalog.plans.plans(),
+        await w.catalog.customers.customers(),
+    ) == ([], [], [])
 
 
 async def test_a_failed_write_names_the_change_and_a_rerun_completes() -> None:
     w = await World().start()
     await w.metering.sync_meters([])
-    await w.catalog.create_customer(key="squatter", name="Squatter")
+    await w.catalog.customers.create_customer(key="squatter", name="Squatter")
     stored = await load_stored(w.catalog, w.metering)
     plan = plan_apply(desired(STARTER), stored, NOW)
     # the subject is taken between the plan and the write: the customer create fails half-way
-    await w.catalog.update_customer(replace(await w.catalog.customer("squatter"), subjects=("acme-corp",)))
+    await w.catalog.customers.update_customer(
+        replace(await w.catalog.customers.customer("squatter"), subjects=("acme-corp",))
+    )
     with pytest.raises(ApplyFailed) as caught:
         await execute(plan, w.catalog, w.metering, NOW)
     assert str(caught.value).startswith("apply stopped at '+ customer acme': ")
     assert caught.value.done == 3
-    await w.catalog.update_customer(replace(await w.catalog.customer("squatter"), subjects=()))
+    await w.catalog.customers.update_customer(replace(await w.catalog.customers.customer("squatter"), subjects=()))
     rerun = await w.apply(STARTER)
     assert rerun.lines == ["+ customer acme", "+ subscription acme -> starter v1 from 2026-11-23T12:00:00Z"]
     assert (await w.apply(STARTER)).summary == "No changes."
@@ -565,7 +571,7 @@ async def test_a_feature_that_is_no_longer_used_is_archived() -> None:
         "+ plan starter v2 (published; v1 archived)",
         "- feature output-tokens (archived: no longer in the file)",
     ]
-    assert [f.key for f in await w.catalog.features()] == ["input-tokens"]
+    assert [f.key for f in await w.catalog.features.features()] == ["input-tokens"]
 
 
 async def test_a_feature_of_a_subscribed_version_is_kept() -> None:
@@ -579,4 +585,4 @@ async def test_a_feature_of_a_subscribed_version_is_kept() -> None:
         "note: subscription acme stays on starter v1 (v2 is published; migrating a subscription is explicit)",
         "note: feature output-tokens is no longer in the file but 'starter' v1 (subscribed) uses it: kept",
     )
-    assert [f.key for f in await w.catalog.features()] == ["input-tokens", "output-tokens"]
+    assert [f.key for f in await w.catalog.features.features()] == ["input-tokens", "output-tokens"]

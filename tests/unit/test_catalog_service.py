@@ -1,4 +1,4 @@
-"""CatalogService on the memory stores: lifecycle rules, every validation error's field, entitlement values."""
+"""Catalog on the memory stores: lifecycle rules, every validation error's field, entitlement values."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from tollway.billing.customers import Address
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from tollway.metering.aggregation import MeterQuery
@@ -26,6 +25,7 @@ from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, llm_call_event
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.service import MeteringService
 from tollway.settings import Settings
+from tollway.wiring.catalog import build_catalog
 from tollway.wiring.services import build_services
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -37,7 +37,7 @@ class World:
         self.events = MemoryEventStore(self.clock)
         self.store = MemoryCatalogStore()
         self.metering = MeteringService(self.events, self.clock)
-        self.catalog = CatalogService(self.store, self.metering, self.clock)
+        self.catalog = build_catalog(self.store, self.metering, self.clock)
 
 
 @pytest.fixture
@@ -46,9 +46,9 @@ async def world() -> World:
     await w.metering.sync_meters(
         [Meter("visitors", "page.view", Aggregation.UNIQUE_COUNT, "$.visitor", {"page": "$.page"}, managed_by="config")]
     )
-    await w.catalog.create_feature(key="input-tokens", meter_slug="llm_tokens", filters={"type": ["input"]})
-    await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
-    await w.catalog.create_feature(key="sso")
+    await w.catalog.features.create_feature(key="input-tokens", meter_slug="llm_tokens", filters={"type": ["input"]})
+    await w.catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await w.catalog.features.create_feature(key="sso")
     return w
 
 
@@ -71,8 +71,10 @@ STARTER = phases(
 
 
 async def published(w: World, key: str = "starter", cards: tuple[Phase, ...] = STARTER, cadence: str = "P1M") -> str:
-    plan = await w.catalog.create_plan(key=key, name=key.title(), currency="USD", billing_cadence=cadence, phases=cards)
-    return (await w.catalog.publish_plan(plan.id)).id
+    plan = await w.catalog.plans.create_plan(
+        key=key, name=key.title(), currency="USD", billing_cadence=cadence, phases=cards
+    )
+    return (await w.catalog.plans.publish_plan(plan.id)).id
 
 
 async def expect(error: type[DomainError], field: str, work: object) -> DomainError:
@@ -86,13 +88,13 @@ async def expect(error: type[DomainError], field: str, work: object) -> DomainEr
 
 
 async def test_feature_round_trip(world: World) -> None:
-    feature = await world.catalog.feature("output-tokens")
+    feature = await world.catalog.features.feature("output-tokens")
     assert (feature.key, feature.name, feature.meter_slug) == ("output-tokens", "output-tokens", "llm_tokens")
     assert feature.filters == {"type": ("output",)}
     assert feature.created_at == NOW
-    assert await world.catalog.feature(feature.id) == feature
-    assert [f.key for f in await world.catalog.features()] == ["input-tokens", "output-tokens", "sso"]
-    gpt = await world.catalog.create_feature(
+    assert await world.catalog.features.feature(feature.id) == feature
+    assert [f.key for f in await world.catalog.features.features()] == ["input-tokens", "output-tokens", "sso"]
+    gpt = await world.catalog.features.create_feature(
         key="gpt_out", name="GPT out", meter_slug="llm_tokens", filters={"type": "output", "model": ["a", "b"]}
     )
     assert gpt.filters == {"type": ("output",), "model": ("a", "b")}
@@ -116,32 +118,32 @@ async def test_feature_round_trip(world: World) -> None:
     ],
 )
 async def test_feature_validation(world: World, kwargs: dict[str, object], field: str) -> None:
-    await expect(ValidationError, field, world.catalog.create_feature(**kwargs))  # type: ignore[arg-type]
-    assert len(await world.catalog.features(include_archived=True)) == 3
+    await expect(ValidationError, field, world.catalog.features.create_feature(**kwargs))  # type: ignore[arg-type]
+    assert len(await world.catalog.features.features(include_archived=True)) == 3
 
 
 async def test_feature_key_unique_until_archived(world: World) -> None:
-    await expect(ConflictError, "key", world.catalog.create_feature(key="sso"))
-    archived = await world.catalog.archive_feature("sso")
+    await expect(ConflictError, "key", world.catalog.features.create_feature(key="sso"))
+    archived = await world.catalog.features.archive_feature("sso")
     assert archived.archived_at == NOW
-    await expect(ConflictError, "feature", world.catalog.archive_feature(archived.id))
-    again = await world.catalog.create_feature(key="sso", name="Single sign-on")
+    await expect(ConflictError, "feature", world.catalog.features.archive_feature(archived.id))
+    again = await world.catalog.features.create_feature(key="sso", name="Single sign-on")
     assert again.id != archived.id
-    assert (await world.catalog.feature("sso")).id == again.id
-    assert [f.id for f in await world.catalog.features()] == [
-        (await world.catalog.feature("input-tokens")).id,
-        (await world.catalog.feature("output-tokens")).id,
+    assert (await world.catalog.features.feature("sso")).id == again.id
+    assert [f.id for f in await world.catalog.features.features()] == [
+        (await world.catalog.features.feature("input-tokens")).id,
+        (await world.catalog.features.feature("output-tokens")).id,
         again.id,
     ]
-    assert len(await world.catalog.features(include_archived=True)) == 4
+    assert len(await world.catalog.features.features(include_archived=True)) == 4
 
 
 async def test_archive_refused_while_a_published_plan_uses_the_feature(world: World) -> None:
     plan_id = await published(world)
-    error = await expect(ConflictError, "feature", world.catalog.archive_feature("output-tokens"))
+    error = await expect(ConflictError, "feature", world.catalog.features.archive_feature("output-tokens"))
     assert error.message == ("feature 'output-tokens' is used by published plan 'starter' v1; archive the plan first")
-    await world.catalog.archive_plan(plan_id)
-    assert (await world.catalog.archive_feature("output-tokens")).archived
+    await world.catalog.plans.archive_plan(plan_id)
+    assert (await world.catalog.features.archive_feature("output-tokens")).archived
 
 
 # -- plans ------------------------------------------------------------------------------------------
@@ -149,45 +151,47 @@ async def test_archive_refused_while_a_published_plan_uses_the_feature(world: Wo
 
 async def test_plan_versions_and_lifecycle(world: World) -> None:
     catalog = world.catalog
-    v1 = await catalog.create_plan(key="pro", name="Pro", currency="USD", billing_cadence="P1M", phases=STARTER)
+    v1 = await catalog.plans.create_plan(key="pro", name="Pro", currency="USD", billing_cadence="P1M", phases=STARTER)
     assert (v1.version, v1.status, v1.created_at) == (1, "draft", NOW)
     await expect(
         ConflictError,
         "key",
-        catalog.create_plan(key="pro", name="P", currency="USD", billing_cadence="P1M", phases=STARTER),
+        catalog.plans.create_plan(key="pro", name="P", currency="USD", billing_cadence="P1M", phases=STARTER),
     )
     world.clock.advance(timedelta(hours=1))
-    p1 = await catalog.publish_plan(v1.id)
+    p1 = await catalog.plans.publish_plan(v1.id)
     assert (p1.status, p1.published_at) == ("published", NOW + timedelta(hours=1))
-    await expect(ConflictError, "status", catalog.publish_plan(v1.id))
-    await expect(ConflictError, "status", catalog.update_plan(v1.id, name="X", billing_cadence="P1M", phases=STARTER))
-    await expect(ConflictError, "status", catalog.delete_plan(v1.id))
-    v2 = await catalog.create_plan(key="pro", name="Pro 2", currency="USD", billing_cadence="P1Y", phases=STARTER)
+    await expect(ConflictError, "status", catalog.plans.publish_plan(v1.id))
+    await expect(
+        ConflictError, "status", catalog.plans.update_plan(v1.id, name="X", billing_cadence="P1M", phases=STARTER)
+    )
+    await expect(ConflictError, "status", catalog.plans.delete_plan(v1.id))
+    v2 = await catalog.plans.create_plan(key="pro", name="Pro 2", currency="USD", billing_cadence="P1Y", phases=STARTER)
     assert v2.version == 2
-    await expect(ConflictError, "status", catalog.archive_plan(v2.id))
-    edited = await catalog.update_plan(
+    await expect(ConflictError, "status", catalog.plans.archive_plan(v2.id))
+    edited = await catalog.plans.update_plan(
         v2.id, name="Pro two", billing_cadence="P1M", phases=STARTER, description="yearly no more"
     )
     assert (edited.name, edited.billing_cadence, edited.description) == ("Pro two", "P1M", "yearly no more")
-    assert (await catalog.plan("pro")).id == v1.id  # the published one
-    assert (await catalog.plan("pro", 2)).name == "Pro two"
+    assert (await catalog.plans.plan("pro")).id == v1.id  # the published one
+    assert (await catalog.plans.plan("pro", 2)).name == "Pro two"
     world.clock.advance(timedelta(hours=1))
-    p2 = await catalog.publish_plan(v2.id)
-    old = await catalog.plan(v1.id)
+    p2 = await catalog.plans.publish_plan(v2.id)
+    old = await catalog.plans.plan(v1.id)
     assert (old.status, old.archived_at) == ("archived", NOW + timedelta(hours=2))
-    assert (await catalog.plan("pro")).id == p2.id
-    assert [(p.version, p.status) for p in await catalog.plans(key="pro")] == [(1, "archived"), (2, "published")]
-    assert [p.version for p in await catalog.plans(status="archived")] == [1]
-    await expect(ValidationError, "status", catalog.plans(status="live"))
-    v3 = await catalog.create_plan(key="pro", name="Pro 3", currency="USD", billing_cadence="P1M", phases=STARTER)
-    assert (await catalog.plan("pro")).id == p2.id
-    await catalog.delete_plan(v3.id)
-    await expect(NotFoundError, "plan", catalog.plan(v3.id))
-    assert [p.version for p in await catalog.plans(key="pro")] == [1, 2]
-    archived = await catalog.archive_plan(p2.id)
+    assert (await catalog.plans.plan("pro")).id == p2.id
+    assert [(p.version, p.status) for p in await catalog.plans.plans(key="pro")] == [(1, "archived"), (2, "published")]
+    assert [p.version for p in await catalog.plans.plans(status="archived")] == [1]
+    await expect(ValidationError, "status", catalog.plans.plans(status="live"))
+    v3 = await catalog.plans.create_plan(key="pro", name="Pro 3", currency="USD", billing_cadence="P1M", phases=STARTER)
+    assert (await catalog.plans.plan("pro")).id == p2.id
+    await catalog.plans.delete_plan(v3.id)
+    await expect(NotFoundError, "plan", catalog.plans.plan(v3.id))
+    assert [p.version for p in await catalog.plans.plans(key="pro")] == [1, 2]
+    archived = await catalog.plans.archive_plan(p2.id)
     assert archived.status == "archived"
-    assert (await catalog.plan("pro")).version == 2  # no published version: the latest
-    v4 = await catalog.create_plan(key="pro", name="Pro 4", currency="USD", billing_cadence="P1M", phases=STARTER)
+    assert (await catalog.plans.plan("pro")).version == 2  # no published version: the latest
+    v4 = await catalog.plans.create_plan(key="pro", name="Pro 4", currency="USD", billing_cadence="P1M", phases=STARTER)
     assert v4.version == 3
 
 
@@ -283,42 +287,42 @@ async def test_plan_validation(world: World, changes: dict[str, object], field: 
         "billing_cadence": "P1M",
         "phases": STARTER,
     } | changes
-    await expect(ValidationError, field, world.catalog.create_plan(**body))  # type: ignore[arg-type]
-    assert await world.catalog.plans() == []
+    await expect(ValidationError, field, world.catalog.plans.create_plan(**body))  # type: ignore[arg-type]
+    assert await world.catalog.plans.plans() == []
 
 
 async def test_metered_entitlement_needs_a_sum_or_count_meter(world: World) -> None:
-    await world.catalog.create_feature(key="visits", meter_slug="visitors")
+    await world.catalog.features.create_feature(key="visits", meter_slug="visitors")
     cards = phases(card("v", "visits", entitlement=EntitlementTemplate("metered", limit=Decimal(10))))
     error = await expect(
         ValidationError,
         "phases[0].rateCards[0].entitlementTemplate",
-        world.catalog.create_plan(key="p", name="P", currency="USD", billing_cadence="P1M", phases=cards),
+        world.catalog.plans.create_plan(key="p", name="P", currency="USD", billing_cadence="P1M", phases=cards),
     )
     assert "UNIQUE_COUNT" in error.message
 
 
 async def test_publish_rechecks_features(world: World) -> None:
-    plan = await world.catalog.create_plan(
+    plan = await world.catalog.plans.create_plan(
         key="pro", name="Pro", currency="USD", billing_cadence="P1M", phases=phases(card("sso", "sso"))
     )
-    await world.catalog.archive_feature("sso")  # no published plan uses it yet
-    await expect(ValidationError, "phases[0].rateCards[0].featureKey", world.catalog.publish_plan(plan.id))
-    assert (await world.catalog.plan(plan.id)).status == "draft"
+    await world.catalog.features.archive_feature("sso")  # no published plan uses it yet
+    await expect(ValidationError, "phases[0].rateCards[0].featureKey", world.catalog.plans.publish_plan(plan.id))
+    assert (await world.catalog.plans.plan(plan.id)).status == "draft"
 
 
 async def test_unknown_plans(world: World) -> None:
-    await expect(NotFoundError, "plan", world.catalog.plan("ghost"))
-    await expect(NotFoundError, "plan", world.catalog.publish_plan("ghost"))
+    await expect(NotFoundError, "plan", world.catalog.plans.plan("ghost"))
+    await expect(NotFoundError, "plan", world.catalog.plans.publish_plan("ghost"))
     await published(world)
-    await expect(NotFoundError, "plan", world.catalog.plan("starter", 7))
+    await expect(NotFoundError, "plan", world.catalog.plans.plan("starter", 7))
 
 
 # -- customers --------------------------------------------------------------------------------------
 
 
 async def test_customer_round_trip_and_update(world: World) -> None:
-    acme = await world.catalog.create_customer(
+    acme = await world.catalog.customers.create_customer(
         key="acme",
         name="Acme Corp",
         subjects=["acme-corp", "acme-bot", "acme-corp"],
@@ -328,18 +332,18 @@ async def test_customer_round_trip_and_update(world: World) -> None:
         metadata={"tier": "gold"},
     )
     assert acme.subjects == ("acme-corp", "acme-bot")
-    assert await world.catalog.customer("acme") == acme
-    assert await world.catalog.customer(acme.id) == acme
-    assert await world.catalog.subjects_of("acme") == ["acme-corp", "acme-bot"]
-    assert await world.catalog.subjects_of(acme.id) == ["acme-corp", "acme-bot"]
+    assert await world.catalog.customers.customer("acme") == acme
+    assert await world.catalog.customers.customer(acme.id) == acme
+    assert await world.catalog.customers.subjects_of("acme") == ["acme-corp", "acme-bot"]
+    assert await world.catalog.customers.subjects_of(acme.id) == ["acme-corp", "acme-bot"]
     world.clock.advance(timedelta(minutes=5))
-    updated = await world.catalog.update_customer(replace(acme, name="Acme Inc", subjects=("acme-corp",)))
+    updated = await world.catalog.customers.update_customer(replace(acme, name="Acme Inc", subjects=("acme-corp",)))
     assert (updated.name, updated.subjects) == ("Acme Inc", ("acme-corp",))
     assert (updated.created_at, updated.updated_at) == (NOW, NOW + timedelta(minutes=5))
-    other = await world.catalog.create_customer(key="other", name="Other", subjects=["acme-bot"])  # released
+    other = await world.catalog.customers.create_customer(key="other", name="Other", subjects=["acme-bot"])  # released
     assert other.subjects == ("acme-bot",)
-    await expect(NotFoundError, "customer", world.catalog.update_customer(replace(acme, id="01NOPE")))
-    await expect(ValidationError, "customer", world.catalog.subjects_of("ghost"))  # a bad query parameter
+    await expect(NotFoundError, "customer", world.catalog.customers.update_customer(replace(acme, id="01NOPE")))
+    await expect(ValidationError, "customer", world.catalog.customers.subjects_of("ghost"))  # a bad query parameter
 
 
 @pytest.mark.parametrize(
@@ -358,38 +362,39 @@ async def test_customer_round_trip_and_update(world: World) -> None:
 )
 async def test_customer_validation(world: World, kwargs: dict[str, object], field: str) -> None:
     body: dict[str, object] = {"key": "acme", "name": "Acme"} | kwargs
-    await expect(ValidationError, field, world.catalog.create_customer(**body))  # type: ignore[arg-type]
-    assert await world.catalog.customers(include_deleted=True) == []
+    await expect(ValidationError, field, world.catalog.customers.create_customer(**body))  # type: ignore[arg-type]
+    assert await world.catalog.customers.customers(include_deleted=True) == []
 
 
 async def test_customer_keys_and_subjects_are_unique(world: World) -> None:
-    await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    await expect(ConflictError, "key", world.catalog.create_customer(key="acme", name="Again"))
+    await world.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await expect(ConflictError, "key", world.catalog.customers.create_customer(key="acme", name="Again"))
     error = await expect(
         ConflictError,
         "usageAttribution.subjectKeys",
-        world.catalog.create_customer(key="globex", name="Globex", subjects=["globex", "acme-corp"]),
+        world.catalog.customers.create_customer(key="globex", name="Globex", subjects=["globex", "acme-corp"]),
     )
     assert error.message == "subject 'acme-corp' already belongs to customer 'acme'"
-    assert [c.key for c in await world.catalog.customers()] == ["acme"]
+    assert [c.key for c in await world.catalog.customers.customers()] == ["acme"]
 
 
 async def test_delete_is_soft_refused_while_subscribed_and_releases_subjects(world: World) -> None:
     await published(world)
-    acme = await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    sub = await world.catalog.create_subscription(customer="acme", plan_key="starter")
-    await expect(ConflictError, "customer", world.catalog.delete_customer("acme"))
-    await world.catalog.cancel_subscription(sub.id, NOW + timedelta(days=1))
-    await expect(ConflictError, "customer", world.catalog.delete_customer("acme"))  # still active until tomorrow
+    acme = await world.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    sub = await world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter")
+    await expect(ConflictError, "customer", world.catalog.customers.delete_customer("acme"))
+    await world.catalog.subscriptions.cancel_subscription(sub.id, NOW + timedelta(days=1))
+    # still active until tomorrow
+    await expect(ConflictError, "customer", world.catalog.customers.delete_customer("acme"))
     world.clock.advance(timedelta(days=1))
-    await world.catalog.delete_customer("acme")
-    gone = await world.catalog.customer(acme.id)
+    await world.catalog.customers.delete_customer("acme")
+    gone = await world.catalog.customers.customer(acme.id)
     assert gone.deleted_at == NOW + timedelta(days=1)
-    await expect(NotFoundError, "customer", world.catalog.customer("acme"))
-    await expect(NotFoundError, "customer", world.catalog.delete_customer(acme.id))
-    assert await world.catalog.customers() == []
-    assert [c.id for c in await world.catalog.customers(include_deleted=True)] == [acme.id]
-    again = await world.catalog.create_customer(key="acme", name="Acme again", subjects=["acme-corp"])
+    await expect(NotFoundError, "customer", world.catalog.customers.customer("acme"))
+    await expect(NotFoundError, "customer", world.catalog.customers.delete_customer(acme.id))
+    assert await world.catalog.customers.customers() == []
+    assert [c.id for c in await world.catalog.customers.customers(include_deleted=True)] == [acme.id]
+    again = await world.catalog.customers.create_customer(key="acme", name="Acme again", subjects=["acme-corp"])
     assert await world.store.customer_of_subject("acme-corp") == again
 
 
@@ -398,133 +403,159 @@ async def test_delete_is_soft_refused_while_subscribed_and_releases_subjects(wor
 
 async def test_subscription_defaults_and_single_active(world: World) -> None:
     plan_id = await published(world)
-    await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    sub = await world.catalog.create_subscription(customer="acme", plan_key="starter")
+    await world.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    sub = await world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter")
     assert (sub.plan_id, sub.plan_version, sub.currency, sub.billing_cadence) == (plan_id, 1, "USD", "P1M")
     assert (sub.active_from, sub.billing_anchor, sub.active_to, sub.name) == (NOW, NOW, None, "Starter")
     assert sub.status(NOW) == "active"
-    await expect(ConflictError, "customer", world.catalog.create_subscription(customer="acme", plan_key="starter"))
+    await expect(
+        ConflictError, "customer", world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter")
+    )
     later = NOW + timedelta(days=40)
     await expect(
         ConflictError,
         "customer",
-        world.catalog.create_subscription(customer="acme", plan_key="starter", active_from=later),
+        world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter", active_from=later),
     )
-    assert await world.catalog.subscription_at("acme", NOW - timedelta(seconds=1)) is None
-    assert await world.catalog.subscription_at("acme", NOW) == sub
-    assert [s.id for s in await world.catalog.subscriptions(customer="acme")] == [sub.id]
+    assert await world.catalog.subscriptions.subscription_at("acme", NOW - timedelta(seconds=1)) is None
+    assert await world.catalog.subscriptions.subscription_at("acme", NOW) == sub
+    assert [s.id for s in await world.catalog.subscriptions.subscriptions(customer="acme")] == [sub.id]
     assert sub.description == ""
 
 
 async def test_subscription_description_is_stored(world: World) -> None:
     await published(world)
-    await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    sub = await world.catalog.create_subscription(customer="acme", plan_key="starter", description="Pilot, 3 months")
+    await world.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    sub = await world.catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="starter", description="Pilot, 3 months"
+    )
     assert sub.description == "Pilot, 3 months"
-    assert (await world.catalog.subscription(sub.id)).description == "Pilot, 3 months"
+    assert (await world.catalog.subscriptions.subscription(sub.id)).description == "Pilot, 3 months"
 
 
 async def test_subscription_validation(world: World) -> None:
-    await world.catalog.create_customer(key="acme", name="Acme", currency="EUR")
-    await world.catalog.create_customer(key="globex", name="Globex")
-    draft = await world.catalog.create_plan(
+    await world.catalog.customers.create_customer(key="acme", name="Acme", currency="EUR")
+    await world.catalog.customers.create_customer(key="globex", name="Globex")
+    draft = await world.catalog.plans.create_plan(
         key="starter", name="Starter", currency="USD", billing_cadence="P1M", phases=STARTER
     )
-    await expect(NotFoundError, "customer", world.catalog.create_subscription(customer="ghost", plan_key="starter"))
-    await expect(NotFoundError, "plan.key", world.catalog.create_subscription(customer="globex", plan_key="ghost"))
-    await expect(ValidationError, "plan.key", world.catalog.create_subscription(customer="globex", plan_key="starter"))
+    await expect(
+        NotFoundError, "customer", world.catalog.subscriptions.create_subscription(customer="ghost", plan_key="starter")
+    )
+    await expect(
+        NotFoundError, "plan.key", world.catalog.subscriptions.create_subscription(customer="globex", plan_key="ghost")
+    )
+    await expect(
+        ValidationError,
+        "plan.key",
+        world.catalog.subscriptions.create_subscription(customer="globex", plan_key="starter"),
+    )
     await expect(
         ValidationError,
         "plan.version",
-        world.catalog.create_subscription(customer="globex", plan_key="starter", plan_version=1),
+        world.catalog.subscriptions.create_subscription(customer="globex", plan_key="starter", plan_version=1),
     )
     await expect(
         NotFoundError,
         "plan.version",
-        world.catalog.create_subscription(customer="globex", plan_key="starter", plan_version=2),
+        world.catalog.subscriptions.create_subscription(customer="globex", plan_key="starter", plan_version=2),
     )
-    await world.catalog.publish_plan(draft.id)
-    await expect(ValidationError, "plan.key", world.catalog.create_subscription(customer="acme", plan_key="starter"))
+    await world.catalog.plans.publish_plan(draft.id)
+    await expect(
+        ValidationError,
+        "plan.key",
+        world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter"),
+    )
     await expect(
         ValidationError,
         "activeFrom",
-        world.catalog.create_subscription(customer="globex", plan_key="starter", active_from=datetime(2026, 1, 1)),
+        world.catalog.subscriptions.create_subscription(
+            customer="globex", plan_key="starter", active_from=datetime(2026, 1, 1)
+        ),
     )
     await expect(
         ValidationError,
         "billingAnchor",
-        world.catalog.create_subscription(customer="globex", plan_key="starter", billing_anchor=datetime(2026, 1, 1)),
+        world.catalog.subscriptions.create_subscription(
+            customer="globex", plan_key="starter", billing_anchor=datetime(2026, 1, 1)
+        ),
     )
-    assert await world.catalog.subscriptions() == []
+    assert await world.catalog.subscriptions.subscriptions() == []
 
 
 async def test_scheduled_subscription_follows_an_ended_one(world: World) -> None:
     await published(world)
-    await world.catalog.create_customer(key="acme", name="Acme")
-    first = await world.catalog.create_subscription(customer="acme", plan_key="starter")
-    await world.catalog.cancel_subscription(first.id, NOW + timedelta(days=3))
-    second = await world.catalog.create_subscription(
+    await world.catalog.customers.create_customer(key="acme", name="Acme")
+    first = await world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter")
+    await world.catalog.subscriptions.cancel_subscription(first.id, NOW + timedelta(days=3))
+    second = await world.catalog.subscriptions.create_subscription(
         customer="acme", plan_key="starter", active_from=NOW + timedelta(days=3)
     )
     assert second.status(NOW) == "scheduled"
-    assert await world.catalog.subscription_at("acme", NOW + timedelta(days=3)) == second
-    await expect(ConflictError, "customer", world.catalog.delete_customer("acme"))  # scheduled counts
+    assert await world.catalog.subscriptions.subscription_at("acme", NOW + timedelta(days=3)) == second
+    await expect(ConflictError, "customer", world.catalog.customers.delete_customer("acme"))  # scheduled counts
 
 
 async def test_cancel_timings(world: World) -> None:
     await published(world)
     for key in ("a", "b", "c"):
-        await world.catalog.create_customer(key=key, name=key)
+        await world.catalog.customers.create_customer(key=key, name=key)
     anchor = datetime(2026, 11, 1, tzinfo=UTC)
     start = datetime(2026, 11, 10, tzinfo=UTC)
-    a = await world.catalog.create_subscription(
+    a = await world.catalog.subscriptions.create_subscription(
         customer="a", plan_key="starter", active_from=start, billing_anchor=anchor
     )
-    b = await world.catalog.create_subscription(
+    b = await world.catalog.subscriptions.create_subscription(
         customer="b", plan_key="starter", active_from=start, billing_anchor=anchor
     )
-    c = await world.catalog.create_subscription(customer="c", plan_key="starter")
-    immediate = await world.catalog.cancel_subscription(a.id)
+    c = await world.catalog.subscriptions.create_subscription(customer="c", plan_key="starter")
+    immediate = await world.catalog.subscriptions.cancel_subscription(a.id)
     assert (immediate.active_to, immediate.canceled_at) == (NOW, NOW)
-    await expect(ConflictError, "subscription", world.catalog.cancel_subscription(a.id))
-    cycle = await world.catalog.cancel_subscription(b.id, "next_billing_cycle")
+    await expect(ConflictError, "subscription", world.catalog.subscriptions.cancel_subscription(a.id))
+    cycle = await world.catalog.subscriptions.cancel_subscription(b.id, "next_billing_cycle")
     assert cycle.active_to == datetime(2026, 12, 1, tzinfo=UTC)
     assert cycle.status(NOW) == "canceled"
-    await expect(ValidationError, "timing", world.catalog.cancel_subscription(c.id, NOW - timedelta(seconds=1)))
-    await expect(ValidationError, "timing", world.catalog.cancel_subscription(c.id, "tomorrow"))  # type: ignore[arg-type]
-    at = await world.catalog.cancel_subscription(c.id, datetime(2027, 1, 15, tzinfo=UTC))
+    await expect(
+        ValidationError, "timing", world.catalog.subscriptions.cancel_subscription(c.id, NOW - timedelta(seconds=1))
+    )
+    await expect(ValidationError, "timing", world.catalog.subscriptions.cancel_subscription(c.id, "tomorrow"))  # type: ignore[arg-type]
+    at = await world.catalog.subscriptions.cancel_subscription(c.id, datetime(2027, 1, 15, tzinfo=UTC))
     assert at.active_to == datetime(2027, 1, 15, tzinfo=UTC)
-    await expect(NotFoundError, "subscription", world.catalog.cancel_subscription("nope"))
+    await expect(NotFoundError, "subscription", world.catalog.subscriptions.cancel_subscription("nope"))
 
 
 async def test_change_and_migrate(world: World) -> None:
     starter_id = await published(world)
     pro_id = await published(world, "pro")
     yearly_id = await published(world, "yearly", cadence="P1Y")
-    await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await world.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
     anchor = datetime(2026, 11, 1, tzinfo=UTC)
-    sub = await world.catalog.create_subscription(
+    sub = await world.catalog.subscriptions.create_subscription(
         customer="acme", plan_key="starter", active_from=anchor, billing_anchor=anchor
     )
-    ended, nxt = await world.catalog.change_subscription(sub.id, plan_key="pro")
+    ended, nxt = await world.catalog.subscriptions.change_subscription(sub.id, plan_key="pro")
     assert (ended.active_to, ended.replaced_by, ended.canceled_at) == (NOW, nxt.id, None)
     assert (nxt.plan_id, nxt.active_from, nxt.billing_anchor, nxt.active_to) == (pro_id, NOW, NOW, None)
     assert ended.status(NOW - timedelta(seconds=1)) == "active"
-    assert await world.catalog.subscription_at("acme", NOW) == nxt
-    assert await world.catalog.subscription(sub.id) == ended
-    await expect(ConflictError, "subscription", world.catalog.change_subscription(sub.id, plan_key="yearly"))
-    await expect(ConflictError, "plan.key", world.catalog.change_subscription(nxt.id, plan_key="pro"))
+    assert await world.catalog.subscriptions.subscription_at("acme", NOW) == nxt
+    assert await world.catalog.subscriptions.subscription(sub.id) == ended
+    await expect(
+        ConflictError, "subscription", world.catalog.subscriptions.change_subscription(sub.id, plan_key="yearly")
+    )
+    await expect(ConflictError, "plan.key", world.catalog.subscriptions.change_subscription(nxt.id, plan_key="pro"))
 
     # next billing cycle, same cadence: the anchor stays; another cadence: it starts afresh
-    ended2, cycle = await world.catalog.change_subscription(nxt.id, plan_key="starter", timing="next_billing_cycle")
+    ended2, cycle = await world.catalog.subscriptions.change_subscription(
+        nxt.id, plan_key="starter", timing="next_billing_cycle"
+    )
     assert ended2.active_to == cycle.active_from == datetime(2026, 12, 23, 12, 0, tzinfo=UTC)
     assert (cycle.plan_id, cycle.billing_anchor) == (starter_id, NOW)
-    ended3, yearly = await world.catalog.change_subscription(
+    ended3, yearly = await world.catalog.subscriptions.change_subscription(
         cycle.id, plan_key="yearly", timing=datetime(2027, 2, 1, tzinfo=UTC)
     )
     assert ended3.active_to == yearly.active_from == yearly.billing_anchor == datetime(2027, 2, 1, tzinfo=UTC)
     assert yearly.plan_id == yearly_id
-    stored = await world.catalog.subscriptions(customer="acme")
+    stored = await world.catalog.subscriptions.subscriptions(customer="acme")
     assert [(s.plan_key, s.active_from, s.active_to) for s in stored] == [
         ("starter", anchor, NOW),
         ("pro", NOW, datetime(2026, 12, 23, 12, 0, tzinfo=UTC)),
@@ -533,35 +564,37 @@ async def test_change_and_migrate(world: World) -> None:
     ]
 
     # a new version of the yearly plan: migrate keeps the customer on the key, on the published version
-    v2 = await world.catalog.create_plan(
+    v2 = await world.catalog.plans.create_plan(
         key="yearly", name="Yearly", currency="USD", billing_cadence="P1Y", phases=STARTER
     )
-    await world.catalog.publish_plan(v2.id)
-    assert (await world.catalog.subscription(yearly.id)).plan_id == yearly_id  # kept until migrated
+    await world.catalog.plans.publish_plan(v2.id)
+    assert (await world.catalog.subscriptions.subscription(yearly.id)).plan_id == yearly_id  # kept until migrated
     world.clock.set(datetime(2027, 3, 1, tzinfo=UTC))
-    old, migrated = await world.catalog.migrate_subscription(yearly.id)
+    old, migrated = await world.catalog.subscriptions.migrate_subscription(yearly.id)
     assert (migrated.plan_key, migrated.plan_version, migrated.active_from) == (
         "yearly",
         2,
         datetime(2027, 3, 1, tzinfo=UTC),
     )
     assert old.active_to == datetime(2027, 3, 1, tzinfo=UTC)
-    await expect(ConflictError, "plan.key", world.catalog.migrate_subscription(migrated.id))
-    await expect(ValidationError, "plan.version", world.catalog.migrate_subscription(migrated.id, target_version=1))
+    await expect(ConflictError, "plan.key", world.catalog.subscriptions.migrate_subscription(migrated.id))
+    await expect(
+        ValidationError, "plan.version", world.catalog.subscriptions.migrate_subscription(migrated.id, target_version=1)
+    )
 
 
 async def test_change_refused_past_a_scheduled_end(world: World) -> None:
     await published(world)
     await published(world, "pro")
-    await world.catalog.create_customer(key="acme", name="Acme")
-    sub = await world.catalog.create_subscription(customer="acme", plan_key="starter")
-    await world.catalog.cancel_subscription(sub.id, NOW + timedelta(days=2))
+    await world.catalog.customers.create_customer(key="acme", name="Acme")
+    sub = await world.catalog.subscriptions.create_subscription(customer="acme", plan_key="starter")
+    await world.catalog.subscriptions.cancel_subscription(sub.id, NOW + timedelta(days=2))
     await expect(
         ConflictError,
         "timing",
-        world.catalog.change_subscription(sub.id, plan_key="pro", timing=NOW + timedelta(days=3)),
+        world.catalog.subscriptions.change_subscription(sub.id, plan_key="pro", timing=NOW + timedelta(days=3)),
     )
-    assert (await world.catalog.subscription(sub.id)).replaced_by is None
+    assert (await world.catalog.subscriptions.subscription(sub.id)).replaced_by is None
 
 
 # -- entitlements -----------------------------------------------------------------------------------
@@ -587,8 +620,8 @@ def entitled(hard: bool, period: str | None = None) -> tuple[Phase, ...]:
 
 async def metered_world(world: World, *, hard: bool = True, period: str | None = None) -> None:
     await published(world, "metered", entitled(hard, period))
-    await world.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp", "acme-bot"])
-    await world.catalog.create_subscription(
+    await world.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp", "acme-bot"])
+    await world.catalog.subscriptions.create_subscription(
         customer="acme",
         plan_key="metered",
         active_from=datetime(2026, 11, 10, tzinfo=UTC),
@@ -611,17 +644,21 @@ async def metered_world(world: World, *, hard: bool = True, period: str | None =
 
 async def test_metered_entitlement_value_hand_computed(world: World) -> None:
     await metered_world(world)
-    value = await world.catalog.entitlement_value("acme", "output-tokens")
+    value = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     # 400 + 350 + 30 from 11-10 (start) to now; the 700 of 11-09 predates the subscription
     assert value == EntitlementValue(has_access=True, balance=Decimal(220), usage=Decimal(780), overage=Decimal(0))
-    early = await world.catalog.entitlement_value("acme", "output-tokens", at=datetime(2026, 11, 15, tzinfo=UTC))
+    early = await world.catalog.entitlements.entitlement_value(
+        "acme", "output-tokens", at=datetime(2026, 11, 15, tzinfo=UTC)
+    )
     assert (early.usage, early.balance) == (Decimal(400), Decimal(600))
     await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 250)])
     await world.events.roll_up()
-    over = await world.catalog.entitlement_value("acme", "output-tokens")
+    over = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert over == EntitlementValue(has_access=False, balance=Decimal(0), usage=Decimal(1030), overage=Decimal(30))
     # next period: usage starts again from 12-01
-    december = await world.catalog.entitlement_value("acme", "output-tokens", at=datetime(2026, 12, 2, tzinfo=UTC))
+    december = await world.catalog.entitlements.entitlement_value(
+        "acme", "output-tokens", at=datetime(2026, 12, 2, tzinfo=UTC)
+    )
     assert (december.usage, december.balance, december.has_access) == (Decimal(0), Decimal(1000), True)
 
 
@@ -630,11 +667,11 @@ async def test_usage_exactly_at_a_hard_limit_refuses_access(world: World) -> Non
     await metered_world(world)
     await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 219)])
     await world.events.roll_up()
-    below = await world.catalog.entitlement_value("acme", "output-tokens")
+    below = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert below == EntitlementValue(has_access=True, balance=Decimal(1), usage=Decimal(999), overage=Decimal(0))
     await world.events.insert_events([tokens(9, "acme-bot", NOW - timedelta(minutes=20), 1)])
     await world.events.roll_up()
-    at_limit = await world.catalog.entitlement_value("acme", "output-tokens")
+    at_limit = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     # 400 + 350 + 30 + 219 + 1 = 1000 = the limit: no access, nothing left, nothing over
     assert at_limit == EntitlementValue(has_access=False, balance=Decimal(0), usage=Decimal(1000), overage=Decimal(0))
 
@@ -642,52 +679,52 @@ async def test_usage_exactly_at_a_hard_limit_refuses_access(world: World) -> Non
 async def test_soft_limit_keeps_access(world: World) -> None:
     await metered_world(world, hard=False)
     await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 250)])
-    value = await world.catalog.entitlement_value("acme", "output-tokens")
+    value = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert value == EntitlementValue(has_access=True, balance=Decimal(0), usage=Decimal(1030), overage=Decimal(30))
 
 
 async def test_usage_period_of_the_template(world: World) -> None:
     await metered_world(world, period="P1D")
-    value = await world.catalog.entitlement_value("acme", "output-tokens")
+    value = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert (value.usage, value.balance) == (Decimal(30), Decimal(970))  # 11-23 00:00 to now
 
 
 async def test_boolean_static_and_missing_entitlements(world: World) -> None:
     await metered_world(world)
-    assert await world.catalog.entitlement_value("acme", "sso") == EntitlementValue(has_access=True)
-    static = await world.catalog.entitlement_value("acme", "input-tokens")
+    assert await world.catalog.entitlements.entitlement_value("acme", "sso") == EntitlementValue(has_access=True)
+    static = await world.catalog.entitlements.entitlement_value("acme", "input-tokens")
     assert static == EntitlementValue(has_access=True, config={"models": ["a"]})
-    await world.catalog.create_feature(key="extra")
+    await world.catalog.features.create_feature(key="extra")
     # an access-only feature (no meter) not in the plan: no access (OpenMeter's answer without an entitlement)
-    assert await world.catalog.entitlement_value("acme", "extra") == EntitlementValue(has_access=False)
+    assert await world.catalog.entitlements.entitlement_value("acme", "extra") == EntitlementValue(has_access=False)
     # usage not in the plan: access without a limit, until some plan sells the feature as a gate (boolean)
-    await world.catalog.create_feature(key="cost", meter_slug="llm_cost")
-    assert await world.catalog.entitlement_value("acme", "cost") == EntitlementValue(has_access=True)
+    await world.catalog.features.create_feature(key="cost", meter_slug="llm_cost")
+    assert await world.catalog.entitlements.entitlement_value("acme", "cost") == EntitlementValue(has_access=True)
     gate = phases(card("cost", "cost", entitlement=EntitlementTemplate("boolean")))
     await published(world, "enterprise", gate)
-    assert await world.catalog.entitlement_value("acme", "cost") == EntitlementValue(has_access=False)
-    before = await world.catalog.entitlement_value("acme", "sso", at=datetime(2026, 11, 9, tzinfo=UTC))
+    assert await world.catalog.entitlements.entitlement_value("acme", "cost") == EntitlementValue(has_access=False)
+    before = await world.catalog.entitlements.entitlement_value("acme", "sso", at=datetime(2026, 11, 9, tzinfo=UTC))
     assert before == EntitlementValue(has_access=False)
-    await world.catalog.create_customer(key="idle", name="Idle")
-    assert await world.catalog.entitlement_value("idle", "sso") == EntitlementValue(has_access=False)
-    await expect(NotFoundError, "feature", world.catalog.entitlement_value("acme", "ghost"))
-    await expect(NotFoundError, "customer", world.catalog.entitlement_value("ghost", "sso"))
+    await world.catalog.customers.create_customer(key="idle", name="Idle")
+    assert await world.catalog.entitlements.entitlement_value("idle", "sso") == EntitlementValue(has_access=False)
+    await expect(NotFoundError, "feature", world.catalog.entitlements.entitlement_value("acme", "ghost"))
+    await expect(NotFoundError, "customer", world.catalog.entitlements.entitlement_value("ghost", "sso"))
 
 
 async def test_entitlements_follow_plan_phases(world: World) -> None:
     trial = Phase("trial", "Trial", (card("sso", "sso", entitlement=EntitlementTemplate("boolean")),), "P14D")
     main = Phase("main", "Main", (card("fee", flat=FlatPrice(Decimal(49))),))
     await published(world, "phased", (trial, main))
-    await world.catalog.create_customer(key="acme", name="Acme")
-    await world.catalog.create_subscription(customer="acme", plan_key="phased")
-    inside = await world.catalog.entitlement_value("acme", "sso", at=NOW + timedelta(days=13, hours=23))
-    after = await world.catalog.entitlement_value("acme", "sso", at=NOW + timedelta(days=14))
+    await world.catalog.customers.create_customer(key="acme", name="Acme")
+    await world.catalog.subscriptions.create_subscription(customer="acme", plan_key="phased")
+    inside = await world.catalog.entitlements.entitlement_value("acme", "sso", at=NOW + timedelta(days=13, hours=23))
+    after = await world.catalog.entitlements.entitlement_value("acme", "sso", at=NOW + timedelta(days=14))
     assert (inside.has_access, after.has_access) == (True, False)
 
 
 async def test_customer_resolver_narrows_meter_queries(world: World) -> None:
     await metered_world(world)
-    metering = MeteringService(world.events, world.clock, customers=world.catalog)
+    metering = MeteringService(world.events, world.clock, customers=world.catalog.customers)
     rows = await metering.query(
         "llm_tokens",
         MeterQuery(start=datetime(2026, 11, 1, tzinfo=UTC), end=NOW, filter_group_by={"type": ("output",)}),
@@ -740,7 +777,7 @@ async def test_llm_cost_meter_sums_the_provider_cost_of_gateway_requests(world: 
     ]
     await world.events.insert_events([e for call in calls for e in llm_call_events(call)])
     await world.events.roll_up()
-    feature = await world.catalog.create_feature(
+    feature = await world.catalog.features.create_feature(
         key="provider-cost", meter_slug="llm_cost", filters={"provider": ["openai"]}
     )
     rows = await world.metering.query(
@@ -753,7 +790,7 @@ async def test_llm_cost_meter_sums_the_provider_cost_of_gateway_requests(world: 
     await expect(
         ValidationError,
         "meterGroupByFilters",
-        world.catalog.create_feature(key="by-type", meter_slug="llm_cost", filters={"type": ["input"]}),
+        world.catalog.features.create_feature(key="by-type", meter_slug="llm_cost", filters={"type": ["input"]}),
     )
 
 
@@ -764,7 +801,7 @@ async def test_composition_root_wires_the_catalog_into_meter_queries(tmp_path: P
     await services.open()
     try:
         await services.metering.sync_meters([])
-        await services.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp", "acme-bot"])
+        await services.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp", "acme-bot"])
         await services.metering.insert(
             [
                 tokens(1, "acme-corp", NOW - timedelta(hours=3), 120),
@@ -791,14 +828,15 @@ async def test_kept_catalog_reads_follow_writes_made_through_another_service(wor
     """A second service on the same stores stands for another worker process: it keeps the customer's
     catalog rows between values, and still sees the first one's writes on its very next read."""
     await metered_world(world)
-    other = CatalogService(world.store, world.metering, world.clock)
-    assert (await other.entitlement_value("acme", "output-tokens")).usage == Decimal(780)
-    acme = await world.catalog.customer("acme")
-    await world.catalog.update_customer(replace(acme, subjects=("acme-corp",)))  # acme-bot's 350 no longer counts
-    assert (await other.entitlement_value("acme", "output-tokens")).usage == Decimal(430)
-    [subscription] = await world.catalog.subscriptions(customer="acme")
-    await world.catalog.cancel_subscription(subscription.id)
-    assert await other.entitlement_value("acme", "output-tokens") == EntitlementValue(has_access=False)
-    await world.catalog.delete_customer("acme")
+    other = build_catalog(world.store, world.metering, world.clock)
+    assert (await other.entitlements.entitlement_value("acme", "output-tokens")).usage == Decimal(780)
+    acme = await world.catalog.customers.customer("acme")
+    # acme-bot's 350 no longer counts
+    await world.catalog.customers.update_customer(replace(acme, subjects=("acme-corp",)))
+    assert (await other.entitlements.entitlement_value("acme", "output-tokens")).usage == Decimal(430)
+    [subscription] = await world.catalog.subscriptions.subscriptions(customer="acme")
+    await world.catalog.subscriptions.cancel_subscription(subscription.id)
+    assert await other.entitlements.entitlement_value("acme", "output-tokens") == EntitlementValue(has_access=False)
+    await world.catalog.customers.delete_customer("acme")
     with pytest.raises(NotFoundError):
-        await other.entitlement_value("acme", "output-tokens")
+        await other.entitlements.entitlement_value("acme", "output-tokens")

@@ -49,10 +49,10 @@ def tier(limit: int) -> EntitlementTemplate:
 async def test_starter_pro_enterprise_values() -> None:
     w = World()
     await w.metering.sync_meters([])
-    await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
-    await w.catalog.create_feature(key="reasoning-models", meter_slug="llm_tokens", filters={"model": ["o1"]})
-    await w.catalog.create_feature(key="provider-cost", meter_slug="llm_cost")
-    await w.catalog.create_feature(key="sso")
+    await w.catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await w.catalog.features.create_feature(key="reasoning-models", meter_slug="llm_tokens", filters={"model": ["o1"]})
+    await w.catalog.features.create_feature(key="provider-cost", meter_slug="llm_cost")
+    await w.catalog.features.create_feature(key="sso")
     price = usage("0.00001")
     sso = card("sso", "sso", entitlement=EntitlementTemplate("boolean"))
     reasoning = card("reasoning", "reasoning-models", entitlement=EntitlementTemplate("boolean"))
@@ -63,13 +63,13 @@ async def test_starter_pro_enterprise_values() -> None:
     await published(w, "flat", phases(card("fee", flat=FlatPrice(Decimal(99))), support))
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for n, plan in enumerate(["starter", "pro", "enterprise", "flat"]):
-        await w.catalog.create_customer(key=plan, name=plan.title(), subjects=[f"{plan}-app"])
-        await w.catalog.create_subscription(customer=plan, plan_key=plan, active_from=start)
+        await w.catalog.customers.create_customer(key=plan, name=plan.title(), subjects=[f"{plan}-app"])
+        await w.catalog.subscriptions.create_subscription(customer=plan, plan_key=plan, active_from=start)
         await w.events.insert_events([tokens(n, f"{plan}-app", NOW - timedelta(days=1), 600_000)])
-    await w.catalog.create_customer(key="none", name="No plan", subjects=["none-app"])
+    await w.catalog.customers.create_customer(key="none", name="No plan", subjects=["none-app"])
 
     async def value(customer: str, feature: str) -> EntitlementValue:
-        return await w.catalog.entitlement_value(customer, feature)
+        return await w.catalog.entitlements.entitlement_value(customer, feature)
 
     assert await value("starter", "output-tokens") == EntitlementValue(
         has_access=False, balance=Decimal(0), usage=Decimal(600_000), overage=Decimal(100_000)

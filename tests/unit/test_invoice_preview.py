@@ -14,10 +14,10 @@ from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
+from tollway.wiring.catalog import build_catalog
 
 D = Decimal
 MARCH_1 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -36,8 +36,8 @@ async def preview() -> InvoicePreview:
     events = MemoryEventStore(clock)
     metering = MeteringService(events, clock)
     await metering.sync_meters([])
-    catalog = CatalogService(MemoryCatalogStore(), metering, clock)
-    await catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    catalog = build_catalog(MemoryCatalogStore(), metering, clock)
+    await catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     card = RateCard(
         key="output-tokens",
         name="Output tokens",
@@ -46,10 +46,12 @@ async def preview() -> InvoicePreview:
         billing_cadence="P1M",
     )
     phases = (Phase(key="default", name="Default", rate_cards=(card,)),)
-    plan = await catalog.create_plan(key="pay", name="Pay", currency="USD", billing_cadence="P1M", phases=phases)
-    await catalog.publish_plan(plan.id)
-    await catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
-    await catalog.create_subscription(customer="acme", plan_key="pay", active_from=MARCH_1, billing_anchor=MARCH_1)
+    plan = await catalog.plans.create_plan(key="pay", name="Pay", currency="USD", billing_cadence="P1M", phases=phases)
+    await catalog.plans.publish_plan(plan.id)
+    await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="pay", active_from=MARCH_1, billing_anchor=MARCH_1
+    )
     await events.insert_events(
         [
             tokens(1, datetime(2026, 3, 12, tzinfo=UTC), 800),
@@ -60,7 +62,7 @@ async def preview() -> InvoicePreview:
         ]
     )
     await events.roll_up()
-    return InvoicePreview(catalog, MeteringUsageReader(metering), clock)
+    return InvoicePreview(catalog.contexts, MeteringUsageReader(metering), clock)
 
 
 async def test_a_preview_in_the_past_ignores_the_periods_later_usage(preview: InvoicePreview) -> None:

@@ -27,7 +27,7 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 async def prepaid_world(credit: str, *, budget: Decimal | None = None, on_plan: bool = False) -> World:
     w = World()
     await w.metering.sync_meters([])
-    await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await w.catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
     cards = (
         RateCard(
             key="output-tokens",
@@ -36,7 +36,7 @@ async def prepaid_world(credit: str, *, budget: Decimal | None = None, on_plan: 
             usage=UsageTerms(price=UnitPrice(Decimal("0.01"))),  # 30 output tokens: $0.30
         ),
     )
-    plan = await w.catalog.create_plan(
+    plan = await w.catalog.plans.create_plan(
         key="pay",
         name="Pay",
         currency="USD",
@@ -44,15 +44,17 @@ async def prepaid_world(credit: str, *, budget: Decimal | None = None, on_plan: 
         phases=(Phase("default", "Default", cards),),
         metadata={"prepaid_only": "true"} if on_plan else None,
     )
-    await w.catalog.publish_plan(plan.id)
-    await w.catalog.create_customer(
+    await w.catalog.plans.publish_plan(plan.id)
+    await w.catalog.customers.create_customer(
         key="acme",
         name="Acme",
         subjects=["acme-corp"],
         currency="USD",
         metadata=None if on_plan else {"prepaid_only": "true"},
     )
-    await w.catalog.create_subscription(customer="acme", plan_key="pay", active_from=NOV_1, billing_anchor=NOV_1)
+    await w.catalog.subscriptions.create_subscription(
+        customer="acme", plan_key="pay", active_from=NOV_1, billing_anchor=NOV_1
+    )
     credits = CreditService(MemoryCreditStore(), w.store, w.clock)
     await credits.create("acme", NewGrant(name="Prepaid", amount=Decimal(credit)))
 

@@ -12,10 +12,10 @@ import pytest
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.adapters.memory.store import MemoryEventStore
+from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
-from tollway.billing.service import CatalogService
 from tollway.clock import FrozenClock
 from tollway.errors import ForbiddenError, LimitExceededError
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
@@ -26,6 +26,7 @@ from tollway.spend.admission import SpendAdmission, SpendCall
 from tollway.spend.hold import Hold
 from tollway.spend.keeper import RulesKeeper
 from tollway.spend.usage import MeteredUsage
+from tollway.wiring.catalog import build_catalog
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -47,7 +48,8 @@ class World:
         self.events = MemoryEventStore(self.clock)
         self.store = MemoryCatalogStore()
         self.metering = MeteringService(self.events, self.clock)
-        self.catalog = CatalogService(self.store, self.metering, self.clock)
+        self.unit_grants = MemoryUnitGrantStore()  # empty unless a test grants (test_unit_grant_admission)
+        self.catalog = build_catalog(self.store, self.metering, self.clock, unit_grants=self.unit_grants)
         self.keeper = RulesKeeper(self.store, self.metering)
         self.counters = MemoryCounterStore(self.clock)
         self.usage = CountingUsage(self.metering, RunningTotals(self.events, self.clock))
@@ -92,15 +94,15 @@ def card(feature: str, entitlement: EntitlementTemplate | None = None) -> RateCa
 async def world_with(*cards: RateCard, used: int = 40, subscribe: bool = True) -> World:
     w = World()
     await w.metering.sync_meters([])  # the built-in meters
-    await w.catalog.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
-    await w.catalog.create_feature(key="input-tokens", meter_slug="llm_tokens", filters={"type": ["input"]})
-    plan = await w.catalog.create_plan(
+    await w.catalog.features.create_feature(key="output-tokens", meter_slug="llm_tokens", filters={"type": ["output"]})
+    await w.catalog.features.create_feature(key="input-tokens", meter_slug="llm_tokens", filters={"type": ["input"]})
+    plan = await w.catalog.plans.create_plan(
         key="pro", name="Pro", currency="USD", billing_cadence="P1M", phases=(Phase("default", "Default", cards),)
     )
-    await w.catalog.publish_plan(plan.id)
-    await w.catalog.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
+    await w.catalog.plans.publish_plan(plan.id)
+    await w.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp"])
     if subscribe:
-        await w.catalog.create_subscription(
+        await w.catalog.subscriptions.create_subscription(
             customer="acme",
             plan_key="pro",
             active_from=datetime(2026, 11, 1, tzinfo=UTC),
@@ -187,25 +189,27 @@ async def test_a_gated_feature_needs_its_boolean_entitlement_or_a_price(priced: 
     """Gold grants output-tokens with a boolean entitlement: a plan without the feature is refused; one that
     prices it (no entitlement: unlimited) is not (tollway.billing.entitlements.feature_access)."""
     w = await world_with(card("input-tokens"), *([card("output-tokens")] if priced else []))
-    other = await w.catalog.create_plan(
+    other = await w.catalog.plans.create_plan(
         key="gold",
         name="Gold",
         currency="USD",
         billing_cadence="P1M",
         phases=(Phase("default", "Default", (card("output-tokens", EntitlementTemplate("boolean")),)),),
     )
-    await w.catalog.publish_plan(other.id)
+    await w.catalog.plans.publish_plan(other.id)
     await w.keeper.refresh()
     if priced:
         hold = await w.admit()  # priced on the customer's plan: unlimited, no hard limit to hold against
         assert hold is not None
         assert all(ask.limit is None for ask in hold.asks)
-        assert (await w.catalog.entitlement_value("acme", "output-tokens")).has_access is True
+        assert (await w.catalog.entitlements.entitlement_value("acme", "output-tokens")).has_access is True
         return
     with pytest.raises(ForbiddenError) as refused:
         await w.admit()
     assert "does not include the feature 'output-tokens'" in refused.value.message
-    assert (await w.catalog.entitlement_value("acme", "output-tokens")).has_access is False  # the value agrees
+    assert (
+        await w.catalog.entitlements.entitlement_value("acme", "output-tokens")
+    ).has_access is False  # the value agrees
 
 
 async def test_no_subscription_is_a_setting() -> None:

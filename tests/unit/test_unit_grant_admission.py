@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 
 from tests.unit.test_spend_admission import HARD_100, World, card, world_with
-from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.billing.grants.service import NewUnitGrant, UnitGrantService
 from tollway.errors import LimitExceededError
 from tollway.metering.llm import llm_call_events
@@ -21,8 +20,7 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
 async def with_grant(used: int) -> tuple[World, UnitGrantService]:
     w = await world_with(card("output-tokens", HARD_100), used=used)
-    store = MemoryUnitGrantStore()
-    w.catalog.use_unit_grants(store)
+    store = w.unit_grants
     grants = UnitGrantService(w.catalog, store)
     w.keeper = RulesKeeper(w.store, w.metering, granted=grants.granted_now)
     grants.on_change = w.keeper.refresh_grants
@@ -34,7 +32,7 @@ async def with_grant(used: int) -> tuple[World, UnitGrantService]:
 
 async def test_a_grant_raises_the_hard_limit_at_the_gateway_and_in_the_value() -> None:
     w, _ = await with_grant(used=140)
-    value = await w.catalog.entitlement_value("acme", "output-tokens")
+    value = await w.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert (value.has_access, value.balance, value.total_available_grant_amount) == (True, Decimal(10), Decimal(50))
     assert await w.admit(output=10) is not None  # 140 + 10 = 150: the allowance and the grant, exactly
     with pytest.raises(LimitExceededError) as refused:
@@ -44,7 +42,7 @@ async def test_a_grant_raises_the_hard_limit_at_the_gateway_and_in_the_value() -
 
 async def test_used_up_means_refused_in_both() -> None:
     w, _ = await with_grant(used=150)  # the allowance (100) and the grant (50) used up
-    value = await w.catalog.entitlement_value("acme", "output-tokens")
+    value = await w.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert (value.has_access, value.balance, value.overage) == (False, Decimal(0), Decimal(0))
     with pytest.raises(LimitExceededError):
         await w.admit(output=1)
@@ -58,8 +56,7 @@ async def test_without_the_grant_the_gateway_refuses_at_the_plan_limit() -> None
 
 async def test_a_reset_moves_the_window_the_gateway_counts_in() -> None:
     w = await world_with(card("output-tokens", HARD_100), used=95)  # 95 used at 11:00 on Nov 23
-    store = MemoryUnitGrantStore()
-    w.catalog.use_unit_grants(store)
+    store = w.unit_grants
     grants = UnitGrantService(w.catalog, store)
     w.keeper = RulesKeeper(w.store, w.metering, granted=grants.granted_now, resets=store.list_resets)
     grants.on_change = w.keeper.refresh_grants
@@ -70,7 +67,7 @@ async def test_a_reset_moves_the_window_the_gateway_counts_in() -> None:
         await w.admit(output=1)
     await grants.reset("acme", "output-tokens", effective_at=datetime(2026, 11, 23, 11, 30, tzinfo=UTC))
     await w.events.insert_events(llm_call_events(w.call(output=80, ago=15)))  # 11:45, after the reset
-    value = await w.catalog.entitlement_value("acme", "output-tokens")
+    value = await w.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert (value.has_access, value.usage, value.balance) == (True, Decimal(80), Decimal(20))
     assert await w.admit(output=20) is not None  # a new counter, seeded from the 80 metered since 11:30
     with pytest.raises(LimitExceededError) as refused:

@@ -36,13 +36,13 @@ from tollway.api.subjects import subjects_router
 from tollway.api.subscriptions import subscriptions_router
 from tollway.api.unit_grants import unit_grants_router
 from tollway.auth_failures import AuthFailures
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditService
 from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.collection import PaymentWebhooks
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
-from tollway.billing.service import CatalogService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService
 from tollway.notifications.service import NotificationService
@@ -56,7 +56,7 @@ def create_management_app(
     admin_token: str | None,
     identity: IdentityService | None = None,
     invoice_preview: InvoicePreview | None = None,
-    catalog: CatalogService | None = None,
+    catalog: Catalog | None = None,
     stripe_webhooks: PaymentWebhooks | None = None,
     invoice_documents: InvoiceDocuments | None = None,
     invoices: InvoiceService | None = None,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from tollway.api.wire import Json, Obj, optional_time, parse_moment
-from tollway.billing.service import Timing
+from tollway.billing.catalog.subscription_service import Timing
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ValidationError
 from tollway.metering.events import format_time

@@ -19,7 +19,7 @@ from tollway.api.subscription_codec import (
     encode_subscription,
 )
 from tollway.api.wire import Json, parse_body
-from tollway.billing.service import CatalogService
+from tollway.billing.catalog import Catalog
 from tollway.billing.subscriptions import Subscription
 
 _TIMING = "immediate, next_billing_cycle or an RFC 3339 time."
@@ -60,7 +60,7 @@ class MigrateIn(_Strict):
     timing: str | None = Field(None, description=_TIMING)
 
 
-def subscriptions_router(catalog: CatalogService) -> APIRouter:
+def subscriptions_router(catalog: Catalog) -> APIRouter:
     router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 
     def one(subscription: Subscription) -> Json:
@@ -82,7 +82,7 @@ def subscriptions_router(catalog: CatalogService) -> APIRouter:
     )
     async def create_subscription(request: Request) -> Json:
         given = decode_subscription(parse_body(await request.body()))
-        subscription = await catalog.create_subscription(
+        subscription = await catalog.subscriptions.create_subscription(
             customer=given.customer,
             plan_key=given.plan_key,
             plan_version=given.plan_version,
@@ -96,7 +96,7 @@ def subscriptions_router(catalog: CatalogService) -> APIRouter:
 
     @router.get("/{subscriptionId}", summary="Get a subscription", responses=problem_responses(404))
     async def get_subscription(subscriptionId: str) -> Json:
-        return one(await catalog.subscription(subscriptionId))
+        return one(await catalog.subscriptions.subscription(subscriptionId))
 
     @router.post(
         "/{subscriptionId}/cancel",
@@ -106,7 +106,7 @@ def subscriptions_router(catalog: CatalogService) -> APIRouter:
     )
     async def cancel_subscription(subscriptionId: str, request: Request) -> Json:
         timing = decode_cancel(await optional_body(request))
-        return one(await catalog.cancel_subscription(subscriptionId, timing))
+        return one(await catalog.subscriptions.cancel_subscription(subscriptionId, timing))
 
     @router.post(
         "/{subscriptionId}/change",
@@ -116,7 +116,7 @@ def subscriptions_router(catalog: CatalogService) -> APIRouter:
     )
     async def change_subscription(subscriptionId: str, request: Request) -> Json:
         given = decode_change(parse_body(await request.body()))
-        current, following = await catalog.change_subscription(
+        current, following = await catalog.subscriptions.change_subscription(
             subscriptionId, plan_key=given.plan_key, plan_version=given.plan_version, timing=given.timing
         )
         return pair(current, following)
@@ -129,7 +129,7 @@ def subscriptions_router(catalog: CatalogService) -> APIRouter:
     )
     async def migrate_subscription(subscriptionId: str, request: Request) -> dict[str, Any]:
         target_version, timing = decode_migrate(await optional_body(request))
-        current, following = await catalog.migrate_subscription(
+        current, following = await catalog.subscriptions.migrate_subscription(
             subscriptionId, target_version=target_version, timing=timing
         )
         return pair(current, following)

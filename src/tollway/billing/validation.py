@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
@@ -30,6 +31,13 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 MAX_NAME = 256
 MAX_SUBJECT = 255
 ENTITLEMENT_AGGREGATIONS = ("SUM", "COUNT")  # a metered limit is a quantity summed over the usage period
+
+
+def check_aware(moment: object, field: str) -> datetime:
+    """A date-time with a time zone (a naive one is refused: every instant is aware UTC)."""
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationError(f"{field} must be a date-time with a time zone", field=field)
+    return moment
 
 
 def check_key(value: object, field: str = "key") -> str:

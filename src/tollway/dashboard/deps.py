@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
-from tollway.billing.service import CatalogService
 from tollway.clock import Clock
 from tollway.dashboard.reports import BudgetStatusOf
 from tollway.identity.service import IdentityService
@@ -23,7 +23,7 @@ from tollway.spend.budgets_service import BudgetService
 @dataclass
 class DashboardDeps:
     metering: MeteringService
-    catalog: CatalogService
+    catalog: Catalog
     identity: IdentityService
     invoices: InvoiceService
     documents: InvoiceDocuments

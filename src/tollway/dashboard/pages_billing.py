@@ -49,12 +49,12 @@ def routes(web: Web) -> list[BaseRoute]:
 
     async def customers(request: Request, session: Session) -> Response:
         search = (request.query_params.get("q") or "").strip()[:100]
-        everyone = await deps.catalog.customers()
+        everyone = await deps.catalog.customers.customers()
         found = [c for c in everyone if not search or matches(search, c.name, c.key, c.email, *c.subjects)]
         found.sort(key=lambda c: c.name.casefold())
         shown, page, pages = page_of(found, request.query_params.get("page"))
         now = deps.clock.now()
-        subscriptions = await deps.catalog.subscriptions()
+        subscriptions = await deps.catalog.subscriptions.subscriptions()
         plan_of = {}
         for subscription in subscriptions:
             if active_subscription([subscription], now) is not None:
@@ -74,16 +74,16 @@ def routes(web: Web) -> list[BaseRoute]:
         )
 
     async def customer_context(request: Request, key: str) -> dict[str, Any]:
-        customer = await deps.catalog.customer(key)
+        customer = await deps.catalog.customers.customer(key)
         now = deps.clock.now()
         tz = fmt.zone(request.query_params.get("tz"))
         rng = fmt.time_range(
             request.query_params.get("range") or "30d", request.query_params.get("granularity"), tz, now
         )
         query = MeterQuery(start=rng.start, end=rng.end, window_size=rng.window, window_tz=tz)
-        subscriptions = await deps.catalog.subscriptions(customer=customer.key)
+        subscriptions = await deps.catalog.subscriptions.subscriptions(customer=customer.key)
         current = active_subscription(subscriptions, now)
-        plan = await deps.catalog.plan(current.plan_id) if current is not None else None
+        plan = await deps.catalog.plans.plan(current.plan_id) if current is not None else None
         usage, entitlements, budgets, invoices, credits, notices = await asyncio.gather(
             token_usage(deps.metering, query, customer=customer.key),
             entitlement_bars(deps.catalog, customer, now),
@@ -142,7 +142,7 @@ def routes(web: Web) -> list[BaseRoute]:
             found = [i for i in found if f"{i.period_start:%Y-%m}" == period]
         found.sort(key=lambda i: (i.period_start, i.created_at or i.period_start), reverse=True)
         shown, page, pages = page_of(found, params.get("page"))
-        names = {c.id: c.name for c in await deps.catalog.customers(include_deleted=True)}
+        names = {c.id: c.name for c in await deps.catalog.customers.customers(include_deleted=True)}
         return web.page(
             request,
             session,
@@ -160,7 +160,7 @@ def routes(web: Web) -> list[BaseRoute]:
 
     async def invoice_page(request: Request, session: Session) -> Response:
         invoice = await deps.invoices.get(request.path_params["invoice_id"])
-        customer = await deps.catalog.customer(invoice.customer_id)
+        customer = await deps.catalog.customers.customer(invoice.customer_id)
         return web.page(
             request,
             session,
@@ -205,7 +205,10 @@ def routes(web: Web) -> list[BaseRoute]:
 
     async def plans(request: Request, session: Session) -> Response:
         everything, features, subscriptions, customers = await asyncio.gather(
-            deps.catalog.plans(), deps.catalog.features(), deps.catalog.subscriptions(), deps.catalog.customers()
+            deps.catalog.plans.plans(),
+            deps.catalog.features.features(),
+            deps.catalog.subscriptions.subscriptions(),
+            deps.catalog.customers.customers(),
         )
         now = deps.clock.now()
         names = {c.id: c for c in customers}
@@ -217,7 +220,7 @@ def routes(web: Web) -> list[BaseRoute]:
         return web.page(request, session, "plans.html", "plans", plans=ordered, features=features, on_plan=on_plan)
 
     async def publish(request: Request, session: Session) -> Response:
-        plan = await deps.catalog.publish_plan(request.path_params["plan_id"])
+        plan = await deps.catalog.plans.publish_plan(request.path_params["plan_id"])
         return web.redirect(f"/dashboard/plans?done=published#plan-{plan.id}")
 
     return [

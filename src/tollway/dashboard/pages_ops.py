@@ -91,7 +91,7 @@ def routes(web: Web) -> list[BaseRoute]:
             deps.metering.query("llm_tokens", replace(windows, group_by=("subject", "type", "model"))),
             deps.metering.query("llm_requests", replace(windows, group_by=("status_code",))),
             deps.metering.query("llm_cost", replace(whole, group_by=("model",))),
-            deps.catalog.customers(),
+            deps.catalog.customers.customers(),
             deps.invoices.store.list_invoices(period_end_from=rng.start),  # not every invoice ever made
         )
         subject_rows = token_rows

@@ -93,7 +93,7 @@ def routes(web: Web) -> list[BaseRoute]:
                 "customer": None,
                 "credits": None,
             }
-        customer = await deps.catalog.customer(token.customer_key)
+        customer = await deps.catalog.customers.customer(token.customer_key)
         usage, entitlements, budgets, invoices, credits = await asyncio.gather(
             token_usage(deps.metering, query, customer=customer.key),
             entitlement_bars(deps.catalog, customer, now),
@@ -126,7 +126,7 @@ def routes(web: Web) -> list[BaseRoute]:
         invoice_id = request.path_params["invoice_id"]
         try:
             invoice = await deps.invoices.get(invoice_id)
-            customer = await deps.catalog.customer(token.customer_key) if token.customer_key else None
+            customer = await deps.catalog.customers.customer(token.customer_key) if token.customer_key else None
             if customer is None or invoice.customer_id != customer.id or invoice.status not in SHOWN:
                 raise NotFoundError(f"invoice {invoice_id!r} not found")  # another customer's: as if none
             return await pdf_response(web, invoice_id)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditBalance, CreditService
 from tollway.billing.customers import Customer
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import DomainError
 from tollway.metering.aggregation import MeterQuery, QueryRow
@@ -102,12 +102,12 @@ def active_subscription(subscriptions: Sequence[Subscription], at: datetime) -> 
     return None
 
 
-async def entitlement_bars(catalog: CatalogService, customer: Customer, at: datetime) -> list[Bar]:
+async def entitlement_bars(catalog: Catalog, customer: Customer, at: datetime) -> list[Bar]:
     """The metered entitlements of the customer's current plan, each as used / limit."""
-    subscription = active_subscription(await catalog.subscriptions(customer=customer.key), at)
+    subscription = active_subscription(await catalog.subscriptions.subscriptions(customer=customer.key), at)
     if subscription is None:
         return []
-    plan = await catalog.plan(subscription.plan_id)
+    plan = await catalog.plans.plan(subscription.plan_id)
     cards = [
         card
         for phase in plan.phases
@@ -115,7 +115,7 @@ async def entitlement_bars(catalog: CatalogService, customer: Customer, at: date
         if card.entitlement is not None and card.entitlement.type == "metered" and card.feature_key
     ]
     values = await asyncio.gather(
-        *(catalog.entitlement_value(customer.key, card.feature_key or "", at) for card in cards),
+        *(catalog.entitlements.entitlement_value(customer.key, card.feature_key or "", at) for card in cards),
         return_exceptions=True,
     )
     bars = []

@@ -456,13 +456,13 @@ class Story:
         )
         api = StripeApi(settings.stripe_secret_key, api_base=settings.stripe_api_base)
         assert runtime.invoices is not None
-        sync = StripeSync(store=runtime.invoices.store, customers=runtime.catalog, api=api, clock=clock)
+        sync = StripeSync(store=runtime.invoices.store, customers=runtime.catalog.customers, api=api, clock=clock)
         with captured_logs() as logs:
             try:
                 completed = await sync.run_once()
             finally:
                 await api.close()
-        customer = await runtime.catalog.customer(CUSTOMER)
+        customer = await runtime.catalog.customers.customer(CUSTOMER)
         if customer.stripe_customer_id:
             self.say(f"Stripe customer for {customer.name}: {customer.stripe_customer_id}")
         synced = json_body(await admin.get(f"/api/v1/invoices/{invoice_id}"))

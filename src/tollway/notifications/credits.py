@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.model import CreditGrant, GrantBalance
 from tollway.billing.credits.service import CreditService
 from tollway.billing.customers import Customer
-from tollway.billing.service import CatalogService
 from tollway.clock import Clock
 from tollway.errors import DomainError
 from tollway.money import decimal_text, from_minor_units
@@ -48,7 +48,7 @@ class CreditEvents:
         self,
         service: NotificationService,
         credits: CreditService,
-        catalog: CatalogService,
+        catalog: Catalog,
         shapes: Shapes,
         clock: Clock,
     ) -> None:
@@ -68,7 +68,7 @@ class CreditEvents:
             return 0
         now = self._clock.now()
         stored = 0
-        for customer in await self._catalog.customers():
+        for customer in await self._catalog.customers.customers():
             balances = await self._credits.store.balances(customer.id)
             if not balances:
                 continue

@@ -10,11 +10,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from tollway.billing import periods
+from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.entitlement_service import phase_at
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
 from tollway.billing.features import Feature
 from tollway.billing.grants.resets import usage_period_at
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.errors import DomainError
 
@@ -40,24 +41,24 @@ class MeteredReading:
 
 
 class CatalogEntitlements:
-    def __init__(self, catalog: CatalogService) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
 
     async def readings(self, at: datetime, features: Collection[str] | None = None) -> list[MeteredReading]:
         """Every metered entitlement active at `at` (only of `features`, keys, when given)."""
         found: list[MeteredReading] = []
-        for customer in await self._catalog.customers():
+        for customer in await self._catalog.customers.customers():
             if not customer.subjects:
                 continue
             try:
-                context = await self._catalog.customer_context(customer.id)
+                context = await self._catalog.contexts.customer_context(customer.id)
             except DomainError:
                 continue  # deleted meanwhile
             subscription = active_at(list(context.subscriptions), at)
             if subscription is None:
                 continue
             plan = context.plans[subscription.plan_id]
-            phase = self._catalog._phase_at(plan, subscription, at)
+            phase = phase_at(plan, subscription, at)
             for card in phase.rate_cards:
                 template = card.entitlement
                 if template is None or template.type != "metered" or card.feature_key is None:
@@ -68,9 +69,9 @@ class CatalogEntitlements:
                 if feature is None:
                     continue
                 cadence = periods.parse_cadence(template.usage_period or subscription.billing_cadence)
-                resets = await self._catalog.resets_of(customer.id, feature.key)  # a reset starts a period
+                resets = await self._catalog.entitlements.resets_of(customer.id, feature.key)  # a reset starts a period
                 start, end = usage_period_at(subscription.billing_anchor, cadence, resets, at)
-                value = await self._catalog.entitlement_value(customer.id, feature.key, at)
+                value = await self._catalog.entitlements.entitlement_value(customer.id, feature.key, at)
                 found.append(
                     MeteredReading(
                         customer=customer,

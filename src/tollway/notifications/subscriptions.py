@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from tollway.billing.service import CatalogService
+from tollway.billing.catalog import Catalog
 from tollway.billing.subscription_changes import SubscriptionChange
 from tollway.clock import Clock
 from tollway.notifications.model import SUBSCRIPTION_CANCELED, SUBSCRIPTION_CHANGED, SUBSCRIPTION_CREATED
@@ -31,7 +31,7 @@ TYPES = {"created": SUBSCRIPTION_CREATED, "changed": SUBSCRIPTION_CHANGED, "canc
 
 class SubscriptionEvents:
     def __init__(
-        self, catalog: CatalogService, service: NotificationService, shapes: Shapes, clock: Clock, *, batch: int = 100
+        self, catalog: Catalog, service: NotificationService, shapes: Shapes, clock: Clock, *, batch: int = 100
     ) -> None:
         self._catalog = catalog
         self._service = service

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditService
 from tollway.billing.grants.service import UnitGrantService
-from tollway.billing.service import CatalogService
 from tollway.clock import Clock
 from tollway.config.schema import TollwayConfig
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants
@@ -25,7 +25,7 @@ def defines_catalog(config: TollwayConfig) -> bool:
 
 
 async def catalog_problems(
-    config: TollwayConfig, catalog: CatalogService, metering: MeteringService, clock: Clock
+    config: TollwayConfig, catalog: Catalog, metering: MeteringService, clock: Clock
 ) -> list[str]:
     """What forbids applying the file's catalog (checked against the store; nothing written)."""
     if not defines_catalog(config):
@@ -37,9 +37,7 @@ async def catalog_problems(
     return list(plan_apply(config_catalog(config), stored, clock.now()).problems)
 
 
-async def apply_catalog(
-    config: TollwayConfig, catalog: CatalogService, metering: MeteringService, clock: Clock
-) -> None:
+async def apply_catalog(config: TollwayConfig, catalog: Catalog, metering: MeteringService, clock: Clock) -> None:
     """Make the stored catalog what the file says (tollway.billing.apply); ConfigError, one line per problem.
 
     A file without features, plans or customers leaves the stored catalog alone (`tollway apply` manages it).

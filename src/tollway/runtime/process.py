@@ -17,12 +17,12 @@ from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.asgi import NotReady
 from tollway.auth_failures import AuthFailures
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditService
 from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.worker import BillingWorker
-from tollway.billing.service import CatalogService
 from tollway.changes import Changes
 from tollway.clock import Clock
 from tollway.config.guard import empty_problems, removals, shrink_problems
@@ -72,7 +72,7 @@ class Runtime:
     rollups: RollupWorker
     identity: IdentityService
     keys: KeyDirectory
-    catalog: CatalogService
+    catalog: Catalog
     providers: dict[str, Provider] = field(default_factory=dict)
     invoice_preview: InvoicePreview | None = None
     stop_report: str = ""  # one line on what the last stop did with pending usage

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
+from tollway.billing.catalog import Catalog
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.render import InvoiceDocuments, Seller
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.invoicing.worker import BillingWorker, SyncStep
-from tollway.billing.service import CatalogService
 from tollway.settings import Settings
 from tollway.wiring.services import Services
 
@@ -22,9 +22,9 @@ def invoice_documents(services: Services) -> InvoiceDocuments:
     return documents(services.settings, services.invoices, services.catalog)
 
 
-def documents(settings: Settings, invoices: InvoiceService, catalog: CatalogService) -> InvoiceDocuments:
+def documents(settings: Settings, invoices: InvoiceService, catalog: Catalog) -> InvoiceDocuments:
     seller = Seller(settings.seller_name, settings.seller_address, settings.seller_email)
-    return InvoiceDocuments(invoices=invoices.store, customers=catalog, seller=seller)
+    return InvoiceDocuments(invoices=invoices.store, customers=catalog.customers, seller=seller)
 
 
 def build_stripe_sync(services: Services) -> StripeSync | None:
@@ -33,7 +33,9 @@ def build_stripe_sync(services: Services) -> StripeSync | None:
     if not settings.stripe_secret_key:
         return None
     api = StripeApi(settings.stripe_secret_key, api_base=settings.stripe_api_base)
-    return StripeSync(store=services.invoices.store, customers=services.catalog, api=api, clock=services.clock)
+    return StripeSync(
+        store=services.invoices.store, customers=services.catalog.customers, api=api, clock=services.clock
+    )
 
 
 def build_billing_worker(

@@ -8,10 +8,10 @@ from typing import Any
 
 from tollway.adapters.webhooks.sender import HttpWebhookSender, resolve
 from tollway.api.notification_shapes import ApiShapes
+from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.ports import InvoiceStore
-from tollway.billing.service import CatalogService
 from tollway.clock import Clock
 from tollway.config.notifications import NotificationsConfig
 from tollway.notifications.apply import DesiredChannel, DesiredRule, apply_notifications
@@ -33,7 +33,7 @@ def notification_worker(
     settings: Settings,
     clock: Clock,
     service: NotificationService,
-    catalog: CatalogService,
+    catalog: Catalog,
     invoices: InvoiceStore,
     count: Count | None = None,
     *,

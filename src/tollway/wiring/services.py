@@ -20,6 +20,7 @@ from tollway.adapters.sql.notifications import SqlNotificationStore
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.adapters.sql.unit_grants import SqlUnitGrantStore
 from tollway.adapters.webhooks.sender import resolve
+from tollway.billing.catalog import Catalog, CustomerService
 from tollway.billing.credits.service import CreditService
 from tollway.billing.credits.topups import TopUps
 from tollway.billing.grants.service import UnitGrantService
@@ -28,7 +29,6 @@ from tollway.billing.invoicing.ports import NOTIFY_CREATED, STRIPE_SYNC
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
-from tollway.billing.service import CatalogService, CustomerSubjects
 from tollway.clock import Clock, SystemClock
 from tollway.identity.service import IdentityService
 from tollway.metering.retention import effective_retention
@@ -43,6 +43,7 @@ from tollway.spend.budgets_service import BudgetService
 from tollway.spend.keeper import RulesKeeper
 from tollway.spend.ports import CounterStore
 from tollway.spend.usage import MeteredUsage
+from tollway.wiring.catalog import build_catalog
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Services:
     store: SqlEventStore
     metering: MeteringService
     identity: IdentityService
-    catalog: CatalogService
+    catalog: Catalog
     invoice_preview: InvoicePreview
     invoices: InvoiceService
     notifications: NotificationService
@@ -89,9 +90,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         lookback_days=settings.invoice_lookback_days,
         grace_s=settings.invoice_grace_s,
     )
-    metering = MeteringService(store, clock, customers=CustomerSubjects(catalog_store), retention=retention)
+    customers = CustomerService(catalog_store, clock)  # metering's CustomerResolver, so built before metering
+    metering = MeteringService(store, clock, customers=customers, retention=retention)
     identity = IdentityService(SqlIdentityStore(store.engine), clock)
-    catalog = CatalogService(catalog_store, metering, clock)
+    unit_grant_store = SqlUnitGrantStore(store.engine)
+    catalog = build_catalog(catalog_store, metering, clock, customers=customers, unit_grants=unit_grant_store)
     invoices = InvoiceService(
         SqlInvoiceStore(store.engine, clock),
         catalog_store,
@@ -104,7 +107,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         SqlNotificationStore(store.engine), clock, resolve=resolve, allow_private=settings.webhook_allow_private
     )
     credit_store = SqlCreditStore(store.engine)
-    invoice_preview = InvoicePreview(catalog, MeteringUsageReader(metering), clock, credits=credit_store)
+    invoice_preview = InvoicePreview(catalog.contexts, MeteringUsageReader(metering), clock, credits=credit_store)
     topups = TopUps(
         credit_store,
         invoices.store,
@@ -132,8 +135,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         )
     else:
         counters = MemoryCounterStore(clock)
-    unit_grant_store = SqlUnitGrantStore(store.engine)
-    catalog.use_unit_grants(unit_grant_store)
     unit_grants = UnitGrantService(catalog, unit_grant_store)
     keeper = RulesKeeper(
         catalog_store,

@@ -91,7 +91,7 @@ class SyncStore(Protocol):
 
 
 class CustomerDirectory(Protocol):
-    """The catalog calls the sync needs (CatalogService has them)."""
+    """The catalog calls the sync needs (CustomerService has them)."""
 
     async def customer(self, id_or_key: str) -> Customer: ...
 

@@ -1,7 +1,7 @@
 """Apply a declarative catalog (the config file's meters, features, plans and customers) to the store.
 
 `plan_apply` is pure: the desired catalog and a snapshot of the stored one in, the list of changes (or the
-problems that forbid any) out. `execute` makes the changes through the CatalogService, in an order where a
+problems that forbid any) out. `execute` makes the changes through the catalog services, in an order where a
 failure half-way leaves a consistent catalog that a second run completes:
 meters -> features -> plans (new version, then publish) -> customers -> subscriptions -> archives.
 

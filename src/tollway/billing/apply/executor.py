@@ -1,4 +1,4 @@
-"""Reading the stored catalog and making a plan's changes through the CatalogService, in order."""
+"""Reading the stored catalog and making a plan's changes through the Catalog, in order."""
 
 from __future__ import annotations
 
@@ -22,18 +22,18 @@ from tollway.billing.apply.changes import (
 )
 from tollway.billing.apply.desired import DesiredCatalog, DesiredCustomer, StoredCatalog, keep_unset
 from tollway.billing.apply.diff import plan_apply
+from tollway.billing.catalog import Catalog
 from tollway.billing.customers import Address
-from tollway.billing.service import CatalogService
 from tollway.errors import DomainError
 from tollway.metering.service import MeteringService
 
 
-async def load_stored(catalog: CatalogService, metering: MeteringService) -> StoredCatalog:
+async def load_stored(catalog: Catalog, metering: MeteringService) -> StoredCatalog:
     return StoredCatalog(
-        features=tuple(await catalog.features()),
-        plans=tuple(await catalog.plans()),
-        customers=tuple(await catalog.customers()),
-        subscriptions=tuple(await catalog.subscriptions()),
+        features=tuple(await catalog.features.features()),
+        plans=tuple(await catalog.plans.plans()),
+        customers=tuple(await catalog.customers.customers()),
+        subscriptions=tuple(await catalog.subscriptions.subscriptions()),
         meters=tuple(await metering.meters()),
     )
 
@@ -52,7 +52,7 @@ class ApplyFailed(Exception):
         self.done = done
 
 
-async def execute(plan: ApplyPlan, catalog: CatalogService, metering: MeteringService, now: datetime) -> None:
+async def execute(plan: ApplyPlan, catalog: Catalog, metering: MeteringService, now: datetime) -> None:
     """Make the plan's changes in order; ApplyFailed names the change that failed and how many were made."""
     for done, change in enumerate(plan.changes):
         try:
@@ -61,14 +61,14 @@ async def execute(plan: ApplyPlan, catalog: CatalogService, metering: MeteringSe
             raise ApplyFailed(change, exc, done, len(plan.changes)) from exc
 
 
-async def _make(change: Change, catalog: CatalogService, metering: MeteringService, now: datetime) -> None:
+async def _make(change: Change, catalog: Catalog, metering: MeteringService, now: datetime) -> None:
     if isinstance(change, SyncMeters):
         await metering.sync_meters([m for m in change.meters if not m.built_in])
     elif isinstance(change, CreateFeature | ReplaceFeature):
         if isinstance(change, ReplaceFeature):
-            await catalog.archive_feature(change.stored.id)
+            await catalog.features.archive_feature(change.stored.id)
         feature = change.feature
-        await catalog.create_feature(
+        await catalog.features.create_feature(
             key=feature.key,
             name=feature.name,
             meter_slug=feature.meter_slug,
@@ -78,12 +78,12 @@ async def _make(change: Change, catalog: CatalogService, metering: MeteringServi
     elif isinstance(change, RenameFeature):
         await catalog.store.update_feature(replace(change.stored, name=change.name, updated_at=now))
     elif isinstance(change, ArchiveFeature):
-        await catalog.archive_feature(change.stored.id)
+        await catalog.features.archive_feature(change.stored.id)
     elif isinstance(change, PublishPlan):
         if change.stale_draft is not None:
-            await catalog.delete_plan(change.stale_draft.id)
+            await catalog.plans.delete_plan(change.stale_draft.id)
         desired = change.plan
-        draft = await catalog.create_plan(
+        draft = await catalog.plans.create_plan(
             key=desired.key,
             name=desired.name,
             currency=desired.currency,
@@ -92,32 +92,32 @@ async def _make(change: Change, catalog: CatalogService, metering: MeteringServi
             description=desired.description,
             managed_by="config",
         )
-        await catalog.publish_plan(draft.id)
+        await catalog.plans.publish_plan(draft.id)
     elif isinstance(change, ArchivePlan):
-        await catalog.archive_plan(change.stored.id)
+        await catalog.plans.archive_plan(change.stored.id)
     elif isinstance(change, CreateCustomer):
-        await catalog.create_customer(key=change.customer.key, **_customer_fields(change.customer))
+        await catalog.customers.create_customer(key=change.customer.key, **_customer_fields(change.customer))
     elif isinstance(change, UpdateCustomer):
         # The record as it is now, not as planned: a field the file leaves out keeps what was recorded since
         # the plan was made (the Stripe link the sync stored meanwhile).
-        fresh = await catalog.customer(change.stored.id)
-        await catalog.update_customer(replace(fresh, **_customer_fields(keep_unset(change.customer, fresh))))
+        fresh = await catalog.customers.customer(change.stored.id)
+        await catalog.customers.update_customer(replace(fresh, **_customer_fields(keep_unset(change.customer, fresh))))
     elif isinstance(change, Subscribe):
-        await catalog.create_subscription(
+        await catalog.subscriptions.create_subscription(
             customer=change.customer_key,
             plan_key=change.plan_key,
             plan_version=change.pinned_version,
             active_from=change.active_from,
         )
     else:
-        await catalog.change_subscription(
+        await catalog.subscriptions.change_subscription(
             change.current.id, plan_key=change.plan_key, plan_version=change.pinned_version, timing="immediate"
         )
 
 
 async def apply_catalog(
     desired: DesiredCatalog,
-    catalog: CatalogService,
+    catalog: Catalog,
     metering: MeteringService,
     now: datetime,
     *,

@@ -1,5 +1,5 @@
 """UnitGrantService: OpenMeter's grants on a customer's metered entitlement — create, list, void — and the
-entitlement's burn-down history. The entitlement value (CatalogService.entitlement_value) counts the grants
+entitlement's burn-down history. The entitlement value (Catalog.entitlement_value) counts the grants
 through the same burn-down."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tollway.billing.catalog import Catalog
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.grants.burndown import BurnDown, Segment
@@ -17,7 +18,6 @@ from tollway.billing.grants.model import EXPIRATION_UNITS, RECURRENCE_INTERVALS,
 from tollway.billing.grants.ports import UnitGrantStore
 from tollway.billing.grants.resets import EntitlementReset
 from tollway.billing.periods import add_cadence, parse_cadence
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.errors import NotFoundError, ValidationError
 from tollway.ids import new_id
@@ -55,13 +55,13 @@ class History:
 
 
 class UnitGrantService:
-    def __init__(self, catalog: CatalogService, store: UnitGrantStore) -> None:
+    def __init__(self, catalog: Catalog, store: UnitGrantStore) -> None:
         self._catalog = catalog
         self._store = store
         self.on_change: Callable[[], Awaitable[None]] | None = None  # the gateway's rules read the grants again
 
     async def _entitlement(self, customer_ref: str, feature_key: str) -> tuple[Customer, Feature]:
-        context = await self._catalog.customer_context(customer_ref)
+        context = await self._catalog.contexts.customer_context(customer_ref)
         feature = context.feature(feature_key)
         if feature.meter_slug is None:
             raise ValidationError(
@@ -202,7 +202,7 @@ class UnitGrantService:
     async def _burn(
         self, customer: Customer, feature: Feature, at: datetime
     ) -> tuple[BurnDown, Subscription, Decimal] | None:
-        context = await self._catalog.customer_context(customer.id)
+        context = await self._catalog.contexts.customer_context(customer.id)
         subscription = active_at(list(context.subscriptions), at)
         if subscription is None:
             return None
@@ -214,7 +214,9 @@ class UnitGrantService:
         allowance = template.limit if template is not None and template.limit is not None else Decimal(0)
         period = (template.usage_period if template is not None else None) or subscription.billing_cadence
         grants = await self._store.list_grants(customer.id, feature.key)
-        burned = await self._catalog.burn_down(customer, feature, subscription, allowance, period, grants, at)
+        burned = await self._catalog.entitlements.burn_down(
+            customer, feature, subscription, allowance, period, grants, at
+        )
         return burned, subscription, allowance
 
     async def history(
@@ -245,7 +247,7 @@ class UnitGrantService:
             else:
                 earlier = await self._burn(customer, feature, moment)
                 balance = earlier[0].balance if earlier is not None else Decimal(0)
-            usage = await self._catalog.usage_between(feature, customer, moment, stop)
+            usage = await self._catalog.entitlements.usage_between(feature, customer, moment, stop)
             windows.append(HistoryWindow(moment, stop, usage, balance))
             moment = stop
         return History(tuple(windows), tuple(burned.segments))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from tollway.billing.catalog.customer_contexts import CustomerContexts
 from tollway.billing.credits.burndown import apply_credits
 from tollway.billing.credits.ports import CreditStore
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.rating import billing_period, invoice_total_minor, rate_closing_invoice
 from tollway.billing.invoicing.usage import UsageReader
-from tollway.billing.service import CatalogService
 from tollway.billing.subscriptions import active_at
 from tollway.clock import Clock
 from tollway.errors import NotFoundError
@@ -18,10 +18,10 @@ from tollway.errors import NotFoundError
 
 class InvoicePreview:
     def __init__(
-        self, catalog: CatalogService, reader: UsageReader, clock: Clock, *, credits: CreditStore | None = None
+        self, contexts: CustomerContexts, reader: UsageReader, clock: Clock, *, credits: CreditStore | None = None
     ) -> None:
         self._credits = credits
-        self._catalog = catalog
+        self._contexts = contexts
         self._reader = reader
         self._clock = clock
 
@@ -31,7 +31,7 @@ class InvoicePreview:
         in-advance fees, and the credits that would pay it ("credits applied" lines). A draft without id or
         number. NotFoundError when no subscription is active at `at`."""
         moment = at or self._clock.now()
-        context = await self._catalog.customer_context(customer, live=False)
+        context = await self._contexts.customer_context(customer, live=False)
         found = context.customer
         subscription = active_at(context.subscriptions, moment)
         if subscription is None:

@@ -2,6 +2,8 @@
 
 Subscriptions run from `active_from` (inclusive) to `active_to` (exclusive). A plan change or migration ends
 the current subscription at an instant T and starts the next one at T, both written in one transaction.
+
+Built from the catalog store, the clock, and the customer and plan services (who subscribes, to what).
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ from datetime import datetime
 from typing import Any, Literal
 
 from tollway.billing import periods
-from tollway.billing.catalog.customers import CustomerCases
+from tollway.billing.catalog.customer_service import CustomerService
+from tollway.billing.catalog.plan_service import PlanService
 from tollway.billing.customers import Customer
 from tollway.billing.plans import Plan
+from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
-from tollway.billing.validation import check_metadata
+from tollway.billing.validation import check_aware, check_metadata
+from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
 
 Timing = Literal["immediate", "next_billing_cycle"] | datetime
 
 
-class SubscriptionCases(CustomerCases):
+class SubscriptionService:
+    def __init__(self, store: CatalogStore, clock: Clock, customers: CustomerService, plans: PlanService) -> None:
+        self._store = store
+        self._clock = clock
+        self._customers = customers
+        self._plans = plans
+
     @staticmethod
     def _overlaps(subscription: Subscription, start: datetime) -> bool:
         """Whether `subscription` is active at some instant at or after `start`."""
@@ -65,13 +76,13 @@ class SubscriptionCases(CustomerCases):
         """On the published version (or the given one, which must be published). Start defaults to now;
         a customer has at most one subscription active at any instant (ConflictError)."""
         now = self._clock.now()
-        start = self._aware(active_from, "activeFrom") if active_from is not None else now
-        anchor = self._aware(billing_anchor, "billingAnchor") if billing_anchor is not None else start
+        start = check_aware(active_from, "activeFrom") if active_from is not None else now
+        anchor = check_aware(billing_anchor, "billingAnchor") if billing_anchor is not None else start
         meta = check_metadata(metadata)
         if not isinstance(description, str):
             raise ValidationError("description must be a string", field="description")
-        owner = await self._live_customer(customer)
-        plan = await self._published_plan(plan_key, plan_version)
+        owner = await self._customers.live_customer(customer)
+        plan = await self._plans.published_plan(plan_key, plan_version)
         self._check_currency(owner, plan)
         await self._refuse_overlap(owner, start)
         subscription = Subscription(
@@ -108,7 +119,7 @@ class SubscriptionCases(CustomerCases):
         """The instant `timing` means for `subscription` (never before now or before its start)."""
         now = self._clock.now()
         if isinstance(timing, datetime):
-            at = self._aware(timing, "timing")
+            at = check_aware(timing, "timing")
             if at < now or at < subscription.active_from:
                 raise ValidationError("timing must not be before now or before the subscription starts", field="timing")
             return at
@@ -143,7 +154,7 @@ class SubscriptionCases(CustomerCases):
         The next subscription's billing anchor is the change instant (its cadence starts afresh), except for a
         change at the next billing cycle between plans of the same cadence, which keeps the current anchor."""
         current = await self._open_subscription(subscription_id)
-        plan = await self._published_plan(plan_key, plan_version)
+        plan = await self._plans.published_plan(plan_key, plan_version)
         if plan.id == current.plan_id:
             raise ConflictError(
                 f"subscription {current.id} is already on plan {plan.key!r} v{plan.version}", field="plan.key"
@@ -153,7 +164,7 @@ class SubscriptionCases(CustomerCases):
             raise ConflictError(
                 f"subscription {current.id} ends at {current.active_to.isoformat()}, before the change", field="timing"
             )
-        owner = await self._live_customer(current.customer_id)
+        owner = await self._customers.live_customer(current.customer_id)
         self._check_currency(owner, plan)
         await self._refuse_overlap(owner, at, replacing=current.id)
         keep_anchor = timing == "next_billing_cycle" and plan.billing_cadence == current.billing_cadence
@@ -188,7 +199,7 @@ class SubscriptionCases(CustomerCases):
         )
 
     async def subscriptions(self, *, customer: str | None = None) -> list[Subscription]:
-        customer_id = (await self.customer(customer)).id if customer is not None else None
+        customer_id = (await self._customers.customer(customer)).id if customer is not None else None
         return await self._store.list_subscriptions(customer_id=customer_id)
 
     async def subscription(self, subscription_id: str) -> Subscription:
@@ -199,5 +210,5 @@ class SubscriptionCases(CustomerCases):
 
     async def subscription_at(self, customer: str, at: datetime) -> Subscription | None:
         """The customer's subscription active at `at`, if any."""
-        owner = await self.customer(customer)
+        owner = await self._customers.customer(customer)
         return active_at(await self._store.list_subscriptions(customer_id=owner.id), at)

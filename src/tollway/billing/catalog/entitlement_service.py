@@ -1,9 +1,12 @@
 """Entitlement values: what a customer's subscription grants for a feature, and the usage counted against it.
 
 A value is read often (a gateway checks it before calls), so when nothing changed it costs the
-catalog's version (the customer's catalog rows are kept, see kept.py) and the meter definition, and
+catalog's version (the customer's catalog rows are kept, see customer_contexts.py) and the meter definition, and
 the usage comes from a running total (a kept snapshot of the period's rollups plus the few events
 after it, tollway.metering.running_totals).
+
+Built from the catalog store, metering, the clock, the customer contexts, the running totals and (where grants
+are kept) the unit grant store.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tollway.billing import periods
-from tollway.billing.catalog.kept import KeptCases
+from tollway.billing.catalog.customer_contexts import CustomerContexts
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import (
     EntitlementTemplate,
@@ -31,6 +34,7 @@ from tollway.billing.grants.resets import EntitlementReset, anchor_at, usage_per
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
+from tollway.billing.validation import check_aware
 from tollway.clock import Clock
 from tollway.metering.aggregation import MeterQuery
 from tollway.metering.running_totals import RunningTotals
@@ -54,27 +58,39 @@ class GrantedEntitlement:
     anchor: datetime | None = None  # the usage periods' anchor when a reset moved it (else the billing anchor)
 
 
-class EntitlementCases(KeptCases):
+def phase_at(plan: Plan, subscription: Subscription, at: datetime) -> Phase:
+    """The plan phase running at `at`: phases follow one another from the subscription's start."""
+    start = subscription.active_from
+    for phase in plan.phases:
+        if phase.duration is None:
+            return phase
+        end = periods.add_cadence(start, periods.parse_cadence(phase.duration), 1)
+        if at < end:
+            return phase
+        start = end
+    return plan.phases[-1]
+
+
+class EntitlementService:
     def __init__(
         self,
         store: CatalogStore,
         metering: MeteringService,
         clock: Clock,
+        contexts: CustomerContexts,
+        running_totals: RunningTotals,
         *,
-        running_totals: RunningTotals | None = None,
+        unit_grants: UnitGrantStore | None = None,
     ) -> None:
-        super().__init__(store, metering, clock)
-        self._running_totals = running_totals or RunningTotals(metering.store, clock)
+        """With `unit_grants`, metered entitlement values count the customer's unit grants (OpenMeter's
+        burn-down)."""
+        self._store = store
+        self._metering = metering
+        self._clock = clock
+        self._contexts = contexts
+        self._running_totals = running_totals
+        self._unit_grants = unit_grants
         self._kept_gated: tuple[int, frozenset[str]] | None = None
-        self._unit_grants: UnitGrantStore | None = None
-
-    def use_unit_grants(self, store: UnitGrantStore) -> None:
-        """Metered entitlement values count the customer's unit grants (OpenMeter's burn-down)."""
-        self._unit_grants = store
-
-    @property
-    def unit_grants(self) -> UnitGrantStore | None:
-        return self._unit_grants
 
     async def entitlement_value(self, customer: str, feature: str, at: datetime | None = None) -> EntitlementValue:
         """The customer's access to the feature by the one rule (`feature_access`): from the rate card of the
@@ -83,13 +99,13 @@ class EntitlementCases(KeptCases):
 
         The usage period is the template's (else the plan's billing cadence) anchored at the subscription's
         billing anchor; usage counts from max(period start, subscription start) up to `at`."""
-        at = self._aware(at, "at") if at is not None else self._clock.now()
-        context = await self.customer_context(customer)
+        at = check_aware(at, "at") if at is not None else self._clock.now()
+        context = await self._contexts.customer_context(customer)
         owner, wanted = context.customer, context.feature(feature)
         subscription = active_at(list(context.subscriptions), at)
         cards: list[RateCard] = []
         if subscription is not None:
-            phase = self._phase_at(context.plans[subscription.plan_id], subscription, at)
+            phase = phase_at(context.plans[subscription.plan_id], subscription, at)
             cards = [c for c in phase.rate_cards if c.feature_key == wanted.key]
         card = next((c for c in cards if c.entitlement is not None), None)
         template = card.entitlement if card is not None else None
@@ -176,14 +192,14 @@ class EntitlementCases(KeptCases):
     async def granted_entitlements(self, at: datetime | None = None) -> list[GrantedEntitlement]:
         """Every entitlement the live customers' subscriptions active at `at` (default now) grant, by customer key,
         then subject, then feature key."""
-        at = self._aware(at, "at") if at is not None else self._clock.now()
+        at = check_aware(at, "at") if at is not None else self._clock.now()
         granted: list[GrantedEntitlement] = []
         for listed in sorted(await self._store.list_customers(), key=lambda c: c.key):
-            context = await self.customer_context(listed.id)
+            context = await self._contexts.customer_context(listed.id)
             subscription = active_at(list(context.subscriptions), at)
             if subscription is None:
                 continue
-            phase = self._phase_at(context.plans[subscription.plan_id], subscription, at)
+            phase = phase_at(context.plans[subscription.plan_id], subscription, at)
             for card in sorted(phase.rate_cards, key=lambda c: c.feature_key or ""):
                 if card.entitlement is None or card.feature_key is None:
                     continue
@@ -223,19 +239,6 @@ class EntitlementCases(KeptCases):
         )
         self._kept_gated = (version, gated)
         return gated
-
-    @staticmethod
-    def _phase_at(plan: Plan, subscription: Subscription, at: datetime) -> Phase:
-        """The plan phase running at `at`: phases follow one another from the subscription's start."""
-        start = subscription.active_from
-        for phase in plan.phases:
-            if phase.duration is None:
-                return phase
-            end = periods.add_cadence(start, periods.parse_cadence(phase.duration), 1)
-            if at < end:
-                return phase
-            start = end
-        return plan.phases[-1]
 
     async def _usage(self, feature: Feature, customer: Customer, start: datetime, end: datetime) -> Decimal:
         if feature.meter_slug is None or not customer.subjects or start >= end:

@@ -4,6 +4,8 @@ again only when the catalog changed.
 Every catalog write, from any process, moves the store's version (one row, read with one primary-key
 lookup). A kept read is used while the version is the one it was read at; the version is read before
 the rows, so a write landing in between makes the next call read again rather than keep a stale copy.
+
+Built from the catalog store and the customer and plan services (how a customer and a plan are found).
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tollway.billing.catalog.subscriptions import SubscriptionCases
+from tollway.billing.catalog.customer_service import CustomerService
+from tollway.billing.catalog.plan_service import PlanService
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription
-from tollway.clock import Clock
 from tollway.errors import NotFoundError
-from tollway.metering.service import MeteringService
 
 MAX_KEPT_CUSTOMERS = 10_000
 
@@ -50,9 +51,14 @@ class CustomerContext:
         return {feature.key: feature for feature in self.features}
 
 
-class KeptCases(SubscriptionCases):
-    def __init__(self, store: CatalogStore, metering: MeteringService, clock: Clock) -> None:
-        super().__init__(store, metering, clock)
+class CustomerContexts:
+    """Each customer's catalog context, kept per catalog version (at most MAX_KEPT_CUSTOMERS, least recently used
+    dropped first)."""
+
+    def __init__(self, store: CatalogStore, customers: CustomerService, plans: PlanService) -> None:
+        self._store = store
+        self._customers = customers
+        self._plans = plans
         self._kept: OrderedDict[str, CustomerContext] = OrderedDict()
         self._kept_features: tuple[int, tuple[Feature, ...]] | None = None
 
@@ -72,9 +78,11 @@ class KeptCases(SubscriptionCases):
         return kept
 
     async def _read_context(self, customer: str, version: int) -> CustomerContext:
-        found, features = await asyncio.gather(self.customer(customer), self._features_at(version))
+        found, features = await asyncio.gather(self._customers.customer(customer), self._features_at(version))
         subscriptions = tuple(await self._store.list_subscriptions(customer_id=found.id))
-        plans = {plan_id: await self._plan_by_id(plan_id) for plan_id in sorted({s.plan_id for s in subscriptions})}
+        plans = {
+            plan_id: await self._plans.plan_by_id(plan_id) for plan_id in sorted({s.plan_id for s in subscriptions})
+        }
         return CustomerContext(version, found, subscriptions, plans, features)
 
     async def _features_at(self, version: int) -> tuple[Feature, ...]:

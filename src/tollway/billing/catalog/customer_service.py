@@ -1,4 +1,4 @@
-"""Customers: who pays, for which subjects' usage."""
+"""Customers: who pays, for which subjects' usage. Built from the catalog store and the clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tollway.billing.catalog.plans import PlanCases
 from tollway.billing.customers import Address, Customer
 from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription
@@ -19,33 +18,19 @@ from tollway.billing.validation import (
     check_name,
     check_subjects,
 )
+from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
 
 
-class CustomerSubjects:
-    """Metering's CustomerResolver over the catalog store: a customer id or key -> the subjects it pays for.
+class CustomerService:
+    """Also metering's CustomerResolver (`subjects_of`): it needs only the store and the clock, so the composition
+    root builds it before metering."""
 
-    Built before MeteringService (which the CatalogService needs), so the composition root can hand it over."""
-
-    def __init__(self, store: CatalogStore) -> None:
+    def __init__(self, store: CatalogStore, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
 
-    async def customer(self, id_or_key: str) -> Customer:
-        found = await self._store.get_customer(id_or_key)
-        if found is None or found.deleted_at is not None:
-            raise NotFoundError(f"customer {id_or_key!r} not found", field="customer")
-        return found
-
-    async def subjects_of(self, customer: str) -> list[str]:
-        """An unknown or deleted customer is a bad query parameter (ValidationError, field customer)."""
-        try:
-            return list((await self.customer(customer)).subjects)
-        except NotFoundError as exc:
-            raise ValidationError(f"unknown customer {customer!r}", field="customer") from exc
-
-
-class CustomerCases(PlanCases):
     async def create_customer(
         self,
         *,
@@ -110,7 +95,7 @@ class CustomerCases(PlanCases):
 
     async def delete_customer(self, id_or_key: str) -> None:
         """Refused (ConflictError) while the customer has an active or scheduled subscription."""
-        customer = await self._live_customer(id_or_key)
+        customer = await self.live_customer(id_or_key)
         if await self._ongoing(customer.id):
             raise ConflictError(
                 f"customer {customer.key!r} has an active or scheduled subscription; cancel it first", field="customer"
@@ -136,9 +121,17 @@ class CustomerCases(PlanCases):
             raise NotFoundError(f"customer {id_or_key!r} not found", field="customer")
         return found
 
-    async def _live_customer(self, id_or_key: str) -> Customer:
-        return await CustomerSubjects(self._store).customer(id_or_key)
+    async def live_customer(self, id_or_key: str) -> Customer:
+        """A customer that is not deleted (NotFoundError, field customer)."""
+        found = await self._store.get_customer(id_or_key)
+        if found is None or found.deleted_at is not None:
+            raise NotFoundError(f"customer {id_or_key!r} not found", field="customer")
+        return found
 
     async def subjects_of(self, customer: str) -> list[str]:
-        """For the meter query's `customer` filter (metering's CustomerResolver)."""
-        return await CustomerSubjects(self._store).subjects_of(customer)
+        """For the meter query's `customer` filter (metering's CustomerResolver). An unknown or deleted customer is
+        a bad query parameter (ValidationError, field customer)."""
+        try:
+            return list((await self.live_customer(customer)).subjects)
+        except NotFoundError as exc:
+            raise ValidationError(f"unknown customer {customer!r}", field="customer") from exc

@@ -1,4 +1,6 @@
-"""Features: a meter narrowed by group-by filters (create, read, archive)."""
+"""Features: a meter narrowed by group-by filters (create, read, archive).
+
+Built from the catalog store, metering (the meter a feature narrows) and the clock."""
 
 from __future__ import annotations
 
@@ -6,15 +8,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tollway.billing.catalog.base import CatalogBase
 from tollway.billing.features import Feature
+from tollway.billing.ports import CatalogStore
 from tollway.billing.validation import check_key, check_metadata, check_name
+from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
 from tollway.metering.meters import unknown_filter_values
+from tollway.metering.service import MeteringService
 
 
-class FeatureCases(CatalogBase):
+class FeatureService:
+    def __init__(self, store: CatalogStore, metering: MeteringService, clock: Clock) -> None:
+        self._store = store
+        self._metering = metering
+        self._clock = clock
+
     async def create_feature(
         self,
         *,

@@ -1,4 +1,6 @@
-"""Plans: versioned drafts of phases and rate cards, published and archived."""
+"""Plans: versioned drafts of phases and rate cards, published and archived.
+
+Built from the catalog store, metering (a metered entitlement needs a SUM or COUNT meter) and the clock."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 from tollway.billing import periods
-from tollway.billing.catalog.features import FeatureCases
 from tollway.billing.plans import Phase, Plan
+from tollway.billing.ports import CatalogStore
 from tollway.billing.validation import (
     check_currency,
     check_key,
@@ -16,13 +18,20 @@ from tollway.billing.validation import (
     check_name,
     check_phases,
 )
+from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.ids import new_id
+from tollway.metering.service import MeteringService
 
 PLAN_STATUSES = ("draft", "published", "archived")
 
 
-class PlanCases(FeatureCases):
+class PlanService:
+    def __init__(self, store: CatalogStore, metering: MeteringService, clock: Clock) -> None:
+        self._store = store
+        self._metering = metering
+        self._clock = clock
+
     async def _check_plan_body(self, billing_cadence: str, phases: Sequence[Phase]) -> None:
         periods.parse_cadence(billing_cadence, field="billingCadence")
         features = {f.key: f for f in await self._store.list_features()}
@@ -76,7 +85,8 @@ class PlanCases(FeatureCases):
         await self._store.insert_plan(plan)
         return plan
 
-    async def _plan_by_id(self, plan_id: str) -> Plan:
+    async def plan_by_id(self, plan_id: str) -> Plan:
+        """By id only (NotFoundError, field plan)."""
         plan = await self._store.get_plan(plan_id)
         if plan is None:
             raise NotFoundError(f"plan {plan_id!r} not found", field="plan")
@@ -101,7 +111,7 @@ class PlanCases(FeatureCases):
         metadata: Mapping[str, Any] | None = None,
     ) -> Plan:
         """Only a draft can change (ConflictError otherwise)."""
-        plan = await self._plan_by_id(plan_id)
+        plan = await self.plan_by_id(plan_id)
         self._refuse_unless(plan, "draft", "changed")
         check_name(name)
         meta = check_metadata(metadata)
@@ -120,7 +130,7 @@ class PlanCases(FeatureCases):
 
     async def delete_plan(self, plan_id: str) -> None:
         """Only a draft can be deleted."""
-        plan = await self._plan_by_id(plan_id)
+        plan = await self.plan_by_id(plan_id)
         self._refuse_unless(plan, "draft", "deleted")
         if not await self._store.delete_plan(plan_id):
             raise NotFoundError(f"plan {plan_id!r} not found", field="plan")
@@ -128,7 +138,7 @@ class PlanCases(FeatureCases):
     async def publish_plan(self, plan_id: str) -> Plan:
         """Draft -> published; the previously published version of the key is archived (its subscriptions
         stay on it until migrated)."""
-        plan = await self._plan_by_id(plan_id)
+        plan = await self.plan_by_id(plan_id)
         self._refuse_unless(plan, "draft", "published")
         await self._check_plan_body(plan.billing_cadence, plan.phases)  # a feature may have gone since the draft
         now = self._clock.now()
@@ -142,7 +152,7 @@ class PlanCases(FeatureCases):
         return published
 
     async def archive_plan(self, plan_id: str) -> Plan:
-        plan = await self._plan_by_id(plan_id)
+        plan = await self.plan_by_id(plan_id)
         self._refuse_unless(plan, "published", "archived")
         now = self._clock.now()
         archived = replace(plan, status="archived", archived_at=now, updated_at=now)
@@ -170,7 +180,9 @@ class PlanCases(FeatureCases):
             raise NotFoundError(f"plan {id_or_key!r}{which} not found", field="plan")
         return found
 
-    async def _published_plan(self, key: str, version: int | None) -> Plan:
+    async def published_plan(self, key: str, version: int | None) -> Plan:
+        """What a subscription may start on: the key's published version, or the given version if published
+        (NotFoundError, field plan.key / plan.version; ValidationError when not published)."""
         versions = await self._store.list_plans(key=key)
         if not versions:
             raise NotFoundError(f"plan {key!r} not found", field="plan.key")
