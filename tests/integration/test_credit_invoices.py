@@ -23,9 +23,9 @@ from tollway.adapters.sql.credits import SqlCreditStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.credits.ports import CreditStore
 from tollway.billing.credits.service import CreditService, NewGrant
-from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.ports import InvoiceStore
 from tollway.billing.invoicing.preview import InvoicePreview

@@ -23,8 +23,8 @@ from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.api.app import create_management_app
 from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.entitlements import EntitlementTemplate
-from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.clock import FrozenClock

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tests.unit.test_spend_admission import HARD_100, World, card, world_with
-from tollway.billing.grants.service import NewUnitGrant, UnitGrantService
+from tollway.billing.catalog.unit_grant_service import NewUnitGrant, UnitGrantService
 from tollway.errors import LimitExceededError
 from tollway.metering.llm import llm_call_events
 from tollway.spend.admission import SpendAdmission

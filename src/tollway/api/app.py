@@ -37,8 +37,8 @@ from tollway.api.subscriptions import subscriptions_router
 from tollway.api.unit_grants import unit_grants_router
 from tollway.auth_failures import AuthFailures
 from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.credits.service import CreditService
-from tollway.billing.grants.service import UnitGrantService
 from tollway.billing.invoicing.collection import PaymentWebhooks
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.render import InvoiceDocuments

@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from tollway.api.openapi import body_schema, problem_responses
 from tollway.api.wire import Json, Obj, optional_time, parse_body, parse_moment
+from tollway.billing.catalog.unit_grant_service import History, NewUnitGrant, UnitGrantService
 from tollway.billing.grants.burndown import Segment
 from tollway.billing.grants.model import UnitGrant
-from tollway.billing.grants.service import History, NewUnitGrant, UnitGrantService
 from tollway.metering.events import format_time
 from tollway.money import decimal_text
 

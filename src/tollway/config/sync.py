@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tollway.billing.apply import DesiredCatalog
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.credits.service import CreditService
-from tollway.billing.grants.service import UnitGrantService
 from tollway.config.catalog import desired_catalog
 from tollway.config.schema import TollwayConfig
 from tollway.config.unit_grants import CONFIG_KEY

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tollway.billing.grants.service import NewUnitGrant
+from tollway.billing.catalog.unit_grant_service import NewUnitGrant
 from tollway.config.catalog_fields import Strict
 from tollway.metering.events import format_time
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.credits.service import CreditService
-from tollway.billing.grants.service import UnitGrantService
 from tollway.clock import Clock
 from tollway.config.schema import TollwayConfig
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants

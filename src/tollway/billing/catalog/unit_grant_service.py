@@ -1,5 +1,5 @@
 """UnitGrantService: OpenMeter's grants on a customer's metered entitlement — create, list, void — and the
-entitlement's burn-down history. The entitlement value (Catalog.entitlement_value) counts the grants
+entitlement's burn-down history. The entitlement value (EntitlementService.entitlement_value) counts the grants
 through the same burn-down."""
 
 from __future__ import annotations
