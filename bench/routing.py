@@ -30,7 +30,7 @@ import orjson
 
 from tollway.adapters.journal.file import FileJournal
 from tollway.clock import SystemClock
-from tollway.config.schema import TollwayConfig
+from tollway.config.schema import TollwayConfig, balanced_models
 from tollway.gateway.app import Gateway
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.metrics import GatewayMetrics
@@ -128,7 +128,7 @@ def gateway(weighted: bool, sink: UsageSink | None = None) -> Gateway:
     state = gateway_state(loaded, providers)
     clock = SystemClock()
     policy = BalancingPolicy(clock)
-    policy.configure(loaded.models, loaded.providers, state.prices)
+    policy.configure(balanced_models(loaded.models, loaded.providers), state.prices)
     limits = GatewayLimits(max_body_bytes=1 << 20, drain_timeout_s=1.0)
     return Gateway(state, sink or Dropped(), GatewayMetrics(), clock, limits, policy=policy)
 

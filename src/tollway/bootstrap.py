@@ -16,7 +16,7 @@ from tollway.auth_failures import AuthFailures
 from tollway.changes import Changes
 from tollway.clock import Clock
 from tollway.config.loader import load_config
-from tollway.config.schema import TollwayConfig
+from tollway.config.schema import TollwayConfig, balanced_models
 from tollway.dashboard_root import build_dashboard, key_usage_endpoint, portal_tokens
 from tollway.gateway.admission import GatewayAdmission
 from tollway.gateway.app import Gateway
@@ -27,7 +27,6 @@ from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.hooks import Admission
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.multiprocess_metrics import MultiprocessExposition
-from tollway.gateway.providers.registry import build_provider
 from tollway.gateway.refusals import NoticeRefusals
 from tollway.gateway.relay import GatewayLimits
 from tollway.identity.directory import KeyDirectory
@@ -49,6 +48,7 @@ from tollway.wiring.gateway import (
 )
 from tollway.wiring.metering import rollup_worker, store_metrics, usage_sink
 from tollway.wiring.notifications import build_notification_worker, payment_failed_notice
+from tollway.wiring.providers import build_provider
 from tollway.wiring.services import build_services
 
 
@@ -69,7 +69,7 @@ def build_runtime(
     pipeline, backlog_age = usage_sink(settings, store, journal, metrics)
     state = gateway_state(config, providers)
     policy = BalancingPolicy(clock)
-    policy.configure(config.models, config.providers, state.prices)
+    policy.configure(balanced_models(config.models, config.providers), state.prices)
     metrics.add_source(policy.metrics.collect)
     share = routing_share(settings, policy, auth_failures, metrics)
     counters, keeper, spend = services.counters, services.spend_keeper, services.spend

@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticError
 from tests.support.prometheus import prometheus_value
 from tollway.clock import FrozenClock
 from tollway.config.loader import load_config
-from tollway.config.schema import TollwayConfig
+from tollway.config.schema import TollwayConfig, balanced_models
 from tollway.errors import ConfigError, RateLimitedError, UnavailableError
 from tollway.gateway.balancing.health import check_once
 from tollway.gateway.balancing.policy import BalancingPolicy
@@ -59,7 +59,7 @@ class Harness:
         self.clock = FrozenClock(START)
         self.config = config(model)
         self.policy = BalancingPolicy(self.clock)
-        self.policy.configure(self.config.models, self.config.providers, prices or {})
+        self.policy.configure(balanced_models(self.config.models, self.config.providers), prices or {})
         self.route = Route(
             model=model["name"],
             targets=tuple(Target(Named(t["provider"]), t["model"]) for t in model["targets"]),
@@ -407,7 +407,7 @@ def test_reload_keeps_the_state_of_unchanged_targets_and_resets_changed_ones() -
         p.model_copy(update={"base_url": "http://elsewhere.example/v1"}) if p.name == "b" else p
         for p in reloaded.providers
     ]
-    harness.policy.configure(reloaded.models, providers, {})
+    harness.policy.configure(balanced_models(reloaded.models, providers), {})
     assert harness.order() == ["b", "c"]  # a kept its open breaker; b moved to another URL: a fresh state
     by_key = {state.key: state for state in harness.policy.states()}
     assert by_key[("c", "m")].ewma_total == 0.5

@@ -19,21 +19,14 @@ from pydantic import ValidationError as PydanticError
 
 from tests.unit.test_flow import ANSWER, CHAT, KEY, Ledger, RecordingAdmission, RecordingSink, Scripted, post
 from tollway.clock import FrozenClock
-from tollway.config.resilience import RetryConfig, TimeoutsConfig
+from tollway.config.resilience import RetryConfig, TimeoutsConfig, resolve_retry, resolve_timeouts
 from tollway.config.schema import TollwayConfig
 from tollway.gateway.app import Gateway
 from tollway.gateway.hooks import Admit, Attempt
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, UpstreamError, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
-from tollway.gateway.resilience import (
-    DEFAULT_RETRY,
-    RetryPolicy,
-    Timeouts,
-    resolve_retry,
-    resolve_timeouts,
-    retry_after_s,
-)
+from tollway.gateway.resilience import DEFAULT_RETRY, RetryPolicy, Timeouts, retry_after_s
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.identity.key_index import Identity, KeyIndex, hash_key

@@ -12,7 +12,7 @@ from tollway.config.schema import ProviderConfig
 from tollway.gateway.providers.anthropic import AnthropicProvider
 from tollway.gateway.providers.azure_openai import AzureOpenAIProvider
 from tollway.gateway.providers.gemini import GeminiProvider
-from tollway.gateway.providers.registry import build_provider
+from tollway.wiring.providers import build_provider
 
 
 @pytest.mark.parametrize(

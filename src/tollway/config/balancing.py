@@ -6,11 +6,17 @@ Documented in docs/configuration.md ("Balancing, breakers and budgets").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Strategy = Literal["priority", "weighted", "least_busy", "lowest_latency", "cost"]
+from tollway.gateway.balancing.settings import (
+    BalanceSettings,
+    BreakerSettings,
+    BudgetSettings,
+    HealthCheckSettings,
+    StrategyName,
+)
 
 
 class _Strict(BaseModel):
@@ -21,7 +27,7 @@ class BalanceConfig(_Strict):
     """How a model spreads requests over the targets of one group (`balance: weighted` is short for
     `balance: {strategy: weighted}`)."""
 
-    strategy: Strategy = "priority"
+    strategy: StrategyName = "priority"
     # lowest_latency: the share of requests sent to a random usable target (exploration), after how many
     # requests in a row a passed-over target goes first once (0: never), the weight of the newest sample
     # in the moving averages, and the random generator's seed (None: from the OS)
@@ -33,6 +39,17 @@ class BalanceConfig(_Strict):
     expected_input_tokens: int = Field(default=1000, ge=0)
     expected_output_tokens: int = Field(default=500, ge=0)
 
+    def settings(self) -> BalanceSettings:
+        return BalanceSettings(
+            strategy=self.strategy,
+            explore=self.explore,
+            probe_every=self.probe_every,
+            ewma_alpha=self.ewma_alpha,
+            seed=self.seed,
+            expected_input_tokens=self.expected_input_tokens,
+            expected_output_tokens=self.expected_output_tokens,
+        )
+
 
 class BreakerConfig(_Strict):
     """A circuit breaker per target: opens after `failures` consecutive failures, or when at least
@@ -43,6 +60,15 @@ class BreakerConfig(_Strict):
     window_s: float = Field(default=60, gt=0)
     min_requests: int = Field(default=10, ge=1)
     cooldown_s: float = Field(default=30, gt=0)
+
+    def settings(self) -> BreakerSettings:
+        return BreakerSettings(
+            failures=self.failures,
+            failure_rate=self.failure_rate,
+            window_s=self.window_s,
+            min_requests=self.min_requests,
+            cooldown_s=self.cooldown_s,
+        )
 
 
 class BudgetConfig(_Strict):
@@ -58,12 +84,18 @@ class BudgetConfig(_Strict):
             raise ValueError("a budget needs requests_per_minute or tokens_per_minute")
         return self
 
+    def settings(self) -> BudgetSettings:
+        return BudgetSettings(requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute)
+
 
 class HealthCheckConfig(_Strict):
     """An active check per target: a one-token chat completion every `interval_s` (it costs one tiny call)."""
 
     interval_s: float = Field(default=30, ge=1)
     timeout_s: float = Field(default=5, gt=0)
+
+    def settings(self) -> HealthCheckSettings:
+        return HealthCheckSettings(interval_s=self.interval_s, timeout_s=self.timeout_s)
 
 
 def balance_shorthand(value: Any) -> Any:

@@ -23,6 +23,7 @@ from tollway.config.catalog_plans import PlanConfig
 from tollway.config.notifications import NotificationsConfig
 from tollway.config.references import reference_problems
 from tollway.config.resilience import RetryConfig, TimeoutsConfig
+from tollway.gateway.balancing.settings import BalancedModel, BalancedTarget
 from tollway.identity.consumers import USERNAME_PATTERN, USERNAME_RULE, ConfiguredConsumer
 from tollway.identity.key_index import hash_key
 
@@ -135,6 +136,31 @@ class ModelConfig(_Strict):
     @classmethod
     def _balance_shorthand(cls, value: Any) -> Any:
         return balance_shorthand(value)
+
+
+def balanced_models(models: Sequence[ModelConfig], providers: Sequence[ProviderConfig]) -> list[BalancedModel]:
+    """The config file's models as the routing policy takes them (BalancingPolicy.configure)."""
+    upstreams = {p.name: (p.type, p.base_url, p.api_version) for p in providers}
+    return [
+        BalancedModel(
+            name=model.name,
+            targets=tuple(
+                BalancedTarget(
+                    provider=target.provider,
+                    model=target.model,
+                    weight=target.weight,
+                    group=target.group,
+                    budget=target.budget.settings() if target.budget is not None else None,
+                    upstream=upstreams.get(target.provider),
+                )
+                for target in model.targets
+            ),
+            balance=model.balance.settings(),
+            breaker=model.breaker.settings() if model.breaker is not None else None,
+            health_check=model.health_check.settings() if model.health_check is not None else None,
+        )
+        for model in models
+    ]
 
 
 class ConsumerConfig(_Strict):

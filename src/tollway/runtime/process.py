@@ -27,7 +27,7 @@ from tollway.changes import Changes
 from tollway.clock import Clock
 from tollway.config.guard import empty_problems, removals, shrink_problems
 from tollway.config.loader import load_config
-from tollway.config.schema import TollwayConfig, configured_consumers
+from tollway.config.schema import TollwayConfig, balanced_models, configured_consumers
 from tollway.errors import ConfigError, DomainError
 from tollway.gateway.app import Gateway
 from tollway.gateway.balancing.health import HealthChecks
@@ -35,7 +35,6 @@ from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.multiprocess_metrics import MultiprocessExposition
 from tollway.gateway.providers.base import Provider
-from tollway.gateway.providers.registry import build_provider
 from tollway.identity.directory import KeyDirectory
 from tollway.identity.service import IdentityService
 from tollway.metering.backlog import BacklogWatch
@@ -53,6 +52,7 @@ from tollway.spend.budgets_service import BudgetService
 from tollway.spend.keeper import RulesKeeper
 from tollway.spend.ports import CounterStore
 from tollway.wiring.gateway import configured_paths, gateway_state, secrets_of
+from tollway.wiring.providers import build_provider
 
 log = logging.getLogger("tollway")
 
@@ -284,7 +284,7 @@ class Runtime:
                 log.warning("spend rules not refreshed after the reload", exc_info=True)
         state = gateway_state(config, providers)
         if self.policy is not None:  # targets that did not change keep their breaker and latency figures
-            self.policy.configure(config.models, config.providers, state.prices)
+            self.policy.configure(balanced_models(config.models, config.providers), state.prices)
         self.gateway.state = replace(state, keys=self.keys.set_config(configured_consumers(config.consumers)))
         self.gateway.paths = configured_paths(config)
         if self.health_checks is not None:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from tollway.adapters.redis.routing import RedisRoutingShare
 from tollway.auth_failures import AuthFailures
+from tollway.config.resilience import target_resilience
 from tollway.config.schema import TollwayConfig, configured_consumers
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
 from tollway.gateway.app import Gateway
@@ -18,7 +19,6 @@ from tollway.gateway.endpoints.paths import path_endpoints
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.pricebook import lookup_context_window, lookup_price
 from tollway.gateway.providers.base import Provider
-from tollway.gateway.resilience import target_resilience
 from tollway.gateway.routing import Route, Router, Target
 from tollway.gateway.state import GatewayState
 from tollway.identity.directory import config_entries

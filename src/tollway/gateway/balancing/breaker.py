@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from tollway.config.balancing import BreakerConfig
+from tollway.gateway.balancing.settings import BreakerSettings
 
 log = logging.getLogger("tollway.gateway.breaker")
 
@@ -34,7 +34,7 @@ class Breaker:
         "state",
     )
 
-    def __init__(self, settings: BreakerConfig, name: str) -> None:
+    def __init__(self, settings: BreakerSettings, name: str) -> None:
         self.name = name  # "provider/model", for the log
         self._failures = settings.failures
         self._failure_rate = settings.failure_rate

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollway.config.balancing import BudgetConfig
+from tollway.gateway.balancing.settings import BudgetSettings
 
 MINUTE_S = 60.0
 
@@ -10,7 +10,7 @@ MINUTE_S = 60.0
 class Budget:
     __slots__ = ("_max_requests", "_max_tokens", "requests", "tokens", "window")
 
-    def __init__(self, settings: BudgetConfig) -> None:
+    def __init__(self, settings: BudgetSettings) -> None:
         self._max_requests = settings.requests_per_minute
         self._max_tokens = settings.tokens_per_minute
         self.window = -1.0  # the minute (epoch seconds // 60) the counts belong to

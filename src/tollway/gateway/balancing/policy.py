@@ -12,16 +12,15 @@ limited (cooling down, over budget), else a 503; nothing is recorded (no upstrea
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from tollway.clock import Clock
-from tollway.config.balancing import BalanceConfig, BudgetConfig, HealthCheckConfig
-from tollway.config.schema import ModelConfig, ProviderConfig
 from tollway.errors import DomainError, RateLimitedError, UnavailableError
 from tollway.gateway.balancing.breaker import CLOSED, Breaker
 from tollway.gateway.balancing.budgets import Budget
 from tollway.gateway.balancing.metrics import TargetMetrics
+from tollway.gateway.balancing.settings import BalancedModel, BalancedTarget, BalanceSettings, HealthCheckSettings
 from tollway.gateway.balancing.state import TargetKey, TargetState
 from tollway.gateway.balancing.strategies import (
     Cheapest,
@@ -138,7 +137,7 @@ class HealthTarget:
     state: TargetState
     provider: str
     model: str
-    settings: HealthCheckConfig
+    settings: HealthCheckSettings
 
 
 class BalancingPolicy:
@@ -158,15 +157,9 @@ class BalancingPolicy:
 
     # configuration ---------------------------------------------------------------------------------------
 
-    def configure(
-        self,
-        models: Sequence[ModelConfig],
-        providers: Sequence[ProviderConfig],
-        prices: Mapping[tuple[str, str], TokenPrice],
-    ) -> None:
+    def configure(self, models: Sequence[BalancedModel], prices: Mapping[tuple[str, str], TokenPrice]) -> None:
         """Build the plans for these models. A target whose provider (type, URL), breaker, budget and
         balancing settings did not change keeps its state (breaker, latency averages, cool-down)."""
-        provider_configs = {p.name: p for p in providers}
         states: dict[TargetKey, TargetState] = {}
         plans: dict[str, Plan] = {}
         health: list[HealthTarget] = []
@@ -176,7 +169,7 @@ class BalancingPolicy:
                 key = (target.provider, target.model)
                 state = states.get(key)
                 if state is None:
-                    state = states[key] = self._state(key, model, target.budget, provider_configs.get(target.provider))
+                    state = states[key] = self._state(key, model, target)
                     if model.health_check is not None:
                         health.append(HealthTarget(state, target.provider, target.model, model.health_check))
                 price = prices.get(key)
@@ -184,11 +177,9 @@ class BalancingPolicy:
             plans[model.name] = Plan(model.name, entries, _strategy(model.balance))
         self._plans, self._states, self.health_targets = plans, states, tuple(health)
 
-    def _state(
-        self, key: TargetKey, model: ModelConfig, budget: BudgetConfig | None, provider: ProviderConfig | None
-    ) -> TargetState:
-        where: Hashable = (provider.type, provider.base_url, provider.api_version) if provider else None
-        fingerprint = (where, model.breaker, budget, model.balance.ewma_alpha)
+    def _state(self, key: TargetKey, model: BalancedModel, target: BalancedTarget) -> TargetState:
+        budget = target.budget
+        fingerprint = (target.upstream, model.breaker, budget, model.balance.ewma_alpha)
         kept = self._states.get(key)
         if kept is not None and kept.fingerprint == fingerprint:
             return kept
@@ -361,7 +352,7 @@ def _schedule(entries: list[Entry]) -> tuple[tuple[int, ...], ...] | None:
     return tuple(turns)
 
 
-def _strategy(balance: BalanceConfig) -> Strategy:
+def _strategy(balance: BalanceSettings) -> Strategy:
     if balance.strategy == "weighted":
         return weighted
     if balance.strategy == "least_busy":

@@ -1,4 +1,4 @@
-"""Build providers from configuration: one module per provider type."""
+"""Build providers from configuration (the composition root's; the provider types are tollway.gateway.providers)."""
 
 from __future__ import annotations
 
