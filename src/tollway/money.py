@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from decimal import (
+    ROUND_HALF_EVEN,
     ROUND_HALF_UP,
     Context,
     Decimal,
@@ -221,6 +222,54 @@ def exact_arithmetic() -> AbstractContextManager[Context]:
     return localcontext(
         Context(prec=EXACT_PRECISION, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact], Emax=999_999)
     )
+
+
+# Proration divides by a period's length in microseconds, and 49 x 10/30 does not terminate: such a quotient is
+# rounded, once and on purpose, to 60 significant digits, half to even — some 40 digits below any currency's minor
+# unit. A quotient that terminates (1/2, 3/10) is exact. The invoice line then rounds once to the minor unit
+# (`to_minor_units`); these are the only roundings of money before it.
+PRORATION_DIGITS = 60
+
+
+def _proration(*, exact: bool = False) -> Context:
+    traps = [InvalidOperation, DivisionByZero, Overflow, *([Inexact] if exact else [])]
+    return Context(prec=PRORATION_DIGITS, rounding=ROUND_HALF_EVEN, traps=traps)
+
+
+def share(part: int, whole: int) -> Decimal:
+    """part / whole (e.g. microseconds of a period): exact when it terminates, else rounded once to
+    `PRORATION_DIGITS` significant digits, half to even."""
+    return _proration().divide(Decimal(part), Decimal(whole))
+
+
+def prorate(amount: Decimal, part: int, whole: int) -> Decimal:
+    """amount x part / whole, dividing last (60 x 10/30 is exactly 20, where multiplying by a rounded 1/3 is not):
+    the product exact (an inexact one raises), the quotient rounded as `share` rounds."""
+    product = _proration(exact=True).multiply(amount, Decimal(part))
+    return _proration().divide(product, Decimal(whole))
+
+
+def prorated_difference(minuend: Decimal, subtrahend: Decimal) -> Decimal:
+    """minuend - subtrahend of two prorated amounts (what was charged for a period minus what was served), to
+    `PRORATION_DIGITS` significant digits, half to even: exact unless their digits span more than that."""
+    return _proration().subtract(minuend, subtrahend)
+
+
+# For people only, never money: a share shown as a percentage.
+_DISPLAY_DIGITS = 28  # Python's default precision, which the invoice document has always shown
+_PERCENT_DIGITS = 40
+
+
+def percent(fraction: Decimal) -> Decimal:
+    """fraction x 100 for people: to 28 significant digits, half to even ("33.33333333333333333333333333")."""
+    return Context(prec=_DISPLAY_DIGITS, rounding=ROUND_HALF_EVEN).multiply(fraction, Decimal(100))
+
+
+def rounded_percent(fraction: Decimal, places: int = 2) -> Decimal:
+    """fraction x 100 for people, to `places` decimal places: the product to 40 significant digits, then the
+    places, each half to even ("33.33")."""
+    ctx = Context(prec=_PERCENT_DIGITS, rounding=ROUND_HALF_EVEN)
+    return ctx.quantize(ctx.multiply(fraction, Decimal(100)), Decimal(1).scaleb(-places))
 
 
 def currency_exponent(code: str) -> int:

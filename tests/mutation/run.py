@@ -164,7 +164,7 @@ MUTATIONS = [
     ),
     M(
         "subscription-start-not-cut",
-        "src/tollway/billing/invoicing/rating.py",
+        "src/tollway/billing/invoicing/phases.py",
         "    cut_start = max(start, subscription.active_from)",
         "    cut_start = start",
         ("tests/unit/test_rating.py", "tests/property/test_invoice_oracle.py"),
@@ -224,9 +224,9 @@ MUTATIONS = [
     ),
     M(
         "proration-by-whole-days",
-        "src/tollway/billing/invoicing/rating.py",
-        "Decimal(_us(part[1] - part[0])) / Decimal(_us(period[1] - period[0]))",
-        "Decimal((part[1] - part[0]).days) / Decimal((period[1] - period[0]).days)",
+        "src/tollway/billing/invoicing/lines.py",
+        "prorate(price.amount, micros(part[1] - part[0]), micros(period[1] - period[0]))",
+        "prorate(price.amount, (part[1] - part[0]).days, (period[1] - period[0]).days)",
         (
             "tests/unit/test_rating.py::test_opening_fee_prorated_over_hours_and_minutes",
             "tests/unit/test_rating.py::test_a_new_york_anchor_prorates_by_the_hours_across_the_dst_change",

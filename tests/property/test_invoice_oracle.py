@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
-from tollway.billing.invoicing.rating import adjustment_line, invoiced_for_period, rate_closing_invoice, rerate_period
+from tollway.billing.invoicing.lines import adjustment_line, invoiced_for_period
+from tollway.billing.invoicing.rating import rate_closing_invoice, rerate_period
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.pricing.model import (

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact
 
 import pytest
 from hypothesis import given, settings
@@ -10,12 +10,18 @@ from tollway.api.encoding import decimal_text as encoding_decimal_text
 from tollway.errors import ValidationError
 from tollway.money import (
     CURRENCY_EXPONENTS,
+    PRORATION_DIGITS,
     currency_exponent,
     decimal_text,
     format_money,
     format_quantity,
     from_minor_units,
     parse_decimal,
+    percent,
+    prorate,
+    prorated_difference,
+    rounded_percent,
+    share,
     to_minor_units,
 )
 
@@ -269,3 +275,40 @@ def test_parse_decimal_options() -> None:
         parse_decimal("0.125", field="x", max_places=2)
     with pytest.raises(ValidationError, match="too large"):
         parse_decimal("-1e19", field="x", minimum=None)
+
+
+# -- proration: the one rounding before the line's, explicit ----------------------------------------------
+
+
+def test_a_terminating_proration_is_exact() -> None:
+    assert share(15, 30) == Decimal("0.5")
+    assert prorate(Decimal(60), 10, 30) == Decimal(20)  # dividing last: 60 x 10 / 30, not 60 x 0.333...
+    assert prorate(Decimal("49"), 15, 30) == Decimal("24.5")
+
+
+def test_a_proration_that_does_not_terminate_is_rounded_once_to_60_digits_half_even() -> None:
+    third = share(1, 3)
+    assert third == Decimal("0." + "3" * 60)
+    assert share(2, 3) == Decimal("0." + "6" * 59 + "7")  # half to even at the 60th digit
+    assert prorate(Decimal(49), 10, 30) == Decimal("16." + "3" * 58)
+    assert len(prorate(Decimal(49), 10, 30).as_tuple().digits) == PRORATION_DIGITS
+    assert to_minor_units(prorate(Decimal(49), 10, 30), "USD") == 1633
+
+
+def test_a_proration_product_is_never_rounded() -> None:
+    with pytest.raises(Inexact):
+        prorate(Decimal("1." + "1" * 59), 11, 13)  # 60 digits x 11 has 61: the product would have to round
+
+
+def test_the_unused_part_of_a_fee_is_rounded_as_a_proration_is() -> None:
+    charged, served = prorate(Decimal(49), 20, 30), prorate(Decimal(49), 1, 30)
+    exact = Context(prec=200).subtract(charged, served)  # 61 digits: ...3333|7
+    assert exact == Decimal("31.0" + "3" * 56 + "37")
+    assert prorated_difference(charged, served) == Decimal("31.0" + "3" * 56 + "4")  # to 60 digits, half even
+    assert prorated_difference(Decimal(49), Decimal("24.5")) == Decimal("24.5")
+
+
+def test_percentages_for_people() -> None:
+    assert rounded_percent(share(1, 3)) == Decimal("33.33")
+    assert rounded_percent(Decimal("0.123456")) == Decimal("12.35")
+    assert percent(share(1, 3)) == Decimal("33.33333333333333333333333333")

@@ -15,7 +15,7 @@ import pytest
 from tollway.adapters.sql.catalog_codec import decode_usage_price, encode_usage_price
 from tollway.api.plan_codec import decode_rate_card, encode_rate_card
 from tollway.billing.features import Feature
-from tollway.billing.invoicing.rating import usage_line
+from tollway.billing.invoicing.lines import usage_line
 from tollway.billing.invoicing.usage import MeteredUsage
 from tollway.billing.plans import RateCard
 from tollway.billing.pricing.model import ModelCharge, UnitPrice, UsageCharge, UsageTerms

@@ -15,15 +15,9 @@ import pytest
 
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
+from tollway.billing.invoicing.lines import adjustment_line, advance_invoiced, invoiced_for_period
 from tollway.billing.invoicing.model import InvoiceLine, UsageSlice
-from tollway.billing.invoicing.rating import (
-    adjustment_line,
-    advance_invoiced,
-    invoiced_for_period,
-    rate_closing_invoice,
-    rate_opening_invoice,
-    rerate_period,
-)
+from tollway.billing.invoicing.rating import rate_closing_invoice, rate_opening_invoice, rerate_period
 from tollway.billing.invoicing.usage import MeteredUsage
 from tollway.billing.plans import Phase, Plan, RateCard
 from tollway.billing.pricing.model import (

@@ -11,10 +11,11 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Final
 
 from tollway.errors import ValidationError
+from tollway.money import share as money_share
 
 _DURATION = re.compile(
     r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -199,14 +200,11 @@ def periods_between(
     return periods
 
 
-_FRACTION_DIGITS: Final = 60
-
-
 def fraction(part_start: datetime, part_end: datetime, period_start: datetime, period_end: datetime) -> Decimal:
     """The share of [period_start, period_end) that [part_start, part_end) covers, by exact duration.
 
-    Durations are counted in microseconds; the ratio is exact when it terminates (1/2, 3/10) and carries 60
-    significant digits otherwise (1/3), far below any currency's minor unit.
+    Durations are counted in microseconds; the ratio is exact when it terminates (1/2, 3/10) and is rounded once
+    to 60 significant digits otherwise (1/3: `tollway.money.share`), far below any currency's minor unit.
     """
     part_start, part_end = _utc(part_start, "part_start"), _utc(part_end, "part_end")
     period_start, period_end = _utc(period_start, "period_start"), _utc(period_end, "period_end")
@@ -216,6 +214,5 @@ def fraction(part_start: datetime, part_end: datetime, period_start: datetime, p
         raise ValueError("the part must lie within the period and not end before it starts")
     if part_start == period_start and part_end == period_end:
         return Decimal(1)
-    part, whole = Decimal(_us(part_end - part_start)), Decimal(_us(period_end - period_start))
-    share = Context(prec=_FRACTION_DIGITS).divide(part, whole)
+    share = money_share(_us(part_end - part_start), _us(period_end - period_start))
     return Decimal(0) if share.is_zero() else share

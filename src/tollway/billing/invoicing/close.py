@@ -28,19 +28,11 @@ from tollway.billing.credits.ports import CreditStore
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.invoicing.lifecycle import closing_key, opening_key
+from tollway.billing.invoicing.lines import adjustment_line, advance_invoiced, invoice_total_minor, invoiced_for_period
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
+from tollway.billing.invoicing.phases import billing_period, service_window
 from tollway.billing.invoicing.ports import NOTIFY_CREATED, STRIPE_SYNC, InvoiceStore, IssueRequest
-from tollway.billing.invoicing.rating import (
-    adjustment_line,
-    advance_invoiced,
-    billing_period,
-    invoice_total_minor,
-    invoiced_for_period,
-    rate_closing_invoice,
-    rate_opening_invoice,
-    rerate_period,
-    service_window,
-)
+from tollway.billing.invoicing.rating import rate_closing_invoice, rate_opening_invoice, rerate_period
 from tollway.billing.invoicing.usage import UsageReader
 from tollway.billing.periods import parse_cadence, periods_between
 from tollway.billing.plans import Plan

@@ -8,8 +8,10 @@ from datetime import datetime
 from tollway.billing.catalog.customer_contexts import CustomerContexts
 from tollway.billing.credits.burndown import apply_credits
 from tollway.billing.credits.ports import CreditStore
+from tollway.billing.invoicing.lines import invoice_total_minor
 from tollway.billing.invoicing.model import Invoice
-from tollway.billing.invoicing.rating import billing_period, invoice_total_minor, rate_closing_invoice
+from tollway.billing.invoicing.phases import billing_period
+from tollway.billing.invoicing.rating import rate_closing
 from tollway.billing.invoicing.usage import UsageReader
 from tollway.billing.subscriptions import active_at
 from tollway.clock import Clock
@@ -40,20 +42,23 @@ class InvoicePreview:
             )
         plan = context.plans[subscription.plan_id]
         features = context.features_by_key()
-        period_start, period_end = billing_period(subscription, moment)
-        start = max(period_start, subscription.active_from)
-        end = period_end if subscription.active_to is None else min(period_end, subscription.active_to)
-        lines = await rate_closing_invoice(
+        period = billing_period(subscription, moment)
+        rated = await rate_closing(
             subscription=subscription,
             plan=plan,
             customer=found,
-            period_start=start,
-            period_end=end,
+            period_start=period[0],
+            period_end=period[1],
             usage_until=moment,
             reader=self._reader,
             features=features,
         )
-        lines = [replace(line, id=f"preview-{n}") for n, line in enumerate(lines, start=1)]
+        if rated is None:  # a subscription active at `moment` has a service window holding it
+            raise NotFoundError(
+                f"customer {found.key!r} has nothing to invoice at {moment.isoformat()}", field="customer"
+            )
+        start, end = rated.window
+        lines = [replace(line, id=f"preview-{n}") for n, line in enumerate(rated.lines, start=1)]
         if self._credits is not None:  # what the customer's credits would pay of it
             paid = apply_credits(
                 lines,
