@@ -10,7 +10,7 @@ import pytest
 from tollway.config.loader import parse_config
 from tollway.errors import ConfigError, ValidationError
 from tollway.gateway.routing import Route, Router
-from tollway.gateway.translate.anthropic import anthropic_to_chat_request, relax_for_chat
+from tollway.gateway.translate.anthropic_client import anthropic_to_chat_request, relax_for_chat
 from tollway.gateway.translate.gemini import chat_to_gemini_request
 from tollway.identity.key_index import Identity
 

@@ -12,11 +12,10 @@ from tollway.errors import ValidationError
 from tollway.gateway.streaming import SSEFramer, event_data
 from tollway.gateway.translate.anthropic import (
     DEFAULT_MAX_TOKENS,
-    anthropic_to_chat_request,
     anthropic_to_chat_response,
     chat_to_anthropic_request,
-    chat_to_anthropic_response,
 )
+from tollway.gateway.translate.anthropic_client import anthropic_to_chat_request, chat_to_anthropic_response
 from tollway.gateway.translate.anthropic_stream import AnthropicStreamTracker, AnthropicToChat, ChatToAnthropic
 from tollway.metering.llm import TokenUsage
 

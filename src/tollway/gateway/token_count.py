@@ -17,7 +17,7 @@ import orjson
 from tollway.errors import ValidationError
 from tollway.gateway.http import Message, Send
 from tollway.gateway.routing import Route
-from tollway.gateway.translate.anthropic import anthropic_to_chat_request
+from tollway.gateway.translate.anthropic_client import anthropic_to_chat_request
 from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text
 
 HEADER = b"x-tollway-token-count"

@@ -20,7 +20,7 @@ from tollway.gateway.requests import parse_json_object, require_model, upstream_
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker
 from tollway.gateway.token_count import EXACT, count_input_tokens, with_header
-from tollway.gateway.translate.anthropic import (
+from tollway.gateway.translate.anthropic_client import (
     anthropic_to_chat_request,
     chat_to_anthropic_response,
     relax_for_chat,
