@@ -85,7 +85,7 @@ async def test_refresh_rebuilds_only_when_the_version_moved(
     assert not await directory.refresh()
     assert store.snapshots_read == reads, "an unchanged version reads no rows"
     found = published.last.authenticate(key.plain.encode())
-    assert found == Identity("acme", frozenset({"demo"})), "the key's models narrow the consumer's"
+    assert found == Identity("acme", frozenset({"demo"}), key.key.id), "the key's models narrow the consumer's"
 
     await service.revoke_key("acme", key.key.id)
     assert await directory.refresh()
@@ -106,10 +106,10 @@ async def test_config_keys_are_merged_and_consumer_changes_apply(
     key = await service.create_key("globex")
     await directory.refresh()
     assert published.last.authenticate(b"acme-secret-key") == Identity("acme-corp", frozenset({"demo"}))
-    assert published.last.authenticate(key.plain.encode()) == Identity("globex", None)
+    assert published.last.authenticate(key.plain.encode()) == Identity("globex", None, key.key.id)
     await service.update_consumer("globex", models=["smart"])
     await directory.refresh()
-    assert published.last.authenticate(key.plain.encode()) == Identity("globex", frozenset({"smart"}))
+    assert published.last.authenticate(key.plain.encode()) == Identity("globex", frozenset({"smart"}), key.key.id)
     await service.delete_consumer("globex")
     await directory.refresh()
     assert published.last.authenticate(key.plain.encode()) is None
