@@ -18,7 +18,7 @@ from tollway.gateway.endpoints.usage import usage_endpoint
 from tollway.portal.tokens import PortalTokens
 
 if TYPE_CHECKING:
-    from tollway.billing.invoicing.render import InvoiceDocuments
+    from tollway.billing.invoicing.documents import InvoiceDocuments
     from tollway.runtime.process import Runtime
     from tollway.wiring.services import Services
 

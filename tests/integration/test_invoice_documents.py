@@ -19,14 +19,17 @@ from pypdf import PdfReader
 
 from tests.conftest import service_missing
 from tests.support.cli import run_tollway
+from tollway.adapters.invoice_documents.html import HtmlRenderer
+from tollway.adapters.invoice_documents.pdf import Fonts, find_fonts, render_pdf
+from tollway.adapters.invoice_documents.renderer import InvoiceRenderer
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
 from tollway.billing.customers import Address, Customer
+from tollway.billing.invoicing.document import Seller, view
+from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.billing.invoicing.model import Invoice, InvoiceLine, InvoiceStatus, UsageSlice
-from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
 from tollway.billing.invoicing.ports import IssueRequest
-from tollway.billing.invoicing.render import HtmlRenderer, InvoiceDocuments, Seller, view
 from tollway.billing.pricing.model import TierCharge, UsageCharge
 from tollway.clock import FrozenClock
 from tollway.errors import NotFoundError
@@ -148,7 +151,7 @@ async def store() -> MemoryInvoiceStore:
 
 @pytest.fixture
 def documents(store: MemoryInvoiceStore) -> InvoiceDocuments:
-    return InvoiceDocuments(invoices=store, customers=Customers(), seller=SELLER)
+    return InvoiceDocuments(invoices=store, customers=Customers(), seller=SELLER, renderer=InvoiceRenderer())
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ from io import BytesIO
 from pypdf import PdfReader
 
 from tests.conftest import service_missing
+from tollway.adapters.invoice_documents.html import HtmlRenderer
+from tollway.adapters.invoice_documents.pdf import Fonts, find_fonts, render_pdf
 from tollway.billing.customers import Address, Customer
+from tollway.billing.invoicing.document import Seller, view
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
-from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
-from tollway.billing.invoicing.render import HtmlRenderer, Seller, view
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)

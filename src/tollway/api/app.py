@@ -40,8 +40,8 @@ from tollway.billing.catalog import Catalog
 from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.credits.service import CreditService
 from tollway.billing.invoicing.collection import PaymentWebhooks
+from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.billing.invoicing.preview import InvoicePreview
-from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.identity.service import IdentityService
 from tollway.metering.service import MeteringService

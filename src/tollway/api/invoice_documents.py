@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, Response
 
-from tollway.billing.invoicing.render import InvoiceDocuments
+from tollway.billing.invoicing.documents import InvoiceDocuments
 
 
 def invoice_documents_router(documents: InvoiceDocuments) -> APIRouter:

@@ -274,7 +274,7 @@ def invoice_pdf(
 
     Example: tollway invoices pdf 01JE... --output invoice.pdf
     """
-    from tollway.billing.invoicing.pdf import render_pdf
+    from tollway.adapters.invoice_documents.pdf import render_pdf
     from tollway.wiring.billing import invoice_documents
 
     async def render(services: Services) -> tuple[str, bytes]:

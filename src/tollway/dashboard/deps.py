@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from tollway.billing.catalog import Catalog
 from tollway.billing.credits.service import CreditService
+from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.preview import InvoicePreview
-from tollway.billing.invoicing.render import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.clock import Clock
 from tollway.dashboard.reports import BudgetStatusOf

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tollway.adapters.invoice_documents.renderer import InvoiceRenderer
 from tollway.adapters.stripe.client import StripeApi
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.billing.catalog import Catalog
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
-from tollway.billing.invoicing.render import InvoiceDocuments, Seller
+from tollway.billing.invoicing.document import Seller
+from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.invoicing.worker import BillingWorker, SyncStep
@@ -24,7 +26,9 @@ def invoice_documents(services: Services) -> InvoiceDocuments:
 
 def documents(settings: Settings, invoices: InvoiceService, catalog: Catalog) -> InvoiceDocuments:
     seller = Seller(settings.seller_name, settings.seller_address, settings.seller_email)
-    return InvoiceDocuments(invoices=invoices.store, customers=catalog.customers, seller=seller)
+    return InvoiceDocuments(
+        invoices=invoices.store, customers=catalog.customers, seller=seller, renderer=InvoiceRenderer()
+    )
 
 
 def build_stripe_sync(services: Services) -> StripeSync | None:

@@ -1,4 +1,5 @@
-"""Invoice documents for customers: HTML (Jinja2, autoescaped) and PDF (fpdf2), from one view model.
+"""What an invoice document shows a customer (pure): the view model that the HTML and PDF renderers
+(`tollway.adapters.invoice_documents`) both set, so the two always say the same.
 
 The document shows the seller and the customer, the number (or "Draft"), the billing period, issue and due
 dates, and for each line: what it charges, its service period, quantity, rate and amount, with the usage
@@ -7,28 +8,18 @@ Amounts per line are the rounded minor units the invoice holds; breakdowns are e
 
 Text that comes from users (names, addresses, descriptions, group-by values) is shown without Unicode bidi
 controls (embeddings, overrides, isolates and direction marks): they could reorder what an invoice seems to
-say (an amount or an IBAN read backwards). Right-to-left text itself is kept and shown in its direction. The
-HTML is served with a Content-Security-Policy that allows its one stylesheet and nothing else.
+say (an amount or an IBAN read backwards). Right-to-left text itself is kept and shown in its direction.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
-
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tollway.billing.customers import Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
-from tollway.billing.invoicing.pdf import Fonts, find_fonts, render_pdf
-from tollway.errors import NotFoundError
-from tollway.money import format_money, format_quantity, price_text
+from tollway.money import format_money, format_quantity, percent, price_text
 
 
 @dataclass(frozen=True)
@@ -110,78 +101,6 @@ def period_text(start: datetime, end: datetime) -> str:
     return f"{_instant(start)} – {_instant(end)}"
 
 
-# -- HTML ---------------------------------------------------------------------------------------------
-
-
-class HtmlRenderer:
-    def __init__(self) -> None:
-        self._env = Environment(
-            loader=PackageLoader("tollway.billing.invoicing", "templates"),
-            autoescape=select_autoescape(["html"], default=True),
-        )
-        self.content_security_policy = _policy(self._env)
-
-    def render(self, document: InvoiceView) -> str:
-        return self._env.get_template("invoice.html").render(doc=document)
-
-
-def _policy(env: Environment) -> str:
-    """Nothing but the template's own stylesheet (by its hash): no script, image, font, frame or form target."""
-    assert env.loader is not None
-    source = env.loader.get_source(env, "invoice.html")[0]
-    styles = re.findall(r"<style>(.*?)</style>", source, re.DOTALL)
-    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in styles)
-    return f"default-src 'none'; style-src {hashes}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-
-# -- the use case: load, then render ---------------------------------------------------------------------
-
-
-class InvoiceSource(Protocol):
-    async def get_invoice(self, invoice_id: str) -> Invoice | None: ...
-
-
-class CustomerSource(Protocol):
-    async def customer(self, id_or_key: str) -> Customer: ...
-
-
-class InvoiceDocuments:
-    """GET /api/v1/invoices/{id}.html|.pdf and `tollway invoices pdf`."""
-
-    def __init__(
-        self, *, invoices: InvoiceSource, customers: CustomerSource, seller: Seller, fonts: Fonts | None = None
-    ) -> None:
-        self._invoices = invoices
-        self._customers = customers
-        self._seller = seller
-        self._html = HtmlRenderer()
-        self._fonts = fonts
-        self.content_security_policy = self._html.content_security_policy
-
-    async def view(self, invoice_id: str) -> InvoiceView:
-        invoice = await self._invoices.get_invoice(invoice_id)
-        if invoice is None:
-            raise NotFoundError(f"invoice {invoice_id!r} not found", field="id")
-        try:
-            customer = await self._customers.customer(invoice.customer_id)
-        except NotFoundError:  # deleted since: the invoice still renders, with the id it names
-            customer = Customer(id=invoice.customer_id, key=invoice.customer_id, name=invoice.customer_id)
-        return view(invoice, customer, self._seller)
-
-    async def html(self, invoice_id: str) -> str:
-        return self.render_html(await self.view(invoice_id))
-
-    async def pdf(self, invoice_id: str) -> bytes:
-        """Rendered in a worker thread: font subsetting and shaping a long text take a while."""
-        document = await self.view(invoice_id)
-        if self._fonts is None:
-            self._fonts = await asyncio.to_thread(find_fonts)
-        return await asyncio.to_thread(render_pdf, document, self._fonts)
-
-    def render_html(self, document: InvoiceView) -> str:
-        return self._html.render(document)
-
-
 # -- helpers -----------------------------------------------------------------------------------------------
 
 
@@ -227,7 +146,7 @@ def _line(line: InvoiceLine, money: _Money) -> LineView:
         if charge.minimum_top_up:
             details.append(Detail("Minimum spend top-up", money.exact(charge.minimum_top_up)))
     if line.proration is not None and line.proration != 1:
-        details.append(Detail(f"Prorated: {format_quantity(line.proration * 100)}% of the period"))
+        details.append(Detail(f"Prorated: {format_quantity(percent(line.proration))}% of the period"))
     if line.adjusts_invoice_id:
         details.append(Detail(f"Re-rates invoice {line.adjusts_invoice_id}"))
     return LineView(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fpdf import FPDF
 
-    from tollway.billing.invoicing.render import InvoiceView
+    from tollway.billing.invoicing.document import InvoiceView
 
 ROOTS = ("/usr/share/fonts", "/usr/local/share/fonts")
 # paths tried in order under each root (Debian and Ubuntu first, then Alpine, Arch, Fedora)
