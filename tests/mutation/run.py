@@ -206,7 +206,7 @@ MUTATIONS = [
         "src/tollway/billing/entitlements.py",
         "or usage < limit",
         "or usage <= limit",
-        ("tests/unit/test_catalog_service.py::test_usage_exactly_at_a_hard_limit_refuses_access",),
+        ("tests/unit/catalog/test_entitlements.py::test_usage_exactly_at_a_hard_limit_refuses_access",),
     ),
     M(
         "preview-ignores-its-at",

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.test_catalog_service import NOW, World, card, phases, published, tokens, usage
+from tests.unit.catalog.helpers import NOW, World, card, phases, published, tokens, usage
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue, FeatureAccess, feature_access
 from tollway.billing.pricing.model import FlatPrice
 
