@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from tests.support.fake_upstream import FakeOpenAI, Reply
 from tests.support.in_process import InProcess, in_process
 from tollway.clock import FrozenClock
+from tollway.gateway.admission import conservative_tokens
 from tollway.gateway.providers.simulator import prompt_tokens
 
 START = datetime(2026, 11, 23, 12, 0, 10, tzinfo=UTC)  # 10 s into a minute
@@ -41,8 +43,16 @@ def config(upstream: str) -> dict[str, Any]:
             {"name": "slow", "type": "openai", "base_url": upstream + "/v1", "api_key": "sk-test"},
         ],
         "models": [
-            {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
-            {"name": "slow", "targets": [{"provider": "slow", "model": "gpt-4o-mini"}]},
+            {
+                "name": "demo",
+                "targets": [{"provider": "local", "model": "demo"}],
+                "price": {"input": "0.000001", "output": "0.000001"},
+            },
+            {
+                "name": "slow",
+                "targets": [{"provider": "slow", "model": "gpt-4o-mini"}],
+                "price": {"input": "0.001", "output": "0.002"},
+            },
         ],
         "consumers": [
             {"username": "rpm", "keys": ["rpm-secret-key"]},
@@ -50,6 +60,28 @@ def config(upstream: str) -> dict[str, Any]:
             {"username": "claude", "keys": ["claude-key"]},
             {"username": "flight", "keys": ["flight-key"]},
             {"username": "free", "keys": ["free-secret-key"]},
+            {"username": "thrifty", "keys": ["thrifty-secret-key"]},
+            {"username": "frugal", "keys": ["frugal-secret-key"]},
+            {"username": "keyed", "keys": ["keyed-config-key"]},
+        ],
+        "budgets": [
+            {
+                "key": "thrifty-day",
+                "consumer": "thrifty",
+                "kind": "tokens",
+                "limit": "100",
+                "window": "day",
+                "on_exceeded": "degrade",
+            },
+            {
+                "key": "frugal-day",
+                "consumer": "frugal",
+                "kind": "money",
+                "limit": "0.05",
+                "window": "day",
+                "on_exceeded": "degrade",
+                "route_to": "demo",
+            },
         ],
         "rate_limits": [
             {"key": "rpm-3", "consumer": "rpm", "metric": "requests", "limit": "3", "window": "minute"},
@@ -244,3 +276,96 @@ async def test_rate_limits_through_the_api(tollway: InProcess) -> None:
         assert (await api.delete("/api/v1/rate-limits/each-rpm", headers=headers)).status_code == 204
         missing = await api.get("/api/v1/rate-limits/each-rpm", headers=headers)
         assert missing.status_code == 404
+
+
+async def test_a_degrading_budget_lowers_max_tokens(tollway: InProcess, fake_openai: FakeOpenAI) -> None:
+    fake_openai.default = Reply(usage={"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47})
+    prompt = conservative_tokens({"model": "slow", "messages": chat(0)})  # what the gateway reserves for the input
+    async with tollway.http2() as http, client(tollway, "thrifty-secret-key", http) as thrifty:
+        raw = await thrifty.chat.completions.with_raw_response.create(
+            model="slow",
+            messages=chat(0),  # type: ignore[arg-type]
+            max_tokens=80,
+        )
+        assert prompt + 80 > 100  # the call as asked would not fit the budget of 100 tokens
+        assert raw.headers["x-tollway-degraded"] == f"max_tokens={100 - prompt}"
+        assert fake_openai.received[-1].body["max_tokens"] == 100 - prompt  # what the upstream was asked
+        assert raw.headers["x-tollway-budget-name"] == "thrifty-day"
+        # 47 used (what the upstream reported): 53 left, so the next call may ask for 53 - 40 output tokens
+        raw = await thrifty.chat.completions.with_raw_response.create(
+            model="slow",
+            messages=chat(0),  # type: ignore[arg-type]
+            max_tokens=80,
+        )
+        assert raw.headers["x-tollway-degraded"] == f"max_tokens={100 - 47 - prompt}"
+        assert fake_openai.received[-1].body["max_tokens"] == 100 - 47 - prompt
+        # 94 used: less room than the input alone needs: refused with the budget's own message
+        with pytest.raises(openai.RateLimitError) as refused:
+            await thrifty.chat.completions.create(model="slow", messages=chat(0), max_tokens=80)  # type: ignore[arg-type]
+    assert refused.value.response.headers["x-tollway-limit"] == "budget:thrifty-day"
+    assert len(fake_openai.received) == 2
+
+
+async def test_a_degrading_budget_routes_to_a_cheaper_model(tollway: InProcess, fake_openai: FakeOpenAI) -> None:
+    async with tollway.http2() as http, client(tollway, "frugal-secret-key", http) as frugal:
+        raw = await frugal.chat.completions.with_raw_response.create(
+            model="slow",
+            messages=chat(0),  # type: ignore[arg-type]
+            max_tokens=50,
+        )
+        answer = raw.parse()
+    assert raw.headers["x-tollway-degraded"] == "model=demo"
+    assert fake_openai.received == []  # the dear model's upstream was never called
+    assert answer.usage is not None
+    cost = Decimal("0.000001") * (answer.usage.prompt_tokens + answer.usage.completion_tokens)
+    assert Decimal(raw.headers["x-tollway-cost"]) == cost  # priced as the cheaper model
+    headers = {"authorization": f"Bearer {ADMIN}"}
+    async with tollway.http() as api:
+        read = (await api.get("/api/v1/budgets/frugal-day", headers=headers)).json()
+        assert (read["onExceeded"], read["routeTo"]) == ("degrade", "demo")
+        changed = await api.patch("/api/v1/budgets/frugal-day", headers=headers, json={"onExceeded": "refuse"})
+        assert changed.status_code == 400  # routeTo goes with degrade
+        assert changed.json()["detail"] == "route_to (a model's name) goes with on_exceeded: degrade"
+
+
+async def test_a_budget_and_a_rate_limit_on_one_api_key(tollway: InProcess) -> None:
+    headers = {"authorization": f"Bearer {ADMIN}"}
+    async with tollway.http() as api:
+        issued = (await api.post("/api/v1/consumers/keyed/keys", headers=headers, json={"name": "ci"})).json()
+        other = (await api.post("/api/v1/consumers/keyed/keys", headers=headers, json={"name": "prod"})).json()
+        budget = await api.post(
+            "/api/v1/budgets",
+            headers=headers,
+            json={"key": "ci-key", "scope": "key", "target": issued["id"], "kind": "tokens", "limit": "60"},
+        )
+        assert budget.status_code == 201, budget.text
+        limit = await api.post(
+            "/api/v1/rate-limits",
+            headers=headers,
+            json={"key": "ci-rpm", "scope": "key", "target": issued["id"], "metric": "requests", "limit": "10"},
+        )
+        assert limit.status_code == 201, limit.text
+        await tollway.runtime.spend.refresh()  # type: ignore[union-attr]
+        async with tollway.http2() as http, client(tollway, issued["key"], http) as ci:
+            raw = await ci.chat.completions.with_raw_response.create(
+                model="demo",
+                messages=chat(0),  # type: ignore[arg-type]
+                max_tokens=10,
+            )
+            assert raw.headers["x-tollway-budget-name"] == "ci-key"
+            assert raw.headers["x-tollway-budget-remaining"] == str(60 - PROMPT - 10)
+            assert raw.headers["x-ratelimit-remaining-requests"] == "9"
+            await ci.chat.completions.create(model="demo", messages=chat(1), max_tokens=10)  # type: ignore[arg-type]
+            with pytest.raises(openai.RateLimitError) as refused:  # 28 + 28 + 28 > 60
+                await ci.chat.completions.create(model="demo", messages=chat(2), max_tokens=10)  # type: ignore[arg-type]
+            assert "the tokens budget 'ci-key' of API key" in str(refused.value.body)
+        async with tollway.http2() as http, client(tollway, other["key"], http) as prod:  # the consumer's other key
+            for n in range(3):
+                raw = await prod.chat.completions.with_raw_response.create(
+                    model="demo",
+                    messages=chat(n),  # type: ignore[arg-type]
+                    max_tokens=10,
+                )
+                assert "x-ratelimit-remaining-requests" not in raw.headers
+        status = await api.get("/api/v1/budgets/ci-key", headers=headers)
+        assert (status.json()["used"], status.json()["remaining"]) == ("56", "4")

@@ -44,9 +44,12 @@ class BudgetCreate(_Body):
     hard: bool = True
     on_exceeded: Literal["refuse", "degrade"] = Field(
         default="refuse",
-        description="A call that would not fit: refused, or degraded (max_tokens lowered, or routed to route_to).",
+        alias="onExceeded",
+        description="A call that would not fit: refused, or degraded (max_tokens lowered, or routed to routeTo).",
     )
-    route_to: str | None = Field(default=None, description="degrade: the cheaper model to route calls to.")
+    route_to: str | None = Field(
+        default=None, alias="routeTo", description="degrade: the cheaper model to route calls to."
+    )
 
 
 class BudgetPatch(_Body):
@@ -57,8 +60,8 @@ class BudgetPatch(_Body):
     limit: str | None = Field(default=None, json_schema_extra=_DECIMAL)
     window: Literal["billing_period", "month", "day", "hour", "lifetime"] | None = None
     hard: bool | None = None
-    on_exceeded: Literal["refuse", "degrade"] | None = None
-    route_to: str | None = None
+    on_exceeded: Literal["refuse", "degrade"] | None = Field(default=None, alias="onExceeded")
+    route_to: str | None = Field(default=None, alias="routeTo")
 
 
 def budget_json(budget: Budget, status: BudgetStatus) -> dict[str, Any]:

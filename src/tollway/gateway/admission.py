@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -29,11 +30,12 @@ from tollway.gateway.token_count import count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
 from tollway.money import parse_decimal
 from tollway.spend.admission import Estimate, SpendAdmission, SpendCall
-from tollway.spend.hold import RateLimitExceeded
+from tollway.spend.hold import Degradable, Hold, RateLimitExceeded
 
 BYTES_PER_TOKEN = 3
 OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 EMBEDDINGS = "/v1/embeddings"
+RESPONSES = "/v1/responses"
 MESSAGES = "/v1/messages"
 
 
@@ -51,6 +53,39 @@ def requested_output(payload: Mapping[str, Any] | None) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def output_field(endpoint: str, payload: Mapping[str, Any] | None) -> str | None:
+    """The request field that caps its output: the one it sets, else the endpoint's own; None where a call
+    cannot be degraded to fewer output tokens (embeddings, the Gemini format)."""
+    if embeds(endpoint) or ":" in endpoint:
+        return None
+    for name in OUTPUT_FIELDS:
+        if payload is not None and name in payload:
+            return name
+    return "max_output_tokens" if endpoint == RESPONSES else "max_tokens"
+
+
+def most_output(cases: Sequence[LlmCall], room: Decimal, amount_of: Callable[[LlmCall], Decimal], most: int) -> int:
+    """The most output tokens (at most `most`; 0 when none) with which every case counts no more than `room`."""
+
+    def fits(output: int) -> bool:
+        return all(
+            amount_of(replace(case, usage=replace(case.usage, output=output))) <= room
+            for case in cases
+            if case.usage is not None
+        )
+
+    low, high = 0, max(most, 0)
+    if not fits(0):
+        return 0
+    while low < high:  # the largest output that fits (what a call costs grows with its output)
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def conservative_tokens(value: object) -> int:
@@ -107,13 +142,50 @@ class GatewayAdmission:
             return ProviderCost()  # nothing limits or prices the call: no worst case to compute
         family = "anthropic" if call.endpoint == MESSAGES else "openai"
         try:
-            hold = await self._spend.admit(self._spend_call(call, call.route, request_budget, task, task_budget))
+            try:
+                hold = await self._spend.admit(self._spend_call(call, call.route, request_budget, task, task_budget))
+            except Degradable as degradable:
+                hold = await self._degrade(call, call.route, degradable, request_budget, task, task_budget)
         except RateLimitExceeded as exc:
             exc.with_headers(family, self._clock.now())
             raise
         if hold is None:
             return ProviderCost()
         hold.family = family
+        return hold
+
+    async def _degrade(
+        self,
+        call: Admit,
+        route: Route,
+        degradable: Degradable,
+        request_budget: Decimal | None,
+        task: str | None,
+        task_budget: Decimal | None,
+    ) -> Hold | None:
+        """The call degraded as its budget says (a cheaper model, or fewer output tokens), admitted without a
+        second degradation; the budget's refusal where no degraded call fits."""
+        budget = degradable.budget
+        if budget.route_to is not None:
+            cheaper = self._state().router.resolve(call.consumer, budget.route_to)
+            if cheaper is None or cheaper.model == route.model:
+                raise degradable.refusal
+            spend_call = self._spend_call(call, cheaper, request_budget, task, task_budget)
+            hold = await self._spend.admit(spend_call, degrade=False)
+            if hold is not None:
+                hold.rewrite, hold.degraded = {"model": budget.route_to}, f"model={budget.route_to}"
+            return hold
+        field = output_field(call.endpoint, call.payload)
+        cases = self.worst_cases(call, route)
+        most = max((case.usage.output for case in cases if case.usage is not None), default=0)
+        fewer = most_output(cases, degradable.room, degradable.amount_of, most - 1)
+        if field is None or fewer < 1:
+            raise degradable.refusal
+        spend_call = self._spend_call(call, route, request_budget, task, task_budget)
+        spend_call = replace(spend_call, worst_cases=self.worst_cases(call, route, output=fewer))
+        hold = await self._spend.admit(spend_call, degrade=False)
+        if hold is not None:
+            hold.rewrite, hold.degraded = {field: fewer}, f"max_tokens={fewer}"
         return hold
 
     def _spend_call(

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from random import Random
 from typing import cast
+
+import orjson
 
 from tollway.clock import Clock
 from tollway.errors import NotFoundError, TooLargeError
@@ -138,6 +141,18 @@ class Flow(Failover):
             )
             if self._admission is not None:
                 reservation = call.reservation = await self._admission.admit(admit)
+                rewrite = getattr(reservation, "rewrite", None)
+                if rewrite:  # degraded by a budget (hooks.Degraded): the request as changed, parsed and routed again
+                    body = orjson.dumps({**parsed.payload, **rewrite})
+                    parsed = endpoint.parse(body)
+                    requested = call.requested_model
+                    route = resolved = self.resolve(call, parsed.model)
+                    call.requested_model = requested  # the usage record keeps what the client asked for
+                    parsed.strict = route.strict
+                    if endpoint.adapter is not None:
+                        route = self._adapter(endpoint).adapt(route, passed_on(scope, endpoint.passed_on))
+                    targets = route.targets
+                    admit = replace(admit, model=parsed.model, route=resolved, payload=parsed.payload)
                 if getattr(reservation, "currency", None) is not None:  # it prices its call (hooks.Charged)
                     send = with_spend_headers(send, cast(Charged, reservation), comment=endpoint.cost_comment)
             if self._policy is not None:

@@ -35,6 +35,16 @@ class Admit:
     headers: Sequence[tuple[bytes, bytes]] = ()  # the client's request headers (x-tollway-budget, x-tollway-task)
 
 
+@runtime_checkable
+class Degraded(Protocol):
+    """A reservation whose call a budget degraded instead of refusing it: `rewrite` holds the request fields to
+    change before the call (a lower max_tokens, or a cheaper model: the flow parses and routes the request
+    again), `degraded` what changed (the x-tollway-degraded header)."""
+
+    rewrite: Mapping[str, Any] | None
+    degraded: str | None
+
+
 class Reservation(Protocol):
     def settle(self, record: LlmCall) -> None:
         """The call's usage record, once (never for a call refused before any upstream call)."""
@@ -90,6 +100,9 @@ def with_spend_headers(send: Send, charged: Charged, *, comment: bool = True) ->
                     (b"x-tollway-budget-name", remaining[0].encode()),
                 ]
             headers += charged.rate_headers()
+            degraded = getattr(charged, "degraded", None)
+            if degraded:
+                headers.append((b"x-tollway-degraded", degraded.encode()))
             message = {**message, "headers": headers}
         elif (
             message["type"] == "http.response.body"

@@ -29,7 +29,7 @@ from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
-from tollway.spend.hold import Hold, prepaid_budget, prepaid_governed, refusal
+from tollway.spend.hold import Degradable, Hold, prepaid_budget, prepaid_governed, refusal
 from tollway.spend.limits import Amount, Governed, LimitsBuilder, worst
 from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
 from tollway.spend.rate_limits import WEIGHT_SCALE, RateLimit
@@ -140,7 +140,9 @@ class SpendAdmission:
             or self._no_subscription == "refuse"
         )
 
-    async def admit(self, call: SpendCall) -> Hold | None:
+    async def admit(self, call: SpendCall, *, degrade: bool = True) -> Hold | None:
+        """A hold for the call, None when no limit governs it, or a refusal (LimitExceededError, ForbiddenError);
+        with `degrade`, Degradable where the limit that refuses it is a budget that degrades calls instead."""
         rules = self._rules()
         now = self._clock.now()
         customer = rules.by_subject.get(call.subject)
@@ -155,7 +157,7 @@ class SpendAdmission:
             governed, pricing = await self._governed(rules, call, customer, subscription, now)
             if not governed:
                 return None
-            return await self._reserve(governed, now, pricing)
+            return await self._reserve(governed, now, pricing, degrade=degrade)
         except CountersUnavailable as exc:
             if self._on_unavailable == "open":
                 self.unavailable_admits += 1
@@ -345,7 +347,9 @@ class SpendAdmission:
             *(self._seed(g, now) for g, counter in zip(governed, found, strict=True) if counter is None)
         )
 
-    async def _reserve(self, governed: Sequence[Governed], now: datetime, pricing: Pricing | None = None) -> Hold:
+    async def _reserve(
+        self, governed: Sequence[Governed], now: datetime, pricing: Pricing | None = None, *, degrade: bool = False
+    ) -> Hold:
         asks = tuple(g.ask for g in governed)
         result: Reserved | None = None
         for _ in range(SEED_ATTEMPTS):
@@ -385,7 +389,12 @@ class SpendAdmission:
             )
         refused = governed[result.refused]
         counter = result.counters[result.refused]
-        raise refusal(refused, counter, now)
+        error = refusal(refused, counter, now)
+        budget = refused.budget
+        if degrade and budget is not None and budget.on_exceeded == "degrade" and refused.ask.limit is not None:
+            room = refused.ask.limit - counter.used - counter.reserved
+            raise Degradable(error, budget, room, refused.amount_of)
+        raise error
 
     async def _seed(self, governed: Governed, now: datetime) -> None:
         """Seed one counter from the metered usage of its window, once however many calls ask at once."""

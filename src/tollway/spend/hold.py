@@ -35,6 +35,7 @@ class Hold:
         "currency",
         "degraded",
         "family",
+        "rewrite",
     )
 
     def __init__(
@@ -64,6 +65,7 @@ class Hold:
         self.at = at
         self.family = "openai"
         self.degraded: str | None = None  # what degradation changed (x-tollway-degraded), if any
+        self.rewrite: dict[str, object] | None = None  # the request fields degradation changes (hooks.Degraded)
 
     @property
     def asks(self) -> tuple[Ask, ...]:
@@ -138,6 +140,18 @@ def prepaid_governed(budget: Budget, governed: Governed) -> Governed:
         per="this billing period",
         hint=f"Top up: POST /api/v1/customers/{key}/credits/grants (or set an auto-recharge).",
     )
+
+
+class Degradable(Exception):
+    """A call a budget with `on_exceeded: degrade` would refuse: `room` is what the budget has left, `amount_of`
+    how a call counts on it; `refusal` is what the caller gets when no degraded call fits either."""
+
+    def __init__(self, refusal: LimitExceededError, budget: Budget, room: Decimal, amount_of: Amount) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+        self.budget = budget
+        self.room = room
+        self.amount_of = amount_of
 
 
 class RateLimitExceeded(LimitExceededError):

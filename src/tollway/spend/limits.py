@@ -53,6 +53,7 @@ class Governed:
     hint: str = ""  # what the caller can do about a refusal
     rate: RateLimit | None = None  # a rate limit's counter (a sliding window, or the calls in flight)
     slide: Slide | None = None  # where now falls in the rate limit's window
+    budget: Budget | None = None  # the budget it is (its on_exceeded: refuse or degrade)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,7 @@ class LimitsBuilder:
             name=f"budget:{budget.key}",
             what=f"the {budget.kind} budget '{budget.key}' of {who}",
             per=PER_WINDOW[budget.window],
+            budget=budget,
         )
 
     def cost_of(
