@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tollway.cli.catalog import JsonOption, fields_table, grid, items_of, request, show
+from tollway.cli.api_commands import JsonOption, fields_table, grid, items_of, request, show
 from tollway.cli.commands import Commands
 
 budgets_app = Commands(help="Budgets: list, show, create, update, delete.")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tollway.cli.catalog import JsonOption, fields_table, grid, request, show
+from tollway.cli.api_commands import JsonOption, fields_table, grid, request, show
 from tollway.cli.commands import Commands
 
 credits_app = Commands(
