@@ -14,6 +14,9 @@ import pytest
 import redis
 
 from tests.support.closing import Client, Closing
+from tests.support.fake_anthropic import FakeAnthropic
+from tests.support.fake_azure import FakeAzureOpenAI
+from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_upstream import FakeOpenAI
 
 POSTGRES_URL = os.environ.get("TOLLWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -110,9 +113,36 @@ def closing() -> Iterator[Closing]:
         yield enter
 
 
+# -- fake providers, one per test (a module that shares one defines its own module-scoped fixture) ---------
+
+
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeGemini]:
+    fake = FakeGemini()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_azure() -> Iterator[FakeAzureOpenAI]:
+    fake = FakeAzureOpenAI()
+    fake.start()
     yield fake
     fake.stop()
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery
-from tollway.metering.events import Event
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.running_totals import RunningTotals, RunningTotalStore
 from tollway.metering.service import MeteringService
@@ -56,10 +56,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await sql.close()
 
 
-def tokens(n: int, subject: str, kind: str, count: int, at: datetime) -> Event:
-    return Event(f"e{n}", "test", "llm.tokens", subject, at, {"tokens": count, "type": kind})
-
-
 async def roll_up_all(store: RunningTotalStore) -> None:
     while await store.roll_up():
         pass
@@ -78,12 +74,12 @@ async def test_running_total_is_exact_through_late_new_and_rolled_events(store: 
     totals = RunningTotals(store, clock, refresh_after=timedelta(seconds=30))
     await store.insert_events(
         [
-            tokens(1, "acme-a", "output", 100, datetime(2026, 10, 1, 0, 0, 10, tzinfo=UTC)),  # before START
-            tokens(2, "acme-a", "output", 7, datetime(2026, 10, 1, 0, 0, 45, tzinfo=UTC)),  # START's minute
-            tokens(3, "acme-b", "output", 1000, datetime(2026, 10, 5, 10, tzinfo=UTC)),
-            tokens(4, "acme-a", "input", 50_000, datetime(2026, 10, 5, 11, tzinfo=UTC)),  # not output
-            tokens(5, "other", "output", 9_999, datetime(2026, 10, 5, 12, tzinfo=UTC)),  # not acme's
-            tokens(6, "acme-a", "output", 20, datetime(2026, 10, 20, 15, 29, 59, tzinfo=UTC)),
+            token_event("e1", "acme-a", datetime(2026, 10, 1, 0, 0, 10, tzinfo=UTC), 100),  # before START
+            token_event("e2", "acme-a", datetime(2026, 10, 1, 0, 0, 45, tzinfo=UTC), 7),  # START's minute
+            token_event("e3", "acme-b", datetime(2026, 10, 5, 10, tzinfo=UTC), 1000),
+            token_event("e4", "acme-a", datetime(2026, 10, 5, 11, tzinfo=UTC), 50_000, kind="input"),  # not output
+            token_event("e5", "other", datetime(2026, 10, 5, 12, tzinfo=UTC), 9_999),  # not acme's
+            token_event("e6", "acme-a", datetime(2026, 10, 20, 15, 29, 59, tzinfo=UTC), 20),
         ]
     )
     await roll_up_all(store)
@@ -92,9 +88,9 @@ async def test_running_total_is_exact_through_late_new_and_rolled_events(store: 
     # Not rolled up yet: a late event with an old time, and events after the snapshot's minute.
     await store.insert_events(
         [
-            tokens(7, "acme-b", "output", 3, datetime(2026, 10, 10, tzinfo=UTC)),
-            tokens(8, "acme-a", "output", 4, datetime(2026, 10, 20, 15, 30, 10, tzinfo=UTC)),
-            tokens(9, "acme-a", "output", 5, datetime(2026, 10, 20, 15, 30, 40, tzinfo=UTC)),
+            token_event("e7", "acme-b", datetime(2026, 10, 10, tzinfo=UTC), 3),
+            token_event("e8", "acme-a", datetime(2026, 10, 20, 15, 30, 10, tzinfo=UTC), 4),
+            token_event("e9", "acme-a", datetime(2026, 10, 20, 15, 30, 40, tzinfo=UTC), 5),
         ]
     )
     assert await totals.total(TOKENS, SUBJECTS, OUTPUT, START, NOW) == Decimal(1034)  # + 3 + 4
@@ -104,14 +100,14 @@ async def test_running_total_is_exact_through_late_new_and_rolled_events(store: 
 
     # The rollup worker folds them: the kept snapshot predates that, nothing is counted twice.
     await roll_up_all(store)
-    await store.insert_events([tokens(7, "acme-b", "output", 3, datetime(2026, 10, 10, tzinfo=UTC))])  # a retry
+    await store.insert_events([token_event("e7", "acme-b", datetime(2026, 10, 10, tzinfo=UTC), 3)])  # a retry
     assert await totals.total(TOKENS, SUBJECTS, OUTPUT, START, NOW) == Decimal(1034)
     assert await totals.total(TOKENS, SUBJECTS, OUTPUT, START, later) == Decimal(1039)
 
     # Older than refresh_after: the next read takes a new snapshot (now holding e7..e9), same totals.
     clock.set(datetime(2026, 10, 20, 15, 32, 5, tzinfo=UTC))
     assert await totals.total(TOKENS, SUBJECTS, OUTPUT, START, clock.now()) == Decimal(1039)
-    await store.insert_events([tokens(10, "acme-b", "output", 11, datetime(2026, 10, 20, 15, 32, 1, tzinfo=UTC))])
+    await store.insert_events([token_event("e10", "acme-b", datetime(2026, 10, 20, 15, 32, 1, tzinfo=UTC), 11)])
     assert await totals.total(TOKENS, SUBJECTS, OUTPUT, START, clock.now()) == Decimal(1050)
     assert await full_query(store, clock.now()) == Decimal(1050)
 
@@ -127,8 +123,8 @@ async def test_a_changed_meter_definition_is_not_answered_from_the_old_snapshot(
     totals = RunningTotals(store, clock)
     await store.insert_events(
         [
-            tokens(1, "acme-a", "output", 10, datetime(2026, 10, 2, tzinfo=UTC)),
-            tokens(2, "acme-a", "input", 200, datetime(2026, 10, 2, tzinfo=UTC)),
+            token_event("e1", "acme-a", datetime(2026, 10, 2, tzinfo=UTC), 10),
+            token_event("e2", "acme-a", datetime(2026, 10, 2, tzinfo=UTC), 200, kind="input"),
         ]
     )
     await roll_up_all(store)

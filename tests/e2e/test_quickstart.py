@@ -10,7 +10,6 @@ import yaml
 
 from tests.support.cli import run_tollway
 from tests.support.closing import Closing
-from tests.support.net import wait_until
 from tests.support.tollway_process import TollwayProcess
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
@@ -57,7 +56,7 @@ def test_quickstart_answers_streamed_and_not_and_meters_exactly_what_it_reported
         # please.": 3 + 3 + 8 (six words, a comma, a full stop) = 14. Each reply: its default 24 tokens.
         assert [(u.prompt_tokens, u.completion_tokens) for u in reported] == [(7, 24), (14, 24), (7, 24)]
         expected = {"input": 7 + 14 + 7, "output": 24 * 3}
-        wait_until(lambda: gateway.tokens_by_type("acme-corp") == expected)
+        gateway.expect_tokens(expected)
         with gateway.admin() as admin:
             body = admin.get("/api/v1/meters/llm_tokens/query", params={"subject": "acme-corp"}).json()
         assert set(body) == {"from", "to", "windowSize", "data"}

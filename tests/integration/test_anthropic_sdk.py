@@ -15,18 +15,21 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fake_anthropic import DEFAULT_USAGE, AnthropicReply, FakeAnthropic, text_reply, tool_reply
-from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.fake_anthropic import (
+    CLAUDE_TOKENS,
+    DEFAULT_USAGE,
+    AnthropicReply,
+    FakeAnthropic,
+    text_reply,
+    tool_reply,
+)
+from tests.support.fake_upstream import GPT_TOKENS, FakeOpenAI, Reply
 from tests.support.net import wait_until
+from tests.support.scenario import KEY, mixed_config
 from tests.support.stored import calls_stored_through
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
-KEY = "acme-secret-key"
-# 472 uncached input, 2048 written to the cache, 1536 read from it, 503 output.
-CLAUDE_TOKENS = {"input": 472, "cache_write": 2048, "cache_read": 1536, "output": 503}
-# FakeOpenAI's default: 1200 prompt (1024 cached), 300 completion.
-GPT_TOKENS = {"input": 176, "cache_read": 1024, "output": 300}
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Get the current weather in a given location",
@@ -39,51 +42,10 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def tollway(workdir: Path, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> Iterator[TollwayProcess]:
-    config: dict[str, Any] = {
-        "providers": [
-            {"name": "claude", "type": "anthropic", "base_url": fake_anthropic.base_url, "api_key": "sk-ant-upstream"},
-            {"name": "up", "type": "openai", "base_url": fake_openai.base_url, "api_key": "sk-upstream-secret"},
-            {"name": "local", "type": "simulator"},
-        ],
-        "models": [
-            {"name": "claude-sonnet", "targets": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}]},
-            {"name": "gpt-4o", "targets": [{"provider": "up", "model": "gpt-4o-2024-08-06"}]},
-            {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
-        ],
-        "consumers": [{"username": "acme-corp", "keys": [KEY]}],
-    }
-    process = TollwayProcess(workdir, config).start()
+    process = TollwayProcess(workdir, mixed_config(fake_openai, fake_anthropic)).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def claude(tollway: TollwayProcess) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=tollway.base_url, api_key=KEY, max_retries=0) as client:
-        yield client
-
-
-@pytest.fixture
-def oai(tollway: TollwayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY, max_retries=0) as client:
-        yield client
-
-
-def expect_tokens(tollway: TollwayProcess, expected: dict[str, int]) -> None:
-    wait_until(lambda: tollway.tokens_by_type("acme-corp") == expected, timeout_s=10)
-
-
-def tokens(expected: dict[str, int], times: int = 1) -> dict[str, int]:
-    return {k: v * times for k, v in expected.items()}
 
 
 # Claude natively ------------------------------------------------------------------------------------
@@ -104,7 +66,7 @@ def test_messages_to_claude_natively(
     assert forwarded.headers["anthropic-version"] == "2023-06-01"
     assert KEY not in str(forwarded.headers)
     assert forwarded.body["model"] == "claude-sonnet-4-5-20250929"
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 def test_streamed_messages_keep_the_last_cumulative_usage(tollway: TollwayProcess, claude: anthropic.Anthropic) -> None:
@@ -116,7 +78,7 @@ def test_streamed_messages_keep_the_last_cumulative_usage(tollway: TollwayProces
     assert text == "Hello from Claude."
     assert final.usage.output_tokens == 503
     # message_start said output_tokens=1 and message_delta 503 (cumulative): 503, never 504.
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 def test_tool_use_streams_to_the_anthropic_sdk(
@@ -165,7 +127,7 @@ def test_messages_to_a_gpt_model_translate_and_meter(
     assert sent["max_completion_tokens"] == 200
     assert sent["stop"] == ["END"]
     assert sent["temperature"] == 0.5
-    expect_tokens(tollway, GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS)
 
 
 def test_streamed_messages_to_a_gpt_model(tollway: TollwayProcess, claude: anthropic.Anthropic) -> None:
@@ -176,7 +138,7 @@ def test_streamed_messages_to_a_gpt_model(tollway: TollwayProcess, claude: anthr
     assert final.usage.input_tokens == 176
     assert final.usage.cache_read_input_tokens == 1024
     assert final.usage.output_tokens == 300
-    expect_tokens(tollway, GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS)
 
 
 def test_messages_to_the_simulator(tollway: TollwayProcess, claude: anthropic.Anthropic) -> None:
@@ -190,7 +152,7 @@ def test_messages_to_the_simulator(tollway: TollwayProcess, claude: anthropic.An
     # out, its default reply of 24 tokens (under max_tokens 50).
     assert (message.usage.input_tokens, message.usage.output_tokens) == (8, 24)
     assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (8, 24)
-    expect_tokens(tollway, {"input": 16, "output": 48})
+    tollway.expect_tokens({"input": 16, "output": 48})
 
 
 # The openai SDK to Claude ----------------------------------------------------------------------------
@@ -216,7 +178,7 @@ def test_openai_chat_to_claude(tollway: TollwayProcess, fake_anthropic: FakeAnth
     assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
     assert sent["max_tokens"] == 300
     assert sent["stop_sequences"] == ["END"]
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
@@ -238,7 +200,7 @@ def test_openai_chat_streams_from_claude(tollway: TollwayProcess, include_usage:
         assert usage[0].total_tokens == 472 + 2048 + 1536 + 503
     else:
         assert usage == []
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 # One tool-using conversation, both ways --------------------------------------------------------------------
@@ -469,7 +431,7 @@ def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
     event = request_events(tollway.workdir / "tollway.db")[0]
     # Tollway kept reading the upstream until its usage arrived: exact counts, flagged partial.
     assert (event["partial"], event["estimated"], event["status_code"]) == (True, False, 200)
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 @pytest.mark.parametrize(

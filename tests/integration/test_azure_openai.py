@@ -11,19 +11,9 @@ import openai
 import pytest
 
 from tests.support.fake_azure import API_VERSION, FakeAzureOpenAI
-from tests.support.net import wait_until
+from tests.support.fake_upstream import GPT_TOKENS
+from tests.support.scenario import KEY
 from tests.support.tollway_process import TollwayProcess
-
-KEY = "acme-secret-key"
-GPT_TOKENS = {"input": 176, "cache_read": 1024, "output": 300}
-
-
-@pytest.fixture
-def fake_azure() -> Iterator[FakeAzureOpenAI]:
-    fake = FakeAzureOpenAI()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -45,16 +35,6 @@ def tollway(workdir: Path, fake_azure: FakeAzureOpenAI) -> Iterator[TollwayProce
     process.stop()
 
 
-@pytest.fixture
-def oai(tollway: TollwayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY, max_retries=0) as client:
-        yield client
-
-
-def expect_tokens(tollway: TollwayProcess, expected: dict[str, int]) -> None:
-    wait_until(lambda: tollway.tokens_by_type("acme-corp") == expected, timeout_s=10)
-
-
 def test_chat_reaches_the_deployment_url(
     tollway: TollwayProcess, fake_azure: FakeAzureOpenAI, oai: openai.OpenAI
 ) -> None:
@@ -69,7 +49,7 @@ def test_chat_reaches_the_deployment_url(
     assert sent.path == "/openai/deployments/my-gpt4o-deployment/chat/completions"
     assert sent.headers["api-key"] == "azure-upstream-key"
     assert "Authorization" not in sent.headers
-    expect_tokens(tollway, {k: v * 2 for k, v in GPT_TOKENS.items()})
+    tollway.expect_tokens({k: v * 2 for k, v in GPT_TOKENS.items()})
 
 
 def test_messages_and_responses_reach_azure_translated(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
@@ -79,7 +59,7 @@ def test_messages_and_responses_reach_azure_translated(tollway: TollwayProcess, 
     assert message.content[0].text == "Hello from the fake upstream."
     response = oai.responses.create(model="gpt-4o", input="Hi")
     assert response.output_text == "Hello from the fake upstream."
-    expect_tokens(tollway, {k: v * 2 for k, v in GPT_TOKENS.items()})
+    tollway.expect_tokens({k: v * 2 for k, v in GPT_TOKENS.items()})
 
 
 def test_embeddings_reach_the_deployment(fake_azure: FakeAzureOpenAI, oai: openai.OpenAI) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.meter_events import token_event
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.model import Invoice
@@ -23,7 +24,6 @@ from tollway.billing.invoicing.worker import BillingWorker
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.settings import Settings
 from tollway.wiring.billing import build_billing_worker
 from tollway.wiring.services import Services, build_services
@@ -57,8 +57,7 @@ async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     await catalog.plans.publish_plan(plan.id)
     await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"])
     await catalog.subscriptions.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
-    data = {"tokens": 333_333, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
-    await built.metering.insert([Event("e1", "t", "llm.tokens", "acme-app", OCT + timedelta(days=3), data)])
+    await built.metering.insert([token_event("e1", "acme-app", OCT + timedelta(days=3), 333_333)])
     yield built
     await built.close()
 

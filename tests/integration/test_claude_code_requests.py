@@ -19,22 +19,16 @@ import anthropic
 import httpx
 import pytest
 
-from tests.support.fake_anthropic import FakeAnthropic
-from tests.support.fake_gemini import FakeGemini
-from tests.support.fake_upstream import FakeOpenAI
+from tests.support.fake_anthropic import CLAUDE_TOKENS, FakeAnthropic
+from tests.support.fake_gemini import GEMINI_TOKENS, FakeGemini
+from tests.support.fake_upstream import GPT_TOKENS, FakeOpenAI
 from tests.support.net import wait_until
+from tests.support.scenario import KEY
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
-KEY = "acme-secret-key"
 LIMITED_KEY = "limited-secret-key"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "clients"
-# FakeOpenAI's default usage: 1200 prompt tokens (1024 cached), 300 completion.
-GPT_TOKENS = {"input": 176, "cache_read": 1024, "output": 300}
-# FakeGemini's default usage: 1800 prompt tokens (1024 cached), 250 candidates + 90 thoughts.
-GEMINI_TOKENS = {"input": 776, "cache_read": 1024, "output": 340}
-# FakeAnthropic's default usage.
-CLAUDE_TOKENS = {"input": 472, "cache_write": 2048, "cache_read": 1536, "output": 503}
 
 # The name Claude Code asks for -> the model entry that serves it (see CONFIG).
 SIMULATOR = "claude-haiku-4-5"  # pattern claude-*
@@ -159,7 +153,7 @@ def reported(message: Any) -> dict[str, int]:
 
 def metered_after(tollway: TollwayProcess, before: dict[str, int], expected: dict[str, int]) -> None:
     want = {k: before.get(k, 0) + expected.get(k, 0) for k in {*before, *expected}}
-    wait_until(lambda: tollway.tokens_by_type("acme-corp") == want, timeout_s=10)
+    tollway.expect_tokens(want)
 
 
 CAPTURED = ["claude_code_first_turn.json", "claude_code_tool_result_turn.json", "claude_code_quota_check.json"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import openai
 import yaml
 
-from tests.integration.test_openai_sdk import KEY, gateway_config
 from tests.support.closing import Closing
 from tests.support.fake_upstream import FakeOpenAI
 from tests.support.net import wait_until
+from tests.support.scenario import KEY, gateway_config
 from tests.support.tollway_process import TollwayProcess
 
 
@@ -57,6 +57,6 @@ def test_reload_keeps_usage_exact(workdir: Path, fake_openai: FakeOpenAI, closin
         wait_until(lambda: "config reloaded" in tollway.log())
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
         assert first.usage is not None
-        wait_until(lambda: tollway.tokens_by_type("acme-corp") == {"input": 352, "cache_read": 2048, "output": 600})
+        tollway.expect_tokens({"input": 352, "cache_read": 2048, "output": 600})
     finally:
         tollway.stop()

@@ -30,7 +30,7 @@ async def test_counts_for_the_simulator_exactly_and_estimates_elsewhere(tmp_path
     messages: Any = [{"role": "user", "content": "Hello, world!"}]
     async with (
         tollway_app(tmp_path, CONFIG) as app,
-        app.client2() as http,
+        app.http2() as http,
         anthropic.AsyncAnthropic(base_url="http://tollway", api_key=KEY, http_client=http) as claude,
     ):
         raw = await claude.messages.with_raw_response.count_tokens(model="demo", messages=messages)

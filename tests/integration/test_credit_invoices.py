@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.credits import MemoryCreditStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
@@ -37,7 +38,6 @@ from tollway.clock import FrozenClock
 from tollway.config.schema import TollwayConfig
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants
 from tollway.errors import ConflictError, ValidationError
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -85,9 +85,7 @@ class World:
 
     async def tokens(self, at: datetime, count: int) -> None:
         self.n += 1
-        data = {"tokens": count, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
-        event = Event(id=f"e{self.n}", source="t", type="llm.tokens", subject="acme-agent", time=at, data=data)
-        assert await self.metering.insert([event]) == 1
+        assert await self.metering.insert([token_event(f"e{self.n}", "acme-agent", at, count)]) == 1
         await self.events.roll_up()
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.credits import MemoryCreditStore
 from tollway.adapters.memory.store import MemoryEventStore
@@ -22,7 +23,6 @@ from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -56,9 +56,8 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     await catalog.subscriptions.create_subscription(
         customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1
     )
-    data = {"tokens": 450_000, "type": "output", "model": "m", "provider": "p", "status_code": 200}
     clock.set(datetime(2026, 12, 10, tzinfo=UTC))
-    await metering.insert([Event("e1", "t", "llm.tokens", "acme-agent", datetime(2026, 12, 9, tzinfo=UTC), data)])
+    await metering.insert([token_event("e1", "acme-agent", datetime(2026, 12, 9, tzinfo=UTC), 450_000)])
     await events.roll_up()
     store = MemoryCreditStore()
     preview = InvoicePreview(catalog.contexts, MeteringUsageReader(metering), clock, credits=store)

@@ -11,20 +11,18 @@ import httpx
 import openmeter
 import pytest
 
-from tests.integration.test_openmeter_sdk_grants import TOKEN, Server
+from tests.integration.test_openmeter_sdk_grants import TOKEN, grants_app
+from tests.support.served import served
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    running = Server().start()  # its own state: 1200 output tokens on Dec 5, limit 1000, now Dec 15
-    try:
-        yield running
-    finally:
-        running.stop()
+def base_url() -> Iterator[str]:
+    with served(grants_app()) as url:  # its own state: 1200 output tokens on Dec 5, limit 1000, now Dec 15
+        yield url
 
 
-def test_a_reset_starts_a_new_usage_period(server: Server) -> None:
-    client: Any = openmeter.Client(endpoint=server.base_url, token=TOKEN)
+def test_a_reset_starts_a_new_usage_period(base_url: str) -> None:
+    client: Any = openmeter.Client(endpoint=base_url, token=TOKEN)
     client.customer_entitlement_v2.create_customer_entitlement_grant(
         "acme", "output-tokens", {"amount": 500, "effectiveAt": "2026-12-01T00:00:00Z"}
     )
@@ -45,7 +43,7 @@ def test_a_reset_starts_a_new_usage_period(server: Server) -> None:
     assert (segment.period.from_property.day, segment.usage, segment.balance_at_start) == (10, 0, 1300)
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=server.base_url + "/api/v1", headers=auth) as http:
+    with httpx.Client(base_url=base_url + "/api/v1", headers=auth) as http:
         (listed,) = http.get("/entitlements").json()
         assert (listed["usagePeriod"], listed["currentUsagePeriod"], listed["lastReset"]) == (
             {"interval": "P1M", "anchor": "2026-12-10T00:00:00Z"},  # the reset moved the anchor (retainAnchor false)

@@ -10,22 +10,11 @@ import anthropic
 import openai
 import pytest
 
-from tests.support.fake_gemini import FakeGemini, GeminiReply
+from tests.support.fake_gemini import GEMINI_TOKENS, FakeGemini, GeminiReply
 from tests.support.net import wait_until
+from tests.support.scenario import KEY
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
-
-KEY = "acme-secret-key"
-# promptTokenCount 1800 of which 1024 cached; 250 candidates + 90 thoughts of output.
-GEMINI_TOKENS = {"input": 776, "cache_read": 1024, "output": 340}
-
-
-@pytest.fixture
-def fake_gemini() -> Iterator[FakeGemini]:
-    fake = FakeGemini()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -40,16 +29,6 @@ def tollway(workdir: Path, fake_gemini: FakeGemini) -> Iterator[TollwayProcess]:
     process = TollwayProcess(workdir, config).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def oai(tollway: TollwayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY, max_retries=0) as client:
-        yield client
-
-
-def expect_tokens(tollway: TollwayProcess, expected: dict[str, int]) -> None:
-    wait_until(lambda: tollway.tokens_by_type("acme-corp") == expected, timeout_s=10)
 
 
 def test_openai_chat_to_gemini(tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
@@ -75,7 +54,7 @@ def test_openai_chat_to_gemini(tollway: TollwayProcess, fake_gemini: FakeGemini,
         "systemInstruction": {"parts": [{"text": "Be brief."}]},
         "generationConfig": {"maxOutputTokens": 100, "temperature": 1.5, "stopSequences": ["END"]},
     }
-    expect_tokens(tollway, GEMINI_TOKENS)
+    tollway.expect_tokens(GEMINI_TOKENS)
 
 
 def test_openai_chat_streams_from_gemini(tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
@@ -93,7 +72,7 @@ def test_openai_chat_streams_from_gemini(tollway: TollwayProcess, fake_gemini: F
     assert fake_gemini.received[-1].path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
     assert fake_gemini.received[-1].query == {"alt": "sse"}
     # Each event repeats usageMetadata; the last one counts, once.
-    expect_tokens(tollway, GEMINI_TOKENS)
+    tollway.expect_tokens(GEMINI_TOKENS)
 
 
 def test_gemini_function_calls_round_trip(fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
@@ -166,7 +145,7 @@ def test_anthropic_sdk_to_gemini(tollway: TollwayProcess) -> None:
         1024,
         340,
     )
-    expect_tokens(tollway, {k: v * 2 for k, v in GEMINI_TOKENS.items()})
+    tollway.expect_tokens({k: v * 2 for k, v in GEMINI_TOKENS.items()})
 
 
 def test_gemini_errors_and_untranslatable_fields(fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:

@@ -13,8 +13,9 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.support.agent_app import KEY, InProcess, tollway_app
+from tests.support.agent_app import KEY, tollway_app
 from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.in_process import InProcess
 from tests.support.usage_events import request_events
 
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -53,7 +54,7 @@ def usage_of(metadata: types.GenerateContentResponseUsageMetadata | None) -> tup
 
 async def test_generate_content_and_stream_to_the_simulator(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     reported: list[tuple[int, int]] = []
-    async with gemini_app(tmp_path, fake_openai) as app, app.client() as http:
+    async with gemini_app(tmp_path, fake_openai) as app, app.http() as http:
         for version in (None, "v1beta"):  # the SDK's default (v1) and v1beta
             client = sdk(http, version=version)
             answer = await client.aio.models.generate_content(model="demo", contents="Hello, world!")
@@ -125,7 +126,7 @@ async def test_generate_content_and_stream_to_the_simulator(tmp_path: Path, fake
 
 async def test_to_a_fake_openai_upstream(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     # FakeOpenAI's default usage: 1200 prompt tokens (1024 cached), 300 completion (128 reasoning)
-    async with gemini_app(tmp_path, fake_openai) as app, app.client() as http:
+    async with gemini_app(tmp_path, fake_openai) as app, app.http() as http:
         client = sdk(http)
         answer = await client.aio.models.generate_content(
             model="gpt-4o",
@@ -165,7 +166,7 @@ async def test_to_a_fake_openai_upstream(tmp_path: Path, fake_openai: FakeOpenAI
 
 async def test_keys_and_errors_in_googles_shape(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
-    async with gemini_app(tmp_path, fake_openai) as app, app.client() as http:
+    async with gemini_app(tmp_path, fake_openai) as app, app.http() as http:
         answer = await http.post(f"/v1beta/models/demo:generateContent?alt=json&key={KEY}", json=body)
         assert answer.status_code == 200
         assert answer.json()["candidates"][0]["finishReason"] == "STOP"

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.sql.engine import create_sql_engine
@@ -27,7 +28,6 @@ from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -72,8 +72,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     await catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-app"])
     await catalog.customers.create_customer(key="globex", name="Globex", subjects=["globex-app"])
     await catalog.subscriptions.create_subscription(customer="acme", plan_key="basic", active_from=OCT)
-    data = {"tokens": 1_234_567, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
-    await metering.insert([Event("e1", "test", "llm.tokens", "acme-app", datetime(2026, 10, 9, tzinfo=UTC), data)])
+    await metering.insert([token_event("e1", "acme-app", datetime(2026, 10, 9, tzinfo=UTC), 1_234_567)])
 
     engine = create_sql_engine(f"sqlite:///{tmp_path / 'api.db'}")
     await asyncio.to_thread(upgrade, engine)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import openai
 
-from tests.integration.test_openai_sdk import KEY, gateway_config
 from tests.support.closing import Closing
 from tests.support.fake_upstream import FakeOpenAI, Reply
-from tests.support.net import wait_until
+from tests.support.scenario import KEY, gateway_config
 from tests.support.tollway_process import TollwayProcess
 
 
@@ -28,6 +27,6 @@ def test_large_embeddings_answer_is_streamed_through_and_metered(
         assert len(result.data) == 3000
         assert result.data[2999].embedding == [0.1, 0.2, 0.3]
         assert result.usage.prompt_tokens == 777
-        wait_until(lambda: tollway.tokens_by_type("acme-corp") == {"input": 777, "output": 0})
+        tollway.expect_tokens({"input": 777, "output": 0})
     finally:
         tollway.stop()

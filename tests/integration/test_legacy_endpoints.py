@@ -17,8 +17,9 @@ from google import genai
 from google.genai import errors, types
 from langchain_openai import OpenAI as LangChainOpenAI
 
-from tests.support.agent_app import KEY, InProcess, tollway_app
+from tests.support.agent_app import KEY, tollway_app
 from tests.support.fake_upstream import DEFAULT_USAGE, FakeOpenAI
+from tests.support.in_process import InProcess
 from tests.support.usage_events import request_events
 
 # FakeOpenAI's default usage: 1200 prompt tokens (1024 cached), 300 completion.
@@ -61,7 +62,7 @@ def openai_client(http: Any) -> openai.AsyncOpenAI:
 
 
 async def test_completions_on_the_simulator_translated_to_chat(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    async with app(tmp_path, fake_openai) as running, running.client2() as http, openai_client(http) as client:
+    async with app(tmp_path, fake_openai) as running, running.http2() as http, openai_client(http) as client:
         done = await client.completions.create(model="demo", prompt="Say this is a test", max_tokens=7)
         assert done.object == "text_completion"
         assert done.choices[0].text == "Simulated reply from demo: streaming streaming"  # 7 tokens, cut
@@ -93,7 +94,7 @@ async def test_completions_on_the_simulator_translated_to_chat(tmp_path: Path, f
 
 
 async def test_completions_native_and_on_a_chat_only_server(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    async with app(tmp_path, fake_openai) as running, running.client2() as http, openai_client(http) as client:
+    async with app(tmp_path, fake_openai) as running, running.http2() as http, openai_client(http) as client:
         native = await client.completions.create(model="native", prompt=["a", "b"], max_tokens=5)
         sent = fake_openai.received[-1]
         assert (sent.path, sent.body) == (
@@ -135,7 +136,7 @@ async def test_completions_native_and_on_a_chat_only_server(tmp_path: Path, fake
 
 async def test_langchains_completion_llm(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     """LangChain's `OpenAI` LLM (and LlamaIndex's `OpenAILike` with is_chat_model=False) post a prompt list."""
-    async with app(tmp_path, fake_openai) as running, running.client2() as http:
+    async with app(tmp_path, fake_openai) as running, running.http2() as http:
         llm = LangChainOpenAI(
             model="demo", api_key=KEY, base_url="http://tollway/v1", http_async_client=http, max_retries=0
         )
@@ -145,7 +146,7 @@ async def test_langchains_completion_llm(tmp_path: Path, fake_openai: FakeOpenAI
 
 
 async def test_gemini_embed_content_with_the_google_genai_sdk(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    async with app(tmp_path, fake_openai) as running, running.client() as http:
+    async with app(tmp_path, fake_openai) as running, running.http() as http:
         client = genai.Client(
             api_key=KEY, http_options=types.HttpOptions(base_url="http://tollway", httpx_async_client=http)
         )
@@ -198,7 +199,7 @@ async def test_gemini_embed_content_with_the_google_genai_sdk(tmp_path: Path, fa
 
 
 async def test_gemini_embed_refusals_are_googles_shape(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    async with app(tmp_path, fake_openai) as running, running.client() as http:
+    async with app(tmp_path, fake_openai) as running, running.http() as http:
         bad = await http.post(
             "/v1beta/models/demo:batchEmbedContents", json={"requests": []}, headers={"x-goog-api-key": KEY}
         )

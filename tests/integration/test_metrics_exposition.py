@@ -65,7 +65,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 async def scrape(tmp_path: Path) -> str:
-    async with tollway_app(tmp_path) as app, app.client() as http:
+    async with tollway_app(tmp_path) as app, app.http() as http:
         body = {"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}
         answered = await http.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
         assert answered.status_code == 200

@@ -5,7 +5,6 @@ with a 400 naming the field; events filter by rule, channel, delivery status and
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,10 +12,9 @@ from typing import Any
 import httpx
 import openmeter
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-from tests.support.net import free_port, http_ok, wait_until
+from tests.support.served import served
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.notifications import MemoryNotificationStore
 from tollway.adapters.memory.store import MemoryEventStore
@@ -57,16 +55,8 @@ def build_app() -> tuple[FastAPI, NotificationService]:
 @pytest.fixture(scope="module")
 def sdk() -> Iterator[Any]:
     app, _ = build_app()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/openapi.json"), timeout_s=10)
-        yield openmeter.Client(endpoint=f"http://127.0.0.1:{port}", token=TOKEN)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served(app) as base_url:
+        yield openmeter.Client(endpoint=base_url, token=TOKEN)
 
 
 @pytest.fixture

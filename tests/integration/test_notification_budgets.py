@@ -17,12 +17,12 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from tests.support.meter_events import token_event
 from tests.support.webhook_receiver import Receiver
 from tollway.clock import FrozenClock
 from tollway.errors import LimitExceededError
 from tollway.gateway.hooks import Admit, Reservation
 from tollway.gateway.refusals import NoticeRefusals
-from tollway.metering.events import Event
 from tollway.notifications.model import BUDGET_EXCEEDED, BUDGET_THRESHOLD, EventFilter, Threshold
 from tollway.notifications.service import ChannelInput, RuleInput
 from tollway.notifications.worker import NotificationWorker
@@ -62,8 +62,7 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[Services, Services]]:
 async def use(services: Services, tokens: int, at: datetime) -> None:
     """`tokens` used a second before `at` (usage counts up to, not including, the moment it is read at)."""
     at -= timedelta(seconds=1)
-    data = {"type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200, "tokens": tokens}
-    await services.metering.insert([Event(f"b{next(ids)}", "t", "llm.tokens", "acme-app", at, data)])
+    await services.metering.insert([token_event(f"b{next(ids)}", "acme-app", at, tokens)])
 
 
 def workers(*services: Services) -> list[NotificationWorker]:

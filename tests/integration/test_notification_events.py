@@ -18,6 +18,7 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from tests.support.meter_events import token_event
 from tests.support.webhook_receiver import Receiver
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.adapters.stripe.webhooks import sign as stripe_sign
@@ -26,7 +27,6 @@ from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.notifications.model import (
     BALANCE_THRESHOLD,
     ENTITLEMENT_RESET,
@@ -92,11 +92,9 @@ async def two(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[t
 
 async def use(services: Services, tokens: int, at: datetime, n: int = 1) -> None:
     """`n` concurrent batches of one event each (a burst), `tokens` in all."""
-    data = {"type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
 
     async def one(amount: int) -> None:
-        event = Event(f"e{next(ids)}", "t", "llm.tokens", "acme-app", at, {**data, "tokens": amount})
-        await services.metering.insert([event])
+        await services.metering.insert([token_event(f"e{next(ids)}", "acme-app", at, amount)])
 
     await asyncio.gather(*(one(tokens // n) for _ in range(n)))
 

@@ -4,35 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 
 from tests.support.closing import Closing
-from tests.support.fake_upstream import DEFAULT_USAGE, FakeOpenAI, Reply
-from tests.support.net import wait_until
+from tests.support.fake_upstream import DEFAULT_USAGE, GPT_TOKENS, FakeOpenAI, Reply
+from tests.support.scenario import KEY, gateway_config
 from tests.support.tollway_process import TollwayProcess
-
-KEY = "acme-secret-key"
-
-
-def gateway_config(fake: FakeOpenAI) -> dict[str, Any]:
-    return {
-        "providers": [
-            {"name": "up", "type": "openai", "base_url": fake.base_url, "api_key": "sk-upstream-secret"},
-            {"name": "local", "type": "simulator"},
-        ],
-        "models": [
-            {"name": "gpt-4o", "targets": [{"provider": "up", "model": "gpt-4o-2024-08-06"}]},
-            {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
-            {"name": "embed", "targets": [{"provider": "up", "model": "text-embedding-3-small"}]},
-        ],
-        "consumers": [
-            {"username": "acme-corp", "keys": [KEY]},
-            {"username": "globex", "keys": ["globex-secret-key"], "models": ["demo"]},
-        ],
-    }
 
 
 @pytest.fixture
@@ -42,20 +21,16 @@ def tollway(workdir: Path, fake_openai: FakeOpenAI) -> Iterator[TollwayProcess]:
     process.stop()
 
 
-def expect_tokens(tollway: TollwayProcess, subject: str, expected: dict[str, int]) -> None:
-    wait_until(lambda: tollway.tokens_by_type(subject) == expected, timeout_s=10)
-
-
 def test_non_streaming_chat_meters_exact_tokens_per_type(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI
 ) -> None:
-    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
+    client = oai
     completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert completion.choices[0].message.content == "Hello from the fake upstream."
     assert completion.usage is not None
     assert completion.usage.prompt_tokens == 1200
     # 1200 prompt of which 1024 cached; 300 completion of which 128 reasoning.
-    expect_tokens(tollway, "acme-corp", {"input": 176, "cache_read": 1024, "output": 300})
+    tollway.expect_tokens(GPT_TOKENS)
     forwarded = fake_openai.received[-1]
     assert forwarded.headers["Authorization"] == "Bearer sk-upstream-secret"
     assert KEY not in str(forwarded.headers)
@@ -64,9 +39,9 @@ def test_non_streaming_chat_meters_exact_tokens_per_type(
 
 
 def test_streaming_without_include_usage_hides_the_usage_chunk(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI
 ) -> None:
-    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
+    client = oai
     stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], stream=True)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -74,11 +49,11 @@ def test_streaming_without_include_usage_hides_the_usage_chunk(
     assert all(c.usage is None for c in chunks), "the client did not ask for usage"
     assert all(c.choices for c in chunks), "no usage-only chunk reaches a client that did not ask"
     assert fake_openai.received[-1].body["stream_options"] == {"include_usage": True}
-    expect_tokens(tollway, "acme-corp", {"input": 176, "cache_read": 1024, "output": 300})
+    tollway.expect_tokens(GPT_TOKENS)
 
 
-def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess, closing: Closing) -> None:
-    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
+def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+    client = oai
     stream = client.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "user", "content": "Hi"}],
@@ -89,7 +64,7 @@ def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess,
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == DEFAULT_USAGE["total_tokens"]
-    expect_tokens(tollway, "acme-corp", {"input": 176, "cache_read": 1024, "output": 300})
+    tollway.expect_tokens(GPT_TOKENS)
 
 
 async def test_async_client_streaming_and_not(tollway: TollwayProcess) -> None:
@@ -105,19 +80,21 @@ async def test_async_client_streaming_and_not(tollway: TollwayProcess) -> None:
     # The simulator's documented count: 3 (reply priming) + 3 (one message) + 2 words = 8 for each prompt;
     # each reply is its default 24 tokens.
     assert (first.usage.prompt_tokens, first.usage.completion_tokens) == (8, 24)
-    expect_tokens(tollway, "acme-corp", {"input": 16, "output": 48})
+    tollway.expect_tokens({"input": 16, "output": 48})
 
 
-def test_embeddings_are_metered_as_input(tollway: TollwayProcess, fake_openai: FakeOpenAI, closing: Closing) -> None:
+def test_embeddings_are_metered_as_input(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
     fake_openai.enqueue(Reply(usage={"prompt_tokens": 42, "total_tokens": 42}))
-    client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
+    client = oai
     result = client.embeddings.create(model="embed", input=["a", "b"])
     assert len(result.data) == 2
-    expect_tokens(tollway, "acme-corp", {"input": 42, "output": 0})
+    tollway.expect_tokens({"input": 42, "output": 0})
 
 
-def test_models_lists_only_what_the_consumer_may_use(tollway: TollwayProcess, closing: Closing) -> None:
-    acme = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
+def test_models_lists_only_what_the_consumer_may_use(
+    tollway: TollwayProcess, closing: Closing, oai: openai.OpenAI
+) -> None:
+    acme = oai
     assert sorted(m.id for m in acme.models.list()) == ["demo", "embed", "gpt-4o"]
     globex = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="globex-secret-key"))
     assert [m.id for m in globex.models.list()] == ["demo"]

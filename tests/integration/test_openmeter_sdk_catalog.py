@@ -5,17 +5,16 @@ value read, all through the SDK."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openmeter
 import pytest
-import uvicorn
 from corehttp.exceptions import HttpResponseError
+from fastapi import FastAPI
 
-from tests.support.net import free_port, http_ok, wait_until
+from tests.support.served import served
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
@@ -26,43 +25,24 @@ from tollway.wiring.catalog import build_catalog
 TOKEN = "sdk-catalog-token"
 
 
-class Server:
-    """The management app served by uvicorn on a loopback port, in a thread."""
-
-    def __init__(self) -> None:
-        clock = SystemClock()
-        self.metering = MeteringService(MemoryEventStore(clock), clock)
-        asyncio.run(self.metering.sync_meters([]))  # built-in meters (llm_tokens)
-        catalog = build_catalog(MemoryCatalogStore(), self.metering, clock)
-        app = create_management_app(
-            metering=self.metering,
-            admin_token=TOKEN,
-            catalog=catalog,
-            api_docs="open",  # waited for, below
-        )
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> Server:
-        self.thread.start()
-        wait_until(lambda: http_ok(self.base_url + "/openapi.json"), timeout_s=10)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+def management_app() -> FastAPI:
+    """The management app on memory stores, with the built-in meters."""
+    clock = SystemClock()
+    metering = MeteringService(MemoryEventStore(clock), clock)
+    asyncio.run(metering.sync_meters([]))  # built-in meters (llm_tokens)
+    catalog = build_catalog(MemoryCatalogStore(), metering, clock)
+    return create_management_app(
+        metering=metering,
+        admin_token=TOKEN,
+        catalog=catalog,
+        api_docs="open",
+    )
 
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    server = Server().start()
-    try:
-        yield openmeter.Client(endpoint=server.base_url, token=TOKEN)
-    finally:
-        server.stop()
+    with served(management_app()) as base_url:
+        yield openmeter.Client(endpoint=base_url, token=TOKEN)
 
 
 def test_walkthrough_catalog_through_the_openmeter_sdk(client: Any) -> None:

@@ -6,7 +6,6 @@ history with grantUsages, and voids a grant with DELETE /api/v1/grants/{id}. Val
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,9 +14,10 @@ from typing import Any
 import httpx
 import openmeter
 import pytest
-import uvicorn
+from fastapi import FastAPI
 
-from tests.support.net import free_port, http_ok, wait_until
+from tests.support.meter_events import token_event
+from tests.support.served import served
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
@@ -28,7 +28,6 @@ from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -61,51 +60,33 @@ async def setup(clock: FrozenClock) -> tuple[MeteringService, Catalog, MemoryUni
     await catalog.subscriptions.create_subscription(
         customer="acme", plan_key="starter", active_from=DEC_1, billing_anchor=DEC_1
     )
-    data = {"tokens": 1200, "type": "output", "model": "m", "provider": "p", "status_code": 200}
-    await metering.insert([Event("e1", "t", "llm.tokens", "acme-agent", datetime(2026, 12, 5, tzinfo=UTC), data)])
+    await metering.insert([token_event("e1", "acme-agent", datetime(2026, 12, 5, tzinfo=UTC), 1200)])
     await events.roll_up()
     return metering, catalog, grants
 
 
-class Server:
-    def __init__(self) -> None:
-        clock = FrozenClock(NOW)
-        metering, catalog, grants = asyncio.run(setup(clock))
-        app = create_management_app(
-            metering=metering,
-            admin_token=TOKEN,
-            catalog=catalog,
-            unit_grants=UnitGrantService(catalog, grants),
-            api_docs="open",
-        )
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> Server:
-        self.thread.start()
-        wait_until(lambda: http_ok(self.base_url + "/openapi.json"), timeout_s=10)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+def grants_app() -> FastAPI:
+    """The management app over `setup`'s state: 1200 output tokens on Dec 5, limit 1000, now Dec 15."""
+    clock = FrozenClock(NOW)
+    metering, catalog, grants = asyncio.run(setup(clock))
+    return create_management_app(
+        metering=metering,
+        admin_token=TOKEN,
+        catalog=catalog,
+        unit_grants=UnitGrantService(catalog, grants),
+        api_docs="open",
+    )
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    running = Server().start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def base_url() -> Iterator[str]:
+    with served(grants_app()) as url:
+        yield url
 
 
 @pytest.fixture
-def client(server: Server) -> Any:
-    return openmeter.Client(endpoint=server.base_url, token=TOKEN)
+def client(base_url: str) -> Any:
+    return openmeter.Client(endpoint=base_url, token=TOKEN)
 
 
 def test_grants_through_the_openmeter_sdk(client: Any) -> None:
@@ -150,9 +131,9 @@ def test_grants_through_the_openmeter_sdk(client: Any) -> None:
     assert (after.has_access, after.balance, after.total_available_grant_amount) == (True, 300, 500)
 
 
-def test_the_subject_route_and_bad_grants(server: Server) -> None:
+def test_the_subject_route_and_bad_grants(base_url: str) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    base = server.base_url + "/api/v1"
+    base = base_url + "/api/v1"
     with httpx.Client(base_url=base, headers=auth) as http:
         made = http.post(
             "/subjects/acme-agent/entitlements/output-tokens/grants",

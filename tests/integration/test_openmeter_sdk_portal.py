@@ -4,17 +4,16 @@ query a meter (only its subject's usage comes back) and invalidated."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openmeter
 import pytest
-import uvicorn
 from corehttp.exceptions import HttpResponseError
+from fastapi import FastAPI
 
-from tests.support.net import free_port, http_ok, wait_until
+from tests.support.served import served
 from tollway.adapters.memory.portal import MemoryPortalTokenStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
@@ -25,44 +24,27 @@ from tollway.portal.tokens import PortalTokens
 TOKEN = "sdk-portal-admin-token"
 
 
-class Server:
-    def __init__(self) -> None:
-        clock = SystemClock()
-        self.metering = MeteringService(MemoryEventStore(clock), clock)
-        asyncio.run(self.metering.sync_meters([]))
-        app = create_management_app(
-            metering=self.metering,
-            admin_token=TOKEN,
-            api_docs="open",
-            portal=PortalTokens(MemoryPortalTokenStore(), clock),
-        )
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> Server:
-        self.thread.start()
-        wait_until(lambda: http_ok(self.base_url + "/openapi.json"), timeout_s=10)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+def management_app() -> FastAPI:
+    """The management app on memory stores, with the portal tokens."""
+    clock = SystemClock()
+    metering = MeteringService(MemoryEventStore(clock), clock)
+    asyncio.run(metering.sync_meters([]))
+    return create_management_app(
+        metering=metering,
+        admin_token=TOKEN,
+        api_docs="open",
+        portal=PortalTokens(MemoryPortalTokenStore(), clock),
+    )
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    running = Server().start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def base_url() -> Iterator[str]:
+    with served(management_app()) as url:
+        yield url
 
 
-def test_portal_tokens_through_the_openmeter_sdk(server: Server) -> None:
-    admin: Any = openmeter.Client(endpoint=server.base_url, token=TOKEN)
+def test_portal_tokens_through_the_openmeter_sdk(base_url: str) -> None:
+    admin: Any = openmeter.Client(endpoint=base_url, token=TOKEN)
     at = datetime.now(UTC) - timedelta(minutes=1)
     admin.events.ingest_events(
         [
@@ -86,7 +68,7 @@ def test_portal_tokens_through_the_openmeter_sdk(server: Server) -> None:
     listed = admin.portal.portal_tokens.list()
     assert [t.id for t in listed] == [created.id]
 
-    customer: Any = openmeter.Client(endpoint=server.base_url, token=created.token)
+    customer: Any = openmeter.Client(endpoint=base_url, token=created.token)
     result = customer.portal.portal_meters.query_json("llm_tokens", group_by=["subject"])
     assert [(row.subject, row.value) for row in result.data] == [("acme-corp", 150)]
 

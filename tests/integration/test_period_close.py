@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, func, select
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.memory.store import MemoryEventStore
@@ -34,7 +35,6 @@ from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -67,9 +67,7 @@ class World:
 
     async def tokens(self, subject: str, at: datetime, tokens: int, *, kind: str = "output") -> None:
         self.n += 1
-        data = {"tokens": tokens, "type": kind, "model": "gpt-4o", "provider": "openai", "status_code": 200}
-        event = Event(id=f"e{self.n}", source="test", type="llm.tokens", subject=subject, time=at, data=data)
-        assert await self.metering.insert([event]) == 1
+        assert await self.metering.insert([token_event(f"e{self.n}", subject, at, tokens, kind=kind)]) == 1
 
     async def customer(self, key: str, plan: str = "basic", *, start: datetime, anchor: datetime) -> Subscription:
         await self.catalog.customers.create_customer(key=key, name=key.title(), subjects=[f"{key}-app"])

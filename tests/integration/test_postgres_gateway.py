@@ -9,7 +9,6 @@ from typing import Any
 import openai
 
 from tests.support.fake_upstream import DEFAULT_USAGE, FakeOpenAI, Reply
-from tests.support.net import wait_until
 from tests.support.scenario import KEY, SUBJECT, client, config_for, metered, usage_block
 from tests.support.stored import request_records, stored_events, tokens_by_type
 from tests.support.tollway_process import TollwayProcess
@@ -59,7 +58,7 @@ def test_sdk_traffic_through_tollway_on_postgres_is_metered_exactly(
             "cache_read": 1024 + 256 + 1024 * CONCURRENT,
             "output": 300 + 11 + 90 + 300 * CONCURRENT,
         }
-        wait_until(lambda: gateway.tokens_by_type(SUBJECT) == expected, timeout_s=15)
+        gateway.expect_tokens(expected, timeout_s=15)
         events = stored_events(postgres_url)
         assert len(request_records(events)) == 3 + CONCURRENT
         assert len(events) == 4 + 3 + 4 + 4 * CONCURRENT

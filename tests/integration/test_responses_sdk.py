@@ -10,53 +10,19 @@ import openai
 import pytest
 from openai.types.responses import ResponseUsage
 
-from tests.support.fake_anthropic import FakeAnthropic, tool_reply
-from tests.support.fake_upstream import FakeOpenAI, Reply
+from tests.support.fake_anthropic import CLAUDE_TOKENS, FakeAnthropic, tool_reply
+from tests.support.fake_upstream import GPT_TOKENS, FakeOpenAI, Reply
 from tests.support.net import wait_until
+from tests.support.scenario import mixed_config
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
-
-KEY = "acme-secret-key"
-GPT_TOKENS = {"input": 176, "cache_read": 1024, "output": 300}
-CLAUDE_TOKENS = {"input": 472, "cache_write": 2048, "cache_read": 1536, "output": 503}
-
-
-@pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
 def tollway(workdir: Path, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> Iterator[TollwayProcess]:
-    config: dict[str, Any] = {
-        "providers": [
-            {"name": "claude", "type": "anthropic", "base_url": fake_anthropic.base_url, "api_key": "sk-ant-upstream"},
-            {"name": "up", "type": "openai", "base_url": fake_openai.base_url, "api_key": "sk-upstream-secret"},
-            {"name": "local", "type": "simulator"},
-        ],
-        "models": [
-            {"name": "claude-sonnet", "targets": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}]},
-            {"name": "gpt-4o", "targets": [{"provider": "up", "model": "gpt-4o-2024-08-06"}]},
-            {"name": "demo", "targets": [{"provider": "local", "model": "demo"}]},
-        ],
-        "consumers": [{"username": "acme-corp", "keys": [KEY]}],
-    }
-    process = TollwayProcess(workdir, config).start()
+    process = TollwayProcess(workdir, mixed_config(fake_openai, fake_anthropic)).start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-def oai(tollway: TollwayProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY, max_retries=0) as client:
-        yield client
-
-
-def expect_tokens(tollway: TollwayProcess, expected: dict[str, int]) -> None:
-    wait_until(lambda: tollway.tokens_by_type("acme-corp") == expected, timeout_s=10)
 
 
 def test_responses_to_openai_natively(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
@@ -68,7 +34,7 @@ def test_responses_to_openai_natively(tollway: TollwayProcess, fake_openai: Fake
     assert forwarded.path == "/v1/responses"
     assert forwarded.body["model"] == "gpt-4o-2024-08-06"
     assert forwarded.headers["Authorization"] == "Bearer sk-upstream-secret"
-    expect_tokens(tollway, GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS)
 
 
 def test_streamed_responses_meter_from_response_completed(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
@@ -78,7 +44,7 @@ def test_streamed_responses_meter_from_response_completed(tollway: TollwayProces
     assert "".join(deltas) == "Hello from the fake upstream."
     assert final.usage is not None
     assert final.usage.output_tokens_details.reasoning_tokens == 128
-    expect_tokens(tollway, GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS)
 
 
 def test_responses_to_claude_are_translated(
@@ -96,7 +62,7 @@ def test_responses_to_claude_are_translated(
     sent = fake_anthropic.received[-1].body
     assert sent["system"] == [{"type": "text", "text": "Be brief."}]
     assert sent["max_tokens"] == 100
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 def test_streamed_responses_from_claude(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
@@ -108,7 +74,7 @@ def test_streamed_responses_from_claude(tollway: TollwayProcess, oai: openai.Ope
     assert final.output_text == "Hello from Claude."
     assert final.usage is not None
     assert final.usage.total_tokens == 472 + 2048 + 1536 + 503
-    expect_tokens(tollway, CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS)
 
 
 def test_responses_function_calls_from_claude(fake_anthropic: FakeAnthropic, oai: openai.OpenAI) -> None:
@@ -155,7 +121,7 @@ def test_responses_to_the_simulator(tollway: TollwayProcess, oai: openai.OpenAI)
     assert streamed.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (8, 24)
     assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (8, 24)
-    expect_tokens(tollway, {"input": 16, "output": 48})
+    tollway.expect_tokens({"input": 16, "output": 48})
 
 
 # What the fake reports is what the test gave it: 900 in of which 256 cached, 77 out of which 5 reasoning.
@@ -181,7 +147,7 @@ def test_responses_meter_the_usage_the_upstream_reported(
         usage = oai.responses.create(model="gpt-4o", input="Hi").usage
     assert usage is not None
     assert (usage.input_tokens, usage.output_tokens) == (900, 77)
-    expect_tokens(tollway, {"input": 644, "cache_read": 256, "output": 77})
+    tollway.expect_tokens({"input": 644, "cache_read": 256, "output": 77})
 
 
 def test_untranslatable_responses_fields_are_named(oai: openai.OpenAI, fake_anthropic: FakeAnthropic) -> None:

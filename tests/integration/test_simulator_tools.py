@@ -22,7 +22,8 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from tests.support.agent_app import KEY, InProcess, tollway_app
+from tests.support.agent_app import KEY, tollway_app
+from tests.support.in_process import InProcess
 from tests.support.usage_events import request_events
 
 CONFIG: dict[str, Any] = {
@@ -76,7 +77,7 @@ async def test_chat_completions_tool_calls_unary_and_streamed(tmp_path: Path) ->
     reported: list[tuple[int, int]] = []
     async with (
         tollway_app(tmp_path, CONFIG) as app,
-        app.client2() as http,
+        app.http2() as http,
         openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http) as client,
     ):
         answer = await client.chat.completions.create(
@@ -138,7 +139,7 @@ async def test_chat_completions_tool_calls_unary_and_streamed(tmp_path: Path) ->
 
 async def test_tool_choice_modes(app: InProcess) -> None:
     async with (
-        app.client2() as http,
+        app.http2() as http,
         openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http) as client,
     ):
         plain = [{"role": "user", "content": "Hello"}]
@@ -171,7 +172,7 @@ async def test_tool_choice_modes(app: InProcess) -> None:
 
 async def test_response_format_json_schema_and_json_object(app: InProcess) -> None:
     async with (
-        app.client2() as http,
+        app.http2() as http,
         openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http) as client,
     ):
         messages: list[Any] = [{"role": "user", "content": "Describe the weather"}]
@@ -197,7 +198,7 @@ async def test_anthropic_messages_tool_use_unary_streamed_and_forced(tmp_path: P
     reported: list[tuple[int, int]] = []
     async with (
         tollway_app(tmp_path, CONFIG) as app,
-        app.client2() as http,
+        app.http2() as http,
         anthropic.AsyncAnthropic(base_url="http://tollway", api_key=KEY, http_client=http) as client,
     ):
         message = await client.messages.create(
@@ -259,7 +260,7 @@ async def test_responses_function_calls_unary_and_streamed(tmp_path: Path) -> No
     reported: list[tuple[int, int]] = []
     async with (
         tollway_app(tmp_path, CONFIG) as app,
-        app.client2() as http,
+        app.http2() as http,
         openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http) as client,
     ):
         response = await client.responses.create(model="demo", input=ASK, tools=RESPONSES_TOOLS)
@@ -304,7 +305,7 @@ async def test_responses_function_calls_unary_and_streamed(tmp_path: Path) -> No
 
 
 async def test_bad_tools_are_a_400_that_meters_nothing(tmp_path: Path) -> None:
-    async with tollway_app(tmp_path, CONFIG) as app, app.client2() as http:
+    async with tollway_app(tmp_path, CONFIG) as app, app.http2() as http:
         body = {"model": "demo", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}
         answer = await http.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
         assert answer.status_code == 400
@@ -318,7 +319,7 @@ async def test_bad_tools_are_a_400_that_meters_nothing(tmp_path: Path) -> None:
 
 async def test_responses_text_format_json_schema(app: InProcess) -> None:
     async with (
-        app.client2() as http,
+        app.http2() as http,
         openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http) as client,
     ):
         response = await client.responses.create(

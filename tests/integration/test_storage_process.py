@@ -12,10 +12,10 @@ from pathlib import Path
 
 import openai
 
-from tests.integration.test_openai_sdk import KEY, gateway_config
 from tests.support.closing import Closing
 from tests.support.fake_upstream import FakeOpenAI
 from tests.support.net import wait_until
+from tests.support.scenario import KEY, gateway_config
 from tests.support.stored import request_records, stored_events, tokens_by_type
 from tests.support.tollway_process import TollwayProcess
 

@@ -37,7 +37,7 @@ EXPECTED = Person(name="simulated", role="admin", age=18, home=Address(street="s
 async def test_instructor_tools_mode(tmp_path: Path) -> None:
     import instructor  # installed by the Makefile without its pins (see there)
 
-    async with tollway_app(tmp_path) as app, app.client2() as http:
+    async with tollway_app(tmp_path) as app, app.http2() as http:
         client = instructor.from_openai(openai.AsyncOpenAI(base_url="http://tollway/v1", api_key=KEY, http_client=http))
         person, completion = await client.chat.completions.create_with_completion(
             model="demo", response_model=Person, messages=[{"role": "user", "content": "Extract: Ada, 36"}]
@@ -51,7 +51,7 @@ async def test_langchain_with_structured_output(tmp_path: Path) -> None:
     from langchain_openai import ChatOpenAI
 
     reported = []
-    async with tollway_app(tmp_path) as app, app.client2() as http:
+    async with tollway_app(tmp_path) as app, app.http2() as http:
         model = ChatOpenAI(model="demo", base_url="http://tollway/v1", api_key=KEY, http_async_client=http)
         # strict json_schema lists every property as required: the optional nickname is then filled in too
         methods: list[tuple[Literal["json_schema", "function_calling"], str | None]] = [

@@ -22,6 +22,8 @@ DEFAULT_USAGE: dict[str, int] = {
     "cache_read_input_tokens": 1536,
     "output_tokens": 503,
 }
+# What Tollway meters for one DEFAULT_USAGE: Anthropic's input_tokens are already the uncached ones.
+CLAUDE_TOKENS = {"input": 472, "cache_write": 2048, "cache_read": 1536, "output": 503}
 
 
 @dataclass

@@ -23,6 +23,9 @@ DEFAULT_USAGE: dict[str, int] = {
     "thoughtsTokenCount": 90,
     "totalTokenCount": 2140,
 }
+# What Tollway meters for one DEFAULT_USAGE: 1800 prompt tokens of which 1024 cached; 250 candidates + 90
+# thoughts of output.
+GEMINI_TOKENS = {"input": 776, "cache_read": 1024, "output": 340}
 
 
 @dataclass

@@ -29,6 +29,12 @@ class InProcess:
     runtime: Runtime
     directory: Path
 
+    @property
+    def database(self) -> Path:
+        """The SQLite file (where `settings` named no other database_url); its usage events are there once the app
+        has stopped (usage flushed)."""
+        return self.directory / "tollway.db"
+
     def http(self, address: tuple[str, int] = ADDRESS) -> httpx.AsyncClient:
         """An HTTP client for the app (close it: `async with`); `address` is the client address it reports."""
         transport = httpx.ASGITransport(app=self.app, client=address)

@@ -15,6 +15,7 @@ import yaml
 from tests.support.net import free_port, http_ok, wait_until
 
 ADMIN_TOKEN = "test-admin-token"
+SUBJECT = "acme-corp"  # the consumer the tests' configs declare (tests/support/scenario.py)
 
 
 class PortTaken(Exception):
@@ -130,3 +131,7 @@ class TollwayProcess:
         """Metered tokens per type for `subject`, once the pipeline has stored them."""
         data = self.query("llm_tokens", subject=subject, groupBy="type", **params)["data"]
         return {row["groupBy"]["type"]: int(row["value"]) for row in data}
+
+    def expect_tokens(self, expected: dict[str, int], subject: str = SUBJECT, timeout_s: float = 10.0) -> None:
+        """Wait until the metered tokens per type of `subject` are exactly `expected` (fail after `timeout_s`)."""
+        wait_until(lambda: self.tokens_by_type(subject) == expected, timeout_s=timeout_s)

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.billing.invoicing.preview import InvoicePreview
@@ -15,7 +16,6 @@ from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -23,11 +23,6 @@ D = Decimal
 MARCH_1 = datetime(2026, 3, 1, tzinfo=UTC)
 AT = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 APRIL_15 = datetime(2026, 4, 15, tzinfo=UTC)
-
-
-def tokens(n: int, at: datetime, count: int) -> Event:
-    data = {"tokens": count, "type": "output", "model": "gpt-4o", "provider": "openai", "status_code": 200}
-    return Event(id=f"t{n}", source="test", type="llm.tokens", subject="acme-corp", time=at, data=data)
 
 
 @pytest.fixture
@@ -54,11 +49,11 @@ async def preview() -> InvoicePreview:
     )
     await events.insert_events(
         [
-            tokens(1, datetime(2026, 3, 12, tzinfo=UTC), 800),
-            tokens(2, AT - timedelta(microseconds=1), 700),  # the last moment before `at`: counted
-            tokens(3, AT, 40),  # at `at` itself: after the window [period start, at)
-            tokens(4, datetime(2026, 3, 25, tzinfo=UTC), 300),  # later in the same period
-            tokens(5, datetime(2026, 4, 2, tzinfo=UTC), 5000),  # the next period
+            token_event("t1", "acme-corp", datetime(2026, 3, 12, tzinfo=UTC), 800),
+            token_event("t2", "acme-corp", AT - timedelta(microseconds=1), 700),  # the last moment before `at`: counted
+            token_event("t3", "acme-corp", AT, 40),  # at `at` itself: after the window [period start, at)
+            token_event("t4", "acme-corp", datetime(2026, 3, 25, tzinfo=UTC), 300),  # later in the same period
+            token_event("t5", "acme-corp", datetime(2026, 4, 2, tzinfo=UTC), 5000),  # the next period
         ]
     )
     await events.roll_up()

@@ -7,14 +7,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.billing.features import Feature
 from tollway.billing.invoicing.model import UsageSlice
 from tollway.billing.invoicing.usage import MeteringUsageReader, UsageRequest
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery, QueryRow
-from tollway.metering.events import Event
-from tollway.metering.llm import TOKENS_EVENT
 from tollway.metering.service import MeteringService
 
 NOW = datetime(2026, 10, 20, 15, 30, tzinfo=UTC)
@@ -38,11 +37,6 @@ class CountingMetering(MeteringService):
         return await super().query(slug, query, customer)
 
 
-def tokens(n: int, subject: str, model: str, kind: str, count: int, hours: int) -> Event:
-    data = {"tokens": count, "model": model, "provider": "openai", "type": kind, "status": "200"}
-    return Event(f"t{n}", "test", TOKENS_EVENT, subject, OCT + timedelta(hours=hours), data)
-
-
 def test_one_read_for_features_on_one_meter() -> None:
     async def run() -> None:
         store = MemoryEventStore(FrozenClock(NOW))
@@ -50,12 +44,13 @@ def test_one_read_for_features_on_one_meter() -> None:
         await metering.sync_meters([])
         await store.insert_events(
             [
-                tokens(1, "a", "gpt-small", "output", 10, 1),
-                tokens(2, "a", "gpt-big", "output", 100, 2),
-                tokens(3, "b", "gpt-small", "output", 1000, 3),
-                tokens(4, "a", "gpt-small", "input", 7, 4),
-                tokens(5, "b", "gpt-big", "input", 70, 5),
-                tokens(6, "zzz", "gpt-small", "output", 5000, 6),  # another customer's subject
+                token_event("t1", "a", OCT + timedelta(hours=1), 10, model="gpt-small"),
+                token_event("t2", "a", OCT + timedelta(hours=2), 100, model="gpt-big"),
+                token_event("t3", "b", OCT + timedelta(hours=3), 1000, model="gpt-small"),
+                token_event("t4", "a", OCT + timedelta(hours=4), 7, kind="input", model="gpt-small"),
+                token_event("t5", "b", OCT + timedelta(hours=5), 70, kind="input", model="gpt-big"),
+                # another customer's subject
+                token_event("t6", "zzz", OCT + timedelta(hours=6), 5000, model="gpt-small"),
             ]
         )
         await store.roll_up(limit=3)  # half in rollups, half read raw
