@@ -5,6 +5,7 @@ nowhere else; `tollway.runtime` runs them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tollway.adapters.journal.file import FileJournal, claim_segments, lease_holder
 from tollway.adapters.sql.notify import PgChangeFeed, libpq_url
@@ -51,11 +52,20 @@ from tollway.wiring.notifications import build_notification_worker, payment_fail
 from tollway.wiring.providers import build_provider
 from tollway.wiring.services import build_services
 
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from tollway.wiring.telemetry import Telemetry
+
 
 def build_runtime(
-    settings: Settings, config: TollwayConfig, clock: Clock | None = None, *, journal: FileJournal | None = None
+    settings: Settings,
+    config: TollwayConfig,
+    clock: Clock | None = None,
+    *,
+    journal: FileJournal | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Runtime:
-    """`journal`: the usage journal (default: a FileJournal in settings.journal_path; tests fill its disk)."""
+    """`journal`: the usage journal (default: a FileJournal in settings.journal_path; tests fill its disk).
+    `telemetry`: OpenTelemetry's providers (default: from the OTEL_* variables when settings.tracing)."""
     services = build_services(settings, clock)
     stripe = build_stripe_sync(services)
     clock, store = services.clock, services.store
@@ -92,6 +102,11 @@ def build_runtime(
     )
     if notifier is not None:  # a refusal at a limit: budget.exceeded, and look for threshold events now
         admission = NoticeRefusals(admission, notifier.refused)
+    if telemetry is None and settings.tracing:
+        from tollway.wiring.telemetry import from_env
+
+        telemetry = from_env(settings.env)
+    observer = telemetry.observer(lambda: runtime.config.providers) if telemetry is not None else None
     gateway = Gateway(
         state,
         TokenCounting(pipeline, policy),
@@ -105,9 +120,10 @@ def build_runtime(
         access_log=open_access_log(settings),
         scrubber=scrubber,
         auth_failures=auth_failures,
-        policy=policy,
+        policy=policy if observer is None else observer.policy(policy),
         admission=admission,
         endpoints=(*ENDPOINTS, key_usage_endpoint(services, spend.budget_status)),
+        observer=observer,
     )
     gateway.paths = configured_paths(config)
     store_metrics(store, metrics)
@@ -168,6 +184,7 @@ def build_runtime(
         routing_share=share,
         backlog_watch=BacklogWatch(backlog_age, threshold_s=settings.usage_backlog_alert_s),
         shared_metrics=published,
+        telemetry=telemetry,
     )
     services.notifications.on_secrets(runtime.set_webhook_secrets)
     return runtime

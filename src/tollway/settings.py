@@ -18,6 +18,7 @@ INGEST_MODES = ("process", "inline", "external")
 ACCESS_LOG_MODES = ("off", "text", "json")
 API_DOCS_MODES = ("admin", "open", "off")
 NO_SUBSCRIPTION_MODES = ("allow", "refuse")
+OTEL_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ class Settings:
     spend_redis_prefix: str = "tollway:spend:"  # key prefix of the counters in TOLLWAY_REDIS_URL
     spend_redis_timeout_s: float = 0.25  # the longest a request waits for Redis
     spend_redis_failure: str = "closed"  # Redis unreachable or slow: closed = refuse (503), open = admit unchecked
+    # OpenTelemetry traces and GenAI metrics (docs/observability.md): on | off | auto (on when
+    # OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, unless OTEL_SDK_DISABLED=true)
+    otel: str = "auto"
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -123,6 +127,8 @@ class Settings:
             problems.append(
                 f"{ENV_PREFIX}SPEND_REDIS_FAILURE: expected one of open, closed, got {values['spend_redis_failure']!r}"
             )
+        if values.get("otel", "auto") not in OTEL_MODES:
+            problems.append(f"{ENV_PREFIX}OTEL: expected one of {', '.join(OTEL_MODES)}, got {values['otel']!r}")
         if values.get("ingest", "process") not in INGEST_MODES:
             problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")
         if values.get("access_log", "off") not in ACCESS_LOG_MODES:
@@ -147,6 +153,15 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def tracing(self) -> bool:
+        """Whether OpenTelemetry is on (TOLLWAY_OTEL; auto: when an OTLP endpoint is configured)."""
+        if self.otel != "auto":
+            return self.otel == "on"
+        if self.env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return False
+        return bool(self.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or self.env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
     @property
     def journal_path(self) -> Path:

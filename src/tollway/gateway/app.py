@@ -32,6 +32,7 @@ from tollway.gateway.flow import Flow
 from tollway.gateway.hooks import Admission, TargetPolicy
 from tollway.gateway.http import ClientGone, Receive, Scope, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.observe import CallObserver
 from tollway.gateway.relay import Call, GatewayLimits
 from tollway.gateway.state import GatewayState
 from tollway.identity.key_index import Identity
@@ -67,11 +68,13 @@ class Gateway:
         endpoints: tuple[Endpoint, ...] = ENDPOINTS,
         scrubber: Scrubber | None = None,
         auth_failures: AuthFailures | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.flow = Flow(
             state, pipeline, metrics, clock, limits, access_log, admission=admission, policy=policy, scrubber=scrubber
         )
         self._auth_failures = auth_failures
+        self._observer = observer  # tracing (OpenTelemetry), when on
         self._access_log = access_log
         self._ids = RequestIds()
         self._exact = {e.path: e for e in endpoints if not (isinstance(e, HandlerEndpoint) and e.label)}
@@ -101,6 +104,10 @@ class Gateway:
         endpoint = self._exact.get(path) or self.paths.get(path) or self._prefixed_endpoint(path, scope["method"], call)
         errors: ErrorFormat = endpoint.errors if endpoint is not None else OPENAI
         flow = self.flow
+        observer = self._observer if endpoint is not None else None
+        if observer is not None:
+            assert endpoint is not None
+            send = observer.started(call, scope, endpoint, send)
         try:
             if endpoint is None:
                 call.route = "unknown"  # keeps metric labels bounded
@@ -132,6 +139,9 @@ class Gateway:
             with contextlib.suppress(Exception):  # fails when the response had already started
                 await send_bytes(send, status_of(failed), OPENAI.of_error(failed), call.id_bytes)
             flow.observe(call, status_of(failed))
+        finally:
+            if observer is not None:
+                observer.ended(call)
 
     def _prefixed_endpoint(self, path: str, method: str, call: Call) -> HandlerEndpoint | None:
         """The endpoint for a path under a prefix; where several share it, the one for this method."""

@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tollway.adapters.redis.routing import RedisRoutingShare
 from tollway.adapters.sql.migrate import upgrade
@@ -53,6 +53,9 @@ from tollway.spend.keeper import RulesKeeper
 from tollway.spend.ports import CounterStore
 from tollway.wiring.gateway import configured_paths, gateway_state, secrets_of
 from tollway.wiring.providers import build_provider
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from tollway.wiring.telemetry import Telemetry
 
 log = logging.getLogger("tollway")
 
@@ -100,6 +103,7 @@ class Runtime:
     changes: Changes | None = None  # management writes: refreshed here at once, announced to the other processes
     backlog_watch: BacklogWatch | None = None  # a warning a minute while usage waits too long to be stored
     shared_metrics: MultiprocessExposition | None = None  # serve --workers N: this worker's metrics, flushed
+    telemetry: Telemetry | None = None  # OpenTelemetry's providers, when tracing is on: flushed on stop
     started: bool = False
 
     async def start(self) -> None:
@@ -190,6 +194,8 @@ class Runtime:
             task.cancel()
         if self.shared_metrics is not None:
             self.shared_metrics.close()  # its counts stay in the server's exposition, its gauges leave it
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)  # the last spans and metrics exported
         if self.health_checks is not None:
             await self.health_checks.stop()
         if self.routing_share is not None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tollway.errors import ValidationError
 from tollway.gateway.resilience import Timeouts
+
+# The trace context of the upstream try running in this task (W3C `traceparent`, ...), set by the OpenTelemetry
+# observer when tracing is on (gateway/telemetry.py) and added to the request by the HTTP client; empty when off.
+TRACE_HEADERS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("tollway_trace_headers", default=())
 
 
 @dataclass(frozen=True, slots=True)

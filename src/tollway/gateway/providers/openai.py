@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, relayed_headers
+from tollway.gateway.providers.base import TRACE_HEADERS, UpstreamError, UpstreamRequest, relayed_headers
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONNECT_S = 10.0
@@ -96,6 +96,8 @@ class OpenAIProvider:
         assert self._session is not None
         try:
             headers = {**self._headers, **dict(request.headers)} if request.headers else self._headers
+            if traced := TRACE_HEADERS.get():
+                headers = {**headers, **dict(traced)}
             url = self._base_url + request.path
             own = request.timeouts
             if own is None:
