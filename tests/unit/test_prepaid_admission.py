@@ -20,6 +20,7 @@ from tollway.errors import LimitExceededError
 from tollway.spend.admission import SpendAdmission
 from tollway.spend.budgets import Budget
 from tollway.spend.keeper import RulesKeeper
+from tollway.spend.rate_limits import RateLimit
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -66,6 +67,9 @@ async def prepaid_world(credit: str, *, budget: Decimal | None = None, on_plan: 
             if budget is None:
                 return []
             return [Budget("b1", "acme-cap", "customer", "acme", "money", budget, "billing_period")]
+
+        async def list_rate_limits(self) -> list[RateLimit]:
+            return []
 
     w.keeper = RulesKeeper(w.store, w.metering, Budgets(), credits=credits.prepaid_balances)  # type: ignore[arg-type]
     w.admission = SpendAdmission(w.counters, w.usage, w.clock, w.keeper.current)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tollway.billing.entitlements import FeatureAccess, feature_access
-from tollway.billing.pricing.model import UsageTerms
+from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ForbiddenError
 from tollway.metering.llm import LlmCall
@@ -27,6 +27,7 @@ from tollway.spend.usage import UsageReader
 from tollway.spend.windows import Window, window_at
 
 Amount = Callable[[LlmCall], Decimal]  # how much of a limit a call (its usage record) uses
+_ZERO = Decimal(0)
 TASK_TTL = timedelta(hours=24)  # an agent task's counter is forgotten a day after its first call
 PER_WINDOW = {
     "billing_period": "per billing period",
@@ -66,9 +67,12 @@ class PricedFeature:
     counter: str  # usage counter key
     counted_from: datetime
     window: Window
+    unit: Decimal | None = None  # a plain unit price (no free quantity, discount or cap): cost = delta * unit
 
 
 def worst(amount_of: Amount, calls: Sequence[LlmCall]) -> Decimal:
+    if len(calls) == 1:  # one target: the common case
+        return amount_of(calls[0])
     return max((amount_of(call) for call in calls), default=Decimal(0))
 
 
@@ -79,6 +83,8 @@ def _expires(window: Window) -> datetime | None:
 class LimitsBuilder:
     def __init__(self, usage: UsageReader) -> None:
         self._usage = usage
+        # (rules version, subscription, period, phase) -> the plan's priced features: built once per period
+        self._priced: dict[tuple[object, ...], list[PricedFeature]] = {}
 
     def entitlements(
         self,
@@ -150,15 +156,27 @@ class LimitsBuilder:
         """The plan's usage rate cards on limitable features, with their usage counters for this billing period."""
         plan = rules.plans[subscription.plan_id]
         period = rules.windows.window(subscription.billing_anchor, subscription.billing_cadence, now)
+        phase = phase_at(plan, subscription, now)
+        cache = (rules.version, id(rules.plans), subscription.id, subscription.plan_id, period.start, phase.key)
+        found = self._priced.get(cache)
+        if found is not None:
+            return found
         start = max(period.start, subscription.active_from)
         found = []
-        for card in phase_at(plan, subscription, now).rate_cards:
+        for card in phase.rate_cards:
             if card.usage is None or card.feature_key is None or card.feature_key not in rules.measures:
                 continue
             counter = f"use:{subscription.id}:{card.feature_key}:{period.tag}"
-            found.append(
-                PricedFeature(card.feature_key, rules.measures[card.feature_key], card.usage, counter, start, period)
+            terms = card.usage
+            unit = (
+                terms.price.amount if isinstance(terms.price, UnitPrice) and terms == UsageTerms(terms.price) else None
             )
+            found.append(
+                PricedFeature(card.feature_key, rules.measures[card.feature_key], terms, counter, start, period, unit)
+            )
+        if len(self._priced) >= 10_000:
+            self._priced.clear()
+        self._priced[cache] = found
         return found
 
     def usage_asks(
@@ -291,11 +309,14 @@ def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:
 
 def _plan_cost(priced: Sequence[PricedFeature], period_usage: dict[str, Decimal]) -> Amount:
     def cost(call: LlmCall) -> Decimal:
-        total = Decimal(0)
+        total = _ZERO
         for feature in priced:
             delta = feature.measure.amount(call)
             if delta:
-                total += marginal_cost(period_usage.get(feature.key, Decimal(0)), delta, feature.terms)
+                if feature.unit is not None:
+                    total += delta * feature.unit if delta > 0 else _ZERO
+                else:
+                    total += marginal_cost(period_usage.get(feature.key, _ZERO), delta, feature.terms)
         return total
 
     return cost

@@ -25,6 +25,8 @@ from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
 
 ADDITIVE = frozenset({Aggregation.SUM, Aggregation.COUNT})
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
+_TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 _BUILT_IN = {meter.slug: meter for meter in BUILT_IN_METERS}
 _CALL_DIMENSIONS = frozenset({"model", "provider", "status_code", "route", "type"})
 
@@ -38,6 +40,8 @@ class FeatureMeasure:
     _value: tuple[str | int, ...] | None
     _dimensions: tuple[tuple[tuple[str | int, ...], frozenset[str]], ...]
     _fast: str | None  # "tokens" | "requests" | "cost": a built-in meter read from the call's record
+    _types: tuple[str, ...] | None = None  # tokens: the token types the filters allow (None: every type)
+    _checked: bool = False  # whether a filter names a call dimension other than the token type
 
     @classmethod
     def of(cls, meter: Meter, filters: Mapping[str, Sequence[str]]) -> FeatureMeasure:
@@ -54,31 +58,37 @@ class FeatureMeasure:
         fast = None
         if _BUILT_IN.get(meter.slug) == meter and set(allowed) <= _CALL_DIMENSIONS:
             fast = {"llm_tokens": "tokens", "llm_requests": "requests", "llm_cost": "cost"}.get(meter.slug)
-        return cls(meter, allowed, value, dimensions, fast)
+        types = None
+        if "type" in allowed:
+            types = tuple(kind for kind in _TOKEN_TYPES if kind in allowed["type"])
+        return cls(meter, allowed, value, dimensions, fast, types, bool(set(allowed) - {"type"}))
 
     def amount(self, call: LlmCall) -> Decimal:
         """What the call adds to the meter slice."""
         fast = self._fast
         if fast is None:
             return self.amount_of_events(llm_call_events(call))
-        filters = self.filters
-        for name, given in (
-            ("model", call.model),
-            ("provider", call.provider),
-            ("status_code", str(call.status_code)),
-            ("route", call.route),
-        ):
-            allowed = filters.get(name)
-            if allowed is not None and given not in allowed:
-                return _ZERO
+        if self._checked:  # filters on the call's own dimensions (other than the token type)
+            filters = self.filters
+            for name, given in (
+                ("model", call.model),
+                ("provider", call.provider),
+                ("status_code", str(call.status_code)),
+                ("route", call.route),
+            ):
+                allowed = filters.get(name)
+                if allowed is not None and given not in allowed:
+                    return _ZERO
         if fast == "requests":
-            return Decimal(1)
+            return _ONE
         usage = call.usage
         if usage is None:
             return _ZERO
-        types = filters.get("type")
-        if fast == "tokens":
-            return Decimal(sum(n for kind, n in usage.by_type().items() if types is None or kind in types))
+        types = self._types
+        if fast == "tokens":  # integer arithmetic on the token counts, one Decimal at the end
+            if types is None:
+                return Decimal(usage.input + usage.output + usage.cache_read + usage.cache_write)
+            return Decimal(sum(getattr(usage, kind) for kind in types))
         price = call.price
         if price is None:
             return _ZERO  # an event without cost_usd adds nothing to llm_cost
