@@ -8,7 +8,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from tollway.adapters.sql.portal import SqlPortalTokenStore
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.customer_service import CustomerService
 from tollway.dashboard.app import Dashboard
 from tollway.dashboard.deps import DashboardDeps
 from tollway.dashboard.key_usage import KeyUsageReport
@@ -26,16 +26,16 @@ if TYPE_CHECKING:
 class CatalogCustomers:
     """Portal tokens name a customer by id or key; they keep its key."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
+    def __init__(self, customers: CustomerService) -> None:
+        self._customers = customers
 
     async def customer_key_of(self, id_or_key: str) -> str:
-        return (await self._catalog.customers.customer(id_or_key)).key
+        return (await self._customers.customer(id_or_key)).key
 
 
 def portal_tokens(runtime: Runtime) -> PortalTokens:
     store = SqlPortalTokenStore(runtime.store.engine)
-    return PortalTokens(store, runtime.clock, CatalogCustomers(runtime.catalog))
+    return PortalTokens(store, runtime.clock, CatalogCustomers(runtime.catalog.customers))
 
 
 def build_dashboard(runtime: Runtime, portal: PortalTokens, documents: InvoiceDocuments) -> Dashboard:
@@ -75,7 +75,7 @@ def key_usage_endpoint(services: Services, budget_status: BudgetStatusOf | None)
     report = KeyUsageReport(
         services.metering,
         services.identity,
-        services.catalog,
+        services.catalog.customers,
         services.clock,
         budgets=services.budgets,
         budget_status=budget_status,

@@ -24,7 +24,6 @@ from tollway.adapters.sql.credits import SqlCreditStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
-from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.credits.ports import CreditStore
 from tollway.billing.credits.service import CreditService, NewGrant
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
@@ -39,7 +38,7 @@ from tollway.config.schema import TollwayConfig
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants
 from tollway.errors import ConflictError, ValidationError
 from tollway.metering.service import MeteringService
-from tollway.wiring.catalog import build_catalog
+from tollway.wiring.catalog import build_catalog, build_unit_grants
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -237,7 +236,7 @@ async def test_config_grants_are_created_once_and_a_changed_one_is_named(world: 
 
 
 async def test_config_unit_grants_are_created_once_and_a_changed_one_is_named(world: World) -> None:
-    service = UnitGrantService(world.catalog, MemoryUnitGrantStore())
+    service = build_unit_grants(world.catalog, MemoryUnitGrantStore())
 
     def config(amount: str) -> TollwayConfig:
         grant = {"feature": "output-tokens", "amount": amount, "effective_at": "2026-12-01T00:00:00Z", "key": "bonus"}

@@ -23,13 +23,12 @@ from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.api.app import create_management_app
 from tollway.billing.catalog import Catalog
-from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
 from tollway.metering.service import MeteringService
-from tollway.wiring.catalog import build_catalog
+from tollway.wiring.catalog import build_catalog, build_unit_grants
 
 TOKEN = "sdk-grants-token"
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -73,7 +72,7 @@ def grants_app() -> FastAPI:
         metering=metering,
         admin_token=TOKEN,
         catalog=catalog,
-        unit_grants=UnitGrantService(catalog, grants),
+        unit_grants=build_unit_grants(catalog, grants),
         api_docs="open",
     )
 

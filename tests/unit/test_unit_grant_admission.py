@@ -14,6 +14,7 @@ from tollway.errors import LimitExceededError
 from tollway.metering.llm import llm_call_events
 from tollway.spend.admission import SpendAdmission
 from tollway.spend.keeper import RulesKeeper
+from tollway.wiring.catalog import build_unit_grants
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -21,7 +22,7 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 async def with_grant(used: int) -> tuple[World, UnitGrantService]:
     w = await world_with(card("output-tokens", HARD_100), used=used)
     store = w.unit_grants
-    grants = UnitGrantService(w.catalog, store)
+    grants = build_unit_grants(w.catalog, store)
     w.keeper = RulesKeeper(w.store, w.metering, granted=grants.granted_now)
     grants.on_change = w.keeper.refresh_grants
     w.admission = SpendAdmission(w.counters, w.usage, w.clock, w.keeper.current)
@@ -57,7 +58,7 @@ async def test_without_the_grant_the_gateway_refuses_at_the_plan_limit() -> None
 async def test_a_reset_moves_the_window_the_gateway_counts_in() -> None:
     w = await world_with(card("output-tokens", HARD_100), used=95)  # 95 used at 11:00 on Nov 23
     store = w.unit_grants
-    grants = UnitGrantService(w.catalog, store)
+    grants = build_unit_grants(w.catalog, store)
     w.keeper = RulesKeeper(w.store, w.metering, granted=grants.granted_now, resets=store.list_resets)
     grants.on_change = w.keeper.refresh_grants
     w.admission = SpendAdmission(w.counters, w.usage, w.clock, w.keeper.current)

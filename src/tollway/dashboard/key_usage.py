@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.customer_service import CustomerService
 from tollway.clock import Clock
 from tollway.dashboard.reports import BudgetStatusOf, totals_of
 from tollway.identity.service import IdentityService
@@ -27,14 +27,14 @@ class KeyUsageReport:
         self,
         metering: MeteringService,
         identity: IdentityService,
-        catalog: Catalog,
+        customers: CustomerService,
         clock: Clock,
         budgets: BudgetService | None = None,
         budget_status: BudgetStatusOf | None = None,
     ) -> None:
         self._metering = metering
         self._identity = identity
-        self._catalog = catalog
+        self._customers = customers
         self._clock = clock
         self._budgets = budgets
         self._status = budget_status
@@ -48,7 +48,7 @@ class KeyUsageReport:
             self._metering.query("llm_tokens", query),
             self._metering.query("llm_requests", MeterQuery(start=start, end=now, subjects=(username,))),
             self._identity.keys(username),
-            self._catalog.customers.customers(),
+            self._customers.customers(),
         )
         key = next((k for k in keys if k.digest == digest), None)
         totals = totals_of(rows)

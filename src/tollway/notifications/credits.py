@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.customer_service import CustomerService
 from tollway.billing.credits.model import CreditGrant, GrantBalance
 from tollway.billing.credits.service import CreditService
 from tollway.billing.customers import Customer
@@ -48,13 +48,13 @@ class CreditEvents:
         self,
         service: NotificationService,
         credits: CreditService,
-        catalog: Catalog,
+        customers: CustomerService,
         shapes: Shapes,
         clock: Clock,
     ) -> None:
         self._service = service
         self._credits = credits
-        self._catalog = catalog
+        self._customers = customers
         self._shapes = shapes
         self._clock = clock
         self._known: set[ThresholdMark] = set()
@@ -68,7 +68,7 @@ class CreditEvents:
             return 0
         now = self._clock.now()
         stored = 0
-        for customer in await self._catalog.customers.customers():
+        for customer in await self._customers.customers():
             balances = await self._credits.store.balances(customer.id)
             if not balances:
                 continue

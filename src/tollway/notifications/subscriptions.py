@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from tollway.billing.catalog import Catalog
+from tollway.billing.ports import CatalogStore
 from tollway.billing.subscription_changes import SubscriptionChange
 from tollway.clock import Clock
 from tollway.notifications.model import SUBSCRIPTION_CANCELED, SUBSCRIPTION_CHANGED, SUBSCRIPTION_CREATED
@@ -31,9 +31,15 @@ TYPES = {"created": SUBSCRIPTION_CREATED, "changed": SUBSCRIPTION_CHANGED, "canc
 
 class SubscriptionEvents:
     def __init__(
-        self, catalog: Catalog, service: NotificationService, shapes: Shapes, clock: Clock, *, batch: int = 100
+        self,
+        catalog_store: CatalogStore,
+        service: NotificationService,
+        shapes: Shapes,
+        clock: Clock,
+        *,
+        batch: int = 100,
     ) -> None:
-        self._catalog = catalog
+        self._catalog_store = catalog_store
         self._service = service
         self._shapes = shapes
         self._clock = clock
@@ -41,7 +47,7 @@ class SubscriptionEvents:
 
     async def run_once(self) -> int:
         """Turn the pending journal entries into events; returns how many events were stored."""
-        changes = await self._catalog.store.pending_subscription_changes(limit=self._batch)
+        changes = await self._catalog_store.pending_subscription_changes(limit=self._batch)
         if not changes:
             return 0
         now = self._clock.now()
@@ -56,7 +62,7 @@ class SubscriptionEvents:
                 )
                 continue
             done.append(change.id)
-        await self._catalog.store.complete_subscription_changes(done, at=now)
+        await self._catalog_store.complete_subscription_changes(done, at=now)
         return stored
 
     async def _notify(self, change: SubscriptionChange, now: datetime) -> int:
@@ -74,12 +80,12 @@ class SubscriptionEvents:
         return stored
 
     async def _data(self, change: SubscriptionChange, now: datetime) -> dict[str, Any] | None:
-        subscription = await self._catalog.store.get_subscription(change.subscription_id)
+        subscription = await self._catalog_store.get_subscription(change.subscription_id)
         if subscription is None:
             return None
         if change.kind != "changed":
             return self._shapes.subscription(subscription, now)
-        new = await self._catalog.store.get_subscription(change.related_id or "")
+        new = await self._catalog_store.get_subscription(change.related_id or "")
         if new is None:
             return None
         return {"from": self._shapes.subscription(subscription, now), "to": self._shapes.subscription(new, now)}

@@ -12,6 +12,7 @@ from tollway.billing.catalog import (
     PlanService,
     SubscriptionService,
 )
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.grants.ports import UnitGrantStore
 from tollway.billing.ports import CatalogStore
 from tollway.clock import Clock
@@ -50,3 +51,8 @@ def build_catalog(
             unit_grants=unit_grants,
         ),
     )
+
+
+def build_unit_grants(catalog: Catalog, store: UnitGrantStore) -> UnitGrantService:
+    """Unit grants over `store` (the one `build_catalog` was given, so entitlement values count them)."""
+    return UnitGrantService(store, catalog.store, catalog.clock, catalog.contexts, catalog.entitlements)

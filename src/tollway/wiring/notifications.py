@@ -56,10 +56,10 @@ def notification_worker(
     steps: list[Step] = [
         BalanceWorker(service, CatalogEntitlements(catalog), shapes, clock).run_once,
         InvoiceEvents(invoices, service, shapes, clock).run_once,
-        SubscriptionEvents(catalog, service, shapes, clock).run_once,
+        SubscriptionEvents(catalog.store, service, shapes, clock).run_once,
     ]
     if credits is not None:
-        steps.append(CreditEvents(service, credits, catalog, shapes, clock).run_once)
+        steps.append(CreditEvents(service, credits, catalog.customers, shapes, clock).run_once)
     on_refused = []
     if budgets is not None:
         budget_events = BudgetEvents(service, budgets, refresh=refresh_budgets)

@@ -43,7 +43,7 @@ from tollway.spend.budgets_service import BudgetService
 from tollway.spend.keeper import RulesKeeper
 from tollway.spend.ports import CounterStore
 from tollway.spend.usage import MeteredUsage
-from tollway.wiring.catalog import build_catalog
+from tollway.wiring.catalog import build_catalog, build_unit_grants
 
 
 @dataclass
@@ -135,7 +135,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         )
     else:
         counters = MemoryCounterStore(clock)
-    unit_grants = UnitGrantService(catalog, unit_grant_store)
+    unit_grants = build_unit_grants(catalog, unit_grant_store)
     keeper = RulesKeeper(
         catalog_store,
         metering,

@@ -11,6 +11,8 @@ services it needs (composition, not inheritance; the composition root wires them
   the hot path (entitlement values, invoice previews). Store, customers, plans.
 - `EntitlementService` (entitlement_service.py): entitlement values and the granted entitlements. Store, metering,
   clock, customer contexts, running totals, unit grants.
+- `UnitGrantService` (unit_grant_service.py): unit grants on a metered entitlement and its burn-down history. Unit
+  grant store, store, clock, customer contexts, entitlements.
 
 `Catalog` holds them for the callers that need several (the HTTP API, `tollway apply`, the dashboard); a caller
 that needs one takes that one.

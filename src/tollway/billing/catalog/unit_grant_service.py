@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.customer_contexts import CustomerContexts
+from tollway.billing.catalog.entitlement_service import EntitlementService
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.grants.burndown import BurnDown, Segment
@@ -18,7 +19,9 @@ from tollway.billing.grants.model import EXPIRATION_UNITS, RECURRENCE_INTERVALS,
 from tollway.billing.grants.ports import UnitGrantStore
 from tollway.billing.grants.resets import EntitlementReset
 from tollway.billing.periods import add_cadence, parse_cadence
+from tollway.billing.ports import CatalogStore
 from tollway.billing.subscriptions import Subscription, active_at
+from tollway.clock import Clock
 from tollway.errors import NotFoundError, ValidationError
 from tollway.ids import new_id
 
@@ -55,13 +58,23 @@ class History:
 
 
 class UnitGrantService:
-    def __init__(self, catalog: Catalog, store: UnitGrantStore) -> None:
-        self._catalog = catalog
+    def __init__(
+        self,
+        store: UnitGrantStore,
+        catalog: CatalogStore,
+        clock: Clock,
+        contexts: CustomerContexts,
+        entitlements: EntitlementService,
+    ) -> None:
         self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._contexts = contexts
+        self._entitlements = entitlements
         self.on_change: Callable[[], Awaitable[None]] | None = None  # the gateway's rules read the grants again
 
     async def _entitlement(self, customer_ref: str, feature_key: str) -> tuple[Customer, Feature]:
-        context = await self._catalog.contexts.customer_context(customer_ref)
+        context = await self._contexts.customer_context(customer_ref)
         feature = context.feature(feature_key)
         if feature.meter_slug is None:
             raise ValidationError(
@@ -70,7 +83,7 @@ class UnitGrantService:
         return context.customer, feature
 
     async def customer_of_subject(self, subject: str) -> str:
-        customer = await self._catalog.store.customer_of_subject(subject)
+        customer = await self._catalog.customer_of_subject(subject)
         if customer is None:
             raise NotFoundError(f"no customer pays for subject {subject!r}", field="subjectIdOrKey")
         return customer.id
@@ -100,7 +113,7 @@ class UnitGrantService:
         for name, value in (("minRolloverAmount", new.min_rollover), ("maxRolloverAmount", new.max_rollover)):
             if value is not None and value < 0:
                 raise ValidationError(f"{name} must be at least 0", field=name)
-        now = self._catalog.clock.now()
+        now = self._clock.now()
         grant = UnitGrant(
             id=new_id(now),
             customer_id=customer.id,
@@ -134,7 +147,7 @@ class UnitGrantService:
         grant = await self._store.get_grant(grant_id)
         if grant is None:
             raise NotFoundError(f"grant {grant_id!r} not found", field="grantId")
-        voided = await self._store.void_grant(grant_id, at=self._catalog.clock.now())
+        voided = await self._store.void_grant(grant_id, at=self._clock.now())
         await self._changed()
         return voided
 
@@ -150,7 +163,7 @@ class UnitGrantService:
         """Start a new usage period of the customer's metered entitlement at `effective_at` (default now; not in
         the future, after the subscription's start and after the entitlement's last reset)."""
         customer, feature = await self._entitlement(customer_ref, feature_key)
-        now = self._catalog.clock.now()
+        now = self._clock.now()
         at = effective_at or now
         if at > now:
             raise ValidationError("effectiveAt must not be in the future", field="effectiveAt")
@@ -183,7 +196,7 @@ class UnitGrantService:
     async def granted_now(self) -> dict[tuple[str, str], Decimal]:
         """(customer id, feature key) -> what the unit grants make available in the entitlement's current window
         on top of the plan's limit: what the gateway's enforcement adds to a hard limit."""
-        at = self._catalog.clock.now()
+        at = self._clock.now()
         found: dict[tuple[str, str], Decimal] = {}
         pairs = sorted(
             {(g.customer_id, g.feature_key) for g in await self._store.list_all_grants()}
@@ -202,7 +215,7 @@ class UnitGrantService:
     async def _burn(
         self, customer: Customer, feature: Feature, at: datetime
     ) -> tuple[BurnDown, Subscription, Decimal] | None:
-        context = await self._catalog.contexts.customer_context(customer.id)
+        context = await self._contexts.customer_context(customer.id)
         subscription = active_at(list(context.subscriptions), at)
         if subscription is None:
             return None
@@ -214,16 +227,14 @@ class UnitGrantService:
         allowance = template.limit if template is not None and template.limit is not None else Decimal(0)
         period = (template.usage_period if template is not None else None) or subscription.billing_cadence
         grants = await self._store.list_grants(customer.id, feature.key)
-        burned = await self._catalog.entitlements.burn_down(
-            customer, feature, subscription, allowance, period, grants, at
-        )
+        burned = await self._entitlements.burn_down(customer, feature, subscription, allowance, period, grants, at)
         return burned, subscription, allowance
 
     async def history(
         self, customer_ref: str, feature_key: str, *, window_size: str, start: datetime | None, end: datetime | None
     ) -> History:
         customer, feature = await self._entitlement(customer_ref, feature_key)
-        at = end or self._catalog.clock.now()
+        at = end or self._clock.now()
         found = await self._burn(customer, feature, at)
         if found is None:
             raise NotFoundError(
@@ -247,7 +258,7 @@ class UnitGrantService:
             else:
                 earlier = await self._burn(customer, feature, moment)
                 balance = earlier[0].balance if earlier is not None else Decimal(0)
-            usage = await self._catalog.entitlements.usage_between(feature, customer, moment, stop)
+            usage = await self._entitlements.usage_between(feature, customer, moment, stop)
             windows.append(HistoryWindow(moment, stop, usage, balance))
             moment = stop
         return History(tuple(windows), tuple(burned.segments))
