@@ -28,11 +28,14 @@ def service_window(subscription: Subscription, start: datetime, end: datetime) -
     return cut_start, cut_end
 
 
-def period_window(subscription: Subscription, start: datetime, end: datetime) -> tuple[Window, Window]:
+def period_window(subscription: Subscription, start: datetime, end: datetime | None = None) -> tuple[Window, Window]:
     """(the billing period holding `start`, its service window cut to [start, end) and the subscription's life):
-    what a closing invoice or a re-rating covers. The window may be empty (start >= end)."""
+    what an invoice covers (the opening one: from active_from to the period's end, `end` None). The window may be
+    empty (start >= end)."""
     period = billing_period(subscription, start)
-    return period, service_window(subscription, max(period[0], start), min(period[1], end))
+    return period, service_window(
+        subscription, max(period[0], start), period[1] if end is None else min(period[1], end)
+    )
 
 
 def rate_cards_at(plan: Plan, subscription: Subscription, at: datetime) -> tuple[RateCard, ...]:

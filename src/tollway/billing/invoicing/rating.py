@@ -1,6 +1,7 @@
 """Rating use cases: a subscription's rate cards and usage -> the lines of its invoices. The period closer and
 the preview call `rate_closing` / `rate_closing_invoice`, `rate_opening_invoice` and `rerate_period`; closing
-and re-rating share one step, `rate_window` (the billing period's service window and its "period" lines). The
+and re-rating share one step, `rate_window` (the billing period's service window and its "period" lines), and all
+three cut their window alike (`phases.period_window`). The
 lines themselves are built pure in `lines.py`; periods, windows and phases are `phases.py`'s.
 
 Rules (see docs/billing.md "Invoices"):
@@ -33,7 +34,7 @@ from tollway.billing.invoicing.lines import (
     usage_line,
 )
 from tollway.billing.invoicing.model import InvoiceLine
-from tollway.billing.invoicing.phases import Window, billing_period, period_window, rate_cards_at, service_window
+from tollway.billing.invoicing.phases import Window, period_window, rate_cards_at
 from tollway.billing.invoicing.usage import NO_USAGE, UsageReader, UsageRequest, read_usages
 from tollway.billing.plans import Plan, RateCard
 from tollway.billing.subscriptions import Subscription
@@ -180,8 +181,7 @@ async def rate_opening_invoice(*, subscription: Subscription, plan: Plan) -> lis
     """The lines of the subscription's opening invoice (at active_from): its in-advance fees for the first
     period, prorated when that period is cut short, and its one-time in-advance fees. Empty: no opening invoice.
     """
-    period = billing_period(subscription, subscription.active_from)
-    start, end = service_window(subscription, *period)
+    period, (start, end) = period_window(subscription, subscription.active_from)
     if start >= end:
         return []
     return [
