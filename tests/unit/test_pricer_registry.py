@@ -14,11 +14,22 @@ import pytest
 
 from tollway.adapters.sql.catalog_codec import decode_usage_price, encode_usage_price
 from tollway.api.plan_codec import decode_rate_card, encode_rate_card
+from tollway.api.wire import Obj
 from tollway.billing.features import Feature
 from tollway.billing.invoicing.lines import usage_line
 from tollway.billing.invoicing.usage import MeteredUsage
 from tollway.billing.plans import RateCard
-from tollway.billing.pricing.model import ModelCharge, UnitPrice, UsageCharge, UsageTerms
+from tollway.billing.pricing.model import (
+    DynamicPrice,
+    ModelCharge,
+    PackagePrice,
+    Tier,
+    TieredPrice,
+    UnitPrice,
+    UsageCharge,
+    UsagePrice,
+    UsageTerms,
+)
 from tollway.billing.pricing.pricer import Pricer, WireFields, check_quantity, non_negative, stored, wire
 from tollway.billing.pricing.registry import BUILT_IN, PRICERS
 from tollway.billing.pricing.terms import validate_usage_terms
@@ -179,3 +190,22 @@ def test_a_registered_model_travels_through_the_store_codec() -> None:
 )
 def test_a_label_is_the_pricers(price: UnitPrice | PerThousandPrice, label: str) -> None:
     assert WITH_TEST_MODEL.of(price).label(price, "USD") == label
+
+
+SAMPLES: list[UsagePrice] = [
+    UnitPrice(D("0.0000025")),
+    TieredPrice("graduated", (Tier(D("1000"), D("0.01"), D("5")), Tier(None, D("0.008")))),
+    TieredPrice("volume", (Tier(D("1E+3"), D("0.010")), Tier(None, D("0"), D("1.50")))),
+    PackagePrice(D("2.5"), D("1000")),
+    DynamicPrice(D("1.30")),
+    PerThousandPrice(D("0.5")),
+]
+
+
+@pytest.mark.parametrize("price", SAMPLES, ids=lambda price: type(price).__name__)
+def test_every_pricer_reads_back_what_it_writes(price: UsagePrice) -> None:
+    pricer = WITH_TEST_MODEL.of(price)
+    assert pricer.type == price.type
+    fields = Obj(pricer.to_wire(price), "price", pricer.wire_fields)
+    assert pricer.from_wire(fields) == price  # the wire writes plain decimals: equal, not the same digits
+    assert repr(pricer.from_record(pricer.to_record(price))) == repr(price)  # the store keeps the digits
