@@ -88,3 +88,29 @@ async def test_fifty_concurrent_reserves_hold_what_fits(store: CounterStore) -> 
     ask = Ask("burst", Decimal(7), Decimal(70), END)
     outcomes = await asyncio.gather(*(store.reserve([ask]) for _ in range(50)))
     assert sum(outcome.held for outcome in outcomes) == 10
+
+
+async def test_a_sliding_window_counts_the_previous_bucket_at_its_weight(store: CounterStore) -> None:
+    def ask(bucket: int, amount: str, weight: int) -> Ask:
+        return Ask(
+            f"rl:x:{bucket}",
+            Decimal(amount),
+            Decimal(10),
+            None,
+            fresh_ttl_s=180,
+            previous=f"rl:x:{bucket - 1}",
+            weight=weight,
+        )
+
+    first = await store.reserve([ask(7, "6", 0)])  # a rate counter needs no seeding: it starts at 0
+    assert (first.held, first.missing, first.counters) == (True, (), (Counter(Decimal(0), Decimal(0)),))
+    store.settle([ask(7, "6", 0)], [Decimal(8)])  # held 6, used 8
+    assert await settled(store, "rl:x:7", Counter(Decimal(8), Decimal(0))) == Counter(Decimal(8), Decimal(0))
+    # the next bucket, a quarter in: 8 * 0.75 = 6 counted; 5 more do not fit in 10, 4 do
+    refused = await store.reserve([ask(8, "5", 750_000)])
+    assert (refused.held, refused.refused) == (False, 0)
+    assert refused.counters == (Counter(Decimal(0), Decimal(0), Decimal(8)),)
+    held = await store.reserve([ask(8, "4", 750_000)])
+    assert held.held
+    store.release([ask(8, "4", 750_000)])
+    assert await settled(store, "rl:x:8", Counter(Decimal(0), Decimal(0))) == Counter(Decimal(0), Decimal(0))

@@ -1,4 +1,4 @@
-"""Spend counters in Redis, shared by every gateway process: one atomic Lua script per operation.
+"""Spend counters in Redis, shared by every gateway process: one atomic Lua script per call.
 
 A counter is a hash `{prefix}{key}` with `u` (used) and `r` (reserved), in billionths of a unit as Redis
 64-bit integers (HINCRBY is exact; limits up to 9.2 billion units). `reserve` is one round trip for all of a
@@ -9,7 +9,10 @@ its window ends (a time to live from the injected clock); the next window is a n
 whichever replica seeds it first.
 
 Every call is bounded by `timeout_s`; a failure or timeout raises `CountersUnavailable` (the admission applies
-the fail-open or fail-closed setting). `settle` and `release` run in the background and never block a request.
+the fail-open or fail-closed setting). `settle` and `release` never block a request: they are queued, and the
+next `reserve` carries them in its own script (applied first), so a call costs one round trip; when no call
+comes within `settle_delay_s` (20 ms), they are sent on their own. Until then the call's hold stays held (a
+limit is never passed by it, only full a few milliseconds longer).
 """
 
 from __future__ import annotations
@@ -31,11 +34,24 @@ log = logging.getLogger("tollway.spend")
 SCALE = Decimal(10) ** 9  # amounts are stored in billionths
 _NANO = Decimal(1)
 
+# KEYS: the s keys of the settlements carried along, then the n keys of the asks, then the n previous buckets.
+# ARGV: s, then (held given back, actual) per settlement, then per ask: amount, limit, ttl, weight (n each).
 RESERVE = """
-local n = #KEYS / 2
+local s = tonumber(ARGV[1])
+for i = 1, s do
+  local k = KEYS[i]
+  if redis.call('EXISTS', k) == 1 then
+    local r = redis.call('HINCRBY', k, 'r', ARGV[2 * i])
+    if r < 0 then redis.call('HSET', k, 'r', '0') end
+    local actual = ARGV[2 * i + 1]
+    if actual ~= '' and actual ~= '0' then redis.call('HINCRBY', k, 'u', actual) end
+  end
+end
+local n = (#KEYS - s) / 2
+local b = 1 + 2 * s
 local missing = {}
 for i = 1, n do
-  if ARGV[2 * n + i] == '' and redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i end
+  if ARGV[b + 2 * n + i] == '' and redis.call('EXISTS', KEYS[s + i]) == 0 then missing[#missing + 1] = i end
 end
 if #missing > 0 then
   table.insert(missing, 1, 'missing')
@@ -44,23 +60,23 @@ end
 local out = {'held', 0}
 local refused, tightest = 0, 0
 for i = 1, n do
-  local v = redis.call('HMGET', KEYS[i], 'u', 'r')
+  local v = redis.call('HMGET', KEYS[s + i], 'u', 'r')
   local u, r = v[1] or '0', v[2] or '0'
   local p = 0
-  local w = ARGV[3 * n + i]
+  local w = ARGV[b + 3 * n + i]
   if w ~= '' then
-    local pv = redis.call('HMGET', KEYS[n + i], 'u', 'r')
+    local pv = redis.call('HMGET', KEYS[s + n + i], 'u', 'r')
     p = tonumber(pv[1] or '0') + tonumber(pv[2] or '0')
   end
   out[#out + 1] = u
   out[#out + 1] = r
   out[#out + 1] = p
-  local limit = ARGV[n + i]
+  local limit = ARGV[b + n + i]
   if limit ~= '' then
     local counted = tonumber(u) + tonumber(r)
     if p > 0 then counted = counted + p * tonumber(w) / 1000000 end
     local room = tonumber(limit) - counted
-    if tonumber(ARGV[i]) > room and (refused == 0 or room < tightest) then
+    if tonumber(ARGV[b + i]) > room and (refused == 0 or room < tightest) then
       refused, tightest = i, room
     end
   end
@@ -70,9 +86,12 @@ if refused > 0 then
   return out
 end
 for i = 1, n do
-  redis.call('HINCRBY', KEYS[i], 'r', ARGV[i])
-  local ttl = ARGV[2 * n + i]
-  if ttl ~= '' then redis.call('EXPIRE', KEYS[i], ttl) end
+  redis.call('HINCRBY', KEYS[s + i], 'r', ARGV[b + i])
+  local ttl = ARGV[b + 2 * n + i]
+  if ttl ~= '' then
+    redis.call('HSETNX', KEYS[s + i], 'u', '0')
+    redis.call('EXPIRE', KEYS[s + i], ttl)
+  end
 end
 return out
 """
@@ -82,19 +101,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', '0')
 if ARGV[2] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1
-"""
-
-SETTLE = """
-local n = #KEYS
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local r = redis.call('HINCRBY', KEYS[i], 'r', ARGV[i])
-    if r < 0 then redis.call('HSET', KEYS[i], 'r', '0') end
-    local actual = ARGV[n + i]
-    if actual ~= '' and actual ~= '0' then redis.call('HINCRBY', KEYS[i], 'u', actual) end
-  end
-end
-return n
 """
 
 RAISE = """
@@ -116,35 +122,57 @@ def from_units(units: Any) -> Decimal:
 
 
 class RedisCounterStore:
-    def __init__(self, url: str, clock: Clock, *, prefix: str = "tollway:spend:", timeout_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        *,
+        prefix: str = "tollway:spend:",
+        timeout_s: float = 0.25,
+        settle_delay_s: float = 0.02,
+    ) -> None:
         self._clock = clock
         self._redis: Redis = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._prefix = prefix
         self._timeout_s = timeout_s
         self._reserve = self._redis.register_script(RESERVE)
         self._seed = self._redis.register_script(SEED)
-        self._settle = self._redis.register_script(SETTLE)
         self._raise = self._redis.register_script(RAISE)
         self._pending: set[asyncio.Task[None]] = set()
+        # settlements not sent yet: the next reserve carries them (one round trip per call), or a flush
+        # `settle_delay_s` after the first of them when no call comes
+        self._queued_keys: list[str] = []
+        self._queued_args: list[Any] = []
+        self._settle_delay_s = settle_delay_s
+        self._flush_at: asyncio.TimerHandle | None = None
 
     def _key(self, key: str) -> str:
         return self._prefix + key
 
     async def _bounded(self, work: Awaitable[Any]) -> Any:
         try:
-            return await asyncio.wait_for(work, self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):  # no task per call, unlike wait_for
+                return await work
         except (RedisError, OSError, TimeoutError) as exc:
             raise CountersUnavailable(f"Redis did not answer: {exc.__class__.__name__}") from exc
 
     async def reserve(self, asks: Sequence[Ask]) -> Reserved:
         key = self._key
-        keys = [key(ask.key) for ask in asks]
-        keys += [key(ask.previous) if ask.previous is not None else keys[i] for i, ask in enumerate(asks)]
-        args: list[Any] = [to_units(ask.amount, up=True) for ask in asks]
+        mine = [key(ask.key) for ask in asks]
+        settled, settle_args = self._take_queued()
+        keys = [*settled, *mine]
+        keys += [key(ask.previous) if ask.previous is not None else mine[i] for i, ask in enumerate(asks)]
+        args: list[Any] = [len(settled), *settle_args]
+        args += [to_units(ask.amount, up=True) for ask in asks]
         args += ["" if ask.limit is None else to_units(ask.limit) for ask in asks]
         args += ["" if ask.fresh_ttl_s is None else ask.fresh_ttl_s for ask in asks]
         args += ["" if ask.previous is None else ask.weight for ask in asks]
-        answer = await self._bounded(self._reserve(keys=keys, args=args))
+        try:
+            answer = await self._bounded(self._reserve(keys=keys, args=args))
+        except CountersUnavailable as exc:
+            if settled:  # the hold expires with its window; the reconciler restores `used`
+                log.warning("spend counters: %d settlements were lost (%s)", len(settled), exc.message)
+            raise
         status = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
         if status == "missing":
             return Reserved(False, missing=tuple(asks[int(i) - 1].key for i in answer[1:]))
@@ -162,21 +190,39 @@ class RedisCounterStore:
         await self._bounded(self._seed(keys=[self._key(key)], args=[to_units(used), expiry]))
 
     def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
-        self._background(asks, [str(to_units(amount)) for amount in actual])
+        self._queue(asks, [str(to_units(amount)) for amount in actual])
 
     def release(self, asks: Sequence[Ask]) -> None:
-        self._background(asks, ["" for _ in asks])
+        self._queue(asks, ["" for _ in asks])
 
-    def _background(self, asks: Sequence[Ask], actual: list[str]) -> None:
-        keys = [self._key(ask.key) for ask in asks]
-        held = [str(-to_units(ask.amount, up=True)) for ask in asks]  # what the hold took off, given back
-        task = asyncio.get_running_loop().create_task(self._finish(keys, [*held, *actual]))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+    def _queue(self, asks: Sequence[Ask], actual: list[str]) -> None:
+        for ask, amount in zip(asks, actual, strict=True):
+            self._queued_keys.append(self._key(ask.key))
+            self._queued_args += [-to_units(ask.amount, up=True), amount]  # what the hold took off, given back
+        if self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
+
+    def _take_queued(self) -> tuple[list[str], list[Any]]:
+        keys, args = self._queued_keys, self._queued_args
+        if keys:
+            self._queued_keys, self._queued_args = [], []
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        return keys, args
+
+    def _flush(self) -> None:
+        """No call came to carry the settlements: send them on their own."""
+        self._flush_at = None
+        keys, args = self._take_queued()
+        if keys:
+            task = asyncio.get_running_loop().create_task(self._finish(keys, [len(keys), *args]))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _finish(self, keys: list[str], args: list[Any]) -> None:
         try:
-            await self._bounded(self._settle(keys=keys, args=args))
+            await self._bounded(self._reserve(keys=keys, args=args))
         except CountersUnavailable as exc:  # the hold expires with its window; the reconciler restores `used`
             log.warning("spend counters: a settlement was lost (%s)", exc.message)
 
@@ -194,6 +240,7 @@ class RedisCounterStore:
         await self._bounded(self._raise(keys=[self._key(key)], args=[to_units(used)]))
 
     async def close(self) -> None:
+        self._flush()
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=self._timeout_s * 4)
         await self._redis.aclose()
