@@ -14,11 +14,13 @@ from tollway.api.app import create_management_app
 from tollway.api.billing_profiles import BillingProfileInfo
 from tollway.asgi import TollwayApp
 from tollway.auth_failures import AuthFailures
+from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.changes import Changes
 from tollway.clock import Clock
 from tollway.config.loader import load_config
 from tollway.config.schema import TollwayConfig, balanced_models
-from tollway.dashboard_root import build_dashboard, key_usage_endpoint, portal_tokens
+from tollway.dashboard.app import Dashboard
+from tollway.dashboard.deps import DashboardDeps
 from tollway.gateway.admission import GatewayAdmission
 from tollway.gateway.app import Gateway
 from tollway.gateway.balancing.health import HealthChecks
@@ -34,11 +36,13 @@ from tollway.identity.directory import KeyDirectory
 from tollway.metering.backlog import BacklogWatch
 from tollway.metering.spool import JournalIngester
 from tollway.metrics import Counter
+from tollway.portal.tokens import PortalTokens
 from tollway.runtime.process import Runtime
 from tollway.runtime.worker import Worker
 from tollway.scrub import Scrubber
 from tollway.settings import Settings
 from tollway.wiring.billing import build_billing_worker, build_stripe_sync, documents
+from tollway.wiring.dashboard import dashboard_secret, key_usage_endpoint, portal_tokens
 from tollway.wiring.gateway import (
     configured_paths,
     gateway_state,
@@ -192,7 +196,7 @@ def build_runtime(
 
 def build_app(runtime: Runtime) -> TollwayApp:
     settings = runtime.settings
-    portal = portal_tokens(runtime)
+    portal = portal_tokens(runtime.store.engine, runtime.clock, runtime.catalog.customers)
     webhooks = (
         StripeWebhooks(
             secret=settings.stripe_webhook_secret,
@@ -255,9 +259,35 @@ def build_app(runtime: Runtime) -> TollwayApp:
         shutdown=runtime.stop,
         metrics_token=settings.metrics_token,
         unusable_models=runtime.policy.unusable_models if runtime.policy is not None else None,
-        pages=build_dashboard(runtime, portal, documents(settings, runtime.invoices, runtime.catalog))
+        pages=_dashboard(runtime, portal, documents(settings, runtime.invoices, runtime.catalog))
         if runtime.invoices is not None and runtime.invoice_preview is not None
         else None,
+    )
+
+
+def _dashboard(runtime: Runtime, portal: PortalTokens, documents: InvoiceDocuments) -> Dashboard:
+    """The operator dashboard and the customer portal over the runtime's services."""
+    assert runtime.invoices is not None
+    assert runtime.invoice_preview is not None
+    return Dashboard(
+        DashboardDeps(
+            metering=runtime.metering,
+            catalog=runtime.catalog,
+            identity=runtime.identity,
+            invoices=runtime.invoices,
+            documents=documents,
+            preview=runtime.invoice_preview,
+            portal=portal,
+            clock=runtime.clock,
+            admin_token=runtime.settings.admin_token,
+            secret=dashboard_secret(runtime.settings),
+            refresh_keys=runtime.keys.refresh,
+            budgets=runtime.budgets,
+            budget_status=runtime.budget_status,
+            resync=runtime.stripe_sync.reconcile if runtime.stripe_sync is not None else None,
+            credits=runtime.credits,
+            notifications=runtime.notifications,
+        )
     )
 
 
