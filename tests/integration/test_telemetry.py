@@ -228,6 +228,39 @@ async def test_a_stream_without_traceparent_starts_a_trace_and_the_genai_metrics
     assert duration.attributes["gen_ai.operation.name"] == "chat"
 
 
+async def test_a_gemini_format_call_is_generate_content_with_googles_finish_reason(
+    traced: Traced, west: FakeOpenAI
+) -> None:
+    west.enqueue(Reply(usage=usage_block(3, 4)))
+    transport = httpx.ASGITransport(app=traced.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tollway") as http:
+        answer = await http.post(
+            "/v1beta/models/solo:generateContent",
+            json={"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]},
+            headers={"x-goog-api-key": KEY},
+        )
+    assert answer.status_code == 200, answer.text
+    spans = traced.finished()
+    (call,) = by_kind(spans, SpanKind.SERVER)
+    assert call.name == "generate_content solo"
+    assert call.attributes is not None
+    assert call.attributes["gen_ai.response.finish_reasons"] == ("STOP",)
+    assert call.attributes["http.route"] == "/v1beta/models/{model}:generateContent"
+    assert (call.attributes["gen_ai.usage.input_tokens"], call.attributes["gen_ai.usage.output_tokens"]) == (3, 4)
+    no_content(spans)
+
+
+async def test_an_embeddings_call_is_an_embeddings_span_without_finish_reasons(traced: Traced) -> None:
+    async with traced.sdk() as sdk:
+        await sdk.embeddings.create(model="solo", input=[PROMPT])
+    (call,) = by_kind(traced.finished(), SpanKind.SERVER)
+    assert call.name == "embeddings solo"
+    assert call.attributes is not None
+    assert call.attributes["gen_ai.operation.name"] == "embeddings"
+    assert call.attributes["gen_ai.usage.input_tokens"] == 1200  # the fake's default usage
+    assert "gen_ai.response.finish_reasons" not in call.attributes
+
+
 async def test_a_refused_call_is_a_span_with_its_error_and_no_try(traced: Traced) -> None:
     async with traced.sdk() as sdk:
         with pytest.raises(openai.NotFoundError):

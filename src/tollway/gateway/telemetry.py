@@ -171,6 +171,7 @@ class GenAiTelemetry:
             attributes["error.type"] = error
         metered = dict(attributes)  # the metrics' attributes: the operation, provider, models, error
         attributes["http.response.status_code"] = status
+        attributes["http.route"] = call.route  # a Gemini path's method is known once it was read
         if call.model != "-":
             attributes["tollway.model"] = call.model
         if call.consumer is not None:
