@@ -7,7 +7,6 @@ type equal what the upstream reported.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -25,7 +24,7 @@ from tests.support.fake_anthropic import (
 )
 from tests.support.fake_upstream import GPT_TOKENS, FakeOpenAI, Reply
 from tests.support.net import wait_until
-from tests.support.scenario import KEY, mixed_config
+from tests.support.scenario import Consumer, mixed_config
 from tests.support.stored import calls_stored_through
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
@@ -41,18 +40,42 @@ WEATHER_TOOL = {
 }
 
 
-@pytest.fixture
-def tollway(workdir: Path, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> Iterator[TollwayProcess]:
-    process = TollwayProcess(workdir, mixed_config(fake_openai, fake_anthropic)).start()
+@pytest.fixture(scope="module")
+def tollway(
+    tmp_path_factory: pytest.TempPathFactory, shared_openai: FakeOpenAI, shared_anthropic: FakeAnthropic
+) -> Iterator[TollwayProcess]:
+    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
+    process = TollwayProcess(
+        tmp_path_factory.mktemp("anthropic-sdk"), mixed_config(shared_openai, shared_anthropic)
+    ).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(autouse=True)
+def fake_openai(shared_openai: FakeOpenAI) -> FakeOpenAI:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_openai.reset()
+    return shared_openai
+
+
+@pytest.fixture(autouse=True)
+def fake_anthropic(shared_anthropic: FakeAnthropic) -> FakeAnthropic:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_anthropic.reset()
+    return shared_anthropic
+
+
+@pytest.fixture
+def consumer(own_consumer: Consumer) -> Consumer:
+    return own_consumer
 
 
 # Claude natively ------------------------------------------------------------------------------------
 
 
 def test_messages_to_claude_natively(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, claude: anthropic.Anthropic
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, claude: anthropic.Anthropic, consumer: Consumer
 ) -> None:
     message = claude.messages.create(
         model="claude-sonnet", max_tokens=1024, messages=[{"role": "user", "content": "Hello, Claude"}]
@@ -64,12 +87,14 @@ def test_messages_to_claude_natively(
     forwarded = fake_anthropic.received[-1]
     assert forwarded.headers["x-api-key"] == "sk-ant-upstream"
     assert forwarded.headers["anthropic-version"] == "2023-06-01"
-    assert KEY not in str(forwarded.headers)
+    assert consumer.key not in str(forwarded.headers)
     assert forwarded.body["model"] == "claude-sonnet-4-5-20250929"
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
-def test_streamed_messages_keep_the_last_cumulative_usage(tollway: TollwayProcess, claude: anthropic.Anthropic) -> None:
+def test_streamed_messages_keep_the_last_cumulative_usage(
+    tollway: TollwayProcess, claude: anthropic.Anthropic, consumer: Consumer
+) -> None:
     with claude.messages.stream(
         model="claude-sonnet", max_tokens=1024, messages=[{"role": "user", "content": "Hello"}]
     ) as stream:
@@ -78,7 +103,7 @@ def test_streamed_messages_keep_the_last_cumulative_usage(tollway: TollwayProces
     assert text == "Hello from Claude."
     assert final.usage.output_tokens == 503
     # message_start said output_tokens=1 and message_delta 503 (cumulative): 503, never 504.
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
 def test_tool_use_streams_to_the_anthropic_sdk(
@@ -104,7 +129,7 @@ def test_tool_use_streams_to_the_anthropic_sdk(
 
 
 def test_messages_to_a_gpt_model_translate_and_meter(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI, claude: anthropic.Anthropic
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, claude: anthropic.Anthropic, consumer: Consumer
 ) -> None:
     client = claude
     message = client.messages.create(
@@ -127,10 +152,12 @@ def test_messages_to_a_gpt_model_translate_and_meter(
     assert sent["max_completion_tokens"] == 200
     assert sent["stop"] == ["END"]
     assert sent["temperature"] == 0.5
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
 
 
-def test_streamed_messages_to_a_gpt_model(tollway: TollwayProcess, claude: anthropic.Anthropic) -> None:
+def test_streamed_messages_to_a_gpt_model(
+    tollway: TollwayProcess, claude: anthropic.Anthropic, consumer: Consumer
+) -> None:
     with claude.messages.stream(model="gpt-4o", max_tokens=200, messages=[{"role": "user", "content": "Hi"}]) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -138,10 +165,10 @@ def test_streamed_messages_to_a_gpt_model(tollway: TollwayProcess, claude: anthr
     assert final.usage.input_tokens == 176
     assert final.usage.cache_read_input_tokens == 1024
     assert final.usage.output_tokens == 300
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
 
 
-def test_messages_to_the_simulator(tollway: TollwayProcess, claude: anthropic.Anthropic) -> None:
+def test_messages_to_the_simulator(tollway: TollwayProcess, claude: anthropic.Anthropic, consumer: Consumer) -> None:
     client = claude
     message = client.messages.create(model="demo", max_tokens=50, messages=[{"role": "user", "content": "Hi there"}])
     assert message.content[0].type == "text"
@@ -152,13 +179,15 @@ def test_messages_to_the_simulator(tollway: TollwayProcess, claude: anthropic.An
     # out, its default reply of 24 tokens (under max_tokens 50).
     assert (message.usage.input_tokens, message.usage.output_tokens) == (8, 24)
     assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (8, 24)
-    tollway.expect_tokens({"input": 16, "output": 48})
+    tollway.expect_tokens({"input": 16, "output": 48}, consumer.subject)
 
 
 # The openai SDK to Claude ----------------------------------------------------------------------------
 
 
-def test_openai_chat_to_claude(tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI) -> None:
+def test_openai_chat_to_claude(
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     client = oai
     completion = client.chat.completions.create(
         model="claude-sonnet",
@@ -178,11 +207,13 @@ def test_openai_chat_to_claude(tollway: TollwayProcess, fake_anthropic: FakeAnth
     assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
     assert sent["max_tokens"] == 300
     assert sent["stop_sequences"] == ["END"]
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
-def test_openai_chat_streams_from_claude(tollway: TollwayProcess, include_usage: bool, oai: openai.OpenAI) -> None:
+def test_openai_chat_streams_from_claude(
+    tollway: TollwayProcess, include_usage: bool, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     client = oai
     options: Any = {"include_usage": True} if include_usage else openai.NOT_GIVEN
     chunks = list(
@@ -200,7 +231,7 @@ def test_openai_chat_streams_from_claude(tollway: TollwayProcess, include_usage:
         assert usage[0].total_tokens == 472 + 2048 + 1536 + 503
     else:
         assert usage == []
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
 # One tool-using conversation, both ways --------------------------------------------------------------------
@@ -339,7 +370,11 @@ def test_untranslatable_openai_field_to_claude_is_named(
 
 
 def test_upstream_errors_reach_each_client_in_its_shape(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, claude: anthropic.Anthropic, oai: openai.OpenAI
+    tollway: TollwayProcess,
+    fake_anthropic: FakeAnthropic,
+    claude: anthropic.Anthropic,
+    oai: openai.OpenAI,
+    consumer: Consumer,
 ) -> None:
     overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     fake_anthropic.enqueue(AnthropicReply(status=529, body=overloaded), AnthropicReply(status=529, body=overloaded))
@@ -357,14 +392,18 @@ def test_upstream_errors_reach_each_client_in_its_shape(
         "param": None,
         "code": "upstream_error",
     }
-    wait_until(lambda: [e["status_code"] for e in request_events(tollway.workdir / "tollway.db")] == [529, 529])
+    wait_until(
+        lambda: (
+            [e["status_code"] for e in request_events(tollway.workdir / "tollway.db", consumer.subject)] == [529, 529]
+        )
+    )
 
 
 # Partial streams ------------------------------------------------------------------------------------
 
 
 def test_cut_claude_stream_is_recorded_once_as_partial_and_estimated(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, claude: anthropic.Anthropic
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, claude: anthropic.Anthropic, consumer: Consumer
 ) -> None:
     fake_anthropic.enqueue(text_reply("one two three four five six", cut_after=5))
     with (
@@ -375,15 +414,15 @@ def test_cut_claude_stream_is_recorded_once_as_partial_and_estimated(
     ):
         for _ in stream.text_stream:
             pass
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
-    event = request_events(tollway.workdir / "tollway.db")[0]
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db", consumer.subject)) == 1)
+    event = request_events(tollway.workdir / "tollway.db", consumer.subject)[0]
     assert event["partial"] is True
     assert event["estimated"] is True
     assert event["output_tokens"] > 0
 
 
 def test_cut_claude_stream_to_an_openai_client(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI, consumer: Consumer
 ) -> None:
     fake_anthropic.enqueue(text_reply("one two three four five six", cut_after=5))
     client = oai
@@ -392,13 +431,13 @@ def test_cut_claude_stream_to_an_openai_client(
             model="claude-sonnet", messages=[{"role": "user", "content": "Count"}], stream=True
         ):
             pass
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
-    event = request_events(tollway.workdir / "tollway.db")[0]
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db", consumer.subject)) == 1)
+    event = request_events(tollway.workdir / "tollway.db", consumer.subject)[0]
     assert (event["partial"], event["estimated"], event["provider"]) == (True, True, "claude")
 
 
 def test_embeddings_for_a_claude_model_are_refused_before_any_upstream_call(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI, consumer: Consumer
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         oai.embeddings.create(model="claude-sonnet", input="hello")
@@ -407,11 +446,13 @@ def test_embeddings_for_a_claude_model_are_refused_before_any_upstream_call(
     refused = caught.value.response.headers["x-request-id"]
     later = oai.chat.completions.with_raw_response.create(model="demo", messages=[{"role": "user", "content": "Hi"}])
     marker = later.headers["x-request-id"]
-    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker) == [marker], f"{refused} was metered"
+    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker, subject=consumer.subject) == [marker], (
+        f"{refused} was metered"
+    )
 
 
 def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, consumer: Consumer
 ) -> None:
     fake_anthropic.enqueue(text_reply("one two three four five six seven eight", chunk_delay_s=0.05))
     body = {
@@ -421,17 +462,17 @@ def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
         "messages": [{"role": "user", "content": "Hi"}],
     }
     with (
-        httpx.Client(base_url=tollway.base_url, headers={"x-api-key": KEY}) as client,
+        httpx.Client(base_url=tollway.base_url, headers={"x-api-key": consumer.key}) as client,
         client.stream("POST", "/v1/messages", json=body) as response,
     ):
         for line in response.iter_lines():
             if line.startswith("event: content_block_delta"):
                 break  # the client leaves mid-stream
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
-    event = request_events(tollway.workdir / "tollway.db")[0]
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db", consumer.subject)) == 1)
+    event = request_events(tollway.workdir / "tollway.db", consumer.subject)[0]
     # Tollway kept reading the upstream until its usage arrived: exact counts, flagged partial.
     assert (event["partial"], event["estimated"], event["status_code"]) == (True, False, 200)
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
 @pytest.mark.parametrize(
@@ -466,9 +507,9 @@ def test_client_leaving_a_claude_stream_is_metered_from_the_drained_usage(
     ],
 )
 def test_bad_messages_requests_get_anthropic_errors_and_record_nothing(
-    tollway: TollwayProcess, body: bytes, status: int, kind: str, words: str
+    tollway: TollwayProcess, body: bytes, status: int, kind: str, words: str, consumer: Consumer
 ) -> None:
-    with httpx.Client(base_url=tollway.base_url, headers={"x-api-key": KEY}) as client:
+    with httpx.Client(base_url=tollway.base_url, headers={"x-api-key": consumer.key}) as client:
         response = client.post("/v1/messages", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status
     payload = response.json()
@@ -476,13 +517,15 @@ def test_bad_messages_requests_get_anthropic_errors_and_record_nothing(
     assert payload["error"]["type"] == kind
     assert words in payload["error"]["message"]
     assert response.headers["x-request-id"].startswith("req_")
-    with httpx.Client(base_url=tollway.base_url, headers={"x-api-key": KEY}) as client:
+    with httpx.Client(base_url=tollway.base_url, headers={"x-api-key": consumer.key}) as client:
         later = client.post(
             "/v1/messages", json={"model": "demo", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
         )
     assert later.status_code == 200
     marker = later.headers["x-request-id"]
-    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker) == [marker], "the refused call was metered"
+    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker, subject=consumer.subject) == [marker], (
+        "the refused call was metered"
+    )
 
 
 def test_anthropic_beta_header_reaches_claude_natively_only(
@@ -498,7 +541,7 @@ def test_anthropic_beta_header_reaches_claude_natively_only(
 
 
 def test_count_tokens_for_claude_natively_and_estimated_elsewhere(
-    tollway: TollwayProcess, claude: anthropic.Anthropic, fake_anthropic: FakeAnthropic
+    tollway: TollwayProcess, claude: anthropic.Anthropic, fake_anthropic: FakeAnthropic, consumer: Consumer
 ) -> None:
     messages: Any = [{"role": "user", "content": "Hello, world"}]
     raw = claude.messages.with_raw_response.count_tokens(model="claude-sonnet", messages=messages)
@@ -513,4 +556,4 @@ def test_count_tokens_for_claude_natively_and_estimated_elsewhere(
     later = claude.messages.with_raw_response.create(model="demo", max_tokens=5, messages=messages)
     marker = later.headers["x-request-id"]
     # counting is not metered: once the later call's record is stored, it is the only call stored
-    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker) == [marker]
+    assert calls_stored_through(tollway.env["TOLLWAY_DATABASE_URL"], marker, subject=consumer.subject) == [marker]

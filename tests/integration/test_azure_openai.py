@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -12,16 +11,17 @@ import pytest
 
 from tests.support.fake_azure import API_VERSION, FakeAzureOpenAI
 from tests.support.fake_upstream import GPT_TOKENS
-from tests.support.scenario import KEY
+from tests.support.scenario import KEY, Consumer
 from tests.support.tollway_process import TollwayProcess
 
 
-@pytest.fixture
-def tollway(workdir: Path, fake_azure: FakeAzureOpenAI) -> Iterator[TollwayProcess]:
+@pytest.fixture(scope="module")
+def tollway(tmp_path_factory: pytest.TempPathFactory, shared_azure: FakeAzureOpenAI) -> Iterator[TollwayProcess]:
+    """One gateway for the module's tests; each calls as a consumer of its own."""
     provider = {
         "name": "azure",
         "type": "azure_openai",
-        "base_url": fake_azure.endpoint,
+        "base_url": shared_azure.endpoint,
         "api_key": "azure-upstream-key",
         "api_version": API_VERSION,
     }
@@ -30,13 +30,25 @@ def tollway(workdir: Path, fake_azure: FakeAzureOpenAI) -> Iterator[TollwayProce
         "models": [{"name": "gpt-4o", "targets": [{"provider": "azure", "model": "my-gpt4o-deployment"}]}],
         "consumers": [{"username": "acme-corp", "keys": [KEY]}],
     }
-    process = TollwayProcess(workdir, config).start()
+    process = TollwayProcess(tmp_path_factory.mktemp("azure"), config).start()
     yield process
     process.stop()
 
 
+@pytest.fixture(autouse=True)
+def fake_azure(shared_azure: FakeAzureOpenAI) -> FakeAzureOpenAI:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_azure.reset()
+    return shared_azure
+
+
+@pytest.fixture
+def consumer(own_consumer: Consumer) -> Consumer:
+    return own_consumer
+
+
 def test_chat_reaches_the_deployment_url(
-    tollway: TollwayProcess, fake_azure: FakeAzureOpenAI, oai: openai.OpenAI
+    tollway: TollwayProcess, fake_azure: FakeAzureOpenAI, oai: openai.OpenAI, consumer: Consumer
 ) -> None:
     completion = oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert completion.choices[0].message.content == "Hello from the fake upstream."
@@ -49,17 +61,19 @@ def test_chat_reaches_the_deployment_url(
     assert sent.path == "/openai/deployments/my-gpt4o-deployment/chat/completions"
     assert sent.headers["api-key"] == "azure-upstream-key"
     assert "Authorization" not in sent.headers
-    tollway.expect_tokens({k: v * 2 for k, v in GPT_TOKENS.items()})
+    tollway.expect_tokens({k: v * 2 for k, v in GPT_TOKENS.items()}, consumer.subject)
 
 
-def test_messages_and_responses_reach_azure_translated(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
-    with anthropic.Anthropic(base_url=tollway.base_url, api_key=KEY, max_retries=0) as claude:
+def test_messages_and_responses_reach_azure_translated(
+    tollway: TollwayProcess, oai: openai.OpenAI, consumer: Consumer
+) -> None:
+    with anthropic.Anthropic(base_url=tollway.base_url, api_key=consumer.key, max_retries=0) as claude:
         message = claude.messages.create(model="gpt-4o", max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
     assert message.content[0].type == "text"
     assert message.content[0].text == "Hello from the fake upstream."
     response = oai.responses.create(model="gpt-4o", input="Hi")
     assert response.output_text == "Hello from the fake upstream."
-    tollway.expect_tokens({k: v * 2 for k, v in GPT_TOKENS.items()})
+    tollway.expect_tokens({k: v * 2 for k, v in GPT_TOKENS.items()}, consumer.subject)
 
 
 def test_embeddings_reach_the_deployment(fake_azure: FakeAzureOpenAI, oai: openai.OpenAI) -> None:

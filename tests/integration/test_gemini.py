@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -12,26 +11,41 @@ import pytest
 
 from tests.support.fake_gemini import GEMINI_TOKENS, FakeGemini, GeminiReply
 from tests.support.net import wait_until
-from tests.support.scenario import KEY
+from tests.support.scenario import KEY, Consumer
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
 
-@pytest.fixture
-def tollway(workdir: Path, fake_gemini: FakeGemini) -> Iterator[TollwayProcess]:
+@pytest.fixture(scope="module")
+def tollway(tmp_path_factory: pytest.TempPathFactory, shared_gemini: FakeGemini) -> Iterator[TollwayProcess]:
+    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
     config: dict[str, Any] = {
         "providers": [
-            {"name": "google", "type": "gemini", "base_url": fake_gemini.base_url, "api_key": "AIza-upstream"}
+            {"name": "google", "type": "gemini", "base_url": shared_gemini.base_url, "api_key": "AIza-upstream"}
         ],
         "models": [{"name": "gemini-flash", "targets": [{"provider": "google", "model": "gemini-2.5-flash"}]}],
         "consumers": [{"username": "acme-corp", "keys": [KEY]}],
     }
-    process = TollwayProcess(workdir, config).start()
+    process = TollwayProcess(tmp_path_factory.mktemp("gemini"), config).start()
     yield process
     process.stop()
 
 
-def test_openai_chat_to_gemini(tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
+@pytest.fixture(autouse=True)
+def fake_gemini(shared_gemini: FakeGemini) -> FakeGemini:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_gemini.reset()
+    return shared_gemini
+
+
+@pytest.fixture
+def consumer(own_consumer: Consumer) -> Consumer:
+    return own_consumer
+
+
+def test_openai_chat_to_gemini(
+    tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     completion = oai.chat.completions.create(
         model="gemini-flash",
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
@@ -48,16 +62,18 @@ def test_openai_chat_to_gemini(tollway: TollwayProcess, fake_gemini: FakeGemini,
     sent = fake_gemini.received[-1]
     assert sent.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert sent.headers["x-goog-api-key"] == "AIza-upstream"
-    assert KEY not in str(sent.headers)
+    assert consumer.key not in str(sent.headers)
     assert sent.body == {
         "contents": [{"role": "user", "parts": [{"text": "Hello"}]}],
         "systemInstruction": {"parts": [{"text": "Be brief."}]},
         "generationConfig": {"maxOutputTokens": 100, "temperature": 1.5, "stopSequences": ["END"]},
     }
-    tollway.expect_tokens(GEMINI_TOKENS)
+    tollway.expect_tokens(GEMINI_TOKENS, consumer.subject)
 
 
-def test_openai_chat_streams_from_gemini(tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
+def test_openai_chat_streams_from_gemini(
+    tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     chunks = list(
         oai.chat.completions.create(
             model="gemini-flash",
@@ -72,7 +88,7 @@ def test_openai_chat_streams_from_gemini(tollway: TollwayProcess, fake_gemini: F
     assert fake_gemini.received[-1].path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
     assert fake_gemini.received[-1].query == {"alt": "sse"}
     # Each event repeats usageMetadata; the last one counts, once.
-    tollway.expect_tokens(GEMINI_TOKENS)
+    tollway.expect_tokens(GEMINI_TOKENS, consumer.subject)
 
 
 def test_gemini_function_calls_round_trip(fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
@@ -128,8 +144,8 @@ def test_gemini_function_calls_round_trip(fake_gemini: FakeGemini, oai: openai.O
     ]
 
 
-def test_anthropic_sdk_to_gemini(tollway: TollwayProcess) -> None:
-    with anthropic.Anthropic(base_url=tollway.base_url, api_key=KEY, max_retries=0) as client:
+def test_anthropic_sdk_to_gemini(tollway: TollwayProcess, consumer: Consumer) -> None:
+    with anthropic.Anthropic(base_url=tollway.base_url, api_key=consumer.key, max_retries=0) as client:
         message = client.messages.create(
             model="gemini-flash", max_tokens=100, messages=[{"role": "user", "content": "Hello"}]
         )
@@ -145,7 +161,7 @@ def test_anthropic_sdk_to_gemini(tollway: TollwayProcess) -> None:
         1024,
         340,
     )
-    tollway.expect_tokens({k: v * 2 for k, v in GEMINI_TOKENS.items()})
+    tollway.expect_tokens({k: v * 2 for k, v in GEMINI_TOKENS.items()}, consumer.subject)
 
 
 def test_gemini_errors_and_untranslatable_fields(fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
@@ -168,13 +184,15 @@ def test_gemini_errors_and_untranslatable_fields(fake_gemini: FakeGemini, oai: o
     assert len(fake_gemini.received) == 1
 
 
-def test_cut_gemini_stream_is_partial(tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI) -> None:
+def test_cut_gemini_stream_is_partial(
+    tollway: TollwayProcess, fake_gemini: FakeGemini, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     fake_gemini.enqueue(GeminiReply(text="one two three four five", cut_after=2))
     with pytest.raises(openai.APIError):
         for _ in oai.chat.completions.create(
             model="gemini-flash", messages=[{"role": "user", "content": "Count"}], stream=True
         ):
             pass
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
-    event = request_events(tollway.workdir / "tollway.db")[0]
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db", consumer.subject)) == 1)
+    event = request_events(tollway.workdir / "tollway.db", consumer.subject)[0]
     assert (event["partial"], event["estimated"], event["provider"]) == (True, True, "google")

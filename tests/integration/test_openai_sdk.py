@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
 from tests.support.closing import Closing
 from tests.support.fake_upstream import DEFAULT_USAGE, GPT_TOKENS, FakeOpenAI, Reply
-from tests.support.scenario import KEY, gateway_config
+from tests.support.scenario import Consumer, gateway_config
 from tests.support.tollway_process import TollwayProcess
 
 
-@pytest.fixture
-def tollway(workdir: Path, fake_openai: FakeOpenAI) -> Iterator[TollwayProcess]:
-    process = TollwayProcess(workdir, gateway_config(fake_openai)).start()
+@pytest.fixture(scope="module")
+def tollway(tmp_path_factory: pytest.TempPathFactory, shared_openai: FakeOpenAI) -> Iterator[TollwayProcess]:
+    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
+    process = TollwayProcess(tmp_path_factory.mktemp("openai-sdk"), gateway_config(shared_openai)).start()
     yield process
     process.stop()
 
 
+@pytest.fixture(autouse=True)
+def fake_openai(shared_openai: FakeOpenAI) -> FakeOpenAI:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_openai.reset()
+    return shared_openai
+
+
+@pytest.fixture
+def consumer(own_consumer: Consumer) -> Consumer:
+    return own_consumer
+
+
 def test_non_streaming_chat_meters_exact_tokens_per_type(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, consumer: Consumer
 ) -> None:
     client = oai
     completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
@@ -30,16 +42,16 @@ def test_non_streaming_chat_meters_exact_tokens_per_type(
     assert completion.usage is not None
     assert completion.usage.prompt_tokens == 1200
     # 1200 prompt of which 1024 cached; 300 completion of which 128 reasoning.
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
     forwarded = fake_openai.received[-1]
     assert forwarded.headers["Authorization"] == "Bearer sk-upstream-secret"
-    assert KEY not in str(forwarded.headers)
-    assert KEY not in str(forwarded.body)
+    assert consumer.key not in str(forwarded.headers)
+    assert consumer.key not in str(forwarded.body)
     assert forwarded.body["model"] == "gpt-4o-2024-08-06"
 
 
 def test_streaming_without_include_usage_hides_the_usage_chunk(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, consumer: Consumer
 ) -> None:
     client = oai
     stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], stream=True)
@@ -49,10 +61,12 @@ def test_streaming_without_include_usage_hides_the_usage_chunk(
     assert all(c.usage is None for c in chunks), "the client did not ask for usage"
     assert all(c.choices for c in chunks), "no usage-only chunk reaches a client that did not ask"
     assert fake_openai.received[-1].body["stream_options"] == {"include_usage": True}
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
 
 
-def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+def test_streaming_with_include_usage_passes_it_through(
+    tollway: TollwayProcess, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     client = oai
     stream = client.chat.completions.create(
         model="gpt-4o",
@@ -64,11 +78,11 @@ def test_streaming_with_include_usage_passes_it_through(tollway: TollwayProcess,
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == DEFAULT_USAGE["total_tokens"]
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
 
 
-async def test_async_client_streaming_and_not(tollway: TollwayProcess) -> None:
-    client = openai.AsyncOpenAI(base_url=tollway.base_url + "/v1", api_key=KEY)
+async def test_async_client_streaming_and_not(tollway: TollwayProcess, consumer: Consumer) -> None:
+    client = openai.AsyncOpenAI(base_url=tollway.base_url + "/v1", api_key=consumer.key)
     first = await client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hello there"}])
     assert first.usage is not None
     stream = await client.chat.completions.create(
@@ -80,15 +94,17 @@ async def test_async_client_streaming_and_not(tollway: TollwayProcess) -> None:
     # The simulator's documented count: 3 (reply priming) + 3 (one message) + 2 words = 8 for each prompt;
     # each reply is its default 24 tokens.
     assert (first.usage.prompt_tokens, first.usage.completion_tokens) == (8, 24)
-    tollway.expect_tokens({"input": 16, "output": 48})
+    tollway.expect_tokens({"input": 16, "output": 48}, consumer.subject)
 
 
-def test_embeddings_are_metered_as_input(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
+def test_embeddings_are_metered_as_input(
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     fake_openai.enqueue(Reply(usage={"prompt_tokens": 42, "total_tokens": 42}))
     client = oai
     result = client.embeddings.create(model="embed", input=["a", "b"])
     assert len(result.data) == 2
-    tollway.expect_tokens({"input": 42, "output": 0})
+    tollway.expect_tokens({"input": 42, "output": 0}, consumer.subject)
 
 
 def test_models_lists_only_what_the_consumer_may_use(
@@ -103,8 +119,10 @@ def test_models_lists_only_what_the_consumer_may_use(
 
 
 @pytest.mark.parametrize("header", ["Authorization", "x-api-key", "apikey"])
-def test_key_accepted_in_each_header(tollway: TollwayProcess, header: str, closing: Closing) -> None:
-    value = f"Bearer {KEY}" if header == "Authorization" else KEY
+def test_key_accepted_in_each_header(
+    tollway: TollwayProcess, header: str, closing: Closing, consumer: Consumer
+) -> None:
+    value = f"Bearer {consumer.key}" if header == "Authorization" else consumer.key
     client = closing(
         openai.OpenAI(base_url=tollway.base_url + "/v1", api_key="unused", default_headers={header: value})
     )

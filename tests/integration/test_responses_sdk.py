@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -13,19 +12,45 @@ from openai.types.responses import ResponseUsage
 from tests.support.fake_anthropic import CLAUDE_TOKENS, FakeAnthropic, tool_reply
 from tests.support.fake_upstream import GPT_TOKENS, FakeOpenAI, Reply
 from tests.support.net import wait_until
-from tests.support.scenario import mixed_config
+from tests.support.scenario import Consumer, mixed_config
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
 
-@pytest.fixture
-def tollway(workdir: Path, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> Iterator[TollwayProcess]:
-    process = TollwayProcess(workdir, mixed_config(fake_openai, fake_anthropic)).start()
+@pytest.fixture(scope="module")
+def tollway(
+    tmp_path_factory: pytest.TempPathFactory, shared_openai: FakeOpenAI, shared_anthropic: FakeAnthropic
+) -> Iterator[TollwayProcess]:
+    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
+    process = TollwayProcess(
+        tmp_path_factory.mktemp("responses"), mixed_config(shared_openai, shared_anthropic)
+    ).start()
     yield process
     process.stop()
 
 
-def test_responses_to_openai_natively(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
+@pytest.fixture(autouse=True)
+def fake_openai(shared_openai: FakeOpenAI) -> FakeOpenAI:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_openai.reset()
+    return shared_openai
+
+
+@pytest.fixture(autouse=True)
+def fake_anthropic(shared_anthropic: FakeAnthropic) -> FakeAnthropic:
+    """The module's fake as started, for every test (whether it names the fixture or not)."""
+    shared_anthropic.reset()
+    return shared_anthropic
+
+
+@pytest.fixture
+def consumer(own_consumer: Consumer) -> Consumer:
+    return own_consumer
+
+
+def test_responses_to_openai_natively(
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     response = oai.responses.create(model="gpt-4o", input="Tell me a three sentence bedtime story.")
     assert response.output_text == "Hello from the fake upstream."
     assert response.usage is not None
@@ -34,21 +59,23 @@ def test_responses_to_openai_natively(tollway: TollwayProcess, fake_openai: Fake
     assert forwarded.path == "/v1/responses"
     assert forwarded.body["model"] == "gpt-4o-2024-08-06"
     assert forwarded.headers["Authorization"] == "Bearer sk-upstream-secret"
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
 
 
-def test_streamed_responses_meter_from_response_completed(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+def test_streamed_responses_meter_from_response_completed(
+    tollway: TollwayProcess, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     with oai.responses.stream(model="gpt-4o", input="Hi") as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(deltas) == "Hello from the fake upstream."
     assert final.usage is not None
     assert final.usage.output_tokens_details.reasoning_tokens == 128
-    tollway.expect_tokens(GPT_TOKENS)
+    tollway.expect_tokens(GPT_TOKENS, consumer.subject)
 
 
 def test_responses_to_claude_are_translated(
-    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI
+    tollway: TollwayProcess, fake_anthropic: FakeAnthropic, oai: openai.OpenAI, consumer: Consumer
 ) -> None:
     response = oai.responses.create(
         model="claude-sonnet", instructions="Be brief.", input="Hello", max_output_tokens=100
@@ -62,10 +89,10 @@ def test_responses_to_claude_are_translated(
     sent = fake_anthropic.received[-1].body
     assert sent["system"] == [{"type": "text", "text": "Be brief."}]
     assert sent["max_tokens"] == 100
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
-def test_streamed_responses_from_claude(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+def test_streamed_responses_from_claude(tollway: TollwayProcess, oai: openai.OpenAI, consumer: Consumer) -> None:
     with oai.responses.stream(model="claude-sonnet", input="Hello") as stream:
         types = [e.type for e in stream]
         final = stream.get_final_response()
@@ -74,7 +101,7 @@ def test_streamed_responses_from_claude(tollway: TollwayProcess, oai: openai.Ope
     assert final.output_text == "Hello from Claude."
     assert final.usage is not None
     assert final.usage.total_tokens == 472 + 2048 + 1536 + 503
-    tollway.expect_tokens(CLAUDE_TOKENS)
+    tollway.expect_tokens(CLAUDE_TOKENS, consumer.subject)
 
 
 def test_responses_function_calls_from_claude(fake_anthropic: FakeAnthropic, oai: openai.OpenAI) -> None:
@@ -109,7 +136,7 @@ def test_responses_function_calls_from_claude(fake_anthropic: FakeAnthropic, oai
     ]
 
 
-def test_responses_to_the_simulator(tollway: TollwayProcess, oai: openai.OpenAI) -> None:
+def test_responses_to_the_simulator(tollway: TollwayProcess, oai: openai.OpenAI, consumer: Consumer) -> None:
     response = oai.responses.create(model="demo", input="Hi there")
     assert response.output_text.startswith("Simulated reply from demo")
     with oai.responses.stream(model="demo", input="Hi there") as stream:
@@ -121,7 +148,7 @@ def test_responses_to_the_simulator(tollway: TollwayProcess, oai: openai.OpenAI)
     assert streamed.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (8, 24)
     assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (8, 24)
-    tollway.expect_tokens({"input": 16, "output": 48})
+    tollway.expect_tokens({"input": 16, "output": 48}, consumer.subject)
 
 
 # What the fake reports is what the test gave it: 900 in of which 256 cached, 77 out of which 5 reasoning.
@@ -136,7 +163,7 @@ SCRIPTED = {
 
 @pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
 def test_responses_meter_the_usage_the_upstream_reported(
-    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, stream: bool
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, stream: bool, consumer: Consumer
 ) -> None:
     fake_openai.enqueue(Reply(usage=SCRIPTED))
     usage: ResponseUsage | None
@@ -147,7 +174,7 @@ def test_responses_meter_the_usage_the_upstream_reported(
         usage = oai.responses.create(model="gpt-4o", input="Hi").usage
     assert usage is not None
     assert (usage.input_tokens, usage.output_tokens) == (900, 77)
-    tollway.expect_tokens({"input": 644, "cache_read": 256, "output": 77})
+    tollway.expect_tokens({"input": 644, "cache_read": 256, "output": 77}, consumer.subject)
 
 
 def test_untranslatable_responses_fields_are_named(oai: openai.OpenAI, fake_anthropic: FakeAnthropic) -> None:
@@ -161,13 +188,15 @@ def test_untranslatable_responses_fields_are_named(oai: openai.OpenAI, fake_anth
     assert raw.parse().status == "completed"
 
 
-def test_cut_responses_stream_is_partial(tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI) -> None:
+def test_cut_responses_stream_is_partial(
+    tollway: TollwayProcess, fake_openai: FakeOpenAI, oai: openai.OpenAI, consumer: Consumer
+) -> None:
     fake_openai.enqueue(Reply(content="one two three four five", cut_after=6))
     with oai.responses.stream(model="gpt-4o", input="Count") as stream:
         events = list(stream)
     # The documented Responses `error` event ends the stream; the SDK yields it rather than raising.
     assert events[-1].type == "error"
     assert events[-1].code == "stream_incomplete"
-    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db")) == 1)
-    event = request_events(tollway.workdir / "tollway.db")[0]
+    wait_until(lambda: len(request_events(tollway.workdir / "tollway.db", consumer.subject)) == 1)
+    event = request_events(tollway.workdir / "tollway.db", consumer.subject)[0]
     assert (event["partial"], event["estimated"], event["route"]) == (True, True, "/v1/responses")

@@ -20,6 +20,10 @@ class FakeAzureOpenAI(FakeOpenAI):
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.deployments: list[tuple[str, str]] = []  # (deployment, api-version) per call
 
+    def reset(self) -> None:
+        super().reset()
+        self.deployments.clear()
+
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure(self._chat))

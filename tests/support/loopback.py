@@ -35,6 +35,7 @@ class LoopbackServer(Generic[R]):
         self.origin = f"http://127.0.0.1:{self.port}"
         self.received: list[Received] = []
         self.default = default
+        self._first_default = default
         self._script: deque[R] = deque()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -62,6 +63,13 @@ class LoopbackServer(Generic[R]):
         self._thread.join(5)
         self._loop.close()
         self._socket.close()
+
+    def reset(self) -> None:
+        """Back to as started (nothing received, nothing scripted, the first default reply), for the next test when
+        one server is shared by a module's tests."""
+        self.received.clear()
+        self._script.clear()
+        self.default = self._first_default
 
     def enqueue(self, *replies: R) -> None:
         self._script.extend(replies)

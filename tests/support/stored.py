@@ -36,8 +36,12 @@ def stored_events(database_url: str) -> list[StoredEvent]:
     return [StoredEvent(id=r.id, type=r.type, subject=r.subject, data=orjson.loads(r.data)) for r in rows]
 
 
-def calls_stored_through(database_url: str, marker: str, timeout_s: float = 15.0) -> list[str]:
-    """The request ids of every call stored, in order, once the `llm.request` record of `marker` is there.
+def calls_stored_through(
+    database_url: str, marker: str, timeout_s: float = 15.0, *, subject: str | None = None
+) -> list[str]:
+    """The request ids of every call stored, in order, once the `llm.request` record of `marker` is there; with
+    `subject`, of that subject's calls only (the calls of one test, where a module's tests share a gateway and
+    each calls as a consumer of its own).
 
     How a test shows that a call was *not* metered without racing the flusher: after that call, it makes a
     metered call, passes that call's `x-request-id` as `marker` and asserts the list is `[marker]` (or the
@@ -55,7 +59,7 @@ def calls_stored_through(database_url: str, marker: str, timeout_s: float = 15.0
     while not stored():
         assert time.monotonic() < deadline, f"no record of call {marker} within {timeout_s}s"
         time.sleep(0.02)
-    return list(dict.fromkeys(e.request_id for e in found))
+    return list(dict.fromkeys(e.request_id for e in found if subject is None or e.subject == subject))
 
 
 def request_records(events: list[StoredEvent]) -> list[StoredEvent]:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def request_events(database: Path) -> list[dict[str, Any]]:
-    """The `llm.request` events' data, oldest first (one per gateway call)."""
+def request_events(database: Path, subject: str | None = None) -> list[dict[str, Any]]:
+    """The `llm.request` events' data, oldest first (one per gateway call); with `subject`, that subject's only."""
+    query = "SELECT data FROM events WHERE type = 'llm.request' AND (? IS NULL OR subject = ?) ORDER BY seq"
     with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT data FROM events WHERE type = 'llm.request' ORDER BY seq").fetchall()
+        rows = connection.execute(query, (subject, subject)).fetchall()
     return [json.loads(row[0]) for row in rows]
