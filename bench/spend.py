@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """What spend control costs the gateway, in process: enforcement off against on: a consumer with no
 subscription (its calls only priced at provider cost for x-tollway-cost), a customer on a plan with a hard
-metered entitlement (every call priced on the plan), and the same with a money budget on the customer, with counters in
-memory and, when Redis answers on 127.0.0.1:6379, in Redis (keys under a prefix of this run's own, deleted
-afterwards).
+metered entitlement (every call priced on the plan), and the same with a money budget on the customer and a
+requests-per-minute rate limit on each consumer ("on"), with counters in memory and, when Redis answers on
+127.0.0.1:6379, in Redis (keys under a prefix of this run's own, deleted afterwards).
 
 bench/routing.py's harness: the gateway's ASGI app (auth, parse, route, admission, relay, usage record handed
 to a sink that drops it) over an in-memory provider answering a chat completion at once; the setups alternate
@@ -46,6 +46,7 @@ from tollway.metering.running_totals import Filters
 from tollway.spend.admission import SpendAdmission
 from tollway.spend.budgets import Budget
 from tollway.spend.ports import CounterStore
+from tollway.spend.rate_limits import RateLimit
 from tollway.spend.rules import SpendRules
 from tollway.wiring.gateway import gateway_state
 
@@ -59,7 +60,7 @@ class NoUsageYet:
         return Decimal(0)
 
 
-def rules(*, budget: bool = True, subscribed: bool = True) -> SpendRules:
+def rules(*, budget: bool = True, subscribed: bool = True, rate: bool = True) -> SpendRules:
     features = [
         Feature("f1", "input-tokens", "Input", "llm_tokens", {"type": ("input",)}),
         Feature("f2", "output-tokens", "Output", "llm_tokens", {"type": ("output",)}),
@@ -79,7 +80,9 @@ def rules(*, budget: bool = True, subscribed: bool = True) -> SpendRules:
     subscription = Subscription("s1", "c1", "p1", "pro", 1, "USD", "P1M", START, START)
     budgets = [Budget("b1", "acme-monthly", "customer", "acme", "money", Decimal(10**9), "month")] if budget else []
     subscriptions = [subscription] if subscribed else []
-    return SpendRules.build(1, [customer], subscriptions, [plan], features, BUILT_IN_METERS, budgets)
+    # a requests-per-minute limit on each consumer, high enough never to refuse
+    rates = [RateLimit("r1", "each-rpm", "consumer", "*", "requests", Decimal(10**12), "minute")] if rate else []
+    return SpendRules.build(1, [customer], subscriptions, [plan], features, BUILT_IN_METERS, budgets, rates)
 
 
 def gateway(counters: CounterStore | None, **shape: bool) -> Gateway:
@@ -103,8 +106,10 @@ async def main() -> None:
     args = parser.parse_args()
     apps = {
         "enforcement off": gateway(None),
-        "no subscription (cost only)": gateway(MemoryCounterStore(SystemClock()), subscribed=False, budget=False),
-        "entitlement, memory": gateway(MemoryCounterStore(SystemClock()), budget=False),
+        "no subscription (cost only)": gateway(
+            MemoryCounterStore(SystemClock()), subscribed=False, budget=False, rate=False
+        ),
+        "entitlement, memory": gateway(MemoryCounterStore(SystemClock()), budget=False, rate=False),
         "on, counters in memory": gateway(MemoryCounterStore(SystemClock())),
     }
     redis_store = None

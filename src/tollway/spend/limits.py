@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tollway.billing.entitlements import FeatureAccess, feature_access
@@ -22,12 +22,13 @@ from tollway.spend.measure import FeatureMeasure
 from tollway.spend.ports import Ask
 from tollway.spend.pricing import line_amount, marginal_cost
 from tollway.spend.rate_limits import RateLimit, Slide
-from tollway.spend.rules import KEEP_AFTER_WINDOW, CustomerRules, SpendRules, phase_at
+from tollway.spend.rules import KEEP_AFTER_WINDOW, CustomerRules, SpendRules, phase_at, phase_span
 from tollway.spend.usage import UsageReader
 from tollway.spend.windows import Window, window_at
 
 Amount = Callable[[LlmCall], Decimal]  # how much of a limit a call (its usage record) uses
 _ZERO = Decimal(0)
+FOREVER = datetime.max.replace(tzinfo=UTC)
 TASK_TTL = timedelta(hours=24)  # an agent task's counter is forgotten a day after its first call
 PER_WINDOW = {
     "billing_period": "per billing period",
@@ -85,6 +86,12 @@ class LimitsBuilder:
         self._usage = usage
         # (rules version, subscription, period, phase) -> the plan's priced features: built once per period
         self._priced: dict[tuple[object, ...], list[PricedFeature]] = {}
+        # id of a priced-features list -> (the list, its usage counters' templates)
+        self._usage_templates: dict[int, tuple[Sequence[PricedFeature], list[Governed]]] = {}
+        # subscription id -> (rules snapshot, valid from, valid until, its entitlements as templates)
+        self._entitled: dict[
+            str, tuple[SpendRules, datetime, datetime, list[tuple[FeatureMeasure, Governed | None]]]
+        ] = {}
 
     def entitlements(
         self,
@@ -94,8 +101,49 @@ class LimitsBuilder:
         events: Sequence[LlmCall],
         now: datetime,
     ) -> list[Governed]:
+        """The hard entitlements (and the gates) of the plan on this call. What they are is worked out once per
+        rules snapshot and usage period (`_entitled`), not per call: a call only measures its worst case."""
+        cached = self._entitled.get(subscription.id)
+        if cached is None or cached[0] is not rules or not cached[1] <= now < cached[2]:
+            cached = (rules, *self._entitled_now(rules, customer, subscription, now))
+            if len(self._entitled) >= 10_000:
+                self._entitled.clear()
+            self._entitled[subscription.id] = cached
+        found: list[Governed] = []
+        for measure, template in cached[3]:
+            amount = worst(measure.amount, events)
+            if amount <= 0:
+                continue
+            if template is None:
+                raise ForbiddenError(
+                    f"The plan of customer '{customer.customer.key}' does not include the feature "
+                    f"'{_feature_key(rules, measure)}' this request would use.",
+                    code="feature_not_entitled",
+                )
+            ask = template.ask
+            found.append(
+                Governed(
+                    Ask(ask.key, amount, ask.limit, ask.expires_at),
+                    template.amount_of,
+                    template.metered,
+                    template.window,
+                    template.counted_from,
+                    template.name,
+                    template.what,
+                    template.per,
+                )
+            )
+        return found
+
+    def _entitled_now(
+        self, rules: SpendRules, customer: CustomerRules, subscription: Subscription, now: datetime
+    ) -> tuple[datetime, datetime, list[tuple[FeatureMeasure, Governed | None]]]:
+        """The plan's limiting entitlements at `now` (a template each, None for a gate the plan lacks), and the
+        span [from, until) in which they stay what they are (their usage periods and the plan phase)."""
         entitled = rules.entitlements_at(subscription, now)
         priced = rules.priced_at(subscription, now) if rules.gated else frozenset()
+        _, valid_from, valid_until = phase_span(rules.plans[subscription.plan_id], subscription, now)
+        valid_until = valid_until or FOREVER
 
         def refused(key: str) -> bool:  # the plan has no entitlement for the feature: the one access rule decides
             access = feature_access(
@@ -103,44 +151,38 @@ class LimitsBuilder:
             )
             return access is FeatureAccess.NONE
 
-        found: list[Governed] = []
+        found: list[tuple[FeatureMeasure, Governed | None]] = []
         for key, measure in rules.measures.items():
             entitlement = entitled.get(key)
             hard = entitlement is not None and entitlement.template.type == "metered" and entitlement.template.hard
-            if not hard and not (entitlement is None and refused(key)):
-                continue
-            amount = worst(measure.amount, events)
-            if amount <= 0:
-                continue
             if entitlement is None:
                 if refused(key):
-                    raise ForbiddenError(
-                        f"The plan of customer '{customer.customer.key}' does not include the feature '{key}' "
-                        "this request would use.",
-                        code="feature_not_entitled",
-                    )
+                    found.append((measure, None))
+                continue
+            if not hard:
                 continue
             window, start = entitlement.window, entitlement.counted_from
+            valid_from = max(valid_from, window.start)
+            valid_until = min(valid_until, window.end or FOREVER)
             subjects, filters = customer.customer.subjects, entitlement.feature.filters
-            found.append(
-                Governed(
-                    ask=Ask(
-                        f"ent:{subscription.id}:{key}:{window.tag}",
-                        amount,
-                        (entitlement.template.limit or Decimal(0))
-                        + rules.granted.get((customer.customer.id, key), Decimal(0)),
-                        _expires(window),
-                    ),
-                    amount_of=measure.amount,
-                    metered=self._reader(measure, subjects, filters, start),
-                    window=window,
-                    counted_from=start,
-                    name=f"entitlement:{key}",
-                    what=f"the '{key}' entitlement of customer '{customer.customer.key}'",
-                    per="per usage period",
-                )
+            template = Governed(
+                ask=Ask(
+                    f"ent:{subscription.id}:{key}:{window.tag}",
+                    Decimal(0),
+                    (entitlement.template.limit or Decimal(0))
+                    + rules.granted.get((customer.customer.id, key), Decimal(0)),
+                    _expires(window),
+                ),
+                amount_of=measure.amount,
+                metered=self._reader(measure, subjects, filters, start),
+                window=window,
+                counted_from=start,
+                name=f"entitlement:{key}",
+                what=f"the '{key}' entitlement of customer '{customer.customer.key}'",
+                per="per usage period",
             )
-        return found
+            found.append((measure, template))
+        return valid_from, valid_until, found
 
     def _reader(
         self, measure: FeatureMeasure, subjects: Sequence[str], filters: dict[str, tuple[str, ...]], start: datetime
@@ -183,11 +225,11 @@ class LimitsBuilder:
         self, priced: Sequence[PricedFeature], subjects: Sequence[str], events: Sequence[LlmCall]
     ) -> list[Governed]:
         """Soft asks that keep each priced feature's period usage (what marginal prices are read at)."""
-        found = []
-        for feature in priced:
-            found.append(
+        cached = self._usage_templates.get(id(priced))
+        if cached is None or cached[0] is not priced:
+            templates = [
                 Governed(
-                    ask=Ask(feature.counter, worst(feature.measure.amount, events), None, _expires(feature.window)),
+                    ask=Ask(feature.counter, _ZERO, None, _expires(feature.window)),
                     amount_of=feature.measure.amount,
                     metered=self._reader(feature.measure, subjects, _filters(feature), feature.counted_from),
                     window=feature.window,
@@ -196,8 +238,24 @@ class LimitsBuilder:
                     what=f"the period's usage of '{feature.key}'",
                     per="per billing period",
                 )
+                for feature in priced
+            ]
+            if len(self._usage_templates) >= 10_000:
+                self._usage_templates.clear()
+            cached = self._usage_templates[id(priced)] = (priced, templates)
+        return [
+            Governed(
+                Ask(t.ask.key, worst(t.amount_of, events), None, t.ask.expires_at),
+                t.amount_of,
+                t.metered,
+                t.window,
+                t.counted_from,
+                t.name,
+                t.what,
+                t.per,
             )
-        return found
+            for t in cached[1]
+        ]
 
     def budget(
         self,
@@ -301,6 +359,10 @@ class LimitsBuilder:
 
 async def _nothing_metered(at: datetime) -> Decimal:
     return Decimal(0)
+
+
+def _feature_key(rules: SpendRules, measure: FeatureMeasure) -> str:
+    return next(key for key, found in rules.measures.items() if found is measure)
 
 
 def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:

@@ -88,6 +88,8 @@ class FeatureMeasure:
         if fast == "tokens":  # integer arithmetic on the token counts, one Decimal at the end
             if types is None:
                 return Decimal(usage.input + usage.output + usage.cache_read + usage.cache_write)
+            if len(types) == 1:
+                return Decimal(getattr(usage, types[0]))
             return Decimal(sum(getattr(usage, kind) for kind in types))
         price = call.price
         if price is None:

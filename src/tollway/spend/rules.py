@@ -194,15 +194,20 @@ class SpendRules:
 
 def phase_at(plan: Plan, subscription: Subscription, at: datetime) -> Phase:
     """The plan phase running at `at`: phases follow one another from the subscription's start."""
+    return phase_span(plan, subscription, at)[0]
+
+
+def phase_span(plan: Plan, subscription: Subscription, at: datetime) -> tuple[Phase, datetime, datetime | None]:
+    """The plan phase running at `at`, when it started and when it ends (None: it runs on)."""
     start = subscription.active_from
     for phase in plan.phases:
         if phase.duration is None:
-            return phase
+            return phase, start, None
         end = periods.add_cadence(start, periods.parse_cadence(phase.duration), 1)
         if at < end:
-            return phase
+            return phase, start, end
         start = end
-    return plan.phases[-1]
+    return plan.phases[-1], start, None
 
 
 KEEP_AFTER_WINDOW = timedelta(hours=1)  # a counter outlives its window a little (calls still settling)
