@@ -27,6 +27,7 @@ from tollway.cli.identity import consumers_app, keys_app
 from tollway.cli.importing import import_app
 from tollway.cli.invoices import invoices_app
 from tollway.cli.notifications import notifications_app
+from tollway.cli.rate_limits import rate_limits_app
 from tollway.cli.usage import usage
 from tollway.config.guard import empty_problems
 from tollway.config.schema import TollwayConfig
@@ -52,6 +53,7 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(notifications_app, name="notifications")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(rate_limits_app, name="rate-limits")
 app.add_typer(credits_app, name="credits")
 app.command("apply")(apply_command)
 app.command("demo")(demo_command)
