@@ -109,16 +109,17 @@ def create_management_app(
         app.include_router(consumers_router(identity), dependencies=checked)
     if catalog is not None:
         for router in (
-            features_router(catalog),
-            plans_router(catalog),
-            customers_router(catalog),
-            subscriptions_router(catalog),
-            entitlements_router(catalog),
-            entitlement_list_router(catalog),
+            features_router(catalog.features),
+            plans_router(catalog.plans),
+            customers_router(catalog.customers, catalog.subscriptions, catalog.clock),
+            subscriptions_router(catalog.subscriptions, catalog.clock),
+            entitlements_router(catalog.entitlements),
+            entitlement_list_router(catalog.entitlements),
         ):
             app.include_router(router, dependencies=checked)
     if notifications is not None:
-        app.include_router(notifications_router(notifications, catalog), dependencies=checked)
+        features = catalog.features if catalog is not None else None
+        app.include_router(notifications_router(notifications, features), dependencies=checked)
     if budgets is not None and budget_status is not None:
         app.include_router(budgets_router(budgets, budget_status), dependencies=checked)
         app.include_router(rate_limits_router(budgets.rate_limits), dependencies=checked)

@@ -15,11 +15,13 @@ from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, item
 from tollway.api.openapi import NON_BLANK, SPACE, body_schema, problem_responses
 from tollway.api.subscription_codec import encode_subscription
 from tollway.api.wire import Json, one_of, parse_body
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.customer_service import CustomerService
+from tollway.billing.catalog.subscription_service import SubscriptionService
 from tollway.billing.countries import COUNTRY_CODES
 from tollway.billing.customers import Customer
 from tollway.billing.subscriptions import Subscription, active_at
 from tollway.billing.validation import EMAIL, KEY
+from tollway.clock import Clock
 from tollway.money import CURRENCY_EXPONENTS
 
 _CURRENCIES: dict[str, Any] = {"enum": sorted(CURRENCY_EXPONENTS)}
@@ -66,16 +68,18 @@ class CustomerIn(_Strict):
     metadata: dict[str, str] | None = None
 
 
-def customers_router(catalog: Catalog) -> APIRouter:
+def customers_router(
+    customer_service: CustomerService, subscription_service: SubscriptionService, clock: Clock
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
     async def customer_json(
         customer: Customer, expand: list[str] | None = None, stored: list[Subscription] | None = None
     ) -> Json:
         """`stored`: the customer's subscriptions when the caller has them already (one read for a list)."""
-        now = catalog.clock.now()
+        now = clock.now()
         if stored is None:
-            stored = await catalog.subscriptions.subscriptions(customer=customer.id)
+            stored = await subscription_service.subscriptions(customer=customer.id)
         shown = [encode_subscription(s, now) for s in stored] if expand and "subscriptions" in expand else None
         return encode_customer(customer, active_at(stored, now), shown)
 
@@ -88,7 +92,7 @@ def customers_router(catalog: Catalog) -> APIRouter:
     )
     async def create_customer(request: Request) -> Json:
         given = decode_customer(parse_body(await request.body()))
-        customer = await catalog.customers.create_customer(
+        customer = await customer_service.create_customer(
             key=given.key,
             name=given.name,
             subjects=given.subjects,
@@ -120,7 +124,7 @@ def customers_router(catalog: Catalog) -> APIRouter:
     ) -> Json:
         params = request.query_params
         pages = parse_page(params)
-        customers = await catalog.customers.customers(include_deleted=parse_flag(params, "includeDeleted"))
+        customers = await customer_service.customers(include_deleted=parse_flag(params, "includeDeleted"))
         if key is not None:
             customers = [c for c in customers if c.key == key]
         if subject is not None:
@@ -130,10 +134,10 @@ def customers_router(catalog: Catalog) -> APIRouter:
         if primary_email is not None:
             customers = [c for c in customers if c.email and primary_email.lower() in c.email.lower()]
         by_customer: dict[str, list[Subscription]] = {c.id: [] for c in customers}
-        for subscription in await catalog.subscriptions.subscriptions():  # one read for the whole list
+        for subscription in await subscription_service.subscriptions():  # one read for the whole list
             by_customer.get(subscription.customer_id, []).append(subscription)
         if plan_key is not None:
-            now = catalog.clock.now()
+            now = clock.now()
             customers = [
                 c for c in customers if (s := active_at(by_customer[c.id], now)) is not None and s.plan_key == plan_key
             ]
@@ -149,7 +153,7 @@ def customers_router(catalog: Catalog) -> APIRouter:
         customerIdOrKey: str,
         expand: Annotated[list[str] | None, Query(description="subscriptions")] = None,
     ) -> Json:
-        return await customer_json(await catalog.customers.customer(customerIdOrKey), expand)
+        return await customer_json(await customer_service.customer(customerIdOrKey), expand)
 
     @router.put(
         "/{customerIdOrKey}",
@@ -159,7 +163,7 @@ def customers_router(catalog: Catalog) -> APIRouter:
     )
     async def update_customer(customerIdOrKey: str, request: Request) -> Json:
         given = decode_customer(parse_body(await request.body()))
-        stored = await catalog.customers.customer(customerIdOrKey)
+        stored = await customer_service.customer(customerIdOrKey)
         changed = dataclasses.replace(
             stored,
             key=given.key,
@@ -173,7 +177,7 @@ def customers_router(catalog: Catalog) -> APIRouter:
             stripe_customer_id=given.stripe_customer_id or stored.stripe_customer_id,
             metadata=given.metadata,
         )
-        return await customer_json(await catalog.customers.update_customer(changed))
+        return await customer_json(await customer_service.update_customer(changed))
 
     @router.delete(
         "/{customerIdOrKey}",
@@ -183,7 +187,7 @@ def customers_router(catalog: Catalog) -> APIRouter:
         responses=problem_responses(404, 409),
     )
     async def delete_customer(customerIdOrKey: str) -> Response:
-        await catalog.customers.delete_customer(customerIdOrKey)
+        await customer_service.delete_customer(customerIdOrKey)
         return Response(status_code=204)
 
     @router.get(
@@ -202,9 +206,9 @@ def customers_router(catalog: Catalog) -> APIRouter:
     ) -> Json:
         pages = parse_page(request.query_params)
         wanted = {one_of(s, ("active", "inactive", "canceled", "scheduled"), "status") for s in status or ()}
-        customer = await catalog.customers.customer(customerIdOrKey)
-        now = catalog.clock.now()
-        subscriptions = await catalog.subscriptions.subscriptions(customer=customer.id)
+        customer = await customer_service.customer(customerIdOrKey)
+        now = clock.now()
+        subscriptions = await subscription_service.subscriptions(customer=customer.id)
         subscriptions = [s for s in subscriptions if not wanted or s.status(now) in wanted]
         return paginated(subscriptions, pages, lambda s: encode_subscription(s, now))
 

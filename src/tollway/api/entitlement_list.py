@@ -19,8 +19,7 @@ from tollway.api.encoding import decimal_text
 from tollway.api.listing import PAGE_SCHEMA, PAGE_SIZE_SCHEMA, Page, items_of, paginated, parse_page
 from tollway.api.openapi import or_empty, problem_responses
 from tollway.api.wire import Json
-from tollway.billing.catalog import Catalog
-from tollway.billing.catalog.entitlement_service import GrantedEntitlement
+from tollway.billing.catalog.entitlement_service import EntitlementService, GrantedEntitlement
 from tollway.errors import ValidationError
 from tollway.metering.events import format_time
 
@@ -100,7 +99,7 @@ def _page(params: Any) -> Page | None:
     return page if page.given else None
 
 
-def entitlement_list_router(catalog: Catalog) -> APIRouter:
+def entitlement_list_router(service: EntitlementService) -> APIRouter:
     router = APIRouter(prefix="/api/v1/entitlements", tags=["entitlements"])
 
     @router.get(
@@ -120,7 +119,7 @@ def entitlement_list_router(catalog: Catalog) -> APIRouter:
         subjects = {s for s in params.getlist("subject") if s}
         chosen = [
             g
-            for g in await catalog.entitlements.granted_entitlements()
+            for g in await service.granted_entitlements()
             if (not features or g.feature.key in features or g.feature.id in features)
             and (not subjects or g.subject in subjects)
             and (not kinds or g.template.type in kinds)

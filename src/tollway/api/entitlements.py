@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query
 from tollway.api.customer_codec import encode_entitlement_value
 from tollway.api.openapi import TIME, or_empty, problem_responses
 from tollway.api.wire import Json, parse_moment
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.entitlement_service import EntitlementService
 
 
-def entitlements_router(catalog: Catalog) -> APIRouter:
+def entitlements_router(service: EntitlementService) -> APIRouter:
     router = APIRouter(prefix="/api/v1/customers", tags=["entitlements"])
 
     @router.get(
@@ -29,6 +29,6 @@ def entitlements_router(catalog: Catalog) -> APIRouter:
         ] = None,
     ) -> Json:
         at = parse_moment(time, "time") if time else None
-        return encode_entitlement_value(await catalog.entitlements.entitlement_value(customerIdOrKey, featureKey, at))
+        return encode_entitlement_value(await service.entitlement_value(customerIdOrKey, featureKey, at))
 
     return router

@@ -13,7 +13,7 @@ from tollway.api.feature_codec import decode_feature, encode_feature
 from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, paginated, parse_flag, parse_page
 from tollway.api.openapi import body_schema, problem_responses
 from tollway.api.wire import parse_body
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.feature_service import FeatureService
 from tollway.billing.validation import KEY
 
 
@@ -43,7 +43,7 @@ class FeatureCreate(BaseModel):
     metadata: dict[str, str] | None = None
 
 
-def features_router(catalog: Catalog) -> APIRouter:
+def features_router(service: FeatureService) -> APIRouter:
     router = APIRouter(prefix="/api/v1/features", tags=["features"])
 
     @router.get("", summary="List features", responses=problem_responses(400), response_model=None)
@@ -59,7 +59,7 @@ def features_router(catalog: Catalog) -> APIRouter:
     ) -> list[dict[str, Any]] | dict[str, Any]:
         params = request.query_params
         pages = parse_page(params)
-        features = await catalog.features.features(include_archived=parse_flag(params, "includeArchived"))
+        features = await service.features(include_archived=parse_flag(params, "includeArchived"))
         if meter_slug:
             features = [f for f in features if f.meter_slug in meter_slug]
         if pages.given:
@@ -75,7 +75,7 @@ def features_router(catalog: Catalog) -> APIRouter:
     )
     async def create_feature(request: Request) -> dict[str, Any]:
         given = decode_feature(parse_body(await request.body()))
-        feature = await catalog.features.create_feature(
+        feature = await service.create_feature(
             key=given.key,
             name=given.name,
             meter_slug=given.meter_slug,
@@ -86,7 +86,7 @@ def features_router(catalog: Catalog) -> APIRouter:
 
     @router.get("/{featureId}", summary="Get a feature (by id or key)", responses=problem_responses(404))
     async def get_feature(featureId: str) -> dict[str, Any]:
-        return encode_feature(await catalog.features.feature(featureId))
+        return encode_feature(await service.feature(featureId))
 
     @router.delete(
         "/{featureId}",
@@ -96,7 +96,7 @@ def features_router(catalog: Catalog) -> APIRouter:
         responses=problem_responses(404, 409),
     )
     async def archive_feature(featureId: str) -> Response:
-        await catalog.features.archive_feature(featureId)
+        await service.archive_feature(featureId)
         return Response(status_code=204)
 
     return router

@@ -26,7 +26,7 @@ from tollway.api.notification_codec import (
 )
 from tollway.api.openapi import TIME, body_schema, or_empty, problem_responses
 from tollway.api.wire import Json, parse_body, parse_moment
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.feature_service import FeatureService
 from tollway.errors import NotFoundError, ValidationError
 from tollway.notifications.model import DELIVERY_STATES, EVENT_TYPES, THRESHOLD_TYPES, Event, EventFilter
 from tollway.notifications.service import NotificationService, RuleInput
@@ -64,25 +64,25 @@ class RuleCreate(BaseModel):
     metadata: dict[str, str] | None = None
 
 
-def notifications_router(service: NotificationService, catalog: Catalog | None = None) -> APIRouter:
+def notifications_router(service: NotificationService, features: FeatureService | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1/notification", tags=["notifications"])
 
     async def channel_map() -> dict[str, Any]:
         return {c.id: c for c in await service.channels(include_disabled=True, include_deleted=True)}
 
     async def feature_ids() -> dict[str, str]:
-        if catalog is None:
+        if features is None:
             return {}
-        return {f.key: f.id for f in await catalog.features.features()}
+        return {f.key: f.id for f in await features.features()}
 
     async def checked_features(data: RuleInput) -> RuleInput:
         """Features named by id or key become keys; an unknown one is a 400 naming it."""
-        if catalog is None or not data.features:
+        if features is None or not data.features:
             return data
         keys: list[str] = []
         for n, given in enumerate(data.features):
             try:
-                keys.append((await catalog.features.feature(given)).key)
+                keys.append((await features.feature(given)).key)
             except NotFoundError:
                 raise ValidationError(f"features[{n}]: no feature {given!r}", field=f"features[{n}]") from None
         return RuleInput(

@@ -15,7 +15,7 @@ from tollway.api.listing import FLAG_SCHEMA, PAGE_SCHEMA, PAGE_SIZE_SCHEMA, item
 from tollway.api.openapi import body_schema, problem_responses
 from tollway.api.plan_codec import PLAN_STATUS_WIRE, decode_plan, encode_plan
 from tollway.api.wire import one_of, parse_body
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.plan_service import PlanService
 from tollway.billing.plans import Plan
 from tollway.errors import NotFoundError
 from tollway.ids import looks_like_id
@@ -114,7 +114,7 @@ class PlanCreate(PlanUpdate):
     currency: str = Field(description="ISO 4217 code.")
 
 
-def plans_router(catalog: Catalog) -> APIRouter:
+def plans_router(service: PlanService) -> APIRouter:
     router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
 
     @router.get("", summary="List plan versions", responses=problem_responses(400), response_model=None)
@@ -131,7 +131,7 @@ def plans_router(catalog: Catalog) -> APIRouter:
     ) -> dict[str, Any]:
         pages = parse_page(request.query_params)
         wanted = {one_of(s, ("draft", "active", "archived", "scheduled"), "status") for s in status or ()}
-        plans = await catalog.plans.plans()
+        plans = await service.plans()
         plans = [
             p
             for p in plans
@@ -153,7 +153,7 @@ def plans_router(catalog: Catalog) -> APIRouter:
         given = decode_plan(parse_body(await request.body()), create=True)
         assert given.key is not None
         assert given.currency is not None
-        plan = await catalog.plans.create_plan(
+        plan = await service.create_plan(
             key=given.key,
             name=given.name,
             currency=given.currency,
@@ -171,8 +171,8 @@ def plans_router(catalog: Catalog) -> APIRouter:
         include_latest: Annotated[str | None, Query(alias="includeLatest", json_schema_extra=FLAG_SCHEMA)] = None,
     ) -> dict[str, Any]:
         if include_latest in ("true", "1") and version is None and not looks_like_id(planId):
-            return encode_plan(await _latest(catalog, planId))
-        return encode_plan(await catalog.plans.plan(planId, version))
+            return encode_plan(await _latest(service, planId))
+        return encode_plan(await service.plan(planId, version))
 
     @router.put(
         "/{planId}",
@@ -182,8 +182,8 @@ def plans_router(catalog: Catalog) -> APIRouter:
     )
     async def update_plan(planId: str, request: Request) -> dict[str, Any]:
         given = decode_plan(parse_body(await request.body()), create=False)
-        plan = await catalog.plans.update_plan(
-            await _draft_id(catalog, planId),
+        plan = await service.update_plan(
+            await _draft_id(service, planId),
             name=given.name,
             billing_cadence=given.billing_cadence,
             phases=given.phases,
@@ -200,16 +200,16 @@ def plans_router(catalog: Catalog) -> APIRouter:
         responses=problem_responses(404, 409),
     )
     async def delete_plan(planId: str) -> Response:
-        await catalog.plans.delete_plan(await _draft_id(catalog, planId))
+        await service.delete_plan(await _draft_id(service, planId))
         return Response(status_code=204)
 
     @router.post("/{planId}/publish", summary="Publish a draft", responses=problem_responses(400, 404, 409))
     async def publish_plan(planId: str) -> dict[str, Any]:
-        return encode_plan(await catalog.plans.publish_plan(await _draft_id(catalog, planId)))
+        return encode_plan(await service.publish_plan(await _draft_id(service, planId)))
 
     @router.post("/{planId}/archive", summary="Archive a plan version", responses=problem_responses(404, 409))
     async def archive_plan(planId: str) -> dict[str, Any]:
-        return encode_plan(await catalog.plans.archive_plan((await catalog.plans.plan(planId)).id))
+        return encode_plan(await service.archive_plan((await service.plan(planId)).id))
 
     @router.post(
         "/{planIdOrKey}/next",
@@ -218,9 +218,9 @@ def plans_router(catalog: Catalog) -> APIRouter:
         responses=problem_responses(404, 409),
     )
     async def next_version(planIdOrKey: str) -> dict[str, Any]:
-        key = (await catalog.plans.plan(planIdOrKey)).key
-        latest = await _latest(catalog, key)
-        plan = await catalog.plans.create_plan(
+        key = (await service.plan(planIdOrKey)).key
+        latest = await _latest(service, key)
+        plan = await service.create_plan(
             key=latest.key,
             name=latest.name,
             currency=latest.currency,
@@ -234,17 +234,17 @@ def plans_router(catalog: Catalog) -> APIRouter:
     return router
 
 
-async def _latest(catalog: Catalog, key: str) -> Plan:
-    versions = await catalog.plans.plans(key=key)
+async def _latest(service: PlanService, key: str) -> Plan:
+    versions = await service.plans(key=key)
     if not versions:
         raise NotFoundError(f"plan {key!r} not found", field="planId")
     return max(versions, key=lambda p: p.version)
 
 
-async def _draft_id(catalog: Catalog, id_or_key: str) -> str:
+async def _draft_id(service: PlanService, id_or_key: str) -> str:
     """The plan version an edit addresses: by id; by key, the key's draft if it has one."""
     if not looks_like_id(id_or_key):
-        drafts = [p for p in await catalog.plans.plans(key=id_or_key) if p.status == "draft"]
+        drafts = [p for p in await service.plans(key=id_or_key) if p.status == "draft"]
         if drafts:
             return drafts[0].id
-    return (await catalog.plans.plan(id_or_key)).id
+    return (await service.plan(id_or_key)).id

@@ -19,8 +19,9 @@ from tollway.api.subscription_codec import (
     encode_subscription,
 )
 from tollway.api.wire import Json, parse_body
-from tollway.billing.catalog import Catalog
+from tollway.billing.catalog.subscription_service import SubscriptionService
 from tollway.billing.subscriptions import Subscription
+from tollway.clock import Clock
 
 _TIMING = "immediate, next_billing_cycle or an RFC 3339 time."
 
@@ -60,11 +61,11 @@ class MigrateIn(_Strict):
     timing: str | None = Field(None, description=_TIMING)
 
 
-def subscriptions_router(catalog: Catalog) -> APIRouter:
+def subscriptions_router(service: SubscriptionService, clock: Clock) -> APIRouter:
     router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 
     def one(subscription: Subscription) -> Json:
-        return encode_subscription(subscription, catalog.clock.now())
+        return encode_subscription(subscription, clock.now())
 
     def pair(current: Subscription, following: Subscription) -> Json:
         return {"current": one(current), "next": one(following)}
@@ -82,7 +83,7 @@ def subscriptions_router(catalog: Catalog) -> APIRouter:
     )
     async def create_subscription(request: Request) -> Json:
         given = decode_subscription(parse_body(await request.body()))
-        subscription = await catalog.subscriptions.create_subscription(
+        subscription = await service.create_subscription(
             customer=given.customer,
             plan_key=given.plan_key,
             plan_version=given.plan_version,
@@ -96,7 +97,7 @@ def subscriptions_router(catalog: Catalog) -> APIRouter:
 
     @router.get("/{subscriptionId}", summary="Get a subscription", responses=problem_responses(404))
     async def get_subscription(subscriptionId: str) -> Json:
-        return one(await catalog.subscriptions.subscription(subscriptionId))
+        return one(await service.subscription(subscriptionId))
 
     @router.post(
         "/{subscriptionId}/cancel",
@@ -106,7 +107,7 @@ def subscriptions_router(catalog: Catalog) -> APIRouter:
     )
     async def cancel_subscription(subscriptionId: str, request: Request) -> Json:
         timing = decode_cancel(await optional_body(request))
-        return one(await catalog.subscriptions.cancel_subscription(subscriptionId, timing))
+        return one(await service.cancel_subscription(subscriptionId, timing))
 
     @router.post(
         "/{subscriptionId}/change",
@@ -116,7 +117,7 @@ def subscriptions_router(catalog: Catalog) -> APIRouter:
     )
     async def change_subscription(subscriptionId: str, request: Request) -> Json:
         given = decode_change(parse_body(await request.body()))
-        current, following = await catalog.subscriptions.change_subscription(
+        current, following = await service.change_subscription(
             subscriptionId, plan_key=given.plan_key, plan_version=given.plan_version, timing=given.timing
         )
         return pair(current, following)
@@ -129,7 +130,7 @@ def subscriptions_router(catalog: Catalog) -> APIRouter:
     )
     async def migrate_subscription(subscriptionId: str, request: Request) -> dict[str, Any]:
         target_version, timing = decode_migrate(await optional_body(request))
-        current, following = await catalog.subscriptions.migrate_subscription(
+        current, following = await service.migrate_subscription(
             subscriptionId, target_version=target_version, timing=timing
         )
         return pair(current, following)

@@ -14,8 +14,8 @@ services it needs (composition, not inheritance; the composition root wires them
 - `UnitGrantService` (unit_grant_service.py): unit grants on a metered entitlement and its burn-down history. Unit
   grant store, store, clock, customer contexts, entitlements.
 
-`Catalog` holds them for the callers that need several (the HTTP API, `tollway apply`, the dashboard); a caller
-that needs one takes that one.
+`Catalog` holds them for the callers that need several (the management app, which hands each router the services
+it uses, `tollway apply`, the dashboard); a caller that needs one takes that one.
 """
 
 from __future__ import annotations
