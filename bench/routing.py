@@ -22,7 +22,7 @@ import gc
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,10 @@ from tollway.clock import SystemClock
 from tollway.config.schema import TollwayConfig, balanced_models
 from tollway.gateway.app import Gateway
 from tollway.gateway.balancing.policy import BalancingPolicy
+from tollway.gateway.flow import Flow
+from tollway.gateway.hooks import TargetPolicy
 from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.observe import CallObserver
 from tollway.gateway.providers.base import BufferedResponse, Provider, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
 from tollway.metering.events import Event
@@ -122,15 +125,23 @@ def config(weighted: bool) -> TollwayConfig:
     )
 
 
-def gateway(weighted: bool, sink: UsageSink | None = None) -> Gateway:
+def gateway(
+    weighted: bool,
+    sink: UsageSink | None = None,
+    *,
+    wrap: Callable[[TargetPolicy], TargetPolicy] | None = None,
+    observer: CallObserver | None = None,
+) -> Gateway:
+    """`wrap`: what the policy is wrapped in (bench/telemetry.py's tracing of tries), with its `observer`."""
     loaded = config(weighted)
     providers: dict[str, Provider] = {name: Answering(name) for name in ("a", "b")}
     state = gateway_state(loaded, providers)
     clock = SystemClock()
-    policy = BalancingPolicy(clock)
-    policy.configure(balanced_models(loaded.models, loaded.providers), state.prices)
+    balancing = BalancingPolicy(clock)
+    balancing.configure(balanced_models(loaded.models, loaded.providers), state.prices)
+    policy: TargetPolicy = balancing if wrap is None else wrap(balancing)
     limits = GatewayLimits(max_body_bytes=1 << 20, drain_timeout_s=1.0)
-    return Gateway(state, sink or Dropped(), GatewayMetrics(), clock, limits, policy=policy)
+    return Gateway(Flow(state, sink or Dropped(), GatewayMetrics(), clock, limits, policy=policy), observer=observer)
 
 
 async def drive(app: Gateway, requests: int) -> float:

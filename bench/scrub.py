@@ -29,6 +29,7 @@ import orjson
 from routing import ANSWER, KEY, Answering, Dropped, config, drive
 from tollway.clock import SystemClock
 from tollway.gateway.app import Gateway
+from tollway.gateway.flow import Flow
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.relay import GatewayLimits
@@ -78,14 +79,8 @@ def gateway(secrets: list[str]) -> Gateway:
     loaded = config(False)
     providers: dict[str, Provider] = {name: Answering(name) for name in ("a", "b")}
     limits = GatewayLimits(max_body_bytes=1 << 20, drain_timeout_s=1.0)
-    return Gateway(
-        gateway_state(loaded, providers),
-        Dropped(),
-        GatewayMetrics(),
-        SystemClock(),
-        limits,
-        scrubber=Scrubber(secrets),
-    )
+    state = gateway_state(loaded, providers)
+    return Gateway(Flow(state, Dropped(), GatewayMetrics(), SystemClock(), limits, scrubber=Scrubber(secrets)))
 
 
 async def in_process(rounds: int, requests: int) -> None:

@@ -38,6 +38,7 @@ from tollway.billing.subscriptions import Subscription
 from tollway.clock import SystemClock
 from tollway.gateway.admission import GatewayAdmission
 from tollway.gateway.app import Gateway
+from tollway.gateway.flow import Flow
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import Provider
 from tollway.gateway.relay import GatewayLimits
@@ -96,7 +97,7 @@ def gateway(counters: CounterStore | None, **shape: bool) -> Gateway:
         snapshot = rules(**shape)
         spend = SpendAdmission(counters, NoUsageYet(), clock, lambda: snapshot)
         admission = GatewayAdmission(spend, lambda: state, clock)
-    return Gateway(state, Dropped(), GatewayMetrics(), clock, limits, admission=admission)
+    return Gateway(Flow(state, Dropped(), GatewayMetrics(), clock, limits, admission=admission))
 
 
 async def main() -> None:

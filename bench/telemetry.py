@@ -38,16 +38,7 @@ def traced_gateway() -> Gateway:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Dropping()))
     telemetry = GenAiTelemetry(tracer_provider, MeterProvider(), lambda name: ProviderFacts("openai", "api", 443))
-    plain = gateway(False)
-    return Gateway(
-        plain.flow.state,
-        plain.flow._pipeline,
-        plain.flow._metrics,
-        plain.flow._clock,
-        plain.flow._limits,
-        policy=telemetry.policy(plain.flow._policy) if plain.flow._policy is not None else None,
-        observer=telemetry,
-    )
+    return gateway(False, wrap=telemetry.policy, observer=telemetry)
 
 
 async def measure(apps: dict[str, Gateway], rounds: int, requests: int) -> dict[str, float]:

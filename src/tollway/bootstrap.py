@@ -27,6 +27,7 @@ from tollway.gateway.balancing.health import HealthChecks
 from tollway.gateway.balancing.policy import BalancingPolicy
 from tollway.gateway.balancing.tokens import TokenCounting
 from tollway.gateway.endpoints import ENDPOINTS
+from tollway.gateway.flow import Flow
 from tollway.gateway.hooks import Admission
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.multiprocess_metrics import MultiprocessExposition
@@ -111,7 +112,7 @@ def build_runtime(
 
         telemetry = from_env(settings.env)
     observer = telemetry.observer(lambda: runtime.config.providers) if telemetry is not None else None
-    gateway = Gateway(
+    flow = Flow(
         state,
         TokenCounting(pipeline, policy),
         metrics,
@@ -123,9 +124,12 @@ def build_runtime(
         ),
         access_log=open_access_log(settings),
         scrubber=scrubber,
-        auth_failures=auth_failures,
         policy=policy if observer is None else observer.policy(policy),
         admission=admission,
+    )
+    gateway = Gateway(
+        flow,
+        auth_failures=auth_failures,
         endpoints=(*ENDPOINTS, key_usage_endpoint(services, spend.budget_status)),
         observer=observer,
     )

@@ -22,6 +22,7 @@ from tollway.clock import FrozenClock
 from tollway.config.resilience import RetryConfig, TimeoutsConfig, resolve_retry, resolve_timeouts
 from tollway.config.schema import TollwayConfig
 from tollway.gateway.app import Gateway
+from tollway.gateway.flow import Flow
 from tollway.gateway.hooks import Admit, Attempt
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, UpstreamError, UpstreamRequest, UpstreamResponse
@@ -117,7 +118,7 @@ def gateway(
         if sleeps is not None:
             sleeps.append(seconds)
 
-    app = Gateway(
+    flow = Flow(
         state,
         RecordingSink(ledger),
         GatewayMetrics(),
@@ -125,9 +126,10 @@ def gateway(
         GatewayLimits(max_body_bytes=4096, drain_timeout_s=0.2),
         admission=RecordingAdmission(ledger),
         policy=policy,
+        rng=Random(7),
+        sleep=sleep,
     )
-    app.flow._rng, app.flow._sleep = Random(7), sleep  # what Flow(rng=..., sleep=...) sets
-    return app
+    return Gateway(flow)
 
 
 async def test_the_policy_hears_every_try_once_in_the_order_it_chose() -> None:

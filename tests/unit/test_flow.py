@@ -19,7 +19,8 @@ from tollway.gateway.app import Gateway
 from tollway.gateway.endpoint import LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.endpoints.chat_completions import CHAT_COMPLETIONS
-from tollway.gateway.hooks import Admit, Attempt, Reservation
+from tollway.gateway.flow import Flow
+from tollway.gateway.hooks import Admit, Attempt, Reservation, TargetPolicy
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, Provider, UpstreamError, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
@@ -140,21 +141,23 @@ def build(
     *,
     refuse: str | None = None,
     endpoints: tuple[Any, ...] = ENDPOINTS,
+    policy: TargetPolicy | None = None,
 ) -> Gateway:
     state = GatewayState(
         keys=KeyIndex.build([(hash_key(KEY.decode()), Identity("acme", None))]),
         router=Router({"m": Route(model="m", targets=(Target(provider=provider, model="m-upstream"),))}),
         prices={},
     )
-    return Gateway(
+    flow = Flow(
         state,
         RecordingSink(ledger),
         GatewayMetrics(),
         FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)),
         GatewayLimits(max_body_bytes=4096, drain_timeout_s=0.2),
         admission=RecordingAdmission(ledger, refuse),
-        endpoints=endpoints,
+        policy=policy,
     )
+    return Gateway(flow, endpoints=endpoints)
 
 
 async def post(
@@ -411,8 +414,7 @@ class NoUsableTarget:
 async def test_policy_refusing_every_target_is_a_503_that_records_nothing_and_releases() -> None:
     ledger = Ledger()
     provider = Scripted((200, "application/json", [orjson.dumps(ANSWER)]))
-    app = build(ledger, provider)
-    app.flow._policy = NoUsableTarget()
+    app = build(ledger, provider, policy=NoUsableTarget())
     status, body, _ = await post(app, "/v1/chat/completions", CHAT)
     assert status == 503
     assert orjson.loads(body)["error"]["code"] == "no_usable_target"

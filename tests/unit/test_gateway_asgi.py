@@ -11,6 +11,7 @@ from tollway.adapters.memory.journal import MemoryJournal
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.clock import FrozenClock
 from tollway.gateway.app import Gateway
+from tollway.gateway.flow import Flow
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import GatewayLimits
@@ -42,7 +43,7 @@ def gateway(journal: MemoryJournal) -> Gateway:
     )
     pipeline = UsagePipeline(MemoryEventStore(), journal)
     limits = GatewayLimits(max_body_bytes=1024, drain_timeout_s=1)
-    return Gateway(state, pipeline, GatewayMetrics(), FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)), limits)
+    return Gateway(Flow(state, pipeline, GatewayMetrics(), FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)), limits))
 
 
 async def call(app: Gateway, body: bytes) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import orjson
 
 from tollway.clock import FrozenClock
 from tollway.gateway.app import Gateway
+from tollway.gateway.flow import Flow
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import BufferedResponse, UpstreamRequest, UpstreamResponse
 from tollway.gateway.relay import RESPONSE_TAIL_BYTES, GatewayLimits
@@ -92,12 +93,14 @@ def gateway(provider: Echoing, records: Records, *, buffered: int = 8 * 1024 * 1
         prices={},
     )
     return Gateway(
-        state,
-        records,
-        GatewayMetrics(),
-        FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)),
-        GatewayLimits(max_body_bytes=4096, drain_timeout_s=0.2, max_buffered_response_bytes=buffered),
-        scrubber=Scrubber([PROVIDER_KEY, ADMIN_TOKEN]),
+        Flow(
+            state,
+            records,
+            GatewayMetrics(),
+            FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)),
+            GatewayLimits(max_body_bytes=4096, drain_timeout_s=0.2, max_buffered_response_bytes=buffered),
+            scrubber=Scrubber([PROVIDER_KEY, ADMIN_TOKEN]),
+        )
     )
 
 

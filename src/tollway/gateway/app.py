@@ -14,7 +14,6 @@ import os
 import time
 
 from tollway.auth_failures import AuthFailures, client_address
-from tollway.clock import Clock
 from tollway.errors import (
     DomainError,
     InternalError,
@@ -23,21 +22,17 @@ from tollway.errors import (
     RateLimitedError,
     UnauthenticatedError,
 )
-from tollway.gateway.access_log import AccessLog
 from tollway.gateway.auth import key_from_query, presented_key
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import Endpoint, HandlerEndpoint, LlmEndpoint
 from tollway.gateway.endpoints import ENDPOINTS
 from tollway.gateway.errors import OPENAI, ErrorFormat, headers_of, status_of
 from tollway.gateway.flow import Flow
-from tollway.gateway.hooks import Admission, TargetPolicy
 from tollway.gateway.http import ClientGone, Receive, Scope, Send, send_bytes
-from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.observe import CallObserver
-from tollway.gateway.relay import Call, GatewayLimits
 from tollway.gateway.state import GatewayState
 from tollway.identity.key_index import Identity
-from tollway.metering.sink import UsageSink
-from tollway.scrub import PRESENTED, Scrubber
+from tollway.scrub import PRESENTED
 
 log = logging.getLogger("tollway.gateway")
 
@@ -54,28 +49,19 @@ class RequestIds:
 
 
 class Gateway:
+    """The ASGI edge over a built flow (the composition root builds it: flow.Flow)."""
+
     def __init__(
         self,
-        state: GatewayState,
-        pipeline: UsageSink,
-        metrics: GatewayMetrics,
-        clock: Clock,
-        limits: GatewayLimits,
-        access_log: AccessLog | None = None,
+        flow: Flow,
         *,
-        admission: Admission | None = None,
-        policy: TargetPolicy | None = None,
         endpoints: tuple[Endpoint, ...] = ENDPOINTS,
-        scrubber: Scrubber | None = None,
         auth_failures: AuthFailures | None = None,
         observer: CallObserver | None = None,
     ) -> None:
-        self.flow = Flow(
-            state, pipeline, metrics, clock, limits, access_log, admission=admission, policy=policy, scrubber=scrubber
-        )
+        self.flow = flow
         self._auth_failures = auth_failures
         self._observer = observer  # tracing (OpenTelemetry), when on
-        self._access_log = access_log
         self._ids = RequestIds()
         self._exact = {e.path: e for e in endpoints if not (isinstance(e, HandlerEndpoint) and e.label)}
         self._prefixed = tuple(e for e in endpoints if isinstance(e, HandlerEndpoint) and e.label)
@@ -95,8 +81,7 @@ class Gateway:
 
     def close(self) -> None:
         """Write out and close the access log, if there is one."""
-        if self._access_log is not None:
-            self._access_log.close()
+        self.flow.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]

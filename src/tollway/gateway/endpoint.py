@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from tollway.clock import Clock
 from tollway.errors import DomainError
+from tollway.gateway.call import Call
 from tollway.gateway.errors import ErrorFormat
 from tollway.gateway.hooks import Admit
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider
-from tollway.gateway.relay import Call
 from tollway.gateway.requests import ChatRequest
 from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState

@@ -4,8 +4,9 @@ A try ends in an answer (relayed), or fails: a retryable status, a timeout, an u
 a target that cannot take the request faithfully (its format cannot say what the request asks: skipped,
 no network call). Nothing reaches the client until a try succeeds: a unary answer is read, a stream's
 first chunk is in hand. Once a stream has started, a failure ends it as a cut stream (relay.py); no
-second answer is ever spliced onto the first. Every failed try is kept on the call as a zero-token
-attempt (its usage record carries them; they are never billed) and reported to the target policy.
+second answer is ever spliced onto the first. Every failed try becomes a zero-token attempt of the
+answer (the call's usage record carries them; they are never billed) and is reported to the target
+policy. Sending returns an `Answer` or, when every try failed, a `Failed`; it records nothing.
 """
 
 from __future__ import annotations
@@ -18,17 +19,22 @@ from random import Random
 from typing import Any
 
 from tollway.clock import Clock
-from tollway.errors import UnavailableError, UpstreamFailedError, UpstreamTimeoutError, ValidationError
+from tollway.errors import DomainError, UpstreamFailedError, UpstreamTimeoutError, ValidationError
 from tollway.gateway.hooks import Attempt, TargetPolicy
-from tollway.gateway.providers.base import UpstreamError, UpstreamRequest, UpstreamResponse
-from tollway.gateway.relay import Call, Relay, is_event_stream, read_up_to
+from tollway.gateway.metrics import GatewayMetrics
+from tollway.gateway.providers.base import (
+    UpstreamError,
+    UpstreamRequest,
+    UpstreamResponse,
+    is_event_stream,
+    read_up_to,
+)
 from tollway.gateway.resilience import retry_after_s
-from tollway.gateway.routing import Route, Target
+from tollway.gateway.routing import Target
 from tollway.gateway.usage import estimate_prompt_tokens
 from tollway.metering.llm import AttemptRecord
 
 Sleep = Callable[[float], Awaitable[None]]
-FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
 
 
 @dataclass(slots=True)
@@ -44,6 +50,18 @@ class Answer:
     ttfb_s: float | None
     cause: str = "ok"  # "status": a retryable status, served because no try was left
     reported: bool = False  # the target policy already heard how this try went
+    attempts: tuple[AttemptRecord, ...] = ()  # the failed tries before it, in order (zero-token, never billed)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Every try failed before an answer: the error the client gets and, unless no target could take the
+    request at all (nothing was called), the try that stands for the call in its usage record."""
+
+    error: DomainError
+    target: Target | None = None
+    status: int = 502  # 502 unreachable, 504 timed out
+    attempts: tuple[AttemptRecord, ...] = ()  # the other failed tries, in order
 
 
 class _Failed(Exception):
@@ -58,226 +76,248 @@ class _Failed(Exception):
         return cls("timeout" if error.timeout else "unreachable", str(error))
 
 
-class Failover(Relay):
-    """The flow's step that finds an answer (flow.Flow is one; the relay half sends it on)."""
+class Tries:
+    """One call's tries of its targets: which target is next, and what the failed tries came to.
 
-    _policy: TargetPolicy | None
-    _clock: Clock
-    _rng: Random
-    _sleep: Sleep
+    `answered`: the target whose upstream answered the try in progress; when a try breaks off for a
+    reason not the upstream's (a translator's bug, the server stopping), the call happened and the flow
+    records it against that target, with `failed` as its attempts. (The defaults live on the class: a
+    call whose first try answers sets four attributes.)"""
 
-    async def send_upstream(
+    made = 0  # tries that reached (or tried to reach) an upstream
+    turn = 1  # turns taken (target `turn % len(targets)`, round `turn // len(targets)`): the first is send's own
+    unusable: frozenset[int] | set[int] = frozenset()  # targets not to try again (skipped, resting after 429)
+    resting: dict[int, float] | None = None  # Retry-After of a target's last answer
+    held: Answer | None = None  # the last retryable-status answer: served if no try does better
+    held_at = -1  # its place in `failed`
+    last_error: tuple[Target, _Failed, int] | None = None  # and its place in `failed`
+    skip_error: ValidationError | None = None
+    prompt_tokens = -1  # estimated once, when a context window makes it matter
+    answered: Target | None = None
+    failed: tuple[AttemptRecord, ...] = ()  # in the order they happened
+
+    def __init__(self, targets: Sequence[Target]) -> None:
+        self.targets = targets
+        retry = targets[0].retry
+        self.deadline = None if retry.deadline_s is None else asyncio.get_running_loop().time() + retry.deadline_s
+
+    @property
+    def max_attempts(self) -> int:
+        return self.targets[0].retry.max_attempts or len(self.targets)
+
+    def fail(self, attempt: AttemptRecord) -> None:
+        self.failed = (*self.failed, attempt)
+
+    def rule_out(self, index: int) -> None:
+        """This request will not try `targets[index]` again."""
+        self.unusable = {*self.unusable, index}
+
+    def rest(self, index: int, seconds: float) -> None:
+        """`targets[index]` asked to be left alone for `seconds` (Retry-After)."""
+        if self.resting is None:
+            self.resting = {}
+        self.resting[index] = seconds
+
+    def next(self, now: Callable[[], float], rng: Random) -> tuple[int, float] | None:
+        """The next target to try (its index) and the backoff to wait first; None when no try is left.
+        (The first turn, the first target at once, is `send`'s own.)"""
+        targets = self.targets
+        count = len(targets)
+        while self.made < self.max_attempts and len(self.unusable) < count:
+            index, repeat = self.turn % count, self.turn // count
+            self.turn += 1
+            if index in self.unusable:
+                continue
+            wait = 0.0
+            if repeat:  # this target was tried already: back off first
+                retry = targets[index].retry
+                wait = retry.backoff_s(repeat, rng)
+                rest_s = None if self.resting is None else self.resting.get(index)
+                if rest_s is not None:
+                    if rest_s > retry.backoff_max_s:
+                        self.rule_out(index)
+                        continue
+                    wait = max(wait, rest_s)
+            if self.deadline is not None and self.made and now() + wait >= self.deadline:
+                return None  # no try (and no wait for one) starts past the deadline
+            return index, wait
+        return None
+
+    def last_chance(self) -> bool:
+        """No other try would follow this one (the last target is always asked, whatever its window)."""
+        return self.made + 1 >= self.max_attempts or len(self.unusable) + 1 >= len(self.targets)
+
+    def given_up(self) -> Answer | Failed:
+        """Every try is over: the held answer (its try is the record), or why nothing could be had."""
+        failed = self.failed
+        if self.held is not None:
+            self.held.attempts = (*failed[: self.held_at], *failed[self.held_at + 1 :])
+            return self.held
+        if self.last_error is None:
+            assert self.skip_error is not None
+            return Failed(self.skip_error)  # no target could take the request: the first one's reason
+        target, failure, position = self.last_error
+        # the gateway's own answer stands for the last failed try: that try is the record, not an attempt
+        attempts = (*failed[:position], *failed[position + 1 :])
+        message = f"The upstream provider could not be reached: {failure}"
+        if failure.cause == "timeout":
+            return Failed(UpstreamTimeoutError(message, code="upstream_unavailable"), target, 504, attempts)
+        return Failed(UpstreamFailedError(message, code="upstream_unavailable"), target, 502, attempts)
+
+
+class Failover:
+    """Finds a call's answer: tries its targets in turn, reporting each try to the target policy."""
+
+    def __init__(
         self,
-        call: Call,
-        route: Route,
-        targets: Sequence[Target],
+        metrics: GatewayMetrics,
+        clock: Clock,
+        max_buffered: int,
+        policy: TargetPolicy | None,
+        rng: Random,
+        sleep: Sleep,
+    ) -> None:
+        """`max_buffered`: a unary answer is read whole up to this size (GatewayLimits)."""
+        self._metrics = metrics
+        self._clock = clock
+        self._max_buffered = max_buffered
+        self._policy = policy
+        self._rng = rng  # jitter of the backoff between tries of one target
+        self._sleep = sleep
+
+    async def send(
+        self,
+        tries: Tries,
+        request_id: str,
         build: Callable[[Target], tuple[bytes, dict[str, Any]]],
         path: str,
         *,
         stream: bool,
-        started_at: datetime,
         prompt: Mapping[str, Any] | None = None,
-    ) -> Answer:
-        """The first answer a client can have, trying `targets` in order (then round again while
-        `max_attempts` allows, after a backoff); raises the most telling error when every try failed.
+    ) -> Answer | Failed:
+        """The first answer a client can have, trying the targets in order (then round again while
+        `max_attempts` allows, after a backoff), or what every try failed with.
 
         `prompt`: what a prompt-size estimate reads, to pass over a target whose known context window it
         exceeds (while another target remains to be tried: the last one is always asked)."""
-        count = len(targets)
-        if count == 0:
-            raise UnavailableError(f"The model '{route.model}' has no target to send the request to.")
-        retry = targets[0].retry
-        max_attempts = retry.max_attempts or count
         loop = asyncio.get_running_loop()
-        deadline = None if retry.deadline_s is None else loop.time() + retry.deadline_s
         policy = self._policy
-        failed: list[AttemptRecord] = []  # in the order they happened
-        held: Answer | None = None  # the last retryable-status answer: served if no try does better
-        held_at = -1  # its place in `failed`
-        last_error: tuple[Target, _Failed, int] | None = None  # and its place in `failed`
-        skip_error: ValidationError | None = None
-        unusable: set[int] = set()  # targets this request will not try again (skipped, or resting after 429)
-        resting: dict[int, float] = {}  # Retry-After of a target's last answer
-        made = 0
-        turn = 0
-        prompt_tokens = -1  # estimated once, when a context window makes it matter
-        while made < max_attempts and len(unusable) < count:
-            index, repeat = turn % count, turn // count
-            turn += 1
-            if index in unusable:
-                continue
-            target = targets[index]
-            wait = 0.0
-            if repeat:  # this target was tried already: back off first
-                wait = target.retry.backoff_s(repeat, self._rng)
-                rest_s = resting.get(index)
-                if rest_s is not None:
-                    if rest_s > target.retry.backoff_max_s:
-                        unusable.add(index)
-                        continue
-                    wait = max(wait, rest_s)
-            if deadline is not None and made and loop.time() + wait >= deadline:
-                break  # no try (and no wait for one) starts past the deadline
+        index, wait = 0, 0.0  # the first try: the first target, at once
+        while True:
             if wait:
                 await self._sleep(wait)
+            target = tries.targets[index]
             if policy is not None:
                 policy.started(target)
             began = loop.time()
-            response: UpstreamResponse | None = None  # once the upstream answered (the plain path)
-            seen: list[UpstreamResponse] | None = None  # the same, for a timed try
             try:
-                body, payload = build(target)
-                window = target.context_window
-                # the estimate is under half the body's bytes: only a large body is estimated, and only
-                # while another target remains (the last one is always asked)
-                if (
-                    window is not None
-                    and prompt is not None
-                    and len(body) // 2 + 3 > window
-                    and made + 1 < max_attempts
-                    and len(unusable) + 1 < count
-                ):
-                    if prompt_tokens < 0:
-                        prompt_tokens = estimate_prompt_tokens(prompt)
-                    if prompt_tokens > window:
-                        raise _too_long(target, prompt_tokens, window)
-                request = UpstreamRequest(
-                    path=path,
-                    body=body,
-                    payload=payload,
-                    stream=stream,
-                    request_id=call.request_id,
-                    timeouts=target.timeouts if target.timeouts.transport else None,
-                )
+                request = self._request(tries, target, build, path, stream, prompt, request_id)
                 timeouts = target.timeouts
-                if deadline is None and timeouts.first_byte_s is None and (stream or timeouts.total_s is None):
-                    # no timer (the usual case), inline: the hot path
-                    response = await target.provider.send(request)
-                    if stream and is_event_stream(response):
-                        chunks = response.iter_chunks()
-                        try:
-                            head: bytes = await anext(chunks)
-                            rest: AsyncIterator[bytes] | None = chunks
-                        except StopAsyncIteration:
-                            head, rest = b"", None
-                        answer = Answer(target, response, head, rest, began, loop.time() - began)
-                    else:
-                        ttfb = loop.time() - began
-                        head, rest = await read_up_to(response, self._limits.max_buffered_response_bytes)
-                        answer = Answer(target, response, head, rest, began, ttfb)
+                if tries.deadline is None and timeouts.first_byte_s is None and (stream or timeouts.total_s is None):
+                    answer = await self._answer(tries, target, request, stream, loop, began)  # no timer: the hot path
                 else:
-                    seen = []
-                    answer = await self._timed(target, request, stream, loop, began, deadline, seen)
+                    answer = await self._timed(tries, target, request, stream, loop, began)
             except ValidationError as error:
                 # this target's format cannot carry the request: no network call was made
-                unusable.add(index)
-                skip_error = skip_error or error
-                self._metrics.upstream_errors.inc((target.provider.name, "skipped"))
-                failed.append(AttemptRecord(target.provider.name, target.model, None, "skipped"))
-                if policy is not None:
-                    policy.finished(Attempt(target, "skipped", None, None, loop.time() - began))
-                continue
+                tries.rule_out(index)
+                tries.skip_error = tries.skip_error or error
+                self._failed(tries, target, "skipped", began, loop)
             except (_Failed, UpstreamError) as error:
-                if response is not None:
-                    response.close()
-                made += 1
+                tries.made += 1
                 failure = error if isinstance(error, _Failed) else _Failed.of(error)
-                last_error = (target, failure, len(failed))
-                self._metrics.upstream_errors.inc((target.provider.name, failure.cause))
-                failed.append(AttemptRecord(target.provider.name, target.model, None, failure.cause))
-                if policy is not None:
-                    policy.finished(Attempt(target, failure.cause, None, None, loop.time() - began))
-                continue
+                tries.last_error = (target, failure, len(tries.failed))
+                self._failed(tries, target, failure.cause, began, loop)
             except BaseException:
-                # not the upstream's failure (a translator's bug, the server stopping): no other target is tried
+                # not the upstream's failure (a translator's bug, the server stopping): no other target is
+                # tried; `tries.answered` tells the flow whether the call happened
                 if policy is not None:
                     policy.finished(Attempt(target, "skipped", None, None, loop.time() - began))
-                if response is not None:
-                    response.close()
-                if response is not None or seen:  # the upstream answered: the call happened
-                    call.attempts = tuple(failed)
-                    self.record(call, route, target, FAILED, stream, None, started_at=started_at)
                 raise
-            made += 1
-            status = answer.response.status
-            if status not in target.retry.statuses:
-                if held is not None:
-                    self._drop(held)
-                if failed:
-                    call.attempts = tuple(failed)
-                return answer
-            # a retryable status: held (served if nothing better comes), the try reported as failed
-            after = _retry_after(answer.response, self._clock.now())
-            if after is not None:
-                resting[index] = after
-            answer.cause, answer.reported = "status", True
-            if policy is not None:
-                policy.finished(Attempt(target, "status", status, answer.ttfb_s, loop.time() - began, after))
-            if held is not None:
-                self._drop(held)
-            held, held_at = answer, len(failed)
-            failed.append(AttemptRecord(target.provider.name, target.model, status, "status"))
-        if held is not None:  # served: its try is the record, the others are attempts
-            call.attempts = (*failed[:held_at], *failed[held_at + 1 :])
-            return held
-        if last_error is None:
-            assert skip_error is not None
-            raise skip_error  # no target could take the request: the first one's reason, nothing recorded
-        failed_target, failure, position = last_error
-        # the gateway's own answer stands for the last failed try: that try is the record, not an attempt
-        call.attempts = (*failed[:position], *failed[position + 1 :])
-        timeout = failure.cause == "timeout"
-        self.record(call, route, failed_target, 504 if timeout else 502, stream, None, started_at=started_at)
-        message = f"The upstream provider could not be reached: {failure}"
-        if timeout:
-            raise UpstreamTimeoutError(message, code="upstream_unavailable")
-        raise UpstreamFailedError(message, code="upstream_unavailable")
+            else:
+                tries.made += 1
+                if answer.response.status not in target.retry.statuses:
+                    if tries.held is not None:
+                        self._drop(tries.held)
+                    answer.attempts = tries.failed
+                    return answer
+                self._hold(tries, index, answer, began, loop)
+            tries.answered = None
+            turn = tries.next(loop.time, self._rng)
+            if turn is None:
+                return tries.given_up()
+            index, wait = turn
 
-    def _drop(self, answer: Answer) -> None:
-        """A held answer that will not be served (a later try did better): counted as a failed try."""
-        self._metrics.upstream_errors.inc((answer.target.provider.name, str(answer.response.status)))
-        if answer.rest is not None:
-            answer.response.close()
+    def _request(
+        self,
+        tries: Tries,
+        target: Target,
+        build: Callable[[Target], tuple[bytes, dict[str, Any]]],
+        path: str,
+        stream: bool,
+        prompt: Mapping[str, Any] | None,
+        request_id: str,
+    ) -> UpstreamRequest:
+        """The request for `target`; ValidationError where it cannot take it (nothing is sent then)."""
+        body, payload = build(target)
+        window = target.context_window
+        # the estimate is under half the body's bytes: only a large body is estimated, and only while
+        # another target remains (the last one is always asked)
+        if window is not None and prompt is not None and len(body) // 2 + 3 > window and not tries.last_chance():
+            if tries.prompt_tokens < 0:
+                tries.prompt_tokens = estimate_prompt_tokens(prompt)
+            if tries.prompt_tokens > window:
+                raise _too_long(target, tries.prompt_tokens, window)
+        return UpstreamRequest(
+            path=path,
+            body=body,
+            payload=payload,
+            stream=stream,
+            request_id=request_id,
+            timeouts=target.timeouts if target.timeouts.transport else None,
+        )
 
     async def _timed(
         self,
+        tries: Tries,
         target: Target,
         request: UpstreamRequest,
         stream: bool,
         loop: asyncio.AbstractEventLoop,
         began: float,
-        deadline: float | None,
-        seen: list[UpstreamResponse],
     ) -> Answer:
         """A try under its first-byte / total timers, cut at the deadline (the TimeoutError becomes _Failed)."""
         timeouts = target.timeouts
         first_at = _earliest(
             None if timeouts.first_byte_s is None else began + timeouts.first_byte_s,
             None if stream or timeouts.total_s is None else began + timeouts.total_s,
-            deadline,
+            tries.deadline,
         )
         then_at = (
-            None if stream else _earliest(None if timeouts.total_s is None else began + timeouts.total_s, deadline)
+            None
+            if stream
+            else _earliest(None if timeouts.total_s is None else began + timeouts.total_s, tries.deadline)
         )
         try:
             async with asyncio.timeout_at(first_at) as timer:
-                return await self._answer(target, request, stream, loop, began, timer, then_at, seen)
+                return await self._answer(tries, target, request, stream, loop, began, timer, then_at)
         except TimeoutError:
             raise _Failed("timeout", f"no answer within {loop.time() - began:.3g} s") from None
 
     async def _answer(
         self,
+        tries: Tries,
         target: Target,
         request: UpstreamRequest,
         stream: bool,
         loop: asyncio.AbstractEventLoop,
         began: float,
-        timer: asyncio.Timeout | None,
-        then_at: float | None,
-        seen: list[UpstreamResponse],
+        timer: asyncio.Timeout | None = None,
+        then_at: float | None = None,
     ) -> Answer:
+        """The upstream's answer: a stream's first chunk, or a unary body (up to the buffer limit); its
+        response closed when reading it fails."""
         response = await target.provider.send(request)
-        seen.append(response)
+        tries.answered = target
         try:
             if stream and is_event_stream(response):
                 chunks = response.iter_chunks()
@@ -289,11 +329,38 @@ class Failover(Relay):
             ttfb = loop.time() - began
             if timer is not None:
                 timer.reschedule(then_at)  # the head is here: only the total (or the deadline) still applies
-            head, rest = await read_up_to(response, self._limits.max_buffered_response_bytes)
-            return Answer(target, response, head, rest, began, ttfb)
+            head_bytes, rest = await read_up_to(response, self._max_buffered)
+            return Answer(target, response, head_bytes, rest, began, ttfb)
         except BaseException:
             response.close()
             raise
+
+    def _failed(self, tries: Tries, target: Target, cause: str, began: float, loop: asyncio.AbstractEventLoop) -> None:
+        """A try that got no answer: counted, kept as a zero-token attempt, reported to the policy."""
+        self._metrics.upstream_errors.inc((target.provider.name, cause))
+        tries.fail(AttemptRecord(target.provider.name, target.model, None, cause))
+        if self._policy is not None:
+            self._policy.finished(Attempt(target, cause, None, None, loop.time() - began))
+
+    def _hold(self, tries: Tries, index: int, answer: Answer, began: float, loop: asyncio.AbstractEventLoop) -> None:
+        """A retryable status: held (served if nothing better comes), the try reported as failed."""
+        target, status = answer.target, answer.response.status
+        after = _retry_after(answer.response, self._clock.now())
+        if after is not None:
+            tries.rest(index, after)
+        answer.cause, answer.reported = "status", True
+        if self._policy is not None:
+            self._policy.finished(Attempt(target, "status", status, answer.ttfb_s, loop.time() - began, after))
+        if tries.held is not None:
+            self._drop(tries.held)
+        tries.held, tries.held_at = answer, len(tries.failed)
+        tries.fail(AttemptRecord(target.provider.name, target.model, status, "status"))
+
+    def _drop(self, answer: Answer) -> None:
+        """A held answer that will not be served (a later try did better): counted as a failed try."""
+        self._metrics.upstream_errors.inc((answer.target.provider.name, str(answer.response.status)))
+        if answer.rest is not None:
+            answer.response.close()
 
 
 def _too_long(target: Target, tokens: int, window: int) -> ValidationError:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import Endpoint
 from tollway.gateway.http import Scope, Send
-from tollway.gateway.relay import Call
 
 
 class CallObserver(Protocol):

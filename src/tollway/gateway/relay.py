@@ -1,40 +1,32 @@
-"""After the upstream answered: relay the answer (whole, large, or streamed) and record its usage.
+"""Relaying an answer in hand: a whole body, a large body as it arrives, or a stream event by event.
 
-`Relay` is the half of the request flow (flow.py) that runs once a provider response is in hand.
-Memory per request stays bounded:
-large unary answers and streams are relayed as they arrive.
+A relaying sends the answer on up to its end and says what the call came to (an `Outcome`: status,
+usage, streamed, partial, estimated); the flow then writes the call's one usage record, and only then
+is the end sent (`end`), so a kill after the client saw an answer's end never loses its record (a
+stream's end is its [DONE] event). Nothing here records usage. Memory per request stays bounded: large
+unary answers and streams are relayed as they arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from tollway.errors import UpstreamFailedError
-from tollway.gateway.access_log import AccessLog
+from tollway.errors import DomainError, UpstreamFailedError
+from tollway.gateway.call import Call
 from tollway.gateway.decode import json_object
-from tollway.gateway.errors import OPENAI, as_openai_error
-from tollway.gateway.hooks import Reservation
+from tollway.gateway.endpoint import LlmEndpoint, Parsed
+from tollway.gateway.errors import OPENAI
+from tollway.gateway.failover import Answer
 from tollway.gateway.http import Receive, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
-from tollway.gateway.providers.base import UpstreamError, UpstreamResponse
-from tollway.gateway.routing import Route, Target
-from tollway.gateway.state import GatewayState
+from tollway.gateway.providers.base import UpstreamError
+from tollway.gateway.routing import Target
 from tollway.gateway.streaming import SSEFramer, StreamTracker
-from tollway.gateway.usage import (
-    estimate_prompt_tokens,
-    estimate_tokens_from_text,
-    from_openai_chat,
-    usage_block_from_tail,
-)
-from tollway.identity.key_index import Identity
-from tollway.metering.intents import CallIntent, interrupted_call
-from tollway.metering.llm import AttemptRecord, LlmCall, TokenUsage
-from tollway.metering.sink import UsageSink
+from tollway.gateway.usage import estimate_prompt_tokens, estimate_tokens_from_text, usage_block_from_tail
+from tollway.metering.llm import TokenUsage
 from tollway.scrub import Scrubber
 
 SSE_HEADERS = [
@@ -46,6 +38,7 @@ RESPONSE_TAIL_BYTES = 64 * 1024
 # An upstream refusing Tollway's own credentials: never relayed as is (the consumer's key is not at fault,
 # and an upstream may echo the credential it got), but answered as the gateway's 502.
 CREDENTIALS_REFUSED = frozenset({401, 403})
+FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,32 +49,34 @@ class GatewayLimits:
 
 
 @dataclass(slots=True)
-class Call:
-    """One request in flight."""
+class Outcome:
+    """What a call came to, as its usage record says it: the status, the usage (None: none known), and
+    whether it streamed, broke off before its end (partial) or had its usage estimated."""
 
-    request_id: str
-    route: str
-    started: float
-    consumer: Identity | None = None
-    model: str = "-"  # the model entry's name (metric labels); the client may have asked by another name
-    requested_model: str = "-"  # the name the client asked for
-    provider: str = "-"  # the provider that served it, once recorded
+    status: int
     usage: TokenUsage | None = None
-    reservation: Reservation | None = None  # once admitted; settled with the usage record
-    recorded: bool = False  # a usage record was written (at most one per call)
-    attempts: tuple[AttemptRecord, ...] = ()  # failed tries of other targets before the one that served it
-    failure: str | None = None  # how the served try broke after its answer started ("timeout", "unreachable")
-    key: bytes | None = None  # the key the consumer presented: scrubbed from whatever the call relays
-    intent: CallIntent | None = None  # journaled before the upstream call; closed by the usage record
-
-    @property
-    def id_bytes(self) -> bytes:
-        return self.request_id.encode()
+    streamed: bool = False
+    partial: bool = False
+    estimated: bool = False
 
 
-def is_event_stream(response: UpstreamResponse) -> bool:
-    """A successful answer that streams (an upstream may answer a stream request with plain JSON)."""
-    return response.status == 200 and "event-stream" in response.content_type
+class Relaying(Protocol):
+    """One answer being relayed: `relay`, then (after the flow recorded the outcome) `end`."""
+
+    failure: str | None  # how the served try broke after its answer started ("timeout", "unreachable")
+
+    async def relay(self) -> Outcome:
+        """Send the answer on, all but its end; what the call came to."""
+        ...
+
+    def broken(self, streamed: bool) -> Outcome:
+        """What the call came to when `relay` raised (`streamed`: the client asked for a stream)."""
+        ...
+
+    async def end(self) -> int:
+        """Send the answer's end; the status the client saw. Raises the gateway's own error instead where
+        the upstream's answer is not relayed (it refused Tollway's credentials)."""
+        ...
 
 
 def upstream_auth_failed(provider: str) -> UpstreamFailedError:
@@ -94,396 +89,264 @@ def upstream_auth_failed(provider: str) -> UpstreamFailedError:
 
 
 class Relay:
-    state: GatewayState
-    _pipeline: UsageSink
-    _access_log: AccessLog | None
-    _metrics: GatewayMetrics
-    _limits: GatewayLimits
-    _scrubber: Scrubber
+    """What every relaying shares: the metrics, the limits, the scrubber."""
 
-    def scrub(self, body: bytes, call: Call) -> bytes:
-        """`body` without any credential Tollway holds nor the key this call presented."""
-        return self._scrubber.bytes(body, call.key)
-
-    def begin(
-        self,
-        call: Call,
-        route: Route,
-        targets: Sequence[Target],
-        prompt: dict[str, Any],
-        streamed: bool,
-        started_at: datetime,
-    ) -> None:
-        """Journal the call's write-ahead intent before any upstream is called (the target first in line
-        stands for the one that will serve it). Raises UnavailableError, refusing the call, when the
-        journal cannot take it: what cannot be recorded is never spent."""
-        assert call.consumer is not None
-        first = targets[0] if targets else None
-        provider = first.provider.name if first is not None else "-"
-        upstream_model = first.model if first is not None else "-"
-        intent = CallIntent(
-            request_id=call.request_id,
-            subject=call.consumer.username,
-            time=started_at,
-            model=route.model,
-            upstream_model=upstream_model,
-            provider=provider,
-            route=call.route,
-            streamed=streamed,
-            input_tokens=estimate_prompt_tokens(prompt),
-            price=self.state.prices.get((provider, upstream_model)),
-            requested_model=None if call.requested_model in (route.model, "-") else call.requested_model,
-        )
-        self._pipeline.begin(intent)
-        call.intent = intent
+    def __init__(self, metrics: GatewayMetrics, limits: GatewayLimits, scrubber: Scrubber) -> None:
+        self.metrics = metrics
+        self.limits = limits
+        self.scrubber = scrubber
 
     def credentials_refused(self, provider: str) -> UpstreamFailedError:
         """Count an upstream's 401/403 to Tollway's credentials and make the gateway's 502 for it."""
-        self._metrics.upstream_auth_failures.inc((provider,))
+        self.metrics.upstream_auth_failures.inc((provider,))
         return upstream_auth_failed(provider)
 
-    async def finish_unary(
-        self,
-        call: Call,
-        route: Route,
-        target: Target,
-        response: UpstreamResponse,
-        started_at: datetime,
-        estimate: Callable[[dict[str, Any]], TokenUsage],
-        send: Send,
-        *,
-        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
-        error_shape: Callable[[bytes, int], bytes] | None = None,
-        read: tuple[bytes, AsyncIterator[bytes] | None] | None = None,
+
+class WholeAnswer:
+    """A unary answer read whole (up to `max_buffered_response_bytes`, and any error answer): nothing is
+    sent before its end."""
+
+    __slots__ = ("_answer", "_body", "_call", "_endpoint", "_error", "_parsed", "_relay", "_send", "_status")
+    failure: str | None = None  # only a stream breaks off after its answer started
+
+    def __init__(
+        self, relay: Relay, call: Call, answer: Answer, send: Send, endpoint: LlmEndpoint, parsed: Parsed
     ) -> None:
-        """Send a complete upstream answer on, after recording its usage (estimated if it reported none).
+        self._relay, self._call, self._answer, self._send = relay, call, answer, send
+        self._endpoint, self._parsed = endpoint, parsed
+        self._error: DomainError | None = None
 
-        `read`: what was already read of the answer (by `read_up_to`, before failover gave it up).
-
-        Answers up to `max_buffered_response_bytes` are read whole; a larger one is relayed as it
-        arrives, keeping only a tail in memory to find its usage block (OpenAI puts it last).
-        """
-        try:
-            raw, rest = (
-                read if read is not None else await read_up_to(response, self._limits.max_buffered_response_bytes)
-            )
-            if rest is not None and response.status < 400:
-                await self.relay_large_unary(
-                    call,
-                    route,
-                    target,
-                    response.status,
-                    raw,
-                    rest,
-                    started_at,
-                    send,
-                    usage_of=usage_of,
-                    relayed=[*response.relayed_headers, *served_by(target)],
-                )
-                return
-        except UpstreamError as error:
-            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
-            self.record(call, route, target, 502, False, None, started_at=started_at)
-            raise UpstreamFailedError(f"The upstream provider broke the connection: {error}") from None
-        status = response.status
-        usage: TokenUsage | None = None
-        estimated = False
-        body = raw
+    async def relay(self) -> Outcome:
+        relay, call, answer = self._relay, self._call, self._answer
+        provider = answer.target.provider.name
+        raw = answer.head
+        status = answer.response.status
         parsed = json_object(raw)
         if status < 400 and parsed is None:
             status = 502
             raw = b"a response that is not a JSON object: " + raw[:200]
+        self._status = status
         if status in CREDENTIALS_REFUSED:
-            self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-            self.record(call, route, target, 502, False, None, started_at=started_at)
-            raise self.credentials_refused(target.provider.name)
+            relay.metrics.upstream_errors.inc((provider, str(status)))
+            self._error = relay.credentials_refused(provider)
+            return Outcome(502)
         if status >= 400:
-            self._metrics.upstream_errors.inc((target.provider.name, str(status)))
-            body = self.scrub((error_shape or as_openai_error)(raw, status), call)
-        else:
-            assert parsed is not None
-            body = self.scrub(raw, call)  # an upstream may echo a credential in a success too
-            reported = parsed.get("usage", parsed.get("usageMetadata"))  # Gemini-format answers: usageMetadata
-            if isinstance(reported, dict):
-                usage = usage_of(reported)
-            else:
-                self._metrics.usage_estimated.inc((target.provider.name,))
-                usage, estimated = estimate(parsed), True
-        self.record(call, route, target, status, False, usage, started_at=started_at, estimated=estimated)
-        await send_bytes(
-            send,
-            status,
-            body,
-            call.id_bytes,
-            content_type=b"application/json",
-            extra=[*response.relayed_headers, *served_by(target)],
-        )
-        self.observe(call, status)
+            relay.metrics.upstream_errors.inc((provider, str(status)))
+            self._body = relay.scrubber.bytes(self._endpoint.errors.of_upstream(raw, status), call.key)
+            return Outcome(status)
+        assert parsed is not None
+        self._body = relay.scrubber.bytes(raw, call.key)  # an upstream may echo a credential in a success too
+        reported = parsed.get("usage", parsed.get("usageMetadata"))  # Gemini-format answers: usageMetadata
+        if isinstance(reported, dict):
+            return Outcome(status, self._endpoint.usage_of(reported))
+        relay.metrics.usage_estimated.inc((provider,))
+        return Outcome(status, self._endpoint.estimate(self._parsed, parsed), False, False, True)
 
-    async def relay_large_unary(
+    def broken(self, streamed: bool) -> Outcome:
+        return Outcome(FAILED, streamed=streamed)
+
+    async def end(self) -> int:
+        if self._error is not None:
+            raise self._error
+        status, answer = self._status, self._answer
+        await send_bytes(
+            self._send,
+            status,
+            self._body,
+            self._call.id_bytes,
+            content_type=b"application/json",
+            extra=[*answer.response.relayed_headers, *served_by(answer.target)],
+        )
+        return status
+
+
+class LargeAnswer:
+    """A unary answer too large to buffer: relayed as it arrives, keeping only a tail in memory to find its
+    usage block (OpenAI puts it last); the tail is its end."""
+
+    __slots__ = ("_answer", "_call", "_relay", "_rest", "_send", "_tail", "_usage_of")
+    failure: str | None = None  # only a stream breaks off after its answer started
+
+    def __init__(
         self,
+        relay: Relay,
         call: Call,
-        route: Route,
-        target: Target,
-        status: int,
-        head: bytes,
+        answer: Answer,
         rest: AsyncIterator[bytes],
-        started_at: datetime,
         send: Send,
-        *,
-        usage_of: Callable[[dict[str, Any]], TokenUsage] = from_openai_chat,
-        relayed: Sequence[tuple[bytes, bytes]] = (),
+        usage_of: Callable[[dict[str, Any]], TokenUsage],
     ) -> None:
+        """`rest`: what is left of the answer after its head (the part failover read)."""
+        self._relay, self._call, self._answer, self._rest, self._send = relay, call, answer, rest, send
+        self._usage_of = usage_of
+        self._tail = b""
+
+    async def relay(self) -> Outcome:
+        relay, call, answer, send = self._relay, self._call, self._answer, self._send
+        target, status = answer.target, answer.response.status
+        relayed = [*answer.response.relayed_headers, *served_by(target)]
         headers = [(b"content-type", b"application/json"), (b"x-request-id", call.id_bytes), *relayed]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        tail = self.scrub(head, call)
+        tail = relay.scrubber.bytes(answer.head, call.key)
         broken = False
         try:
-            async for chunk in rest:
+            async for chunk in self._rest:
                 # Scrubbed before any of it is sent: a secret split over two chunks is cut out whole (the
                 # tail kept back is far longer than any secret).
-                tail = self._scrubber.bytes_after(tail + chunk, len(tail), call.key)
+                tail = relay.scrubber.bytes_after(tail + chunk, len(tail), call.key)
                 if len(tail) > RESPONSE_TAIL_BYTES:
                     await send({"type": "http.response.body", "body": tail[:-RESPONSE_TAIL_BYTES], "more_body": True})
                     tail = tail[-RESPONSE_TAIL_BYTES:]
         except UpstreamError:
             broken = True
-            self._metrics.upstream_errors.inc((target.provider.name, "broken"))
+            relay.metrics.upstream_errors.inc((target.provider.name, "broken"))
+        self._tail = tail
         reported = None if broken else usage_block_from_tail(tail)
-        usage = usage_of(dict(reported)) if reported is not None else None
+        usage = self._usage_of(dict(reported)) if reported is not None else None
         if usage is None:
-            self._metrics.usage_estimated.inc((target.provider.name,))
-        self.record(
-            call,
-            route,
-            target,
-            status,
-            False,
-            usage or TokenUsage(),
-            started_at=started_at,
-            partial=broken,
-            estimated=usage is None,
-        )
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
-        self.observe(call, status)
+            relay.metrics.usage_estimated.inc((target.provider.name,))
+        return Outcome(status, usage or TokenUsage(), partial=broken, estimated=usage is None)
 
-    async def relay_stream(
+    def broken(self, streamed: bool) -> Outcome:
+        return Outcome(FAILED, streamed=streamed)
+
+    async def end(self) -> int:
+        await self._send({"type": "http.response.body", "body": self._tail, "more_body": False})
+        return self._answer.response.status
+
+
+class StreamAnswer:
+    """A stream relayed event by event. `relay` stops at its [DONE] event (the answer is complete: it is
+    recorded before the client can see its end, the SDK stopping there) or where the stream ends first;
+    `end` relays the rest. A client that goes away is no longer sent to, but the stream is read on until
+    its usage arrives (at most `drain_timeout_s`); a cut stream ends with the endpoint's error event."""
+
+    def __init__(
         self,
+        relay: Relay,
         call: Call,
-        route: Route,
-        target: Target,
-        prompt: dict[str, Any],
-        response: UpstreamResponse,
-        started_at: datetime,
+        answer: Answer,
         receive: Receive,
         send: Send,
-        *,
         tracker: StreamTracker,
-        cut_tail: bytes | None = None,
-        head: tuple[bytes, AsyncIterator[bytes] | None] | None = None,
+        prompt: dict[str, Any],
+        cut_tail: bytes | None,
     ) -> None:
-        """Relay a stream as it arrives and record it once; `prompt` is what a prompt estimate reads.
+        """`answer`: its head is the stream's first chunk (failover waits for it); `prompt`: what a prompt
+        estimate reads, should the stream report no usage."""
+        self._relay, self._call, self._target, self._response = relay, call, answer.target, answer.response
+        self._receive, self._send, self._tracker, self._prompt = receive, send, tracker, prompt
+        self._cut_tail = OPENAI.stream_cut if cut_tail is None else cut_tail
+        self._pending = answer.head
+        self._chunks = _nothing() if answer.rest is None else answer.rest
+        self._framer = SSEFramer()
+        self._gone = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None  # once the response started
+        self._client_gone = False
+        self._cut = False
+        self._drain_deadline = 0.0
+        self._held: bytes | None = None  # what is left to send of the [DONE] event's chunk
+        self.failure: str | None = None
 
-        `head`: the first chunk, already read (failover waits for it), and the rest of the stream."""
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    *SSE_HEADERS,
-                    (b"x-request-id", call.id_bytes),
-                    *response.relayed_headers,
-                    *served_by(target),
-                ],
-            }
+    async def relay(self) -> Outcome:
+        relayed = [*self._response.relayed_headers, *served_by(self._target)]
+        headers = [*SSE_HEADERS, (b"x-request-id", self._call.id_bytes), *relayed]
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        self._watcher = asyncio.create_task(_watch_disconnect(self._receive, self._gone))
+        self._held = await self._pump(b"", until_done=True)
+        if self._held is not None:
+            return self._outcome(partial=self._client_gone)
+        return self._outcome(partial=self._client_gone or self._cut or not self._tracker.done)
+
+    def broken(self, streamed: bool) -> Outcome:
+        # The server cut this request (a stop whose grace period ran out) or a translator failed: what was
+        # streamed was still spent (partial). Before the response started: the gateway failed the call.
+        if self._watcher is None:
+            return Outcome(FAILED, streamed=streamed)
+        return self._outcome(partial=True)
+
+    async def end(self) -> int:
+        if self._held is not None:
+            held, self._held = self._held, None
+            await self._pump(held, until_done=False)
+        if self._client_gone:
+            return 499
+        tail = b""
+        if self._cut or (not self._tracker.done and self._tracker.error is None):
+            tail = self._cut_tail
+        await self._send({"type": "http.response.body", "body": tail, "more_body": False})
+        return 200
+
+    def _outcome(self, *, partial: bool) -> Outcome:
+        """The upstream's usage, or an estimate (marked so) when it sent none."""
+        tracker = self._tracker
+        usage = tracker.usage
+        if usage is not None:
+            return Outcome(200, usage, streamed=True, partial=partial)
+        self._relay.metrics.usage_estimated.inc((self._target.provider.name,))
+        output = tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars)
+        usage = TokenUsage(input=estimate_prompt_tokens(self._prompt), output=output)
+        return Outcome(200, usage, streamed=True, partial=partial, estimated=True)
+
+    async def _pump(self, out: bytes, *, until_done: bool) -> bytes | None:
+        """Send `out`, then relay the stream until it ends (None); with `until_done`, stop at the [DONE]
+        event and return what is left to send of its chunk."""
+        relay, tracker, framer, gone, send, chunks = (
+            self._relay,
+            self._tracker,
+            self._framer,
+            self._gone,
+            self._send,
+            self._chunks,
         )
-        if call.intent is not None:
-            call.intent.progress = lambda: tracker.content_chunks  # read only when the intent is carried
-        framer = SSEFramer()
-        gone = asyncio.Event()
-        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
-        cut = False
-        client_gone = False
-        pending = b""  # the first chunk, read before the stream started (failover)
-        chunks: AsyncIterator[bytes]
-        if head is None:
-            chunks = response.iter_chunks()
-        else:
-            pending, rest = head
-            chunks = _nothing() if rest is None else rest
+        key = self._call.key
         loop = asyncio.get_running_loop()
-        drain_deadline = 0.0
-        recorded = False
         try:
             while True:
+                if out and not self._client_gone:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
                 try:
-                    if pending:
-                        chunk, pending = pending, b""
-                    elif client_gone:
-                        remaining = drain_deadline - loop.time()
+                    if self._pending:
+                        chunk, self._pending = self._pending, b""
+                    elif self._client_gone:
+                        remaining = self._drain_deadline - loop.time()
                         if remaining <= 0 or tracker.usage is not None:
                             break
                         chunk = await asyncio.wait_for(anext(chunks), remaining)
                     else:
                         chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
+                except (StopAsyncIteration, TimeoutError):
                     break
                 except UpstreamError as error:
-                    cut = True
-                    call.failure = "timeout" if error.timeout else "unreachable"
+                    self._cut = True
+                    self.failure = "timeout" if error.timeout else "unreachable"
                     reason = "stream_timeout" if error.timeout else "broken_stream"
-                    self._metrics.upstream_errors.inc((target.provider.name, reason))
+                    relay.metrics.upstream_errors.inc((self._target.provider.name, reason))
                     break
-                out = self.scrub(b"".join([tracker.relay(event) for event in framer.feed(chunk)]), call)
-                if not client_gone and gone.is_set():
-                    client_gone = True
-                    drain_deadline = loop.time() + self._limits.drain_timeout_s
-                if tracker.done and not recorded:
-                    # [DONE]: the answer is complete. Record it before the client can see the end (the SDK
-                    # stops there), not after the upstream closes the body: a SIGKILL in between lost it.
+                out = relay.scrubber.bytes(b"".join([tracker.relay(event) for event in framer.feed(chunk)]), key)
+                if not self._client_gone and gone.is_set():
+                    self._client_gone = True
+                    self._drain_deadline = loop.time() + relay.limits.drain_timeout_s
+                if until_done and tracker.done:
                     # Yield once first: when the upstream's bytes are all buffered this loop never waits,
                     # and the disconnect watcher would not yet have seen a client that is already gone.
                     await asyncio.sleep(0)
-                    client_gone = client_gone or gone.is_set()
-                    self.record_stream(call, route, target, prompt, tracker, started_at, partial=client_gone)
-                    recorded = True
-                if out and not client_gone:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    self._client_gone = self._client_gone or gone.is_set()
+                    return out
         except BaseException:
-            # The server cut this request (a stop whose grace period ran out) or a translator failed:
-            # what was streamed was still spent, so it is recorded (partial) before the error goes on.
-            response.close()
-            if not recorded:
-                self.record_stream(call, route, target, prompt, tracker, started_at, partial=True)
+            self._stop()
+            self._response.close()
             raise
-        finally:
-            watcher.cancel()
-            if client_gone or cut:
-                response.close()
+        self._stop()
+        if self._client_gone or self._cut:
+            self._response.close()
         if gone.is_set():
-            client_gone = True
-        if not recorded:
-            partial = client_gone or cut or not tracker.done
-            self.record_stream(call, route, target, prompt, tracker, started_at, partial=partial)
-        if not client_gone:
-            tail = b""
-            if cut or (not tracker.done and tracker.error is None):
-                tail = OPENAI.stream_cut if cut_tail is None else cut_tail
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
-        self.observe(call, 200 if not client_gone else 499)
+            self._client_gone = True
+        return None
 
-    # usage and metrics ----------------------------------------------------------------------------
-
-    def record_stream(
-        self,
-        call: Call,
-        route: Route,
-        target: Target,
-        prompt: dict[str, Any],
-        tracker: StreamTracker,
-        started_at: datetime,
-        *,
-        partial: bool,
-    ) -> None:
-        """Record a relayed stream: the upstream's usage, or an estimate (marked so) when it sent none."""
-        usage = tracker.usage
-        estimated = usage is None
-        if usage is None:
-            self._metrics.usage_estimated.inc((target.provider.name,))
-            usage = TokenUsage(
-                input=estimate_prompt_tokens(prompt),
-                output=tracker.content_chunks or estimate_tokens_from_text(tracker.content_chars),
-            )
-        self.record(call, route, target, 200, True, usage, started_at=started_at, partial=partial, estimated=estimated)
-
-    def record(
-        self,
-        call: Call,
-        route: Route,
-        target: Target,
-        status: int,
-        streamed: bool,
-        usage: TokenUsage | None,
-        *,
-        started_at: datetime,
-        partial: bool = False,
-        estimated: bool = False,
-    ) -> None:
-        assert call.consumer is not None
-        if call.recorded:
-            return  # one usage record per call, whatever path reaches here twice
-        call.recorded = True
-        provider = target.provider.name
-        call.provider, call.usage = provider, usage
-        record = LlmCall(
-            request_id=call.request_id,
-            subject=call.consumer.username,
-            time=started_at,
-            model=route.model,
-            upstream_model=target.model,
-            provider=provider,
-            route=call.route,
-            status_code=status,
-            streamed=streamed,
-            usage=usage,
-            partial=partial,
-            estimated=estimated,
-            price=self.state.prices.get((provider, target.model)),
-            attempts=call.attempts,
-            requested_model=None if call.requested_model in (route.model, "-") else call.requested_model,
-            duration_ms=int((time.perf_counter() - call.started) * 1000),
-        )
-        self._pipeline.record_call(record)
-        if call.reservation is not None:
-            call.reservation.settle(record)
-        if usage is not None:
-            for token_type, tokens in usage.by_type().items():
-                if tokens:
-                    self._metrics.tokens.inc((route.model, provider, token_type), tokens)
-
-    def record_interrupted(self, call: Call) -> None:
-        """The call's usage record from its intent, flagged interrupted: the gateway stopped before an answer."""
-        assert call.intent is not None
-        if call.recorded:
-            return
-        call.recorded = True
-        record = interrupted_call(call.intent)
-        self._pipeline.record_call(record)
-        if call.reservation is not None:
-            call.reservation.settle(record)
-
-    def observe(self, call: Call, status: int) -> None:
-        elapsed = time.perf_counter() - call.started
-        self._metrics.requests.inc((call.route, call.model, str(status)))
-        self._metrics.latency.observe(elapsed, (call.route, call.model))
-        if self._access_log is not None:
-            self._access_log.write(
-                request_id=call.request_id,
-                route=call.route,
-                consumer=call.consumer.username if call.consumer is not None else "-",
-                model=call.model,
-                provider=call.provider,
-                status=status,
-                usage=call.usage,
-                latency_s=elapsed,
-            )
-
-
-async def read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
-    if response.content_length is not None and response.content_length <= limit:
-        return await response.read(), None
-    chunks = response.iter_chunks()
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(parts), chunks
-    return b"".join(parts), None
+    def _stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 def served_by(target: Target) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:

@@ -28,11 +28,11 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tollway import __version__
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import Endpoint, LlmEndpoint
 from tollway.gateway.hooks import Admit, Attempt, TargetPolicy
 from tollway.gateway.http import Message, Scope, Send
 from tollway.gateway.providers.base import TRACE_HEADERS
-from tollway.gateway.relay import Call
 from tollway.gateway.routing import Route, Target
 
 # the semantic conventions' bucket boundaries for the two GenAI client histograms

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from tollway.errors import ValidationError
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import HandlerEndpoint, LlmEndpoint, Steps
 from tollway.gateway.endpoints.chat_completions import CHAT_COMPLETIONS
 from tollway.gateway.endpoints.messages import MESSAGES
@@ -21,7 +22,6 @@ from tollway.gateway.endpoints.responses import RESPONSES
 from tollway.gateway.errors import OPENAI
 from tollway.gateway.hooks import Admit
 from tollway.gateway.http import Receive, Scope, Send
-from tollway.gateway.relay import Call
 from tollway.metering.events import format_time
 from tollway.money import decimal_text
 

@@ -20,12 +20,12 @@ import orjson
 from tollway.clock import Clock
 from tollway.errors import DomainError, NotFoundError, ValidationError
 from tollway.gateway.adapt import FormatAdapter
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import HandlerEndpoint, LlmEndpoint, Parsed, Steps
 from tollway.gateway.endpoints.gemini_embed import embed_endpoint
 from tollway.gateway.errors import STREAM_CUT, ErrorFormat, error_message, status_of
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider
-from tollway.gateway.relay import Call
 from tollway.gateway.requests import parse_json_object
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker

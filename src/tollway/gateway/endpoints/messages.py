@@ -11,11 +11,12 @@ import orjson
 from tollway.clock import Clock
 from tollway.errors import UpstreamFailedError, ValidationError
 from tollway.gateway.adapt import FormatAdapter
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import HandlerEndpoint, LlmEndpoint, Parsed, Steps, passed_on
 from tollway.gateway.errors import STREAM_CUT, ErrorFormat, anthropic_body, to_anthropic_error
 from tollway.gateway.http import Receive, Scope, Send
 from tollway.gateway.providers.base import Provider, UpstreamError, UpstreamRequest
-from tollway.gateway.relay import CREDENTIALS_REFUSED, Call
+from tollway.gateway.relay import CREDENTIALS_REFUSED
 from tollway.gateway.requests import parse_json_object, require_model, upstream_body
 from tollway.gateway.routing import Target
 from tollway.gateway.streaming import StreamTracker

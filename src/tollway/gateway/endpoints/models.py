@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import HandlerEndpoint, Steps
 from tollway.gateway.errors import OPENAI
 from tollway.gateway.http import Receive, Scope, Send
-from tollway.gateway.relay import Call
 
 PREFIX = "/v1/models/"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
+from tollway.gateway.call import Call
 from tollway.gateway.endpoint import HandlerEndpoint, Steps
 from tollway.gateway.errors import OPENAI
 from tollway.gateway.http import Receive, Scope, Send
-from tollway.gateway.relay import Call
 
 # (consumer username, the key as presented) -> the JSON body
 UsageReport = Callable[[str, bytes], Awaitable[dict[str, Any]]]

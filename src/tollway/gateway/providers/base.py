@@ -88,6 +88,26 @@ class UpstreamError(Exception):
         self.timeout = timeout
 
 
+def is_event_stream(response: UpstreamResponse) -> bool:
+    """A successful answer that streams (an upstream may answer a stream request with plain JSON)."""
+    return response.status == 200 and "event-stream" in response.content_type
+
+
+async def read_up_to(response: UpstreamResponse, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """The whole body if it fits in `limit`; else what was read so far and the rest of the stream."""
+    if response.content_length is not None and response.content_length <= limit:
+        return await response.read(), None
+    chunks = response.iter_chunks()
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts), chunks
+    return b"".join(parts), None
+
+
 class BufferedResponse:
     """An UpstreamResponse whose body is already in memory (or produced by a generator)."""
 
