@@ -1,25 +1,6 @@
 """The official SDK clients of a test, on the module's `tollway` (a `TollwayProcess` fixture each module defines),
-and what a module needs to share one `tollway serve` between its tests.
-
-`consumer` is who the clients call as: the consumer the config declares (`tests.support.scenario.CONFIGURED`),
-unless the module overrides it.
-
-A module that shares one `tollway serve` between its tests (a new one costs about 3.4 s of CPU) starts it in a
-module-scoped `tollway` over the module-scoped fakes below, and overrides two things so that its tests stay
-independent of each other:
-
-    @pytest.fixture(autouse=True)  # every test, whether it names the fake or not
-    def fake_openai(shared_openai: FakeOpenAI) -> FakeOpenAI:
-        shared_openai.reset()  # nothing received, nothing scripted, the default reply
-        return shared_openai
-
-    @pytest.fixture
-    def consumer(own_consumer: Consumer) -> Consumer:
-        return own_consumer  # a consumer of the test's own: its metered tokens and records are the test's alone
-
-A test then reads the meters and records of `consumer.subject` (`tollway.expect_tokens(..., consumer.subject)`,
-`request_events(database, consumer.subject)`, `calls_stored_through(..., subject=consumer.subject)`).
-"""
+as a consumer of the test's own; and the module-scoped fakes a module uses to share one `tollway serve` between
+its tests (tests/support/sharing.py)."""
 
 from __future__ import annotations
 
@@ -34,13 +15,8 @@ from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_azure import FakeAzureOpenAI
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_upstream import FakeOpenAI
-from tests.support.scenario import CONFIGURED, Consumer, claude_client, client
+from tests.support.scenario import Consumer, claude_client, client
 from tests.support.tollway_process import TollwayProcess
-
-
-@pytest.fixture
-def consumer() -> Consumer:
-    return CONFIGURED
 
 
 @pytest.fixture
@@ -58,8 +34,9 @@ def claude(tollway: TollwayProcess, consumer: Consumer) -> Iterator[anthropic.An
 
 
 @pytest.fixture
-def own_consumer(tollway: TollwayProcess) -> Consumer:
-    """A new consumer with a key, created through the management API of the module's `tollway`."""
+def consumer(tollway: TollwayProcess) -> Consumer:
+    """A consumer of the test's own, with a key, created through the management API of the module's `tollway`:
+    the usage metered for it is the test's alone, also where the module's tests share one gateway."""
     subject = f"test-{os.urandom(4).hex()}"
     key = f"{subject}-secret-key"
     with tollway.admin() as admin:
@@ -70,7 +47,7 @@ def own_consumer(tollway: TollwayProcess) -> Consumer:
     return Consumer(subject, key)
 
 
-# -- fakes shared by a module's tests (reset by the module's function-scoped fixture of the usual name) -----
+# -- fakes shared by a module's tests (each test gets them reset: tests/support/sharing.py) ---------------
 
 
 @pytest.fixture(scope="module")

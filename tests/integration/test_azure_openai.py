@@ -12,6 +12,7 @@ import pytest
 from tests.support.fake_azure import API_VERSION, FakeAzureOpenAI
 from tests.support.fake_upstream import GPT_TOKENS
 from tests.support.scenario import KEY, Consumer
+from tests.support.sharing import fresh_fake
 from tests.support.tollway_process import TollwayProcess
 
 
@@ -35,16 +36,7 @@ def tollway(tmp_path_factory: pytest.TempPathFactory, shared_azure: FakeAzureOpe
     process.stop()
 
 
-@pytest.fixture(autouse=True)
-def fake_azure(shared_azure: FakeAzureOpenAI) -> FakeAzureOpenAI:
-    """The module's fake as started, for every test (whether it names the fixture or not)."""
-    shared_azure.reset()
-    return shared_azure
-
-
-@pytest.fixture
-def consumer(own_consumer: Consumer) -> Consumer:
-    return own_consumer
+fake_azure = fresh_fake("fake_azure", "shared_azure")
 
 
 def test_chat_reaches_the_deployment_url(

@@ -12,13 +12,14 @@ import pytest
 from tests.support.fake_gemini import GEMINI_TOKENS, FakeGemini, GeminiReply
 from tests.support.net import wait_until
 from tests.support.scenario import KEY, Consumer
+from tests.support.sharing import fresh_fake
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
 
 @pytest.fixture(scope="module")
 def tollway(tmp_path_factory: pytest.TempPathFactory, shared_gemini: FakeGemini) -> Iterator[TollwayProcess]:
-    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
+    """One gateway for the module's tests (tests/support/sharing.py)."""
     config: dict[str, Any] = {
         "providers": [
             {"name": "google", "type": "gemini", "base_url": shared_gemini.base_url, "api_key": "AIza-upstream"}
@@ -31,16 +32,7 @@ def tollway(tmp_path_factory: pytest.TempPathFactory, shared_gemini: FakeGemini)
     process.stop()
 
 
-@pytest.fixture(autouse=True)
-def fake_gemini(shared_gemini: FakeGemini) -> FakeGemini:
-    """The module's fake as started, for every test (whether it names the fixture or not)."""
-    shared_gemini.reset()
-    return shared_gemini
-
-
-@pytest.fixture
-def consumer(own_consumer: Consumer) -> Consumer:
-    return own_consumer
+fake_gemini = fresh_fake("fake_gemini", "shared_gemini")
 
 
 def test_openai_chat_to_gemini(

@@ -10,27 +10,19 @@ import pytest
 from tests.support.closing import Closing
 from tests.support.fake_upstream import DEFAULT_USAGE, GPT_TOKENS, FakeOpenAI, Reply
 from tests.support.scenario import Consumer, gateway_config
+from tests.support.sharing import fresh_fake
 from tests.support.tollway_process import TollwayProcess
 
 
 @pytest.fixture(scope="module")
 def tollway(tmp_path_factory: pytest.TempPathFactory, shared_openai: FakeOpenAI) -> Iterator[TollwayProcess]:
-    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
+    """One gateway for the module's tests (tests/support/sharing.py)."""
     process = TollwayProcess(tmp_path_factory.mktemp("openai-sdk"), gateway_config(shared_openai)).start()
     yield process
     process.stop()
 
 
-@pytest.fixture(autouse=True)
-def fake_openai(shared_openai: FakeOpenAI) -> FakeOpenAI:
-    """The module's fake as started, for every test (whether it names the fixture or not)."""
-    shared_openai.reset()
-    return shared_openai
-
-
-@pytest.fixture
-def consumer(own_consumer: Consumer) -> Consumer:
-    return own_consumer
+fake_openai = fresh_fake("fake_openai", "shared_openai")
 
 
 def test_non_streaming_chat_meters_exact_tokens_per_type(

@@ -13,6 +13,7 @@ from tests.support.fake_anthropic import CLAUDE_TOKENS, FakeAnthropic, tool_repl
 from tests.support.fake_upstream import GPT_TOKENS, FakeOpenAI, Reply
 from tests.support.net import wait_until
 from tests.support.scenario import Consumer, mixed_config
+from tests.support.sharing import fresh_fake
 from tests.support.tollway_process import TollwayProcess
 from tests.support.usage_events import request_events
 
@@ -21,7 +22,7 @@ from tests.support.usage_events import request_events
 def tollway(
     tmp_path_factory: pytest.TempPathFactory, shared_openai: FakeOpenAI, shared_anthropic: FakeAnthropic
 ) -> Iterator[TollwayProcess]:
-    """One gateway for the module's tests; each calls as a consumer of its own (`consumer`)."""
+    """One gateway for the module's tests (tests/support/sharing.py)."""
     process = TollwayProcess(
         tmp_path_factory.mktemp("responses"), mixed_config(shared_openai, shared_anthropic)
     ).start()
@@ -29,23 +30,8 @@ def tollway(
     process.stop()
 
 
-@pytest.fixture(autouse=True)
-def fake_openai(shared_openai: FakeOpenAI) -> FakeOpenAI:
-    """The module's fake as started, for every test (whether it names the fixture or not)."""
-    shared_openai.reset()
-    return shared_openai
-
-
-@pytest.fixture(autouse=True)
-def fake_anthropic(shared_anthropic: FakeAnthropic) -> FakeAnthropic:
-    """The module's fake as started, for every test (whether it names the fixture or not)."""
-    shared_anthropic.reset()
-    return shared_anthropic
-
-
-@pytest.fixture
-def consumer(own_consumer: Consumer) -> Consumer:
-    return own_consumer
+fake_openai = fresh_fake("fake_openai", "shared_openai")
+fake_anthropic = fresh_fake("fake_anthropic", "shared_anthropic")
 
 
 def test_responses_to_openai_natively(

@@ -27,9 +27,6 @@ class Consumer:
     key: str
 
 
-CONFIGURED = Consumer(SUBJECT, KEY)  # the consumer a test config declares (`consumers: [{username, keys}]`)
-
-
 def config_for(fake: FakeOpenAI, **extra_providers: str) -> dict[str, Any]:
     """Model `gpt-4o` on the fake upstream; each extra `name=base_url` adds a provider and a model `name`."""
     providers: list[dict[str, Any]] = [
