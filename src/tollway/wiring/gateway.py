@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tollway.adapters.redis.routing import RedisRoutingShare
+from tollway.adapters.redis.routing_sync import RedisRoutingSync
 from tollway.auth_failures import AuthFailures
 from tollway.config.resilience import target_resilience
 from tollway.config.schema import TollwayConfig, configured_consumers
@@ -89,23 +90,26 @@ def secrets_of(settings: Settings, config: TollwayConfig) -> list[str | None]:
 def routing_share(
     settings: Settings, policy: BalancingPolicy, auth_failures: AuthFailures, metrics: GatewayMetrics
 ) -> RedisRoutingShare | None:
-    """With TOLLWAY_REDIS_URL: breaker moves and cool-downs shared by every gateway (docs/deployment.md)."""
+    """With TOLLWAY_REDIS_URL: breaker moves and cool-downs shared by every gateway, and the counts behind them
+    (per-target budgets, breaker failure counts, latency averages) counted across them (docs/deployment.md)."""
     if not settings.redis_url:
         return None
+    sync = RedisRoutingSync(settings.redis_url, policy.exchange, policy.forget, prefix=settings.routing_redis_prefix)
     share = RedisRoutingShare(
         settings.redis_url,
         policy.adopt,
         prefix=settings.routing_redis_prefix,
         auth_limit=settings.auth_failure_limit,
         block=auth_failures.block,
+        sync=sync,
     )
     policy.share = share.publish
     auth_failures.share = share.auth_failed
     metrics.add_gauge(
         "tollway_routing_shared",
-        "1 while breaker moves and cool-downs are shared with the other gateways through Redis; 0 while Redis"
-        " is unreachable (each gateway keeps its own).",
-        lambda: int(share.up),
+        "1 while breaker moves, cool-downs, per-target budgets, failure counts and latency averages are shared"
+        " with the other gateways through Redis; 0 while Redis is unreachable (each gateway keeps its own).",
+        lambda: int(share.shared),
         mode="livemin",
     )
     return share

@@ -10,6 +10,9 @@ cool-down ends) decides for all.
 
 Redis unreachable: each process keeps its own state, as without Redis; one warning when that starts and one when
 it ends, `tollway_routing_shared` 0 meanwhile; moves made meanwhile are dropped from the queue once it is full.
+
+The counts behind the moves (budgets, failure counts, latency averages) are exchanged by `RedisRoutingSync`
+(routing_sync.py), started and stopped with this share.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from tollway.adapters.redis.routing_sync import RedisRoutingSync
 
 log = logging.getLogger("tollway.gateway.routing_share")
 
@@ -46,6 +51,7 @@ class RedisRoutingShare:
         auth_limit: int = 0,
         block: Callable[[str, float], None] | None = None,
         now: Callable[[], float] = time.time,
+        sync: RedisRoutingSync | None = None,
     ) -> None:
         self._url = url
         self._adopt = adopt
@@ -63,6 +69,12 @@ class RedisRoutingShare:
         self.published_total = 0
         self.adopted_total = 0
         self.dropped_total = 0
+        self.sync = sync
+
+    @property
+    def shared(self) -> bool:
+        """Whether moves and counts are both shared now (`tollway_routing_shared`)."""
+        return self.up and (self.sync is None or self.sync.up)
 
     def auth_failed(self, address: str) -> None:
         """Queue one failed authentication from `address`: counted fleet-wide per minute; at the limit every
@@ -93,6 +105,8 @@ class RedisRoutingShare:
                 asyncio.create_task(self._publishing(), name="tollway-routing-publish"),
                 asyncio.create_task(self._listening(), name="tollway-routing-listen"),
             ]
+            if self.sync is not None:
+                self.sync.start()
 
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -101,6 +115,8 @@ class RedisRoutingShare:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.sync is not None:
+            await self.sync.close()
 
     def _client(self) -> Redis:
         return Redis.from_url(self._url, socket_timeout=self._timeout_s, socket_connect_timeout=self._timeout_s)

@@ -2,6 +2,11 @@
 
 Time is in seconds on the injected clock (the caller passes `now`), so tests drive it with a frozen clock.
 Every state change is logged once, never per request.
+
+With shared routing state (gateway/balancing/fleet.py) the consecutive failures are the fleet's: this process's
+failures not yet told to the others are `unsent`; `tally` takes the fleet's count back; `fresh` says the count
+restarted here (a success, or a change of state) since it was last told, and `epoch` numbers the restarts, so an
+answer that crossed one is dropped.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ class Breaker:
         "_min_requests",
         "_probe_since",
         "consecutive",
+        "epoch",
+        "fresh",
         "listener",
         "name",
         "opened_at",
         "state",
+        "unsent",
     )
 
     def __init__(self, settings: BreakerSettings, name: str) -> None:
@@ -48,6 +56,9 @@ class Breaker:
         self.opened_at = 0.0
         self._probe_since: float | None = None  # half-open: when the one probe was handed out
         self.listener: Callable[[Breaker], None] | None = None  # told of every state change made here
+        self.unsent = 0  # failures counted here (closed) that the other processes have not been told of
+        self.fresh = False  # the count restarted here since it was last told
+        self.epoch = 0
 
     # asked when choosing targets ------------------------------------------------------------------------
 
@@ -81,6 +92,7 @@ class Breaker:
 
     def success(self, now: float) -> None:
         self.consecutive = 0
+        self._restart()
         self._count(now, failed=False)
         if self.state != CLOSED:
             self._probe_since = None
@@ -89,7 +101,9 @@ class Breaker:
     def failure(self, now: float) -> None:
         self.consecutive += 1
         tries, failures = self._count(now, failed=True)
-        if self.state != CLOSED:
+        if self.state == CLOSED:
+            self.unsent += 1
+        else:
             self._probe_since = None
             self.opened_at = now
             self._move(OPEN, "open again: the probe failed")
@@ -107,8 +121,27 @@ class Breaker:
         self.opened_at = now
         self._move(OPEN, why)
 
+    def tally(self, epoch: int, sent: int, fleet: int, now: float) -> None:
+        """The fleet's consecutive failures (`fleet`), counted after this process told the others `sent` of its
+        own at `epoch`: taken as this breaker's count (with the failures since), unless the count restarted here
+        meanwhile; reaching `failures` opens the breaker as a failure here would."""
+        if epoch != self.epoch or self.state != CLOSED:
+            return
+        self.unsent -= sent
+        self.fresh = False
+        self.consecutive = fleet + self.unsent
+        if self.consecutive >= self._failures:
+            self._open(now, f"open after {self.consecutive} consecutive failures across the gateways")
+
+    def _restart(self) -> None:
+        """The consecutive count starts again (a success, a change of state): the others are told so."""
+        self.unsent = 0
+        self.fresh = True
+        self.epoch += 1
+
     def _move(self, state: int, why: str) -> None:
         if state != self.state:
+            self._restart()
             self.state = state
             log.warning("breaker %s %s", self.name, why)
             if self.listener is not None:
@@ -117,6 +150,7 @@ class Breaker:
     def adopt(self, state: int, opened_at: float, now: float) -> None:
         """Take a state another process reached (shared routing state): open there is open here, from the
         same time; half-open there means its probe is out, so none is handed out here for a cool-down."""
+        self._restart()
         if state == CLOSED:
             if self.state != CLOSED:
                 log.warning("breaker %s closed: another gateway's probe succeeded", self.name)

@@ -19,6 +19,7 @@ from tollway.clock import Clock
 from tollway.errors import DomainError, RateLimitedError, UnavailableError
 from tollway.gateway.balancing.breaker import CLOSED, Breaker
 from tollway.gateway.balancing.budgets import Budget
+from tollway.gateway.balancing.fleet import Exchange, forget, take
 from tollway.gateway.balancing.metrics import TargetMetrics
 from tollway.gateway.balancing.settings import BalancedModel, BalancedTarget, BalanceSettings, HealthCheckSettings
 from tollway.gateway.balancing.state import TargetKey, TargetState
@@ -148,6 +149,7 @@ class BalancingPolicy:
         self._plans: dict[str, Plan] = {}
         self._states: dict[TargetKey, TargetState] = {}
         self.health_targets: tuple[HealthTarget, ...] = ()
+        self._timed: tuple[TargetState, ...] = ()  # the targets of lowest_latency models
         self.metrics = TargetMetrics(lambda: list(self._states.values()), self.now)
         # shared routing state (adapters/redis/routing.py): told of breaker moves and cool-downs made here
         self.share: Callable[[str, str, int, float], None] | None = None
@@ -175,7 +177,11 @@ class BalancingPolicy:
                 price = prices.get(key)
                 entries.append(Entry(index, state, weight=target.weight, group=target.group, price=price))
             plans[model.name] = Plan(model.name, entries, _strategy(model.balance))
+        timed = {
+            e.state.key: e.state for p in plans.values() if isinstance(p.strategy, LowestLatency) for e in p.entries
+        }
         self._plans, self._states, self.health_targets = plans, states, tuple(health)
+        self._timed = tuple(timed.values())
 
     def _state(self, key: TargetKey, model: BalancedModel, target: BalancedTarget) -> TargetState:
         budget = target.budget
@@ -207,6 +213,14 @@ class BalancingPolicy:
             found.cool_until = max(found.cool_until, at)
         elif kind == "breaker" and found.breaker is not None:
             found.breaker.adopt(state, at, self._clock.now().timestamp())
+
+    def exchange(self) -> Exchange:
+        """What this process counted since the last exchange with the others (fleet.py; off the request path)."""
+        return take(self._states.values(), self._timed, self.now)
+
+    def forget(self) -> None:
+        """The others are out of reach: count alone until they are back."""
+        forget(self._states.values())
 
     # the TargetPolicy hooks (hot path) -------------------------------------------------------------------
 

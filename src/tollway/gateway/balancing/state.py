@@ -2,6 +2,8 @@
 
 One TargetState per upstream target, shared by every model that lists it: its breaker, its budget,
 its requests in flight, its cool-down after a 429 with Retry-After, and moving averages of its latency.
+The samples since the last exchange with the other processes (shared routing state, fleet.py) are summed in
+`pending`: [ttfb samples, their sum, total samples, their sum].
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class TargetState:
         "fingerprint",
         "in_flight",
         "key",
+        "pending",
     )
 
     def __init__(
@@ -45,6 +48,7 @@ class TargetState:
         self.cool_until = 0.0
         self.ewma_ttfb: float | None = None
         self.ewma_total: float | None = None
+        self.pending: list[float] = [0.0, 0.0, 0.0, 0.0]
 
     @property
     def label(self) -> str:
@@ -81,8 +85,13 @@ class TargetState:
 
     def observe_latency(self, ttfb_s: float | None, total_s: float) -> None:
         alpha = self.alpha
+        pending = self.pending
         if ttfb_s is not None:
             previous = self.ewma_ttfb
             self.ewma_ttfb = ttfb_s if previous is None else previous + alpha * (ttfb_s - previous)
+            pending[0] += 1
+            pending[1] += ttfb_s
         previous = self.ewma_total
         self.ewma_total = total_s if previous is None else previous + alpha * (total_s - previous)
+        pending[2] += 1
+        pending[3] += total_s
