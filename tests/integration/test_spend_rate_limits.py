@@ -119,6 +119,16 @@ async def test_requests_per_minute_headers_and_refusal(tollway: InProcess) -> No
             assert "x-ratelimit-limit-tokens" not in raw.headers
         with pytest.raises(openai.RateLimitError) as refused:
             await rpm.chat.completions.create(model="demo", messages=chat(3), max_tokens=5)  # type: ignore[arg-type]
+    async with tollway.http() as plain:  # the cost preview sees the same limit, holding nothing
+        preview = await plain.post(
+            "/v1/cost/estimate",
+            headers={"authorization": "Bearer rpm-secret-key"},
+            json={"model": "demo", "max_tokens": 5, "messages": chat(3)},
+        )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["allowed"] is False
+    assert [(c["name"], c["used"], c["fits"]) for c in preview.json()["limits"]] == [("rate:rpm-3", "3", False)]
+    assert preview.json()["refusal"].startswith("Rate limit reached: the requests rate limit 'rpm-3'")
     response = refused.value.response
     assert response.headers["x-tollway-limit"] == "rate:rpm-3"
     # the next minute starts in 50 s with the 3 weighted 1 - f: 3 (1 - f) + 1 <= 3 from f = 1/3, 20 s into it

@@ -29,12 +29,13 @@ from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
-from tollway.spend.hold import Degradable, Hold, prepaid_budget, prepaid_governed, refusal
+from tollway.spend.hold import Degradable, Hold, prepaid_governed, refusal
 from tollway.spend.limits import Amount, Governed, LimitsBuilder, worst
 from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
-from tollway.spend.rate_limits import WEIGHT_SCALE, RateLimit
+from tollway.spend.rate_limits import WEIGHT_SCALE
 from tollway.spend.rates import rate_governed
 from tollway.spend.rules import CustomerRules, SpendRules
+from tollway.spend.selection import Selections
 from tollway.spend.usage import UsageReader
 
 NoSubscription = Literal["allow", "refuse"]
@@ -100,6 +101,7 @@ class SpendAdmission:
         self._on_unavailable = on_unavailable
         self.unavailable_admits = 0  # calls let through unchecked (fail-open) since start
         self._limits = LimitsBuilder(usage)
+        self._selections = Selections()  # the budgets and rate limits of each caller, per rules snapshot
         # the period usage of each priced feature as this process last saw it (usage counter key -> amount):
         # a call is priced at it; every reserve's answer brings it up to date
         self._period_usage: dict[str, Decimal] = {}
@@ -111,23 +113,13 @@ class SpendAdmission:
         """Whether the subject's calls now need their worst case: an active subscription (its calls are priced
         on the plan), a budget, a rate limit, or the setting that refuses calls without a subscription."""
         rules = self._rules()
-        if self._no_subscription == "refuse" or subject in rules.consumer_budgets:
+        if self._no_subscription == "refuse":
             return True
-        if key_id is not None and key_id in rules.key_budgets:
+        selected = self._selections.of(rules, subject, key_id, model)
+        if selected.budgeted or selected.rates:
             return True
-        customer = rules.by_subject.get(subject)
-        if rules.rate_limits and (
-            rules.rates_for("consumer", subject)
-            or rules.rates_for("key", key_id)
-            or rules.rates_for("model", model)
-            or (customer is not None and rules.rates_for("customer", customer.customer.key))
-        ):
-            return True
-        if customer is None:
-            return False
-        return bool(rules.customer_budgets.get(customer.customer.key)) or (
-            rules.subscription_at(customer, self._clock.now()) is not None
-        )
+        customer = selected.customer
+        return customer is not None and rules.subscription_at(customer, self._clock.now()) is not None
 
     def governs(self, subject: str) -> bool:
         """Whether any limit may apply to the subject's calls (False: admit without looking further)."""
@@ -178,19 +170,13 @@ class SpendAdmission:
         now: datetime,
     ) -> tuple[list[Governed], Pricing | None]:
         """The limits in force on the call, and how its cost is priced (when a money limit needs it)."""
-        budgets = rules.consumer_budgets.get(call.subject, ())
-        if call.key_id is not None and call.key_id in rules.key_budgets:
-            budgets = budgets + rules.key_budgets[call.key_id]
-        if customer is not None:
-            budgets = rules.customer_budgets.get(customer.customer.key, ()) + budgets
-            balance = rules.credits.get(customer.customer.key)
-            if balance is not None:  # prepaid-only: the open period's spend may not pass the credit balance
-                budgets = (prepaid_budget(customer.customer.key, balance), *budgets)
+        selected = self._selections.of(rules, call.subject, call.key_id, call.model)
+        budgets = selected.budgets
         limited = subscription is not None and rules.plan_limits(subscription.plan_id)
         priced_by_call = call.request_budget is not None or call.task_budget is not None
         # a subscribed customer's calls are priced as its plan prices them (x-tollway-cost, money limits)
         priced = self._limits.priced_features(rules, subscription, now) if subscription is not None else []
-        rates = self._rates(rules, call, customer)
+        rates = selected.rates
         if not budgets and not limited and not priced_by_call and not priced and not rates:
             return [], None
         events = call.worst_cases
@@ -252,23 +238,6 @@ class SpendAdmission:
                 )
             )
         return governed, pricing
-
-    @staticmethod
-    def _rates(rules: SpendRules, call: SpendCall, customer: CustomerRules | None) -> list[tuple[RateLimit, str, str]]:
-        """The rate limits on the call: (limit, the entity it counts, how a refusal names it)."""
-        if not rules.rate_limits:
-            return []
-        found = [
-            (rate, call.subject, f"consumer '{call.subject}'") for rate in rules.rates_for("consumer", call.subject)
-        ]
-        if call.key_id is not None:
-            found += [(rate, call.key_id, f"API key '{call.key_id}'") for rate in rules.rates_for("key", call.key_id)]
-        if customer is not None:
-            key = customer.customer.key
-            found += [(rate, key, f"customer '{key}'") for rate in rules.rates_for("customer", key)]
-        if call.model is not None:
-            found += [(rate, call.model, f"model '{call.model}'") for rate in rules.rates_for("model", call.model)]
-        return found
 
     async def estimate(self, call: SpendCall, least: Sequence[LlmCall]) -> Estimate:
         """What the call would cost (`least`: the call without output, its worst case: `call.worst_cases`) and
