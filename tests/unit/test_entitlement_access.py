@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.unit.catalog.helpers import NOW, World, card, phases, published, tokens, usage
+from tests.support.meter_events import token_event
+from tests.unit.catalog.helpers import NOW, World, card, phases, published, usage
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue, FeatureAccess, feature_access
 from tollway.billing.pricing.model import FlatPrice
 
@@ -65,7 +66,7 @@ async def test_starter_pro_enterprise_values() -> None:
     for n, plan in enumerate(["starter", "pro", "enterprise", "flat"]):
         await w.catalog.customers.create_customer(key=plan, name=plan.title(), subjects=[f"{plan}-app"])
         await w.catalog.subscriptions.create_subscription(customer=plan, plan_key=plan, active_from=start)
-        await w.events.insert_events([tokens(n, f"{plan}-app", NOW - timedelta(days=1), 600_000)])
+        await w.events.insert_events([token_event(f"t{n}", f"{plan}-app", NOW - timedelta(days=1), 600_000)])
     await w.catalog.customers.create_customer(key="none", name="No plan", subjects=["none-app"])
 
     async def value(customer: str, feature: str) -> EntitlementValue:

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.support.meter_events import token_event
 from tollway.adapters.journal.file import FileJournal
 from tollway.adapters.memory.journal import MemoryJournal
 from tollway.adapters.memory.store import MemoryEventStore
@@ -16,14 +17,8 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def event(n: int) -> Event:
-    return Event(
-        id=f"req{n}:input",
-        source="tollway/gateway",
-        type="llm.tokens",
-        subject="acme",
-        time=T0,
-        data={"tokens": n, "type": "input"},
-    )
+    """Call `n`'s input tokens (`n` of them), as the gateway records a call: id `req<n>:input`."""
+    return token_event(f"req{n}:input", "acme", T0, n, kind="input")
 
 
 def segments(directory: Path) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.journal.file import LEASE, FileJournal, claim_segments, lease_holder
 from tollway.adapters.memory.journal import MemoryJournal
 from tollway.adapters.memory.store import MemoryEventStore
@@ -22,14 +23,8 @@ from tollway.metering.pipeline import UsagePipeline
 
 
 def event(n: int) -> Event:
-    return Event(
-        id=f"req{n}:input",
-        source="tollway/gateway",
-        type="llm.tokens",
-        subject="acme",
-        time=datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
-        data={"tokens": n, "type": "input"},
-    )
+    """Call `n`'s input tokens (`n` of them), as the gateway records a call: id `req<n>:input`."""
+    return token_event(f"req{n}:input", "acme", datetime(2026, 11, 1, 12, 0, tzinfo=UTC), n, kind="input")
 
 
 def segment_names(directory: Path) -> list[str]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.journal import MemoryJournal
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.metering.events import Event
@@ -17,7 +18,8 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def event(n: int) -> Event:
-    return Event(id=f"req{n}:input", source="tollway/gateway", type="llm.tokens", subject="acme", time=T0, data={})
+    """Call `n`'s input tokens (`n` of them), as the gateway records a call: id `req<n>:input`."""
+    return token_event(f"req{n}:input", "acme", T0, n, kind="input")
 
 
 class HangingStore(MemoryEventStore):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.billing.entitlements import EntitlementTemplate
@@ -15,7 +16,6 @@ from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
 from tollway.errors import DomainError
-from tollway.metering.events import Event
 from tollway.metering.service import MeteringService
 from tollway.wiring.catalog import build_catalog
 
@@ -63,11 +63,6 @@ async def expect(error: type[DomainError], field: str, work: object) -> DomainEr
     return caught.value
 
 
-def tokens(n: int, subject: str, at: datetime, count: int, kind: str = "output") -> Event:
-    data = {"tokens": count, "type": kind, "model": "gpt-4o", "provider": "openai", "status_code": 200}
-    return Event(id=f"t{n}", source="test", type="llm.tokens", subject=subject, time=at, data=data)
-
-
 def entitled(hard: bool, period: str | None = None) -> tuple[Phase, ...]:
     return phases(
         card(
@@ -93,13 +88,13 @@ async def metered_world(world: World, *, hard: bool = True, period: str | None =
     day = datetime(2026, 11, 1, tzinfo=UTC)
     await world.events.insert_events(
         [
-            tokens(1, "acme-corp", day + timedelta(days=8), 700),  # 11-09: before the subscription starts
-            tokens(2, "acme-corp", day + timedelta(days=11), 400),  # 11-12
-            tokens(3, "acme-bot", day + timedelta(days=19, hours=3), 350),  # 11-20
-            tokens(4, "acme-corp", day + timedelta(days=19), 5000, kind="input"),  # another feature
-            tokens(5, "globex", day + timedelta(days=14), 999),  # another customer
-            tokens(6, "acme-corp", datetime(2026, 10, 31, tzinfo=UTC), 50),  # previous period
-            tokens(7, "acme-corp", NOW - timedelta(hours=1), 30),  # 11-23 11:00
+            token_event("t1", "acme-corp", day + timedelta(days=8), 700),  # 11-09: before the subscription starts
+            token_event("t2", "acme-corp", day + timedelta(days=11), 400),  # 11-12
+            token_event("t3", "acme-bot", day + timedelta(days=19, hours=3), 350),  # 11-20
+            token_event("t4", "acme-corp", day + timedelta(days=19), 5000, kind="input"),  # another feature
+            token_event("t5", "globex", day + timedelta(days=14), 999),  # another customer
+            token_event("t6", "acme-corp", datetime(2026, 10, 31, tzinfo=UTC), 50),  # previous period
+            token_event("t7", "acme-corp", NOW - timedelta(hours=1), 30),  # 11-23 11:00
         ]
     )
     await world.events.roll_up()

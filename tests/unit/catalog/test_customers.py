@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.unit.catalog.helpers import NOW, World, expect, metered_world, published, tokens
+from tests.support.meter_events import token_event
+from tests.unit.catalog.helpers import NOW, World, expect, metered_world, published
 from tollway.api.app import create_management_app
 from tollway.billing.customers import Address
 from tollway.clock import FrozenClock
@@ -120,9 +121,9 @@ async def test_composition_root_wires_the_catalog_into_meter_queries(tmp_path: P
         await services.catalog.customers.create_customer(key="acme", name="Acme", subjects=["acme-corp", "acme-bot"])
         await services.metering.insert(
             [
-                tokens(1, "acme-corp", NOW - timedelta(hours=3), 120),
-                tokens(2, "acme-bot", NOW - timedelta(hours=2), 80),
-                tokens(3, "globex", NOW - timedelta(hours=2), 999),
+                token_event("t1", "acme-corp", NOW - timedelta(hours=3), 120),
+                token_event("t2", "acme-bot", NOW - timedelta(hours=2), 80),
+                token_event("t3", "globex", NOW - timedelta(hours=2), 999),
             ]
         )
         app = create_management_app(metering=services.metering, admin_token="secret", catalog=services.catalog)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tests.unit.catalog.helpers import NOW, World, card, expect, metered_world, phases, published, tokens
+from tests.support.meter_events import token_event
+from tests.unit.catalog.helpers import NOW, World, card, expect, metered_world, phases, published
 from tollway.billing.entitlements import EntitlementTemplate, EntitlementValue
 from tollway.billing.plans import Phase
 from tollway.billing.pricing.model import FlatPrice
@@ -22,7 +23,7 @@ async def test_metered_entitlement_value_hand_computed(world: World) -> None:
         "acme", "output-tokens", at=datetime(2026, 11, 15, tzinfo=UTC)
     )
     assert (early.usage, early.balance) == (Decimal(400), Decimal(600))
-    await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 250)])
+    await world.events.insert_events([token_event("t8", "acme-bot", NOW - timedelta(minutes=30), 250)])
     await world.events.roll_up()
     over = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert over == EntitlementValue(has_access=False, balance=Decimal(0), usage=Decimal(1030), overage=Decimal(30))
@@ -36,11 +37,11 @@ async def test_metered_entitlement_value_hand_computed(world: World) -> None:
 async def test_usage_exactly_at_a_hard_limit_refuses_access(world: World) -> None:
     # docs/billing.md: a hard limit gives access "while usage is below it": none once usage equals the limit
     await metered_world(world)
-    await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 219)])
+    await world.events.insert_events([token_event("t8", "acme-bot", NOW - timedelta(minutes=30), 219)])
     await world.events.roll_up()
     below = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert below == EntitlementValue(has_access=True, balance=Decimal(1), usage=Decimal(999), overage=Decimal(0))
-    await world.events.insert_events([tokens(9, "acme-bot", NOW - timedelta(minutes=20), 1)])
+    await world.events.insert_events([token_event("t9", "acme-bot", NOW - timedelta(minutes=20), 1)])
     await world.events.roll_up()
     at_limit = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     # 400 + 350 + 30 + 219 + 1 = 1000 = the limit: no access, nothing left, nothing over
@@ -49,7 +50,7 @@ async def test_usage_exactly_at_a_hard_limit_refuses_access(world: World) -> Non
 
 async def test_soft_limit_keeps_access(world: World) -> None:
     await metered_world(world, hard=False)
-    await world.events.insert_events([tokens(8, "acme-bot", NOW - timedelta(minutes=30), 250)])
+    await world.events.insert_events([token_event("t8", "acme-bot", NOW - timedelta(minutes=30), 250)])
     value = await world.catalog.entitlements.entitlement_value("acme", "output-tokens")
     assert value == EntitlementValue(has_access=True, balance=Decimal(0), usage=Decimal(1030), overage=Decimal(30))
 
