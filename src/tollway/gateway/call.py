@@ -28,6 +28,7 @@ class Call:
     usage: TokenUsage | None = None  # once recorded (the access log, the observer)
     attempts: tuple[AttemptRecord, ...] = ()  # once recorded: failed tries of other targets before the one that served
     key: bytes | None = None  # the key the consumer presented: scrubbed from whatever the call relays
+    status: int | None = None  # once over: the status it is counted with (499: the client went away)
 
     @property
     def id_bytes(self) -> bytes:

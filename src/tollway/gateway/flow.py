@@ -374,6 +374,7 @@ class Flow:
 
     def observe(self, call: Call, status: int) -> None:
         """The call is over (answered, refused or failed): counted, timed and logged, once."""
+        call.status = status
         elapsed = time.perf_counter() - call.started
         self._metrics.requests.inc((call.route, call.model, str(status)))
         self._metrics.latency.observe(elapsed, (call.route, call.model))

@@ -155,7 +155,8 @@ class GenAiTelemetry:
         operation = traced.operation
         if operation == "generate_content" and "mbed" in call.route:  # :embedContent, :batchEmbedContents
             operation = "embeddings"
-        status = traced.status if traced.status is not None else 499
+        # as counted (a stream whose client went away: 499, though 200 was sent), else as sent
+        status = call.status or traced.status or 499
         attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
         requested = call.requested_model if call.requested_model != "-" else None
         if requested is not None:
