@@ -12,14 +12,14 @@ policy. Sending returns an `Answer` or, when every try failed, a `Failed`; it re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from random import Random
-from typing import Any
 
 from tollway.clock import Clock
 from tollway.errors import DomainError, UpstreamFailedError, UpstreamTimeoutError, ValidationError
+from tollway.gateway.endpoint import LlmEndpoint, Parsed
 from tollway.gateway.hooks import Attempt, TargetPolicy
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import (
@@ -82,7 +82,7 @@ class Tries:
     `answered`: the target whose upstream answered the try in progress; when a try breaks off for a
     reason not the upstream's (a translator's bug, the server stopping), the call happened and the flow
     records it against that target, with `failed` as its attempts. (The defaults live on the class: a
-    call whose first try answers sets four attributes.)"""
+    call whose first try answers sets two attributes.)"""
 
     made = 0  # tries that reached (or tried to reach) an upstream
     turn = 1  # turns taken (target `turn % len(targets)`, round `turn // len(targets)`): the first is send's own
@@ -186,20 +186,12 @@ class Failover:
         self._sleep = sleep
 
     async def send(
-        self,
-        tries: Tries,
-        request_id: str,
-        build: Callable[[Target], tuple[bytes, dict[str, Any]]],
-        path: str,
-        *,
-        stream: bool,
-        prompt: Mapping[str, Any] | None = None,
+        self, tries: Tries, request_id: str, endpoint: LlmEndpoint, parsed: Parsed, body: bytes
     ) -> Answer | Failed:
         """The first answer a client can have, trying the targets in order (then round again while
-        `max_attempts` allows, after a backoff), or what every try failed with.
-
-        `prompt`: what a prompt-size estimate reads, to pass over a target whose known context window it
-        exceeds (while another target remains to be tried: the last one is always asked)."""
+        `max_attempts` allows, after a backoff), or what every try failed with. `endpoint` builds each
+        target's request from the client's (`parsed`, as read: `body`)."""
+        stream = parsed.stream
         loop = asyncio.get_running_loop()
         policy = self._policy
         index, wait = 0, 0.0  # the first try: the first target, at once
@@ -211,7 +203,7 @@ class Failover:
                 policy.started(target)
             began = loop.time()
             try:
-                request = self._request(tries, target, build, path, stream, prompt, request_id)
+                request = self._request(tries, target, request_id, endpoint, parsed, body)
                 timeouts = target.timeouts
                 if tries.deadline is None and timeouts.first_byte_s is None and (stream or timeouts.total_s is None):
                     answer = await self._answer(tries, target, request, stream, loop, began)  # no timer: the hot path
@@ -248,30 +240,24 @@ class Failover:
             index, wait = turn
 
     def _request(
-        self,
-        tries: Tries,
-        target: Target,
-        build: Callable[[Target], tuple[bytes, dict[str, Any]]],
-        path: str,
-        stream: bool,
-        prompt: Mapping[str, Any] | None,
-        request_id: str,
+        self, tries: Tries, target: Target, request_id: str, endpoint: LlmEndpoint, parsed: Parsed, body: bytes
     ) -> UpstreamRequest:
-        """The request for `target`; ValidationError where it cannot take it (nothing is sent then)."""
-        body, payload = build(target)
+        """The request for `target`; ValidationError where it cannot take it (nothing is sent then): its
+        format cannot say what the request asks, or the prompt exceeds its known context window (passed
+        over while another target remains: the last one is always asked)."""
+        outgoing, payload = endpoint.build(parsed, target, body)
         window = target.context_window
-        # the estimate is under half the body's bytes: only a large body is estimated, and only while
-        # another target remains (the last one is always asked)
-        if window is not None and prompt is not None and len(body) // 2 + 3 > window and not tries.last_chance():
+        # the estimate is under half the body's bytes: only a large body is estimated
+        if window is not None and len(outgoing) // 2 + 3 > window and not tries.last_chance():
             if tries.prompt_tokens < 0:
-                tries.prompt_tokens = estimate_prompt_tokens(prompt)
+                tries.prompt_tokens = estimate_prompt_tokens(parsed.prompt)
             if tries.prompt_tokens > window:
                 raise _too_long(target, tries.prompt_tokens, window)
         return UpstreamRequest(
-            path=path,
-            body=body,
+            path=endpoint.upstream_path,
+            body=outgoing,
             payload=payload,
-            stream=stream,
+            stream=parsed.stream,
             request_id=request_id,
             timeouts=target.timeouts if target.timeouts.transport else None,
         )

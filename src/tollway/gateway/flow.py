@@ -261,14 +261,7 @@ class Flow:
         else:
             tries = Tries(targets)
             try:
-                sent = await self._failover.send(
-                    tries,
-                    call.request_id,
-                    lambda target: endpoint.build(parsed, target, body),
-                    endpoint.upstream_path,
-                    stream=parsed.stream,
-                    prompt=parsed.prompt,
-                )
+                sent = await self._failover.send(tries, call.request_id, endpoint, parsed, body)
             except BaseException as broke:
                 error = broke
                 if tries.answered is not None:  # the upstream answered, then the try broke off: the call happened

@@ -26,21 +26,27 @@ def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def from_openai_chat(usage: Mapping[str, Any]) -> TokenUsage:
-    """OpenAI chat completions / embeddings usage (`prompt_tokens`, `completion_tokens`, details)."""
-    prompt = _count(usage.get("prompt_tokens"))
-    completion = _count(usage.get("completion_tokens"))
-    cached = min(_count(_details(usage, "prompt_tokens_details").get("cached_tokens")), prompt)
+    """OpenAI chat completions / embeddings usage (`prompt_tokens`, `completion_tokens`, details).
+
+    Read on every call: a plain non-negative int and an absent field are taken without a call to `_count`."""
+    prompt = usage.get("prompt_tokens")
+    if type(prompt) is not int or prompt < 0:
+        prompt = _count(prompt)
+    completion = usage.get("completion_tokens")
+    if type(completion) is not int or completion < 0:
+        completion = _count(completion)
+    cached = 0
+    if usage.get("prompt_tokens_details") is not None:
+        cached = min(_count(_details(usage, "prompt_tokens_details").get("cached_tokens")), prompt)
     # Cache writes have no OpenAI field; translated Anthropic usage (and LiteLLM) report them here,
     # counted inside prompt_tokens.
-    written = min(_count(usage.get("cache_creation_input_tokens")), prompt - cached)
-    reasoning = _count(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
-    return TokenUsage(
-        input=prompt - cached - written,
-        output=completion,
-        cache_read=cached,
-        cache_write=written,
-        reasoning=min(reasoning, completion),
-    )
+    written = 0
+    if (creation := usage.get("cache_creation_input_tokens")) is not None:
+        written = min(_count(creation), prompt - cached)
+    reasoning = 0
+    if usage.get("completion_tokens_details") is not None:
+        reasoning = min(_count(_details(usage, "completion_tokens_details").get("reasoning_tokens")), completion)
+    return TokenUsage(prompt - cached - written, completion, cached, written, reasoning)
 
 
 def from_anthropic(usage: Mapping[str, Any]) -> TokenUsage:

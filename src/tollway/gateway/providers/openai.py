@@ -14,11 +14,25 @@ DEFAULT_CONNECT_S = 10.0
 OPENAI_PATHS = frozenset({"/chat/completions", "/completions", "/embeddings", "/responses"})
 
 
-def _broke(exc: BaseException) -> UpstreamError:
-    """An answer that broke off while being read; a read timeout (the idle timeout) is a timeout."""
-    if isinstance(exc, TimeoutError):
-        return UpstreamError(f"upstream went silent past the idle timeout: {exc!r}", timeout=True)
-    return UpstreamError(f"upstream connection broke: {exc!r}")
+# What aiohttp (and the sockets under it) raise when an upstream fails. Caught where aiohttp is called (a
+# try costs nothing until it raises) and turned into the gateway's UpstreamError by `upstream_error`, the one
+# place that maps them (as httpx's map_httpcore_exceptions does for httpcore's). TimeoutError is an OSError.
+FAILURES = (TimeoutError, aiohttp.ClientError, OSError)
+
+
+def upstream_error(exc: BaseException, *, reading: bool) -> UpstreamError:
+    """One of FAILURES as the gateway's UpstreamError. Before an answer (connecting, sending, waiting for its
+    head) a timeout is the upstream timing out and anything else an unreachable upstream; while an answer
+    is read (`reading`), a timeout is the idle timeout and anything else a broken connection. Either way
+    `timeout` says which of the gateway's error kinds it is (504 or 502; a cut stream's cause)."""
+    timeout = isinstance(exc, TimeoutError)
+    if reading:
+        if timeout:
+            return UpstreamError(f"upstream went silent past the idle timeout: {exc!r}", timeout=True)
+        return UpstreamError(f"upstream connection broke: {exc!r}")
+    if timeout:
+        return UpstreamError("upstream timed out", timeout=True)
+    return UpstreamError(f"upstream unreachable: {exc}")
 
 
 class AiohttpResponse:
@@ -36,16 +50,16 @@ class AiohttpResponse:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise _broke(exc) from exc
+        except FAILURES as exc:
+            raise upstream_error(exc, reading=True) from exc
         finally:
             self._response.release()
 
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise _broke(exc) from exc
+        except FAILURES as exc:
+            raise upstream_error(exc, reading=True) from exc
         finally:
             self._response.release()
 
@@ -109,10 +123,8 @@ class OpenAIProvider:
                     sock_read=own.idle_s or self._timeout_s,
                 )
                 response = await self._session.post(url, data=request.body, headers=headers, timeout=timeout)
-        except TimeoutError as exc:
-            raise UpstreamError("upstream timed out", timeout=True) from exc
-        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
-            raise UpstreamError(f"upstream unreachable: {exc}") from exc
+        except FAILURES as exc:
+            raise upstream_error(exc, reading=False) from exc
         return AiohttpResponse(response)
 
     async def close(self) -> None:
