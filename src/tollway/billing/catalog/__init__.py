@@ -28,6 +28,7 @@ from tollway.billing.catalog.entitlement_service import EntitlementService
 from tollway.billing.catalog.feature_service import FeatureService
 from tollway.billing.catalog.plan_service import PlanService
 from tollway.billing.catalog.subscription_service import SubscriptionService
+from tollway.billing.catalog.unit_grant_service import UnitGrantService
 from tollway.billing.ports import CatalogStore
 from tollway.clock import Clock
 
@@ -39,6 +40,7 @@ __all__ = [
     "FeatureService",
     "PlanService",
     "SubscriptionService",
+    "UnitGrantService",
 ]
 
 
