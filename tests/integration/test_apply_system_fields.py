@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_apply_plan import STARTER, desired
+from tests.support.apply_files import STARTER, desired
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade

@@ -11,7 +11,7 @@ import httpx
 import openmeter
 import pytest
 
-from tests.integration.test_openmeter_sdk_grants import TOKEN, grants_app
+from tests.support.grants_app import TOKEN, grants_app
 from tests.support.served import served
 
 

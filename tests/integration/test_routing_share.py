@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import REDIS_URL
-from tests.unit.test_balancing import Harness, targets
+from tests.support.balancing import Harness, targets
 from tollway.adapters.redis.routing import RedisRoutingShare
 from tollway.auth_failures import AuthFailures
 from tollway.errors import UnavailableError

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_stripe_sync import ACME, Customers, issued_invoice
 from tests.support.fake_stripe import FakeStripe
+from tests.support.stripe_invoices import ACME, Customers, issued_invoice
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.sql.engine import create_sql_engine

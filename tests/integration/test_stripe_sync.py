@@ -11,38 +11,15 @@ from decimal import Decimal
 import pytest
 
 from tests.support.fake_stripe import FakeStripe
+from tests.support.stripe_invoices import ACME, FEB, JAN, Customers, issued_invoice
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.stripe.client import StripeApi, StripeCustomerParams
 from tollway.adapters.stripe.sync import StripeSync
-from tollway.billing.customers import Address, Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
-from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, InvoiceStore, IssueRequest
+from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, IssueRequest
 from tollway.clock import FrozenClock
-from tollway.errors import NotFoundError
 
-JAN = datetime(2026, 1, 1, tzinfo=UTC)
-FEB = datetime(2026, 2, 1, tzinfo=UTC)
-MAR = datetime(2026, 3, 1, tzinfo=UTC)
 JAN_UNIX, FEB_UNIX, MAR_UNIX = 1767225600, 1769904000, 1772323200  # 20454, 20485 and 20513 days x 86400
-
-
-class Customers:
-    """The two catalog calls the sync makes, over a dict."""
-
-    def __init__(self, *customers: Customer) -> None:
-        self.by_id = {c.id: c for c in customers}
-        self.updates = 0
-
-    async def customer(self, id_or_key: str) -> Customer:
-        found = self.by_id.get(id_or_key)
-        if found is None:
-            raise NotFoundError(f"customer {id_or_key} not found", field="customer")
-        return found
-
-    async def update_customer(self, customer: Customer) -> Customer:
-        self.updates += 1
-        self.by_id[customer.id] = customer
-        return customer
 
 
 class CrashingStore(MemoryInvoiceStore):
@@ -65,50 +42,6 @@ class CrashingStore(MemoryInvoiceStore):
         return await super().record_stripe_ids(
             invoice_id, stripe_invoice_id=stripe_invoice_id, stripe_status=stripe_status, line_item_ids=line_item_ids
         )
-
-
-ACME = Customer(
-    id="cus01",
-    key="acme",
-    name="Acme Corp",
-    subjects=("acme-corp",),
-    email="billing@acme.test",
-    billing_address=Address(country="DE", city="Berlin", line1="Alexanderplatz 1", postal_code="10178"),
-)
-
-
-def lines() -> tuple[InvoiceLine, ...]:
-    return (
-        InvoiceLine(
-            kind="usage",
-            rate_card_key="output-tokens",
-            description="1,234,567 output tokens x $0.00001",
-            period_start=JAN,
-            period_end=FEB,
-            amount=Decimal("12.34567"),
-            amount_minor=1235,
-            feature_key="output-tokens",
-        ),
-        InvoiceLine(
-            kind="flat",
-            rate_card_key="platform-fee",
-            description="Platform fee",
-            period_start=FEB,
-            period_end=MAR,
-            amount=Decimal(49),
-            amount_minor=4900,
-        ),
-        InvoiceLine(
-            kind="adjustment",
-            rate_card_key="output-tokens",
-            description="late usage re-rated",
-            period_start=JAN - timedelta(days=31),
-            period_end=JAN,
-            amount=Decimal("-1.5"),
-            amount_minor=-150,
-            adjusts_invoice_id="inv00",
-        ),
-    )
 
 
 @pytest.fixture
@@ -143,25 +76,6 @@ def customers() -> Customers:
 @pytest.fixture
 def sync(store: CrashingStore, customers: Customers, api: StripeApi, clock: FrozenClock) -> StripeSync:
     return StripeSync(store=store, customers=customers, api=api, clock=clock)
-
-
-async def issued_invoice(store: InvoiceStore, clock: FrozenClock, invoice_id: str = "inv01") -> Invoice:
-    draft = Invoice(
-        id=invoice_id,
-        customer_id=ACME.id,
-        currency="USD",
-        status="draft",
-        period_start=JAN,
-        period_end=FEB,
-        lines=lines(),
-        total_minor=1235 + 4900 - 150,
-        subscription_id="sub01",
-        billing_key=f"sub01:{invoice_id}",
-    )
-    issue = IssueRequest(issued_at=clock.now(), due_at=clock.now() + timedelta(days=14), enqueue=(STRIPE_SYNC,))
-    stored = await store.create_invoice(draft, issue=issue)
-    assert stored is not None
-    return stored
 
 
 def assert_synced_once(fake: FakeStripe, invoice: Invoice) -> None:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.apply_files import STARTER, desired
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.billing.apply import (
     ApplyFailed,
     ApplyPlan,
-    DesiredCatalog,
     StoredCatalog,
     apply_catalog,
     execute,
@@ -27,7 +27,6 @@ from tollway.billing.plans import Plan
 from tollway.billing.pricing.model import FlatPrice, Tier, TieredPrice, UnitPrice, UsageTerms
 from tollway.billing.subscriptions import Subscription
 from tollway.clock import FrozenClock
-from tollway.config.catalog import desired_catalog
 from tollway.config.loader import parse_config
 from tollway.errors import ConfigError
 from tollway.metering.meters import BUILT_IN_METERS, Aggregation, Meter
@@ -36,21 +35,6 @@ from tollway.wiring.catalog import build_catalog
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
-STARTER = """\
-features:
-  - {key: input-tokens, meter: llm_tokens, filters: {type: input}}
-  - {key: output-tokens, meter: llm_tokens, filters: {type: output}}
-plans:
-  - key: starter
-    name: Starter
-    currency: USD
-    billing_cadence: P1M
-    rate_cards:
-      - {feature: input-tokens, price: {type: unit, amount: "0.000003"}}
-      - {feature: output-tokens, price: {type: unit, amount: "0.00001"}}
-customers:
-  - {key: acme, name: Acme Corp, usage_from: [acme-corp], subscription: {plan: starter}}
-"""
 
 PRO = """\
   - key: pro
@@ -70,11 +54,6 @@ PRO = """\
         discounts: {percentage: "10", usage: "100000"}
         entitlement: {type: metered, limit: "5000000", hard: true}
 """
-
-
-def desired(text: str) -> DesiredCatalog:
-    config = parse_config(text, {})
-    return replace(desired_catalog(config.features, config.plans, config.customers), meters=BUILT_IN_METERS)
 
 
 def feature(key: str, kind: str, *, managed_by: str = "config", fid: str = "") -> Feature:

@@ -12,6 +12,7 @@ from typing import cast
 
 import pytest
 
+from tests.support.stripe_invoices import Customers
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.stripe.client import (
     StripeApi,
@@ -70,18 +71,6 @@ class RecordingStripe:
     async def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> StripeInvoiceState:
         self.calls.append(("finalize_invoice", idempotency_key))
         return StripeInvoiceState(invoice_id, "open", number="TW-2026-000001")
-
-
-class Customers:
-    def __init__(self, customer: Customer) -> None:
-        self.by_id = {customer.id: customer}
-
-    async def customer(self, id_or_key: str) -> Customer:
-        return self.by_id[id_or_key]
-
-    async def update_customer(self, customer: Customer) -> Customer:
-        self.by_id[customer.id] = customer
-        return customer
 
 
 class CrashOnce(MemoryInvoiceStore):
