@@ -89,6 +89,24 @@ def used_bytes(store: SqlEventStore, postgres: bool) -> int:
         return (pages - free) * size
 
 
+def breakdown(store: SqlEventStore, postgres: bool, count: int) -> None:
+    """Bytes per call of each table and index that holds usage (dbstat on SQLite, pg_relation_size)."""
+    with store.engine.connect() as connection:
+        if postgres:
+            query = (
+                "SELECT c.relname, pg_relation_size(c.oid)"
+                " + COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0)"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')"
+            )
+        else:
+            query = "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"
+        sizes = [(str(name), int(size)) for name, size in connection.exec_driver_sql(query)]
+    for name, size in sorted(sizes, key=lambda item: -item[1]):
+        if size >= count * 2:  # the relations usage fills; the others are a page or two
+            print(f"|   {name} | | | {size / count:,.0f} | |")
+
+
 def fresh(db: str) -> tuple[SqlEventStore, bool]:
     if db == "sqlite":
         path = Path("/tmp/tollway-bench-footprint.db")
@@ -105,7 +123,7 @@ def fresh(db: str) -> tuple[SqlEventStore, bool]:
     return SqlEventStore(engine, FrozenClock(NOW)), db == "postgres"
 
 
-async def run(db: str, count: int, retention: bool) -> None:
+async def run(db: str, count: int, retention: bool, details: bool) -> None:
     store, postgres = fresh(db)
     await MeteringService(store, FrozenClock(NOW)).sync_meters([])
     base = used_bytes(store, postgres)
@@ -123,11 +141,15 @@ async def run(db: str, count: int, retention: bool) -> None:
         f" stored and rolled up in {elapsed:.1f}s |",
         flush=True,
     )
+    if details:
+        breakdown(store, postgres, count)
     if retention:
         while await store.expire_events(NOW + timedelta(days=1), 5000):
             pass
         kept = used_bytes(store, postgres) - base
         print(f"| {db}, raw events past retention deleted | {count:,} | 0 | {kept / count:,.0f} | rollups only |")
+        if details:
+            breakdown(store, postgres, count)
     await store.close()
 
 
@@ -136,9 +158,10 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument("--retention", action="store_true", help="then delete the raw events and measure again")
+    parser.add_argument("--breakdown", action="store_true", help="bytes per call of each table and index")
     args = parser.parse_args()
     print("| database | calls | events per call | bytes per call | note |\n|---|---:|---:|---:|---|")
-    asyncio.run(run(args.db, args.calls, args.retention))
+    asyncio.run(run(args.db, args.calls, args.retention, args.breakdown))
 
 
 if __name__ == "__main__":

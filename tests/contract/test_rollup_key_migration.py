@@ -101,3 +101,47 @@ async def test_0008_refolds_a_meter_whose_backfill_mislabelled_its_dimensions(en
             )
     finally:
         await store.close()
+
+
+def test_0019_keeps_rollup_rows_in_the_key_on_sqlite(tmp_path: Path) -> None:
+    """SQLite: the rollup tables become WITHOUT ROWID (one b-tree, no autoindex repeating the key) with
+    their rows; the file gives the old tables' pages back; a downgrade restores rowid tables."""
+    from alembic import command
+
+    engine = create_sql_engine(f"sqlite:///{tmp_path / 'rowid.db'}")
+    try:
+        upgrade(engine, "0018_spend_rate_limits")
+        with engine.begin() as connection:
+            many = ", ".join(f"('m', 60000000, {n * 60000000}, 'a{n % 7}', '[\"x\"]', 1, '{n}')" for n in range(3000))
+            connection.execute(text(ROW + many))
+            connection.execute(text(VALUE + "('m', 60000000, 60000000, 'acme', '[]', 'd1')"))
+
+        def state() -> tuple[list[str], list[tuple[object, ...]], list[str], int]:
+            with engine.connect() as connection:
+                ddl = connection.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name IN ('meter_rollups', 'meter_rollup_values')")
+                ).scalars()
+                rows = connection.execute(
+                    text("SELECT bucket_us, subject, dims, count, total FROM meter_rollups ORDER BY bucket_us")
+                ).all()
+                digests = connection.execute(text("SELECT digest FROM meter_rollup_values")).scalars().all()
+                free = int(connection.execute(text("PRAGMA freelist_count")).scalar() or 0)
+            return list(ddl), [tuple(r) for r in rows], list(digests), free
+
+        _, rows_before, _, _ = state()
+        upgrade(engine)
+        ddl, rows, digests, free = state()
+        assert len(ddl) == 2
+        assert all(sql.rstrip().endswith("WITHOUT ROWID") for sql in ddl)
+        assert len(rows) == 3000
+        assert rows == rows_before
+        assert digests == ["d1"]
+        assert free == 0
+        assert key_of(engine, "meter_rollups") == ["meter", "level_us", "subject", "bucket_us", "dims"]
+        command.downgrade(alembic_config(engine), "0018_spend_rate_limits")
+        ddl, rows, digests, _ = state()
+        assert not any("WITHOUT ROWID" in sql for sql in ddl)
+        assert rows == rows_before
+        assert digests == ["d1"]
+    finally:
+        engine.dispose()

@@ -76,6 +76,7 @@ meter_rollups = Table(
     Column("first_us", BigInteger),
     # Subject before bucket (migration 0006): a subject's range read is one key range, statistics or not.
     PrimaryKeyConstraint("meter", "level_us", "subject", "bucket_us", "dims", name="meter_rollups_pkey"),
+    sqlite_with_rowid=False,  # migration 0019: the rows live in the key's b-tree, not twice
 )
 
 meter_rollup_values = Table(
@@ -90,6 +91,7 @@ meter_rollup_values = Table(
     PrimaryKeyConstraint(
         "meter", "level_us", "subject", "bucket_us", "dims", "digest", name="meter_rollup_values_pkey"
     ),
+    sqlite_with_rowid=False,
 )
 
 # -- invoicing (migration 0005) ---------------------------------------------------------------
