@@ -114,6 +114,12 @@ include-name = ["POST /api/v1/budgets", "PATCH /api/v1/budgets/{budget}"]
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
+# A rate limit's limit is a decimal string > 0 (no pattern bounds it), a whole number except for a cost limit, and
+# an in-flight limit takes no window (rules across fields).
+include-name = ["POST /api/v1/rate-limits", "PATCH /api/v1/rate-limits/{limit}"]
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
 # A unit grant's rules across fields and stored state: maxRolloverAmount >= minRolloverAmount, a recurrence's
 # anchor and an expiration within the duration bounds, the feature a metered entitlement of the customer's plan;
 # an auto-recharge rule takes exactly one of rechargeTo (above the threshold) and amount, in the customer's currency.
