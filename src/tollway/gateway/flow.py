@@ -1,8 +1,7 @@
 """The one request flow every LLM endpoint goes through, composed of its steps.
 
     read body -> parse -> resolve route -> admit -> intent -> send (failover.py) -> relay (relay.py)
-                                              \\            record (here, once) + settle ____/
-                                               \\_____________ release (finally) _______________/
+      -> record (here, once) + settle -> the answer's end;  finally: release (once per admitted call)
 
 Sending returns an answer or what every try failed with; relaying returns the call's outcome. The flow
 writes the call's one usage record in one place (`_record`): from an outcome, from the try that stands
@@ -45,6 +44,7 @@ from tollway.gateway.http import BodyTooLarge, Message, Receive, Scope, Send, re
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import is_event_stream
 from tollway.gateway.relay import (
+    FAILED,
     GatewayLimits,
     LargeAnswer,
     Outcome,
@@ -63,7 +63,6 @@ from tollway.scrub import Scrubber
 from tollway.spend.admission import Estimate
 
 DROPPED_HEADER = b"x-tollway-dropped"  # request fields a translation dropped for the target
-FAILED = 500  # the status recorded for a call whose answer the gateway failed to relay
 
 
 class Flow:
