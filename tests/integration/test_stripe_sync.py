@@ -3,7 +3,7 @@ one Stripe customer, one invoice, one item per line, finalized, whatever step a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,8 +11,7 @@ from decimal import Decimal
 import pytest
 
 from tests.support.fake_stripe import FakeStripe
-from tests.support.stripe_invoices import ACME, FEB, JAN, Customers, issued_invoice
-from tollway.adapters.memory.invoices import MemoryInvoiceStore
+from tests.support.stripe_invoices import ACME, FEB, JAN, CrashingStore, Customers, issued_invoice
 from tollway.adapters.stripe.client import StripeApi, StripeCustomerParams
 from tollway.adapters.stripe.sync import StripeSync
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
@@ -20,28 +19,6 @@ from tollway.billing.invoicing.ports import STRIPE_SYNC, STRIPE_VOID, IssueReque
 from tollway.clock import FrozenClock
 
 JAN_UNIX, FEB_UNIX, MAR_UNIX = 1767225600, 1769904000, 1772323200  # 20454, 20485 and 20513 days x 86400
-
-
-class CrashingStore(MemoryInvoiceStore):
-    """Raises once, on the n-th record_stripe_ids call: Tollway dies after Stripe did the step."""
-
-    crash_on: int | None = None
-    recorded = 0
-
-    async def record_stripe_ids(
-        self,
-        invoice_id: str,
-        *,
-        stripe_invoice_id: str | None = None,
-        stripe_status: str | None = None,
-        line_item_ids: Mapping[str, str] | None = None,
-    ) -> Invoice:
-        self.recorded += 1
-        if self.recorded == self.crash_on:
-            raise RuntimeError("crash before the step was recorded")
-        return await super().record_stripe_ids(
-            invoice_id, stripe_invoice_id=stripe_invoice_id, stripe_status=stripe_status, line_item_ids=line_item_ids
-        )
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
-"""Invoices for the Stripe sync tests: a customer catalog over a dict, the customer Acme, and an issued invoice
-with a usage, a flat and an adjustment line (its Stripe outbox step enqueued)."""
+"""Invoices for the Stripe sync tests: a customer catalog over a dict, an invoice store that crashes at a chosen
+step, the customer Acme, and an issued invoice with a usage, a flat and an adjustment line (its Stripe outbox
+step enqueued)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.billing.customers import Address, Customer
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequest
@@ -34,6 +37,28 @@ class Customers:
         self.updates += 1
         self.by_id[customer.id] = customer
         return customer
+
+
+class CrashingStore(MemoryInvoiceStore):
+    """Raises once, on the n-th record_stripe_ids call: Tollway dies after Stripe did the step."""
+
+    crash_on: int | None = None
+    recorded = 0
+
+    async def record_stripe_ids(
+        self,
+        invoice_id: str,
+        *,
+        stripe_invoice_id: str | None = None,
+        stripe_status: str | None = None,
+        line_item_ids: Mapping[str, str] | None = None,
+    ) -> Invoice:
+        self.recorded += 1
+        if self.recorded == self.crash_on:
+            raise RuntimeError("crash before the step was recorded")
+        return await super().record_stripe_ids(
+            invoice_id, stripe_invoice_id=stripe_invoice_id, stripe_status=stripe_status, line_item_ids=line_item_ids
+        )
 
 
 ACME = Customer(

@@ -4,7 +4,6 @@ Stripe client (no HTTP); the expected keys are literals."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,7 +11,7 @@ from typing import cast
 
 import pytest
 
-from tests.support.stripe_invoices import Customers
+from tests.support.stripe_invoices import CrashingStore, Customers
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.stripe.client import (
     StripeApi,
@@ -73,28 +72,6 @@ class RecordingStripe:
         return StripeInvoiceState(invoice_id, "open", number="TW-2026-000001")
 
 
-class CrashOnce(MemoryInvoiceStore):
-    """Raises on the first record_stripe_ids call: Tollway dies after Stripe created the invoice, before the
-    Stripe id was stored."""
-
-    crashed = False
-
-    async def record_stripe_ids(
-        self,
-        invoice_id: str,
-        *,
-        stripe_invoice_id: str | None = None,
-        stripe_status: str | None = None,
-        line_item_ids: Mapping[str, str] | None = None,
-    ) -> Invoice:
-        if not self.crashed:
-            self.crashed = True
-            raise RuntimeError("crash before the Stripe invoice id was recorded")
-        return await super().record_stripe_ids(
-            invoice_id, stripe_invoice_id=stripe_invoice_id, stripe_status=stripe_status, line_item_ids=line_item_ids
-        )
-
-
 async def issued_invoice(store: MemoryInvoiceStore) -> Invoice:
     line = InvoiceLine(
         kind="flat",
@@ -123,7 +100,8 @@ async def issued_invoice(store: MemoryInvoiceStore) -> Invoice:
 
 async def test_a_retry_after_a_crash_sends_the_same_keys() -> None:
     clock = FrozenClock(NOW)
-    store = CrashOnce(clock)
+    store = CrashingStore(clock)
+    store.crash_on = 1  # Tollway dies after Stripe created the invoice, before its id was stored
     invoice = await issued_invoice(store)
     (line,) = invoice.lines
     stripe = RecordingStripe()
