@@ -202,6 +202,17 @@ async def test_anthropic_callers_get_anthropic_headers(tollway: InProcess) -> No
             model="demo", max_tokens=20, messages=[{"role": "user", "content": "Say hello."}]
         )
         message = await raw.parse()
+        for _ in range(4):
+            await claude.messages.create(model="demo", max_tokens=20, messages=[{"role": "user", "content": "Hi."}])
+        with pytest.raises(anthropic.RateLimitError) as refused:  # Anthropic's own shape and headers
+            await claude.messages.create(model="demo", max_tokens=20, messages=[{"role": "user", "content": "Hi."}])
+    assert isinstance(refused.value.body, dict)
+    assert refused.value.body["error"]["type"] == "rate_limit_error"
+    assert refused.value.body["error"]["message"].startswith(
+        "Rate limit reached: the requests rate limit 'claude-rpm' of consumer 'claude' allows 5 per minute"
+    )
+    assert refused.value.response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert refused.value.response.headers["retry-after"] == "62"  # 5 (1 - f) + 1 <= 5 from f = 1/5: 12 s in
     headers = raw.headers
     assert headers["anthropic-ratelimit-requests-limit"] == "5"
     assert headers["anthropic-ratelimit-requests-remaining"] == "4"
