@@ -88,6 +88,8 @@ class LimitsBuilder:
         self._priced: dict[tuple[object, ...], list[PricedFeature]] = {}
         # id of a priced-features list -> (the list, its usage counters' templates)
         self._usage_templates: dict[int, tuple[Sequence[PricedFeature], list[Governed]]] = {}
+        # budget id -> (the budget, the priced features, the subjects counted, its limit in the current window, who)
+        self._budgets: dict[str, tuple[Budget, Sequence[PricedFeature], tuple[str, ...], Governed, str]] = {}
         # subscription id -> (rules snapshot, valid from, valid until, its entitlements as templates)
         self._entitled: dict[
             str, tuple[SpendRules, datetime, datetime, list[tuple[FeatureMeasure, Governed | None]]]
@@ -271,6 +273,28 @@ class LimitsBuilder:
         events: Sequence[LlmCall],
         now: datetime,
     ) -> Governed:
+        cached = self._budgets.get(budget.id)
+        if (
+            cached is not None
+            and cached[0] is budget
+            and cached[1] is priced
+            and cached[2] == subjects
+            and cached[4] == who
+            and cached[3].window.start <= now
+            and (cached[3].window.end is None or now < cached[3].window.end)
+        ):
+            t = cached[3]  # the budget's limit in this window, as worked out at its first call
+            return Governed(
+                Ask(t.ask.key, worst(t.amount_of, events), t.ask.limit, t.ask.expires_at),
+                t.amount_of,
+                t.metered,
+                t.window,
+                t.counted_from,
+                t.name,
+                t.what,
+                t.per,
+                budget=budget,
+            )
         if subscription is not None:
             window = window_at(
                 budget.window, now, anchor=subscription.billing_anchor, cadence=subscription.billing_cadence
@@ -289,7 +313,7 @@ class LimitsBuilder:
             metered = self._plan_spend(priced, subjects, customer_subjects, start)
         if budget.scope == "key":  # usage events carry the consumer, not the key: counted by the counters only
             metered = _nothing_metered
-        return Governed(
+        found = Governed(
             ask=Ask(
                 f"bud:{budget.id}:{window.tag}",
                 worst(amount_of, events),
@@ -305,6 +329,13 @@ class LimitsBuilder:
             per=PER_WINDOW[budget.window],
             budget=budget,
         )
+        # kept for the window's next calls unless its price depends on the period's usage (a tiered or capped
+        # plan price is read at the usage of each call's moment)
+        if budget.kind == "tokens" or subscription is None or all(f.unit is not None for f in priced):
+            if len(self._budgets) >= 100_000:
+                self._budgets.clear()
+            self._budgets[budget.id] = (budget, priced, tuple(subjects), found, who)
+        return found
 
     def cost_of(
         self,
