@@ -17,6 +17,7 @@ from tests.support.closing import Client, Closing
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_azure import FakeAzureOpenAI
 from tests.support.fake_gemini import FakeGemini
+from tests.support.fake_stripe import FakeStripe
 from tests.support.fake_upstream import FakeOpenAI
 
 POSTGRES_URL = os.environ.get("TOLLWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -145,6 +146,14 @@ def fake_azure() -> Iterator[FakeAzureOpenAI]:
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The Stripe API stand-in (tests/support/fake_stripe.py), one per test."""
+    server = FakeStripe().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -28,7 +27,6 @@ from typing import Any
 import anthropic
 import httpx
 import openai
-import pytest
 import stripe
 
 from tests.support.closing import Closing
@@ -85,13 +83,6 @@ def ticket_log(seed: int, lines: int = 200) -> str:
         f"Ticket {seed}-{n:04d}: the dashboard shows request {n} as slow; the customer asks for a refund."
         for n in range(lines)
     )
-
-
-@pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.stop()
 
 
 def test_usage_becomes_a_previewed_then_closed_invoice_synced_to_stripe_and_paid_by_webhook(

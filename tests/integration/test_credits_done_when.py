@@ -10,7 +10,6 @@ call, so $20 pays exactly 10 calls."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -55,15 +54,6 @@ def chat(n: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Question {n:03d}: what keeps a lighthouse lamp turning at night?"}]
 
 
-@pytest.fixture
-def stripe() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def balance(tollway: InProcess, api: Any) -> dict[str, str]:
     pipeline = tollway.runtime.pipeline
     assert isinstance(pipeline, UsagePipeline)
@@ -74,7 +64,7 @@ async def balance(tollway: InProcess, api: Any) -> dict[str, str]:
     return {k: body[k] for k in ("live", "settled", "pending")}
 
 
-async def test_buy_spend_refuse_and_invoice(tmp_path: Path, stripe: FakeStripe) -> None:
+async def test_buy_spend_refuse_and_invoice(tmp_path: Path, fake_stripe: FakeStripe) -> None:
     assert prompt_tokens({"messages": chat(0)}) == 18
     clock = FrozenClock(datetime(2026, 12, 10, 12, 0, tzinfo=UTC))
     async with (
@@ -85,7 +75,7 @@ async def test_buy_spend_refuse_and_invoice(tmp_path: Path, stripe: FakeStripe) 
             admin_token=ADMIN,
             spend_refresh_s=0.05,
             stripe_secret_key="sk_test_done_when",
-            stripe_api_base=stripe.origin,
+            stripe_api_base=fake_stripe.origin,
             stripe_webhook_secret=SECRET,
             invoice_grace_s=0,
         ) as tollway,
@@ -115,11 +105,11 @@ async def test_buy_spend_refuse_and_invoice(tmp_path: Path, stripe: FakeStripe) 
 
         assert tollway.runtime.billing is not None
         await tollway.runtime.billing.run_once()  # the Stripe sync step: the top-up invoice reaches Stripe
-        (invoice,) = stripe.state.invoices.values()
+        (invoice,) = fake_stripe.state.invoices.values()
         assert (invoice["status"], invoice["currency"]) == ("open", "usd")
-        assert [i["amount"] for i in stripe.items_of(invoice["id"])] == [2000]
-        stripe.pay(invoice["id"], at=clock.now())
-        body, signature = stripe.webhook("invoice.paid", invoice["id"], secret=SECRET, at=clock.now())
+        assert [i["amount"] for i in fake_stripe.items_of(invoice["id"])] == [2000]
+        fake_stripe.pay(invoice["id"], at=clock.now())
+        body, signature = fake_stripe.webhook("invoice.paid", invoice["id"], secret=SECRET, at=clock.now())
         hook = await api.post(
             "/api/v1/stripe/webhook",
             content=body,
@@ -178,5 +168,5 @@ async def test_buy_spend_refuse_and_invoice(tmp_path: Path, stripe: FakeStripe) 
         assert await balance(tollway, api) == {"live": "0", "settled": "0", "pending": "0"}
 
         await tollway.runtime.billing.run_once()  # the closing invoice reaches Stripe: credits as a negative item
-        (synced,) = [i for i in stripe.state.invoices.values() if i["id"] != invoice["id"]]
-        assert sorted(i["amount"] for i in stripe.items_of(synced["id"])) == [-2000, 900, 1100]
+        (synced,) = [i for i in fake_stripe.state.invoices.values() if i["id"] != invoice["id"]]
+        assert sorted(i["amount"] for i in fake_stripe.items_of(synced["id"])) == [-2000, 900, 1100]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,26 +67,19 @@ class RacingApi(StripeApi):
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 2, 1, 2, 0, tzinfo=UTC))
 
 
 @pytest.fixture
-async def api(fake: FakeStripe) -> AsyncIterator[RacingApi]:
-    client = RacingApi("sk_test_tollway", api_base=fake.origin)
+async def api(fake_stripe: FakeStripe) -> AsyncIterator[RacingApi]:
+    client = RacingApi("sk_test_tollway", api_base=fake_stripe.origin)
     yield client
     await client.close()
 
 
-def finalizes(fake: FakeStripe) -> int:
-    return sum(1 for c in fake.calls if c.path.endswith("/finalize"))
+def finalizes(fake_stripe: FakeStripe) -> int:
+    return sum(1 for c in fake_stripe.calls if c.path.endswith("/finalize"))
 
 
 async def run_out(sync: StripeSync, clock: FrozenClock) -> None:
@@ -100,7 +93,7 @@ async def run_out(sync: StripeSync, clock: FrozenClock) -> None:
 @pytest.mark.parametrize("change", list(CHANGES))
 @pytest.mark.parametrize("at", [*range(1, READS + 1), "finalize in flight"])
 async def test_a_status_change_at_any_step_stops_the_push_and_stripe_never_charges(
-    fake: FakeStripe, api: RacingApi, clock: FrozenClock, change: str, at: int | str
+    fake_stripe: FakeStripe, api: RacingApi, clock: FrozenClock, change: str, at: int | str
 ) -> None:
     store = RacingStore(clock)
     service = InvoiceService(store, MemoryCatalogStore(), clock, stripe=True)
@@ -124,35 +117,35 @@ async def test_a_status_change_at_any_step_stops_the_push_and_stripe_never_charg
     assert stored.status == SETTLED[change]
     assert all(row.done_at is not None for row in await store.get_outbox(invoice.id))
     if at == "finalize in flight":  # Stripe finalized it as Tollway changed it: Stripe's copy follows
-        (stripe_invoice,) = fake.state.invoices.values()
+        (stripe_invoice,) = fake_stripe.state.invoices.values()
         assert stripe_invoice["status"] == SETTLED[change]
         assert stripe_invoice.get("paid_out_of_band", False) is (change == "mark-paid")
         assert stored.stripe_status == SETTLED[change]
     else:  # changed before the finalize: never finalized, and a draft made before the change deleted
-        assert finalizes(fake) == 0
-        assert fake.state.invoices == {}
-        assert fake.state.items == {}
+        assert finalizes(fake_stripe) == 0
+        assert fake_stripe.state.invoices == {}
+        assert fake_stripe.state.items == {}
         assert stored.stripe_status == ("deleted" if stored.stripe_invoice_id else None)
 
 
 async def test_a_paid_webhook_for_a_finalize_whose_reply_was_lost_ends_the_sync_without_another_write(
-    fake: FakeStripe, api: RacingApi, clock: FrozenClock
+    fake_stripe: FakeStripe, api: RacingApi, clock: FrozenClock
 ) -> None:
     store = MemoryInvoiceStore(clock)
     sync = StripeSync(store=store, customers=Customers(ACME), api=api, clock=clock)
     invoice = await issued_invoice(store, clock)
-    fake.fail("POST", r"/v1/invoices/[^/]+/finalize", 500, after=True)
+    fake_stripe.fail("POST", r"/v1/invoices/[^/]+/finalize", 500, after=True)
     assert await sync.run_once() == 0  # finalized in Stripe; Tollway never heard back
-    (stripe_id,) = fake.state.invoices
-    fake.pay(stripe_id, at=clock.now())
+    (stripe_id,) = fake_stripe.state.invoices
+    fake_stripe.pay(stripe_id, at=clock.now())
     webhooks = StripeWebhooks(secret=SECRET, store=store, clock=clock)
-    outcome = await webhooks.receive(*fake.webhook("invoice.paid", stripe_id, secret=SECRET, at=clock.now()))
+    outcome = await webhooks.receive(*fake_stripe.webhook("invoice.paid", stripe_id, secret=SECRET, at=clock.now()))
     assert outcome.action == "paid"
-    writes = sum(1 for c in fake.calls if c.method in ("POST", "DELETE"))
+    writes = sum(1 for c in fake_stripe.calls if c.method in ("POST", "DELETE"))
 
     await run_out(sync, clock)
 
-    assert sum(1 for c in fake.calls if c.method in ("POST", "DELETE")) == writes
+    assert sum(1 for c in fake_stripe.calls if c.method in ("POST", "DELETE")) == writes
     (row,) = await store.get_outbox(invoice.id)
     assert row.done_at is not None
     assert row.attempts == 2  # the lost reply, then done: no third attempt
@@ -162,7 +155,7 @@ async def test_a_paid_webhook_for_a_finalize_whose_reply_was_lost_ends_the_sync_
 
 
 async def test_mark_paid_then_stripes_own_paid_webhook_agree(
-    fake: FakeStripe, api: RacingApi, clock: FrozenClock
+    fake_stripe: FakeStripe, api: RacingApi, clock: FrozenClock
 ) -> None:
     store = MemoryInvoiceStore(clock)
     service = InvoiceService(store, MemoryCatalogStore(), clock, stripe=True)
@@ -171,11 +164,11 @@ async def test_mark_paid_then_stripes_own_paid_webhook_agree(
     assert await sync.run_once() == 1  # open in Stripe
     await service.mark_paid(invoice.id)  # collected outside Stripe
     await run_out(sync, clock)
-    (stripe_id,) = fake.state.invoices
-    assert fake.state.invoices[stripe_id]["status"] == "paid"
-    assert fake.state.invoices[stripe_id]["paid_out_of_band"] is True
+    (stripe_id,) = fake_stripe.state.invoices
+    assert fake_stripe.state.invoices[stripe_id]["status"] == "paid"
+    assert fake_stripe.state.invoices[stripe_id]["paid_out_of_band"] is True
     webhooks = StripeWebhooks(secret=SECRET, store=store, clock=clock)
-    outcome = await webhooks.receive(*fake.webhook("invoice.paid", stripe_id, secret=SECRET, at=clock.now()))
+    outcome = await webhooks.receive(*fake_stripe.webhook("invoice.paid", stripe_id, secret=SECRET, at=clock.now()))
     assert outcome.action == "paid"  # a no-op: it already is
     stored = await store.get_invoice(invoice.id)
     assert stored is not None
@@ -184,7 +177,12 @@ async def test_mark_paid_then_stripes_own_paid_webhook_agree(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_issued_while_stripe_is_down_then_marked_paid_is_never_sent(
-    request: pytest.FixtureRequest, tmp_path: Path, fake: FakeStripe, api: RacingApi, clock: FrozenClock, backend: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    fake_stripe: FakeStripe,
+    api: RacingApi,
+    clock: FrozenClock,
+    backend: str,
 ) -> None:
     """The reported sequence on a real store: the first sync attempt fails, mark-paid, Stripe is back."""
     url = f"sqlite:///{tmp_path / 'races.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
@@ -195,14 +193,14 @@ async def test_issued_while_stripe_is_down_then_marked_paid_is_never_sent(
         service = InvoiceService(store, MemoryCatalogStore(), clock, stripe=True)
         sync = StripeSync(store=store, customers=Customers(ACME), api=api, clock=clock)
         invoice = await issued_invoice(store, clock)
-        fake.fail("POST", r"/v1/customers", 503)
+        fake_stripe.fail("POST", r"/v1/customers", 503)
         assert await sync.run_once() == 0
         await service.mark_paid(invoice.id)
 
         await run_out(sync, clock)
 
-        assert [c.path for c in fake.calls] == ["/v1/customers"]  # the failed try only
-        assert fake.state.invoices == {}
+        assert [c.path for c in fake_stripe.calls] == ["/v1/customers"]  # the failed try only
+        assert fake_stripe.state.invoices == {}
         rows = await store.get_outbox(invoice.id)
         assert sorted((row.kind, row.done_at is not None) for row in rows) == [
             ("stripe.paid", True),
@@ -213,7 +211,7 @@ async def test_issued_while_stripe_is_down_then_marked_paid_is_never_sent(
         engine.dispose()
 
 
-async def test_a_clean_stop_hands_back_the_outbox_rows_it_claimed(fake: FakeStripe, clock: FrozenClock) -> None:
+async def test_a_clean_stop_hands_back_the_outbox_rows_it_claimed(fake_stripe: FakeStripe, clock: FrozenClock) -> None:
     """Stopped while Stripe is answering its first row: both rows it claimed are due again at once (not after
     the 5-minute lease), and the next process pushes them."""
     reached = asyncio.Event()
@@ -225,7 +223,7 @@ async def test_a_clean_stop_hands_back_the_outbox_rows_it_claimed(fake: FakeStri
             raise AssertionError("never answered")
 
     store = MemoryInvoiceStore(clock)
-    hanging = HangingApi("sk_test_tollway", api_base=fake.origin)
+    hanging = HangingApi("sk_test_tollway", api_base=fake_stripe.origin)
     try:
         sync = StripeSync(store=store, customers=Customers(ACME), api=hanging, clock=clock)
         invoices = [await issued_invoice(store, clock, "inv01"), await issued_invoice(store, clock, "inv02")]
@@ -241,7 +239,7 @@ async def test_a_clean_stop_hands_back_the_outbox_rows_it_claimed(fake: FakeStri
         (row,) = await store.get_outbox(invoice.id)
         assert (row.next_attempt_at, row.done_at) == (clock.now(), None)
     async with contextlib.AsyncExitStack() as stack:
-        api = StripeApi("sk_test_tollway", api_base=fake.origin)
+        api = StripeApi("sk_test_tollway", api_base=fake_stripe.origin)
         stack.push_async_callback(api.close)
         restarted = StripeSync(store=store, customers=Customers(ACME), api=api, clock=clock)
         assert await restarted.run_once() == 2

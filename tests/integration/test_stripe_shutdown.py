@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ from tollway.adapters.stripe.client import StripeApi, StripeCustomerParams
 from tollway.bootstrap import build_runtime, build_worker
 from tollway.config.schema import TollwayConfig
 from tollway.settings import Settings
-
-
-@pytest.fixture
-def stripe_api() -> Iterator[FakeStripe]:
-    server = FakeStripe().start()
-    yield server
-    server.stop()
 
 
 def settings(tmp_path: Path, stripe: FakeStripe) -> Settings:
@@ -46,33 +38,33 @@ async def open_session(api: StripeApi) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the leak this test makes on purpose
-async def test_an_unclosed_stripe_session_is_detected(stripe_api: FakeStripe) -> None:
+async def test_an_unclosed_stripe_session_is_detected(fake_stripe: FakeStripe) -> None:
     """The check below can fail: a client that is never closed leaves the warning."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        api = StripeApi("sk_test_shutdown", api_base=stripe_api.origin)
+        api = StripeApi("sk_test_shutdown", api_base=fake_stripe.origin)
         await open_session(api)
         del api
         assert len(unclosed_sessions(caught)) == 1
 
 
-async def test_runtime_stop_closes_the_stripe_session(tmp_path: Path, stripe_api: FakeStripe) -> None:
+async def test_runtime_stop_closes_the_stripe_session(tmp_path: Path, fake_stripe: FakeStripe) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runtime = build_runtime(settings(tmp_path, stripe_api), TollwayConfig())
+        runtime = build_runtime(settings(tmp_path, fake_stripe), TollwayConfig())
         assert runtime.stripe is not None
         await runtime.start()
         await open_session(runtime.stripe)
         await runtime.stop()
         del runtime
         assert unclosed_sessions(caught) == []
-    assert [call.path for call in stripe_api.calls] == ["/v1/customers"]
+    assert [call.path for call in fake_stripe.calls] == ["/v1/customers"]
 
 
-async def test_worker_shutdown_closes_the_stripe_session(tmp_path: Path, stripe_api: FakeStripe) -> None:
+async def test_worker_shutdown_closes_the_stripe_session(tmp_path: Path, fake_stripe: FakeStripe) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        worker = build_worker(settings(tmp_path, stripe_api))
+        worker = build_worker(settings(tmp_path, fake_stripe))
         assert worker.stripe is not None
         await open_session(worker.stripe)
         await worker.close()
