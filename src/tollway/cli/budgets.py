@@ -63,17 +63,24 @@ def budgets_create(
     ],
     customer: Annotated[str | None, typer.Option(help="On this customer (its key).")] = None,
     consumer: Annotated[str | None, typer.Option(help="On this consumer (its username).")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="On this API key (its id).")] = None,
     kind: Annotated[str, typer.Option(help="money or tokens.")] = "money",
     window: Annotated[str, typer.Option(help="billing_period, month, day, hour or lifetime.")] = "billing_period",
     soft: Annotated[bool, typer.Option("--soft", help="Count only; never refuse a call.")] = False,
     name: Annotated[str | None, typer.Option(help="A display name.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a budget on a customer or a consumer.
+    """Create a budget on a customer, a consumer or an API key.
 
     Example: tollway budgets create --key acme-monthly --customer acme --limit 50 --window month
     """
-    scope, target = ("customer", customer) if customer is not None else ("consumer", consumer)
+    scope, target = (
+        ("customer", customer)
+        if customer is not None
+        else ("key", api_key)
+        if api_key is not None
+        else ("consumer", consumer)
+    )
     body: dict[str, Any] = {
         "key": key,
         "scope": scope,
