@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tollway.adapters.journal.file import FileJournal, claim_segments, lease_holder
-from tollway.adapters.sql.notify import PgChangeFeed, libpq_url
 from tollway.adapters.stripe.webhooks import StripeWebhooks
 from tollway.api.app import create_management_app
 from tollway.api.billing_profiles import BillingProfileInfo
@@ -45,6 +44,7 @@ from tollway.settings import Settings
 from tollway.wiring.billing import build_billing_worker, build_stripe_sync, documents
 from tollway.wiring.dashboard import dashboard_secret, key_usage_endpoint, portal_tokens
 from tollway.wiring.gateway import (
+    change_feed,
     configured_paths,
     gateway_state,
     open_access_log,
@@ -148,8 +148,7 @@ def build_runtime(
         lambda: int(not keys.failing),
         mode="livemin",
     )
-    conninfo = libpq_url(settings.database_url)
-    changes = Changes([keys.refresh, keeper.refresh], PgChangeFeed(conninfo) if conninfo else None)
+    changes = Changes([keys.refresh, keeper.refresh], change_feed(settings))
     published = MultiprocessExposition(Path(settings.metrics_dir), metrics) if settings.metrics_dir else None
     if published is not None:
         metrics.shared_scrape = published.scrape

@@ -3,9 +3,10 @@
 A change made through the management API (a key created or revoked, a consumer, plan, customer or
 subscription changed) is applied to this process's in-memory snapshots (the key index, the spend rules)
 before the API answers, so the new key works on the very next request. Then it is announced on the change
-feed (PostgreSQL LISTEN/NOTIFY: `adapters/sql/notify.py`), and every other process refreshes within
-milliseconds. The version polls (keys every 0.25 s, catalog every TOLLWAY_SPEND_REFRESH_S) stay underneath:
-a lost notification, or a feed that is down, delays a change by one poll, never loses it.
+feed (PostgreSQL LISTEN/NOTIFY: `adapters/sql/notify.py`; on SQLite, Redis pub/sub when TOLLWAY_REDIS_URL is
+set: `adapters/redis/changes.py`), and every other process refreshes within milliseconds. The version polls
+(keys every 0.25 s, catalog every TOLLWAY_SPEND_REFRESH_S) stay underneath: a lost notification, or a feed that
+is down, delays a change by one poll, never loses it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The gateway's part of the composition root: the config file's routes, keys and prices as the gateway's state,
-the routing share through Redis, the access log, and the credentials the scrubber cuts out."""
+the routing share through Redis, the change feed, the access log, and the credentials the scrubber cuts out."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
+from tollway.adapters.redis.changes import RedisChangeFeed
 from tollway.adapters.redis.routing import RedisRoutingShare
 from tollway.adapters.redis.routing_sync import RedisRoutingSync
+from tollway.adapters.sql.notify import PgChangeFeed, libpq_url
 from tollway.auth_failures import AuthFailures
+from tollway.changes import ChangeFeed
 from tollway.config.resilience import target_resilience
 from tollway.config.schema import TollwayConfig, configured_consumers
 from tollway.gateway.access_log import AccessLog, AccessLogFormat
@@ -113,6 +116,18 @@ def routing_share(
         mode="livemin",
     )
     return share
+
+
+def change_feed(settings: Settings) -> ChangeFeed | None:
+    """How this process hears of key and catalog changes made by the others at once (docs/deployment.md): on
+    PostgreSQL its LISTEN/NOTIFY; on a database without a feed (SQLite), Redis pub/sub when TOLLWAY_REDIS_URL is
+    set; else none (the version polls alone)."""
+    conninfo = libpq_url(settings.database_url)
+    if conninfo is not None:
+        return PgChangeFeed(conninfo)
+    if settings.redis_url:
+        return RedisChangeFeed(settings.redis_url, prefix=settings.routing_redis_prefix)
+    return None
 
 
 def publish_keys(gateway: Gateway) -> Callable[[KeyIndex], None]:
