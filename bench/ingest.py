@@ -162,11 +162,23 @@ async def bench_ingest(db: str, total: int, producers: list[int]) -> None:
 
 
 async def bench_http(
-    url: str, token: str, total: int, shape: str, concurrency: list[int], *, label: str, batches: tuple[int, ...]
+    url: str,
+    token: str,
+    total: int,
+    shape: str,
+    concurrency: list[int],
+    *,
+    label: str,
+    batches: tuple[int, ...],
+    server_pid: int | None = None,
 ) -> None:
     """POST /api/v1/events (batch content type) from `concurrency` clients at once, each sending
     its share of the batches in sequence; events/s counts every event sent (all new). The client is
-    aiohttp (a fraction of httpx's CPU per request, which matters when client and server share cores)."""
+    aiohttp (a fraction of httpx's CPU per request, which matters when client and server share cores).
+
+    With `server_pid` (the server the harness started), each row also gives the CPU time the server and
+    its child processes (the storage process) spent per 1,000 events, from /proc: a figure that depends
+    far less on what else the machine runs than events/s does. The client's own CPU is given apart."""
     import aiohttp
     import orjson
 
@@ -198,10 +210,38 @@ async def bench_http(
                             if response.status != 204:
                                 raise SystemExit(f"HTTP {response.status}: {await response.text()}")
 
+                server_before = process_tree_cpu_s(server_pid) if server_pid else (0.0, 0.0)
+                client_before = time.process_time()
                 started = time.perf_counter()
                 await asyncio.gather(*(send(bodies[n::level]) for n in range(level)))
                 elapsed = time.perf_counter() - started
-            print(f"| {label} | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |", flush=True)
+                client_ms = (time.process_time() - client_before) * 1e6 / total
+                server_after = process_tree_cpu_s(server_pid) if server_pid else (0.0, 0.0)
+                server_ms, storage_ms = (
+                    (a - b) * 1e6 / total for a, b in zip(server_after, server_before, strict=True)
+                )
+            cpu = f" {server_ms:,.1f} | {storage_ms:,.1f} | {client_ms:,.1f} |" if server_pid else ""
+            print(f"| {label} | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |{cpu}", flush=True)
+
+
+def process_tree_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a running process, and of its running descendants, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own, children, pending = 0.0, 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            used = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+        if current == pid:
+            own += used
+        else:
+            children += used
+    return own, children
 
 
 async def bench_query(
@@ -351,7 +391,23 @@ def main() -> None:
             url, process, workdir = serve_for_bench(args.db, args.ingest)
             try:
                 label = f"{args.db}, {args.ingest}"
-                asyncio.run(bench_http(url, args.token, args.events, args.shape, levels, label=label, batches=batches))
+                print(
+                    "| server | shape | events per request | clients | events | events/s | CPU ms per 1,000 events: "
+                    "server | its storage process | client |",
+                    flush=True,
+                )
+                asyncio.run(
+                    bench_http(
+                        url,
+                        args.token,
+                        args.events,
+                        args.shape,
+                        levels,
+                        label=label,
+                        batches=batches,
+                        server_pid=process.pid,
+                    )
+                )
             finally:
                 process.terminate()
                 process.wait(timeout=30)

@@ -159,7 +159,7 @@ def _reason(exc: DomainError | ConfigError) -> str:
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-NOT_CHANGES = ("/api/v1/events",)  # usage ingestion: no snapshot depends on it
+NOT_CHANGES = ("/api/v1/events", "/api/v3/openmeter/events")  # usage ingestion: no snapshot depends on it
 
 
 def _writes(scope: Scope) -> bool:

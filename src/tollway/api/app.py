@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from tollway import __version__
-from tollway.api.auth import AdminGate, admin_guard
+from tollway.api.auth import AdminGate, admin_guard, as_dependency
 from tollway.api.billing_profiles import BillingProfileInfo, billing_profiles_router
 from tollway.api.body_limit import MAX_MANAGEMENT_BODY_BYTES, BodyLimit
 from tollway.api.budgets import Status as BudgetStatusReader
@@ -96,7 +96,7 @@ def create_management_app(
             path.startswith(("/api/v1/stripe/", ASSETS_URL + "/", PORTAL_QUERY_PREFIX)) or path in public_pages
         ),
     )
-    guard = Depends(check)
+    guard = Depends(as_dependency(check))
     install_docs_pages(app, access=api_docs, guard=guard)
     checked = [guard, Depends(refuse_nul)]  # the admin token first: a stranger learns nothing from a 400
     app.include_router(events_router(metering), dependencies=checked)

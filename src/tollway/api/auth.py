@@ -49,6 +49,16 @@ def admin_guard(token: str | None, failures: AuthFailures | None = None) -> Call
     return check
 
 
+def as_dependency(check: Callable[[Request], None]) -> Callable[[Request], Awaitable[None]]:
+    """`check` as a coroutine dependency: FastAPI runs a plain function dependency in its thread pool, a
+    thread hop per request for a check that only compares a header."""
+
+    async def checked(request: Request) -> None:
+        check(request)
+
+    return checked
+
+
 def _failed(failures: AuthFailures | None, address: str) -> None:
     if failures is not None:
         failures.failed(address, "admin")

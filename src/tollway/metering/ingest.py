@@ -45,29 +45,45 @@ class EventValidationError(ValidationError):
         self.errors = errors
 
 
+class RangeChecks:
+    """The meters' range checks (tollway.metering.aggregation.range_problem), compiled once for a list of
+    meters: per event type, the value paths that a meter of that type would aggregate as a number."""
+
+    def __init__(self, meters: Sequence[Meter]) -> None:
+        by_type: dict[str, list[tuple[Meter, tuple[str | int, ...]]]] = {}
+        for meter in meters:
+            if meter.value_property and meter.aggregation not in (Aggregation.COUNT, Aggregation.UNIQUE_COUNT):
+                by_type.setdefault(meter.event_type, []).append((meter, compile_path(meter.value_property)))
+        self._by_type = by_type
+
+    def problems(self, events: Sequence[Event], *, batch: bool) -> list[FieldError]:
+        """One error per event value a meter of its type would aggregate that lies outside the meter's range:
+        refused with the batch, never silently left out."""
+        by_type = self._by_type
+        errors: list[FieldError] = []
+        for index, event in enumerate(events):
+            checks = by_type.get(event.type)
+            if checks is None:
+                continue
+            seen: set[str] = set()
+            for meter, steps in checks:
+                if meter.value_property in seen:
+                    continue
+                problem = range_problem(extract(event.data, steps))
+                if problem is not None:
+                    assert meter.value_property is not None
+                    seen.add(meter.value_property)
+                    where = f"[{index}].data" if batch else "data"
+                    errors.append(
+                        FieldError(where + meter.value_property.removeprefix("$"), f"{problem} (meter {meter.slug})")
+                    )
+        return errors
+
+
 def out_of_range(events: Sequence[Event], meters: Sequence[Meter], *, batch: bool) -> list[FieldError]:
     """One error per event value a meter of its type would aggregate that lies outside the meter's range
     (tollway.metering.aggregation.range_problem): refused with the batch, never silently left out."""
-    numeric = [
-        (meter, compile_path(meter.value_property))
-        for meter in meters
-        if meter.value_property and meter.aggregation not in (Aggregation.COUNT, Aggregation.UNIQUE_COUNT)
-    ]
-    errors: list[FieldError] = []
-    for index, event in enumerate(events):
-        seen: set[str] = set()
-        for meter, steps in numeric:
-            if meter.event_type != event.type or meter.value_property in seen:
-                continue
-            problem = range_problem(extract(event.data, steps))
-            if problem is not None:
-                assert meter.value_property is not None
-                seen.add(meter.value_property)
-                where = f"[{index}].data" if batch else "data"
-                errors.append(
-                    FieldError(where + meter.value_property.removeprefix("$"), f"{problem} (meter {meter.slug})")
-                )
-    return errors
+    return RangeChecks(meters).problems(events, batch=batch)
 
 
 def parse_events(body: Any, *, now: datetime, not_before: datetime | None = None) -> list[Event]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from tollway.clock import Clock
 from tollway.errors import ConflictError, NotFoundError, ValidationError
 from tollway.metering.aggregation import AggregationStats, MeterQuery, QueryRow, aggregate
 from tollway.metering.events import EARLIEST, LATEST, Event, from_micros, to_micros
-from tollway.metering.ingest import EventValidationError, out_of_range, parse_events
+from tollway.metering.ingest import EventValidationError, RangeChecks, parse_events
 from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.ports import EventFilter, EventStore, ListedEvent, MeterStore, Subject
 from tollway.metering.query import assemble, plan_query
@@ -23,6 +24,9 @@ log = logging.getLogger("tollway.metering")
 # Past this many events or rollup rows a query's rows are put together in a worker thread, so that a large
 # query does not hold the event loop (other requests, /healthz) while it computes.
 OFF_LOOP_ROWS = 20_000
+# Ingest checks events against the meters (their value ranges) from a copy of the meter list at most this old:
+# a meter changed through this service is seen at once, one changed by another process within this time.
+METERS_FRESH_S = 1.0
 
 
 class Store(EventStore, MeterStore, Protocol):
@@ -48,6 +52,8 @@ class MeteringService:
         self._clock = clock
         self._customers = customers
         self.retention = retention  # events older than this are refused (their duplicates may be gone)
+        self._checks: tuple[float, RangeChecks] | None = None  # (read at, monotonic seconds; checks)
+        self._meter_changes = 0  # meter changes made through this service (a read that overlaps one is not kept)
 
     @property
     def store(self) -> Store:
@@ -62,11 +68,27 @@ class MeteringService:
         """Validate CloudEvents (one or a batch, all-or-nothing) and store them. Returns (received, new)."""
         now = self._clock.now()
         events = parse_events(body, now=now, not_before=now - self.retention if self.retention else None)
-        errors = out_of_range(events, await self._store.list_meters(), batch=isinstance(body, list))
+        errors = (await self._range_checks()).problems(events, batch=isinstance(body, list))
         if errors:
             raise EventValidationError(errors)
         inserted = await self._store.insert_events(events)
         return len(events), inserted
+
+    async def _range_checks(self) -> RangeChecks:
+        """The meters' range checks, from the meter list read at most METERS_FRESH_S ago (not once per request:
+        reading and decoding the meters cost more than a small request's events)."""
+        cached = self._checks
+        if cached is not None and time.monotonic() - cached[0] < METERS_FRESH_S:
+            return cached[1]
+        read_at, changes = time.monotonic(), self._meter_changes
+        checks = RangeChecks(await self._store.list_meters())
+        if changes == self._meter_changes:
+            self._checks = (read_at, checks)
+        return checks
+
+    def _meters_changed(self) -> None:
+        self._meter_changes += 1
+        self._checks = None
 
     async def list_events(self, where: EventFilter, customers: Sequence[str] = ()) -> list[ListedEvent]:
         """Stored events matching `where`, newest first; `customers` narrows them to the subjects those customers
@@ -109,7 +131,10 @@ class MeteringService:
         for meter in configured:
             if meter.slug in built_in:
                 raise ValidationError(f"meter {meter.slug!r} is built in and cannot be redefined", field="slug")
-        await self._store.sync_meters([*BUILT_IN_METERS, *configured])
+        try:
+            await self._store.sync_meters([*BUILT_IN_METERS, *configured])
+        finally:
+            self._meters_changed()
 
     async def meters(self) -> list[Meter]:
         return await self._store.list_meters()
@@ -123,7 +148,10 @@ class MeteringService:
     async def create_meter(self, meter: Meter) -> Meter:
         if meter.managed_by != "api":
             meter = Meter.from_record({**meter.to_record(), "managedBy": "api"})
-        await self._store.create_meter(meter)
+        try:
+            await self._store.create_meter(meter)
+        finally:
+            self._meters_changed()
         return await self.meter(meter.slug)
 
     async def delete_meter(self, slug: str) -> None:
@@ -131,7 +159,10 @@ class MeteringService:
         if meter.managed_by != "api":
             where = "built in" if meter.built_in else "defined in the config file"
             raise ConflictError(f"meter {slug!r} is {where} and cannot be deleted", field="slug")
-        await self._store.delete_meter(slug)
+        try:
+            await self._store.delete_meter(slug)
+        finally:
+            self._meters_changed()
 
     # -- queries ------------------------------------------------------------------------------
 
