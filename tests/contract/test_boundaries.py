@@ -10,7 +10,6 @@ last one the event at `to - 1 µs` (8), the whole range 2 + 4 + 8 = 14.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tollway.adapters.memory.store import MemoryEventStore
-from tollway.adapters.sql.engine import create_sql_engine
-from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery, QueryRow, parse_zone
@@ -129,15 +127,14 @@ def meter(case: Case) -> Meter:
     return Meter(case.name, f"edge.{case.name}", Aggregation.SUM, "$.value", managed_by="config")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     clock = FrozenClock(NOW)
     if request.param == "memory":
         yield MemoryEventStore(clock)
         return
-    url = f"sqlite:///{tmp_path / 'edges.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "edges.db")
+    engine = await migrated_engine(url)
     sql = SqlEventStore(engine, clock)
     yield sql
     await sql.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tollway.adapters.memory.budgets import MemoryBudgetStore
 from tollway.adapters.sql.budgets import SqlBudgetStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
@@ -50,16 +51,13 @@ DAILY = Budget(
 )
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BudgetStore]:
     if request.param == "memory":
         yield MemoryBudgetStore()
         return
-    url = (
-        f"sqlite:///{tmp_path / 'budgets.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "budgets.db")
+    engine = await migrated_engine(url)
     yield SqlBudgetStore(engine, FrozenClock(NOW))
     await asyncio.to_thread(engine.dispose)
 

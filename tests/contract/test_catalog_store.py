@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.sql.catalog import SqlCatalogStore
-from tollway.adapters.sql.engine import create_sql_engine
-from tollway.adapters.sql.migrate import upgrade
 from tollway.billing.customers import Address, Customer
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.features import Feature
@@ -41,17 +40,13 @@ NOW = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)
 SUBJECTS = "usageAttribution.subjectKeys"
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CatalogStore]:
     if request.param == "memory":
         yield MemoryCatalogStore(FrozenClock(NOW))
         return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "catalog.db")
+    engine = await migrated_engine(url)
     sql = SqlCatalogStore(engine, FrozenClock(NOW))
     yield sql
     await sql.close()

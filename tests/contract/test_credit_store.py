@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url
 from tollway.adapters.memory.credits import MemoryCreditStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.sql.credits import SqlCreditStore
@@ -39,7 +40,7 @@ class Stores:
     other_invoices: InvoiceStore  # a second handle (own engine) on the same database, as another process
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
     clock = FrozenClock(NOW)
     if request.param == "memory":
@@ -47,7 +48,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         invoices = MemoryInvoiceStore(clock, credits=credits)
         yield Stores(credits, invoices, invoices)
         return
-    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = database_url(request, tmp_path, "c.db")
     engine, other = create_sql_engine(url), create_sql_engine(url)
     await asyncio.to_thread(upgrade, engine)
     yield Stores(SqlCreditStore(engine), SqlInvoiceStore(engine, clock), SqlInvoiceStore(other, clock))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tollway.adapters.memory.identity import MemoryIdentityStore
-from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.identity import SqlIdentityStore
-from tollway.adapters.sql.migrate import upgrade
 from tollway.errors import ConflictError, NotFoundError
 from tollway.identity.consumers import Consumer
 from tollway.identity.keys import ApiKey
@@ -22,17 +20,13 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdentityStore]:
     if request.param == "memory":
         yield MemoryIdentityStore()
         return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'identity.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "identity.db")
+    engine = await migrated_engine(url)
     sql = SqlIdentityStore(engine)
     yield sql
     await sql.close()

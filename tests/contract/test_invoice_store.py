@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
@@ -30,7 +31,7 @@ P_END = datetime(2026, 11, 1, tzinfo=UTC)
 StoreFactory = Callable[[], InvoiceStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """A factory of store handles over ONE database (SQL: each handle has its own engine and connections,
     as two worker processes would)."""
@@ -39,10 +40,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         memory = MemoryInvoiceStore(clock)
         yield lambda: memory
         return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'invoices.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
+    url = database_url(request, tmp_path, "invoices.db")
     engines = [create_sql_engine(url)]
     await asyncio.to_thread(upgrade, engines[0])
     handles: list[InvoiceStore] = []

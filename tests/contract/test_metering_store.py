@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tests.support.reference_meter import reference_rows
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.sql.engine import create_sql_engine
@@ -37,18 +38,14 @@ BASE = datetime(2026, 3, 1, tzinfo=UTC)  # spans both DST changes of 2026
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     clock = FrozenClock(NOW)
     if request.param == "memory":
         yield MemoryEventStore(clock)
         return
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'contract.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "contract.db")
+    engine = await migrated_engine(url)
     sql = SqlEventStore(engine, clock)
     yield sql
     await sql.close()

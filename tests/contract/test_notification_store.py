@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url
 from tollway.adapters.memory.notifications import MemoryNotificationStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
@@ -26,14 +27,14 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 StoreFactory = Callable[[], NotificationStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Handles over ONE database (SQL: each handle with its own engine, as two processes would have)."""
     if request.param == "memory":
         memory = MemoryNotificationStore()
         yield lambda: memory
         return
-    url = f"sqlite:///{tmp_path / 'n.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = database_url(request, tmp_path, "n.db")
     engines = [create_sql_engine(url)]
     await asyncio.to_thread(upgrade, engines[0])
     first = [True]

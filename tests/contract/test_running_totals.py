@@ -5,7 +5,6 @@ The expected totals are worked out by hand from the events listed in each step."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tests.support.meter_events import token_event
 from tollway.adapters.memory.store import MemoryEventStore
-from tollway.adapters.sql.engine import create_sql_engine
-from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery
@@ -37,7 +35,7 @@ TOKENS = Meter(
 )
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningTotalStore]:
     clock = FrozenClock(NOW)
     if request.param == "memory":
@@ -45,11 +43,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await memory.sync_meters([TOKENS])
         yield memory
         return
-    url = (
-        f"sqlite:///{tmp_path / 'totals.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "totals.db")
+    engine = await migrated_engine(url)
     sql = SqlEventStore(engine, clock)
     await sql.sync_meters([TOKENS])
     yield sql

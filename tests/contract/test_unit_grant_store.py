@@ -3,7 +3,6 @@ times, recurrence, rollover), lists by customer and feature, and is voided once 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import BACKENDS, database_url, migrated_engine
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
-from tollway.adapters.sql.engine import create_sql_engine
-from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.unit_grants import SqlUnitGrantStore
 from tollway.billing.grants.model import UnitGrant
 from tollway.billing.grants.ports import UnitGrantStore
@@ -24,14 +22,13 @@ from tollway.errors import NotFoundError
 AT = datetime(2026, 12, 1, 0, 0, 0, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UnitGrantStore]:
     if request.param == "memory":
         yield MemoryUnitGrantStore()
         return
-    url = f"sqlite:///{tmp_path / 'g.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    engine = create_sql_engine(url)
-    await asyncio.to_thread(upgrade, engine)
+    url = database_url(request, tmp_path, "g.db")
+    engine = await migrated_engine(url)
     yield SqlUnitGrantStore(engine)
     engine.dispose()
 

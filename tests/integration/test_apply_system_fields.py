@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.apply_files import STARTER, desired
+from tests.support.databases import database_url
 from tollway.adapters.sql.catalog import SqlCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
@@ -27,7 +28,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Catalog, MeteringService]]:
-    url = f"sqlite:///{tmp_path / 'apply.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = database_url(request, tmp_path, "apply.db")
     engine = create_sql_engine(url)
     await asyncio.to_thread(upgrade, engine)
     clock = FrozenClock(NOW)

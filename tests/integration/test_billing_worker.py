@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.databases import database_url
 from tests.support.meter_events import token_event
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
@@ -34,7 +35,7 @@ NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
-    url = f"sqlite:///{tmp_path / 'w.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = database_url(request, tmp_path, "w.db")
     settings = Settings(database_url=url, invoice_grace_s=600, invoice_due_days=10, billing_interval_s=0.05)
     built = build_services(settings, FrozenClock(datetime(2026, 9, 30, tzinfo=UTC)))
     await built.open()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.databases import database_url
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
@@ -59,9 +60,7 @@ class World:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    url = (
-        f"sqlite:///{tmp_path / 'preview.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
+    url = database_url(request, tmp_path, "preview.db")
     clock = FrozenClock(at(15, 4))  # events of March are all in the past
     store = SqlEventStore(create_sql_engine(url), clock)
     upgrade(store.engine)

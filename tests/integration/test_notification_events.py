@@ -18,6 +18,7 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
+from tests.support.databases import database_url
 from tests.support.meter_events import token_event
 from tests.support.webhook_receiver import Receiver
 from tollway.adapters.stripe.webhooks import StripeWebhooks
@@ -61,7 +62,7 @@ async def open_services(url: str, clock: FrozenClock) -> Services:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def two(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Services, Services]]:
     """Two sets of services (two engines) over one database, sharing a frozen clock."""
-    url = f"sqlite:///{tmp_path / 'n.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = database_url(request, tmp_path, "n.db")
     clock = FrozenClock(OCT + timedelta(days=9))
     a = await open_services(url, clock)
     await a.metering.sync_meters([])

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, func, select
 
+from tests.support.databases import database_url
 from tests.support.meter_events import token_event
 from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
@@ -114,10 +115,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             return shared.setdefault("store", MemoryInvoiceStore(clock))
 
     else:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'close.db'}"
-        else:
-            url = request.getfixturevalue("postgres_url")
+        url = database_url(request, tmp_path, "close.db")
         engines.append(create_sql_engine(url))
         await asyncio.to_thread(upgrade, engines[0])
         handles: list[InvoiceStore] = []
