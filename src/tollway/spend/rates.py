@@ -180,19 +180,19 @@ def rate_headers(family: str, standings: Sequence[Standing], now: datetime) -> l
             if family == "anthropic" and metric != "tokens":
                 keep(metric.replace("_", "-"), found)
     headers: list[tuple[bytes, bytes]] = []
-    for group, (_, limit, remaining, reset_s) in sorted(groups.items()):
+    for group, (_, limit, remaining, reset_s) in sorted(groups.items()):  # whole numbers (no cost limit here)
         if family == "anthropic":
             reset = (now + timedelta(microseconds=int(reset_s * 1_000_000))).strftime("%Y-%m-%dT%H:%M:%SZ")
             prefix = f"anthropic-ratelimit-{group}-"
             headers += [
-                ((prefix + "limit").encode(), decimal_text(limit).encode()),
-                ((prefix + "remaining").encode(), decimal_text(remaining).encode()),
+                ((prefix + "limit").encode(), str(int(limit)).encode()),
+                ((prefix + "remaining").encode(), str(int(remaining)).encode()),
                 ((prefix + "reset").encode(), reset.encode()),
             ]
         else:
             headers += [
-                (f"x-ratelimit-limit-{group}".encode(), decimal_text(limit).encode()),
-                (f"x-ratelimit-remaining-{group}".encode(), decimal_text(remaining).encode()),
+                (f"x-ratelimit-limit-{group}".encode(), str(int(limit)).encode()),
+                (f"x-ratelimit-remaining-{group}".encode(), str(int(remaining)).encode()),
                 (f"x-ratelimit-reset-{group}".encode(), openai_duration(reset_s).encode()),
             ]
     return headers
