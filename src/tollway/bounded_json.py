@@ -134,7 +134,7 @@ def decode(
             data = b""  # a lone surrogate in a str: the exact path names it
         value = _fast(data) if data else _SLOW
         if value is not _SLOW:
-            if not nul and b"\\u0000" in data:
+            if not nul and b"\\" in data and b"\\u0000" in data:  # a NUL arrives escaped: memchr first
                 where = nul_path(value)
                 if where is not None:
                     raise nul_refused(where or field or "body")
