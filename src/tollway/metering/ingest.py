@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from tollway.errors import ValidationError
 from tollway.metering.aggregation import range_problem
@@ -123,11 +123,12 @@ def _valid_event(
     None for anything else, which _parse_one then checks (it accepts exactly what this accepts, and more)."""
     if type(raw) is not dict or raw.get("specversion") != SPEC_VERSION or "data_base64" in raw:
         return None
-    event_id, source, event_type, subject = raw.get("id"), raw.get("source"), raw.get("type"), raw.get("subject")
-    for value in (event_id, source, event_type, subject):
+    texts = (raw.get("id"), raw.get("source"), raw.get("type"), raw.get("subject"))
+    for value in texts:
         # printable text holds no control character, and not only spaces
         if type(value) is not str or not 0 < len(value) <= MAX_TEXT or not value.isprintable() or value.isspace():
             return None
+    event_id, source, event_type, subject = cast(tuple[str, str, str, str], texts)
     raw_time = raw.get("time")
     if raw_time is None:
         moment = now
