@@ -17,7 +17,7 @@ class FullDisk:
         self.refused = 0  # writes failed with ENOSPC
         self._writes_left: int | None = None  # full after this many more writes
 
-    def write(self, fd: int, data: memoryview) -> int:
+    def write(self, fd: int, data: bytes | memoryview) -> int:
         if self._writes_left is not None:
             if self._writes_left == 0:
                 self.room, self._writes_left = 0, None

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from tollway.metering.events import parse_time
-from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage
+from tollway.metering.llm import LINE_OPTIONS, LlmCall, TokenPrice, TokenUsage
 
 INTENT_RECORD = "llm.intent"
 END_RECORD = "llm.end"
@@ -52,32 +52,29 @@ class CallIntent:
 
 def intent_record(intent: CallIntent) -> bytes:
     """The intent as one journal line (newline included)."""
-    return (
-        orjson.dumps(
-            {
-                "record": INTENT_RECORD,
-                "request_id": intent.request_id,
-                "subject": intent.subject,
-                "time": intent.time,
-                "model": intent.model,
-                "requested_model": intent.requested_model,
-                "upstream_model": intent.upstream_model,
-                "provider": intent.provider,
-                "route": intent.route,
-                "streamed": intent.streamed,
-                "input_tokens": intent.input_tokens,
-                "output_tokens": intent.output_tokens if intent.progress is None else intent.progress(),
-                "price": None if intent.price is None else intent.price.texts,
-            },
-            option=orjson.OPT_UTC_Z,
-        )
-        + b"\n"
+    return orjson.dumps(
+        {
+            "record": INTENT_RECORD,
+            "request_id": intent.request_id,
+            "subject": intent.subject,
+            "time": intent.time,
+            "model": intent.model,
+            "requested_model": intent.requested_model,
+            "upstream_model": intent.upstream_model,
+            "provider": intent.provider,
+            "route": intent.route,
+            "streamed": intent.streamed,
+            "input_tokens": intent.input_tokens,
+            "output_tokens": intent.output_tokens if intent.progress is None else intent.progress(),
+            "price": None if intent.price is None else intent.price.texts,
+        },
+        option=LINE_OPTIONS,
     )
 
 
 def end_record(request_id: str) -> bytes:
     """The line that closes an intent whose call reached no upstream (nothing to meter)."""
-    return orjson.dumps({"record": END_RECORD, "request_id": request_id}) + b"\n"
+    return orjson.dumps({"record": END_RECORD, "request_id": request_id}, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def intent_from_record(raw: dict[str, Any]) -> CallIntent:

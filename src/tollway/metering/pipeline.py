@@ -95,7 +95,7 @@ class UsagePipeline:
 
     def record_call(self, call: LlmCall) -> None:
         # A record the journal cannot take now is still stored from memory; its intent covers a crash.
-        self.writer.complete(call.request_id, call_record(call) + b"\n")
+        self.writer.complete(call.request_id, call_record(call, newline=True))
         if self._spilled:  # journaled (or kept by the writer until the journal takes it): read back from there
             self._spilled += llm_event_count(call)
             return

@@ -91,7 +91,7 @@ class HandOffSink:
     def record_call(self, call: LlmCall) -> None:
         # A record the journal cannot take now is kept and written on the next hand-off (its intent,
         # carried meanwhile, covers a crash).
-        self.writer.complete(call.request_id, call_record(call) + b"\n")
+        self.writer.complete(call.request_id, call_record(call, newline=True))
         self._unhanded += llm_event_count(call)
 
     def end(self, request_id: str) -> None:

@@ -30,7 +30,7 @@ PROBE_BYTES = 4096
 LEASE = ".lease-"  # <segment>.jsonl.lease-<worker>-<expiry, epoch seconds>: a worker is storing it
 LEASE_S = 120.0  # a worker stores a claim in seconds; one that died is replaced after this
 
-Write = Callable[[int, memoryview], int]  # os.write's shape: a test can inject a disk that fills up
+Write = Callable[[int, bytes | memoryview], int]  # os.write's shape: a test can inject a disk that fills up
 
 
 @dataclass
@@ -103,8 +103,13 @@ class FileJournal:
 
     def _write_all(self, fd: int, data: bytes) -> None:
         """Write all of `data`, or raise TornWrite saying how much of it reached the file."""
+        try:  # the usual case, one call on the request path: the whole record in one write
+            written = self._write(fd, data)
+        except OSError as exc:
+            raise TornWrite(0, exc) from exc
+        if written == len(data):
+            return
         view = memoryview(data)
-        written = 0
         while written < len(data):
             try:
                 written += self._write(fd, view[written:])
