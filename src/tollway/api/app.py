@@ -17,7 +17,7 @@ from tollway.api.docs_pages import ASSETS_URL, OPENAPI_URL, install_docs_pages
 from tollway.api.entitlement_list import entitlement_list_router
 from tollway.api.entitlements import entitlements_router
 from tollway.api.errors import install_error_handlers
-from tollway.api.events import events_router, v3_events_router
+from tollway.api.events import IngestRoute, events_router, v3_events_router
 from tollway.api.features import features_router
 from tollway.api.invoice_documents import invoice_documents_router
 from tollway.api.invoices import invoices_router
@@ -84,6 +84,8 @@ def create_management_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)  # chunked bodies too: FastAPI sets no limit
+    # POST /api/v1/events (and OpenMeter's v3 path) answered without the routing machinery: the hot path
+    app.add_middleware(IngestRoute, service=metering, max_body_bytes=max_body_bytes)
     check = admin_guard(admin_token, auth_failures)
     # Outermost (added last): the token is checked before BodyLimit buffers a body. Public: the Stripe webhook
     # (its signature authenticates it), the docs' static assets, and the docs pages with TOLLWAY_API_DOCS=open.

@@ -11,6 +11,7 @@ skipped. Headers report what happened: `Tollway-Events-Received` and `Tollway-Ev
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,11 @@ from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from tollway import bounded_json
+from tollway.api.body_limit import BodyLimit
+from tollway.api.errors import problem_of
 from tollway.api.openapi import TEXT_255, TIME, or_empty, problem_responses
-from tollway.errors import TooLargeError, UnsupportedMediaTypeError, ValidationError
+from tollway.api.params import refuse_nul
+from tollway.errors import DomainError, TooLargeError, UnsupportedMediaTypeError, ValidationError
 from tollway.metering.events import format_time, parse_time
 from tollway.metering.ports import EventFilter, ListedEvent
 from tollway.metering.service import MeteringService
@@ -125,6 +129,51 @@ def v3_events_router(service: MeteringService, *, max_body_bytes: int = MAX_BODY
         )
 
     return router
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+INGEST_PATHS = {"/api/v1/events": 204, "/api/v3/openmeter/events": 202}
+
+
+class IngestRoute:
+    """ASGI middleware: POST to the two ingest paths answered here, without FastAPI's routing, request and
+    dependency machinery (most of what a single-event request cost). It sits inside AdminGate (the admin token
+    is checked as for every management request) and runs the routed path's other steps in the same order:
+    the management body limit (BodyLimit), refuse_nul on the query, _ingest, and DomainErrors answered by
+    problem_of as the app's error handlers answer them. Any other request goes on to the app, and the routers
+    above still describe these operations in the OpenAPI document."""
+
+    def __init__(
+        self, app: ASGIApp, *, service: MeteringService, max_body_bytes: int, max_events_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        self._app = app
+        self._service = service
+        self._max_events_bytes = max_events_bytes
+        self._limited = BodyLimit(self._answer, max_body_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INGEST_PATHS:
+            await self._limited(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            await refuse_nul(request)
+            received, stored = await _ingest(self._service, request, self._max_events_bytes)
+        except DomainError as exc:
+            response = problem_of(exc, f"{request.method} {request.url.path}")
+        else:
+            response = Response(
+                status_code=INGEST_PATHS[scope["path"]],
+                headers={"Tollway-Events-Received": str(received), "Tollway-Events-Stored": str(stored)},
+            )
+        await response(scope, receive, send)
 
 
 async def _ingest(service: MeteringService, request: Request, max_body_bytes: int) -> tuple[int, int]:
