@@ -237,6 +237,7 @@ def worker(
     Example: TOLLWAY_DATABASE_URL=postgresql://tollway@db/tollway tollway worker
     """
     from tollway.bootstrap import build_worker
+    from tollway.cli.serving import settle_heap
 
     settings, _ = load(None)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -246,7 +247,9 @@ def worker(
             highlight=False,
         )
     try:
-        asyncio.run(build_worker(settings, storage_only=child).run(watch_stdin=child))
+        built = build_worker(settings, storage_only=child)
+        settle_heap()  # what it built stays out of the garbage collector's full walks (cli/serving.py)
+        asyncio.run(built.run(watch_stdin=child))
     except ConfigError as exc:
         fail(exc.problems)
     except database_failures() as exc:
