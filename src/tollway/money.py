@@ -336,15 +336,10 @@ def decimal_text(value: Decimal) -> str:
     """A decimal as plain text, exact: no exponent, no trailing zeros ("1200", "0.000003", "-1.5")."""
     if not value.is_finite():
         raise ValueError(f"{value} is not a finite decimal")
-    sign, digit_tuple, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    digits = list(digit_tuple)
-    while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
-        digits.pop()
-        exponent += 1
-    if digits == [0]:
-        return "0"
-    return format(Decimal((sign, tuple(digits), exponent)), "f")
+    text = format(value, "f")  # exact, no exponent; only a fraction's trailing zeros to drop (per call: costs)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _places(value: Decimal) -> int:
