@@ -18,11 +18,12 @@ from tollway.adapters.sql.migrate import alembic_config, upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery
-from tollway.metering.events import Event
+from tollway.metering.events import to_micros
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.service import MeteringService
 
 ROW = "INSERT INTO meter_rollups (meter, level_us, bucket_us, subject, dims, count, total) VALUES "
+EVENT_DATA = '{"model": "gpt-4o", "type": "input", "tokens": 800}'
 VALUE = "INSERT INTO meter_rollup_values (meter, level_us, bucket_us, subject, dims, digest) VALUES "
 
 
@@ -76,15 +77,14 @@ async def test_0008_refolds_a_meter_whose_backfill_mislabelled_its_dimensions(en
         two = Meter("tokens", "api.tokens", Aggregation.SUM, "$.tokens", {"type": "$.type", "model": "$.model"})
         one = Meter("by_model", "api.tokens", Aggregation.SUM, "$.tokens", {"model": "$.model"})
         await service.sync_meters([replace(two, managed_by="config"), replace(one, managed_by="config")])
-        event = Event(
-            id="1",
-            source="t",
-            type="api.tokens",
-            subject="acme",
-            time=datetime(2026, 3, 1, tzinfo=UTC),
-            data={"model": "gpt-4o", "type": "input", "tokens": 800},
-        )
-        await store.insert_events([event])
+        with engine.begin() as connection:  # the event as 0007's schema stores it (no key_hash before 0020)
+            connection.execute(
+                text(
+                    "INSERT INTO events (source, id, type, subject, time_us, ingested_us, data) VALUES "
+                    "('t', '1', 'api.tokens', 'acme', :time, :time, :data)"
+                ),
+                {"time": to_micros(datetime(2026, 3, 1, tzinfo=UTC)), "data": EVENT_DATA},
+            )
         await store.roll_up()
         with engine.begin() as connection:  # the labels swapped, as the old backfill stored them
             connection.execute(text("UPDATE meter_rollups SET dims = '[\"input\",\"gpt-4o\"]' WHERE meter = 'tokens'"))

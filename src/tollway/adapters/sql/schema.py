@@ -33,7 +33,9 @@ events = Table(
     Column("time_us", BigInteger, nullable=False, comment="event time, microseconds since the epoch, UTC"),
     Column("ingested_us", BigInteger, nullable=False, comment="when the store accepted it"),
     Column("data", Text, nullable=False, comment="the CloudEvent data object, JSON"),
-    UniqueConstraint("source", "id", name="uq_events_source_id"),
+    # Migration 0020: duplicates are looked up by this hash and told apart by (source, id) (ingest.py).
+    Column("key_hash", Integer, nullable=False, comment="CRC-32 of source then id, signed (ingest.key_hash)"),
+    Index("ix_events_key_hash", "key_hash"),
     Index("ix_events_type_time", "type", "time_us"),
     Index("ix_events_type_subject_time", "type", "subject", "time_us"),
 )
