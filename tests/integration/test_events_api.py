@@ -211,6 +211,35 @@ def test_meter_crud_backfills_and_protects_built_ins(admin: httpx.Client) -> Non
     assert {"llm_tokens", "llm_requests", "tool_calls"} <= slugs
 
 
+def test_a_meter_created_or_deleted_applies_to_the_next_ingest_at_once(admin: httpx.Client) -> None:
+    """Ingest checks values against a cached meter list: a change through the API drops it before answering."""
+    huge = {"gauge": 1e300}
+    kind = {"type": "probe.gauge", "subject": "cache"}
+    assert post(admin, event("gauge-1", **kind, data=huge), SINGLE).status_code == 204  # no meter reads it yet
+    created = admin.post(
+        "/api/v1/meters",
+        json={"slug": "gauge_sum", "eventType": "probe.gauge", "aggregation": "SUM", "valueProperty": "$.gauge"},
+    )
+    assert created.status_code == 201, created.text
+    refused = post(admin, event("gauge-2", **kind, data=huge), SINGLE)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["field"] == "data.gauge"
+    assert "meter gauge_sum" in refused.json()["detail"]
+    assert admin.delete("/api/v1/meters/gauge_sum").status_code == 204
+    assert post(admin, event("gauge-2", **kind, data=huge), SINGLE).status_code == 204
+
+
+def test_ingest_refuses_a_nul_in_the_query_and_stores_nothing(admin: httpx.Client) -> None:
+    """The ingest route (answered outside FastAPI's routing) keeps the management API's request-line check."""
+    import orjson
+
+    body = orjson.dumps(event("nul-query", subject="nul-query"))
+    refused = admin.post("/api/v1/events?note=a%00b", content=body, headers={"content-type": SINGLE})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["field"] == "note"
+    assert admin.get("/api/v1/events", params={"id": "nul-query"}).json() == []
+
+
 def test_query_windows_groups_filters_and_csv(admin: httpx.Client) -> None:
     post(
         admin,
