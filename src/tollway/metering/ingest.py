@@ -156,15 +156,8 @@ def _valid_event(
         data = {}
     elif type(data) is not dict:
         return None
-    return Event(
-        id=event_id,
-        source=source,
-        type=event_type,
-        subject=subject,
-        time=moment,
-        data=data,
-        time_defaulted=raw_time is None,
-    )
+    # id, source, type, subject, time, data, time_defaulted: positional (a fifth cheaper than keywords)
+    return Event(event_id, source, event_type, subject, moment, data, raw_time is None)
 
 
 def _text(raw: dict[str, Any], name: str, where: str, errors: list[FieldError]) -> str:
