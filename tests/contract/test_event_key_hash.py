@@ -71,7 +71,7 @@ async def test_migration_hashes_stored_events_as_ingestion_does(engine: Engine) 
         hashes = connection.execute(text("SELECT source, id, key_hash FROM events ORDER BY seq")).all()
     assert [tuple(r) for r in hashes] == [(s, i, ingest.key_hash(s, i)) for s, i in KEYS]
     assert not inspect(engine).get_unique_constraints("events")
-    old_insert = (  # what a Tollway from before 0020 sends: it must fail, not be ignored as a duplicate
+    old_insert = (  # what a Tollway from before 0020 sends: it must fail, not be skipped as a duplicate
         "INSERT INTO events (source, id, type, subject, time_us, ingested_us, data) VALUES "
         "('old', '1', 'api.tokens', 'acme', 1, 1, '{}') ON CONFLICT (source, id) DO NOTHING"
     )

@@ -19,14 +19,14 @@ def listing_query(where: EventFilter) -> Select[Any]:
     if where.end is not None:
         conditions.append(events.c.time_us < to_micros(where.end))
     if where.ingested_from is not None:
-        conditions.append(events.c.ingested_us >= to_micros(where.ingested_from))
+        conditions.append(events.c.stored_us >= to_micros(where.ingested_from))
     if where.ingested_to is not None:
-        conditions.append(events.c.ingested_us <= to_micros(where.ingested_to))
+        conditions.append(events.c.stored_us <= to_micros(where.ingested_to))
     if where.event_id is not None:
         conditions.append(events.c.id == where.event_id)
     if where.subjects is not None:
         conditions.append(events.c.subject.in_(list(where.subjects)))
-    columns = (events.c.id, events.c.source, events.c.type, events.c.subject, events.c.time_us, events.c.ingested_us)
+    columns = (events.c.id, events.c.source, events.c.type, events.c.subject, events.c.time_us, events.c.stored_us)
     return (
         select(*columns, events.c.data)
         .where(and_(true(), *conditions))
@@ -44,4 +44,4 @@ def listed_event(row: Any) -> ListedEvent:
         time=from_micros(row.time_us),
         data=orjson.loads(row.data),
     )
-    return ListedEvent(event, from_micros(row.ingested_us))
+    return ListedEvent(event, from_micros(row.stored_us))

@@ -50,7 +50,7 @@ WITH batch AS (
 ), stored AS (
     SELECT e.source, e.id, e.type, e.subject, e.time_us, e.data FROM events e WHERE e.key_hash = ANY(%b::int4[])
 ), inserted AS (
-    INSERT INTO events (source, id, type, subject, time_us, ingested_us, data, key_hash)
+    INSERT INTO events (source, id, type, subject, time_us, stored_us, data, key_hash)
     SELECT source, id, type, subject, time_us, %s, data, key_hash FROM batch b
     WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.source = b.source AND s.id = b.id) ORDER BY b.n
     RETURNING source, id
@@ -66,8 +66,7 @@ SELECT false, source, id, type, subject, time_us, data FROM stored
 POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 
 SQLITE_INSERT = (
-    "INSERT INTO events (source, id, type, subject, time_us, ingested_us, data, key_hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (source, id, type, subject, time_us, stored_us, data, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SQLITE_KEYS_PER_LOOKUP = 500  # below SQLite's bound on host parameters
 GROUP_COMMIT_MAX = 10_000  # events per shared ingest transaction

@@ -31,7 +31,7 @@ events = Table(
     Column("type", String(255), nullable=False),
     Column("subject", String(255), nullable=False),
     Column("time_us", BigInteger, nullable=False, comment="event time, microseconds since the epoch, UTC"),
-    Column("ingested_us", BigInteger, nullable=False, comment="when the store accepted it"),
+    Column("stored_us", BigInteger, nullable=False, comment="when the store accepted it (ingested_us before 0020)"),
     Column("data", Text, nullable=False, comment="the CloudEvent data object, JSON"),
     # Migration 0020: duplicates are looked up by this hash and told apart by (source, id) (ingest.py).
     Column("key_hash", Integer, nullable=False, comment="CRC-32 of source then id, signed (ingest.key_hash)"),

@@ -12,9 +12,10 @@ computed here by the same Python function: on SQLite as a SQL function while the
 without the unique constraint (its pages are given back after the upgrade, migrate.py); on PostgreSQL
 in chunks of 20,000 rows (each row rewritten once; autovacuum reuses the space; ~15k events/s).
 
-Not additive: a Tollway from before it cannot store events once it ran (PostgreSQL: its ON CONFLICT
-(source, id) finds no unique index; SQLite: a trigger refuses rows without key_hash), so its writes
-fail, loudly, and its usage waits in its journal: stop the old processes while upgrading
+Not additive, on purpose: `ingested_us` is renamed `stored_us`, so a Tollway from before 0020 fails
+loudly on the events table (no such column) instead of writing rows without key_hash (on SQLite its
+`INSERT OR IGNORE` would skip them as if they were duplicates: usage lost); its usage waits in its
+journal. A guard trigger instead doubled SQLite's insert cost. Stop the old processes while upgrading
 (docs/deployment.md, Upgrades).
 """
 
@@ -36,7 +37,7 @@ POSTGRES_WRITE = (
     "UPDATE events SET key_hash = v.key_hash FROM unnest(CAST(:seqs AS bigint[]), CAST(:hashes AS int4[]))"
     " AS v(seq, key_hash) WHERE events.seq = v.seq"
 )
-COLUMNS = "seq, source, id, type, subject, time_us, ingested_us, data"
+COLUMNS = "seq, source, id, type, subject, time_us, {stored}, data"
 SQLITE_TABLE = """CREATE TABLE {name} (
     seq INTEGER NOT NULL,
     source VARCHAR(255) NOT NULL,
@@ -44,17 +45,10 @@ SQLITE_TABLE = """CREATE TABLE {name} (
     type VARCHAR(255) NOT NULL,
     subject VARCHAR(255) NOT NULL,
     time_us BIGINT NOT NULL,
-    ingested_us BIGINT NOT NULL,
+    {stored} BIGINT NOT NULL,
     data TEXT NOT NULL,
     {tail}
 )"""
-# A Tollway from before 0020 inserts with `INSERT OR IGNORE` and no key_hash: the NOT NULL violation alone
-# would be ignored and its events taken for duplicates. The trigger fails its writes instead (they stay in
-# its journal until a current version stores them); it costs ~0.15 µs per inserted row.
-SQLITE_GUARD = (
-    "CREATE TRIGGER events_key_hash_required BEFORE INSERT ON events WHEN NEW.key_hash IS NULL BEGIN"
-    " SELECT RAISE(ABORT, 'events.key_hash missing: a Tollway older than this database is writing events'); END"
-)
 SQLITE_INDEXES = (
     "CREATE INDEX ix_events_type_time ON events (type, time_us)",
     "CREATE INDEX ix_events_type_subject_time ON events (type, subject, time_us)",
@@ -67,12 +61,14 @@ def _sqlite_rebuild(*, hashed: bool) -> None:
     assert raw is not None
     raw.create_function("tollway_key_hash", 2, key_hash, deterministic=True)
     if hashed:
-        table = SQLITE_TABLE.format(name="events_new", tail="key_hash INTEGER NOT NULL,\n    PRIMARY KEY (seq)")
-        copy = f"INSERT INTO events_new SELECT {COLUMNS}, tollway_key_hash(source, id) FROM events ORDER BY seq"
+        tail = "key_hash INTEGER NOT NULL,\n    PRIMARY KEY (seq)"
+        table = SQLITE_TABLE.format(name="events_new", stored="stored_us", tail=tail)
+        columns = COLUMNS.format(stored="ingested_us")
+        copy = f"INSERT INTO events_new SELECT {columns}, tollway_key_hash(source, id) FROM events ORDER BY seq"
     else:
         tail = "PRIMARY KEY (seq),\n    CONSTRAINT uq_events_source_id UNIQUE (source, id)"
-        table = SQLITE_TABLE.format(name="events_new", tail=tail)
-        copy = f"INSERT INTO events_new SELECT {COLUMNS} FROM events ORDER BY seq"
+        table = SQLITE_TABLE.format(name="events_new", stored="ingested_us", tail=tail)
+        copy = f"INSERT INTO events_new SELECT {COLUMNS.format(stored='stored_us')} FROM events ORDER BY seq"
     op.execute(table)
     op.execute(copy)
     op.execute("DROP TABLE events")
@@ -81,7 +77,6 @@ def _sqlite_rebuild(*, hashed: bool) -> None:
         op.execute(index)
     if hashed:
         op.execute("CREATE INDEX ix_events_key_hash ON events (key_hash)")
-        op.execute(SQLITE_GUARD)
 
 
 def upgrade() -> None:
@@ -97,12 +92,14 @@ def upgrade() -> None:
     op.execute("ALTER TABLE events ALTER COLUMN key_hash SET NOT NULL")
     op.execute("CREATE INDEX ix_events_key_hash ON events (key_hash)")
     op.execute("ALTER TABLE events DROP CONSTRAINT uq_events_source_id")
+    op.execute("ALTER TABLE events RENAME COLUMN ingested_us TO stored_us")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_rebuild(hashed=False)
         return
+    op.execute("ALTER TABLE events RENAME COLUMN stored_us TO ingested_us")
     op.execute("ALTER TABLE events ADD CONSTRAINT uq_events_source_id UNIQUE (source, id)")
     op.execute("DROP INDEX ix_events_key_hash")
     op.execute("ALTER TABLE events DROP COLUMN key_hash")
