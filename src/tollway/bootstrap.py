@@ -37,6 +37,7 @@ from tollway.metering.backlog import BacklogWatch
 from tollway.metering.spool import JournalIngester
 from tollway.metrics import Counter
 from tollway.portal.tokens import PortalTokens
+from tollway.runtime.heap import settle_heap
 from tollway.runtime.process import Runtime
 from tollway.runtime.worker import Worker
 from tollway.scrub import Scrubber
@@ -295,10 +296,13 @@ def _dashboard(runtime: Runtime, portal: PortalTokens, documents: InvoiceDocumen
 
 
 def app_from_env() -> TollwayApp:
-    """ASGI factory for multi-worker serving: settings from TOLLWAY_*, config from TOLLWAY_CONFIG."""
+    """ASGI factory for multi-worker serving (`tollway serve --workers N`: uvicorn calls it in each worker):
+    settings from TOLLWAY_*, config from TOLLWAY_CONFIG."""
     settings = Settings.from_env()
     config = load_config(settings.config, settings.env) if settings.config else TollwayConfig()
-    return build_app(build_runtime(settings, config))
+    app = build_app(build_runtime(settings, config))
+    settle_heap()  # each worker's modules and app out of the garbage collector's walks (runtime/heap.py)
+    return app
 
 
 def build_worker(settings: Settings, clock: Clock | None = None, *, storage_only: bool = False) -> Worker:

@@ -1,4 +1,4 @@
-"""`tollway serve` / `tollway worker` keep their startup heap out of the cyclic GC's walks (cli/serving.py)."""
+"""`tollway serve` / `tollway worker` keep their startup heap out of the cyclic GC's walks (runtime/heap.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tollway.cli.serving import YOUNG_COLLECTION_AFTER, settle_heap
+from tollway.runtime.heap import YOUNG_COLLECTION_AFTER, settle_heap
 
 
 @pytest.fixture

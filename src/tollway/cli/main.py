@@ -237,7 +237,7 @@ def worker(
     Example: TOLLWAY_DATABASE_URL=postgresql://tollway@db/tollway tollway worker
     """
     from tollway.bootstrap import build_worker
-    from tollway.cli.serving import settle_heap
+    from tollway.runtime.heap import settle_heap
 
     settings, _ = load(None)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -248,7 +248,7 @@ def worker(
         )
     try:
         built = build_worker(settings, storage_only=child)
-        settle_heap()  # what it built stays out of the garbage collector's full walks (cli/serving.py)
+        settle_heap()  # what it built stays out of the garbage collector's full walks (runtime/heap.py)
         asyncio.run(built.run(watch_stdin=child))
     except ConfigError as exc:
         fail(exc.problems)
