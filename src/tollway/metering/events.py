@@ -11,8 +11,12 @@ import orjson
 SPEC_VERSION = "1.0"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
+    """Never changed once built. Not `frozen`: five are built per stored gateway call and a frozen
+    dataclass's __init__ costs 0.84 µs here against 0.26 (one object.__setattr__ per field); it was never
+    hashable anyway (`data` is a dict)."""
+
     id: str
     source: str
     type: str
