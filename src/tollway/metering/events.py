@@ -102,7 +102,8 @@ def parse_time(text: str) -> datetime:
 
 
 def to_micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - EPOCH
+    # An aware time's difference to EPOCH is taken in UTC already: no converted copy (once per stored event).
+    delta = (moment if moment.tzinfo is not None else moment.astimezone(UTC)) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

@@ -259,7 +259,8 @@ def dumps(data: Any) -> str:
 def _row(event: Event) -> EventRow:
     source, event_id = event.source, event.id
     time_us = to_micros(event.time)
-    return (source, event_id, event.type, event.subject, time_us, dumps(event.data), key_hash(source, event_id))
+    data = orjson.dumps(event.data).decode()
+    return (source, event_id, event.type, event.subject, time_us, data, key_hash(source, event_id))
 
 
 def key_hash(source: str, event_id: str) -> int:
