@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REDIS_URL
+from tests.support.balancing import Harness, targets
 from tests.support.tcp_proxy import TcpProxy
-from tests.unit.test_balancing import Harness, targets
 from tollway.adapters.redis.routing_sync import RedisRoutingSync
 from tollway.gateway.balancing.state import TargetState
 
