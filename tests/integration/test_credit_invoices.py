@@ -24,8 +24,8 @@ from tollway.adapters.sql.credits import SqlCreditStore
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
+from tollway.billing.credit_accounts.service import CreditService, NewGrant
 from tollway.billing.credits.ports import CreditStore
-from tollway.billing.credits.service import CreditService, NewGrant
 from tollway.billing.invoicing.close import CloseSettings, PeriodCloser
 from tollway.billing.invoicing.ports import InvoiceStore
 from tollway.billing.invoicing.preview import InvoicePreview

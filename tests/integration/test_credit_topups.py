@@ -28,9 +28,9 @@ from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.invoices import SqlInvoiceStore
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.stripe.webhooks import StripeWebhooks
-from tollway.billing.credits.burndown import apply_credits
-from tollway.billing.credits.service import CreditService, NewGrant
-from tollway.billing.credits.topups import TopUps
+from tollway.billing.credit_accounts.service import CreditService, NewGrant
+from tollway.billing.credit_accounts.topups import TopUps
+from tollway.billing.invoicing.credit_burndown import apply_credits
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.billing.invoicing.ports import STRIPE_SYNC, InvoiceStore, IssueRequest
 from tollway.billing.invoicing.service import InvoiceService

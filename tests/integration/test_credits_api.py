@@ -17,7 +17,7 @@ from tollway.adapters.memory.catalog import MemoryCatalogStore
 from tollway.adapters.memory.credits import MemoryCreditStore
 from tollway.adapters.memory.store import MemoryEventStore
 from tollway.api.app import create_management_app
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.usage import MeteringUsageReader
 from tollway.billing.plans import Phase, RateCard

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tollway.billing.credits.service import NewGrant
+from tollway.billing.credit_accounts.service import NewGrant
 from tollway.clock import FrozenClock
 from tollway.errors import ValidationError
 from tollway.notifications.model import (

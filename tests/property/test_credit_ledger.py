@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from tollway.adapters.memory.credits import MemoryCreditStore
 from tollway.adapters.memory.invoices import MemoryInvoiceStore
-from tollway.billing.credits.burndown import apply_credits
 from tollway.billing.credits.model import CreditGrant
+from tollway.billing.invoicing.credit_burndown import apply_credits
 from tollway.billing.invoicing.model import Invoice, InvoiceLine
 from tollway.clock import FrozenClock
 

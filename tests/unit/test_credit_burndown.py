@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tollway.billing.credits.burndown import Application, apply_credits
 from tollway.billing.credits.model import CreditGrant, GrantBalance, GrantStatus
+from tollway.billing.invoicing.credit_burndown import Application, apply_credits
 from tollway.billing.invoicing.model import InvoiceLine
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.unit.test_spend_admission import World
 from tollway.adapters.memory.credits import MemoryCreditStore
-from tollway.billing.credits.service import CreditService, NewGrant
+from tollway.billing.credit_accounts.service import CreditService, NewGrant
 from tollway.billing.plans import Phase, RateCard
 from tollway.billing.pricing.model import UnitPrice, UsageTerms
 from tollway.errors import LimitExceededError

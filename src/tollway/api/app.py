@@ -38,7 +38,7 @@ from tollway.api.unit_grants import unit_grants_router
 from tollway.auth_failures import AuthFailures
 from tollway.billing.catalog import Catalog
 from tollway.billing.catalog.unit_grant_service import UnitGrantService
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.invoicing.collection import PaymentWebhooks
 from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.billing.invoicing.preview import InvoicePreview

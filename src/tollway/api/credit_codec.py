@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tollway.api.wire import Json, Obj, optional_time, parse_duration
+from tollway.billing.credit_accounts.service import CreditBalance, NewGrant
 from tollway.billing.credits.model import FUNDING_METHODS, CreditGrant, CreditTransaction
-from tollway.billing.credits.service import CreditBalance, NewGrant
 from tollway.metering.events import format_time
 from tollway.money import decimal_text, from_minor_units
 

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from tollway.api.credit_codec import balance_json, decode_grant, grant_json, transaction_json
 from tollway.api.openapi import NON_BLANK, body_schema, problem_responses
 from tollway.api.wire import Json, Obj, parse_body
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.credits.model import RechargeRule
-from tollway.billing.credits.service import CreditService
 from tollway.errors import NotFoundError
 from tollway.money import decimal_text, from_minor_units
 

@@ -11,8 +11,8 @@ from tollway.api.customer_codec import encode_customer, encode_entitlement_value
 from tollway.api.feature_codec import encode_feature
 from tollway.api.invoice_codec import invoice_json
 from tollway.api.subscription_codec import encode_subscription
+from tollway.billing.credit_accounts.service import CreditBalance
 from tollway.billing.credits.model import CreditGrant
-from tollway.billing.credits.service import CreditBalance
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tollway.billing.credits.service import NewGrant
+from tollway.billing.credit_accounts.service import NewGrant
 from tollway.config.catalog_fields import Strict
 
 CONFIG_KEY_PREFIX = "config:"

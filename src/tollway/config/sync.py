@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from tollway.billing.apply import DesiredCatalog
 from tollway.billing.catalog.unit_grant_service import UnitGrantService
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.config.catalog import desired_catalog
 from tollway.config.schema import TollwayConfig
 from tollway.config.unit_grants import CONFIG_KEY

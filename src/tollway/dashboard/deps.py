@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tollway.billing.catalog import Catalog
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.invoicing.documents import InvoiceDocuments
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.preview import InvoicePreview

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from tollway.billing.catalog import Catalog
-from tollway.billing.credits.service import CreditBalance, CreditService
+from tollway.billing.credit_accounts.service import CreditBalance, CreditService
 from tollway.billing.customers import Customer
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import DomainError

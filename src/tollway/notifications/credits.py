@@ -1,6 +1,6 @@
 """CreditEvents: money credit events, found off the request path (a step of the notification worker, every
-round) from the credit ledger (tollway.billing.credits: grants, their ledger balances and the live balance the
-API shows), each under a store mark so that it is stored once however many workers look:
+round) from the credit ledger (tollway.billing.credits and credit_accounts: grants, their ledger balances and
+the live balance the API shows), each under a store mark so that it is stored once however many workers look:
 
 - credits.topup: a bought grant (funding `invoice` or `external`) became active (its `funded` ledger row),
   once per rule and grant; only grants funded after the rule was created.
@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from tollway.billing.catalog.customer_service import CustomerService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.credits.model import CreditGrant, GrantBalance
-from tollway.billing.credits.service import CreditService
 from tollway.billing.customers import Customer
 from tollway.clock import Clock
 from tollway.errors import DomainError

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from tollway.billing.credit_accounts.service import CreditBalance
 from tollway.billing.credits.model import CreditGrant
-from tollway.billing.credits.service import CreditBalance
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementValue
 from tollway.billing.features import Feature

@@ -7,7 +7,7 @@ import logging
 
 from tollway.billing.catalog import Catalog
 from tollway.billing.catalog.unit_grant_service import UnitGrantService
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.clock import Clock
 from tollway.config.schema import TollwayConfig
 from tollway.config.sync import apply_config_credits, apply_config_unit_grants

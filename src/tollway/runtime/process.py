@@ -19,7 +19,7 @@ from tollway.asgi import NotReady
 from tollway.auth_failures import AuthFailures
 from tollway.billing.catalog import Catalog
 from tollway.billing.catalog.unit_grant_service import UnitGrantService
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.invoicing.service import InvoiceService
 from tollway.billing.invoicing.worker import BillingWorker

@@ -9,7 +9,7 @@ from typing import Any
 from tollway.adapters.webhooks.sender import HttpWebhookSender, resolve
 from tollway.api.notification_shapes import ApiShapes
 from tollway.billing.catalog import Catalog
-from tollway.billing.credits.service import CreditService
+from tollway.billing.credit_accounts.service import CreditService
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.ports import InvoiceStore
 from tollway.clock import Clock

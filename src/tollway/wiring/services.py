@@ -22,8 +22,8 @@ from tollway.adapters.sql.unit_grants import SqlUnitGrantStore
 from tollway.adapters.webhooks.sender import resolve
 from tollway.billing.catalog import Catalog, CustomerService
 from tollway.billing.catalog.unit_grant_service import UnitGrantService
-from tollway.billing.credits.service import CreditService
-from tollway.billing.credits.topups import TopUps
+from tollway.billing.credit_accounts.service import CreditService
+from tollway.billing.credit_accounts.topups import TopUps
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.ports import NOTIFY_CREATED, STRIPE_SYNC
 from tollway.billing.invoicing.preview import InvoicePreview

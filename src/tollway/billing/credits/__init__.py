@@ -1,1 +1,1 @@
-"""Prepaid money credits: grants, their ledger and the burn-down that pays invoice lines (see README.md)."""
+"""Prepaid money credits, the lower layer: grants, their ledger rows and the store port (see README.md)."""

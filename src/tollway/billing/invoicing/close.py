@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from tollway.billing.credits.burndown import Application, apply_credits
 from tollway.billing.credits.ports import CreditStore
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
+from tollway.billing.invoicing.credit_burndown import Application, apply_credits
 from tollway.billing.invoicing.lifecycle import closing_key, opening_key
 from tollway.billing.invoicing.lines import adjustment_line, advance_invoiced, invoice_total_minor, invoiced_for_period
 from tollway.billing.invoicing.model import Invoice, InvoiceLine

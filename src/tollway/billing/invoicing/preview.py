@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from tollway.billing.catalog.customer_contexts import CustomerContexts
-from tollway.billing.credits.burndown import apply_credits
 from tollway.billing.credits.ports import CreditStore
+from tollway.billing.invoicing.credit_burndown import apply_credits
 from tollway.billing.invoicing.lines import invoice_total_minor
 from tollway.billing.invoicing.model import Invoice
 from tollway.billing.invoicing.phases import billing_period

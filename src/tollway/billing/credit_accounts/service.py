@@ -10,9 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tollway.billing.credit_accounts.topups import BEFORE_PAYMENT, TopUps
 from tollway.billing.credits.model import CreditGrant, CreditTransaction, FundingMethod, GrantBalance, RechargeRule
 from tollway.billing.credits.ports import CreditStore
-from tollway.billing.credits.topups import BEFORE_PAYMENT, TopUps
 from tollway.billing.customers import Customer
 from tollway.billing.invoicing.preview import InvoicePreview
 from tollway.billing.periods import add_cadence, parse_cadence
