@@ -78,13 +78,17 @@ class RedisChangeFeed:
                         self.received_total += 1
                         await on_change()
             except (RedisError, OSError, TimeoutError) as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # redis-py can turn a cancellation into an error
+                    raise asyncio.CancelledError from exc
                 if not failing:
                     log.warning("change feed: Redis subscription lost, retrying every %.0fs: %r", RECONNECT_S, exc)
                 failing = True
             finally:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await pubsub.aclose()
-                    await client.aclose()
+                    async with asyncio.timeout(self._timeout_s):  # a connection half gone must not hold a stop
+                        await pubsub.aclose()
+                        await client.aclose()
             await asyncio.sleep(RECONNECT_S)
 
     async def close(self) -> None:

@@ -186,8 +186,10 @@ class RedisRoutingShare:
                 self._down(exc)
                 await asyncio.sleep(RECONNECT_S)
             finally:
-                await pubsub.aclose()
-                await client.aclose()
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(self._timeout_s):  # a connection half gone must not hold a stop
+                        await pubsub.aclose()
+                        await client.aclose()
 
     def _apply(self, raw: Any) -> None:
         try:
