@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tollway.adapters.redis.pubsub import next_message, raise_if_cancelling
+
 log = logging.getLogger("tollway.changes")
 
 RECONNECT_S = 1.0
@@ -70,7 +72,7 @@ class RedisChangeFeed:
                     failing = False
                     await on_change()  # what was announced while the connection was down
                 while True:
-                    note = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    note = await next_message(pubsub)
                     if note is None or note.get("type") != "message":
                         continue
                     origin = note["data"].decode() if isinstance(note["data"], bytes) else str(note["data"])
@@ -78,9 +80,7 @@ class RedisChangeFeed:
                         self.received_total += 1
                         await on_change()
             except (RedisError, OSError, TimeoutError) as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():  # redis-py can turn a cancellation into an error
-                    raise asyncio.CancelledError from exc
+                raise_if_cancelling()
                 if not failing:
                     log.warning("change feed: Redis subscription lost, retrying every %.0fs: %r", RECONNECT_S, exc)
                 failing = True

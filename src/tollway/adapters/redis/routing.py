@@ -29,6 +29,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tollway.adapters.redis.pubsub import next_message, raise_if_cancelling
 from tollway.adapters.redis.routing_sync import RedisRoutingSync
 
 log = logging.getLogger("tollway.gateway.routing_share")
@@ -179,10 +180,11 @@ class RedisRoutingShare:
                     self._apply(raw)  # what the others decided before this process listened
                 self._back()
                 while True:
-                    note = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    note = await next_message(pubsub)
                     if note is not None and note.get("type") == "message":
                         self._apply(note["data"])
             except (RedisError, OSError, TimeoutError) as exc:
+                raise_if_cancelling()
                 self._down(exc)
                 await asyncio.sleep(RECONNECT_S)
             finally:
