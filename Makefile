@@ -54,8 +54,8 @@ lock:
 	$(UV) pip compile requirements/no-deps.in --no-deps $(LOCK_FLAGS) -o $(LOCK_NO_DEPS)
 
 # Known vulnerabilities in the locked packages (PyPI's advisory data, through pip-audit): fails on one that a
-# newer release fixes; one without a fix is listed. Without network access it says so and passes, unless
-# TOLLWAY_REQUIRE_SERVICES=1 (CI), where it fails.
+# newer release fixes; one without a fix is listed. Without access to the advisory data it says NOT AUDITED and
+# passes, unless TOLLWAY_REQUIRE_AUDIT=1 (set it where the CI machine reaches pypi.org), where it fails.
 audit: dev-venv
 	$(BIN)/python -m tests.audit_lock $(LOCK_DEV) $(LOCK_NO_DEPS)
 
