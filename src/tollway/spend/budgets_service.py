@@ -8,9 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from tollway.clock import Clock
-from tollway.errors import ConflictError, NotFoundError, ValidationError
+from tollway.errors import NotFoundError, ValidationError
 from tollway.ids import new_id
 from tollway.spend.budgets import Budget, check_budget
+from tollway.spend.config_sync import sync_config_rules
 from tollway.spend.ports import SpendLimitStore
 from tollway.spend.rate_limits_service import RateLimitService
 
@@ -79,26 +80,16 @@ class BudgetService:
         await self._store.delete_budget(budget.id)
 
     async def sync_config(self, desired: Sequence[Budget]) -> list[str]:
-        """Make the config file's budgets (managed_by config) what `desired` says; budgets made through the API
-        are left alone (a key the API already uses is a conflict). One line per change."""
-        stored = {budget.key: budget for budget in await self._store.list_budgets()}
-        lines: list[str] = []
-        wanted = {budget.key for budget in desired}
-        for budget in desired:
-            found = stored.get(budget.key)
-            if found is None:
-                await self.create(**_fields(budget), key=budget.key, managed_by="config")
-                lines.append(f"+ budget {budget.key}")
-            elif found.managed_by != "config":
-                raise ConflictError(f"budget {budget.key!r} exists and was made through the API", field="key")
-            elif _fields(found) != _fields(budget):
-                await self.update(found.id, **_fields(budget))
-                lines.append(f"~ budget {budget.key}")
-        for budget in stored.values():
-            if budget.managed_by == "config" and budget.key not in wanted:
-                await self._store.delete_budget(budget.id)
-                lines.append(f"- budget {budget.key}")
-        return lines
+        """Make the config file's budgets (managed_by config) what `desired` says (`sync_config_rules`)."""
+        return await sync_config_rules(
+            "budget",
+            desired,
+            await self._store.list_budgets(),
+            fields=_fields,
+            create=lambda wanted: self.create(**_fields(wanted), key=wanted.key, managed_by="config"),
+            update=lambda found, wanted: self.update(found.id, **_fields(wanted)),
+            delete=lambda found: self._store.delete_budget(found.id),
+        )
 
 
 def _boolean(value: object) -> bool:

@@ -8,8 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from tollway.clock import Clock
-from tollway.errors import ConflictError, NotFoundError, ValidationError
+from tollway.errors import NotFoundError, ValidationError
 from tollway.ids import new_id
+from tollway.spend.config_sync import sync_config_rules
 from tollway.spend.ports import RateLimitStore
 from tollway.spend.rate_limits import RateLimit, check_rate_limit
 
@@ -71,26 +72,16 @@ class RateLimitService:
         await self._store.delete_rate_limit(limit.id)
 
     async def sync_config(self, desired: Sequence[RateLimit]) -> list[str]:
-        """Make the config file's rate limits (managed_by config) what `desired` says; those made through the API
-        are left alone (a key the API already uses is a conflict). One line per change."""
-        stored = {limit.key: limit for limit in await self._store.list_rate_limits()}
-        lines: list[str] = []
-        wanted = {limit.key for limit in desired}
-        for limit in desired:
-            found = stored.get(limit.key)
-            if found is None:
-                await self.create(**_fields(limit), key=limit.key, managed_by="config")
-                lines.append(f"+ rate limit {limit.key}")
-            elif found.managed_by != "config":
-                raise ConflictError(f"rate limit {limit.key!r} exists and was made through the API", field="key")
-            elif _fields(found) != _fields(limit):
-                await self.update(found.id, **_fields(limit))
-                lines.append(f"~ rate limit {limit.key}")
-        for limit in stored.values():
-            if limit.managed_by == "config" and limit.key not in wanted:
-                await self._store.delete_rate_limit(limit.id)
-                lines.append(f"- rate limit {limit.key}")
-        return lines
+        """Make the config file's rate limits (managed_by config) what `desired` says (`sync_config_rules`)."""
+        return await sync_config_rules(
+            "rate limit",
+            desired,
+            await self._store.list_rate_limits(),
+            fields=_fields,
+            create=lambda wanted: self.create(**_fields(wanted), key=wanted.key, managed_by="config"),
+            update=lambda found, wanted: self.update(found.id, **_fields(wanted)),
+            delete=lambda found: self._store.delete_rate_limit(found.id),
+        )
 
 
 def _fields(limit: RateLimit) -> dict[str, Any]:
