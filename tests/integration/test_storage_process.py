@@ -48,17 +48,26 @@ def alive(pid: int) -> bool:
 def storage_child(tollway: TollwayProcess) -> int:
     process = tollway.process
     assert process is not None
-    found: list[int] = []
+    found: list[tuple[int, list[bytes]]] = []
 
     def started() -> bool:
-        found[:] = children(process.pid)
+        # Live children only: a child just killed can still be listed until the gateway reaps it, and its
+        # /proc entry may vanish between the listing and the read.
+        found[:] = [(pid, line) for pid in children(process.pid) if alive(pid) and (line := cmdline_of(pid))]
         return bool(found)
 
     wait_until(started, timeout_s=STARTS_WITHIN_S)
     assert len(found) == 1, found
-    cmdline = Path(f"/proc/{found[0]}/cmdline").read_bytes().split(b"\0")
+    pid, cmdline = found[0]
     assert cmdline[-3:-1] == [b"worker", b"--child"], cmdline
-    return found[0]
+    return pid
+
+
+def cmdline_of(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def journal_files(tollway: TollwayProcess) -> list[str]:
