@@ -104,6 +104,9 @@ class RecordingSink:
 
     async def start(self) -> None: ...
 
+    async def halt(self) -> None:
+        pass
+
     async def stop(self, timeout_s: float = 10.0) -> bool:
         return True
 

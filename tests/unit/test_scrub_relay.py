@@ -61,6 +61,9 @@ class Records:
 
     async def start(self) -> None: ...
 
+    async def halt(self) -> None:
+        pass
+
     async def stop(self, timeout_s: float = 10.0) -> bool:
         return True
 

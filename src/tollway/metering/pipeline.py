@@ -248,8 +248,9 @@ class UsagePipeline:
                 await asyncio.sleep(max(0.0, self._parked_at + PARKED_S - loop.time()))
             await self.flush()
 
-    async def stop(self, timeout_s: float = 10.0) -> bool:
-        """Stop the flusher and store what is left, retrying until `timeout_s`. True if nothing is left."""
+    async def halt(self) -> None:
+        """Stop the periodic flusher (a shutdown's first step): a flush that hangs on the store is interrupted
+        at once rather than after the other components' shutdown, and its batch stays for `stop`'s flush."""
         if self._task is not None:
             if self._lock.locked():
                 # A flush is storing (or hangs on the store): cancelled, its batch stays for the flush below.
@@ -258,6 +259,10 @@ class UsagePipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop the flusher and store what is left, retrying until `timeout_s`. True if nothing is left."""
+        await self.halt()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while not await self.flush():

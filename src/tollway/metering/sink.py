@@ -41,6 +41,10 @@ class UsageSink(Protocol):
 
     async def start(self) -> None: ...
 
+    async def halt(self) -> None:
+        """Stop the periodic work (a shutdown's first step) without storing what is left; `stop` does that."""
+        ...
+
     async def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop; True if nothing this process emitted is left unstored (or unhanded)."""
         ...

@@ -114,11 +114,15 @@ class HandOffSink:
             if self._hand_off():
                 self._unhanded = 0
 
-    async def stop(self, timeout_s: float = 10.0) -> bool:
+    async def halt(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
+
+    async def stop(self, timeout_s: float = 10.0) -> bool:
+        await self.halt()
         self._hand_off()
         self._journal.close()
         self._unhanded = 0

@@ -166,6 +166,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self.started = False
+        await self.pipeline.halt()  # first: a flush hanging on the database must not wait for the rest
         if self.settings.config:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self.changes is not None:

@@ -42,5 +42,8 @@ class TokenCounting:
     async def start(self) -> None:
         await self._inner.start()
 
+    async def halt(self) -> None:
+        await self._inner.halt()
+
     async def stop(self, timeout_s: float = 10.0) -> bool:
         return await self._inner.stop(timeout_s)
