@@ -124,7 +124,8 @@ def test_sigterm_while_a_flush_hangs_on_the_database_still_stores_everything(
         with client(gateway) as sdk:
             for _ in DURING:
                 sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        wait_until(lambda: proxy.bytes_seen > seen)  # the flusher is now waiting on the database
+        wait_until(lambda: proxy.bytes_seen > seen)  # something waits on the database: the key poll, or the flusher
+        wait_until(lambda: metric(gateway, "tollway_usage_flush_in_progress") == 1)  # the flusher, for sure
         assert metric(gateway, "tollway_usage_backlog_events") == EVENTS_DURING, "events in flight are backlog"
 
         assert gateway.process is not None

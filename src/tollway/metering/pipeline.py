@@ -77,6 +77,11 @@ class UsagePipeline:
         """Events emitted but not yet stored."""
         return self._buffered_events + len(self._pending) + self._spilled
 
+    @property
+    def flushing(self) -> bool:
+        """True while a flush is storing (or waiting on the store)."""
+        return self._lock.locked()
+
     def backlog_age_s(self) -> float:
         """Seconds the oldest usage not yet stored has waited (0 when everything is stored)."""
         since = [t for t in (self._buffer_since, self._pending_since) if t is not None]
@@ -252,7 +257,7 @@ class UsagePipeline:
         """Stop the periodic flusher (a shutdown's first step): a flush that hangs on the store is interrupted
         at once rather than after the other components' shutdown, and its batch stays for `stop`'s flush."""
         if self._task is not None:
-            if self._lock.locked():
+            if self.flushing:
                 # A flush is storing (or hangs on the store): cancelled, its batch stays for the flush below.
                 log.warning("shutdown: interrupting a usage flush in progress; the final flush stores its events")
             self._task.cancel()

@@ -43,6 +43,12 @@ def usage_sink(
             lambda: inline.spills_total,
             mode="livesum",
         )
+        metrics.add_gauge(
+            "tollway_usage_flush_in_progress",
+            "1 while a flush is storing usage (or waiting on the database); stuck at 1: the database hangs.",
+            lambda: int(inline.flushing),
+            mode="livesum",
+        )
         metrics.add_counter(
             "tollway_usage_flush_failures_total",
             "Failed attempts to store usage events since start.",
