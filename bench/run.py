@@ -249,6 +249,7 @@ class Target:
     helpers: list[Proc] = field(default_factory=list)  # started with it, stopped with it, CPU not counted
     body: str = BODY  # what wrk POSTs (STREAM_BODY for the streaming targets)
     database: Path | None = None  # Tollway's SQLite file: bytes stored per request are read from it
+    journal: Path | None = None  # Tollway's journal: a throughput run's CPU is read once it is stored (settle)
 
 
 def wait_ready(target: Target, timeout: float) -> None:
@@ -373,6 +374,24 @@ def start_tollway(
         "TOLLWAY_ADMIN_TOKEN": "bench",
     }
     argv = [str(binary), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+    target = _tollway_target(binary, argv, env, state, logdir, port, split, weighted, inline, stream, spend)
+    target.journal = state / "journal"
+    return target
+
+
+def _tollway_target(
+    binary: Path,
+    argv: list[str],
+    env: dict[str, str | None],
+    state: Path,
+    logdir: Path,
+    port: int,
+    split: bool,
+    weighted: bool,
+    inline: bool,
+    stream: bool,
+    spend: bool,
+) -> Target:
     if weighted:
         proc = Proc("tollway-weighted", pinned(TARGET_CORE, argv), env, logdir)
         label = "Tollway, a two-target model balanced 3:1 (weighted)"
@@ -568,8 +587,37 @@ def wrk_script(tmp: Path, key: str, body: str = BODY) -> Path:
     return path
 
 
+def settle(server: Proc, journal: Path | None, timeout: float = 120.0) -> None:
+    """Wait until Tollway has stored what it was sent (its journal holds no segment but each writer's open one),
+    then until its CPU is quiet, so that a run's CPU includes the storing of its own calls, and only that, however
+    far the storage process, which yields to request serving, fell behind during the run."""
+    deadline = time.monotonic() + timeout
+    if journal is not None:
+        time.sleep(0.6)  # two hand-off intervals: the last records are handed over
+        while time.monotonic() < deadline:
+            names = [p.name for p in journal.rglob("*") if p.is_file()]
+            writers = {name.split("-")[0] for name in names if name.endswith(".jsonl")}
+            if not any(".lease-" in name for name in names) and sum(n.endswith(".jsonl") for n in names) <= len(
+                writers
+            ):
+                break
+            time.sleep(0.1)
+    before = tree_cpu_seconds(server.p.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = tree_cpu_seconds(server.p.pid)
+        if now - before < 0.01:  # under 2% of a core: the periodic hand-off and rollup polls only
+            return
+        before = now
+
+
 def run_wrk(
-    url: str, script: Path, connections: int, duration: float, server: Proc | None = None
+    url: str,
+    script: Path,
+    connections: int,
+    duration: float,
+    server: Proc | None = None,
+    journal: Path | None = None,
 ) -> tuple[WrkResult, str]:
     argv = pinned(
         LOAD_CORE,
@@ -578,9 +626,13 @@ def run_wrk(
             "-s", str(script), url + PATH,
         ],
     )  # fmt: skip
+    if server:
+        settle(server, journal)
     cpu0 = tree_cpu_seconds(server.p.pid) if server else 0.0
     # Bounded twice: wrk's own -d, and a hard timeout here.
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
+    if server:
+        settle(server, journal)
     cpu1 = tree_cpu_seconds(server.p.pid) if server else 0.0
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
@@ -626,7 +678,7 @@ def measure(target: Target, tmp: Path, args: argparse.Namespace, row: Row, raw: 
     raw.append(f"## {target.name} c=1\n{out}")
     log(f"  c={args.connections} for {args.duration:g}s")
     spy = start_profiler(target, args) if args.profile and target.proc else None
-    res, out = run_wrk(target.url, script, args.connections, args.duration, server)
+    res, out = run_wrk(target.url, script, args.connections, args.duration, server, target.journal)
     if spy is not None:
         finish_profiler(spy, target, args)
     row.cn.append(res)

@@ -49,6 +49,8 @@ class Settings:
     # process, as tests and the demo do, stores inline); inline: the gateway stores usage itself (slower: the
     # database runs on the request process); external: a `tollway worker` started apart does
     ingest: str = "process"
+    # the storage process's niceness (0-19): it yields the CPU to request serving on a shared core (0: no change)
+    storage_nice: int = 10
     # raw events kept this long ("90d", "36h"; empty: forever); rollups are kept (metering/retention.py)
     events_retention: str = ""
     flush_interval_s: float = 0.25
@@ -129,6 +131,8 @@ class Settings:
             )
         if values.get("otel", "auto") not in OTEL_MODES:
             problems.append(f"{ENV_PREFIX}OTEL: expected one of {', '.join(OTEL_MODES)}, got {values['otel']!r}")
+        if not 0 <= values.get("storage_nice", 10) <= 19:
+            problems.append(f"{ENV_PREFIX}STORAGE_NICE: expected 0 to 19, got {values['storage_nice']}")
         if values.get("ingest", "process") not in INGEST_MODES:
             problems.append(f"{ENV_PREFIX}INGEST: expected one of {', '.join(INGEST_MODES)}, got {values['ingest']!r}")
         if values.get("access_log", "off") not in ACCESS_LOG_MODES:

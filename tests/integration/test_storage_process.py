@@ -63,6 +63,10 @@ def storage_child(tollway: TollwayProcess) -> int:
     return pid
 
 
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19, nice
+
+
 def cmdline_of(pid: int) -> list[bytes]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -79,6 +83,10 @@ def test_the_default_stores_in_a_supervised_child(workdir: Path, fake_openai: Fa
     try:
         client = closing(openai.OpenAI(base_url=tollway.base_url + "/v1", api_key=KEY))
         child = storage_child(tollway)
+        # Background work: it yields the CPU to the gateway (TOLLWAY_STORAGE_NICE, 10 by default).
+        assert tollway.process is not None
+        gateway = tollway.process.pid
+        wait_until(lambda: niceness(child) == max(10, niceness(gateway)), timeout_s=STARTS_WITHIN_S)
         for _ in range(2):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
         wait_until(

@@ -125,6 +125,8 @@ def test_quickstart_is_valid() -> None:
         ("TOLLWAY_UPSTREAM_TIMEOUT_S", "nan"),
         ("TOLLWAY_BILLING_INTERVAL_S", "inf"),
         ("TOLLWAY_PORT", "\u0668\u0660\u0668\u0660"),  # Arabic-Indic 8080: ASCII digits only
+        ("TOLLWAY_STORAGE_NICE", "20"),
+        ("TOLLWAY_STORAGE_NICE", "-5"),  # raising the storage process above the gateway: never
     ],
 )
 def test_duration_and_number_settings_are_bounded_before_use(variable: str, value: str) -> None:

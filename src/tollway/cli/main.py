@@ -246,6 +246,10 @@ def worker(
             f"tollway worker: journal {settings.journal_dir} -> database {shown_url(settings.database_url)}",
             highlight=False,
         )
+    if child:
+        from tollway.cli.storage_process import yield_cpu
+
+        yield_cpu(settings.storage_nice)  # background work: request serving comes first on a shared core
     try:
         built = build_worker(settings, storage_only=child)
         settle_heap()  # what it built stays out of the garbage collector's full walks (runtime/heap.py)

@@ -9,11 +9,19 @@ next claim), and stops it after the gateway stopped, so its last pass stores the
 The child runs in its own session (a Ctrl-C in a terminal reaches the gateway only; the gateway
 stops the child once its last segment is handed over) and watches its stdin: the pipe closes when
 the gateway dies, even of a SIGKILL, and the child then stores what is left and exits.
+
+The child is background work: it lowers its own priority at start (`TOLLWAY_STORAGE_NICE`, niceness 10 by
+default, `yield_cpu`), so that on a core it shares with the gateway a request never waits behind a batch
+being stored (the tail at low concurrency), while under saturation it still gets a share of the CPU
+(about a tenth against a busy gateway at niceness 10) and drains its backlog as soon as the load eases.
+It wakes once per flush interval (`TOLLWAY_FLUSH_INTERVAL_S`), never per call: the gateway hands over
+one journal segment per interval, the child stores each segment's calls in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +35,20 @@ RESTART_MIN_S = 0.5
 RESTART_MAX_S = 30.0
 STOP_TIMEOUT_S = 30.0
 STABLE_S = 60.0  # a child that ran this long resets the restart back-off
+
+
+def yield_cpu(nice: int) -> int:
+    """Lower this process's priority to niceness `nice` (never raise it: a parent started with a higher
+    niceness keeps it). The niceness it runs at."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as exc:  # a sandbox may refuse it: the child still stores, at the gateway's priority
+            log.warning("storage process: cannot lower its priority to %d: %s", nice, exc)
+            return current
+        return nice
+    return current
 
 
 def child_command() -> list[str]:
