@@ -30,7 +30,8 @@ from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.hold import Degradable, Hold, prepaid_governed, refusal
-from tollway.spend.limits import Amount, Governed, LimitsBuilder, worst
+from tollway.spend.limits import Governed, LimitsBuilder, worst
+from tollway.spend.plan import Plans, Pricing
 from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
 from tollway.spend.rate_limits import WEIGHT_SCALE
 from tollway.spend.rates import rate_governed
@@ -39,12 +40,12 @@ from tollway.spend.selection import Selections
 from tollway.spend.usage import UsageReader
 
 NoSubscription = Literal["allow", "refuse"]
-Pricing = tuple[Amount, str]  # a call's cost function and the currency it counts in
 log = logging.getLogger("tollway.spend")
 SEED_ATTEMPTS = 3
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class SpendCall:
     """A call about to run: who, and its worst case on each target it may reach (measured the way the
     real call's usage will be)."""
@@ -102,6 +103,7 @@ class SpendAdmission:
         self.unavailable_admits = 0  # calls let through unchecked (fail-open) since start
         self._limits = LimitsBuilder(usage)
         self._selections = Selections()  # the budgets and rate limits of each caller, per rules snapshot
+        self._plans = Plans(self._limits, self._selections)  # what admits each caller's calls, worked out once
         # the period usage of each priced feature as this process last saw it (usage counter key -> amount):
         # a call is priced at it; every reserve's answer brings it up to date
         self._period_usage: dict[str, Decimal] = {}
@@ -112,14 +114,9 @@ class SpendAdmission:
     def priced_or_limited(self, subject: str, key_id: str | None = None, model: str | None = None) -> bool:
         """Whether the subject's calls now need their worst case: an active subscription (its calls are priced
         on the plan), a budget, a rate limit, or the setting that refuses calls without a subscription."""
-        rules = self._rules()
-        if self._no_subscription == "refuse":
-            return True
-        selected = self._selections.of(rules, subject, key_id, model)
-        if selected.budgeted or selected.rates:
-            return True
-        customer = selected.customer
-        return customer is not None and rules.subscription_at(customer, self._clock.now()) is not None
+        refuse = self._no_subscription == "refuse"
+        plan = self._plans.of(self._rules(), subject, key_id, model, self._clock.now(), refuse_unsubscribed=refuse)
+        return plan.needs_worst
 
     def governs(self, subject: str) -> bool:
         """Whether any limit may apply to the subject's calls (False: admit without looking further)."""
@@ -137,16 +134,19 @@ class SpendAdmission:
         with `degrade`, Degradable where the limit that refuses it is a budget that degrades calls instead."""
         rules = self._rules()
         now = self._clock.now()
-        customer = rules.by_subject.get(call.subject)
-        subscription = rules.subscription_at(customer, now) if customer is not None else None
-        if (customer is None or subscription is None) and self._no_subscription == "refuse":
-            who = f"customer '{customer.customer.key}'" if customer is not None else f"subject '{call.subject}'"
+        plan = self._plans.of(
+            rules, call.subject, call.key_id, call.model, now, refuse_unsubscribed=self._no_subscription == "refuse"
+        )
+        if plan.unsubscribed is not None:
             raise ForbiddenError(
-                f"{who} has no active subscription, and this gateway refuses calls without one.",
+                f"{plan.unsubscribed} has no active subscription, and this gateway refuses calls without one.",
                 code="no_subscription",
             )
         try:
-            governed, pricing = await self._governed(rules, call, customer, subscription, now)
+            if plan.static and call.request_budget is None and call.task_budget is None:
+                governed, pricing = plan.govern(call.worst_cases, now), plan.pricing  # the caller's plan holds
+            else:
+                governed, pricing = await self._governed(rules, call, plan.customer, plan.subscription, now)
             if not governed:
                 return None
             return await self._reserve(governed, now, pricing, degrade=degrade)

@@ -39,7 +39,8 @@ PER_WINDOW = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Governed:
     """A limit in force on one call: its counter ask, how the call's usage counts on it, how to read the
     metered usage of its window (seeding and reconciling), and how a refusal names it."""
@@ -77,6 +78,25 @@ def worst(amount_of: Amount, calls: Sequence[LlmCall]) -> Decimal:
     return max((amount_of(call) for call in calls), default=Decimal(0))
 
 
+def with_amount(template: Governed, amount: Decimal) -> Governed:
+    """The limit `template` stands for, on a call that counts `amount` on it."""
+    a = template.ask
+    return Governed(
+        Ask(a.key, amount, a.limit, a.expires_at, a.fresh_ttl_s, a.previous, a.weight),
+        template.amount_of,
+        template.metered,
+        template.window,
+        template.counted_from,
+        template.name,
+        template.what,
+        template.per,
+        template.hint,
+        template.rate,
+        template.slide,
+        template.budget,
+    )
+
+
 def _expires(window: Window) -> datetime | None:
     return None if window.end is None else window.end + KEEP_AFTER_WINDOW
 
@@ -105,14 +125,8 @@ class LimitsBuilder:
     ) -> list[Governed]:
         """The hard entitlements (and the gates) of the plan on this call. What they are is worked out once per
         rules snapshot and usage period (`_entitled`), not per call: a call only measures its worst case."""
-        cached = self._entitled.get(subscription.id)
-        if cached is None or cached[0] is not rules or not cached[1] <= now < cached[2]:
-            cached = (rules, *self._entitled_now(rules, customer, subscription, now))
-            if len(self._entitled) >= 10_000:
-                self._entitled.clear()
-            self._entitled[subscription.id] = cached
         found: list[Governed] = []
-        for measure, template in cached[3]:
+        for measure, template in self.entitled(rules, customer, subscription, now)[2]:
             amount = worst(measure.amount, events)
             if amount <= 0:
                 continue
@@ -122,20 +136,21 @@ class LimitsBuilder:
                     f"'{_feature_key(rules, measure)}' this request would use.",
                     code="feature_not_entitled",
                 )
-            ask = template.ask
-            found.append(
-                Governed(
-                    Ask(ask.key, amount, ask.limit, ask.expires_at),
-                    template.amount_of,
-                    template.metered,
-                    template.window,
-                    template.counted_from,
-                    template.name,
-                    template.what,
-                    template.per,
-                )
-            )
+            found.append(with_amount(template, amount))
         return found
+
+    def entitled(
+        self, rules: SpendRules, customer: CustomerRules, subscription: Subscription, now: datetime
+    ) -> tuple[datetime, datetime, list[tuple[FeatureMeasure, Governed | None]]]:
+        """The plan's limiting entitlements as templates (None: a gate the plan lacks), and the span [from, until)
+        in which they stay what they are; worked out once per rules snapshot and span."""
+        cached = self._entitled.get(subscription.id)
+        if cached is None or cached[0] is not rules or not cached[1] <= now < cached[2]:
+            cached = (rules, *self._entitled_now(rules, customer, subscription, now))
+            if len(self._entitled) >= 10_000:
+                self._entitled.clear()
+            self._entitled[subscription.id] = cached
+        return cached[1], cached[2], cached[3]
 
     def _entitled_now(
         self, rules: SpendRules, customer: CustomerRules, subscription: Subscription, now: datetime
@@ -227,6 +242,10 @@ class LimitsBuilder:
         self, priced: Sequence[PricedFeature], subjects: Sequence[str], events: Sequence[LlmCall]
     ) -> list[Governed]:
         """Soft asks that keep each priced feature's period usage (what marginal prices are read at)."""
+        return [with_amount(t, worst(t.amount_of, events)) for t in self.usage_templates(priced, subjects)]
+
+    def usage_templates(self, priced: Sequence[PricedFeature], subjects: Sequence[str]) -> list[Governed]:
+        """The usage asks of `priced` as templates (amount 0), built once per priced-features list."""
         cached = self._usage_templates.get(id(priced))
         if cached is None or cached[0] is not priced:
             templates = [
@@ -245,19 +264,7 @@ class LimitsBuilder:
             if len(self._usage_templates) >= 10_000:
                 self._usage_templates.clear()
             cached = self._usage_templates[id(priced)] = (priced, templates)
-        return [
-            Governed(
-                Ask(t.ask.key, worst(t.amount_of, events), None, t.ask.expires_at),
-                t.amount_of,
-                t.metered,
-                t.window,
-                t.counted_from,
-                t.name,
-                t.what,
-                t.per,
-            )
-            for t in cached[1]
-        ]
+        return cached[1]
 
     def budget(
         self,
@@ -273,6 +280,26 @@ class LimitsBuilder:
         events: Sequence[LlmCall],
         now: datetime,
     ) -> Governed:
+        template, _ = self.budget_template(
+            budget, subjects, who, subscription, customer_subjects, priced, period_usage, tokens, provider_cost, now
+        )
+        return with_amount(template, worst(template.amount_of, events))
+
+    def budget_template(
+        self,
+        budget: Budget,
+        subjects: Sequence[str],
+        who: str,
+        subscription: Subscription | None,
+        customer_subjects: Sequence[str],
+        priced: Sequence[PricedFeature],
+        period_usage: dict[str, Decimal],
+        tokens: FeatureMeasure,
+        provider_cost: FeatureMeasure,
+        now: datetime,
+    ) -> tuple[Governed, bool]:
+        """The budget's limit in its window at `now` (amount 0), and whether it stays what it is for the whole
+        window (False: its price is read at the period usage of each call's moment: a tiered or capped price)."""
         cached = self._budgets.get(budget.id)
         if (
             cached is not None
@@ -283,18 +310,7 @@ class LimitsBuilder:
             and cached[3].window.start <= now
             and (cached[3].window.end is None or now < cached[3].window.end)
         ):
-            t = cached[3]  # the budget's limit in this window, as worked out at its first call
-            return Governed(
-                Ask(t.ask.key, worst(t.amount_of, events), t.ask.limit, t.ask.expires_at),
-                t.amount_of,
-                t.metered,
-                t.window,
-                t.counted_from,
-                t.name,
-                t.what,
-                t.per,
-                budget=budget,
-            )
+            return cached[3], True  # the budget's limit in this window, as worked out at its first call
         if subscription is not None:
             window = window_at(
                 budget.window, now, anchor=subscription.billing_anchor, cadence=subscription.billing_cadence
@@ -314,12 +330,7 @@ class LimitsBuilder:
         if budget.scope == "key":  # usage events carry the consumer, not the key: counted by the counters only
             metered = _nothing_metered
         found = Governed(
-            ask=Ask(
-                f"bud:{budget.id}:{window.tag}",
-                worst(amount_of, events),
-                budget.limit if budget.hard else None,
-                _expires(window),
-            ),
+            ask=Ask(f"bud:{budget.id}:{window.tag}", _ZERO, budget.limit if budget.hard else None, _expires(window)),
             amount_of=amount_of,
             metered=metered,
             window=window,
@@ -335,7 +346,8 @@ class LimitsBuilder:
             if len(self._budgets) >= 100_000:
                 self._budgets.clear()
             self._budgets[budget.id] = (budget, priced, tuple(subjects), found, who)
-        return found
+            return found, True
+        return found, False
 
     def cost_of(
         self,

@@ -22,7 +22,8 @@ from tollway.spend.budgets import Budget
 from tollway.spend.rate_limits import RateLimit
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Ask:
     """Hold `amount` on counter `key`; refuse when `limit` is set and it would not fit."""
 
@@ -37,14 +38,16 @@ class Ask:
     weight: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Counter:
     used: Decimal
     reserved: Decimal
     previous: Decimal = Decimal(0)  # a sliding window's previous bucket (used + reserved), unweighted
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Reserved:
     """The outcome of `reserve`. held: everything was held. Else `missing` names unseeded keys, or
     `refused` is the index of the ask that did not fit with the least room left: the tightest limit

@@ -94,7 +94,8 @@ def check_rate_limit(limit: RateLimit) -> RateLimit:
 # -- the sliding window ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Slide:
     """Where a moment falls in a window of `length_s`: its bucket, how far into it, the previous bucket's weight."""
 

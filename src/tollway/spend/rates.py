@@ -70,10 +70,17 @@ async def _unmetered(at: datetime) -> Decimal:  # rate counters start at 0: noth
 
 
 def rate_governed(
-    rate: RateLimit, entity: str, who: str, cost_of: Amount | None, events: Sequence[LlmCall], now: datetime
+    rate: RateLimit,
+    entity: str,
+    who: str,
+    cost_of: Amount | None,
+    events: Sequence[LlmCall],
+    now: datetime,
+    *,
+    amount: Decimal | None = None,
 ) -> Governed | None:
     """The rate limit on this call (`entity`: the consumer, key, customer or model it counts), or None for a cost
-    limit when the call cannot be priced."""
+    limit when the call cannot be priced. `amount`: the call's worst case on it, when already measured."""
     amount_of = cost_of if rate.metric == "cost" else MEASURES[rate.metric]
     if amount_of is None:
         return None
@@ -92,7 +99,10 @@ def rate_governed(
             rate=rate,
         )
     slide = slide_at(now, rate.window_s)
-    amount = _ONE if rate.metric == "requests" else worst(amount_of, events)
+    if rate.metric == "requests":
+        amount = _ONE
+    elif amount is None:
+        amount = worst(amount_of, events)
     length = timedelta(seconds=rate.window_s)
     end = now + timedelta(microseconds=slide.length_us - slide.into_us)
     return Governed(

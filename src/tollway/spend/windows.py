@@ -17,7 +17,8 @@ WINDOW_KINDS: tuple[WindowKind, ...] = ("billing_period", "month", "day", "hour"
 LIFETIME_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Window:
     """[start, end): `end` None for a lifetime window (it never resets)."""
 
