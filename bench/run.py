@@ -323,7 +323,11 @@ customers:
   - {key: bench-co, name: Bench Co, usage_from: [bench-user], subscription: {plan: bench}}
 budgets:
   - {key: bench-tokens, consumer: bench-user, kind: tokens, limit: "1000000000000", window: hour}
+rate_limits:
+  - {key: bench-rpm, consumer: bench-user, metric: requests, limit: "1000000000000", window: minute}
 """
+# tollway-spend-redis: the same limits, counters in this Redis (keys under their own prefix, reused across runs)
+SPEND_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def start_tollway(
@@ -337,6 +341,7 @@ def start_tollway(
     inline: bool = False,
     stream: bool = False,
     spend: bool = False,
+    redis: bool = False,
 ) -> Target:
     """Tollway, one gateway worker. By default as `make run` starts it: usage stored by its supervised storage
     process (TOLLWAY_INGEST=process, on the same core; its CPU counted). With `inline`, stored in the gateway's
@@ -344,8 +349,9 @@ def start_tollway(
     gateway's core does only the request path and the journal append (the worker's CPU not counted). With
     `weighted`, the model has two targets (two providers, both the same nginx) balanced 3:1. With `stream`,
     the client asks for a stream and the upstream answers SSE. With `spend`, spend control is on: the consumer's
-    customer has a plan with a hard metered entitlement, and the consumer a hard token budget (both far from
-    their limits: every call is admitted, reserved and settled)."""
+    customer has a plan with a hard metered entitlement, and the consumer a hard token budget and a requests rate
+    limit (all far from their limits: every call is admitted, reserved and settled); with `redis` too, the
+    counters live in Redis."""
     port = free_port()
     if stream:
         upstream += "/stream"
@@ -373,6 +379,8 @@ def start_tollway(
         "TOLLWAY_JOURNAL_DIR": str(state / "journal"),
         "TOLLWAY_ADMIN_TOKEN": "bench",
     }
+    if redis:
+        env |= {"TOLLWAY_REDIS_URL": SPEND_REDIS_URL, "TOLLWAY_SPEND_REDIS_PREFIX": "tollway-bench:"}
     argv = [str(binary), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
     target = _tollway_target(binary, argv, env, state, logdir, port, split, weighted, inline, stream, spend)
     target.journal = state / "journal"
@@ -398,9 +406,12 @@ def _tollway_target(
         return Target("tollway-weighted", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc)
     database = state / "bench.db"
     if spend:
-        proc = Proc("tollway-spend", pinned(TARGET_CORE, argv), env, logdir)
-        label = "Tollway as `make run` starts it, spend control on (entitlement + budget checked per call)"
-        return Target("tollway-spend", label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc, database=database)
+        redis = "TOLLWAY_REDIS_URL" in env
+        name = "tollway-spend-redis" if redis else "tollway-spend"
+        proc = Proc(name, pinned(TARGET_CORE, argv), env, logdir)
+        label = "Tollway as `make run` starts it, spend control on (entitlement + budget + rate limit per call)"
+        label += ", counters in Redis" if redis else ""
+        return Target(name, label, TOLLWAY_KEY, f"http://127.0.0.1:{port}", proc, database=database)
     if inline:
         env["TOLLWAY_INGEST"] = "inline"
         proc = Proc("tollway-inline", pinned(TARGET_CORE, argv), env, logdir)
@@ -789,6 +800,9 @@ def verdicts(rows: list[Row], ref: str) -> str:
     if "tollway" in by and "tollway-spend" in by and by["tollway"].cpu_us():
         extra = by["tollway-spend"].cpu_us() / by["tollway"].cpu_us() - 1
         line(extra <= 0.10, f"spend control costs {extra:+.0%} CPU per request (target <= 10%)")
+    if "tollway" in by and "tollway-spend-redis" in by and by["tollway"].cpu_us():
+        extra = by["tollway-spend-redis"].cpu_us() / by["tollway"].cpu_us() - 1
+        line(extra <= 0.10, f"spend control with Redis costs {extra:+.0%} CPU per request (target <= 10%)")
     if "tollway" in by and "tollway-stream" in by and by["tollway"].cpu_us():
         ratio = by["tollway-stream"].cpu_us() / by["tollway"].cpu_us()
         line(ratio <= 1.2, f"Tollway streams at {ratio:.2f}x its unary CPU per request (target <= 1.2x)")
@@ -903,7 +917,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="rounds over all targets; medians are reported")
     ap.add_argument(
         "--targets",
-        default="direct,passthrough,tollway,tollway-inline,tollway-split,tollway-spend,passthrough-stream,"
+        default="direct,passthrough,tollway,tollway-inline,tollway-split,tollway-spend,tollway-spend-redis,"
+        "passthrough-stream,"
         "tollway-stream,litellm",
         help="comma list (main mode)",
     )
@@ -973,6 +988,7 @@ def main() -> int:
                 "tollway-split": "Tollway with its ingest worker on the load core",
                 "tollway-inline": "Tollway, usage stored in the gateway's process",
                 "tollway-spend": "Tollway, spend control on",
+                "tollway-spend-redis": "Tollway, spend control on, counters in Redis",
                 "passthrough-stream": "bare pass-through, streaming",
                 "tollway-stream": "Tollway, streaming",
                 "tollway-weighted": "Tollway, two-target weighted model",
@@ -1003,7 +1019,7 @@ def main() -> int:
                             log(f"  SKIP tollway: {binary} not found")
                             continue
                         target = start_tollway(binary, upstream, tmp, logdir)
-                    elif name in ("tollway-inline", "tollway-stream", "tollway-spend"):
+                    elif name in ("tollway-inline", "tollway-stream", "tollway-spend", "tollway-spend-redis"):
                         binary = tollway_bin(args.tollway_bin)
                         if not binary.exists():
                             row.skipped = f"`{binary}` not found (build the gateway: make venv)"
@@ -1015,7 +1031,8 @@ def main() -> int:
                             logdir,
                             inline=name == "tollway-inline",
                             stream=name == "tollway-stream",
-                            spend=name == "tollway-spend",
+                            spend=name.startswith("tollway-spend"),
+                            redis=name == "tollway-spend-redis",
                         )
                     elif name == "passthrough-stream":
                         server, client = args.passthrough.split("+")

@@ -13,6 +13,7 @@ time per request is printed too). Throughput of a CPU-bound gateway is the inver
 
     .venv/bin/python bench/spend.py
     .venv/bin/python bench/spend.py --rounds 40 --requests 2000
+    .venv/bin/python bench/spend.py --concurrency 64   # 64 calls in flight at once (as bench/run.py's wrk -c 64)
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import gc
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from routing import Answering, Dropped, config, drive
+from routing import BODY, KEY, Answering, Dropped, config, drive
 from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementTemplate
@@ -100,11 +102,53 @@ def gateway(counters: CounterStore | None, **shape: bool) -> Gateway:
     return Gateway(Flow(state, Dropped(), GatewayMetrics(), clock, limits, admission=admission))
 
 
+async def drive_concurrently(app: Gateway, requests: int, concurrency: int) -> float:
+    """CPU seconds per request over `requests` requests, `concurrency` of them in flight at any time."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [
+            (b"authorization", b"Bearer " + KEY.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+    }
+    message = {"type": "http.request", "body": BODY, "more_body": False}
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def send(sent: MutableMapping[str, Any]) -> None:
+        if sent["type"] == "http.response.start":
+            statuses.append(sent["status"])
+
+    async def client(calls: int) -> None:
+        for _ in range(calls):
+            await app(dict(scope), receive, send)
+
+    began = time.process_time()
+    share, extra = divmod(requests, concurrency)
+    await asyncio.gather(*(client(share + (i < extra)) for i in range(concurrency)))
+    spent = time.process_time() - began
+    if set(statuses) != {200}:
+        raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
+    return spent / requests
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=1, help="calls in flight at once (default 1)")
     args = parser.parse_args()
+
+    async def run(app: Gateway, requests: int) -> float:
+        if args.concurrency > 1:
+            return await drive_concurrently(app, requests, args.concurrency)
+        return await drive(app, requests)
+
     apps = {
         "enforcement off": gateway(None),
         "no subscription (cost only)": gateway(
@@ -125,17 +169,20 @@ async def main() -> None:
         print(f"(no Redis: {exc.__class__.__name__})")
         redis_store = None
     for app in apps.values():
-        await drive(app, 2000)  # warm-up (and the counters' seeding)
+        await run(app, 2000)  # warm-up (and the counters' seeding)
     samples: dict[str, list[float]] = {name: [] for name in apps}
     walls: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(args.rounds):
         for name, app in apps.items():
             gc.collect()
             began = time.perf_counter()
-            samples[name].append(await drive(app, args.requests))
+            samples[name].append(await run(app, args.requests))
             walls[name].append((time.perf_counter() - began) / args.requests)
     off = statistics.median(samples["enforcement off"])
-    print(f"Gateway CPU per request in process ({args.rounds} alternating batches of {args.requests:,}):")
+    print(
+        f"Gateway CPU per request in process ({args.rounds} alternating batches of {args.requests:,},"
+        f" {args.concurrency} in flight):"
+    )
     for name, values in samples.items():
         cpu, wall = statistics.median(values), statistics.median(walls[name])
         print(

@@ -4,7 +4,8 @@ Two `tollway serve` processes on one PostgreSQL database and one Redis: a barrie
 split across them against a budget with room for 10 admits 10, and a burst of 12 against a rate limit of 4
 requests an hour admits 4; deleting every counter key (a Redis flush of
 the test's prefix) and calling again does not reset the budget (it is seeded again from the metered usage).
-Redis taken down mid-test: fail-closed refuses with 503 within the timeout, fail-open lets calls through.
+Redis taken down (or stalled: connected, never answering) mid-test: each of several concurrent calls is refused
+with 503 (fail-closed) or let through (fail-open) within the timeout.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ async def test_two_processes_share_one_limit_and_a_flush_does_not_reset_it(
             await client.close()
 
 
-@pytest.mark.parametrize("failure", ["closed", "open"])
-async def test_redis_down_fails_as_configured(tmp_path: Path, redis_prefix: str, failure: str) -> None:
+@pytest.mark.parametrize(("failure", "outage"), [("closed", "down"), ("open", "down"), ("closed", "stall")])
+async def test_redis_down_fails_as_configured(tmp_path: Path, redis_prefix: str, failure: str, outage: str) -> None:
     proxy = TcpProxy("127.0.0.1", 6379).up()
     try:
         async with (
@@ -141,15 +142,21 @@ async def test_redis_down_fails_as_configured(tmp_path: Path, redis_prefix: str,
             body = {"model": "demo", "messages": chat(1), "max_tokens": 5}
             headers = {"authorization": f"Bearer {KEY}"}
             assert (await http.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
-            proxy.down()
+            proxy.down() if outage == "down" else proxy.stall()
             started = time.monotonic()
-            answer = await http.post("/v1/chat/completions", json=body, headers=headers)
+            answers = await asyncio.gather(
+                *(http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(8))
+            )
             assert time.monotonic() - started < 2  # bounded: never hangs on Redis
-            if failure == "closed":
-                assert answer.status_code == 503
-                assert answer.json()["error"]["code"] == "limits_unavailable"
-            else:
-                assert answer.status_code == 200
+            for answer in answers:  # each waiter of a shared script gets the configured verdict
+                if failure == "closed":
+                    assert answer.status_code == 503
+                    assert answer.json()["error"]["code"] == "limits_unavailable"
+                else:
+                    assert answer.status_code == 200
+            if outage == "stall":
+                proxy.down()
+                proxy.resume()
             proxy.up()
             assert (await http.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
     finally:

@@ -1,25 +1,32 @@
-"""Spend counters in Redis, shared by every gateway process: one atomic Lua script per call.
+"""Spend counters in Redis, shared by every gateway process: the calls of a moment share one atomic Lua script.
 
 A counter is a hash `{prefix}{key}` with `u` (used) and `r` (reserved), in billionths of a unit as Redis
-64-bit integers (HINCRBY is exact; limits up to 9.2 billion units). `reserve` is one round trip for all of a
-call's limits: it names the keys nobody seeded, or holds every amount, or refuses (the tightest limit) and
-holds nothing. `seed` creates a counter only if it does not exist (set-if-absent), so replicas seeding the
-same window at once, or seeding again after a flush, never add to each other. A counter expires an hour after
-its window ends (a time to live from the injected clock); the next window is a new key, opened once by
-whichever replica seeds it first.
+64-bit integers (HINCRBY is exact; limits up to 9.2 billion units). `reserve` covers all of a call's limits:
+it names the keys nobody seeded, or holds every amount, or refuses (the tightest limit) and holds nothing.
+`seed` creates a counter only if it does not exist (set-if-absent), so replicas seeding the same window at
+once, or seeding again after a flush, never add to each other. A counter expires an hour after its window
+ends (a time to live from the injected clock); the next window is a new key, opened once by whichever
+replica seeds it first.
 
-Every call is bounded by `timeout_s`; a failure or timeout raises `CountersUnavailable` (the admission applies
-the fail-open or fail-closed setting). `settle` and `release` never block a request: they are queued, and the
-next `reserve` carries them in its own script (applied first), so a call costs one round trip; when no call
-comes within `settle_delay_s` (20 ms), they are sent on their own. Until then the call's hold stays held (a
-limit is never passed by it, only full a few milliseconds longer).
+Coalescing: a call's reserve is sent at once when no script is in flight; the calls that come while one is
+(or in the same turn of the event loop) wait and go together in the next script, which decides each of them
+in order, exactly as one script per call would, and answers each its own verdict. At 64 calls in flight a
+round trip and the client's work are shared by tens of calls; a lone call waits for nothing.
+
+Every call is bounded by `timeout_s` from its own start; a failure or timeout raises `CountersUnavailable`
+(the admission applies the fail-open or fail-closed setting). A caller that gives up (timeout, cancellation)
+before its call is sent is left out of the script; after, a hold the script granted it is released.
+`settle` and `release` never block a request: they are queued (summed per key), and the next script carries
+them (applied first), so a call costs no extra round trip; when no call comes within `settle_delay_s`
+(20 ms), they are sent on their own. Until then the call's hold stays held (a limit is never passed by it,
+only full a few milliseconds longer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -33,64 +40,104 @@ from tollway.spend.ports import Ask, Counter, CountersUnavailable, Reserved
 log = logging.getLogger("tollway.spend")
 SCALE = Decimal(10) ** 9  # amounts are stored in billionths
 _NANO = Decimal(1)
+_ZERO = Decimal(0)
 
-# KEYS: the s keys of the settlements carried along, then the n keys of the asks, then the n previous buckets.
-# ARGV: s, then (held given back, actual) per settlement, then per ask: amount, limit, ttl, weight (n each).
+# KEYS: the distinct keys of the batch. ARGV[1]: the settlements, 'k back used' per key (k: index in KEYS; back:
+# what the holds gave back, negative; used: what was metered). ARGV[2..]: one call each, 'k amount limit ttl p w'
+# per ask (limit, ttl '-' for none; p: the previous bucket's index, 0 for none; w: its weight in millionths).
+# Answers one string per call: 'm i ...' (asks whose keys nobody seeded, from 0), 'r i u r p ...' (refused at
+# ask i, nothing held) or 'h 0 u r p ...' (every ask held); u r p: each ask's counter before the call.
+# Reads and holds are gathered per key (one HMGET and one HINCRBY each); sums stay below 2^52, where a Lua
+# number is still an exact integer.
 RESERVE = """
-local s = tonumber(ARGV[1])
-for i = 1, s do
-  local k = KEYS[i]
+local function words(s)
+  local t = {}
+  for w in string.gmatch(s, '%S+') do t[#t + 1] = w end
+  return t
+end
+local st = words(ARGV[1])
+for j = 1, #st, 3 do
+  local k = KEYS[tonumber(st[j])]
   if redis.call('EXISTS', k) == 1 then
-    local r = redis.call('HINCRBY', k, 'r', ARGV[2 * i])
-    if r < 0 then redis.call('HSET', k, 'r', '0') end
-    local actual = ARGV[2 * i + 1]
-    if actual ~= '' and actual ~= '0' then redis.call('HINCRBY', k, 'u', actual) end
+    if redis.call('HINCRBY', k, 'r', st[j + 1]) < 0 then redis.call('HSET', k, 'r', '0') end
+    if st[j + 2] ~= '0' then redis.call('HINCRBY', k, 'u', st[j + 2]) end
   end
 end
-local n = (#KEYS - s) / 2
-local b = 1 + 2 * s
-local missing = {}
-for i = 1, n do
-  if ARGV[b + 2 * n + i] == '' and redis.call('EXISTS', KEYS[s + i]) == 0 then missing[#missing + 1] = i end
-end
-if #missing > 0 then
-  table.insert(missing, 1, 'missing')
-  return missing
-end
-local out = {'held', 0}
-local refused, tightest = 0, 0
-for i = 1, n do
-  local v = redis.call('HMGET', KEYS[s + i], 'u', 'r')
-  local u, r = v[1] or '0', v[2] or '0'
-  local p = 0
-  local w = ARGV[b + 3 * n + i]
-  if w ~= '' then
-    local pv = redis.call('HMGET', KEYS[s + n + i], 'u', 'r')
-    p = tonumber(pv[1] or '0') + tonumber(pv[2] or '0')
+local BIG = 4503599627370496
+local seen = {}
+local function counter(i)
+  local c = seen[i]
+  if c == nil then
+    local v = redis.call('HMGET', KEYS[i], 'u', 'r')
+    c = {u = v[1], r0 = v[2] or '0', r = tonumber(v[2] or '0'), held = 0, moved = false}
+    c.un = tonumber(c.u or '0')
+    seen[i] = c
   end
-  out[#out + 1] = u
-  out[#out + 1] = r
-  out[#out + 1] = p
-  local limit = ARGV[b + n + i]
-  if limit ~= '' then
-    local counted = tonumber(u) + tonumber(r)
-    if p > 0 then counted = counted + p * tonumber(w) / 1000000 end
-    local room = tonumber(limit) - counted
-    if tonumber(ARGV[b + i]) > room and (refused == 0 or room < tightest) then
-      refused, tightest = i, room
+  return c
+end
+local out = {}
+for a = 2, #ARGV do
+  local t = words(ARGV[a])
+  local n = #t / 6
+  local missing = 'm'
+  for i = 0, n - 1 do
+    if t[6 * i + 4] == '-' and not counter(tonumber(t[6 * i + 1])).u then missing = missing .. ' ' .. i end
+  end
+  if missing ~= 'm' then
+    out[#out + 1] = missing
+  else
+    local before = {}
+    local refused, tightest = -1, 0
+    for i = 0, n - 1 do
+      local c = counter(tonumber(t[6 * i + 1]))
+      local p = 0
+      if t[6 * i + 5] ~= '0' then
+        local q = counter(tonumber(t[6 * i + 5]))
+        p = q.un + q.r
+      end
+      local r = c.r0
+      if c.moved then r = string.format('%.0f', c.r) end
+      before[#before + 1] = (c.u or '0') .. ' ' .. r .. ' ' .. string.format('%.0f', p)
+      local limit = t[6 * i + 3]
+      if limit ~= '-' then
+        local counted = c.un + c.r
+        if p > 0 then counted = counted + p * tonumber(t[6 * i + 6]) / 1000000 end
+        local room = tonumber(limit) - counted
+        if tonumber(t[6 * i + 2]) > room and (refused < 0 or room < tightest) then refused, tightest = i, room end
+      end
+    end
+    if refused >= 0 then
+      out[#out + 1] = 'r ' .. refused .. ' ' .. table.concat(before, ' ')
+    else
+      for i = 0, n - 1 do
+        local k = tonumber(t[6 * i + 1])
+        local c = seen[k]
+        local amount = tonumber(t[6 * i + 2])
+        if amount >= BIG then
+          redis.call('HINCRBY', KEYS[k], 'r', t[6 * i + 2])
+        else
+          if c.held + amount >= BIG then
+            redis.call('HINCRBY', KEYS[k], 'r', string.format('%.0f', c.held))
+            c.held = 0
+          end
+          c.held = c.held + amount
+        end
+        c.r = c.r + amount
+        c.moved = true
+        if t[6 * i + 4] ~= '-' then c.ttl = t[6 * i + 4] end
+      end
+      out[#out + 1] = 'h 0 ' .. table.concat(before, ' ')
     end
   end
 end
-if refused > 0 then
-  out[1], out[2] = 'refused', refused
-  return out
-end
-for i = 1, n do
-  redis.call('HINCRBY', KEYS[s + i], 'r', ARGV[b + i])
-  local ttl = ARGV[b + 2 * n + i]
-  if ttl ~= '' then
-    redis.call('HSETNX', KEYS[s + i], 'u', '0')
-    redis.call('EXPIRE', KEYS[s + i], ttl)
+for k = 1, #KEYS do
+  local c = seen[k]
+  if c ~= nil and c.moved then
+    if c.held > 0 then redis.call('HINCRBY', KEYS[k], 'r', string.format('%.0f', c.held)) end
+    if c.ttl then
+      redis.call('HSETNX', KEYS[k], 'u', '0')
+      redis.call('EXPIRE', KEYS[k], c.ttl)
+    end
   end
 end
 return out
@@ -118,7 +165,58 @@ def to_units(amount: Decimal, *, up: bool = False) -> int:
 
 def from_units(units: Any) -> Decimal:
     text = units.decode() if isinstance(units, bytes) else str(units)
-    return (Decimal(text) / SCALE).normalize() if text not in ("0", "") else Decimal(0)
+    return (Decimal(text) / SCALE).normalize() if text not in ("0", "") else _ZERO
+
+
+def _unavailable(exc: BaseException) -> CountersUnavailable:
+    return CountersUnavailable(f"Redis did not answer: {exc.__class__.__name__}")
+
+
+def _verdict(asks: Sequence[Ask], line: bytes, decimals: dict[bytes, Decimal]) -> Reserved:
+    words = line.split()
+    status = words[0]
+    if status == b"m":
+        return Reserved(False, missing=tuple(asks[int(i)].key for i in words[1:]))
+    values = []
+    for word in words[2:]:
+        value = decimals.get(word)
+        if value is None:
+            value = decimals[word] = from_units(word)
+        values.append(value)
+    counters = tuple(Counter(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3))
+    if status == b"r":
+        return Reserved(False, refused=int(words[1]), counters=counters)
+    return Reserved(True, counters=counters)
+
+
+class _Call:
+    """One call's reserve waiting for (or in) a script: its asks, the future its caller awaits, its deadline."""
+
+    __slots__ = ("asks", "deadline", "future")
+
+    def __init__(self, asks: Sequence[Ask], future: asyncio.Future[Reserved], deadline: float) -> None:
+        self.asks = asks
+        self.future = future
+        self.deadline = deadline
+
+
+class _Units:
+    """Amounts in billionths, remembered: a call's limits and worst cases come back call after call."""
+
+    __slots__ = ("_known", "_up")
+
+    def __init__(self, *, up: bool) -> None:
+        self._up = up
+        self._known: dict[Decimal, int] = {}
+
+    def __call__(self, amount: Decimal) -> int:
+        known = self._known
+        units = known.get(amount)
+        if units is None:
+            if len(known) >= 4096:
+                known.clear()
+            units = known[amount] = to_units(amount, up=self._up)
+        return units
 
 
 class RedisCounterStore:
@@ -130,6 +228,7 @@ class RedisCounterStore:
         prefix: str = "tollway:spend:",
         timeout_s: float = 0.25,
         settle_delay_s: float = 0.02,
+        max_batch: int = 256,
     ) -> None:
         self._clock = clock
         self._redis: Redis = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
@@ -138,51 +237,113 @@ class RedisCounterStore:
         self._reserve = self._redis.register_script(RESERVE)
         self._seed = self._redis.register_script(SEED)
         self._raise = self._redis.register_script(RAISE)
-        self._pending: set[asyncio.Task[None]] = set()
-        # settlements not sent yet: the next reserve carries them (one round trip per call), or a flush
-        # `settle_delay_s` after the first of them when no call comes
-        self._queued_keys: list[str] = []
-        self._queued_args: list[Any] = []
+        self._max_batch = max_batch
+        self._units, self._units_up = _Units(up=False), _Units(up=True)
+        self._waiting: list[_Call] = []  # reserves for the next script
+        self._batch: asyncio.Task[None] | None = None  # the script in flight
+        self.scripts = 0  # scripts sent (a batch each)
+        # settlements not sent yet, per key: [held given back (negative), used], in billionths
+        self._settling: dict[str, list[int]] = {}
         self._settle_delay_s = settle_delay_s
         self._flush_at: asyncio.TimerHandle | None = None
 
     def _key(self, key: str) -> str:
         return self._prefix + key
 
-    async def _bounded(self, work: Awaitable[Any]) -> Any:
+    async def reserve(self, asks: Sequence[Ask]) -> Reserved:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reserved] = loop.create_future()
+        # bounded from this call's start, wherever its batch is: the script that carries it is given until the
+        # deadline of its oldest call (a timer per script, not one per call)
+        self._waiting.append(_Call(asks, future, loop.time() + self._timeout_s))
+        if self._batch is None:
+            self._start()
+        return await future
+
+    def _start(self) -> None:
+        self._batch = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        """One script: the settlements queued so far and the calls waiting (those that arrived in this turn of the
+        event loop included: the task runs after them)."""
+        calls: list[_Call] = []
+        try:
+            now = asyncio.get_running_loop().time()
+            for call in self._waiting[: self._max_batch]:
+                if call.future.done():  # its caller gave up before it was sent
+                    continue
+                if call.deadline <= now:  # waited out its time behind a script that was slow to answer
+                    call.future.set_exception(_unavailable(TimeoutError()))
+                else:
+                    calls.append(call)
+            del self._waiting[: self._max_batch]
+            settling = self._take_settlements()
+            if calls or settling:
+                within_s = calls[0].deadline - now if calls else self._timeout_s
+                await self._run(calls, settling, within_s)
+        except BaseException as exc:  # never leave a caller waiting for an answer that will not come
+            self._fail(calls, exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.error("spend counters: a batch failed (%r)", exc)
+        finally:
+            self._batch = None
+            if self._waiting:
+                self._start()
+            elif self._settling and self._flush_at is None:
+                self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
+
+    async def _run(self, calls: list[_Call], settling: dict[str, list[int]], within_s: float) -> None:
+        keys: list[str] = []
+        index: dict[str, int] = {}
+
+        def at(key: str) -> int:
+            found = index.get(key)
+            if found is None:
+                keys.append(key)
+                found = index[key] = len(keys)
+            return found
+
+        prefix, units, up = self._prefix, self._units, self._units_up
+        args = [" ".join(f"{at(key)} {back} {used}" for key, (back, used) in settling.items())]
+        for call in calls:
+            args.append(
+                " ".join(
+                    f"{at(prefix + ask.key)} {up(ask.amount)} {'-' if ask.limit is None else units(ask.limit)}"
+                    f" {'-' if ask.fresh_ttl_s is None else ask.fresh_ttl_s}"
+                    f" {0 if ask.previous is None else at(prefix + ask.previous)} {ask.weight}"
+                    for ask in call.asks
+                )
+            )
+        self.scripts += 1
+        try:
+            async with asyncio.timeout(within_s):
+                answer = await self._reserve(keys=keys, args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._fail(calls, exc)
+            if settling:  # the hold expires with its window; the reconciler restores `used`
+                log.warning("spend counters: %d settlements were lost (%s)", len(settling), _unavailable(exc).message)
+            return
+        decimals: dict[bytes, Decimal] = {b"0": _ZERO}  # the calls of a batch see much the same counters
+        for call, line in zip(calls, answer, strict=True):
+            verdict = _verdict(call.asks, line, decimals)
+            if not call.future.done():
+                call.future.set_result(verdict)
+            elif verdict.held:  # its caller gave up while the script was in flight: give the hold back
+                self.release(call.asks)
+
+    @staticmethod
+    def _fail(calls: list[_Call], exc: BaseException) -> None:
+        for call in calls:
+            if not call.future.done():
+                call.future.set_exception(_unavailable(exc))
+
+    async def _bounded(self, work: Any) -> Any:
         try:
             async with asyncio.timeout(self._timeout_s):  # no task per call, unlike wait_for
                 return await work
         except (RedisError, OSError, TimeoutError) as exc:
-            raise CountersUnavailable(f"Redis did not answer: {exc.__class__.__name__}") from exc
-
-    async def reserve(self, asks: Sequence[Ask]) -> Reserved:
-        key = self._key
-        mine = [key(ask.key) for ask in asks]
-        settled, settle_args = self._take_queued()
-        keys = [*settled, *mine]
-        keys += [key(ask.previous) if ask.previous is not None else mine[i] for i, ask in enumerate(asks)]
-        args: list[Any] = [len(settled), *settle_args]
-        args += [to_units(ask.amount, up=True) for ask in asks]
-        args += ["" if ask.limit is None else to_units(ask.limit) for ask in asks]
-        args += ["" if ask.fresh_ttl_s is None else ask.fresh_ttl_s for ask in asks]
-        args += ["" if ask.previous is None else ask.weight for ask in asks]
-        try:
-            answer = await self._bounded(self._reserve(keys=keys, args=args))
-        except CountersUnavailable as exc:
-            if settled:  # the hold expires with its window; the reconciler restores `used`
-                log.warning("spend counters: %d settlements were lost (%s)", len(settled), exc.message)
-            raise
-        status = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
-        if status == "missing":
-            return Reserved(False, missing=tuple(asks[int(i) - 1].key for i in answer[1:]))
-        counters = tuple(
-            Counter(from_units(answer[2 + 3 * i]), from_units(answer[3 + 3 * i]), from_units(answer[4 + 3 * i]))
-            for i in range(len(asks))
-        )
-        if status == "refused":
-            return Reserved(False, refused=int(answer[1]) - 1, counters=counters)
-        return Reserved(True, counters=counters)
+            raise _unavailable(exc) from exc
 
     async def seed(self, key: str, used: Decimal, expires_at: datetime | None) -> None:
         # a time to live from the injected clock (Redis's own clock need not agree with it)
@@ -190,41 +351,37 @@ class RedisCounterStore:
         await self._bounded(self._seed(keys=[self._key(key)], args=[to_units(used), expiry]))
 
     def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
-        self._queue(asks, [str(to_units(amount)) for amount in actual])
+        settling = self._settling
+        for ask, amount in zip(asks, actual, strict=True):
+            entry = settling.setdefault(self._prefix + ask.key, [0, 0])
+            entry[0] -= self._units_up(ask.amount)  # what the hold took off, given back
+            entry[1] += self._units(amount)
+        self._arm()
 
     def release(self, asks: Sequence[Ask]) -> None:
-        self._queue(asks, ["" for _ in asks])
+        settling = self._settling
+        for ask in asks:
+            settling.setdefault(self._prefix + ask.key, [0, 0])[0] -= self._units_up(ask.amount)
+        self._arm()
 
-    def _queue(self, asks: Sequence[Ask], actual: list[str]) -> None:
-        for ask, amount in zip(asks, actual, strict=True):
-            self._queued_keys.append(self._key(ask.key))
-            self._queued_args += [-to_units(ask.amount, up=True), amount]  # what the hold took off, given back
-        if self._flush_at is None:
+    def _arm(self) -> None:
+        if self._flush_at is None and self._batch is None:
             self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
 
-    def _take_queued(self) -> tuple[list[str], list[Any]]:
-        keys, args = self._queued_keys, self._queued_args
-        if keys:
-            self._queued_keys, self._queued_args = [], []
+    def _take_settlements(self) -> dict[str, list[int]]:
+        settling = self._settling
+        if settling:
+            self._settling = {}
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
-        return keys, args
+        return settling
 
     def _flush(self) -> None:
-        """No call came to carry the settlements: send them on their own."""
+        """No call came to carry the settlements: send them on their own (after the script in flight, if any)."""
         self._flush_at = None
-        keys, args = self._take_queued()
-        if keys:
-            task = asyncio.get_running_loop().create_task(self._finish(keys, [len(keys), *args]))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-    async def _finish(self, keys: list[str], args: list[Any]) -> None:
-        try:
-            await self._bounded(self._reserve(keys=keys, args=args))
-        except CountersUnavailable as exc:  # the hold expires with its window; the reconciler restores `used`
-            log.warning("spend counters: a settlement was lost (%s)", exc.message)
+        if self._settling and self._batch is None:
+            self._start()
 
     async def read(self, keys: Sequence[str]) -> list[Counter | None]:
         async def work() -> list[Any]:
@@ -240,7 +397,14 @@ class RedisCounterStore:
         await self._bounded(self._raise(keys=[self._key(key)], args=[to_units(used)]))
 
     async def close(self) -> None:
-        self._flush()
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=self._timeout_s * 4)
+        for _ in range(4):  # the script in flight, then the settlements left (each bounded by the timeout)
+            if self._batch is not None:
+                await asyncio.wait({self._batch}, timeout=self._timeout_s * 2)
+            elif self._settling:
+                self._start()  # it takes them (and stops the timer)
+            else:
+                break
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
         await self._redis.aclose()
