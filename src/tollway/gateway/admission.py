@@ -248,6 +248,9 @@ class GatewayAdmission:
         return tuple(cases)
 
 
+ZERO = Decimal(0)
+
+
 class ProviderCost:
     """The reservation of a call nothing limits: it holds nothing and reports the provider cost in USD."""
 
@@ -258,12 +261,18 @@ class ProviderCost:
         self.currency = "USD"
 
     def settle(self, record: LlmCall) -> None:
+        # Every call of the default mode passes here (x-tollway-cost): the products of the token types the call
+        # used, read straight from the record (no per-type dicts, no product of a zero count).
         usage, price = record.usage, record.price
         if usage is None or price is None:
-            self.cost = Decimal(0)
+            self.cost = ZERO
             return
-        per_type = price.per_type()
-        self.cost = sum((per_type[kind] * tokens for kind, tokens in usage.by_type().items()), Decimal(0))
+        cost = price.input * usage.input + price.output * usage.output
+        if usage.cache_read:
+            cost += (price.input if price.cache_read is None else price.cache_read) * usage.cache_read
+        if usage.cache_write:
+            cost += (price.input if price.cache_write is None else price.cache_write) * usage.cache_write
+        self.cost = cost
 
     def release(self) -> None:
         return None
