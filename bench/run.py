@@ -613,6 +613,8 @@ def settle(server: Proc, journal: Path | None, timeout: float = 120.0) -> None:
             ):
                 break
             time.sleep(0.1)
+        else:
+            log(f"  WARNING: journal not stored within {timeout:.0f}s: the storage process's CPU is undercounted")
     before = tree_cpu_seconds(server.p.pid)
     while time.monotonic() < deadline:
         time.sleep(0.5)
