@@ -11,12 +11,13 @@ skipped. Headers report what happened: `Tollway-Events-Received` and `Tollway-Ev
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from tollway import bounded_json
@@ -162,30 +163,76 @@ class IngestRoute:
             await self._app(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+        path = scope["path"]
         try:
-            await refuse_nul(request)
-            received, stored = await _ingest(self._service, request, self._max_events_bytes)
-        except DomainError as exc:
-            response = problem_of(exc, f"{request.method} {request.url.path}")
-        else:
-            response = Response(
-                status_code=INGEST_PATHS[scope["path"]],
-                headers={"Tollway-Events-Received": str(received), "Tollway-Events-Stored": str(stored)},
+            if scope.get("query_string"):  # only a query can hold a NUL here (these paths have no parameters)
+                await refuse_nul(Request(scope, receive))
+            declared, content_type = _headers(scope["headers"])
+            received, stored = await _ingest_body(
+                self._service, declared, content_type, _body_chunks(receive), self._max_events_bytes
             )
-        await response(scope, receive, send)
+        except DomainError as exc:
+            await problem_of(exc, f"{scope['method']} {path}")(scope, receive, send)
+            return
+        # What Response(status_code=..., headers=...) sends, without building one per request.
+        status = INGEST_PATHS[path]
+        headers = [(b"tollway-events-received", b"%d" % received), (b"tollway-events-stored", b"%d" % stored)]
+        if status != 204:
+            headers.append((b"content-length", b"0"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str]:
+    """Content-Length (None when absent) and Content-Type ("" when absent) of an ASGI request, the first of each
+    as Starlette's Headers.get reads them."""
+    declared: str | None = None
+    content_type: str | None = None
+    for name, value in raw:
+        if name == b"content-length":
+            if declared is None:
+                declared = value.decode("latin-1")
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return declared, content_type or ""
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks as Starlette's Request.stream yields them (a disconnect: ClientDisconnect)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
 
 
 async def _ingest(service: MeteringService, request: Request, max_body_bytes: int) -> tuple[int, int]:
-    declared = request.headers.get("content-length")
+    headers = request.headers
+    return await _ingest_body(
+        service, headers.get("content-length"), headers.get("content-type", ""), request.stream(), max_body_bytes
+    )
+
+
+async def _ingest_body(
+    service: MeteringService,
+    declared: str | None,
+    content_type: str,
+    chunks: AsyncIterator[bytes],
+    max_body_bytes: int,
+) -> tuple[int, int]:
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body_bytes:
         raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         body.extend(chunk)
         if len(body) > max_body_bytes:
             raise TooLargeError(f"the body is over {max_body_bytes} bytes; send smaller batches")
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = content_type.split(";")[0].strip().lower()
     if media not in (SINGLE, BATCH, *EITHER):
         raise UnsupportedMediaTypeError(
             f"unsupported content type {media!r}: use {SINGLE}, {BATCH} or application/json", field="content-type"

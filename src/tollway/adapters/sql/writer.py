@@ -91,11 +91,13 @@ class GroupCommit(Generic[Item]):
         write: Callable[[list[Sequence[Item]]], list[int]],
         *,
         max_items: int = 10_000,
-        after: Callable[[int], None] | None = None,
+        after: Callable[[int], Callable[[], None] | None] | None = None,
     ) -> None:
         self._write = write  # blocking: runs in a thread; one answer per batch, in order
         self._max_items = max_items
-        self._after = after  # blocking upkeep after a group is answered (in a thread), given its size
+        # Told each answered group's size (on the event loop): the blocking upkeep then due, run in a thread,
+        # or None (most groups: no thread hop for them).
+        self._after = after
         self._queue: list[tuple[Sequence[Item], asyncio.Future[int]]] = []
         self._draining: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,8 +136,9 @@ class GroupCommit(Generic[Item]):
             for (_, future), answer in zip(group, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
-            if self._after is not None:
+            upkeep = self._after(size) if self._after is not None else None
+            if upkeep is not None:
                 try:
-                    await asyncio.to_thread(self._after, sum(len(batch) for batch, _ in group))
+                    await asyncio.to_thread(upkeep)
                 except Exception as exc:  # upkeep only: the next group retries it
                     log.warning("after-write upkeep failed: %s", exc)
