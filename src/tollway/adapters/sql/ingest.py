@@ -60,14 +60,16 @@ WITH batch AS (
 )
 SELECT source, id, type, subject, time_us, data FROM stored
 """
-# A table that grew since it was last analyzed (a new deployment's first hours, a bulk load) has statistics that
-# make `key_hash = ANY(...)` look cheaper as a sequential scan: read over every stored event for each batch (14
-# ms per 1,000-event batch at 50,000 stored, growing with the table). Index probes whatever the statistics say;
-# SET LOCAL ends with the transaction.
-POSTGRES_PROBE = "SET LOCAL enable_seqscan = off"
 # Keyed by schema too, so deployments sharing one database do not serialize each other. The rollup
-# writers take the same lock statement with their own key (store.py).
+# writers take the same lock statement with their own key (store.py). The ingest writer's lock statement also
+# turns sequential scans off for its transaction (set_config(..., true) is SET LOCAL): a table that grew since
+# it was last analyzed (a new deployment's first hours, a bulk load) has statistics that make
+# `key_hash = ANY(...)` look cheaper as a sequential scan, which read every stored event for each batch (14 ms
+# per 1,000-event batch at 50,000 stored, growing with the table). The insert is planned after this ran.
 POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
+POSTGRES_INGEST_LOCK = (
+    "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema())), set_config('enable_seqscan', 'off', true)"
+)
 
 SQLITE_INSERT = (
     "INSERT INTO events (source, id, type, subject, time_us, stored_us, data, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -94,8 +96,7 @@ def write_postgres(
     outcome = BatchOutcome()
     with connection.pipeline():
         lock, insert = connection.cursor(), connection.cursor()
-        lock.execute(POSTGRES_LOCK, (INGEST_LOCK,))
-        connection.cursor().execute(POSTGRES_PROBE)
+        lock.execute(POSTGRES_INGEST_LOCK, (INGEST_LOCK,))
         parameters = (*columns, columns[6], ingested_us, list(new_subjects), ingested_us)
         insert.execute(POSTGRES_INSERT, parameters)
         connection.commit()
