@@ -892,7 +892,9 @@ def environment_notes(args: argparse.Namespace) -> str:
         f"{args.warmup:g} s warm-up, median of {args.repeat} run(s); c=1 for latency, c={args.connections} "
         "for throughput\n"
         f"- pinning: targets on core {TARGET_CORE}; nginx and wrk on core {LOAD_CORE}; 1-min load average "
-        f"before the run: {args.loadavg:.2f} (anything else running on the machine skews the figures)\n"
+        f"before the run: {args.loadavg:.2f}, at its end: {args.loadavg_after:.2f} (the end's includes the run's own "
+        "load, about 2: a target and the load generator each keep a core busy; anything beyond it is other work "
+        "and skews the figures)\n"
         f"- command: `{args.command}`\n"
     )
 
@@ -1092,6 +1094,7 @@ def main() -> int:
         else:
             log(f"kept {tmp}")
 
+    args.loadavg_after = os.getloadavg()[0]
     ordered = [rows[name] for name, _ in plan]
     if args.candidates:
         # order candidates by throughput, direct first
