@@ -76,36 +76,41 @@ class Charged(Protocol):
 
 
 COST_HEADER = b"x-tollway-cost"
+COST_CURRENCY_HEADER = COST_HEADER + b"-currency"
 
 
 def with_spend_headers(send: Send, charged: Charged, *, comment: bool = True) -> Send:
     """`send` adding the call's cost and budget headers to the response's start (a unary answer is settled by
-    then); a stream's start leaves before its usage is known, so its cost follows as a last SSE comment."""
+    then); a stream's start leaves before its usage is known, so its cost follows as a last SSE comment.
+    Every call of the default mode goes through it (x-tollway-cost): one list built, nothing else copied."""
     streaming = False
 
     async def sending(message: Message) -> None:
         nonlocal streaming
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            streaming = any(name == b"content-type" and b"event-stream" in value for name, value in headers)
-            if charged.cost is not None:
-                headers += [
-                    (COST_HEADER, decimal_text(charged.cost).encode()),
-                    (COST_HEADER + b"-currency", charged.currency.encode()),
-                ]
+        kind = message["type"]
+        if kind == "http.response.start":
+            headers = [*message.get("headers", ())]
+            for name, value in headers:
+                if name == b"content-type" and b"event-stream" in value:
+                    streaming = True
+                    break
+            cost = charged.cost
+            if cost is not None:
+                headers.append((COST_HEADER, decimal_text(cost).encode()))
+                headers.append((COST_CURRENCY_HEADER, charged.currency.encode()))
             remaining = charged.budget_remaining()
             if remaining is not None:
-                headers += [
-                    (b"x-tollway-budget-remaining", decimal_text(remaining[1]).encode()),
-                    (b"x-tollway-budget-name", remaining[0].encode()),
-                ]
-            headers += charged.rate_headers()
+                headers.append((b"x-tollway-budget-remaining", decimal_text(remaining[1]).encode()))
+                headers.append((b"x-tollway-budget-name", remaining[0].encode()))
+            rates = charged.rate_headers()
+            if rates:
+                headers += rates
             degraded = getattr(charged, "degraded", None)
             if degraded:
                 headers.append((b"x-tollway-degraded", degraded.encode()))
             message = {**message, "headers": headers}
         elif (
-            message["type"] == "http.response.body"
+            kind == "http.response.body"
             and streaming
             and comment
             and not message.get("more_body", False)
