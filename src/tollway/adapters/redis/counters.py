@@ -45,7 +45,7 @@ _ZERO = Decimal(0)
 # KEYS: the distinct keys of the batch. ARGV[1]: the settlements, 'k back used' per key (k: index in KEYS; back:
 # what the holds gave back, negative; used: what was metered). ARGV[2..]: one call each, 'k amount limit ttl p w'
 # per ask (limit, ttl '-' for none; p: the previous bucket's index, 0 for none; w: its weight in millionths).
-# Answers one string per call: 'm i ...' (asks whose keys nobody seeded, from 0), 'r i u r p ...' (refused at
+# Answers one line per call: 'm i ...' (asks whose keys nobody seeded, from 0), 'r i u r p ...' (refused at
 # ask i, nothing held) or 'h 0 u r p ...' (every ask held); u r p: each ask's counter before the call.
 # Reads and holds are gathered per key (one HMGET and one HINCRBY each); sums stay below 2^52, where a Lua
 # number is still an exact integer.
@@ -140,7 +140,7 @@ for k = 1, #KEYS do
     end
   end
 end
-return out
+return table.concat(out, '\\n')
 """
 
 SEED = """
@@ -201,21 +201,19 @@ class _Call:
 
 
 class _Units:
-    """Amounts in billionths, remembered: a call's limits and worst cases come back call after call."""
+    """Amounts in billionths, remembered (`known`, looked up inline on the hot path; `convert` on a miss): a
+    call's limits and worst cases come back call after call."""
 
-    __slots__ = ("_known", "_up")
+    __slots__ = ("_up", "known")
 
     def __init__(self, *, up: bool) -> None:
         self._up = up
-        self._known: dict[Decimal, int] = {}
+        self.known: dict[Decimal, int] = {}
 
-    def __call__(self, amount: Decimal) -> int:
-        known = self._known
-        units = known.get(amount)
-        if units is None:
-            if len(known) >= 4096:
-                known.clear()
-            units = known[amount] = to_units(amount, up=self._up)
+    def convert(self, amount: Decimal) -> int:
+        if len(self.known) >= 4096:
+            self.known.clear()
+        units = self.known[amount] = to_units(amount, up=self._up)
         return units
 
 
@@ -242,7 +240,8 @@ class RedisCounterStore:
         self._waiting: list[_Call] = []  # reserves for the next script
         self._batch: asyncio.Task[None] | None = None  # the script in flight
         self.scripts = 0  # scripts sent (a batch each)
-        # settlements not sent yet, per key: [held given back (negative), used], in billionths
+        self.calls = 0  # reserves they carried
+        # settlements not sent yet, per key (unprefixed): [held given back (negative), used], in billionths
         self._settling: dict[str, list[int]] = {}
         self._settle_delay_s = settle_delay_s
         self._flush_at: asyncio.TimerHandle | None = None
@@ -294,28 +293,35 @@ class RedisCounterStore:
                 self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
 
     async def _run(self, calls: list[_Call], settling: dict[str, list[int]], within_s: float) -> None:
-        keys: list[str] = []
-        index: dict[str, int] = {}
-
-        def at(key: str) -> int:
-            found = index.get(key)
-            if found is None:
-                keys.append(key)
-                found = index[key] = len(keys)
-            return found
-
-        prefix, units, up = self._prefix, self._units, self._units_up
-        args = [" ".join(f"{at(key)} {back} {used}" for key, (back, used) in settling.items())]
+        index: dict[str, int] = {}  # each key once in KEYS, named by its place (from 1)
+        sent = [f"{index.setdefault(key, len(index) + 1)} {back} {used}" for key, (back, used) in settling.items()]
+        args = [" ".join(sent)]
+        held, held_miss = self._units_up.known, self._units_up.convert
+        limits, limit_miss = self._units.known, self._units.convert
         for call in calls:
-            args.append(
-                " ".join(
-                    f"{at(prefix + ask.key)} {up(ask.amount)} {'-' if ask.limit is None else units(ask.limit)}"
-                    f" {'-' if ask.fresh_ttl_s is None else ask.fresh_ttl_s}"
-                    f" {0 if ask.previous is None else at(prefix + ask.previous)} {ask.weight}"
-                    for ask in call.asks
-                )
-            )
+            words = []
+            for ask in call.asks:
+                key = index.get(ask.key)
+                if key is None:
+                    key = index[ask.key] = len(index) + 1
+                previous = 0
+                if ask.previous is not None:
+                    previous = index.get(ask.previous) or 0
+                    if not previous:
+                        previous = index[ask.previous] = len(index) + 1
+                amount = held.get(ask.amount)
+                if amount is None:
+                    amount = held_miss(ask.amount)
+                limit: int | str = "-"
+                if ask.limit is not None:
+                    limit = limits.get(ask.limit) or limit_miss(ask.limit)
+                ttl = "-" if ask.fresh_ttl_s is None else ask.fresh_ttl_s
+                words.append(f"{key} {amount} {limit} {ttl} {previous} {ask.weight}")
+            args.append(" ".join(words))
+        prefix = self._prefix
+        keys = [prefix + key for key in index]  # in order of their places
         self.scripts += 1
+        self.calls += len(calls)
         try:
             async with asyncio.timeout(within_s):
                 answer = await self._reserve(keys=keys, args=args)
@@ -325,7 +331,7 @@ class RedisCounterStore:
                 log.warning("spend counters: %d settlements were lost (%s)", len(settling), _unavailable(exc).message)
             return
         decimals: dict[bytes, Decimal] = {b"0": _ZERO}  # the calls of a batch see much the same counters
-        for call, line in zip(calls, answer, strict=True):
+        for call, line in zip(calls, answer.split(b"\n") if calls else (), strict=True):
             verdict = _verdict(call.asks, line, decimals)
             if not call.future.done():
                 call.future.set_result(verdict)
@@ -352,21 +358,38 @@ class RedisCounterStore:
 
     def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
         settling = self._settling
+        held, held_miss = self._units_up.known, self._units_up.convert
+        used, used_miss = self._units.known, self._units.convert
         for ask, amount in zip(asks, actual, strict=True):
-            entry = settling.setdefault(self._prefix + ask.key, [0, 0])
-            entry[0] -= self._units_up(ask.amount)  # what the hold took off, given back
-            entry[1] += self._units(amount)
-        self._arm()
+            back = held.get(ask.amount)  # what the hold took off, given back
+            if back is None:
+                back = held_miss(ask.amount)
+            units = used.get(amount)
+            if units is None:
+                units = used_miss(amount)
+            entry = settling.get(ask.key)
+            if entry is None:
+                settling[ask.key] = [-back, units]
+            else:
+                entry[0] -= back
+                entry[1] += units
+        if self._flush_at is None and self._batch is None:
+            self._arm()
 
     def release(self, asks: Sequence[Ask]) -> None:
         settling = self._settling
         for ask in asks:
-            settling.setdefault(self._prefix + ask.key, [0, 0])[0] -= self._units_up(ask.amount)
-        self._arm()
+            back = self._units_up.known.get(ask.amount) or self._units_up.convert(ask.amount)
+            entry = settling.get(ask.key)
+            if entry is None:
+                settling[ask.key] = [-back, 0]
+            else:
+                entry[0] -= back
+        if self._flush_at is None and self._batch is None:
+            self._arm()
 
     def _arm(self) -> None:
-        if self._flush_at is None and self._batch is None:
-            self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
+        self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
 
     def _take_settlements(self) -> dict[str, list[int]]:
         settling = self._settling
@@ -407,4 +430,5 @@ class RedisCounterStore:
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
+        log.info("spend counters: %d reserves in %d scripts", self.calls, self.scripts)
         await self._redis.aclose()
