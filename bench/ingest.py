@@ -15,8 +15,12 @@ times the rollups catching up (events folded per second).
 
 `http` sends the same kind of events to POST /api/v1/events (batch content type) of a `tollway
 serve` it starts on a fresh database (or of `--url`), from 1 and from 8 concurrent clients, in
-batches of 100 and 1000. With `--ingest inline` (the default) the server's rollup worker runs in
-the same process, as in production; `--ingest external` leaves rollups out (ingestion alone).
+batches of 100 and 1000 (`--batches 1`: single events). With `--ingest process` (the default, as
+`make run` starts it) a storage process rolls up; `inline` rolls up in the server's own process;
+`external` leaves rollups out (ingestion alone). Each
+row gives the CPU per 1,000 events of the server, its storage process, the client and, on a local
+PostgreSQL, the database backends serving the server and its storage process (application_name
+tollway-bench-http; a backend that ended during the row is not counted).
 
 `query` loads events spread over one month and 1000 subjects (through the same store path, in
 batches of 10000) until the store holds each size, then times the llm_tokens query of one subject
@@ -171,6 +175,7 @@ async def bench_http(
     label: str,
     batches: tuple[int, ...],
     server_pid: int | None = None,
+    backends: bool = False,
 ) -> None:
     """POST /api/v1/events (batch content type) from `concurrency` clients at once, each sending
     its share of the batches in sequence; events/s counts every event sent (all new). The client is
@@ -178,7 +183,8 @@ async def bench_http(
 
     With `server_pid` (the server the harness started), each row also gives the CPU time the server and
     its child processes (the storage process) spent per 1,000 events, from /proc: a figure that depends
-    far less on what else the machine runs than events/s does. The client's own CPU is given apart."""
+    far less on what else the machine runs than events/s does. The client's own CPU is given apart, and with
+    `backends` that of the PostgreSQL backends serving the server (backends_cpu_s)."""
     import aiohttp
     import orjson
 
@@ -211,17 +217,47 @@ async def bench_http(
                                 raise SystemExit(f"HTTP {response.status}: {await response.text()}")
 
                 server_before = process_tree_cpu_s(server_pid) if server_pid else (0.0, 0.0)
+                backends_before = backends_cpu_s() if backends else {}
                 client_before = time.process_time()
                 started = time.perf_counter()
                 await asyncio.gather(*(send(bodies[n::level]) for n in range(level)))
                 elapsed = time.perf_counter() - started
                 client_ms = (time.process_time() - client_before) * 1e6 / total
                 server_after = process_tree_cpu_s(server_pid) if server_pid else (0.0, 0.0)
+                backends_after = backends_cpu_s() if backends else {}
+                backend_s = sum(used - backends_before.get(pid, 0.0) for pid, used in backends_after.items())
+                database = f"{backend_s * 1e6 / total:,.1f}" if backends_after else "—"
                 server_ms, storage_ms = (
                     (a - b) * 1e6 / total for a, b in zip(server_after, server_before, strict=True)
                 )
-            cpu = f" {server_ms:,.1f} | {storage_ms:,.1f} | {client_ms:,.1f} |" if server_pid else ""
+            cpu = f" {server_ms:,.1f} | {storage_ms:,.1f} | {client_ms:,.1f} | {database} |" if server_pid else ""
             print(f"| {label} | {shape} | {batch} | {level} | {total:,} | {total / elapsed:,.0f} |{cpu}", flush=True)
+
+
+BENCH_APPLICATION = "tollway-bench-http"  # the application_name of the started server's PostgreSQL connections
+
+
+def backends_cpu_s() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the started server, by pid, when the database runs on this
+    machine (its processes readable under /proc); {} otherwise (SQLite, or a remote PostgreSQL)."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        pids = [
+            row[0]
+            for row in admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (BENCH_APPLICATION,)
+            )
+        ]
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return {}
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 def process_tree_cpu_s(pid: int) -> tuple[float, float]:
@@ -319,7 +355,7 @@ def serve_for_bench(db: str, ingest: str) -> tuple[str, subprocess.Popen[bytes],
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute('DROP SCHEMA IF EXISTS "bench_http" CASCADE')
             admin.execute('CREATE SCHEMA "bench_http"')
-        url = f"{POSTGRES_URL}?options=-csearch_path%3Dbench_http"
+        url = f"{POSTGRES_URL}?options=-csearch_path%3Dbench_http&application_name={BENCH_APPLICATION}"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -393,7 +429,7 @@ def main() -> None:
                 label = f"{args.db}, {args.ingest}"
                 print(
                     "| server | shape | events per request | clients | events | events/s | CPU ms per 1,000 events: "
-                    "server | its storage process | client |",
+                    "server | its storage process | client | database |",
                     flush=True,
                 )
                 asyncio.run(
@@ -406,6 +442,7 @@ def main() -> None:
                         label=label,
                         batches=batches,
                         server_pid=process.pid,
+                        backends=args.db == "postgres",
                     )
                 )
             finally:
