@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -133,17 +134,15 @@ class GatewayAdmission:
         if call.route is None:
             return NO_RESERVATION
         request_budget, task, task_budget = agent_budgets(call.headers)
-        model = call.route.model
-        if (
-            request_budget is None
-            and task_budget is None
-            and not self._spend.priced_or_limited(consumer.username, consumer.key_id, model)
-        ):
+        now = self._clock.now()
+        plan = self._spend.plan(consumer.username, consumer.key_id, call.route.model, now)
+        if request_budget is None and task_budget is None and not plan.needs_worst:
             return ProviderCost()  # nothing limits or prices the call: no worst case to compute
         family = "anthropic" if call.endpoint == MESSAGES else "openai"
         try:
             try:
-                hold = await self._spend.admit(self._spend_call(call, call.route, request_budget, task, task_budget))
+                spend_call = self._spend_call(call, call.route, request_budget, task, task_budget, now)
+                hold = await self._spend.admit(spend_call, plan=plan, now=now)
             except Degradable as degradable:
                 hold = await self._degrade(call, call.route, degradable, request_budget, task, task_budget)
         except RateLimitExceeded as exc:
@@ -195,11 +194,12 @@ class GatewayAdmission:
         request_budget: Decimal | None,
         task: str | None,
         task_budget: Decimal | None,
+        now: datetime | None = None,
     ) -> SpendCall:
         return SpendCall(
             call.request_id,
             call.consumer.username,
-            self.worst_cases(call, route),
+            self.worst_cases(call, route, now=now),
             request_budget=request_budget,
             task=task,
             task_budget=task_budget,
@@ -214,7 +214,9 @@ class GatewayAdmission:
         spend_call = self._spend_call(call, call.route, request_budget, task, task_budget)
         return await self._spend.estimate(spend_call, self.worst_cases(call, call.route, output=0))
 
-    def worst_cases(self, call: Admit, route: Route, *, output: int | None = None) -> tuple[LlmCall, ...]:
+    def worst_cases(
+        self, call: Admit, route: Route, *, output: int | None = None, now: datetime | None = None
+    ) -> tuple[LlmCall, ...]:
         """The call's worst case on each target it may reach (`output`: its output tokens instead of the most)."""
         payload = call.payload or {}
         if output is None:
@@ -223,7 +225,8 @@ class GatewayAdmission:
                 output = requested_output(payload) or route.max_output_tokens or self._default_max_tokens
         prices = self._state().prices
         cases: list[LlmCall] = []
-        now = self._clock.now()
+        if now is None:
+            now = self._clock.now()
         for target in route.targets:
             try:
                 tokens = input_tokens(call.endpoint, target, payload, call.prompt)

@@ -31,7 +31,7 @@ from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.hold import Degradable, Hold, prepaid_governed, refusal
 from tollway.spend.limits import Governed, LimitsBuilder, worst
-from tollway.spend.plan import Plans, Pricing
+from tollway.spend.plan import Plan, Plans, Pricing
 from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
 from tollway.spend.rate_limits import WEIGHT_SCALE
 from tollway.spend.rates import rate_governed
@@ -42,6 +42,7 @@ from tollway.spend.usage import UsageReader
 NoSubscription = Literal["allow", "refuse"]
 log = logging.getLogger("tollway.spend")
 SEED_ATTEMPTS = 3
+_ZERO = Decimal(0)
 
 
 # built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
@@ -114,9 +115,12 @@ class SpendAdmission:
     def priced_or_limited(self, subject: str, key_id: str | None = None, model: str | None = None) -> bool:
         """Whether the subject's calls now need their worst case: an active subscription (its calls are priced
         on the plan), a budget, a rate limit, or the setting that refuses calls without a subscription."""
+        return self.plan(subject, key_id, model, self._clock.now()).needs_worst
+
+    def plan(self, subject: str, key_id: str | None, model: str | None, now: datetime) -> Plan:
+        """What admits the caller's calls at `now` (`plan.needs_worst`: whether they need their worst case)."""
         refuse = self._no_subscription == "refuse"
-        plan = self._plans.of(self._rules(), subject, key_id, model, self._clock.now(), refuse_unsubscribed=refuse)
-        return plan.needs_worst
+        return self._plans.of(self._rules(), subject, key_id, model, now, refuse_unsubscribed=refuse)
 
     def governs(self, subject: str) -> bool:
         """Whether any limit may apply to the subject's calls (False: admit without looking further)."""
@@ -129,14 +133,17 @@ class SpendAdmission:
             or self._no_subscription == "refuse"
         )
 
-    async def admit(self, call: SpendCall, *, degrade: bool = True) -> Hold | None:
+    async def admit(
+        self, call: SpendCall, *, degrade: bool = True, plan: Plan | None = None, now: datetime | None = None
+    ) -> Hold | None:
         """A hold for the call, None when no limit governs it, or a refusal (LimitExceededError, ForbiddenError);
-        with `degrade`, Degradable where the limit that refuses it is a budget that degrades calls instead."""
+        with `degrade`, Degradable where the limit that refuses it is a budget that degrades calls instead.
+        `plan`, `now`: the caller's plan at the moment `now`, when the caller just looked it up (`plan`)."""
         rules = self._rules()
-        now = self._clock.now()
-        plan = self._plans.of(
-            rules, call.subject, call.key_id, call.model, now, refuse_unsubscribed=self._no_subscription == "refuse"
-        )
+        if now is None:
+            now = self._clock.now()
+        if plan is None or plan.rules is not rules:
+            plan = self.plan(call.subject, call.key_id, call.model, now)
         if plan.unsubscribed is not None:
             raise ForbiddenError(
                 f"{plan.unsubscribed} has no active subscription, and this gateway refuses calls without one.",
@@ -319,7 +326,7 @@ class SpendAdmission:
     async def _reserve(
         self, governed: Sequence[Governed], now: datetime, pricing: Pricing | None = None, *, degrade: bool = False
     ) -> Hold:
-        asks = tuple(g.ask for g in governed)
+        asks = tuple([g.ask for g in governed])
         result: Reserved | None = None
         for _ in range(SEED_ATTEMPTS):
             result = await self._counters.reserve(asks)
@@ -328,28 +335,31 @@ class SpendAdmission:
             by_key = {g.ask.key: g for g in governed}
             await asyncio.gather(*(self._seed(by_key[key], now) for key in result.missing))
         assert result is not None
+        counters = result.counters
+        budgets: list[tuple[int, str]] = []
+        rates: list[tuple[int, Governed]] = []
         for index, g in enumerate(governed):
-            if g.name.startswith("usage:") and index < len(result.counters):
-                counter = result.counters[index]
-                held = g.ask.amount if result.held else Decimal(0)
-                self._period_usage[g.ask.key] = counter.used + counter.reserved + held
+            name = g.name
+            if name[:6] == "usage:":
+                if index < len(counters):
+                    counter = counters[index]
+                    held = g.ask.amount if result.held else _ZERO
+                    self._period_usage[g.ask.key] = counter.used + counter.reserved + held
+            elif name[:7] == "budget:" or name[:5] == "task:":
+                budgets.append((index, name.removeprefix("budget:")))
+            elif g.slide is not None:
+                rates.append((index, g))
         if result.held:
             cost_of, currency = pricing if pricing is not None else (None, "USD")
-            budgets = tuple(
-                (index, g.name.removeprefix("budget:"))
-                for index, g in enumerate(governed)
-                if g.name.startswith(("budget:", "task:"))
-            )
-            rates = tuple((index, g) for index, g in enumerate(governed) if g.slide is not None)
             return Hold(
                 self._counters,
                 asks,
-                tuple(g.amount_of for g in governed),
+                tuple([g.amount_of for g in governed]),
                 cost_of=cost_of,
                 currency=currency,
-                before=result.counters,
-                budgets=budgets,
-                rates=rates,
+                before=counters,
+                budgets=tuple(budgets),
+                rates=tuple(rates),
                 at=now,
             )
         if result.refused is None:  # still unseeded: a store that keeps dropping keys

@@ -75,10 +75,17 @@ class Hold:
         if self._done:
             return
         self._done = True
-        actual = [amount_of(record) for amount_of in self._measures]
+        measured: dict[Amount, Decimal] = {}  # limits that read the call the same way: measured once
+        actual = []
+        for amount_of in self._measures:
+            amount = measured.get(amount_of)
+            if amount is None:
+                amount = measured[amount_of] = amount_of(record)
+            actual.append(amount)
         self._actual = actual
         if self._cost_of is not None:
-            self.cost = self._cost_of(record)
+            cost = measured.get(self._cost_of)
+            self.cost = self._cost_of(record) if cost is None else cost
         self._store.settle(self._asks, actual)
 
     def release(self) -> None:

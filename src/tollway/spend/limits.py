@@ -110,6 +110,8 @@ class LimitsBuilder:
         self._usage_templates: dict[int, tuple[Sequence[PricedFeature], list[Governed]]] = {}
         # budget id -> (the budget, the priced features, the subjects counted, its limit in the current window, who)
         self._budgets: dict[str, tuple[Budget, Sequence[PricedFeature], tuple[str, ...], Governed, str]] = {}
+        # id of a priced-features list of plain unit prices -> (the list, the cost of a call under it)
+        self._costs: dict[int, tuple[Sequence[PricedFeature], Amount]] = {}
         # subscription id -> (rules snapshot, valid from, valid until, its entitlements as templates)
         self._entitled: dict[
             str, tuple[SpendRules, datetime, datetime, list[tuple[FeatureMeasure, Governed | None]]]
@@ -325,7 +327,7 @@ class LimitsBuilder:
         elif subscription is None or not priced:
             amount_of, metered = provider_cost.amount, self._reader(provider_cost, subjects, {}, start)
         else:
-            amount_of = _plan_cost(priced, period_usage)
+            amount_of = self._plan_cost(priced, period_usage)
             metered = self._plan_spend(priced, subjects, customer_subjects, start)
         if budget.scope == "key":  # usage events carry the consumer, not the key: counted by the counters only
             metered = _nothing_metered
@@ -357,7 +359,19 @@ class LimitsBuilder:
         provider_cost: FeatureMeasure,
     ) -> Amount:
         """A call's cost to the customer: its plan's prices at the period's usage; provider cost without a plan."""
-        return _plan_cost(priced, period_usage) if subscribed and priced else provider_cost.amount
+        return self._plan_cost(priced, period_usage) if subscribed and priced else provider_cost.amount
+
+    def _plan_cost(self, priced: Sequence[PricedFeature], period_usage: dict[str, Decimal]) -> Amount:
+        """`_plan_cost`, one function per priced-features list where its prices are plain unit prices (they do not
+        read the period usage): the call's price and a money budget's measure are then measured once per call."""
+        if any(feature.unit is None for feature in priced):
+            return _plan_cost(priced, period_usage)
+        cached = self._costs.get(id(priced))
+        if cached is None or cached[0] is not priced:
+            if len(self._costs) >= 10_000:
+                self._costs.clear()
+            cached = self._costs[id(priced)] = (priced, _plan_cost(priced, {}))
+        return cached[1]
 
     def task(
         self, subject: str, task: str, limit: Decimal, cost_of: Amount, events: Sequence[LlmCall], now: datetime

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ForbiddenError
@@ -22,11 +23,14 @@ from tollway.metering.llm import LlmCall
 from tollway.spend.hold import prepaid_governed
 from tollway.spend.limits import FOREVER, Amount, Governed, LimitsBuilder, with_amount, worst
 from tollway.spend.measure import FeatureMeasure
+from tollway.spend.ports import Ask
+from tollway.spend.rate_limits import slide_at
 from tollway.spend.rates import MEASURES, rate_governed
 from tollway.spend.rules import CustomerRules, SpendRules, phase_span
 from tollway.spend.selection import Rated, Selection, Selections
 
 Pricing = tuple[Amount, str]  # a call's cost function and the currency it counts in
+_ONE = Decimal(1)
 _LONG_AGO = datetime.min.replace(tzinfo=FOREVER.tzinfo)
 
 
@@ -48,6 +52,7 @@ class Plan:
     rates: tuple[tuple[int | None, Rated], ...] = ()  # index None: counts 1 (requests, in flight)
     budgets: tuple[tuple[int, Governed], ...] = ()
     pricing: Pricing | None = None
+    _buckets: list[Governed | None] = field(default_factory=list)  # each rate limit's, in its current bucket
     _indexes: dict[Amount, int] = field(default_factory=dict)
 
     def governs(self) -> bool:
@@ -76,12 +81,43 @@ class Plan:
         for index, template in self.usage:
             governed.append(with_amount(template, amounts[index]))
         cost_of = self.pricing[0] if self.pricing is not None else None
-        for measured, (rate, entity, who) in self.rates:
-            found = rate_governed(
-                rate, entity, who, cost_of, events, now, amount=None if measured is None else amounts[measured]
+        for index, (measured, (rate, entity, who)) in enumerate(self.rates):
+            counts = None if measured is None else amounts[measured]
+            if rate.window is None:  # in flight
+                found = rate_governed(rate, entity, who, cost_of, events, now, amount=counts)
+                if found is not None:
+                    governed.append(found)
+                continue
+            slide = slide_at(now, rate.window_s)
+            template = self._buckets[index]
+            if template is None or template.slide is None or template.slide.bucket != slide.bucket:
+                template = rate_governed(rate, entity, who, cost_of, events, now, amount=counts)
+                if template is None:
+                    continue
+                self._buckets[index] = template  # the limit's keys and window in this bucket
+            a = template.ask
+            governed.append(
+                Governed(
+                    Ask(
+                        a.key,
+                        _ONE if amount is None else amount,
+                        a.limit,
+                        None,
+                        a.fresh_ttl_s,
+                        a.previous,
+                        slide.weight,
+                    ),
+                    template.amount_of,
+                    template.metered,
+                    template.window,
+                    template.counted_from,
+                    template.name,
+                    template.what,
+                    template.per,
+                    rate=rate,
+                    slide=slide,
+                )
             )
-            if found is not None:
-                governed.append(found)
         for index, template in self.budgets:
             governed.append(with_amount(template, amounts[index]))
         return governed
@@ -153,6 +189,7 @@ def build_plan(
         else:
             rates.append((plan._measure(cost_of if metric == "cost" else MEASURES[metric]), rated))
     plan.rates = tuple(rates)
+    plan._buckets = [None] * len(rates)
     budgets: list[tuple[int, Governed]] = []
     for budget in selected.budgets:
         mine = customer_subjects if budget.scope == "customer" else (subject,)

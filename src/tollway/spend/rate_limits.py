@@ -138,22 +138,22 @@ def wait_s(previous: Decimal, current: Decimal, amount: Decimal, limit: Decimal,
     return max(1, int((need / 1_000_000).to_integral_value(rounding=ROUND_CEILING)))
 
 
-def empty_in_s(previous: Decimal, current: Decimal, slide: Slide) -> Decimal:
-    """Seconds until the window counts nothing again (the rate limit back to its full allowance)."""
+def empty_in_us(previous: Decimal, current: Decimal, slide: Slide) -> int:
+    """Microseconds until the window counts nothing again (the rate limit back to its full allowance)."""
     if current > 0:
-        return slide.left_s + Decimal(slide.length_us) / 1_000_000
+        return 2 * slide.length_us - slide.into_us
     if previous > 0:
-        return slide.left_s
-    return Decimal(0)
+        return slide.length_us - slide.into_us
+    return 0
 
 
-def openai_duration(seconds: Decimal) -> str:
-    """OpenAI's reset format: "1s", "6m0s", "1h2m3s", "20ms"."""
-    if seconds <= 0:
+def openai_duration(micros: int) -> str:
+    """OpenAI's reset format for a duration in microseconds: "1s", "6m0s", "1h2m3s", "20ms" (rounded up)."""
+    if micros <= 0:
         return "0s"
-    if seconds < 1:
-        return f"{int((seconds * 1000).to_integral_value(rounding=ROUND_CEILING))}ms"
-    whole = int(seconds.to_integral_value(rounding=ROUND_CEILING))
+    if micros < 1_000_000:
+        return f"{-(-micros // 1000)}ms"
+    whole = -(-micros // 1_000_000)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

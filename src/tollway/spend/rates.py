@@ -23,7 +23,7 @@ from tollway.spend.rate_limits import (
     METRIC_TEXT,
     RateLimit,
     counted,
-    empty_in_s,
+    empty_in_us,
     openai_duration,
     slide_at,
     wait_s,
@@ -32,7 +32,7 @@ from tollway.spend.windows import Window
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
-Standing = tuple[str, Decimal, Decimal, Decimal]  # metric, limit, remaining, seconds until the window is empty
+Standing = tuple[str, Decimal, Decimal, int]  # metric, limit, remaining, microseconds until the window is empty
 PER = {"minute": "per minute", "hour": "per hour", "day": "per day"}
 
 
@@ -160,7 +160,7 @@ TOKEN_METRICS = ("tokens", "input_tokens", "output_tokens")
 
 
 def standing(governed: Governed, before: Counter, spent: Decimal) -> Standing | None:
-    """(metric, limit, remaining, seconds until the window is empty) of a sliding rate limit after this call,
+    """(metric, limit, remaining, microseconds until the window is empty) of a sliding rate limit after this call,
     which counts `spent` on it; None for other limits."""
     rate, slide = governed.rate, governed.slide
     if rate is None or slide is None or rate.metric == "cost":
@@ -168,41 +168,54 @@ def standing(governed: Governed, before: Counter, spent: Decimal) -> Standing | 
     current = before.used + before.reserved + spent
     left = rate.limit - counted(before.previous, current, slide.weight)
     remaining = max(left.to_integral_value(rounding=ROUND_FLOOR), _ZERO)
-    return rate.metric, rate.limit, remaining, empty_in_s(before.previous, current, slide)
+    return rate.metric, rate.limit, remaining, empty_in_us(before.previous, current, slide)
+
+
+def _header_names(family: str, group: str) -> tuple[bytes, bytes, bytes]:
+    if family == "anthropic":
+        prefix = f"anthropic-ratelimit-{group}-"
+        return (prefix + "limit").encode(), (prefix + "remaining").encode(), (prefix + "reset").encode()
+    limit, remaining, reset = (f"x-ratelimit-{part}-{group}".encode() for part in ("limit", "remaining", "reset"))
+    return limit, remaining, reset
+
+
+# (family, group) -> the names of its three headers, spelt once
+HEADER_NAMES = {
+    (family, group): _header_names(family, group)
+    for family in ("openai", "anthropic")
+    for group in ("requests", "tokens", "input-tokens", "output-tokens")
+}
 
 
 def rate_headers(family: str, standings: Sequence[Standing], now: datetime) -> list[tuple[bytes, bytes]]:
     """The caller's rate-limit headers (`family`: "openai" or "anthropic"), from the tightest limit of each kind."""
     if not standings:
         return []
+    anthropic = family == "anthropic"
     groups: dict[str, Standing] = {}
-
-    def keep(group: str, found: Standing) -> None:
-        if group not in groups or found[2] < groups[group][2]:
-            groups[group] = found
-
     for found in standings:
         metric = found[0]
         if metric == "requests":
-            keep("requests", found)
+            kinds: tuple[str, ...] = ("requests",)
         elif metric in TOKEN_METRICS:
-            keep("tokens", found)
-            if family == "anthropic" and metric != "tokens":
-                keep(metric.replace("_", "-"), found)
-    headers: list[tuple[bytes, bytes]] = []
-    for group, (_, limit, remaining, reset_s) in sorted(groups.items()):  # whole numbers (no cost limit here)
-        if family == "anthropic":
-            reset = (now + timedelta(microseconds=int(reset_s * 1_000_000))).strftime("%Y-%m-%dT%H:%M:%SZ")
-            prefix = f"anthropic-ratelimit-{group}-"
-            headers += [
-                ((prefix + "limit").encode(), str(int(limit)).encode()),
-                ((prefix + "remaining").encode(), str(int(remaining)).encode()),
-                ((prefix + "reset").encode(), reset.encode()),
-            ]
+            kinds = ("tokens", metric.replace("_", "-")) if anthropic and metric != "tokens" else ("tokens",)
         else:
-            headers += [
-                (f"x-ratelimit-limit-{group}".encode(), str(int(limit)).encode()),
-                (f"x-ratelimit-remaining-{group}".encode(), str(int(remaining)).encode()),
-                (f"x-ratelimit-reset-{group}".encode(), openai_duration(reset_s).encode()),
-            ]
+            continue
+        for group in kinds:
+            kept = groups.get(group)
+            if kept is None or found[2] < kept[2]:
+                groups[group] = found
+    headers: list[tuple[bytes, bytes]] = []
+    for group in sorted(groups) if len(groups) > 1 else groups:  # whole numbers (no cost limit here)
+        _, limit, remaining, reset_us = groups[group]
+        limit_name, remaining_name, reset_name = HEADER_NAMES[family, group]
+        if anthropic:
+            reset = (now + timedelta(microseconds=reset_us)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            reset = openai_duration(reset_us)
+        headers += [
+            (limit_name, b"%d" % int(limit)),
+            (remaining_name, b"%d" % int(remaining)),
+            (reset_name, reset.encode()),
+        ]
     return headers

@@ -31,14 +31,22 @@ class MemoryCounterStore:
 
     async def reserve(self, asks: Sequence[Ask]) -> Reserved:
         counters = self._counters
-        missing = tuple(ask.key for ask in asks if ask.fresh_ttl_s is None and ask.key not in counters)
+        entries: list[_Entry | None] = []
+        missing: list[str] = []
+        for ask in asks:
+            entry = counters.get(ask.key)
+            if entry is None and ask.fresh_ttl_s is None:
+                missing.append(ask.key)
+            entries.append(entry)
         if missing:
-            return Reserved(False, missing=missing)
-        entries = [counters.get(ask.key) or self._fresh(ask) for ask in asks]
+            return Reserved(False, missing=tuple(missing))
         before = []
         refused: int | None = None
         tightest = _ZERO
-        for index, (ask, entry) in enumerate(zip(asks, entries, strict=True)):
+        for index, ask in enumerate(asks):
+            entry = entries[index]
+            if entry is None:
+                entry = entries[index] = self._fresh(ask)
             previous = _ZERO
             if ask.previous is not None and (earlier := counters.get(ask.previous)) is not None:
                 previous = earlier.used + earlier.reserved
@@ -53,10 +61,11 @@ class MemoryCounterStore:
                 refused, tightest = index, room
         if refused is not None:
             return Reserved(False, refused=refused, counters=tuple(before))
-        for ask, entry in zip(asks, entries, strict=True):
-            entry.reserved += ask.amount
+        for ask, held in zip(asks, entries, strict=True):
+            assert held is not None
+            held.reserved += ask.amount
             if ask.key not in counters:
-                self._add(ask.key, entry)
+                self._add(ask.key, held)
         return Reserved(True, counters=tuple(before))
 
     def _fresh(self, ask: Ask) -> _Entry:
@@ -74,11 +83,13 @@ class MemoryCounterStore:
         self._add(key, _Entry(used, _ZERO, expires_at))
 
     def settle(self, asks: Sequence[Ask], actual: Sequence[Decimal]) -> None:
+        counters = self._counters
         for ask, amount in zip(asks, actual, strict=True):
-            entry = self._counters.get(ask.key)
+            entry = counters.get(ask.key)
             if entry is not None:
                 entry.used += amount
-                entry.reserved = max(entry.reserved - ask.amount, _ZERO)
+                left = entry.reserved - ask.amount
+                entry.reserved = left if left > 0 else _ZERO
 
     def release(self, asks: Sequence[Ask]) -> None:
         for ask in asks:
