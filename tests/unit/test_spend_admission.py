@@ -15,7 +15,7 @@ from tollway.adapters.memory.store import MemoryEventStore
 from tollway.adapters.memory.unit_grants import MemoryUnitGrantStore
 from tollway.billing.entitlements import EntitlementTemplate
 from tollway.billing.plans import Phase, RateCard
-from tollway.billing.pricing.model import UnitPrice, UsageTerms
+from tollway.billing.pricing.model import Tier, TieredPrice, UnitPrice, UsageTerms
 from tollway.clock import FrozenClock
 from tollway.errors import ForbiddenError, LimitExceededError
 from tollway.metering.llm import LlmCall, TokenUsage, llm_call_events
@@ -160,9 +160,9 @@ async def test_fifty_at_once_admit_exactly_what_fits_and_seed_once() -> None:
     admitted = [h for h in holds if isinstance(h, Hold)]
     refused = [h for h in holds if isinstance(h, LimitExceededError)]
     assert (len(admitted), len(refused)) == (10, 40)  # (100 - 40) / 6 = 10
-    # one seeding read per counter (the entitlement, and the period usage of each priced feature), however many
-    # calls asked at once (the two are seeded together, at the first reserve)
-    assert w.usage.reads == 2
+    # one seeding read per counter, however many calls asked at once (the entitlement's: a plain unit price keeps
+    # no period-usage counter)
+    assert w.usage.reads == 1
 
 
 async def test_the_next_period_starts_from_its_own_metered_usage() -> None:
@@ -179,9 +179,22 @@ async def test_the_next_period_starts_from_its_own_metered_usage() -> None:
 async def test_soft_limits_and_features_without_entitlement_pass() -> None:
     soft = EntitlementTemplate("metered", limit=Decimal(10), hard=False)
     w = await world_with(card("output-tokens", soft), card("input-tokens"), used=500)
-    hold = await w.admit()  # priced (its period usage is counted), but no hard limit governs the call
+    hold = await w.admit()  # priced on the plan, but no hard limit governs the call
     assert hold is not None
-    assert [ask.limit for ask in hold.asks] == [None, None]
+    assert hold.asks == ()  # plain unit prices: no period usage to keep, nothing held
+    hold.settle(w.call(output=20, input_=5))
+    assert (hold.cost, hold.currency) == (Decimal("0.00025"), "USD")  # 25 tokens at 0.00001
+
+
+async def test_a_tiered_price_keeps_the_period_usage_and_prices_the_call_at_it() -> None:
+    tiered = UsageTerms(TieredPrice("graduated", (Tier(Decimal(1000), Decimal("0.01")), Tier(None, Decimal("0.002")))))
+    w = await world_with(RateCard("output-tokens", "output-tokens", "output-tokens", usage=tiered), used=990)
+    hold = await w.admit(output=30)
+    assert hold is not None
+    assert [(ask.key.split(":")[0], ask.amount, ask.limit) for ask in hold.asks] == [("use", Decimal(30), None)]
+    assert await w.counter(hold) == (Decimal(990), Decimal(30))  # seeded from the metered usage
+    hold.settle(w.call(output=30))
+    assert hold.cost == Decimal("0.14")  # 10 more at 0.01 up to the tier's end, then 20 at 0.002
 
 
 @pytest.mark.parametrize("priced", [False, True])
@@ -232,5 +245,5 @@ async def test_reconcile_raises_a_counter_to_the_metered_usage() -> None:
     hold.release()
     await w.events.insert_events(llm_call_events(w.call(output=45, ago=1)))  # usage another process metered
     w.clock.advance(timedelta(seconds=1))
-    assert await w.admission.reconcile() == 2  # the entitlement and the priced feature's period usage
+    assert await w.admission.reconcile() == 1  # the entitlement (a plain unit price keeps no period usage)
     assert await w.counter(hold) == (Decimal(85), Decimal(0))

@@ -152,6 +152,8 @@ class SpendAdmission:
         try:
             if plan.static and call.request_budget is None and call.task_budget is None:
                 governed, pricing = plan.govern(call.worst_cases, now), plan.pricing  # the caller's plan holds
+                if not governed and plan.priced and pricing is not None:  # nothing to hold: priced on the plan
+                    return Hold(self._counters, (), (), cost_of=pricing[0], currency=pricing[1], at=now)
             else:
                 governed, pricing = await self._governed(rules, call, plan.customer, plan.subscription, now)
             if not governed:
@@ -203,8 +205,8 @@ class SpendAdmission:
                     self._period_usage[g.ask.key] = (
                         counter.used + counter.reserved if counter is not None else Decimal(0)
                     )
-            for feature, g in zip(priced, usage, strict=True):
-                period_usage[feature.key] = self._period_usage.get(g.ask.key, Decimal(0))
+            for g in usage:
+                period_usage[g.name.removeprefix("usage:")] = self._period_usage.get(g.ask.key, Decimal(0))
             governed.extend(usage)
         cost_of = self._limits.cost_of(subscription is not None, priced, period_usage, rules.provider_cost)
         pricing = (cost_of, rules.plans[subscription.plan_id].currency if subscription is not None else "USD")

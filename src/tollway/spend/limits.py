@@ -243,7 +243,8 @@ class LimitsBuilder:
     def usage_asks(
         self, priced: Sequence[PricedFeature], subjects: Sequence[str], events: Sequence[LlmCall]
     ) -> list[Governed]:
-        """Soft asks that keep each priced feature's period usage (what marginal prices are read at)."""
+        """Soft asks that keep the period usage of each priced feature whose price depends on it (a tiered price, a
+        free quantity, a discount or a cap: what its marginal price is read at; a plain unit price needs none)."""
         return [with_amount(t, worst(t.amount_of, events)) for t in self.usage_templates(priced, subjects)]
 
     def usage_templates(self, priced: Sequence[PricedFeature], subjects: Sequence[str]) -> list[Governed]:
@@ -262,6 +263,7 @@ class LimitsBuilder:
                     per="per billing period",
                 )
                 for feature in priced
+                if feature.unit is None
             ]
             if len(self._usage_templates) >= 10_000:
                 self._usage_templates.clear()

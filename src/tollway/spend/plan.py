@@ -45,6 +45,7 @@ class Plan:
     needs_worst: bool  # the caller's calls need their worst case (priced on a plan, or limited)
     unsubscribed: str | None = None  # who is refused for lacking a subscription (no_subscription: refuse)
     static: bool = False  # the calls can be governed from this plan alone
+    priced: bool = False  # its calls are priced on the customer's plan (a static plan's calls, x-tollway-cost)
     measures: tuple[Amount, ...] = ()  # the distinct measures the limits below read a call with
     # (index of its measure, template or None for a gate the plan lacks, the feature's key)
     entitled: tuple[tuple[int, Governed | None, str], ...] = ()
@@ -100,7 +101,7 @@ class Plan:
                 Governed(
                     Ask(
                         a.key,
-                        _ONE if amount is None else amount,
+                        _ONE if counts is None else counts,
                         a.limit,
                         None,
                         a.fresh_ttl_s,
@@ -175,6 +176,7 @@ def build_plan(
             (plan._measure(measure.amount), template, _feature_key(rules, measure)) for measure, template in entitled
         )
     plan.static = True
+    plan.priced = bool(priced)
     if rules.tokens is None or rules.provider_cost is None:
         return plan
     customer_subjects = customer.customer.subjects if customer is not None else (subject,)
