@@ -131,9 +131,16 @@ def open_store(db: str, name: str, *, reuse: bool) -> SqlEventStore:
     return fresh_store(db, name, reuse=reuse)
 
 
+# Plain events plus those the gateway calls' rows derive (llm_calls: input, output, the request, cache types used).
+STORED_EVENTS = (
+    "SELECT (SELECT count(*) FROM events) + (SELECT COALESCE(sum(3 + CASE WHEN cache_read <> 0 THEN 1 ELSE 0 END"
+    " + CASE WHEN cache_write <> 0 THEN 1 ELSE 0 END), 0) FROM llm_calls)"
+)
+
+
 def stored_events(store: SqlEventStore) -> int:
     with store.engine.connect() as connection:
-        return int(connection.execute(sql_text("SELECT count(*) FROM events")).scalar() or 0)
+        return int(connection.execute(sql_text(STORED_EVENTS)).scalar() or 0)
 
 
 def rollup_reads(store: SqlEventStore, subjects: tuple[str, ...], at: datetime) -> str:

@@ -6,7 +6,8 @@
 
 Stores `--calls` gateway calls the way the storage process does (each call expanded to its CloudEvents:
 one `llm.tokens` per token type it used, one `llm.request`; 100 subjects, 3 models, one call per second
-over the last `--calls` seconds), rolls them up, and reports the bytes the database uses per call:
+over the last `--calls` seconds; `--subjects 1 --per-second 1000` is close to bench/run.py's traffic),
+rolls them up, and reports the bytes the database uses per call (events and llm_calls tables included).
 SQLite: (page_count - freelist_count) x page_size of the file, after a WAL checkpoint; PostgreSQL: the
 total relation size (table + indexes + TOAST) of events, subjects and rollups, after VACUUM. The
 database is fresh, so the rollups are as they are after a day of such traffic, minute buckets
@@ -40,18 +41,18 @@ from tollway.metering.service import MeteringService
 POSTGRES_URL = os.environ.get("TOLLWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 PRICE = TokenPrice(input=Decimal("0.0000025"), output=Decimal("0.00001"), cache_read=Decimal("0.00000125"))
-TABLES = ("events", "subjects", "meter_rollups", "meter_rollup_values", "meters")
+TABLES = ("events", "llm_calls", "llm_call_shapes", "subjects", "meter_rollups", "meter_rollup_values", "meters")
 
 
-def calls(count: int, rng: random.Random) -> list[LlmCall]:
+def calls(count: int, rng: random.Random, subjects: int = 100, per_second: int = 1) -> list[LlmCall]:
     found = []
     for n in range(count):
         cached = rng.random() < 0.3
         found.append(
             LlmCall(
                 request_id=f"req_{n:012d}{rng.getrandbits(48):012x}",
-                subject=f"customer-{rng.randrange(100)}",
-                time=NOW - timedelta(seconds=count - n),
+                subject=f"customer-{rng.randrange(subjects)}",
+                time=NOW - timedelta(seconds=(count - n) / per_second),
                 model=("gpt-4o", "gpt-4o-mini", "claude-sonnet")[n % 3],
                 upstream_model="gpt-4o-2024-08-06",
                 provider="openai",
@@ -123,11 +124,11 @@ def fresh(db: str) -> tuple[SqlEventStore, bool]:
     return SqlEventStore(engine, FrozenClock(NOW)), db == "postgres"
 
 
-async def run(db: str, count: int, retention: bool, details: bool) -> None:
+async def run(db: str, count: int, retention: bool, details: bool, subjects: int, per_second: int) -> None:
     store, postgres = fresh(db)
     await MeteringService(store, FrozenClock(NOW)).sync_meters([])
     base = used_bytes(store, postgres)
-    made = calls(count, random.Random(5))
+    made = calls(count, random.Random(5), subjects, per_second)
     events = [event for call in made for event in llm_call_events(call)]
     started = time.perf_counter()
     for offset in range(0, len(events), 5000):
@@ -159,9 +160,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument("--retention", action="store_true", help="then delete the raw events and measure again")
     parser.add_argument("--breakdown", action="store_true", help="bytes per call of each table and index")
+    parser.add_argument("--subjects", type=int, default=100, help="consumers the calls are spread over")
+    parser.add_argument("--per-second", type=int, default=1, help="calls per second (bench/run.py: one subject, ~1000)")
     args = parser.parse_args()
     print("| database | calls | events per call | bytes per call | note |\n|---|---:|---:|---:|---|")
-    asyncio.run(run(args.db, args.calls, args.retention, args.breakdown))
+    asyncio.run(run(args.db, args.calls, args.retention, args.breakdown, args.subjects, args.per_second))
 
 
 if __name__ == "__main__":

@@ -655,6 +655,10 @@ def run_wrk(
     return res, proc.stdout
 
 
+# Calls stored as one row each (llm_calls, migration 0021) and as plain events (older files, failovers).
+STORED_CALLS = "SELECT (SELECT count(*) FROM events WHERE type = 'llm.request') + (SELECT count(*) FROM llm_calls)"
+
+
 def stored_bytes_per_request(database: Path, timeout: float = 60.0) -> float | None:
     """Bytes the SQLite file uses ((page_count - freelist_count) x page_size) per stored call (`llm.request`
     events), once the count of stored calls has stopped moving for two seconds (the run's calls all stored)."""
@@ -665,7 +669,7 @@ def stored_bytes_per_request(database: Path, timeout: float = 60.0) -> float | N
         deadline = time.monotonic() + timeout
         calls, stable_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            now = connection.execute("SELECT count(*) FROM events WHERE type = 'llm.request'").fetchone()[0]
+            now = connection.execute(STORED_CALLS).fetchone()[0]
             if now != calls:
                 calls, stable_since = now, time.monotonic()
             elif time.monotonic() - stable_since >= 2.0:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, inspect, text
 
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import alembic_config, upgrade
+from tollway.adapters.sql.schema import llm_call_shapes, llm_calls, metadata
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery
@@ -71,6 +72,8 @@ async def test_0008_refolds_a_meter_whose_backfill_mislabelled_its_dimensions(en
     from rollups folded again; a one-dimension meter's rollups are kept."""
     clock = FrozenClock(datetime(2026, 3, 2, tzinfo=UTC))
     await asyncio.to_thread(upgrade, engine, "0007_catalog_version")
+    # Today's store on 0007's schema: the call tables of 0021 stand in, empty, until the upgrade.
+    await asyncio.to_thread(metadata.create_all, engine, [llm_calls, llm_call_shapes])
     store = SqlEventStore(engine, clock)
     try:
         service = MeteringService(store, clock)
@@ -86,6 +89,7 @@ async def test_0008_refolds_a_meter_whose_backfill_mislabelled_its_dimensions(en
                 {"time": to_micros(datetime(2026, 3, 1, tzinfo=UTC)), "data": EVENT_DATA},
             )
         await store.roll_up()
+        await asyncio.to_thread(metadata.drop_all, engine, [llm_calls, llm_call_shapes])
         with engine.begin() as connection:  # the labels swapped, as the old backfill stored them
             connection.execute(text("UPDATE meter_rollups SET dims = '[\"input\",\"gpt-4o\"]' WHERE meter = 'tokens'"))
             kept = connection.execute(text("SELECT count(*) FROM meter_rollups WHERE meter = 'by_model'")).scalar()

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 
 from tollway.adapters.sql.engine import create_sql_engine
+from tollway.adapters.sql.event_rows import Where, source_sql
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,12 @@ class StoredEvent:
 
 
 def stored_events(database_url: str) -> list[StoredEvent]:
-    """Every row of the `events` table, in insertion order."""
+    """Every stored event (plain events and those derived from call rows), in insertion order."""
     engine = create_sql_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(text("SELECT id, type, subject, data FROM events ORDER BY seq")).all()
+            source = source_sql(engine.dialect.name == "postgresql", Where(), {})
+            rows = connection.exec_driver_sql(f"SELECT id, type, subject, data FROM ({source}) ev ORDER BY seq").all()
     finally:
         engine.dispose()
     return [StoredEvent(id=r.id, type=r.type, subject=r.subject, data=orjson.loads(r.data)) for r in rows]

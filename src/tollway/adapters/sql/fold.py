@@ -10,7 +10,8 @@ steps the database cannot spell are folded in Python entirely (`sql_foldable` is
 
 The range is read by sequence (the primary key) and narrowed to the meter's event type after: an
 index on the type would have the database walk every stored event of that type (`+type` on SQLite,
-a fenced subquery on PostgreSQL keep it off).
+a fenced subquery on PostgreSQL keep it off). Gateway calls stored as one row (llm_calls) are read as
+the events they derive, in the same range (event_rows.py).
 
 Dimension keys are built as the same compact JSON array orjson writes (`["gpt-4o",null,"input"]`),
 so buckets folded either way meet under one key.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollway.adapters.sql.bulk import POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY, merge_assignments
+from tollway.adapters.sql.event_rows import Where, source_sql
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.rollup import LEVELS
@@ -136,7 +138,7 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
     dims_key = f"json_array({', '.join(dims)})" if dims else "'[]'"
     rows = (
         f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, "
-        f"{value} AS v, {dims_key} AS dims FROM events WHERE seq > :low AND seq <= :high AND +type = :type"
+        f"{value} AS v, {dims_key} AS dims FROM ({_range_source(meter, postgres=False)}) ev"
     )
     latest = "NULL AS latest, NULL AS latest_us, NULL AS latest_seq"
     ranked = ""
@@ -175,6 +177,20 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
     leftovers = f"SELECT plain, {_FOLD_COLUMNS} FROM temp.fold_rows WHERE meter = :slug AND plain <= 0"
     others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
     return SqliteFold(stage, merge, leftovers, others + " ORDER BY seq", params)
+
+
+FOLD_COLUMNS = "seq, id, source, subject, time_us, data"
+
+
+def _range_source(meter: Meter, *, postgres: bool) -> str:
+    """The meter's events with seq_after < seq <= seq_upto, stored either way (event_rows.py); run with
+    the parameters `range_params` gives."""
+    where = Where(event_type=meter.event_type, seq_after=0, seq_upto=0, by_seq=True, columns=FOLD_COLUMNS)
+    return source_sql(postgres, where, {})
+
+
+def range_params(low: int, high: int, event_type: str) -> dict[str, Any]:
+    return {"seq_after": low, "seq_upto": high, "event_type": event_type}
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------------
@@ -247,11 +263,7 @@ def _postgres_rows(meter: Meter) -> tuple[str, dict[str, Any]]:
             f"(d{n}k IS NULL OR d{n}k IN ('string', 'boolean', 'null') OR (d{n}k = 'number' AND d{n}t ~ {_PG_INTEGER}))"
         )
     dims_key = f"'[' || concat_ws(',', {', '.join(dims)}) || ']'" if dims else "'[]'"
-    guarded = (
-        f"(SELECT {base}, {guard} AS bad FROM "
-        f"(SELECT {base}, type FROM events WHERE seq > %(low)s AND seq <= %(high)s OFFSET 0) range "
-        "WHERE type = %(type)s OFFSET 0) g"
-    )
+    guarded = f"(SELECT {base}, {guard} AS bad FROM ({_range_source(meter, postgres=True)}) range OFFSET 0) g"
     parsed = f"(SELECT {base}, bad, CASE WHEN bad THEN NULL ELSE data::jsonb END AS j FROM {guarded} OFFSET 0) p"
     read = f"(SELECT {', '.join([base, 'bad', *reads])} FROM {parsed} OFFSET 0) x"
     rows = (

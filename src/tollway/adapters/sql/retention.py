@@ -1,4 +1,5 @@
-"""Raw events past their retention: deleted once every meter has folded them into its rollups.
+"""Raw events past their retention: deleted once every meter has folded them into its rollups
+(plain events, and gateway calls' rows: llm_calls).
 
 Only events that are both older than the cutoff (event time) and at or below every meter's watermark
 go: meter queries, running totals and invoices read the rollups for them, so their answers do not
@@ -18,11 +19,20 @@ EXPIRE_SQL = text(
     " WHERE seq <= (SELECT MIN(rolled_seq) FROM meters) AND time_us < :before"
     " ORDER BY seq LIMIT :limit)"
 )
+# A gateway call's row goes once all five of its sequence numbers are rolled up (calls.SEQ_SPAN).
+EXPIRE_CALLS_SQL = text(
+    "DELETE FROM llm_calls WHERE seq IN (SELECT seq FROM llm_calls"
+    " WHERE seq <= (SELECT MIN(rolled_seq) FROM meters) - 4 AND time_us < :before"
+    " ORDER BY seq LIMIT :limit)"
+)
 
 
 def expire_chunk(connection: Connection, before_us: int, limit: int) -> int:
-    """Delete up to `limit` expired events that every meter has rolled up; how many went."""
-    return int(connection.execute(EXPIRE_SQL, {"before": before_us, "limit": limit}).rowcount or 0)
+    """Delete up to `limit` expired events and up to `limit` expired call rows that every meter has
+    rolled up; how many rows went."""
+    params = {"before": before_us, "limit": limit}
+    deleted = int(connection.execute(EXPIRE_SQL, params).rowcount or 0)
+    return deleted + int(connection.execute(EXPIRE_CALLS_SQL, params).rowcount or 0)
 
 
 def reclaim_sqlite(connection: Connection) -> None:

@@ -17,11 +17,19 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, select
 
 from tollway.adapters.sql import bulk
-from tollway.adapters.sql.fold import SQLITE_STAGE_TABLE, postgres_fold, sql_foldable, sqlite_fold
-from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters
+from tollway.adapters.sql.event_rows import Where, max_seq_sql, source_sql
+from tollway.adapters.sql.fold import (
+    FOLD_COLUMNS,
+    SQLITE_STAGE_TABLE,
+    postgres_fold,
+    range_params,
+    sql_foldable,
+    sqlite_fold,
+)
+from tollway.adapters.sql.schema import meter_rollup_values, meter_rollups, meters
 from tollway.metering.events import Event, from_micros
 from tollway.metering.meters import Meter
 from tollway.metering.rollup import Contribution, Partial, contribute, merge_into
@@ -75,11 +83,17 @@ def _values(p: Partial) -> tuple[Any, ...]:
 def _events_between(connection: Connection, low: int, high: int, event_type: str) -> list[tuple[Event, int]]:
     """The type's events with low < seq <= high, read by sequence and narrowed to the type here (a
     condition on the type would let the database pick the type's index and walk all its events)."""
-    query = select(
-        events.c.seq, events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data, events.c.type
-    ).where(events.c.seq > low, events.c.seq <= high)
-    rows = [r for r in connection.execute(query.order_by(events.c.seq)) if r.type == event_type]
+    params: dict[str, Any] = {}
+    where = Where(event_type=event_type, seq_after=low, seq_upto=high, by_seq=True, columns=FOLD_COLUMNS)
+    source = source_sql(connection.dialect.name == "postgresql", where, params)
+    rows = list(connection.exec_driver_sql(f"SELECT * FROM ({source}) ev ORDER BY seq", params))
     return _as_events(rows, event_type)
+
+
+def max_seq(connection: Connection) -> int | None:
+    """The highest sequence number stored (a call reserves its five), None when there is none."""
+    top = connection.exec_driver_sql(max_seq_sql()).scalar()
+    return None if top is None else int(top)
 
 
 def _as_events(rows: Iterable[Any], event_type: str) -> list[tuple[Event, int]]:
@@ -136,7 +150,13 @@ def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int) -> b
 
 
 def _range(meter: Meter, low: int, high: int) -> dict[str, Any]:
-    return {"low": low, "high": high, "type": meter.event_type, "slug": meter.slug}
+    return {
+        "low": low,
+        "high": high,
+        "type": meter.event_type,
+        "slug": meter.slug,
+        **range_params(low, high, meter.event_type),
+    }
 
 
 def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: bool) -> int:
@@ -203,7 +223,7 @@ def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: i
     stored = list(connection.execute(select(meters.c.slug, meters.c.record, meters.c.rolled_seq)))
     if not stored:
         return None
-    top = connection.execute(select(func.max(events.c.seq))).scalar()
+    top = max_seq(connection)
     low = min(int(r.rolled_seq) for r in stored)
     if top is None or top <= low:
         return None
@@ -238,7 +258,7 @@ def rebuild_rollups(connection: Connection, meter: Meter) -> None:
     """Drop a meter's rollups and fold every stored event of its type back in, in ingestion order."""
     connection.execute(delete(meter_rollups).where(meter_rollups.c.meter == meter.slug))
     connection.execute(delete(meter_rollup_values).where(meter_rollup_values.c.meter == meter.slug))
-    top = connection.execute(select(func.max(events.c.seq))).scalar()
+    top = max_seq(connection)
     high = 0 if top is None else int(top)
     low = -1
     while low < high:

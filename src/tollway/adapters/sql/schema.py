@@ -40,6 +40,56 @@ events = Table(
     Index("ix_events_type_subject_time", "type", "subject", "time_us"),
 )
 
+# Migration 0021: one row per gateway call (adapters/sql/calls.py); its CloudEvents are derived on read.
+llm_call_shapes = Table(
+    "llm_call_shapes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(255), nullable=False),
+    Column("requested_model", String(255), nullable=False),
+    Column("upstream_model", String(255), nullable=False),
+    Column("provider", String(255), nullable=False),
+    Column("route", String(255), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("flags", Integer, nullable=False, comment="1 streamed, 2 partial, 4 estimated, 8 interrupted"),
+    UniqueConstraint(
+        "model",
+        "requested_model",
+        "upstream_model",
+        "provider",
+        "route",
+        "status_code",
+        "flags",
+        name="uq_llm_call_shapes",
+    ),
+)
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("seq", BigKey, primary_key=True, autoincrement=False, comment="first of the call's 5 sequence numbers"),
+    Column("key_hash", Integer, nullable=False, comment="CRC-32 of the request id, signed (calls.request_hash)"),
+    Column("request_id", String(255), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("stored_us", BigInteger, nullable=False),
+    Column("shape", Integer, nullable=False, comment="llm_call_shapes.id"),
+    Column("input", Integer, nullable=False),
+    Column("output", Integer, nullable=False),
+    Column("cache_read", Integer, nullable=False),
+    Column("cache_write", Integer, nullable=False),
+    Column("reasoning", Integer, nullable=False),
+    Column("cost_input", Text),
+    Column("cost_output", Text),
+    Column("cost_cache_read", Text),
+    Column("cost_cache_write", Text),
+    Column("cost_total", Text),
+    Column("duration_ms", Integer),
+    Index("ix_llm_calls_key_hash", "key_hash"),
+    Index("ix_llm_calls_time", "time_us"),
+    Index("ix_llm_calls_subject_time", "subject", "time_us"),
+)
+
 meters = Table(
     "meters",
     metadata,

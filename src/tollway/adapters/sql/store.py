@@ -21,25 +21,24 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
-from tollway.adapters.sql import retention, rollups
+from tollway.adapters.sql import event_reads, retention, rollups
 from tollway.adapters.sql.engine import failure_text
-from tollway.adapters.sql.event_listing import listed_event, listing_query
+from tollway.adapters.sql.event_rows import Where
 from tollway.adapters.sql.ingest import POSTGRES_LOCK, EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
-from tollway.adapters.sql.schema import events, meter_rollup_values, meter_rollups, meters, subjects
+from tollway.adapters.sql.schema import meter_rollup_values, meter_rollups, meters, subjects
 from tollway.clock import Clock
 from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.ports import EventFilter, IngestStats, ListedEvent, RollupSnapshot, Subject
-from tollway.metering.rollup import DAY_US, Partial, PartialRow, UniqueRow
+from tollway.metering.rollup import Partial, PartialRow, UniqueRow
 
 log = logging.getLogger("tollway.metering.store")
 
 ROLLUP_LOCK = 0x746F6C72  # serializes rollup writers (worker, meter changes) on PostgreSQL
 SUBJECTS_ONE_BY_ONE = 32  # rollup reads for up to this many subjects: one key range per subject
 MAX_UNION_PARTS = 256  # SELECTs in one UNION ALL (SQLite allows 500 by default)
-TAIL_SCAN_LIMIT = 50_000  # events past a watermark read by sequence and filtered in Python
 T = TypeVar("T")
 
 
@@ -217,14 +216,7 @@ class SqlEventStore:
     # -- reads ------------------------------------------------------------------------------
 
     async def event_span(self, event_type: str) -> tuple[int, int] | None:
-        # Two scalar subqueries: each is one probe of the (type, time_us) index. Asked together in one
-        # SELECT, SQLite walks every event of the type instead.
-        first = select(func.min(events.c.time_us)).where(events.c.type == event_type).scalar_subquery()
-        last = select(func.max(events.c.time_us)).where(events.c.type == event_type).scalar_subquery()
-        query = select(first, last)
-        rows = await asyncio.to_thread(self._fetch, query)
-        low, high = rows[0]
-        return None if low is None else (int(low) - int(low) % DAY_US, int(high) - int(high) % DAY_US + DAY_US)
+        return await asyncio.to_thread(self._read, lambda connection: event_reads.event_span(connection, event_type))
 
     async def load_rollups(
         self,
@@ -343,63 +335,12 @@ class SqlEventStore:
         end: datetime | None,
         subject_keys: Sequence[str] | None,
     ) -> list[tuple[Event, int]]:
-        def read() -> list[Any]:
-            with self._engine.connect() as connection:
-                high = connection.execute(select(func.max(events.c.seq))).scalar()
-                if high is None or high <= after_seq:
-                    return []  # the usual case: the worker has caught up
-                conditions = [events.c.seq > after_seq]
-                if high - after_seq > TAIL_SCAN_LIMIT:
-                    conditions.append(events.c.type == event_type)
-                    # A long tail (the worker is behind): let the database narrow it by time and subject.
-                    if start is not None:
-                        conditions.append(events.c.time_us >= to_micros(start))
-                    if end is not None:
-                        conditions.append(events.c.time_us < to_micros(end))
-                    if subject_keys is not None:
-                        conditions.append(events.c.subject.in_(list(subject_keys)))
-                # A short tail is read by sequence (primary key) and narrowed here, type included: its
-                # cost stays the tail's length, not the number of the type's or subject's stored events.
-                query = select(
-                    events.c.seq,
-                    events.c.id,
-                    events.c.source,
-                    events.c.subject,
-                    events.c.time_us,
-                    events.c.data,
-                    events.c.type,
-                )
-                return list(connection.execute(query.where(and_(*conditions)).order_by(events.c.seq)))
-
-        try:
-            found = await asyncio.to_thread(read)
-        except SQLAlchemyError as exc:
-            raise UnavailableError(f"event store read failed: {exc.__class__.__name__}") from exc
         start_us = to_micros(start) if start is not None else None
         end_us = to_micros(end) if end is not None else None
-        wanted = set(subject_keys) if subject_keys is not None else None
-        rows = [
-            r
-            for r in found
-            if r.type == event_type
-            and (start_us is None or r.time_us >= start_us)
-            and (end_us is None or r.time_us < end_us)
-            and (wanted is None or r.subject in wanted)
-        ]
-        return [
-            (
-                Event(
-                    id=r.id,
-                    source=r.source,
-                    type=event_type,
-                    subject=r.subject,
-                    time=from_micros(r.time_us),
-                    data=orjson.loads(r.data),
-                ),
-                int(r.seq),
-            )
-            for r in rows
-        ]
+        return await asyncio.to_thread(
+            self._read,
+            lambda c: event_reads.load_events_after(c, event_type, after_seq, start_us, end_us, subject_keys),
+        )
 
     async def list_subjects(self, offset: int = 0, limit: int | None = None) -> list[Subject]:
         query = select(subjects).order_by(subjects.c.key).offset(offset).limit(limit)
@@ -415,8 +356,7 @@ class SqlEventStore:
         return Subject(key=rows[0].key, first_seen=from_micros(rows[0].first_seen_us)) if rows else None
 
     async def list_events(self, where: EventFilter) -> list[ListedEvent]:
-        rows = await asyncio.to_thread(self._fetch, listing_query(where))
-        return [listed_event(row) for row in rows]
+        return await asyncio.to_thread(self._read, lambda connection: event_reads.list_events(connection, where))
 
     async def load_events(
         self,
@@ -425,53 +365,27 @@ class SqlEventStore:
         end: datetime | None,
         subjects: Sequence[str] | None,
     ) -> list[Event]:
-        conditions = [events.c.type == event_type]
-        if start is not None:
-            conditions.append(events.c.time_us >= to_micros(start))
-        if end is not None:
-            conditions.append(events.c.time_us < to_micros(end))
-        if subjects is not None:
-            conditions.append(events.c.subject.in_(list(subjects)))
-        query = (
-            select(events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data)
-            .where(and_(*conditions))
-            .order_by(events.c.time_us, events.c.seq)
+        where = Where(
+            event_type=event_type,
+            start_us=None if start is None else to_micros(start),
+            end_us=None if end is None else to_micros(end),
+            subjects=subjects,
         )
-        rows = await asyncio.to_thread(self._fetch, query)
-        return [
-            Event(
-                id=row.id,
-                source=row.source,
-                type=event_type,
-                subject=row.subject,
-                time=from_micros(row.time_us),
-                data=orjson.loads(row.data),
-            )
-            for row in rows
-        ]
+        return await asyncio.to_thread(self._read, lambda connection: event_reads.load_events(connection, where))
 
     async def latest_events(self, event_type: str, limit: int, subjects: Sequence[str] | None = None) -> list[Event]:
-        conditions = [events.c.type == event_type]
-        if subjects is not None:
-            conditions.append(events.c.subject.in_(list(subjects)))
-        query = (  # ix_events_type_time (or _type_subject_time) read backwards: `limit` rows, whatever is stored
-            select(events.c.id, events.c.source, events.c.subject, events.c.time_us, events.c.data)
-            .where(and_(*conditions))
-            .order_by(events.c.time_us.desc(), events.c.seq.desc())
-            .limit(limit)
+        # Each encoding read backwards on its time index (`limit` rows, whatever is stored), then merged.
+        where = Where(event_type=event_type, subjects=subjects)
+        return await asyncio.to_thread(
+            self._read, lambda connection: event_reads.load_events(connection, where, newest=limit)
         )
-        rows = await asyncio.to_thread(self._fetch, query)
-        return [
-            Event(
-                id=row.id,
-                source=row.source,
-                type=event_type,
-                subject=row.subject,
-                time=from_micros(row.time_us),
-                data=orjson.loads(row.data),
-            )
-            for row in rows
-        ]
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        try:
+            with self._engine.connect() as connection:
+                return work(connection)
+        except SQLAlchemyError as exc:
+            raise UnavailableError(f"event store read failed: {exc.__class__.__name__}") from exc
 
     def _fetch(self, query: Any) -> list[Any]:
         try:

@@ -1,0 +1,264 @@
+"""One stored row per gateway call (migration 0021): the compact encoding of a call's CloudEvents.
+
+A call reaches the store as the events `llm_call_events` made of it: `R:input`, `R:output`,
+`R:cache_read` and `R:cache_write` when used (`llm.tokens`), `R:request` (`llm.request`), from
+`tollway/gateway`. `compact` turns such a run of events back into one `CallRow` (the token counts,
+the cost texts, the duration, and the fields many calls share as a `Shape`), and keeps it only when
+`derived_rows` gives back exactly those events (ids, type, subject, time, and the JSON bytes of
+`data`): anything else (failover attempts, an event missing, an odd value) is stored as plain events.
+Readers see the derived events (event_rows.py builds the same rows in SQL); each call reserves five
+sequence numbers (input +0, output +1, cache_read +2, cache_write +3, request +4).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tollway.adapters.sql.event_keys import EventRow, key_hash
+from tollway.metering.events import Event, to_micros
+from tollway.metering.llm import GATEWAY_SOURCE, REQUEST_EVENT, TOKENS_EVENT
+
+SUFFIXES = ("input", "output", "cache_read", "cache_write", "request")
+TOKEN_SUFFIXES = SUFFIXES[:4]
+SEQ_SPAN = len(SUFFIXES)  # sequence numbers a call reserves
+Shape = tuple[str, str, str, str, str, int, int]  # model, requested, upstream, provider, route, status, flags
+COMMON = ("model", "requested_model", "upstream_model", "provider", "status_code", "route")
+FLAGS = ("streamed", "partial", "estimated")  # bits 1, 2, 4; interrupted (only when true) is 8
+INT32 = 2**31
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    request_id: str
+    subject: str
+    time_us: int
+    shape: Shape
+    tokens: tuple[int, int, int, int, int]  # input, output, cache_read, cache_write, reasoning
+    costs: tuple[str | None, str | None, str | None, str | None, str | None]  # per type, then the total
+    duration_ms: int | None
+    rows: tuple[EventRow, ...]  # the derived events (what readers see)
+
+    @property
+    def key_hash(self) -> int:
+        return request_hash(self.request_id)
+
+
+def request_hash(request_id: str) -> int:
+    """CRC-32 of a request id, signed 32-bit: llm_calls.key_hash (narrows the lookup; request_id decides)."""
+    value = zlib.crc32(request_id.encode())
+    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+
+
+def split_id(event_id: str) -> tuple[str, int] | None:
+    """(request id, index in SUFFIXES) of a gateway event id a call derives, else None."""
+    request_id, _, suffix = event_id.rpartition(":")
+    if not request_id or suffix not in SUFFIXES:
+        return None
+    return request_id, SUFFIXES.index(suffix)
+
+
+def derived_rows(
+    request_id: str,
+    subject: str,
+    time_us: int,
+    shape: Shape,
+    tokens: Sequence[int],
+    costs: Sequence[str | None],
+    duration_ms: int | None,
+) -> tuple[EventRow, ...]:
+    """The events of a call, as `llm_call_events` makes them (same keys, same order)."""
+    found = derived_data(shape, tokens, costs, duration_ms)
+    return tuple(
+        _row(request_id, suffix, kind, subject, time_us, orjson.dumps(data).decode()) for suffix, kind, data in found
+    )
+
+
+def derived_data(
+    shape: Shape,
+    tokens: Sequence[int],
+    costs: Sequence[str | None],
+    duration_ms: int | None,
+    common: dict[str, object] | None = None,
+) -> list[tuple[str, str, dict[str, object]]]:
+    """(id suffix, type, data) of each event of a call, in order (`common`: the shape's fields, if known)."""
+    if common is None:
+        common = common_fields(shape)
+    found: list[tuple[str, str, dict[str, object]]] = []
+    for index, name in enumerate(TOKEN_SUFFIXES):
+        if tokens[index] == 0 and index >= 2:
+            continue
+        data: dict[str, object] = {"tokens": tokens[index], "type": name, **common}
+        if index == 1:
+            data["reasoning_tokens"] = tokens[4]
+        if costs[index] is not None:
+            data["cost_usd"] = costs[index]
+        found.append((name, TOKENS_EVENT, data))
+    request: dict[str, object] = {
+        **common,
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "cache_read_tokens": tokens[2],
+        "cache_write_tokens": tokens[3],
+        "reasoning_tokens": tokens[4],
+    }
+    if costs[4] is not None:
+        request["cost_usd"] = costs[4]
+    if duration_ms is not None:
+        request["duration_ms"] = duration_ms
+    found.append(("request", REQUEST_EVENT, request))
+    return found
+
+
+def common_fields(shape: Shape) -> dict[str, object]:
+    model, requested, upstream, provider, route, status, flags = shape
+    common: dict[str, object] = {
+        "model": model,
+        "requested_model": requested,
+        "upstream_model": upstream,
+        "provider": provider,
+        "status_code": status,
+        "route": route,
+        "streamed": bool(flags & 1),
+        "partial": bool(flags & 2),
+        "estimated": bool(flags & 4),
+    }
+    if flags & 8:
+        common["interrupted"] = True
+    return common
+
+
+def _row(request_id: str, suffix: str, kind: str, subject: str, time_us: int, data: str) -> EventRow:
+    event_id = f"{request_id}:{suffix}"
+    return (GATEWAY_SOURCE, event_id, kind, subject, time_us, data, key_hash(GATEWAY_SOURCE, event_id))
+
+
+KnownShapes = dict[tuple[Any, ...], tuple[Shape, dict[str, object]]]  # a writer's cache of checked shapes
+KNOWN_SHAPES_MAX = 10_000
+
+
+def compact(run: Sequence[Event], encoded: Sequence[str], known: KnownShapes) -> CallRow | None:
+    """The call behind `run` (one call's events, in order; `encoded`: their data as JSON), or None when
+    its events are not exactly what the call row derives (the same JSON: equal values, in the same key
+    order, of the same JSON types). `known`: shapes already checked, by their raw values."""
+    last = run[-1]
+    if last.type != REQUEST_EVENT or last.source != GATEWAY_SOURCE or last.time_defaulted:
+        return None
+    if not last.id.endswith(":request"):
+        return None
+    request_id, data, subject, time = last.id[:-8], last.data, last.subject, last.time
+    try:
+        raw = (*tuple(data[name] for name in _RAW_SHAPE), data.get("interrupted"))
+        counts = (
+            _count(data["input_tokens"]),
+            _count(data["output_tokens"]),
+            _count(data["cache_read_tokens"]),
+            _count(data["cache_write_tokens"]),
+            _count(data["reasoning_tokens"]),
+        )
+        duration = data.get("duration_ms")
+        if duration is not None:
+            duration = _count(duration)
+        checked = known.get(raw)
+        if checked is None:
+            shape = _shape(data)
+            checked = (shape, common_fields(shape))
+            if len(known) >= KNOWN_SHAPES_MAX:
+                known.clear()
+            known[raw] = checked
+    except (KeyError, TypeError, ValueError):
+        return None
+    try:
+        costs: list[str | None] = [None, None, None, None, _cost(data.get("cost_usd"))]
+        index = 0
+        for event in run[:-1]:
+            while index < 4 and event.id != f"{request_id}:{TOKEN_SUFFIXES[index]}":
+                index += 1
+            if index == 4:
+                return None
+            costs[index] = _cost(event.data.get("cost_usd"))
+    except ValueError:
+        return None
+    shape, common = checked
+    derived = derived_data(shape, counts, costs, duration, common)
+    if len(derived) != len(run):
+        return None
+    time_us = to_micros(time)
+    rows = []
+    for (suffix, kind, expected), event, text in zip(derived, run, encoded, strict=True):
+        row = _row(request_id, suffix, kind, subject, time_us, text)
+        if row[1] != event.id or kind != event.type or event.subject != subject or event.time_defaulted:
+            return None
+        # The same JSON bytes: equal values, in the same key order, of the same JSON types (True is not 1).
+        if event.source != GATEWAY_SOURCE or event.time != time or orjson.dumps(expected).decode() != text:
+            return None
+        rows.append(row)
+    cost_row = (costs[0], costs[1], costs[2], costs[3], costs[4])
+    return CallRow(request_id, subject, time_us, shape, counts, cost_row, duration, tuple(rows))
+
+
+_RAW_SHAPE = (
+    "model",
+    "requested_model",
+    "upstream_model",
+    "provider",
+    "route",
+    "status_code",
+    "streamed",
+    "partial",
+    "estimated",
+)
+
+
+def _shape(data: dict[str, Any]) -> Shape:
+    texts = [data[name] for name in COMMON if name != "status_code"]
+    status = data["status_code"]
+    if not all(type(t) is str and t.isprintable() for t in texts):
+        raise ValueError("not a plain text")
+    if type(status) is not int or not -INT32 <= status < INT32:
+        raise ValueError("not a status")
+    flags = 0
+    for bit, name in enumerate(FLAGS):
+        value = data[name]
+        if type(value) is not bool:
+            raise ValueError("not a flag")
+        flags |= int(value) << bit
+    if "interrupted" in data:
+        if data["interrupted"] is not True:
+            raise ValueError("not a flag")
+        flags |= 8
+    model, requested, upstream, provider, route = texts
+    return (model, requested, upstream, provider, route, status, flags)
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < INT32:
+        raise ValueError("not a count")
+    return value
+
+
+def _cost(value: Any) -> str | None:
+    if value is None or (type(value) is str and "\x00" not in value):  # PostgreSQL text holds no NUL
+        return value
+    raise ValueError("not a cost text")
+
+
+def gateway_runs(batch: Sequence[Event]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive gateway events of one request id ending in its `R:request`."""
+    runs: list[tuple[int, int]] = []
+    start, current = 0, None
+    for index, event in enumerate(batch):
+        parts = split_id(event.id) if event.source == GATEWAY_SOURCE else None
+        if parts is None:
+            current = None
+            continue
+        if parts[0] != current:
+            start, current = index, parts[0]
+        if parts[1] == 4:
+            runs.append((start, index + 1))
+            current = None
+    return runs

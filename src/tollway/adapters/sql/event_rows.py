@@ -1,0 +1,221 @@
+"""Stored events as every reader sees them: the `events` table and the events derived from `llm_calls`.
+
+`source_sql` gives one SELECT of both, UNION ALL, with the same columns as the events table (seq, id,
+source, type, subject, time_us, stored_us, data). The conditions go into each arm on its stored
+columns, so each is an index range: a call's derived event k (0..4: input, output, cache_read,
+cache_write, request) has sequence number `seq + k`, type `llm.tokens` (k < 4) or `llm.request`, id
+`request_id:suffix`, and its `data` is built in SQL (json_object on SQLite, json_build_object on
+PostgreSQL) with the keys and values `calls.derived_rows` gives in Python (tested equal). Parameters
+are named; `style` spells a placeholder (sqlite3 `:name`, psycopg `%(name)s`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tollway.adapters.sql.calls import SEQ_SPAN, request_hash, split_id
+from tollway.metering.llm import GATEWAY_SOURCE, REQUEST_EVENT, TOKENS_EVENT
+
+COLUMNS = "seq, id, source, type, subject, time_us, stored_us, data"
+Style = Callable[[str], str]
+
+
+def sqlite_style(name: str) -> str:
+    return f":{name}"
+
+
+def postgres_style(name: str) -> str:
+    return f"%({name})s"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which stored events: every condition given must hold (bounds as in EventFilter; seq: low < seq <= high)."""
+
+    event_type: str | None = None
+    seq_after: int | None = None
+    seq_upto: int | None = None
+    start_us: int | None = None
+    end_us: int | None = None
+    stored_from_us: int | None = None
+    stored_to_us: int | None = None
+    event_id: str | None = None
+    subjects: Sequence[str] | None = None
+    by_seq: bool = False  # the sequence range drives the read: keep the database off the type's index
+    columns: str = COLUMNS  # which of COLUMNS to select, in this order
+
+
+def source_sql(
+    postgres: bool, where: Where, params: dict[str, Any], *, order: str = "", limit: int | None = None
+) -> str:
+    """A SELECT of COLUMNS over both encodings; its parameters are added to `params`. With `order` and
+    `limit`, each arm is ordered and cut first (the caller orders the union again)."""
+    style = postgres_style if postgres else sqlite_style
+    arms = [_events_arm(where, params, style, postgres)]
+    calls = _calls_arm(postgres, where, params, style)
+    if calls is not None:
+        arms.append(calls)
+    if limit is not None:
+        params["arm_limit"] = limit
+        arms = [f"SELECT * FROM ({arm} ORDER BY {order} LIMIT {style('arm_limit')}) a{n}" for n, arm in enumerate(arms)]
+    return " UNION ALL ".join(arms)
+
+
+def calls_sql(postgres: bool, where: Where, params: dict[str, Any]) -> str:
+    """The events derived from `llm_calls` alone (COLUMNS), for `where` (which must not name another type)."""
+    arm = _calls_arm(postgres, where, params, postgres_style if postgres else sqlite_style)
+    assert arm is not None
+    return arm
+
+
+def _common(where: Where, params: dict[str, Any], style: Style, prefix: str) -> list[str]:
+    conditions = []
+    for bound, name, op in (
+        (where.start_us, "start_us", ">="),
+        (where.end_us, "end_us", "<"),
+        (where.stored_from_us, "stored_from", ">="),
+        (where.stored_to_us, "stored_to", "<="),
+    ):
+        if bound is not None:
+            params[name] = bound
+            column = "stored_us" if name.startswith("stored") else "time_us"
+            conditions.append(f"{prefix}{column} {op} {style(name)}")
+    if where.subjects is not None:
+        names = []
+        for n, subject in enumerate(dict.fromkeys(where.subjects)):
+            params[f"s{n}"] = subject
+            names.append(style(f"s{n}"))
+        conditions.append(f"{prefix}subject IN ({', '.join(names)})" if names else "1 = 0")
+    return conditions
+
+
+def _events_arm(where: Where, params: dict[str, Any], style: Style, postgres: bool) -> str:
+    conditions = _common(where, params, style, "")
+    if where.seq_after is not None:
+        params["seq_after"] = where.seq_after
+        conditions.append(f"seq > {style('seq_after')}")
+    if where.seq_upto is not None:
+        params["seq_upto"] = where.seq_upto
+        conditions.append(f"seq <= {style('seq_upto')}")
+    if where.event_id is not None:
+        params["event_id"] = where.event_id
+        conditions.append(f"id = {style('event_id')}")
+    typed = ""
+    if where.event_type is not None:
+        params["event_type"] = where.event_type
+        typed = f"type = {style('event_type')}"
+        if where.by_seq and postgres:  # a fenced subquery: the range by primary key, then the type
+            inner = f"SELECT {where.columns}, type FROM events WHERE {' AND '.join(conditions) or 'true'} OFFSET 0"
+            return f"SELECT {where.columns} FROM ({inner}) r WHERE {typed}"
+        conditions.append(("+" if where.by_seq else "") + typed)
+    return f"SELECT {where.columns} FROM events" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
+
+
+def _calls_arm(postgres: bool, where: Where, params: dict[str, Any], style: Style) -> str | None:
+    conditions = _common(where, params, style, "c.")
+    if where.event_type == TOKENS_EVENT:
+        conditions.append("k.k < 4")
+    elif where.event_type == REQUEST_EVENT:
+        conditions.append("k.k = 4")
+    elif where.event_type is not None:
+        return None
+    if where.seq_after is not None:
+        params["seq_after"] = where.seq_after
+        conditions += [f"c.seq > {style('seq_after')} - {SEQ_SPAN - 1}", f"c.seq + k.k > {style('seq_after')}"]
+    if where.seq_upto is not None:
+        params["seq_upto"] = where.seq_upto
+        conditions += [f"c.seq <= {style('seq_upto')}", f"c.seq + k.k <= {style('seq_upto')}"]
+    if where.event_id is not None:
+        parts = split_id(where.event_id)
+        if parts is None:
+            return None
+        params["call_hash"], params["call_id"], params["call_k"] = request_hash(parts[0]), parts[0], parts[1]
+        conditions += [f"c.key_hash = {style('call_hash')}", f"c.request_id = {style('call_id')}"]
+        conditions.append(f"k.k = {style('call_k')}")
+    conditions.append("(k.k IN (0, 1, 4) OR (k.k = 2 AND c.cache_read <> 0) OR (k.k = 3 AND c.cache_write <> 0))")
+    ks = (
+        "(VALUES (0), (1), (2), (3), (4)) AS k(k)"
+        if postgres
+        else "(SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) k"
+    )
+    expressions = {
+        "seq": "c.seq + k.k",
+        "id": f"c.request_id || {_SUFFIX}",
+        "source": f"'{GATEWAY_SOURCE}'",
+        "type": f"CASE WHEN k.k = 4 THEN '{REQUEST_EVENT}' ELSE '{TOKENS_EVENT}' END",
+        "subject": "c.subject",
+        "time_us": "c.time_us",
+        "stored_us": "c.stored_us",
+        "data": _postgres_data() if postgres else _sqlite_data(),
+    }
+    selected = ", ".join(f"{expressions[name]} AS {name}" for name in where.columns.split(", "))
+    return (
+        f"SELECT {selected} FROM llm_calls c CROSS JOIN {ks} "
+        f"JOIN llm_call_shapes s ON s.id = c.shape WHERE {' AND '.join(conditions)}"
+    )
+
+
+_SUFFIX = (
+    "CASE k.k WHEN 0 THEN ':input' WHEN 1 THEN ':output' WHEN 2 THEN ':cache_read' "
+    "WHEN 3 THEN ':cache_write' ELSE ':request' END"
+)
+_TYPE = "CASE k.k WHEN 0 THEN 'input' WHEN 1 THEN 'output' WHEN 2 THEN 'cache_read' ELSE 'cache_write' END"
+_TOKENS = "CASE k.k WHEN 0 THEN c.input WHEN 1 THEN c.output WHEN 2 THEN c.cache_read ELSE c.cache_write END"
+_COST = (
+    "CASE k.k WHEN 0 THEN c.cost_input WHEN 1 THEN c.cost_output WHEN 2 THEN c.cost_cache_read "
+    "ELSE c.cost_cache_write END"
+)
+_TEXTS = (
+    "'model', s.model, 'requested_model', s.requested_model, 'upstream_model', s.upstream_model, "
+    "'provider', s.provider, 'status_code', s.status_code, 'route', s.route"
+)
+_COUNTS = (
+    "'input_tokens', c.input, 'output_tokens', c.output, 'cache_read_tokens', c.cache_read, "
+    "'cache_write_tokens', c.cache_write, 'reasoning_tokens', c.reasoning"
+)
+
+
+def _sqlite_data() -> str:
+    """json_object, then json_remove drops the optional keys a call does not have ('$.x' removes nothing)."""
+    flags = ", ".join(
+        f"'{name}', json(CASE WHEN s.flags & {bit} THEN 'true' ELSE 'false' END)"
+        for name, bit in (("streamed", 1), ("partial", 2), ("estimated", 4))
+    )
+    common = f"{_TEXTS}, {flags}, 'interrupted', json('true')"
+    interrupted = "CASE WHEN s.flags & 8 THEN '$.x' ELSE '$.interrupted' END"
+    tokens = (
+        f"json_remove(json_object('tokens', {_TOKENS}, 'type', {_TYPE}, {common}, 'reasoning_tokens', c.reasoning, "
+        f"'cost_usd', {_COST}), {interrupted}, CASE WHEN k.k = 1 THEN '$.x' ELSE '$.reasoning_tokens' END, "
+        f"CASE WHEN ({_COST}) IS NULL THEN '$.cost_usd' ELSE '$.x' END)"
+    )
+    request = (
+        f"json_remove(json_object({common}, {_COUNTS}, 'cost_usd', c.cost_total, 'duration_ms', c.duration_ms), "
+        f"{interrupted}, CASE WHEN c.cost_total IS NULL THEN '$.cost_usd' ELSE '$.x' END, "
+        "CASE WHEN c.duration_ms IS NULL THEN '$.duration_ms' ELSE '$.x' END)"
+    )
+    return f"CASE WHEN k.k = 4 THEN {request} ELSE {tokens} END"
+
+
+def _postgres_data() -> str:
+    """json_build_object keeps the keys in order; json_strip_nulls drops the optional ones a call lacks
+    (no derived key is ever null otherwise)."""
+    flags = ", ".join(
+        f"'{name}', (s.flags & {bit}) <> 0" for name, bit in (("streamed", 1), ("partial", 2), ("estimated", 4))
+    )
+    common = f"{_TEXTS}, {flags}, 'interrupted', CASE WHEN (s.flags & 8) <> 0 THEN true END"
+    tokens = (
+        f"json_build_object('tokens', {_TOKENS}, 'type', {_TYPE}, {common}, "
+        f"'reasoning_tokens', CASE WHEN k.k = 1 THEN c.reasoning END, 'cost_usd', {_COST})"
+    )
+    request = f"json_build_object({common}, {_COUNTS}, 'cost_usd', c.cost_total, 'duration_ms', c.duration_ms)"
+    return f"json_strip_nulls(CASE WHEN k.k = 4 THEN {request} ELSE {tokens} END)::text"
+
+
+def max_seq_sql() -> str:
+    """The highest sequence number stored or reserved (NULL when nothing is)."""
+    return (
+        "SELECT max(seq) FROM (SELECT max(seq) AS seq FROM events UNION ALL "
+        f"SELECT max(seq) + {SEQ_SPAN - 1} FROM llm_calls) t"
+    )
