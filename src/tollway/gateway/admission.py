@@ -49,7 +49,7 @@ def requested_output(payload: Mapping[str, Any] | None) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     generation = payload.get("generationConfig")
-    if isinstance(generation, Mapping):
+    if generation is not None and isinstance(generation, Mapping):  # (an ABC check costs: skipped when absent)
         value = generation.get("maxOutputTokens")
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value

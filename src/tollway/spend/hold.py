@@ -100,7 +100,9 @@ class Hold:
         for index, name in self._budgets:
             ask, before = self._asks[index], self._before[index]
             spent = self._actual[index] if self._actual is not None else ask.amount
-            left = max((ask.limit or Decimal(0)) - before.used - before.reserved - spent, Decimal(0))
+            left = (ask.limit or _ZERO) - before.used - before.reserved - spent
+            if left < 0:
+                left = _ZERO
             if tightest is None or left < tightest[1]:
                 tightest = (name, left)
         return tightest
@@ -118,6 +120,7 @@ class Hold:
         return rate_headers(self.family, found, self.at)
 
 
+_ZERO = Decimal(0)
 PREPAID_KEY = "prepaid-credits"
 
 

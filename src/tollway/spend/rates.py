@@ -166,9 +166,10 @@ def standing(governed: Governed, before: Counter, spent: Decimal) -> Standing | 
     if rate is None or slide is None or rate.metric == "cost":
         return None
     current = before.used + before.reserved + spent
-    left = rate.limit - counted(before.previous, current, slide.weight)
-    remaining = max(left.to_integral_value(rounding=ROUND_FLOOR), _ZERO)
-    return rate.metric, rate.limit, remaining, empty_in_us(before.previous, current, slide)
+    previous = before.previous
+    left = rate.limit - (counted(previous, current, slide.weight) if previous else current)
+    remaining = left.to_integral_value(rounding=ROUND_FLOOR) if left > 0 else _ZERO
+    return rate.metric, rate.limit, remaining, empty_in_us(previous, current, slide)
 
 
 def _header_names(family: str, group: str) -> tuple[bytes, bytes, bytes]:
@@ -193,6 +194,9 @@ def rate_headers(family: str, standings: Sequence[Standing], now: datetime) -> l
         return []
     anthropic = family == "anthropic"
     groups: dict[str, Standing] = {}
+    if len(standings) == 1 and standings[0][0] == "requests":  # the common case: one requests limit
+        groups["requests"] = standings[0]
+        standings = ()
     for found in standings:
         metric = found[0]
         if metric == "requests":
