@@ -51,8 +51,11 @@ _ZERO = Decimal(0)
 # number is still an exact integer.
 RESERVE = """
 local function words(s)
-  local t = {}
-  for w in string.gmatch(s, '%S+') do t[#t + 1] = w end
+  local t, n = {}, 0
+  for w in string.gmatch(s, '%S+') do
+    n = n + 1
+    t[n] = w
+  end
   return t
 end
 local st = words(ARGV[1])
@@ -90,14 +93,15 @@ for a = 2, #ARGV do
     local refused, tightest = -1, 0
     for i = 0, n - 1 do
       local c = counter(tonumber(t[6 * i + 1]))
-      local p = 0
+      local p, ps = 0, '0'
       if t[6 * i + 5] ~= '0' then
         local q = counter(tonumber(t[6 * i + 5]))
         p = q.un + q.r
+        if p ~= 0 then ps = string.format('%.0f', p) end
       end
       local r = c.r0
       if c.moved then r = string.format('%.0f', c.r) end
-      before[#before + 1] = (c.u or '0') .. ' ' .. r .. ' ' .. string.format('%.0f', p)
+      before[i + 1] = (c.u or '0') .. ' ' .. r .. ' ' .. ps
       local limit = t[6 * i + 3]
       if limit ~= '-' then
         local counted = c.un + c.r
