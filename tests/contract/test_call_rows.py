@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -280,3 +281,39 @@ async def test_a_downgrade_moves_the_calls_back_into_events(store: SqlEventStore
         assert await again.insert_events(events) == 0
     finally:
         await again.close()
+
+
+async def test_folds_of_call_rows_answer_as_the_reference(store: SqlEventStore) -> None:
+    """Meters over the calls' events, folded in the database from derived data that holds only the keys each
+    meter reads, against the in-memory reference over the same events."""
+    from tollway.adapters.memory.store import MemoryEventStore
+
+    meters = [
+        Meter("in_by_model", "llm.request", Aggregation.SUM, "$.input_tokens", {"m": "$.model", "p": "$.provider"}),
+        Meter("cost", "llm.request", Aggregation.SUM, "$.cost_usd", {"s": "$.streamed"}),
+        Meter("biggest", "llm.tokens", Aggregation.MAX, "$.tokens", {"t": "$.type", "i": "$.interrupted"}),
+        Meter("last", "llm.tokens", Aggregation.LATEST, "$.tokens", {"r": "$.reasoning_tokens"}),
+        Meter("slow", "llm.request", Aggregation.MIN, "$.duration_ms"),
+        Meter("calls", "llm.request", Aggregation.COUNT),
+        Meter("odd", "llm.tokens", Aggregation.SUM, "$.tokens.deep", {"x": "$[0]"}),
+    ]
+    events = [event for c in CALLS for event in llm_call_events(c)]
+    reference = MemoryEventStore(FrozenClock(NOW))
+    answers = []
+    for target in (store, reference):
+        service = MeteringService(target, FrozenClock(NOW))
+        await service.sync_meters([replace(m, managed_by="config") for m in meters])
+        await target.insert_events(events)
+        while await target.roll_up(5):
+            pass
+        got = {}
+        for meter in meters:
+            groups = tuple(meter.group_by)
+            rows = await service.query(meter.slug, MeterQuery(start=NOW - timedelta(days=1), end=NOW, group_by=groups))
+            got[meter.slug] = sorted((repr(sorted(r.group_by.items())), r.value) for r in rows)
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert answers[0]["calls"] == [("[]", Decimal(len(CALLS)))]
+    assert ("[('m', 'gpt-4o'), ('p', 'openai')]", Decimal(sum(c.usage.input for c in CALLS[:5] if c.usage))) in answers[
+        0
+    ]["in_by_model"]

@@ -45,6 +45,7 @@ class Where:
     subjects: Sequence[str] | None = None
     by_seq: bool = False  # the sequence range drives the read: keep the database off the type's index
     columns: str = COLUMNS  # which of COLUMNS to select, in this order
+    data_keys: tuple[str, ...] | None = None  # derived events' data: only these top-level keys (folds)
 
 
 def source_sql(
@@ -148,7 +149,7 @@ def _calls_arm(postgres: bool, where: Where, params: dict[str, Any], style: Styl
         "subject": "c.subject",
         "time_us": "c.time_us",
         "stored_us": "c.stored_us",
-        "data": _postgres_data() if postgres else _sqlite_data(),
+        "data": _data(postgres, where.data_keys),
     }
     selected = ", ".join(f"{expressions[name]} AS {name}" for name in where.columns.split(", "))
     return (
@@ -167,50 +168,57 @@ _COST = (
     "CASE k.k WHEN 0 THEN c.cost_input WHEN 1 THEN c.cost_output WHEN 2 THEN c.cost_cache_read "
     "ELSE c.cost_cache_write END"
 )
-_TEXTS = (
-    "'model', s.model, 'requested_model', s.requested_model, 'upstream_model', s.upstream_model, "
-    "'provider', s.provider, 'status_code', s.status_code, 'route', s.route"
+_OPTIONAL = ("interrupted", "reasoning_tokens", "cost_usd", "duration_ms")  # keys a derived event may lack
+_FLAGS = (("streamed", 1), ("partial", 2), ("estimated", 4))
+_TEXT_KEYS = ("model", "requested_model", "upstream_model", "provider", "status_code", "route")
+_COUNT_KEYS = (
+    ("input_tokens", "input"),
+    ("output_tokens", "output"),
+    ("cache_read_tokens", "cache_read"),
+    ("cache_write_tokens", "cache_write"),
+    ("reasoning_tokens", "reasoning"),
 )
-_COUNTS = (
-    "'input_tokens', c.input, 'output_tokens', c.output, 'cache_read_tokens', c.cache_read, "
-    "'cache_write_tokens', c.cache_write, 'reasoning_tokens', c.reasoning"
-)
 
 
-def _sqlite_data() -> str:
-    """json_object, then json_remove drops the optional keys a call does not have ('$.x' removes nothing)."""
-    flags = ", ".join(
-        f"'{name}', json(CASE WHEN s.flags & {bit} THEN 'true' ELSE 'false' END)"
-        for name, bit in (("streamed", 1), ("partial", 2), ("estimated", 4))
-    )
-    common = f"{_TEXTS}, {flags}, 'interrupted', json('true')"
-    interrupted = "CASE WHEN s.flags & 8 THEN '$.x' ELSE '$.interrupted' END"
-    tokens = (
-        f"json_remove(json_object('tokens', {_TOKENS}, 'type', {_TYPE}, {common}, 'reasoning_tokens', c.reasoning, "
-        f"'cost_usd', {_COST}), {interrupted}, CASE WHEN k.k = 1 THEN '$.x' ELSE '$.reasoning_tokens' END, "
-        f"CASE WHEN ({_COST}) IS NULL THEN '$.cost_usd' ELSE '$.x' END)"
-    )
-    request = (
-        f"json_remove(json_object({common}, {_COUNTS}, 'cost_usd', c.cost_total, 'duration_ms', c.duration_ms), "
-        f"{interrupted}, CASE WHEN c.cost_total IS NULL THEN '$.cost_usd' ELSE '$.x' END, "
-        "CASE WHEN c.duration_ms IS NULL THEN '$.duration_ms' ELSE '$.x' END)"
-    )
-    return f"CASE WHEN k.k = 4 THEN {request} ELSE {tokens} END"
+def _keys(postgres: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(key, value) of a token event's data and of a request event's data, in `llm_call_events`' order. A NULL
+    value means the key is absent (interrupted only when true, reasoning_tokens only on output, cost_usd and
+    duration_ms only when known); no derived key is null otherwise."""
+    if postgres:
+        flags = [(name, f"(s.flags & {bit}) <> 0") for name, bit in _FLAGS]
+        interrupted = "CASE WHEN (s.flags & 8) <> 0 THEN true END"
+    else:  # json() makes 'true' a JSON true inside json_object
+        flags = [(name, f"json(CASE WHEN s.flags & {bit} THEN 'true' ELSE 'false' END)") for name, bit in _FLAGS]
+        interrupted = "json(CASE WHEN s.flags & 8 THEN 'true' END)"
+    common = [*((key, f"s.{key}") for key in _TEXT_KEYS), *flags, ("interrupted", interrupted)]
+    tokens = [("tokens", _TOKENS), ("type", _TYPE), *common]
+    tokens += [("reasoning_tokens", "CASE WHEN k.k = 1 THEN c.reasoning END"), ("cost_usd", _COST)]
+    request = [*common, *((key, f"c.{column}") for key, column in _COUNT_KEYS)]
+    request += [("cost_usd", "c.cost_total"), ("duration_ms", "c.duration_ms")]
+    return tokens, request
 
 
-def _postgres_data() -> str:
-    """json_build_object keeps the keys in order; json_strip_nulls drops the optional ones a call lacks
-    (no derived key is ever null otherwise)."""
-    flags = ", ".join(
-        f"'{name}', (s.flags & {bit}) <> 0" for name, bit in (("streamed", 1), ("partial", 2), ("estimated", 4))
-    )
-    common = f"{_TEXTS}, {flags}, 'interrupted', CASE WHEN (s.flags & 8) <> 0 THEN true END"
-    tokens = (
-        f"json_build_object('tokens', {_TOKENS}, 'type', {_TYPE}, {common}, "
-        f"'reasoning_tokens', CASE WHEN k.k = 1 THEN c.reasoning END, 'cost_usd', {_COST})"
-    )
-    request = f"json_build_object({common}, {_COUNTS}, 'cost_usd', c.cost_total, 'duration_ms', c.duration_ms)"
-    return f"json_strip_nulls(CASE WHEN k.k = 4 THEN {request} ELSE {tokens} END)::text"
+def _data(postgres: bool, wanted: Sequence[str] | None) -> str:
+    """The `data` of a derived event as JSON text; with `wanted`, only those top-level keys (what a meter's
+    paths read: the same values at those paths, less to build and parse)."""
+    objects = []
+    for pairs in _keys(postgres):
+        chosen = [(key, value) for key, value in pairs if wanted is None or key in wanted]
+        if not chosen:
+            objects.append("json_build_object()" if postgres else "json_object()")
+            continue
+        arguments = ", ".join(f"'{key}', {value}" for key, value in chosen)
+        if postgres:
+            objects.append(f"json_build_object({arguments})")
+            continue
+        # json_remove drops the keys whose value is NULL ('$.x' removes nothing: no derived key is named x)
+        paths = [
+            f"CASE WHEN ({value}) IS NULL THEN '$.{key}' ELSE '$.x' END" for key, value in chosen if key in _OPTIONAL
+        ]
+        built = f"json_object({arguments})"
+        objects.append(f"json_remove({built}, {', '.join(paths)})" if paths else built)
+    chosen_data = f"CASE WHEN k.k = 4 THEN {objects[1]} ELSE {objects[0]} END"
+    return f"json_strip_nulls({chosen_data})::text" if postgres else chosen_data
 
 
 def max_seq_sql() -> str:

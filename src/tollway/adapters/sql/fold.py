@@ -185,8 +185,29 @@ FOLD_COLUMNS = "seq, id, source, subject, time_us, data"
 def _range_source(meter: Meter, *, postgres: bool) -> str:
     """The meter's events with seq_after < seq <= seq_upto, stored either way (event_rows.py); run with
     the parameters `range_params` gives."""
-    where = Where(event_type=meter.event_type, seq_after=0, seq_upto=0, by_seq=True, columns=FOLD_COLUMNS)
+    where = Where(
+        event_type=meter.event_type,
+        seq_after=0,
+        seq_upto=0,
+        by_seq=True,
+        columns=FOLD_COLUMNS,
+        data_keys=read_keys(meter),
+    )
     return source_sql(postgres, where, {})
+
+
+def read_keys(meter: Meter) -> tuple[str, ...] | None:
+    """The top-level data keys the meter's paths start with (None: a path reads the whole data). A gateway
+    call's derived events are built with only these for its folds: the same values at the meter's paths."""
+    keys: list[str] = []
+    paths = [*meter.group_by.values(), *([meter.value_property] if meter.value_property else [])]
+    for path in paths:
+        steps = compile_path(path)
+        if not steps:
+            return None
+        if isinstance(steps[0], str):
+            keys.append(steps[0])
+    return tuple(dict.fromkeys(keys))
 
 
 def range_params(low: int, high: int, event_type: str) -> dict[str, Any]:
