@@ -158,6 +158,14 @@ async def test_redis_down_fails_as_configured(tmp_path: Path, redis_prefix: str,
                 proxy.down()
                 proxy.resume()
             proxy.up()
-            assert (await http.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
+            # back within a few calls: under load the first may spend its 0.2 s replacing a connection the
+            # outage left dead (redis-py finds it on checkout) and fail as configured
+            statuses = []
+            for _ in range(10):
+                statuses.append((await http.post("/v1/chat/completions", json=body, headers=headers)).status_code)
+                if statuses[-1] == 200:
+                    break
+                await asyncio.sleep(0.2)
+            assert statuses[-1] == 200, statuses
     finally:
         proxy.close()
