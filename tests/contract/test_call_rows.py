@@ -317,3 +317,23 @@ async def test_folds_of_call_rows_answer_as_the_reference(store: SqlEventStore) 
     assert ("[('m', 'gpt-4o'), ('p', 'openai')]", Decimal(sum(c.usage.input for c in CALLS[:5] if c.usage))) in answers[
         0
     ]["in_by_model"]
+
+
+async def test_a_writer_from_before_0021_fails_on_postgresql(request: pytest.FixtureRequest) -> None:
+    """It would number its events from the column's sequence, below the numbers the writer gave: refused."""
+    from sqlalchemy.exc import DBAPIError
+
+    engine = create_sql_engine(request.getfixturevalue("postgres_url"))
+    await asyncio.to_thread(upgrade, engine)
+    store = SqlEventStore(engine, FrozenClock(NOW))
+    try:
+        await store.insert_events(llm_call_events(CALLS[0]))
+    finally:
+        await store.close()
+    old = (
+        "INSERT INTO events (source, id, type, subject, time_us, stored_us, data, key_hash)"
+        " VALUES ('t', '1', 'api.tokens', 'acme', 1, 1, '{}', 7)"
+    )
+    with pytest.raises(DBAPIError, match="seq"), engine.begin() as connection:
+        connection.execute(text(old))
+    engine.dispose()
