@@ -50,6 +50,12 @@ class BudgetCreate(_Body):
     route_to: str | None = Field(
         default=None, alias="routeTo", description="degrade: the cheaper model to route calls to."
     )
+    on_redis_failure: Literal["open", "closed"] | None = Field(
+        default=None,
+        alias="onRedisFailure",
+        description="Redis unreachable or slow: open admits calls unchecked, closed refuses them (503); "
+        "null: the gateway's TOLLWAY_SPEND_REDIS_FAILURE.",
+    )
 
 
 class BudgetPatch(_Body):
@@ -62,6 +68,7 @@ class BudgetPatch(_Body):
     hard: bool | None = None
     on_exceeded: Literal["refuse", "degrade"] | None = Field(default=None, alias="onExceeded")
     route_to: str | None = Field(default=None, alias="routeTo")
+    on_redis_failure: Literal["open", "closed"] | None = Field(default=None, alias="onRedisFailure")
 
 
 def budget_json(budget: Budget, status: BudgetStatus) -> dict[str, Any]:
@@ -77,6 +84,7 @@ def budget_json(budget: Budget, status: BudgetStatus) -> dict[str, Any]:
         "hard": budget.hard,
         "onExceeded": budget.on_exceeded,
         "routeTo": budget.route_to,
+        "onRedisFailure": budget.on_redis_failure,
         "managedBy": budget.managed_by,
         "currency": status.currency,
         "used": decimal_text(status.used),

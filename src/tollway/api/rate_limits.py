@@ -43,6 +43,12 @@ class RateLimitCreate(_Body):
         json_schema_extra=_DECIMAL,
     )
     window: Window | None = Field(default=None, description="minute (the default), hour or day; none for in_flight.")
+    on_redis_failure: Literal["open", "closed"] | None = Field(
+        default=None,
+        alias="onRedisFailure",
+        description="Redis unreachable or slow: open admits calls unchecked, closed refuses them (503); "
+        "null: the gateway's TOLLWAY_SPEND_REDIS_FAILURE.",
+    )
 
 
 class RateLimitPatch(_Body):
@@ -52,6 +58,7 @@ class RateLimitPatch(_Body):
     metric: Metric | None = None
     limit: str | None = Field(default=None, json_schema_extra=_DECIMAL)
     window: Window | None = None
+    on_redis_failure: Literal["open", "closed"] | None = Field(default=None, alias="onRedisFailure")
 
 
 def rate_limit_json(limit: RateLimit) -> dict[str, Any]:
@@ -64,6 +71,7 @@ def rate_limit_json(limit: RateLimit) -> dict[str, Any]:
         "metric": limit.metric,
         "limit": decimal_text(limit.limit),
         "window": limit.window,
+        "onRedisFailure": limit.on_redis_failure,
         "managedBy": limit.managed_by,
         "createdAt": format_time(limit.created_at) if limit.created_at is not None else None,
         "updatedAt": format_time(limit.updated_at) if limit.updated_at is not None else None,

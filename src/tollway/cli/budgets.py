@@ -68,6 +68,13 @@ def budgets_create(
     window: Annotated[str, typer.Option(help="billing_period, month, day, hour or lifetime.")] = "billing_period",
     soft: Annotated[bool, typer.Option("--soft", help="Count only; never refuse a call.")] = False,
     name: Annotated[str | None, typer.Option(help="A display name.")] = None,
+    on_redis_failure: Annotated[
+        str | None,
+        typer.Option(
+            "--on-redis-failure",
+            help="Redis unreachable: open (admit unchecked) or closed (refuse); default: TOLLWAY_SPEND_REDIS_FAILURE.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a budget on a customer, a consumer or an API key.
@@ -92,6 +99,8 @@ def budgets_create(
     }
     if name is not None:
         body["name"] = name
+    if on_redis_failure is not None:
+        body["onRedisFailure"] = on_redis_failure
     answer = request("POST", "/api/v1/budgets", body)
     show(answer, as_json, lambda a: fields_table(f"budget {a['key']} created", a))
 
@@ -104,9 +113,15 @@ def budgets_update(
     hard: Annotated[
         bool | None, typer.Option("--hard/--soft", help="Refuse calls (hard) or only count (soft).")
     ] = None,
+    on_redis_failure: Annotated[
+        str | None,
+        typer.Option(
+            "--on-redis-failure", help="Redis unreachable: open, closed, or default (TOLLWAY_SPEND_REDIS_FAILURE)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Change a budget's limit, window or hardness.
+    """Change a budget's limit, window, hardness or what it does when Redis is unreachable.
 
     Example: tollway budgets update acme-monthly --limit 80
     """
@@ -117,6 +132,8 @@ def budgets_update(
         body["window"] = window
     if hard is not None:
         body["hard"] = hard
+    if on_redis_failure is not None:
+        body["onRedisFailure"] = None if on_redis_failure == "default" else on_redis_failure
     answer = request("PATCH", f"/api/v1/budgets/{budget}", body)
     show(answer, as_json, lambda a: fields_table(f"budget {a['key']} updated", a))
 

@@ -62,6 +62,13 @@ def rate_limits_create(
     model: Annotated[str | None, typer.Option(help="On this model (its name), or '*' for each.")] = None,
     window: Annotated[str | None, typer.Option(help="minute (default), hour or day; none for in_flight.")] = None,
     name: Annotated[str | None, typer.Option(help="A display name.")] = None,
+    on_redis_failure: Annotated[
+        str | None,
+        typer.Option(
+            "--on-redis-failure",
+            help="Redis unreachable: open (admit unchecked) or closed (refuse); default: TOLLWAY_SPEND_REDIS_FAILURE.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a rate limit on a consumer, an API key, a customer or a model.
@@ -77,6 +84,8 @@ def rate_limits_create(
         body["window"] = window
     if name is not None:
         body["name"] = name
+    if on_redis_failure is not None:
+        body["onRedisFailure"] = on_redis_failure
     answer = request("POST", "/api/v1/rate-limits", body)
     show(answer, as_json, lambda a: fields_table(f"rate limit {a['key']} created", a))
 
@@ -86,9 +95,15 @@ def rate_limits_update(
     limit: Key,
     new_limit: Annotated[str | None, typer.Option("--limit", help="New limit (decimal).")] = None,
     window: Annotated[str | None, typer.Option(help="New window.")] = None,
+    on_redis_failure: Annotated[
+        str | None,
+        typer.Option(
+            "--on-redis-failure", help="Redis unreachable: open, closed, or default (TOLLWAY_SPEND_REDIS_FAILURE)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Change a rate limit's limit or window.
+    """Change a rate limit's limit, window or what it does when Redis is unreachable.
 
     Example: tollway rate-limits update each-rpm --limit 120
     """
@@ -97,6 +112,8 @@ def rate_limits_update(
         body["limit"] = new_limit
     if window is not None:
         body["window"] = window
+    if on_redis_failure is not None:
+        body["onRedisFailure"] = None if on_redis_failure == "default" else on_redis_failure
     answer = request("PATCH", f"/api/v1/rate-limits/{limit}", body)
     show(answer, as_json, lambda a: fields_table(f"rate limit {a['key']} updated", a))
 

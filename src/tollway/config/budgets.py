@@ -25,6 +25,7 @@ class SpendBudgetConfig(Strict):
     hard: bool = True
     on_exceeded: Literal["refuse", "degrade"] = "refuse"
     route_to: str | None = Field(default=None, min_length=1)  # degrade: the cheaper model calls are routed to
+    on_redis_failure: Literal["open", "closed"] | None = None  # Redis unreachable; None: TOLLWAY_SPEND_REDIS_FAILURE
 
     @model_validator(mode="after")
     def _one_target(self) -> SpendBudgetConfig:
@@ -59,6 +60,7 @@ class SpendBudgetConfig(Strict):
             managed_by="config",
             on_exceeded=self.on_exceeded,
             route_to=self.route_to,
+            on_redis_failure=self.on_redis_failure,
         )
 
 
@@ -74,6 +76,7 @@ class SpendRateLimitConfig(Strict):
     metric: Literal["requests", "tokens", "input_tokens", "output_tokens", "cost", "in_flight"]
     limit: Amount
     window: Literal["minute", "hour", "day"] | None = None  # required except for in_flight
+    on_redis_failure: Literal["open", "closed"] | None = None  # Redis unreachable; None: TOLLWAY_SPEND_REDIS_FAILURE
 
     @model_validator(mode="after")
     def _valid(self) -> SpendRateLimitConfig:
@@ -105,4 +108,5 @@ class SpendRateLimitConfig(Strict):
             window=self.window,
             name=self.name,
             managed_by="config",
+            on_redis_failure=self.on_redis_failure,
         )

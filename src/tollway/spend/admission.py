@@ -149,6 +149,7 @@ class SpendAdmission:
                 f"{plan.unsubscribed} has no active subscription, and this gateway refuses calls without one.",
                 code="no_subscription",
             )
+        governed: list[Governed] = []
         try:
             if plan.static and call.request_budget is None and call.task_budget is None:
                 governed, pricing = plan.govern(call.worst_cases, now), plan.pricing  # the caller's plan holds
@@ -160,7 +161,7 @@ class SpendAdmission:
                 return None
             return await self._reserve(governed, now, pricing, degrade=degrade)
         except CountersUnavailable as exc:
-            if self._on_unavailable == "open":
+            if self.fails_open(governed):
                 self.unavailable_admits += 1
                 log.warning("spend limits not checked (fail-open): %s", exc.message)
                 return None
@@ -169,6 +170,22 @@ class SpendAdmission:
                 "request was refused; try again shortly.",
                 code="limits_unavailable",
             ) from exc
+
+    def fails_open(self, governed: Sequence[Governed]) -> bool:
+        """Whether a call these limits govern is admitted unchecked when the counters do not answer: only if every
+        limit's `on_redis_failure` (a budget's, a rate limit's; the process default for the others: entitlements,
+        task budgets) is open. A plan's usage counter only prices the call: it has no say."""
+        default = self._on_unavailable
+        said = False
+        for g in governed:
+            rule = g.budget or g.rate
+            if rule is None and g.name[:6] == "usage:":
+                continue
+            said = True
+            chosen = rule.on_redis_failure if rule is not None else None
+            if (chosen or default) == "closed":
+                return False
+        return said or default == "open"
 
     async def _governed(
         self,

@@ -23,6 +23,7 @@ from tollway.spend.windows import WINDOW_KINDS, WindowKind
 BudgetScope = Literal["customer", "consumer", "key"]
 BudgetKind = Literal["money", "tokens"]
 OnExceeded = Literal["refuse", "degrade"]
+OnRedisFailure = Literal["open", "closed"]  # the counter store unreachable: admit unchecked, or refuse (503)
 SCOPES: tuple[BudgetScope, ...] = get_args(BudgetScope)
 KINDS: tuple[BudgetKind, ...] = get_args(BudgetKind)
 KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
@@ -46,6 +47,16 @@ class Budget:
     # call routed to `route_to`, a cheaper model)
     on_exceeded: OnExceeded = "refuse"
     route_to: str | None = None
+    # Redis unreachable or slow: "open" admits unchecked, "closed" refuses; None: the process default
+    # (TOLLWAY_SPEND_REDIS_FAILURE)
+    on_redis_failure: OnRedisFailure | None = None
+
+
+def check_on_redis_failure(value: object) -> None:
+    if value is not None and value not in ("open", "closed"):
+        raise ValidationError(
+            "on_redis_failure must be open or closed (or null: the default)", field="on_redis_failure"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,4 +96,5 @@ def check_budget(budget: Budget) -> Budget:
         raise ValidationError("route_to (a model's name) goes with on_exceeded: degrade", field="route_to")
     if budget.route_to is not None and not 0 < len(budget.route_to) <= 255:
         raise ValidationError("route_to must name a model", field="route_to")
+    check_on_redis_failure(budget.on_redis_failure)
     return budget

@@ -15,7 +15,18 @@ from tollway.spend.config_sync import sync_config_rules
 from tollway.spend.ports import SpendLimitStore
 from tollway.spend.rate_limits_service import RateLimitService
 
-CHANGEABLE = ("scope", "target", "kind", "limit", "window", "hard", "name", "on_exceeded", "route_to")
+CHANGEABLE = (
+    "scope",
+    "target",
+    "kind",
+    "limit",
+    "window",
+    "hard",
+    "name",
+    "on_exceeded",
+    "route_to",
+    "on_redis_failure",
+)
 
 
 class BudgetService:
@@ -42,6 +53,7 @@ class BudgetService:
                 hard=_boolean(fields.get("hard", True)),
                 on_exceeded=fields.get("on_exceeded", "refuse"),
                 route_to=fields.get("route_to"),
+                on_redis_failure=fields.get("on_redis_failure"),
                 name=str(fields.get("name") or ""),
                 managed_by=str(fields.get("managed_by") or "api"),
                 created_at=now,

@@ -22,6 +22,7 @@ from typing import Literal, get_args
 
 from tollway.errors import ValidationError
 from tollway.money import parse_decimal
+from tollway.spend.budgets import OnRedisFailure, check_on_redis_failure
 
 RateScope = Literal["consumer", "key", "customer", "model"]
 RateMetric = Literal["requests", "tokens", "input_tokens", "output_tokens", "cost", "in_flight"]
@@ -59,6 +60,7 @@ class RateLimit:
     managed_by: str = "api"  # api | config
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    on_redis_failure: OnRedisFailure | None = None  # Redis unreachable: open, closed, or None (the default)
 
     @property
     def window_s(self) -> int:
@@ -88,6 +90,7 @@ def check_rate_limit(limit: RateLimit) -> RateLimit:
         raise ValidationError("limit must be > 0", field="limit")
     if limit.metric != "cost" and amount != amount.to_integral_value():
         raise ValidationError(f"a {limit.metric} limit is a whole number", field="limit")
+    check_on_redis_failure(limit.on_redis_failure)
     return limit
 
 

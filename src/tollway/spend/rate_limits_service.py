@@ -14,7 +14,7 @@ from tollway.spend.config_sync import sync_config_rules
 from tollway.spend.ports import RateLimitStore
 from tollway.spend.rate_limits import RateLimit, check_rate_limit
 
-CHANGEABLE = ("scope", "target", "metric", "limit", "window", "name")
+CHANGEABLE = ("scope", "target", "metric", "limit", "window", "name", "on_redis_failure")
 
 
 class RateLimitService:
@@ -35,6 +35,7 @@ class RateLimitService:
                 limit=fields.get("limit"),  # type: ignore[arg-type]
                 window=fields.get("window", None if metric == "in_flight" else "minute"),
                 name=str(fields.get("name") or ""),
+                on_redis_failure=fields.get("on_redis_failure"),
                 managed_by=str(fields.get("managed_by") or "api"),
                 created_at=now,
                 updated_at=now,

@@ -18,7 +18,7 @@ from tollway.adapters.sql.schema import identity_version, spend_budgets, spend_r
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, NotFoundError, UnavailableError
 from tollway.metering.events import from_micros, to_micros
-from tollway.spend.budgets import Budget, BudgetKind, BudgetScope, OnExceeded
+from tollway.spend.budgets import Budget, BudgetKind, BudgetScope, OnExceeded, OnRedisFailure
 from tollway.spend.rate_limits import RateLimit, RateMetric, RateScope, RateWindow
 from tollway.spend.windows import WindowKind
 
@@ -48,6 +48,7 @@ class SqlBudgetStore:
             "updated_us": to_micros(budget.updated_at or now),
             "on_exceeded": budget.on_exceeded,
             "route_to": budget.route_to,
+            "on_redis_failure": budget.on_redis_failure,
         }
 
     @staticmethod
@@ -67,6 +68,7 @@ class SqlBudgetStore:
             updated_at=from_micros(row.updated_us),
             on_exceeded=cast(OnExceeded, row.on_exceeded),
             route_to=row.route_to,
+            on_redis_failure=cast(OnRedisFailure | None, row.on_redis_failure),
         )
 
     def _write(self, work: Callable[[Connection], T], key: str, what: str = "budget") -> T:
@@ -146,6 +148,7 @@ class SqlBudgetStore:
             "managed_by": limit.managed_by,
             "created_us": to_micros(limit.created_at or now),
             "updated_us": to_micros(limit.updated_at or now),
+            "on_redis_failure": limit.on_redis_failure,
         }
 
     @staticmethod
@@ -162,6 +165,7 @@ class SqlBudgetStore:
             managed_by=row.managed_by,
             created_at=from_micros(row.created_us),
             updated_at=from_micros(row.updated_us),
+            on_redis_failure=cast(OnRedisFailure | None, row.on_redis_failure),
         )
 
     async def insert_rate_limit(self, limit: RateLimit) -> None:

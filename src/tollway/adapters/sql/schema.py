@@ -388,6 +388,7 @@ spend_budgets = Table(
     Column("updated_us", BigInteger, nullable=False),
     Column("on_exceeded", String(16), nullable=False, server_default="refuse", comment="refuse | degrade"),
     Column("route_to", Text, comment="degrade: the cheaper model calls are routed to (else max_tokens is lowered)"),
+    Column("on_redis_failure", String(8), comment="open | closed (NULL: TOLLWAY_SPEND_REDIS_FAILURE)"),
 )
 
 spend_rate_limits = Table(
@@ -409,6 +410,7 @@ spend_rate_limits = Table(
     Column("managed_by", String(16), nullable=False, comment="api | config"),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    Column("on_redis_failure", String(8), comment="open | closed (NULL: TOLLWAY_SPEND_REDIS_FAILURE)"),
 )
 
 # -- customer portal tokens (portal/tokens.py): stored as SHA-256 digests
