@@ -19,9 +19,9 @@ from tollway.errors import UnavailableError
 from tollway.metering.events import Event
 from tollway.metering.intents import CallIntent
 from tollway.metering.journaling import JournalWriter
-from tollway.metering.llm import LlmCall, call_record, llm_call_events, llm_event_count
+from tollway.metering.llm import LlmCall, call_record, llm_event_count
 from tollway.metering.ports import EventStore, Journal
-from tollway.metering.records import Replay
+from tollway.metering.records import Replay, usage_count
 
 log = logging.getLogger("tollway.metering.pipeline")
 
@@ -53,7 +53,8 @@ class UsagePipeline:
         self._buffer: list[Event | LlmCall] = []  # calls are expanded to events when flushed
         self._buffered_events = 0
         self._mark: int | None = None  # journal mark of the batch being stored, kept across retries
-        self._pending: list[Event] = []  # taken for a flush that failed; retried first
+        self._pending: list[Event | LlmCall] = []  # taken for a flush that failed; retried first
+        self._pending_events = 0  # the events `_pending` stands for
         self._now = now
         self._max_memory_events = max_memory_events
         self._spilled = 0  # events journaled while spilled (not held in memory); > 0: read back from the journal
@@ -75,7 +76,7 @@ class UsagePipeline:
     @property
     def backlog(self) -> int:
         """Events emitted but not yet stored."""
-        return self._buffered_events + len(self._pending) + self._spilled
+        return self._buffered_events + self._pending_events + self._spilled
 
     @property
     def flushing(self) -> bool:
@@ -127,10 +128,11 @@ class UsagePipeline:
         """Adopt what a dead process left in the journal, try to store it, then start flushing."""
         replay = Replay()
         for segment in self._journal.recover():
-            events = replay.segment(segment.records, final=segment.final)
+            events = replay.usage(segment.records, final=segment.final)
             self._buffer.extend(events)
-            self._buffered_events += len(events)
-            self.replayed_total += len(events)
+            count = usage_count(events)
+            self._buffered_events += count
+            self.replayed_total += count
             if events and self._buffer_since is None:
                 self._buffer_since = self._now()
         self.unreadable_records_total += replay.unreadable
@@ -146,7 +148,7 @@ class UsagePipeline:
         """The store is behind by more than `max_memory_events`: drop the in-memory copies; everything is in
         the journal (sealed segments, the open one, or the writer's retry list), read back from there."""
         self._spilled = max(1, self.backlog)
-        self._buffer, self._buffered_events, self._pending = [], 0, []
+        self._buffer, self._buffered_events, self._pending, self._pending_events = [], 0, [], 0
         self._mark = None
         self.spills_total += 1
         log.warning(
@@ -166,10 +168,10 @@ class UsagePipeline:
         replay = Replay()
         try:
             for index, segment in enumerate(segments):
-                events = replay.segment(await asyncio.to_thread(segment.read), final=segment.final)
+                events = replay.usage(await asyncio.to_thread(segment.read), final=segment.final)
                 for offset in range(0, len(events), self._batch_size):
-                    await self._store.insert_events(events[offset : offset + self._batch_size])
-                self.flushed_total += len(events)
+                    await self._store.insert_usage(events[offset : offset + self._batch_size])
+                self.flushed_total += usage_count(events)
                 if index + 1 == len(segments) or segments[index + 1].mark != segment.mark:
                     self._journal.release(segment.mark)
         except UnavailableError as exc:
@@ -207,31 +209,33 @@ class UsagePipeline:
             # The batch stays in `_pending` until it is stored: it counts as backlog while in flight, and
             # it is kept when the store fails or when the flush is cancelled (a graceful stop cancels the
             # flusher, then flushes what is left, this batch included).
-            batch = self._pending + _expand(self._buffer)
+            batch = self._pending + self._buffer  # calls stay calls: the store takes them as they are
+            self._pending, self._pending_events = batch, self._pending_events + self._buffered_events
             self._buffer, self._buffered_events = [], 0
-            self._pending = batch
             since = [t for t in (self._pending_since, self._buffer_since) if t is not None]
             self._pending_since, self._buffer_since = (min(since) if since else None), None
             try:
                 for offset in range(0, len(batch), self._batch_size):
-                    await self._store.insert_events(batch[offset : offset + self._batch_size])
+                    await self._store.insert_usage(batch[offset : offset + self._batch_size])
             except UnavailableError as exc:
                 self.flush_failures_total += 1
                 self._retry_s = min(max(self._retry_s * 2, RETRY_MIN_S), RETRY_MAX_S)
-                log.warning("usage flush failed, %d events kept for retry: %s", len(batch), exc)
+                log.warning("usage flush failed, %d events kept for retry: %s", self._pending_events, exc)
                 return False
             except Exception:
                 self.flush_failures_total += 1
                 self.internal_errors_total += 1
                 self._retry_s = PARKED_S
                 self._parked_at = asyncio.get_running_loop().time()
-                log.exception("usage flush failed on a bug; %d events kept, retried in %.0fs", len(batch), PARKED_S)
+                log.exception(
+                    "usage flush failed on a bug; %d events kept, retried in %.0fs", self._pending_events, PARKED_S
+                )
                 return False
-            self._pending = []
+            self.flushed_total += self._pending_events
+            self._pending, self._pending_events = [], 0
             self._pending_since = None
             self._mark = None
             self._retry_s = 0.0
-            self.flushed_total += len(batch)
             if mark is not None:
                 self._journal.release(mark)
                 if not self._buffer:
@@ -277,13 +281,3 @@ class UsagePipeline:
             await asyncio.sleep(min(RETRY_MAX_S, max(0.0, deadline - loop.time()), self._retry_s or 0.1))
         self._journal.close()
         return self.backlog == 0
-
-
-def _expand(items: list[Event | LlmCall]) -> list[Event]:
-    events: list[Event] = []
-    for item in items:
-        if isinstance(item, LlmCall):
-            events.extend(llm_call_events(item))
-        else:
-            events.append(item)
-    return events

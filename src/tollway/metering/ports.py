@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from tollway.metering.events import Event
+from tollway.metering.llm import LlmCall
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.rollup import PartialRow, UniqueRow
 
@@ -57,6 +58,11 @@ class ListedEvent:
 class EventStore(Protocol):
     async def insert_events(self, events: Sequence[Event]) -> int:
         """Store events; an event whose (source, id) is already stored is skipped. Returns how many were new."""
+        ...
+
+    async def insert_usage(self, items: Sequence[Event | LlmCall]) -> int:
+        """`insert_events` for events and gateway calls, each call as the events `llm_call_events` makes of it
+        (a store may keep it in another form: readers see those events). Returns how many events were new."""
         ...
 
     async def load_events(

@@ -11,7 +11,7 @@ import orjson
 
 from tollway.metering.events import Event
 from tollway.metering.intents import END_RECORD, INTENT_RECORD, intent_from_record, interrupted_call
-from tollway.metering.llm import CALL_RECORD, call_from_record, llm_call_events
+from tollway.metering.llm import CALL_RECORD, LlmCall, call_from_record, llm_call_events, llm_event_count
 
 log = logging.getLogger("tollway.metering.records")
 
@@ -46,7 +46,11 @@ class Replay:
         self.interrupted = 0
 
     def segment(self, records: Sequence[bytes], *, final: bool) -> list[Event]:
-        events: list[Event] = []
+        return expand(self.usage(records, final=final))
+
+    def usage(self, records: Sequence[bytes], *, final: bool) -> list[Event | LlmCall]:
+        """The segment's events and calls, calls not expanded (a store takes them as they are: insert_usage)."""
+        events: list[Event | LlmCall] = []
         intents: dict[str, dict[str, Any]] = {}
         closed: set[str] = set()
         for line in records:
@@ -56,7 +60,7 @@ class Replay:
                 if kind == CALL_RECORD:
                     call = call_from_record(raw)
                     closed.add(call.request_id)
-                    events.extend(llm_call_events(call))
+                    events.append(call)
                 elif kind == INTENT_RECORD:
                     intents[str(raw["request_id"])] = raw  # a later copy knows more of the output
                 elif kind == END_RECORD:
@@ -77,8 +81,24 @@ class Replay:
                     log.warning("journal: skipped an unreadable intent of %s", request_id)
                     continue
                 self.interrupted += 1
-                events.extend(llm_call_events(call))
+                events.append(call)
         return events
+
+
+def expand(items: Sequence[Event | LlmCall]) -> list[Event]:
+    """Calls as their events (`llm_call_events`), events as they are, in order."""
+    events: list[Event] = []
+    for item in items:
+        if isinstance(item, LlmCall):
+            events.extend(llm_call_events(item))
+        else:
+            events.append(item)
+    return events
+
+
+def usage_count(items: Sequence[Event | LlmCall]) -> int:
+    """How many events `items` stand for."""
+    return sum(llm_event_count(item) if isinstance(item, LlmCall) else 1 for item in items)
 
 
 def _object(line: bytes) -> dict[str, Any]:

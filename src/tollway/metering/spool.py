@@ -23,7 +23,7 @@ from tollway.metering.intents import CallIntent
 from tollway.metering.journaling import JournalWriter
 from tollway.metering.llm import LlmCall, call_record, llm_event_count
 from tollway.metering.ports import EventStore
-from tollway.metering.records import Replay
+from tollway.metering.records import Replay, usage_count
 
 log = logging.getLogger("tollway.metering.spool")
 
@@ -159,17 +159,19 @@ class JournalIngester:
         try:
             while segments:
                 group = []
-                events: list[Event] = []
-                while segments and (not events or len(events) + len(segments[0].records) <= self._batch_size):
+                items: list[Event | LlmCall] = []
+                while segments and (not items or len(items) + len(segments[0].records) <= self._batch_size):
                     segment = segments.pop(0)
                     group.append(segment)
-                    events.extend(self._replay.segment(segment.records, final=segment.final))
-                for offset in range(0, len(events), self._batch_size):
-                    await self._store.insert_events(events[offset : offset + self._batch_size])
+                    items.extend(self._replay.usage(segment.records, final=segment.final))
+                # Calls go to the store as calls (one row each, no events built): batch_size counts records.
+                for offset in range(0, len(items), self._batch_size):
+                    await self._store.insert_usage(items[offset : offset + self._batch_size])
                 for segment in group:
                     segment.done()
-                stored += len(events)
-                self.stored_total += len(events)
+                count = usage_count(items)
+                stored += count
+                self.stored_total += count
         except BaseException:
             for segment in [*group, *segments]:
                 segment.give_back()

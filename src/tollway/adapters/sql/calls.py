@@ -15,13 +15,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from tollway.adapters.sql.event_keys import EventRow, key_hash
 from tollway.metering.events import Event, to_micros
-from tollway.metering.llm import GATEWAY_SOURCE, REQUEST_EVENT, TOKENS_EVENT
+from tollway.metering.llm import GATEWAY_SOURCE, REQUEST_EVENT, TOKENS_EVENT, LlmCall
+from tollway.money import decimal_text
 
 SUFFIXES = ("input", "output", "cache_read", "cache_write", "request")
 TOKEN_SUFFIXES = SUFFIXES[:4]
@@ -199,6 +201,73 @@ def compact(run: Sequence[Event], encoded: Sequence[str], known: KnownShapes) ->
         rows.append(row)
     cost_row = (costs[0], costs[1], costs[2], costs[3], costs[4])
     return CallRow(request_id, subject, time_us, shape, counts, cost_row, duration, tuple(rows))
+
+
+def call_row(call: LlmCall, known: KnownShapes) -> CallRow | None:
+    """The row of a call handed over as an `LlmCall` (the storage process's direct path: no events built and
+    compacted back), or None where `compact` would not take its events (failover attempts, a value a column
+    cannot hold): those go as `llm_call_events`. tests/contract/test_call_rows.py proves the two paths give the
+    same row over generated calls. `known`: shapes already checked, by their raw values."""
+    request_id = call.request_id
+    if call.attempts or not request_id:
+        return None
+    usage = call.usage
+    counts = (
+        (0, 0, 0, 0, 0)
+        if usage is None
+        else (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning)
+    )
+    requested = call.requested_model or call.model
+    raw = (
+        call.model,
+        requested,
+        call.upstream_model,
+        call.provider,
+        call.route,
+        call.status_code,
+        call.streamed,
+        call.partial,
+        call.estimated,
+        True if call.interrupted else None,
+    )
+    try:
+        for count in counts:
+            _count(count)
+        duration = call.duration_ms
+        if duration is not None:
+            duration = _count(duration)
+        checked = known.get(raw)
+        if checked is None:
+            fields: dict[str, Any] = dict(zip(_RAW_SHAPE, raw, strict=False))
+            if call.interrupted:
+                fields["interrupted"] = True
+            shape = _shape(fields)
+            checked = (shape, common_fields(shape))
+            if len(known) >= KNOWN_SHAPES_MAX:
+                known.clear()
+            known[raw] = checked
+    except (TypeError, ValueError):
+        return None
+    costs: tuple[str | None, str | None, str | None, str | None, str | None] = (None, None, None, None, None)
+    price = call.price
+    if price is not None:
+        prices = price.per_type()
+        total = Decimal(0)
+        texts: list[str | None] = [None, None, None, None]
+        for index, name in enumerate(TOKEN_SUFFIXES):
+            if counts[index] == 0 and index >= 2:
+                continue
+            cost = prices[name] * counts[index]
+            total += cost
+            texts[index] = decimal_text(cost)
+        costs = (texts[0], texts[1], texts[2], texts[3], decimal_text(total))
+    shape, common = checked
+    subject, time_us = call.subject, to_micros(call.time)
+    rows = tuple(
+        _row(request_id, suffix, kind, subject, time_us, orjson.dumps(data).decode())
+        for suffix, kind, data in derived_data(shape, counts, costs, duration, common)
+    )
+    return CallRow(request_id, subject, time_us, shape, counts, costs, duration, rows)
 
 
 _RAW_SHAPE = (

@@ -25,12 +25,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from tollway.adapters.sql.calls import CallRow, KnownShapes, Shape, compact, gateway_runs
+from tollway.adapters.sql.calls import CallRow, KnownShapes, Shape, call_row, compact, gateway_runs
 from tollway.adapters.sql.event_keys import EventKey, EventRow, StoredCopy, key_hash
 from tollway.adapters.sql.ingest_sql import POSTGRES_LOCK, BatchOutcome, Unit, write_postgres, write_sqlite
 from tollway.adapters.sql.writer import GroupCommit, WriterConnection
 from tollway.clock import Clock
 from tollway.metering.events import Event, to_micros
+from tollway.metering.llm import LlmCall, llm_call_events
 from tollway.metering.ports import IngestStats
 
 __all__ = ["POSTGRES_LOCK", "EventWriter", "checkpoint_sqlite", "key_hash"]
@@ -68,6 +69,13 @@ class EventWriter:
         # Encoded in the caller's task: an event that cannot be encoded fails its own request, never the
         # transaction it would have shared with other callers' batches.
         return await self._group_commit.submit(_prepare(batch, self._checked_shapes))
+
+    async def insert_usage(self, batch: Sequence[Event | LlmCall]) -> int:
+        """`insert` for events and calls: a call becomes its row straight (calls.call_row), or its events where
+        it has none (failover attempts). Counts as the call's events would."""
+        if not batch:
+            return 0
+        return await self._group_commit.submit(_prepare_usage(batch, self._checked_shapes))
 
     def close(self) -> None:
         self._connection.close()
@@ -192,6 +200,26 @@ def _prepare(batch: Sequence[Event], known: KnownShapes) -> list[Item]:
             items.append(call)
         done = end
     items.extend(plain(n) for n in range(done, len(batch)))
+    return items
+
+
+def _prepare_usage(batch: Sequence[Event | LlmCall], known: KnownShapes) -> list[Item]:
+    items: list[Item] = []
+    events: list[Event] = []  # a run of plain events (and calls without a row, as their events)
+    for item in batch:
+        if isinstance(item, LlmCall):
+            row = call_row(item, known)
+            if row is None:
+                events.extend(llm_call_events(item))
+                continue
+            if events:
+                items.extend(_prepare(events, known))
+                events = []
+            items.append(row)
+        else:
+            events.append(item)
+    if events:
+        items.extend(_prepare(events, known))
     return items
 
 

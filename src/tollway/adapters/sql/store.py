@@ -30,6 +30,7 @@ from tollway.adapters.sql.schema import meter_rollup_values, meter_rollups, mete
 from tollway.clock import Clock
 from tollway.errors import ConflictError, DomainError, UnavailableError
 from tollway.metering.events import Event, from_micros, to_micros
+from tollway.metering.llm import LlmCall
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.ports import EventFilter, IngestStats, ListedEvent, RollupSnapshot, Subject
 from tollway.metering.rollup import Partial, PartialRow, UniqueRow
@@ -84,6 +85,9 @@ class SqlEventStore:
 
     async def insert_events(self, batch: Sequence[Event]) -> int:
         return await self._ingest.insert(batch)
+
+    async def insert_usage(self, items: Sequence[Event | LlmCall]) -> int:
+        return await self._ingest.insert_usage(items)
 
     def _meter_of(self, record: str) -> Meter:
         meter = self._meter_cache.get(record)
