@@ -46,6 +46,7 @@ from tollway.gateway.providers.base import Provider
 from tollway.gateway.relay import GatewayLimits
 from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.running_totals import Filters
+from tollway.runtime.heap import settle_heap
 from tollway.spend.admission import SpendAdmission
 from tollway.spend.budgets import Budget
 from tollway.spend.ports import CounterStore
@@ -170,6 +171,7 @@ async def main() -> None:
         redis_store = None
     for app in apps.values():
         await run(app, 2000)  # warm-up (and the counters' seeding)
+    settle_heap()  # the garbage collector's settings `tollway serve` runs with (runtime/heap.py)
     samples: dict[str, list[float]] = {name: [] for name in apps}
     walls: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(args.rounds):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from tollway.billing.pricing.model import Tier, TieredPrice, UnitPrice, UsageTer
 from tollway.gateway.admission import conservative_tokens, requested_output
 from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, llm_call_events
 from tollway.metering.meters import BUILT_IN_METERS
+from tollway.spend.limits import PricedFeature, _linear_cost, _plan_cost
 from tollway.spend.measure import FeatureMeasure
 from tollway.spend.pricing import call_cost, marginal_cost
 from tollway.spend.windows import Window, window_at
@@ -105,3 +107,27 @@ def test_the_output_a_request_asks_for_and_the_conservative_input_estimate() -> 
     assert requested_output({"max_tokens": 0}) is None
     assert conservative_tokens("abcdefg") == 3  # '"abcdefg"' is 9 bytes
     assert conservative_tokens("日本語") == 4  # 9 bytes of UTF-8 plus the 2 quotes: 11 / 3 rounded up
+
+
+def test_a_plans_linear_cost_equals_its_cost_through_the_measures() -> None:
+    meters = {meter.slug: meter for meter in BUILT_IN_METERS}
+
+    def feature(key: str, filters: dict[str, list[str]], unit: str) -> PricedFeature:
+        measure = FeatureMeasure.of(meters["llm_tokens"], filters)
+        terms = UsageTerms(UnitPrice(Decimal(unit)))
+        return PricedFeature(key, measure, terms, f"use:{key}", AT, Window(AT, None), unit=Decimal(unit))
+
+    priced = [
+        feature("in", {"type": ["input", "cache_read"]}, "0.000003"),
+        feature("out", {"type": ["output"]}, "0.0000125"),
+        feature("all", {}, "0.0000001"),
+    ]
+    linear = _linear_cost(priced)
+    assert linear is not None
+    through = _plan_cost(priced, {})
+    for c in (call(30, None), call(0, None), replace(call(7, None), usage=None)):
+        assert linear(c) == through(c)
+        assert str(linear(c)) == str(through(c))  # the same Decimal, exponent included
+    assert linear(call(30, None)) == Decimal("0.0004276")  # 16 x 0.000003 + 30 x 0.0000125 + 46 x 0.0000001
+    # a feature filtered on another dimension than the token type is measured, not compiled
+    assert _linear_cost([*priced, feature("gpt", {"model": ["gpt-4o"]}, "1")]) is None

@@ -372,7 +372,7 @@ class LimitsBuilder:
         if cached is None or cached[0] is not priced:
             if len(self._costs) >= 10_000:
                 self._costs.clear()
-            cached = self._costs[id(priced)] = (priced, _plan_cost(priced, {}))
+            cached = self._costs[id(priced)] = (priced, _linear_cost(priced) or _plan_cost(priced, {}))
         return cached[1]
 
     def task(
@@ -426,6 +426,34 @@ def _feature_key(rules: SpendRules, measure: FeatureMeasure) -> str:
 
 def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:
     return {name: tuple(sorted(values)) for name, values in feature.measure.filters.items()}
+
+
+def _linear_cost(priced: Sequence[PricedFeature]) -> Amount | None:
+    """`_plan_cost` of plain unit prices on token counts, compiled: the sum of each price times the call's integer
+    count of its token types (a Decimal times an int: exact, the same value as through the measures); None where
+    a priced feature's measure is more than token counts."""
+    terms: list[tuple[Decimal, tuple[str, ...]]] = []
+    for feature in priced:
+        types = feature.measure.token_types()
+        if types is None or feature.unit is None:
+            return None
+        terms.append((feature.unit, types))
+    linear = tuple(terms)
+
+    def cost(call: LlmCall) -> Decimal:
+        usage = call.usage
+        total = _ZERO
+        if usage is None:
+            return total
+        for unit, types in linear:
+            count = 0
+            for kind in types:
+                count += getattr(usage, kind)
+            if count > 0:
+                total += unit * count
+        return total
+
+    return cost
 
 
 def _plan_cost(priced: Sequence[PricedFeature], period_usage: dict[str, Decimal]) -> Amount:

@@ -63,6 +63,13 @@ class FeatureMeasure:
             types = tuple(kind for kind in _TOKEN_TYPES if kind in allowed["type"])
         return cls(meter, allowed, value, dimensions, fast, types, bool(set(allowed) - {"type"}))
 
+    def token_types(self) -> tuple[str, ...] | None:
+        """The token types whose counts this measure adds up, where it is just that (the built-in `llm_tokens`
+        filtered on the token type at most); None for any other measure."""
+        if self._fast != "tokens" or self._checked:
+            return None
+        return _TOKEN_TYPES if self._types is None else self._types
+
     def amount(self, call: LlmCall) -> Decimal:
         """What the call adds to the meter slice."""
         fast = self._fast
