@@ -5,10 +5,11 @@
     PYTHONPATH=$PWD/src .venv/bin/python bench/storage.py --profile /tmp/storage.prof
 
 Runs in one process what `tollway worker --child` does (`build_worker(storage_only=True)` on a fresh SQLite
-database): the gateway's journal sink writes `--segment` calls and hands the segment over; the worker's
-ingester stores it and the rollup worker rolls up, as the child does once per flush interval. Prints the
-process CPU (user + system) per call spent in the ingester and the rollups. The code measured is the one on
-PYTHONPATH: to compare two checkouts, alternate runs with each on it in the same shell loop.
+database, the built-in meters synced): the gateway's journal sink writes `--segment` calls and hands the
+segment over; the worker's ingester stores it and the rollup worker rolls up, as the child does once per
+flush interval. Prints the process CPU (user + system) per call spent in the ingester and the rollups, and
+each part. The code measured is the one on PYTHONPATH: to compare two checkouts, alternate runs with each
+on it in the same shell loop.
 """
 
 from __future__ import annotations
@@ -26,22 +27,24 @@ from tollway.adapters.journal.file import FileJournal
 from tollway.adapters.sql.migrate import upgrade
 from tollway.bootstrap import build_worker
 from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage
+from tollway.metering.meters import BUILT_IN_METERS
 from tollway.metering.spool import HandOffSink
 from tollway.settings import Settings
 
 PRICE = TokenPrice(input=Decimal("0.00000015"), output=Decimal("0.0000006"))
 
 
-async def measure(calls: int, segment: int, directory: Path, profile: cProfile.Profile | None) -> float:
+async def measure(calls: int, segment: int, directory: Path, profile: cProfile.Profile | None) -> tuple[float, float]:
     settings = Settings.from_env(
         {"TOLLWAY_DATABASE_URL": f"sqlite:///{directory}/bench.db", "TOLLWAY_JOURNAL_DIR": str(directory / "journal")}
     )
     worker = build_worker(settings, storage_only=True)
     await asyncio.to_thread(upgrade, worker.store.engine)
+    await worker.store.sync_meters(list(BUILT_IN_METERS))  # what the gateway syncs at start: rolled up here
     sink = HandOffSink(FileJournal(Path(settings.journal_dir)), interval_s=3600)
     await sink.start()
     now = datetime.now(UTC)
-    spent, n = 0.0, 0
+    stored, rolled, n = 0.0, 0.0, 0
     while n < calls:
         for _ in range(segment):
             n += 1
@@ -66,13 +69,15 @@ async def measure(calls: int, segment: int, directory: Path, profile: cProfile.P
         if profile is not None:
             profile.enable()
         await worker.ingester.run_once()
+        middle = time.process_time()
         await worker.rollups.run_once()
         if profile is not None:
             profile.disable()
-        spent += time.process_time() - started
+        ended = time.process_time()
+        stored, rolled = stored + middle - started, rolled + ended - middle
     await sink.halt()
     await worker.store.close()
-    return spent / n * 1e6
+    return stored / n * 1e6, rolled / n * 1e6
 
 
 def main() -> None:
@@ -83,10 +88,13 @@ def main() -> None:
     args = parser.parse_args()
     profile = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory() as directory:
-        per_call = asyncio.run(measure(args.calls, args.segment, Path(directory), profile))
+        stored, rolled = asyncio.run(measure(args.calls, args.segment, Path(directory), profile))
     if profile is not None:
         profile.dump_stats(args.profile)
-    print(f"segment={args.segment}: {per_call:.1f} us CPU per call stored and rolled up ({args.calls} calls)")
+    print(
+        f"segment={args.segment}: {stored + rolled:.1f} us CPU per call stored and rolled up "
+        f"(stored {stored:.1f}, rolled up {rolled:.1f}; {args.calls} calls)"
+    )
 
 
 if __name__ == "__main__":
