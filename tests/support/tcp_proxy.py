@@ -2,7 +2,8 @@
 
 While down, new connections are refused and open ones are reset, as when the database host goes
 away; when back up, connections are forwarded to the target again on the same port. While stalled,
-connections are accepted and bytes are read but nothing is forwarded, as on a hung network path.
+connections are accepted and bytes are read but nothing is forwarded, as on a hung network path. While muted,
+requests are forwarded but the answers are dropped (a server that did the work, a reply lost on the way).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.bytes_seen = 0  # from clients, forwarded or not
+        self.muted = False  # answers dropped
 
     def up(self) -> TcpProxy:
         asyncio.run_coroutine_threadsafe(self._up(), self._loop).result(10)
@@ -36,6 +38,9 @@ class TcpProxy:
 
     def stall(self) -> None:
         self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def mute(self, muted: bool = True) -> None:
+        self.muted = muted
 
     def resume(self) -> None:
         self._loop.call_soon_threadsafe(self._flowing.set)
@@ -75,6 +80,8 @@ class TcpProxy:
                 if count:
                     self.bytes_seen += len(data)
                 await self._flowing.wait()
+                if self.muted and not count:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

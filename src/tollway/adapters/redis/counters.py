@@ -20,12 +20,25 @@ before its call is sent is left out of the script; after, a hold the script gran
 them (applied first), so a call costs no extra round trip; when no call comes within `settle_delay_s`
 (20 ms), they are sent on their own. Until then the call's hold stays held (a limit is never passed by it,
 only full a few milliseconds longer).
+
+Exactly once: a script that settles or reserves is named by a marker key (`{prefix}settled:<pid>-<random>:<n>`).
+When its answer does not come (timeout, connection cut, or a reply lost after it ran), nobody knows whether it
+ran, so it is kept and resolved by every following script until one is answered: the Lua sets the marker with
+NX; if that succeeds the script never ran and its settlements are applied now (a late copy then finds the
+marker and does nothing); if not, it ran, and the holds it granted its failed callers are given back. The
+settlements queued meanwhile wait (merged per key) until the script carrying settlements is resolved, so at
+most one unresolved script carries settlements; the others carry only calls and are capped (`max_unanswered`:
+beyond it the newest is dropped, logged: during an outage the later scripts never reach Redis, the first may
+have). One that stays unresolved for half the marker's time to live (`marker_ttl_s`, an hour) is dropped,
+logged: resolving it later could apply it twice. An answered script's marker is deleted by the next script.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -34,6 +47,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tollway.adapters.redis.counters_lua import RAISE, RESERVE, SEED
 from tollway.clock import Clock
 from tollway.spend.ports import Ask, Counter, CountersUnavailable, Reserved
 
@@ -41,125 +55,6 @@ log = logging.getLogger("tollway.spend")
 SCALE = Decimal(10) ** 9  # amounts are stored in billionths
 _NANO = Decimal(1)
 _ZERO = Decimal(0)
-
-# KEYS: the distinct keys of the batch. ARGV[1]: the settlements, 'k back used' per key (k: index in KEYS; back:
-# what the holds gave back, negative; used: what was metered). ARGV[2..]: one call each, 'k amount limit ttl p w'
-# per ask (limit, ttl '-' for none; p: the previous bucket's index, 0 for none; w: its weight in millionths).
-# Answers one line per call: 'm i ...' (asks whose keys nobody seeded, from 0), 'r i u r p ...' (refused at
-# ask i, nothing held) or 'h 0 u r p ...' (every ask held); u r p: each ask's counter before the call.
-# Reads and holds are gathered per key (one HMGET and one HINCRBY each); sums stay below 2^52, where a Lua
-# number is still an exact integer.
-RESERVE = """
-local function words(s)
-  local t, n = {}, 0
-  for w in string.gmatch(s, '%S+') do
-    n = n + 1
-    t[n] = w
-  end
-  return t
-end
-local st = words(ARGV[1])
-for j = 1, #st, 3 do
-  local k = KEYS[tonumber(st[j])]
-  if redis.call('EXISTS', k) == 1 then
-    if redis.call('HINCRBY', k, 'r', st[j + 1]) < 0 then redis.call('HSET', k, 'r', '0') end
-    if st[j + 2] ~= '0' then redis.call('HINCRBY', k, 'u', st[j + 2]) end
-  end
-end
-local BIG = 4503599627370496
-local seen = {}
-local function counter(i)
-  local c = seen[i]
-  if c == nil then
-    local v = redis.call('HMGET', KEYS[i], 'u', 'r')
-    c = {u = v[1], r0 = v[2] or '0', r = tonumber(v[2] or '0'), held = 0, moved = false}
-    c.un = tonumber(c.u or '0')
-    seen[i] = c
-  end
-  return c
-end
-local out = {}
-for a = 2, #ARGV do
-  local t = words(ARGV[a])
-  local n = #t / 6
-  local missing = 'm'
-  for i = 0, n - 1 do
-    if t[6 * i + 4] == '-' and not counter(tonumber(t[6 * i + 1])).u then missing = missing .. ' ' .. i end
-  end
-  if missing ~= 'm' then
-    out[#out + 1] = missing
-  else
-    local before = {}
-    local refused, tightest = -1, 0
-    for i = 0, n - 1 do
-      local c = counter(tonumber(t[6 * i + 1]))
-      local p, ps = 0, '0'
-      if t[6 * i + 5] ~= '0' then
-        local q = counter(tonumber(t[6 * i + 5]))
-        p = q.un + q.r
-        if p ~= 0 then ps = string.format('%.0f', p) end
-      end
-      local r = c.r0
-      if c.moved then r = string.format('%.0f', c.r) end
-      before[i + 1] = (c.u or '0') .. ' ' .. r .. ' ' .. ps
-      local limit = t[6 * i + 3]
-      if limit ~= '-' then
-        local counted = c.un + c.r
-        if p > 0 then counted = counted + p * tonumber(t[6 * i + 6]) / 1000000 end
-        local room = tonumber(limit) - counted
-        if tonumber(t[6 * i + 2]) > room and (refused < 0 or room < tightest) then refused, tightest = i, room end
-      end
-    end
-    if refused >= 0 then
-      out[#out + 1] = 'r ' .. refused .. ' ' .. table.concat(before, ' ')
-    else
-      for i = 0, n - 1 do
-        local k = tonumber(t[6 * i + 1])
-        local c = seen[k]
-        local amount = tonumber(t[6 * i + 2])
-        if amount >= BIG then
-          redis.call('HINCRBY', KEYS[k], 'r', t[6 * i + 2])
-        else
-          if c.held + amount >= BIG then
-            redis.call('HINCRBY', KEYS[k], 'r', string.format('%.0f', c.held))
-            c.held = 0
-          end
-          c.held = c.held + amount
-        end
-        c.r = c.r + amount
-        c.moved = true
-        if t[6 * i + 4] ~= '-' then c.ttl = t[6 * i + 4] end
-      end
-      out[#out + 1] = 'h 0 ' .. table.concat(before, ' ')
-    end
-  end
-end
-for k = 1, #KEYS do
-  local c = seen[k]
-  if c ~= nil and c.moved then
-    if c.held > 0 then redis.call('HINCRBY', KEYS[k], 'r', string.format('%.0f', c.held)) end
-    if c.ttl then
-      redis.call('HSETNX', KEYS[k], 'u', '0')
-      redis.call('EXPIRE', KEYS[k], c.ttl)
-    end
-  end
-end
-return table.concat(out, '\\n')
-"""
-
-SEED = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', '0')
-if ARGV[2] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-
-RAISE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '0')
-if tonumber(ARGV[1]) > u then redis.call('HSET', KEYS[1], 'u', ARGV[1]) return 1 end
-return 0
-"""
 
 
 def to_units(amount: Decimal, *, up: bool = False) -> int:
@@ -174,6 +69,10 @@ def from_units(units: Any) -> Decimal:
 
 def _unavailable(exc: BaseException) -> CountersUnavailable:
     return CountersUnavailable(f"Redis did not answer: {exc.__class__.__name__}")
+
+
+def _settlements(index: dict[str, int], settling: dict[str, list[int]]) -> str:
+    return " ".join(f"{index.setdefault(key, len(index) + 1)} {back} {used}" for key, (back, used) in settling.items())
 
 
 def _verdict(asks: Sequence[Ask], line: bytes, decimals: dict[bytes, Decimal]) -> Reserved:
@@ -204,6 +103,21 @@ class _Call:
         self.deadline = deadline
 
 
+class _Unanswered:
+    """A script whose answer never came (timeout, connection cut): it may or may not have run. It is re-sent with
+    every following script until one is answered; the Lua resolves it exactly once by its marker."""
+
+    __slots__ = ("at", "calls", "marker", "settling")
+
+    def __init__(
+        self, marker: str, settling: dict[str, list[int]], calls: list[list[tuple[str, int]]], at: float
+    ) -> None:
+        self.marker = marker  # unprefixed key
+        self.settling = settling  # what it carried: per key [held given back (negative), used]
+        self.calls = calls  # per call it carried: (key, units) of each ask it would have held
+        self.at = at
+
+
 class _Units:
     """Amounts in billionths, remembered (`known`, looked up inline on the hot path; `convert` on a miss): a
     call's limits and worst cases come back call after call."""
@@ -231,6 +145,8 @@ class RedisCounterStore:
         timeout_s: float = 0.25,
         settle_delay_s: float = 0.02,
         max_batch: int = 256,
+        marker_ttl_s: int = 3600,
+        max_unanswered: int = 256,
     ) -> None:
         self._clock = clock
         self._redis: Redis = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
@@ -249,6 +165,15 @@ class RedisCounterStore:
         self._settling: dict[str, list[int]] = {}
         self._settle_delay_s = settle_delay_s
         self._flush_at: asyncio.TimerHandle | None = None
+        # exactly-once settlements: each script that settles or reserves is named by a marker key
+        self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._serial = 0
+        self._marker_ttl_s = marker_ttl_s
+        self._unanswered: list[_Unanswered] = []  # oldest first; re-sent until a script is answered
+        self._max_unanswered = max_unanswered
+        self.dropped = 0  # unanswered scripts given up on (logged): their effect on `r` may be lost
+        self._answered: list[str] = []  # markers of answered scripts: the next script deletes them
+        self._retry_s = settle_delay_s  # the delay before re-sending unanswered scripts (doubles, up to 1 s)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -281,9 +206,9 @@ class RedisCounterStore:
                     calls.append(call)
             del self._waiting[: self._max_batch]
             settling = self._take_settlements()
-            if calls or settling:
+            if calls or settling or self._unanswered:
                 within_s = calls[0].deadline - now if calls else self._timeout_s
-                await self._run(calls, settling, within_s)
+                await self._run(calls, settling, within_s, now)
         except BaseException as exc:  # never leave a caller waiting for an answer that will not come
             self._fail(calls, exc)
             if not isinstance(exc, Exception):
@@ -293,17 +218,31 @@ class RedisCounterStore:
             self._batch = None
             if self._waiting:
                 self._start()
-            elif self._settling and self._flush_at is None:
-                self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
+            elif (self._settling or self._unanswered) and self._flush_at is None:
+                delay = self._retry_s if self._unanswered else self._settle_delay_s
+                self._flush_at = asyncio.get_running_loop().call_later(delay, self._flush)
 
-    async def _run(self, calls: list[_Call], settling: dict[str, list[int]], within_s: float) -> None:
+    async def _run(self, calls: list[_Call], settling: dict[str, list[int]], within_s: float, now: float) -> None:
         index: dict[str, int] = {}  # each key once in KEYS, named by its place (from 1)
-        sent = [f"{index.setdefault(key, len(index) + 1)} {back} {used}" for key, (back, used) in settling.items()]
-        args = [" ".join(sent)]
+        marker = None
+        if calls or settling:
+            self._serial += 1
+            marker = f"settled:{self._token}:{self._serial}"
+        resent, answered = self._resend(now), self._answered[:]
+        head = [str(index.setdefault(marker, 1)) if marker else "0", str(self._marker_ttl_s)]
+        head += [str(index.setdefault(key, len(index) + 1)) for key in answered]
+        lines = []
+        for old in resent:
+            parts = [str(index.setdefault(old.marker, len(index) + 1)), _settlements(index, old.settling)]
+            parts += [" ".join(f"{index.setdefault(k, len(index) + 1)} {units}" for k, units in c) for c in old.calls]
+            lines.append("|".join(parts))
+        args = [" ".join(head), _settlements(index, settling), "\n".join(lines)]
+        holds: list[list[tuple[str, int]]] = []  # what each call would hold, should the answer not come
         held, held_miss = self._units_up.known, self._units_up.convert
         limits, limit_miss = self._units.known, self._units.convert
         for call in calls:
             words = []
+            held_units: list[tuple[str, int]] = []
             for ask in call.asks:
                 key = index.get(ask.key)
                 if key is None:
@@ -321,7 +260,9 @@ class RedisCounterStore:
                     limit = limits.get(ask.limit) or limit_miss(ask.limit)
                 ttl = "-" if ask.fresh_ttl_s is None else ask.fresh_ttl_s
                 words.append(f"{key} {amount} {limit} {ttl} {previous} {ask.weight}")
+                held_units.append((ask.key, amount))
             args.append(" ".join(words))
+            holds.append(held_units)
         prefix = self._prefix
         keys = [prefix + key for key in index]  # in order of their places
         self.scripts += 1
@@ -329,11 +270,21 @@ class RedisCounterStore:
         try:
             async with asyncio.timeout(within_s):
                 answer = await self._reserve(keys=keys, args=args)
+            if answer == b"void":  # cannot happen: only a script its sender gave up on is void
+                raise RedisError("the script was voided")
         except (RedisError, OSError, TimeoutError) as exc:
             self._fail(calls, exc)
-            if settling:  # the hold expires with its window; the reconciler restores `used`
-                log.warning("spend counters: %d settlements were lost (%s)", len(settling), _unavailable(exc).message)
+            self._retry_s = min(1.0, self._retry_s * 2)
+            if marker is not None:
+                self._keep(_Unanswered(marker, settling, holds, now), exc)
             return
+        self._retry_s = self._settle_delay_s
+        if resent:
+            done = {id(old) for old in resent}
+            self._unanswered = [old for old in self._unanswered if id(old) not in done]
+        del self._answered[: len(answered)]
+        if marker is not None:
+            self._answered.append(marker)
         decimals: dict[bytes, Decimal] = {b"0": _ZERO}  # the calls of a batch see much the same counters
         for call, line in zip(calls, answer.split(b"\n") if calls else (), strict=True):
             verdict = _verdict(call.asks, line, decimals)
@@ -341,6 +292,41 @@ class RedisCounterStore:
                 call.future.set_result(verdict)
             elif verdict.held:  # its caller gave up while the script was in flight: give the hold back
                 self.release(call.asks)
+
+    def _resend(self, now: float) -> list[_Unanswered]:
+        """The unanswered scripts to resolve: all of them, less those too old to resolve safely (their marker may
+        have expired: resolving one again could apply its settlements twice)."""
+        old = [u for u in self._unanswered if now - u.at > self._marker_ttl_s / 2]
+        if old:
+            self._unanswered = [u for u in self._unanswered if now - u.at <= self._marker_ttl_s / 2]
+            self.dropped += len(old)
+            log.error(
+                "spend counters: %d unanswered scripts dropped after %d s unresolved; their holds may stay held "
+                "until their counters expire, `used` is restored by the reconciler",
+                len(old),
+                self._marker_ttl_s // 2,
+            )
+        return self._unanswered[:]
+
+    def _keep(self, script: _Unanswered, exc: BaseException) -> None:
+        """Queue a failed script for resolution. Full: the newest is dropped, not the oldest, which is the one
+        most likely to have run (an outage's first failure; the later ones were refused before they reached
+        Redis), and which carries the settlements held back since."""
+        if len(self._unanswered) < self._max_unanswered or script.settling:  # at most one carries settlements
+            self._unanswered.append(script)
+            log.warning(
+                "spend counters: a script got no answer (%s); it is resolved by the next one (%d waiting)",
+                _unavailable(exc).message,
+                len(self._unanswered),
+            )
+            return
+        self.dropped += 1
+        log.error(
+            "spend counters: %d scripts wait to be resolved: one more (%d calls) dropped; holds it may have "
+            "granted stay until their counters expire",
+            len(self._unanswered),
+            len(script.calls),
+        )
 
     @staticmethod
     def _fail(calls: list[_Call], exc: BaseException) -> None:
@@ -396,8 +382,12 @@ class RedisCounterStore:
         self._flush_at = asyncio.get_running_loop().call_later(self._settle_delay_s, self._flush)
 
     def _take_settlements(self) -> dict[str, list[int]]:
+        """The settlements for the next script; none while an unanswered script that carried some waits (at most
+        one unresolved script carries settlements: a long outage queues calls, not ever more settlements)."""
         settling = self._settling
-        if settling:
+        if settling and any(old.settling for old in self._unanswered):
+            settling = {}
+        elif settling:
             self._settling = {}
         if self._flush_at is not None:
             self._flush_at.cancel()
@@ -407,7 +397,7 @@ class RedisCounterStore:
     def _flush(self) -> None:
         """No call came to carry the settlements: send them on their own (after the script in flight, if any)."""
         self._flush_at = None
-        if self._settling and self._batch is None:
+        if (self._settling or self._unanswered) and self._batch is None:
             self._start()
 
     async def read(self, keys: Sequence[str]) -> list[Counter | None]:
@@ -427,7 +417,7 @@ class RedisCounterStore:
         for _ in range(4):  # the script in flight, then the settlements left (each bounded by the timeout)
             if self._batch is not None:
                 await asyncio.wait({self._batch}, timeout=self._timeout_s * 2)
-            elif self._settling:
+            elif self._settling or self._unanswered:
                 self._start()  # it takes them (and stops the timer)
             else:
                 break
