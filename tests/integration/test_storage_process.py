@@ -53,8 +53,9 @@ def storage_child(tollway: TollwayProcess) -> int:
     def started() -> bool:
         # Live children only: a child just killed can still be listed until the gateway reaps it, and its
         # /proc entry may vanish between the listing and the read.
+        # A child just forked still shows the gateway's own command line until it execs: wait for the exec.
         found[:] = [(pid, line) for pid in children(process.pid) if alive(pid) and (line := cmdline_of(pid))]
-        return bool(found)
+        return bool(found) and all(b"serve" not in line for _, line in found)
 
     wait_until(started, timeout_s=STARTS_WITHIN_S)
     assert len(found) == 1, found
