@@ -107,3 +107,23 @@ async def test_a_stalled_script_that_runs_late_is_applied_once(proxy: TcpProxy, 
     await asyncio.sleep(0.2)
     proxy.resume()  # the stalled scripts reach Redis, in whatever order
     await admits_the_true_remainder(store, redis_prefix)
+
+
+async def test_unresolved_scripts_are_bounded_and_the_settlements_kept(proxy: TcpProxy, redis_prefix: str) -> None:
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    store = RedisCounterStore(url, SystemClock(), prefix=redis_prefix, timeout_s=0.3, max_unanswered=2)
+    await store.seed(KEY, Decimal(0), None)
+    assert (await store.reserve([ask(10)])).held
+    proxy.down()
+    store.settle([ask(10)], [Decimal(4)])
+    await asyncio.sleep(0.2)  # sent on its own, failed: kept
+    for _ in range(4):  # each call's script fails: kept up to the cap, then the newest are dropped
+        with pytest.raises(CountersUnavailable):
+            await store.reserve([ask(1)])
+    assert len(store._unanswered) == 2  # the one carrying the settlement, and one call's
+    assert store._unanswered[0].settling
+    assert store.dropped == 3
+    proxy.up()
+    assert await becomes(redis_prefix, units(4, 0)) == units(4, 0)  # the settlement was never dropped
+    assert store._unanswered == []
+    await store.close()
