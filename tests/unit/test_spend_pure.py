@@ -5,13 +5,22 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from tollway.billing.pricing.model import Tier, TieredPrice, UnitPrice, UsageTerms
-from tollway.gateway.admission import conservative_tokens, requested_output
+from tollway.clock import FrozenClock
+from tollway.gateway.admission import GatewayAdmission, conservative_tokens, requested_output
+from tollway.gateway.hooks import Admit
+from tollway.gateway.providers.base import Provider
+from tollway.gateway.routing import Route, Target
+from tollway.gateway.state import GatewayState
+from tollway.identity.key_index import Identity
 from tollway.metering.llm import LlmCall, TokenPrice, TokenUsage, llm_call_events
 from tollway.metering.meters import BUILT_IN_METERS
+from tollway.spend.admission import SpendAdmission
 from tollway.spend.limits import PricedFeature, _linear_cost, _plan_cost
 from tollway.spend.measure import FeatureMeasure
 from tollway.spend.pricing import call_cost, marginal_cost
@@ -131,3 +140,42 @@ def test_a_plans_linear_cost_equals_its_cost_through_the_measures() -> None:
     assert linear(call(30, None)) == Decimal("0.0004276")  # 16 x 0.000003 + 30 x 0.0000125 + 46 x 0.0000001
     # a feature filtered on another dimension than the token type is measured, not compiled
     assert _linear_cost([*priced, feature("gpt", {"model": ["gpt-4o"]}, "1")]) is None
+
+
+class _Upstream:
+    def __init__(self, name: str, counted: int | None = None) -> None:
+        self.name = name
+        if counted is not None:  # a provider that counts prompt tokens itself (token_count.CountsTokens)
+            self.count_prompt_tokens = lambda payload: counted
+
+
+def test_a_calls_worst_case_on_each_target_estimates_the_prompt_once_and_counts_where_the_target_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    estimated: list[object] = []
+
+    def counting_estimate(value: object) -> int:
+        estimated.append(value)
+        return conservative_tokens(value)
+
+    monkeypatch.setattr("tollway.gateway.admission.conservative_tokens", counting_estimate)
+    targets = (
+        Target(cast(Provider, _Upstream("sim", counted=5)), "m1"),
+        Target(cast(Provider, _Upstream("a")), "m2"),
+        Target(cast(Provider, _Upstream("b")), "m3"),
+        Target(cast(Provider, _Upstream("sim2", counted=9)), "m4"),
+    )
+    route = Route("bench", targets)
+    payload = {"model": "bench", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 40}
+    state = cast(GatewayState, SimpleNamespace(prices={}))
+    gateway = GatewayAdmission(cast(SpendAdmission, None), lambda: state, FrozenClock(AT))
+    admit = Admit("r1", Identity("acme", None), "bench", "/v1/chat/completions", False, payload, route, payload)
+    cases = gateway.worst_cases(admit, route)
+    estimate = conservative_tokens({"model": "bench", "messages": payload["messages"]})
+    assert [(c.upstream_model, c.usage) for c in cases] == [
+        ("m1", TokenUsage(input=5, output=40)),
+        ("m2", TokenUsage(input=estimate, output=40)),
+        ("m3", TokenUsage(input=estimate, output=40)),
+        ("m4", TokenUsage(input=9, output=40)),
+    ]
+    assert len(estimated) == 1  # the prompt's JSON text built once for both targets that count no tokens

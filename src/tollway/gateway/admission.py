@@ -227,11 +227,18 @@ class GatewayAdmission:
         cases: list[LlmCall] = []
         if now is None:
             now = self._clock.now()
+        estimate: int | None = None  # the conservative estimate: the same on every target that counts no tokens
         for target in route.targets:
-            try:
-                tokens = input_tokens(call.endpoint, target, payload, call.prompt)
-            except ValidationError:
-                tokens = conservative_tokens(payload)
+            counting = getattr(target.provider, "count_prompt_tokens", None) is not None
+            if estimate is not None and not counting:
+                tokens = estimate
+            else:
+                try:
+                    tokens = input_tokens(call.endpoint, target, payload, call.prompt)
+                except ValidationError:
+                    tokens = conservative_tokens(payload)
+                if not counting:
+                    estimate = tokens
             provider = target.provider.name
             cases.append(
                 LlmCall(
