@@ -14,7 +14,7 @@ connection (psycopg or sqlite3) and raise the driver's own errors; the store tra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,21 +234,38 @@ def write_sqlite(
     return outcome
 
 
-def _sqlite_shapes(
-    cursor: Any, inserts: Sequence[Unit], shapes: dict[Shape, int], outcome: BatchOutcome
+def _shape_ids(
+    inserts: Sequence[Unit], shapes: dict[Shape, int], outcome: BatchOutcome, shape_id: Callable[[Shape], int]
 ) -> dict[Shape, int]:
+    """The known shape ids plus those of the shapes `inserts` bring (found, or added, by `shape_id`)."""
     known = dict(shapes)
     for unit in inserts:
         if isinstance(unit, CallRow) and unit.shape not in known:
-            where = " AND ".join(f"{name} = ?" for name in _SHAPE_COLUMNS.split(", "))
-            found = cursor.execute(f"SELECT id FROM llm_call_shapes WHERE {where}", unit.shape).fetchone()
-            if found is None:
-                cursor.execute(
-                    f"INSERT INTO llm_call_shapes ({_SHAPE_COLUMNS}) VALUES ({_marks(unit.shape)})", unit.shape
-                )
-                found = (cursor.lastrowid,)
-            known[unit.shape] = outcome.shapes[unit.shape] = int(found[0])
+            known[unit.shape] = outcome.shapes[unit.shape] = shape_id(unit.shape)
     return known
+
+
+def _shape_where(mark: str) -> str:
+    return " AND ".join(f"{name} = {mark}" for name in _SHAPE_COLUMNS.split(", "))
+
+
+_SQLITE_SHAPE_FIND = f"SELECT id FROM llm_call_shapes WHERE {_shape_where('?')}"
+_SQLITE_SHAPE_ADD = f"INSERT INTO llm_call_shapes ({_SHAPE_COLUMNS}) VALUES ({', '.join(['?'] * 7)})"
+_POSTGRES_SHAPE_FIND = f"SELECT id FROM llm_call_shapes WHERE {_shape_where('%s')}"
+_POSTGRES_SHAPE_ADD = f"INSERT INTO llm_call_shapes ({_SHAPE_COLUMNS}) VALUES ({', '.join(['%s'] * 7)}) RETURNING id"
+
+
+def _sqlite_shapes(
+    cursor: Any, inserts: Sequence[Unit], shapes: dict[Shape, int], outcome: BatchOutcome
+) -> dict[Shape, int]:
+    def shape_id(shape: Shape) -> int:
+        found = cursor.execute(_SQLITE_SHAPE_FIND, shape).fetchone()
+        if found is None:
+            cursor.execute(_SQLITE_SHAPE_ADD, shape)
+            return int(cursor.lastrowid)
+        return int(found[0])
+
+    return _shape_ids(inserts, shapes, outcome, shape_id)
 
 
 def write_postgres(
@@ -291,16 +308,13 @@ def write_postgres(
 def _postgres_shapes(
     connection: Any, inserts: Sequence[Unit], shapes: dict[Shape, int], outcome: BatchOutcome
 ) -> dict[Shape, int]:
-    known = dict(shapes)
-    for unit in inserts:
-        if isinstance(unit, CallRow) and unit.shape not in known:
-            where = " AND ".join(f"{name} = %s" for name in _SHAPE_COLUMNS.split(", "))
-            found = connection.execute(f"SELECT id FROM llm_call_shapes WHERE {where}", unit.shape).fetchone()
-            if found is None:
-                insert = f"INSERT INTO llm_call_shapes ({_SHAPE_COLUMNS}) VALUES ({', '.join(['%s'] * 7)}) RETURNING id"
-                found = connection.execute(insert, unit.shape).fetchone()
-            known[unit.shape] = outcome.shapes[unit.shape] = int(found[0])
-    return known
+    def shape_id(shape: Shape) -> int:
+        found = connection.execute(_POSTGRES_SHAPE_FIND, shape).fetchone()
+        if found is None:
+            found = connection.execute(_POSTGRES_SHAPE_ADD, shape).fetchone()
+        return int(found[0])
+
+    return _shape_ids(inserts, shapes, outcome, shape_id)
 
 
 def _chunks(values: list[int]) -> Iterable[list[int]]:
