@@ -56,6 +56,28 @@ from tollway.metering.service import MeteringService
 SRC = Path(__file__).resolve().parents[1] / "src"
 POSTGRES_URL = os.environ.get("TOLLWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
+
+# The customer-month meter queries timed by `query` (and by bench/pg_scale.py at scale).
+QUERIES = {
+    "DAY windows, UTC": MeterQuery(
+        start=MONTH_START,
+        end=MONTH_START + timedelta(days=31),
+        window_size=WindowSize.DAY,
+        subjects=("customer-7",),
+        group_by=("type", "model"),
+    ),
+    "DAY windows, America/New_York": MeterQuery(
+        start=datetime(2026, 10, 1, 4, tzinfo=UTC),
+        end=datetime(2026, 11, 1, 4, tzinfo=UTC),
+        window_size=WindowSize.DAY,
+        window_tz=parse_zone("America/New_York"),
+        subjects=("customer-7",),
+        group_by=("type", "model"),
+    ),
+    "whole month, no window": MeterQuery(
+        start=MONTH_START, end=MONTH_START + timedelta(days=31), subjects=("customer-7",), group_by=("type",)
+    ),
+}
 MONTH_S = 31 * 86_400
 MODELS = ("gpt-4o", "claude-sonnet", "demo")
 TYPES = ("input", "output", "cache_read", "cache_write")
@@ -294,26 +316,6 @@ async def bench_query(
 
         with store.engine.connect() as connection:
             stored = int(connection.execute(sql_text("SELECT count(*) FROM events")).scalar() or 0)
-    queries = {
-        "DAY windows, UTC": MeterQuery(
-            start=MONTH_START,
-            end=MONTH_START + timedelta(days=31),
-            window_size=WindowSize.DAY,
-            subjects=("customer-7",),
-            group_by=("type", "model"),
-        ),
-        "DAY windows, America/New_York": MeterQuery(
-            start=datetime(2026, 10, 1, 4, tzinfo=UTC),
-            end=datetime(2026, 11, 1, 4, tzinfo=UTC),
-            window_size=WindowSize.DAY,
-            window_tz=parse_zone("America/New_York"),
-            subjects=("customer-7",),
-            group_by=("type", "model"),
-        ),
-        "whole month, no window": MeterQuery(
-            start=MONTH_START, end=MONTH_START + timedelta(days=31), subjects=("customer-7",), group_by=("type",)
-        ),
-    }
     for size in sizes:
         started = time.perf_counter()
         while stored < size:
@@ -326,7 +328,7 @@ async def bench_query(
             pass
         roll_s = time.perf_counter() - started
         print(f"stored={stored:,}: inserted in {load_s:.0f}s, rolled up in {roll_s:.0f}s", flush=True)
-        for name, query in queries.items():
+        for name, query in QUERIES.items():
             timings = []
             rows = []
             for _ in range(runs):

@@ -22,23 +22,20 @@ import os
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import psycopg
 
+from ingest import MONTH_START, QUERIES  # the same month and queries as bench/ingest.py
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import SystemClock
-from tollway.metering.aggregation import MeterQuery, parse_zone
-from tollway.metering.meters import WindowSize
 from tollway.metering.service import MeteringService
 
 URL = os.environ.get("TOLLWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/scale_bench")
-MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_START_US = int(MONTH_START.timestamp()) * 1_000_000
 MONTH_S = 31 * 86_400
 
@@ -58,27 +55,6 @@ SUBJECTS = """
 INSERT INTO subjects (key, first_seen_us)
 SELECT 'customer-' || s, %(now_us)s FROM generate_series(0, %(subjects)s - 1) AS s ON CONFLICT DO NOTHING
 """
-
-QUERIES = {
-    "DAY windows, UTC": MeterQuery(
-        start=MONTH_START,
-        end=MONTH_START + timedelta(days=31),
-        window_size=WindowSize.DAY,
-        subjects=("customer-7",),
-        group_by=("type", "model"),
-    ),
-    "DAY windows, America/New_York": MeterQuery(
-        start=datetime(2026, 10, 1, 4, tzinfo=UTC),
-        end=datetime(2026, 11, 1, 4, tzinfo=UTC),
-        window_size=WindowSize.DAY,
-        window_tz=parse_zone("America/New_York"),
-        subjects=("customer-7",),
-        group_by=("type", "model"),
-    ),
-    "whole month, no window": MeterQuery(
-        start=MONTH_START, end=MONTH_START + timedelta(days=31), subjects=("customer-7",), group_by=("type",)
-    ),
-}
 
 
 async def run(sizes: list[int], subjects: int, runs: int, chunk: int, roll_step: int, roll_budget_s: float) -> None:
