@@ -46,6 +46,7 @@ from tollway.metering.spool import HandOffSink
 from tollway.wiring.gateway import gateway_state
 
 if TYPE_CHECKING:
+    from tollway.gateway.http import Receive, Send
     from tollway.metering.intents import CallIntent  # not in versions before write-ahead intents
 
 KEY = "bench-key-0123"
@@ -144,8 +145,8 @@ def gateway(
     return Gateway(Flow(state, sink or Dropped(), GatewayMetrics(), clock, limits, policy=policy), observer=observer)
 
 
-async def drive(app: Gateway, requests: int) -> float:
-    """CPU seconds per request over `requests` sequential requests."""
+def chat_request() -> tuple[dict[str, Any], Receive, Send, list[int]]:
+    """One chat completion as ASGI: its scope, receive and send, and the statuses that send saw."""
     scope = {
         "type": "http",
         "method": "POST",
@@ -166,13 +167,38 @@ async def drive(app: Gateway, requests: int) -> float:
         if sent["type"] == "http.response.start":
             statuses.append(sent["status"])
 
-    began = time.process_time()
-    for _ in range(requests):
-        await app(dict(scope), receive, send)
+    return scope, receive, send, statuses
+
+
+def per_request(began: float, statuses: list[int], requests: int) -> float:
+    """CPU seconds per request since `began`; every answer must have been a 200."""
     spent = time.process_time() - began
     if set(statuses) != {200}:
         raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
     return spent / requests
+
+
+async def drive(app: Gateway, requests: int) -> float:
+    """CPU seconds per request over `requests` sequential requests."""
+    scope, receive, send, statuses = chat_request()
+    began = time.process_time()
+    for _ in range(requests):
+        await app(dict(scope), receive, send)
+    return per_request(began, statuses, requests)
+
+
+async def drive_concurrently(app: Gateway, requests: int, concurrency: int) -> float:
+    """CPU seconds per request over `requests` requests, `concurrency` of them in flight at any time."""
+    scope, receive, send, statuses = chat_request()
+
+    async def client(calls: int) -> None:
+        for _ in range(calls):
+            await app(dict(scope), receive, send)
+
+    began = time.process_time()
+    share, extra = divmod(requests, concurrency)
+    await asyncio.gather(*(client(share + (i < extra)) for i in range(concurrency)))
+    return per_request(began, statuses, requests)
 
 
 async def main() -> None:

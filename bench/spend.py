@@ -24,12 +24,11 @@ import gc
 import os
 import statistics
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from routing import BODY, KEY, Answering, Dropped, config, drive
+from routing import Answering, Dropped, config, drive, drive_concurrently
 from tollway.adapters.memory.counters import MemoryCounterStore
 from tollway.billing.customers import Customer
 from tollway.billing.entitlements import EntitlementTemplate
@@ -101,41 +100,6 @@ def gateway(counters: CounterStore | None, **shape: bool) -> Gateway:
         spend = SpendAdmission(counters, NoUsageYet(), clock, lambda: snapshot)
         admission = GatewayAdmission(spend, lambda: state, clock)
     return Gateway(Flow(state, Dropped(), GatewayMetrics(), clock, limits, admission=admission))
-
-
-async def drive_concurrently(app: Gateway, requests: int, concurrency: int) -> float:
-    """CPU seconds per request over `requests` requests, `concurrency` of them in flight at any time."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/chat/completions",
-        "headers": [
-            (b"authorization", b"Bearer " + KEY.encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(BODY)).encode()),
-        ],
-    }
-    message = {"type": "http.request", "body": BODY, "more_body": False}
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return message
-
-    async def send(sent: MutableMapping[str, Any]) -> None:
-        if sent["type"] == "http.response.start":
-            statuses.append(sent["status"])
-
-    async def client(calls: int) -> None:
-        for _ in range(calls):
-            await app(dict(scope), receive, send)
-
-    began = time.process_time()
-    share, extra = divmod(requests, concurrency)
-    await asyncio.gather(*(client(share + (i < extra)) for i in range(concurrency)))
-    spent = time.process_time() - began
-    if set(statuses) != {200}:
-        raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
-    return spent / requests
 
 
 async def main() -> None:
