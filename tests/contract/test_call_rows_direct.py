@@ -87,6 +87,7 @@ def test_a_call_becomes_what_its_events_became(call: LlmCall) -> None:
         for e in llm_call_events(call)
     ]
     assert list(row.rows) == plain
+    assert row.keys == tuple((r[0], r[1]) for r in plain)  # what duplicate detection looks up, rows unbuilt
 
 
 @settings(max_examples=300, deadline=None)
@@ -194,6 +195,18 @@ async def test_a_call_counts_once_whichever_path_stored_it(store: SqlEventStore)
     assert await store.insert_usage([call(1, usage=TokenUsage(input=999, output=21))]) == 0
     assert store.stats.conflicts_total == 3  # input, output (its reasoning) and request differ
     assert len(await store.list_events(EventFilter(limit=1000))) == len(EVENTS)
+
+
+async def test_a_call_and_its_changed_events_in_one_batch_count_once(store: SqlEventStore) -> None:
+    """The call's derived rows are built only when its ids meet another copy: here its own events, changed, in
+    the same batch (the rows are the kept copies the changed events are compared with)."""
+    changed = llm_call_events(call(1, usage=TokenUsage(input=999, output=21)))
+    assert await store.insert_usage([call(1), *changed]) == len(llm_call_events(call(1)))
+    assert store.stats.conflicts_total == len(changed) == 3  # input, output (its reasoning), request: all differ
+    assert store.stats.duplicates_total == 0
+    assert count(store, "SELECT count(*) FROM llm_calls") == 1
+    assert await store.insert_usage([call(1)]) == 0
+    assert store.stats.conflicts_total == 3
 
 
 async def test_a_call_stored_as_events_first_counts_once(store: SqlEventStore) -> None:

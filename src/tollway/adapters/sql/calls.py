@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tollway.adapters.sql.event_keys import EventRow, key_hash
+from tollway.adapters.sql.event_keys import EventKey, EventRow, key_hash
 from tollway.metering.events import Event, to_micros
 from tollway.metering.llm import GATEWAY_SOURCE, REQUEST_EVENT, TOKENS_EVENT, LlmCall
 from tollway.money import decimal_text
@@ -43,11 +43,28 @@ class CallRow:
     tokens: tuple[int, int, int, int, int]  # input, output, cache_read, cache_write, reasoning
     costs: tuple[str | None, str | None, str | None, str | None, str | None]  # per type, then the total
     duration_ms: int | None
-    rows: tuple[EventRow, ...]  # the derived events (what readers see)
 
     @property
     def key_hash(self) -> int:
         return request_hash(self.request_id)
+
+    @property
+    def keys(self) -> tuple[EventKey, ...]:
+        """The (source, id) of each derived event, in order: what duplicate detection looks up per call."""
+        request_id, tokens = self.request_id, self.tokens
+        return tuple(
+            (GATEWAY_SOURCE, f"{request_id}:{suffix}")
+            for index, suffix in enumerate(SUFFIXES)
+            if index < 2 or index == 4 or tokens[index] != 0
+        )
+
+    @property
+    def rows(self) -> tuple[EventRow, ...]:
+        """The derived events (what readers see), built when asked: only a call that meets an event already
+        stored (a replay, a call stored in pieces or before migration 0021) needs them."""
+        return derived_rows(
+            self.request_id, self.subject, self.time_us, self.shape, self.tokens, self.costs, self.duration_ms
+        )
 
 
 def request_hash(request_id: str) -> int:
@@ -189,18 +206,16 @@ def compact(run: Sequence[Event], encoded: Sequence[str], known: KnownShapes) ->
     derived = derived_data(shape, counts, costs, duration, common)
     if len(derived) != len(run):
         return None
-    time_us = to_micros(time)
-    rows = []
     for (suffix, kind, expected), event, text in zip(derived, run, encoded, strict=True):
-        row = _row(request_id, suffix, kind, subject, time_us, text)
-        if row[1] != event.id or kind != event.type or event.subject != subject or event.time_defaulted:
+        if event.id != f"{request_id}:{suffix}" or kind != event.type or event.subject != subject:
             return None
         # The same JSON bytes: equal values, in the same key order, of the same JSON types (True is not 1).
-        if event.source != GATEWAY_SOURCE or event.time != time or orjson.dumps(expected).decode() != text:
+        if event.time_defaulted or event.source != GATEWAY_SOURCE or event.time != time:
             return None
-        rows.append(row)
+        if orjson.dumps(expected).decode() != text:
+            return None
     cost_row = (costs[0], costs[1], costs[2], costs[3], costs[4])
-    return CallRow(request_id, subject, time_us, shape, counts, cost_row, duration, tuple(rows))
+    return CallRow(request_id, subject, to_micros(time), shape, counts, cost_row, duration)
 
 
 def call_row(call: LlmCall, known: KnownShapes) -> CallRow | None:
@@ -261,13 +276,7 @@ def call_row(call: LlmCall, known: KnownShapes) -> CallRow | None:
             total += cost
             texts[index] = decimal_text(cost)
         costs = (texts[0], texts[1], texts[2], texts[3], decimal_text(total))
-    shape, common = checked
-    subject, time_us = call.subject, to_micros(call.time)
-    rows = tuple(
-        _row(request_id, suffix, kind, subject, time_us, orjson.dumps(data).decode())
-        for suffix, kind, data in derived_data(shape, counts, costs, duration, common)
-    )
-    return CallRow(request_id, subject, time_us, shape, counts, costs, duration, rows)
+    return CallRow(request_id, call.subject, to_micros(call.time), checked[0], counts, costs, duration)
 
 
 _RAW_SHAPE = (

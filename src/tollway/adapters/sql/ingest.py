@@ -98,7 +98,7 @@ class EventWriter:
 
         An event repeated within the group counts for the first caller that sent it."""
         ingested = to_micros(self._clock.now())
-        first: dict[EventKey, EventRow] = {}
+        first: dict[EventKey, EventRow | CallRow] = {}  # a call's events: the call (its rows built if needed)
         defaulted: set[EventKey] = set()  # first copies whose time was defaulted
         repeats: list[Prepared] = []
         owners: list[list[EventKey]] = []
@@ -107,9 +107,10 @@ class EventWriter:
             mine: list[EventKey] = []
             for item in batch:
                 if isinstance(item, CallRow):
-                    if not any((row[0], row[1]) in first for row in item.rows):
-                        first.update(((row[0], row[1]), row) for row in item.rows)
-                        mine.extend((row[0], row[1]) for row in item.rows)
+                    keys = item.keys
+                    if not any(key in first for key in keys):
+                        first.update(dict.fromkeys(keys, item))
+                        mine.extend(keys)
                         units.append(item)
                         continue
                     plain: list[Prepared] = [(row, False) for row in item.rows]  # met in part already
@@ -126,7 +127,7 @@ class EventWriter:
                         mine.append(key)
                         units.append(row)
             owners.append(mine)
-        names = sorted({row[3] for row in first.values()} - self._known_subjects)
+        names = sorted({_subject(kept) for kept in first.values()} - self._known_subjects)
         write = write_postgres if self._postgres else write_sqlite
         shapes = self._shapes
         outcome = self._connection.run(lambda driver: write(driver, units, names, ingested, shapes))
@@ -144,7 +145,7 @@ class EventWriter:
     def _count_conflicts(
         self,
         outcome: BatchOutcome,
-        first: dict[EventKey, EventRow],
+        first: dict[EventKey, EventRow | CallRow],
         defaulted: set[EventKey],
         repeats: list[Prepared],
     ) -> int:
@@ -153,12 +154,12 @@ class EventWriter:
         A copy whose time was defaulted (a retry of an event sent without one) is compared without its time."""
         conflicts = 0
         for key, kept in outcome.stored.items():
-            if not _same_content(kept, first[key][2:6], with_time=key not in defaulted):
+            if not _same_content(kept, _copy(first[key], key), with_time=key not in defaulted):
                 conflicts += 1
                 _log_conflict(key)
         for row, time_defaulted in repeats:
             key = (row[0], row[1])
-            kept = outcome.stored.get(key) or first[key][2:6]
+            kept = outcome.stored.get(key) or _copy(first[key], key)
             if not _same_content(kept, row[2:6], with_time=not time_defaulted):
                 conflicts += 1
                 _log_conflict(key)
@@ -168,6 +169,18 @@ class EventWriter:
 def checkpoint_sqlite(connection: Any) -> None:
     """A passive checkpoint (never waits for readers or writers) on a sqlite3 connection."""
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _subject(kept: EventRow | CallRow) -> str:
+    return kept.subject if isinstance(kept, CallRow) else kept[3]
+
+
+def _copy(kept: EventRow | CallRow, key: EventKey) -> StoredCopy:
+    """The content (type, subject, time, data) of the first copy of `key` in a group: an event's own, or the
+    derived event of a call (its rows built here: only for a duplicate)."""
+    if isinstance(kept, CallRow):
+        kept = next(row for row in kept.rows if row[1] == key[1])
+    return (kept[2], kept[3], kept[4], kept[5])
 
 
 def _log_conflict(key: EventKey) -> None:

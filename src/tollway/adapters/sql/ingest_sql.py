@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tollway.adapters.sql.calls import SEQ_SPAN, CallRow, Shape, derived_rows, request_hash, split_id
-from tollway.adapters.sql.event_keys import EventKey, EventRow, StoredCopy
+from tollway.adapters.sql.calls import SEQ_SPAN, CallRow, Shape, request_hash, split_id
+from tollway.adapters.sql.event_keys import EventKey, EventRow, StoredCopy, key_hash
 from tollway.metering.llm import GATEWAY_SOURCE
 
 Unit = EventRow | CallRow  # what a batch writes, in order
@@ -90,7 +90,7 @@ def plan(
     inserts: list[Unit] = []
     for unit in units:
         if isinstance(unit, CallRow):
-            keys = [(row[0], row[1]) for row in unit.rows]
+            keys = unit.keys
             if unit.request_id not in stored_calls and not any(key in stored_events for key in keys):
                 inserts.append(unit)
                 outcome.new_keys.update(keys)
@@ -118,14 +118,19 @@ def _derived_copy(stored_calls: dict[str, CallRow], row: EventRow) -> StoredCopy
     return None
 
 
-def _event_rows(units: Sequence[Unit]) -> list[EventRow]:
-    rows: list[EventRow] = []
+def _event_keys(units: Sequence[Unit]) -> tuple[set[EventKey], list[int]]:
+    """The (source, id) of every event the units hold or derive, and their key hashes (to look them up)."""
+    keys: set[EventKey] = set()
+    hashes: list[int] = []
     for unit in units:
         if isinstance(unit, CallRow):
-            rows.extend(unit.rows)
+            derived = unit.keys
+            keys.update(derived)
+            hashes.extend(key_hash(source, event_id) for source, event_id in derived)
         else:
-            rows.append(unit)
-    return rows
+            keys.add((unit[0], unit[1]))
+            hashes.append(unit[6])
+    return keys, hashes
 
 
 def _request_ids(units: Sequence[Unit]) -> set[str]:
@@ -144,8 +149,7 @@ def _stored_call(row: Sequence[Any]) -> CallRow:
     counts = (int(row[10]), int(row[11]), int(row[12]), int(row[13]), int(row[14]))
     costs = (row[15], row[16], row[17], row[18], row[19])
     duration = None if row[20] is None else int(row[20])
-    rows = derived_rows(request_id, subject, time_us, shape, counts, costs, duration)
-    return CallRow(request_id, subject, time_us, shape, counts, costs, duration, rows)
+    return CallRow(request_id, subject, time_us, shape, counts, costs, duration)
 
 
 def _numbered(
@@ -179,8 +183,7 @@ def _numbered(
     return events, calls
 
 
-def _wanted_events(found: Iterable[Sequence[Any]], rows: Sequence[EventRow], into: dict[EventKey, StoredCopy]) -> None:
-    wanted = {(row[0], row[1]) for row in rows}
+def _wanted_events(found: Iterable[Sequence[Any]], wanted: set[EventKey], into: dict[EventKey, StoredCopy]) -> None:
     for source, event_id, kind, subject, time_us, data in found:
         if (source, event_id) in wanted:  # not a key that only shares a hash with one of the batch's
             into[(source, event_id)] = (kind, subject, int(time_us), data)
@@ -202,11 +205,11 @@ def write_sqlite(
         # Take the write lock up front (waiting out busy_timeout): a deferred transaction that reads first
         # and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
         cursor.execute("BEGIN IMMEDIATE")
-        rows = _event_rows(units)
+        wanted, hashes = _event_keys(units)
         stored_events: dict[EventKey, StoredCopy] = {}
-        for chunk in _chunks([row[6] for row in rows]):
+        for chunk in _chunks(hashes):
             found = cursor.execute(f"{_EVENTS_STORED} WHERE key_hash IN ({_marks(chunk)})", chunk).fetchall()
-            _wanted_events(found, rows, stored_events)
+            _wanted_events(found, wanted, stored_events)
         request_ids = _request_ids(units)
         stored_calls: dict[str, CallRow] = {}
         for chunk in _chunks([request_hash(r) for r in request_ids]):
@@ -274,17 +277,17 @@ def write_postgres(
     """Store `units` on a psycopg connection (not in a transaction) and commit: one pipelined exchange to
     lock and look up, one to insert and commit."""
     outcome = BatchOutcome()
-    rows = _event_rows(units)
+    wanted, hashes = _event_keys(units)
     request_ids = _request_ids(units)
     with connection.pipeline():
         lock, events_found, calls_found, top = (connection.cursor() for _ in range(4))
         lock.execute(POSTGRES_INGEST_LOCK, (INGEST_LOCK,))
-        events_found.execute(f"{_EVENTS_STORED} WHERE key_hash = ANY(%b::int4[])", ([row[6] for row in rows],))
+        events_found.execute(f"{_EVENTS_STORED} WHERE key_hash = ANY(%b::int4[])", (hashes,))
         hashes = [request_hash(r) for r in request_ids]
         calls_found.execute(f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.key_hash = ANY(%b::int4[])", (hashes,))
         top.execute(POSTGRES_TOP)
     stored_events: dict[EventKey, StoredCopy] = {}
-    _wanted_events(events_found.fetchall(), rows, stored_events)
+    _wanted_events(events_found.fetchall(), wanted, stored_events)
     stored_calls: dict[str, CallRow] = {}
     _wanted_calls(calls_found.fetchall(), request_ids, stored_calls)
     inserts = plan(units, stored_events, stored_calls, outcome)
