@@ -31,9 +31,12 @@ POSTGRES_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 # is SET LOCAL): a table that grew since it was last analyzed (a new deployment's first hours, a bulk load) has
 # statistics that make `key_hash = ANY(...)` look cheaper as a sequential scan, which read every stored event
 # for each batch (14 ms per 1,000-event batch at 50,000 stored, growing with the table). The look-ups are
-# planned after this ran.
+# planned after this ran. And JIT off: with sequential scans off, a statement that can only scan (the `meters`
+# read of POSTGRES_TOP) is costed above 10^10, past jit_above_cost, and was JIT-compiled in every
+# transaction (~270 ms of the backend's CPU each, measured: 28 single events/s at c=8).
 POSTGRES_INGEST_LOCK = (
-    "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema())), set_config('enable_seqscan', 'off', true)"
+    "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema())), set_config('enable_seqscan', 'off', true), "
+    "set_config('jit', 'off', true)"
 )
 INGEST_LOCK = 0x746F6C6C  # "toll": serializes event writers on PostgreSQL
 SQLITE_KEYS_PER_LOOKUP = 500  # below SQLite's bound on host parameters
