@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -31,6 +31,7 @@ from tollway.gateway.token_count import count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
 from tollway.money import parse_decimal
 from tollway.spend.admission import Estimate, SpendAdmission, SpendCall
+from tollway.spend.compiled import Shape
 from tollway.spend.hold import Degradable, Hold, RateLimitExceeded
 
 BYTES_PER_TOKEN = 3
@@ -141,8 +142,13 @@ class GatewayAdmission:
         family = "anthropic" if call.endpoint == MESSAGES else "openai"
         try:
             try:
-                spend_call = self._spend_call(call, call.route, request_budget, task, task_budget, now)
-                hold = await self._spend.admit(spend_call, plan=plan, now=now)
+                hold: Hold | Literal[False] | None = False
+                if plan.compiled is not None and request_budget is None and task_budget is None:
+                    # the caller's plan is compiled: its asks from the call's token counts (no worst-case calls)
+                    hold = await self._spend.admit_compiled(plan, self._shape(call, call.route), now)
+                if hold is False:  # the general way (also: a counter to seed, or a refusal to word)
+                    spend_call = self._spend_call(call, call.route, request_budget, task, task_budget, now)
+                    hold = await self._spend.admit(spend_call, plan=plan, now=now)
             except Degradable as degradable:
                 hold = await self._degrade(call, call.route, degradable, request_budget, task, task_budget)
         except RateLimitExceeded as exc:
@@ -218,27 +224,13 @@ class GatewayAdmission:
         self, call: Admit, route: Route, *, output: int | None = None, now: datetime | None = None
     ) -> tuple[LlmCall, ...]:
         """The call's worst case on each target it may reach (`output`: its output tokens instead of the most)."""
-        payload = call.payload or {}
         if output is None:
-            output = 0
-            if not embeds(call.endpoint):
-                output = requested_output(payload) or route.max_output_tokens or self._default_max_tokens
+            output = self._output(call, route)
         prices = self._state().prices
         cases: list[LlmCall] = []
         if now is None:
             now = self._clock.now()
-        estimate: int | None = None  # the conservative estimate: the same on every target that counts no tokens
-        for target in route.targets:
-            counting = getattr(target.provider, "count_prompt_tokens", None) is not None
-            if estimate is not None and not counting:
-                tokens = estimate
-            else:
-                try:
-                    tokens = input_tokens(call.endpoint, target, payload, call.prompt)
-                except ValidationError:
-                    tokens = conservative_tokens(payload)
-                if not counting:
-                    estimate = tokens
+        for target, tokens in self._input_tokens(call, route):
             provider = target.provider.name
             cases.append(
                 LlmCall(
@@ -256,6 +248,43 @@ class GatewayAdmission:
                 )
             )
         return tuple(cases)
+
+    def _shape(self, call: Admit, route: Route) -> Shape:
+        """The call's worst case as a compiled plan reads it: its output tokens, and its input tokens and provider
+        price on each target (what `worst_cases` builds its calls from)."""
+        prices = self._state().prices
+        inputs = self._input_tokens(call, route)
+        if len(inputs) == 1:
+            target, tokens = inputs[0]
+            return self._output(call, route), ((tokens, prices.get((target.provider.name, target.model))),)
+        found = tuple((tokens, prices.get((target.provider.name, target.model))) for target, tokens in inputs)
+        return self._output(call, route), found
+
+    def _output(self, call: Admit, route: Route) -> int:
+        """The call's most output tokens: the request's cap, else the model's, else the gateway default."""
+        if embeds(call.endpoint):
+            return 0
+        return requested_output(call.payload) or route.max_output_tokens or self._default_max_tokens
+
+    @staticmethod
+    def _input_tokens(call: Admit, route: Route) -> list[tuple[Target, int]]:
+        """The call's input tokens on each target of the route."""
+        payload = call.payload or {}
+        found: list[tuple[Target, int]] = []
+        estimate: int | None = None  # the conservative estimate: the same on every target that counts no tokens
+        for target in route.targets:
+            counting = getattr(target.provider, "count_prompt_tokens", None) is not None
+            if estimate is not None and not counting:
+                tokens = estimate
+            else:
+                try:
+                    tokens = input_tokens(call.endpoint, target, payload, call.prompt)
+                except ValidationError:
+                    tokens = conservative_tokens(payload)
+                if not counting:
+                    estimate = tokens
+            found.append((target, tokens))
+        return found
 
 
 ZERO = Decimal(0)

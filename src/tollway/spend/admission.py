@@ -29,11 +29,12 @@ from tollway.metering.llm import LlmCall
 from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
+from tollway.spend.compiled import Shape
 from tollway.spend.hold import Degradable, Hold, prepaid_governed, refusal
 from tollway.spend.limits import Governed, LimitsBuilder, worst
 from tollway.spend.plan import Plan, Plans, Pricing
 from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
-from tollway.spend.rate_limits import WEIGHT_SCALE
+from tollway.spend.rate_limits import WEIGHT_SCALE, RateLimit, Slide
 from tollway.spend.rates import rate_governed
 from tollway.spend.rules import CustomerRules, SpendRules
 from tollway.spend.selection import Selections
@@ -161,15 +162,58 @@ class SpendAdmission:
                 return None
             return await self._reserve(governed, now, pricing, degrade=degrade)
         except CountersUnavailable as exc:
-            if self.fails_open(governed):
-                self.unavailable_admits += 1
-                log.warning("spend limits not checked (fail-open): %s", exc.message)
-                return None
-            raise UnavailableError(
-                "Spend limits cannot be checked right now (the counter store did not answer in time), so the "
-                "request was refused; try again shortly.",
-                code="limits_unavailable",
-            ) from exc
+            self._unchecked(governed, exc)
+            return None
+
+    async def admit_compiled(self, plan: Plan, shape: Shape, now: datetime) -> Hold | Literal[False] | None:
+        """A call of a compiled plan (`plan.compiled`, no x-tollway-budget or task budget) whose worst case has
+        `shape`: a hold, None when no limit governs it, or False where the general way (`admit` with the worst-case
+        calls) must decide: a counter to seed first, or a limit that refuses the call (nothing is held then)."""
+        compiled = plan.compiled
+        assert compiled is not None
+        assert plan.pricing is not None
+        asks, slides = compiled.asks(shape, now)
+        # what goes with these asks, taken before the await (a call of another shape may compile meanwhile)
+        measures, picks, budgets, templates = (
+            compiled.measures,
+            compiled.picks,
+            compiled.budget_names,
+            compiled.templates,
+        )
+        cost_of, currency = plan.pricing
+        if not asks:
+            return Hold(self._counters, (), (), cost_of=cost_of, currency=currency, at=now) if plan.priced else None
+        try:
+            result = await self._counters.reserve(asks)
+        except CountersUnavailable as exc:
+            self._unchecked(templates, exc)
+            return None
+        if not result.held:
+            return False
+        return Hold(
+            self._counters,
+            asks,
+            measures,
+            cost_of=cost_of,
+            currency=currency,
+            before=result.counters,
+            budgets=budgets,
+            rates=slides,
+            at=now,
+            picks=picks,
+        )
+
+    def _unchecked(self, governed: Sequence[Governed], exc: CountersUnavailable) -> None:
+        """The counters did not answer: the call is let through unchecked (fail-open: returns), or refused."""
+        if self.fails_open(governed):
+            self.unavailable_admits += 1
+            log.warning("spend limits not checked (fail-open): %s", exc.message)
+            return
+        raise UnavailableError(
+            "Spend limits cannot be checked right now (the counter store did not answer in time), so the "
+            "request was refused; try again shortly.",
+            code="limits_unavailable",
+        ) from exc
 
     def fails_open(self, governed: Sequence[Governed]) -> bool:
         """Whether a call these limits govern is admitted unchecked when the counters do not answer: only if every
@@ -356,7 +400,7 @@ class SpendAdmission:
         assert result is not None
         counters = result.counters
         budgets: list[tuple[int, str]] = []
-        rates: list[tuple[int, Governed]] = []
+        rates: list[tuple[int, RateLimit, Slide]] = []
         for index, g in enumerate(governed):
             name = g.name
             if name[:6] == "usage:":
@@ -366,8 +410,8 @@ class SpendAdmission:
                     self._period_usage[g.ask.key] = counter.used + counter.reserved + held
             elif name[:7] == "budget:" or name[:5] == "task:":
                 budgets.append((index, name.removeprefix("budget:")))
-            elif g.slide is not None:
-                rates.append((index, g))
+            elif g.slide is not None and g.rate is not None:
+                rates.append((index, g.rate, g.slide))
         if result.held:
             cost_of, currency = pricing if pricing is not None else (None, "USD")
             return Hold(

@@ -12,7 +12,11 @@ from tollway.money import decimal_text
 from tollway.spend.budgets import Budget
 from tollway.spend.limits import Amount, Governed
 from tollway.spend.ports import Ask, Counter, CounterStore
+from tollway.spend.rate_limits import RateLimit, Slide
 from tollway.spend.rates import Standing, rate_headers, rate_refusal_text, standing
+
+# the distinct measures of a call's asks, the index among them of each ask's measure, and of the cost's (-1: none)
+Picks = tuple[tuple[Amount, ...], tuple[int, ...], int]
 
 
 class Hold:
@@ -28,6 +32,7 @@ class Hold:
         "_cost_of",
         "_done",
         "_measures",
+        "_picks",
         "_rates",
         "_store",
         "at",
@@ -48,10 +53,13 @@ class Hold:
         currency: str = "USD",
         before: tuple[Counter, ...] = (),
         budgets: tuple[tuple[int, str], ...] = (),  # (index of the ask, budget name) for each budget held
-        rates: tuple[tuple[int, Governed], ...] = (),  # (index of the ask, the limit) for each sliding rate limit
+        # (index of the ask, the limit, where the call's moment falls in its window) for each sliding rate limit
+        rates: tuple[tuple[int, RateLimit, Slide], ...] = (),
         at: datetime | None = None,
+        picks: Picks | None = None,
     ) -> None:
         self._store = store
+        self._picks = picks
         self._asks = asks
         self._measures = measures
         self._cost_of = cost_of
@@ -75,6 +83,15 @@ class Hold:
         if self._done:
             return
         self._done = True
+        picks = self._picks
+        if picks is not None:  # the distinct measures worked out beforehand (a compiled plan's)
+            distinct, each, cost_index = picks
+            values = [amount_of(record) for amount_of in distinct]
+            self._actual = actual = [values[index] for index in each]
+            if self._cost_of is not None:
+                self.cost = values[cost_index] if cost_index >= 0 else self._cost_of(record)
+            self._store.settle(self._asks, actual)
+            return
         measured: dict[Amount, Decimal] = {}  # limits that read the call the same way: measured once
         actual = []
         for amount_of in self._measures:
@@ -112,9 +129,9 @@ class Hold:
         if not self._rates or self.at is None:
             return []
         found = []
-        for index, governed in self._rates:
-            spent = self._actual[index] if self._actual is not None else self._asks[index].amount
-            state = standing(governed, self._before[index], spent)
+        actual, asks, before = self._actual, self._asks, self._before
+        for index, rate, slide in self._rates:
+            state = standing(rate, slide, before[index], actual[index] if actual is not None else asks[index].amount)
             if state is not None:
                 found.append(state)
         return rate_headers(self.family, found, self.at)
@@ -182,7 +199,11 @@ def refusal(governed: Governed, counter: Counter, now: datetime) -> LimitExceede
     if governed.rate is not None:
         text, wait, at = rate_refusal_text(governed, counter, now)
         return RateLimitExceeded(
-            text, wait_s=wait, limit=governed.name, at=at, standing=standing(governed, counter, Decimal(0))
+            text,
+            wait_s=wait,
+            limit=governed.name,
+            at=at,
+            standing=standing(governed.rate, governed.slide, counter, Decimal(0)),
         )
     used, reserved = counter.used, counter.reserved
     window = governed.window

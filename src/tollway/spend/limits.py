@@ -428,32 +428,42 @@ def _filters(feature: PricedFeature) -> dict[str, tuple[str, ...]]:
     return {name: tuple(sorted(values)) for name, values in feature.measure.filters.items()}
 
 
-def _linear_cost(priced: Sequence[PricedFeature]) -> Amount | None:
-    """`_plan_cost` of plain unit prices on token counts, compiled: the sum of each price times the call's integer
-    count of its token types (a Decimal times an int: exact, the same value as through the measures); None where
-    a priced feature's measure is more than token counts."""
+def _linear_cost(priced: Sequence[PricedFeature]) -> LinearCost | None:
+    """`_plan_cost` of plain unit prices on token counts, compiled (`LinearCost`); None where a priced feature's
+    measure is more than token counts."""
     terms: list[tuple[Decimal, tuple[str, ...]]] = []
     for feature in priced:
         types = feature.measure.token_types()
         if types is None or feature.unit is None:
             return None
         terms.append((feature.unit, types))
-    linear = tuple(terms)
+    return LinearCost(tuple(terms))
 
-    def cost(call: LlmCall) -> Decimal:
+
+class LinearCost:
+    """A call's cost under plain unit prices on token counts: the sum of each price times the call's integer count
+    of its token types (a Decimal times an int: exact, the same value as through the measures). `per_input` and
+    `per_output`: what one input and one output token cost (a worst case counts only those two types)."""
+
+    __slots__ = ("per_input", "per_output", "terms")
+
+    def __init__(self, terms: tuple[tuple[Decimal, tuple[str, ...]], ...]) -> None:
+        self.terms = terms
+        self.per_input = sum((unit for unit, types in terms if "input" in types), _ZERO)
+        self.per_output = sum((unit for unit, types in terms if "output" in types), _ZERO)
+
+    def __call__(self, call: LlmCall) -> Decimal:
         usage = call.usage
         total = _ZERO
         if usage is None:
             return total
-        for unit, types in linear:
+        for unit, types in self.terms:
             count = 0
             for kind in types:
                 count += getattr(usage, kind)
             if count > 0:
                 total += unit * count
         return total
-
-    return cost
 
 
 def _plan_cost(priced: Sequence[PricedFeature], period_usage: dict[str, Decimal]) -> Amount:

@@ -70,6 +70,11 @@ class FeatureMeasure:
             return None
         return _TOKEN_TYPES if self._types is None else self._types
 
+    def worst_kind(self) -> str | None:
+        """ "tokens", "requests" or "cost" where the measure reads a call's record only for its token counts and
+        provider price (a built-in meter filtered on the token type at most); None for any other measure."""
+        return None if self._checked else self._fast
+
     def amount(self, call: LlmCall) -> Decimal:
         """What the call adds to the meter slice."""
         fast = self._fast

@@ -20,6 +20,7 @@ from decimal import Decimal
 from tollway.billing.subscriptions import Subscription
 from tollway.errors import ForbiddenError
 from tollway.metering.llm import LlmCall
+from tollway.spend.compiled import Compiled, compile_plan
 from tollway.spend.hold import prepaid_governed
 from tollway.spend.limits import FOREVER, Amount, Governed, LimitsBuilder, with_amount, worst
 from tollway.spend.measure import FeatureMeasure
@@ -53,6 +54,7 @@ class Plan:
     rates: tuple[tuple[int | None, Rated], ...] = ()  # index None: counts 1 (requests, in flight)
     budgets: tuple[tuple[int, Governed], ...] = ()
     pricing: Pricing | None = None
+    compiled: Compiled | None = None  # a static plan whose calls' asks are worked out from integers (compiled.py)
     _buckets: list[Governed | None] = field(default_factory=list)  # each rate limit's, in its current bucket
     _indexes: dict[Amount, int] = field(default_factory=dict)
 
@@ -206,6 +208,9 @@ def build_plan(
         plan._within(template.window.start, template.window.end)
         budgets.append((plan._measure(template.amount_of), template))
     plan.budgets = tuple(budgets)
+    if not plan.usage:
+        key = customer.customer.key if customer is not None else ""
+        plan.compiled = compile_plan(plan.measures, plan.entitled, key, plan.rates, plan.budgets, cost_of, now)
     return plan
 
 

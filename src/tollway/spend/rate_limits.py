@@ -141,15 +141,6 @@ def wait_s(previous: Decimal, current: Decimal, amount: Decimal, limit: Decimal,
     return max(1, int((need / 1_000_000).to_integral_value(rounding=ROUND_CEILING)))
 
 
-def empty_in_us(previous: Decimal, current: Decimal, slide: Slide) -> int:
-    """Microseconds until the window counts nothing again (the rate limit back to its full allowance)."""
-    if current > 0:
-        return 2 * slide.length_us - slide.into_us
-    if previous > 0:
-        return slide.length_us - slide.into_us
-    return 0
-
-
 def openai_duration(micros: int) -> str:
     """OpenAI's reset format for a duration in microseconds: "1s", "6m0s", "1h2m3s", "20ms" (rounded up)."""
     if micros <= 0:

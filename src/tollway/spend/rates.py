@@ -21,9 +21,10 @@ from tollway.spend.ports import Ask, Counter
 from tollway.spend.rate_limits import (
     IN_FLIGHT_TTL_S,
     METRIC_TEXT,
+    WEIGHT_SCALE,
     RateLimit,
+    Slide,
     counted,
-    empty_in_us,
     openai_duration,
     slide_at,
     wait_s,
@@ -32,7 +33,7 @@ from tollway.spend.windows import Window
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
-Standing = tuple[str, Decimal, Decimal, int]  # metric, limit, remaining, microseconds until the window is empty
+Standing = tuple[str, Decimal, int, int]  # metric, limit, whole units remaining, microseconds until the window is empty
 PER = {"minute": "per minute", "hour": "per hour", "day": "per day"}
 
 
@@ -159,17 +160,20 @@ def rate_refusal_text(governed: Governed, counter: Counter, now: datetime) -> tu
 TOKEN_METRICS = ("tokens", "input_tokens", "output_tokens")
 
 
-def standing(governed: Governed, before: Counter, spent: Decimal) -> Standing | None:
-    """(metric, limit, remaining, microseconds until the window is empty) of a sliding rate limit after this call,
-    which counts `spent` on it; None for other limits."""
-    rate, slide = governed.rate, governed.slide
+def standing(rate: RateLimit | None, slide: Slide | None, before: Counter, spent: Decimal) -> Standing | None:
+    """(metric, limit, remaining, microseconds until the window is empty) of a sliding rate limit (`slide`: where
+    now falls in it) after this call, which counts `spent` on it; None for other limits."""
     if rate is None or slide is None or rate.metric == "cost":
         return None
     current = before.used + before.reserved + spent
     previous = before.previous
-    left = rate.limit - (counted(previous, current, slide.weight) if previous else current)
-    remaining = left.to_integral_value(rounding=ROUND_FLOOR) if left > 0 else _ZERO
-    return rate.metric, rate.limit, remaining, empty_in_us(previous, current, slide)
+    left = rate.limit - (previous * slide.weight / WEIGHT_SCALE + current if previous else current)
+    remaining = int(left) if left > 0 else 0  # whole units left (int() of a positive decimal rounds down)
+    if current > 0:  # the window is empty again once this bucket and then the next have slid out
+        empty_us = 2 * slide.length_us - slide.into_us
+    else:
+        empty_us = slide.length_us - slide.into_us if previous > 0 else 0
+    return rate.metric, rate.limit, remaining, empty_us
 
 
 def _header_names(family: str, group: str) -> tuple[bytes, bytes, bytes]:
@@ -193,10 +197,9 @@ def rate_headers(family: str, standings: Sequence[Standing], now: datetime) -> l
     if not standings:
         return []
     anthropic = family == "anthropic"
-    groups: dict[str, Standing] = {}
     if len(standings) == 1 and standings[0][0] == "requests":  # the common case: one requests limit
-        groups["requests"] = standings[0]
-        standings = ()
+        return _three(HEADER_NAMES[family, "requests"], standings[0], now, anthropic)
+    groups: dict[str, Standing] = {}
     for found in standings:
         metric = found[0]
         if metric == "requests":
@@ -211,15 +214,17 @@ def rate_headers(family: str, standings: Sequence[Standing], now: datetime) -> l
                 groups[group] = found
     headers: list[tuple[bytes, bytes]] = []
     for group in sorted(groups) if len(groups) > 1 else groups:  # whole numbers (no cost limit here)
-        _, limit, remaining, reset_us = groups[group]
-        limit_name, remaining_name, reset_name = HEADER_NAMES[family, group]
-        if anthropic:
-            reset = (now + timedelta(microseconds=reset_us)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        else:
-            reset = openai_duration(reset_us)
-        headers += [
-            (limit_name, b"%d" % int(limit)),
-            (remaining_name, b"%d" % int(remaining)),
-            (reset_name, reset.encode()),
-        ]
+        headers += _three(HEADER_NAMES[family, group], groups[group], now, anthropic)
     return headers
+
+
+def _three(
+    names: tuple[bytes, bytes, bytes], found: Standing, now: datetime, anthropic: bool
+) -> list[tuple[bytes, bytes]]:
+    """A kind's limit, remaining and reset headers."""
+    _, limit, remaining, reset_us = found
+    if anthropic:
+        reset = (now + timedelta(microseconds=reset_us)).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    else:
+        reset = openai_duration(reset_us).encode()
+    return [(names[0], b"%d" % int(limit)), (names[1], b"%d" % remaining), (names[2], reset)]

@@ -30,43 +30,56 @@ class MemoryCounterStore:
         self._counters: dict[str, _Entry] = {}
 
     async def reserve(self, asks: Sequence[Ask]) -> Reserved:
+        # one pass: each ask's counter (a rate counter nobody holds yet starts fresh, added only once held), what
+        # it held before, and the tightest limit without room; then either nothing is held or every ask is
         counters = self._counters
-        entries: list[_Entry | None] = []
-        missing: list[str] = []
-        for ask in asks:
-            entry = counters.get(ask.key)
-            if entry is None and ask.fresh_ttl_s is None:
-                missing.append(ask.key)
-            entries.append(entry)
-        if missing:
-            return Reserved(False, missing=tuple(missing))
-        before = []
+        entries: list[_Entry] = []
+        before: list[Counter] = []
+        missing: list[str] | None = None
+        fresh: list[tuple[str, _Entry]] | None = None
         refused: int | None = None
         tightest = _ZERO
-        for index, ask in enumerate(asks):
-            entry = entries[index]
+        for ask in asks:
+            entry = counters.get(ask.key)
             if entry is None:
-                entry = entries[index] = self._fresh(ask)
-            previous = _ZERO
-            if ask.previous is not None and (earlier := counters.get(ask.previous)) is not None:
-                previous = earlier.used + earlier.reserved
-            before.append(Counter(entry.used, entry.reserved, previous))
-            if ask.limit is None:
+                if ask.fresh_ttl_s is None:
+                    if missing is None:
+                        missing = []
+                    missing.append(ask.key)
+                    continue
+                entry = self._fresh(ask)
+                if fresh is None:
+                    fresh = []
+                fresh.append((ask.key, entry))
+            if missing is not None:
                 continue
-            counted = entry.used + entry.reserved
+            entries.append(entry)
+            used, reserved = entry.used, entry.reserved
+            previous = _ZERO
+            if ask.previous is not None:
+                earlier = counters.get(ask.previous)
+                if earlier is not None:
+                    previous = earlier.used + earlier.reserved
+            before.append(Counter(used, reserved, previous))
+            limit = ask.limit
+            if limit is None:
+                continue
+            counted = used + reserved
             if previous:
                 counted += previous * ask.weight / WEIGHT_SCALE
-            room = ask.limit - counted  # the tightest limit (least room) is the one named
+            room = limit - counted  # the tightest limit (least room) is the one named
             if ask.amount > room and (refused is None or room < tightest):
-                refused, tightest = index, room
+                refused, tightest = len(before) - 1, room
+        if missing is not None:
+            return Reserved(False, tuple(missing))
         if refused is not None:
-            return Reserved(False, refused=refused, counters=tuple(before))
-        for ask, held in zip(asks, entries, strict=True):
-            assert held is not None
-            held.reserved += ask.amount
-            if ask.key not in counters:
-                self._add(ask.key, held)
-        return Reserved(True, counters=tuple(before))
+            return Reserved(False, (), refused, tuple(before))
+        for ask, entry in zip(asks, entries, strict=True):
+            entry.reserved += ask.amount
+        if fresh is not None:
+            for key, entry in fresh:
+                self._add(key, entry)
+        return Reserved(True, (), None, tuple(before))
 
     def _fresh(self, ask: Ask) -> _Entry:
         assert ask.fresh_ttl_s is not None
@@ -92,10 +105,12 @@ class MemoryCounterStore:
                 entry.reserved = left if left > 0 else _ZERO
 
     def release(self, asks: Sequence[Ask]) -> None:
+        counters = self._counters
         for ask in asks:
-            entry = self._counters.get(ask.key)
+            entry = counters.get(ask.key)
             if entry is not None:
-                entry.reserved = max(entry.reserved - ask.amount, _ZERO)
+                left = entry.reserved - ask.amount
+                entry.reserved = left if left > 0 else _ZERO
 
     async def read(self, keys: Sequence[str]) -> list[Counter | None]:
         entries = [self._counters.get(key) for key in keys]
