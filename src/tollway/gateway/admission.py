@@ -29,10 +29,10 @@ from tollway.gateway.routing import Route, Target
 from tollway.gateway.state import GatewayState
 from tollway.gateway.token_count import count_input_tokens
 from tollway.metering.llm import LlmCall, TokenUsage
-from tollway.money import parse_decimal
+from tollway.money import decimal_text, parse_decimal
 from tollway.spend.admission import Estimate, SpendAdmission, SpendCall
 from tollway.spend.compiled import Shape
-from tollway.spend.hold import Degradable, Hold, RateLimitExceeded
+from tollway.spend.hold import COST_CURRENCY_HEADER, COST_HEADER, Degradable, Hold, RateLimitExceeded
 
 BYTES_PER_TOKEN = 3
 OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -321,6 +321,12 @@ class ProviderCost:
 
     def rate_headers(self) -> list[tuple[bytes, bytes]]:
         return []
+
+    def spend_headers(self) -> list[tuple[bytes, bytes]]:
+        cost = self.cost
+        if cost is None:
+            return []
+        return [(COST_HEADER, decimal_text(cost).encode()), (COST_CURRENCY_HEADER, self.currency.encode())]
 
 
 BUDGET_HEADER = b"x-tollway-budget"

@@ -20,7 +20,8 @@ from tollway.money import decimal_text
 from tollway.spend.admission import Estimate
 
 
-@dataclass(frozen=True, slots=True)
+# built per call, never changed after: not frozen (a frozen __init__ costs a setattr per field)
+@dataclass(slots=True, unsafe_hash=True)
 class Admit:
     """What admission sees of a call: who, which model (the name clients use), on which endpoint, streaming or not."""
 
@@ -74,9 +75,10 @@ class Charged(Protocol):
         """The caller's rate-limit headers (x-ratelimit-* or anthropic-ratelimit-*), after this call."""
         ...
 
-
-COST_HEADER = b"x-tollway-cost"
-COST_CURRENCY_HEADER = COST_HEADER + b"-currency"
+    def spend_headers(self) -> list[tuple[bytes, bytes]]:
+        """All of the above as response headers, after this call (x-tollway-cost and -currency,
+        x-tollway-budget-remaining and -name, the rate-limit headers, x-tollway-degraded)."""
+        ...
 
 
 def with_spend_headers(send: Send, charged: Charged, *, comment: bool = True) -> Send:
@@ -94,20 +96,7 @@ def with_spend_headers(send: Send, charged: Charged, *, comment: bool = True) ->
                 if name == b"content-type" and b"event-stream" in value:
                     streaming = True
                     break
-            cost = charged.cost
-            if cost is not None:
-                headers.append((COST_HEADER, decimal_text(cost).encode()))
-                headers.append((COST_CURRENCY_HEADER, charged.currency.encode()))
-            remaining = charged.budget_remaining()
-            if remaining is not None:
-                headers.append((b"x-tollway-budget-remaining", decimal_text(remaining[1]).encode()))
-                headers.append((b"x-tollway-budget-name", remaining[0].encode()))
-            rates = charged.rate_headers()
-            if rates:
-                headers += rates
-            degraded = getattr(charged, "degraded", None)
-            if degraded:
-                headers.append((b"x-tollway-degraded", degraded.encode()))
+            headers += charged.spend_headers()
             message = {**message, "headers": headers}
         elif (
             kind == "http.response.body"

@@ -30,11 +30,11 @@ from tollway.money import decimal_text
 from tollway.spend.budget_usage import budget_limit
 from tollway.spend.budgets import Budget, BudgetStatus
 from tollway.spend.compiled import Shape
-from tollway.spend.hold import Degradable, Hold, prepaid_governed, refusal
+from tollway.spend.hold import Degradable, HeldRate, Hold, prepaid_governed, refusal
 from tollway.spend.limits import Governed, LimitsBuilder, worst
 from tollway.spend.plan import Plan, Plans, Pricing
 from tollway.spend.ports import Counter, CounterStore, CountersUnavailable, Reserved
-from tollway.spend.rate_limits import WEIGHT_SCALE, RateLimit, Slide
+from tollway.spend.rate_limits import WEIGHT_SCALE
 from tollway.spend.rates import rate_governed
 from tollway.spend.rules import CustomerRules, SpendRules
 from tollway.spend.selection import Selections
@@ -400,7 +400,7 @@ class SpendAdmission:
         assert result is not None
         counters = result.counters
         budgets: list[tuple[int, str]] = []
-        rates: list[tuple[int, RateLimit, Slide]] = []
+        rates: list[HeldRate] = []
         for index, g in enumerate(governed):
             name = g.name
             if name[:6] == "usage:":
@@ -411,7 +411,7 @@ class SpendAdmission:
             elif name[:7] == "budget:" or name[:5] == "task:":
                 budgets.append((index, name.removeprefix("budget:")))
             elif g.slide is not None and g.rate is not None:
-                rates.append((index, g.rate, g.slide))
+                rates.append((index, g.rate, g.slide, None))
         if result.held:
             cost_of, currency = pricing if pricing is not None else (None, "USD")
             return Hold(

@@ -20,12 +20,12 @@ from typing import cast
 
 from tollway.errors import ForbiddenError
 from tollway.metering.llm import TokenPrice
-from tollway.spend.hold import Picks
+from tollway.spend.hold import HeldRate, Picks
 from tollway.spend.limits import Amount, Governed, LinearCost
 from tollway.spend.measure import FeatureMeasure
 from tollway.spend.ports import Ask
 from tollway.spend.rate_limits import EPOCH, MICRO, WEIGHT_SCALE, RateLimit, Slide
-from tollway.spend.rates import MEASURES, rate_governed
+from tollway.spend.rates import MEASURES, RateText, rate_governed
 from tollway.spend.selection import Rated
 
 # a measure's linear form: (CONSTANT, amount, _) | (TOKENS, per input token, per output token) (ints)
@@ -110,6 +110,7 @@ class Compiled:
         "_shape",
         "_sliding",
         "_templates",
+        "_texts",
         "forms",
     )
 
@@ -128,6 +129,7 @@ class Compiled:
         self._budgets = budgets
         # each sliding rate limit's keys in its current bucket: (bucket, key, previous key)
         self._rate_keys: list[tuple[int, str, str] | None] = [None] * len(rates)
+        self._texts = tuple(RateText(rate.limit) for _, (rate, _, _), _ in rates)  # each rate limit's header values
         self._shape: Shape | None = None
         # for the last shape: its asks (None in a sliding rate limit's place), all of them when none slides, and
         # (place, index among the rates, amount, rate) of each sliding one; each ask's measure, the budgets'
@@ -139,7 +141,7 @@ class Compiled:
         self._budget_names: tuple[tuple[int, str], ...] = ()
         self._templates: tuple[Governed, ...] = ()
 
-    def asks(self, shape: Shape, now: datetime) -> tuple[tuple[Ask, ...], tuple[tuple[int, RateLimit, Slide], ...]]:
+    def asks(self, shape: Shape, now: datetime) -> tuple[tuple[Ask, ...], tuple[HeldRate, ...]]:
         """The call's asks, and (index of its ask, the rate limit, where now falls in it) of each sliding rate
         limit; ForbiddenError for a feature the plan does not include."""
         if shape != self._shape:
@@ -149,7 +151,7 @@ class Compiled:
             return self._all, ()
         micros = (now - EPOCH) // MICRO
         asks = list(self._fixed)  # a sliding rate limit's place is filled in below
-        slides: list[tuple[int, RateLimit, Slide]] = []
+        slides: list[HeldRate] = []
         for place, index, amount, rate in sliding:
             length = rate.window_s * 1_000_000
             bucket, into = divmod(micros, length)
@@ -159,7 +161,7 @@ class Compiled:
                 _, entity, _ = self._rates[index][1]
                 base = f"rl:{rate.id}:{entity}"
                 keys = self._rate_keys[index] = (bucket, f"{base}:{bucket}", f"{base}:{bucket - 1}")
-            slides.append((place, rate, Slide(bucket, into, length, weight)))
+            slides.append((place, rate, Slide(bucket, into, length, weight), self._texts[index]))
             asks[place] = Ask(keys[1], amount, rate.limit, None, 2 * rate.window_s + 60, keys[2], weight)
         return cast(tuple[Ask, ...], tuple(asks)), tuple(slides)
 

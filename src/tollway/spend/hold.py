@@ -13,8 +13,14 @@ from tollway.spend.budgets import Budget
 from tollway.spend.limits import Amount, Governed
 from tollway.spend.ports import Ask, Counter, CounterStore
 from tollway.spend.rate_limits import RateLimit, Slide
-from tollway.spend.rates import Standing, rate_headers, rate_refusal_text, standing
+from tollway.spend.rates import RateText, Standing, rate_headers, rate_refusal_text, standing
 
+HeldRate = tuple[int, RateLimit, Slide, RateText | None]
+COST_HEADER = b"x-tollway-cost"
+COST_CURRENCY_HEADER = COST_HEADER + b"-currency"
+BUDGET_REMAINING_HEADER = b"x-tollway-budget-remaining"
+BUDGET_NAME_HEADER = b"x-tollway-budget-name"
+DEGRADED_HEADER = b"x-tollway-degraded"
 # the distinct measures of a call's asks, the index among them of each ask's measure, and of the cost's (-1: none)
 Picks = tuple[tuple[Amount, ...], tuple[int, ...], int]
 
@@ -53,8 +59,9 @@ class Hold:
         currency: str = "USD",
         before: tuple[Counter, ...] = (),
         budgets: tuple[tuple[int, str], ...] = (),  # (index of the ask, budget name) for each budget held
-        # (index of the ask, the limit, where the call's moment falls in its window) for each sliding rate limit
-        rates: tuple[tuple[int, RateLimit, Slide], ...] = (),
+        # (index of the ask, the limit, where the call's moment falls in its window, its header values if kept) for
+        # each sliding rate limit
+        rates: tuple[HeldRate, ...] = (),
         at: datetime | None = None,
         picks: Picks | None = None,
     ) -> None:
@@ -124,14 +131,35 @@ class Hold:
                 tightest = (name, left)
         return tightest
 
+    def spend_headers(self) -> list[tuple[bytes, bytes]]:
+        """The response's spend headers after the call: its cost (x-tollway-cost, x-tollway-cost-currency), what the
+        tightest budget has left (x-tollway-budget-remaining, x-tollway-budget-name), the rate-limit headers, and
+        what degradation changed (x-tollway-degraded): one call per response."""
+        headers: list[tuple[bytes, bytes]] = []
+        cost = self.cost
+        if cost is not None:
+            headers.append((COST_HEADER, decimal_text(cost).encode()))
+            headers.append((COST_CURRENCY_HEADER, self.currency.encode()))
+        if self._budgets:
+            remaining = self.budget_remaining()
+            if remaining is not None:
+                headers.append((BUDGET_REMAINING_HEADER, decimal_text(remaining[1]).encode()))
+                headers.append((BUDGET_NAME_HEADER, remaining[0].encode()))
+        if self._rates:
+            headers += self.rate_headers()
+        if self.degraded:
+            headers.append((DEGRADED_HEADER, self.degraded.encode()))
+        return headers
+
     def rate_headers(self) -> list[tuple[bytes, bytes]]:
         """x-ratelimit-* (OpenAI) or anthropic-ratelimit-* (Anthropic) for the caller's rate limits, after this call."""
         if not self._rates or self.at is None:
             return []
         found = []
         actual, asks, before = self._actual, self._asks, self._before
-        for index, rate, slide in self._rates:
-            state = standing(rate, slide, before[index], actual[index] if actual is not None else asks[index].amount)
+        for index, rate, slide, text in self._rates:
+            spent = actual[index] if actual is not None else asks[index].amount
+            state = standing(rate, slide, before[index], spent, text)
             if state is not None:
                 found.append(state)
         return rate_headers(self.family, found, self.at)

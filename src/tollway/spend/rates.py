@@ -33,7 +33,8 @@ from tollway.spend.windows import Window
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
-Standing = tuple[str, Decimal, int, int]  # metric, limit, whole units remaining, microseconds until the window is empty
+# metric, limit, whole units remaining, microseconds until the window is empty, its header values spelt once (if kept)
+Standing = tuple[str, Decimal, int, int, "RateText | None"]
 PER = {"minute": "per minute", "hour": "per hour", "day": "per day"}
 
 
@@ -160,7 +161,29 @@ def rate_refusal_text(governed: Governed, counter: Counter, now: datetime) -> tu
 TOKEN_METRICS = ("tokens", "input_tokens", "output_tokens")
 
 
-def standing(rate: RateLimit | None, slide: Slide | None, before: Counter, spent: Decimal) -> Standing | None:
+class RateText:
+    """A rate limit's header values spelt once: its limit, and its reset in OpenAI's format, rendered again only when
+    the whole second it rounds up to moves (a compiled plan keeps one per rate limit)."""
+
+    __slots__ = ("_reset", "_second", "limit")
+
+    def __init__(self, limit: Decimal) -> None:
+        self.limit = b"%d" % int(limit)
+        self._second = -1
+        self._reset = b""
+
+    def reset(self, micros: int) -> bytes:
+        if micros < 1_000_000:  # milliseconds: not kept
+            return openai_duration(micros).encode()
+        whole = -(-micros // 1_000_000)  # what openai_duration reads of a duration of a second or more
+        if whole != self._second:
+            self._reset, self._second = openai_duration(micros).encode(), whole
+        return self._reset
+
+
+def standing(
+    rate: RateLimit | None, slide: Slide | None, before: Counter, spent: Decimal, text: RateText | None = None
+) -> Standing | None:
     """(metric, limit, remaining, microseconds until the window is empty) of a sliding rate limit (`slide`: where
     now falls in it) after this call, which counts `spent` on it; None for other limits."""
     if rate is None or slide is None or rate.metric == "cost":
@@ -173,7 +196,7 @@ def standing(rate: RateLimit | None, slide: Slide | None, before: Counter, spent
         empty_us = 2 * slide.length_us - slide.into_us
     else:
         empty_us = slide.length_us - slide.into_us if previous > 0 else 0
-    return rate.metric, rate.limit, remaining, empty_us
+    return rate.metric, rate.limit, remaining, empty_us, text
 
 
 def _header_names(family: str, group: str) -> tuple[bytes, bytes, bytes]:
@@ -222,9 +245,12 @@ def _three(
     names: tuple[bytes, bytes, bytes], found: Standing, now: datetime, anthropic: bool
 ) -> list[tuple[bytes, bytes]]:
     """A kind's limit, remaining and reset headers."""
-    _, limit, remaining, reset_us = found
+    _, limit, remaining, reset_us, text = found
     if anthropic:
         reset = (now + timedelta(microseconds=reset_us)).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    elif text is not None:
+        reset = text.reset(reset_us)
     else:
         reset = openai_duration(reset_us).encode()
-    return [(names[0], b"%d" % int(limit)), (names[1], b"%d" % remaining), (names[2], reset)]
+    limit_text = text.limit if text is not None else b"%d" % int(limit)
+    return [(names[0], limit_text), (names[1], b"%d" % remaining), (names[2], reset)]
