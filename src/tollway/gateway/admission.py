@@ -111,6 +111,10 @@ def input_tokens(endpoint: str, target: Target, payload: Mapping[str, Any], prom
         if prompt is not None:
             return int(counts(prompt))
     relevant = prompt if prompt is not None else payload
+    if type(relevant) is dict and not (
+        "max_completion_tokens" in relevant or "max_tokens" in relevant or "max_output_tokens" in relevant
+    ):  # OUTPUT_FIELDS: nothing to leave out, the same JSON text without a copy
+        return conservative_tokens(relevant)
     return conservative_tokens({k: v for k, v in relevant.items() if k not in OUTPUT_FIELDS})
 
 
