@@ -64,11 +64,17 @@ def source_sql(
     return " UNION ALL ".join(arms)
 
 
-def calls_sql(postgres: bool, where: Where, params: dict[str, Any]) -> str:
-    """The events derived from `llm_calls` alone (COLUMNS), for `where` (which must not name another type)."""
-    arm = _calls_arm(postgres, where, params, postgres_style if postgres else sqlite_style)
+def calls_sql(postgres: bool, where: Where, params: dict[str, Any], extra: Sequence[str] = ()) -> str:
+    """The events derived from `llm_calls` alone (COLUMNS), for `where` (which must not name another type);
+    `extra`: more expressions to select after `where.columns` (over the call `c`, its shape `s`, and `k.k`)."""
+    arm = _calls_arm(postgres, where, params, postgres_style if postgres else sqlite_style, extra)
     assert arm is not None
     return arm
+
+
+def events_sql(postgres: bool, where: Where, params: dict[str, Any]) -> str:
+    """The `events` table's arm of `source_sql` alone."""
+    return _events_arm(where, params, postgres_style if postgres else sqlite_style, postgres)
 
 
 def _common(where: Where, params: dict[str, Any], style: Style, prefix: str) -> list[str]:
@@ -114,7 +120,9 @@ def _events_arm(where: Where, params: dict[str, Any], style: Style, postgres: bo
     return f"SELECT {where.columns} FROM events" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
 
 
-def _calls_arm(postgres: bool, where: Where, params: dict[str, Any], style: Style) -> str | None:
+def _calls_arm(
+    postgres: bool, where: Where, params: dict[str, Any], style: Style, extra: Sequence[str] = ()
+) -> str | None:
     conditions = _common(where, params, style, "c.")
     if where.event_type == TOKENS_EVENT:
         conditions.append("k.k < 4")
@@ -151,7 +159,7 @@ def _calls_arm(postgres: bool, where: Where, params: dict[str, Any], style: Styl
         "stored_us": "c.stored_us",
         "data": _data(postgres, where.data_keys),
     }
-    selected = ", ".join(f"{expressions[name]} AS {name}" for name in where.columns.split(", "))
+    selected = ", ".join([*(f"{expressions[name]} AS {name}" for name in where.columns.split(", ")), *extra])
     return (
         f"SELECT {selected} FROM llm_calls c CROSS JOIN {ks} "
         f"JOIN llm_call_shapes s ON s.id = c.shape WHERE {' AND '.join(conditions)}"
@@ -162,9 +170,9 @@ _SUFFIX = (
     "CASE k.k WHEN 0 THEN ':input' WHEN 1 THEN ':output' WHEN 2 THEN ':cache_read' "
     "WHEN 3 THEN ':cache_write' ELSE ':request' END"
 )
-_TYPE = "CASE k.k WHEN 0 THEN 'input' WHEN 1 THEN 'output' WHEN 2 THEN 'cache_read' ELSE 'cache_write' END"
-_TOKENS = "CASE k.k WHEN 0 THEN c.input WHEN 1 THEN c.output WHEN 2 THEN c.cache_read ELSE c.cache_write END"
-_COST = (
+TYPE_SQL = "CASE k.k WHEN 0 THEN 'input' WHEN 1 THEN 'output' WHEN 2 THEN 'cache_read' ELSE 'cache_write' END"
+TOKENS_SQL = "CASE k.k WHEN 0 THEN c.input WHEN 1 THEN c.output WHEN 2 THEN c.cache_read ELSE c.cache_write END"
+COST_SQL = (
     "CASE k.k WHEN 0 THEN c.cost_input WHEN 1 THEN c.cost_output WHEN 2 THEN c.cost_cache_read "
     "ELSE c.cost_cache_write END"
 )
@@ -191,8 +199,8 @@ def _keys(postgres: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]
         flags = [(name, f"json(CASE WHEN s.flags & {bit} THEN 'true' ELSE 'false' END)") for name, bit in _FLAGS]
         interrupted = "json(CASE WHEN s.flags & 8 THEN 'true' END)"
     common = [*((key, f"s.{key}") for key in _TEXT_KEYS), *flags, ("interrupted", interrupted)]
-    tokens = [("tokens", _TOKENS), ("type", _TYPE), *common]
-    tokens += [("reasoning_tokens", "CASE WHEN k.k = 1 THEN c.reasoning END"), ("cost_usd", _COST)]
+    tokens = [("tokens", TOKENS_SQL), ("type", TYPE_SQL), *common]
+    tokens += [("reasoning_tokens", "CASE WHEN k.k = 1 THEN c.reasoning END"), ("cost_usd", COST_SQL)]
     request = [*common, *((key, f"c.{column}") for key, column in _COUNT_KEYS)]
     request += [("cost_usd", "c.cost_total"), ("duration_ms", "c.duration_ms")]
     return tokens, request

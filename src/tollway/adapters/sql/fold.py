@@ -10,8 +10,9 @@ steps the database cannot spell are folded in Python entirely (`sql_foldable` is
 
 The range is read by sequence (the primary key) and narrowed to the meter's event type after: an
 index on the type would have the database walk every stored event of that type (`+type` on SQLite,
-a fenced subquery on PostgreSQL keep it off). Gateway calls stored as one row (llm_calls) are read as
-the events they derive, in the same range (event_rows.py).
+a fenced subquery on PostgreSQL keep it off). Gateway calls stored as one row (llm_calls) are read from
+their columns where the meter's paths each read a top-level key (call_fold.py: the built-in meters; on
+SQLite their cost texts too, summed exactly in integer units), else as the events they derive (event_rows.py).
 
 Dimension keys are built as the same compact JSON array orjson writes (`["gpt-4o",null,"input"]`),
 so buckets folded either way meet under one key.
@@ -24,14 +25,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollway.adapters.sql.bulk import POSTGRES_MERGE, ROLLUP_COLUMNS, ROLLUP_KEY, merge_assignments
-from tollway.adapters.sql.event_rows import Where, source_sql
+from tollway.adapters.sql.call_fold import (
+    PG_DECIMAL,
+    CallColumns,
+    call_columns,
+    call_rows,
+    sqlite_total_text,
+    sqlite_units,
+    sqlite_value_text,
+)
+from tollway.adapters.sql.event_rows import Where, events_sql, source_sql
 from tollway.metering.jsonpath import compile_path
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.rollup import LEVELS
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PG_INTEGER = "'^-?[0-9]{1,18}$'"
-_PG_DECIMAL = "'^-?[0-9]{1,30}([.][0-9]{1,30})?$'"
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def _sqlite_path(path: str) -> str | None:
 
 SQLITE_STAGE_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS fold_rows (meter TEXT, plain INTEGER, level_us INTEGER, bucket_us INTEGER, "
-    "subject TEXT, dims TEXT, count INTEGER, total INTEGER, minimum INTEGER, maximum INTEGER, latest INTEGER, "
+    "subject TEXT, dims TEXT, count INTEGER, total, minimum, maximum, latest, "
     "latest_us INTEGER, latest_seq INTEGER, first_us INTEGER)"
 )
 _FOLD_COLUMNS = (
@@ -114,14 +123,23 @@ class SqliteFold:
 
 def sqlite_fold(meter: Meter) -> SqliteFold:
     params: dict[str, Any] = {}
+    columns = call_columns(meter)
+    decimal = columns is not None and columns.decimal  # values summed in units of 10^-12 (call_fold.py)
     # SQLite's text values end at a NUL: an event with a \u0000 anywhere goes to the Python fold.
     eligible = ["time_us >= 0", "instr(data, char(92) || 'u0000') = 0"]
-    value = "NULL"
+    value, places = "NULL", "NULL"
     if _uses_value(meter):
         assert meter.value_property is not None
         params["vp"] = _sqlite_path(meter.value_property)
-        value = "json_extract(data, :vp)"
-        eligible.append("json_type(data, :vp) = 'integer' AND typeof(json_extract(data, :vp)) = 'integer'")
+        if decimal:  # a JSON integer or string read as a plain decimal text
+            value, places = sqlite_units(
+                "(CASE json_type(data, :vp) WHEN 'integer' THEN CAST(json_extract(data, :vp) AS TEXT) "
+                "WHEN 'text' THEN json_extract(data, :vp) END)"
+            )
+            eligible.append(f"{value} IS NOT NULL")
+        else:
+            value = "json_extract(data, :vp)"
+            eligible.append("json_type(data, :vp) = 'integer' AND typeof(json_extract(data, :vp)) = 'integer'")
     dims = []
     for n, path in enumerate(meter.group_by.values()):
         name = f"d{n}"
@@ -136,10 +154,14 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
             f"({kind} = 'integer' AND typeof(json_extract(data, :{name})) = 'integer'))"
         )
     dims_key = f"json_array({', '.join(dims)})" if dims else "'[]'"
-    rows = (
+    json_rows = (
         f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, "
-        f"{value} AS v, {dims_key} AS dims FROM ({_range_source(meter, postgres=False)}) ev"
+        f"{value} AS v, {places} AS p, {dims_key} AS dims FROM ({_range_source(meter, columns, postgres=False)}) ev"
     )
+    rows, full_rows = json_rows, json_rows
+    if columns is not None:  # the calls read from their columns (the data only of those left to Python)
+        rows += " UNION ALL " + call_rows(meter, columns, postgres=False, with_data=False)
+        full_rows += " UNION ALL " + call_rows(meter, columns, postgres=False, with_data=True)
     latest = "NULL AS latest, NULL AS latest_us, NULL AS latest_seq"
     ranked = ""
     if meter.aggregation is Aggregation.LATEST:  # each group's last event by (event time, sequence)
@@ -154,15 +176,20 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
     levels = ", ".join(f"({level})" for level in LEVELS)
     stored = [_sqlite_plain(f"s.{c}") for c in ("total", "minimum", "maximum", "latest")]
     plain = f"s.meter IS NULL OR ({' AND '.join(stored)} AND length(CAST(COALESCE(g.total, 0) AS TEXT)) <= 18)"
+    totals = "g.total, g.lo, g.hi, g.latest"
+    if decimal:  # decimal texts: SQLite stores a new row as they are, Python merges them into a stored one
+        plain = "s.meter IS NULL"
+        texts = [sqlite_value_text(f"g.{name}") for name in ("lo", "hi", "latest")]
+        totals = ", ".join([sqlite_total_text("g.total", "g.places"), *texts])
     stage = (
         f"WITH r AS MATERIALIZED ({rows}), lv(level) AS (VALUES {levels}), "
-        f"e AS (SELECT level, time_us - time_us % level AS bucket, subject, dims, v, time_us, seq{ranked} "
+        f"e AS (SELECT level, time_us - time_us % level AS bucket, subject, dims, v, p, time_us, seq{ranked} "
         "FROM r, lv WHERE ok), "
         "g AS (SELECT level, bucket, subject, dims, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi, "
-        f"{latest}, min(time_us) AS first_us FROM e GROUP BY level, bucket, subject, dims) "
+        f"{latest}, min(time_us) AS first_us, max(p) AS places FROM e GROUP BY level, bucket, subject, dims) "
         f"INSERT INTO temp.fold_rows (meter, plain, {_FOLD_COLUMNS}) "
-        f"SELECT :slug, CASE WHEN {plain} THEN 1 ELSE 0 END, g.level, g.bucket, g.subject, g.dims, g.n, g.total, g.lo, "
-        "g.hi, g.latest, g.latest_us, g.latest_seq, g.first_us FROM g LEFT JOIN meter_rollups s "
+        f"SELECT :slug, CASE WHEN {plain} THEN 1 ELSE 0 END, g.level, g.bucket, g.subject, g.dims, g.n, {totals}, "
+        "g.latest_us, g.latest_seq, g.first_us FROM g LEFT JOIN meter_rollups s "
         "ON s.meter = :slug AND s.level_us = g.level AND s.bucket_us = g.bucket AND s.subject = g.subject "
         "AND s.dims = g.dims "
         "UNION ALL SELECT :slug, -1, 0, 0, NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL "
@@ -175,16 +202,17 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
         f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {_SQLITE_MERGE}"
     )
     leftovers = f"SELECT plain, {_FOLD_COLUMNS} FROM temp.fold_rows WHERE meter = :slug AND plain <= 0"
-    others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    others = f"WITH r AS MATERIALIZED ({full_rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
     return SqliteFold(stage, merge, leftovers, others + " ORDER BY seq", params)
 
 
 FOLD_COLUMNS = "seq, id, source, subject, time_us, data"
 
 
-def _range_source(meter: Meter, *, postgres: bool) -> str:
+def _range_source(meter: Meter, columns: CallColumns | None, *, postgres: bool) -> str:
     """The meter's events with seq_after < seq <= seq_upto, stored either way (event_rows.py); run with
-    the parameters `range_params` gives."""
+    the parameters `range_params` gives. With `columns`, only the `events` table's: the calls are read from
+    their columns (call_fold.py)."""
     where = Where(
         event_type=meter.event_type,
         seq_after=0,
@@ -193,7 +221,7 @@ def _range_source(meter: Meter, *, postgres: bool) -> str:
         columns=FOLD_COLUMNS,
         data_keys=read_keys(meter),
     )
-    return source_sql(postgres, where, {})
+    return events_sql(postgres, where, {}) if columns is not None else source_sql(postgres, where, {})
 
 
 def read_keys(meter: Meter) -> tuple[str, ...] | None:
@@ -231,7 +259,12 @@ def _pg_path(steps: tuple[str | int, ...], params: dict[str, Any], prefix: str) 
 def postgres_fold(meter: Meter) -> FoldQuery:
     """PostgreSQL folds straight into the stored rollups: `grouped` inserts or merges the day, hour and
     minute partials of the eligible events (also taking :slug) and answers how many it left to Python."""
-    rows, params = _postgres_rows(meter)
+    columns = call_columns(meter)
+    rows, params = _postgres_rows(meter, columns)
+    full_rows = rows
+    if columns is not None:  # the calls read from their columns (the data only of those left to Python)
+        rows += " UNION ALL " + call_rows(meter, columns, postgres=True, with_data=False)
+        full_rows += " UNION ALL " + call_rows(meter, columns, postgres=True, with_data=True)
     latest = "NULL, NULL::bigint, NULL::bigint"
     if meter.aggregation is Aggregation.LATEST:
         order = "ORDER BY r.time_us DESC, r.seq DESC"
@@ -247,11 +280,11 @@ def postgres_fold(meter: Meter) -> FoldQuery:
         f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {POSTGRES_MERGE} RETURNING 1) "
         "SELECT (SELECT count(*) FROM r WHERE NOT r.ok), (SELECT count(*) FROM merged)"
     )
-    others = f"WITH r AS MATERIALIZED ({rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    others = f"WITH r AS MATERIALIZED ({full_rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
     return FoldQuery(grouped, others + " ORDER BY seq", params)
 
 
-def _postgres_rows(meter: Meter) -> tuple[str, dict[str, Any]]:
+def _postgres_rows(meter: Meter, columns: CallColumns | None) -> tuple[str, dict[str, Any]]:
     """Four fenced levels (OFFSET 0 keeps each a subquery: pulled up, every mention of a column would
     be evaluated again): the range with a guard, the parsed JSON, each path read once (its JSON kind
     and text), then eligibility, value and dimension key."""
@@ -270,7 +303,7 @@ def _postgres_rows(meter: Meter) -> tuple[str, dict[str, Any]]:
         assert meter.value_property is not None
         path = _pg_path(compile_path(meter.value_property), params, "vp")
         reads += [f"jsonb_typeof({path}) AS vk", f"{path} #>> '{{}}' AS vt"]
-        usable = f"(vk = 'number' AND vt ~ {_PG_INTEGER} OR vk = 'string' AND vt ~ {_PG_DECIMAL})"
+        usable = f"(vk = 'number' AND vt ~ {_PG_INTEGER} OR vk = 'string' AND vt ~ {PG_DECIMAL})"
         value = f"CASE WHEN {usable} THEN vt::numeric END"
         eligible.append(usable)
     dims = []
@@ -284,7 +317,8 @@ def _postgres_rows(meter: Meter) -> tuple[str, dict[str, Any]]:
             f"(d{n}k IS NULL OR d{n}k IN ('string', 'boolean', 'null') OR (d{n}k = 'number' AND d{n}t ~ {_PG_INTEGER}))"
         )
     dims_key = f"'[' || concat_ws(',', {', '.join(dims)}) || ']'" if dims else "'[]'"
-    guarded = f"(SELECT {base}, {guard} AS bad FROM ({_range_source(meter, postgres=True)}) range OFFSET 0) g"
+    source = _range_source(meter, columns, postgres=True)
+    guarded = f"(SELECT {base}, {guard} AS bad FROM ({source}) range OFFSET 0) g"
     parsed = f"(SELECT {base}, bad, CASE WHEN bad THEN NULL ELSE data::jsonb END AS j FROM {guarded} OFFSET 0) p"
     read = f"(SELECT {', '.join([base, 'bad', *reads])} FROM {parsed} OFFSET 0) x"
     rows = (
