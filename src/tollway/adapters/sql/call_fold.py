@@ -126,10 +126,12 @@ def call_rows(meter: Meter, columns: CallColumns, *, postgres: bool, with_data: 
             value = "x0::numeric" if postgres else "x0"
         elif postgres:
             value = f"CASE WHEN x0 ~ {PG_DECIMAL} THEN x0::numeric END"
-        else:
-            value, places = sqlite_units("x0")
+        else:  # read once per call: OFFSET keeps SQLite from copying the expression into every use of v
+            units, places = sqlite_units("x0")
+            inner = f"SELECT *, {units} AS units FROM ({inner}) read LIMIT -1 OFFSET 0"
+            value = "units"
     dims = [_dim_text(kind, f"x{n + m}", postgres) for m, (kind, _) in enumerate(columns.dims)]
-    ok = "time_us >= 0" + (f" AND ({value}) IS NOT NULL" if columns.value is not None else "")
+    ok = "time_us >= 0" + (f" AND {value} IS NOT NULL" if columns.value is not None else "")
     ids = "id, source" if with_data else "NULL AS id, NULL AS source"
     data = "data" if with_data else "NULL AS data"
     places_column = "" if postgres else f"{places} AS p, "
@@ -166,29 +168,27 @@ SQLITE_DIGITS = 18  # digits of a value in units: below 10^18, so a sum of two s
 
 
 def sqlite_units(text: str) -> tuple[str, str]:
-    """(its value in units of 10^-12, its places) of `text`, a column holding a text (or NULL): NULL, NULL unless
-    it is a plain decimal whose Decimal has exactly those places (no exponent, no sign but a leading minus, no
-    trailing zero after the point, not a negative zero) and fits (at most 12 places, 18 digits in units)."""
-    body = f"(CASE WHEN {text} GLOB '-*' THEN substr({text}, 2) ELSE {text} END)"
-    places = f"(CASE WHEN instr({body}, '.') > 0 THEN length({body}) - instr({body}, '.') ELSE 0 END)"
+    """(its value in units of 10^-12, its places) of `text`, a column holding a text (or NULL): the value is NULL
+    unless it is a plain decimal whose Decimal has exactly those places (no exponent, no sign but a leading minus,
+    no trailing zero after the point, not a negative zero) and fits (at most 12 places, 18 digits in units); the
+    places mean nothing then."""
+    point = f"instr({text}, '.')"
+    places = f"(CASE WHEN {point} > 0 THEN length({text}) - {point} ELSE 0 END)"
     plain = " AND ".join(
         [
-            f"{body} GLOB '[0-9]*'",
-            f"{body} NOT GLOB '*[^0-9.]*'",
-            f"{body} NOT GLOB '*.*.*'",
-            f"{body} NOT GLOB '*.'",
-            f"NOT ({body} GLOB '*.*' AND {body} GLOB '*0')",
+            f"({text} GLOB '[0-9]*' OR {text} GLOB '-[0-9]*')",
+            f"substr({text}, 2) NOT GLOB '*[^0-9.]*'",
+            f"{text} NOT GLOB '*.*.*'",
+            f"{text} NOT GLOB '*.'",
+            f"{text} NOT GLOB '*.*0'",
+            f"NOT ({text} GLOB '-*' AND {text} NOT GLOB '*[1-9]*')",
             f"{places} <= {SQLITE_PLACES}",
-            f"length({body}) - (instr({body}, '.') > 0) + {SQLITE_PLACES} - {places} <= {SQLITE_DIGITS}",
-            f"NOT ({text} GLOB '-*' AND {body} NOT GLOB '*[1-9]*')",
+            f"length({text}) - ({text} GLOB '-*') - ({point} > 0) + {SQLITE_PLACES} - {places} <= {SQLITE_DIGITS}",
         ]
     )
     zeros = "0" * SQLITE_PLACES
-    units = (
-        f"(CASE WHEN {text} GLOB '-*' THEN -1 ELSE 1 END) * "
-        f"CAST(replace({body}, '.', '') || substr('{zeros}', 1, {SQLITE_PLACES} - {places}) AS INTEGER)"
-    )
-    return f"(CASE WHEN {plain} THEN {units} END)", f"(CASE WHEN {plain} THEN {places} END)"
+    units = f"CAST(replace({text}, '.', '') || substr('{zeros}', 1, {SQLITE_PLACES} - {places}) AS INTEGER)"
+    return f"(CASE WHEN {plain} THEN {units} END)", places
 
 
 def _digits(units: str) -> str:

@@ -136,7 +136,7 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
                 "(CASE json_type(data, :vp) WHEN 'integer' THEN CAST(json_extract(data, :vp) AS TEXT) "
                 "WHEN 'text' THEN json_extract(data, :vp) END)"
             )
-            eligible.append(f"{value} IS NOT NULL")
+            eligible.append(f"{value} IS NOT NULL")  # the places are read only where it holds
         else:
             value = "json_extract(data, :vp)"
             eligible.append("json_type(data, :vp) = 'integer' AND typeof(json_extract(data, :vp)) = 'integer'")
@@ -181,12 +181,28 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
         plain = "s.meter IS NULL"
         texts = [sqlite_value_text(f"g.{name}") for name in ("lo", "hi", "latest")]
         totals = ", ".join([sqlite_total_text("g.total", "g.places"), *texts])
-    stage = (
-        f"WITH r AS MATERIALIZED ({rows}), lv(level) AS (VALUES {levels}), "
+    grouped = (
+        f"lv(level) AS (VALUES {levels}), "
         f"e AS (SELECT level, time_us - time_us % level AS bucket, subject, dims, v, p, time_us, seq{ranked} "
         "FROM r, lv WHERE ok), "
         "g AS (SELECT level, bucket, subject, dims, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi, "
-        f"{latest}, min(time_us) AS first_us, max(p) AS places FROM e GROUP BY level, bucket, subject, dims) "
+        f"{latest}, min(time_us) AS first_us, max(p) AS places FROM e GROUP BY level, bucket, subject, dims)"
+    )
+    if meter.aggregation is not Aggregation.LATEST:  # minutes from the events, hours and days from the minutes
+        minute, coarser = LEVELS[-1], ", ".join(f"({level})" for level in LEVELS[:-1])
+        grouped = (
+            f"lv(level) AS (VALUES {coarser}), "
+            f"e AS (SELECT time_us - time_us % {minute} AS bucket, subject, dims, v, p, time_us FROM r WHERE ok), "
+            "m AS (SELECT bucket, subject, dims, count(*) AS n, sum(v) AS total, min(v) AS lo, max(v) AS hi, "
+            "min(time_us) AS first_us, max(p) AS places FROM e GROUP BY bucket, subject, dims), "
+            f"g AS (SELECT {minute} AS level, bucket, subject, dims, n, total, lo, hi, NULL AS latest, "
+            "NULL AS latest_us, NULL AS latest_seq, first_us, places FROM m UNION ALL "
+            "SELECT lv.level, bucket - bucket % lv.level, subject, dims, sum(n), sum(total), min(lo), max(hi), NULL, "
+            "NULL, NULL, min(first_us), max(places) FROM m, lv "
+            "GROUP BY lv.level, bucket - bucket % lv.level, subject, dims)"
+        )
+    stage = (
+        f"WITH r AS MATERIALIZED ({rows}), {grouped} "
         f"INSERT INTO temp.fold_rows (meter, plain, {_FOLD_COLUMNS}) "
         f"SELECT :slug, CASE WHEN {plain} THEN 1 ELSE 0 END, g.level, g.bucket, g.subject, g.dims, g.n, {totals}, "
         "g.latest_us, g.latest_seq, g.first_us FROM g LEFT JOIN meter_rollups s "
@@ -207,6 +223,33 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
 
 
 FOLD_COLUMNS = "seq, id, source, subject, time_us, data"
+
+
+class FoldCache:
+    """Each meter's fold statements, built once per meter object (a store keeps its meters: `_meter_of`)
+    rather than once per step: building them costs a few milliseconds a step, microseconds a call."""
+
+    LIMIT = 1_000  # meters remembered (a redefined meter is a new object)
+
+    def __init__(self) -> None:
+        self._sqlite: dict[int, tuple[Meter, SqliteFold]] = {}
+        self._postgres: dict[int, tuple[Meter, FoldQuery]] = {}
+
+    def sqlite(self, meter: Meter) -> SqliteFold:
+        found = self._sqlite.get(id(meter))
+        if found is None or found[0] is not meter:  # the meter is held here, so its id is not reused meanwhile
+            if len(self._sqlite) >= self.LIMIT:
+                self._sqlite.clear()
+            found = self._sqlite[id(meter)] = (meter, sqlite_fold(meter))
+        return found[1]
+
+    def postgres(self, meter: Meter) -> FoldQuery:
+        found = self._postgres.get(id(meter))
+        if found is None or found[0] is not meter:
+            if len(self._postgres) >= self.LIMIT:
+                self._postgres.clear()
+            found = self._postgres[id(meter)] = (meter, postgres_fold(meter))
+        return found[1]
 
 
 def _range_source(meter: Meter, columns: CallColumns | None, *, postgres: bool) -> str:

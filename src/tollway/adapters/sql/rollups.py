@@ -24,10 +24,9 @@ from tollway.adapters.sql.event_rows import Where, max_seq_sql, source_sql
 from tollway.adapters.sql.fold import (
     FOLD_COLUMNS,
     SQLITE_STAGE_TABLE,
-    postgres_fold,
+    FoldCache,
     range_params,
     sql_foldable,
-    sqlite_fold,
 )
 from tollway.adapters.sql.schema import meter_rollup_values, meter_rollups, meters
 from tollway.metering.events import Event, from_micros
@@ -119,18 +118,19 @@ def fold(connection: Connection, meter: Meter, low: int, high: int) -> int:
     The database folds the events it reads exactly like the reference, straight into the stored
     rollups (fold.py; SQLite hands back the few partials it cannot merge exactly in integers). The
     other events, and meters the database cannot fold, go through the pure Python fold."""
-    return _finish(connection, meter, low, high, _in_sql(connection, meter, low, high))
+    folds = FoldCache()
+    return _finish(connection, meter, low, high, _in_sql(connection, meter, low, high, folds), folds)
 
 
-def _in_sql(connection: Connection, meter: Meter, low: int, high: int) -> bool:
+def _in_sql(connection: Connection, meter: Meter, low: int, high: int, folds: FoldCache) -> bool:
     """Whether the database folds this meter's step: PostgreSQL when it can spell the meter; SQLite
     once the stage (done here, before any write lock) has succeeded."""
     if connection.dialect.name == "sqlite":
-        return stage_sqlite(connection, meter, low, high)
+        return stage_sqlite(connection, meter, low, high, folds)
     return sql_foldable(meter)
 
 
-def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int) -> bool:
+def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int, folds: FoldCache) -> bool:
     """SQLite's heavy step, into the connection's temporary table: it needs no write lock, so it may run
     before the write transaction (ingest goes on meanwhile). False: fold this meter in Python."""
     if not sql_foldable(meter):
@@ -138,7 +138,7 @@ def stage_sqlite(connection: Connection, meter: Meter, low: int, high: int) -> b
     cursor = connection.connection.cursor()
     cursor.execute(SQLITE_STAGE_TABLE)
     cursor.execute("DELETE FROM temp.fold_rows WHERE meter = ?", (meter.slug,))
-    statement = sqlite_fold(meter)
+    statement = folds.sqlite(meter)
     try:
         cursor.execute(statement.stage, {**statement.params, **_range(meter, low, high)})
     except sqlite3.OperationalError as exc:  # sum() of integers overflowed: fold in Python
@@ -159,7 +159,7 @@ def _range(meter: Meter, low: int, high: int) -> dict[str, Any]:
     }
 
 
-def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: bool) -> int:
+def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: bool, folds: FoldCache) -> int:
     """The write step of a fold (inside the rollup write transaction). Returns the values skipped.
     `in_sql`: the database folds it (on SQLite: its stage is in the temporary table); else Python."""
     if not in_sql:
@@ -170,12 +170,12 @@ def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: b
     params = _range(meter, low, high)
     rest = Contribution({}, set())
     if connection.dialect.name == "postgresql":
-        statement = postgres_fold(meter)
+        statement = folds.postgres(meter)
         params.update(statement.params)
         others = int(cursor.execute(statement.grouped, params).fetchone()[0])
         others_query = statement.others
     else:
-        sqlite = sqlite_fold(meter)
+        sqlite = folds.sqlite(meter)
         params.update(sqlite.params)
         cursor.execute(sqlite.merge, params)
         leftovers = cursor.execute(sqlite.leftovers, params).fetchall()
@@ -212,9 +212,12 @@ class RollupStep:
     low: int
     high: int
     meters: list[tuple[Meter, int, bool]] = field(default_factory=list)  # (meter, watermark, folded in SQL)
+    folds: FoldCache = field(default_factory=FoldCache)  # the store's, so statements outlive the step
 
 
-def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: int) -> RollupStep | None:
+def plan_step(
+    connection: Connection, meter_of: Callable[[str], Meter], limit: int, folds: FoldCache | None = None
+) -> RollupStep | None:
     """The events past each meter's watermark, up to `limit` sequence numbers past the lowest one.
 
     Event inserts commit in sequence order (writers are serialized), so every sequence number up to
@@ -227,7 +230,7 @@ def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: i
     low = min(int(r.rolled_seq) for r in stored)
     if top is None or top <= low:
         return None
-    step = RollupStep(low, min(int(top), low + limit))
+    step = RollupStep(low, min(int(top), low + limit), folds=folds or FoldCache())
     postgres = connection.dialect.name == "postgresql"
     for row in stored:
         if int(row.rolled_seq) < step.high:
@@ -238,7 +241,7 @@ def plan_step(connection: Connection, meter_of: Callable[[str], Meter], limit: i
 
 def stage_step(connection: Connection, step: RollupStep) -> None:
     """SQLite: stage every meter of the step before the write transaction."""
-    step.meters = [(m, mark, stage_sqlite(connection, m, mark, step.high)) for m, mark, _ in step.meters]
+    step.meters = [(m, mark, stage_sqlite(connection, m, mark, step.high, step.folds)) for m, mark, _ in step.meters]
 
 
 def finish_step(connection: Connection, step: RollupStep) -> int:
@@ -249,7 +252,7 @@ def finish_step(connection: Connection, step: RollupStep) -> int:
         current = connection.execute(select(meters.c.rolled_seq).where(meters.c.slug == meter.slug)).scalar()
         if current is None or int(current) != watermark:
             continue
-        skipped += _finish(connection, meter, watermark, step.high, in_sql)
+        skipped += _finish(connection, meter, watermark, step.high, in_sql, step.folds)
         connection.execute(meters.update().where(meters.c.slug == meter.slug).values(rolled_seq=step.high))
     return skipped
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tollway.adapters.sql import event_reads, retention, rollups
 from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.event_rows import Where
+from tollway.adapters.sql.fold import FoldCache
 from tollway.adapters.sql.ingest import POSTGRES_LOCK, EventWriter, checkpoint_sqlite
 from tollway.adapters.sql.rollups import rebuild_rollups
 from tollway.adapters.sql.schema import meter_rollup_values, meter_rollups, meters, subjects
@@ -49,6 +50,7 @@ class SqlEventStore:
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
         self._meter_cache: dict[str, Meter] = {}
+        self._folds = FoldCache()  # the fold statements of those meters
         self._stats = IngestStats()
         self._ingest = EventWriter(engine, clock, self._stats)
 
@@ -103,7 +105,7 @@ class SqlEventStore:
         ingest goes on meanwhile); a meter another process folded in between is left alone."""
 
         def postgres_step(connection: Connection) -> int:
-            planned = rollups.plan_step(connection, self._meter_of, limit)
+            planned = rollups.plan_step(connection, self._meter_of, limit, self._folds)
             if planned is None:
                 return 0
             self._stats.skipped_values_total += rollups.finish_step(connection, planned)
@@ -112,7 +114,7 @@ class SqlEventStore:
         def sqlite_step() -> int:
             try:
                 with self._engine.connect() as connection:  # one connection: the staged rows are its own
-                    planned = rollups.plan_step(connection, self._meter_of, limit)
+                    planned = rollups.plan_step(connection, self._meter_of, limit, self._folds)
                     if planned is None:
                         return 0
                     rollups.stage_step(connection, planned)
