@@ -142,9 +142,25 @@ def call_record(call: LlmCall, *, newline: bool = False) -> bytes:
 LINE_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
 
 
-def call_from_record(raw: dict[str, Any]) -> LlmCall:
-    """Read a journal line written by `call_record`. Raises KeyError / ValueError / TypeError."""
+PriceCache = dict[tuple[Any, ...], TokenPrice]  # prices read back, by their texts (a few per model)
+PRICE_CACHE_MAX = 1_000
+
+
+def call_from_record(raw: dict[str, Any], prices: PriceCache | None = None) -> LlmCall:
+    """Read a journal line written by `call_record`. Raises KeyError / ValueError / TypeError.
+    `prices`: the prices already read, by their texts (a TokenPrice is immutable: calls share one)."""
     usage, price = raw["usage"], raw["price"]
+    if price is not None and prices is not None:
+        key = tuple(price)
+        known = prices.get(key)
+        if known is None:
+            known = _price(price)
+            if len(prices) >= PRICE_CACHE_MAX:
+                prices.clear()
+            prices[key] = known
+        price = known
+    elif price is not None:
+        price = _price(price)
     return LlmCall(
         request_id=str(raw["request_id"]),
         subject=str(raw["subject"]),
@@ -159,20 +175,22 @@ def call_from_record(raw: dict[str, Any]) -> LlmCall:
         partial=bool(raw["partial"]),
         estimated=bool(raw["estimated"]),
         usage=None if usage is None else TokenUsage(*(int(n) for n in usage)),
-        price=None
-        if price is None
-        else TokenPrice(
-            Decimal(price[0]),
-            Decimal(price[1]),
-            None if price[2] is None else Decimal(price[2]),
-            None if price[3] is None else Decimal(price[3]),
-        ),
+        price=price,
         attempts=tuple(
             AttemptRecord(str(p), str(m), None if status is None else int(status), str(cause))
             for p, m, status, cause in raw.get("attempts") or ()
         ),
         interrupted=raw.get("interrupted") is True,
         duration_ms=_duration(raw.get("duration_ms")),
+    )
+
+
+def _price(texts: Any) -> TokenPrice:
+    return TokenPrice(
+        Decimal(texts[0]),
+        Decimal(texts[1]),
+        None if texts[2] is None else Decimal(texts[2]),
+        None if texts[3] is None else Decimal(texts[3]),
     )
 
 

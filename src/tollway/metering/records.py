@@ -11,7 +11,14 @@ import orjson
 
 from tollway.metering.events import Event
 from tollway.metering.intents import END_RECORD, INTENT_RECORD, intent_from_record, interrupted_call
-from tollway.metering.llm import CALL_RECORD, LlmCall, call_from_record, llm_call_events, llm_event_count
+from tollway.metering.llm import (
+    CALL_RECORD,
+    LlmCall,
+    PriceCache,
+    call_from_record,
+    llm_call_events,
+    llm_event_count,
+)
 
 log = logging.getLogger("tollway.metering.records")
 
@@ -44,6 +51,7 @@ class Replay:
     def __init__(self) -> None:
         self.unreadable = 0
         self.interrupted = 0
+        self._prices: PriceCache = {}  # the prices read so far, shared by the calls that name them
 
     def segment(self, records: Sequence[bytes], *, final: bool) -> list[Event]:
         return expand(self.usage(records, final=final))
@@ -58,7 +66,7 @@ class Replay:
                 raw = _object(line)
                 kind = raw.get("record")
                 if kind == CALL_RECORD:
-                    call = call_from_record(raw)
+                    call = call_from_record(raw, self._prices)
                     closed.add(call.request_id)
                     events.append(call)
                 elif kind == INTENT_RECORD:

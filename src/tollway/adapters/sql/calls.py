@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -43,20 +43,14 @@ class CallRow:
     tokens: tuple[int, int, int, int, int]  # input, output, cache_read, cache_write, reasoning
     costs: tuple[str | None, str | None, str | None, str | None, str | None]  # per type, then the total
     duration_ms: int | None
+    keys: tuple[EventKey, ...] = field(init=False, repr=False, compare=False)  # the derived events' (source, id)
 
     @property
     def key_hash(self) -> int:
         return request_hash(self.request_id)
 
-    @property
-    def keys(self) -> tuple[EventKey, ...]:
-        """The (source, id) of each derived event, in order: what duplicate detection looks up per call."""
-        request_id, tokens = self.request_id, self.tokens
-        return tuple(
-            (GATEWAY_SOURCE, f"{request_id}:{suffix}")
-            for index, suffix in enumerate(SUFFIXES)
-            if index < 2 or index == 4 or tokens[index] != 0
-        )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", derived_keys(self.request_id, self.tokens))
 
     @property
     def rows(self) -> tuple[EventRow, ...]:
@@ -65,6 +59,18 @@ class CallRow:
         return derived_rows(
             self.request_id, self.subject, self.time_us, self.shape, self.tokens, self.costs, self.duration_ms
         )
+
+
+def derived_keys(request_id: str, tokens: Sequence[int]) -> tuple[EventKey, ...]:
+    """The (source, id) of each event a call derives, in order (what duplicate detection looks up per call)."""
+    prefix = request_id + ":"
+    keys = [(GATEWAY_SOURCE, prefix + "input"), (GATEWAY_SOURCE, prefix + "output")]
+    if tokens[2]:
+        keys.append((GATEWAY_SOURCE, prefix + "cache_read"))
+    if tokens[3]:
+        keys.append((GATEWAY_SOURCE, prefix + "cache_write"))
+    keys.append((GATEWAY_SOURCE, prefix + "request"))
+    return tuple(keys)
 
 
 def request_hash(request_id: str) -> int:
