@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import yaml
 
 from tests.support.closing import Closing
-from tests.support.net import free_port, wait_until
+from tests.support.net import free_port, plain_http, wait_until
 from tests.support.tollway_process import TollwayProcess
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
@@ -55,7 +54,8 @@ def test_an_invoice_reaches_the_stand_in_after_a_cancellation(tmp_path: Path, cl
                 assert ended.status_code == 200, ended.text
 
             def stripe_invoices() -> list[dict[str, Any]]:
-                answer = httpx.get(f"{api_base}/v1/invoices", auth=("sk_test_local", ""))
+                with plain_http(base_url=api_base) as stripe_side:
+                    answer = stripe_side.get("/v1/invoices", auth=("sk_test_local", ""))
                 return answer.json()["data"]  # type: ignore[no-any-return]
 
             wait_until(lambda: any(i["status"] != "draft" for i in stripe_invoices()), 30)

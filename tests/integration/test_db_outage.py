@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 
 from tests.support.fake_upstream import FakeOpenAI, Reply
-from tests.support.net import wait_until
+from tests.support.net import plain_http, wait_until
 from tests.support.scenario import SUBJECT, client, config_for, metered, prometheus_value, usage_block
 from tests.support.stored import journal_segments, request_records, stored_events, tokens_by_type
 from tests.support.tcp_proxy import TcpProxy
@@ -46,11 +45,13 @@ def through(proxy: TcpProxy, url: str) -> str:
 
 
 def metric(gateway: TollwayProcess, name: str) -> float:
-    return prometheus_value(httpx.get(gateway.base_url + "/metrics", timeout=5).text, name)
+    with plain_http(base_url=gateway.base_url, timeout=5) as http:
+        return prometheus_value(http.get("/metrics").text, name)
 
 
 def readyz(gateway: TollwayProcess, query: str = "") -> int:
-    return httpx.get(gateway.base_url + "/readyz" + query, timeout=10).status_code
+    with plain_http(base_url=gateway.base_url, timeout=10) as http:
+        return http.get("/readyz" + query).status_code
 
 
 def test_database_outage_loses_nothing_and_stores_everything_once(

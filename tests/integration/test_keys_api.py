@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.support.cli import run_tollway
-from tests.support.net import wait_until
+from tests.support.net import plain_http, wait_until
 from tests.support.tollway_process import TollwayProcess
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
@@ -62,12 +62,9 @@ def gateways(workdir: Path, database_url: str) -> Iterator[tuple[TollwayProcess,
 
 
 def status_with(gateway: TollwayProcess, key: str, model: str = "demo") -> int:
-    response = httpx.post(
-        gateway.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": model, "messages": MESSAGES},
-        timeout=5,
-    )
+    with plain_http(base_url=gateway.base_url, timeout=5) as http:
+        body = {"model": model, "messages": MESSAGES}
+        response = http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=body)
     return response.status_code
 
 
@@ -81,7 +78,7 @@ def seconds_until_refused(gateways: tuple[TollwayProcess, ...], key: str, since:
     revocation was committed: its response had arrived)."""
     took: dict[int, float] = {}
     deadline = since + 5.0
-    clients = [httpx.Client(base_url=gateway.base_url, timeout=5) for gateway in gateways]
+    clients = [plain_http(base_url=gateway.base_url, timeout=5) for gateway in gateways]
     try:
         while len(took) < len(gateways) and time.monotonic() < deadline:
             for i, client in enumerate(clients):

@@ -12,12 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.agent_app import KEY, QUICKSTART, tollway_app
 from tests.support.in_process import in_process
-from tests.support.net import wait_until
+from tests.support.net import plain_http, wait_until
 from tests.support.prometheus import prometheus_value
 from tests.support.tollway_process import TollwayProcess
 from tollway.gateway.metrics import GatewayMetrics
@@ -200,16 +199,16 @@ def test_serve_with_two_workers_shows_every_request_on_every_scrape(tmp_path: Pa
     process = TollwayProcess(tmp_path, config, args=("--workers", "2")).start()
     try:
         body = {"model": "demo", "messages": [{"role": "user", "content": "Hello"}]}
-        with httpx.Client(base_url=process.base_url, timeout=10) as http:
+        with plain_http(base_url=process.base_url, timeout=10) as http:
             for _ in range(10):  # new connections: the kernel spreads them over the two workers
-                with httpx.Client(base_url=process.base_url, timeout=10) as fresh:
+                with plain_http(base_url=process.base_url, timeout=10) as fresh:
                     answer = fresh.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
                     assert answer.status_code == 200
 
             def requests_seen() -> list[int]:
                 seen = []
                 for _ in range(6):  # successive scrapes, answered by either worker
-                    with httpx.Client(base_url=process.base_url, timeout=10) as fresh:
+                    with plain_http(base_url=process.base_url, timeout=10) as fresh:
                         text = fresh.get("/metrics").text
                     selector = 'tollway_requests_total{route="/v1/chat/completions"}'
                     seen.append(int(prometheus_value(text, selector)) if selector.split("{")[0] in text else 0)

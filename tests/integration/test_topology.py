@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import REDIS_URL
 from tests.support.fake_upstream import FakeOpenAI, Reply
-from tests.support.net import wait_until
+from tests.support.net import plain_http, wait_until
 from tests.support.scenario import KEY, SUBJECT, config_for, prometheus_value
 from tests.support.stored import StoredEvent, request_records, stored_events
 from tests.support.tcp_proxy import TcpProxy
@@ -111,17 +111,20 @@ def topology(
 
 
 def metric(gateway: TollwayProcess, name: str) -> float:
-    return prometheus_value(httpx.get(gateway.base_url + "/metrics", timeout=5).text, name)
+    with plain_http(base_url=gateway.base_url, timeout=5) as http:
+        return prometheus_value(http.get("/metrics").text, name)
 
 
 def ready(gateway: TollwayProcess, query: str = "") -> int:
-    return httpx.get(gateway.base_url + "/readyz" + query, timeout=10).status_code
+    with plain_http(base_url=gateway.base_url, timeout=10) as http:
+        return http.get("/readyz" + query).status_code
 
 
 def status_with(gateway: TollwayProcess, key: str, answered: set[str]) -> int:
     body = {**BODY, "stream": False}
     headers = {"Authorization": f"Bearer {key}"}
-    response = httpx.post(gateway.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    with plain_http(base_url=gateway.base_url, timeout=10) as http:
+        response = http.post("/v1/chat/completions", json=body, headers=headers)
     if response.status_code == 200:
         answered.add(response.headers["x-request-id"])
     return response.status_code

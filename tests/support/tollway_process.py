@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.net import free_port, http_ok, wait_until
+from tests.support.net import free_port, http_ok, plain_http, wait_until
 
 ADMIN_TOKEN = "test-admin-token"
 SUBJECT = "acme-corp"  # the consumer the tests' configs declare (tests/support/scenario.py)
@@ -119,7 +119,7 @@ class TollwayProcess:
         self.process.wait(10)
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        return plain_http(base_url=self.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
 
     def query(self, meter: str = "llm_tokens", **params: Any) -> dict[str, Any]:
         with self.admin() as client:
