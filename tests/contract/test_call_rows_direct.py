@@ -64,6 +64,32 @@ calls = st.builds(
     interrupted=st.booleans(),
     duration_ms=st.one_of(st.none(), counts),
 )
+# Calls whose every field a column can hold (no failover attempts, a request id, counts and status in range): most
+# of `calls` have some value that sends them as plain events, so these keep the path that builds a row (and its
+# derived events) well exercised with few examples.
+printable = st.text(st.characters(categories=["L", "M", "N", "P", "S"], include_characters=" "))
+row_names = st.one_of(st.sampled_from(["gpt-4o", "claude", 'm\u00e9t\u00e9o "q"', "a:b", ""]), printable)
+in_range = st.one_of(st.sampled_from([0, 1, 2048, INT32 - 1]), st.integers(0, INT32 - 1))
+row_calls = st.builds(
+    LlmCall,
+    request_id=st.one_of(st.sampled_from(["req_1", "a:request", "r\u00e9q"]), st.text(min_size=1)),
+    subject=st.one_of(st.just("customer-1"), st.text()),
+    time=st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    model=row_names,
+    upstream_model=row_names,
+    provider=st.sampled_from(["openai", "anthropic"]),
+    route=st.sampled_from(["/v1/chat/completions", "/v1/messages"]),
+    status_code=st.one_of(st.sampled_from([200, 502, 0, INT32 - 1, -INT32]), st.integers(-INT32, INT32 - 1)),
+    streamed=st.booleans(),
+    usage=st.one_of(st.none(), st.builds(TokenUsage, in_range, in_range, in_range, in_range, in_range)),
+    partial=st.booleans(),
+    estimated=st.booleans(),
+    price=prices,
+    requested_model=st.one_of(st.none(), row_names),
+    attempts=st.just(()),
+    interrupted=st.booleans(),
+    duration_ms=st.one_of(st.none(), in_range),
+)
 
 
 def through_events(call: LlmCall, known: KnownShapes) -> list[Any]:
@@ -71,8 +97,11 @@ def through_events(call: LlmCall, known: KnownShapes) -> list[Any]:
     return _prepare(llm_call_events(call), known)
 
 
-@settings(max_examples=3000, deadline=None)
-@given(calls)
+# 500 examples, the same on every run (derandomized), half of them from `row_calls`: of 500 drawn this way about
+# 280 keep a row (its derived events compared byte for byte) and 220 go as plain events. From `calls` alone, 3000
+# examples (10 to 20 s of CPU) gave about 240 rows; the edge cases test below names the boundaries one by one.
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.one_of(calls, row_calls))
 def test_a_call_becomes_what_its_events_became(call: LlmCall) -> None:
     expected = through_events(call, {})
     assert _prepare_usage([call], {}) == expected
