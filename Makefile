@@ -102,9 +102,13 @@ fonts:
 # Then the mutation check's CI subset (tests/mutation/run.py --ci, docs/testing.md): every billing, metering
 # and gateway mutation whose tests are fast unit or contract tests must make one of them fail, or the build
 # fails (about 20 s of CPU on 2 cores). `make mutation` runs every mutation, those that start servers too.
+# pytest runs with Python's bytecode caches on (`env -u PYTHONDONTWRITEBYTECODE`; the __pycache__ folders are
+# ignored by git), also where the environment turns them off: every `tollway serve` and CLI run the suite starts
+# would otherwise compile Tollway from source again, and each worker would rewrite every test module's asserts
+# again (docs/testing.md, "Timings").
 PYTEST_WORKERS ?= auto
 test: lint typecheck audit chromium fonts
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
 	$(BIN)/python -m tests.mutation.run --ci
 
 .PHONY: mutation
