@@ -42,6 +42,7 @@ Prepared = tuple[EventRow, bool]  # a row, and whether its time was defaulted (t
 Item = Prepared | CallRow  # a plain event, or a gateway call stored as one row
 
 GROUP_COMMIT_MAX = 10_000  # events per shared ingest transaction
+INLINE_MAX = 32  # SQLite: groups of at most this many events are written on the event loop (~0.1-0.5 ms)
 CHECKPOINT_EVENTS = 20_000  # SQLite: events between two WAL checkpoints by the ingest writer
 KNOWN_SUBJECTS_MAX = 1_000_000
 
@@ -60,7 +61,12 @@ class EventWriter:
         self._shapes: dict[Shape, int] = {}  # llm_call_shapes ids (rows never change nor go)
         self._checked_shapes: KnownShapes = {}  # the callers' side (event loop): shapes checked for compaction
         self._group_commit: GroupCommit[Item] = GroupCommit(
-            self._ingest_batches, max_items=GROUP_COMMIT_MAX, after=None if self._postgres else self._after_ingest
+            self._ingest_batches,
+            max_items=GROUP_COMMIT_MAX,
+            after=None if self._postgres else self._after_ingest,
+            # SQLite: a small group written on the event loop when the write lock is free (writer.py)
+            inline=None if self._postgres else self._ingest_now,
+            inline_max=INLINE_MAX,
         )
 
     async def insert(self, batch: Sequence[Event]) -> int:
@@ -93,7 +99,14 @@ class EventWriter:
         self._since_checkpoint = 0
         return lambda: self._connection.run(checkpoint_sqlite)
 
-    def _ingest_batches(self, batches: list[Sequence[Item]]) -> list[int]:
+    def _ingest_now(self, batches: list[Sequence[Item]]) -> list[int]:
+        """`_ingest_batches` on the caller's thread without waiting (WriterBusy: nothing written, write it from a
+        thread instead)."""
+        return self._ingest_batches(batches, run=self._connection.run_now)
+
+    def _ingest_batches(
+        self, batches: list[Sequence[Item]], run: Callable[[Callable[[Any], BatchOutcome]], BatchOutcome] | None = None
+    ) -> list[int]:
         """Store several callers' batches in one transaction; how many of each caller's events were new.
 
         An event repeated within the group counts for the first caller that sent it."""
@@ -130,7 +143,7 @@ class EventWriter:
         names = sorted({_subject(kept) for kept in first.values()} - self._known_subjects)
         write = write_postgres if self._postgres else write_sqlite
         shapes = self._shapes
-        outcome = self._connection.run(lambda driver: write(driver, units, names, ingested, shapes))
+        outcome = (run or self._connection.run)(lambda driver: write(driver, units, names, ingested, shapes))
         self._shapes.update(outcome.shapes)
         if len(self._known_subjects) > KNOWN_SUBJECTS_MAX:
             self._known_subjects.clear()

@@ -8,11 +8,18 @@ Driver errors become UnavailableError here; nothing above this module sees psyco
 GroupCommit lets concurrent callers share a transaction: while one write is in flight, the batches
 submitted meanwhile queue up and go together in the next one (up to a size), so many small
 concurrent requests cost about as few commits as one big one. Each caller still gets its own answer.
+
+A small group can be written on the event loop's own thread (`inline`, SQLite): a write of a few events
+takes ~0.1-0.3 ms there, less than what handing it to a thread and back costs (the hop, and the GIL passed
+between two threads that both want it: ~7 futex calls per single-event request, measured). It is tried only
+when it cannot wait: `WriterConnection.run_now` refuses at once (WriterBusy) when another thread holds the
+connection or another connection holds SQLite's write lock, and the group then goes to a thread as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -31,6 +38,13 @@ log = logging.getLogger("tollway.metering.store")
 T = TypeVar("T")
 Item = TypeVar("Item")
 DRIVER_ERRORS = (psycopg.Error, sqlite3.Error, SQLAlchemyError, OSError)
+
+
+class WriterBusy(Exception):
+    """run_now could not write without waiting: the caller writes from a thread instead (nothing was written)."""
+
+
+SQLITE_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class WriterConnection:
@@ -56,6 +70,32 @@ class WriterConnection:
                         continue  # a connection that died while idle: once more on a new one
                     raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
             raise AssertionError("unreachable")
+
+    def run_now(self, work: Callable[[Any], T]) -> T:
+        """`run` on the caller's thread without waiting, for a SQLite connection already open: WriterBusy when
+        another thread holds this connection, when none is open yet, or when the database's write lock is taken
+        (SQLITE_BUSY with busy_timeout 0 for this attempt; `work` rolls back, so nothing was written). Other
+        driver errors become UnavailableError, as in `run`."""
+        if not self._lock.acquire(blocking=False):
+            raise WriterBusy
+        try:
+            driver = self._held.driver_connection if self._held is not None else None
+            if not isinstance(driver, sqlite3.Connection):
+                raise WriterBusy
+            waits = driver.execute("PRAGMA busy_timeout").fetchone()[0]
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                return work(driver)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF in SQLITE_BUSY_CODES:
+                    raise WriterBusy from exc
+                raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
+            except DRIVER_ERRORS as exc:
+                raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={int(waits)}")
+        finally:
+            self._lock.release()
 
     def _drop_if_broken(self) -> bool:
         held, self._held = self._held, None
@@ -92,9 +132,15 @@ class GroupCommit(Generic[Item]):
         *,
         max_items: int = 10_000,
         after: Callable[[int], Callable[[], None] | None] | None = None,
+        inline: Callable[[list[Sequence[Item]]], list[int]] | None = None,
+        inline_max: int = 0,
     ) -> None:
         self._write = write  # blocking: runs in a thread; one answer per batch, in order
         self._max_items = max_items
+        # `write` without waiting, on the event loop, for groups of at most `inline_max` items; WriterBusy: the
+        # group goes to `write` in a thread after all
+        self._inline = inline
+        self._inline_max = inline_max
         # Told each answered group's size (on the event loop): the blocking upkeep then due, run in a thread,
         # or None (most groups: no thread hop for them).
         self._after = after
@@ -121,8 +167,14 @@ class GroupCommit(Generic[Item]):
                 taken += 1
                 size += len(batch)
             group, self._queue = self._queue[:taken], self._queue[taken:]
+            batches = [batch for batch, _ in group]
             try:
-                answers = await asyncio.to_thread(self._write, [batch for batch, _ in group])
+                answers = None
+                if self._inline is not None and size <= self._inline_max:
+                    with contextlib.suppress(WriterBusy):  # nothing written: to a thread
+                        answers = self._inline(batches)
+                if answers is None:
+                    answers = await asyncio.to_thread(self._write, batches)
             except asyncio.CancelledError:
                 for _, future in [*group, *self._queue]:
                     future.cancel()
@@ -142,3 +194,5 @@ class GroupCommit(Generic[Item]):
                     await asyncio.to_thread(upkeep)
                 except Exception as exc:  # upkeep only: the next group retries it
                     log.warning("after-write upkeep failed: %s", exc)
+            elif self._queue:
+                await asyncio.sleep(0)  # after a write on the loop, the loop's other work before the next group
