@@ -149,6 +149,7 @@ class Flow:
         assert call.consumer is not None
         targets: Sequence[Target] = route.targets
         reservation: Reservation | None = None
+        charged: Charged | None = None  # a reservation that prices its call: its spend headers go on the response
         if self._admission is not None or self._policy is not None:
             admit = Admit(
                 call.request_id,
@@ -176,7 +177,7 @@ class Flow:
                     targets = route.targets
                     admit = replace(admit, model=parsed.model, route=resolved, payload=parsed.payload)
                 if getattr(reservation, "currency", None) is not None:  # it prices its call (hooks.Charged)
-                    send = with_spend_headers(send, cast(Charged, reservation), comment=endpoint.cost_comment)
+                    charged = cast(Charged, reservation)
             if self._policy is not None:
                 try:
                     targets = self._policy.targets(route, admit)
@@ -193,7 +194,7 @@ class Flow:
             if parsed.dropped:
                 send = _with_header(send, DROPPED_HEADER, ", ".join(parsed.dropped).encode())
             try:
-                relaying = self._relaying(endpoint, parsed, call, answer, intent, receive, send)
+                relaying = self._relaying(endpoint, parsed, call, answer, intent, receive, send, charged)
                 outcome = await relaying.relay()
             except BaseException:
                 # The upstream answered but relaying broke off (a translator failed, the server stopped):
@@ -291,16 +292,23 @@ class Flow:
         intent: CallIntent,
         receive: Receive,
         send: Send,
+        charged: Charged | None = None,
     ) -> Relaying:
+        """How the answer is relayed; `charged`: the call's spend headers go on its response (a whole answer adds
+        them to its own; the others send through `with_spend_headers`, which also ends a stream with the cost)."""
         relay = self._relay
         if parsed.stream and endpoint.tracker is not None and is_event_stream(answer.response):
+            if charged is not None:
+                send = with_spend_headers(send, charged, comment=endpoint.cost_comment)
             tracker = endpoint.tracker(parsed)
             intent.progress = lambda: tracker.content_chunks  # read only when the intent is carried
             cut = endpoint.errors.stream_cut
             return StreamAnswer(relay, call, answer, receive, send, tracker, parsed.prompt, cut)
         if answer.rest is not None and answer.response.status < 400:  # too large to buffer: relayed as it arrives
+            if charged is not None:
+                send = with_spend_headers(send, charged, comment=endpoint.cost_comment)
             return LargeAnswer(relay, call, answer, answer.rest, send, endpoint.usage_of)
-        return WholeAnswer(relay, call, answer, send, endpoint, parsed)
+        return WholeAnswer(relay, call, answer, send, endpoint, parsed, charged)
 
     def _usage(
         self,

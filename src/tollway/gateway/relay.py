@@ -20,6 +20,7 @@ from tollway.gateway.decode import json_object
 from tollway.gateway.endpoint import LlmEndpoint, Parsed
 from tollway.gateway.errors import OPENAI
 from tollway.gateway.failover import Answer
+from tollway.gateway.hooks import Charged
 from tollway.gateway.http import Receive, Send, send_bytes
 from tollway.gateway.metrics import GatewayMetrics
 from tollway.gateway.providers.base import UpstreamError
@@ -106,14 +107,33 @@ class WholeAnswer:
     """A unary answer read whole (up to `max_buffered_response_bytes`, and any error answer): nothing is
     sent before its end."""
 
-    __slots__ = ("_answer", "_body", "_call", "_endpoint", "_error", "_parsed", "_relay", "_send", "_status")
+    __slots__ = (
+        "_answer",
+        "_body",
+        "_call",
+        "_charged",
+        "_endpoint",
+        "_error",
+        "_parsed",
+        "_relay",
+        "_send",
+        "_status",
+    )
     failure: str | None = None  # only a stream breaks off after its answer started
 
     def __init__(
-        self, relay: Relay, call: Call, answer: Answer, send: Send, endpoint: LlmEndpoint, parsed: Parsed
+        self,
+        relay: Relay,
+        call: Call,
+        answer: Answer,
+        send: Send,
+        endpoint: LlmEndpoint,
+        parsed: Parsed,
+        charged: Charged | None = None,
     ) -> None:
+        """`charged`: a reservation that prices the call: its spend headers (hooks.Charged) go on the response."""
         self._relay, self._call, self._answer, self._send = relay, call, answer, send
-        self._endpoint, self._parsed = endpoint, parsed
+        self._endpoint, self._parsed, self._charged = endpoint, parsed, charged
         self._error: DomainError | None = None
 
     async def relay(self) -> Outcome:
@@ -149,13 +169,11 @@ class WholeAnswer:
         if self._error is not None:
             raise self._error
         status, answer = self._status, self._answer
+        extra = [*answer.response.relayed_headers, *served_by(answer.target)]
+        if self._charged is not None:  # settled by now: its cost, budget and rate-limit headers
+            extra += self._charged.spend_headers()
         await send_bytes(
-            self._send,
-            status,
-            self._body,
-            self._call.id_bytes,
-            content_type=b"application/json",
-            extra=[*answer.response.relayed_headers, *served_by(answer.target)],
+            self._send, status, self._body, self._call.id_bytes, content_type=b"application/json", extra=extra
         )
         return status
 
