@@ -24,7 +24,7 @@ from tollway.spend.hold import HeldRate, Picks
 from tollway.spend.limits import Amount, Governed, LinearCost
 from tollway.spend.measure import FeatureMeasure
 from tollway.spend.ports import Ask
-from tollway.spend.rate_limits import EPOCH, MICRO, WEIGHT_SCALE, RateLimit, Slide
+from tollway.spend.rate_limits import EPOCH, WEIGHT_SCALE, RateLimit, Slide
 from tollway.spend.rates import MEASURES, RateText, rate_governed
 from tollway.spend.selection import Rated
 
@@ -149,7 +149,8 @@ class Compiled:
         sliding = self._sliding
         if not sliding:
             return self._all, ()
-        micros = (now - EPOCH) // MICRO
+        since = now - EPOCH  # whole microseconds since the epoch (as slide_at counts them)
+        micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
         asks = list(self._fixed)  # a sliding rate limit's place is filled in below
         slides: list[HeldRate] = []
         for place, index, amount, rate in sliding:
