@@ -174,12 +174,7 @@ class SpendAdmission:
         assert plan.pricing is not None
         asks, slides = compiled.asks(shape, now)
         # what goes with these asks, taken before the await (a call of another shape may compile meanwhile)
-        measures, picks, budgets, templates = (
-            compiled.measures,
-            compiled.picks,
-            compiled.budget_names,
-            compiled.templates,
-        )
+        measures, picks, budgets, templates = compiled.along
         cost_of, currency = plan.pricing
         if not asks:
             return Hold(self._counters, (), (), cost_of=cost_of, currency=currency, at=now) if plan.priced else None

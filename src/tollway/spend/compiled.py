@@ -32,6 +32,7 @@ from tollway.spend.selection import Rated
 # | (MONEY, per input token, per output token) (Decimals) | (PROVIDER, _, _): the target's provider price
 CONSTANT, TOKENS, MONEY, PROVIDER = 0, 1, 2, 3
 Form = tuple[int, Decimal | int, Decimal | int]
+Along = tuple[tuple[Amount, ...], Picks, tuple[tuple[int, str], ...], tuple[Governed, ...]]
 Shape = tuple[int, tuple[tuple[int, TokenPrice | None], ...]]  # output tokens; (input tokens, price) per target
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -98,19 +99,16 @@ class Compiled:
 
     __slots__ = (
         "_all",
-        "_budget_names",
         "_budgets",
         "_cost_of",
         "_entitled",
         "_fixed",
-        "_measures",
-        "_picks",
         "_rate_keys",
         "_rates",
         "_shape",
         "_sliding",
-        "_templates",
         "_texts",
+        "along",
         "forms",
     )
 
@@ -136,10 +134,9 @@ class Compiled:
         self._fixed: tuple[Ask | None, ...] = ()
         self._all: tuple[Ask, ...] = ()
         self._sliding: tuple[tuple[int, int, Decimal, RateLimit], ...] = ()
-        self._measures: tuple[Amount, ...] = ()
-        self._picks: Picks = ((), (), -1)
-        self._budget_names: tuple[tuple[int, str], ...] = ()
-        self._templates: tuple[Governed, ...] = ()
+        # what goes with the last shape's asks: their measures, picks, budget names and templates (one tuple: read
+        # at once with the asks, before an await after which another shape may have compiled)
+        self.along: Along = ((), ((), (), -1), (), ())
 
     def asks(self, shape: Shape, now: datetime) -> tuple[tuple[Ask, ...], tuple[HeldRate, ...]]:
         """The call's asks, and (index of its ask, the rate limit, where now falls in it) of each sliding rate
@@ -169,22 +166,22 @@ class Compiled:
     @property
     def measures(self) -> tuple[Amount, ...]:
         """How a settled call counts on each ask of the last shape."""
-        return self._measures
+        return self.along[0]
 
     @property
     def picks(self) -> Picks:
         """The last shape's distinct measures, each ask's among them, and the cost's (what `Hold.settle` measures)."""
-        return self._picks
+        return self.along[1]
 
     @property
     def budget_names(self) -> tuple[tuple[int, str], ...]:
         """(index of the ask, the budget's name) of each budget among the last shape's asks."""
-        return self._budget_names
+        return self.along[2]
 
     @property
     def templates(self) -> tuple[Governed, ...]:
         """The limits of the last shape's asks (what decides fail-open or closed when the counters do not answer)."""
-        return self._templates
+        return self.along[3]
 
     def _compile(self, shape: Shape) -> None:
         output, targets = shape
@@ -222,11 +219,11 @@ class Compiled:
             templates.append(template)
         self._fixed, self._sliding = tuple(fixed), tuple(sliding)
         self._all = () if sliding else cast(tuple[Ask, ...], self._fixed)
-        self._measures, self._budget_names, self._templates = tuple(measures), tuple(budgets), tuple(templates)
         distinct = tuple(dict.fromkeys(measures))
         cost = self._cost_of
         cost_index = distinct.index(cost) if cost is not None and cost in distinct else -1
-        self._picks = (distinct, tuple(distinct.index(m) for m in measures), cost_index)
+        picks = (distinct, tuple(distinct.index(m) for m in measures), cost_index)
+        self.along = (tuple(measures), picks, tuple(budgets), tuple(templates))
         self._shape = shape
 
 
