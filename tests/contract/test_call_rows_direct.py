@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tollway.adapters.sql.calls import CallRow, KnownShapes, call_row
+from tollway.adapters.sql.calls import CallRow, KnownShapes, call_row, derived_hashes
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.ingest import _prepare, _prepare_usage, key_hash
 from tollway.adapters.sql.migrate import upgrade
@@ -117,6 +117,7 @@ def test_a_call_becomes_what_its_events_became(call: LlmCall) -> None:
     ]
     assert list(row.rows) == plain
     assert row.keys == tuple((r[0], r[1]) for r in plain)  # what duplicate detection looks up, rows unbuilt
+    assert derived_hashes(row.request_id, row.tokens) == [r[6] for r in plain]
 
 
 @settings(max_examples=300, deadline=None)

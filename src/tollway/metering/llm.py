@@ -52,10 +52,15 @@ class TokenPrice:
     cache_write: Decimal | None = None
     # the four prices as a journal line writes them, worked out once (journal lines are the hot path)
     texts: list[str | None] = field(init=False, repr=False, compare=False, hash=False)
+    # per_type's values in its order (input, output, cache_read, cache_write), for the storage process
+    ordered: tuple[Decimal, Decimal, Decimal, Decimal] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         texts = [str(self.input), str(self.output), _optional_text(self.cache_read), _optional_text(self.cache_write)]
         object.__setattr__(self, "texts", texts)
+        prices = self.per_type()
+        ordered = (prices["input"], prices["output"], prices["cache_read"], prices["cache_write"])
+        object.__setattr__(self, "ordered", ordered)
 
     def per_type(self) -> dict[str, Decimal]:
         return {

@@ -73,6 +73,22 @@ def derived_keys(request_id: str, tokens: Sequence[int]) -> tuple[EventKey, ...]
     return tuple(keys)
 
 
+_SUFFIX_BYTES = tuple(suffix.encode() for suffix in SUFFIXES)
+
+
+def derived_hashes(request_id: str, tokens: Sequence[int]) -> list[int]:
+    """`key_hash` of each of `derived_keys`, in order: the CRC of the common start (source, request id, ":")
+    once, continued over each suffix (a CRC of a concatenation continues the CRC of its start)."""
+    start = zlib.crc32((GATEWAY_SOURCE + request_id + ":").encode())
+    hashes = []
+    for index, suffix in enumerate(_SUFFIX_BYTES):
+        if index in (2, 3) and not tokens[index]:
+            continue
+        value = zlib.crc32(suffix, start)
+        hashes.append(value - 0x1_0000_0000 if value & 0x8000_0000 else value)
+    return hashes
+
+
 def request_hash(request_id: str) -> int:
     """CRC-32 of a request id, signed 32-bit: llm_calls.key_hash (narrows the lookup; request_id decides)."""
     value = zlib.crc32(request_id.encode())
@@ -251,12 +267,13 @@ def call_row(call: LlmCall, known: KnownShapes) -> CallRow | None:
         call.estimated,
         True if call.interrupted else None,
     )
+    for count in counts:  # _count's test, inline (five a call)
+        if type(count) is not int or not 0 <= count < INT32:
+            return None
+    duration = call.duration_ms
+    if duration is not None and (type(duration) is not int or not 0 <= duration < INT32):
+        return None
     try:
-        for count in counts:
-            _count(count)
-        duration = call.duration_ms
-        if duration is not None:
-            duration = _count(duration)
         checked = known.get(raw)
         if checked is None:
             fields: dict[str, Any] = dict(zip(_RAW_SHAPE, raw, strict=False))
@@ -272,13 +289,13 @@ def call_row(call: LlmCall, known: KnownShapes) -> CallRow | None:
     costs: tuple[str | None, str | None, str | None, str | None, str | None] = (None, None, None, None, None)
     price = call.price
     if price is not None:
-        prices = price.per_type()
+        prices = price.ordered
         total = Decimal(0)
         texts: list[str | None] = [None, None, None, None]
-        for index, name in enumerate(TOKEN_SUFFIXES):
+        for index in range(4):
             if counts[index] == 0 and index >= 2:
                 continue
-            cost = prices[name] * counts[index]
+            cost = prices[index] * counts[index]
             total += cost
             texts[index] = decimal_text(cost)
         costs = (texts[0], texts[1], texts[2], texts[3], decimal_text(total))

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tollway.adapters.sql.calls import SEQ_SPAN, CallRow, Shape, request_hash, split_id
-from tollway.adapters.sql.event_keys import EventKey, EventRow, StoredCopy, key_hash
+from tollway.adapters.sql.calls import SEQ_SPAN, CallRow, Shape, derived_hashes, request_hash, split_id
+from tollway.adapters.sql.event_keys import EventKey, EventRow, StoredCopy
 from tollway.metering.llm import GATEWAY_SOURCE
 
 Unit = EventRow | CallRow  # what a batch writes, in order
@@ -129,7 +129,7 @@ def _event_keys(units: Sequence[Unit]) -> tuple[set[EventKey], list[int]]:
         if isinstance(unit, CallRow):
             derived = unit.keys
             keys.update(derived)
-            hashes.extend(key_hash(source, event_id) for source, event_id in derived)
+            hashes.extend(derived_hashes(unit.request_id, unit.tokens))
         else:
             keys.add((unit[0], unit[1]))
             hashes.append(unit[6])
