@@ -19,9 +19,11 @@ ATTEMPT_EVENT = "llm.attempt"  # a try of a target that did not serve the call: 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TokenUsage:
-    """Disjoint token counts: `input` excludes cached tokens, `output` includes reasoning."""
+    """Disjoint token counts: `input` excludes cached tokens, `output` includes reasoning. Never changed once
+    built: not `frozen` only because a frozen dataclass's __init__ costs ~1 µs more (built per call, on the
+    request path and again when the storage process reads the journal); hashed by its fields all the same."""
 
     input: int = 0
     output: int = 0
@@ -183,8 +185,10 @@ def call_from_record(raw: dict[str, Any], prices: PriceCache | None = None) -> L
         price=price,
         attempts=tuple(
             AttemptRecord(str(p), str(m), None if status is None else int(status), str(cause))
-            for p, m, status, cause in raw.get("attempts") or ()
-        ),
+            for p, m, status, cause in attempts
+        )
+        if (attempts := raw.get("attempts"))
+        else (),
         interrupted=raw.get("interrupted") is True,
         duration_ms=_duration(raw.get("duration_ms")),
     )
