@@ -210,6 +210,20 @@ def test_decimal_text(value: str, text: str) -> None:
     assert encoding_decimal_text(Decimal(value)) == text
 
 
+@settings(max_examples=500)
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None),
+    st.integers(min_value=-40, max_value=30),
+)
+def test_decimal_text_is_the_fixed_point_text_without_trailing_zeros(number: Decimal, shift: int) -> None:
+    value = number.scaleb(shift)  # every exponent: the plain and the scientific text of a decimal
+    fixed = format(value, "f")
+    if "." in fixed:
+        fixed = fixed.rstrip("0").rstrip(".")
+    assert decimal_text(value) == ("0" if fixed == "-0" else fixed)
+    assert Decimal(decimal_text(value)) == value
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
