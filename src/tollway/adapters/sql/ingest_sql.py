@@ -286,13 +286,15 @@ def write_postgres(
         lock, events_found, calls_found, top = (connection.cursor() for _ in range(4))
         lock.execute(POSTGRES_INGEST_LOCK, (INGEST_LOCK,))
         events_found.execute(f"{_EVENTS_STORED} WHERE key_hash = ANY(%b::int4[])", (hashes,))
-        hashes = [request_hash(r) for r in request_ids]
-        calls_found.execute(f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.key_hash = ANY(%b::int4[])", (hashes,))
+        if request_ids:  # no gateway call among the units (events from outside): nothing to look up there
+            hashes = [request_hash(r) for r in request_ids]
+            calls_found.execute(f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.key_hash = ANY(%b::int4[])", (hashes,))
         top.execute(POSTGRES_TOP)
     stored_events: dict[EventKey, StoredCopy] = {}
     _wanted_events(events_found.fetchall(), wanted, stored_events)
     stored_calls: dict[str, CallRow] = {}
-    _wanted_calls(calls_found.fetchall(), request_ids, stored_calls)
+    if request_ids:
+        _wanted_calls(calls_found.fetchall(), request_ids, stored_calls)
     inserts = plan(units, stored_events, stored_calls, outcome)
     known = _postgres_shapes(connection, inserts, shapes, outcome)
     events, calls = _numbered(inserts, int(top.fetchone()[0]), stored_us, known)
