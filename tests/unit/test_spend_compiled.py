@@ -131,6 +131,7 @@ PROMPT = {"model": "chat", "messages": [{"role": "user", "content": "a question 
         (TWO, {**PROMPT, "max_completion_tokens": 1000}),
         (UNPRICED, PROMPT),
         (ONE, {**PROMPT, "max_tokens": 300, "model": "other"}),  # another prompt: another shape
+        (Route("chat", ()), PROMPT),  # no target: nothing measured
     ],
 )
 def test_a_compiled_plan_asks_what_the_worst_case_calls_ask(
@@ -155,7 +156,8 @@ def test_a_compiled_plan_asks_what_the_worst_case_calls_ask(
         assert tuple(distinct[i] for i in each) == plan.compiled.measures
         assert plan.pricing is not None
         assert (distinct[cost] if cost >= 0 else None) in (plan.pricing[0], None)
-    assert len(asks) == (10 if subscribed else 8)  # 2 entitlements with a subscription, 6 rate limits, 2 budgets
+    # 2 entitlements with a subscription (none without a target: nothing used), 6 rate limits, 2 budgets
+    assert len(asks) == (10 if subscribed and route.targets else 8)
 
 
 def test_a_gate_the_plan_lacks_refuses_the_compiled_call_as_the_general_way_does() -> None:

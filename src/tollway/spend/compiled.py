@@ -70,6 +70,8 @@ def linear_form(amount_of: Amount) -> Form | None:
 def _amount(form: Form, output: int, targets: tuple[tuple[int, TokenPrice | None], ...]) -> Decimal:
     """The measure of the worst case: the largest over the targets."""
     kind, per_input, per_output = form
+    if not targets:  # no target to call: nothing (as `worst` of no calls)
+        return _ZERO
     if kind == CONSTANT:
         assert isinstance(per_input, Decimal)
         return per_input
