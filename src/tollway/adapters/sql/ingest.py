@@ -116,6 +116,7 @@ class EventWriter:
         repeats: list[Prepared] = []
         owners: list[list[EventKey]] = []
         units: list[Unit] = []
+        subjects: set[str] = set()  # of the first copies
         for batch in batches:
             mine: list[EventKey] = []
             for item in batch:
@@ -125,6 +126,7 @@ class EventWriter:
                         first.update(dict.fromkeys(keys, item))
                         mine.extend(keys)
                         units.append(item)
+                        subjects.add(item.subject)
                         continue
                     plain: list[Prepared] = [(row, False) for row in item.rows]  # met in part already
                 else:
@@ -139,8 +141,9 @@ class EventWriter:
                             defaulted.add(key)
                         mine.append(key)
                         units.append(row)
+                        subjects.add(row[3])
             owners.append(mine)
-        names = sorted({_subject(kept) for kept in first.values()} - self._known_subjects)
+        names = sorted(subjects - self._known_subjects)
         write = write_postgres if self._postgres else write_sqlite
         shapes = self._shapes
         outcome = (run or self._connection.run)(lambda driver: write(driver, units, names, ingested, shapes))
@@ -153,6 +156,8 @@ class EventWriter:
         self._stats.inserted_total += fresh
         self._stats.duplicates_total += len(first) + len(repeats) - fresh - conflicts
         self._stats.conflicts_total += conflicts
+        if fresh == len(first):  # all new (the usual case): each caller's first copies
+            return [len(mine) for mine in owners]
         return [sum(1 for key in mine if key in outcome.new_keys) for mine in owners]
 
     def _count_conflicts(
@@ -182,10 +187,6 @@ class EventWriter:
 def checkpoint_sqlite(connection: Any) -> None:
     """A passive checkpoint (never waits for readers or writers) on a sqlite3 connection."""
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-
-def _subject(kept: EventRow | CallRow) -> str:
-    return kept.subject if isinstance(kept, CallRow) else kept[3]
 
 
 def _copy(kept: EventRow | CallRow, key: EventKey) -> StoredCopy:

@@ -94,7 +94,7 @@ def plan(
     for unit in units:
         if isinstance(unit, CallRow):
             keys = unit.keys
-            if unit.request_id not in stored_calls and not any(key in stored_events for key in keys):
+            if unit.request_id not in stored_calls and not (stored_events and any(k in stored_events for k in keys)):
                 inserts.append(unit)
                 outcome.new_keys.update(keys)
                 continue
@@ -121,19 +121,26 @@ def _derived_copy(stored_calls: dict[str, CallRow], row: EventRow) -> StoredCopy
     return None
 
 
-def _event_keys(units: Sequence[Unit]) -> tuple[set[EventKey], list[int]]:
-    """The (source, id) of every event the units hold or derive, and their key hashes (to look them up)."""
-    keys: set[EventKey] = set()
+def _event_hashes(units: Sequence[Unit]) -> list[int]:
+    """The key hashes of every event the units hold or derive (to look them up)."""
     hashes: list[int] = []
     for unit in units:
         if isinstance(unit, CallRow):
-            derived = unit.keys
-            keys.update(derived)
             hashes.extend(derived_hashes(unit.request_id, unit.tokens))
         else:
-            keys.add((unit[0], unit[1]))
             hashes.append(unit[6])
-    return keys, hashes
+    return hashes
+
+
+def _event_keys(units: Sequence[Unit]) -> set[EventKey]:
+    """The (source, id) of every event the units hold or derive: built only when a look-up found a row."""
+    keys: set[EventKey] = set()
+    for unit in units:
+        if isinstance(unit, CallRow):
+            keys.update(unit.keys)
+        else:
+            keys.add((unit[0], unit[1]))
+    return keys
 
 
 def _request_ids(units: Sequence[Unit]) -> set[str]:
@@ -208,11 +215,13 @@ def write_sqlite(
         # Take the write lock up front (waiting out busy_timeout): a deferred transaction that reads first
         # and writes later can fail with SQLITE_BUSY_SNAPSHOT under contention.
         cursor.execute("BEGIN IMMEDIATE")
-        wanted, hashes = _event_keys(units)
+        wanted: set[EventKey] | None = None
         stored_events: dict[EventKey, StoredCopy] = {}
-        for chunk in _chunks(hashes):
+        for chunk in _chunks(_event_hashes(units)):
             found = cursor.execute(f"{_EVENTS_STORED} WHERE key_hash IN ({_marks(chunk)})", chunk).fetchall()
-            _wanted_events(found, wanted, stored_events)
+            if found:
+                wanted = _event_keys(units) if wanted is None else wanted
+                _wanted_events(found, wanted, stored_events)
         request_ids = _request_ids(units)
         stored_calls: dict[str, CallRow] = {}
         for chunk in _chunks([request_hash(r) for r in request_ids]):
@@ -280,7 +289,7 @@ def write_postgres(
     """Store `units` on a psycopg connection (not in a transaction) and commit: one pipelined exchange to
     lock and look up, one to insert and commit."""
     outcome = BatchOutcome()
-    wanted, hashes = _event_keys(units)
+    hashes = _event_hashes(units)
     request_ids = _request_ids(units)
     with connection.pipeline():
         lock, events_found, calls_found, top = (connection.cursor() for _ in range(4))
@@ -291,7 +300,9 @@ def write_postgres(
             calls_found.execute(f"SELECT {_CALL_COLUMNS} {_CALLS_FROM} WHERE c.key_hash = ANY(%b::int4[])", (hashes,))
         top.execute(POSTGRES_TOP)
     stored_events: dict[EventKey, StoredCopy] = {}
-    _wanted_events(events_found.fetchall(), wanted, stored_events)
+    found = events_found.fetchall()
+    if found:
+        _wanted_events(found, _event_keys(units), stored_events)
     stored_calls: dict[str, CallRow] = {}
     if request_ids:
         _wanted_calls(calls_found.fetchall(), request_ids, stored_calls)
