@@ -87,7 +87,7 @@ class WriterConnection:
             try:
                 return work(driver)
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF in SQLITE_BUSY_CODES:
+                if (exc.sqlite_errorcode or 0) & 0xFF in SQLITE_BUSY_CODES:  # None: an error of the module, not busy
                     raise WriterBusy from exc
                 raise UnavailableError(f"event store write failed: {failure_text(exc)}") from exc
             except DRIVER_ERRORS as exc:
