@@ -123,6 +123,7 @@ UNPRICED = Route("chat", (Target(cast(Provider, Upstream("c")), "m3"),), max_out
 PROMPT = {"model": "chat", "messages": [{"role": "user", "content": "a question of some length " * 7}]}
 
 
+@pytest.mark.parametrize("credits", [False, True])
 @pytest.mark.parametrize("subscribed", [True, False])
 @pytest.mark.parametrize(
     ("route", "payload"),
@@ -135,9 +136,12 @@ PROMPT = {"model": "chat", "messages": [{"role": "user", "content": "a question 
     ],
 )
 def test_a_compiled_plan_asks_what_the_worst_case_calls_ask(
-    subscribed: bool, route: Route, payload: dict[str, object]
+    subscribed: bool, route: Route, payload: dict[str, object], credits: bool
 ) -> None:
-    spend, gateway = world(rules(subscribed=subscribed))
+    snapshot = rules(subscribed=subscribed)
+    if credits:  # a prepaid-only customer: its credit balance is a budget too (named "credits", no remainder header)
+        snapshot = replace(snapshot, credits={"acme": Decimal(50)})
+    spend, gateway = world(snapshot)
     plan = spend.plan("u1", None, route.model, NOW)
     assert plan.compiled is not None
     governed = plan.govern(gateway.worst_cases(admit(route, payload), route, now=NOW), NOW)
@@ -150,14 +154,14 @@ def test_a_compiled_plan_asks_what_the_worst_case_calls_ask(
             (i, g.rate, g.slide) for i, g in enumerate(expected) if g.slide is not None
         ]
         assert plan.compiled.measures == tuple(g.amount_of for g in governed)
-        names = [(i, g.name.removeprefix("budget:")) for i, g in enumerate(expected) if g.budget is not None]
+        names = [(i, g.name[7:]) for i, g in enumerate(expected) if g.name[:7] == "budget:"]  # as _reserve names them
         assert list(plan.compiled.budget_names) == names
         distinct, each, cost = plan.compiled.picks
         assert tuple(distinct[i] for i in each) == plan.compiled.measures
         assert plan.pricing is not None
         assert (distinct[cost] if cost >= 0 else None) in (plan.pricing[0], None)
     # 2 entitlements with a subscription (none without a target: nothing used), 6 rate limits, 2 budgets
-    assert len(asks) == (10 if subscribed and route.targets else 8)
+    assert len(asks) == (10 if subscribed and route.targets else 8) + credits
 
 
 def test_a_gate_the_plan_lacks_refuses_the_compiled_call_as_the_general_way_does() -> None:

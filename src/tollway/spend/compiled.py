@@ -215,7 +215,8 @@ class Compiled:
                 fixed.append(None)
         budgets: list[tuple[int, str]] = []
         for index, template in self._budgets:
-            budgets.append((len(fixed), template.name.removeprefix("budget:")))
+            if template.name[:7] == "budget:":  # a budget's remainder header (prepaid credits, named "credits": not)
+                budgets.append((len(fixed), template.name[7:]))
             fixed.append(_with(template.ask, amounts[index]))
             measures.append(template.amount_of)
             templates.append(template)
