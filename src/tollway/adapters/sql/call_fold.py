@@ -105,7 +105,8 @@ def _top_key(path: str) -> str | None:
 def call_rows(meter: Meter, columns: CallColumns, *, postgres: bool, with_data: bool) -> str:
     """The calls' events of `meter`'s type in the fold's range, as the fold's rows: seq, id, source, subject,
     time_us, data (id, source and data NULL unless `with_data`: only the rows left to Python need them),
-    ok, v (SQLite, for a decimal value: in units of 10^-12), p (SQLite: a decimal value's places), dims.
+    ok, sk (the value's key absent: a skipped value), v (SQLite, for a decimal value: in units of 10^-12), p
+    (SQLite: a decimal value's places), dims.
     Parameters: seq_after, seq_upto, event_type (range_params)."""
     where = Where(
         event_type=meter.event_type,
@@ -132,11 +133,13 @@ def call_rows(meter: Meter, columns: CallColumns, *, postgres: bool, with_data: 
             value = "units"
     dims = [_dim_text(kind, f"x{n + m}", postgres) for m, (kind, _) in enumerate(columns.dims)]
     ok = "time_us >= 0" + (f" AND {value} IS NOT NULL" if columns.value is not None else "")
+    # the value's key absent: skipped, as the reference skips it, counted here instead of read back by Python
+    skip = "x0 IS NULL" if columns.value is not None else ("false" if postgres else "0")
     ids = "id, source" if with_data else "NULL AS id, NULL AS source"
     data = "data" if with_data else "NULL AS data"
     places_column = "" if postgres else f"{places} AS p, "
     return (
-        f"SELECT seq, {ids}, subject, time_us, {data}, {ok} AS ok, {value} AS v, {places_column}"
+        f"SELECT seq, {ids}, subject, time_us, {data}, {ok} AS ok, {skip} AS sk, {value} AS v, {places_column}"
         f"{dims_key(dims, postgres)} AS dims FROM ({inner}) calls"
     )
 

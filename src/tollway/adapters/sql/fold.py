@@ -155,7 +155,7 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
         )
     dims_key = f"json_array({', '.join(dims)})" if dims else "'[]'"
     json_rows = (
-        f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, "
+        f"SELECT seq, id, source, subject, time_us, data, COALESCE({' AND '.join(eligible)}, 0) AS ok, 0 AS sk, "
         f"{value} AS v, {places} AS p, {dims_key} AS dims FROM ({_range_source(meter, columns, postgres=False)}) ev"
     )
     rows, full_rows = json_rows, json_rows
@@ -211,7 +211,9 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
         "ON s.meter = :slug AND s.level_us = g.level AND s.bucket_us = g.bucket AND s.subject = g.subject "
         "AND s.dims = g.dims "
         "UNION ALL SELECT :slug, -1, 0, 0, NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL "
-        "FROM r WHERE NOT ok"
+        "FROM r WHERE NOT ok AND NOT sk "
+        "UNION ALL SELECT :slug, -2, 0, 0, NULL, NULL, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+        "FROM r WHERE sk"
     )
     merge = (
         f"INSERT INTO meter_rollups ({ROLLUP_COLUMNS}) SELECT :slug, level_us, bucket_us, subject, dims, count, "
@@ -220,7 +222,10 @@ def sqlite_fold(meter: Meter) -> SqliteFold:
         f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {_SQLITE_MERGE}"
     )
     leftovers = f"SELECT plain, {_FOLD_COLUMNS} FROM temp.fold_rows WHERE meter = :slug AND plain <= 0"
-    others = f"WITH r AS MATERIALIZED ({full_rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    others = (
+        f"WITH r AS MATERIALIZED ({full_rows}) SELECT seq, id, source, subject, time_us, data FROM r "
+        "WHERE NOT ok AND NOT sk"
+    )
     return SqliteFold(stage, merge, leftovers, others + " ORDER BY seq", params)
 
 
@@ -323,9 +328,13 @@ def postgres_fold(meter: Meter) -> FoldQuery:
         f"FROM r CROSS JOIN (VALUES {levels}) AS lv(level) WHERE r.ok "
         "GROUP BY lv.level, r.time_us - r.time_us %% lv.level, r.subject, r.dims "
         f"ON CONFLICT ({ROLLUP_KEY}) DO UPDATE SET {POSTGRES_MERGE} RETURNING 1) "
-        "SELECT (SELECT count(*) FROM r WHERE NOT r.ok), (SELECT count(*) FROM merged)"
+        "SELECT (SELECT count(*) FROM r WHERE NOT r.ok AND NOT r.sk), (SELECT count(*) FROM merged), "
+        "(SELECT count(*) FROM r WHERE r.sk)"
     )
-    others = f"WITH r AS MATERIALIZED ({full_rows}) SELECT seq, id, source, subject, time_us, data FROM r WHERE NOT ok"
+    others = (
+        f"WITH r AS MATERIALIZED ({full_rows}) SELECT seq, id, source, subject, time_us, data FROM r "
+        "WHERE NOT ok AND NOT sk"
+    )
     return FoldQuery(grouped, others + " ORDER BY seq", params)
 
 
@@ -367,6 +376,7 @@ def _postgres_rows(meter: Meter, columns: CallColumns | None) -> tuple[str, dict
     parsed = f"(SELECT {base}, bad, CASE WHEN bad THEN NULL ELSE data::jsonb END AS j FROM {guarded} OFFSET 0) p"
     read = f"(SELECT {', '.join([base, 'bad', *reads])} FROM {parsed} OFFSET 0) x"
     rows = (
-        f"SELECT {base}, COALESCE({' AND '.join(eligible)}, false) AS ok, {value} AS v, {dims_key} AS dims FROM {read}"
+        f"SELECT {base}, COALESCE({' AND '.join(eligible)}, false) AS ok, false AS sk, {value} AS v, "
+        f"{dims_key} AS dims FROM {read}"
     )
     return rows, params

@@ -172,7 +172,8 @@ def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: b
     if connection.dialect.name == "postgresql":
         statement = folds.postgres(meter)
         params.update(statement.params)
-        others = int(cursor.execute(statement.grouped, params).fetchone()[0])
+        counts = cursor.execute(statement.grouped, params).fetchone()
+        others, rest.skipped = int(counts[0]), int(counts[2])
         others_query = statement.others
     else:
         sqlite = folds.sqlite(meter)
@@ -181,23 +182,25 @@ def _finish(connection: Connection, meter: Meter, low: int, high: int, in_sql: b
         leftovers = cursor.execute(sqlite.leftovers, params).fetchall()
         if not any(row[0] < 0 for row in leftovers):  # the stage always writes its count row
             raise RuntimeError(f"rollups of {meter.slug!r}: staged rows missing (another connection staged them?)")
-        others = _leftovers(leftovers, rest)
+        others = _leftovers(leftovers, rest)  # also counts the values skipped in SQL into rest
         cursor.execute("DELETE FROM temp.fold_rows WHERE meter = ?", (meter.slug,))
         others_query = sqlite.others
     if others:
         extra = contribute(meter, _as_events(cursor.execute(others_query, params).fetchall(), meter.event_type))
         merge_into(rest.partials, extra.partials)
-        rest.skipped = extra.skipped
+        rest.skipped += extra.skipped
     apply_contribution(connection, meter.slug, rest)
     return rest.skipped
 
 
 def _leftovers(rows: Iterable[Sequence[Any]], rest: Contribution) -> int:
-    """SQLite's staged rows it could not merge itself, as partials into `rest`; returns how many
-    events it left to the Python fold."""
+    """SQLite's staged rows it could not merge itself, as partials into `rest`, and the values it skipped
+    (a call whose value's key is absent), into `rest.skipped`; returns how many events it left to the Python fold."""
     others = 0
     for plain, level_us, bucket, subject, dims, count, total, *values in rows:
-        if plain < 0:
+        if plain == -2:
+            rest.skipped += int(count)
+        elif plain < 0:
             others += int(count)
         else:
             key = (int(level_us), int(bucket), subject, dims)
