@@ -47,7 +47,7 @@ def plain_http(**options: Any) -> httpx.Client:
     also for a client that only ever speaks plain HTTP. A test that polls with a new client every 20 ms (a
     process becoming healthy, usage being stored) spends most of a core on that while the server it waits for
     competes for the same core. These clients never make a TLS connection, so they get httpx's context without
-    certificates (about 0.3 ms); a URL that is not plain HTTP is refused rather than reached unverified."""
+    certificates (about 0.3 ms); a `base_url` that is not plain HTTP is refused rather than reached unverified."""
     base_url = str(options.get("base_url", ""))
     if base_url and not base_url.startswith("http://"):
         raise ValueError(f"plain_http is for plain-HTTP loopback servers, not {base_url!r}")
