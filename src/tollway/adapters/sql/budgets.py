@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select, upd
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tollway.adapters.sql.schema import identity_version, spend_budgets, spend_rate_limits
+from tollway.adapters.sql.versions import VersionRow
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, NotFoundError, UnavailableError
 from tollway.metering.events import from_micros, to_micros
@@ -31,6 +32,7 @@ class SqlBudgetStore:
         self._engine = engine
         self._clock = clock or SystemClock()
         self._postgres = engine.dialect.name == "postgresql"
+        self._version_row = VersionRow(engine, VERSION_ROW, self._read)
 
     def _values(self, budget: Budget) -> dict[str, Any]:
         now = self._clock.now()
@@ -130,8 +132,7 @@ class SqlBudgetStore:
         return [self._decode(row) for row in rows]
 
     async def budgets_version(self) -> int:
-        query = select(identity_version.c.version).where(identity_version.c.name == VERSION_ROW)
-        return int(await asyncio.to_thread(self._read, lambda c: c.execute(query).scalar_one()))
+        return await self._version_row.read()
 
     # -- rate limits (the same version row: the gateway rebuilds its limits when it moves) ----------------------
 

@@ -26,6 +26,7 @@ from tollway.adapters.sql.schema import (
     catalog_subscriptions,
     identity_version,
 )
+from tollway.adapters.sql.versions import VersionRow
 from tollway.billing.customers import Customer
 from tollway.billing.features import Feature
 from tollway.billing.plans import Plan
@@ -50,6 +51,7 @@ class SqlCatalogStore:
         self._engine = engine
         self._clock = clock or SystemClock()
         self._postgres = engine.dialect.name == "postgresql"
+        self._version_row = VersionRow(engine, VERSION_ROW, self._read)
 
     @property
     def engine(self) -> Engine:
@@ -113,9 +115,7 @@ class SqlCatalogStore:
             raise UnavailableError(f"catalog store read failed: {exc.__class__.__name__}") from exc
 
     async def version(self) -> int:
-        query = select(identity_version.c.version).where(identity_version.c.name == VERSION_ROW)
-        value = await asyncio.to_thread(self._read, lambda c: c.execute(query).scalar_one())
-        return int(value)
+        return await self._version_row.read()
 
     def _us(self, moment: Any) -> int:
         return to_micros(moment if moment is not None else self._clock.now())

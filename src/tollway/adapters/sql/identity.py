@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tollway.adapters.sql.engine import failure_text
 from tollway.adapters.sql.schema import api_keys, consumers, identity_version
+from tollway.adapters.sql.versions import VersionRow
 from tollway.errors import ConflictError, DomainError, NotFoundError, UnavailableError
 from tollway.identity.consumers import Consumer, ManagedBy
 from tollway.identity.keys import ApiKey
@@ -34,6 +35,7 @@ class SqlIdentityStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._version_row = VersionRow(engine, VERSION_ROW, self._read)
 
     @property
     def engine(self) -> Engine:
@@ -87,7 +89,7 @@ class SqlIdentityStore:
     # -- reads ------------------------------------------------------------------------------------
 
     async def version(self) -> int:
-        return await asyncio.to_thread(self._read, self._version)
+        return await self._version_row.read()
 
     async def snapshot(self, now: datetime) -> IdentitySnapshot:
         now_us = to_micros(now)
@@ -250,6 +252,7 @@ class SqlIdentityStore:
         return await asyncio.to_thread(self._read, work)
 
     async def close(self) -> None:
+        self._version_row.close()
         await asyncio.to_thread(self._engine.dispose)
 
 
