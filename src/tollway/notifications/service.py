@@ -8,8 +8,10 @@ none is given; the API shows it only in the answer to the creation.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,6 +86,8 @@ class NotificationService:
         self._resolve = resolve
         self._allow_private = allow_private
         self._on_secrets = on_secrets
+        # The rules read once for a detection round (set in the round's task only; see one_rules_read).
+        self._round_rules: ContextVar[list[Rule] | None] = ContextVar(f"tollway-rules-{id(self)}", default=None)
 
     @property
     def store(self) -> NotificationStore:
@@ -314,7 +318,20 @@ class NotificationService:
         return await self.event(event_id)
 
     async def active_rules(self, event_type: str) -> list[Rule]:
-        return [r for r in await self._store.list_rules() if r.type == event_type and r.active]
+        rules = self._round_rules.get()
+        if rules is None:
+            rules = await self._store.list_rules()
+        return [r for r in rules if r.type == event_type and r.active]
+
+    @contextlib.asynccontextmanager
+    async def one_rules_read(self) -> AsyncIterator[None]:
+        """Inside (in this task only): active_rules answers from one read of the rules, made on entering. A
+        detection round's steps (seven active_rules calls) share it; other tasks (API requests) read as before."""
+        token = self._round_rules.set(await self._store.list_rules())
+        try:
+            yield
+        finally:
+            self._round_rules.reset(token)
 
     async def record(
         self,

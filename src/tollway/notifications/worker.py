@@ -10,7 +10,9 @@ Several processes may each run one: claims, leases, marks and dedup keys keep ev
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from tollway.clock import Clock
@@ -31,7 +33,9 @@ class NotificationWorker:
         delivery_interval_s: float = 1.0,
         balance_interval_s: float = 2.0,
         on_refused: Sequence[Callable[[str | None, datetime | None], None]] = (),
+        rules_read: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
+        self._rules_read = rules_read  # one read of the rules shared by a round's steps (NotificationService's)
         self._on_refused = list(on_refused)
         self.delivery = delivery
         self._steps = list(steps)
@@ -61,18 +65,22 @@ class NotificationWorker:
     async def detect_once(self) -> None:
         """One round of every event-finding step (each failing on its own)."""
         failures: list[BaseException] = []
-        for step in self._steps:
-            try:
-                await step()
-            except Exception as exc:
-                failures.append(exc)
+        async with self._rules_read() if self._rules_read is not None else contextlib.nullcontext():
+            for step in self._steps:
+                try:
+                    await step()
+                except Exception as exc:
+                    failures.append(exc)
         if failures:
             raise failures[0]
 
     async def _deliver(self) -> None:
-        while await self.delivery.run_once():
-            pass
+        # One read when the outbox has nothing open (the idle case): no claim (a write transaction) to make.
         oldest = await self._store.oldest_pending()
+        if oldest is not None:
+            while await self.delivery.run_once():
+                pass
+            oldest = await self._store.oldest_pending()
         self.oldest_pending_age_s = 0.0 if oldest is None else max(0.0, (self._clock.now() - oldest).total_seconds())
 
     async def run_once(self) -> None:

@@ -73,6 +73,7 @@ def notification_worker(
         delivery_interval_s=settings.notification_interval_s,
         balance_interval_s=settings.balance_interval_s,
         on_refused=on_refused,
+        rules_read=service.one_rules_read,
     )
 
 
