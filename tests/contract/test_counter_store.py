@@ -114,3 +114,19 @@ async def test_a_sliding_window_counts_the_previous_bucket_at_its_weight(store: 
     assert held.held
     store.release([ask(8, "4", 750_000)])
     assert await settled(store, "rl:x:8", Counter(Decimal(0), Decimal(0))) == Counter(Decimal(0), Decimal(0))
+
+
+async def test_reserve_now_answers_as_reserve_or_holds_nothing(store: CounterStore) -> None:
+    await store.seed("now", Decimal(2), END)
+    asks = [Ask("now", Decimal(3), Decimal(10), END), Ask("unseeded", Decimal(1), None, None)]
+    first = store.reserve_now(asks)
+    assert first is None or (first.held, first.missing) == (False, ("unseeded",))
+    fits = [Ask("now", Decimal(3), Decimal(10), END)]
+    held = store.reserve_now(fits)
+    if held is None:  # the store must await (Redis): nothing was held
+        assert await store.read(["now"]) == [Counter(Decimal(2), Decimal(0))]
+        held = await store.reserve(fits)
+    assert (held.held, held.counters) == (True, (Counter(Decimal(2), Decimal(0)),))
+    refused = store.reserve_now([Ask("now", Decimal(6), Decimal(10), END)])  # 2 used + 3 held + 6 > 10
+    assert refused is None or (refused.held, refused.refused) == (False, 0)
+    assert await store.read(["now"]) == [Counter(Decimal(2), Decimal(3))]

@@ -178,8 +178,11 @@ class SpendAdmission:
         cost_of, currency = plan.pricing
         if not asks:
             return Hold(self._counters, (), (), cost_of=cost_of, currency=currency, at=now) if plan.priced else None
+        counters = self._counters
         try:
-            result = await self._counters.reserve(asks)
+            result = counters.reserve_now(asks)  # in memory: no coroutine to await
+            if result is None:
+                result = await counters.reserve(asks)
         except CountersUnavailable as exc:
             self._unchecked(templates, exc)
             return None

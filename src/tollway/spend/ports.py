@@ -63,6 +63,11 @@ class Reserved:
 class CounterStore(Protocol):
     async def reserve(self, asks: Sequence[Ask]) -> Reserved: ...
 
+    def reserve_now(self, asks: Sequence[Ask]) -> Reserved | None:
+        """`reserve` answered without an await where the store can (in this process's memory: the same outcome as
+        `reserve`); None, holding nothing, where it must await (then call `reserve`)."""
+        ...
+
     async def seed(self, key: str, used: Decimal, expires_at: datetime | None) -> None:
         """Set the counter's used amount if the key does not exist yet (set-if-absent)."""
         ...

@@ -30,6 +30,9 @@ class MemoryCounterStore:
         self._counters: dict[str, _Entry] = {}
 
     async def reserve(self, asks: Sequence[Ask]) -> Reserved:
+        return self.reserve_now(asks)
+
+    def reserve_now(self, asks: Sequence[Ask]) -> Reserved:
         # one pass: each ask's counter (a rate counter nobody holds yet starts fresh, added only once held), what
         # it held before, and the tightest limit without room; then either nothing is held or every ask is
         counters = self._counters

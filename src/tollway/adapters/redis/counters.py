@@ -188,6 +188,9 @@ class RedisCounterStore:
             self._start()
         return await future
 
+    def reserve_now(self, asks: Sequence[Ask]) -> None:
+        return None  # always a script in Redis: `reserve`
+
     def _start(self) -> None:
         self._batch = asyncio.get_running_loop().create_task(self._send())
 
