@@ -55,7 +55,8 @@ class Upstream:
         self.name = name
 
 
-def rules(*, subscribed: bool, gated: bool = False) -> SpendRules:
+def rules(*, subscribed: bool, gated: bool = False, few: bool = False) -> SpendRules:
+    """`few`: one money budget and one requests rate limit (no measure read twice)."""
     features = [
         Feature("f1", "input-tokens", "Input", "llm_tokens", {"type": ("input",)}),
         Feature("f2", "output-tokens", "Output", "llm_tokens", {"type": ("output",)}),
@@ -103,6 +104,8 @@ def rules(*, subscribed: bool, gated: bool = False) -> SpendRules:
         RateLimit("r4", "itpd", "model", "*", "input_tokens", Decimal(10**8), "day"),
         RateLimit("r5", "cost", "consumer", "*", "cost", Decimal(100), "minute"),
     ]
+    if few:
+        budgets, rates = budgets[:1], rates[1:2]
     return SpendRules.build(1, [customer], subscriptions, plans, features, BUILT_IN_METERS, budgets, rates)
 
 
@@ -157,7 +160,7 @@ def test_a_compiled_plan_asks_what_the_worst_case_calls_ask(
         names = [(i, g.name[7:]) for i, g in enumerate(expected) if g.name[:7] == "budget:"]  # as _reserve names them
         assert list(plan.compiled.budget_names) == names
         distinct, each, cost = plan.compiled.picks
-        assert tuple(distinct[i] for i in each) == plan.compiled.measures
+        assert (distinct if each is None else tuple(distinct[i] for i in each)) == plan.compiled.measures
         assert plan.pricing is not None
         assert (distinct[cost] if cost >= 0 else None) in (plan.pricing[0], None)
     # 2 entitlements with a subscription (none without a target: nothing used), 6 rate limits, 2 budgets
@@ -206,3 +209,26 @@ async def test_a_compiled_call_is_held_settled_and_released() -> None:
     counters = await spend._counters.read([ask.key for ask in held.asks])
     assert all(c is not None and c.reserved == 0 for c in counters)
     assert [c.used for c in counters if c is not None][:2] == [Decimal(7), Decimal(27)]  # output, all tokens
+
+
+@pytest.mark.parametrize("subscribed", [True, False])
+async def test_a_compiled_call_whose_limits_measure_apart_settles_each_measure(subscribed: bool) -> None:
+    snapshot = rules(subscribed=subscribed, few=True)
+    spend, gateway = world(snapshot)
+    call = admit(ONE, {**PROMPT, "max_tokens": 300})
+    plan = spend.plan("u1", None, ONE.model, NOW)
+    assert plan.compiled is not None
+    (await gateway.admit(call)).release()  # seeds
+    held = await spend.admit_compiled(plan, gateway._shape(call, ONE), NOW)
+    assert isinstance(held, Hold)
+    distinct, each, _ = plan.compiled.picks
+    assert each is None
+    assert distinct == plan.compiled.measures
+    record = replace(gateway.worst_cases(call, ONE, now=NOW)[0], usage=TokenUsage(input=20, output=7, cache_read=3))
+    held.settle(record)
+    assert plan.pricing is not None
+    general = Hold(spend._counters, held.asks, plan.compiled.measures, cost_of=plan.pricing[0])
+    general.settle(record)  # the general way: each ask's measure read by itself
+    assert (held.cost, held.spend_headers()[:2]) == (general.cost, general.spend_headers()[:2])
+    counters = await spend._counters.read([ask.key for ask in held.asks])
+    assert [c.used for c in counters if c is not None] == [2 * m(record) for m in plan.compiled.measures]

@@ -225,7 +225,8 @@ class Compiled:
         distinct = tuple(dict.fromkeys(measures))
         cost = self._cost_of
         cost_index = distinct.index(cost) if cost is not None and cost in distinct else -1
-        picks = (distinct, tuple(distinct.index(m) for m in measures), cost_index)
+        each = tuple(distinct.index(m) for m in measures)
+        picks = (distinct, None if len(distinct) == len(each) else each, cost_index)  # None: no measure twice
         self.along = (tuple(measures), picks, tuple(budgets), tuple(templates))
         self._shape = shape
 

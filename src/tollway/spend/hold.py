@@ -21,8 +21,9 @@ COST_CURRENCY_HEADER = COST_HEADER + b"-currency"
 BUDGET_REMAINING_HEADER = b"x-tollway-budget-remaining"
 BUDGET_NAME_HEADER = b"x-tollway-budget-name"
 DEGRADED_HEADER = b"x-tollway-degraded"
-# the distinct measures of a call's asks, the index among them of each ask's measure, and of the cost's (-1: none)
-Picks = tuple[tuple[Amount, ...], tuple[int, ...], int]
+# the distinct measures of a call's asks, the index among them of each ask's measure (None: the asks' measures are
+# the distinct ones, in order), and of the cost's (-1: none)
+Picks = tuple[tuple[Amount, ...], tuple[int, ...] | None, int]
 
 
 class Hold:
@@ -94,7 +95,7 @@ class Hold:
         if picks is not None:  # the distinct measures worked out beforehand (a compiled plan's)
             distinct, each, cost_index = picks
             values = [amount_of(record) for amount_of in distinct]
-            self._actual = actual = [values[index] for index in each]
+            self._actual = actual = values if each is None else [values[index] for index in each]
             if self._cost_of is not None:
                 self.cost = values[cost_index] if cost_index >= 0 else self._cost_of(record)
             self._store.settle(self._asks, actual)
