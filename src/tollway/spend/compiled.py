@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import cast
 
 from tollway.errors import ForbiddenError
 from tollway.metering.llm import TokenPrice
@@ -131,11 +130,12 @@ class Compiled:
         self._rate_keys: list[tuple[int, str, str] | None] = [None] * len(rates)
         self._texts = tuple(RateText(rate.limit) for _, (rate, _, _), _ in rates)  # each rate limit's header values
         self._shape: Shape | None = None
-        # for the last shape: its asks (None in a sliding rate limit's place), all of them when none slides, and
-        # (place, index among the rates, amount, rate) of each sliding one; each ask's measure, the budgets'
-        self._fixed: tuple[Ask | None, ...] = ()
+        # for the last shape: its asks (_PLACEHOLDER in a sliding rate limit's place), all of them when none slides,
+        # and of each sliding one: (place, index among the rates, amount, rate, window length in microseconds, fresh
+        # TTL, header values)
+        self._fixed: tuple[Ask, ...] = ()
         self._all: tuple[Ask, ...] = ()
-        self._sliding: tuple[tuple[int, int, Decimal, RateLimit], ...] = ()
+        self._sliding: tuple[tuple[int, int, Decimal, RateLimit, int, int, RateText], ...] = ()
         # what goes with the last shape's asks: their measures, picks, budget names and templates (one tuple: read
         # at once with the asks, before an await after which another shape may have compiled)
         self.along: Along = ((), ((), (), -1), (), ())
@@ -150,20 +150,20 @@ class Compiled:
             return self._all, ()
         since = now - EPOCH  # whole microseconds since the epoch (as slide_at counts them)
         micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
-        asks = list(self._fixed)  # a sliding rate limit's place is filled in below
+        asks = list(self._fixed)  # a sliding rate limit's place (a placeholder) is filled in below
         slides: list[HeldRate] = []
-        for place, index, amount, rate in sliding:
-            length = rate.window_s * 1_000_000
+        rate_keys = self._rate_keys
+        for place, index, amount, rate, length, ttl_s, text in sliding:
             bucket, into = divmod(micros, length)
             weight = (length - into) * WEIGHT_SCALE // length
-            keys = self._rate_keys[index]
+            keys = rate_keys[index]
             if keys is None or keys[0] != bucket:
                 _, entity, _ = self._rates[index][1]
                 base = f"rl:{rate.id}:{entity}"
-                keys = self._rate_keys[index] = (bucket, f"{base}:{bucket}", f"{base}:{bucket - 1}")
-            slides.append((place, rate, Slide(bucket, into, length, weight), self._texts[index]))
-            asks[place] = Ask(keys[1], amount, rate.limit, None, 2 * rate.window_s + 60, keys[2], weight)
-        return cast(tuple[Ask, ...], tuple(asks)), tuple(slides)
+                keys = rate_keys[index] = (bucket, f"{base}:{bucket}", f"{base}:{bucket - 1}")
+            slides.append((place, rate, Slide(bucket, into, length, weight), text))
+            asks[place] = Ask(keys[1], amount, rate.limit, None, ttl_s, keys[2], weight)
+        return tuple(asks), tuple(slides)
 
     @property
     def measures(self) -> tuple[Amount, ...]:
@@ -188,8 +188,8 @@ class Compiled:
     def _compile(self, shape: Shape) -> None:
         output, targets = shape
         amounts = [_amount(form, output, targets) for form in self.forms]
-        fixed: list[Ask | None] = []  # None: a sliding rate limit's place
-        sliding: list[tuple[int, int, Decimal, RateLimit]] = []
+        fixed: list[Ask] = []  # _PLACEHOLDER: a sliding rate limit's place
+        sliding: list[tuple[int, int, Decimal, RateLimit, int, int, RateText]] = []
         measures: list[Amount] = []
         templates: list[Governed] = []
         for index, template, feature, customer in self._entitled:
@@ -205,14 +205,18 @@ class Compiled:
             fixed.append(_with(template.ask, amount))
             measures.append(template.amount_of)
             templates.append(template)
+        texts = self._texts
         for index, (measured, (rate, _, _), template) in enumerate(self._rates):
             measures.append(template.amount_of)
             templates.append(template)
             if rate.window is None:  # in flight: holds 1 while the call runs, the same ask every call
                 fixed.append(template.ask)
             else:
-                sliding.append((len(fixed), index, _ONE if measured is None else amounts[measured], rate))
-                fixed.append(None)
+                amount = _ONE if measured is None else amounts[measured]
+                window_s = rate.window_s
+                # the fresh TTL as rate_governed sets it: two windows and a minute
+                sliding.append((len(fixed), index, amount, rate, window_s * 1_000_000, 2 * window_s + 60, texts[index]))
+                fixed.append(_PLACEHOLDER)
         budgets: list[tuple[int, str]] = []
         for index, template in self._budgets:
             if template.name[:7] == "budget:":  # a budget's remainder header (prepaid credits, named "credits": not)
@@ -221,7 +225,7 @@ class Compiled:
             measures.append(template.amount_of)
             templates.append(template)
         self._fixed, self._sliding = tuple(fixed), tuple(sliding)
-        self._all = () if sliding else cast(tuple[Ask, ...], self._fixed)
+        self._all = () if sliding else self._fixed
         distinct = tuple(dict.fromkeys(measures))
         cost = self._cost_of
         cost_index = distinct.index(cost) if cost is not None and cost in distinct else -1
@@ -229,6 +233,9 @@ class Compiled:
         picks = (distinct, None if len(distinct) == len(each) else each, cost_index)  # None: no measure twice
         self.along = (tuple(measures), picks, tuple(budgets), tuple(templates))
         self._shape = shape
+
+
+_PLACEHOLDER = Ask("", _ZERO, None, None)  # a sliding rate limit's place among the kept asks (built per call)
 
 
 def _with(ask: Ask, amount: Decimal) -> Ask:
