@@ -35,7 +35,7 @@ class MemoryCounterStore:
     def reserve_now(self, asks: Sequence[Ask]) -> Reserved:
         # one pass: each ask's counter (a rate counter nobody holds yet starts fresh, added only once held), what
         # it held before, and the tightest limit without room; then either nothing is held or every ask is
-        counters = self._counters
+        get = self._counters.get
         entries: list[_Entry] = []
         before: list[Counter] = []
         missing: list[str] | None = None
@@ -43,7 +43,7 @@ class MemoryCounterStore:
         refused: int | None = None
         tightest = _ZERO
         for ask in asks:
-            entry = counters.get(ask.key)
+            entry = get(ask.key)
             if entry is None:
                 if ask.fresh_ttl_s is None:
                     if missing is None:
@@ -57,20 +57,21 @@ class MemoryCounterStore:
             if missing is not None:
                 continue
             entries.append(entry)
-            used, reserved = entry.used, entry.reserved
+            used = entry.used
+            reserved = entry.reserved
             previous = _ZERO
             if ask.previous is not None:
-                earlier = counters.get(ask.previous)
+                earlier = get(ask.previous)
                 if earlier is not None:
                     previous = earlier.used + earlier.reserved
             before.append(Counter(used, reserved, previous))
             limit = ask.limit
             if limit is None:
                 continue
-            counted = used + reserved
             if previous:
-                counted += previous * ask.weight / WEIGHT_SCALE
-            room = limit - counted  # the tightest limit (least room) is the one named
+                room = limit - (used + reserved + previous * ask.weight / WEIGHT_SCALE)
+            else:
+                room = limit - (used + reserved)  # the tightest limit (least room) is the one named
             if ask.amount > room and (refused is None or room < tightest):
                 refused, tightest = len(before) - 1, room
         if missing is not None:
