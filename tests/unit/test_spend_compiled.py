@@ -55,6 +55,13 @@ class Upstream:
         self.name = name
 
 
+class Counting(Upstream):
+    """A provider that counts a prompt's tokens itself (token_count.CountsTokens)."""
+
+    def count_prompt_tokens(self, prompt: object) -> int:
+        return 42
+
+
 def rules(*, subscribed: bool, gated: bool = False, few: bool = False) -> SpendRules:
     """`few`: one money budget and one requests rate limit (no measure read twice)."""
     features = [
@@ -136,6 +143,8 @@ PROMPT = {"model": "chat", "messages": [{"role": "user", "content": "a question 
         (UNPRICED, PROMPT),
         (ONE, {**PROMPT, "max_tokens": 300, "model": "other"}),  # another prompt: another shape
         (Route("chat", ()), PROMPT),  # no target: nothing measured
+        (Route("chat", (Target(cast(Provider, Counting("a")), "m1"),)), PROMPT),  # one target that counts tokens
+        (Route("chat", (Target(cast(Provider, Counting("a")), "m1"), TWO.targets[1])), PROMPT),
     ],
 )
 def test_a_compiled_plan_asks_what_the_worst_case_calls_ask(

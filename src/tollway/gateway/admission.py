@@ -257,10 +257,16 @@ class GatewayAdmission:
         """The call's worst case as a compiled plan reads it: its output tokens, and its input tokens and provider
         price on each target (what `worst_cases` builds its calls from)."""
         prices = self._state().prices
-        inputs = self._input_tokens(call, route)
-        if len(inputs) == 1:
-            target, tokens = inputs[0]
+        targets = route.targets
+        if len(targets) == 1:  # one target: its input tokens as `_input_tokens` works them out, without its lists
+            target = targets[0]
+            payload = call.payload or {}
+            try:
+                tokens = input_tokens(call.endpoint, target, payload, call.prompt)
+            except ValidationError:
+                tokens = conservative_tokens(payload)
             return self._output(call, route), ((tokens, prices.get((target.provider.name, target.model))),)
+        inputs = self._input_tokens(call, route)
         found = tuple((tokens, prices.get((target.provider.name, target.model))) for target, tokens in inputs)
         return self._output(call, route), found
 
