@@ -29,6 +29,7 @@ from tollway.identity.key_index import Identity
 from tollway.metering.llm import TokenPrice, TokenUsage
 from tollway.metering.meters import BUILT_IN_METERS, Meter
 from tollway.metering.running_totals import Filters
+from tollway.money import decimal_text
 from tollway.spend.admission import SpendAdmission
 from tollway.spend.budgets import Budget
 from tollway.spend.hold import Hold
@@ -239,5 +240,14 @@ async def test_a_compiled_call_whose_limits_measure_apart_settles_each_measure(s
     general = Hold(spend._counters, held.asks, plan.compiled.measures, cost_of=plan.pricing[0])
     general.settle(record)  # the general way: each ask's measure read by itself
     assert (held.cost, held.spend_headers()[:2]) == (general.cost, general.spend_headers()[:2])
+    assert held.spend_headers()[2:] == [
+        (b"x-tollway-budget-remaining", decimal_text(Decimal(10**6) - plan.pricing[0](record)).encode()),
+        (b"x-tollway-budget-name", b"acme-monthly"),
+        (b"x-ratelimit-limit-requests", b"600"),  # one rate limit: its three headers
+        (b"x-ratelimit-remaining-requests", b"599"),
+        (b"x-ratelimit-reset-requests", b"1m43s"),
+    ]
+    held.at = None  # without the call's moment: no rate-limit headers (as before)
+    assert [name for name, _ in held.spend_headers()][2:] == [b"x-tollway-budget-remaining", b"x-tollway-budget-name"]
     counters = await spend._counters.read([ask.key for ask in held.asks])
     assert [c.used for c in counters if c is not None] == [2 * m(record) for m in plan.compiled.measures]
