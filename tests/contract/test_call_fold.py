@@ -12,11 +12,9 @@ same count of skipped values.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +23,6 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from tollway.adapters.sql.call_fold import call_columns
-from tollway.adapters.sql.engine import create_sql_engine
-from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.rollups import _events_between, fold
 from tollway.adapters.sql.schema import meter_rollups
 from tollway.adapters.sql.store import SqlEventStore
@@ -133,22 +129,6 @@ def check(engine: Engine, raw: list[tuple[LlmCall, str | None, bool]], early: bo
         got = stored_partials(engine, meter.slug)
         assert signature(got, meter.aggregation) == signature(expected.partials, meter.aggregation), meter.slug
         assert skipped == expected.skipped, meter.slug
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_sql_engine(f"sqlite:///{tmp_path / 'fold.db'}")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = create_sql_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def clear(engine: Engine) -> None:

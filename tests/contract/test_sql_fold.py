@@ -11,10 +11,8 @@ bucket by bucket, with the same count of skipped values.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.fold import sql_foldable
-from tollway.adapters.sql.migrate import upgrade
 from tollway.adapters.sql.rollups import _events_between, fold
 from tollway.adapters.sql.schema import meter_rollups
 from tollway.adapters.sql.store import SqlEventStore
@@ -123,22 +119,6 @@ def check(engine: Engine, raw: list[tuple[Any, ...]], aggregation: Aggregation, 
     expected = contribute(meter, stored)
     assert signature(got, aggregation) == signature(expected.partials, aggregation)
     assert skipped == expected.skipped
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_sql_engine(f"sqlite:///{tmp_path / 'fold.db'}")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = create_sql_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def clear(engine: Engine) -> None:
