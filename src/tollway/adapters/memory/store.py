@@ -12,9 +12,10 @@ from datetime import datetime
 from tollway.clock import Clock, SystemClock
 from tollway.errors import ConflictError, UnavailableError
 from tollway.metering.events import Event, to_micros
-from tollway.metering.llm import LlmCall, llm_call_events
+from tollway.metering.llm import LlmCall
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.ports import EventFilter, IngestStats, ListedEvent, RollupSnapshot, Subject
+from tollway.metering.records import expand
 from tollway.metering.rollup import DAY_US, PartialRow, UniqueRow, contribute
 
 
@@ -39,13 +40,7 @@ class MemoryEventStore:
             raise UnavailableError("memory store set unavailable")
 
     async def insert_usage(self, items: Sequence[Event | LlmCall]) -> int:
-        events: list[Event] = []
-        for item in items:
-            if isinstance(item, LlmCall):
-                events.extend(llm_call_events(item))
-            else:
-                events.append(item)
-        return await self.insert_events(events)
+        return await self.insert_events(expand(items))
 
     async def insert_events(self, events: Sequence[Event]) -> int:
         self._check()
