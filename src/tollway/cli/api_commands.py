@@ -20,6 +20,21 @@ from tollway.cli.local_api import LocalApi
 from tollway.cli.services import run_services
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
+# A budget's or a rate limit's setting for when Redis is unreachable: on create, and on update (where
+# "default" clears it back to TOLLWAY_SPEND_REDIS_FAILURE).
+OnRedisFailure = Annotated[
+    str | None,
+    typer.Option(
+        "--on-redis-failure",
+        help="Redis unreachable: open (admit unchecked) or closed (refuse); default: TOLLWAY_SPEND_REDIS_FAILURE.",
+    ),
+]
+NewOnRedisFailure = Annotated[
+    str | None,
+    typer.Option(
+        "--on-redis-failure", help="Redis unreachable: open, closed, or default (TOLLWAY_SPEND_REDIS_FAILURE)."
+    ),
+]
 FileOption = Annotated[
     Path | None,
     typer.Option("--file", "-f", help="YAML or JSON file holding the API's request body (OpenMeter's shape)."),

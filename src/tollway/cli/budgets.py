@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from tollway.cli.api_commands import JsonOption, fields_table, grid, items_of, request, show
+from tollway.cli.api_commands import (
+    JsonOption,
+    NewOnRedisFailure,
+    OnRedisFailure,
+    fields_table,
+    grid,
+    items_of,
+    request,
+    show,
+)
 from tollway.cli.commands import Commands
 
 budgets_app = Commands(help="Budgets: list, show, create, update, delete.")
@@ -68,13 +77,7 @@ def budgets_create(
     window: Annotated[str, typer.Option(help="billing_period, month, day, hour or lifetime.")] = "billing_period",
     soft: Annotated[bool, typer.Option("--soft", help="Count only; never refuse a call.")] = False,
     name: Annotated[str | None, typer.Option(help="A display name.")] = None,
-    on_redis_failure: Annotated[
-        str | None,
-        typer.Option(
-            "--on-redis-failure",
-            help="Redis unreachable: open (admit unchecked) or closed (refuse); default: TOLLWAY_SPEND_REDIS_FAILURE.",
-        ),
-    ] = None,
+    on_redis_failure: OnRedisFailure = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a budget on a customer, a consumer or an API key.
@@ -113,12 +116,7 @@ def budgets_update(
     hard: Annotated[
         bool | None, typer.Option("--hard/--soft", help="Refuse calls (hard) or only count (soft).")
     ] = None,
-    on_redis_failure: Annotated[
-        str | None,
-        typer.Option(
-            "--on-redis-failure", help="Redis unreachable: open, closed, or default (TOLLWAY_SPEND_REDIS_FAILURE)."
-        ),
-    ] = None,
+    on_redis_failure: NewOnRedisFailure = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a budget's limit, window, hardness or what it does when Redis is unreachable.

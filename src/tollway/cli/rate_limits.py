@@ -10,7 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
-from tollway.cli.api_commands import JsonOption, fields_table, grid, items_of, request, show
+from tollway.cli.api_commands import (
+    JsonOption,
+    NewOnRedisFailure,
+    OnRedisFailure,
+    fields_table,
+    grid,
+    items_of,
+    request,
+    show,
+)
 from tollway.cli.commands import Commands
 
 rate_limits_app = Commands(help="Rate limits: list, show, create, update, delete.")
@@ -62,13 +71,7 @@ def rate_limits_create(
     model: Annotated[str | None, typer.Option(help="On this model (its name), or '*' for each.")] = None,
     window: Annotated[str | None, typer.Option(help="minute (default), hour or day; none for in_flight.")] = None,
     name: Annotated[str | None, typer.Option(help="A display name.")] = None,
-    on_redis_failure: Annotated[
-        str | None,
-        typer.Option(
-            "--on-redis-failure",
-            help="Redis unreachable: open (admit unchecked) or closed (refuse); default: TOLLWAY_SPEND_REDIS_FAILURE.",
-        ),
-    ] = None,
+    on_redis_failure: OnRedisFailure = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a rate limit on a consumer, an API key, a customer or a model.
@@ -95,12 +98,7 @@ def rate_limits_update(
     limit: Key,
     new_limit: Annotated[str | None, typer.Option("--limit", help="New limit (decimal).")] = None,
     window: Annotated[str | None, typer.Option(help="New window.")] = None,
-    on_redis_failure: Annotated[
-        str | None,
-        typer.Option(
-            "--on-redis-failure", help="Redis unreachable: open, closed, or default (TOLLWAY_SPEND_REDIS_FAILURE)."
-        ),
-    ] = None,
+    on_redis_failure: NewOnRedisFailure = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a rate limit's limit, window or what it does when Redis is unreachable.
