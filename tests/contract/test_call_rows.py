@@ -16,6 +16,8 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from tests.support.sample_calls import NOW
+from tests.support.sample_calls import sample_call as call
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.ingest import key_hash
 from tollway.adapters.sql.migrate import upgrade
@@ -23,13 +25,11 @@ from tollway.adapters.sql.store import SqlEventStore
 from tollway.clock import FrozenClock
 from tollway.metering.aggregation import MeterQuery
 from tollway.metering.events import Event, from_micros, to_micros
-from tollway.metering.llm import AttemptRecord, LlmCall, TokenPrice, TokenUsage, llm_call_events
+from tollway.metering.llm import AttemptRecord, TokenUsage, llm_call_events
 from tollway.metering.meters import Aggregation, Meter
 from tollway.metering.ports import EventFilter
 from tollway.metering.service import MeteringService
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-PRICE = TokenPrice(input=Decimal("0.0000025"), output=Decimal("0.00001"), cache_read=Decimal("0.00000125"))
 TOKENS = Meter("tokens", "llm.tokens", Aggregation.SUM, "$.tokens", group_by={"type": "$.type"}, managed_by="config")
 
 
@@ -41,25 +41,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     sql = SqlEventStore(engine, FrozenClock(NOW))
     yield sql
     await sql.close()
-
-
-def call(n: int, **changes: Any) -> LlmCall:
-    fields: dict[str, Any] = {
-        "request_id": f"req_{n:04d}",
-        "subject": f"customer-{n % 3}",
-        "time": NOW - timedelta(minutes=60 - n),
-        "model": "gpt-4o",
-        "upstream_model": "gpt-4o-2024-08-06",
-        "provider": "openai",
-        "route": "/v1/chat/completions",
-        "status_code": 200,
-        "streamed": n % 2 == 0,
-        "usage": TokenUsage(input=100 + n, output=20 + n, cache_read=5 * (n % 4), cache_write=n % 5, reasoning=n % 3),
-        "price": PRICE,
-        "duration_ms": 40 + n,
-    }
-    fields.update(changes)
-    return LlmCall(**fields)
 
 
 CALLS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from tests.support.sample_calls import NOW
+from tests.support.sample_calls import sample_call as call
 from tollway.adapters.sql.calls import CallRow, KnownShapes, call_row, derived_hashes
 from tollway.adapters.sql.engine import create_sql_engine
 from tollway.adapters.sql.ingest import _prepare, _prepare_usage, key_hash
@@ -27,7 +29,6 @@ from tollway.metering.events import Event, to_micros
 from tollway.metering.llm import AttemptRecord, LlmCall, TokenPrice, TokenUsage, llm_call_events
 from tollway.metering.ports import EventFilter
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 INT32 = 2**31
 
 texts = st.one_of(st.sampled_from(["gpt-4o", "claude", 'm\u00e9t\u00e9o "q"', "", "a:b", "x\n", "\x00"]), st.text())
@@ -148,25 +149,6 @@ def test_edge_cases_have_rows_where_compaction_kept_them() -> None:
         assert _prepare_usage([case], {}) == through_events(case, {})
         if row is not None:
             assert row.request_id == case.request_id
-
-
-def call(n: int = 1, **changes: Any) -> LlmCall:
-    fields: dict[str, Any] = {
-        "request_id": f"req_{n:04d}",
-        "subject": f"customer-{n % 3}",
-        "time": NOW - timedelta(minutes=60 - n),
-        "model": "gpt-4o",
-        "upstream_model": "gpt-4o-2024-08-06",
-        "provider": "openai",
-        "route": "/v1/chat/completions",
-        "status_code": 200,
-        "streamed": n % 2 == 0,
-        "usage": TokenUsage(input=100 + n, output=20 + n, cache_read=5 * (n % 4), cache_write=n % 5, reasoning=n % 3),
-        "price": TokenPrice(Decimal("0.0000025"), Decimal("0.00001"), Decimal("0.00000125")),
-        "duration_ms": 40 + n,
-    }
-    fields.update(changes)
-    return LlmCall(**fields)
 
 
 def plain_event(n: int) -> Event:
