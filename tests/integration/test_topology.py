@@ -193,9 +193,10 @@ async def test_two_gateways_two_workers_kill_a_gateway_and_a_worker_mid_load(
     on_a, on_b = Load(a), Load(b)
     loads = [asyncio.create_task(on_a.run()), asyncio.create_task(on_b.run())]
     deadline = time.monotonic() + 60
-    while len(on_a.answered) < KILL_AFTER or len(on_b.answered) < KILL_AFTER:
+    # kill A while one of its streams is under way (between a stream's end and the next one's headers, none is)
+    while len(on_a.answered) < KILL_AFTER or len(on_b.answered) < KILL_AFTER or len(on_a.started) <= len(on_a.answered):
         assert time.monotonic() < deadline, (len(on_a.answered), len(on_b.answered))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.001)
     in_flight_on_a = len(on_a.started) - len(on_a.answered)
     await asyncio.to_thread(a.kill)  # with streams in flight
     workers[0].process.kill()
